@@ -1,0 +1,40 @@
+# MemoryGraph developer entry points. `make help` lists them.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# Tools built from source (helm, ...) live outside the repository and are reused between runs.
+TOOLS_DIR ?= $(HOME)/.cache/memorygraph/bin
+
+.PHONY: help install serve test generate check-generated lint tools
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed ## create .venv and install the project with its dev tools
+
+serve: install ## run the data plane on the embedded default (./data, gRPC :50051, metrics :9090)
+	$(VENV)/bin/memorygraph serve
+
+tools: ## build the command-line tools the tests use (helm) from Go modules into TOOLS_DIR
+	TOOLS_DIR=$(TOOLS_DIR) bash hack/tools.sh
+
+test: install tools ## install everything, then run the whole test suite
+	PATH="$(TOOLS_DIR):$$PATH" $(PY) -m pytest
+
+generate: install ## regenerate protobuf bindings and other generated files
+	$(PY) -m memorygraph._generate
+
+check-generated: install ## fail when a generated file is stale
+	$(PY) -m memorygraph._generate --check
+
+lint: install ## ruff and mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy dataplane/memorygraph operator/memorygraph_operator

@@ -1,0 +1,1 @@
+"""Graph rules: sessions, nodes, edges, LLM turns, templates, queries and traversal."""

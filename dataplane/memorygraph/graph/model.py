@@ -1,0 +1,82 @@
+"""Domain objects of the graph: nodes, edges and their kinds. No protobuf, no storage here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+__all__ = ["Direction", "Edge", "EdgeKey", "EdgeKind", "Node", "NodeKind", "SessionState"]
+
+
+class NodeKind(StrEnum):
+    SESSION = "session"
+    PROMPT = "prompt"
+    RESPONSE = "response"
+    TOOL_INVOCATION = "tool_invocation"
+    AGENT = "agent"
+    TEMPLATE = "template"
+
+    @property
+    def is_global(self) -> bool:
+        """Global nodes belong to no session."""
+        return self in (NodeKind.AGENT, NodeKind.TEMPLATE)
+
+
+class EdgeKind(StrEnum):
+    BELONGS_TO = "belongs_to"
+    RESPONDS_TO = "responds_to"
+    FOLLOWS = "follows"
+    INVOKES = "invokes"
+    HANDLED_BY = "handled_by"
+    INSTANTIATES = "instantiates"
+    INHERITS = "inherits"
+    TRANSFERS_TO = "transfers_to"
+    REFERENCES = "references"
+
+
+class Direction(StrEnum):
+    OUTGOING = "outgoing"
+    INCOMING = "incoming"
+    BOTH = "both"
+
+
+class SessionState(StrEnum):
+    ACTIVE = "active"
+    CLOSED = "closed"
+
+
+@dataclass(slots=True)
+class Node:
+    """A node of any kind.
+
+    `attrs` holds the kind-specific fields (a response's prompt_id and token counts, a session's
+    state, a template's variables, ...). Times are microseconds since the Unix epoch.
+    `session_id` is None for global nodes and equals `id` for session nodes.
+    """
+
+    id: bytes
+    kind: NodeKind
+    session_id: bytes | None
+    content: str = ""
+    metadata: dict[str, str] = field(default_factory=dict)
+    create_time: int = 0
+    update_time: int = 0
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+
+EdgeKey = tuple[bytes, EdgeKind, bytes]
+"""(source id, kind, target id): an edge's identity; at most one edge per key."""
+
+
+@dataclass(slots=True)
+class Edge:
+    source_id: bytes
+    target_id: bytes
+    kind: EdgeKind
+    metadata: dict[str, str] = field(default_factory=dict)
+    create_time: int = 0
+
+    @property
+    def key(self) -> EdgeKey:
+        return (self.source_id, self.kind, self.target_id)

@@ -1,0 +1,225 @@
+"""Queries over the time-ordered indexes: filters, pages and streams.
+
+A page token is opaque to clients: base64url of a version byte, a fingerprint of the filter it
+belongs to, and the (create time, node id) position after which the next page starts. Metadata
+filters need the records, so a page stops after `SCAN_BUDGET` index entries even when it is not
+full, and hands back a token to go on; a query therefore costs bounded work per call.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import heapq
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from memorygraph.errors import InvalidArgument
+from memorygraph.graph.model import Node, NodeKind, SessionState
+from memorygraph.store import GraphStore
+from memorygraph.store.keys import MAX_TIME
+
+__all__ = [
+    "DEFAULT_PAGE_SIZE",
+    "MAX_PAGE_SIZE",
+    "Page",
+    "QueryFilter",
+    "list_sessions",
+    "run_query",
+    "stream_query",
+]
+
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+DEFAULT_BATCH_SIZE = 256
+SCAN_BUDGET = 10_000
+_TOKEN_VERSION = 1
+
+Position = tuple[int, bytes]  # (create time, node id)
+
+
+@dataclass(frozen=True, slots=True)
+class QueryFilter:
+    session_id: bytes | None = None
+    kinds: frozenset[NodeKind] = frozenset()
+    start_time: int = 0  # inclusive, microseconds
+    end_time: int = MAX_TIME  # exclusive
+    metadata: tuple[tuple[str, str], ...] = ()
+    descending: bool = False
+
+    def fingerprint(self) -> bytes:
+        text = repr(
+            (
+                self.session_id,
+                sorted(self.kinds),
+                self.start_time,
+                self.end_time,
+                sorted(self.metadata),
+                self.descending,
+            )
+        )
+        return hashlib.blake2b(text.encode(), digest_size=8).digest()
+
+    def matches(self, node: Node) -> bool:
+        return all(node.metadata.get(k) == v for k, v in self.metadata)
+
+
+@dataclass(slots=True)
+class Page:
+    nodes: list[Node] = field(default_factory=list)
+    next_page_token: str = ""
+
+
+def page_size(limit: int, *, default: int = DEFAULT_PAGE_SIZE, cap: int = MAX_PAGE_SIZE) -> int:
+    """0 means the default; values above the cap are clamped to it; negatives are refused."""
+    if limit < 0:
+        raise InvalidArgument(f"limit must not be negative (got {limit})")
+    return min(limit or default, cap)
+
+
+def encode_token(fingerprint: bytes, position: Position) -> str:
+    raw = bytes([_TOKEN_VERSION]) + fingerprint + position[0].to_bytes(8) + position[1]
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_token(token: str, fingerprint: bytes) -> Position | None:
+    if not token:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    except ValueError:
+        raw = b""
+    if len(raw) != 33 or raw[0] != _TOKEN_VERSION:
+        raise InvalidArgument("page_token is malformed; pass next_page_token back unchanged")
+    if raw[1:9] != fingerprint:
+        raise InvalidArgument(
+            "page_token belongs to a different query; keep the filters the same while paging"
+        )
+    return int.from_bytes(raw[9:17]), raw[17:]
+
+
+def _positions(store: GraphStore, query: QueryFilter, after: Position | None) -> Iterator[Position]:
+    """Index positions matching the session/kind/time filters, in query order, after `after`."""
+    start, end, reverse = query.start_time, query.end_time, query.descending
+    if after is not None:
+        if reverse:
+            end = min(end, after[0] + 1)
+        else:
+            start = max(start, after[0])
+    candidates: Iterator[Position]
+    if query.session_id is not None:
+        kinds = query.kinds
+        candidates = (
+            (t, nid)
+            for t, nid, kind in store.scan_session(query.session_id, start, end, reverse=reverse)
+            if not kinds or kind in kinds
+        )
+    else:
+        kinds = query.kinds or frozenset(NodeKind)
+        per_kind = [
+            ((t, nid) for t, nid, _ in store.scan_kind(kind, start, end, reverse=reverse))
+            for kind in sorted(kinds)
+        ]
+        candidates = heapq.merge(*per_kind, reverse=reverse) if len(per_kind) > 1 else per_kind[0]
+    if after is None:
+        return candidates
+    if reverse:
+        return itertools.dropwhile(lambda p: p >= after, candidates)
+    return itertools.dropwhile(lambda p: p <= after, candidates)
+
+
+def _scan(
+    store: GraphStore, query: QueryFilter, after: Position | None, want: int, budget: int
+) -> tuple[list[Node], Position | None, bool]:
+    """Up to `want` matching nodes; (nodes, last position looked at, index exhausted)."""
+    found: list[Node] = []
+    last: Position | None = None
+    positions = _positions(store, query, after)
+    scanned = 0
+    while len(found) < want and scanned < budget:
+        chunk = list(itertools.islice(positions, min(want - len(found), budget - scanned)))
+        if not chunk:
+            return found, last, True
+        scanned += len(chunk)
+        for position, node in zip(chunk, store.get_nodes([nid for _, nid in chunk]), strict=True):
+            last = position
+            if node is not None and query.matches(node):
+                found.append(node)
+                if len(found) == want:
+                    break
+    return found, last, False
+
+
+def run_query(store: GraphStore, query: QueryFilter, *, limit: int, page_token: str) -> Page:
+    want = page_size(limit)
+    fingerprint = query.fingerprint()
+    after = decode_token(page_token, fingerprint)
+    nodes, last, exhausted = _scan(store, query, after, want, max(SCAN_BUDGET, want))
+    if exhausted or last is None:
+        return Page(nodes)
+    # A full page may be the last one; peeking one entry ahead keeps the token honest.
+    more = next(iter(_positions(store, query, last)), None) is not None
+    return Page(nodes, encode_token(fingerprint, last) if more else "")
+
+
+def stream_query(
+    store: GraphStore, query: QueryFilter, *, batch_size: int, limit: int
+) -> Iterator[list[Node]]:
+    """Every matching node, in batches of `batch_size`, stopping after `limit` (0 = all)."""
+    size = page_size(batch_size, default=DEFAULT_BATCH_SIZE)
+    if limit < 0:
+        raise InvalidArgument(f"limit must not be negative (got {limit})")
+    remaining = limit or None
+    after: Position | None = None
+    while remaining is None or remaining > 0:
+        want = size if remaining is None else min(size, remaining)
+        nodes, last, exhausted = _scan(store, query, after, want, SCAN_BUDGET)
+        if nodes:
+            yield nodes
+            if remaining is not None:
+                remaining -= len(nodes)
+        if exhausted or last is None:
+            return
+        after = last
+
+
+def list_sessions(
+    store: GraphStore,
+    *,
+    limit: int,
+    page_token: str,
+    state: SessionState | None,
+    user_id: str,
+) -> Page:
+    """Sessions newest first, optionally only one state or one user's."""
+    want = page_size(limit)
+    fingerprint = hashlib.blake2b(
+        repr(("sessions", state, user_id)).encode(), digest_size=8
+    ).digest()
+    after = decode_token(page_token, fingerprint)
+    end = MAX_TIME if after is None else after[0] + 1
+    positions = (
+        (t, nid)
+        for t, nid, _ in store.scan_kind(NodeKind.SESSION, 0, end, reverse=True)
+        if after is None or (t, nid) < after
+    )
+    sessions: list[Node] = []
+    last: Position | None = None
+    scanned = 0
+    while len(sessions) < want and scanned < SCAN_BUDGET:
+        chunk = list(itertools.islice(positions, want - len(sessions)))
+        if not chunk:
+            return Page(sessions)
+        scanned += len(chunk)
+        for position, node in zip(chunk, store.get_nodes([n for _, n in chunk]), strict=True):
+            last = position
+            if node is None:
+                continue
+            if (state is None or node.attrs["state"] == state) and (
+                not user_id or node.attrs["user_id"] == user_id
+            ):
+                sessions.append(node)
+    if last is None or next(positions, None) is None:
+        return Page(sessions)
+    return Page(sessions, encode_token(fingerprint, last))

@@ -1,0 +1,526 @@
+"""The graph rules: what each write means for sessions, nodes and edges.
+
+Every write runs as one `Transaction` under the writer lock (reads of the graph state and the
+write they lead to cannot interleave with another writer), then commits as one batch. Reads take
+no lock. This module knows nothing of protobuf or RocksDB.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from memorygraph.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from memorygraph.graph import templates
+from memorygraph.graph.model import (
+    Direction,
+    Edge,
+    EdgeKey,
+    EdgeKind,
+    Node,
+    NodeKind,
+    SessionState,
+)
+from memorygraph.graph.query import Page, QueryFilter, list_sessions, run_query, stream_query
+from memorygraph.graph.traverse import Traversal, traverse
+from memorygraph.graph.tx import Transaction
+from memorygraph.ids import format_id, new_id
+from memorygraph.store import GraphStore
+
+__all__ = ["GraphService", "NewNode"]
+
+# Attributes a caller may set per kind through CreateNode; anything else is the server's.
+_SETTABLE_ATTRS: dict[NodeKind, frozenset[str]] = {
+    NodeKind.PROMPT: frozenset({"model", "role", "template_id"}),
+    NodeKind.RESPONSE: frozenset(
+        {"prompt_id", "model", "prompt_tokens", "completion_tokens", "total_tokens",
+         "finish_reason", "latency_ms"}
+    ),
+    NodeKind.TOOL_INVOCATION: frozenset(
+        {"response_id", "tool_name", "arguments", "result", "status", "duration_ms"}
+    ),
+    NodeKind.AGENT: frozenset({"name", "description", "capabilities"}),
+}
+
+
+@dataclass(slots=True)
+class NewNode:
+    """A node to create; `node_id` None lets the server assign a UUIDv7."""
+
+    kind: NodeKind
+    session_id: bytes | None = None
+    content: str = ""
+    metadata: dict[str, str] = field(default_factory=dict)
+    attrs: dict[str, Any] = field(default_factory=dict)
+    node_id: bytes | None = None
+
+
+def _now_micros() -> int:
+    return time.time_ns() // 1000
+
+
+def _check_metadata(metadata: dict[str, str]) -> None:
+    for key in metadata:
+        if not key:
+            raise InvalidArgument("metadata keys must not be empty")
+
+
+class GraphService:
+    def __init__(
+        self,
+        store: GraphStore,
+        *,
+        sync: bool = True,
+        clock: Callable[[], int] = _now_micros,
+    ) -> None:
+        self.store = store
+        self.sync = sync
+        self.clock = clock
+        self._write_lock = threading.Lock()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Transaction]:
+        with self._write_lock:
+            tx = Transaction(self.store)
+            yield tx
+            self.store.commit(tx.changes(), sync=self.sync)
+
+    # -- lookups -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _require(node: Node | None, node_id: bytes, what: str = "node") -> Node:
+        if node is None:
+            raise NotFound(f"{what} {format_id(node_id)} not found")
+        return node
+
+    def _require_kind(self, tx: Transaction | None, node_id: bytes, kind: NodeKind) -> Node:
+        node = tx.get_node(node_id) if tx else self.store.get_node(node_id)
+        label = kind.value.replace("_", " ")
+        node = self._require(node, node_id, label)
+        if node.kind is not kind:
+            raise NotFound(f"{label} {format_id(node_id)} not found (that id is a {node.kind})")
+        return node
+
+    def _writable_session(self, tx: Transaction, session_id: bytes) -> Node:
+        session = self._require_kind(tx, session_id, NodeKind.SESSION)
+        if session.attrs["state"] != SessionState.ACTIVE:
+            raise FailedPrecondition(
+                f"session {format_id(session_id)} is closed; create a new session to record "
+                "more turns"
+            )
+        return session
+
+    def get_node(self, node_id: bytes) -> Node:
+        return self._require(self.store.get_node(node_id), node_id)
+
+    def get_nodes(self, node_ids: list[bytes]) -> tuple[list[Node], list[bytes]]:
+        found, missing = [], []
+        for node_id, node in zip(node_ids, self.store.get_nodes(node_ids), strict=True):
+            if node is None:
+                missing.append(node_id)
+            else:
+                found.append(node)
+        return found, missing
+
+    # -- sessions ----------------------------------------------------------------------------
+
+    def create_session(
+        self,
+        *,
+        session_id: bytes | None = None,
+        title: str = "",
+        user_id: str = "",
+        agent_id: str = "",
+        model: str = "",
+        metadata: dict[str, str] | None = None,
+    ) -> Node:
+        _check_metadata(metadata or {})
+        with self._transaction() as tx:
+            node_id = session_id or new_id()
+            if tx.get_node(node_id) is not None:
+                raise AlreadyExists(f"a node with id {format_id(node_id)} already exists")
+            now = self.clock()
+            session = Node(
+                id=node_id,
+                kind=NodeKind.SESSION,
+                session_id=node_id,
+                content=title,
+                metadata=dict(metadata or {}),
+                create_time=now,
+                update_time=now,
+                attrs={
+                    "state": SessionState.ACTIVE.value,
+                    "user_id": user_id,
+                    "agent_id": agent_id,
+                    "model": model,
+                    "close_time": 0,
+                    "prompt_tokens": 0,
+                    "completion_tokens": 0,
+                    "total_tokens": 0,
+                },
+            )
+            tx.create(session)
+        return session
+
+    def get_session(self, session_id: bytes) -> Node:
+        return self._require_kind(None, session_id, NodeKind.SESSION)
+
+    def close_session(self, session_id: bytes) -> Node:
+        with self._transaction() as tx:
+            session = self._require_kind(tx, session_id, NodeKind.SESSION)
+            if session.attrs["state"] == SessionState.CLOSED:
+                return session
+            now = self.clock()
+            closed = replace(
+                session,
+                update_time=now,
+                attrs={**session.attrs, "state": SessionState.CLOSED.value, "close_time": now},
+            )
+            tx.update(session, closed)
+        return closed
+
+    def delete_session(self, session_id: bytes) -> tuple[int, int]:
+        """Delete a session and everything in it; returns (nodes, edges) deleted."""
+        with self._transaction() as tx:
+            session = self._require_kind(tx, session_id, NodeKind.SESSION)
+            members = [node_id for _, node_id, _ in self.store.scan_session(session_id)]
+            nodes = [n for n in self.store.get_nodes(members) if n is not None]
+            edges: dict[EdgeKey, Edge] = {}
+            for node in [*nodes, session]:
+                for edge in self.store.edges(node.id, Direction.BOTH):
+                    edges[edge.key] = edge
+                tx.delete(node)
+            for edge in edges.values():
+                tx.delete_edge(edge)
+        return len(nodes) + 1, len(edges)
+
+    def list_sessions(
+        self, *, limit: int, page_token: str, state: SessionState | None, user_id: str
+    ) -> Page:
+        return list_sessions(
+            self.store, limit=limit, page_token=page_token, state=state, user_id=user_id
+        )
+
+    # -- nodes -------------------------------------------------------------------------------
+
+    def create_node(self, spec: NewNode) -> Node:
+        return self.create_nodes([spec])[0]
+
+    def create_nodes(self, specs: list[NewNode]) -> list[Node]:
+        """Create every node (with its automatic edges) in one batch, or none."""
+        if not specs:
+            raise InvalidArgument("at least one node is required")
+        with self._transaction() as tx:
+            return [self._create_in(tx, spec, index=i if len(specs) > 1 else None)
+                    for i, spec in enumerate(specs)]
+
+    def _create_in(self, tx: Transaction, spec: NewNode, index: int | None = None) -> Node:
+        where = f"requests[{index}]: " if index is not None else ""
+        try:
+            return self._create_checked(tx, spec)
+        except (InvalidArgument, NotFound, AlreadyExists, FailedPrecondition) as exc:
+            if not where:
+                raise
+            raise type(exc)(where + str(exc)) from None
+
+    def _create_checked(self, tx: Transaction, spec: NewNode) -> Node:
+        kind = spec.kind
+        if kind is NodeKind.SESSION:
+            raise InvalidArgument("sessions are created with CreateSession, not CreateNode")
+        if kind is NodeKind.TEMPLATE:
+            raise InvalidArgument("templates are created with CreateTemplate, not CreateNode")
+        unknown = set(spec.attrs) - _SETTABLE_ATTRS[kind]
+        if unknown:
+            raise InvalidArgument(f"{kind} nodes have no fields {', '.join(sorted(unknown))}")
+        _check_metadata(spec.metadata)
+        if kind in (NodeKind.PROMPT, NodeKind.RESPONSE) and not spec.content.strip():
+            raise InvalidArgument(f"content is required for a {kind}")
+        if kind is NodeKind.TOOL_INVOCATION and not spec.attrs.get("tool_name"):
+            raise InvalidArgument("tool_name is required for a tool invocation")
+        node_id = spec.node_id or new_id()
+        if tx.get_node(node_id) is not None:
+            raise AlreadyExists(f"a node with id {format_id(node_id)} already exists")
+
+        attrs = dict(spec.attrs)
+        session_id = spec.session_id
+        edges: list[tuple[EdgeKind, bytes]] = []
+        if kind is NodeKind.AGENT:
+            if session_id is not None:
+                raise InvalidArgument("agents are global nodes: leave session_id empty")
+        elif kind is NodeKind.RESPONSE and attrs.get("prompt_id"):
+            prompt = self._require_kind(tx, attrs["prompt_id"], NodeKind.PROMPT)
+            session_id = self._same_session(session_id, prompt)
+            attrs["prompt_id"] = format_id(prompt.id)
+            edges.append((EdgeKind.RESPONDS_TO, prompt.id))
+        elif kind is NodeKind.TOOL_INVOCATION and attrs.get("response_id"):
+            response = self._require_kind(tx, attrs["response_id"], NodeKind.RESPONSE)
+            session_id = self._same_session(session_id, response)
+            attrs["response_id"] = format_id(response.id)
+            edges.append((EdgeKind.INVOKES, response.id))
+        if kind is NodeKind.PROMPT and attrs.get("template_id"):
+            template = self._require_kind(tx, attrs["template_id"], NodeKind.TEMPLATE)
+            attrs["template_id"] = format_id(template.id)
+            edges.append((EdgeKind.INSTANTIATES, template.id))
+        if not kind.is_global:
+            if session_id is None:
+                raise InvalidArgument(f"session_id is required for a {kind}")
+            session = self._writable_session(tx, session_id)
+            if kind is NodeKind.PROMPT:
+                edges.append((EdgeKind.BELONGS_TO, session.id))
+                previous = tx.last_prompt(session.id)
+                if previous is not None:
+                    edges.append((EdgeKind.FOLLOWS, previous))
+            if kind is NodeKind.RESPONSE:
+                usage = {k: int(attrs.get(k, 0)) for k in
+                         ("prompt_tokens", "completion_tokens", "total_tokens")}
+                if min(usage.values()) < 0:
+                    raise InvalidArgument("token counts must not be negative")
+                if not usage["total_tokens"]:
+                    usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+                attrs.update(usage)
+                totals = {k: session.attrs[k] + v for k, v in usage.items()}
+                tx.update(session, replace(session, attrs={**session.attrs, **totals}))
+
+        now = self.clock()
+        node = Node(
+            id=node_id,
+            kind=kind,
+            session_id=session_id,
+            content=spec.content,
+            metadata=dict(spec.metadata),
+            create_time=now,
+            update_time=now,
+            attrs=attrs,
+        )
+        tx.create(node)
+        for edge_kind, target in edges:
+            tx.create_edge(Edge(node_id, target, edge_kind, {}, now))
+        return node
+
+    @staticmethod
+    def _same_session(session_id: bytes | None, parent: Node) -> bytes | None:
+        if session_id is not None and parent.session_id != session_id:
+            raise InvalidArgument(
+                f"{parent.kind} {format_id(parent.id)} belongs to another session than "
+                f"session_id {format_id(session_id)}"
+            )
+        return parent.session_id
+
+    def update_node(
+        self, node_id: bytes, *, content: str | None, metadata: dict[str, str] | None
+    ) -> Node:
+        """Replace the content and/or metadata of a node (None leaves a field as it is)."""
+        if metadata is not None:
+            _check_metadata(metadata)
+        with self._transaction() as tx:
+            node = self._require(tx.get_node(node_id), node_id)
+            if node.kind is NodeKind.SESSION:
+                raise InvalidArgument("sessions are changed with CloseSession, not UpdateNode")
+            if node.session_id is not None:
+                self._writable_session(tx, node.session_id)
+            if content is not None and not content.strip() and node.kind in (
+                NodeKind.PROMPT, NodeKind.RESPONSE, NodeKind.TEMPLATE
+            ):
+                raise InvalidArgument(f"content of a {node.kind} must not be empty")
+            updated = replace(
+                node,
+                content=node.content if content is None else content,
+                metadata=dict(node.metadata) if metadata is None else dict(metadata),
+                update_time=self.clock(),
+            )
+            tx.update(node, updated)
+        return updated
+
+    def delete_node(self, node_id: bytes) -> int:
+        """Delete a node and every edge touching it; returns the number of edges deleted."""
+        with self._transaction() as tx:
+            node = self._require(tx.get_node(node_id), node_id)
+            if node.kind is NodeKind.SESSION:
+                raise FailedPrecondition(
+                    f"node {format_id(node_id)} is a session: delete it with DeleteSession, "
+                    "which also deletes everything in it"
+                )
+            edges = list(self.store.edges(node_id, Direction.BOTH))
+            for edge in edges:
+                tx.delete_edge(edge)
+            if node.kind is NodeKind.RESPONSE and node.session_id is not None:
+                session = tx.get_node(node.session_id)
+                if session is not None:
+                    totals = {
+                        k: session.attrs[k] - int(node.attrs.get(k, 0))
+                        for k in ("prompt_tokens", "completion_tokens", "total_tokens")
+                    }
+                    tx.update(session, replace(session, attrs={**session.attrs, **totals}))
+            tx.delete(node)
+        return len(edges)
+
+    # -- edges -------------------------------------------------------------------------------
+
+    def create_edge(
+        self, source_id: bytes, target_id: bytes, kind: EdgeKind, metadata: dict[str, str]
+    ) -> Edge:
+        _check_metadata(metadata)
+        if source_id == target_id:
+            raise InvalidArgument("an edge cannot connect a node to itself")
+        with self._transaction() as tx:
+            source = self._require(tx.get_node(source_id), source_id, "source node")
+            self._require(tx.get_node(target_id), target_id, "target node")
+            if source.session_id is not None:
+                self._writable_session(tx, source.session_id)
+            if tx.get_edge((source_id, kind, target_id)) is not None:
+                raise AlreadyExists(
+                    f"a {kind} edge from {format_id(source_id)} to {format_id(target_id)} "
+                    "already exists"
+                )
+            edge = Edge(source_id, target_id, kind, dict(metadata), self.clock())
+            tx.create_edge(edge)
+        return edge
+
+    def get_edges(
+        self, node_id: bytes, direction: Direction, kinds: list[EdgeKind]
+    ) -> list[Edge]:
+        self.get_node(node_id)
+        return list(self.store.edges(node_id, direction, kinds))
+
+    def delete_edge(self, source_id: bytes, target_id: bytes, kind: EdgeKind) -> None:
+        with self._transaction() as tx:
+            edge = tx.get_edge((source_id, kind, target_id))
+            if edge is None:
+                raise NotFound(
+                    f"no {kind} edge from {format_id(source_id)} to {format_id(target_id)}"
+                )
+            tx.delete_edge(edge)
+
+    # -- LLM turns ---------------------------------------------------------------------------
+
+    def add_prompt(self, session_id: bytes, content: str, **attrs: Any) -> Node:
+        metadata = attrs.pop("metadata", {})
+        return self.create_node(
+            NewNode(NodeKind.PROMPT, session_id, content, metadata, attrs)
+        )
+
+    def add_response(self, prompt_id: bytes, content: str, **attrs: Any) -> Node:
+        metadata = attrs.pop("metadata", {})
+        return self.create_node(
+            NewNode(NodeKind.RESPONSE, None, content, metadata, {"prompt_id": prompt_id, **attrs})
+        )
+
+    def add_tool_invocation(self, response_id: bytes, tool_name: str, **attrs: Any) -> Node:
+        metadata = attrs.pop("metadata", {})
+        attrs = {"response_id": response_id, "tool_name": tool_name, **attrs}
+        return self.create_node(NewNode(NodeKind.TOOL_INVOCATION, None, "", metadata, attrs))
+
+    # -- templates ---------------------------------------------------------------------------
+
+    def create_template(
+        self,
+        *,
+        name: str,
+        content: str,
+        variables: list[templates.TemplateVariable],
+        metadata: dict[str, str],
+        template_id: bytes | None = None,
+    ) -> Node:
+        templates.validate_template(name, content, variables)
+        _check_metadata(metadata)
+        with self._transaction() as tx:
+            node_id = template_id or new_id()
+            if tx.get_node(node_id) is not None:
+                raise AlreadyExists(f"a node with id {format_id(node_id)} already exists")
+            if self.store.template_id(name) is not None:
+                raise AlreadyExists(f"a template named {name!r} already exists")
+            now = self.clock()
+            node = Node(
+                id=node_id,
+                kind=NodeKind.TEMPLATE,
+                session_id=None,
+                content=content,
+                metadata=dict(metadata),
+                create_time=now,
+                update_time=now,
+                attrs={
+                    "name": name,
+                    "variables": [v.to_dict() for v in variables],
+                    "usage_count": 0,
+                },
+            )
+            tx.create(node)
+        return node
+
+    def get_template(self, *, template_id: bytes | None = None, name: str = "") -> Node:
+        if template_id is None:
+            if not name:
+                raise InvalidArgument("template_id or name is required")
+            found = self.store.template_id(name)
+            if found is None:
+                raise NotFound(f"template named {name!r} not found")
+            template_id = found
+        return self._require_kind(None, template_id, NodeKind.TEMPLATE)
+
+    def instantiate_template(
+        self,
+        *,
+        template_id: bytes | None,
+        name: str,
+        values: dict[str, str],
+        session_id: bytes | None,
+        prompt_attrs: dict[str, Any],
+        metadata: dict[str, str],
+    ) -> tuple[str, Node | None]:
+        """Render a template; with a session, also record the text as a prompt there."""
+        template = self.get_template(template_id=template_id, name=name)
+        variables = [templates.TemplateVariable.from_dict(v) for v in template.attrs["variables"]]
+        content = templates.render_template(template.content, variables, values)
+        with self._transaction() as tx:
+            current = self._require_kind(tx, template.id, NodeKind.TEMPLATE)
+            counted = replace(
+                current,
+                attrs={**current.attrs, "usage_count": current.attrs["usage_count"] + 1},
+            )
+            tx.update(current, counted)
+            prompt = None
+            if session_id is not None:
+                prompt = self._create_checked(
+                    tx,
+                    NewNode(
+                        NodeKind.PROMPT,
+                        session_id,
+                        content,
+                        metadata,
+                        {**prompt_attrs, "template_id": template.id},
+                    ),
+                )
+        return content, prompt
+
+    # -- queries -----------------------------------------------------------------------------
+
+    def query(self, query: QueryFilter, *, limit: int, page_token: str) -> Page:
+        return run_query(self.store, query, limit=limit, page_token=page_token)
+
+    def stream_query(self, query: QueryFilter, *, batch_size: int, limit: int) -> Iterator[
+        list[Node]
+    ]:
+        return stream_query(self.store, query, batch_size=batch_size, limit=limit)
+
+    def traverse(
+        self,
+        start_id: bytes,
+        *,
+        edge_kinds: list[EdgeKind],
+        direction: Direction,
+        max_depth: int,
+        max_nodes: int,
+    ) -> Traversal:
+        start = self.get_node(start_id)
+        return traverse(
+            self.store,
+            start,
+            edge_kinds=edge_kinds,
+            direction=direction,
+            max_depth=max_depth,
+            max_nodes=max_nodes,
+        )

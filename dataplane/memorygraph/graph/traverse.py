@@ -1,0 +1,69 @@
+"""Bounded breadth-first traversal from one node along chosen edge kinds."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from memorygraph.errors import InvalidArgument
+from memorygraph.graph.model import Direction, Edge, EdgeKey, EdgeKind, Node
+from memorygraph.store import GraphStore
+
+__all__ = ["DEFAULT_MAX_DEPTH", "MAX_DEPTH", "MAX_NODES", "Traversal", "traverse"]
+
+DEFAULT_MAX_DEPTH = 3
+MAX_DEPTH = 10
+DEFAULT_MAX_NODES = 1000
+MAX_NODES = 10_000
+
+
+@dataclass(slots=True)
+class Traversal:
+    nodes: list[tuple[Node, int]] = field(default_factory=list)  # (node, depth), BFS order
+    edges: list[Edge] = field(default_factory=list)
+    truncated: bool = False
+
+
+def _bounded(value: int, name: str, default: int, cap: int) -> int:
+    if value < 0:
+        raise InvalidArgument(f"{name} must not be negative (got {value})")
+    if value > cap:
+        raise InvalidArgument(f"{name} is at most {cap} (got {value})")
+    return value or default
+
+
+def traverse(
+    store: GraphStore,
+    start: Node,
+    *,
+    edge_kinds: list[EdgeKind],
+    direction: Direction,
+    max_depth: int,
+    max_nodes: int,
+) -> Traversal:
+    depth_limit = _bounded(max_depth, "max_depth", DEFAULT_MAX_DEPTH, MAX_DEPTH)
+    node_limit = _bounded(max_nodes, "max_nodes", DEFAULT_MAX_NODES, MAX_NODES)
+    result = Traversal(nodes=[(start, 0)])
+    seen = {start.id}
+    followed: set[EdgeKey] = set()
+    frontier: deque[tuple[bytes, int]] = deque([(start.id, 0)])
+    while frontier:
+        node_id, depth = frontier.popleft()
+        if depth >= depth_limit:
+            continue
+        for edge in store.edges(node_id, direction, edge_kinds):
+            other = edge.target_id if edge.source_id == node_id else edge.source_id
+            if other not in seen:
+                if len(result.nodes) >= node_limit:
+                    result.truncated = True
+                    return result
+                neighbour = store.get_node(other)
+                if neighbour is None:
+                    continue
+                seen.add(other)
+                result.nodes.append((neighbour, depth + 1))
+                frontier.append((other, depth + 1))
+            if edge.key not in followed:
+                followed.add(edge.key)
+                result.edges.append(edge)
+    return result

@@ -1,0 +1,79 @@
+"""Prometheus metrics of the data plane and the HTTP endpoint that serves them with
+``/healthz`` (the process is alive) and ``/readyz`` (the store is open and serving)."""
+
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+
+__all__ = ["MetricsServer", "observe_rpc"]
+
+RPC_REQUESTS = Counter(
+    "memorygraph_rpc_requests", "RPCs handled, by method and status code", ["method", "code"]
+)
+RPC_LATENCY = Histogram(
+    "memorygraph_rpc_duration_seconds",
+    "RPC handling time, by method",
+    ["method"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+STORE_COUNTS = Gauge("memorygraph_store_objects", "Objects in the store, by kind", ["kind"])
+STORE_BYTES = Gauge("memorygraph_store_size_bytes", "Approximate bytes the store occupies")
+
+
+def observe_rpc(method: str, code: str, seconds: float) -> None:
+    RPC_REQUESTS.labels(method, code).inc()
+    RPC_LATENCY.labels(method).observe(seconds)
+
+
+class MetricsServer:
+    """Serves /metrics, /healthz and /readyz on its own port, in a daemon thread."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.ready = threading.Event()
+        self.collect_hook: Any = None
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+                path = self.path.split("?", 1)[0]
+                if path == "/metrics":
+                    if server.collect_hook is not None:
+                        server.collect_hook()
+                    self._reply(200, generate_latest(), CONTENT_TYPE_LATEST)
+                elif path == "/healthz":
+                    self._reply(200, b"ok\n")
+                elif path == "/readyz":
+                    if server.ready.is_set():
+                        self._reply(200, b"ready\n")
+                    else:
+                        self._reply(503, b"not ready: opening the store\n")
+                else:
+                    self._reply(404, b"not found\n")
+
+            def _reply(self, status: int, body: bytes, ctype: str = "text/plain") -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                return
+
+        self._http = ThreadingHTTPServer((host, port), Handler)
+        self._http.daemon_threads = True
+        self.port = self._http.server_address[1]
+        self._thread = threading.Thread(
+            target=self._http.serve_forever, name="metrics-http", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._http.shutdown()
+        self._http.server_close()

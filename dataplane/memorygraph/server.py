@@ -1,0 +1,142 @@
+"""Assembles and runs the data plane: store, graph service, gRPC server (with the standard
+health service and reflection), metrics endpoint, and graceful shutdown on SIGTERM / Ctrl-C."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from concurrent import futures
+from dataclasses import dataclass
+from types import FrameType
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from memorygraph import metrics
+from memorygraph.config import Durability, ServerConfig
+from memorygraph.errors import ConfigError
+from memorygraph.graph.model import NodeKind
+from memorygraph.graph.service import GraphService
+from memorygraph.servicers.graph import MemoryGraphServicer
+from memorygraph.servicers.interceptor import ServiceInterceptor
+from memorygraph.store import GraphStore, open_rocks_store
+from memorygraph.v1 import graph_pb2, graph_pb2_grpc
+
+__all__ = ["RunningServer", "run_server", "start_server"]
+
+log = logging.getLogger("memorygraph.server")
+
+SERVICE_NAME = graph_pb2.DESCRIPTOR.services_by_name["MemoryGraphService"].full_name
+
+
+@dataclass
+class RunningServer:
+    """A started data plane; `stop()` shuts it down in order and closes the store."""
+
+    grpc_server: grpc.Server
+    health: health.HealthServicer
+    store: GraphStore
+    metrics_server: metrics.MetricsServer
+    port: int
+    config: ServerConfig
+
+    def stop(self, grace: float | None = None) -> None:
+        grace = self.config.shutdown_grace_seconds if grace is None else grace
+        self.health.enter_graceful_shutdown()
+        self.metrics_server.ready.clear()
+        # In-flight RPCs get `grace` seconds to finish; new ones are refused meanwhile.
+        self.grpc_server.stop(grace).wait()
+        self.store.close()
+        self.metrics_server.stop()
+        log.info("stopped; store closed cleanly")
+
+
+def _open_store(config: ServerConfig) -> GraphStore:
+    data_dir = config.data_dir
+    try:
+        return GraphStore(open_rocks_store(str(data_dir)))
+    except OSError as exc:
+        raise ConfigError(f"cannot use data directory {data_dir}: {exc.strerror}") from exc
+    except Exception as exc:  # rocksdict raises plain exceptions carrying RocksDB's status text
+        text = str(exc)
+        if "lock" in text.lower():
+            raise ConfigError(
+                f"data directory {data_dir} is in use by another MemoryGraph process"
+            ) from exc
+        raise ConfigError(f"cannot open the store in {data_dir}: {text}") from exc
+
+
+def _publish_store_gauges(store: GraphStore) -> None:
+    counters = store.counters()
+    for kind in NodeKind:
+        metrics.STORE_COUNTS.labels(kind.value).set(counters[f"nodes/{kind.value}"])
+    metrics.STORE_COUNTS.labels("edge").set(counters["edges"])
+    metrics.STORE_BYTES.set(store.size_bytes())
+
+
+def start_server(config: ServerConfig) -> RunningServer:
+    """Open the store and start serving; returns once the gRPC port is bound."""
+    metrics_server = metrics.MetricsServer(config.host, config.metrics_port)
+    metrics_server.start()
+    try:
+        store = _open_store(config)
+    except Exception:
+        metrics_server.stop()
+        raise
+    service = GraphService(store, sync=config.durability is Durability.DURABLE)
+    interceptor = ServiceInterceptor()
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="rpc"),
+        interceptors=[interceptor],
+    )
+    graph_pb2_grpc.add_MemoryGraphServiceServicer_to_server(
+        MemoryGraphServicer(
+            service,
+            durability=config.durability.value,
+            request_counts=interceptor.request_counts,
+        ),
+        server,
+    )
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    address = f"{config.host}:{config.port}"
+    try:
+        port = server.add_insecure_port(address)
+    except RuntimeError as exc:
+        store.close()
+        metrics_server.stop()
+        raise ConfigError(f"cannot listen on {address}: the port is in use or invalid") from exc
+    server.start()
+    for name in ("", SERVICE_NAME):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    metrics_server.collect_hook = lambda: _publish_store_gauges(store)
+    metrics_server.ready.set()
+    log.info(
+        "serving gRPC on %s:%d, metrics on :%d, data in %s (%s)",
+        config.host,
+        port,
+        metrics_server.port,
+        config.data_dir,
+        config.durability.value,
+    )
+    return RunningServer(server, health_servicer, store, metrics_server, port, config)
+
+
+def run_server(config: ServerConfig) -> None:
+    """Serve until SIGTERM or SIGINT, then shut down gracefully."""
+    running = start_server(config)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        log.info("received %s, shutting down", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    stop.wait()
+    running.stop()

@@ -1,0 +1,1 @@
+"""gRPC adapters: protobuf in, domain calls, protobuf out. No graph rules here."""

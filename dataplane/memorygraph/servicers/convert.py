@@ -1,0 +1,263 @@
+"""Protobuf ⇄ domain conversion for the MemoryGraph API (the only place that knows both)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from memorygraph.errors import InvalidArgument
+from memorygraph.graph.model import Direction, Edge, EdgeKind, Node, NodeKind, SessionState
+from memorygraph.graph.templates import TemplateVariable
+from memorygraph.ids import format_id, parse_id
+from memorygraph.v1 import graph_pb2 as pb
+
+_NODE_KINDS = {pb.NodeKind.Value(f"NODE_KIND_{k.name}"): k for k in NodeKind}
+_NODE_KIND_VALUES = {k: v for v, k in _NODE_KINDS.items()}
+_EDGE_KINDS = {pb.EdgeKind.Value(f"EDGE_KIND_{k.name}"): k for k in EdgeKind}
+_EDGE_KIND_VALUES = {k: v for v, k in _EDGE_KINDS.items()}
+_DIRECTIONS = {
+    pb.DIRECTION_UNSPECIFIED: Direction.OUTGOING,
+    pb.DIRECTION_OUTGOING: Direction.OUTGOING,
+    pb.DIRECTION_INCOMING: Direction.INCOMING,
+    pb.DIRECTION_BOTH: Direction.BOTH,
+}
+_SESSION_STATES = {pb.SESSION_STATE_ACTIVE: SessionState.ACTIVE,
+                   pb.SESSION_STATE_CLOSED: SessionState.CLOSED}
+_SESSION_STATE_VALUES = {v: k for k, v in _SESSION_STATES.items()}
+_TOOL_STATUS_NAMES = {pb.TOOL_STATUS_UNSPECIFIED: "", pb.TOOL_STATUS_SUCCEEDED: "succeeded",
+                      pb.TOOL_STATUS_FAILED: "failed"}
+_TOOL_STATUS_VALUES = {v: k for k, v in _TOOL_STATUS_NAMES.items()}
+
+
+# -- ids, enums, times ---------------------------------------------------------------------
+
+def node_id(text: str, field: str = "node_id") -> bytes:
+    return parse_id(text, field)
+
+
+def optional_id(text: str, field: str) -> bytes | None:
+    return parse_id(text, field) if text else None
+
+
+def node_kind(value: int, field: str = "kind") -> NodeKind:
+    if value == pb.NODE_KIND_UNSPECIFIED:
+        raise InvalidArgument(f"{field} is required (one of {_enum_names(_NODE_KINDS)})")
+    try:
+        return _NODE_KINDS[value]
+    except KeyError:
+        raise InvalidArgument(
+            f"{field} {value} is not a known node kind (one of {_enum_names(_NODE_KINDS)})"
+        ) from None
+
+
+def node_kinds(values: Iterable[int], field: str = "kinds") -> frozenset[NodeKind]:
+    return frozenset(node_kind(v, field) for v in values)
+
+
+def edge_kind(value: int, field: str = "kind") -> EdgeKind:
+    if value == pb.EDGE_KIND_UNSPECIFIED:
+        raise InvalidArgument(f"{field} is required (one of {_enum_names(_EDGE_KINDS)})")
+    try:
+        return _EDGE_KINDS[value]
+    except KeyError:
+        raise InvalidArgument(
+            f"{field} {value} is not a known edge kind (one of {_enum_names(_EDGE_KINDS)})"
+        ) from None
+
+
+def edge_kinds(values: Iterable[int], field: str = "kinds") -> list[EdgeKind]:
+    return [edge_kind(v, field) for v in values]
+
+
+def direction(value: int) -> Direction:
+    try:
+        return _DIRECTIONS[value]
+    except KeyError:
+        raise InvalidArgument(f"direction {value} is not a known direction") from None
+
+
+def session_state(value: int) -> SessionState | None:
+    if value == pb.SESSION_STATE_UNSPECIFIED:
+        return None
+    try:
+        return _SESSION_STATES[value]
+    except KeyError:
+        raise InvalidArgument(f"state {value} is not a known session state") from None
+
+
+def tool_status(value: int) -> str:
+    try:
+        return _TOOL_STATUS_NAMES[value]
+    except KeyError:
+        raise InvalidArgument(f"status {value} is not a known tool status") from None
+
+
+def _enum_names(mapping: dict[int, Any]) -> str:
+    return ", ".join(k.name for k in mapping.values())
+
+
+def micros(ts: Timestamp, default: int) -> int:
+    if ts.seconds == 0 and ts.nanos == 0:
+        return default
+    if ts.seconds < 0:
+        raise InvalidArgument("times before 1970 are not supported")
+    return ts.seconds * 1_000_000 + ts.nanos // 1000
+
+
+def timestamp(value: int) -> Timestamp:
+    return Timestamp(seconds=value // 1_000_000, nanos=(value % 1_000_000) * 1000)
+
+
+# -- domain -> protobuf --------------------------------------------------------------------
+
+def token_usage(attrs: dict[str, Any]) -> pb.TokenUsage:
+    return pb.TokenUsage(
+        prompt_tokens=attrs.get("prompt_tokens", 0),
+        completion_tokens=attrs.get("completion_tokens", 0),
+        total_tokens=attrs.get("total_tokens", 0),
+    )
+
+
+def session_message(node: Node) -> pb.Session:
+    attrs = node.attrs
+    message = pb.Session(
+        id=format_id(node.id),
+        state=_SESSION_STATE_VALUES[SessionState(attrs["state"])],
+        title=node.content,
+        user_id=attrs["user_id"],
+        agent_id=attrs["agent_id"],
+        model=attrs["model"],
+        metadata=node.metadata,
+        create_time=timestamp(node.create_time),
+        update_time=timestamp(node.update_time),
+        token_usage=token_usage(attrs),
+    )
+    if attrs.get("close_time"):
+        message.close_time.CopyFrom(timestamp(attrs["close_time"]))
+    return message
+
+
+def template_message(node: Node) -> pb.Template:
+    return pb.Template(
+        id=format_id(node.id),
+        name=node.attrs["name"],
+        content=node.content,
+        variables=[pb.TemplateVariable(**v) for v in node.attrs["variables"]],
+        metadata=node.metadata,
+        usage_count=node.attrs["usage_count"],
+        create_time=timestamp(node.create_time),
+        update_time=timestamp(node.update_time),
+    )
+
+
+def node_message(node: Node) -> pb.Node:
+    message = pb.Node(
+        id=format_id(node.id),
+        kind=_NODE_KIND_VALUES[node.kind],
+        session_id=format_id(node.session_id) if node.session_id is not None else "",
+        content=node.content,
+        metadata=node.metadata,
+        create_time=timestamp(node.create_time),
+        update_time=timestamp(node.update_time),
+    )
+    attrs = node.attrs
+    match node.kind:
+        case NodeKind.SESSION:
+            message.session.CopyFrom(session_message(node))
+        case NodeKind.TEMPLATE:
+            message.template.CopyFrom(template_message(node))
+        case NodeKind.PROMPT:
+            message.prompt.CopyFrom(pb.PromptDetails(**attrs))
+        case NodeKind.RESPONSE:
+            message.response.CopyFrom(
+                pb.ResponseDetails(
+                    prompt_id=attrs.get("prompt_id", ""),
+                    model=attrs.get("model", ""),
+                    token_usage=token_usage(attrs),
+                    finish_reason=attrs.get("finish_reason", ""),
+                    latency_ms=attrs.get("latency_ms", 0),
+                )
+            )
+        case NodeKind.TOOL_INVOCATION:
+            fields = {k: v for k, v in attrs.items() if k != "status"}
+            message.tool_invocation.CopyFrom(
+                pb.ToolInvocationDetails(
+                    **fields, status=_TOOL_STATUS_VALUES.get(attrs.get("status", ""), 0)
+                )
+            )
+        case NodeKind.AGENT:
+            message.agent.CopyFrom(pb.AgentDetails(**attrs))
+    return message
+
+
+def edge_message(edge: Edge) -> pb.Edge:
+    return pb.Edge(
+        source_id=format_id(edge.source_id),
+        target_id=format_id(edge.target_id),
+        kind=_EDGE_KIND_VALUES[edge.kind],
+        metadata=edge.metadata,
+        create_time=timestamp(edge.create_time),
+    )
+
+
+# -- protobuf -> domain --------------------------------------------------------------------
+
+def node_details(request: pb.CreateNodeRequest, kind: NodeKind) -> dict[str, Any]:
+    """Kind-specific attributes of a CreateNode request, ids parsed, empty fields dropped."""
+    which = request.WhichOneof("details")
+    expected = {
+        NodeKind.PROMPT: "prompt",
+        NodeKind.RESPONSE: "response",
+        NodeKind.TOOL_INVOCATION: "tool_invocation",
+        NodeKind.AGENT: "agent",
+    }.get(kind)
+    if which is None:
+        return {}
+    if which != expected:
+        raise InvalidArgument(f"details.{which} does not fit a node of kind {kind}")
+    attrs: dict[str, Any]
+    if which == "prompt":
+        p = request.prompt
+        attrs = {"model": p.model, "role": p.role,
+                 "template_id": optional_id(p.template_id, "prompt.template_id")}
+    elif which == "response":
+        r = request.response
+        attrs = {
+            "prompt_id": optional_id(r.prompt_id, "response.prompt_id"),
+            "model": r.model,
+            "prompt_tokens": r.token_usage.prompt_tokens,
+            "completion_tokens": r.token_usage.completion_tokens,
+            "total_tokens": r.token_usage.total_tokens,
+            "finish_reason": r.finish_reason,
+            "latency_ms": r.latency_ms,
+        }
+    elif which == "tool_invocation":
+        t = request.tool_invocation
+        attrs = {
+            "response_id": optional_id(t.response_id, "tool_invocation.response_id"),
+            "tool_name": t.tool_name,
+            "arguments": t.arguments,
+            "result": t.result,
+            "status": tool_status(t.status),
+            "duration_ms": t.duration_ms,
+        }
+    else:
+        a = request.agent
+        attrs = {"name": a.name, "description": a.description,
+                 "capabilities": list(a.capabilities)}
+    return {k: v for k, v in attrs.items() if v not in (None, "", 0, [])}
+
+
+def template_variables(variables: Iterable[pb.TemplateVariable]) -> list[TemplateVariable]:
+    return [
+        TemplateVariable(
+            name=v.name,
+            description=v.description,
+            required=v.required,
+            default_value=v.default_value,
+            pattern=v.pattern,
+        )
+        for v in variables
+    ]

@@ -1,0 +1,224 @@
+"""The graph's storage layout on top of any `KeyValueStore`: records, indexes and counters.
+
+`GraphStore.commit` turns a `StoreChanges` (nodes and edges created, updated, deleted) into one
+atomic batch that also maintains every index and counter, so no caller can forget one. It does
+not decide what a change means for the graph (cascades, automatic edges): the service layer does
+that and hands over the complete change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from memorygraph.errors import MemoryGraphError
+from memorygraph.graph.model import Direction, Edge, EdgeKey, EdgeKind, Node, NodeKind, SessionState
+from memorygraph.store import keys
+from memorygraph.store.codec import decode_edge, decode_node, encode_edge, encode_node
+from memorygraph.store.kv import KeyValueStore, Op
+
+__all__ = ["GraphStore", "IncompatibleSchema", "StoreChanges"]
+
+COUNTERS = (
+    *(f"nodes/{kind.value}" for kind in NodeKind),
+    "edges",
+    "sessions_active",
+    "tokens/prompt",
+    "tokens/completion",
+    "tokens/total",
+)
+
+
+class IncompatibleSchema(MemoryGraphError):
+    """The data directory was written by a newer, incompatible version."""
+
+
+@dataclass(slots=True)
+class StoreChanges:
+    """Everything one request changes; committed as one batch."""
+
+    created: list[Node] = field(default_factory=list)
+    updated: list[tuple[Node, Node]] = field(default_factory=list)  # (before, after)
+    deleted: list[Node] = field(default_factory=list)
+    edges_created: list[Edge] = field(default_factory=list)
+    edges_deleted: list[Edge] = field(default_factory=list)
+
+
+def _counter_deltas(node: Node, sign: int) -> Iterator[tuple[str, int]]:
+    yield f"nodes/{node.kind.value}", sign
+    if node.kind is NodeKind.SESSION and node.attrs.get("state") == SessionState.ACTIVE:
+        yield "sessions_active", sign
+    if node.kind is NodeKind.RESPONSE:
+        yield "tokens/prompt", sign * int(node.attrs.get("prompt_tokens", 0))
+        yield "tokens/completion", sign * int(node.attrs.get("completion_tokens", 0))
+        yield "tokens/total", sign * int(node.attrs.get("total_tokens", 0))
+
+
+class GraphStore:
+    """Typed reads and atomic change sets over a key-value engine."""
+
+    def __init__(self, kv: KeyValueStore) -> None:
+        self.kv = kv
+        raw = kv.get(keys.CF_META, keys.SCHEMA_VERSION_KEY)
+        if raw is None:
+            kv.write(
+                [(keys.CF_META, keys.SCHEMA_VERSION_KEY, str(keys.SCHEMA_VERSION).encode())],
+                sync=True,
+            )
+            self.schema_version = keys.SCHEMA_VERSION
+        else:
+            self.schema_version = int(raw)
+            if self.schema_version > keys.SCHEMA_VERSION:
+                raise IncompatibleSchema(
+                    f"the data directory has schema version {self.schema_version}; this "
+                    f"version of MemoryGraph reads up to {keys.SCHEMA_VERSION}"
+                )
+        self._counters = {
+            name: int.from_bytes(value, signed=True) if value else 0
+            for name, value in zip(
+                COUNTERS,
+                kv.multi_get(keys.CF_META, [keys.counter_key(n) for n in COUNTERS]),
+                strict=True,
+            )
+        }
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def get_node(self, node_id: bytes) -> Node | None:
+        raw = self.kv.get(keys.CF_NODES, node_id)
+        return decode_node(node_id, raw) if raw is not None else None
+
+    def get_nodes(self, node_ids: list[bytes]) -> list[Node | None]:
+        raws = self.kv.multi_get(keys.CF_NODES, node_ids)
+        return [
+            decode_node(nid, raw) if raw is not None else None
+            for nid, raw in zip(node_ids, raws, strict=True)
+        ]
+
+    def scan_session(
+        self, session_id: bytes, start: int = 0, end: int = keys.MAX_TIME, *, reverse: bool = False
+    ) -> Iterator[tuple[int, bytes, NodeKind]]:
+        """(create time, node id, kind) of a session's nodes with start <= create time < end."""
+        lower, upper = keys.session_index_range(session_id, start, end)
+        for key, value in self.kv.scan(keys.CF_BY_SESSION, lower, upper, reverse=reverse):
+            create_time, node_id = keys.index_position(key)
+            yield create_time, node_id, keys.NODE_KINDS_BY_CODE[value[0]]
+
+    def scan_kind(
+        self, kind: NodeKind, start: int = 0, end: int = keys.MAX_TIME, *, reverse: bool = False
+    ) -> Iterator[tuple[int, bytes, bytes | None]]:
+        """(create time, node id, session id or None) of a kind's nodes by create time."""
+        lower, upper = keys.kind_index_range(kind, start, end)
+        for key, value in self.kv.scan(keys.CF_BY_KIND, lower, upper, reverse=reverse):
+            create_time, node_id = keys.index_position(key)
+            yield create_time, node_id, value or None
+
+    def edges(
+        self,
+        node_id: bytes,
+        direction: Direction = Direction.OUTGOING,
+        kinds: Iterable[EdgeKind] = (),
+    ) -> Iterator[Edge]:
+        """Edges touching `node_id`: outgoing ones first, then incoming ones."""
+        wanted = frozenset(kinds)
+        end = keys.prefix_end(node_id)
+        if direction in (Direction.OUTGOING, Direction.BOTH):
+            for key, value in self.kv.scan(keys.CF_EDGES_OUT, node_id, end):
+                source, kind, target = keys.split_edge_key(key)
+                if not wanted or kind in wanted:
+                    yield decode_edge(source, kind, target, value)
+        if direction in (Direction.INCOMING, Direction.BOTH):
+            incoming = [
+                keys.split_edge_key(key)
+                for key, _ in self.kv.scan(keys.CF_EDGES_IN, node_id, end)
+            ]
+            incoming = [(t, k, s) for t, k, s in incoming if not wanted or k in wanted]
+            raws = self.kv.multi_get(
+                keys.CF_EDGES_OUT, [keys.edge_out_key(s, k, t) for t, k, s in incoming]
+            )
+            for (target, kind, source), raw in zip(incoming, raws, strict=True):
+                if raw is not None:
+                    yield decode_edge(source, kind, target, raw)
+
+    def get_edge(self, key: EdgeKey) -> Edge | None:
+        source, kind, target = key
+        raw = self.kv.get(keys.CF_EDGES_OUT, keys.edge_out_key(source, kind, target))
+        return decode_edge(source, kind, target, raw) if raw is not None else None
+
+    def template_id(self, name: str) -> bytes | None:
+        return self.kv.get(keys.CF_NAMES, keys.template_name_key(name))
+
+    def counters(self) -> dict[str, int]:
+        return dict(self._counters)
+
+    def size_bytes(self) -> int:
+        return self.kv.size_bytes()
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def commit(self, changes: StoreChanges, *, sync: bool) -> None:
+        """Write `changes` with every index and counter they imply, atomically."""
+        ops: list[Op] = []
+        deltas: dict[str, int] = {}
+
+        def count(items: Iterable[tuple[str, int]]) -> None:
+            for name, delta in items:
+                deltas[name] = deltas.get(name, 0) + delta
+
+        for node in changes.created:
+            ops.append((keys.CF_NODES, node.id, encode_node(node)))
+            ops += self._index_ops(node, present=True)
+            count(_counter_deltas(node, +1))
+        for before, after in changes.updated:
+            ops.append((keys.CF_NODES, after.id, encode_node(after)))
+            count(_counter_deltas(before, -1))
+            count(_counter_deltas(after, +1))
+        for edge in changes.edges_created:
+            ops.append(
+                (
+                    keys.CF_EDGES_OUT,
+                    keys.edge_out_key(edge.source_id, edge.kind, edge.target_id),
+                    encode_edge(edge),
+                )
+            )
+            ops.append(
+                (keys.CF_EDGES_IN, keys.edge_in_key(edge.target_id, edge.kind, edge.source_id), b"")
+            )
+            count([("edges", 1)])
+        # Cascades may reach one edge from both of its ends: delete (and count) it once.
+        for edge in {e.key: e for e in changes.edges_deleted}.values():
+            ops.append(
+                (keys.CF_EDGES_OUT, keys.edge_out_key(edge.source_id, edge.kind, edge.target_id), None)
+            )
+            ops.append(
+                (keys.CF_EDGES_IN, keys.edge_in_key(edge.target_id, edge.kind, edge.source_id), None)
+            )
+            count([("edges", -1)])
+        for node in changes.deleted:
+            ops.append((keys.CF_NODES, node.id, None))
+            ops += self._index_ops(node, present=False)
+            count(_counter_deltas(node, -1))
+        for name, delta in deltas.items():
+            if delta:
+                value = self._counters[name] + delta
+                ops.append((keys.CF_META, keys.counter_key(name), value.to_bytes(8, signed=True)))
+        self.kv.write(ops, sync=sync)
+        for name, delta in deltas.items():
+            self._counters[name] += delta
+
+    @staticmethod
+    def _index_ops(node: Node, *, present: bool) -> list[Op]:
+        ops: list[Op] = []
+        kind_code = bytes([keys.NODE_KIND_CODES[node.kind]])
+        if node.session_id is not None and node.kind is not NodeKind.SESSION:
+            key = keys.session_index_key(node.session_id, node.create_time, node.id)
+            ops.append((keys.CF_BY_SESSION, key, kind_code if present else None))
+        key = keys.kind_index_key(node.kind, node.create_time, node.id)
+        ops.append((keys.CF_BY_KIND, key, (node.session_id or b"") if present else None))
+        if node.kind is NodeKind.TEMPLATE:
+            name_key = keys.template_name_key(node.attrs["name"])
+            ops.append((keys.CF_NAMES, name_key, node.id if present else None))
+        return ops
+
+    def close(self) -> None:
+        self.kv.close()

@@ -1,0 +1,106 @@
+"""Pure key encoding: the byte layout of every column family. No I/O here.
+
+Column families and their keys (ids are 16 raw UUID bytes, times 8-byte big-endian
+microseconds, kinds one byte):
+
+    nodes       id                                  -> encoded node
+    by_session  session id | create time | node id  -> kind code      (sessions themselves excluded)
+    by_kind     kind | create time | node id        -> session id or b""
+    edges_out   source | edge kind | target         -> encoded edge
+    edges_in    target | edge kind | source         -> b""
+    names       b"template/" | name                 -> template id
+    meta        b"schema_version", b"count/..."     -> small values
+
+Big-endian fixed-width fields make byte order equal time order, so "a session by time" and
+"a kind by time" are range scans.
+"""
+
+from __future__ import annotations
+
+from memorygraph.graph.model import EdgeKind, NodeKind
+
+CF_NODES = "nodes"
+CF_BY_SESSION = "by_session"
+CF_BY_KIND = "by_kind"
+CF_EDGES_OUT = "edges_out"
+CF_EDGES_IN = "edges_in"
+CF_NAMES = "names"
+CF_META = "meta"
+COLUMN_FAMILIES = (CF_NODES, CF_BY_SESSION, CF_BY_KIND, CF_EDGES_OUT, CF_EDGES_IN, CF_NAMES, CF_META)
+
+SCHEMA_VERSION = 1
+SCHEMA_VERSION_KEY = b"schema_version"
+
+ID_LEN = 16
+TIME_LEN = 8
+MAX_TIME = (1 << 63) - 1
+
+NODE_KIND_CODES: dict[NodeKind, int] = {
+    NodeKind.SESSION: 1,
+    NodeKind.PROMPT: 2,
+    NodeKind.RESPONSE: 3,
+    NodeKind.TOOL_INVOCATION: 4,
+    NodeKind.AGENT: 5,
+    NodeKind.TEMPLATE: 6,
+}
+NODE_KINDS_BY_CODE = {code: kind for kind, code in NODE_KIND_CODES.items()}
+
+EDGE_KIND_CODES: dict[EdgeKind, int] = {kind: i for i, kind in enumerate(EdgeKind, start=1)}
+EDGE_KINDS_BY_CODE = {code: kind for kind, code in EDGE_KIND_CODES.items()}
+
+
+def time_bytes(micros: int) -> bytes:
+    return max(0, min(micros, MAX_TIME)).to_bytes(TIME_LEN)
+
+
+def session_index_key(session_id: bytes, create_time: int, node_id: bytes) -> bytes:
+    return session_id + time_bytes(create_time) + node_id
+
+
+def session_index_range(session_id: bytes, start: int, end: int) -> tuple[bytes, bytes]:
+    """[lower, upper) of the session index for create times in [start, end)."""
+    return session_id + time_bytes(start), session_id + time_bytes(end)
+
+
+def kind_index_key(kind: NodeKind, create_time: int, node_id: bytes) -> bytes:
+    return bytes([NODE_KIND_CODES[kind]]) + time_bytes(create_time) + node_id
+
+
+def kind_index_range(kind: NodeKind, start: int, end: int) -> tuple[bytes, bytes]:
+    prefix = bytes([NODE_KIND_CODES[kind]])
+    return prefix + time_bytes(start), prefix + time_bytes(end)
+
+
+def index_position(key: bytes) -> tuple[int, bytes]:
+    """(create time, node id) from the tail of a session or kind index key."""
+    tail = key[-(TIME_LEN + ID_LEN) :]
+    return int.from_bytes(tail[:TIME_LEN]), tail[TIME_LEN:]
+
+
+def edge_out_key(source: bytes, kind: EdgeKind, target: bytes) -> bytes:
+    return source + bytes([EDGE_KIND_CODES[kind]]) + target
+
+
+def edge_in_key(target: bytes, kind: EdgeKind, source: bytes) -> bytes:
+    return target + bytes([EDGE_KIND_CODES[kind]]) + source
+
+
+def split_edge_key(key: bytes) -> tuple[bytes, EdgeKind, bytes]:
+    """(this node, kind, other node) from an edges_out or edges_in key."""
+    return key[:ID_LEN], EDGE_KINDS_BY_CODE[key[ID_LEN]], key[ID_LEN + 1 :]
+
+
+def prefix_end(prefix: bytes) -> bytes:
+    """The smallest key greater than every key starting with `prefix`."""
+    stripped = prefix.rstrip(b"\xff")
+    if not stripped:
+        return b"\xff" * (len(prefix) + 1)
+    return stripped[:-1] + bytes([stripped[-1] + 1])
+
+
+def template_name_key(name: str) -> bytes:
+    return b"template/" + name.encode()
+
+
+def counter_key(name: str) -> bytes:
+    return b"count/" + name.encode()

@@ -1,0 +1,43 @@
+"""The storage protocol: an ordered key-value store with column families and atomic batches.
+
+Two engines implement it (`rocks.RocksStore`, `memory.MemoryStore`) and pass one contract
+suite; everything above (the graph layout in `graph.py`) is engine-agnostic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Protocol
+
+__all__ = ["KeyValueStore", "Op"]
+
+Op = tuple[str, bytes, bytes | None]
+"""(column family, key, value); a None value deletes the key."""
+
+
+class KeyValueStore(Protocol):
+    def get(self, cf: str, key: bytes) -> bytes | None:
+        """The value at `key`, or None."""
+        ...
+
+    def multi_get(self, cf: str, keys: Sequence[bytes]) -> list[bytes | None]:
+        """Values for `keys`, in order, None where missing."""
+        ...
+
+    def scan(
+        self, cf: str, start: bytes, end: bytes, *, reverse: bool = False
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """Pairs with start <= key < end, ascending (or descending with `reverse`)."""
+        ...
+
+    def write(self, ops: Sequence[Op], *, sync: bool) -> None:
+        """Apply every op or none; with `sync` return only once the batch is on stable storage."""
+        ...
+
+    def size_bytes(self) -> int:
+        """Approximate bytes the store occupies."""
+        ...
+
+    def close(self) -> None:
+        """Flush and release the store; further calls fail."""
+        ...

@@ -1,0 +1,74 @@
+"""In-memory engine of the storage protocol, for tests and throw-away servers.
+
+Each column family is a dict plus a sorted key list; a batch is validated before it is applied
+so it lands whole or not at all.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from collections.abc import Iterator, Sequence
+
+from memorygraph.store.keys import COLUMN_FAMILIES
+from memorygraph.store.kv import Op
+
+__all__ = ["MemoryStore"]
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self._data: dict[str, dict[bytes, bytes]] = {cf: {} for cf in COLUMN_FAMILIES}
+        self._keys: dict[str, list[bytes]] = {cf: [] for cf in COLUMN_FAMILIES}
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("store is closed")
+
+    def get(self, cf: str, key: bytes) -> bytes | None:
+        self._check_open()
+        return self._data[cf].get(key)
+
+    def multi_get(self, cf: str, keys: Sequence[bytes]) -> list[bytes | None]:
+        self._check_open()
+        table = self._data[cf]
+        return [table.get(k) for k in keys]
+
+    def scan(
+        self, cf: str, start: bytes, end: bytes, *, reverse: bool = False
+    ) -> Iterator[tuple[bytes, bytes]]:
+        self._check_open()
+        with self._lock:
+            keys = self._keys[cf]
+            selected = keys[bisect.bisect_left(keys, start) : bisect.bisect_left(keys, end)]
+        if reverse:
+            selected.reverse()
+        table = self._data[cf]
+        for key in selected:
+            value = table.get(key)
+            if value is not None:
+                yield key, value
+
+    def write(self, ops: Sequence[Op], *, sync: bool) -> None:
+        self._check_open()
+        for cf, _, _ in ops:
+            if cf not in self._data:
+                raise KeyError(f"unknown column family {cf!r}")
+        with self._lock:
+            for cf, key, value in ops:
+                table, keys = self._data[cf], self._keys[cf]
+                if value is None:
+                    if table.pop(key, None) is not None:
+                        del keys[bisect.bisect_left(keys, key)]
+                else:
+                    if key not in table:
+                        bisect.insort(keys, key)
+                    table[key] = value
+
+    def size_bytes(self) -> int:
+        return sum(len(k) + len(v) for table in self._data.values() for k, v in table.items())
+
+    def close(self) -> None:
+        self._closed = True

@@ -1,0 +1,95 @@
+"""RocksDB engine of the storage protocol (the only module that imports rocksdict).
+
+One database per server process, one column family per key space (see `keys`). Every batch is
+one RocksDB WriteBatch, so a crash leaves all of it or none of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from rocksdict import DBCompressionType, Options, Rdict, WriteBatch, WriteOptions
+
+from memorygraph.store.keys import COLUMN_FAMILIES
+from memorygraph.store.kv import Op
+
+__all__ = ["RocksStore"]
+
+
+def _options() -> Options:
+    opts = Options(raw_mode=True)
+    opts.create_if_missing(True)
+    opts.create_missing_column_families(True)
+    opts.set_compression_type(DBCompressionType.lz4())
+    opts.increase_parallelism(2)
+    return opts
+
+
+class RocksStore:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._db = Rdict(
+            str(self.path),
+            _options(),
+            column_families={cf: _options() for cf in COLUMN_FAMILIES},
+        )
+        self._cfs = {cf: self._db.get_column_family(cf) for cf in COLUMN_FAMILIES}
+        self._handles = {cf: self._db.get_column_family_handle(cf) for cf in COLUMN_FAMILIES}
+        self._sync = WriteOptions()
+        self._sync.sync = True
+        self._nosync = WriteOptions()
+
+    def get(self, cf: str, key: bytes) -> bytes | None:
+        value: bytes | None = self._cfs[cf].get(key)
+        return value
+
+    def multi_get(self, cf: str, keys: Sequence[bytes]) -> list[bytes | None]:
+        if not keys:
+            return []
+        values: list[bytes | None] = self._cfs[cf].get(list(keys))
+        return values
+
+    def scan(
+        self, cf: str, start: bytes, end: bytes, *, reverse: bool = False
+    ) -> Iterator[tuple[bytes, bytes]]:
+        it = self._cfs[cf].iter()
+        if reverse:
+            it.seek_for_prev(end)
+            if it.valid() and it.key() >= end:
+                it.prev()
+            while it.valid():
+                key = it.key()
+                if key < start:
+                    return
+                yield key, it.value()
+                it.prev()
+        else:
+            it.seek(start)
+            while it.valid():
+                key = it.key()
+                if key >= end:
+                    return
+                yield key, it.value()
+                it.next()
+
+    def write(self, ops: Sequence[Op], *, sync: bool) -> None:
+        batch = WriteBatch(raw_mode=True)
+        handles = self._handles
+        for cf, key, value in ops:
+            if value is None:
+                batch.delete(key, handles[cf])
+            else:
+                batch.put(key, value, handles[cf])
+        self._db.write(batch, self._sync if sync else self._nosync)
+
+    def size_bytes(self) -> int:
+        total = 0
+        for cf in self._cfs.values():
+            for prop in ("rocksdb.total-sst-files-size", "rocksdb.cur-size-all-mem-tables"):
+                total += cf.property_int_value(prop) or 0
+        return total
+
+    def close(self) -> None:
+        self._db.close()

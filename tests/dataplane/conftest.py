@@ -1,0 +1,126 @@
+"""Fixtures that run the data plane for real: in-process, or as a `memorygraph serve`
+subprocess on 127.0.0.1 that tests can stop, kill -9 and restart."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from memorygraph.config import load_config
+from memorygraph.server import RunningServer, start_server
+from memorygraph.v1 import graph_pb2_grpc
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_serving(address: str, timeout: float = 30.0, proc: subprocess.Popen[bytes] | None = None
+                 ) -> None:
+    """Block until the standard gRPC health check at `address` answers SERVING."""
+    deadline = time.monotonic() + timeout
+    with grpc.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            if proc is not None and proc.poll() is not None:
+                raise RuntimeError(f"server exited early with code {proc.returncode}")
+            try:
+                reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            time.sleep(0.05)
+    raise TimeoutError(f"server at {address} did not become ready in {timeout}s")
+
+
+class ServerProcess:
+    """`python -m memorygraph serve` as a child process on a fixed data dir and ports."""
+
+    def __init__(self, data_dir: Path, *extra: str) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.metrics_port = free_port()
+        self.extra = extra
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = data_dir.parent / f"server-{self.port}.log"
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> ServerProcess:
+        env = {**os.environ, "PYTHONPATH": str(REPO / "dataplane")}
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "memorygraph", "serve", "--host", "127.0.0.1",
+                 "--data-dir", str(self.data_dir), "--port", str(self.port),
+                 "--metrics-port", str(self.metrics_port), *self.extra],
+                stdout=log, stderr=subprocess.STDOUT, env=env,
+            )
+        wait_serving(self.address, proc=self.proc)
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        code = self.proc.wait(timeout=timeout)
+        self.proc = None
+        return code
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@pytest.fixture
+def server_process(tmp_path: Path) -> Iterator[ServerProcess]:
+    server = ServerProcess(tmp_path / "data").start()
+    try:
+        yield server
+    finally:
+        if server.proc is not None:
+            server.stop()
+
+
+@pytest.fixture
+def server_address(server_process: ServerProcess) -> str:
+    return server_process.address
+
+
+@pytest.fixture
+def inprocess_server(tmp_path: Path) -> Iterator[RunningServer]:
+    config = load_config(
+        None,
+        {"data_dir": tmp_path / "data", "host": "127.0.0.1", "port": 0, "metrics_port": 0},
+        environ={},
+    )
+    running = start_server(config)
+    try:
+        yield running
+    finally:
+        running.stop(grace=1)
+
+
+@pytest.fixture
+def stub(inprocess_server: RunningServer) -> Iterator[graph_pb2_grpc.MemoryGraphServiceStub]:
+    with grpc.insecure_channel(f"127.0.0.1:{inprocess_server.port}") as channel:
+        yield graph_pb2_grpc.MemoryGraphServiceStub(channel)
