@@ -71,10 +71,12 @@ class Page:
     next_page_token: str = ""
 
 
-def page_size(limit: int, *, default: int = DEFAULT_PAGE_SIZE, cap: int = MAX_PAGE_SIZE) -> int:
+def page_size(
+    limit: int, *, default: int = DEFAULT_PAGE_SIZE, cap: int = MAX_PAGE_SIZE, field: str = "limit"
+) -> int:
     """0 means the default; values above the cap are clamped to it; negatives are refused."""
     if limit < 0:
-        raise InvalidArgument(f"limit must not be negative (got {limit})")
+        raise InvalidArgument(f"{field} must not be negative (got {limit})")
     return min(limit or default, cap)
 
 
@@ -167,7 +169,7 @@ def stream_query(
     store: GraphStore, query: QueryFilter, *, batch_size: int, limit: int
 ) -> Iterator[list[Node]]:
     """Every matching node, in batches of `batch_size`, stopping after `limit` (0 = all)."""
-    size = page_size(batch_size, default=DEFAULT_BATCH_SIZE)
+    size = page_size(batch_size, default=DEFAULT_BATCH_SIZE, field="batch_size")
     if limit < 0:
         raise InvalidArgument(f"limit must not be negative (got {limit})")
     remaining = limit or None
