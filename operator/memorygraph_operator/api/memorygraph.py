@@ -1,0 +1,400 @@
+"""The ``MemoryGraph`` custom resource: one data plane (StatefulSet and its companions).
+
+Field docs become the CRD's descriptions and the API reference, so they are written for users.
+Validation that the API server enforces with CEL is mirrored by pydantic validators where it
+does not need the old object, so the operator reports the same error for objects that slipped
+past (e.g. created before the CRD was upgraded).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from .base import (
+    KubeModel,
+    LabelSelector,
+    Quantity,
+    SecretKeyRef,
+    SecretRef,
+    cel,
+    int_or_string,
+    preserve_unknown,
+)
+from .conditions import Condition
+
+__all__ = [
+    "CRON_PATTERN",
+    "DURATION_PATTERN",
+    "ArchivalDestination",
+    "ArchivalSpec",
+    "AuthSpec",
+    "AutoscalingSpec",
+    "Endpoints",
+    "MemoryGraph",
+    "MemoryGraphSpec",
+    "MemoryGraphStatus",
+    "MonitoringSpec",
+    "NetworkPolicySpec",
+    "PluginSelection",
+    "PodDisruptionBudgetSpec",
+    "PodTemplateSpec",
+    "RegistrySpec",
+    "ResourceRequirements",
+    "S3Destination",
+    "ServiceMonitorSpec",
+    "ServiceSpec",
+    "StorageSpec",
+    "TLSSpec",
+    "VaultDestination",
+]
+
+# Five whitespace-separated fields of the characters cron accepts; no "@daily" macros and no
+# seconds field, because the CronJob controller accepts neither consistently across versions.
+CRON_PATTERN = r"^\s*[0-9A-Za-z*/,?-]+(\s+[0-9A-Za-z*/,?-]+){4}\s*$"
+# Go-style durations the archive command accepts: 720h, 30m, 1h30m, 90s.
+DURATION_PATTERN = r"^([0-9]+(h|m|s))+$"
+
+
+class ResourceRequirements(KubeModel):
+    """CPU and memory requests and limits of the data-plane container."""
+
+    requests: dict[str, Quantity] | None = Field(default=None, description="Minimum resources.")
+    limits: dict[str, Quantity] | None = Field(default=None, description="Maximum resources.")
+
+
+class StorageSpec(KubeModel):
+    """The persistent volume of each pod, holding its RocksDB."""
+
+    model_config = KubeModel.model_config | {
+        "json_schema_extra": cel(
+            (
+                "quantity(self.size).compareTo(quantity(oldSelf.size)) >= 0",
+                "storage.size cannot shrink",
+            ),
+            (
+                "has(self.storageClassName) == has(oldSelf.storageClassName) && "
+                "(!has(self.storageClassName) || "
+                "self.storageClassName == oldSelf.storageClassName)",
+                "storage.storageClassName is immutable",
+            ),
+        )
+    }
+
+    size: Quantity = Field(default="10Gi", description="Requested size of each pod's volume.")
+    storage_class_name: str | None = Field(
+        default=None, description="StorageClass of the volumes; the cluster default when unset."
+    )
+    deletion_policy: Literal["Retain", "Delete"] = Field(
+        default="Retain",
+        description=(
+            "What happens to the volumes when the MemoryGraph is deleted or scaled in: "
+            "Retain keeps them (the data survives), Delete removes them."
+        ),
+    )
+
+
+class AutoscalingSpec(KubeModel):
+    """A HorizontalPodAutoscaler on the StatefulSet; it then owns the replica count."""
+
+    model_config = KubeModel.model_config | {
+        "json_schema_extra": cel(
+            ("self.minReplicas <= self.maxReplicas", "minReplicas must not exceed maxReplicas")
+        )
+    }
+
+    enabled: bool = Field(default=False, description="Create the HorizontalPodAutoscaler.")
+    min_replicas: int = Field(default=1, ge=1, description="Lower bound of the replica count.")
+    max_replicas: int = Field(default=3, ge=1, description="Upper bound of the replica count.")
+    target_cpu_utilization_percentage: int | None = Field(
+        default=80,
+        ge=1,
+        le=100,
+        alias="targetCPUUtilizationPercentage",
+        description="Average CPU utilisation to aim for.",
+    )
+    metrics: list[dict[str, Any]] | None = Field(
+        default=None,
+        description="Extra autoscaling/v2 MetricSpec entries, passed through unchanged.",
+        json_schema_extra={"items": preserve_unknown()},
+    )
+
+    @model_validator(mode="after")
+    def _bounds(self) -> AutoscalingSpec:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError("minReplicas must not exceed maxReplicas")
+        return self
+
+
+class PluginSelection(KubeModel):
+    """Which Plugin resources (in the graph's namespace) configure this graph."""
+
+    names: list[str] | None = Field(default=None, description="Plugins selected by name.")
+    selector: LabelSelector | None = Field(
+        default=None, description="Plugins selected by label; combined with names."
+    )
+
+
+class VaultDestination(KubeModel):
+    """The Data-Vault API as archive destination."""
+
+    url: str = Field(pattern=r"^https?://", description="Base URL of the Data-Vault API.")
+    secret_ref: SecretKeyRef = Field(description="Secret key holding the Data-Vault token.")
+
+
+class S3Destination(KubeModel):
+    """An S3-compatible bucket as archive destination."""
+
+    bucket: str = Field(min_length=3, max_length=63, description="Bucket name.")
+    prefix: str = Field(default="memorygraph/", description="Key prefix of the archives.")
+    secret_ref: SecretRef = Field(
+        description=(
+            "Secret with the keys AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and optionally "
+            "MEMORYGRAPH_S3_ENDPOINT."
+        )
+    )
+
+
+class ArchivalDestination(KubeModel):
+    """Exactly one archive destination."""
+
+    model_config = KubeModel.model_config | {
+        "json_schema_extra": cel(
+            ("has(self.vault) != has(self.s3)", "set exactly one of vault and s3")
+        )
+    }
+
+    vault: VaultDestination | None = None
+    s3: S3Destination | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ArchivalDestination:
+        if (self.vault is None) == (self.s3 is None):
+            raise ValueError("set exactly one of vault and s3")
+        return self
+
+
+class ArchivalSpec(KubeModel):
+    """A CronJob that archives old sessions and removes them from the graph once verified."""
+
+    schedule: str = Field(
+        default="0 3 * * *",
+        description="Five-field cron schedule.",
+        json_schema_extra={
+            "pattern": CRON_PATTERN,
+            **cel(
+                (
+                    f"self.matches('{CRON_PATTERN.replace(chr(92), chr(92) * 2)}')",
+                    "schedule must be a five-field cron expression",
+                )
+            ),
+        },
+    )
+    time_zone: str | None = Field(default=None, description="IANA time zone of the schedule.")
+    suspend: bool = Field(default=False, description="Stop scheduling new archival runs.")
+    older_than: str = Field(
+        default="720h", pattern=DURATION_PATTERN, description="Archive sessions older than this."
+    )
+    compliance: Literal["Standard", "PCI", "HIPAA", "GDPR", "SOC2"] = Field(
+        default="Standard", description="Retention class of the archive."
+    )
+    destination: ArchivalDestination
+    successful_jobs_history_limit: int = Field(default=3, ge=0, le=100)
+    failed_jobs_history_limit: int = Field(default=1, ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _five_fields(self) -> ArchivalSpec:
+        if len(self.schedule.split()) != 5 or not re.match(CRON_PATTERN, self.schedule):
+            raise ValueError("schedule must be a five-field cron expression")
+        return self
+
+
+class RegistrySpec(KubeModel):
+    """The LLM-Registry the data plane reports sessions and token usage to."""
+
+    url: str = Field(pattern=r"^https?://", description="Base URL of the registry.")
+    secret_ref: SecretKeyRef | None = Field(default=None, description="Registry API token.")
+
+
+class AuthSpec(KubeModel):
+    """API-key authentication of clients."""
+
+    enabled: bool = Field(default=False, description="Require an API key on every RPC.")
+    secret_ref: SecretRef | None = Field(
+        default=None,
+        description=(
+            "Secret with key `api-keys` (one key per line). When unset and auth is enabled, the "
+            "operator generates `<name>-api-keys` once and never rotates it."
+        ),
+    )
+
+
+class TLSSpec(KubeModel):
+    """TLS of the gRPC port."""
+
+    secret_ref: SecretRef = Field(description="Secret with tls.crt, tls.key and optionally ca.crt.")
+    require_client_certificate: bool = Field(
+        default=False, description="Verify client certificates against ca.crt (mutual TLS)."
+    )
+
+
+class ServiceMonitorSpec(KubeModel):
+    """A Prometheus-Operator ServiceMonitor, created only when its CRD is installed."""
+
+    enabled: bool = False
+    interval: str = Field(default="30s", pattern=DURATION_PATTERN)
+    labels: dict[str, str] | None = Field(
+        default=None, description="Labels Prometheus selects ServiceMonitors by."
+    )
+
+
+class MonitoringSpec(KubeModel):
+    """Metrics scraping."""
+
+    service_monitor: ServiceMonitorSpec = Field(default_factory=ServiceMonitorSpec)
+
+
+class PodDisruptionBudgetSpec(KubeModel):
+    """The PodDisruptionBudget, created only when more than one pod runs."""
+
+    enabled: bool = True
+    max_unavailable: int | str = Field(default=1, json_schema_extra=int_or_string())
+
+
+class PodTemplateSpec(KubeModel):
+    """Scheduling and metadata of the data-plane pods."""
+
+    labels: dict[str, str] | None = None
+    annotations: dict[str, str] | None = None
+    node_selector: dict[str, str] | None = None
+    affinity: dict[str, Any] | None = Field(default=None, json_schema_extra=preserve_unknown())
+    tolerations: list[dict[str, Any]] | None = Field(
+        default=None, json_schema_extra={"items": preserve_unknown()}
+    )
+    topology_spread_constraints: list[dict[str, Any]] | None = Field(
+        default=None, json_schema_extra={"items": preserve_unknown()}
+    )
+    priority_class_name: str | None = None
+    service_account_name: str | None = None
+    image_pull_secrets: list[SecretRef] | None = None
+
+
+class ServiceSpec(KubeModel):
+    """The client Service in front of the pods."""
+
+    type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
+    annotations: dict[str, str] | None = None
+
+
+class NetworkPolicySpec(KubeModel):
+    """A NetworkPolicy admitting only the listed clients (and Prometheus) to the pods."""
+
+    enabled: bool = False
+    allowed_clients: list[dict[str, Any]] | None = Field(
+        default=None,
+        description="NetworkPolicyPeer entries allowed to reach the gRPC port.",
+        json_schema_extra={"items": preserve_unknown()},
+    )
+
+
+class MemoryGraphSpec(KubeModel):
+    """Desired state of a MemoryGraph."""
+
+    model_config = KubeModel.model_config | {
+        "json_schema_extra": cel(
+            (
+                "!has(self.autoscaling) || !self.autoscaling.enabled || "
+                "(self.replicas >= self.autoscaling.minReplicas && "
+                "self.replicas <= self.autoscaling.maxReplicas)",
+                "replicas must lie within autoscaling.minReplicas and autoscaling.maxReplicas",
+            )
+        )
+    }
+
+    replicas: int = Field(default=1, ge=0, description="Number of data-plane pods.")
+    image: str | None = Field(default=None, description="Image; the operator's default when unset.")
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None
+    resources: ResourceRequirements | None = None
+    # ``default: {}`` makes the API server materialise the storage defaults, so the CEL rules that
+    # compare with the old object also guard graphs created without a storage section.
+    storage: StorageSpec = Field(default_factory=StorageSpec, json_schema_extra={"default": {}})
+    durability: Literal["Durable", "Fast"] = Field(
+        default="Durable",
+        description="Durable acknowledges writes once fsynced; Fast survives process crashes only.",
+    )
+    log_level: Literal["Debug", "Info", "Warning", "Error"] = "Info"
+    autoscaling: AutoscalingSpec | None = None
+    plugins: PluginSelection | None = None
+    archival: ArchivalSpec | None = None
+    registry: RegistrySpec | None = None
+    auth: AuthSpec | None = None
+    tls: TLSSpec | None = None
+    monitoring: MonitoringSpec | None = None
+    pod_disruption_budget: PodDisruptionBudgetSpec | None = None
+    pod_template: PodTemplateSpec | None = None
+    service: ServiceSpec | None = None
+    network_policy: NetworkPolicySpec | None = None
+
+    @model_validator(mode="after")
+    def _replicas_within_bounds(self) -> MemoryGraphSpec:
+        a = self.autoscaling
+        if a is not None and a.enabled and not a.min_replicas <= self.replicas <= a.max_replicas:
+            raise ValueError(
+                "replicas must lie within autoscaling.minReplicas and autoscaling.maxReplicas"
+            )
+        return self
+
+    @property
+    def autoscaled(self) -> bool:
+        """Whether a HorizontalPodAutoscaler owns the replica count."""
+        return self.autoscaling is not None and self.autoscaling.enabled
+
+    @property
+    def auth_enabled(self) -> bool:
+        """Whether clients need an API key."""
+        return self.auth is not None and self.auth.enabled
+
+
+class Endpoints(KubeModel):
+    """Where clients reach the graph."""
+
+    grpc: str = Field(description="host:port of the gRPC API inside the cluster.")
+    metrics: str = Field(description="URL of the Prometheus metrics.")
+
+
+class ArchivalStatus(KubeModel):
+    """What the archival CronJob last did."""
+
+    last_schedule_time: str | None = None
+    last_successful_time: str | None = None
+
+
+class MemoryGraphStatus(KubeModel):
+    """Observed state of a MemoryGraph, written by the operator only."""
+
+    model_config = KubeModel.model_config | {"extra": "ignore"}
+
+    observed_generation: int | None = None
+    conditions: list[Condition] | None = Field(
+        default=None,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+    replicas: int | None = Field(default=None, description="Pods that exist.")
+    ready_replicas: int | None = Field(default=None, description="Pods that are ready.")
+    selector: str | None = Field(default=None, description="Label selector of the pods (scale).")
+    endpoints: Endpoints | None = None
+    current_image: str | None = None
+    config_hash: str | None = Field(default=None, description="Hash of the rendered server config.")
+    plugins: list[str] | None = Field(default=None, description="Plugins in the rendered config.")
+    archival: ArchivalStatus | None = None
+
+
+class MemoryGraph(KubeModel):
+    """A MemoryGraph: a replicated, persistent memory store for LLM applications."""
+
+    model_config = KubeModel.model_config | {"extra": "ignore"}
+
+    spec: MemoryGraphSpec = Field(default_factory=MemoryGraphSpec)
+    status: MemoryGraphStatus | None = None

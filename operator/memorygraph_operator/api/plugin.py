@@ -1,0 +1,104 @@
+"""The ``Plugin`` custom resource: one hook plugin of the data plane.
+
+A Plugin does nothing on its own; every MemoryGraph that selects it (by name or label) gets it in
+its ``plugins.yaml``. Built-in types take free-form ``config``; webhooks need ``webhook``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from .base import KubeModel, SecretKeyRef, cel, preserve_unknown
+from .conditions import Condition
+
+__all__ = ["HOOK_PATTERN", "Plugin", "PluginSpec", "PluginStatus", "WebhookSpec"]
+
+# Hooks are named ``before_<operation>`` / ``after_<operation>`` by the data plane.
+HOOK_PATTERN = r"^(before|after)_[a-z][a-z_]*$"
+
+
+class WebhookSpec(KubeModel):
+    """Where a webhook plugin sends the hook calls."""
+
+    url: str = Field(pattern=r"^https?://", description="Endpoint receiving the hook calls.")
+    ca_bundle: str | None = Field(default=None, description="PEM CA bundle to verify the endpoint.")
+    token_secret_ref: SecretKeyRef | None = Field(
+        default=None, description="Bearer token sent to the endpoint, mounted into the pods."
+    )
+
+
+class PluginSpec(KubeModel):
+    """Desired state of a Plugin."""
+
+    model_config = KubeModel.model_config | {
+        "json_schema_extra": cel(
+            ("self.type != 'Webhook' || has(self.webhook)", "webhook plugins need spec.webhook"),
+            (
+                "self.type == 'Webhook' || !has(self.webhook)",
+                "only webhook plugins take spec.webhook",
+            ),
+        )
+    }
+
+    type: Literal["Validator", "Redactor", "Enricher", "Quota", "Webhook"] = Field(
+        description="Built-in plugin kind, or Webhook for an external service."
+    )
+    enabled: bool = Field(
+        default=True, description="Disabled plugins stay in the config, inactive."
+    )
+    order: int = Field(
+        default=100, ge=0, le=10000, description="Plugins run in ascending order, then by name."
+    )
+    timeout_seconds: float = Field(default=5.0, gt=0, le=60, description="Per-call time limit.")
+    failure_policy: Literal["Fail", "Ignore"] = Field(
+        default="Fail",
+        description="Fail rejects the operation when the plugin errs or times out; Ignore goes on.",
+    )
+    hooks: list[str] = Field(
+        min_length=1,
+        description="Hook points, e.g. before_create_node or after_create_session.",
+        json_schema_extra={"items": {"type": "string", "pattern": HOOK_PATTERN}},
+    )
+    config: dict[str, Any] | None = Field(
+        default=None,
+        description="Type-specific settings, passed to the plugin unchanged.",
+        json_schema_extra=preserve_unknown(),
+    )
+    webhook: WebhookSpec | None = None
+
+    @model_validator(mode="after")
+    def _webhook_matches_type(self) -> PluginSpec:
+        import re
+
+        if (self.type == "Webhook") != (self.webhook is not None):
+            raise ValueError("webhook plugins need spec.webhook, and only they take it")
+        bad = [h for h in self.hooks if not re.match(HOOK_PATTERN, h)]
+        if bad:
+            raise ValueError(f"unknown hook names: {', '.join(bad)}")
+        return self
+
+
+class PluginStatus(KubeModel):
+    """Observed state of a Plugin."""
+
+    model_config = KubeModel.model_config | {"extra": "ignore"}
+
+    observed_generation: int | None = None
+    conditions: list[Condition] | None = Field(
+        default=None,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+    used_by: list[str] | None = Field(
+        default=None, description="MemoryGraphs selecting this plugin."
+    )
+
+
+class Plugin(KubeModel):
+    """A data-plane hook plugin, shared by the MemoryGraphs that select it."""
+
+    model_config = KubeModel.model_config | {"extra": "ignore"}
+
+    spec: PluginSpec
+    status: PluginStatus | None = None

@@ -1,0 +1,110 @@
+"""Parsing custom resources into renderer inputs: validation, plugin selection. Pure.
+
+Everything that can make a spec invalid is decided here, so the handler can turn it into one
+``InvalidSpec`` condition and one Event instead of retrying.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..api.memorygraph import MemoryGraphSpec
+from ..api.plugin import PluginSpec
+from ..errors import InvalidSpec
+from ..render.context import ANNOTATION_PAUSED, ANNOTATION_RESTARTED_AT, GraphInputs, NamedPlugin
+
+__all__ = [
+    "PluginSelection",
+    "describe_validation_error",
+    "is_paused",
+    "parse_graph",
+    "parse_plugin",
+    "select_plugins",
+]
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line naming each offending field by its API path (camelCase)."""
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}" if loc else msg)
+    return "; ".join(parts)
+
+
+def parse_plugin(spec: Mapping[str, Any]) -> PluginSpec:
+    """Validate a Plugin's spec; raise :class:`InvalidSpec` naming the fields."""
+    try:
+        return PluginSpec.model_validate(dict(spec))
+    except ValidationError as exc:
+        raise InvalidSpec(describe_validation_error(exc)) from exc
+
+
+def is_paused(meta: Mapping[str, Any]) -> bool:
+    """Whether the pause annotation is set to a true value."""
+    value = (meta.get("annotations") or {}).get(ANNOTATION_PAUSED, "")
+    return str(value).lower() in {"true", "1", "yes"}
+
+
+@dataclass(frozen=True)
+class PluginSelection:
+    """Outcome of matching a graph's plugin selection against the Plugins that exist."""
+
+    selected: tuple[NamedPlugin, ...]
+    missing: tuple[str, ...]
+    invalid: tuple[str, ...]
+
+
+def select_plugins(spec: MemoryGraphSpec, plugins: list[Mapping[str, Any]]) -> PluginSelection:
+    """The Plugins a graph selects (by name or label) among ``plugins`` of its namespace.
+
+    Plugins named but absent are ``missing``; selected but invalid ones are ``invalid`` and left
+    out of the config rather than failing the whole graph.
+    """
+    if spec.plugins is None:
+        return PluginSelection((), (), ())
+    names = set(spec.plugins.names or [])
+    selector = spec.plugins.selector
+    selected: list[NamedPlugin] = []
+    invalid: list[str] = []
+    seen: set[str] = set()
+    for obj in plugins:
+        meta = obj.get("metadata") or {}
+        name = str(meta.get("name", ""))
+        if meta.get("deletionTimestamp"):
+            continue
+        labels = dict(meta.get("labels") or {})
+        if name not in names and not (selector is not None and selector.matches(labels)):
+            continue
+        seen.add(name)
+        try:
+            selected.append(NamedPlugin(name, parse_plugin(obj.get("spec") or {})))
+        except InvalidSpec:
+            invalid.append(name)
+    missing = sorted(names - seen)
+    return PluginSelection(
+        tuple(sorted(selected, key=lambda p: p.name)), tuple(missing), tuple(sorted(invalid))
+    )
+
+
+def parse_graph(body: Mapping[str, Any], plugins: tuple[NamedPlugin, ...] = ()) -> GraphInputs:
+    """Renderer inputs from a MemoryGraph object; raise :class:`InvalidSpec` when invalid."""
+    meta = body.get("metadata") or {}
+    try:
+        spec = MemoryGraphSpec.model_validate(dict(body.get("spec") or {}))
+    except ValidationError as exc:
+        raise InvalidSpec(describe_validation_error(exc)) from exc
+    annotations = meta.get("annotations") or {}
+    return GraphInputs(
+        name=str(meta["name"]),
+        namespace=str(meta.get("namespace", "default")),
+        uid=str(meta.get("uid", "")),
+        spec=spec,
+        plugins=plugins,
+        restarted_at=annotations.get(ANNOTATION_RESTARTED_AT) or None,
+    )

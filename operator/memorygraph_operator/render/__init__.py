@@ -1,0 +1,76 @@
+"""Pure renderers: one module per child kind, each returning the object or None ("must not exist").
+
+Nothing in this package performs I/O, reads the clock or the process environment, or imports
+kopf or the Kubernetes client; :mod:`memorygraph_operator.reconcile` applies what it returns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .archival import render_archival_cronjob
+from .autoscaling import render_hpa, render_pdb
+from .config import config_hash, render_configmap
+from .context import GraphInputs, NamedPlugin, Names, RenderEnv
+from .monitoring import render_service_monitor
+from .networkpolicy import render_network_policy
+from .secrets import needs_generated_auth_secret, render_auth_secret
+from .services import render_client_service, render_headless_service
+from .statefulset import render_statefulset
+
+__all__ = [
+    "Child",
+    "GraphInputs",
+    "NamedPlugin",
+    "Names",
+    "RenderEnv",
+    "config_hash",
+    "needs_generated_auth_secret",
+    "render_archival_cronjob",
+    "render_auth_secret",
+    "render_children",
+    "render_client_service",
+    "render_configmap",
+    "render_headless_service",
+    "render_hpa",
+    "render_network_policy",
+    "render_pdb",
+    "render_service_monitor",
+    "render_statefulset",
+]
+
+
+@dataclass(frozen=True)
+class Child:
+    """One child slot of a graph: its identity and desired body (None = must not exist)."""
+
+    api_version: str
+    kind: str
+    name: str
+    body: dict[str, Any] | None
+
+
+def render_children(g: GraphInputs, env: RenderEnv) -> list[Child]:
+    """Every child the operator applies, in apply order (config before the pods that read it).
+
+    The generated auth Secret is not here: it is created once, never re-applied (see
+    :func:`render_auth_secret`).
+    """
+    n = Names(g.name)
+    return [
+        Child("v1", "ConfigMap", n.configmap, render_configmap(g)),
+        Child("v1", "Service", n.headless_service, render_headless_service(g)),
+        Child("v1", "Service", n.service, render_client_service(g)),
+        Child("apps/v1", "StatefulSet", n.statefulset, render_statefulset(g, env)),
+        Child("autoscaling/v2", "HorizontalPodAutoscaler", n.hpa, render_hpa(g)),
+        Child("policy/v1", "PodDisruptionBudget", n.pdb, render_pdb(g)),
+        Child("batch/v1", "CronJob", n.cronjob, render_archival_cronjob(g, env)),
+        Child("networking.k8s.io/v1", "NetworkPolicy", n.network_policy, render_network_policy(g)),
+        Child(
+            "monitoring.coreos.com/v1",
+            "ServiceMonitor",
+            n.service_monitor,
+            render_service_monitor(g, env),
+        ),
+    ]

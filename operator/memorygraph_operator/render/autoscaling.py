@@ -1,0 +1,72 @@
+"""HorizontalPodAutoscaler and PodDisruptionBudget: the two objects that govern pod counts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .context import GraphInputs, Names, object_meta, selector_labels
+
+__all__ = ["render_hpa", "render_pdb"]
+
+
+def render_hpa(g: GraphInputs) -> dict[str, Any] | None:
+    """An autoscaling/v2 HPA on the StatefulSet, or None when autoscaling is off."""
+    a = g.spec.autoscaling
+    if a is None or not a.enabled:
+        return None
+    metrics: list[dict[str, Any]] = []
+    if a.target_cpu_utilization_percentage is not None:
+        metrics.append(
+            {
+                "type": "Resource",
+                "resource": {
+                    "name": "cpu",
+                    "target": {
+                        "type": "Utilization",
+                        "averageUtilization": a.target_cpu_utilization_percentage,
+                    },
+                },
+            }
+        )
+    metrics.extend(a.metrics or [])
+    spec: dict[str, Any] = {
+        "scaleTargetRef": {
+            "apiVersion": "apps/v1",
+            "kind": "StatefulSet",
+            "name": Names(g.name).statefulset,
+        },
+        "minReplicas": a.min_replicas,
+        "maxReplicas": a.max_replicas,
+    }
+    if metrics:
+        spec["metrics"] = metrics
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": object_meta(g, Names(g.name).hpa, "autoscaling"),
+        "spec": spec,
+    }
+
+
+def render_pdb(g: GraphInputs) -> dict[str, Any] | None:
+    """A PodDisruptionBudget, or None when at most one pod is guaranteed to run.
+
+    With a single pod, a budget of ``maxUnavailable: 1`` protects nothing and ``0`` would block
+    node drains forever; either way it only gets in the cluster operator's way.
+    """
+    spec = g.spec
+    pdb = spec.pod_disruption_budget
+    if pdb is not None and not pdb.enabled:
+        return None
+    floor = spec.autoscaling.min_replicas if spec.autoscaled and spec.autoscaling else spec.replicas
+    if floor <= 1:
+        return None
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": object_meta(g, Names(g.name).pdb, "data-plane"),
+        "spec": {
+            "maxUnavailable": pdb.max_unavailable if pdb else 1,
+            "selector": {"matchLabels": selector_labels(g)},
+        },
+    }

@@ -1,0 +1,35 @@
+"""The optional NetworkPolicy restricting who reaches the data plane."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .context import GRPC_PORT, METRICS_PORT, GraphInputs, Names, object_meta, selector_labels
+
+__all__ = ["render_network_policy"]
+
+
+def render_network_policy(g: GraphInputs) -> dict[str, Any] | None:
+    """Ingress only from the listed clients and the graph's own pods (gRPC), and to metrics.
+
+    The metrics port stays open to every source: where Prometheus runs differs per cluster and
+    the endpoint exposes counters only. None when the policy is not enabled.
+    """
+    np = g.spec.network_policy
+    if np is None or not np.enabled:
+        return None
+    peers: list[dict[str, Any]] = [{"podSelector": {"matchLabels": selector_labels(g)}}]
+    peers.extend(np.allowed_clients or [])
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": object_meta(g, Names(g.name).network_policy, "data-plane"),
+        "spec": {
+            "podSelector": {"matchLabels": selector_labels(g)},
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {"from": peers, "ports": [{"port": GRPC_PORT, "protocol": "TCP"}]},
+                {"ports": [{"port": METRICS_PORT, "protocol": "TCP"}]},
+            ],
+        },
+    }

@@ -1,0 +1,62 @@
+"""The two Services of a graph: headless (stable pod DNS for the StatefulSet) and client."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .context import GRPC_PORT, METRICS_PORT, GraphInputs, Names, object_meta, selector_labels
+
+__all__ = ["LABEL_SERVICE_ROLE", "render_client_service", "render_headless_service"]
+
+# Tells the two Services apart so the ServiceMonitor scrapes each pod once, not twice.
+LABEL_SERVICE_ROLE = "memorygraph.io/service"
+
+_PORTS = [
+    {
+        "name": "grpc",
+        "port": GRPC_PORT,
+        "targetPort": "grpc",
+        "protocol": "TCP",
+        "appProtocol": "grpc",
+    },
+    {"name": "metrics", "port": METRICS_PORT, "targetPort": "metrics", "protocol": "TCP"},
+]
+
+
+def render_headless_service(g: GraphInputs) -> dict[str, Any]:
+    """Headless Service the StatefulSet's pods get their DNS names from."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": object_meta(
+            g, Names(g.name).headless_service, "data-plane", labels={LABEL_SERVICE_ROLE: "headless"}
+        ),
+        "spec": {
+            "clusterIP": "None",
+            # Pods must resolve each other while still starting (shard discovery).
+            "publishNotReadyAddresses": True,
+            "selector": selector_labels(g),
+            "ports": [dict(p) for p in _PORTS],
+        },
+    }
+
+
+def render_client_service(g: GraphInputs) -> dict[str, Any]:
+    """The Service applications connect to: ``<graph>.<namespace>.svc:50051``."""
+    svc = g.spec.service
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": object_meta(
+            g,
+            Names(g.name).service,
+            "data-plane",
+            labels={LABEL_SERVICE_ROLE: "client"},
+            annotations=svc.annotations if svc else None,
+        ),
+        "spec": {
+            "type": svc.type if svc else "ClusterIP",
+            "selector": selector_labels(g),
+            "ports": [dict(p) for p in _PORTS],
+        },
+    }

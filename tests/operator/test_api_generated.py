@@ -1,0 +1,89 @@
+"""The generated CRDs, chart CRDs and API reference match the models, and are structural."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+from conftest import ROOT
+from memorygraph_operator.api.crdgen import KINDS, build_crd, outputs
+
+REGENERATE = "python -m memorygraph_operator.api.crdgen (or make generate-operator)"
+
+
+@pytest.mark.parametrize("path", sorted(outputs(ROOT)), ids=lambda p: str(p.relative_to(ROOT)))
+def test_generated_file_is_fresh(path: Path) -> None:
+    expected = outputs(ROOT)[path]
+    assert path.exists(), f"{path} missing: run {REGENERATE}"
+    assert path.read_text() == expected, f"{path} is stale: run {REGENERATE}"
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.kind)
+def test_crd_passes_kubernetes_schema_validation(kind: Any) -> None:
+    kubernetes_validate.validate(build_crd(kind), "1.33", strict=True)
+
+
+def _walk(node: dict[str, Any], path: str = "") -> list[tuple[str, dict[str, Any]]]:
+    out = [(path, node)]
+    for name, sub in node.get("properties", {}).items():
+        out += _walk(sub, f"{path}.{name}")
+    if isinstance(node.get("items"), dict):
+        out += _walk(node["items"], f"{path}[]")
+    if isinstance(node.get("additionalProperties"), dict):
+        out += _walk(node["additionalProperties"], f"{path}{{}}")
+    return out
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.kind)
+def test_crd_schema_is_structural(kind: Any) -> None:
+    schema = build_crd(kind)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    for path, node in _walk(schema):
+        assert not {"$ref", "anyOf", "oneOf", "allOf", "title"} & node.keys(), path
+        assert (
+            "type" in node
+            or node.get("x-kubernetes-int-or-string")
+            or node.get("x-kubernetes-preserve-unknown-fields")
+        ), f"{path} has no type"
+        if "properties" in node:
+            assert "additionalProperties" not in node, path
+        assert node.get("type") != "null", path
+
+
+def _rules(kind_name: str) -> list[str]:
+    crd = build_crd(next(k for k in KINDS if k.kind == kind_name))
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    return [r["rule"] for _, n in _walk(schema) for r in n.get("x-kubernetes-validations", [])]
+
+
+def test_memorygraph_crd_carries_the_cel_guards() -> None:
+    rules = " ".join(_rules("MemoryGraph"))
+    assert "quantity(self.size).compareTo(quantity(oldSelf.size)) >= 0" in rules
+    assert "self.storageClassName == oldSelf.storageClassName" in rules
+    assert "self.replicas >= self.autoscaling.minReplicas" in rules
+    assert "self.matches(" in rules
+
+
+def test_memorygraph_crd_has_scale_status_and_columns() -> None:
+    crd = yaml.safe_load((ROOT / "crds/memorygraph.io_memorygraphs.yaml").read_text())
+    version = crd["spec"]["versions"][0]
+    assert version["subresources"]["scale"] == {
+        "specReplicasPath": ".spec.replicas",
+        "statusReplicasPath": ".status.replicas",
+        "labelSelectorPath": ".status.selector",
+    }
+    assert "status" in version["subresources"]
+    columns = {c["name"]: c for c in version["additionalPrinterColumns"]}
+    assert list(columns) == ["Ready", "Replicas", "Image", "Storage", "Age", "Reason"]
+    assert columns["Reason"]["priority"] == 1
+    assert crd["spec"]["names"]["shortNames"] == ["mg"]
+    assert crd["spec"]["names"]["categories"] == ["memorygraph"]
+
+
+def test_chart_crds_are_kept_on_uninstall_and_switchable() -> None:
+    for path in (ROOT / "charts/memorygraph-operator/templates/crds").glob("*.yaml"):
+        text = path.read_text()
+        assert text.startswith("{{- if .Values.crds.create }}"), path
+        assert "helm.sh/resource-policy: keep" in text, path

@@ -1,0 +1,98 @@
+"""The API models accept the documented examples and reject what the CRD's rules reject."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import jsonschema
+import pytest
+from conftest import EXAMPLES, load_example
+from memorygraph_operator.api.crdgen import KINDS, build_crd
+from memorygraph_operator.errors import InvalidSpec
+from memorygraph_operator.reconcile.inputs import parse_graph, parse_plugin
+
+
+def _schema(kind: str) -> dict[str, Any]:
+    crd = build_crd(next(k for k in KINDS if k.kind == kind))
+    return dict(crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"])
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in EXAMPLES.glob("*.yaml")))
+def test_examples_are_valid_against_models_and_crd_schema(name: str) -> None:
+    manifest = load_example(name)
+    assert manifest["apiVersion"] == "memorygraph.io/v1alpha1"
+    _validate(manifest, _schema(manifest["kind"]))
+    if manifest["kind"] == "MemoryGraph":
+        parse_graph(manifest)
+    else:
+        parse_plugin(manifest["spec"])
+
+
+def _validate(instance: dict[str, Any], schema: dict[str, Any]) -> None:
+    # OpenAPI v3.0 schemas follow draft 4 (boolean exclusiveMinimum and friends).
+    jsonschema.Draft4Validator(schema).validate(instance)
+
+
+def _graph(**spec: Any) -> dict[str, Any]:
+    return {"metadata": {"name": "g", "namespace": "ns"}, "spec": spec}
+
+
+@pytest.mark.parametrize(
+    ("spec", "needle"),
+    [
+        ({"replicas": 5, "autoscaling": {"enabled": True, "maxReplicas": 3}}, "replicas must lie"),
+        ({"autoscaling": {"minReplicas": 4, "maxReplicas": 2}}, "minReplicas must not exceed"),
+        (
+            {
+                "archival": {
+                    "schedule": "0 3 * *",
+                    "destination": {"s3": {"bucket": "bucket", "secretRef": {"name": "s"}}},
+                }
+            },
+            "five-field",
+        ),
+        (
+            {
+                "archival": {
+                    "schedule": "0 0 3 * * *",
+                    "destination": {"s3": {"bucket": "bucket", "secretRef": {"name": "s"}}},
+                }
+            },
+            "five-field",
+        ),
+        ({"archival": {"destination": {}}}, "exactly one of vault and s3"),
+        ({"storage": {"size": "lots"}}, "storage.size"),
+        ({"durability": "durable"}, "durability"),
+        ({"replicaz": 1}, "replicaz"),
+    ],
+)
+def test_invalid_graph_specs_are_rejected_naming_the_field(
+    spec: dict[str, Any], needle: str
+) -> None:
+    with pytest.raises(InvalidSpec, match=needle):
+        parse_graph(_graph(**spec))
+
+
+def test_webhook_plugins_need_a_webhook_and_others_must_not_have_one() -> None:
+    webhook = copy.deepcopy(load_example("plugin-webhook.yaml")["spec"])
+    del webhook["webhook"]
+    with pytest.raises(InvalidSpec, match="webhook"):
+        parse_plugin(webhook)
+    redactor = load_example("plugin-pii-redactor.yaml")["spec"]
+    with pytest.raises(InvalidSpec, match="webhook"):
+        parse_plugin({**redactor, "webhook": {"url": "https://x"}})
+
+
+def test_plugin_hooks_must_be_named_before_or_after_something() -> None:
+    spec = {**load_example("plugin-pii-redactor.yaml")["spec"], "hooks": ["on_create"]}
+    with pytest.raises(InvalidSpec, match="hook"):
+        parse_plugin(spec)
+
+
+def test_crd_schema_rejects_lowercase_enums_and_bad_cron() -> None:
+    schema = _schema("MemoryGraph")
+    with pytest.raises(jsonschema.ValidationError):
+        _validate({"spec": {"storage": {"deletionPolicy": "retain"}}}, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        _validate({"spec": {"archival": {"schedule": "@daily", "destination": {}}}}, schema)
