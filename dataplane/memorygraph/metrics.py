@@ -9,7 +9,7 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
-__all__ = ["MetricsServer", "observe_rpc"]
+__all__ = ["MetricsServer", "observe_group_commit", "observe_rpc"]
 
 RPC_REQUESTS = Counter(
     "memorygraph_rpc_requests", "RPCs handled, by method and status code", ["method", "code"]
@@ -20,6 +20,16 @@ RPC_LATENCY = Histogram(
     ["method"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+COMMIT_GROUP_SIZE = Histogram(
+    "memorygraph_commit_group_size",
+    "Writes made durable by one write-ahead-log sync (durable mode)",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
+COMMIT_SYNC_LATENCY = Histogram(
+    "memorygraph_commit_sync_seconds",
+    "Time one write-ahead-log sync took (durable mode)",
+    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),
+)
 STORE_COUNTS = Gauge("memorygraph_store_objects", "Objects in the store, by kind", ["kind"])
 STORE_BYTES = Gauge("memorygraph_store_size_bytes", "Approximate bytes the store occupies")
 
@@ -27,6 +37,11 @@ STORE_BYTES = Gauge("memorygraph_store_size_bytes", "Approximate bytes the store
 def observe_rpc(method: str, code: str, seconds: float) -> None:
     RPC_REQUESTS.labels(method, code).inc()
     RPC_LATENCY.labels(method).observe(seconds)
+
+
+def observe_group_commit(writes: int, seconds: float) -> None:
+    COMMIT_GROUP_SIZE.observe(writes)
+    COMMIT_SYNC_LATENCY.observe(seconds)
 
 
 class MetricsServer:

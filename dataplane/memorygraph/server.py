@@ -56,7 +56,11 @@ class RunningServer:
 def _open_store(config: ServerConfig) -> GraphStore:
     data_dir = config.data_dir
     try:
-        return GraphStore(open_rocks_store(str(data_dir)))
+        return GraphStore(
+            open_rocks_store(str(data_dir)),
+            group_commit=config.durability is Durability.DURABLE,
+            on_group=metrics.observe_group_commit,
+        )
     except OSError as exc:
         raise ConfigError(f"cannot use data directory {data_dir}: {exc.strerror}") from exc
     except Exception as exc:  # rocksdict raises plain exceptions carrying RocksDB's status text
@@ -85,7 +89,7 @@ def start_server(config: ServerConfig) -> RunningServer:
     except Exception:
         metrics_server.stop()
         raise
-    service = GraphService(store, sync=config.durability is Durability.DURABLE)
+    service = GraphService(store)
     interceptor = ServiceInterceptor()
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="rpc"),

@@ -446,7 +446,7 @@ def test_unexpected_errors_become_internal_with_request_id(
     def explode(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("/secret/path/to/file.sst corrupted")
 
-    monkeypatch.setattr(inprocess_server.store, "commit", explode)
+    monkeypatch.setattr(inprocess_server.store, "stage", explode)
     with pytest.raises(grpc.RpcError) as info:
         stub.AddPrompt(
             pb.AddPromptRequest(session_id=session.id, content="x"),

@@ -70,15 +70,8 @@ def _check_metadata(metadata: dict[str, str]) -> None:
 
 
 class GraphService:
-    def __init__(
-        self,
-        store: GraphStore,
-        *,
-        sync: bool = True,
-        clock: Callable[[], int] = _now_micros,
-    ) -> None:
+    def __init__(self, store: GraphStore, *, clock: Callable[[], int] = _now_micros) -> None:
         self.store = store
-        self.sync = sync
         self.clock = clock
         self._write_lock = threading.Lock()
 
@@ -87,7 +80,9 @@ class GraphService:
         with self._write_lock:
             tx = Transaction(self.store)
             yield tx
-            self.store.commit(tx.changes(), sync=self.sync)
+            ticket = self.store.stage(tx.changes())
+        # Outside the lock, so that other writers join the same group commit.
+        self.store.wait_durable(ticket)
 
     # -- lookups -----------------------------------------------------------------------------
 

@@ -8,12 +8,13 @@ that and hands over the complete change.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from memorygraph.errors import MemoryGraphError
 from memorygraph.graph.model import Direction, Edge, EdgeKey, EdgeKind, Node, NodeKind, SessionState
 from memorygraph.store import keys
+from memorygraph.store.commit import CommitFailed, GroupCommitter
 from memorygraph.store.codec import decode_edge, decode_node, encode_edge, encode_node
 from memorygraph.store.kv import KeyValueStore, Op
 
@@ -55,10 +56,21 @@ def _counter_deltas(node: Node, sign: int) -> Iterator[tuple[str, int]]:
 
 
 class GraphStore:
-    """Typed reads and atomic change sets over a key-value engine."""
+    """Typed reads and atomic change sets over a key-value engine.
 
-    def __init__(self, kv: KeyValueStore) -> None:
+    With `group_commit` (the `durable` mode), `stage` appends a change set without syncing and
+    `wait_durable` blocks until a shared sync covers it; see `commit.GroupCommitter`.
+    """
+
+    def __init__(
+        self,
+        kv: KeyValueStore,
+        *,
+        group_commit: bool = False,
+        on_group: Callable[[int, float], None] | None = None,
+    ) -> None:
         self.kv = kv
+        self._committer = GroupCommitter(kv.sync_wal, on_group=on_group) if group_commit else None
         raw = kv.get(keys.CF_META, keys.SCHEMA_VERSION_KEY)
         if raw is None:
             kv.write(
@@ -157,7 +169,32 @@ class GraphStore:
     # -- writes ------------------------------------------------------------------------------
 
     def commit(self, changes: StoreChanges, *, sync: bool) -> None:
-        """Write `changes` with every index and counter they imply, atomically."""
+        """Write `changes` with every index and counter they imply, atomically; with `sync`,
+        return only once they are on stable storage."""
+        if self._committer is None:
+            self._write(changes, sync=sync)
+        else:
+            ticket = self.stage(changes)
+            if sync:
+                self.wait_durable(ticket)
+
+    def stage(self, changes: StoreChanges) -> int:
+        """Append `changes` without waiting for stable storage; returns the ticket to wait on
+        (0 when there is nothing to wait for). Callers serialize stage() among themselves."""
+        if self._committer is None:
+            self._write(changes, sync=False)
+            return 0
+        if self._committer.failed:
+            raise CommitFailed("the write-ahead log could not be synced; the store is read-only")
+        self._write(changes, sync=False)
+        return self._committer.ticket()
+
+    def wait_durable(self, ticket: int) -> None:
+        """Block until the change set behind `ticket` is on stable storage."""
+        if self._committer is not None and ticket:
+            self._committer.wait(ticket)
+
+    def _write(self, changes: StoreChanges, *, sync: bool) -> None:
         ops: list[Op] = []
         deltas: dict[str, int] = {}
 
@@ -221,4 +258,6 @@ class GraphStore:
         return ops
 
     def close(self) -> None:
+        if self._committer is not None:
+            self._committer.close()
         self.kv.close()

@@ -34,6 +34,10 @@ class KeyValueStore(Protocol):
         """Apply every op or none; with `sync` return only once the batch is on stable storage."""
         ...
 
+    def sync_wal(self) -> None:
+        """Put every write made so far on stable storage."""
+        ...
+
     def size_bytes(self) -> int:
         """Approximate bytes the store occupies."""
         ...

@@ -67,6 +67,9 @@ class MemoryStore:
                         bisect.insort(keys, key)
                     table[key] = value
 
+    def sync_wal(self) -> None:
+        self._check_open()
+
     def size_bytes(self) -> int:
         return sum(len(k) + len(v) for table in self._data.values() for k, v in table.items())
 

@@ -16,6 +16,8 @@ from memorygraph.store.kv import Op
 
 __all__ = ["RocksStore"]
 
+_SYNC_MARKER = b"\x00sync-marker"  # in the default column family, which holds nothing else
+
 
 def _options() -> Options:
     opts = Options(raw_mode=True)
@@ -83,6 +85,12 @@ class RocksStore:
             else:
                 batch.put(key, value, handles[cf])
         self._db.write(batch, self._sync if sync else self._nosync)
+
+    def sync_wal(self) -> None:
+        # A synced write syncs the whole write-ahead log up to it, so one tiny marker write
+        # makes every earlier unsynced batch durable. (Rdict.flush_wal(True) does the same but
+        # measured ~15x slower here.)
+        self._db.put(_SYNC_MARKER, b"", self._sync)
 
     def size_bytes(self) -> int:
         total = 0
