@@ -1,84 +1,61 @@
-"""Shared fixtures of the operator tests: golden files, example manifests, validation."""
+"""Fixtures of the operator tests."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
+import kopf
 import pytest
-import yaml
-
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ROOT / "docs" / "examples"
-GOLDEN = Path(__file__).parent / "golden"
-
-# The one command that rewrites every golden file: UPDATE_GOLDEN=1 pytest tests/operator
-UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
-
-
-def load_example(name: str) -> dict[str, Any]:
-    """One manifest from docs/examples."""
-    data = yaml.safe_load((EXAMPLES / name).read_text())
-    assert isinstance(data, dict)
-    return data
-
-
-class _GoldenDumper(yaml.SafeDumper):
-    """Readable goldens: block scalars for multi-line strings, no anchors."""
-
-    def ignore_aliases(self, data: Any) -> bool:
-        return True
-
-
-def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    style = "|" if "\n" in value else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
-
-
-_GoldenDumper.add_representer(str, _str)
-
-
-def dump_golden(obj: Any) -> str:
-    """The text a golden file holds for ``obj``."""
-    return yaml.dump(obj, Dumper=_GoldenDumper, sort_keys=False, width=100)
-
-
-class Golden:
-    """Compares rendered objects with files under tests/operator/golden (or rewrites them)."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.seen: set[str] = set()
-
-    def check(self, name: str, obj: Any) -> None:
-        path = self.directory / name
-        self.seen.add(name)
-        text = dump_golden(obj)
-        if UPDATE:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-            return
-        assert path.exists(), f"{path} is missing: run UPDATE_GOLDEN=1 pytest tests/operator"
-        assert yaml.safe_load(path.read_text()) == obj, (
-            f"{path} differs from the rendered object; review, then run "
-            "UPDATE_GOLDEN=1 pytest tests/operator"
-        )
-
-    def check_no_extra_files(self) -> None:
-        """Objects that are no longer rendered must not keep a golden file around."""
-        existing = (
-            {p.name for p in self.directory.glob("*.yaml")} if self.directory.exists() else set()
-        )
-        extra = existing - self.seen
-        if UPDATE:
-            for name in extra:
-                (self.directory / name).unlink()
-            return
-        assert not extra, f"golden files for objects no longer rendered: {sorted(extra)}"
+import pytest_asyncio
+from apiserver import ApiServer
+from memorygraph_operator.__main__ import build_memo
+from memorygraph_operator.kube import Credentials, Kube
+from memorygraph_operator.render.context import FIELD_MANAGER
+from memorygraph_operator.settings import OperatorConfig
+from operator_support import GOLDEN, Golden
 
 
 @pytest.fixture
 def golden(request: pytest.FixtureRequest) -> Golden:
     case = request.node.callspec.id if hasattr(request.node, "callspec") else request.node.name
     return Golden(GOLDEN / request.node.originalname.removeprefix("test_") / case)
+
+
+# Resources the fake API server serves (a real one lists an empty collection, kmock 404s).
+SERVED = [
+    "v1/configmaps",
+    "v1/services",
+    "v1/secrets",
+    "v1/persistentvolumeclaims",
+    "v1/events",
+    "apps/v1/statefulsets",
+    "autoscaling/v2/horizontalpodautoscalers",
+    "policy/v1/poddisruptionbudgets",
+    "batch/v1/cronjobs",
+    "networking.k8s.io/v1/networkpolicies",
+    "memorygraph.io/v1alpha1/memorygraphs",
+    "memorygraph.io/v1alpha1/plugins",
+]
+
+
+@pytest.fixture
+def kmock_options(kmock_options: dict[str, Any]) -> dict[str, Any]:
+    """Every operator test talks to the stateful :class:`ApiServer` emulator."""
+    return {**kmock_options, "cls": ApiServer}
+
+
+@pytest.fixture
+def api(kmock: ApiServer) -> ApiServer:
+    """The fake API server with the built-in resources and our CRDs served."""
+    for ref in SERVED:
+        kmock.resources[ref] = {"namespaced": True, "verbs": ["get", "list", "watch"]}
+    return kmock
+
+
+@pytest_asyncio.fixture
+async def memo(api: ApiServer) -> AsyncIterator[kopf.Memo]:
+    """The memo the handlers get, with an API client pointed at the fake API server."""
+    kube = Kube(lambda: Credentials(server=str(api.url), headers={}), FIELD_MANAGER)
+    yield build_memo(OperatorConfig(), kube)
+    await kube.close()

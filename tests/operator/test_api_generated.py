@@ -8,8 +8,8 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
-from conftest import ROOT
 from memorygraph_operator.api.crdgen import KINDS, build_crd, outputs
+from operator_support import ROOT
 
 REGENERATE = "python -m memorygraph_operator.api.crdgen (or make generate-operator)"
 

@@ -7,10 +7,10 @@ from typing import Any
 
 import jsonschema
 import pytest
-from conftest import EXAMPLES, load_example
 from memorygraph_operator.api.crdgen import KINDS, build_crd
 from memorygraph_operator.errors import InvalidSpec
 from memorygraph_operator.reconcile.inputs import parse_graph, parse_plugin
+from operator_support import EXAMPLES, load_example
 
 
 def _schema(kind: str) -> dict[str, Any]:

@@ -9,7 +9,6 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
-from conftest import Golden, load_example
 from memorygraph_operator.reconcile.inputs import parse_graph, select_plugins
 from memorygraph_operator.render import (
     GraphInputs,
@@ -17,6 +16,7 @@ from memorygraph_operator.render import (
     render_auth_secret,
     render_children,
 )
+from operator_support import Golden, load_example
 
 K8S_VERSION = "1.33"
 

@@ -6,7 +6,7 @@ Everything that can make a spec invalid is decided here, so the handler can turn
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,7 +60,7 @@ class PluginSelection:
     invalid: tuple[str, ...]
 
 
-def select_plugins(spec: MemoryGraphSpec, plugins: list[Mapping[str, Any]]) -> PluginSelection:
+def select_plugins(spec: MemoryGraphSpec, plugins: Sequence[Mapping[str, Any]]) -> PluginSelection:
     """The Plugins a graph selects (by name or label) among ``plugins`` of its namespace.
 
     Plugins named but absent are ``missing``; selected but invalid ones are ``invalid`` and left

@@ -1,0 +1,93 @@
+"""``memorygraph-operator``: runs the kopf operator with the project's settings.
+
+Configuration comes from the environment (see :mod:`.settings`); the command line only chooses
+the namespaces to watch and the verbosity, mirroring ``kopf run``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+import kopf
+from prometheus_client import start_http_server
+
+from .api.base import GROUP
+from .kube import Credentials, Kube
+from .metrics import ReadinessTracker
+from .render.context import FIELD_MANAGER, RenderEnv
+from .settings import OperatorConfig, configure_kopf
+
+__all__ = ["build_memo", "credentials_from_kopf", "main"]
+
+logger = logging.getLogger("memorygraph_operator")
+
+
+def credentials_from_kopf() -> Credentials:
+    """Credentials the way kopf finds them: in-cluster service account, else kubeconfig."""
+    settings = kopf.OperatorSettings()
+    info = (
+        kopf.login_via_client(logger=logger, settings=settings)
+        or kopf.login_with_service_account(logger=logger, settings=settings)
+        or kopf.login_with_kubeconfig(logger=logger, settings=settings)
+    )
+    if info is None:
+        raise SystemExit("no Kubernetes credentials found (in-cluster or kubeconfig)")
+    secure = info.server.startswith("https")
+    return Credentials(
+        server=info.server,
+        headers=info.as_http_headers(),
+        ssl_context=info.as_ssl_context() if secure else None,
+    )
+
+
+def build_memo(config: OperatorConfig, kube: Kube) -> kopf.Memo:
+    """The memo every handler receives (shallow-copied per resource by kopf)."""
+    memo = kopf.Memo()
+    memo.kube = kube
+    memo.env = RenderEnv(default_image=config.default_image)
+    memo.locks = {}
+    memo.readiness = ReadinessTracker()
+    return memo
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script."""
+    parser = argparse.ArgumentParser(prog="memorygraph-operator", description=__doc__)
+    parser.add_argument(
+        "--namespace",
+        "-n",
+        action="append",
+        default=[],
+        help="watch only this namespace (repeatable); default: WATCH_NAMESPACE or all",
+    )
+    parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
+    args = parser.parse_args(argv)
+    config = OperatorConfig.from_env()
+    namespaces = tuple(args.namespace) or config.namespaces
+
+    kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.FULL)
+    from . import handlers  # noqa: F401  (registers the handlers with kopf)
+
+    settings = kopf.OperatorSettings()
+    configure_kopf(settings)
+    start_http_server(config.metrics_port)
+    kube = Kube(credentials_from_kopf, FIELD_MANAGER)
+    logger.info("watching %s for %s", ", ".join(namespaces) or "all namespaces", GROUP)
+    asyncio.run(
+        kopf.operator(
+            settings=settings,
+            memo=build_memo(config, kube),
+            clusterwide=not namespaces,
+            namespaces=namespaces,
+            standalone=True,
+            liveness_endpoint=f"http://0.0.0.0:{config.health_port}/healthz",
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,231 @@
+"""kopf handlers: thin adapters from watch events to :mod:`.reconcile`, errors to kopf's.
+
+Handlers hold no logic of their own: they find the graph to reconcile, serialise reconciles of
+the same graph, record metrics, and translate the operator's errors into kopf's retry policy
+(this is the one place that happens).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from .api.base import GROUP, VERSION
+from .errors import Conflict, Invalid, InvalidSpec, KubeError, Unavailable
+from .kube import Kube
+from .metrics import RECONCILE_DURATION, RECONCILE_ERRORS, RECONCILE_TOTAL, ReadinessTracker
+from .reconcile.graph import GRAPH, reconcile_graph
+from .reconcile.plugins import reconcile_plugin
+from .render.context import LABEL_MANAGED_BY, MANAGED_BY, RenderEnv
+
+__all__ = ["OperatorMemo", "on_graph", "on_plugin", "reconcile_graph_by_name"]
+
+# Periodic resync repairs drift in children whose kinds are not watched (Secrets, policies).
+RESYNC_SECONDS = 300.0
+_CHILD_KINDS = (
+    ("apps", "v1", "statefulsets"),
+    ("", "v1", "services"),
+    ("", "v1", "configmaps"),
+    ("batch", "v1", "cronjobs"),
+    ("policy", "v1", "poddisruptionbudgets"),
+    ("autoscaling", "v2", "horizontalpodautoscalers"),
+)
+
+
+class OperatorMemo(kopf.Memo):
+    """What every handler shares: the API client, render environment, locks and metrics."""
+
+    kube: Kube
+    env: RenderEnv
+    locks: dict[tuple[str, str], asyncio.Lock]
+    readiness: ReadinessTracker
+
+
+def _ns(namespace: str | None) -> str:
+    """Both kinds are namespaced: kopf passes None only for cluster-scoped objects."""
+    if namespace is None:
+        raise kopf.PermanentError("MemoryGraph resources are namespaced")
+    return namespace
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def _ready_of(status: Mapping[str, Any]) -> str:
+    for c in status.get("conditions") or []:
+        if c.get("type") == "Ready":
+            return str(c.get("status"))
+    return "Unknown"
+
+
+def _translate(kind: str, exc: Exception) -> Exception:
+    """The kopf error for one of ours: permanent for invalid specs, temporary otherwise."""
+    RECONCILE_ERRORS.labels(kind=kind, error=type(exc).__name__).inc()
+    if isinstance(exc, InvalidSpec):
+        RECONCILE_TOTAL.labels(kind=kind, result="invalid").inc()
+        return kopf.PermanentError(f"invalid spec: {exc}")
+    RECONCILE_TOTAL.labels(kind=kind, result="error").inc()
+    if isinstance(exc, (Unavailable, Conflict)):
+        return kopf.TemporaryError(str(exc), delay=10)
+    if isinstance(exc, Invalid):
+        # The API server rejected a rendered child: retrying soon would only repeat it.
+        return kopf.TemporaryError(str(exc), delay=120)
+    return kopf.TemporaryError(str(exc), delay=30)
+
+
+async def reconcile_graph_by_name(
+    memo: OperatorMemo,
+    namespace: str,
+    name: str,
+    logger: logging.Logger | logging.LoggerAdapter[Any],
+) -> dict[str, Any] | None:
+    """Reconcile one graph with the latest state read inside its lock; its status, or None.
+
+    Reading the object again inside the lock means a reconcile queued behind another one
+    starts from the status the first one wrote, not from a stale event body.
+    """
+    lock = memo.locks.setdefault((namespace, name), asyncio.Lock())
+    async with lock:
+        body = await memo.kube.get(GRAPH, namespace, name)
+        if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
+            memo.readiness.set("MemoryGraph", namespace, name, None)
+            return None
+        started = time.monotonic()
+        try:
+            outcome = await reconcile_graph(memo.kube, body, memo.env, _now())
+        except (InvalidSpec, KubeError) as exc:
+            if isinstance(exc, InvalidSpec):
+                memo.readiness.set("MemoryGraph", namespace, name, "False")
+            raise _translate("MemoryGraph", exc) from exc
+        finally:
+            RECONCILE_DURATION.labels(kind="MemoryGraph").observe(time.monotonic() - started)
+        result = "paused" if outcome.paused else "success"
+        RECONCILE_TOTAL.labels(kind="MemoryGraph", result=result).inc()
+        memo.readiness.set("MemoryGraph", namespace, name, _ready_of(outcome.status))
+        if outcome.applied or outcome.deleted:
+            logger.debug("applied %s, deleted %s", outcome.applied, outcome.deleted)
+        return outcome.status
+
+
+@kopf.on.cleanup()
+async def on_cleanup(memo: OperatorMemo, **_: Any) -> None:
+    """Close the API client's connections when the operator stops."""
+    await memo.kube.close()
+
+
+@kopf.on.resume(GROUP, VERSION, "memorygraphs")
+@kopf.on.create(GROUP, VERSION, "memorygraphs")
+@kopf.on.update(GROUP, VERSION, "memorygraphs")
+async def on_graph(
+    name: str, namespace: str | None, memo: OperatorMemo, logger: kopf.Logger, **_: Any
+) -> None:
+    """A graph appeared, changed (spec, labels, annotations) or the operator restarted."""
+    await reconcile_graph_by_name(memo, _ns(namespace), name, logger)
+
+
+@kopf.timer(GROUP, VERSION, "memorygraphs", interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
+async def resync_graph(
+    name: str, namespace: str | None, memo: OperatorMemo, logger: kopf.Logger, **_: Any
+) -> None:
+    """Periodic reconcile: repairs drift in children no watch reports."""
+    await reconcile_graph_by_name(memo, _ns(namespace), name, logger)
+
+
+@kopf.on.event(GROUP, VERSION, "memorygraphs")
+async def on_graph_event(
+    type: str, name: str, namespace: str | None, memo: OperatorMemo, **_: Any
+) -> None:
+    """Forget deleted graphs in the readiness metric (children go with owner references)."""
+    if type == "DELETED":
+        memo.readiness.set("MemoryGraph", _ns(namespace), name, None)
+        memo.locks.pop((_ns(namespace), name), None)
+
+
+def _owner_graph(body: Mapping[str, Any]) -> str | None:
+    for ref in (body.get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("kind") == "MemoryGraph" and ref.get("apiVersion", "").startswith(GROUP + "/"):
+            return str(ref.get("name"))
+    return None
+
+
+async def on_child(
+    body: kopf.Body, namespace: str | None, memo: OperatorMemo, logger: kopf.Logger, **_: Any
+) -> None:
+    """A child changed (status, drift, deletion): reconcile its graph."""
+    graph = _owner_graph(body)
+    if graph is None:
+        return
+    try:
+        await reconcile_graph_by_name(memo, _ns(namespace), graph, logger)
+    except (kopf.PermanentError, kopf.TemporaryError) as exc:
+        # Event handlers are not retried; the graph's own handler and the resync are.
+        logger.warning("reconcile of %s after a child change failed: %s", graph, exc)
+
+
+for _group, _version, _plural in _CHILD_KINDS:
+    kopf.on.event(_group, _version, _plural, labels={LABEL_MANAGED_BY: MANAGED_BY})(on_child)
+
+
+async def _reconcile_graphs(
+    memo: OperatorMemo, namespace: str, names: list[str], logger: kopf.Logger
+) -> None:
+    for graph in names:
+        try:
+            await reconcile_graph_by_name(memo, namespace, graph, logger)
+        except (kopf.PermanentError, kopf.TemporaryError) as exc:
+            logger.warning("reconcile of graph %s failed: %s", graph, exc)
+
+
+@kopf.on.resume(GROUP, VERSION, "plugins")
+@kopf.on.create(GROUP, VERSION, "plugins")
+@kopf.on.update(GROUP, VERSION, "plugins")
+async def on_plugin(
+    body: kopf.Body, namespace: str | None, memo: OperatorMemo, logger: kopf.Logger, **_: Any
+) -> None:
+    """A plugin changed: record its status, then re-render every graph it affects."""
+    started = time.monotonic()
+    try:
+        status, affected = await reconcile_plugin(memo.kube, body, _now())
+    except KubeError as exc:
+        raise _translate("Plugin", exc) from exc
+    finally:
+        RECONCILE_DURATION.labels(kind="Plugin").observe(time.monotonic() - started)
+    RECONCILE_TOTAL.labels(kind="Plugin", result="success").inc()
+    memo.readiness.set("Plugin", _ns(namespace), body["metadata"]["name"], _ready_of(status))
+    await _reconcile_graphs(memo, _ns(namespace), affected, logger)
+
+
+@kopf.on.event(GROUP, VERSION, "plugins")
+async def on_plugin_event(
+    type: str,
+    body: kopf.Body,
+    name: str,
+    namespace: str | None,
+    memo: OperatorMemo,
+    logger: kopf.Logger,
+    **_: Any,
+) -> None:
+    """A plugin was deleted: warn every graph that used it and re-render them."""
+    if type != "DELETED":
+        return
+    ns = _ns(namespace)
+    memo.readiness.set("Plugin", ns, name, None)
+    used_by = list((body.get("status") or {}).get("usedBy") or [])
+    for graph in used_by:
+        graph_body = await memo.kube.get(GRAPH, ns, graph)
+        if graph_body is not None:
+            await memo.kube.post_event(
+                graph_body,
+                "Warning",
+                "PluginDeleted",
+                f"plugin {name} was deleted while this graph used it",
+                _now(),
+            )
+    await _reconcile_graphs(memo, ns, used_by, logger)

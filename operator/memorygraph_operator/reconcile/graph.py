@@ -1,0 +1,303 @@
+"""One idempotent reconcile of a MemoryGraph: render → apply → prune → status.
+
+Calling :func:`reconcile_graph` twice in a row changes nothing the second time: every child is
+server-side applied (a no-op when unchanged), absent children are deleted only if this graph
+controls them, and the status patch carries the same values and transition times.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import Conflict, InvalidSpec
+from ..kube import Kube, ResourceType, resource_for
+from ..render import (
+    Child,
+    GraphInputs,
+    Names,
+    RenderEnv,
+    config_hash,
+    needs_generated_auth_secret,
+    render_auth_secret,
+    render_children,
+)
+from ..render.context import FIELD_MANAGER, selector_labels
+from .inputs import is_paused, parse_graph, select_plugins
+from .status import (
+    Observation,
+    graph_status,
+    invalid_spec_status,
+    paused_status,
+    transition_events,
+)
+
+__all__ = [
+    "GRAPH",
+    "PLUGIN",
+    "Outcome",
+    "controlled_by",
+    "needs_replicas_handover",
+    "reconcile_graph",
+    "record_invalid_spec",
+]
+
+GRAPH = resource_for("memorygraph.io/v1alpha1", "MemoryGraph")
+PLUGIN = resource_for("memorygraph.io/v1alpha1", "Plugin")
+SECRET = resource_for("v1", "Secret")
+PVC = resource_for("v1", "PersistentVolumeClaim")
+# A second manager takes over `spec.replicas` before the HPA does (see needs_replicas_handover).
+HANDOVER_MANAGER = f"{FIELD_MANAGER}-handover"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a reconcile did, for metrics and tests."""
+
+    status: dict[str, Any]
+    applied: tuple[str, ...] = ()
+    deleted: tuple[str, ...] = ()
+    paused: bool = False
+
+
+def _stamp(now: datetime.datetime) -> str:
+    return now.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def controlled_by(obj: Mapping[str, Any], uid: str) -> bool:
+    """Whether ``obj`` carries a controller reference to the graph with ``uid``."""
+    refs = (obj.get("metadata") or {}).get("ownerReferences") or []
+    return any(r.get("uid") == uid and r.get("controller") for r in refs)
+
+
+def needs_replicas_handover(existing: Mapping[str, Any] | None) -> bool:
+    """Whether our field manager still owns ``spec.replicas`` of the StatefulSet.
+
+    When autoscaling is switched on, the operator stops applying ``replicas``. Server-side apply
+    would then *remove* the field (reset to 1 pod) because we were its only owner; handing it to
+    a second manager first keeps the current count until the HPA writes its own.
+    """
+    for entry in (existing or {}).get("metadata", {}).get("managedFields") or []:
+        if entry.get("manager") != FIELD_MANAGER or entry.get("operation") != "Apply":
+            continue
+        spec = (entry.get("fieldsV1") or {}).get("f:spec") or {}
+        if "f:replicas" in spec:
+            return True
+    return False
+
+
+def _claim_size(sts: Mapping[str, Any] | None) -> tuple[str | None, str | None]:
+    claims = ((sts or {}).get("spec") or {}).get("volumeClaimTemplates") or [{}]
+    spec = claims[0].get("spec") or {}
+    return (spec.get("resources") or {}).get("requests", {}).get("storage"), spec.get(
+        "storageClassName"
+    )
+
+
+class _Run:
+    """State of one reconcile (the graph, the client, and what happened)."""
+
+    def __init__(self, kube: Kube, body: Mapping[str, Any], now: datetime.datetime) -> None:
+        self.kube = kube
+        self.body = body
+        self.now = now
+        self.problems: list[tuple[str, str]] = []
+        self.applied: list[str] = []
+        self.deleted: list[str] = []
+
+    async def event(self, type_: str, reason: str, message: str) -> None:
+        await self.kube.post_event(self.body, type_, reason, message, self.now)
+
+    async def get(self, child: Child, g: GraphInputs) -> dict[str, Any] | None:
+        return await self.kube.get(
+            resource_for(child.api_version, child.kind), g.namespace, child.name
+        )
+
+    async def apply(
+        self, child: Child, g: GraphInputs, existing: dict[str, Any] | None
+    ) -> dict[str, Any] | None:
+        assert child.body is not None
+        if existing is not None and not controlled_by(existing, g.uid):
+            self.problems.append(
+                (
+                    "ChildConflict",
+                    f"{child.kind} {child.name} exists and is not owned by this graph",
+                )
+            )
+            return existing
+        if child.kind == "StatefulSet":
+            await self._prepare_statefulset(child, g, existing)
+        applied = await self.kube.apply(child.body)
+        self.applied.append(f"{child.kind}/{child.name}")
+        return applied
+
+    async def _prepare_statefulset(
+        self, child: Child, g: GraphInputs, existing: dict[str, Any] | None
+    ) -> None:
+        assert child.body is not None
+        if existing is None:
+            return
+        if g.spec.autoscaled and needs_replicas_handover(existing):
+            current = (existing.get("spec") or {}).get("replicas", g.spec.replicas)
+            await self.kube.apply(
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": "StatefulSet",
+                    "metadata": {"name": child.name, "namespace": g.namespace},
+                    "spec": {"replicas": current},
+                },
+                field_manager=HANDOVER_MANAGER,
+            )
+        want_size, _ = _claim_size(child.body)
+        have_size, _ = _claim_size(existing)
+        if have_size is not None and want_size != have_size:
+            await self._expand_storage(child, g, want_size or "")
+
+    async def _expand_storage(self, child: Child, g: GraphInputs, size: str) -> None:
+        """Grow every volume, then recreate the StatefulSet around the running pods.
+
+        Volume claim templates are immutable: the StatefulSet is deleted with orphaning
+        propagation (pods and volumes keep running) and applied again with the new size.
+        """
+        selector = ",".join(f"{k}={v}" for k, v in selector_labels(g).items())
+        for pvc in await self.kube.list(PVC, g.namespace, selector):
+            name = pvc["metadata"]["name"]
+            await self.kube.merge_patch(
+                PVC, g.namespace, name, {"spec": {"resources": {"requests": {"storage": size}}}}
+            )
+        await self.kube.delete(
+            resource_for("apps/v1", "StatefulSet"), g.namespace, child.name, propagation="Orphan"
+        )
+        await self.event("Normal", "StorageExpanded", f"volumes of {g.name} grow to {size}")
+
+    async def prune(self, child: Child, g: GraphInputs, existing: dict[str, Any] | None) -> None:
+        if existing is None or not controlled_by(existing, g.uid):
+            return
+        rt: ResourceType = resource_for(child.api_version, child.kind)
+        if await self.kube.delete(rt, g.namespace, child.name):
+            self.deleted.append(f"{child.kind}/{child.name}")
+
+
+async def _ensure_auth_secret(run: _Run, g: GraphInputs) -> None:
+    rt = SECRET
+    name = Names(g.name).auth_secret
+    existing = await run.kube.get(rt, g.namespace, name)
+    if needs_generated_auth_secret(g):
+        if existing is None:
+            body = render_auth_secret(g, secrets.token_urlsafe(32), secrets.token_urlsafe(32))
+            assert body is not None
+            # Created concurrently: keep whichever keys won.
+            with contextlib.suppress(Conflict):
+                await run.kube.create(body)
+            await run.event("Normal", "APIKeysGenerated", f"API keys generated in Secret {name}")
+        elif not controlled_by(existing, g.uid):
+            run.problems.append(
+                ("ChildConflict", f"Secret {name} exists and is not owned by this graph")
+            )
+    elif existing is not None and controlled_by(existing, g.uid):
+        await run.kube.delete(rt, g.namespace, name)
+        run.deleted.append(f"Secret/{name}")
+
+
+async def record_invalid_spec(
+    kube: Kube, body: Mapping[str, Any], message: str, now: datetime.datetime
+) -> dict[str, Any]:
+    """Report an invalid spec on the graph (status and, on transition, an Event)."""
+    meta = body.get("metadata") or {}
+    previous = body.get("status") or {}
+    status = invalid_spec_status(previous, meta.get("generation"), message, _stamp(now))
+    await kube.merge_patch(GRAPH, meta["namespace"], meta["name"], {"status": status}, "status")
+    for type_, reason, msg in transition_events(previous.get("conditions"), status["conditions"]):
+        await kube.post_event(body, type_, reason, msg, now)
+    return status
+
+
+async def _patch_status(run: _Run, status: dict[str, Any]) -> None:
+    meta = run.body.get("metadata") or {}
+    previous = run.body.get("status") or {}
+    if {k: previous.get(k) for k in status} != status:
+        await run.kube.merge_patch(
+            GRAPH, meta["namespace"], meta["name"], {"status": status}, "status"
+        )
+    for type_, reason, msg in transition_events(previous.get("conditions"), status["conditions"]):
+        await run.event(type_, reason, msg)
+
+
+async def reconcile_graph(
+    kube: Kube, body: Mapping[str, Any], base_env: RenderEnv, now: datetime.datetime
+) -> Outcome:
+    """Bring the graph's children in line with its spec and report the result in its status.
+
+    Raises :class:`InvalidSpec` (after recording it) when the spec cannot be rendered, and
+    :mod:`..errors` API errors when the API server fails; the caller decides about retries.
+    """
+    meta = body.get("metadata") or {}
+    run = _Run(kube, body, now)
+    if is_paused(meta):
+        status = paused_status(body.get("status"), meta.get("generation"), _stamp(now))
+        await _patch_status(run, status)
+        return Outcome(status=status, paused=True)
+
+    namespace = meta["namespace"]
+    try:
+        bare = parse_graph(body)
+    except InvalidSpec as exc:
+        await record_invalid_spec(kube, body, str(exc), now)
+        raise
+    selection = select_plugins(bare.spec, await kube.list(PLUGIN, namespace))
+    g = dataclasses.replace(bare, plugins=selection.selected)
+    if selection.missing:
+        run.problems.append(
+            ("MissingPlugins", f"plugins not found: {', '.join(selection.missing)}")
+        )
+    if selection.invalid:
+        run.problems.append(
+            ("InvalidPlugins", f"invalid plugins left out: {', '.join(selection.invalid)}")
+        )
+
+    sm_available = await kube.resource_exists("monitoring.coreos.com/v1", "servicemonitors")
+    env = dataclasses.replace(base_env, service_monitor_available=sm_available)
+    wants_sm = g.spec.monitoring is not None and g.spec.monitoring.service_monitor.enabled
+    if wants_sm and not sm_available:
+        run.problems.append(
+            (
+                "ServiceMonitorUnavailable",
+                "monitoring.serviceMonitor is enabled but its CRD is missing",
+            )
+        )
+
+    await _ensure_auth_secret(run, g)
+
+    observed: dict[str, dict[str, Any] | None] = {}
+    for child in render_children(g, env):
+        if child.kind == "ServiceMonitor" and not sm_available:
+            continue  # neither applicable nor listable without the CRD
+        existing = await run.get(child, g)
+        if child.body is not None:
+            observed[child.kind] = await run.apply(child, g, existing)
+        else:
+            await run.prune(child, g, existing)
+
+    sts = observed.get("StatefulSet")
+    obs = Observation(
+        name=g.name,
+        namespace=namespace,
+        generation=meta.get("generation"),
+        statefulset=sts,
+        desired_replicas=None if g.spec.autoscaled else g.spec.replicas,
+        autoscaled=g.spec.autoscaled,
+        selector=",".join(f"{k}={v}" for k, v in selector_labels(g).items()),
+        config_hash=config_hash(g),
+        plugins=tuple(p.name for p in g.plugins),
+        cronjob=observed.get("CronJob"),
+        problems=tuple(run.problems),
+        previous=body.get("status"),
+    )
+    status = graph_status(obs, _stamp(now))
+    await _patch_status(run, status)
+    return Outcome(status=status, applied=tuple(run.applied), deleted=tuple(run.deleted))

@@ -1,0 +1,238 @@
+"""Status of a MemoryGraph computed from what was observed. Pure: the time is a parameter.
+
+Conditions follow ``metav1.Condition``: ``lastTransitionTime`` only moves when a condition's
+status changes, so watching tools (Argo CD, ``kubectl wait``) see stable objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..render.context import GRPC_PORT, METRICS_PORT
+
+__all__ = [
+    "ConditionSpec",
+    "Observation",
+    "condition",
+    "graph_status",
+    "invalid_spec_status",
+    "merge_conditions",
+    "paused_status",
+    "transition_events",
+]
+
+
+@dataclass(frozen=True)
+class ConditionSpec:
+    """A condition without its transition time."""
+
+    type: str
+    status: str
+    reason: str
+    message: str = ""
+
+
+def condition(type_: str, ok: bool, reason: str, message: str = "") -> ConditionSpec:
+    """Shorthand for a True/False condition."""
+    return ConditionSpec(type_, "True" if ok else "False", reason, message)
+
+
+def merge_conditions(
+    previous: Sequence[Mapping[str, Any]] | None,
+    new: Sequence[ConditionSpec],
+    generation: int | None,
+    now: str,
+) -> list[dict[str, Any]]:
+    """Conditions in API form; transition times kept from ``previous`` when status is unchanged.
+
+    Conditions of types not in ``new`` are kept as they were (e.g. Ready while paused).
+    """
+    old = {c.get("type"): c for c in previous or []}
+    out: list[dict[str, Any]] = []
+    seen = set()
+    for c in new:
+        seen.add(c.type)
+        before = old.get(c.type)
+        since = now
+        if before is not None and before.get("status") == c.status:
+            since = str(before.get("lastTransitionTime") or now)
+        item: dict[str, Any] = {
+            "type": c.type,
+            "status": c.status,
+            "reason": c.reason,
+            "message": c.message,
+            "lastTransitionTime": since,
+        }
+        if generation is not None:
+            item["observedGeneration"] = generation
+        out.append(item)
+    out.extend(dict(c) for t, c in old.items() if t not in seen)
+    return out
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What one reconcile saw and decided, the input of :func:`graph_status`."""
+
+    name: str
+    namespace: str
+    generation: int | None
+    statefulset: Mapping[str, Any] | None
+    desired_replicas: int | None
+    autoscaled: bool
+    selector: str
+    config_hash: str
+    plugins: tuple[str, ...] = ()
+    cronjob: Mapping[str, Any] | None = None
+    problems: tuple[tuple[str, str], ...] = field(default=())  # (reason, message) → Degraded
+    previous: Mapping[str, Any] | None = None
+
+
+def _rollout(sts: Mapping[str, Any], want: int) -> tuple[bool, str]:
+    """Whether the StatefulSet's rollout is complete, and why not."""
+    meta = sts.get("metadata") or {}
+    st = sts.get("status") or {}
+    if st.get("observedGeneration", 0) < meta.get("generation", 0):
+        return False, "the StatefulSet controller has not observed the latest spec yet"
+    if st.get("updateRevision") and st.get("currentRevision") != st.get("updateRevision"):
+        return False, f"{st.get('updatedReplicas', 0)} of {want} pods updated"
+    if st.get("updatedReplicas", 0) < want and st.get("updateRevision"):
+        return False, f"{st.get('updatedReplicas', 0)} of {want} pods updated"
+    if st.get("readyReplicas", 0) < want:
+        return False, f"{st.get('readyReplicas', 0)} of {want} pods ready"
+    if st.get("replicas", 0) > want:
+        return False, f"scaling in to {want} pods"
+    return True, ""
+
+
+def graph_status(o: Observation, now: str) -> dict[str, Any]:
+    """The full ``status`` of a graph that was reconciled (not paused, spec valid)."""
+    previous = o.previous or {}
+    sts = o.statefulset or {}
+    st = sts.get("status") or {}
+    want = o.desired_replicas
+    if want is None:  # autoscaled: the HPA's choice, as written on the StatefulSet
+        want = int((sts.get("spec") or {}).get("replicas", 1))
+    ready = int(st.get("readyReplicas", 0))
+    conds: list[ConditionSpec] = []
+    if not sts:
+        done, why = False, "the StatefulSet does not exist yet"
+    else:
+        done, why = _rollout(sts, want)
+    conds.append(
+        condition(
+            "Available",
+            ready > 0,
+            "ReplicasReady" if ready else "NoReplicasReady",
+            f"{ready} of {want} pods ready",
+        )
+    )
+    conds.append(
+        condition(
+            "Progressing", not done, "RolloutInProgress" if not done else "RolloutComplete", why
+        )
+    )
+    if o.problems:
+        reason = o.problems[0][0]
+        conds.append(condition("Degraded", True, reason, "; ".join(m for _, m in o.problems)))
+    else:
+        conds.append(condition("Degraded", False, "AsExpected"))
+    if done and not o.problems:
+        msg = f"{ready} of {want} pods ready" if want else "scaled to zero"
+        conds.append(condition("Ready", True, "Ready" if want else "ScaledToZero", msg))
+    elif o.problems:
+        conds.append(condition("Ready", False, o.problems[0][0], o.problems[0][1]))
+    else:
+        conds.append(condition("Ready", False, "RolloutInProgress", why))
+    conds.append(condition("Paused", False, "Reconciling"))
+
+    template = ((sts.get("spec") or {}).get("template") or {}).get("spec") or {}
+    containers = template.get("containers") or [{}]
+    image = containers[0].get("image") if done else previous.get("currentImage")
+    status: dict[str, Any] = {
+        "observedGeneration": o.generation,
+        "conditions": merge_conditions(previous.get("conditions"), conds, o.generation, now),
+        "replicas": int(st.get("replicas", 0)),
+        "readyReplicas": ready,
+        "selector": o.selector,
+        "endpoints": {
+            "grpc": f"{o.name}.{o.namespace}.svc:{GRPC_PORT}",
+            "metrics": f"http://{o.name}.{o.namespace}.svc:{METRICS_PORT}/metrics",
+        },
+        "configHash": o.config_hash,
+        "plugins": list(o.plugins),
+    }
+    if image:
+        status["currentImage"] = image
+    cron = (o.cronjob or {}).get("status") or {}
+    if o.cronjob is not None:
+        status["archival"] = {
+            k: cron[k] for k in ("lastScheduleTime", "lastSuccessfulTime") if cron.get(k)
+        }
+    return status
+
+
+def invalid_spec_status(
+    previous: Mapping[str, Any] | None, generation: int | None, message: str, now: str
+) -> dict[str, Any]:
+    """Status patch for a graph whose spec cannot be reconciled; children stay as they were."""
+    prev = previous or {}
+    conds = [
+        condition("Ready", False, "InvalidSpec", message),
+        condition("Degraded", True, "InvalidSpec", message),
+        condition("Progressing", False, "InvalidSpec", "waiting for a valid spec"),
+    ]
+    return {
+        "observedGeneration": generation,
+        "conditions": merge_conditions(prev.get("conditions"), conds, generation, now),
+    }
+
+
+def paused_status(
+    previous: Mapping[str, Any] | None, generation: int | None, now: str
+) -> dict[str, Any]:
+    """Status patch of a paused graph: Paused=True, everything else as last observed.
+
+    ``observedGeneration`` is deliberately not advanced: the latest spec has not been acted on.
+    """
+    prev = previous or {}
+    conds = [condition("Paused", True, "PauseAnnotation", "reconciliation is paused")]
+    return {"conditions": merge_conditions(prev.get("conditions"), conds, None, now)}
+
+
+_EVENTS = {
+    # (type, new status) → (event type, reason used when the condition carries none)
+    ("Ready", "True"): "Normal",
+    ("Degraded", "True"): "Warning",
+    ("Paused", "True"): "Normal",
+    ("Paused", "False"): "Normal",
+}
+
+
+def transition_events(
+    previous: Sequence[Mapping[str, Any]] | None, current: Sequence[Mapping[str, Any]]
+) -> list[tuple[str, str, str]]:
+    """Curated Events ``(type, reason, message)`` for condition changes worth a human's time.
+
+    Only transitions produce Events (a new reason counts), so a graph that stays degraded does
+    not flood the namespace on every resync.
+    """
+    old = {c.get("type"): c for c in previous or []}
+    events = []
+    for c in current:
+        key = (str(c.get("type")), str(c.get("status")))
+        if key not in _EVENTS:
+            continue
+        before = old.get(c.get("type"))
+        if before is not None and (before.get("status"), before.get("reason")) == (
+            c.get("status"),
+            c.get("reason"),
+        ):
+            continue
+        if key == ("Paused", "False") and before is None:
+            continue  # never paused: no "resumed" event
+        reason = {"Paused": "Paused" if key[1] == "True" else "Resumed"}.get(key[0], c["reason"])
+        events.append((_EVENTS[key], str(reason), str(c.get("message") or reason)))
+    return events

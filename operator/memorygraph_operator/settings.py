@@ -1,0 +1,62 @@
+"""Operator settings from the environment, and how kopf is configured with them.
+
+The Helm chart sets these variables; defaults suit a local ``memorygraph-operator`` run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import kopf
+
+from .api.base import GROUP
+from .render.context import DEFAULT_IMAGE
+
+__all__ = ["OperatorConfig", "configure_kopf"]
+
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    """What the operator process needs to know about its installation."""
+
+    default_image: str = DEFAULT_IMAGE
+    namespaces: tuple[str, ...] = ()  # empty: the whole cluster
+    metrics_port: int = 8080
+    health_port: int = 8081
+    resync_seconds: float = 300.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> OperatorConfig:
+        """Read ``MEMORYGRAPH_*`` variables (and ``WATCH_NAMESPACE``, comma-separated)."""
+        env = os.environ if environ is None else environ
+        namespaces = tuple(
+            n.strip() for n in env.get("WATCH_NAMESPACE", "").split(",") if n.strip()
+        )
+        return cls(
+            default_image=env.get("MEMORYGRAPH_DEFAULT_IMAGE", DEFAULT_IMAGE),
+            namespaces=namespaces,
+            metrics_port=int(env.get("MEMORYGRAPH_METRICS_PORT", "8080")),
+            health_port=int(env.get("MEMORYGRAPH_HEALTH_PORT", "8081")),
+            resync_seconds=float(env.get("MEMORYGRAPH_RESYNC_SECONDS", "300")),
+        )
+
+
+def configure_kopf(settings: kopf.OperatorSettings) -> None:
+    """kopf settings shared by the real operator and the tests.
+
+    kopf's own success/failure Events are turned off: the operator posts curated Events on
+    condition changes instead. Handler progress lives in annotations under our group so status
+    stays ours alone.
+    """
+    settings.posting.enabled = False
+    settings.persistence.finalizer = f"{GROUP}/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    settings.execution.max_workers = 4
+    settings.watching.server_timeout = 270
+    settings.networking.request_timeout = 60
+    settings.peering.standalone = True

@@ -1,0 +1,395 @@
+"""Handler behaviour against a fake API server (kmock): what users see happen to their graphs."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from typing import Any
+
+import kopf
+import pytest
+from apiserver import ApiServer
+from memorygraph_operator.handlers import (
+    on_child,
+    on_graph,
+    on_plugin,
+    on_plugin_event,
+    reconcile_graph_by_name,
+)
+from operator_support import load_example
+
+pytestmark = pytest.mark.asyncio
+
+NS = "apps"
+STS = "apps/v1/statefulsets"
+MG = "memorygraph.io/v1alpha1/memorygraphs"
+PLUGINS = "memorygraph.io/v1alpha1/plugins"
+log = logging.getLogger("test")
+
+
+def _graph(api: ApiServer, spec: dict[str, Any] | None = None, **meta: Any) -> dict[str, Any]:
+    manifest = load_example("memorygraph-minimal.yaml")
+    manifest["spec"] = spec or {}
+    manifest["metadata"].update(meta)
+    return api.put(MG, manifest)
+
+
+async def _reconcile(memo: kopf.Memo, name: str = "chat-memory") -> dict[str, Any] | None:
+    return await reconcile_graph_by_name(memo, NS, name, log)
+
+
+def _conditions(api: ApiServer, name: str = "chat-memory") -> dict[str, dict[str, Any]]:
+    obj = api.get(MG, NS, name)
+    assert obj is not None
+    return {c["type"]: c for c in obj["status"]["conditions"]}
+
+
+def _events(api: ApiServer) -> list[tuple[str, str]]:
+    return [
+        (e["type"], e["reason"])
+        for (res, _, _), e in api.objects.items()
+        if res.plural == "events" and not e.deleted
+    ]
+
+
+def _pods_ready(api: ApiServer, name: str = "chat-memory") -> None:
+    """Play the StatefulSet controller: every desired pod is up to date and ready."""
+    sts = api.get(STS, NS, name)
+    assert sts is not None
+    n = sts["spec"].get("replicas", 1)
+    api.edit(
+        STS,
+        NS,
+        name,
+        {
+            "status": {
+                "observedGeneration": sts["metadata"]["generation"],
+                "replicas": n,
+                "readyReplicas": n,
+                "updatedReplicas": n,
+                "currentRevision": "r1",
+                "updateRevision": "r1",
+            }
+        },
+    )
+
+
+async def test_create_renders_children_owned_by_the_graph_and_reports_progress(
+    api: ApiServer, memo: kopf.Memo
+) -> None:
+    graph = _graph(api)
+    await on_graph(name="chat-memory", namespace=NS, memo=memo, logger=log)
+
+    sts = api.get(STS, NS, "chat-memory")
+    assert sts is not None and sts["spec"]["replicas"] == 1
+    for ref, name in [
+        ("v1/services", "chat-memory"),
+        ("v1/services", "chat-memory-headless"),
+        ("v1/configmaps", "chat-memory-config"),
+    ]:
+        child = api.get(ref, NS, name)
+        assert child is not None, name
+        assert child["metadata"]["ownerReferences"][0]["uid"] == graph["metadata"]["uid"]
+    status = api.get(MG, NS, "chat-memory")["status"]  # type: ignore[index]
+    assert status["observedGeneration"] == 1
+    assert (
+        status["selector"] == "app.kubernetes.io/name=memorygraph,memorygraph.io/graph=chat-memory"
+    )
+    assert status["endpoints"]["grpc"] == "chat-memory.apps.svc:50051"
+    conds = _conditions(api)
+    assert conds["Ready"]["status"] == "False"
+    assert conds["Progressing"]["status"] == "True"
+    assert conds["Paused"]["status"] == "False"
+
+
+async def test_graph_becomes_ready_when_its_pods_are_ready_with_one_event(
+    api: ApiServer, memo: kopf.Memo
+) -> None:
+    _graph(api)
+    await _reconcile(memo)
+    _pods_ready(api)
+    sts = api.get(STS, NS, "chat-memory")
+    await on_child(body=sts, namespace=NS, memo=memo, logger=log)  # the StatefulSet's watch event
+
+    conds = _conditions(api)
+    assert conds["Ready"]["status"] == "True"
+    assert conds["Available"]["status"] == "True"
+    assert conds["Progressing"]["reason"] == "RolloutComplete"
+    status = api.get(MG, NS, "chat-memory")["status"]  # type: ignore[index]
+    assert status["readyReplicas"] == 1
+    assert status["currentImage"] == "ghcr.io/memorygraph/memorygraph:0.1.0"
+    await _reconcile(memo)
+    assert _events(api).count(("Normal", "Ready")) == 1
+
+
+async def test_update_and_scale_change_the_statefulset_and_add_a_pdb(
+    api: ApiServer, memo: kopf.Memo
+) -> None:
+    _graph(api)
+    await _reconcile(memo)
+    assert api.get("policy/v1/poddisruptionbudgets", NS, "chat-memory") is None
+    api.edit(MG, NS, "chat-memory", {"spec": {"replicas": 3}})  # what `kubectl scale` does
+    await _reconcile(memo)
+
+    assert api.get(STS, NS, "chat-memory")["spec"]["replicas"] == 3  # type: ignore[index]
+    assert api.get("policy/v1/poddisruptionbudgets", NS, "chat-memory") is not None
+    assert api.get(MG, NS, "chat-memory")["status"]["observedGeneration"] == 2  # type: ignore[index]
+
+
+async def test_operator_restart_writes_nothing(api: ApiServer, memo: kopf.Memo) -> None:
+    spec = copy.deepcopy(load_example("memorygraph-full.yaml")["spec"])
+    api.put(PLUGINS, load_example("plugin-pii-redactor.yaml"))
+    api.put(PLUGINS, load_example("plugin-webhook.yaml"))
+    _graph(api, spec, name="agents-memory")
+    await _reconcile(memo, "agents-memory")
+    _pods_ready(api, "agents-memory")
+    await _reconcile(memo, "agents-memory")
+    template = api.get(STS, NS, "agents-memory")["spec"]["template"]  # type: ignore[index]
+
+    api.writes.clear()
+    await _reconcile(memo, "agents-memory")  # as on.resume does after a restart
+    assert api.writes == []
+    assert api.get(STS, NS, "agents-memory")["spec"]["template"] == template  # type: ignore[index]
+
+
+async def test_child_drift_is_repaired(api: ApiServer, memo: kopf.Memo) -> None:
+    _graph(api)
+    await _reconcile(memo)
+    api.edit(
+        STS,
+        NS,
+        "chat-memory",
+        {
+            "spec": {
+                "template": {
+                    "spec": {"containers": [{"name": "memorygraph", "image": "evil:latest"}]}
+                }
+            }
+        },
+    )
+    api.edit("v1/configmaps", NS, "chat-memory-config", {"data": {"memorygraph.yaml": "port: 1\n"}})
+    sts = api.get(STS, NS, "chat-memory")
+    await on_child(body=sts, namespace=NS, memo=memo, logger=log)
+
+    containers = api.get(STS, NS, "chat-memory")["spec"]["template"]["spec"]["containers"]  # type: ignore[index]
+    assert containers[0]["image"] == "ghcr.io/memorygraph/memorygraph:0.1.0"
+    assert (
+        "durability: durable"
+        in api.get("v1/configmaps", NS, "chat-memory-config")["data"]["memorygraph.yaml"]
+    )  # type: ignore[index]
+
+
+async def test_pause_stops_reconciling_and_resume_catches_up(
+    api: ApiServer, memo: kopf.Memo
+) -> None:
+    _graph(api)
+    await _reconcile(memo)
+    api.edit(
+        MG,
+        NS,
+        "chat-memory",
+        {
+            "metadata": {"annotations": {"memorygraph.io/paused": "true"}},
+            "spec": {"image": "ghcr.io/memorygraph/memorygraph:0.2.0"},
+        },
+    )
+    await _reconcile(memo)
+    image = api.get(STS, NS, "chat-memory")["spec"]["template"]["spec"]["containers"][0]["image"]  # type: ignore[index]
+    assert image.endswith(":0.1.0")
+    assert _conditions(api)["Paused"]["status"] == "True"
+    assert api.get(MG, NS, "chat-memory")["status"]["observedGeneration"] == 1  # type: ignore[index]
+
+    api.edit(MG, NS, "chat-memory", {"metadata": {"annotations": {"memorygraph.io/paused": None}}})
+    await _reconcile(memo)
+    image = api.get(STS, NS, "chat-memory")["spec"]["template"]["spec"]["containers"][0]["image"]  # type: ignore[index]
+    assert image.endswith(":0.2.0")
+    assert _conditions(api)["Paused"]["status"] == "False"
+    assert ("Normal", "Paused") in _events(api) and ("Normal", "Resumed") in _events(api)
+
+
+async def test_restart_annotation_rolls_the_pods(api: ApiServer, memo: kopf.Memo) -> None:
+    _graph(api)
+    await _reconcile(memo)
+    api.edit(
+        MG,
+        NS,
+        "chat-memory",
+        {"metadata": {"annotations": {"memorygraph.io/restartedAt": "2026-03-01T10:00:00Z"}}},
+    )
+    await _reconcile(memo)
+    annotations = api.get(STS, NS, "chat-memory")["spec"]["template"]["metadata"]["annotations"]  # type: ignore[index]
+    assert annotations["memorygraph.io/restartedAt"] == "2026-03-01T10:00:00Z"
+
+
+async def test_invalid_spec_is_reported_once_without_retries(
+    api: ApiServer, memo: kopf.Memo
+) -> None:
+    _graph(api, {"replicas": 9, "autoscaling": {"enabled": True, "maxReplicas": 3}})
+    with pytest.raises(kopf.PermanentError, match="replicas must lie within"):
+        await on_graph(name="chat-memory", namespace=NS, memo=memo, logger=log)
+    conds = _conditions(api)
+    assert conds["Ready"]["status"] == "False" and conds["Ready"]["reason"] == "InvalidSpec"
+    assert conds["Degraded"]["status"] == "True"
+    assert api.get(STS, NS, "chat-memory") is None
+    with pytest.raises(kopf.PermanentError):
+        await on_graph(name="chat-memory", namespace=NS, memo=memo, logger=log)
+    assert _events(api).count(("Warning", "InvalidSpec")) == 1
+
+
+async def test_autoscaling_hands_replicas_to_the_hpa_without_scaling_in(
+    api: ApiServer, memo: kopf.Memo
+) -> None:
+    _graph(api, {"replicas": 2})
+    await _reconcile(memo)
+    api.edit(
+        MG,
+        NS,
+        "chat-memory",
+        {"spec": {"autoscaling": {"enabled": True, "minReplicas": 2, "maxReplicas": 5}}},
+    )
+    await _reconcile(memo)
+
+    sts = api.get(STS, NS, "chat-memory")
+    assert sts is not None and sts["spec"]["replicas"] == 2
+    hpa = api.get("autoscaling/v2/horizontalpodautoscalers", NS, "chat-memory")
+    assert hpa is not None and hpa["spec"]["maxReplicas"] == 5
+    api.edit(STS, NS, "chat-memory", {"spec": {"replicas": 4}})  # the HPA scales out
+    await _reconcile(memo)
+    assert api.get(STS, NS, "chat-memory")["spec"]["replicas"] == 4  # type: ignore[index]
+
+
+async def test_children_no_longer_wanted_are_pruned_but_foreign_objects_are_not(
+    api: ApiServer, memo: kopf.Memo
+) -> None:
+    spec = {
+        "replicas": 2,
+        "archival": {"destination": {"s3": {"bucket": "arch", "secretRef": {"name": "s3"}}}},
+    }
+    _graph(api, spec)
+    api.put(
+        "networking.k8s.io/v1/networkpolicies",
+        {"metadata": {"name": "chat-memory", "namespace": NS}, "spec": {"podSelector": {}}},
+    )
+    await _reconcile(memo)
+    assert api.get("batch/v1/cronjobs", NS, "chat-memory-archival") is not None
+    assert api.get("policy/v1/poddisruptionbudgets", NS, "chat-memory") is not None
+
+    api.edit(MG, NS, "chat-memory", {"spec": {"archival": None, "replicas": 1}})
+    await _reconcile(memo)
+    assert api.get("batch/v1/cronjobs", NS, "chat-memory-archival") is None
+    assert api.get("policy/v1/poddisruptionbudgets", NS, "chat-memory") is None
+    assert api.get("networking.k8s.io/v1/networkpolicies", NS, "chat-memory") is not None
+
+
+async def test_generated_api_keys_are_created_once_and_kept(
+    api: ApiServer, memo: kopf.Memo
+) -> None:
+    _graph(api, {"auth": {"enabled": True}})
+    await _reconcile(memo)
+    secret = api.get("v1/secrets", NS, "chat-memory-api-keys")
+    assert secret is not None
+    await _reconcile(memo)
+    assert api.get("v1/secrets", NS, "chat-memory-api-keys") == secret
+    api.edit(MG, NS, "chat-memory", {"spec": {"auth": {"enabled": False}}})
+    await _reconcile(memo)
+    assert api.get("v1/secrets", NS, "chat-memory-api-keys") is None
+
+
+async def test_storage_growth_expands_volumes_and_recreates_the_statefulset(
+    api: ApiServer, memo: kopf.Memo
+) -> None:
+    _graph(api, {"storage": {"size": "10Gi"}})
+    await _reconcile(memo)
+    api.put(
+        "v1/persistentvolumeclaims",
+        {
+            "metadata": {"name": "data-chat-memory-0", "namespace": NS},
+            "spec": {"resources": {"requests": {"storage": "10Gi"}}},
+        },
+    )
+    api.edit(MG, NS, "chat-memory", {"spec": {"storage": {"size": "20Gi"}}})
+    await _reconcile(memo)
+
+    pvc = api.get("v1/persistentvolumeclaims", NS, "data-chat-memory-0")
+    assert pvc["spec"]["resources"]["requests"]["storage"] == "20Gi"  # type: ignore[index]
+    sts = api.get(STS, NS, "chat-memory")
+    assert (
+        sts["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] == "20Gi"
+    )  # type: ignore[index]
+    assert ("Normal", "StorageExpanded") in _events(api)
+
+
+async def test_service_monitor_only_when_its_crd_is_served(api: ApiServer, memo: kopf.Memo) -> None:
+    _graph(api, {"monitoring": {"serviceMonitor": {"enabled": True}}})
+    await _reconcile(memo)
+    assert _conditions(api)["Degraded"]["reason"] == "ServiceMonitorUnavailable"
+    api.resources["monitoring.coreos.com/v1/servicemonitors"] = {"namespaced": True}
+    await _reconcile(memo)
+    assert api.get("monitoring.coreos.com/v1/servicemonitors", NS, "chat-memory") is not None
+    assert _conditions(api)["Degraded"]["status"] == "False"
+
+
+async def test_plugins_reach_the_config_and_report_their_users(
+    api: ApiServer, memo: kopf.Memo
+) -> None:
+    redactor = api.put(PLUGINS, load_example("plugin-pii-redactor.yaml"))
+    webhook = api.put(PLUGINS, load_example("plugin-webhook.yaml"))
+    _graph(
+        api,
+        {
+            "plugins": {
+                "names": ["pii-redactor"],
+                "selector": {"matchLabels": {"memorygraph.io/plugin-set": "default"}},
+            }
+        },
+    )
+    await _reconcile(memo)
+    for plugin in (redactor, webhook):
+        await on_plugin(
+            body=api.get(PLUGINS, NS, plugin["metadata"]["name"]),
+            namespace=NS,
+            memo=memo,
+            logger=log,
+        )
+
+    config = api.get("v1/configmaps", NS, "chat-memory-config")["data"]["plugins.yaml"]  # type: ignore[index]
+    assert config.index("name: pii-redactor") < config.index("name: policy-webhook")
+    assert api.get(PLUGINS, NS, "pii-redactor")["status"]["usedBy"] == ["chat-memory"]  # type: ignore[index]
+
+    api.edit(PLUGINS, NS, "pii-redactor", {"spec": {"order": 99}})
+    await on_plugin(body=api.get(PLUGINS, NS, "pii-redactor"), namespace=NS, memo=memo, logger=log)
+    config = api.get("v1/configmaps", NS, "chat-memory-config")["data"]["plugins.yaml"]  # type: ignore[index]
+    assert config.index("name: policy-webhook") < config.index("name: pii-redactor")
+
+
+async def test_deleting_a_plugin_in_use_is_reported_on_the_graph(
+    api: ApiServer, memo: kopf.Memo
+) -> None:
+    api.put(PLUGINS, load_example("plugin-pii-redactor.yaml"))
+    _graph(api, {"plugins": {"names": ["pii-redactor"]}})
+    await _reconcile(memo)
+    await on_plugin(body=api.get(PLUGINS, NS, "pii-redactor"), namespace=NS, memo=memo, logger=log)
+    last = api.get(PLUGINS, NS, "pii-redactor")
+    api.objects[(PLUGINS, NS, "pii-redactor")].delete()
+
+    await on_plugin_event(
+        type="DELETED", body=last, name="pii-redactor", namespace=NS, memo=memo, logger=log
+    )
+    assert ("Warning", "PluginDeleted") in _events(api)
+    conds = _conditions(api)
+    assert conds["Degraded"]["reason"] == "MissingPlugins"
+    assert "pii-redactor" in conds["Degraded"]["message"]
+    config = api.get("v1/configmaps", NS, "chat-memory-config")["data"]["plugins.yaml"]  # type: ignore[index]
+    assert "pii-redactor" not in config
+
+
+async def test_invalid_plugin_is_marked_and_left_out(api: ApiServer, memo: kopf.Memo) -> None:
+    bad = load_example("plugin-pii-redactor.yaml")
+    bad["spec"]["hooks"] = ["whenever"]
+    api.put(PLUGINS, bad)
+    _graph(api, {"plugins": {"names": ["pii-redactor"]}})
+    await on_plugin(body=api.get(PLUGINS, NS, "pii-redactor"), namespace=NS, memo=memo, logger=log)
+    assert (
+        api.get(PLUGINS, NS, "pii-redactor")["status"]["conditions"][0]["reason"] == "InvalidSpec"
+    )  # type: ignore[index]
+    assert _conditions(api)["Degraded"]["reason"] == "InvalidPlugins"
