@@ -70,6 +70,8 @@ class ApiServer(KubernetesEmulator):
         factory=dict
     )
     writes: list[tuple[str, str, str | None, str]] = attrs.field(factory=list)
+    # (verb, API group, resource[/subresource]) of every Kubernetes request, for RBAC checks.
+    calls: list[tuple[str, str, str]] = attrs.field(factory=list)
     _rv: Any = attrs.field(factory=lambda: itertools.count(1000))
 
     def _stamp_new(self, obj: dict[str, Any]) -> dict[str, Any]:
@@ -98,6 +100,12 @@ class ApiServer(KubernetesEmulator):
     async def _handle(self, request: Any) -> aiohttp.web.StreamResponse:
         res = request.resource
         method = request.method.upper()
+        if res is not None and res.plural:
+            verb = {"POST": "create", "PATCH": "patch", "DELETE": "delete", "PUT": "update"}.get(
+                method, "get" if request.name else "list"
+            )
+            plural = f"{res.plural}/{request.subresource}" if request.subresource else res.plural
+            self.calls.append((verb, res.group or "", plural))
         if res is None or method not in ("POST", "PATCH", "DELETE"):
             return await super()._handle(request)
         ns = request.namespace
@@ -170,6 +178,8 @@ class ApiServer(KubernetesEmulator):
         previous = managers.get(manager, {})
         managers[manager] = copy.deepcopy(body)
         if old is None:
+            # Creating through apply needs the create permission as well as patch.
+            self.calls.append(("create", res.group or "", res.plural))
             new = self._stamp_new(copy.deepcopy(body))
         else:
             others: dict[str, Any] = {}
