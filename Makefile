@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # Tools built from source (helm, ...) live outside the repository and are reused between runs.
 TOOLS_DIR ?= $(HOME)/.cache/memorygraph/bin
 
-.PHONY: help install serve test generate check-generated lint tools
+.PHONY: help install serve test generate check-generated lint tools generate-operator update-golden test-operator
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -38,3 +38,12 @@ lint: install ## ruff and mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy dataplane/memorygraph operator/memorygraph_operator
+
+generate-operator: install ## regenerate crds/, the chart's CRDs and docs/reference/api.md from the API models
+	$(PY) -m memorygraph_operator.api.crdgen
+
+update-golden: install ## rewrite the operator renderers' golden files (review the diff like code)
+	UPDATE_GOLDEN=1 $(PY) -m pytest tests/operator -q
+
+test-operator: install tools ## the operator's tests only
+	PATH="$(TOOLS_DIR):$$PATH" $(PY) -m pytest tests/operator -q

@@ -23,11 +23,13 @@ from .metrics import RECONCILE_DURATION, RECONCILE_ERRORS, RECONCILE_TOTAL, Read
 from .reconcile.graph import GRAPH, reconcile_graph
 from .reconcile.plugins import reconcile_plugin
 from .render.context import LABEL_MANAGED_BY, MANAGED_BY, RenderEnv
+from .settings import OperatorConfig
 
 __all__ = ["OperatorMemo", "on_graph", "on_plugin", "reconcile_graph_by_name"]
 
 # Periodic resync repairs drift in children whose kinds are not watched (Secrets, policies).
-RESYNC_SECONDS = 300.0
+# Read at import: kopf fixes timer intervals when the decorator runs.
+RESYNC_SECONDS = OperatorConfig.from_env().resync_seconds
 _CHILD_KINDS = (
     ("apps", "v1", "statefulsets"),
     ("", "v1", "services"),
