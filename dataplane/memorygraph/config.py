@@ -62,6 +62,11 @@ class ServerConfig(BaseModel):
     # Seconds in-flight RPCs get to finish on SIGTERM / Ctrl-C before they are cancelled.
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
     max_workers: int = Field(default=16, ge=1)
+    # Events are kept this long and at most this many (the newest); streams resume within them.
+    event_retention_seconds: float = Field(default=7 * 24 * 3600, gt=0)
+    event_retention_max_events: int = Field(default=10_000_000, ge=1)
+    # Events buffered per subscriber before a slow one is ended with RESOURCE_EXHAUSTED.
+    event_buffer_size: int = Field(default=1024, ge=1)
     auth: AuthConfig = AuthConfig()
     tls: TLSConfig = TLSConfig()
     registry: RegistryConfig = RegistryConfig()
@@ -78,6 +83,9 @@ ENV_KEYS = (
     "log_level",
     "shutdown_grace_seconds",
     "max_workers",
+    "event_retention_seconds",
+    "event_retention_max_events",
+    "event_buffer_size",
     "plugins_file",
 )
 

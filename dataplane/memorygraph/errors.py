@@ -8,6 +8,7 @@
         ├── AlreadyExists      ALREADY_EXISTS
         ├── FailedPrecondition FAILED_PRECONDITION
         ├── ResourceExhausted  RESOURCE_EXHAUSTED
+        ├── OutOfRange         OUT_OF_RANGE (an event sequence no longer retained)
         ├── Unauthenticated    UNAUTHENTICATED
         └── Unavailable        UNAVAILABLE (client side: the server cannot be reached)
 
@@ -28,6 +29,7 @@ __all__ = [
     "InvalidArgument",
     "MemoryGraphError",
     "NotFound",
+    "OutOfRange",
     "RequestError",
     "ResourceExhausted",
     "Unauthenticated",
@@ -69,6 +71,10 @@ class ResourceExhausted(RequestError):
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
+class OutOfRange(RequestError):
+    code = grpc.StatusCode.OUT_OF_RANGE
+
+
 class Unauthenticated(RequestError):
     code = grpc.StatusCode.UNAUTHENTICATED
 
@@ -91,6 +97,7 @@ BY_CODE: dict[grpc.StatusCode, type[RequestError]] = {
         AlreadyExists,
         FailedPrecondition,
         ResourceExhausted,
+        OutOfRange,
         Unauthenticated,
         Unavailable,
         InternalError,

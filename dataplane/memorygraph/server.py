@@ -17,6 +17,8 @@ from grpc_reflection.v1alpha import reflection
 from memorygraph import metrics
 from memorygraph.config import Durability, ServerConfig
 from memorygraph.errors import ConfigError
+from memorygraph.events.hub import EventHub
+from memorygraph.events.retention import EventRetention
 from memorygraph.graph.model import NodeKind
 from memorygraph.graph.service import GraphService
 from memorygraph.servicers.graph import MemoryGraphServicer
@@ -38,16 +40,27 @@ class RunningServer:
     grpc_server: grpc.Server
     health: health.HealthServicer
     store: GraphStore
+    hub: EventHub
+    retention: EventRetention
     metrics_server: metrics.MetricsServer
     port: int
     config: ServerConfig
+    stopped: bool = False
 
     def stop(self, grace: float | None = None) -> None:
+        if self.stopped:
+            return
+        self.stopped = True
         grace = self.config.shutdown_grace_seconds if grace is None else grace
         self.health.enter_graceful_shutdown()
         self.metrics_server.ready.clear()
         # In-flight RPCs get `grace` seconds to finish; new ones are refused meanwhile.
-        self.grpc_server.stop(grace).wait()
+        stopped = self.grpc_server.stop(grace)
+        # Live event streams never finish on their own: end them so the grace period is not
+        # spent waiting for them.
+        self.hub.close()
+        stopped.wait()
+        self.retention.stop()
         self.store.close()
         self.metrics_server.stop()
         log.info("stopped; store closed cleanly")
@@ -90,6 +103,13 @@ def start_server(config: ServerConfig) -> RunningServer:
         metrics_server.stop()
         raise
     service = GraphService(store)
+    hub = EventHub(store, buffer_size=config.event_buffer_size)
+    retention = EventRetention(
+        store,
+        max_age_seconds=config.event_retention_seconds,
+        max_events=config.event_retention_max_events,
+    )
+    retention.start()
     interceptor = ServiceInterceptor()
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="rpc"),
@@ -98,6 +118,7 @@ def start_server(config: ServerConfig) -> RunningServer:
     graph_pb2_grpc.add_MemoryGraphServiceServicer_to_server(
         MemoryGraphServicer(
             service,
+            hub,
             durability=config.durability.value,
             request_counts=interceptor.request_counts,
         ),
@@ -112,6 +133,8 @@ def start_server(config: ServerConfig) -> RunningServer:
     try:
         port = server.add_insecure_port(address)
     except RuntimeError as exc:
+        hub.close()
+        retention.stop()
         store.close()
         metrics_server.stop()
         raise ConfigError(f"cannot listen on {address}: the port is in use or invalid") from exc
@@ -128,7 +151,9 @@ def start_server(config: ServerConfig) -> RunningServer:
         config.data_dir,
         config.durability.value,
     )
-    return RunningServer(server, health_servicer, store, metrics_server, port, config)
+    return RunningServer(
+        server, health_servicer, store, hub, retention, metrics_server, port, config
+    )
 
 
 def run_server(config: ServerConfig) -> None:

@@ -9,8 +9,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -107,17 +108,25 @@ def server_address(server_process: ServerProcess) -> str:
 
 
 @pytest.fixture
-def inprocess_server(tmp_path: Path) -> Iterator[RunningServer]:
-    config = load_config(
-        None,
-        {"data_dir": tmp_path / "data", "host": "127.0.0.1", "port": 0, "metrics_port": 0},
-        environ={},
-    )
-    running = start_server(config)
-    try:
-        yield running
-    finally:
+def start_inprocess(tmp_path: Path) -> Iterator[Callable[..., RunningServer]]:
+    """Start an in-process server with config overrides; every one started is stopped."""
+    started: list[RunningServer] = []
+
+    def start(**overrides: Any) -> RunningServer:
+        settings = {"data_dir": tmp_path / "data", "host": "127.0.0.1", "port": 0,
+                    "metrics_port": 0, **overrides}
+        running = start_server(load_config(None, settings, environ={}))
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
         running.stop(grace=1)
+
+
+@pytest.fixture
+def inprocess_server(start_inprocess: Callable[..., RunningServer]) -> RunningServer:
+    return start_inprocess()
 
 
 @pytest.fixture

@@ -6,7 +6,17 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-__all__ = ["Direction", "Edge", "EdgeKey", "EdgeKind", "Node", "NodeKind", "SessionState"]
+__all__ = [
+    "Direction",
+    "Edge",
+    "EdgeKey",
+    "EdgeKind",
+    "Event",
+    "EventType",
+    "Node",
+    "NodeKind",
+    "SessionState",
+]
 
 
 class NodeKind(StrEnum):
@@ -80,3 +90,30 @@ class Edge:
     @property
     def key(self) -> EdgeKey:
         return (self.source_id, self.kind, self.target_id)
+
+
+class EventType(StrEnum):
+    SESSION_CREATED = "session_created"
+    SESSION_CLOSED = "session_closed"
+    SESSION_DELETED = "session_deleted"
+    NODE_CREATED = "node_created"
+    NODE_UPDATED = "node_updated"
+    NODE_DELETED = "node_deleted"
+    EDGE_CREATED = "edge_created"
+    EDGE_DELETED = "edge_deleted"
+
+
+@dataclass(slots=True)
+class Event:
+    """One change, as recorded in the event log in the same batch as the change itself.
+
+    `node` is the node after the change (for deletions: as it was); `edge` is set for edge
+    events. `session_id` is None for changes to global nodes and their edges.
+    """
+
+    sequence: int
+    type: EventType
+    time: int
+    session_id: bytes | None
+    node: Node | None = None
+    edge: Edge | None = None

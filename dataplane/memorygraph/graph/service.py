@@ -31,7 +31,7 @@ from memorygraph.graph.tx import Transaction
 from memorygraph.ids import format_id, new_id
 from memorygraph.store import GraphStore
 
-__all__ = ["GraphService", "NewNode"]
+__all__ = ["GraphService", "IngestItem", "NewEdge", "NewNode", "NewSession"]
 
 # Attributes a caller may set per kind through CreateNode; anything else is the server's.
 _SETTABLE_ATTRS: dict[NodeKind, frozenset[str]] = {
@@ -48,6 +48,26 @@ _SETTABLE_ATTRS: dict[NodeKind, frozenset[str]] = {
 
 
 @dataclass(slots=True)
+class NewSession:
+    """A session to create; `session_id` None lets the server assign a UUIDv7."""
+
+    session_id: bytes | None = None
+    title: str = ""
+    user_id: str = ""
+    agent_id: str = ""
+    model: str = ""
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class NewEdge:
+    source_id: bytes
+    target_id: bytes
+    kind: EdgeKind
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
 class NewNode:
     """A node to create; `node_id` None lets the server assign a UUIDv7."""
 
@@ -57,6 +77,9 @@ class NewNode:
     metadata: dict[str, str] = field(default_factory=dict)
     attrs: dict[str, Any] = field(default_factory=dict)
     node_id: bytes | None = None
+
+
+IngestItem = NewSession | NewNode | NewEdge
 
 
 def _now_micros() -> int:
@@ -78,9 +101,10 @@ class GraphService:
     @contextmanager
     def _transaction(self) -> Iterator[Transaction]:
         with self._write_lock:
-            tx = Transaction(self.store)
+            tx = Transaction(self.store, self.clock())
             yield tx
             ticket = self.store.stage(tx.changes())
+            tx.sequence = self.store.last_sequence
         # Outside the lock, so that other writers join the same group commit.
         self.store.wait_durable(ticket)
 
@@ -123,42 +147,36 @@ class GraphService:
 
     # -- sessions ----------------------------------------------------------------------------
 
-    def create_session(
-        self,
-        *,
-        session_id: bytes | None = None,
-        title: str = "",
-        user_id: str = "",
-        agent_id: str = "",
-        model: str = "",
-        metadata: dict[str, str] | None = None,
-    ) -> Node:
-        _check_metadata(metadata or {})
+    def create_session(self, spec: NewSession) -> Node:
         with self._transaction() as tx:
-            node_id = session_id or new_id()
-            if tx.get_node(node_id) is not None:
-                raise AlreadyExists(f"a node with id {format_id(node_id)} already exists")
-            now = self.clock()
-            session = Node(
-                id=node_id,
-                kind=NodeKind.SESSION,
-                session_id=node_id,
-                content=title,
-                metadata=dict(metadata or {}),
-                create_time=now,
-                update_time=now,
-                attrs={
-                    "state": SessionState.ACTIVE.value,
-                    "user_id": user_id,
-                    "agent_id": agent_id,
-                    "model": model,
-                    "close_time": 0,
-                    "prompt_tokens": 0,
-                    "completion_tokens": 0,
-                    "total_tokens": 0,
-                },
-            )
-            tx.create(session)
+            return self._create_session_in(tx, spec)
+
+    def _create_session_in(self, tx: Transaction, spec: NewSession) -> Node:
+        _check_metadata(spec.metadata)
+        node_id = spec.session_id or new_id()
+        if tx.get_node(node_id) is not None:
+            raise AlreadyExists(f"a node with id {format_id(node_id)} already exists")
+        now = self.clock()
+        session = Node(
+            id=node_id,
+            kind=NodeKind.SESSION,
+            session_id=node_id,
+            content=spec.title,
+            metadata=dict(spec.metadata),
+            create_time=now,
+            update_time=now,
+            attrs={
+                "state": SessionState.ACTIVE.value,
+                "user_id": spec.user_id,
+                "agent_id": spec.agent_id,
+                "model": spec.model,
+                "close_time": 0,
+                "prompt_tokens": 0,
+                "completion_tokens": 0,
+                "total_tokens": 0,
+            },
+        )
+        tx.create(session)
         return session
 
     def get_session(self, session_id: bytes) -> Node:
@@ -221,6 +239,24 @@ class GraphService:
             if not where:
                 raise
             raise type(exc)(where + str(exc)) from None
+
+    def ingest(self, items: list[IngestItem]) -> int:
+        """Apply a batch of sessions, nodes and edges atomically, in order; returns the
+        sequence number of the batch's last event."""
+        if not items:
+            raise InvalidArgument("an ingest batch needs at least one item")
+        with self._transaction() as tx:
+            for i, item in enumerate(items):
+                try:
+                    if isinstance(item, NewSession):
+                        self._create_session_in(tx, item)
+                    elif isinstance(item, NewNode):
+                        self._create_checked(tx, item)
+                    else:
+                        self._create_edge_in(tx, item)
+                except (InvalidArgument, NotFound, AlreadyExists, FailedPrecondition) as exc:
+                    raise type(exc)(f"items[{i}]: {exc}") from None
+        return tx.sequence
 
     def _create_checked(self, tx: Transaction, spec: NewNode) -> Node:
         kind = spec.kind
@@ -355,24 +391,26 @@ class GraphService:
 
     # -- edges -------------------------------------------------------------------------------
 
-    def create_edge(
-        self, source_id: bytes, target_id: bytes, kind: EdgeKind, metadata: dict[str, str]
-    ) -> Edge:
-        _check_metadata(metadata)
+    def create_edge(self, spec: NewEdge) -> Edge:
+        with self._transaction() as tx:
+            return self._create_edge_in(tx, spec)
+
+    def _create_edge_in(self, tx: Transaction, spec: NewEdge) -> Edge:
+        source_id, target_id, kind = spec.source_id, spec.target_id, spec.kind
+        _check_metadata(spec.metadata)
         if source_id == target_id:
             raise InvalidArgument("an edge cannot connect a node to itself")
-        with self._transaction() as tx:
-            source = self._require(tx.get_node(source_id), source_id, "source node")
-            self._require(tx.get_node(target_id), target_id, "target node")
-            if source.session_id is not None:
-                self._writable_session(tx, source.session_id)
-            if tx.get_edge((source_id, kind, target_id)) is not None:
-                raise AlreadyExists(
-                    f"a {kind} edge from {format_id(source_id)} to {format_id(target_id)} "
-                    "already exists"
-                )
-            edge = Edge(source_id, target_id, kind, dict(metadata), self.clock())
-            tx.create_edge(edge)
+        source = self._require(tx.get_node(source_id), source_id, "source node")
+        self._require(tx.get_node(target_id), target_id, "target node")
+        if source.session_id is not None:
+            self._writable_session(tx, source.session_id)
+        if tx.get_edge((source_id, kind, target_id)) is not None:
+            raise AlreadyExists(
+                f"a {kind} edge from {format_id(source_id)} to {format_id(target_id)} "
+                "already exists"
+            )
+        edge = Edge(source_id, target_id, kind, dict(spec.metadata), self.clock())
+        tx.create_edge(edge)
         return edge
 
     def get_edges(
@@ -389,25 +427,6 @@ class GraphService:
                     f"no {kind} edge from {format_id(source_id)} to {format_id(target_id)}"
                 )
             tx.delete_edge(edge)
-
-    # -- LLM turns ---------------------------------------------------------------------------
-
-    def add_prompt(self, session_id: bytes, content: str, **attrs: Any) -> Node:
-        metadata = attrs.pop("metadata", {})
-        return self.create_node(
-            NewNode(NodeKind.PROMPT, session_id, content, metadata, attrs)
-        )
-
-    def add_response(self, prompt_id: bytes, content: str, **attrs: Any) -> Node:
-        metadata = attrs.pop("metadata", {})
-        return self.create_node(
-            NewNode(NodeKind.RESPONSE, None, content, metadata, {"prompt_id": prompt_id, **attrs})
-        )
-
-    def add_tool_invocation(self, response_id: bytes, tool_name: str, **attrs: Any) -> Node:
-        metadata = attrs.pop("metadata", {})
-        attrs = {"response_id": response_id, "tool_name": tool_name, **attrs}
-        return self.create_node(NewNode(NodeKind.TOOL_INVOCATION, None, "", metadata, attrs))
 
     # -- templates ---------------------------------------------------------------------------
 

@@ -10,8 +10,10 @@ __all__ = ["Transaction"]
 
 
 class Transaction:
-    def __init__(self, store: GraphStore) -> None:
+    def __init__(self, store: GraphStore, time: int) -> None:
         self.store = store
+        self.time = time
+        self.sequence = 0  # the last event sequence, once committed
         self._created: dict[bytes, Node] = {}
         self._updated: dict[bytes, tuple[Node, Node]] = {}
         self._deleted: dict[bytes, Node] = {}
@@ -75,4 +77,5 @@ class Transaction:
             deleted=list(self._deleted.values()),
             edges_created=list(self._edges_created.values()),
             edges_deleted=list(self._edges_deleted.values()),
+            time=self.time,
         )

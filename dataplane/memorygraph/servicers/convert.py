@@ -8,7 +8,17 @@ from typing import Any
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from memorygraph.errors import InvalidArgument
-from memorygraph.graph.model import Direction, Edge, EdgeKind, Node, NodeKind, SessionState
+from memorygraph.graph.model import (
+    Direction,
+    Edge,
+    EdgeKind,
+    Event,
+    EventType,
+    Node,
+    NodeKind,
+    SessionState,
+)
+from memorygraph.graph.service import NewEdge, NewNode, NewSession
 from memorygraph.graph.templates import TemplateVariable
 from memorygraph.ids import format_id, parse_id
 from memorygraph.v1 import graph_pb2 as pb
@@ -17,6 +27,8 @@ _NODE_KINDS = {pb.NodeKind.Value(f"NODE_KIND_{k.name}"): k for k in NodeKind}
 _NODE_KIND_VALUES = {k: v for v, k in _NODE_KINDS.items()}
 _EDGE_KINDS = {pb.EdgeKind.Value(f"EDGE_KIND_{k.name}"): k for k in EdgeKind}
 _EDGE_KIND_VALUES = {k: v for v, k in _EDGE_KINDS.items()}
+_EVENT_TYPES = {pb.EventType.Value(f"EVENT_TYPE_{k.name}"): k for k in EventType}
+_EVENT_TYPE_VALUES = {k: v for v, k in _EVENT_TYPES.items()}
 _DIRECTIONS = {
     pb.DIRECTION_UNSPECIFIED: Direction.OUTGOING,
     pb.DIRECTION_OUTGOING: Direction.OUTGOING,
@@ -69,6 +81,17 @@ def edge_kind(value: int, field: str = "kind") -> EdgeKind:
 
 def edge_kinds(values: Iterable[int], field: str = "kinds") -> list[EdgeKind]:
     return [edge_kind(v, field) for v in values]
+
+
+def event_types(values: Iterable[int]) -> frozenset[EventType]:
+    found = set()
+    for value in values:
+        if value not in _EVENT_TYPES:
+            raise InvalidArgument(
+                f"types: {value} is not a known event type (one of {_enum_names(_EVENT_TYPES)})"
+            )
+        found.add(_EVENT_TYPES[value])
+    return frozenset(found)
 
 
 def direction(value: int) -> Direction:
@@ -202,6 +225,20 @@ def edge_message(edge: Edge) -> pb.Edge:
     )
 
 
+def event_message(event: Event) -> pb.Event:
+    message = pb.Event(
+        sequence=event.sequence,
+        type=_EVENT_TYPE_VALUES[event.type],
+        time=timestamp(event.time),
+        session_id=format_id(event.session_id) if event.session_id is not None else "",
+    )
+    if event.node is not None:
+        message.node.CopyFrom(node_message(event.node))
+    if event.edge is not None:
+        message.edge.CopyFrom(edge_message(event.edge))
+    return message
+
+
 # -- protobuf -> domain --------------------------------------------------------------------
 
 def node_details(request: pb.CreateNodeRequest, kind: NodeKind) -> dict[str, Any]:
@@ -261,3 +298,87 @@ def template_variables(variables: Iterable[pb.TemplateVariable]) -> list[Templat
         )
         for v in variables
     ]
+
+
+def new_session(request: pb.CreateSessionRequest) -> NewSession:
+    return NewSession(
+        session_id=optional_id(request.session_id, "session_id"),
+        title=request.title,
+        user_id=request.user_id,
+        agent_id=request.agent_id,
+        model=request.model,
+        metadata=dict(request.metadata),
+    )
+
+
+def new_node(request: pb.CreateNodeRequest) -> NewNode:
+    kind = node_kind(request.kind)
+    return NewNode(
+        kind=kind,
+        session_id=optional_id(request.session_id, "session_id"),
+        content=request.content,
+        metadata=dict(request.metadata),
+        attrs=node_details(request, kind),
+        node_id=optional_id(request.node_id, "node_id"),
+    )
+
+
+def new_edge(request: pb.CreateEdgeRequest) -> NewEdge:
+    return NewEdge(
+        source_id=node_id(request.source_id, "source_id"),
+        target_id=node_id(request.target_id, "target_id"),
+        kind=edge_kind(request.kind),
+        metadata=dict(request.metadata),
+    )
+
+
+def present(**fields: Any) -> dict[str, Any]:
+    """The fields a request actually set (proto3 scalars are empty/zero when unset)."""
+    return {k: v for k, v in fields.items() if v not in ("", 0)}
+
+
+def prompt_node(request: pb.AddPromptRequest) -> NewNode:
+    return NewNode(
+        kind=NodeKind.PROMPT,
+        session_id=node_id(request.session_id, "session_id"),
+        content=request.content,
+        metadata=dict(request.metadata),
+        attrs=present(model=request.model, role=request.role),
+    )
+
+
+def response_node(request: pb.AddResponseRequest) -> NewNode:
+    usage = request.token_usage
+    return NewNode(
+        kind=NodeKind.RESPONSE,
+        content=request.content,
+        metadata=dict(request.metadata),
+        attrs={
+            "prompt_id": node_id(request.prompt_id, "prompt_id"),
+            **present(
+                model=request.model,
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
+                total_tokens=usage.total_tokens,
+                finish_reason=request.finish_reason,
+                latency_ms=request.latency_ms,
+            ),
+        },
+    )
+
+
+def tool_node(request: pb.AddToolInvocationRequest) -> NewNode:
+    return NewNode(
+        kind=NodeKind.TOOL_INVOCATION,
+        metadata=dict(request.metadata),
+        attrs={
+            "response_id": node_id(request.response_id, "response_id"),
+            "tool_name": request.tool_name,
+            **present(
+                arguments=request.arguments,
+                result=request.result,
+                status=tool_status(request.status),
+                duration_ms=request.duration_ms,
+            ),
+        },
+    )

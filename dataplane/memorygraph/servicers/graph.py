@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import grpc
 
 from memorygraph import __version__
-from memorygraph.errors import InvalidArgument
+from memorygraph.errors import InvalidArgument, RequestError
 from memorygraph.graph.query import QueryFilter
-from memorygraph.graph.service import GraphService, NewNode
-from memorygraph.graph.model import NodeKind
+from memorygraph.events.hub import EventFilter, EventHub
+from memorygraph.graph.model import EventType, NodeKind
+from memorygraph.graph.service import GraphService
+from memorygraph.servicers.ingest import ingest_items
 from memorygraph.ids import format_id
 from memorygraph.servicers import convert as cv
 from memorygraph.store.keys import MAX_TIME
@@ -48,11 +49,13 @@ class MemoryGraphServicer(pb_grpc.MemoryGraphServiceServicer):
     def __init__(
         self,
         service: GraphService,
+        hub: EventHub,
         *,
         durability: str,
         request_counts: Callable[[], dict[str, int]],
     ) -> None:
         self.service = service
+        self.hub = hub
         self.durability = durability
         self.request_counts = request_counts
         self.started = time.monotonic()
@@ -60,15 +63,7 @@ class MemoryGraphServicer(pb_grpc.MemoryGraphServiceServicer):
     # -- sessions ----------------------------------------------------------------------------
 
     def CreateSession(self, request: pb.CreateSessionRequest, context: Context) -> pb.Session:
-        node = self.service.create_session(
-            session_id=cv.optional_id(request.session_id, "session_id"),
-            title=request.title,
-            user_id=request.user_id,
-            agent_id=request.agent_id,
-            model=request.model,
-            metadata=dict(request.metadata),
-        )
-        return cv.session_message(node)
+        return cv.session_message(self.service.create_session(cv.new_session(request)))
 
     def GetSession(self, request: pb.GetSessionRequest, context: Context) -> pb.Session:
         node = self.service.get_session(cv.node_id(request.session_id, "session_id"))
@@ -100,20 +95,8 @@ class MemoryGraphServicer(pb_grpc.MemoryGraphServiceServicer):
 
     # -- nodes -------------------------------------------------------------------------------
 
-    @staticmethod
-    def _new_node(request: pb.CreateNodeRequest) -> NewNode:
-        kind = cv.node_kind(request.kind)
-        return NewNode(
-            kind=kind,
-            session_id=cv.optional_id(request.session_id, "session_id"),
-            content=request.content,
-            metadata=dict(request.metadata),
-            attrs=cv.node_details(request, kind),
-            node_id=cv.optional_id(request.node_id, "node_id"),
-        )
-
     def CreateNode(self, request: pb.CreateNodeRequest, context: Context) -> pb.Node:
-        return cv.node_message(self.service.create_node(self._new_node(request)))
+        return cv.node_message(self.service.create_node(cv.new_node(request)))
 
     def GetNode(self, request: pb.GetNodeRequest, context: Context) -> pb.Node:
         return cv.node_message(self.service.get_node(cv.node_id(request.node_id)))
@@ -142,7 +125,7 @@ class MemoryGraphServicer(pb_grpc.MemoryGraphServiceServicer):
         specs = []
         for i, item in enumerate(request.requests):
             try:
-                specs.append(self._new_node(item))
+                specs.append(cv.new_node(item))
             except InvalidArgument as exc:
                 raise InvalidArgument(f"requests[{i}]: {exc}") from None
         nodes = self.service.create_nodes(specs)
@@ -161,13 +144,7 @@ class MemoryGraphServicer(pb_grpc.MemoryGraphServiceServicer):
     # -- edges -------------------------------------------------------------------------------
 
     def CreateEdge(self, request: pb.CreateEdgeRequest, context: Context) -> pb.Edge:
-        edge = self.service.create_edge(
-            cv.node_id(request.source_id, "source_id"),
-            cv.node_id(request.target_id, "target_id"),
-            cv.edge_kind(request.kind),
-            dict(request.metadata),
-        )
-        return cv.edge_message(edge)
+        return cv.edge_message(self.service.create_edge(cv.new_edge(request)))
 
     def GetEdges(self, request: pb.GetEdgesRequest, context: Context) -> pb.GetEdgesResponse:
         edges = self.service.get_edges(
@@ -223,46 +200,15 @@ class MemoryGraphServicer(pb_grpc.MemoryGraphServiceServicer):
     # -- LLM turns ---------------------------------------------------------------------------
 
     def AddPrompt(self, request: pb.AddPromptRequest, context: Context) -> pb.Node:
-        node = self.service.add_prompt(
-            cv.node_id(request.session_id, "session_id"),
-            request.content,
-            **_present(model=request.model, role=request.role),
-            metadata=dict(request.metadata),
-        )
-        return cv.node_message(node)
+        return cv.node_message(self.service.create_node(cv.prompt_node(request)))
 
     def AddResponse(self, request: pb.AddResponseRequest, context: Context) -> pb.Node:
-        usage = request.token_usage
-        node = self.service.add_response(
-            cv.node_id(request.prompt_id, "prompt_id"),
-            request.content,
-            **_present(
-                model=request.model,
-                prompt_tokens=usage.prompt_tokens,
-                completion_tokens=usage.completion_tokens,
-                total_tokens=usage.total_tokens,
-                finish_reason=request.finish_reason,
-                latency_ms=request.latency_ms,
-            ),
-            metadata=dict(request.metadata),
-        )
-        return cv.node_message(node)
+        return cv.node_message(self.service.create_node(cv.response_node(request)))
 
     def AddToolInvocation(
         self, request: pb.AddToolInvocationRequest, context: Context
     ) -> pb.Node:
-        node = self.service.add_tool_invocation(
-            cv.node_id(request.response_id, "response_id"),
-            request.tool_name,
-            **_present(
-                arguments=request.arguments,
-                result=request.result,
-                status=cv.tool_status(request.status),
-                duration_ms=request.duration_ms,
-            ),
-            metadata=dict(request.metadata),
-        )
-        return cv.node_message(node)
+        return cv.node_message(self.service.create_node(cv.tool_node(request)))
 
     # -- templates ---------------------------------------------------------------------------
 
@@ -290,13 +236,53 @@ class MemoryGraphServicer(pb_grpc.MemoryGraphServiceServicer):
             name=request.name,
             values=dict(request.variables),
             session_id=cv.optional_id(request.session_id, "session_id"),
-            prompt_attrs=_present(model=request.model, role=request.role),
+            prompt_attrs=cv.present(model=request.model, role=request.role),
             metadata=dict(request.metadata),
         )
         response = pb.InstantiateTemplateResponse(content=content)
         if prompt is not None:
             response.prompt.CopyFrom(cv.node_message(prompt))
         return response
+
+    # -- bulk loading and events ------------------------------------------------------------
+
+    def Ingest(
+        self, request_iterator: Iterator[pb.IngestBatch], context: Context
+    ) -> Iterator[pb.IngestAck]:
+        for number, batch in enumerate(request_iterator):
+            try:
+                items, ids = ingest_items(batch)
+            except InvalidArgument as exc:
+                raise InvalidArgument(f"batch {number} ({batch.batch_id!r}): {exc}") from None
+            try:
+                sequence = self.service.ingest(items)
+            except RequestError as exc:
+                raise type(exc)(f"batch {number} ({batch.batch_id!r}): {exc}") from None
+            yield pb.IngestAck(batch_id=batch.batch_id, ids=ids, sequence=sequence)
+
+    def StreamEvents(
+        self, request: pb.StreamEventsRequest, context: Context
+    ) -> Iterator[pb.Event]:
+        event_filter = EventFilter(
+            session_id=cv.optional_id(request.session_id, "session_id"),
+            types=cv.event_types(request.types),
+        )
+        for event in self.hub.subscribe(event_filter, request.from_sequence, context.is_active):
+            yield cv.event_message(event)
+
+    def SubscribeToSession(
+        self, request: pb.SubscribeToSessionRequest, context: Context
+    ) -> Iterator[pb.Event]:
+        session_id = cv.node_id(request.session_id, "session_id")
+        if not request.from_sequence:
+            self.service.get_session(session_id)
+        events = self.hub.subscribe(
+            EventFilter(session_id=session_id), request.from_sequence, context.is_active
+        )
+        for event in events:
+            yield cv.event_message(event)
+            if event.type is EventType.SESSION_DELETED:
+                return
 
     # -- operations --------------------------------------------------------------------------
 
@@ -324,8 +310,3 @@ class MemoryGraphServicer(pb_grpc.MemoryGraphServiceServicer):
             requests_by_method=self.request_counts(),
             store_size_bytes=self.service.store.size_bytes(),
         )
-
-
-def _present(**fields: Any) -> dict[str, Any]:
-    """The fields a request actually set (proto3 scalars are empty/zero when unset)."""
-    return {k: v for k, v in fields.items() if v not in ("", 0)}

@@ -1,7 +1,8 @@
 """Storage: an ordered key-value protocol with RocksDB and in-memory engines, and the graph
 layout (records, indexes, counters) built on top of it."""
 
-from memorygraph.store.graph import GraphStore, StoreChanges
+from memorygraph.store.graph import GraphStore
+from memorygraph.store.graph_changes import StoreChanges
 from memorygraph.store.kv import KeyValueStore
 from memorygraph.store.memory import MemoryStore
 

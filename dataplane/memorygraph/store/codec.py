@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from memorygraph.graph.model import Edge, EdgeKind, Node, NodeKind
+from memorygraph.graph.model import Edge, EdgeKind, Event, EventType, Node, NodeKind
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _loads = json.JSONDecoder().decode
@@ -46,3 +46,31 @@ def encode_edge(edge: Edge) -> bytes:
 def decode_edge(source: bytes, kind: EdgeKind, target: bytes, raw: bytes) -> Edge:
     metadata, create_time = _loads(raw.decode())
     return Edge(source, target, kind, metadata, create_time)
+
+
+def encode_event(event: Event) -> bytes:
+    """Header line, then the node record or the edge, so events reuse the record codecs."""
+    node, edge = event.node, event.edge
+    header = [
+        event.type.value,
+        event.time,
+        event.session_id.hex() if event.session_id is not None else None,
+        node.id.hex() if node is not None else None,
+        [edge.source_id.hex(), edge.kind.value, edge.target_id.hex()] if edge else None,
+    ]
+    body = encode_node(node) if node is not None else encode_edge(edge) if edge else b""
+    return _dumps(header).encode() + b"\n" + body
+
+
+def decode_event(sequence: int, raw: bytes) -> Event:
+    head, _, body = raw.partition(b"\n")
+    kind, time, session, node_id, edge_key = _loads(head.decode())
+    event = Event(sequence, EventType(kind), time, bytes.fromhex(session) if session else None)
+    if node_id is not None:
+        event.node = decode_node(bytes.fromhex(node_id), body)
+    elif edge_key is not None:
+        source, edge_kind, target = edge_key
+        event.edge = decode_edge(
+            bytes.fromhex(source), EdgeKind(edge_kind), bytes.fromhex(target), body
+        )
+    return event

@@ -31,9 +31,12 @@ class GroupCommitter:
         sync: Callable[[], None],
         *,
         on_group: Callable[[int, float], None] | None = None,
+        on_durable: Callable[[int], None] | None = None,
     ) -> None:
         self._sync = sync
         self._on_group = on_group
+        self._on_durable = on_durable
+        self._issued_mark = 0  # caller's position (the event sequence) of the last ticket
         self._cond = threading.Condition()
         self._issued = 0  # last ticket handed out
         self._synced = 0  # every ticket <= this is durable
@@ -42,10 +45,13 @@ class GroupCommitter:
         self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
         self._thread.start()
 
-    def ticket(self) -> int:
-        """Call right after appending a batch (under the writers' lock): its place in line."""
+    def ticket(self, mark: int = 0) -> int:
+        """Call right after appending a batch (under the writers' lock): its place in line.
+
+        `mark` is handed to `on_durable` once the batch is durable (the event sequence)."""
         with self._cond:
             self._issued += 1
+            self._issued_mark = max(self._issued_mark, mark)
             self._cond.notify_all()
             return self._issued
 
@@ -64,7 +70,7 @@ class GroupCommitter:
                     self._cond.wait()
                 if self._issued == self._synced:  # closing with nothing pending
                     return
-                target, first = self._issued, self._synced + 1
+                target, first, mark = self._issued, self._synced + 1, self._issued_mark
             started = time.perf_counter()
             try:
                 self._sync()
@@ -79,6 +85,8 @@ class GroupCommitter:
             with self._cond:
                 self._synced = target
                 self._cond.notify_all()
+            if self._on_durable is not None:
+                self._on_durable(mark)
 
     @property
     def failed(self) -> bool:

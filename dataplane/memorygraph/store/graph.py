@@ -9,13 +9,30 @@ that and hands over the complete change.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 
 from memorygraph.errors import MemoryGraphError
-from memorygraph.graph.model import Direction, Edge, EdgeKey, EdgeKind, Node, NodeKind, SessionState
+from memorygraph.graph.model import (
+    Direction,
+    Edge,
+    EdgeKey,
+    EdgeKind,
+    Event,
+    Node,
+    NodeKind,
+    SessionState,
+)
 from memorygraph.store import keys
 from memorygraph.store.commit import CommitFailed, GroupCommitter
-from memorygraph.store.codec import decode_edge, decode_node, encode_edge, encode_node
+from memorygraph.store.codec import (
+    decode_edge,
+    decode_event,
+    decode_node,
+    encode_edge,
+    encode_event,
+    encode_node,
+)
+from memorygraph.store.eventlog import derive_events
+from memorygraph.store.graph_changes import StoreChanges
 from memorygraph.store.kv import KeyValueStore, Op
 
 __all__ = ["GraphStore", "IncompatibleSchema", "StoreChanges"]
@@ -32,17 +49,6 @@ COUNTERS = (
 
 class IncompatibleSchema(MemoryGraphError):
     """The data directory was written by a newer, incompatible version."""
-
-
-@dataclass(slots=True)
-class StoreChanges:
-    """Everything one request changes; committed as one batch."""
-
-    created: list[Node] = field(default_factory=list)
-    updated: list[tuple[Node, Node]] = field(default_factory=list)  # (before, after)
-    deleted: list[Node] = field(default_factory=list)
-    edges_created: list[Edge] = field(default_factory=list)
-    edges_deleted: list[Edge] = field(default_factory=list)
 
 
 def _counter_deltas(node: Node, sign: int) -> Iterator[tuple[str, int]]:
@@ -70,7 +76,15 @@ class GraphStore:
         on_group: Callable[[int, float], None] | None = None,
     ) -> None:
         self.kv = kv
-        self._committer = GroupCommitter(kv.sync_wal, on_group=on_group) if group_commit else None
+        self._committer = (
+            GroupCommitter(kv.sync_wal, on_group=on_group, on_durable=self._publish)
+            if group_commit
+            else None
+        )
+        # Called with the newest sequence number readers may see (durable in group-commit mode).
+        self._listeners: list[Callable[[int], None]] = []
+        last = kv.get(keys.CF_META, keys.LAST_EVENT_KEY)
+        self.last_sequence = int.from_bytes(last) if last else 0
         raw = kv.get(keys.CF_META, keys.SCHEMA_VERSION_KEY)
         if raw is None:
             kv.write(
@@ -173,6 +187,7 @@ class GraphStore:
         return only once they are on stable storage."""
         if self._committer is None:
             self._write(changes, sync=sync)
+            self._publish(self.last_sequence)
         else:
             ticket = self.stage(changes)
             if sync:
@@ -183,11 +198,12 @@ class GraphStore:
         (0 when there is nothing to wait for). Callers serialize stage() among themselves."""
         if self._committer is None:
             self._write(changes, sync=False)
+            self._publish(self.last_sequence)
             return 0
         if self._committer.failed:
             raise CommitFailed("the write-ahead log could not be synced; the store is read-only")
         self._write(changes, sync=False)
-        return self._committer.ticket()
+        return self._committer.ticket(self.last_sequence)
 
     def wait_durable(self, ticket: int) -> None:
         """Block until the change set behind `ticket` is on stable storage."""
@@ -239,9 +255,56 @@ class GraphStore:
             if delta:
                 value = self._counters[name] + delta
                 ops.append((keys.CF_META, keys.counter_key(name), value.to_bytes(8, signed=True)))
+        sequence = self.last_sequence
+        for event in derive_events(changes, self._session_of):
+            sequence += 1
+            event.sequence = sequence
+            ops.append((keys.CF_EVENTS, keys.event_key(sequence), encode_event(event)))
+        if sequence != self.last_sequence:
+            ops.append((keys.CF_META, keys.LAST_EVENT_KEY, sequence.to_bytes(8)))
         self.kv.write(ops, sync=sync)
+        self.last_sequence = sequence
         for name, delta in deltas.items():
             self._counters[name] += delta
+
+    def _session_of(self, node_id: bytes) -> bytes | None:
+        node = self.get_node(node_id)
+        return node.session_id if node is not None else None
+
+    # -- events ------------------------------------------------------------------------------
+
+    def add_listener(self, listener: Callable[[int], None]) -> None:
+        """Call `listener(sequence)` whenever events up to `sequence` become visible."""
+        self._listeners.append(listener)
+
+    def _publish(self, sequence: int) -> None:
+        for listener in self._listeners:
+            listener(sequence)
+
+    def read_events(self, first: int, last: int, limit: int) -> list[Event]:
+        """Up to `limit` retained events with first <= sequence <= last, in order."""
+        found = []
+        for key, raw in self.kv.scan(
+            keys.CF_EVENTS, keys.event_key(first), keys.event_key(last + 1)
+        ):
+            found.append(decode_event(int.from_bytes(key), raw))
+            if len(found) >= limit:
+                break
+        return found
+
+    def oldest_sequence(self) -> int:
+        """Sequence of the oldest retained event (last_sequence + 1 when none is retained)."""
+        for key, _ in self.kv.scan(keys.CF_EVENTS, keys.event_key(0), keys.event_key(2**63)):
+            return int.from_bytes(key)
+        return self.last_sequence + 1
+
+    def event_time(self, sequence: int) -> int | None:
+        raw = self.kv.get(keys.CF_EVENTS, keys.event_key(sequence))
+        return decode_event(sequence, raw).time if raw is not None else None
+
+    def trim_events(self, before: int) -> None:
+        """Forget events with sequence < `before`."""
+        self.kv.delete_range(keys.CF_EVENTS, keys.event_key(0), keys.event_key(before))
 
     @staticmethod
     def _index_ops(node: Node, *, present: bool) -> list[Op]:

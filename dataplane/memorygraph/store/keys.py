@@ -9,7 +9,8 @@ microseconds, kinds one byte):
     edges_out   source | edge kind | target         -> encoded edge
     edges_in    target | edge kind | source         -> b""
     names       b"template/" | name                 -> template id
-    meta        b"schema_version", b"count/..."     -> small values
+    meta        b"schema_version", b"count/...", b"events/last"  -> small values
+    events      sequence (8 bytes)                  -> encoded event
 
 Big-endian fixed-width fields make byte order equal time order, so "a session by time" and
 "a kind by time" are range scans.
@@ -26,7 +27,18 @@ CF_EDGES_OUT = "edges_out"
 CF_EDGES_IN = "edges_in"
 CF_NAMES = "names"
 CF_META = "meta"
-COLUMN_FAMILIES = (CF_NODES, CF_BY_SESSION, CF_BY_KIND, CF_EDGES_OUT, CF_EDGES_IN, CF_NAMES, CF_META)
+CF_EVENTS = "events"
+COLUMN_FAMILIES = (
+    CF_NODES,
+    CF_BY_SESSION,
+    CF_BY_KIND,
+    CF_EDGES_OUT,
+    CF_EDGES_IN,
+    CF_NAMES,
+    CF_META,
+    CF_EVENTS,
+)
+LAST_EVENT_KEY = b"events/last"
 
 SCHEMA_VERSION = 1
 SCHEMA_VERSION_KEY = b"schema_version"
@@ -96,6 +108,10 @@ def prefix_end(prefix: bytes) -> bytes:
     if not stripped:
         return b"\xff" * (len(prefix) + 1)
     return stripped[:-1] + bytes([stripped[-1] + 1])
+
+
+def event_key(sequence: int) -> bytes:
+    return sequence.to_bytes(8)
 
 
 def template_name_key(name: str) -> bytes:

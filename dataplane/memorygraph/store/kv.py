@@ -34,6 +34,10 @@ class KeyValueStore(Protocol):
         """Apply every op or none; with `sync` return only once the batch is on stable storage."""
         ...
 
+    def delete_range(self, cf: str, start: bytes, end: bytes) -> None:
+        """Remove every key with start <= key < end (one range tombstone, not one per key)."""
+        ...
+
     def sync_wal(self) -> None:
         """Put every write made so far on stable storage."""
         ...

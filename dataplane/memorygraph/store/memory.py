@@ -67,6 +67,16 @@ class MemoryStore:
                         bisect.insort(keys, key)
                     table[key] = value
 
+    def delete_range(self, cf: str, start: bytes, end: bytes) -> None:
+        self._check_open()
+        with self._lock:
+            keys = self._keys[cf]
+            lo, hi = bisect.bisect_left(keys, start), bisect.bisect_left(keys, end)
+            table = self._data[cf]
+            for key in keys[lo:hi]:
+                del table[key]
+            del keys[lo:hi]
+
     def sync_wal(self) -> None:
         self._check_open()
 

@@ -16,6 +16,7 @@ from memorygraph.store.kv import Op
 
 __all__ = ["RocksStore"]
 
+SCAN_CHUNK = 256
 _SYNC_MARKER = b"\x00sync-marker"  # in the default column family, which holds nothing else
 
 
@@ -56,25 +57,46 @@ class RocksStore:
     def scan(
         self, cf: str, start: bytes, end: bytes, *, reverse: bool = False
     ) -> Iterator[tuple[bytes, bytes]]:
-        it = self._cfs[cf].iter()
+        # Read in chunks, each with its own short-lived RocksDB iterator: an iterator pins the
+        # memtables and files it started on (and keeps the database from closing), so none may
+        # outlive a chunk while a slow consumer holds the generator.
+        table = self._cfs[cf]
+        while True:
+            chunk = self._read_chunk(table, start, end, reverse)
+            yield from chunk
+            if len(chunk) < SCAN_CHUNK:
+                return
+            if reverse:
+                end = chunk[-1][0]
+            else:
+                start = chunk[-1][0] + b"\x00"
+
+    @staticmethod
+    def _read_chunk(
+        table: Rdict, start: bytes, end: bytes, reverse: bool
+    ) -> list[tuple[bytes, bytes]]:
+        found: list[tuple[bytes, bytes]] = []
+        it = table.iter()
         if reverse:
             it.seek_for_prev(end)
             if it.valid() and it.key() >= end:
                 it.prev()
-            while it.valid():
+            while it.valid() and len(found) < SCAN_CHUNK:
                 key = it.key()
                 if key < start:
-                    return
-                yield key, it.value()
+                    break
+                found.append((key, it.value()))
                 it.prev()
         else:
             it.seek(start)
-            while it.valid():
+            while it.valid() and len(found) < SCAN_CHUNK:
                 key = it.key()
                 if key >= end:
-                    return
-                yield key, it.value()
+                    break
+                found.append((key, it.value()))
                 it.next()
+        del it
+        return found
 
     def write(self, ops: Sequence[Op], *, sync: bool) -> None:
         batch = WriteBatch(raw_mode=True)
@@ -85,6 +107,11 @@ class RocksStore:
             else:
                 batch.put(key, value, handles[cf])
         self._db.write(batch, self._sync if sync else self._nosync)
+
+    def delete_range(self, cf: str, start: bytes, end: bytes) -> None:
+        batch = WriteBatch(raw_mode=True)
+        batch.delete_range(start, end, self._handles[cf])
+        self._db.write(batch, self._nosync)
 
     def sync_wal(self) -> None:
         # A synced write syncs the whole write-ahead log up to it, so one tiny marker write
@@ -100,4 +127,8 @@ class RocksStore:
         return total
 
     def close(self) -> None:
+        # Column-family objects and handles keep the database (and its LOCK file) alive until
+        # they are gone, so drop them before closing.
+        self._cfs.clear()
+        self._handles.clear()
         self._db.close()

@@ -52,6 +52,18 @@ class ToolStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TOOL_STATUS_UNSPECIFIED: _ClassVar[ToolStatus]
     TOOL_STATUS_SUCCEEDED: _ClassVar[ToolStatus]
     TOOL_STATUS_FAILED: _ClassVar[ToolStatus]
+
+class EventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    EVENT_TYPE_UNSPECIFIED: _ClassVar[EventType]
+    EVENT_TYPE_SESSION_CREATED: _ClassVar[EventType]
+    EVENT_TYPE_SESSION_CLOSED: _ClassVar[EventType]
+    EVENT_TYPE_SESSION_DELETED: _ClassVar[EventType]
+    EVENT_TYPE_NODE_CREATED: _ClassVar[EventType]
+    EVENT_TYPE_NODE_UPDATED: _ClassVar[EventType]
+    EVENT_TYPE_NODE_DELETED: _ClassVar[EventType]
+    EVENT_TYPE_EDGE_CREATED: _ClassVar[EventType]
+    EVENT_TYPE_EDGE_DELETED: _ClassVar[EventType]
 NODE_KIND_UNSPECIFIED: NodeKind
 NODE_KIND_SESSION: NodeKind
 NODE_KIND_PROMPT: NodeKind
@@ -79,6 +91,15 @@ DIRECTION_BOTH: Direction
 TOOL_STATUS_UNSPECIFIED: ToolStatus
 TOOL_STATUS_SUCCEEDED: ToolStatus
 TOOL_STATUS_FAILED: ToolStatus
+EVENT_TYPE_UNSPECIFIED: EventType
+EVENT_TYPE_SESSION_CREATED: EventType
+EVENT_TYPE_SESSION_CLOSED: EventType
+EVENT_TYPE_SESSION_DELETED: EventType
+EVENT_TYPE_NODE_CREATED: EventType
+EVENT_TYPE_NODE_UPDATED: EventType
+EVENT_TYPE_NODE_DELETED: EventType
+EVENT_TYPE_EDGE_CREATED: EventType
+EVENT_TYPE_EDGE_DELETED: EventType
 
 class TokenUsage(_message.Message):
     __slots__ = ("prompt_tokens", "completion_tokens", "total_tokens")
@@ -772,3 +793,71 @@ class GetMetricsResponse(_message.Message):
     requests_by_method: _containers.ScalarMap[str, int]
     store_size_bytes: int
     def __init__(self, sessions: _Optional[int] = ..., active_sessions: _Optional[int] = ..., nodes_by_kind: _Optional[_Mapping[str, int]] = ..., edges: _Optional[int] = ..., token_usage: _Optional[_Union[TokenUsage, _Mapping]] = ..., requests_by_method: _Optional[_Mapping[str, int]] = ..., store_size_bytes: _Optional[int] = ...) -> None: ...
+
+class IngestItem(_message.Message):
+    __slots__ = ("session", "node", "prompt", "response", "tool_invocation", "edge")
+    SESSION_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    TOOL_INVOCATION_FIELD_NUMBER: _ClassVar[int]
+    EDGE_FIELD_NUMBER: _ClassVar[int]
+    session: CreateSessionRequest
+    node: CreateNodeRequest
+    prompt: AddPromptRequest
+    response: AddResponseRequest
+    tool_invocation: AddToolInvocationRequest
+    edge: CreateEdgeRequest
+    def __init__(self, session: _Optional[_Union[CreateSessionRequest, _Mapping]] = ..., node: _Optional[_Union[CreateNodeRequest, _Mapping]] = ..., prompt: _Optional[_Union[AddPromptRequest, _Mapping]] = ..., response: _Optional[_Union[AddResponseRequest, _Mapping]] = ..., tool_invocation: _Optional[_Union[AddToolInvocationRequest, _Mapping]] = ..., edge: _Optional[_Union[CreateEdgeRequest, _Mapping]] = ...) -> None: ...
+
+class IngestBatch(_message.Message):
+    __slots__ = ("items", "batch_id")
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[IngestItem]
+    batch_id: str
+    def __init__(self, items: _Optional[_Iterable[_Union[IngestItem, _Mapping]]] = ..., batch_id: _Optional[str] = ...) -> None: ...
+
+class IngestAck(_message.Message):
+    __slots__ = ("batch_id", "ids", "sequence")
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    batch_id: str
+    ids: _containers.RepeatedScalarFieldContainer[str]
+    sequence: int
+    def __init__(self, batch_id: _Optional[str] = ..., ids: _Optional[_Iterable[str]] = ..., sequence: _Optional[int] = ...) -> None: ...
+
+class Event(_message.Message):
+    __slots__ = ("sequence", "type", "time", "session_id", "node", "edge")
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    EDGE_FIELD_NUMBER: _ClassVar[int]
+    sequence: int
+    type: EventType
+    time: _timestamp_pb2.Timestamp
+    session_id: str
+    node: Node
+    edge: Edge
+    def __init__(self, sequence: _Optional[int] = ..., type: _Optional[_Union[EventType, str]] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., session_id: _Optional[str] = ..., node: _Optional[_Union[Node, _Mapping]] = ..., edge: _Optional[_Union[Edge, _Mapping]] = ...) -> None: ...
+
+class StreamEventsRequest(_message.Message):
+    __slots__ = ("from_sequence", "session_id", "types")
+    FROM_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    TYPES_FIELD_NUMBER: _ClassVar[int]
+    from_sequence: int
+    session_id: str
+    types: _containers.RepeatedScalarFieldContainer[EventType]
+    def __init__(self, from_sequence: _Optional[int] = ..., session_id: _Optional[str] = ..., types: _Optional[_Iterable[_Union[EventType, str]]] = ...) -> None: ...
+
+class SubscribeToSessionRequest(_message.Message):
+    __slots__ = ("session_id", "from_sequence")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    FROM_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    from_sequence: int
+    def __init__(self, session_id: _Optional[str] = ..., from_sequence: _Optional[int] = ...) -> None: ...

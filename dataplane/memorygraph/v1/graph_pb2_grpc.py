@@ -151,6 +151,21 @@ class MemoryGraphServiceStub:
                 request_serializer=memorygraph_dot_v1_dot_graph__pb2.InstantiateTemplateRequest.SerializeToString,
                 response_deserializer=memorygraph_dot_v1_dot_graph__pb2.InstantiateTemplateResponse.FromString,
                 _registered_method=True)
+        self.Ingest = channel.stream_stream(
+                '/memorygraph.v1.MemoryGraphService/Ingest',
+                request_serializer=memorygraph_dot_v1_dot_graph__pb2.IngestBatch.SerializeToString,
+                response_deserializer=memorygraph_dot_v1_dot_graph__pb2.IngestAck.FromString,
+                _registered_method=True)
+        self.StreamEvents = channel.unary_stream(
+                '/memorygraph.v1.MemoryGraphService/StreamEvents',
+                request_serializer=memorygraph_dot_v1_dot_graph__pb2.StreamEventsRequest.SerializeToString,
+                response_deserializer=memorygraph_dot_v1_dot_graph__pb2.Event.FromString,
+                _registered_method=True)
+        self.SubscribeToSession = channel.unary_stream(
+                '/memorygraph.v1.MemoryGraphService/SubscribeToSession',
+                request_serializer=memorygraph_dot_v1_dot_graph__pb2.SubscribeToSessionRequest.SerializeToString,
+                response_deserializer=memorygraph_dot_v1_dot_graph__pb2.Event.FromString,
+                _registered_method=True)
         self.Health = channel.unary_unary(
                 '/memorygraph.v1.MemoryGraphService/Health',
                 request_serializer=memorygraph_dot_v1_dot_graph__pb2.HealthRequest.SerializeToString,
@@ -319,6 +334,29 @@ class MemoryGraphServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Ingest(self, request_iterator, context):
+        """Bulk loading: a client stream of batches, each applied atomically and acknowledged with
+        the ids it created, in order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StreamEvents(self, request, context):
+        """Events: every change, in commit order, with a global sequence number. Streams first replay
+        retained events from `from_sequence`, then follow new ones until the client cancels.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubscribeToSession(self, request, context):
+        """The events of one session; ends after the session is deleted.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Health(self, request, context):
         """Operations.
         """
@@ -449,6 +487,21 @@ def add_MemoryGraphServiceServicer_to_server(servicer, server):
                     servicer.InstantiateTemplate,
                     request_deserializer=memorygraph_dot_v1_dot_graph__pb2.InstantiateTemplateRequest.FromString,
                     response_serializer=memorygraph_dot_v1_dot_graph__pb2.InstantiateTemplateResponse.SerializeToString,
+            ),
+            'Ingest': grpc.stream_stream_rpc_method_handler(
+                    servicer.Ingest,
+                    request_deserializer=memorygraph_dot_v1_dot_graph__pb2.IngestBatch.FromString,
+                    response_serializer=memorygraph_dot_v1_dot_graph__pb2.IngestAck.SerializeToString,
+            ),
+            'StreamEvents': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamEvents,
+                    request_deserializer=memorygraph_dot_v1_dot_graph__pb2.StreamEventsRequest.FromString,
+                    response_serializer=memorygraph_dot_v1_dot_graph__pb2.Event.SerializeToString,
+            ),
+            'SubscribeToSession': grpc.unary_stream_rpc_method_handler(
+                    servicer.SubscribeToSession,
+                    request_deserializer=memorygraph_dot_v1_dot_graph__pb2.SubscribeToSessionRequest.FromString,
+                    response_serializer=memorygraph_dot_v1_dot_graph__pb2.Event.SerializeToString,
             ),
             'Health': grpc.unary_unary_rpc_method_handler(
                     servicer.Health,
@@ -1084,6 +1137,87 @@ class MemoryGraphService:
             '/memorygraph.v1.MemoryGraphService/InstantiateTemplate',
             memorygraph_dot_v1_dot_graph__pb2.InstantiateTemplateRequest.SerializeToString,
             memorygraph_dot_v1_dot_graph__pb2.InstantiateTemplateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Ingest(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/memorygraph.v1.MemoryGraphService/Ingest',
+            memorygraph_dot_v1_dot_graph__pb2.IngestBatch.SerializeToString,
+            memorygraph_dot_v1_dot_graph__pb2.IngestAck.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/memorygraph.v1.MemoryGraphService/StreamEvents',
+            memorygraph_dot_v1_dot_graph__pb2.StreamEventsRequest.SerializeToString,
+            memorygraph_dot_v1_dot_graph__pb2.Event.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubscribeToSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/memorygraph.v1.MemoryGraphService/SubscribeToSession',
+            memorygraph_dot_v1_dot_graph__pb2.SubscribeToSessionRequest.SerializeToString,
+            memorygraph_dot_v1_dot_graph__pb2.Event.FromString,
             options,
             channel_credentials,
             insecure,

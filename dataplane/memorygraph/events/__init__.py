@@ -1,0 +1,1 @@
+"""Live event streams over the durable event log, and its retention."""

@@ -1,0 +1,173 @@
+"""Fan-out of committed events to subscribers, each with a bounded buffer.
+
+The event log itself lives in the store (written in the same batch as each change). The hub
+reads newly visible events once, in one thread, and hands each subscriber the ones its filter
+wants. A subscriber whose buffer fills up is dropped from the fan-out; it still delivers what it
+has buffered, then ends with RESOURCE_EXHAUSTED naming the sequence to resume from. Resuming
+replays from the log, so a resumed stream has no gap and no duplicate.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from memorygraph.errors import OutOfRange, ResourceExhausted
+from memorygraph.graph.model import Event, EventType
+from memorygraph.store import GraphStore
+
+__all__ = ["EventFilter", "EventHub"]
+
+log = logging.getLogger("memorygraph.events")
+
+READ_CHUNK = 512
+POLL_SECONDS = 0.25
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    session_id: bytes | None = None
+    types: frozenset[EventType] = frozenset()
+
+    def matches(self, event: Event) -> bool:
+        return (self.session_id is None or event.session_id == self.session_id) and (
+            not self.types or event.type in self.types
+        )
+
+
+class _Subscriber:
+    def __init__(self, event_filter: EventFilter, capacity: int) -> None:
+        self.filter = event_filter
+        self.capacity = capacity
+        self.buffer: deque[Event] = deque()
+        self.overflowed = False
+        self.cond = threading.Condition()
+
+    def offer(self, event: Event) -> bool:
+        """Buffer `event`; False (and marked overflowed) when the buffer is full."""
+        with self.cond:
+            if len(self.buffer) >= self.capacity:
+                self.overflowed = True
+                self.cond.notify_all()
+                return False
+            self.buffer.append(event)
+            self.cond.notify_all()
+            return True
+
+
+class EventHub:
+    def __init__(self, store: GraphStore, *, buffer_size: int = 1024) -> None:
+        self.store = store
+        self.buffer_size = buffer_size
+        self._cond = threading.Condition()
+        self._visible = store.last_sequence  # newest sequence readers may see
+        self._published = store.last_sequence  # newest sequence fanned out
+        self._subscribers: set[_Subscriber] = set()
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, name="event-hub", daemon=True)
+        self._thread.start()
+        store.add_listener(self.on_visible)
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)
+
+    def lag(self) -> int:
+        """Events visible but not yet fanned out."""
+        return self._visible - self._published
+
+    def buffered(self) -> list[int]:
+        """Events waiting in each subscriber's buffer."""
+        return [len(s.buffer) for s in list(self._subscribers)]
+
+    def on_visible(self, sequence: int) -> None:
+        with self._cond:
+            if sequence > self._visible:
+                self._visible = sequence
+                self._cond.notify_all()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._visible == self._published and not self._closing:
+                    self._cond.wait()
+                if self._closing:
+                    return
+                first, last = self._published + 1, self._visible
+                if not self._subscribers:
+                    self._published = last
+                    continue
+            events = self.store.read_events(first, last, READ_CHUNK)
+            with self._cond:
+                for subscriber in list(self._subscribers):
+                    for event in events:
+                        if subscriber.filter.matches(event) and not subscriber.offer(event):
+                            self._subscribers.discard(subscriber)
+                            break
+                # Events trimmed before they were read are skipped, not waited for.
+                self._published = events[-1].sequence if events else last
+
+    def subscribe(
+        self,
+        event_filter: EventFilter,
+        from_sequence: int,
+        is_active: Callable[[], bool],
+    ) -> Iterator[Event]:
+        """Retained events from `from_sequence` (0: from now on), then live ones, until
+        `is_active()` turns false or the hub closes."""
+        subscriber = _Subscriber(event_filter, self.buffer_size)
+        with self._cond:
+            self._subscribers.add(subscriber)
+            live_from = self._published + 1
+        try:
+            next_sequence = from_sequence or live_from
+            if next_sequence < live_from:
+                oldest = self.store.oldest_sequence()
+                if next_sequence < oldest:
+                    raise OutOfRange(
+                        f"from_sequence {next_sequence} is no longer retained; the oldest "
+                        f"retained event is {oldest}"
+                    )
+                while next_sequence < live_from:
+                    events = self.store.read_events(next_sequence, live_from - 1, READ_CHUNK)
+                    if not events or events[0].sequence != next_sequence:
+                        raise OutOfRange(
+                            f"events from {next_sequence} were removed by retention while "
+                            "being replayed; resume from a newer sequence"
+                        )
+                    for event in events:
+                        next_sequence = event.sequence + 1
+                        if event_filter.matches(event):
+                            yield event
+                    if not is_active():
+                        return
+            while True:
+                with subscriber.cond:
+                    if not subscriber.buffer:
+                        if subscriber.overflowed:
+                            raise ResourceExhausted(
+                                f"subscriber fell behind: its buffer of {self.buffer_size} "
+                                f"events filled up; resume with from_sequence={next_sequence}"
+                            )
+                        subscriber.cond.wait(POLL_SECONDS)
+                    event = subscriber.buffer.popleft() if subscriber.buffer else None
+                if event is None:
+                    if self._closing or not is_active():
+                        return
+                    continue
+                if event.sequence < next_sequence:
+                    continue
+                next_sequence = event.sequence + 1
+                yield event
+        finally:
+            with self._cond:
+                self._subscribers.discard(subscriber)
+
+    def close(self) -> None:
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        self._thread.join()

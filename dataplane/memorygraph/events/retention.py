@@ -1,0 +1,75 @@
+"""Event-log retention: keep events for a time window and at most a number of them."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from memorygraph.store import GraphStore
+
+__all__ = ["EventRetention", "retention_cutoff"]
+
+log = logging.getLogger("memorygraph.events")
+
+
+def retention_cutoff(store: GraphStore, *, now: int, max_age: int, max_events: int) -> int:
+    """The first sequence to keep: younger than `max_age` µs and among the newest `max_events`."""
+    oldest, last = store.oldest_sequence(), store.last_sequence
+    cutoff = max(oldest, last - max_events + 1)
+    # Event times follow sequence order: binary-search the first one inside the window.
+    lo, hi = cutoff, last + 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        stamp = store.event_time(mid)
+        if stamp is not None and stamp >= now - max_age:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+class EventRetention:
+    """Trims the event log every `interval` seconds in a daemon thread."""
+
+    def __init__(
+        self,
+        store: GraphStore,
+        *,
+        max_age_seconds: float,
+        max_events: int,
+        interval: float = 60.0,
+        clock: Callable[[], int] = lambda: time.time_ns() // 1000,
+    ) -> None:
+        self.store = store
+        self.max_age = int(max_age_seconds * 1_000_000)
+        self.max_events = max_events
+        self.interval = interval
+        self.clock = clock
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="event-retention", daemon=True)
+
+    def trim_once(self) -> int:
+        """Apply the policy now; returns the first retained sequence."""
+        cutoff = retention_cutoff(
+            self.store, now=self.clock(), max_age=self.max_age, max_events=self.max_events
+        )
+        if cutoff > self.store.oldest_sequence():
+            self.store.trim_events(cutoff)
+        return cutoff
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.trim_once()
+            except Exception:
+                log.exception("trimming the event log failed; will retry")
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()

@@ -1,0 +1,74 @@
+"""Turning an IngestBatch into graph items: ids assigned up front, `$N` references resolved."""
+
+from __future__ import annotations
+
+from google.protobuf.message import Message
+
+from memorygraph.errors import InvalidArgument
+from memorygraph.graph.service import IngestItem
+from memorygraph.ids import format_id, new_id
+from memorygraph.servicers import convert as cv
+from memorygraph.v1 import graph_pb2 as pb
+
+__all__ = ["MAX_BATCH_ITEMS", "ingest_items"]
+
+MAX_BATCH_ITEMS = 10_000
+
+
+def _resolve(message: Message, ids: list[str], index: int) -> None:
+    """Replace every `$N` in an id field (any depth) with the id made by item N."""
+    for field, value in message.ListFields():
+        if field.message_type is not None and not field.is_repeated:
+            _resolve(value, ids, index)
+        elif field.type == field.TYPE_STRING and field.name.endswith("_id") and (
+            isinstance(value, str) and value.startswith("$")
+        ):
+            try:
+                target = int(value[1:])
+            except ValueError:
+                raise InvalidArgument(
+                    f"items[{index}].{field.name}: {value!r} is not a reference like $0"
+                ) from None
+            if not 0 <= target < index or not ids[target]:
+                raise InvalidArgument(
+                    f"items[{index}].{field.name}: {value} does not name an earlier item "
+                    "that creates a node"
+                )
+            setattr(message, field.name, ids[target])
+
+
+def ingest_items(batch: pb.IngestBatch) -> tuple[list[IngestItem], list[str]]:
+    """The batch's items as domain objects, and the id each one creates ("" for edges)."""
+    if len(batch.items) > MAX_BATCH_ITEMS:
+        raise InvalidArgument(f"at most {MAX_BATCH_ITEMS} items per batch")
+    items: list[IngestItem] = []
+    ids: list[str] = []
+    for index, original in enumerate(batch.items):
+        which = original.WhichOneof("item")
+        if which is None:
+            raise InvalidArgument(f"items[{index}] is empty")
+        request = getattr(original, which).__deepcopy__()
+        _resolve(request, ids, index)
+        try:
+            item: IngestItem
+            if which == "session":
+                request.session_id = request.session_id or format_id(new_id())
+                item = cv.new_session(request)
+            elif which == "edge":
+                item = cv.new_edge(request)
+            else:
+                item = {
+                    "node": cv.new_node,
+                    "prompt": cv.prompt_node,
+                    "response": cv.response_node,
+                    "tool_invocation": cv.tool_node,
+                }[which](request)
+                item.node_id = item.node_id or new_id()
+        except InvalidArgument as exc:
+            raise InvalidArgument(f"items[{index}]: {exc}") from None
+        items.append(item)
+        ids.append(
+            format_id(item.node_id) if hasattr(item, "node_id") and item.node_id
+            else request.session_id if which == "session" else ""
+        )
+    return items, ids

@@ -1,0 +1,180 @@
+"""The event log and its streams: every change recorded once, in order, resumable."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Callable, Iterator
+
+import grpc
+import pytest
+
+from memorygraph.server import RunningServer
+from memorygraph.v1 import graph_pb2 as pb
+from memorygraph.v1.graph_pb2_grpc import MemoryGraphServiceStub
+
+Start = Callable[..., RunningServer]
+
+
+def connect(server: RunningServer) -> MemoryGraphServiceStub:
+    return MemoryGraphServiceStub(grpc.insecure_channel(f"127.0.0.1:{server.port}"))
+
+
+def take(stream: Iterator[pb.Event], count: int) -> list[pb.Event]:
+    return list(itertools.islice(stream, count))
+
+
+def record_turn(stub: MemoryGraphServiceStub) -> tuple[pb.Session, pb.Node, pb.Node]:
+    session = stub.CreateSession(pb.CreateSessionRequest(title="s"))
+    prompt = stub.AddPrompt(pb.AddPromptRequest(session_id=session.id, content="q"))
+    response = stub.AddResponse(pb.AddResponseRequest(prompt_id=prompt.id, content="a"))
+    return session, prompt, response
+
+
+def test_every_change_appends_one_event_in_commit_order(stub: MemoryGraphServiceStub) -> None:
+    session, prompt, response = record_turn(stub)
+    stub.CloseSession(pb.CloseSessionRequest(session_id=session.id))
+    stub.DeleteSession(pb.DeleteSessionRequest(session_id=session.id))
+    stream = stub.StreamEvents(pb.StreamEventsRequest(from_sequence=1))
+    events = take(stream, 10)
+    stream.cancel()
+    assert [e.sequence for e in events] == list(range(1, 11))
+    assert [e.type for e in events] == [
+        pb.EVENT_TYPE_SESSION_CREATED,
+        pb.EVENT_TYPE_NODE_CREATED,  # prompt
+        pb.EVENT_TYPE_EDGE_CREATED,  # belongs_to
+        pb.EVENT_TYPE_NODE_CREATED,  # response
+        pb.EVENT_TYPE_NODE_UPDATED,  # the session's token totals
+        pb.EVENT_TYPE_EDGE_CREATED,  # responds_to
+        pb.EVENT_TYPE_SESSION_CLOSED,
+        pb.EVENT_TYPE_EDGE_DELETED,
+        pb.EVENT_TYPE_EDGE_DELETED,
+        pb.EVENT_TYPE_NODE_DELETED,
+    ]
+    assert events[1].node.id == prompt.id and events[1].node.content == "q"
+    assert events[3].node.response.prompt_id == prompt.id
+    assert events[2].edge.source_id == prompt.id and events[2].session_id == session.id
+
+
+def test_filters_by_session_and_type(stub: MemoryGraphServiceStub) -> None:
+    first, *_ = record_turn(stub)
+    second, prompt, _ = record_turn(stub)
+    only_second = stub.StreamEvents(pb.StreamEventsRequest(from_sequence=1, session_id=second.id))
+    got = take(only_second, 6)
+    only_second.cancel()
+    assert {e.session_id for e in got} == {second.id}
+    prompts = stub.StreamEvents(pb.StreamEventsRequest(
+        from_sequence=1, types=[pb.EVENT_TYPE_SESSION_CREATED]))
+    created = take(prompts, 2)
+    prompts.cancel()
+    assert [e.node.id for e in created] == [first.id, second.id]
+
+
+def test_live_stream_sees_new_changes_and_resumes_without_gap_or_duplicate(
+    stub: MemoryGraphServiceStub,
+) -> None:
+    session = stub.CreateSession(pb.CreateSessionRequest())
+    stream = stub.StreamEvents(pb.StreamEventsRequest(from_sequence=1))
+    seen = take(stream, 1)  # replayed; the stream is registered from here on
+    for i in range(5):
+        stub.AddPrompt(pb.AddPromptRequest(session_id=session.id, content=f"p{i}"))
+    seen += take(stream, 3)
+    stream.cancel()
+    assert seen[0].type == pb.EVENT_TYPE_SESSION_CREATED
+    resumed = stub.StreamEvents(pb.StreamEventsRequest(from_sequence=seen[-1].sequence + 1))
+    rest = take(resumed, 7)
+    resumed.cancel()
+    sequences = [e.sequence for e in seen + rest]
+    assert sequences == list(range(sequences[0], sequences[0] + 11))
+
+
+def test_subscribe_to_session_ends_after_the_session_is_deleted(
+    stub: MemoryGraphServiceStub,
+) -> None:
+    session = stub.CreateSession(pb.CreateSessionRequest())
+    events: list[pb.Event] = []
+    subscription = stub.SubscribeToSession(
+        pb.SubscribeToSessionRequest(session_id=session.id, from_sequence=1))
+    events.append(next(subscription))
+    reader = threading.Thread(target=lambda: events.extend(subscription))
+    reader.start()
+    other = stub.CreateSession(pb.CreateSessionRequest())
+    stub.AddPrompt(pb.AddPromptRequest(session_id=other.id, content="elsewhere"))
+    stub.AddPrompt(pb.AddPromptRequest(session_id=session.id, content="here"))
+    stub.DeleteSession(pb.DeleteSessionRequest(session_id=session.id))
+    reader.join(10)
+    assert not reader.is_alive()
+    assert events[-1].type == pb.EVENT_TYPE_SESSION_DELETED
+    assert {e.session_id for e in events} == {session.id}
+    assert "elsewhere" not in {e.node.content for e in events}
+
+
+def test_subscribing_to_a_missing_session_is_not_found(stub: MemoryGraphServiceStub) -> None:
+    with pytest.raises(grpc.RpcError) as info:
+        list(stub.SubscribeToSession(pb.SubscribeToSessionRequest(
+            session_id="0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b")))
+    assert info.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_slow_subscriber_is_ended_and_resumes_without_gap(start_inprocess: Start) -> None:
+    server = start_inprocess(event_buffer_size=16)
+    stub = connect(server)
+    session = stub.CreateSession(pb.CreateSessionRequest())
+    stream = stub.StreamEvents(pb.StreamEventsRequest(session_id=session.id, from_sequence=1))
+    first = next(stream)  # registered; now stop reading while lots happens
+    payload = "x" * 4000
+    for chunk in range(10):
+        stub.BatchCreateNodes(pb.BatchCreateNodesRequest(requests=[
+            pb.CreateNodeRequest(kind=pb.NODE_KIND_PROMPT, session_id=session.id,
+                                 content=f"{chunk}-{i}-{payload}")
+            for i in range(100)
+        ]))
+    assert max(server.hub.buffered(), default=0) <= 16  # memory stays bounded
+    received = [first]
+    with pytest.raises(grpc.RpcError) as info:
+        for event in stream:
+            received.append(event)
+    assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "fell behind" in info.value.details()
+    resume_from = int(info.value.details().rsplit("from_sequence=", 1)[1])
+    assert resume_from == received[-1].sequence + 1
+    # the session, then per prompt: the node, its belongs_to and follows (the first has none)
+    total = 1 + 10 * 100 * 3 - 1
+    resumed = stub.StreamEvents(pb.StreamEventsRequest(
+        session_id=session.id, from_sequence=resume_from))
+    received += take(resumed, total - len(received))
+    resumed.cancel()
+    sequences = [e.sequence for e in received]
+    assert len(set(sequences)) == len(sequences) == total
+    assert sequences == sorted(sequences)
+
+
+def test_sequence_older_than_retention_is_out_of_range(start_inprocess: Start) -> None:
+    server = start_inprocess(event_retention_max_events=5)
+    stub = connect(server)
+    record_turn(stub)
+    record_turn(stub)
+    assert server.retention.trim_once() == server.store.last_sequence - 4
+    with pytest.raises(grpc.RpcError) as info:
+        next(stub.StreamEvents(pb.StreamEventsRequest(from_sequence=1)))
+    assert info.value.code() == grpc.StatusCode.OUT_OF_RANGE
+    assert "oldest retained event is" in info.value.details()
+    kept = stub.StreamEvents(pb.StreamEventsRequest(
+        from_sequence=server.store.last_sequence - 4))
+    assert len(take(kept, 5)) == 5
+    kept.cancel()
+
+
+def test_sequence_numbers_continue_after_restart(start_inprocess: Start) -> None:
+    server = start_inprocess()
+    record_turn(connect(server))
+    last = server.store.last_sequence
+    server.stop(grace=1)
+    again = start_inprocess()
+    stub = connect(again)
+    stub.CreateSession(pb.CreateSessionRequest())
+    stream = stub.StreamEvents(pb.StreamEventsRequest(from_sequence=last))
+    events = take(stream, 2)
+    stream.cancel()
+    assert [e.sequence for e in events] == [last, last + 1]
+    assert events[1].type == pb.EVENT_TYPE_SESSION_CREATED
