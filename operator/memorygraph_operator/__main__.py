@@ -50,6 +50,7 @@ def build_memo(config: OperatorConfig, kube: Kube) -> kopf.Memo:
     memo.env = RenderEnv(default_image=config.default_image)
     memo.locks = {}
     memo.readiness = ReadinessTracker()
+    memo.namespaces = config.namespaces
     return memo
 
 

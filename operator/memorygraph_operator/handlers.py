@@ -8,6 +8,7 @@ the same graph, record metrics, and translate the operator's errors into kopf's 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import logging
 import time
@@ -25,7 +26,7 @@ from .reconcile.plugins import reconcile_plugin
 from .render.context import LABEL_MANAGED_BY, MANAGED_BY, RenderEnv
 from .settings import OperatorConfig
 
-__all__ = ["OperatorMemo", "on_graph", "on_plugin", "reconcile_graph_by_name"]
+__all__ = ["OperatorMemo", "on_graph", "on_plugin", "reconcile_graph_by_name", "resync_all"]
 
 # Periodic resync repairs drift in children whose kinds are not watched (Secrets, policies).
 # Read at import: kopf fixes timer intervals when the decorator runs.
@@ -47,6 +48,8 @@ class OperatorMemo(kopf.Memo):
     env: RenderEnv
     locks: dict[tuple[str, str], asyncio.Lock]
     readiness: ReadinessTracker
+    namespaces: tuple[str, ...]
+    resync_task: asyncio.Task[None]
 
 
 def _ns(namespace: str | None) -> str:
@@ -118,7 +121,12 @@ async def reconcile_graph_by_name(
 
 @kopf.on.cleanup()
 async def on_cleanup(memo: OperatorMemo, **_: Any) -> None:
-    """Close the API client's connections when the operator stops."""
+    """Stop the resync and close the API client's connections when the operator stops."""
+    task = getattr(memo, "resync_task", None)
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
     await memo.kube.close()
 
 
@@ -132,12 +140,35 @@ async def on_graph(
     await reconcile_graph_by_name(memo, _ns(namespace), name, logger)
 
 
-@kopf.timer(GROUP, VERSION, "memorygraphs", interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
-async def resync_graph(
-    name: str, namespace: str | None, memo: OperatorMemo, logger: kopf.Logger, **_: Any
-) -> None:
-    """Periodic reconcile: repairs drift in children no watch reports."""
-    await reconcile_graph_by_name(memo, _ns(namespace), name, logger)
+async def resync_all(memo: OperatorMemo, logger: kopf.Logger) -> None:
+    """Reconcile every graph once: repairs drift in children no watch reports."""
+    scopes: tuple[str | None, ...] = memo.namespaces or (None,)
+    for scope in scopes:
+        for graph in await memo.kube.list(GRAPH, scope):
+            meta = graph["metadata"]
+            try:
+                await reconcile_graph_by_name(memo, meta["namespace"], meta["name"], logger)
+            except (kopf.PermanentError, kopf.TemporaryError) as exc:
+                logger.warning("resync of %s/%s failed: %s", meta["namespace"], meta["name"], exc)
+
+
+async def _resync_forever(memo: OperatorMemo, interval: float, logger: kopf.Logger) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await resync_all(memo, logger)
+        except KubeError as exc:
+            logger.warning("periodic resync failed, retrying next period: %s", exc)
+
+
+@kopf.on.startup()
+async def on_startup(memo: OperatorMemo, logger: kopf.Logger, **_: Any) -> None:
+    """Start the periodic resync.
+
+    A plain background task rather than a kopf timer: timers make kopf put a finalizer on every
+    graph, and then deleting a graph would hang whenever the operator is not running.
+    """
+    memo.resync_task = asyncio.create_task(_resync_forever(memo, RESYNC_SECONDS, logger))
 
 
 @kopf.on.event(GROUP, VERSION, "memorygraphs")

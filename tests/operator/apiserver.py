@@ -9,6 +9,7 @@ that leave the generation alone. Reads (get, list, watch, discovery) are kmock's
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import itertools
 import json
@@ -17,6 +18,7 @@ from typing import Any
 
 import aiohttp.web
 import attrs
+import jsonpatch
 from kmock import KubernetesEmulator, resource
 
 __all__ = ["ApiServer"]
@@ -73,6 +75,18 @@ class ApiServer(KubernetesEmulator):
     # (verb, API group, resource[/subresource]) of every Kubernetes request, for RBAC checks.
     calls: list[tuple[str, str, str]] = attrs.field(factory=list)
     _rv: Any = attrs.field(factory=lambda: itertools.count(1000))
+    _pending: set[Any] = attrs.field(factory=set)
+
+    def _publish(self, res: Any, type_: str, obj: dict[str, Any]) -> None:
+        """Feed watchers (kopf) the change, as the API server's watch stream would."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        event = {"type": type_, "object": copy.deepcopy(obj)}
+        task = loop.create_task(self._buses[res].put(event))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
 
     def _stamp_new(self, obj: dict[str, Any]) -> dict[str, Any]:
         meta = obj.setdefault("metadata", {})
@@ -96,6 +110,7 @@ class ApiServer(KubernetesEmulator):
             self.objects[key].create(new)
         else:
             self.objects[key] = new
+        self._publish(res, "ADDED" if old is None else "MODIFIED", new)
 
     async def _handle(self, request: Any) -> aiohttp.web.StreamResponse:
         res = request.resource
@@ -149,6 +164,7 @@ class ApiServer(KubernetesEmulator):
             return _status(404, "NotFound", f"{res.plural} {name} not found")
         self.objects[(res, ns, name)].delete()
         self.applied.pop((res.plural, ns, name), None)
+        self._publish(res, "DELETED", old)
         self.writes.append(("delete", res.plural, ns, name))
         return aiohttp.web.json_response({"kind": "Status", "status": "Success"})
 
@@ -158,12 +174,17 @@ class ApiServer(KubernetesEmulator):
         old = self._current(res, ns, name)
         if old is None:
             return _status(404, "NotFound", f"{res.plural} {name} not found")
-        new = _merge(old, body)
+        # kopf sends JSON patches (lists of operations) for some changes, merge patches otherwise.
+        try:
+            new = jsonpatch.apply_patch(old, body) if isinstance(body, list) else _merge(old, body)
+        except jsonpatch.JsonPatchTestFailed as exc:  # e.g. a stale resourceVersion
+            return _status(409, "Conflict", str(exc))
         if new == old:
             return aiohttp.web.json_response(old)
         if subresource:
             new["metadata"]["resourceVersion"] = str(next(self._rv))
             self.objects[(res, ns, name)].history.append(kmock_version(new))
+            self._publish(res, "MODIFIED", new)
         else:
             self._store(res, ns, name, new, old)
         self.writes.append(("patch", res.plural, ns, name))
@@ -202,11 +223,11 @@ class ApiServer(KubernetesEmulator):
 
     # Test conveniences ---------------------------------------------------------------------
 
-    def get(self, plural_ref: str, ns: str | None, name: str) -> dict[str, Any] | None:
+    def read(self, plural_ref: str, ns: str | None, name: str) -> dict[str, Any] | None:
         """The stored object, e.g. ``get('apps/v1/statefulsets', 'apps', 'x')``."""
         return self._current(resource(plural_ref), ns, name)
 
-    def put(self, plural_ref: str, obj: dict[str, Any]) -> dict[str, Any]:
+    def store(self, plural_ref: str, obj: dict[str, Any]) -> dict[str, Any]:
         """Store an object as if created by someone else (uid and generation assigned)."""
         new = self._stamp_new(copy.deepcopy(obj))
         meta = new["metadata"]

@@ -23,6 +23,7 @@ def golden(request: pytest.FixtureRequest) -> Golden:
 
 
 # Resources the fake API server serves (a real one lists an empty collection, kmock 404s).
+VERBS = ["get", "list", "watch", "create", "update", "patch", "delete"]
 SERVED = [
     "v1/configmaps",
     "v1/services",
@@ -49,7 +50,7 @@ def kmock_options(kmock_options: dict[str, Any]) -> dict[str, Any]:
 def api(kmock: ApiServer) -> ApiServer:
     """The fake API server with the built-in resources and our CRDs served."""
     for ref in SERVED:
-        kmock.resources[ref] = {"namespaced": True, "verbs": ["get", "list", "watch"]}
+        kmock.resources[ref] = {"namespaced": True, "verbs": VERBS}
     return kmock
 
 

@@ -191,11 +191,11 @@ async def test_rbac_grants_exactly_the_verbs_the_operator_uses(
     log = logging.getLogger("test")
     api.resources["monitoring.coreos.com/v1/servicemonitors"] = {"namespaced": True}
     for name in ("plugin-pii-redactor.yaml", "plugin-webhook.yaml"):
-        api.put("memorygraph.io/v1alpha1/plugins", load_example(name))
+        api.store("memorygraph.io/v1alpha1/plugins", load_example(name))
     full = load_example("memorygraph-full.yaml")
-    api.put("memorygraph.io/v1alpha1/memorygraphs", full)
+    api.store("memorygraph.io/v1alpha1/memorygraphs", full)
     await reconcile_graph_by_name(memo, "apps", "agents-memory", log)
-    api.put(
+    api.store(
         "v1/persistentvolumeclaims",
         {"metadata": {"name": "data-agents-memory-0", "namespace": "apps"}},
     )
@@ -217,7 +217,7 @@ async def test_rbac_grants_exactly_the_verbs_the_operator_uses(
     )
     await reconcile_graph_by_name(memo, "apps", "agents-memory", log)
     await on_plugin(
-        body=api.get("memorygraph.io/v1alpha1/plugins", "apps", "pii-redactor"),
+        body=api.read("memorygraph.io/v1alpha1/plugins", "apps", "pii-redactor"),
         namespace="apps",
         memo=memo,
         logger=log,

@@ -15,6 +15,7 @@ from memorygraph_operator.handlers import (
     on_plugin,
     on_plugin_event,
     reconcile_graph_by_name,
+    resync_all,
 )
 from operator_support import load_example
 
@@ -31,7 +32,7 @@ def _graph(api: ApiServer, spec: dict[str, Any] | None = None, **meta: Any) -> d
     manifest = load_example("memorygraph-minimal.yaml")
     manifest["spec"] = spec or {}
     manifest["metadata"].update(meta)
-    return api.put(MG, manifest)
+    return api.store(MG, manifest)
 
 
 async def _reconcile(memo: kopf.Memo, name: str = "chat-memory") -> dict[str, Any] | None:
@@ -39,7 +40,7 @@ async def _reconcile(memo: kopf.Memo, name: str = "chat-memory") -> dict[str, An
 
 
 def _conditions(api: ApiServer, name: str = "chat-memory") -> dict[str, dict[str, Any]]:
-    obj = api.get(MG, NS, name)
+    obj = api.read(MG, NS, name)
     assert obj is not None
     return {c["type"]: c for c in obj["status"]["conditions"]}
 
@@ -54,7 +55,7 @@ def _events(api: ApiServer) -> list[tuple[str, str]]:
 
 def _pods_ready(api: ApiServer, name: str = "chat-memory") -> None:
     """Play the StatefulSet controller: every desired pod is up to date and ready."""
-    sts = api.get(STS, NS, name)
+    sts = api.read(STS, NS, name)
     assert sts is not None
     n = sts["spec"].get("replicas", 1)
     api.edit(
@@ -80,17 +81,17 @@ async def test_create_renders_children_owned_by_the_graph_and_reports_progress(
     graph = _graph(api)
     await on_graph(name="chat-memory", namespace=NS, memo=memo, logger=log)
 
-    sts = api.get(STS, NS, "chat-memory")
+    sts = api.read(STS, NS, "chat-memory")
     assert sts is not None and sts["spec"]["replicas"] == 1
     for ref, name in [
         ("v1/services", "chat-memory"),
         ("v1/services", "chat-memory-headless"),
         ("v1/configmaps", "chat-memory-config"),
     ]:
-        child = api.get(ref, NS, name)
+        child = api.read(ref, NS, name)
         assert child is not None, name
         assert child["metadata"]["ownerReferences"][0]["uid"] == graph["metadata"]["uid"]
-    status = api.get(MG, NS, "chat-memory")["status"]  # type: ignore[index]
+    status = api.read(MG, NS, "chat-memory")["status"]  # type: ignore[index]
     assert status["observedGeneration"] == 1
     assert (
         status["selector"] == "app.kubernetes.io/name=memorygraph,memorygraph.io/graph=chat-memory"
@@ -108,14 +109,14 @@ async def test_graph_becomes_ready_when_its_pods_are_ready_with_one_event(
     _graph(api)
     await _reconcile(memo)
     _pods_ready(api)
-    sts = api.get(STS, NS, "chat-memory")
+    sts = api.read(STS, NS, "chat-memory")
     await on_child(body=sts, namespace=NS, memo=memo, logger=log)  # the StatefulSet's watch event
 
     conds = _conditions(api)
     assert conds["Ready"]["status"] == "True"
     assert conds["Available"]["status"] == "True"
     assert conds["Progressing"]["reason"] == "RolloutComplete"
-    status = api.get(MG, NS, "chat-memory")["status"]  # type: ignore[index]
+    status = api.read(MG, NS, "chat-memory")["status"]  # type: ignore[index]
     assert status["readyReplicas"] == 1
     assert status["currentImage"] == "ghcr.io/memorygraph/memorygraph:0.1.0"
     await _reconcile(memo)
@@ -127,29 +128,29 @@ async def test_update_and_scale_change_the_statefulset_and_add_a_pdb(
 ) -> None:
     _graph(api)
     await _reconcile(memo)
-    assert api.get("policy/v1/poddisruptionbudgets", NS, "chat-memory") is None
+    assert api.read("policy/v1/poddisruptionbudgets", NS, "chat-memory") is None
     api.edit(MG, NS, "chat-memory", {"spec": {"replicas": 3}})  # what `kubectl scale` does
     await _reconcile(memo)
 
-    assert api.get(STS, NS, "chat-memory")["spec"]["replicas"] == 3  # type: ignore[index]
-    assert api.get("policy/v1/poddisruptionbudgets", NS, "chat-memory") is not None
-    assert api.get(MG, NS, "chat-memory")["status"]["observedGeneration"] == 2  # type: ignore[index]
+    assert api.read(STS, NS, "chat-memory")["spec"]["replicas"] == 3  # type: ignore[index]
+    assert api.read("policy/v1/poddisruptionbudgets", NS, "chat-memory") is not None
+    assert api.read(MG, NS, "chat-memory")["status"]["observedGeneration"] == 2  # type: ignore[index]
 
 
 async def test_operator_restart_writes_nothing(api: ApiServer, memo: kopf.Memo) -> None:
     spec = copy.deepcopy(load_example("memorygraph-full.yaml")["spec"])
-    api.put(PLUGINS, load_example("plugin-pii-redactor.yaml"))
-    api.put(PLUGINS, load_example("plugin-webhook.yaml"))
+    api.store(PLUGINS, load_example("plugin-pii-redactor.yaml"))
+    api.store(PLUGINS, load_example("plugin-webhook.yaml"))
     _graph(api, spec, name="agents-memory")
     await _reconcile(memo, "agents-memory")
     _pods_ready(api, "agents-memory")
     await _reconcile(memo, "agents-memory")
-    template = api.get(STS, NS, "agents-memory")["spec"]["template"]  # type: ignore[index]
+    template = api.read(STS, NS, "agents-memory")["spec"]["template"]  # type: ignore[index]
 
     api.writes.clear()
     await _reconcile(memo, "agents-memory")  # as on.resume does after a restart
     assert api.writes == []
-    assert api.get(STS, NS, "agents-memory")["spec"]["template"] == template  # type: ignore[index]
+    assert api.read(STS, NS, "agents-memory")["spec"]["template"] == template  # type: ignore[index]
 
 
 async def test_child_drift_is_repaired(api: ApiServer, memo: kopf.Memo) -> None:
@@ -168,14 +169,14 @@ async def test_child_drift_is_repaired(api: ApiServer, memo: kopf.Memo) -> None:
         },
     )
     api.edit("v1/configmaps", NS, "chat-memory-config", {"data": {"memorygraph.yaml": "port: 1\n"}})
-    sts = api.get(STS, NS, "chat-memory")
+    sts = api.read(STS, NS, "chat-memory")
     await on_child(body=sts, namespace=NS, memo=memo, logger=log)
 
-    containers = api.get(STS, NS, "chat-memory")["spec"]["template"]["spec"]["containers"]  # type: ignore[index]
+    containers = api.read(STS, NS, "chat-memory")["spec"]["template"]["spec"]["containers"]  # type: ignore[index]
     assert containers[0]["image"] == "ghcr.io/memorygraph/memorygraph:0.1.0"
     assert (
         "durability: durable"
-        in api.get("v1/configmaps", NS, "chat-memory-config")["data"]["memorygraph.yaml"]
+        in api.read("v1/configmaps", NS, "chat-memory-config")["data"]["memorygraph.yaml"]
     )  # type: ignore[index]
 
 
@@ -194,14 +195,14 @@ async def test_pause_stops_reconciling_and_resume_catches_up(
         },
     )
     await _reconcile(memo)
-    image = api.get(STS, NS, "chat-memory")["spec"]["template"]["spec"]["containers"][0]["image"]  # type: ignore[index]
+    image = api.read(STS, NS, "chat-memory")["spec"]["template"]["spec"]["containers"][0]["image"]  # type: ignore[index]
     assert image.endswith(":0.1.0")
     assert _conditions(api)["Paused"]["status"] == "True"
-    assert api.get(MG, NS, "chat-memory")["status"]["observedGeneration"] == 1  # type: ignore[index]
+    assert api.read(MG, NS, "chat-memory")["status"]["observedGeneration"] == 1  # type: ignore[index]
 
     api.edit(MG, NS, "chat-memory", {"metadata": {"annotations": {"memorygraph.io/paused": None}}})
     await _reconcile(memo)
-    image = api.get(STS, NS, "chat-memory")["spec"]["template"]["spec"]["containers"][0]["image"]  # type: ignore[index]
+    image = api.read(STS, NS, "chat-memory")["spec"]["template"]["spec"]["containers"][0]["image"]  # type: ignore[index]
     assert image.endswith(":0.2.0")
     assert _conditions(api)["Paused"]["status"] == "False"
     assert ("Normal", "Paused") in _events(api) and ("Normal", "Resumed") in _events(api)
@@ -217,7 +218,7 @@ async def test_restart_annotation_rolls_the_pods(api: ApiServer, memo: kopf.Memo
         {"metadata": {"annotations": {"memorygraph.io/restartedAt": "2026-03-01T10:00:00Z"}}},
     )
     await _reconcile(memo)
-    annotations = api.get(STS, NS, "chat-memory")["spec"]["template"]["metadata"]["annotations"]  # type: ignore[index]
+    annotations = api.read(STS, NS, "chat-memory")["spec"]["template"]["metadata"]["annotations"]  # type: ignore[index]
     assert annotations["memorygraph.io/restartedAt"] == "2026-03-01T10:00:00Z"
 
 
@@ -230,7 +231,7 @@ async def test_invalid_spec_is_reported_once_without_retries(
     conds = _conditions(api)
     assert conds["Ready"]["status"] == "False" and conds["Ready"]["reason"] == "InvalidSpec"
     assert conds["Degraded"]["status"] == "True"
-    assert api.get(STS, NS, "chat-memory") is None
+    assert api.read(STS, NS, "chat-memory") is None
     with pytest.raises(kopf.PermanentError):
         await on_graph(name="chat-memory", namespace=NS, memo=memo, logger=log)
     assert _events(api).count(("Warning", "InvalidSpec")) == 1
@@ -249,13 +250,13 @@ async def test_autoscaling_hands_replicas_to_the_hpa_without_scaling_in(
     )
     await _reconcile(memo)
 
-    sts = api.get(STS, NS, "chat-memory")
+    sts = api.read(STS, NS, "chat-memory")
     assert sts is not None and sts["spec"]["replicas"] == 2
-    hpa = api.get("autoscaling/v2/horizontalpodautoscalers", NS, "chat-memory")
+    hpa = api.read("autoscaling/v2/horizontalpodautoscalers", NS, "chat-memory")
     assert hpa is not None and hpa["spec"]["maxReplicas"] == 5
     api.edit(STS, NS, "chat-memory", {"spec": {"replicas": 4}})  # the HPA scales out
     await _reconcile(memo)
-    assert api.get(STS, NS, "chat-memory")["spec"]["replicas"] == 4  # type: ignore[index]
+    assert api.read(STS, NS, "chat-memory")["spec"]["replicas"] == 4  # type: ignore[index]
 
 
 async def test_children_no_longer_wanted_are_pruned_but_foreign_objects_are_not(
@@ -266,19 +267,19 @@ async def test_children_no_longer_wanted_are_pruned_but_foreign_objects_are_not(
         "archival": {"destination": {"s3": {"bucket": "arch", "secretRef": {"name": "s3"}}}},
     }
     _graph(api, spec)
-    api.put(
+    api.store(
         "networking.k8s.io/v1/networkpolicies",
         {"metadata": {"name": "chat-memory", "namespace": NS}, "spec": {"podSelector": {}}},
     )
     await _reconcile(memo)
-    assert api.get("batch/v1/cronjobs", NS, "chat-memory-archival") is not None
-    assert api.get("policy/v1/poddisruptionbudgets", NS, "chat-memory") is not None
+    assert api.read("batch/v1/cronjobs", NS, "chat-memory-archival") is not None
+    assert api.read("policy/v1/poddisruptionbudgets", NS, "chat-memory") is not None
 
     api.edit(MG, NS, "chat-memory", {"spec": {"archival": None, "replicas": 1}})
     await _reconcile(memo)
-    assert api.get("batch/v1/cronjobs", NS, "chat-memory-archival") is None
-    assert api.get("policy/v1/poddisruptionbudgets", NS, "chat-memory") is None
-    assert api.get("networking.k8s.io/v1/networkpolicies", NS, "chat-memory") is not None
+    assert api.read("batch/v1/cronjobs", NS, "chat-memory-archival") is None
+    assert api.read("policy/v1/poddisruptionbudgets", NS, "chat-memory") is None
+    assert api.read("networking.k8s.io/v1/networkpolicies", NS, "chat-memory") is not None
 
 
 async def test_generated_api_keys_are_created_once_and_kept(
@@ -286,13 +287,13 @@ async def test_generated_api_keys_are_created_once_and_kept(
 ) -> None:
     _graph(api, {"auth": {"enabled": True}})
     await _reconcile(memo)
-    secret = api.get("v1/secrets", NS, "chat-memory-api-keys")
+    secret = api.read("v1/secrets", NS, "chat-memory-api-keys")
     assert secret is not None
     await _reconcile(memo)
-    assert api.get("v1/secrets", NS, "chat-memory-api-keys") == secret
+    assert api.read("v1/secrets", NS, "chat-memory-api-keys") == secret
     api.edit(MG, NS, "chat-memory", {"spec": {"auth": {"enabled": False}}})
     await _reconcile(memo)
-    assert api.get("v1/secrets", NS, "chat-memory-api-keys") is None
+    assert api.read("v1/secrets", NS, "chat-memory-api-keys") is None
 
 
 async def test_storage_growth_expands_volumes_and_recreates_the_statefulset(
@@ -300,7 +301,7 @@ async def test_storage_growth_expands_volumes_and_recreates_the_statefulset(
 ) -> None:
     _graph(api, {"storage": {"size": "10Gi"}})
     await _reconcile(memo)
-    api.put(
+    api.store(
         "v1/persistentvolumeclaims",
         {
             "metadata": {"name": "data-chat-memory-0", "namespace": NS},
@@ -310,9 +311,9 @@ async def test_storage_growth_expands_volumes_and_recreates_the_statefulset(
     api.edit(MG, NS, "chat-memory", {"spec": {"storage": {"size": "20Gi"}}})
     await _reconcile(memo)
 
-    pvc = api.get("v1/persistentvolumeclaims", NS, "data-chat-memory-0")
+    pvc = api.read("v1/persistentvolumeclaims", NS, "data-chat-memory-0")
     assert pvc["spec"]["resources"]["requests"]["storage"] == "20Gi"  # type: ignore[index]
-    sts = api.get(STS, NS, "chat-memory")
+    sts = api.read(STS, NS, "chat-memory")
     assert (
         sts["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] == "20Gi"
     )  # type: ignore[index]
@@ -325,15 +326,15 @@ async def test_service_monitor_only_when_its_crd_is_served(api: ApiServer, memo:
     assert _conditions(api)["Degraded"]["reason"] == "ServiceMonitorUnavailable"
     api.resources["monitoring.coreos.com/v1/servicemonitors"] = {"namespaced": True}
     await _reconcile(memo)
-    assert api.get("monitoring.coreos.com/v1/servicemonitors", NS, "chat-memory") is not None
+    assert api.read("monitoring.coreos.com/v1/servicemonitors", NS, "chat-memory") is not None
     assert _conditions(api)["Degraded"]["status"] == "False"
 
 
 async def test_plugins_reach_the_config_and_report_their_users(
     api: ApiServer, memo: kopf.Memo
 ) -> None:
-    redactor = api.put(PLUGINS, load_example("plugin-pii-redactor.yaml"))
-    webhook = api.put(PLUGINS, load_example("plugin-webhook.yaml"))
+    redactor = api.store(PLUGINS, load_example("plugin-pii-redactor.yaml"))
+    webhook = api.store(PLUGINS, load_example("plugin-webhook.yaml"))
     _graph(
         api,
         {
@@ -346,30 +347,30 @@ async def test_plugins_reach_the_config_and_report_their_users(
     await _reconcile(memo)
     for plugin in (redactor, webhook):
         await on_plugin(
-            body=api.get(PLUGINS, NS, plugin["metadata"]["name"]),
+            body=api.read(PLUGINS, NS, plugin["metadata"]["name"]),
             namespace=NS,
             memo=memo,
             logger=log,
         )
 
-    config = api.get("v1/configmaps", NS, "chat-memory-config")["data"]["plugins.yaml"]  # type: ignore[index]
+    config = api.read("v1/configmaps", NS, "chat-memory-config")["data"]["plugins.yaml"]  # type: ignore[index]
     assert config.index("name: pii-redactor") < config.index("name: policy-webhook")
-    assert api.get(PLUGINS, NS, "pii-redactor")["status"]["usedBy"] == ["chat-memory"]  # type: ignore[index]
+    assert api.read(PLUGINS, NS, "pii-redactor")["status"]["usedBy"] == ["chat-memory"]  # type: ignore[index]
 
     api.edit(PLUGINS, NS, "pii-redactor", {"spec": {"order": 99}})
-    await on_plugin(body=api.get(PLUGINS, NS, "pii-redactor"), namespace=NS, memo=memo, logger=log)
-    config = api.get("v1/configmaps", NS, "chat-memory-config")["data"]["plugins.yaml"]  # type: ignore[index]
+    await on_plugin(body=api.read(PLUGINS, NS, "pii-redactor"), namespace=NS, memo=memo, logger=log)
+    config = api.read("v1/configmaps", NS, "chat-memory-config")["data"]["plugins.yaml"]  # type: ignore[index]
     assert config.index("name: policy-webhook") < config.index("name: pii-redactor")
 
 
 async def test_deleting_a_plugin_in_use_is_reported_on_the_graph(
     api: ApiServer, memo: kopf.Memo
 ) -> None:
-    api.put(PLUGINS, load_example("plugin-pii-redactor.yaml"))
+    api.store(PLUGINS, load_example("plugin-pii-redactor.yaml"))
     _graph(api, {"plugins": {"names": ["pii-redactor"]}})
     await _reconcile(memo)
-    await on_plugin(body=api.get(PLUGINS, NS, "pii-redactor"), namespace=NS, memo=memo, logger=log)
-    last = api.get(PLUGINS, NS, "pii-redactor")
+    await on_plugin(body=api.read(PLUGINS, NS, "pii-redactor"), namespace=NS, memo=memo, logger=log)
+    last = api.read(PLUGINS, NS, "pii-redactor")
     api.objects[(PLUGINS, NS, "pii-redactor")].delete()
 
     await on_plugin_event(
@@ -379,17 +380,51 @@ async def test_deleting_a_plugin_in_use_is_reported_on_the_graph(
     conds = _conditions(api)
     assert conds["Degraded"]["reason"] == "MissingPlugins"
     assert "pii-redactor" in conds["Degraded"]["message"]
-    config = api.get("v1/configmaps", NS, "chat-memory-config")["data"]["plugins.yaml"]  # type: ignore[index]
+    config = api.read("v1/configmaps", NS, "chat-memory-config")["data"]["plugins.yaml"]  # type: ignore[index]
     assert "pii-redactor" not in config
 
 
 async def test_invalid_plugin_is_marked_and_left_out(api: ApiServer, memo: kopf.Memo) -> None:
     bad = load_example("plugin-pii-redactor.yaml")
     bad["spec"]["hooks"] = ["whenever"]
-    api.put(PLUGINS, bad)
+    api.store(PLUGINS, bad)
     _graph(api, {"plugins": {"names": ["pii-redactor"]}})
-    await on_plugin(body=api.get(PLUGINS, NS, "pii-redactor"), namespace=NS, memo=memo, logger=log)
+    await on_plugin(body=api.read(PLUGINS, NS, "pii-redactor"), namespace=NS, memo=memo, logger=log)
     assert (
-        api.get(PLUGINS, NS, "pii-redactor")["status"]["conditions"][0]["reason"] == "InvalidSpec"
+        api.read(PLUGINS, NS, "pii-redactor")["status"]["conditions"][0]["reason"] == "InvalidSpec"
     )  # type: ignore[index]
     assert _conditions(api)["Degraded"]["reason"] == "InvalidPlugins"
+
+
+async def test_periodic_resync_repairs_children_nobody_watches(
+    api: ApiServer, memo: kopf.Memo
+) -> None:
+    _graph(api, {"networkPolicy": {"enabled": True}})
+    await _reconcile(memo)
+    api.edit("networking.k8s.io/v1/networkpolicies", NS, "chat-memory", {"spec": {"ingress": None}})
+    await resync_all(memo, log)
+    policy = api.read("networking.k8s.io/v1/networkpolicies", NS, "chat-memory")
+    assert policy is not None and len(policy["spec"]["ingress"]) == 2
+
+
+async def test_gitops_labels_and_annotations_never_reach_the_children(
+    api: ApiServer, memo: kopf.Memo
+) -> None:
+    _graph(
+        api,
+        labels={"app.kubernetes.io/instance": "team-app", "team": "a"},
+        annotations={
+            "argocd.argoproj.io/tracking-id": "team-app:mg/x",
+            "meta.helm.sh/release-name": "r",
+        },
+    )
+    await _reconcile(memo)
+    for (res, _, _), obj in list(api.objects.items()):
+        if res.plural in ("memorygraphs", "events") or obj.deleted:
+            continue
+        meta = obj["metadata"]
+        assert "app.kubernetes.io/instance" not in meta.get("labels", {}), res.plural
+        assert "team" not in meta.get("labels", {}), res.plural
+        assert not any(
+            k.startswith(("argocd.", "meta.helm.sh")) for k in meta.get("annotations", {})
+        )
