@@ -83,9 +83,13 @@ class StorageSpec(KubeModel):
         )
     }
 
-    size: Quantity = Field(default="10Gi", description="Requested size of each pod's volume.")
+    size: Quantity = Field(
+        default="10Gi", max_length=32, description="Requested size of each pod's volume."
+    )
     storage_class_name: str | None = Field(
-        default=None, description="StorageClass of the volumes; the cluster default when unset."
+        default=None,
+        max_length=253,
+        description="StorageClass of the volumes; the cluster default when unset.",
     )
     deletion_policy: Literal["Retain", "Delete"] = Field(
         default="Retain",
@@ -181,6 +185,8 @@ class ArchivalSpec(KubeModel):
 
     schedule: str = Field(
         default="0 3 * * *",
+        # A bound keeps the CEL regex's estimated cost within the API server's budget.
+        max_length=128,
         description="Five-field cron schedule.",
         json_schema_extra={
             "pattern": CRON_PATTERN,
