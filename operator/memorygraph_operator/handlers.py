@@ -23,6 +23,7 @@ from .kube import Kube
 from .metrics import RECONCILE_DURATION, RECONCILE_ERRORS, RECONCILE_TOTAL, ReadinessTracker
 from .reconcile.graph import GRAPH, reconcile_graph
 from .reconcile.plugins import reconcile_plugin
+from .reconcile.usage import PLUGIN, record_plugin_users
 from .render.context import LABEL_MANAGED_BY, MANAGED_BY, RenderEnv
 from .settings import OperatorConfig
 
@@ -173,12 +174,27 @@ async def on_startup(memo: OperatorMemo, logger: kopf.Logger, **_: Any) -> None:
 
 @kopf.on.event(GROUP, VERSION, "memorygraphs")
 async def on_graph_event(
-    type: str, name: str, namespace: str | None, memo: OperatorMemo, **_: Any
+    type: str,
+    name: str,
+    namespace: str | None,
+    memo: OperatorMemo,
+    logger: kopf.Logger,
+    **_: Any,
 ) -> None:
-    """Forget deleted graphs in the readiness metric (children go with owner references)."""
-    if type == "DELETED":
-        memo.readiness.set("MemoryGraph", _ns(namespace), name, None)
-        memo.locks.pop((_ns(namespace), name), None)
+    """A graph is gone: drop it from its plugins' users and from the readiness metric.
+
+    Its children go with it through owner references.
+    """
+    if type != "DELETED":
+        return
+    ns = _ns(namespace)
+    memo.readiness.set("MemoryGraph", ns, name, None)
+    memo.locks.pop((ns, name), None)
+    try:
+        plugins = await memo.kube.list(PLUGIN, ns)
+        await record_plugin_users(memo.kube, ns, name, plugins, selected=set())
+    except KubeError as exc:
+        logger.warning("could not update the plugins graph %s used: %s", name, exc)
 
 
 def _owner_graph(body: Mapping[str, Any]) -> str | None:

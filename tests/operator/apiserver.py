@@ -76,6 +76,8 @@ class ApiServer(KubernetesEmulator):
     calls: list[tuple[str, str, str]] = attrs.field(factory=list)
     _rv: Any = attrs.field(factory=lambda: itertools.count(1000))
     _pending: set[Any] = attrs.field(factory=set)
+    # plural → message: writes to that resource fail with 422 (an admission webhook saying no).
+    reject: dict[str, str] = attrs.field(factory=dict)
 
     def _publish(self, res: Any, type_: str, obj: dict[str, Any]) -> None:
         """Feed watchers (kopf) the change, as the API server's watch stream would."""
@@ -123,6 +125,8 @@ class ApiServer(KubernetesEmulator):
             self.calls.append((verb, res.group or "", plural))
         if res is None or method not in ("POST", "PATCH", "DELETE"):
             return await super()._handle(request)
+        if res.plural in self.reject:
+            return _status(422, "Invalid", self.reject[res.plural])
         ns = request.namespace
         ctype = request.headers.get("Content-Type", "")
         body = json.loads(request.body) if request.body else {}

@@ -12,6 +12,7 @@ from apiserver import ApiServer
 from memorygraph_operator.handlers import (
     on_child,
     on_graph,
+    on_graph_event,
     on_plugin,
     on_plugin_event,
     reconcile_graph_by_name,
@@ -428,3 +429,35 @@ async def test_gitops_labels_and_annotations_never_reach_the_children(
         assert not any(
             k.startswith(("argocd.", "meta.helm.sh")) for k in meta.get("annotations", {})
         )
+
+
+async def test_plugin_users_follow_graph_selection_changes_and_deletion(
+    api: ApiServer, memo: kopf.Memo
+) -> None:
+    api.store(PLUGINS, load_example("plugin-pii-redactor.yaml"))
+    _graph(api)
+    await _reconcile(memo)
+    assert api.read(PLUGINS, NS, "pii-redactor").get("status") is None  # type: ignore[union-attr]
+
+    api.edit(MG, NS, "chat-memory", {"spec": {"plugins": {"names": ["pii-redactor"]}}})
+    await _reconcile(memo)
+    assert api.read(PLUGINS, NS, "pii-redactor")["status"]["usedBy"] == ["chat-memory"]  # type: ignore[index]
+
+    last = api.read(MG, NS, "chat-memory")
+    api.objects[(MG, NS, "chat-memory")].delete()
+    await on_graph_event(
+        type="DELETED", name="chat-memory", namespace=NS, memo=memo, logger=log, body=last
+    )
+    assert api.read(PLUGINS, NS, "pii-redactor")["status"]["usedBy"] == []  # type: ignore[index]
+
+
+async def test_a_child_the_api_server_rejects_degrades_the_graph_but_not_the_others(
+    api: ApiServer, memo: kopf.Memo
+) -> None:
+    _graph(api, {"replicas": 2})
+    api.reject["poddisruptionbudgets"] = "admission webhook denied the request"
+    await _reconcile(memo)
+    conds = _conditions(api)
+    assert conds["Degraded"]["reason"] == "ApplyFailed"
+    assert "admission webhook denied" in conds["Degraded"]["message"]
+    assert api.read(STS, NS, "chat-memory") is not None

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import Conflict, InvalidSpec
+from ..errors import Conflict, Invalid, InvalidSpec
 from ..kube import Kube, ResourceType, resource_for
 from ..render import (
     Child,
@@ -36,6 +36,7 @@ from .status import (
     paused_status,
     transition_events,
 )
+from .usage import PLUGIN, record_plugin_users
 
 __all__ = [
     "GRAPH",
@@ -48,7 +49,6 @@ __all__ = [
 ]
 
 GRAPH = resource_for("memorygraph.io/v1alpha1", "MemoryGraph")
-PLUGIN = resource_for("memorygraph.io/v1alpha1", "Plugin")
 SECRET = resource_for("v1", "Secret")
 PVC = resource_for("v1", "PersistentVolumeClaim")
 # A second manager takes over `spec.replicas` before the HPA does (see needs_replicas_handover).
@@ -129,10 +129,16 @@ class _Run:
                     f"{child.kind} {child.name} exists and is not owned by this graph",
                 )
             )
+            return None
+        try:
+            if child.kind == "StatefulSet":
+                await self._prepare_statefulset(child, g, existing)
+            applied = await self.kube.apply(child.body)
+        except Invalid as exc:
+            # The API server refused this child (an admission policy, a quota, a field it
+            # forbids changing): report it and still reconcile the others.
+            self.problems.append(("ApplyFailed", str(exc)))
             return existing
-        if child.kind == "StatefulSet":
-            await self._prepare_statefulset(child, g, existing)
-        applied = await self.kube.apply(child.body)
         self.applied.append(f"{child.kind}/{child.name}")
         return applied
 
@@ -249,8 +255,11 @@ async def reconcile_graph(
     except InvalidSpec as exc:
         await record_invalid_spec(kube, body, str(exc), now)
         raise
-    selection = select_plugins(bare.spec, await kube.list(PLUGIN, namespace))
+    plugins = await kube.list(PLUGIN, namespace)
+    selection = select_plugins(bare.spec, plugins)
     g = dataclasses.replace(bare, plugins=selection.selected)
+    selected = {p.name for p in selection.selected} | set(selection.invalid)
+    await record_plugin_users(kube, namespace, g.name, plugins, selected)
     if selection.missing:
         run.problems.append(
             ("MissingPlugins", f"plugins not found: {', '.join(selection.missing)}")

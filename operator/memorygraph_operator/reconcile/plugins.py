@@ -15,9 +15,10 @@ from pydantic import ValidationError
 from ..api.memorygraph import MemoryGraphSpec
 from ..errors import InvalidSpec
 from ..kube import Kube
-from .graph import GRAPH, PLUGIN
+from .graph import GRAPH
 from .inputs import parse_plugin
 from .status import condition, merge_conditions
+from .usage import PLUGIN
 
 __all__ = ["graphs_selecting", "plugin_status", "reconcile_plugin"]
 
@@ -55,7 +56,7 @@ def plugin_status(
     ready = (
         condition("Ready", False, "InvalidSpec", error)
         if error
-        else condition("Ready", True, "Valid", f"used by {len(used_by)} graph(s)")
+        else condition("Ready", True, "Valid", "the spec is valid")
     )
     return {
         "observedGeneration": meta.get("generation"),

@@ -1,0 +1,34 @@
+"""Which graphs use which plugins: keeps each Plugin's ``status.usedBy`` current.
+
+Graphs change their selection more often than plugins change, so every graph reconcile (and a
+graph's deletion) updates the plugins it joined or left; plugin reconciles recompute the full
+list from scratch (see :mod:`.plugins`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ..kube import Kube, resource_for
+
+__all__ = ["PLUGIN", "record_plugin_users"]
+
+PLUGIN = resource_for("memorygraph.io/v1alpha1", "Plugin")
+
+
+async def record_plugin_users(
+    kube: Kube,
+    namespace: str,
+    graph: str,
+    plugins: Iterable[Mapping[str, Any]],
+    selected: set[str],
+) -> None:
+    """Add ``graph`` to the ``usedBy`` of the plugins in ``selected``, remove it elsewhere."""
+    for plugin in plugins:
+        name = plugin["metadata"]["name"]
+        used = set((plugin.get("status") or {}).get("usedBy") or [])
+        if (graph in used) == (name in selected):
+            continue
+        users = sorted(used | {graph}) if name in selected else sorted(used - {graph})
+        await kube.merge_patch(PLUGIN, namespace, name, {"status": {"usedBy": users}}, "status")
