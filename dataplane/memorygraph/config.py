@@ -10,10 +10,10 @@ import os
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from memorygraph.errors import ConfigError
 
@@ -32,7 +32,11 @@ class Durability(StrEnum):
 class AuthConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     enabled: bool = False
+    # One key per line; re-read when it changes. MEMORYGRAPH_API_KEYS (comma-separated) adds keys.
     api_keys_file: Path | None = None
+    # Let probes and tooling in without a key.
+    open_health: bool = True
+    open_reflection: bool = True
 
 
 class TLSConfig(BaseModel):
@@ -58,10 +62,22 @@ class ServerConfig(BaseModel):
     port: int = Field(default=50051, ge=0, le=65535)
     metrics_port: int = Field(default=9090, ge=0, le=65535)
     durability: Durability = Durability.DURABLE
-    log_level: str = "info"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = "text"
     # Seconds in-flight RPCs get to finish on SIGTERM / Ctrl-C before they are cancelled.
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
-    max_workers: int = Field(default=16, ge=1)
+    # Threads handling RPCs; long-lived streams hold one each, so keep it above max_streams.
+    max_workers: int = Field(default=64, ge=2)
+    # Calls beyond this many at once are refused with RESOURCE_EXHAUSTED instead of queueing.
+    max_concurrent_rpcs: int = Field(default=256, ge=1)
+    # Open StreamEvents / SubscribeToSession / Ingest streams at once.
+    max_streams: int = Field(default=32, ge=1)
+    # Largest request or response message.
+    max_message_bytes: int = Field(default=8 << 20, ge=1024)
+    max_content_bytes: int = Field(default=1 << 20, ge=1)
+    max_metadata_bytes: int = Field(default=16 << 10, ge=1)
+    # Deadline for calls that come without one (long-lived streams excepted).
+    default_deadline_seconds: float = Field(default=30.0, gt=0)
     # Events are kept this long and at most this many (the newest); streams resume within them.
     event_retention_seconds: float = Field(default=7 * 24 * 3600, gt=0)
     event_retention_max_events: int = Field(default=10_000_000, ge=1)
@@ -71,6 +87,15 @@ class ServerConfig(BaseModel):
     tls: TLSConfig = TLSConfig()
     registry: RegistryConfig = RegistryConfig()
     plugins_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _streams_leave_workers_free(self) -> ServerConfig:
+        if self.max_streams >= self.max_workers:
+            raise ValueError(
+                f"max_streams ({self.max_streams}) must be below max_workers "
+                f"({self.max_workers}): every open stream holds a worker thread"
+            )
+        return self
 
 
 # Scalar settings that may also come from the environment, e.g. MEMORYGRAPH_DATA_DIR.
@@ -83,6 +108,13 @@ ENV_KEYS = (
     "log_level",
     "shutdown_grace_seconds",
     "max_workers",
+    "max_concurrent_rpcs",
+    "max_streams",
+    "max_message_bytes",
+    "max_content_bytes",
+    "max_metadata_bytes",
+    "default_deadline_seconds",
+    "log_format",
     "event_retention_seconds",
     "event_retention_max_events",
     "event_buffer_size",

@@ -10,6 +10,8 @@
         ├── ResourceExhausted  RESOURCE_EXHAUSTED
         ├── OutOfRange         OUT_OF_RANGE (an event sequence no longer retained)
         ├── Unauthenticated    UNAUTHENTICATED
+        ├── DeadlineExceeded   DEADLINE_EXCEEDED
+        ├── Cancelled          CANCELLED
         └── Unavailable        UNAVAILABLE (client side: the server cannot be reached)
 
 The server translates these to gRPC status codes in exactly one place (`servicers.errors`); the
@@ -23,6 +25,8 @@ import grpc
 
 __all__ = [
     "AlreadyExists",
+    "Cancelled",
+    "DeadlineExceeded",
     "ConfigError",
     "FailedPrecondition",
     "InternalError",
@@ -79,6 +83,14 @@ class Unauthenticated(RequestError):
     code = grpc.StatusCode.UNAUTHENTICATED
 
 
+class DeadlineExceeded(RequestError):
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+class Cancelled(RequestError):
+    code = grpc.StatusCode.CANCELLED
+
+
 class Unavailable(RequestError):
     code = grpc.StatusCode.UNAVAILABLE
 
@@ -99,6 +111,8 @@ BY_CODE: dict[grpc.StatusCode, type[RequestError]] = {
         ResourceExhausted,
         OutOfRange,
         Unauthenticated,
+        DeadlineExceeded,
+        Cancelled,
         Unavailable,
         InternalError,
     )

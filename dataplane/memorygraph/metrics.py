@@ -9,7 +9,7 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
-__all__ = ["MetricsServer", "observe_group_commit", "observe_rpc"]
+__all__ = ["MetricsServer", "observe_group_commit", "observe_rejection", "observe_rpc"]
 
 RPC_REQUESTS = Counter(
     "memorygraph_rpc_requests", "RPCs handled, by method and status code", ["method", "code"]
@@ -30,6 +30,23 @@ COMMIT_SYNC_LATENCY = Histogram(
     "Time one write-ahead-log sync took (durable mode)",
     buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),
 )
+IN_FLIGHT = Gauge("memorygraph_rpc_in_flight", "RPCs being handled now")
+OPEN_STREAMS = Gauge("memorygraph_open_streams", "Long-lived streams (events, ingest) open now")
+RPC_REJECTED = Counter(
+    "memorygraph_rpc_rejected",
+    "RPCs refused before any work (authentication, stream cap), by method and code",
+    ["method", "code"],
+)
+EVENT_LOG_EVENTS = Gauge("memorygraph_event_log_events", "Events retained in the event log")
+EVENT_LAST_SEQUENCE = Gauge("memorygraph_event_last_sequence", "Newest event sequence number")
+EVENT_SUBSCRIBERS = Gauge("memorygraph_event_subscribers", "Event stream subscribers")
+EVENT_FANOUT_LAG = Gauge(
+    "memorygraph_event_fanout_lag", "Committed events not yet handed to subscribers"
+)
+EVENT_SUBSCRIBER_BUFFERED = Gauge(
+    "memorygraph_event_subscriber_buffered_max",
+    "Events waiting in the fullest subscriber buffer (subscriber lag)",
+)
 STORE_COUNTS = Gauge("memorygraph_store_objects", "Objects in the store, by kind", ["kind"])
 STORE_BYTES = Gauge("memorygraph_store_size_bytes", "Approximate bytes the store occupies")
 
@@ -37,6 +54,11 @@ STORE_BYTES = Gauge("memorygraph_store_size_bytes", "Approximate bytes the store
 def observe_rpc(method: str, code: str, seconds: float) -> None:
     RPC_REQUESTS.labels(method, code).inc()
     RPC_LATENCY.labels(method).observe(seconds)
+
+
+def observe_rejection(method: str, code: str) -> None:
+    RPC_REJECTED.labels(method, code).inc()
+    RPC_REQUESTS.labels(method, code).inc()
 
 
 def observe_group_commit(writes: int, seconds: float) -> None:

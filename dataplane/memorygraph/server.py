@@ -20,9 +20,12 @@ from memorygraph.errors import ConfigError
 from memorygraph.events.hub import EventHub
 from memorygraph.events.retention import EventRetention
 from memorygraph.graph.model import NodeKind
-from memorygraph.graph.service import GraphService
+from memorygraph.logs import setup_logging
+from memorygraph.auth import KeyRing
+from memorygraph.graph.service import GraphService, Limits
 from memorygraph.servicers.graph import MemoryGraphServicer
-from memorygraph.servicers.interceptor import ServiceInterceptor
+from memorygraph.servicers.interceptor import InterceptorSettings, ServiceInterceptor
+from memorygraph.tls import server_credentials
 from memorygraph.store import GraphStore, open_rocks_store
 from memorygraph.v1 import graph_pb2, graph_pb2_grpc
 
@@ -85,8 +88,13 @@ def _open_store(config: ServerConfig) -> GraphStore:
         raise ConfigError(f"cannot open the store in {data_dir}: {text}") from exc
 
 
-def _publish_store_gauges(store: GraphStore) -> None:
+def _publish_gauges(store: GraphStore, hub: EventHub) -> None:
     counters = store.counters()
+    metrics.EVENT_LAST_SEQUENCE.set(store.last_sequence)
+    metrics.EVENT_LOG_EVENTS.set(store.last_sequence - store.oldest_sequence() + 1)
+    metrics.EVENT_SUBSCRIBERS.set(hub.subscriber_count)
+    metrics.EVENT_FANOUT_LAG.set(hub.lag())
+    metrics.EVENT_SUBSCRIBER_BUFFERED.set(max(hub.buffered(), default=0))
     for kind in NodeKind:
         metrics.STORE_COUNTS.labels(kind.value).set(counters[f"nodes/{kind.value}"])
     metrics.STORE_COUNTS.labels("edge").set(counters["edges"])
@@ -95,6 +103,9 @@ def _publish_store_gauges(store: GraphStore) -> None:
 
 def start_server(config: ServerConfig) -> RunningServer:
     """Open the store and start serving; returns once the gRPC port is bound."""
+    # Settings problems surface before anything is opened or bound.
+    keyring = KeyRing.from_environment(config.auth.api_keys_file) if config.auth.enabled else None
+    credentials = server_credentials(config.tls)
     metrics_server = metrics.MetricsServer(config.host, config.metrics_port)
     metrics_server.start()
     try:
@@ -102,7 +113,13 @@ def start_server(config: ServerConfig) -> RunningServer:
     except Exception:
         metrics_server.stop()
         raise
-    service = GraphService(store)
+    service = GraphService(
+        store,
+        limits=Limits(
+            max_content_bytes=config.max_content_bytes,
+            max_metadata_bytes=config.max_metadata_bytes,
+        ),
+    )
     hub = EventHub(store, buffer_size=config.event_buffer_size)
     retention = EventRetention(
         store,
@@ -110,10 +127,23 @@ def start_server(config: ServerConfig) -> RunningServer:
         max_events=config.event_retention_max_events,
     )
     retention.start()
-    interceptor = ServiceInterceptor()
+    interceptor = ServiceInterceptor(
+        InterceptorSettings(
+            keyring=keyring,
+            open_health=config.auth.open_health,
+            open_reflection=config.auth.open_reflection,
+            max_streams=config.max_streams,
+            default_deadline_seconds=config.default_deadline_seconds,
+        )
+    )
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="rpc"),
         interceptors=[interceptor],
+        maximum_concurrent_rpcs=config.max_concurrent_rpcs,
+        options=[
+            ("grpc.max_receive_message_length", config.max_message_bytes),
+            ("grpc.max_send_message_length", config.max_message_bytes),
+        ],
     )
     graph_pb2_grpc.add_MemoryGraphServiceServicer_to_server(
         MemoryGraphServicer(
@@ -131,7 +161,10 @@ def start_server(config: ServerConfig) -> RunningServer:
     )
     address = f"{config.host}:{config.port}"
     try:
-        port = server.add_insecure_port(address)
+        if credentials is None:
+            port = server.add_insecure_port(address)
+        else:
+            port = server.add_secure_port(address, credentials)
     except RuntimeError as exc:
         hub.close()
         retention.stop()
@@ -141,10 +174,11 @@ def start_server(config: ServerConfig) -> RunningServer:
     server.start()
     for name in ("", SERVICE_NAME):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    metrics_server.collect_hook = lambda: _publish_store_gauges(store)
+    metrics_server.collect_hook = lambda: _publish_gauges(store, hub)
     metrics_server.ready.set()
     log.info(
-        "serving gRPC on %s:%d, metrics on :%d, data in %s (%s)",
+        "serving gRPC%s on %s:%d, metrics on :%d, data in %s (%s)",
+        "" if credentials is None else " with TLS",
         config.host,
         port,
         metrics_server.port,
@@ -158,6 +192,7 @@ def start_server(config: ServerConfig) -> RunningServer:
 
 def run_server(config: ServerConfig) -> None:
     """Serve until SIGTERM or SIGINT, then shut down gracefully."""
+    setup_logging(config.log_level, config.log_format)
     running = start_server(config)
     stop = threading.Event()
 

@@ -15,6 +15,7 @@ import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from memorygraph import deadline
 from memorygraph.errors import InvalidArgument
 from memorygraph.graph.model import Node, NodeKind, SessionState
 from memorygraph.store import GraphStore
@@ -140,6 +141,7 @@ def _scan(
     positions = _positions(store, query, after)
     scanned = 0
     while len(found) < want and scanned < budget:
+        deadline.check()
         chunk = list(itertools.islice(positions, min(want - len(found), budget - scanned)))
         if not chunk:
             return found, last, True
@@ -210,6 +212,7 @@ def list_sessions(
     last: Position | None = None
     scanned = 0
     while len(sessions) < want and scanned < SCAN_BUDGET:
+        deadline.check()
         chunk = list(itertools.islice(positions, want - len(sessions)))
         if not chunk:
             return Page(sessions)

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from memorygraph import deadline
 from memorygraph.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from memorygraph.graph import templates
 from memorygraph.graph.model import (
@@ -31,7 +32,7 @@ from memorygraph.graph.tx import Transaction
 from memorygraph.ids import format_id, new_id
 from memorygraph.store import GraphStore
 
-__all__ = ["GraphService", "IngestItem", "NewEdge", "NewNode", "NewSession"]
+__all__ = ["GraphService", "IngestItem", "Limits", "NewEdge", "NewNode", "NewSession"]
 
 # Attributes a caller may set per kind through CreateNode; anything else is the server's.
 _SETTABLE_ATTRS: dict[NodeKind, frozenset[str]] = {
@@ -86,21 +87,46 @@ def _now_micros() -> int:
     return time.time_ns() // 1000
 
 
-def _check_metadata(metadata: dict[str, str]) -> None:
-    for key in metadata:
-        if not key:
-            raise InvalidArgument("metadata keys must not be empty")
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Size limits on what one node may hold (the gRPC message limit applies on top)."""
+
+    max_content_bytes: int = 1 << 20
+    max_metadata_bytes: int = 16 << 10
+
+    def check(self, content: str = "", metadata: dict[str, str] | None = None) -> None:
+        size = len(content.encode())
+        if size > self.max_content_bytes:
+            raise InvalidArgument(
+                f"content is {size} bytes; the limit is {self.max_content_bytes} bytes"
+            )
+        if metadata:
+            if any(not key for key in metadata):
+                raise InvalidArgument("metadata keys must not be empty")
+            total = sum(len(k.encode()) + len(v.encode()) for k, v in metadata.items())
+            if total > self.max_metadata_bytes:
+                raise InvalidArgument(
+                    f"metadata is {total} bytes; the limit is {self.max_metadata_bytes} bytes"
+                )
 
 
 class GraphService:
-    def __init__(self, store: GraphStore, *, clock: Callable[[], int] = _now_micros) -> None:
+    def __init__(
+        self,
+        store: GraphStore,
+        *,
+        limits: Limits = Limits(),
+        clock: Callable[[], int] = _now_micros,
+    ) -> None:
         self.store = store
+        self.limits = limits
         self.clock = clock
         self._write_lock = threading.Lock()
 
     @contextmanager
     def _transaction(self) -> Iterator[Transaction]:
         with self._write_lock:
+            deadline.check()  # the wait for the lock may have used up the caller's time
             tx = Transaction(self.store, self.clock())
             yield tx
             ticket = self.store.stage(tx.changes())
@@ -152,7 +178,7 @@ class GraphService:
             return self._create_session_in(tx, spec)
 
     def _create_session_in(self, tx: Transaction, spec: NewSession) -> Node:
-        _check_metadata(spec.metadata)
+        self.limits.check(spec.title, spec.metadata)
         node_id = spec.session_id or new_id()
         if tx.get_node(node_id) is not None:
             raise AlreadyExists(f"a node with id {format_id(node_id)} already exists")
@@ -203,7 +229,9 @@ class GraphService:
             members = [node_id for _, node_id, _ in self.store.scan_session(session_id)]
             nodes = [n for n in self.store.get_nodes(members) if n is not None]
             edges: dict[EdgeKey, Edge] = {}
-            for node in [*nodes, session]:
+            for count, node in enumerate([*nodes, session]):
+                if count % 16 == 0:
+                    deadline.check()
                 for edge in self.store.edges(node.id, Direction.BOTH):
                     edges[edge.key] = edge
                 tx.delete(node)
@@ -267,7 +295,7 @@ class GraphService:
         unknown = set(spec.attrs) - _SETTABLE_ATTRS[kind]
         if unknown:
             raise InvalidArgument(f"{kind} nodes have no fields {', '.join(sorted(unknown))}")
-        _check_metadata(spec.metadata)
+        self.limits.check(spec.content, spec.metadata)
         if kind in (NodeKind.PROMPT, NodeKind.RESPONSE) and not spec.content.strip():
             raise InvalidArgument(f"content is required for a {kind}")
         if kind is NodeKind.TOOL_INVOCATION and not spec.attrs.get("tool_name"):
@@ -345,8 +373,7 @@ class GraphService:
         self, node_id: bytes, *, content: str | None, metadata: dict[str, str] | None
     ) -> Node:
         """Replace the content and/or metadata of a node (None leaves a field as it is)."""
-        if metadata is not None:
-            _check_metadata(metadata)
+        self.limits.check(content or "", metadata)
         with self._transaction() as tx:
             node = self._require(tx.get_node(node_id), node_id)
             if node.kind is NodeKind.SESSION:
@@ -397,7 +424,7 @@ class GraphService:
 
     def _create_edge_in(self, tx: Transaction, spec: NewEdge) -> Edge:
         source_id, target_id, kind = spec.source_id, spec.target_id, spec.kind
-        _check_metadata(spec.metadata)
+        self.limits.check(metadata=spec.metadata)
         if source_id == target_id:
             raise InvalidArgument("an edge cannot connect a node to itself")
         source = self._require(tx.get_node(source_id), source_id, "source node")
@@ -440,7 +467,7 @@ class GraphService:
         template_id: bytes | None = None,
     ) -> Node:
         templates.validate_template(name, content, variables)
-        _check_metadata(metadata)
+        self.limits.check(content, metadata)
         with self._transaction() as tx:
             node_id = template_id or new_id()
             if tx.get_node(node_id) is not None:

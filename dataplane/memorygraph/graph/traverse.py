@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
+from memorygraph import deadline
 from memorygraph.errors import InvalidArgument
 from memorygraph.graph.model import Direction, Edge, EdgeKey, EdgeKind, Node
 from memorygraph.store import GraphStore
@@ -49,6 +50,7 @@ def traverse(
     frontier: deque[tuple[bytes, int]] = deque([(start.id, 0)])
     while frontier:
         node_id, depth = frontier.popleft()
+        deadline.check()
         if depth >= depth_limit:
             continue
         for edge in store.edges(node_id, direction, edge_kinds):

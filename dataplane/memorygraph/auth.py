@@ -1,0 +1,114 @@
+"""API-key / bearer-token authentication of RPCs.
+
+Keys come from a file (one per line; blank lines and `#` comments ignored), re-read when the
+file changes so keys rotate without a restart, and/or from the ``MEMORYGRAPH_API_KEYS``
+environment variable (comma-separated). A caller presents one as ``authorization: Bearer KEY``
+or ``x-api-key: KEY``. Every configured key is compared in constant time, so timing reveals
+neither which key nor how much of one matched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from memorygraph.errors import ConfigError
+
+__all__ = ["KeyRing", "presented_key"]
+
+log = logging.getLogger("memorygraph.auth")
+
+ENV_KEYS = "MEMORYGRAPH_API_KEYS"
+
+
+def _digest(key: str) -> bytes:
+    # Comparing fixed-size digests keeps the comparison time independent of the key lengths.
+    return hashlib.sha256(key.encode()).digest()
+
+
+def _parse(text: str) -> list[str]:
+    return [
+        line.strip()
+        for line in text.splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+
+
+class KeyRing:
+    def __init__(self, keys_file: Path | None, env_keys: str | None = None) -> None:
+        self.keys_file = keys_file
+        self._env = [k.strip() for k in (env_keys or "").split(",") if k.strip()]
+        self._lock = threading.Lock()
+        self._stamp: tuple[int, int] | None = None
+        self._digests: list[bytes] = []
+        self._load(initial=True)
+
+    @classmethod
+    def from_environment(cls, keys_file: Path | None) -> KeyRing:
+        return cls(keys_file, os.environ.get(ENV_KEYS))
+
+    def _load(self, *, initial: bool = False) -> None:
+        keys = list(self._env)
+        if self.keys_file is not None:
+            try:
+                stat = self.keys_file.stat()
+                stamp = (stat.st_mtime_ns, stat.st_size)
+                if stamp == self._stamp:
+                    return
+                keys += _parse(self.keys_file.read_text())
+            except OSError as exc:
+                if initial:
+                    raise ConfigError(
+                        f"cannot read API keys file {self.keys_file}: {exc.strerror}"
+                    ) from exc
+                log.warning("cannot re-read API keys file %s; keeping the current keys",
+                            self.keys_file)
+                return
+            self._stamp = stamp
+        if not keys:
+            if initial:
+                raise ConfigError(
+                    "authentication is enabled but no API keys are configured "
+                    f"(auth.api_keys_file or {ENV_KEYS})"
+                )
+            log.warning("API keys file %s holds no keys; keeping the current keys",
+                        self.keys_file)
+            return
+        with self._lock:
+            self._digests = [_digest(k) for k in keys]
+        if not initial:
+            log.info("reloaded %d API keys", len(keys))
+
+    def refresh(self) -> None:
+        """Re-read the keys file if it changed."""
+        self._load()
+
+    def accepts(self, key: str | None) -> bool:
+        if not key:
+            return False
+        presented = _digest(key)
+        with self._lock:
+            digests = self._digests
+        matched = False
+        for digest in digests:  # no early exit
+            matched |= hmac.compare_digest(presented, digest)
+        return matched
+
+
+def presented_key(metadata: Sequence[tuple[str, str | bytes]] | None) -> str | None:
+    """The key a caller sent in its metadata, if any."""
+    for name, value in metadata or ():
+        if not isinstance(value, str):
+            continue
+        if name == "authorization":
+            scheme, _, token = value.partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+        elif name == "x-api-key" and value.strip():
+            return value.strip()
+    return None
