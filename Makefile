@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # Tools built from source (helm, ...) live outside the repository and are reused between runs.
 TOOLS_DIR ?= $(HOME)/.cache/memorygraph/bin
 
-.PHONY: help install serve test generate check-generated lint tools generate-operator update-golden test-operator
+.PHONY: help install serve test bench generate check-generated lint tools generate-operator update-golden test-operator
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -27,6 +27,13 @@ tools: ## build the command-line tools the tests use (helm) from Go modules into
 
 test: install tools ## install everything, then run the whole test suite
 	PATH="$(TOOLS_DIR):$$PATH" $(PY) -m pytest
+
+bench: install ## benchmark the data plane against echo, fast mode and PostgreSQL (ratios)
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+		{ echo "installing PostgreSQL (Debian package) for the baseline"; \
+		  apt-get update -q >/dev/null && apt-get install -y -q postgresql >/dev/null; }
+	$(PY) -m memorygraph.bench $(BENCH_ARGS)
 
 generate: install ## regenerate protobuf bindings and other generated files
 	$(PY) -m memorygraph._generate

@@ -51,9 +51,18 @@ STORE_COUNTS = Gauge("memorygraph_store_objects", "Objects in the store, by kind
 STORE_BYTES = Gauge("memorygraph_store_size_bytes", "Approximate bytes the store occupies")
 
 
+_children: dict[tuple[str, str], tuple[Any, Any]] = {}
+
+
 def observe_rpc(method: str, code: str, seconds: float) -> None:
-    RPC_REQUESTS.labels(method, code).inc()
-    RPC_LATENCY.labels(method).observe(seconds)
+    # Label lookups take a lock and build tuples; cache the children per (method, code).
+    children = _children.get((method, code))
+    if children is None:
+        children = _children.setdefault(
+            (method, code), (RPC_REQUESTS.labels(method, code), RPC_LATENCY.labels(method))
+        )
+    children[0].inc()
+    children[1].observe(seconds)
 
 
 def observe_rejection(method: str, code: str) -> None:

@@ -1,6 +1,6 @@
 """Everything every RPC goes through, in one place:
 
-1. a request id (the caller's ``x-request-id`` or a new one), sent back as initial metadata and
+1. a request id (the caller's ``x-request-id`` or a new one), sent back as trailing metadata and
    attached to every log line of the call;
 2. authentication, when enabled (health checks and reflection may stay open);
 3. the cap on concurrent long-lived streams (excess → RESOURCE_EXHAUSTED at once);
@@ -162,7 +162,9 @@ class ServiceInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
     def _begin(self, method: str, context: grpc.ServicerContext, *, long_lived: bool) -> object:
         rid = _request_id(context)
         request_id_var.set(rid)
-        context.send_initial_metadata(((REQUEST_ID_KEY, rid),))
+        # Trailing metadata rides on the status the call ends with anyway; initial metadata
+        # would cost a separate write per call.
+        context.set_trailing_metadata(((REQUEST_ID_KEY, rid),))
         self.calls[method] += 1
         remaining: float | None = context.time_remaining()
         if remaining is not None and remaining > NO_DEADLINE:

@@ -48,8 +48,10 @@ def decode_edge(source: bytes, kind: EdgeKind, target: bytes, raw: bytes) -> Edg
     return Edge(source, target, kind, metadata, create_time)
 
 
-def encode_event(event: Event) -> bytes:
-    """Header line, then the node record or the edge, so events reuse the record codecs."""
+def encode_event(event: Event, node_record: bytes | None = None) -> bytes:
+    """Header line, then the node record or the edge, so events reuse the record codecs.
+
+    `node_record` is the node already encoded for its own record, when the caller has it."""
     node, edge = event.node, event.edge
     header = [
         event.type.value,
@@ -58,7 +60,10 @@ def encode_event(event: Event) -> bytes:
         node.id.hex() if node is not None else None,
         [edge.source_id.hex(), edge.kind.value, edge.target_id.hex()] if edge else None,
     ]
-    body = encode_node(node) if node is not None else encode_edge(edge) if edge else b""
+    if node is not None:
+        body = node_record if node_record is not None else encode_node(node)
+    else:
+        body = encode_edge(edge) if edge else b""
     return _dumps(header).encode() + b"\n" + body
 
 

@@ -212,6 +212,7 @@ class GraphStore:
 
     def _write(self, changes: StoreChanges, *, sync: bool) -> None:
         ops: list[Op] = []
+        records: dict[int, bytes] = {}  # node object -> its encoded record, reused by events
         deltas: dict[str, int] = {}
 
         def count(items: Iterable[tuple[str, int]]) -> None:
@@ -219,11 +220,13 @@ class GraphStore:
                 deltas[name] = deltas.get(name, 0) + delta
 
         for node in changes.created:
-            ops.append((keys.CF_NODES, node.id, encode_node(node)))
+            records[id(node)] = record = encode_node(node)
+            ops.append((keys.CF_NODES, node.id, record))
             ops += self._index_ops(node, present=True)
             count(_counter_deltas(node, +1))
         for before, after in changes.updated:
-            ops.append((keys.CF_NODES, after.id, encode_node(after)))
+            records[id(after)] = record = encode_node(after)
+            ops.append((keys.CF_NODES, after.id, record))
             count(_counter_deltas(before, -1))
             count(_counter_deltas(after, +1))
         for edge in changes.edges_created:
@@ -259,7 +262,8 @@ class GraphStore:
         for event in derive_events(changes, self._session_of):
             sequence += 1
             event.sequence = sequence
-            ops.append((keys.CF_EVENTS, keys.event_key(sequence), encode_event(event)))
+            record = records.get(id(event.node)) if event.node is not None else None
+            ops.append((keys.CF_EVENTS, keys.event_key(sequence), encode_event(event, record)))
         if sequence != self.last_sequence:
             ops.append((keys.CF_META, keys.LAST_EVENT_KEY, sequence.to_bytes(8)))
         self.kv.write(ops, sync=sync)

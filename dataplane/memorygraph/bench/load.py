@@ -1,0 +1,67 @@
+"""The load generator: N calls in flight for a fixed time, latencies recorded after a warm-up.
+
+Runs in the benchmark's own process with grpc.aio, so the servers under test (child
+processes) get the other core and both sides are driven identically.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+__all__ = ["Result", "drive"]
+
+
+@dataclass
+class Result:
+    ops: int
+    seconds: float
+    latencies: list[float] = field(repr=False, default_factory=list)
+
+    @property
+    def throughput(self) -> float:
+        return self.ops / self.seconds if self.seconds else 0.0
+
+    def percentile(self, q: float) -> float:
+        if not self.latencies:
+            return float("nan")
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+    @property
+    def p50(self) -> float:
+        return statistics.median(self.latencies) if self.latencies else float("nan")
+
+
+async def drive(
+    call: Callable[[int], Awaitable[object]],
+    *,
+    concurrency: int,
+    duration: float,
+    warmup: float,
+    units_per_call: int = 1,
+) -> Result:
+    """Keep `concurrency` calls in flight for warmup + duration seconds; count the last part."""
+    start = time.perf_counter()
+    measure_from = start + warmup
+    stop_at = measure_from + duration
+    latencies: list[float] = []
+    ops = 0
+
+    async def worker(index: int) -> None:
+        nonlocal ops
+        while True:
+            began = time.perf_counter()
+            if began >= stop_at:
+                return
+            await call(index)
+            ended = time.perf_counter()
+            if began >= measure_from and ended <= stop_at:
+                latencies.append(ended - began)
+                ops += units_per_call
+
+    await asyncio.gather(*(worker(i) for i in range(concurrency)))
+    return Result(ops, duration, latencies)

@@ -1,0 +1,120 @@
+"""Servers under test, each run in its own process: `python -m memorygraph.bench.targets KIND`.
+
+`echo` is the baseline: the same generated servicer, the same grpcio server flavour and
+settings as `memorygraph serve`, answering every call with a canned message of the shape the
+real server returns, and doing nothing else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from concurrent import futures
+from pathlib import Path
+
+import grpc
+
+from memorygraph.config import load_config
+from memorygraph.ids import format_id, new_id
+from memorygraph.server import start_server
+from memorygraph.v1 import graph_pb2 as pb
+from memorygraph.v1 import graph_pb2_grpc as pb_grpc
+
+__all__ = ["EchoServicer", "canned_node"]
+
+
+def canned_node(content: str = "What is the capital of France?") -> pb.Node:
+    """A prompt node as MemoryGraph returns it, for the echo server to answer with."""
+    node = pb.Node(
+        id=format_id(new_id()),
+        kind=pb.NODE_KIND_PROMPT,
+        session_id=format_id(new_id()),
+        content=content,
+        prompt=pb.PromptDetails(model="bench-model"),
+    )
+    node.create_time.GetCurrentTime()
+    node.update_time.CopyFrom(node.create_time)
+    return node
+
+
+class EchoServicer(pb_grpc.MemoryGraphServiceServicer):
+    def __init__(self, stream_batches: int, batch_size: int) -> None:
+        self.node = canned_node()
+        self.batch = pb.QueryBatch(nodes=[self.node] * batch_size)
+        self.stream_batches = stream_batches
+
+    def AddPrompt(self, request: pb.AddPromptRequest, context: grpc.ServicerContext) -> pb.Node:
+        return self.node
+
+    def AddResponse(self, request: pb.AddResponseRequest, context: grpc.ServicerContext
+                    ) -> pb.Node:
+        return self.node
+
+    def GetNode(self, request: pb.GetNodeRequest, context: grpc.ServicerContext) -> pb.Node:
+        return self.node
+
+    def CreateSession(self, request: pb.CreateSessionRequest, context: grpc.ServicerContext
+                      ) -> pb.Session:
+        return pb.Session(id=self.node.session_id)
+
+    def StreamQuery(self, request: pb.StreamQueryRequest, context: grpc.ServicerContext
+                    ) -> Iterator[pb.QueryBatch]:
+        for _ in range(self.stream_batches):
+            yield self.batch
+
+
+def run_echo(port: int, max_workers: int, max_concurrent_rpcs: int, stream_batches: int,
+             batch_size: int) -> None:
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=max_workers),
+        maximum_concurrent_rpcs=max_concurrent_rpcs,
+    )
+    pb_grpc.add_MemoryGraphServiceServicer_to_server(
+        EchoServicer(stream_batches, batch_size), server
+    )
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    server.start()
+    _wait_for_signal()
+    server.stop(1).wait()
+
+
+def run_memorygraph(port: int, data_dir: Path, durability: str) -> None:
+    config = load_config(None, {
+        "data_dir": data_dir, "host": "127.0.0.1", "port": port, "metrics_port": 0,
+        "durability": durability,
+    }, environ={k: v for k, v in os.environ.items() if k.startswith("MEMORYGRAPH_")})
+    running = start_server(config)
+    _wait_for_signal()
+    running.stop(grace=1)
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    print("ready", flush=True)
+    stop.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("kind", choices=["memorygraph", "echo"])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--data-dir", type=Path)
+    parser.add_argument("--durability", default="durable")
+    parser.add_argument("--stream-batches", type=int, default=10)
+    parser.add_argument("--batch-size", type=int, default=1000)
+    args = parser.parse_args()
+    defaults = load_config(None, {}, environ={})
+    if args.kind == "echo":
+        run_echo(args.port, defaults.max_workers, defaults.max_concurrent_rpcs,
+                 args.stream_batches, args.batch_size)
+    else:
+        run_memorygraph(args.port, args.data_dir, args.durability)
+
+
+if __name__ == "__main__":
+    main()
