@@ -35,11 +35,13 @@ bench: install ## benchmark the data plane against echo, fast mode and PostgreSQ
 		  apt-get update -q >/dev/null && apt-get install -y -q postgresql >/dev/null; }
 	$(PY) -m memorygraph.bench $(BENCH_ARGS)
 
-generate: install ## regenerate protobuf bindings and other generated files
-	$(PY) -m memorygraph._generate
+generate: install ## regenerate every generated file (protobuf bindings, gRPC and API references, CRDs)
+	$(PY) hack/generate_proto.py
+	$(PY) -m memorygraph_operator.api.crdgen
 
 check-generated: install ## fail when a generated file is stale
-	$(PY) -m memorygraph._generate --check
+	$(PY) hack/generate_proto.py --check
+	$(PY) -m pytest -q tests/operator/test_api_generated.py
 
 lint: install ## ruff and mypy
 	$(VENV)/bin/ruff check .
