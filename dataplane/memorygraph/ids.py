@@ -9,6 +9,7 @@ increasing.
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 import uuid
@@ -42,14 +43,20 @@ def new_id() -> bytes:
 
 
 def format_id(raw: bytes) -> str:
-    """Canonical text form of a 16-byte id."""
-    return str(uuid.UUID(bytes=raw))
+    """Canonical text form of a 16-byte id (what str(uuid.UUID(bytes=raw)) gives, faster)."""
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+_CANONICAL = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def parse_id(text: str, field: str) -> bytes:
     """The 16 bytes of a UUID given as text; `InvalidArgument` naming `field` when it is not one."""
     if not text:
         raise InvalidArgument(f"{field} is required")
+    if _CANONICAL.fullmatch(text):  # the common case, without building a UUID object
+        return bytes.fromhex(text.replace("-", ""))
     try:
         parsed = uuid.UUID(text)
     except ValueError:

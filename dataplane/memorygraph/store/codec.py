@@ -53,18 +53,20 @@ def encode_event(event: Event, node_record: bytes | None = None) -> bytes:
 
     `node_record` is the node already encoded for its own record, when the caller has it."""
     node, edge = event.node, event.edge
-    header = [
-        event.type.value,
-        event.time,
-        event.session_id.hex() if event.session_id is not None else None,
-        node.id.hex() if node is not None else None,
-        [edge.source_id.hex(), edge.kind.value, edge.target_id.hex()] if edge else None,
-    ]
+    # Hand-assembled JSON: every field is an enum value, an int, hex or null (hot path).
+    session = f'"{event.session_id.hex()}"' if event.session_id is not None else "null"
+    node_id = f'"{node.id.hex()}"' if node is not None else "null"
+    edge_key = (
+        f'["{edge.source_id.hex()}","{edge.kind.value}","{edge.target_id.hex()}"]'
+        if edge is not None
+        else "null"
+    )
+    header = f'["{event.type.value}",{event.time},{session},{node_id},{edge_key}]'.encode()
     if node is not None:
         body = node_record if node_record is not None else encode_node(node)
     else:
         body = encode_edge(edge) if edge else b""
-    return _dumps(header).encode() + b"\n" + body
+    return header + b"\n" + body
 
 
 def decode_event(sequence: int, raw: bytes) -> Event:
