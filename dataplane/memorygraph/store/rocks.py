@@ -43,12 +43,21 @@ class RocksStore:
         self._sync = WriteOptions()
         self._sync.sync = True
         self._nosync = WriteOptions()
+        self._closed = False
+
+    def _check_open(self) -> None:
+        # Without this a closed store fails with KeyError('nodes') or DbClosedError, which
+        # read like a missing column family or a rocksdict fault rather than a use after close.
+        if self._closed:
+            raise RuntimeError("store is closed")
 
     def get(self, cf: str, key: bytes) -> bytes | None:
+        self._check_open()
         value: bytes | None = self._cfs[cf].get(key)
         return value
 
     def multi_get(self, cf: str, keys: Sequence[bytes]) -> list[bytes | None]:
+        self._check_open()
         if not keys:
             return []
         values: list[bytes | None] = self._cfs[cf].get(list(keys))
@@ -60,6 +69,7 @@ class RocksStore:
         # Read in chunks, each with its own short-lived RocksDB iterator: an iterator pins the
         # memtables and files it started on (and keeps the database from closing), so none may
         # outlive a chunk while a slow consumer holds the generator.
+        self._check_open()
         table = self._cfs[cf]
         size = FIRST_CHUNK  # many scans stop after a few entries: start small, then grow
         while True:
@@ -68,6 +78,7 @@ class RocksStore:
             if len(chunk) < size:
                 return
             size = min(size * 4, SCAN_CHUNK)
+            self._check_open()  # the consumer may have closed the store between chunks
             if reverse:
                 end = chunk[-1][0]
             else:
@@ -101,6 +112,7 @@ class RocksStore:
         return found
 
     def write(self, ops: Sequence[Op], *, sync: bool) -> None:
+        self._check_open()
         batch = WriteBatch(raw_mode=True)
         handles = self._handles
         for cf, key, value in ops:
@@ -111,6 +123,7 @@ class RocksStore:
         self._db.write(batch, self._sync if sync else self._nosync)
 
     def delete_range(self, cf: str, start: bytes, end: bytes) -> None:
+        self._check_open()
         batch = WriteBatch(raw_mode=True)
         batch.delete_range(start, end, self._handles[cf])
         self._db.write(batch, self._nosync)
@@ -119,6 +132,7 @@ class RocksStore:
         # Syncs the write-ahead log up to every batch written so far. rocksdict releases the
         # GIL for this call (a synced marker write would hold it through the fsync, stalling
         # every other request: measured 34% of the GIL under load).
+        self._check_open()
         self._db.flush_wal(True)
 
     def size_bytes(self) -> int:
@@ -130,7 +144,10 @@ class RocksStore:
 
     def close(self) -> None:
         # Column-family objects and handles keep the database (and its LOCK file) alive until
-        # they are gone, so drop them before closing.
+        # they are gone, so drop them before closing. Closing twice is harmless.
+        if self._closed:
+            return
+        self._closed = True
         self._cfs.clear()
         self._handles.clear()
         self._db.close()
