@@ -14,9 +14,9 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -59,7 +59,7 @@ def _request_id(context: grpc.ServicerContext) -> str:
     for key, value in context.invocation_metadata() or ():
         if key == REQUEST_ID_KEY and isinstance(value, str) and 0 < len(value) <= 128:
             return value
-    return uuid.uuid4().hex
+    return secrets.token_hex(8)
 
 
 def _status(method: str, exc: Exception) -> tuple[grpc.StatusCode, str]:
@@ -100,6 +100,7 @@ class ServiceInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         self._streams = 0
         self._lock = threading.Lock()
         self._keys_checked = time.monotonic()
+        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
 
     def request_counts(self) -> dict[str, int]:
         return dict(self.calls)
@@ -127,14 +128,22 @@ class ServiceInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         if handler is None:
             return None
         full_method: str = details.method
-        method = full_method.rsplit("/", 1)[-1]
         if not self._authenticated(full_method, details.invocation_metadata):
+            method = full_method.rsplit("/", 1)[-1]
             metrics.observe_rejection(method, "UNAUTHENTICATED")
             return _rejecting(
                 handler,
                 grpc.StatusCode.UNAUTHENTICATED,
                 "missing or invalid API key: send 'authorization: Bearer <key>'",
             )
+        # Handlers are per method, so their wrappers are built once, not on every call.
+        wrapped = self._wrapped.get(full_method)
+        if wrapped is None:
+            wrapped = self._wrapped.setdefault(full_method, self._wrap(full_method, handler))
+        return wrapped
+
+    def _wrap(self, full_method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        method = full_method.rsplit("/", 1)[-1]
         long_lived = method in LONG_LIVED
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
