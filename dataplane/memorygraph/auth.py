@@ -66,8 +66,9 @@ class KeyRing:
                     raise ConfigError(
                         f"cannot read API keys file {self.keys_file}: {exc.strerror}"
                     ) from exc
-                log.warning("cannot re-read API keys file %s; keeping the current keys",
-                            self.keys_file)
+                log.warning(
+                    "cannot re-read API keys file %s; keeping the current keys", self.keys_file
+                )
                 return
             self._stamp = stamp
         if not keys:
@@ -76,8 +77,7 @@ class KeyRing:
                     "authentication is enabled but no API keys are configured "
                     f"(auth.api_keys_file or {ENV_KEYS})"
                 )
-            log.warning("API keys file %s holds no keys; keeping the current keys",
-                        self.keys_file)
+            log.warning("API keys file %s holds no keys; keeping the current keys", self.keys_file)
             return
         with self._lock:
             self._digests = [_digest(k) for k in keys]

@@ -26,8 +26,8 @@ import grpc
 __all__ = [
     "AlreadyExists",
     "Cancelled",
-    "DeadlineExceeded",
     "ConfigError",
+    "DeadlineExceeded",
     "FailedPrecondition",
     "InternalError",
     "InvalidArgument",

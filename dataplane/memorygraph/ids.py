@@ -16,7 +16,7 @@ import uuid
 
 from memorygraph.errors import InvalidArgument
 
-__all__ = ["new_id", "parse_id", "format_id"]
+__all__ = ["format_id", "new_id", "parse_id"]
 
 _lock = threading.Lock()
 _last_ms = 0

@@ -15,18 +15,18 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from memorygraph import metrics
+from memorygraph.auth import KeyRing
 from memorygraph.config import Durability, ServerConfig
 from memorygraph.errors import ConfigError
 from memorygraph.events.hub import EventHub
 from memorygraph.events.retention import EventRetention
 from memorygraph.graph.model import NodeKind
-from memorygraph.logs import setup_logging
-from memorygraph.auth import KeyRing
 from memorygraph.graph.service import GraphService, Limits
+from memorygraph.logs import setup_logging
 from memorygraph.servicers.graph import MemoryGraphServicer
 from memorygraph.servicers.interceptor import InterceptorSettings, ServiceInterceptor
-from memorygraph.tls import server_credentials
 from memorygraph.store import GraphStore, open_rocks_store
+from memorygraph.tls import server_credentials
 from memorygraph.v1 import graph_pb2, graph_pb2_grpc
 
 __all__ = ["RunningServer", "run_server", "start_server"]

@@ -16,7 +16,6 @@ from typing import Any
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-
 from memorygraph.config import load_config
 from memorygraph.server import RunningServer, start_server
 from memorygraph.v1 import graph_pb2_grpc
@@ -31,8 +30,9 @@ def free_port() -> int:
         return port
 
 
-def wait_serving(address: str, timeout: float = 30.0, proc: subprocess.Popen[bytes] | None = None
-                 ) -> None:
+def wait_serving(
+    address: str, timeout: float = 30.0, proc: subprocess.Popen[bytes] | None = None
+) -> None:
     """Block until the standard gRPC health check at `address` answers SERVING."""
     deadline = time.monotonic() + timeout
     with grpc.insecure_channel(address) as channel:
@@ -69,10 +69,24 @@ class ServerProcess:
         env = {**os.environ, "PYTHONPATH": str(REPO / "dataplane")}
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "memorygraph", "serve", "--host", "127.0.0.1",
-                 "--data-dir", str(self.data_dir), "--port", str(self.port),
-                 "--metrics-port", str(self.metrics_port), *self.extra],
-                stdout=log, stderr=subprocess.STDOUT, env=env,
+                [
+                    sys.executable,
+                    "-m",
+                    "memorygraph",
+                    "serve",
+                    "--host",
+                    "127.0.0.1",
+                    "--data-dir",
+                    str(self.data_dir),
+                    "--port",
+                    str(self.port),
+                    "--metrics-port",
+                    str(self.metrics_port),
+                    *self.extra,
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
             )
         wait_serving(self.address, proc=self.proc)
         return self
@@ -113,8 +127,13 @@ def start_inprocess(tmp_path: Path) -> Iterator[Callable[..., RunningServer]]:
     started: list[RunningServer] = []
 
     def start(**overrides: Any) -> RunningServer:
-        settings = {"data_dir": tmp_path / "data", "host": "127.0.0.1", "port": 0,
-                    "metrics_port": 0, **overrides}
+        settings = {
+            "data_dir": tmp_path / "data",
+            "host": "127.0.0.1",
+            "port": 0,
+            "metrics_port": 0,
+            **overrides,
+        }
         running = start_server(load_config(None, settings, environ={}))
         started.append(running)
         return running

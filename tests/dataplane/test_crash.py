@@ -9,7 +9,6 @@ from pathlib import Path
 
 import grpc
 import pytest
-
 from memorygraph.v1 import graph_pb2 as pb
 from memorygraph.v1.graph_pb2_grpc import MemoryGraphServiceStub
 
@@ -28,13 +27,47 @@ def batch_with_known_ids() -> tuple[pb.IngestBatch, list[str]]:
     ids = [session]
     for turn in range(TURNS):
         prompt, response = str(uuid.uuid4()), str(uuid.uuid4())
-        items.append(pb.IngestItem(node=pb.CreateNodeRequest(
-            node_id=prompt, kind=pb.NODE_KIND_PROMPT, session_id=session, content=f"q{turn}")))
-        items.append(pb.IngestItem(node=pb.CreateNodeRequest(
-            node_id=response, kind=pb.NODE_KIND_RESPONSE, content=f"a{turn}",
-            response=pb.ResponseDetails(prompt_id=prompt))))
+        items.append(
+            pb.IngestItem(
+                node=pb.CreateNodeRequest(
+                    node_id=prompt, kind=pb.NODE_KIND_PROMPT, session_id=session, content=f"q{turn}"
+                )
+            )
+        )
+        items.append(
+            pb.IngestItem(
+                node=pb.CreateNodeRequest(
+                    node_id=response,
+                    kind=pb.NODE_KIND_RESPONSE,
+                    content=f"a{turn}",
+                    response=pb.ResponseDetails(prompt_id=prompt),
+                )
+            )
+        )
         ids += [prompt, response]
     return pb.IngestBatch(batch_id=session, items=items), ids
+
+
+def load(
+    stub: MemoryGraphServiceStub,
+    sent: list[list[str]],
+    acknowledged: list[list[str]],
+    lock: threading.Lock,
+    enough: threading.Event,
+) -> None:
+    """Ingest batches until the server dies, recording what was sent and acknowledged."""
+    try:
+        while True:
+            batch, ids = batch_with_known_ids()
+            with lock:
+                sent.append(ids)
+            for _ in stub.Ingest(iter([batch]), timeout=10):
+                with lock:
+                    acknowledged.append(ids)
+                    if len(acknowledged) % 40 == 0:
+                        enough.set()
+    except grpc.RpcError:
+        return  # the server died under us
 
 
 def test_kill_9_loses_no_acknowledged_batch_and_leaves_no_partial_one(tmp_path: Path) -> None:
@@ -48,22 +81,10 @@ def test_kill_9_loses_no_acknowledged_batch_and_leaves_no_partial_one(tmp_path: 
         enough = threading.Event()
         lock = threading.Lock()
 
-        def load() -> None:
-            try:
-                while True:
-                    batch, ids = batch_with_known_ids()
-                    with lock:
-                        sent.append(ids)
-                    ack = stub.Ingest(iter([batch]), timeout=10)
-                    for _ in ack:
-                        with lock:
-                            acknowledged.append(ids)
-                            if len(acknowledged) % 40 == 0:
-                                enough.set()
-            except grpc.RpcError:
-                return  # the server died under us
-
-        writers = [threading.Thread(target=load) for _ in range(3)]
+        writers = [
+            threading.Thread(target=load, args=(stub, sent, acknowledged, lock, enough))
+            for _ in range(3)
+        ]
         for writer in writers:
             writer.start()
         assert enough.wait(60)
@@ -85,7 +106,8 @@ def test_kill_9_loses_no_acknowledged_batch_and_leaves_no_partial_one(tmp_path: 
         assert partial == []
         # Counters and event log were in the same batches: they agree with what survived.
         survived = sum(
-            1 for ids in sent
+            1
+            for ids in sent
             if not stub.BatchGetNodes(pb.BatchGetNodesRequest(node_ids=ids[:1])).missing_ids
         )
         metrics = stub.GetMetrics(pb.GetMetricsRequest())

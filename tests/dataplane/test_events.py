@@ -8,7 +8,6 @@ from collections.abc import Callable, Iterator
 
 import grpc
 import pytest
-
 from memorygraph.server import RunningServer
 from memorygraph.v1 import graph_pb2 as pb
 from memorygraph.v1.graph_pb2_grpc import MemoryGraphServiceStub
@@ -32,7 +31,7 @@ def record_turn(stub: MemoryGraphServiceStub) -> tuple[pb.Session, pb.Node, pb.N
 
 
 def test_every_change_appends_one_event_in_commit_order(stub: MemoryGraphServiceStub) -> None:
-    session, prompt, response = record_turn(stub)
+    session, prompt, _response = record_turn(stub)
     stub.CloseSession(pb.CloseSessionRequest(session_id=session.id))
     stub.DeleteSession(pb.DeleteSessionRequest(session_id=session.id))
     stream = stub.StreamEvents(pb.StreamEventsRequest(from_sequence=1))
@@ -58,13 +57,14 @@ def test_every_change_appends_one_event_in_commit_order(stub: MemoryGraphService
 
 def test_filters_by_session_and_type(stub: MemoryGraphServiceStub) -> None:
     first, *_ = record_turn(stub)
-    second, prompt, _ = record_turn(stub)
+    second, _, _ = record_turn(stub)
     only_second = stub.StreamEvents(pb.StreamEventsRequest(from_sequence=1, session_id=second.id))
     got = take(only_second, 6)
     only_second.cancel()
     assert {e.session_id for e in got} == {second.id}
-    prompts = stub.StreamEvents(pb.StreamEventsRequest(
-        from_sequence=1, types=[pb.EVENT_TYPE_SESSION_CREATED]))
+    prompts = stub.StreamEvents(
+        pb.StreamEventsRequest(from_sequence=1, types=[pb.EVENT_TYPE_SESSION_CREATED])
+    )
     created = take(prompts, 2)
     prompts.cancel()
     assert [e.node.id for e in created] == [first.id, second.id]
@@ -94,7 +94,8 @@ def test_subscribe_to_session_ends_after_the_session_is_deleted(
     session = stub.CreateSession(pb.CreateSessionRequest())
     events: list[pb.Event] = []
     subscription = stub.SubscribeToSession(
-        pb.SubscribeToSessionRequest(session_id=session.id, from_sequence=1))
+        pb.SubscribeToSessionRequest(session_id=session.id, from_sequence=1)
+    )
     events.append(next(subscription))
     reader = threading.Thread(target=lambda: events.extend(subscription))
     reader.start()
@@ -111,8 +112,11 @@ def test_subscribe_to_session_ends_after_the_session_is_deleted(
 
 def test_subscribing_to_a_missing_session_is_not_found(stub: MemoryGraphServiceStub) -> None:
     with pytest.raises(grpc.RpcError) as info:
-        list(stub.SubscribeToSession(pb.SubscribeToSessionRequest(
-            session_id="0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b")))
+        list(
+            stub.SubscribeToSession(
+                pb.SubscribeToSessionRequest(session_id="0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b")
+            )
+        )
     assert info.value.code() == grpc.StatusCode.NOT_FOUND
 
 
@@ -124,11 +128,18 @@ def test_slow_subscriber_is_ended_and_resumes_without_gap(start_inprocess: Start
     first = next(stream)  # registered; now stop reading while lots happens
     payload = "x" * 4000
     for chunk in range(10):
-        stub.BatchCreateNodes(pb.BatchCreateNodesRequest(requests=[
-            pb.CreateNodeRequest(kind=pb.NODE_KIND_PROMPT, session_id=session.id,
-                                 content=f"{chunk}-{i}-{payload}")
-            for i in range(100)
-        ]))
+        stub.BatchCreateNodes(
+            pb.BatchCreateNodesRequest(
+                requests=[
+                    pb.CreateNodeRequest(
+                        kind=pb.NODE_KIND_PROMPT,
+                        session_id=session.id,
+                        content=f"{chunk}-{i}-{payload}",
+                    )
+                    for i in range(100)
+                ]
+            )
+        )
     assert max(server.hub.buffered(), default=0) <= 16  # memory stays bounded
     received = [first]
     with pytest.raises(grpc.RpcError) as info:
@@ -140,8 +151,9 @@ def test_slow_subscriber_is_ended_and_resumes_without_gap(start_inprocess: Start
     assert resume_from == received[-1].sequence + 1
     # the session, then per prompt: the node, its belongs_to and follows (the first has none)
     total = 1 + 10 * 100 * 3 - 1
-    resumed = stub.StreamEvents(pb.StreamEventsRequest(
-        session_id=session.id, from_sequence=resume_from))
+    resumed = stub.StreamEvents(
+        pb.StreamEventsRequest(session_id=session.id, from_sequence=resume_from)
+    )
     received += take(resumed, total - len(received))
     resumed.cancel()
     sequences = [e.sequence for e in received]
@@ -159,8 +171,7 @@ def test_sequence_older_than_retention_is_out_of_range(start_inprocess: Start) -
         next(stub.StreamEvents(pb.StreamEventsRequest(from_sequence=1)))
     assert info.value.code() == grpc.StatusCode.OUT_OF_RANGE
     assert "oldest retained event is" in info.value.details()
-    kept = stub.StreamEvents(pb.StreamEventsRequest(
-        from_sequence=server.store.last_sequence - 4))
+    kept = stub.StreamEvents(pb.StreamEventsRequest(from_sequence=server.store.last_sequence - 4))
     assert len(take(kept, 5)) == 5
     kept.cancel()
 

@@ -11,26 +11,27 @@ import pytest
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from memorygraph.config import load_config
 from memorygraph.server import RunningServer, start_server
 from memorygraph.v1 import graph_pb2 as pb
 
 SERVICE = pb.DESCRIPTOR.services_by_name["MemoryGraphService"]
-UNARY = sorted(
-    m.name for m in SERVICE.methods if not m.client_streaming and not m.server_streaming
-)
+UNARY = sorted(m.name for m in SERVICE.methods if not m.client_streaming and not m.server_streaming)
 # A caller's mistake may fail in many ways, but never as a server fault.
 SERVER_FAULTS = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.UNAVAILABLE}
-LEAKS = ("Traceback", "File \"", "/memorygraph/", ".py", "Exception")
+LEAKS = ("Traceback", 'File "', "/memorygraph/", ".py", "Exception")
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     data = tmp_path_factory.mktemp("fuzz") / "data"
-    running = start_server(load_config(
-        None, {"data_dir": Path(data), "host": "127.0.0.1", "port": 0, "metrics_port": 0},
-        environ={}))
+    running = start_server(
+        load_config(
+            None,
+            {"data_dir": Path(data), "host": "127.0.0.1", "port": 0, "metrics_port": 0},
+            environ={},
+        )
+    )
     yield running
     running.stop(grace=1)
 
@@ -58,7 +59,9 @@ def assert_no_fault(error: grpc.RpcError | None, what: str) -> None:
     assert not any(leak in details for leak in LEAKS), f"{what} leaked: {details}"
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(method=st.sampled_from(UNARY), payload=st.binary(max_size=200))
 def test_random_bytes_are_refused_cleanly(
     channel: grpc.Channel, method: str, payload: bytes
@@ -87,8 +90,9 @@ def message_strategy(descriptor: Descriptor, depth: int = 0) -> st.SearchStrateg
                 continue
             value = message_strategy(field.message_type, depth + 1)
         elif field.type == FieldDescriptor.TYPE_STRING:
-            value = _IDS | st.text(max_size=40) if field.name.endswith("_id") else st.text(
-                max_size=40)
+            value = (
+                _IDS | st.text(max_size=40) if field.name.endswith("_id") else st.text(max_size=40)
+            )
         elif field.type == FieldDescriptor.TYPE_BOOL:
             value = st.booleans()
         elif field.type == FieldDescriptor.TYPE_ENUM:

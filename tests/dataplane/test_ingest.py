@@ -6,7 +6,6 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
-
 from memorygraph.v1 import graph_pb2 as pb
 from memorygraph.v1.graph_pb2_grpc import MemoryGraphServiceStub
 
@@ -16,11 +15,22 @@ def turn_batch(batch_id: str, turns: int) -> pb.IngestBatch:
     for t in range(turns):
         prompt_index = len(items)
         items.append(pb.IngestItem(prompt=pb.AddPromptRequest(session_id="$0", content=f"q{t}")))
-        items.append(pb.IngestItem(response=pb.AddResponseRequest(
-            prompt_id=f"${prompt_index}", content=f"a{t}",
-            token_usage=pb.TokenUsage(prompt_tokens=3, completion_tokens=4))))
-        items.append(pb.IngestItem(tool_invocation=pb.AddToolInvocationRequest(
-            response_id=f"${prompt_index + 1}", tool_name="search")))
+        items.append(
+            pb.IngestItem(
+                response=pb.AddResponseRequest(
+                    prompt_id=f"${prompt_index}",
+                    content=f"a{t}",
+                    token_usage=pb.TokenUsage(prompt_tokens=3, completion_tokens=4),
+                )
+            )
+        )
+        items.append(
+            pb.IngestItem(
+                tool_invocation=pb.AddToolInvocationRequest(
+                    response_id=f"${prompt_index + 1}", tool_name="search"
+                )
+            )
+        )
     return pb.IngestBatch(batch_id=batch_id, items=items)
 
 
@@ -34,8 +44,9 @@ def test_batches_are_acknowledged_with_created_ids(stub: MemoryGraphServiceStub)
     assert [n.id for n in nodes] == list(acks[0].ids[1:])
     response = stub.GetNode(pb.GetNodeRequest(node_id=acks[0].ids[2]))
     assert response.response.prompt_id == acks[0].ids[1]
-    follows = stub.GetEdges(pb.GetEdgesRequest(
-        node_id=acks[0].ids[4], kinds=[pb.EDGE_KIND_FOLLOWS]))
+    follows = stub.GetEdges(
+        pb.GetEdgesRequest(node_id=acks[0].ids[4], kinds=[pb.EDGE_KIND_FOLLOWS])
+    )
     assert [e.target_id for e in follows.edges] == [acks[0].ids[1]]
     session = stub.GetSession(pb.GetSessionRequest(session_id=session_id))
     assert session.token_usage.total_tokens == 21
@@ -68,10 +79,12 @@ def test_a_bad_batch_changes_nothing_and_ends_the_stream(stub: MemoryGraphServic
 def test_bad_references_are_invalid(
     stub: MemoryGraphServiceStub, reference: str, fragment: str
 ) -> None:
-    batch = pb.IngestBatch(items=[
-        pb.IngestItem(session=pb.CreateSessionRequest()),
-        pb.IngestItem(prompt=pb.AddPromptRequest(session_id=reference, content="q")),
-    ])
+    batch = pb.IngestBatch(
+        items=[
+            pb.IngestItem(session=pb.CreateSessionRequest()),
+            pb.IngestItem(prompt=pb.AddPromptRequest(session_id=reference, content="q")),
+        ]
+    )
     with pytest.raises(grpc.RpcError) as info:
         list(stub.Ingest(iter([batch])))
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT

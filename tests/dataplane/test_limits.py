@@ -9,7 +9,6 @@ from typing import Any
 
 import grpc
 import pytest
-
 from memorygraph.server import RunningServer
 from memorygraph.v1 import graph_pb2 as pb
 from memorygraph.v1.graph_pb2_grpc import MemoryGraphServiceStub
@@ -70,8 +69,9 @@ def test_five_times_the_concurrency_cap_is_refused_fast_and_the_rest_served(
 def test_oversized_messages_and_content_are_refused_and_change_nothing(
     start_inprocess: Start,
 ) -> None:
-    server = start_inprocess(max_message_bytes=64 * 1024, max_content_bytes=1000,
-                             max_metadata_bytes=100)
+    server = start_inprocess(
+        max_message_bytes=64 * 1024, max_content_bytes=1000, max_metadata_bytes=100
+    )
     channel, stub = connect(server)
     session = stub.CreateSession(pb.CreateSessionRequest())
     with pytest.raises(grpc.RpcError) as info:
@@ -82,8 +82,9 @@ def test_oversized_messages_and_content_are_refused_and_change_nothing(
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "1002 bytes; the limit is 1000" in info.value.details()
     with pytest.raises(grpc.RpcError) as info:
-        stub.AddPrompt(pb.AddPromptRequest(session_id=session.id, content="ok",
-                                           metadata={"k": "v" * 200}))
+        stub.AddPrompt(
+            pb.AddPromptRequest(session_id=session.id, content="ok", metadata={"k": "v" * 200})
+        )
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert server.store.counters()["nodes/prompt"] == 0
     stub.AddPrompt(pb.AddPromptRequest(session_id=session.id, content="x" * 1000))
@@ -118,10 +119,16 @@ def test_open_streams_are_capped(start_inprocess: Start) -> None:
 
 def _session_with_prompts(stub: MemoryGraphServiceStub, count: int) -> str:
     session = stub.CreateSession(pb.CreateSessionRequest())
-    stub.BatchCreateNodes(pb.BatchCreateNodesRequest(requests=[
-        pb.CreateNodeRequest(kind=pb.NODE_KIND_PROMPT, session_id=session.id, content=f"p{i}")
-        for i in range(count)
-    ]))
+    stub.BatchCreateNodes(
+        pb.BatchCreateNodesRequest(
+            requests=[
+                pb.CreateNodeRequest(
+                    kind=pb.NODE_KIND_PROMPT, session_id=session.id, content=f"p{i}"
+                )
+                for i in range(count)
+            ]
+        )
+    )
     return session.id
 
 
@@ -170,8 +177,9 @@ def test_stream_query_stops_when_the_client_goes_away(
     channel, stub = connect(server)
     session_id = _session_with_prompts(stub, 2000)
     calls = slow_down(monkeypatch, server.store, "get_nodes", 0.01)
-    stream = stub.StreamQuery(pb.StreamQueryRequest(
-        filter=pb.QueryFilter(session_id=session_id), batch_size=10))
+    stream = stub.StreamQuery(
+        pb.StreamQueryRequest(filter=pb.QueryFilter(session_id=session_id), batch_size=10)
+    )
     next(stream)
     stream.cancel()
     time.sleep(0.5)

@@ -13,7 +13,6 @@ from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-
 from memorygraph.server import RunningServer
 from memorygraph.v1 import graph_pb2 as pb
 from memorygraph.v1.graph_pb2_grpc import MemoryGraphServiceStub
@@ -75,9 +74,7 @@ def test_llm_turn_records_nodes_and_automatic_edges(stub: Stub) -> None:
     assert edge_set(tool_edges.edges) == {(tool.id, pb.EDGE_KIND_INVOKES, response.id)}
 
     stored = stub.GetSession(pb.GetSessionRequest(session_id=session.id))
-    assert stored.token_usage == pb.TokenUsage(
-        prompt_tokens=7, completion_tokens=1, total_tokens=8
-    )
+    assert stored.token_usage == pb.TokenUsage(prompt_tokens=7, completion_tokens=1, total_tokens=8)
     assert stored.state == pb.SESSION_STATE_ACTIVE
 
 
@@ -125,18 +122,23 @@ def test_delete_session_cascades_to_nodes_and_edges(stub: Stub) -> None:
     session, prompt, response, tool = turn(stub)
     other, *_ = turn(stub)
     agent = stub.CreateNode(pb.CreateNodeRequest(kind=pb.NODE_KIND_AGENT, content="helper"))
-    stub.CreateEdge(pb.CreateEdgeRequest(
-        source_id=response.id, target_id=agent.id, kind=pb.EDGE_KIND_HANDLED_BY))
+    stub.CreateEdge(
+        pb.CreateEdgeRequest(
+            source_id=response.id, target_id=agent.id, kind=pb.EDGE_KIND_HANDLED_BY
+        )
+    )
 
     deleted = stub.DeleteSession(pb.DeleteSessionRequest(session_id=session.id))
     assert deleted.deleted_nodes == 4
     assert deleted.deleted_edges == 4  # belongs_to, responds_to, invokes, handled_by
     for node_id in (session.id, prompt.id, response.id, tool.id):
-        code, _ = status_of(lambda node_id=node_id: stub.GetNode(pb.GetNodeRequest(node_id=node_id)))
+        code, _ = status_of(
+            lambda node_id=node_id: stub.GetNode(pb.GetNodeRequest(node_id=node_id))
+        )
         assert code == grpc.StatusCode.NOT_FOUND
-    assert stub.GetEdges(
-        pb.GetEdgesRequest(node_id=agent.id, direction=pb.DIRECTION_BOTH)
-    ).edges == []
+    assert (
+        stub.GetEdges(pb.GetEdgesRequest(node_id=agent.id, direction=pb.DIRECTION_BOTH)).edges == []
+    )
     remaining = stub.Query(pb.QueryRequest(filter=pb.QueryFilter(session_id=other.id)))
     assert len(remaining.nodes) == 3
     metrics = stub.GetMetrics(pb.GetMetricsRequest())
@@ -192,27 +194,26 @@ def test_node_crud_batch_and_cascading_delete(stub: Stub) -> None:
     assert dict(edge.metadata) == {"why": "routing"}
     result = stub.DeleteNode(pb.DeleteNodeRequest(node_id=follow_up.id))
     assert result.deleted_edges == 3  # belongs_to, follows, handled_by
-    assert stub.GetEdges(
-        pb.GetEdgesRequest(node_id=agent.id, direction=pb.DIRECTION_BOTH)
-    ).edges == []
+    assert (
+        stub.GetEdges(pb.GetEdgesRequest(node_id=agent.id, direction=pb.DIRECTION_BOTH)).edges == []
+    )
 
 
 def test_edges_filters_and_delete(stub: Stub) -> None:
     session, prompt, response, _ = turn(stub)
     incoming = stub.GetEdges(pb.GetEdgesRequest(node_id=prompt.id, direction=pb.DIRECTION_INCOMING))
     assert edge_set(incoming.edges) == {(response.id, pb.EDGE_KIND_RESPONDS_TO, prompt.id)}
-    outgoing = stub.GetEdges(
-        pb.GetEdgesRequest(node_id=prompt.id, kinds=[pb.EDGE_KIND_BELONGS_TO])
-    )
+    outgoing = stub.GetEdges(pb.GetEdgesRequest(node_id=prompt.id, kinds=[pb.EDGE_KIND_BELONGS_TO]))
     assert edge_set(outgoing.edges) == {(prompt.id, pb.EDGE_KIND_BELONGS_TO, session.id)}
     stub.DeleteEdge(
         pb.DeleteEdgeRequest(
             source_id=response.id, target_id=prompt.id, kind=pb.EDGE_KIND_RESPONDS_TO
         )
     )
-    assert stub.GetEdges(
-        pb.GetEdgesRequest(node_id=prompt.id, direction=pb.DIRECTION_INCOMING)
-    ).edges == []
+    assert (
+        stub.GetEdges(pb.GetEdgesRequest(node_id=prompt.id, direction=pb.DIRECTION_INCOMING)).edges
+        == []
+    )
     code, _ = status_of(
         lambda: stub.DeleteEdge(
             pb.DeleteEdgeRequest(
@@ -248,8 +249,9 @@ def test_query_filters_paging_and_stream(stub: Stub) -> None:
     )
     assert [n.content for n in even.nodes] == [f"p{i}" for i in range(0, 25, 2)]
 
-    newest = stub.Query(pb.QueryRequest(filter=pb.QueryFilter(
-        session_id=session.id, descending=True), limit=3))
+    newest = stub.Query(
+        pb.QueryRequest(filter=pb.QueryFilter(session_id=session.id, descending=True), limit=3)
+    )
     assert [n.id for n in newest.nodes] == [p.id for p in prompts[::-1][:3]]
 
     window = pb.QueryFilter(
@@ -274,14 +276,25 @@ def test_query_filters_paging_and_stream(stub: Stub) -> None:
 
 def test_query_page_size_is_capped(stub: Stub) -> None:
     session = stub.CreateSession(pb.CreateSessionRequest())
-    stub.BatchCreateNodes(pb.BatchCreateNodesRequest(requests=[
-        pb.CreateNodeRequest(kind=pb.NODE_KIND_PROMPT, session_id=session.id, content=f"p{i}")
-        for i in range(1005)
-    ]))
+    stub.BatchCreateNodes(
+        pb.BatchCreateNodesRequest(
+            requests=[
+                pb.CreateNodeRequest(
+                    kind=pb.NODE_KIND_PROMPT, session_id=session.id, content=f"p{i}"
+                )
+                for i in range(1005)
+            ]
+        )
+    )
     page = stub.Query(pb.QueryRequest(filter=pb.QueryFilter(session_id=session.id), limit=5000))
     assert len(page.nodes) == 1000 and page.next_page_token
-    rest = stub.Query(pb.QueryRequest(filter=pb.QueryFilter(session_id=session.id), limit=5000,
-                                      page_token=page.next_page_token))
+    rest = stub.Query(
+        pb.QueryRequest(
+            filter=pb.QueryFilter(session_id=session.id),
+            limit=5000,
+            page_token=page.next_page_token,
+        )
+    )
     assert len(rest.nodes) == 5 and not rest.next_page_token
 
 
@@ -289,38 +302,52 @@ def test_traverse_is_bounded_by_depth_kinds_and_size(stub: Stub) -> None:
     session, prompt, response, tool = turn(stub)
     up = stub.Traverse(pb.TraverseRequest(start_node_id=tool.id, max_depth=10))
     assert [(t.node.id, t.depth) for t in up.nodes] == [
-        (tool.id, 0), (response.id, 1), (prompt.id, 2), (session.id, 3)
+        (tool.id, 0),
+        (response.id, 1),
+        (prompt.id, 2),
+        (session.id, 3),
     ]
     assert len(up.edges) == 3 and not up.truncated
     shallow = stub.Traverse(pb.TraverseRequest(start_node_id=tool.id, max_depth=1))
     assert [t.node.id for t in shallow.nodes] == [tool.id, response.id]
-    down = stub.Traverse(pb.TraverseRequest(
-        start_node_id=session.id, direction=pb.DIRECTION_INCOMING,
-        edge_kinds=[pb.EDGE_KIND_BELONGS_TO]))
+    down = stub.Traverse(
+        pb.TraverseRequest(
+            start_node_id=session.id,
+            direction=pb.DIRECTION_INCOMING,
+            edge_kinds=[pb.EDGE_KIND_BELONGS_TO],
+        )
+    )
     assert [t.node.id for t in down.nodes] == [session.id, prompt.id]
-    capped = stub.Traverse(pb.TraverseRequest(
-        start_node_id=prompt.id, direction=pb.DIRECTION_BOTH, max_nodes=2))
+    capped = stub.Traverse(
+        pb.TraverseRequest(start_node_id=prompt.id, direction=pb.DIRECTION_BOTH, max_nodes=2)
+    )
     assert len(capped.nodes) == 2 and capped.truncated
 
 
 def test_templates_render_count_and_link_prompts(stub: Stub) -> None:
-    template = stub.CreateTemplate(pb.CreateTemplateRequest(
-        name="greeting",
-        content="Hello {{ name }}, you are {{age}} years old.{{suffix}}",
-        variables=[
-            pb.TemplateVariable(name="name", required=True),
-            pb.TemplateVariable(name="age", pattern="[0-9]{1,3}", default_value="30"),
-            pb.TemplateVariable(name="suffix"),
-        ],
-    ))
-    rendered = stub.InstantiateTemplate(pb.InstantiateTemplateRequest(
-        name="greeting", variables={"name": "Ada"}))
+    template = stub.CreateTemplate(
+        pb.CreateTemplateRequest(
+            name="greeting",
+            content="Hello {{ name }}, you are {{age}} years old.{{suffix}}",
+            variables=[
+                pb.TemplateVariable(name="name", required=True),
+                pb.TemplateVariable(name="age", pattern="[0-9]{1,3}", default_value="30"),
+                pb.TemplateVariable(name="suffix"),
+            ],
+        )
+    )
+    rendered = stub.InstantiateTemplate(
+        pb.InstantiateTemplateRequest(name="greeting", variables={"name": "Ada"})
+    )
     assert rendered.content == "Hello Ada, you are 30 years old."
     assert not rendered.HasField("prompt")
 
     session = stub.CreateSession(pb.CreateSessionRequest())
-    recorded = stub.InstantiateTemplate(pb.InstantiateTemplateRequest(
-        template_id=template.id, variables={"name": "Bob", "age": "41"}, session_id=session.id))
+    recorded = stub.InstantiateTemplate(
+        pb.InstantiateTemplateRequest(
+            template_id=template.id, variables={"name": "Bob", "age": "41"}, session_id=session.id
+        )
+    )
     assert recorded.prompt.content == "Hello Bob, you are 41 years old."
     assert recorded.prompt.prompt.template_id == template.id
     edges = stub.GetEdges(pb.GetEdgesRequest(node_id=recorded.prompt.id))
@@ -334,94 +361,190 @@ def test_templates_render_count_and_link_prompts(stub: Stub) -> None:
     ("request_", "fragment"),
     [
         (pb.InstantiateTemplateRequest(name="t", variables={}), "missing required"),
-        (pb.InstantiateTemplateRequest(name="t", variables={"who": "x", "n": "abc"}),
-         "does not match"),
+        (
+            pb.InstantiateTemplateRequest(name="t", variables={"who": "x", "n": "abc"}),
+            "does not match",
+        ),
         (pb.InstantiateTemplateRequest(name="t", variables={"who": "x", "zzz": "1"}), "unknown"),
     ],
 )
 def test_bad_template_variables_are_invalid_and_not_counted(
     stub: Stub, request_: pb.InstantiateTemplateRequest, fragment: str
 ) -> None:
-    stub.CreateTemplate(pb.CreateTemplateRequest(
-        name="t", content="{{who}} {{n}}",
-        variables=[pb.TemplateVariable(name="who", required=True),
-                   pb.TemplateVariable(name="n", pattern="[0-9]+")]))
+    stub.CreateTemplate(
+        pb.CreateTemplateRequest(
+            name="t",
+            content="{{who}} {{n}}",
+            variables=[
+                pb.TemplateVariable(name="who", required=True),
+                pb.TemplateVariable(name="n", pattern="[0-9]+"),
+            ],
+        )
+    )
     code, message = status_of(lambda: stub.InstantiateTemplate(request_))
     assert code == grpc.StatusCode.INVALID_ARGUMENT and fragment in message
     assert stub.GetTemplate(pb.GetTemplateRequest(name="t")).usage_count == 0
 
 
 def test_template_with_bad_regex_or_duplicate_name_is_refused(stub: Stub) -> None:
-    code, message = status_of(lambda: stub.CreateTemplate(pb.CreateTemplateRequest(
-        name="x", content="{{a}}", variables=[pb.TemplateVariable(name="a", pattern="(")])))
+    code, message = status_of(
+        lambda: stub.CreateTemplate(
+            pb.CreateTemplateRequest(
+                name="x", content="{{a}}", variables=[pb.TemplateVariable(name="a", pattern="(")]
+            )
+        )
+    )
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "RE2" in message
-    code, message = status_of(lambda: stub.CreateTemplate(pb.CreateTemplateRequest(
-        name="x", content="{{undeclared}}")))
+    code, message = status_of(
+        lambda: stub.CreateTemplate(pb.CreateTemplateRequest(name="x", content="{{undeclared}}"))
+    )
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "undeclared" in message
     stub.CreateTemplate(pb.CreateTemplateRequest(name="x", content="plain"))
-    code, _ = status_of(lambda: stub.CreateTemplate(pb.CreateTemplateRequest(
-        name="x", content="again")))
+    code, _ = status_of(
+        lambda: stub.CreateTemplate(pb.CreateTemplateRequest(name="x", content="again"))
+    )
     assert code == grpc.StatusCode.ALREADY_EXISTS
 
 
-def _bad_requests(stub: Stub, session: pb.Session, prompt: pb.Node) -> list[
-    tuple[str, Callable[[], Any], grpc.StatusCode, str]
-]:
+def _bad_requests(
+    stub: Stub, session: pb.Session, prompt: pb.Node
+) -> list[tuple[str, Callable[[], Any], grpc.StatusCode, str]]:
     missing = str(uuid.uuid4())
     code = grpc.StatusCode
     return [
-        ("bad id", lambda: stub.GetNode(pb.GetNodeRequest(node_id="not-a-uuid")),
-         code.INVALID_ARGUMENT, "not a valid id"),
-        ("empty id", lambda: stub.GetSession(pb.GetSessionRequest()),
-         code.INVALID_ARGUMENT, "session_id is required"),
-        ("empty content", lambda: stub.AddPrompt(
-            pb.AddPromptRequest(session_id=session.id, content="  ")),
-         code.INVALID_ARGUMENT, "content is required"),
-        ("unknown enum", lambda: stub.CreateNode(pb.CreateNodeRequest(
-            kind=42, session_id=session.id, content="x")),  # type: ignore[arg-type]
-         code.INVALID_ARGUMENT, "not a known node kind"),
-        ("unspecified enum", lambda: stub.CreateEdge(pb.CreateEdgeRequest(
-            source_id=prompt.id, target_id=session.id)),
-         code.INVALID_ARGUMENT, "kind is required"),
-        ("negative tokens", lambda: stub.AddResponse(pb.AddResponseRequest(
-            prompt_id=prompt.id, content="x", token_usage=pb.TokenUsage(prompt_tokens=-1))),
-         code.INVALID_ARGUMENT, "negative"),
-        ("bad page token", lambda: stub.Query(pb.QueryRequest(page_token="garbage")),
-         code.INVALID_ARGUMENT, "page_token"),
-        ("bad mask", lambda: stub.UpdateNode(pb.UpdateNodeRequest(
-            node_id=prompt.id, update_mask=FieldMask(paths=["kind"]))),
-         code.INVALID_ARGUMENT, "cannot be updated"),
-        ("reversed time range", lambda: stub.Query(pb.QueryRequest(filter=pb.QueryFilter(
-            start_time=Timestamp(seconds=20), end_time=Timestamp(seconds=10)))),
-         code.INVALID_ARGUMENT, "end_time"),
-        ("depth over cap", lambda: stub.Traverse(pb.TraverseRequest(
-            start_node_id=prompt.id, max_depth=11)),
-         code.INVALID_ARGUMENT, "max_depth"),
-        ("missing node", lambda: stub.GetNode(pb.GetNodeRequest(node_id=missing)),
-         code.NOT_FOUND, missing),
-        ("missing prompt", lambda: stub.AddResponse(pb.AddResponseRequest(
-            prompt_id=missing, content="x")),
-         code.NOT_FOUND, "prompt"),
-        ("wrong kind", lambda: stub.AddResponse(pb.AddResponseRequest(
-            prompt_id=session.id, content="x")),
-         code.NOT_FOUND, "that id is a session"),
-        ("duplicate session id", lambda: stub.CreateSession(pb.CreateSessionRequest(
-            session_id=session.id)),
-         code.ALREADY_EXISTS, "already exists"),
-        ("duplicate edge", lambda: stub.CreateEdge(pb.CreateEdgeRequest(
-            source_id=prompt.id, target_id=session.id, kind=pb.EDGE_KIND_BELONGS_TO)),
-         code.ALREADY_EXISTS, "already exists"),
-        ("session via DeleteNode", lambda: stub.DeleteNode(pb.DeleteNodeRequest(
-            node_id=session.id)),
-         code.FAILED_PRECONDITION, "DeleteSession"),
-        ("batch with one bad item", lambda: stub.BatchCreateNodes(pb.BatchCreateNodesRequest(
-            requests=[
-                pb.CreateNodeRequest(kind=pb.NODE_KIND_PROMPT, session_id=session.id,
-                                     content="fine"),
-                pb.CreateNodeRequest(kind=pb.NODE_KIND_PROMPT, session_id=session.id,
-                                     content=""),
-            ])),
-         code.INVALID_ARGUMENT, "requests[1]"),
+        (
+            "bad id",
+            lambda: stub.GetNode(pb.GetNodeRequest(node_id="not-a-uuid")),
+            code.INVALID_ARGUMENT,
+            "not a valid id",
+        ),
+        (
+            "empty id",
+            lambda: stub.GetSession(pb.GetSessionRequest()),
+            code.INVALID_ARGUMENT,
+            "session_id is required",
+        ),
+        (
+            "empty content",
+            lambda: stub.AddPrompt(pb.AddPromptRequest(session_id=session.id, content="  ")),
+            code.INVALID_ARGUMENT,
+            "content is required",
+        ),
+        (
+            "unknown enum",
+            lambda: stub.CreateNode(
+                pb.CreateNodeRequest(kind=42, session_id=session.id, content="x")
+            ),  # type: ignore[arg-type]
+            code.INVALID_ARGUMENT,
+            "not a known node kind",
+        ),
+        (
+            "unspecified enum",
+            lambda: stub.CreateEdge(
+                pb.CreateEdgeRequest(source_id=prompt.id, target_id=session.id)
+            ),
+            code.INVALID_ARGUMENT,
+            "kind is required",
+        ),
+        (
+            "negative tokens",
+            lambda: stub.AddResponse(
+                pb.AddResponseRequest(
+                    prompt_id=prompt.id, content="x", token_usage=pb.TokenUsage(prompt_tokens=-1)
+                )
+            ),
+            code.INVALID_ARGUMENT,
+            "negative",
+        ),
+        (
+            "bad page token",
+            lambda: stub.Query(pb.QueryRequest(page_token="garbage")),
+            code.INVALID_ARGUMENT,
+            "page_token",
+        ),
+        (
+            "bad mask",
+            lambda: stub.UpdateNode(
+                pb.UpdateNodeRequest(node_id=prompt.id, update_mask=FieldMask(paths=["kind"]))
+            ),
+            code.INVALID_ARGUMENT,
+            "cannot be updated",
+        ),
+        (
+            "reversed time range",
+            lambda: stub.Query(
+                pb.QueryRequest(
+                    filter=pb.QueryFilter(
+                        start_time=Timestamp(seconds=20), end_time=Timestamp(seconds=10)
+                    )
+                )
+            ),
+            code.INVALID_ARGUMENT,
+            "end_time",
+        ),
+        (
+            "depth over cap",
+            lambda: stub.Traverse(pb.TraverseRequest(start_node_id=prompt.id, max_depth=11)),
+            code.INVALID_ARGUMENT,
+            "max_depth",
+        ),
+        (
+            "missing node",
+            lambda: stub.GetNode(pb.GetNodeRequest(node_id=missing)),
+            code.NOT_FOUND,
+            missing,
+        ),
+        (
+            "missing prompt",
+            lambda: stub.AddResponse(pb.AddResponseRequest(prompt_id=missing, content="x")),
+            code.NOT_FOUND,
+            "prompt",
+        ),
+        (
+            "wrong kind",
+            lambda: stub.AddResponse(pb.AddResponseRequest(prompt_id=session.id, content="x")),
+            code.NOT_FOUND,
+            "that id is a session",
+        ),
+        (
+            "duplicate session id",
+            lambda: stub.CreateSession(pb.CreateSessionRequest(session_id=session.id)),
+            code.ALREADY_EXISTS,
+            "already exists",
+        ),
+        (
+            "duplicate edge",
+            lambda: stub.CreateEdge(
+                pb.CreateEdgeRequest(
+                    source_id=prompt.id, target_id=session.id, kind=pb.EDGE_KIND_BELONGS_TO
+                )
+            ),
+            code.ALREADY_EXISTS,
+            "already exists",
+        ),
+        (
+            "session via DeleteNode",
+            lambda: stub.DeleteNode(pb.DeleteNodeRequest(node_id=session.id)),
+            code.FAILED_PRECONDITION,
+            "DeleteSession",
+        ),
+        (
+            "batch with one bad item",
+            lambda: stub.BatchCreateNodes(
+                pb.BatchCreateNodesRequest(
+                    requests=[
+                        pb.CreateNodeRequest(
+                            kind=pb.NODE_KIND_PROMPT, session_id=session.id, content="fine"
+                        ),
+                        pb.CreateNodeRequest(
+                            kind=pb.NODE_KIND_PROMPT, session_id=session.id, content=""
+                        ),
+                    ]
+                )
+            ),
+            code.INVALID_ARGUMENT,
+            "requests[1]",
+        ),
     ]
 
 
@@ -463,11 +586,13 @@ def test_health_reflection_and_ops_rpcs(stub: Stub, inprocess_server: RunningSer
     assert health.schema_version == 1 and health.durability == "durable"
     with grpc.insecure_channel(f"127.0.0.1:{inprocess_server.port}") as channel:
         standard = health_pb2_grpc.HealthStub(channel).Check(
-            health_pb2.HealthCheckRequest(service="memorygraph.v1.MemoryGraphService"))
+            health_pb2.HealthCheckRequest(service="memorygraph.v1.MemoryGraphService")
+        )
         assert standard.status == health_pb2.HealthCheckResponse.SERVING
         reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
         replies = reflection.ServerReflectionInfo(
-            iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
+            iter([reflection_pb2.ServerReflectionRequest(list_services="")])
+        )
         names = {s.name for r in replies for s in r.list_services_response.service}
     assert "memorygraph.v1.MemoryGraphService" in names
     assert "grpc.health.v1.Health" in names

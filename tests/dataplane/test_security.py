@@ -11,7 +11,6 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-
 from memorygraph.errors import ConfigError
 from memorygraph.server import RunningServer
 from memorygraph.v1 import graph_pb2 as pb
@@ -51,16 +50,21 @@ def test_every_rpc_without_a_valid_key_is_unauthenticated(
     with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
         stub = MemoryGraphServiceStub(channel)
         for method in SERVICE.methods_by_name:
-            for metadata in ((), (("authorization", "Bearer wrong"),),
-                             (("authorization", "Basic key-alpha"),)):
+            for metadata in (
+                (),
+                (("authorization", "Bearer wrong"),),
+                (("authorization", "Basic key-alpha"),),
+            ):
                 with pytest.raises(grpc.RpcError) as info:
                     every_rpc_call(stub, method, metadata)
                 assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED, method
-        good = stub.CreateSession(pb.CreateSessionRequest(),
-                                  metadata=(("authorization", "Bearer key-beta"),))
+        good = stub.CreateSession(
+            pb.CreateSessionRequest(), metadata=(("authorization", "Bearer key-beta"),)
+        )
         assert good.id
-        also = stub.GetSession(pb.GetSessionRequest(session_id=good.id),
-                               metadata=(("x-api-key", "key-alpha"),))
+        also = stub.GetSession(
+            pb.GetSessionRequest(session_id=good.id), metadata=(("x-api-key", "key-alpha"),)
+        )
         assert also.id == good.id
         # Probes stay open so kubelets need no key.
         health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
@@ -70,10 +74,13 @@ def test_every_rpc_without_a_valid_key_is_unauthenticated(
 
 def test_health_can_require_a_key_too(start_inprocess: Start, keys_file: Path) -> None:
     server = start_inprocess(
-        auth={"enabled": True, "api_keys_file": keys_file, "open_health": False})
-    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
-        with pytest.raises(grpc.RpcError) as info:
-            health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
+        auth={"enabled": True, "api_keys_file": keys_file, "open_health": False}
+    )
+    with (
+        grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel,
+        pytest.raises(grpc.RpcError) as info,
+    ):
+        health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
     assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
@@ -99,8 +106,9 @@ def test_auth_without_any_key_is_a_config_error(start_inprocess: Start, tmp_path
         start_inprocess(auth={"enabled": True, "api_keys_file": empty})
 
 
-def _secure_stub(server: RunningServer, ca: Path, client: tuple[Path, Path] | None = None
-                 ) -> tuple[grpc.Channel, MemoryGraphServiceStub]:
+def _secure_stub(
+    server: RunningServer, ca: Path, client: tuple[Path, Path] | None = None
+) -> tuple[grpc.Channel, MemoryGraphServiceStub]:
     credentials = grpc.ssl_channel_credentials(
         root_certificates=ca.read_bytes(),
         private_key=client[1].read_bytes() if client else None,
@@ -123,9 +131,11 @@ def test_tls_serves_trusted_clients_and_refuses_a_wrong_ca(
     with channel, pytest.raises(grpc.RpcError) as info:
         stub.Health(pb.HealthRequest(), timeout=5)
     assert info.value.code() == grpc.StatusCode.UNAVAILABLE
-    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as plain:
-        with pytest.raises(grpc.RpcError):
-            MemoryGraphServiceStub(plain).Health(pb.HealthRequest(), timeout=5)
+    with (
+        grpc.insecure_channel(f"127.0.0.1:{server.port}") as plain,
+        pytest.raises(grpc.RpcError),
+    ):
+        MemoryGraphServiceStub(plain).Health(pb.HealthRequest(), timeout=5)
 
 
 def test_mutual_tls_requires_a_client_certificate_from_the_ca(
@@ -133,8 +143,9 @@ def test_mutual_tls_requires_a_client_certificate_from_the_ca(
 ) -> None:
     ca, other = Authority(tmp_path, "ca"), Authority(tmp_path, "other-ca")
     issued = ca.issue("server", server=True)
-    server = start_inprocess(tls={"cert_file": issued.cert, "key_file": issued.key,
-                                  "client_ca_file": ca.files.cert})
+    server = start_inprocess(
+        tls={"cert_file": issued.cert, "key_file": issued.key, "client_ca_file": ca.files.cert}
+    )
     good = ca.issue("client", server=False, common_name="app")
     channel, stub = _secure_stub(server, ca.files.cert, (good.cert, good.key))
     with channel:

@@ -67,9 +67,19 @@ def free_port() -> int:
 @contextmanager
 def server(kind: str, scratch: Path, *extra: str) -> Iterator[Target]:
     port = free_port()
-    args = [sys.executable, "-m", "memorygraph.bench.targets", kind, "--port", str(port),
-            "--stream-batches", str(STREAM_NODES // STREAM_BATCH),
-            "--batch-size", str(STREAM_BATCH), *extra]
+    args = [
+        sys.executable,
+        "-m",
+        "memorygraph.bench.targets",
+        kind,
+        "--port",
+        str(port),
+        "--stream-batches",
+        str(STREAM_NODES // STREAM_BATCH),
+        "--batch-size",
+        str(STREAM_BATCH),
+        *extra,
+    ]
     if kind == "memorygraph":
         args += ["--data-dir", str(scratch / f"data-{port}")]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
@@ -87,30 +97,36 @@ def server(kind: str, scratch: Path, *extra: str) -> Iterator[Target]:
 
 
 async def _sessions(stub: MemoryGraphServiceStub, count: int) -> list[str]:
-    return [(await stub.CreateSession(pb.CreateSessionRequest(title="bench"))).id
-            for _ in range(count)]
+    return [
+        (await stub.CreateSession(pb.CreateSessionRequest(title="bench"))).id for _ in range(count)
+    ]
 
 
-async def measure_add_prompt(target: Target, concurrency: int, duration: float,
-                             warmup: float) -> Result:
+async def measure_add_prompt(
+    target: Target, concurrency: int, duration: float, warmup: float
+) -> Result:
     async with grpc.aio.insecure_channel(target.address) as channel:
         stub = MemoryGraphServiceStub(channel)
         sessions = await _sessions(stub, concurrency)
 
         async def call(i: int) -> object:
-            return await stub.AddPrompt(pb.AddPromptRequest(
-                session_id=sessions[i], content=CONTENT, model="bench-model"))
+            return await stub.AddPrompt(
+                pb.AddPromptRequest(session_id=sessions[i], content=CONTENT, model="bench-model")
+            )
 
         return await drive(call, concurrency=concurrency, duration=duration, warmup=warmup)
 
 
-async def measure_get_node(target: Target, concurrency: int, duration: float,
-                           warmup: float) -> Result:
+async def measure_get_node(
+    target: Target, concurrency: int, duration: float, warmup: float
+) -> Result:
     async with grpc.aio.insecure_channel(target.address) as channel:
         stub = MemoryGraphServiceStub(channel)
         session = (await _sessions(stub, 1))[0]
-        ids = [(await stub.AddPrompt(pb.AddPromptRequest(session_id=session, content=CONTENT))).id
-               for _ in range(200)]
+        ids = [
+            (await stub.AddPrompt(pb.AddPromptRequest(session_id=session, content=CONTENT))).id
+            for _ in range(200)
+        ]
 
         async def call(i: int) -> object:
             return await stub.GetNode(pb.GetNodeRequest(node_id=random.choice(ids)))
@@ -126,13 +142,22 @@ async def measure_stream_query(target: Target, duration: float, warmup: float) -
         session = (await _sessions(stub, 1))[0]
         if target.for_target == "memorygraph":
             for _ in range(STREAM_NODES // 1000):
-                await stub.BatchCreateNodes(pb.BatchCreateNodesRequest(requests=[
-                    pb.CreateNodeRequest(kind=pb.NODE_KIND_PROMPT, session_id=session,
-                                         content=CONTENT, prompt=pb.PromptDetails(model="m"))
-                    for _ in range(1000)
-                ]))
-        request = pb.StreamQueryRequest(filter=pb.QueryFilter(session_id=session),
-                                        batch_size=STREAM_BATCH)
+                await stub.BatchCreateNodes(
+                    pb.BatchCreateNodesRequest(
+                        requests=[
+                            pb.CreateNodeRequest(
+                                kind=pb.NODE_KIND_PROMPT,
+                                session_id=session,
+                                content=CONTENT,
+                                prompt=pb.PromptDetails(model="m"),
+                            )
+                            for _ in range(1000)
+                        ]
+                    )
+                )
+        request = pb.StreamQueryRequest(
+            filter=pb.QueryFilter(session_id=session), batch_size=STREAM_BATCH
+        )
 
         async def call(i: int) -> object:
             count = 0
@@ -141,8 +166,9 @@ async def measure_stream_query(target: Target, duration: float, warmup: float) -
             assert count == STREAM_NODES, count
             return count
 
-        return await drive(call, concurrency=1, duration=duration, warmup=warmup,
-                           units_per_call=STREAM_NODES)
+        return await drive(
+            call, concurrency=1, duration=duration, warmup=warmup, units_per_call=STREAM_NODES
+        )
 
 
 def _turn_batch(session: str) -> pb.IngestBatch:
@@ -150,19 +176,29 @@ def _turn_batch(session: str) -> pb.IngestBatch:
     for t in range(TURNS_PER_BATCH):
         base = len(items)
         items += [
-            pb.IngestItem(prompt=pb.AddPromptRequest(session_id=session, content=CONTENT,
-                                                     model="m")),
-            pb.IngestItem(response=pb.AddResponseRequest(
-                prompt_id=f"${base}", content=f"response {t}", model="m",
-                token_usage=pb.TokenUsage(prompt_tokens=12, completion_tokens=30))),
-            pb.IngestItem(tool_invocation=pb.AddToolInvocationRequest(
-                response_id=f"${base + 1}", tool_name="search")),
+            pb.IngestItem(
+                prompt=pb.AddPromptRequest(session_id=session, content=CONTENT, model="m")
+            ),
+            pb.IngestItem(
+                response=pb.AddResponseRequest(
+                    prompt_id=f"${base}",
+                    content=f"response {t}",
+                    model="m",
+                    token_usage=pb.TokenUsage(prompt_tokens=12, completion_tokens=30),
+                )
+            ),
+            pb.IngestItem(
+                tool_invocation=pb.AddToolInvocationRequest(
+                    response_id=f"${base + 1}", tool_name="search"
+                )
+            ),
         ]
     return pb.IngestBatch(items=items)
 
 
-async def measure_ingest(target: Target, concurrency: int, duration: float,
-                         warmup: float) -> Result:
+async def measure_ingest(
+    target: Target, concurrency: int, duration: float, warmup: float
+) -> Result:
     async with grpc.aio.insecure_channel(target.address) as channel:
         stub = MemoryGraphServiceStub(channel)
         sessions = await _sessions(stub, concurrency)
@@ -173,8 +209,13 @@ async def measure_ingest(target: Target, concurrency: int, duration: float,
             await streams[i].write(batches[i])
             return await streams[i].read()
 
-        result = await drive(call, concurrency=concurrency, duration=duration, warmup=warmup,
-                             units_per_call=TURNS_PER_BATCH)
+        result = await drive(
+            call,
+            concurrency=concurrency,
+            duration=duration,
+            warmup=warmup,
+            units_per_call=TURNS_PER_BATCH,
+        )
         for stream in streams:
             await stream.done_writing()
         return result
@@ -186,17 +227,24 @@ async def measure_single_turn(target: Target, duration: float, warmup: float) ->
         session = (await _sessions(stub, 1))[0]
 
         async def call(i: int) -> object:
-            prompt = await stub.AddPrompt(pb.AddPromptRequest(
-                session_id=session, content=CONTENT, model="m"))
-            return await stub.AddResponse(pb.AddResponseRequest(
-                prompt_id=prompt.id, content="response", model="m",
-                token_usage=pb.TokenUsage(prompt_tokens=12, completion_tokens=30)))
+            prompt = await stub.AddPrompt(
+                pb.AddPromptRequest(session_id=session, content=CONTENT, model="m")
+            )
+            return await stub.AddResponse(
+                pb.AddResponseRequest(
+                    prompt_id=prompt.id,
+                    content="response",
+                    model="m",
+                    token_usage=pb.TokenUsage(prompt_tokens=12, completion_tokens=30),
+                )
+            )
 
         return await drive(call, concurrency=1, duration=duration, warmup=warmup)
 
 
-def measure_postgres(dsn: str, *, batch: bool, concurrency: int, duration: float,
-                     warmup: float) -> Result:
+def measure_postgres(
+    dsn: str, *, batch: bool, concurrency: int, duration: float, warmup: float
+) -> Result:
     """PostgreSQL doing the same turns, one connection per concurrent writer (threads)."""
     from memorygraph.bench.postgres import TurnRecorder
 
@@ -238,8 +286,11 @@ def one_run(scratch: Path, args: argparse.Namespace, pg_dsn: str | None) -> dict
 
     def run(name: str, measurement: Measurement) -> None:
         results[name] = asyncio.run(measurement())
-        print(f"  {name:<28} {results[name].throughput:>10.0f}/s   "
-              f"p50 {results[name].p50 * 1000:7.2f} ms", flush=True)
+        print(
+            f"  {name:<28} {results[name].throughput:>10.0f}/s   "
+            f"p50 {results[name].p50 * 1000:7.2f} ms",
+            flush=True,
+        )
 
     with server("echo", scratch) as echo:
         run("echo.add_prompt.32", lambda: measure_add_prompt(echo, 32, d, w))
@@ -256,10 +307,11 @@ def one_run(scratch: Path, args: argparse.Namespace, pg_dsn: str | None) -> dict
     with server("memorygraph", scratch, "--durability", "fast") as fast:
         run("mg_fast.add_prompt.32", lambda: measure_add_prompt(fast, 32, d, w))
     if pg_dsn is not None:
+
         async def pg(batch: bool, concurrency: int) -> Result:
             return await asyncio.to_thread(
-                measure_postgres, pg_dsn, batch=batch, concurrency=concurrency,
-                duration=d, warmup=w)
+                measure_postgres, pg_dsn, batch=batch, concurrency=concurrency, duration=d, warmup=w
+            )
 
         run("pg.ingest", lambda: pg(True, args.writers))
         run("pg.single_turn", lambda: pg(False, 1))
@@ -277,43 +329,77 @@ def checks(runs: list[dict[str, Result]]) -> list[Check]:
         return median(key, lambda r: r.p50)
 
     found = [
-        Check("AddPrompt, 32 in flight: throughput vs echo",
-              tput("mg.add_prompt.32") / tput("echo.add_prompt.32"), 0.80, True,
-              f"{tput('mg.add_prompt.32'):.0f}/s vs {tput('echo.add_prompt.32'):.0f}/s"),
-        Check("AddPrompt, 1 in flight: p50 latency vs echo",
-              p50("mg.add_prompt.1") / p50("echo.add_prompt.1"), 1.25, False,
-              f"{p50('mg.add_prompt.1') * 1e3:.2f} ms vs {p50('echo.add_prompt.1') * 1e3:.2f} ms"),
-        Check("GetNode, 32 in flight: throughput vs echo",
-              tput("mg.get_node.32") / tput("echo.get_node.32"), 0.85, True,
-              f"{tput('mg.get_node.32'):.0f}/s vs {tput('echo.get_node.32'):.0f}/s"),
-        Check("StreamQuery 10k nodes, batched: nodes/s vs echo stream",
-              tput("mg.stream_query") / tput("echo.stream_query"), 0.60, True,
-              f"{tput('mg.stream_query'):.0f}/s vs {tput('echo.stream_query'):.0f}/s"),
-        Check("durable vs fast, AddPrompt 32 in flight",
-              tput("mg.add_prompt.32") / tput("mg_fast.add_prompt.32"), 0.70, True,
-              f"{tput('mg.add_prompt.32'):.0f}/s vs {tput('mg_fast.add_prompt.32'):.0f}/s"),
+        Check(
+            "AddPrompt, 32 in flight: throughput vs echo",
+            tput("mg.add_prompt.32") / tput("echo.add_prompt.32"),
+            0.80,
+            True,
+            f"{tput('mg.add_prompt.32'):.0f}/s vs {tput('echo.add_prompt.32'):.0f}/s",
+        ),
+        Check(
+            "AddPrompt, 1 in flight: p50 latency vs echo",
+            p50("mg.add_prompt.1") / p50("echo.add_prompt.1"),
+            1.25,
+            False,
+            f"{p50('mg.add_prompt.1') * 1e3:.2f} ms vs {p50('echo.add_prompt.1') * 1e3:.2f} ms",
+        ),
+        Check(
+            "GetNode, 32 in flight: throughput vs echo",
+            tput("mg.get_node.32") / tput("echo.get_node.32"),
+            0.85,
+            True,
+            f"{tput('mg.get_node.32'):.0f}/s vs {tput('echo.get_node.32'):.0f}/s",
+        ),
+        Check(
+            "StreamQuery 10k nodes, batched: nodes/s vs echo stream",
+            tput("mg.stream_query") / tput("echo.stream_query"),
+            0.60,
+            True,
+            f"{tput('mg.stream_query'):.0f}/s vs {tput('echo.stream_query'):.0f}/s",
+        ),
+        Check(
+            "durable vs fast, AddPrompt 32 in flight",
+            tput("mg.add_prompt.32") / tput("mg_fast.add_prompt.32"),
+            0.70,
+            True,
+            f"{tput('mg.add_prompt.32'):.0f}/s vs {tput('mg_fast.add_prompt.32'):.0f}/s",
+        ),
     ]
     if all("pg.ingest" in run for run in runs):
         found += [
-            Check("Turns via Ingest vs PostgreSQL batches (turns/s)",
-                  tput("mg.ingest") / tput("pg.ingest"), 1.5, True,
-                  f"{tput('mg.ingest'):.0f}/s vs {tput('pg.ingest'):.0f}/s"),
-            Check("Single turn (AddPrompt+AddResponse) p50 vs PostgreSQL rows",
-                  p50("mg.single_turn") / p50("pg.single_turn"), 1.5, False,
-                  f"{p50('mg.single_turn') * 1e3:.2f} ms vs {p50('pg.single_turn') * 1e3:.2f} ms"),
+            Check(
+                "Turns via Ingest vs PostgreSQL batches (turns/s)",
+                tput("mg.ingest") / tput("pg.ingest"),
+                1.5,
+                True,
+                f"{tput('mg.ingest'):.0f}/s vs {tput('pg.ingest'):.0f}/s",
+            ),
+            Check(
+                "Single turn (AddPrompt+AddResponse) p50 vs PostgreSQL rows",
+                p50("mg.single_turn") / p50("pg.single_turn"),
+                1.5,
+                False,
+                f"{p50('mg.single_turn') * 1e3:.2f} ms vs {p50('pg.single_turn') * 1e3:.2f} ms",
+            ),
         ]
     return found
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m memorygraph.bench", description=__doc__.splitlines()[0])
+        prog="python -m memorygraph.bench", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--runs", type=int, default=3, help="runs to take the median of (3)")
-    parser.add_argument("--duration", type=float, default=5.0,
-                        help="measured seconds per scenario (5)")
+    parser.add_argument(
+        "--duration", type=float, default=5.0, help="measured seconds per scenario (5)"
+    )
     parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds first (1)")
-    parser.add_argument("--writers", type=int, default=2,
-                        help="concurrent Ingest streams / PostgreSQL connections (2)")
+    parser.add_argument(
+        "--writers",
+        type=int,
+        default=2,
+        help="concurrent Ingest streams / PostgreSQL connections (2)",
+    )
     parser.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL baseline")
     parser.add_argument("--json", type=Path, help="also write the results here as JSON")
     args = parser.parse_args(argv)
@@ -345,15 +431,29 @@ def main(argv: list[str] | None = None) -> int:
     for check in found:
         relation = ">=" if check.higher_is_better else "<="
         verdict = "met" if check.met else "MISSED"
-        print(f"  {check.name:<58} {check.ratio:6.2f} (target {relation} {check.target:.2f}) "
-              f"{verdict}   [{check.detail}]")
+        print(
+            f"  {check.name:<58} {check.ratio:6.2f} (target {relation} {check.target:.2f}) "
+            f"{verdict}   [{check.detail}]"
+        )
     if args.json:
-        args.json.write_text(json.dumps({
-            "runs": [{k: {"throughput": r.throughput, "p50": r.p50, "p99": r.percentile(0.99)}
-                      for k, r in run.items()} for run in runs],
-            "checks": [{"name": c.name, "ratio": c.ratio, "target": c.target, "met": c.met}
-                       for c in found],
-        }, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "runs": [
+                        {
+                            k: {"throughput": r.throughput, "p50": r.p50, "p99": r.percentile(0.99)}
+                            for k, r in run.items()
+                        }
+                        for run in runs
+                    ],
+                    "checks": [
+                        {"name": c.name, "ratio": c.ratio, "target": c.target, "met": c.met}
+                        for c in found
+                    ],
+                },
+                indent=2,
+            )
+        )
     return 0
 
 

@@ -121,8 +121,15 @@ class TurnRecorder:
         prompt, response, tool = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
         nodes = [
             (prompt, PROMPT, session, f"prompt {index}", "{}", '{"model": "m"}', self.clock),
-            (response, RESPONSE, session, f"response {index}", "{}",
-             '{"prompt_tokens": 12, "completion_tokens": 30}', self.clock + 1),
+            (
+                response,
+                RESPONSE,
+                session,
+                f"response {index}",
+                "{}",
+                '{"prompt_tokens": 12, "completion_tokens": 30}',
+                self.clock + 1,
+            ),
             (tool, TOOL, session, "", "{}", '{"tool_name": "search"}', self.clock + 2),
         ]
         edges = [
@@ -136,18 +143,22 @@ class TurnRecorder:
         self.last_prompt[session] = prompt
         return nodes, edges
 
-    def _write(self, cur: Any, session: uuid.UUID, nodes: list[Any], edges: list[Any],
-               turns: int) -> None:
+    def _write(
+        self, cur: Any, session: uuid.UUID, nodes: list[Any], edges: list[Any], turns: int
+    ) -> None:
         cur.executemany(
             "INSERT INTO nodes (id, kind, session_id, content, metadata, attrs, create_time) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s)", nodes)
+            "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            nodes,
+        )
         cur.executemany(
-            "INSERT INTO edges (source, kind, target, create_time) VALUES (%s, %s, %s, %s)",
-            edges)
+            "INSERT INTO edges (source, kind, target, create_time) VALUES (%s, %s, %s, %s)", edges
+        )
         cur.execute(
             "UPDATE sessions SET prompt_tokens = prompt_tokens + %s, "
             "completion_tokens = completion_tokens + %s WHERE id = %s",
-            (12 * turns, 30 * turns, session))
+            (12 * turns, 30 * turns, session),
+        )
 
     def record_batch(self, session: uuid.UUID, turns: int) -> None:
         """`turns` whole turns in one transaction (the Ingest comparison)."""
@@ -167,20 +178,28 @@ class TurnRecorder:
         with self.conn.transaction(), self.conn.cursor() as cur:
             cur.execute(
                 "INSERT INTO nodes (id, kind, session_id, content, metadata, attrs, create_time)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s)", nodes[0])
+                " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                nodes[0],
+            )
             cur.executemany(
                 "INSERT INTO edges (source, kind, target, create_time) VALUES (%s, %s, %s, %s)",
-                prompt_edges)
+                prompt_edges,
+            )
         with self.conn.transaction(), self.conn.cursor() as cur:
             cur.execute(
                 "INSERT INTO nodes (id, kind, session_id, content, metadata, attrs, create_time)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s)", nodes[1])
+                " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                nodes[1],
+            )
             cur.execute(
                 "INSERT INTO edges (source, kind, target, create_time) VALUES (%s, %s, %s, %s)",
-                edges[1])
+                edges[1],
+            )
             cur.execute(
                 "UPDATE sessions SET prompt_tokens = prompt_tokens + 12, "
-                "completion_tokens = completion_tokens + 30 WHERE id = %s", (session,))
+                "completion_tokens = completion_tokens + 30 WHERE id = %s",
+                (session,),
+            )
 
     def close(self) -> None:
         self.conn.close()

@@ -49,25 +49,27 @@ class EchoServicer(pb_grpc.MemoryGraphServiceServicer):
     def AddPrompt(self, request: pb.AddPromptRequest, context: grpc.ServicerContext) -> pb.Node:
         return self.node
 
-    def AddResponse(self, request: pb.AddResponseRequest, context: grpc.ServicerContext
-                    ) -> pb.Node:
+    def AddResponse(self, request: pb.AddResponseRequest, context: grpc.ServicerContext) -> pb.Node:
         return self.node
 
     def GetNode(self, request: pb.GetNodeRequest, context: grpc.ServicerContext) -> pb.Node:
         return self.node
 
-    def CreateSession(self, request: pb.CreateSessionRequest, context: grpc.ServicerContext
-                      ) -> pb.Session:
+    def CreateSession(
+        self, request: pb.CreateSessionRequest, context: grpc.ServicerContext
+    ) -> pb.Session:
         return pb.Session(id=self.node.session_id)
 
-    def StreamQuery(self, request: pb.StreamQueryRequest, context: grpc.ServicerContext
-                    ) -> Iterator[pb.QueryBatch]:
+    def StreamQuery(
+        self, request: pb.StreamQueryRequest, context: grpc.ServicerContext
+    ) -> Iterator[pb.QueryBatch]:
         for _ in range(self.stream_batches):
             yield self.batch
 
 
-def run_echo(port: int, max_workers: int, max_concurrent_rpcs: int, stream_batches: int,
-             batch_size: int) -> None:
+def run_echo(
+    port: int, max_workers: int, max_concurrent_rpcs: int, stream_batches: int, batch_size: int
+) -> None:
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers),
         maximum_concurrent_rpcs=max_concurrent_rpcs,
@@ -82,10 +84,17 @@ def run_echo(port: int, max_workers: int, max_concurrent_rpcs: int, stream_batch
 
 
 def run_memorygraph(port: int, data_dir: Path, durability: str) -> None:
-    config = load_config(None, {
-        "data_dir": data_dir, "host": "127.0.0.1", "port": port, "metrics_port": 0,
-        "durability": durability,
-    }, environ={k: v for k, v in os.environ.items() if k.startswith("MEMORYGRAPH_")})
+    config = load_config(
+        None,
+        {
+            "data_dir": data_dir,
+            "host": "127.0.0.1",
+            "port": port,
+            "metrics_port": 0,
+            "durability": durability,
+        },
+        environ={k: v for k, v in os.environ.items() if k.startswith("MEMORYGRAPH_")},
+    )
     running = start_server(config)
     _wait_for_signal()
     running.stop(grace=1)
@@ -110,8 +119,13 @@ def main() -> None:
     args = parser.parse_args()
     defaults = load_config(None, {}, environ={})
     if args.kind == "echo":
-        run_echo(args.port, defaults.max_workers, defaults.max_concurrent_rpcs,
-                 args.stream_batches, args.batch_size)
+        run_echo(
+            args.port,
+            defaults.max_workers,
+            defaults.max_concurrent_rpcs,
+            args.stream_batches,
+            args.batch_size,
+        )
     else:
         run_memorygraph(args.port, args.data_dir, args.durability)
 

@@ -38,8 +38,15 @@ __all__ = ["GraphService", "IngestItem", "Limits", "NewEdge", "NewNode", "NewSes
 _SETTABLE_ATTRS: dict[NodeKind, frozenset[str]] = {
     NodeKind.PROMPT: frozenset({"model", "role", "template_id"}),
     NodeKind.RESPONSE: frozenset(
-        {"prompt_id", "model", "prompt_tokens", "completion_tokens", "total_tokens",
-         "finish_reason", "latency_ms"}
+        {
+            "prompt_id",
+            "model",
+            "prompt_tokens",
+            "completion_tokens",
+            "total_tokens",
+            "finish_reason",
+            "latency_ms",
+        }
     ),
     NodeKind.TOOL_INVOCATION: frozenset(
         {"response_id", "tool_name", "arguments", "result", "status", "duration_ms"}
@@ -256,8 +263,10 @@ class GraphService:
         if not specs:
             raise InvalidArgument("at least one node is required")
         with self._transaction() as tx:
-            return [self._create_in(tx, spec, index=i if len(specs) > 1 else None)
-                    for i, spec in enumerate(specs)]
+            return [
+                self._create_in(tx, spec, index=i if len(specs) > 1 else None)
+                for i, spec in enumerate(specs)
+            ]
 
     def _create_in(self, tx: Transaction, spec: NewNode, index: int | None = None) -> Node:
         where = f"requests[{index}]: " if index is not None else ""
@@ -334,8 +343,10 @@ class GraphService:
                 if previous is not None:
                     edges.append((EdgeKind.FOLLOWS, previous))
             if kind is NodeKind.RESPONSE:
-                usage = {k: int(attrs.get(k, 0)) for k in
-                         ("prompt_tokens", "completion_tokens", "total_tokens")}
+                usage = {
+                    k: int(attrs.get(k, 0))
+                    for k in ("prompt_tokens", "completion_tokens", "total_tokens")
+                }
                 if min(usage.values()) < 0:
                     raise InvalidArgument("token counts must not be negative")
                 if not usage["total_tokens"]:
@@ -380,8 +391,10 @@ class GraphService:
                 raise InvalidArgument("sessions are changed with CloseSession, not UpdateNode")
             if node.session_id is not None:
                 self._writable_session(tx, node.session_id)
-            if content is not None and not content.strip() and node.kind in (
-                NodeKind.PROMPT, NodeKind.RESPONSE, NodeKind.TEMPLATE
+            if (
+                content is not None
+                and not content.strip()
+                and node.kind in (NodeKind.PROMPT, NodeKind.RESPONSE, NodeKind.TEMPLATE)
             ):
                 raise InvalidArgument(f"content of a {node.kind} must not be empty")
             updated = replace(
@@ -440,9 +453,7 @@ class GraphService:
         tx.create_edge(edge)
         return edge
 
-    def get_edges(
-        self, node_id: bytes, direction: Direction, kinds: list[EdgeKind]
-    ) -> list[Edge]:
+    def get_edges(self, node_id: bytes, direction: Direction, kinds: list[EdgeKind]) -> list[Edge]:
         self.get_node(node_id)
         return list(self.store.edges(node_id, direction, kinds))
 
@@ -542,9 +553,9 @@ class GraphService:
     def query(self, query: QueryFilter, *, limit: int, page_token: str) -> Page:
         return run_query(self.store, query, limit=limit, page_token=page_token)
 
-    def stream_query(self, query: QueryFilter, *, batch_size: int, limit: int) -> Iterator[
-        list[Node]
-    ]:
+    def stream_query(
+        self, query: QueryFilter, *, batch_size: int, limit: int
+    ) -> Iterator[list[Node]]:
         return stream_query(self.store, query, batch_size=batch_size, limit=limit)
 
     def traverse(

@@ -83,9 +83,7 @@ def validate_template(name: str, content: str, variables: list[TemplateVariable]
         )
 
 
-def render_template(
-    content: str, variables: list[TemplateVariable], values: dict[str, str]
-) -> str:
+def render_template(content: str, variables: list[TemplateVariable], values: dict[str, str]) -> str:
     """The content with every placeholder replaced; `InvalidArgument` lists what is wrong."""
     declared = {v.name: v for v in variables}
     unknown = sorted(set(values) - set(declared))
@@ -99,11 +97,11 @@ def render_template(
     resolved: dict[str, str] = {}
     for variable in variables:
         value = values.get(variable.name, variable.default_value)
-        if variable.pattern and variable.name in values:
-            if not _compile(variable).fullmatch(value):
-                raise InvalidArgument(
-                    f"variable {variable.name!r}: value {value[:100]!r} does not match "
-                    f"pattern {variable.pattern!r}"
-                )
+        given = variable.name in values
+        if variable.pattern and given and not _compile(variable).fullmatch(value):
+            raise InvalidArgument(
+                f"variable {variable.name!r}: value {value[:100]!r} does not match "
+                f"pattern {variable.pattern!r}"
+            )
         resolved[variable.name] = value
     return PLACEHOLDER.sub(lambda m: resolved[m.group(1)], content)

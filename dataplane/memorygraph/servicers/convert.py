@@ -35,15 +35,21 @@ _DIRECTIONS = {
     pb.DIRECTION_INCOMING: Direction.INCOMING,
     pb.DIRECTION_BOTH: Direction.BOTH,
 }
-_SESSION_STATES = {pb.SESSION_STATE_ACTIVE: SessionState.ACTIVE,
-                   pb.SESSION_STATE_CLOSED: SessionState.CLOSED}
+_SESSION_STATES = {
+    pb.SESSION_STATE_ACTIVE: SessionState.ACTIVE,
+    pb.SESSION_STATE_CLOSED: SessionState.CLOSED,
+}
 _SESSION_STATE_VALUES = {v: k for k, v in _SESSION_STATES.items()}
-_TOOL_STATUS_NAMES = {pb.TOOL_STATUS_UNSPECIFIED: "", pb.TOOL_STATUS_SUCCEEDED: "succeeded",
-                      pb.TOOL_STATUS_FAILED: "failed"}
+_TOOL_STATUS_NAMES = {
+    pb.TOOL_STATUS_UNSPECIFIED: "",
+    pb.TOOL_STATUS_SUCCEEDED: "succeeded",
+    pb.TOOL_STATUS_FAILED: "failed",
+}
 _TOOL_STATUS_VALUES = {v: k for k, v in _TOOL_STATUS_NAMES.items()}
 
 
 # -- ids, enums, times ---------------------------------------------------------------------
+
 
 def node_id(text: str, field: str = "node_id") -> bytes:
     return parse_id(text, field)
@@ -134,6 +140,7 @@ def timestamp(value: int) -> Timestamp:
 
 
 # -- domain -> protobuf --------------------------------------------------------------------
+
 
 def token_usage(attrs: dict[str, Any]) -> pb.TokenUsage:
     return pb.TokenUsage(
@@ -241,6 +248,7 @@ def event_message(event: Event) -> pb.Event:
 
 # -- protobuf -> domain --------------------------------------------------------------------
 
+
 def node_details(request: pb.CreateNodeRequest, kind: NodeKind) -> dict[str, Any]:
     """Kind-specific attributes of a CreateNode request, ids parsed, empty fields dropped."""
     which = request.WhichOneof("details")
@@ -257,8 +265,11 @@ def node_details(request: pb.CreateNodeRequest, kind: NodeKind) -> dict[str, Any
     attrs: dict[str, Any]
     if which == "prompt":
         p = request.prompt
-        attrs = {"model": p.model, "role": p.role,
-                 "template_id": optional_id(p.template_id, "prompt.template_id")}
+        attrs = {
+            "model": p.model,
+            "role": p.role,
+            "template_id": optional_id(p.template_id, "prompt.template_id"),
+        }
     elif which == "response":
         r = request.response
         attrs = {
@@ -282,8 +293,7 @@ def node_details(request: pb.CreateNodeRequest, kind: NodeKind) -> dict[str, Any
         }
     else:
         a = request.agent
-        attrs = {"name": a.name, "description": a.description,
-                 "capabilities": list(a.capabilities)}
+        attrs = {"name": a.name, "description": a.description, "capabilities": list(a.capabilities)}
     return {k: v for k, v in attrs.items() if v not in (None, "", 0, [])}
 
 

@@ -13,13 +13,13 @@ import grpc
 
 from memorygraph import __version__
 from memorygraph.errors import InvalidArgument, RequestError
-from memorygraph.graph.query import QueryFilter
 from memorygraph.events.hub import EventFilter, EventHub
 from memorygraph.graph.model import EventType, NodeKind
+from memorygraph.graph.query import QueryFilter
 from memorygraph.graph.service import GraphService
-from memorygraph.servicers.ingest import ingest_items
 from memorygraph.ids import format_id
 from memorygraph.servicers import convert as cv
+from memorygraph.servicers.ingest import ingest_items
 from memorygraph.store.keys import MAX_TIME
 from memorygraph.v1 import graph_pb2 as pb
 from memorygraph.v1 import graph_pb2_grpc as pb_grpc
@@ -205,9 +205,7 @@ class MemoryGraphServicer(pb_grpc.MemoryGraphServiceServicer):
     def AddResponse(self, request: pb.AddResponseRequest, context: Context) -> pb.Node:
         return cv.node_message(self.service.create_node(cv.response_node(request)))
 
-    def AddToolInvocation(
-        self, request: pb.AddToolInvocationRequest, context: Context
-    ) -> pb.Node:
+    def AddToolInvocation(self, request: pb.AddToolInvocationRequest, context: Context) -> pb.Node:
         return cv.node_message(self.service.create_node(cv.tool_node(request)))
 
     # -- templates ---------------------------------------------------------------------------
@@ -260,9 +258,7 @@ class MemoryGraphServicer(pb_grpc.MemoryGraphServiceServicer):
                 raise type(exc)(f"batch {number} ({batch.batch_id!r}): {exc}") from None
             yield pb.IngestAck(batch_id=batch.batch_id, ids=ids, sequence=sequence)
 
-    def StreamEvents(
-        self, request: pb.StreamEventsRequest, context: Context
-    ) -> Iterator[pb.Event]:
+    def StreamEvents(self, request: pb.StreamEventsRequest, context: Context) -> Iterator[pb.Event]:
         event_filter = EventFilter(
             session_id=cv.optional_id(request.session_id, "session_id"),
             types=cv.event_types(request.types),

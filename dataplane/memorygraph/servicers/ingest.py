@@ -20,8 +20,10 @@ def _resolve(message: Message, ids: list[str], index: int) -> None:
     for field, value in message.ListFields():
         if field.message_type is not None and not field.is_repeated:
             _resolve(value, ids, index)
-        elif field.type == field.TYPE_STRING and field.name.endswith("_id") and (
-            isinstance(value, str) and value.startswith("$")
+        elif (
+            field.type == field.TYPE_STRING
+            and field.name.endswith("_id")
+            and (isinstance(value, str) and value.startswith("$"))
         ):
             try:
                 target = int(value[1:])
@@ -68,7 +70,10 @@ def ingest_items(batch: pb.IngestBatch) -> tuple[list[IngestItem], list[str]]:
             raise InvalidArgument(f"items[{index}]: {exc}") from None
         items.append(item)
         ids.append(
-            format_id(item.node_id) if hasattr(item, "node_id") and item.node_id
-            else request.session_id if which == "session" else ""
+            format_id(item.node_id)
+            if hasattr(item, "node_id") and item.node_id
+            else request.session_id
+            if which == "session"
+            else ""
         )
     return items, ids

@@ -37,7 +37,9 @@ def derive_events(
         return Event(0, kind, time, session, edge=edge)
 
     for node in changes.created:
-        kind = EventType.SESSION_CREATED if node.kind is NodeKind.SESSION else EventType.NODE_CREATED
+        kind = (
+            EventType.SESSION_CREATED if node.kind is NodeKind.SESSION else EventType.NODE_CREATED
+        )
         yield _node_event(kind, node, node.create_time)
     for before, after in changes.updated:
         closed = (
@@ -53,5 +55,7 @@ def derive_events(
     for edge in {e.key: e for e in changes.edges_deleted}.values():
         yield edge_event(EventType.EDGE_DELETED, edge)
     for node in sorted(changes.deleted, key=lambda n: n.kind is NodeKind.SESSION):
-        kind = EventType.SESSION_DELETED if node.kind is NodeKind.SESSION else EventType.NODE_DELETED
+        kind = (
+            EventType.SESSION_DELETED if node.kind is NodeKind.SESSION else EventType.NODE_DELETED
+        )
         yield _node_event(kind, node, time)

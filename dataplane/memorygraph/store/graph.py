@@ -22,7 +22,6 @@ from memorygraph.graph.model import (
     SessionState,
 )
 from memorygraph.store import keys
-from memorygraph.store.commit import CommitFailed, GroupCommitter
 from memorygraph.store.codec import (
     decode_edge,
     decode_event,
@@ -31,6 +30,7 @@ from memorygraph.store.codec import (
     encode_event,
     encode_node,
 )
+from memorygraph.store.commit import CommitFailed, GroupCommitter
 from memorygraph.store.eventlog import derive_events
 from memorygraph.store.graph_changes import StoreChanges
 from memorygraph.store.kv import KeyValueStore, Op
@@ -155,8 +155,7 @@ class GraphStore:
                     yield decode_edge(source, kind, target, value)
         if direction in (Direction.INCOMING, Direction.BOTH):
             incoming = [
-                keys.split_edge_key(key)
-                for key, _ in self.kv.scan(keys.CF_EDGES_IN, node_id, end)
+                keys.split_edge_key(key) for key, _ in self.kv.scan(keys.CF_EDGES_IN, node_id, end)
             ]
             incoming = [(t, k, s) for t, k, s in incoming if not wanted or k in wanted]
             raws = self.kv.multi_get(
@@ -244,10 +243,18 @@ class GraphStore:
         # Cascades may reach one edge from both of its ends: delete (and count) it once.
         for edge in {e.key: e for e in changes.edges_deleted}.values():
             ops.append(
-                (keys.CF_EDGES_OUT, keys.edge_out_key(edge.source_id, edge.kind, edge.target_id), None)
+                (
+                    keys.CF_EDGES_OUT,
+                    keys.edge_out_key(edge.source_id, edge.kind, edge.target_id),
+                    None,
+                )
             )
             ops.append(
-                (keys.CF_EDGES_IN, keys.edge_in_key(edge.target_id, edge.kind, edge.source_id), None)
+                (
+                    keys.CF_EDGES_IN,
+                    keys.edge_in_key(edge.target_id, edge.kind, edge.source_id),
+                    None,
+                )
             )
             count([("edges", -1)])
         for node in changes.deleted:
