@@ -205,11 +205,20 @@ def _owner_graph(body: Mapping[str, Any]) -> str | None:
 
 
 async def on_child(
-    body: kopf.Body, namespace: str | None, memo: OperatorMemo, logger: kopf.Logger, **_: Any
+    type: str | None,
+    body: kopf.Body,
+    namespace: str | None,
+    memo: OperatorMemo,
+    logger: kopf.Logger,
+    **_: Any,
 ) -> None:
-    """A child changed (status, drift, deletion): reconcile its graph."""
+    """A child changed (status, drift, deletion): reconcile its graph.
+
+    The initial listing (``type`` None) is skipped: every graph is reconciled on resume anyway,
+    and reacting to it would reconcile each graph once per child at every operator start.
+    """
     graph = _owner_graph(body)
-    if graph is None:
+    if graph is None or type is None:
         return
     try:
         await reconcile_graph_by_name(memo, _ns(namespace), graph, logger)

@@ -111,7 +111,9 @@ async def test_graph_becomes_ready_when_its_pods_are_ready_with_one_event(
     await _reconcile(memo)
     _pods_ready(api)
     sts = api.read(STS, NS, "chat-memory")
-    await on_child(body=sts, namespace=NS, memo=memo, logger=log)  # the StatefulSet's watch event
+    await on_child(
+        type="MODIFIED", body=sts, namespace=NS, memo=memo, logger=log
+    )  # the StatefulSet's watch event
 
     conds = _conditions(api)
     assert conds["Ready"]["status"] == "True"
@@ -171,7 +173,7 @@ async def test_child_drift_is_repaired(api: ApiServer, memo: kopf.Memo) -> None:
     )
     api.edit("v1/configmaps", NS, "chat-memory-config", {"data": {"memorygraph.yaml": "port: 1\n"}})
     sts = api.read(STS, NS, "chat-memory")
-    await on_child(body=sts, namespace=NS, memo=memo, logger=log)
+    await on_child(type="MODIFIED", body=sts, namespace=NS, memo=memo, logger=log)
 
     containers = api.read(STS, NS, "chat-memory")["spec"]["template"]["spec"]["containers"]  # type: ignore[index]
     assert containers[0]["image"] == "ghcr.io/memorygraph/memorygraph:0.1.0"
@@ -461,3 +463,16 @@ async def test_a_child_the_api_server_rejects_degrades_the_graph_but_not_the_oth
     assert conds["Degraded"]["reason"] == "ApplyFailed"
     assert "admission webhook denied" in conds["Degraded"]["message"]
     assert api.read(STS, NS, "chat-memory") is not None
+
+
+async def test_initial_listing_of_children_does_not_trigger_reconciles(
+    api: ApiServer, memo: kopf.Memo
+) -> None:
+    _graph(api)
+    await _reconcile(memo)
+    api.edit(STS, NS, "chat-memory", {"spec": {"replicas": 7}})
+    api.writes.clear()
+    await on_child(
+        type=None, body=api.read(STS, NS, "chat-memory"), namespace=NS, memo=memo, logger=log
+    )
+    assert api.writes == []

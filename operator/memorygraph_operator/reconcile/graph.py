@@ -7,6 +7,7 @@ controls them, and the status patch carries the same values and transition times
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import datetime
@@ -53,6 +54,8 @@ SECRET = resource_for("v1", "Secret")
 PVC = resource_for("v1", "PersistentVolumeClaim")
 # A second manager takes over `spec.replicas` before the HPA does (see needs_replicas_handover).
 HANDOVER_MANAGER = f"{FIELD_MANAGER}-handover"
+_DELETE_WAIT_STEPS = 60
+_DELETE_WAIT_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -176,9 +179,14 @@ class _Run:
             await self.kube.merge_patch(
                 PVC, g.namespace, name, {"spec": {"resources": {"requests": {"storage": size}}}}
             )
-        await self.kube.delete(
-            resource_for("apps/v1", "StatefulSet"), g.namespace, child.name, propagation="Orphan"
-        )
+        sts = resource_for("apps/v1", "StatefulSet")
+        await self.kube.delete(sts, g.namespace, child.name, propagation="Orphan")
+        # Orphaning deletion finishes asynchronously (garbage collector): applying before the
+        # old object is gone would patch the terminating one and be refused (immutable field).
+        for _ in range(_DELETE_WAIT_STEPS):
+            if await self.kube.get(sts, g.namespace, child.name) is None:
+                break
+            await asyncio.sleep(_DELETE_WAIT_SECONDS)
         await self.event("Normal", "StorageExpanded", f"volumes of {g.name} grow to {size}")
 
     async def prune(self, child: Child, g: GraphInputs, existing: dict[str, Any] | None) -> None:
