@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 
 from memorygraph.errors import Cancelled, DeadlineExceeded
 
@@ -19,16 +19,18 @@ _deadline: ContextVar[float | None] = ContextVar("memorygraph_deadline", default
 _active: ContextVar[Callable[[], bool] | None] = ContextVar("memorygraph_active", default=None)
 
 
-def set_deadline(seconds: float | None, is_active: Callable[[], bool] | None) -> object:
-    """Start the clock for the current RPC; returns a token for `reset`."""
+Tokens = tuple[Token[float | None], Token[Callable[[], bool] | None]]
+
+
+def set_deadline(seconds: float | None, is_active: Callable[[], bool] | None) -> Tokens:
+    """Start the clock for the current RPC; returns the tokens for `reset`."""
     when = time.monotonic() + seconds if seconds is not None else None
     return (_deadline.set(when), _active.set(is_active))
 
 
-def reset(token: object) -> None:
-    deadline_token, active_token = token  # type: ignore[misc]
-    _deadline.reset(deadline_token)
-    _active.reset(active_token)
+def reset(tokens: Tokens) -> None:
+    _deadline.reset(tokens[0])
+    _active.reset(tokens[1])
 
 
 def check() -> None:

@@ -40,16 +40,17 @@ class _Certificates:
             [(key, cert)], root_certificates=ca[0] if ca else None
         )
 
-    def fetch(self) -> grpc.ServerCertificateConfiguration | None:
-        """Called by gRPC before handshakes: a new configuration when the files changed."""
+    def fetch(self) -> grpc.ServerCertificateConfiguration:
+        """Called by gRPC before handshakes: a new configuration when the files changed,
+        None (despite the stubs, which gRPC documents as "no change") otherwise."""
         try:
             stamp = self._stat()
             if stamp == self._stamp:
-                return None
+                return None  # type: ignore[return-value]
             config = self.load()
         except ConfigError as exc:
             log.warning("%s; keeping the current certificate", exc)
-            return None
+            return None  # type: ignore[return-value]
         self._stamp = stamp
         log.info("reloaded the TLS certificate files")
         return config

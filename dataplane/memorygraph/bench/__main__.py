@@ -20,7 +20,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -172,7 +172,7 @@ async def measure_stream_query(target: Target, duration: float, warmup: float) -
 
 
 def _turn_batch(session: str) -> pb.IngestBatch:
-    items = []
+    items: list[pb.IngestItem] = []
     for t in range(TURNS_PER_BATCH):
         base = len(items)
         items += [
@@ -277,7 +277,7 @@ def measure_postgres(
     return Result(counted[0], duration, latencies)
 
 
-Measurement = Callable[[], Awaitable[Result]]
+Measurement = Callable[[], Coroutine[Any, Any, Result]]
 
 
 def one_run(scratch: Path, args: argparse.Namespace, pg_dsn: str | None) -> dict[str, Result]:

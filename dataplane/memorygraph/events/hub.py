@@ -153,15 +153,15 @@ class EventHub:
                                 f"events filled up; resume with from_sequence={next_sequence}"
                             )
                         subscriber.cond.wait(POLL_SECONDS)
-                    event = subscriber.buffer.popleft() if subscriber.buffer else None
-                if event is None:
+                    waiting = subscriber.buffer.popleft() if subscriber.buffer else None
+                if waiting is None:
                     if self._closing or not is_active():
                         return
                     continue
-                if event.sequence < next_sequence:
+                if waiting.sequence < next_sequence:
                     continue
-                next_sequence = event.sequence + 1
-                yield event
+                next_sequence = waiting.sequence + 1
+                yield waiting
         finally:
             with self._cond:
                 self._subscribers.discard(subscriber)

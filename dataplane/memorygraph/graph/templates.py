@@ -10,7 +10,7 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import re2
+import re2  # type: ignore[import-untyped]
 
 from memorygraph.errors import InvalidArgument
 

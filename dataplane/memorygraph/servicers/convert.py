@@ -23,29 +23,45 @@ from memorygraph.graph.templates import TemplateVariable
 from memorygraph.ids import format_id, parse_id
 from memorygraph.v1 import graph_pb2 as pb
 
-_NODE_KINDS = {pb.NodeKind.Value(f"NODE_KIND_{k.name}"): k for k in NodeKind}
-_NODE_KIND_VALUES = {k: v for v, k in _NODE_KINDS.items()}
-_EDGE_KINDS = {pb.EdgeKind.Value(f"EDGE_KIND_{k.name}"): k for k in EdgeKind}
-_EDGE_KIND_VALUES = {k: v for v, k in _EDGE_KINDS.items()}
-_EVENT_TYPES = {pb.EventType.Value(f"EVENT_TYPE_{k.name}"): k for k in EventType}
-_EVENT_TYPE_VALUES = {k: v for v, k in _EVENT_TYPES.items()}
-_DIRECTIONS = {
+_NODE_KINDS: dict[int, NodeKind] = {pb.NodeKind.Value(f"NODE_KIND_{k.name}"): k for k in NodeKind}
+# Enum values looked up by name: typed as the generated enum classes the message stubs expect.
+_NODE_KIND_VALUES: dict[NodeKind, pb.NodeKind] = {
+    k: getattr(pb, f"NODE_KIND_{k.name}") for k in NodeKind
+}
+_EDGE_KINDS: dict[int, EdgeKind] = {pb.EdgeKind.Value(f"EDGE_KIND_{k.name}"): k for k in EdgeKind}
+_EDGE_KIND_VALUES: dict[EdgeKind, pb.EdgeKind] = {
+    k: getattr(pb, f"EDGE_KIND_{k.name}") for k in EdgeKind
+}
+_EVENT_TYPES: dict[int, EventType] = {
+    pb.EventType.Value(f"EVENT_TYPE_{k.name}"): k for k in EventType
+}
+_EVENT_TYPE_VALUES: dict[EventType, pb.EventType] = {
+    k: getattr(pb, f"EVENT_TYPE_{k.name}") for k in EventType
+}
+_DIRECTIONS: dict[int, Direction] = {
     pb.DIRECTION_UNSPECIFIED: Direction.OUTGOING,
     pb.DIRECTION_OUTGOING: Direction.OUTGOING,
     pb.DIRECTION_INCOMING: Direction.INCOMING,
     pb.DIRECTION_BOTH: Direction.BOTH,
 }
-_SESSION_STATES = {
+_SESSION_STATES: dict[int, SessionState] = {
     pb.SESSION_STATE_ACTIVE: SessionState.ACTIVE,
     pb.SESSION_STATE_CLOSED: SessionState.CLOSED,
 }
-_SESSION_STATE_VALUES = {v: k for k, v in _SESSION_STATES.items()}
-_TOOL_STATUS_NAMES = {
+_SESSION_STATE_VALUES: dict[SessionState, pb.SessionState] = {
+    SessionState.ACTIVE: pb.SESSION_STATE_ACTIVE,
+    SessionState.CLOSED: pb.SESSION_STATE_CLOSED,
+}
+_TOOL_STATUS_NAMES: dict[int, str] = {
     pb.TOOL_STATUS_UNSPECIFIED: "",
     pb.TOOL_STATUS_SUCCEEDED: "succeeded",
     pb.TOOL_STATUS_FAILED: "failed",
 }
-_TOOL_STATUS_VALUES = {v: k for k, v in _TOOL_STATUS_NAMES.items()}
+_TOOL_STATUS_VALUES: dict[str, pb.ToolStatus] = {
+    "": pb.TOOL_STATUS_UNSPECIFIED,
+    "succeeded": pb.TOOL_STATUS_SUCCEEDED,
+    "failed": pb.TOOL_STATUS_FAILED,
+}
 
 
 # -- ids, enums, times ---------------------------------------------------------------------
@@ -214,7 +230,10 @@ def node_message(node: Node) -> pb.Node:
             fields = {k: v for k, v in attrs.items() if k != "status"}
             message.tool_invocation.CopyFrom(
                 pb.ToolInvocationDetails(
-                    **fields, status=_TOOL_STATUS_VALUES.get(attrs.get("status", ""), 0)
+                    **fields,
+                    status=_TOOL_STATUS_VALUES.get(
+                        attrs.get("status", ""), pb.TOOL_STATUS_UNSPECIFIED
+                    ),
                 )
             )
         case NodeKind.AGENT:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from google.protobuf.message import Message
 
 from memorygraph.errors import InvalidArgument
-from memorygraph.graph.service import IngestItem
+from memorygraph.graph.service import IngestItem, NewNode, NewSession
 from memorygraph.ids import format_id, new_id
 from memorygraph.servicers import convert as cv
 from memorygraph.v1 import graph_pb2 as pb
@@ -13,6 +16,13 @@ from memorygraph.v1 import graph_pb2 as pb
 __all__ = ["MAX_BATCH_ITEMS", "ingest_items"]
 
 MAX_BATCH_ITEMS = 10_000
+
+_NODE_ITEMS: dict[str, Callable[[Any], NewNode]] = {
+    "node": cv.new_node,
+    "prompt": cv.prompt_node,
+    "response": cv.response_node,
+    "tool_invocation": cv.tool_node,
+}
 
 
 def _resolve(message: Message, ids: list[str], index: int) -> None:
@@ -59,21 +69,16 @@ def ingest_items(batch: pb.IngestBatch) -> tuple[list[IngestItem], list[str]]:
             elif which == "edge":
                 item = cv.new_edge(request)
             else:
-                item = {
-                    "node": cv.new_node,
-                    "prompt": cv.prompt_node,
-                    "response": cv.response_node,
-                    "tool_invocation": cv.tool_node,
-                }[which](request)
-                item.node_id = item.node_id or new_id()
+                node = _NODE_ITEMS[which](request)
+                node.node_id = node.node_id or new_id()
+                item = node
         except InvalidArgument as exc:
             raise InvalidArgument(f"items[{index}]: {exc}") from None
         items.append(item)
-        ids.append(
-            format_id(item.node_id)
-            if hasattr(item, "node_id") and item.node_id
-            else request.session_id
-            if which == "session"
-            else ""
-        )
+        if isinstance(item, NewNode):
+            ids.append(format_id(item.node_id or b""))
+        elif isinstance(item, NewSession):
+            ids.append(format_id(item.session_id or b""))
+        else:
+            ids.append("")
     return items, ids

@@ -71,7 +71,9 @@ def _status(method: str, exc: Exception) -> tuple[grpc.StatusCode, str]:
     return grpc.StatusCode.INTERNAL, f"internal error (request id {request_id_var.get()})"
 
 
-def _rejecting(handler: grpc.RpcMethodHandler, code: grpc.StatusCode, message: str) -> Any:
+def _rejecting(
+    handler: grpc.RpcMethodHandler[Any, Any], code: grpc.StatusCode, message: str
+) -> Any:
     """A handler of the same shape as `handler` that fails with `code` before doing anything."""
 
     def reject(request: Any, context: grpc.ServicerContext) -> Any:
@@ -93,14 +95,14 @@ def _rejecting(handler: grpc.RpcMethodHandler, code: grpc.StatusCode, message: s
     return handler
 
 
-class ServiceInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
+class ServiceInterceptor(grpc.ServerInterceptor):
     def __init__(self, settings: InterceptorSettings | None = None) -> None:
         self.settings = settings or InterceptorSettings()
         self.calls: Counter[str] = Counter()
         self._streams = 0
         self._lock = threading.Lock()
         self._keys_checked = time.monotonic()
-        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
+        self._wrapped: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
 
     def request_counts(self) -> dict[str, int]:
         return dict(self.calls)
@@ -121,9 +123,9 @@ class ServiceInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
 
     def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
         details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = continuation(details)
         if handler is None:
             return None
@@ -131,18 +133,21 @@ class ServiceInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         if not self._authenticated(full_method, details.invocation_metadata):
             method = full_method.rsplit("/", 1)[-1]
             metrics.observe_rejection(method, "UNAUTHENTICATED")
-            return _rejecting(
+            rejecting: grpc.RpcMethodHandler[Any, Any] = _rejecting(
                 handler,
                 grpc.StatusCode.UNAUTHENTICATED,
                 "missing or invalid API key: send 'authorization: Bearer <key>'",
             )
+            return rejecting
         # Handlers are per method, so their wrappers are built once, not on every call.
         wrapped = self._wrapped.get(full_method)
         if wrapped is None:
             wrapped = self._wrapped.setdefault(full_method, self._wrap(full_method, handler))
         return wrapped
 
-    def _wrap(self, full_method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    def _wrap(
+        self, full_method: str, handler: grpc.RpcMethodHandler[Any, Any]
+    ) -> grpc.RpcMethodHandler[Any, Any]:
         method = full_method.rsplit("/", 1)[-1]
         long_lived = method in LONG_LIVED
         if handler.unary_unary is not None:
@@ -157,18 +162,22 @@ class ServiceInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
-        factory, behaviour = (
-            (grpc.unary_stream_rpc_method_handler, handler.unary_stream)
-            if handler.unary_stream is not None
-            else (grpc.stream_stream_rpc_method_handler, handler.stream_stream)
-        )
-        return factory(
-            self._wrap_stream(method, behaviour, long_lived=long_lived),
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                self._wrap_stream(method, handler.unary_stream, long_lived=long_lived),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        assert handler.stream_stream is not None
+        return grpc.stream_stream_rpc_method_handler(
+            self._wrap_stream(method, handler.stream_stream, long_lived=long_lived),
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
 
-    def _begin(self, method: str, context: grpc.ServicerContext, *, long_lived: bool) -> object:
+    def _begin(
+        self, method: str, context: grpc.ServicerContext, *, long_lived: bool
+    ) -> deadline.Tokens:
         rid = _request_id(context)
         request_id_var.set(rid)
         # Trailing metadata rides on the status the call ends with anyway; initial metadata

@@ -269,8 +269,8 @@ class GraphStore:
         for event in derive_events(changes, self._session_of):
             sequence += 1
             event.sequence = sequence
-            record = records.get(id(event.node)) if event.node is not None else None
-            ops.append((keys.CF_EVENTS, keys.event_key(sequence), encode_event(event, record)))
+            known = records.get(id(event.node)) if event.node is not None else None
+            ops.append((keys.CF_EVENTS, keys.event_key(sequence), encode_event(event, known)))
         if sequence != self.last_sequence:
             ops.append((keys.CF_META, keys.LAST_EVENT_KEY, sequence.to_bytes(8)))
         self.kv.write(ops, sync=sync)

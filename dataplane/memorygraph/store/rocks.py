@@ -60,7 +60,7 @@ class RocksStore:
         self._check_open()
         if not keys:
             return []
-        values: list[bytes | None] = self._cfs[cf].get(list(keys))
+        values: list[bytes | None] = self._cfs[cf].get(list(keys))  # type: ignore[assignment]
         return values
 
     def scan(
