@@ -3,6 +3,7 @@ health service and reflection), metrics endpoint, and graceful shutdown on SIGTE
 
 from __future__ import annotations
 
+import itertools
 import logging
 import signal
 import threading
@@ -22,7 +23,10 @@ from memorygraph.events.hub import EventHub
 from memorygraph.events.retention import EventRetention
 from memorygraph.graph.model import NodeKind
 from memorygraph.graph.service import GraphService, Limits
+from memorygraph.ids import parse_id
 from memorygraph.logs import setup_logging
+from memorygraph.plugins.hooked import HookedGraphService
+from memorygraph.plugins.reload import PluginManager
 from memorygraph.servicers.graph import MemoryGraphServicer
 from memorygraph.servicers.interceptor import InterceptorSettings, ServiceInterceptor
 from memorygraph.store import GraphStore, open_rocks_store
@@ -43,8 +47,10 @@ class RunningServer:
     grpc_server: grpc.Server
     health: health.HealthServicer
     store: GraphStore
+    service: GraphService
     hub: EventHub
     retention: EventRetention
+    plugins: PluginManager | None
     metrics_server: metrics.MetricsServer
     port: int
     config: ServerConfig
@@ -64,6 +70,8 @@ class RunningServer:
         self.hub.close()
         stopped.wait()
         self.retention.stop()
+        if self.plugins is not None:
+            self.plugins.stop()
         self.store.close()
         self.metrics_server.stop()
         log.info("stopped; store closed cleanly")
@@ -86,6 +94,12 @@ def _open_store(config: ServerConfig) -> GraphStore:
                 f"data directory {data_dir} is in use by another MemoryGraph process"
             ) from exc
         raise ConfigError(f"cannot open the store in {data_dir}: {text}") from exc
+
+
+def _count(store: GraphStore, session_id: str, limit: int) -> int:
+    """Nodes in a session, counting no further than `limit` (for quota plugins)."""
+    entries = store.scan_session(parse_id(session_id, "session_id"))
+    return sum(1 for _ in itertools.islice(entries, limit))
 
 
 def _publish_gauges(store: GraphStore, hub: EventHub) -> None:
@@ -113,13 +127,23 @@ def start_server(config: ServerConfig) -> RunningServer:
     except Exception:
         metrics_server.stop()
         raise
-    service = GraphService(
-        store,
-        limits=Limits(
-            max_content_bytes=config.max_content_bytes,
-            max_metadata_bytes=config.max_metadata_bytes,
-        ),
+    limits = Limits(
+        max_content_bytes=config.max_content_bytes,
+        max_metadata_bytes=config.max_metadata_bytes,
     )
+    plugins: PluginManager | None = None
+    service: GraphService
+    if config.plugins_file is not None:
+        try:
+            plugins = PluginManager(config.plugins_file, lambda s, limit: _count(store, s, limit))
+        except Exception:
+            store.close()
+            metrics_server.stop()
+            raise
+        plugins.start()
+        service = HookedGraphService(store, limits=limits, plugins=plugins)
+    else:
+        service = GraphService(store, limits=limits)
     hub = EventHub(store, buffer_size=config.event_buffer_size)
     retention = EventRetention(
         store,
@@ -168,6 +192,8 @@ def start_server(config: ServerConfig) -> RunningServer:
     except RuntimeError as exc:
         hub.close()
         retention.stop()
+        if plugins is not None:
+            plugins.stop()
         store.close()
         metrics_server.stop()
         raise ConfigError(f"cannot listen on {address}: the port is in use or invalid") from exc
@@ -186,7 +212,16 @@ def start_server(config: ServerConfig) -> RunningServer:
         config.durability.value,
     )
     return RunningServer(
-        server, health_servicer, store, hub, retention, metrics_server, port, config
+        server,
+        health_servicer,
+        store,
+        service,
+        hub,
+        retention,
+        plugins,
+        metrics_server,
+        port,
+        config,
     )
 
 

@@ -277,23 +277,24 @@ class GraphService:
                 raise
             raise type(exc)(where + str(exc)) from None
 
-    def ingest(self, items: list[IngestItem]) -> int:
+    def ingest(self, items: list[IngestItem]) -> tuple[int, list[Node | Edge]]:
         """Apply a batch of sessions, nodes and edges atomically, in order; returns the
-        sequence number of the batch's last event."""
+        sequence number of the batch's last event and what each item created."""
         if not items:
             raise InvalidArgument("an ingest batch needs at least one item")
+        created: list[Node | Edge] = []
         with self._transaction() as tx:
             for i, item in enumerate(items):
                 try:
                     if isinstance(item, NewSession):
-                        self._create_session_in(tx, item)
+                        created.append(self._create_session_in(tx, item))
                     elif isinstance(item, NewNode):
-                        self._create_checked(tx, item)
+                        created.append(self._create_checked(tx, item))
                     else:
-                        self._create_edge_in(tx, item)
+                        created.append(self._create_edge_in(tx, item))
                 except (InvalidArgument, NotFound, AlreadyExists, FailedPrecondition) as exc:
                     raise type(exc)(f"items[{i}]: {exc}") from None
-        return tx.sequence
+        return tx.sequence, created
 
     def _create_checked(self, tx: Transaction, spec: NewNode) -> Node:
         kind = spec.kind
@@ -397,6 +398,13 @@ class GraphService:
                 and node.kind in (NodeKind.PROMPT, NodeKind.RESPONSE, NodeKind.TEMPLATE)
             ):
                 raise InvalidArgument(f"content of a {node.kind} must not be empty")
+            if content is not None and node.kind is NodeKind.TEMPLATE:
+                # New content must pass the checks CreateTemplate made (placeholders declared),
+                # or instantiating the template would fail later.
+                variables = [
+                    templates.TemplateVariable.from_dict(v) for v in node.attrs["variables"]
+                ]
+                templates.validate_template(node.attrs["name"], content, variables)
             updated = replace(
                 node,
                 content=node.content if content is None else content,
@@ -524,9 +532,30 @@ class GraphService:
         metadata: dict[str, str],
     ) -> tuple[str, Node | None]:
         """Render a template; with a session, also record the text as a prompt there."""
+        template, content = self.render_template(template_id=template_id, name=name, values=values)
+        prompt = self.record_instantiation(
+            template, content, session_id=session_id, prompt_attrs=prompt_attrs, metadata=metadata
+        )
+        return content, prompt
+
+    def render_template(
+        self, *, template_id: bytes | None, name: str, values: dict[str, str]
+    ) -> tuple[Node, str]:
+        """The template and its text with `values` filled in; nothing is written."""
         template = self.get_template(template_id=template_id, name=name)
         variables = [templates.TemplateVariable.from_dict(v) for v in template.attrs["variables"]]
-        content = templates.render_template(template.content, variables, values)
+        return template, templates.render_template(template.content, variables, values)
+
+    def record_instantiation(
+        self,
+        template: Node,
+        content: str,
+        *,
+        session_id: bytes | None,
+        prompt_attrs: dict[str, Any],
+        metadata: dict[str, str],
+    ) -> Node | None:
+        """Count one use of `template`; with a session, record `content` as a prompt there."""
         with self._transaction() as tx:
             current = self._require_kind(tx, template.id, NodeKind.TEMPLATE)
             counted = replace(
@@ -546,7 +575,7 @@ class GraphService:
                         {**prompt_attrs, "template_id": template.id},
                     ),
                 )
-        return content, prompt
+        return prompt
 
     # -- queries -----------------------------------------------------------------------------
 

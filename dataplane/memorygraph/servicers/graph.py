@@ -253,7 +253,7 @@ class MemoryGraphServicer(pb_grpc.MemoryGraphServiceServicer):
             except InvalidArgument as exc:
                 raise InvalidArgument(f"batch {number} ({batch.batch_id!r}): {exc}") from None
             try:
-                sequence = self.service.ingest(items)
+                sequence, _ = self.service.ingest(items)
             except RequestError as exc:
                 raise type(exc)(f"batch {number} ({batch.batch_id!r}): {exc}") from None
             yield pb.IngestAck(batch_id=batch.batch_id, ids=ids, sequence=sequence)

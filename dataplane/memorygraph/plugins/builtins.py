@@ -1,0 +1,212 @@
+"""Built-in plugins, configured by data: validator, PII redactor, enricher, per-session quota.
+
+Each is a small object with `name` and `handle(call)`; a before-hook changes `call.content` /
+`call.metadata` in place or raises `PluginRejected`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import grpc
+
+from memorygraph.plugins.config import (
+    EnricherConfig,
+    QuotaConfig,
+    RedactorConfig,
+    ValidatorConfig,
+    compile_re2,
+)
+from memorygraph.plugins.hooks import HookCall, PluginRejected
+
+__all__ = ["Enricher", "Plugin", "Quota", "Redactor", "Validator", "luhn_valid"]
+
+
+class Plugin(Protocol):
+    name: str
+
+    def handle(self, call: HookCall) -> None: ...
+
+
+class Validator:
+    def __init__(self, name: str, config: ValidatorConfig) -> None:
+        self.name = name
+        self.config = config
+        self._allow = [compile_re2(p) for p in config.allow_patterns]
+        self._deny = [(p, compile_re2(p)) for p in config.deny_patterns]
+
+    def _reject(self, reason: str) -> None:
+        raise PluginRejected(self.name, reason, grpc.StatusCode.INVALID_ARGUMENT)
+
+    def handle(self, call: HookCall) -> None:
+        config = self.config
+        content = call.content
+        if content is not None:
+            if config.max_content_length is not None and len(content) > config.max_content_length:
+                self._reject(
+                    f"content has {len(content)} characters; at most "
+                    f"{config.max_content_length} are allowed"
+                )
+            if self._allow and not any(r.fullmatch(content) for r in self._allow):
+                self._reject("content matches none of the allowed patterns")
+            for pattern, regex in self._deny:
+                if regex.search(content):
+                    self._reject(f"content matches the denied pattern {pattern!r}")
+        missing = [k for k in config.required_metadata if k not in call.metadata]
+        if missing:
+            self._reject(f"metadata must include {', '.join(missing)}")
+        model = call.details.get("model")
+        if config.allowed_models and model and model not in config.allowed_models:
+            self._reject(
+                f"model {model!r} is not allowed (allowed: {', '.join(config.allowed_models)})"
+            )
+
+
+def luhn_valid(digits: str) -> bool:
+    """The Luhn checksum every payment card number carries."""
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        value = int(char)
+        if position % 2:
+            value = value * 2 - 9 if value > 4 else value * 2
+        total += value
+    return total % 10 == 0
+
+
+_PII_PATTERNS = {
+    # Order matters: cards and keys before phone numbers, whose pattern would eat them.
+    "card": r"\b(?:\d[ -]?){12,18}\d\b",
+    "api_key": (
+        r"\b(?:sk-[A-Za-z0-9_-]{20,}|sk_(?:live|test)_[A-Za-z0-9]{16,}|AKIA[0-9A-Z]{16}"
+        r"|gh[pousr]_[A-Za-z0-9]{36}|xox[abprs]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_-]{35})\b"
+    ),
+    "email": r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}",
+    # International numbers with a leading +, and the 3-3-4 national shape; not dates or times.
+    "phone": (
+        r"\+\d{1,3}[\s.-]?\(?\d{1,4}\)?(?:[\s.-]?\d{2,4}){2,4}"
+        r"|\(\d{3}\)\s?\d{3}[\s.-]\d{4}|\b\d{3}[\s.-]\d{3}[\s.-]\d{4}\b"
+    ),
+}
+
+
+class Redactor:
+    def __init__(self, name: str, config: RedactorConfig) -> None:
+        self.name = name
+        self.config = config
+        self._patterns = [
+            (kind, compile_re2(pattern))
+            for kind, pattern in _PII_PATTERNS.items()
+            if kind in config.patterns
+        ]
+
+    def _replacement(self, kind: str, value: str) -> str:
+        if self.config.mode == "hash":
+            return f"[{kind}:{hashlib.sha256(value.encode()).hexdigest()[:12]}]"
+        return self.config.replacement
+
+    def redact(self, text: str) -> str:
+        for kind, regex in self._patterns:
+            if kind == "card":
+
+                def card(match: Any) -> str:
+                    digits = "".join(c for c in match.group(0) if c.isdigit())
+                    if 13 <= len(digits) <= 19 and luhn_valid(digits):
+                        return self._replacement("card", match.group(0))
+                    return str(match.group(0))
+
+                text = regex.sub(card, text)
+            else:
+                text = regex.sub(lambda m, k=kind: self._replacement(k, m.group(0)), text)
+        return text
+
+    def handle(self, call: HookCall) -> None:
+        if call.content:
+            call.content = self.redact(call.content)
+        if self.config.redact_metadata:
+            call.metadata = {k: self.redact(v) for k, v in call.metadata.items()}
+
+
+class Enricher:
+    """Adds content facts as metadata: digest, characters, approximate tokens.
+
+    Approximate tokens are UTF-8 bytes / 4, rounded up: a tokenizer-free, language-agnostic
+    estimate close to what BPE tokenizers give for English and an upper bound for most scripts.
+    """
+
+    def __init__(self, name: str, config: EnricherConfig) -> None:
+        self.name = name
+        self.config = config
+
+    def handle(self, call: HookCall) -> None:
+        if call.content is None:
+            return
+        raw = call.content.encode()
+        facts = {
+            "content_sha256": hashlib.sha256(raw).hexdigest(),
+            "chars": str(len(call.content)),
+            "approx_tokens": str((len(raw) + 3) // 4),
+        }
+        for field in self.config.fields:
+            call.metadata[self.config.prefix + field] = facts[field]
+
+
+class Quota:
+    """Per-session write limits: nodes a session may hold, and writes per minute.
+
+    Node counts come from the store (a bounded index scan) the first time a session is seen and
+    are then kept in memory, refreshed every `refresh_seconds`.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        config: QuotaConfig,
+        count_nodes: Callable[[str, int], int],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        refresh_seconds: float = 60.0,
+    ) -> None:
+        self.name = name
+        self.config = config
+        self.count_nodes = count_nodes
+        self.clock = clock
+        self.refresh_seconds = refresh_seconds
+        self._lock = threading.Lock()
+        self._counts: dict[str, tuple[int, float]] = {}
+        self._windows: dict[str, tuple[float, int]] = {}
+
+    def handle(self, call: HookCall) -> None:
+        session = call.session_id
+        if not session:
+            return
+        now = self.clock()
+        config = self.config
+        with self._lock:
+            if config.max_writes_per_minute is not None:
+                start, used = self._windows.get(session, (now, 0))
+                if now - start >= 60:
+                    start, used = now, 0
+                if used >= config.max_writes_per_minute:
+                    raise PluginRejected(
+                        self.name,
+                        f"session {session} used its {config.max_writes_per_minute} writes "
+                        "for this minute",
+                        grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    )
+                self._windows[session] = (start, used + 1)
+            if config.max_nodes_per_session is not None:
+                limit = config.max_nodes_per_session
+                count, seen = self._counts.get(session, (-1, 0.0))
+                if count < 0 or now - seen > self.refresh_seconds:
+                    count, seen = self.count_nodes(session, limit + 1), now
+                if count >= limit:
+                    raise PluginRejected(
+                        self.name,
+                        f"session {session} already holds {limit} nodes, its quota",
+                        grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    )
+                self._counts[session] = (count + 1, seen)

@@ -1,0 +1,185 @@
+"""Running the plugins of one hook: order, failure policy, timeouts, metrics.
+
+- Before-hooks run in order (`order`, then name). Each works on a copy of the call; its changes
+  are kept only if it succeeds. A refusal ends the call with the plugin's status and reason. A
+  plugin that fails or times out refuses the call under `Fail` and is skipped under `Ignore`.
+- After-hooks never affect the call: failures are counted and logged. Built-ins run inline;
+  webhooks are delivered by a small background pool (a full queue drops and counts).
+- Timeouts: webhooks get the plugin's timeout on every HTTP phase; built-ins run in-process in
+  microseconds and are not interrupted.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from prometheus_client import Counter, Histogram
+
+from memorygraph.plugins import builtins
+from memorygraph.plugins.config import PluginsFile, PluginSpec
+from memorygraph.plugins.hooks import Hook, HookCall, PluginRejected
+from memorygraph.plugins.webhook import WebhookPlugin
+
+__all__ = ["LoadedPlugin", "PluginPipeline"]
+
+log = logging.getLogger("memorygraph.plugins")
+
+EXECUTIONS = Counter(
+    "memorygraph_plugin_executions",
+    "Plugin runs by plugin, hook and outcome (ok, rejected, error, timeout, dropped)",
+    ["plugin", "hook", "outcome"],
+)
+DURATION = Histogram(
+    "memorygraph_plugin_duration_seconds",
+    "Time one plugin took on one hook",
+    ["plugin", "hook"],
+    buckets=(0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5),
+)
+AFTER_QUEUE_LIMIT = 1000
+
+
+@dataclass
+class LoadedPlugin:
+    spec: PluginSpec
+    impl: builtins.Plugin
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def inline_after(self) -> bool:
+        return bool(getattr(self.impl, "blocking_after", True))
+
+
+def build_plugin(spec: PluginSpec, count_nodes: Callable[[str, int], int]) -> builtins.Plugin:
+    config = spec.typed_config()
+    if spec.type == "validator":
+        return builtins.Validator(spec.name, config)
+    if spec.type == "redactor":
+        return builtins.Redactor(spec.name, config)
+    if spec.type == "enricher":
+        return builtins.Enricher(spec.name, config)
+    if spec.type == "quota":
+        return builtins.Quota(spec.name, config, count_nodes)
+    return WebhookPlugin(spec.name, config, spec.timeout_seconds)
+
+
+class PluginPipeline:
+    def __init__(self, plugins: list[LoadedPlugin]) -> None:
+        self.plugins = plugins
+        ordered = sorted(plugins, key=lambda p: (p.spec.order, p.name))
+        self._by_hook: dict[Hook, list[LoadedPlugin]] = {}
+        for plugin in ordered:
+            if plugin.spec.enabled:
+                for hook in plugin.spec.effective_hooks:
+                    self._by_hook.setdefault(hook, []).append(plugin)
+        self._after_pool: ThreadPoolExecutor | None = None
+        self._queued = 0
+        self._lock = threading.Lock()
+
+    @classmethod
+    def build(cls, file: PluginsFile, *, count_nodes: Callable[[str, int], int]) -> PluginPipeline:
+        return cls([LoadedPlugin(spec, build_plugin(spec, count_nodes)) for spec in file.plugins])
+
+    @classmethod
+    def empty(cls) -> PluginPipeline:
+        return cls([])
+
+    def wants(self, hook: Hook) -> bool:
+        return hook in self._by_hook
+
+    def before(self, call: HookCall) -> HookCall:
+        """Run the before-hooks; returns the call as the plugins left it."""
+        for plugin in self._by_hook.get(call.hook, ()):
+            trial = call.copy()
+            outcome = "ok"
+            started = time.perf_counter()
+            try:
+                plugin.impl.handle(trial)
+                call = trial
+            except PluginRejected:
+                outcome = "rejected"
+                raise
+            except Exception as exc:
+                outcome = "timeout" if isinstance(exc, TimeoutError) else "error"
+                log.warning("plugin %s failed on %s: %s", plugin.name, call.hook, exc)
+                if plugin.spec.failure_policy == "Fail":
+                    what = "did not answer in time" if outcome == "timeout" else "failed"
+                    raise PluginRejected(
+                        plugin.name,
+                        f"{what} and its failure policy is Fail",
+                        grpc.StatusCode.UNAVAILABLE,
+                    ) from None
+            finally:
+                _observe(plugin.name, call.hook, outcome, time.perf_counter() - started)
+        return call
+
+    def after(self, call: HookCall) -> None:
+        """Run the after-hooks; never raises."""
+        for plugin in self._by_hook.get(call.hook, ()):
+            if plugin.inline_after:
+                _run_after(plugin, call)
+            else:
+                self._submit(plugin, call)
+
+    def _submit(self, plugin: LoadedPlugin, call: HookCall) -> None:
+        with self._lock:
+            if self._queued >= AFTER_QUEUE_LIMIT:
+                _observe(plugin.name, call.hook, "dropped", 0.0)
+                return
+            self._queued += 1
+            if self._after_pool is None:
+                self._after_pool = ThreadPoolExecutor(4, thread_name_prefix="plugin-after")
+            pool = self._after_pool
+
+        def deliver() -> None:
+            try:
+                _run_after(plugin, call)
+            finally:
+                with self._lock:
+                    self._queued -= 1
+
+        pool.submit(deliver)
+
+    def close(self) -> None:
+        """Finish queued after-hooks and release connections."""
+        if self._after_pool is not None:
+            self._after_pool.shutdown(wait=True)
+        for plugin in self.plugins:
+            close = getattr(plugin.impl, "close", None)
+            if close is not None:
+                close()
+
+
+def _run_after(plugin: LoadedPlugin, call: HookCall) -> None:
+    outcome = "ok"
+    started = time.perf_counter()
+    try:
+        plugin.impl.handle(call.copy())
+    except Exception as exc:
+        outcome = "timeout" if isinstance(exc, TimeoutError) else "error"
+        log.warning("plugin %s failed on %s (the change stands): %s", plugin.name, call.hook, exc)
+    finally:
+        _observe(plugin.name, call.hook, outcome, time.perf_counter() - started)
+
+
+_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+
+
+def _observe(plugin: str, hook: str, outcome: str, seconds: float) -> None:
+    key = (plugin, hook, outcome)
+    children = _children.get(key)
+    if children is None:
+        children = _children.setdefault(
+            key, (EXECUTIONS.labels(plugin, hook, outcome), DURATION.labels(plugin, hook))
+        )
+    children[0].inc()
+    children[1].observe(seconds)
