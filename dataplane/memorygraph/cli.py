@@ -39,6 +39,14 @@ def _print(value: Any) -> None:
     print(json.dumps(value, indent=2, ensure_ascii=False))
 
 
+def _emit(args: argparse.Namespace, message: Message) -> None:
+    """Print a created object: all of it as JSON, or just its id with --id-only."""
+    if getattr(args, "id_only", False):
+        print(getattr(message, "id"))  # noqa: B009 (every created message has an id)
+    else:
+        _print(message)
+
+
 def _time(text: str) -> dt.datetime:
     try:
         return dt.datetime.fromisoformat(text)
@@ -94,7 +102,8 @@ def cmd_plugins_check(args: argparse.Namespace, _: Client | None) -> int:
 
 def cmd_session(args: argparse.Namespace, mg: Client) -> int:
     if args.action == "create":
-        _print(
+        _emit(
+            args,
             mg.create_session(
                 title=args.title,
                 user_id=args.user,
@@ -102,7 +111,7 @@ def cmd_session(args: argparse.Namespace, mg: Client) -> int:
                 model=args.model,
                 metadata=dict(args.meta),
                 session_id=args.id,
-            )
+            ),
         )
     elif args.action == "get":
         _print(mg.get_session(args.session_id))
@@ -120,20 +129,22 @@ def cmd_session(args: argparse.Namespace, mg: Client) -> int:
 
 
 def cmd_prompt(args: argparse.Namespace, mg: Client) -> int:
-    _print(
+    _emit(
+        args,
         mg.add_prompt(
             args.session_id,
             _content(args.content, args.file),
             model=args.model,
             role=args.role,
             metadata=dict(args.meta),
-        )
+        ),
     )
     return 0
 
 
 def cmd_response(args: argparse.Namespace, mg: Client) -> int:
-    _print(
+    _emit(
+        args,
         mg.add_response(
             args.prompt_id,
             _content(args.content, args.file),
@@ -142,13 +153,14 @@ def cmd_response(args: argparse.Namespace, mg: Client) -> int:
             finish_reason=args.finish_reason,
             latency_ms=args.latency_ms,
             metadata=dict(args.meta),
-        )
+        ),
     )
     return 0
 
 
 def cmd_tool(args: argparse.Namespace, mg: Client) -> int:
-    _print(
+    _emit(
+        args,
         mg.add_tool_invocation(
             args.response_id,
             args.name,
@@ -157,7 +169,7 @@ def cmd_tool(args: argparse.Namespace, mg: Client) -> int:
             status=args.status,
             duration_ms=args.duration_ms,
             metadata=dict(args.meta),
-        )
+        ),
     )
     return 0
 
@@ -243,6 +255,10 @@ def _meta_option(parser: argparse.ArgumentParser, what: str = "metadata") -> Non
     )
 
 
+def _id_only_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--id-only", action="store_true", help="print only the new id")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="memorygraph",
@@ -299,6 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--model", default="")
     create.add_argument("--id", default="", help="choose the session id (a UUID)")
     _meta_option(create)
+    _id_only_option(create)
     for name, text in (
         ("get", "show a session"),
         ("close", "close a session to writes"),
@@ -322,6 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--model", default="")
     add.add_argument("--role", default="")
     _meta_option(add)
+    _id_only_option(add)
     prompt.set_defaults(func=cmd_prompt, remote=True)
 
     response = commands.add_parser("response", help="record responses")
@@ -336,6 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--finish-reason", default="")
     add.add_argument("--latency-ms", type=int, default=0)
     _meta_option(add)
+    _id_only_option(add)
     response.set_defaults(func=cmd_response, remote=True)
 
     tool = commands.add_parser("tool", help="record tool invocations")
@@ -348,6 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--status", choices=["succeeded", "failed"])
     add.add_argument("--duration-ms", type=int, default=0)
     _meta_option(add)
+    _id_only_option(add)
     tool.set_defaults(func=cmd_tool, remote=True)
 
     query = commands.add_parser("query", help="find nodes by session, kind, time, metadata")
