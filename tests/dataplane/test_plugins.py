@@ -414,3 +414,51 @@ def test_reload_under_load_loses_no_request_and_bad_files_keep_the_last_good(
     assert failures == [] and written[0] > 0
     latest = stub.AddPrompt(pb.AddPromptRequest(session_id=session.id, content="after"))
     assert "v6.chars" in latest.metadata  # the last good configuration is still in force
+
+
+def test_the_documented_example_webhook_service(start_inprocess: Start, tmp_path: Path) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    from .conftest import REPO
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    service = subprocess.Popen(
+        [
+            sys.executable,
+            str(REPO / "docs/examples/webhook_plugin.py"),
+            "--port",
+            str(port),
+            "--token",
+            "s3cret",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert service.stdout is not None and "listening" in service.stdout.readline()
+        token = tmp_path / "token"
+        token.write_text("s3cret")
+        plugins = write_plugins(
+            tmp_path / "plugins.yaml",
+            {
+                "name": "policy",
+                "type": "webhook",
+                "hooks": ["before_create_node"],
+                "config": {"url": f"http://127.0.0.1:{port}/hook", "token_file": str(token)},
+            },
+        )
+        stub = connect(start_inprocess(plugins_file=plugins))
+        session = stub.CreateSession(pb.CreateSessionRequest())
+        tagged = stub.AddPrompt(pb.AddPromptRequest(session_id=session.id, content="hello"))
+        assert tagged.metadata["policy"] == "checked"
+        with pytest.raises(grpc.RpcError) as info:
+            stub.AddPrompt(pb.AddPromptRequest(session_id=session.id, content="my password"))
+        assert info.value.details() == "rejected by plugin 'policy': mentions 'password'"
+    finally:
+        service.terminate()
+        service.wait(10)
