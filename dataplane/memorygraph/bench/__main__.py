@@ -32,6 +32,16 @@ from memorygraph.bench.load import Result, drive
 from memorygraph.v1 import graph_pb2 as pb
 from memorygraph.v1.graph_pb2_grpc import MemoryGraphServiceStub
 
+# The plugin scenario: the validator and the PII redactor on every new node.
+PLUGINS_YAML = """\
+version: 1
+plugins:
+  - name: validator
+    type: validator
+    config: {max_content_length: 20000, deny_patterns: ["(?i)password\\\\s*[:=]"]}
+  - name: pii
+    type: redactor
+"""
 STREAM_NODES = 10_000
 STREAM_BATCH = 1000
 TURNS_PER_BATCH = 50
@@ -306,6 +316,10 @@ def one_run(scratch: Path, args: argparse.Namespace, pg_dsn: str | None) -> dict
         run("mg.single_turn", lambda: measure_single_turn(mg, d, w))
     with server("memorygraph", scratch, "--durability", "fast") as fast:
         run("mg_fast.add_prompt.32", lambda: measure_add_prompt(fast, 32, d, w))
+    plugins = scratch / "plugins.yaml"
+    plugins.write_text(PLUGINS_YAML)
+    with server("memorygraph", scratch, "--plugins-file", str(plugins)) as hooked:
+        run("mg_plugins.add_prompt.32", lambda: measure_add_prompt(hooked, 32, d, w))
     if pg_dsn is not None:
 
         async def pg(batch: bool, concurrency: int) -> Result:
@@ -356,6 +370,13 @@ def checks(runs: list[dict[str, Result]]) -> list[Check]:
             0.60,
             True,
             f"{tput('mg.stream_query'):.0f}/s vs {tput('echo.stream_query'):.0f}/s",
+        ),
+        Check(
+            "validator + redactor vs no plugins, AddPrompt 32 in flight",
+            tput("mg_plugins.add_prompt.32") / tput("mg.add_prompt.32"),
+            0.85,
+            True,
+            f"{tput('mg_plugins.add_prompt.32'):.0f}/s vs {tput('mg.add_prompt.32'):.0f}/s",
         ),
         Check(
             "durable vs fast, AddPrompt 32 in flight",

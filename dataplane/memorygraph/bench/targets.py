@@ -83,7 +83,9 @@ def run_echo(
     server.stop(1).wait()
 
 
-def run_memorygraph(port: int, data_dir: Path, durability: str) -> None:
+def run_memorygraph(
+    port: int, data_dir: Path, durability: str, plugins_file: Path | None = None
+) -> None:
     config = load_config(
         None,
         {
@@ -92,6 +94,7 @@ def run_memorygraph(port: int, data_dir: Path, durability: str) -> None:
             "port": port,
             "metrics_port": 0,
             "durability": durability,
+            "plugins_file": plugins_file,
         },
         environ={k: v for k, v in os.environ.items() if k.startswith("MEMORYGRAPH_")},
     )
@@ -114,6 +117,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--data-dir", type=Path)
     parser.add_argument("--durability", default="durable")
+    parser.add_argument("--plugins-file", type=Path)
     parser.add_argument("--stream-batches", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=1000)
     args = parser.parse_args()
@@ -127,7 +131,7 @@ def main() -> None:
             args.batch_size,
         )
     else:
-        run_memorygraph(args.port, args.data_dir, args.durability)
+        run_memorygraph(args.port, args.data_dir, args.durability, args.plugins_file)
 
 
 if __name__ == "__main__":

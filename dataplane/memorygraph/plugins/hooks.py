@@ -7,7 +7,7 @@ once the change is committed and can neither fail nor undo it.
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -66,7 +66,9 @@ class HookCall:
     details: dict[str, Any] = field(default_factory=dict)
 
     def copy(self) -> HookCall:
-        return copy.deepcopy(self)
+        """A copy a plugin may change freely: content and metadata are what plugins change;
+        `details` is theirs to read."""
+        return dataclasses.replace(self, metadata=dict(self.metadata), details=dict(self.details))
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -1,0 +1,129 @@
+"""Built-in plugins and plugin configuration, without a server."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from memorygraph.errors import ConfigError
+from memorygraph.plugins.builtins import Enricher, Quota, Redactor, Validator, luhn_valid
+from memorygraph.plugins.config import (
+    EnricherConfig,
+    QuotaConfig,
+    RedactorConfig,
+    ValidatorConfig,
+    parse_plugins,
+)
+from memorygraph.plugins.hooks import Hook, HookCall, PluginRejected
+
+
+def call(content: str | None = "hello", **kwargs: object) -> HookCall:
+    return HookCall(Hook.BEFORE_CREATE_NODE, "prompt", content=content, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("write to ada.lovelace+ml@example.co.uk today", "write to [redacted] today"),
+        ("call +44 20 7946 0958 now", "call [redacted] now"),
+        ("call (415) 555-0100 or 415.555.0100", "call [redacted] or [redacted]"),
+        ("card 4111-1111-1111-1111 ok", "card [redacted] ok"),
+        ("card 4111 1111 1111 1112 fails Luhn", "card 4111 1111 1111 1112 fails Luhn"),
+        ("key sk-proj_abcdefghijklmnopqrstuv", "key [redacted]"),
+        ("aws AKIAIOSFODNN7EXAMPLE", "aws [redacted]"),
+        ("gh ghp_" + "a" * 36, "gh [redacted]"),
+        (
+            "on 2024-01-15 at 12:30, order 12345, v1.2.3",
+            "on 2024-01-15 at 12:30, order 12345, v1.2.3",
+        ),
+    ],
+)
+def test_redactor_finds_each_kind_and_leaves_lookalikes(text: str, expected: str) -> None:
+    assert Redactor("pii", RedactorConfig()).redact(text) == expected
+
+
+def test_redactor_hash_mode_is_stable_and_covers_metadata() -> None:
+    redactor = Redactor("pii", RedactorConfig(mode="hash", patterns=["email"]))
+    first = call("from bob@example.com", metadata={"reply_to": "bob@example.com"})
+    redactor.handle(first)
+    assert first.content is not None and first.content.startswith("from [email:")
+    assert first.metadata["reply_to"] == first.content.removeprefix("from ")
+    assert "bob" not in first.content
+
+
+def test_luhn() -> None:
+    assert luhn_valid("4111111111111111") and luhn_valid("79927398713")
+    assert not luhn_valid("4111111111111112")
+
+
+def test_validator_checks_each_rule_with_invalid_argument() -> None:
+    validator = Validator(
+        "v",
+        ValidatorConfig(
+            max_content_length=10,
+            allow_patterns=["[a-z ]+"],
+            deny_patterns=["secret"],
+            required_metadata=["app"],
+            allowed_models=["m1"],
+        ),
+    )
+    validator.handle(call("fine text", metadata={"app": "x"}, details={"model": "m1"}))
+    cases = [
+        (call("much too long text", metadata={"app": "x"}), "at most 10"),
+        (call("UPPER", metadata={"app": "x"}), "none of the allowed"),
+        (call("a secret", metadata={"app": "x"}), "denied pattern 'secret'"),
+        (call("fine"), "metadata must include app"),
+        (call("fine", metadata={"app": "x"}, details={"model": "m2"}), "model 'm2'"),
+    ]
+    for bad, reason in cases:
+        with pytest.raises(PluginRejected) as info:
+            validator.handle(bad)
+        assert info.value.code == grpc.StatusCode.INVALID_ARGUMENT and reason in str(info.value)
+
+
+def test_enricher_adds_content_facts() -> None:
+    enriched = call("héllo")
+    Enricher("facts", EnricherConfig()).handle(enriched)
+    assert enriched.metadata["mg.chars"] == "5"
+    assert enriched.metadata["mg.approx_tokens"] == "2"  # 6 UTF-8 bytes / 4, rounded up
+    assert len(enriched.metadata["mg.content_sha256"]) == 64
+
+
+def test_quota_rate_window_and_node_count() -> None:
+    now = [0.0]
+    quota = Quota(
+        "q",
+        QuotaConfig(max_writes_per_minute=2, max_nodes_per_session=3),
+        count_nodes=lambda session, limit: 1,
+        clock=lambda: now[0],
+    )
+    quota.handle(call(session_id="s"))
+    quota.handle(call(session_id="s"))
+    with pytest.raises(PluginRejected, match="writes for this minute"):
+        quota.handle(call(session_id="s"))
+    now[0] = 61.0
+    with pytest.raises(PluginRejected, match="already holds 3 nodes") as info:
+        quota.handle(call(session_id="s"))
+    assert info.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("version: 2\nplugins: []\n", "version"),
+        ("plugins:\n  - {name: a, type: magic}\n", "plugins.0.type"),
+        ("plugins:\n  - {name: a, type: webhook, config: {url: 'http://x'}}\n", "list of hooks"),
+        (
+            "plugins:\n  - {name: a, type: webhook, hooks: [before_create_node], "
+            "config: {url: 'ftp://x'}}\n",
+            "url",
+        ),
+        ("plugins:\n  - {name: a, type: redactor, hooks: [before_lunch]}\n", "hooks"),
+        ("plugins:\n  - {name: a, type: quota}\n", "max_nodes_per_session"),
+        ("plugins:\n  - {name: a, type: enricher}\n  - {name: a, type: enricher}\n", "unique"),
+        ("plugins: [\n", "not valid YAML"),
+    ],
+)
+def test_bad_plugin_files_are_refused_naming_the_problem(text: str, fragment: str) -> None:
+    with pytest.raises(ConfigError, match=r"invalid|YAML") as info:
+        parse_plugins(text)
+    assert fragment in str(info.value)
