@@ -95,6 +95,7 @@ def test_quota_rate_window_and_node_count() -> None:
         QuotaConfig(max_writes_per_minute=2, max_nodes_per_session=3),
         count_nodes=lambda session, limit: 1,
         clock=lambda: now[0],
+        refresh_seconds=1000,
     )
     quota.handle(call(session_id="s"))
     quota.handle(call(session_id="s"))
