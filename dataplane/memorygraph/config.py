@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from memorygraph.errors import ConfigError
 
-__all__ = ["Durability", "ServerConfig", "load_config"]
+__all__ = ["Durability", "ServerConfig", "describe_problems", "load_config"]
 
 ENV_PREFIX = "MEMORYGRAPH_"
 
@@ -150,8 +150,11 @@ def load_config(
     try:
         return ServerConfig.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise ConfigError(f"invalid configuration: {problems}") from exc
+        raise ConfigError(f"invalid configuration: {describe_problems(exc)}") from exc
+
+
+def describe_problems(exc: ValidationError) -> str:
+    """Every validation problem as `dotted.field: message`, for one-line error messages."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or 'file'}: {err['msg']}" for err in exc.errors()
+    )

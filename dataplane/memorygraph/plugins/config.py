@@ -23,6 +23,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from memorygraph.config import describe_problems
 from memorygraph.errors import ConfigError
 from memorygraph.plugins.hooks import Hook
 
@@ -177,11 +178,7 @@ def parse_plugins(text: str, source: str = "plugins file") -> PluginsFile:
     try:
         return PluginsFile.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'file'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise ConfigError(f"{source} is invalid: {problems}") from exc
+        raise ConfigError(f"{source} is invalid: {describe_problems(exc)}") from exc
 
 
 def load_plugins_file(path: Path) -> PluginsFile:
