@@ -47,9 +47,15 @@ class TLSConfig(BaseModel):
 
 
 class RegistryConfig(BaseModel):
+    """The LLM-Registry that receives session and token-usage reports (off without a url)."""
+
     model_config = ConfigDict(extra="forbid")
-    url: str | None = None
+    url: str | None = Field(default=None, pattern=r"^https?://")
     token_file: Path | None = None
+    timeout_seconds: float = Field(default=5.0, gt=0)
+    # Consecutive failed deliveries that open the circuit breaker, and how long it stays open.
+    breaker_threshold: int = Field(default=5, ge=1)
+    breaker_cooldown_seconds: float = Field(default=30.0, gt=0)
 
 
 class ServerConfig(BaseModel):

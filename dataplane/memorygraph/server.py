@@ -3,6 +3,7 @@ health service and reflection), metrics endpoint, and graceful shutdown on SIGTE
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import signal
@@ -24,6 +25,8 @@ from memorygraph.events.retention import EventRetention
 from memorygraph.graph.model import NodeKind
 from memorygraph.graph.service import GraphService, Limits
 from memorygraph.ids import parse_id
+from memorygraph.integrations.registry import RegistryClient
+from memorygraph.integrations.reporter import CircuitBreaker, RegistryReporter
 from memorygraph.logs import setup_logging
 from memorygraph.plugins.hooked import HookedGraphService
 from memorygraph.plugins.reload import PluginManager
@@ -50,6 +53,7 @@ class RunningServer:
     service: GraphService
     hub: EventHub
     retention: EventRetention
+    reporter: RegistryReporter | None
     plugins: PluginManager | None
     metrics_server: metrics.MetricsServer
     port: int
@@ -70,6 +74,8 @@ class RunningServer:
         self.hub.close()
         stopped.wait()
         self.retention.stop()
+        if self.reporter is not None:
+            self.reporter.stop()
         if self.plugins is not None:
             self.plugins.stop()
         self.store.close()
@@ -116,88 +122,97 @@ def _publish_gauges(store: GraphStore, hub: EventHub) -> None:
 
 
 def start_server(config: ServerConfig) -> RunningServer:
-    """Open the store and start serving; returns once the gRPC port is bound."""
+    """Open the store and start serving; returns once the gRPC port is bound. If any step
+    fails, what was started is stopped again, in reverse order."""
     # Settings problems surface before anything is opened or bound.
     keyring = KeyRing.from_environment(config.auth.api_keys_file) if config.auth.enabled else None
     credentials = server_credentials(config.tls)
-    metrics_server = metrics.MetricsServer(config.host, config.metrics_port)
-    metrics_server.start()
-    try:
+    with contextlib.ExitStack() as undo:
+        metrics_server = metrics.MetricsServer(config.host, config.metrics_port)
+        metrics_server.start()
+        undo.callback(metrics_server.stop)
         store = _open_store(config)
-    except Exception:
-        metrics_server.stop()
-        raise
-    limits = Limits(
-        max_content_bytes=config.max_content_bytes,
-        max_metadata_bytes=config.max_metadata_bytes,
-    )
-    plugins: PluginManager | None = None
-    service: GraphService
-    if config.plugins_file is not None:
-        try:
-            plugins = PluginManager(config.plugins_file, lambda s, limit: _count(store, s, limit))
-        except Exception:
-            store.close()
-            metrics_server.stop()
-            raise
-        plugins.start()
-        service = HookedGraphService(store, limits=limits, plugins=plugins)
-    else:
-        service = GraphService(store, limits=limits)
-    hub = EventHub(store, buffer_size=config.event_buffer_size)
-    retention = EventRetention(
-        store,
-        max_age_seconds=config.event_retention_seconds,
-        max_events=config.event_retention_max_events,
-    )
-    retention.start()
-    interceptor = ServiceInterceptor(
-        InterceptorSettings(
-            keyring=keyring,
-            open_health=config.auth.open_health,
-            open_reflection=config.auth.open_reflection,
-            max_streams=config.max_streams,
-            default_deadline_seconds=config.default_deadline_seconds,
+        undo.callback(store.close)
+        limits = Limits(
+            max_content_bytes=config.max_content_bytes,
+            max_metadata_bytes=config.max_metadata_bytes,
         )
-    )
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="rpc"),
-        interceptors=[interceptor],
-        maximum_concurrent_rpcs=config.max_concurrent_rpcs,
-        options=[
-            ("grpc.max_receive_message_length", config.max_message_bytes),
-            ("grpc.max_send_message_length", config.max_message_bytes),
-        ],
-    )
-    graph_pb2_grpc.add_MemoryGraphServiceServicer_to_server(
-        MemoryGraphServicer(
-            service,
-            hub,
-            durability=config.durability.value,
-            request_counts=interceptor.request_counts,
-        ),
-        server,
-    )
-    health_servicer = health.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-    )
-    address = f"{config.host}:{config.port}"
-    try:
-        if credentials is None:
-            port = server.add_insecure_port(address)
+        plugins: PluginManager | None = None
+        service: GraphService
+        if config.plugins_file is not None:
+            plugins = PluginManager(config.plugins_file, lambda s, limit: _count(store, s, limit))
+            plugins.start()
+            undo.callback(plugins.stop)
+            service = HookedGraphService(store, limits=limits, plugins=plugins)
         else:
-            port = server.add_secure_port(address, credentials)
-    except RuntimeError as exc:
-        hub.close()
-        retention.stop()
-        if plugins is not None:
-            plugins.stop()
-        store.close()
-        metrics_server.stop()
-        raise ConfigError(f"cannot listen on {address}: the port is in use or invalid") from exc
-    server.start()
+            service = GraphService(store, limits=limits)
+        hub = EventHub(store, buffer_size=config.event_buffer_size)
+        undo.callback(hub.close)
+        reporter: RegistryReporter | None = None
+        registry = config.registry
+        if registry.url:
+            url = registry.url
+            reporter = RegistryReporter(
+                store,
+                lambda: RegistryClient(
+                    url, token_file=registry.token_file, timeout=registry.timeout_seconds
+                ),
+                breaker=CircuitBreaker(
+                    registry.breaker_threshold, registry.breaker_cooldown_seconds
+                ),
+            )
+            reporter.start()
+            undo.callback(reporter.stop)
+        retention = EventRetention(
+            store,
+            max_age_seconds=config.event_retention_seconds,
+            max_events=config.event_retention_max_events,
+            floor=reporter.floor if reporter is not None else None,
+        )
+        retention.start()
+        undo.callback(retention.stop)
+        interceptor = ServiceInterceptor(
+            InterceptorSettings(
+                keyring=keyring,
+                open_health=config.auth.open_health,
+                open_reflection=config.auth.open_reflection,
+                max_streams=config.max_streams,
+                default_deadline_seconds=config.default_deadline_seconds,
+            )
+        )
+        server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="rpc"),
+            interceptors=[interceptor],
+            maximum_concurrent_rpcs=config.max_concurrent_rpcs,
+            options=[
+                ("grpc.max_receive_message_length", config.max_message_bytes),
+                ("grpc.max_send_message_length", config.max_message_bytes),
+            ],
+        )
+        graph_pb2_grpc.add_MemoryGraphServiceServicer_to_server(
+            MemoryGraphServicer(
+                service,
+                hub,
+                durability=config.durability.value,
+                request_counts=interceptor.request_counts,
+            ),
+            server,
+        )
+        health_servicer = health.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        )
+        address = f"{config.host}:{config.port}"
+        try:
+            if credentials is None:
+                port = server.add_insecure_port(address)
+            else:
+                port = server.add_secure_port(address, credentials)
+        except RuntimeError as exc:
+            raise ConfigError(f"cannot listen on {address}: the port is in use or invalid") from exc
+        server.start()
+        undo.pop_all()  # from here on, RunningServer.stop() owns the shutdown
     for name in ("", SERVICE_NAME):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     metrics_server.collect_hook = lambda: _publish_gauges(store, hub)
@@ -218,6 +233,7 @@ def start_server(config: ServerConfig) -> RunningServer:
         service,
         hub,
         retention,
+        reporter,
         plugins,
         metrics_server,
         port,

@@ -41,12 +41,16 @@ class EventRetention:
         max_events: int,
         interval: float = 60.0,
         clock: Callable[[], int] = lambda: time.time_ns() // 1000,
+        floor: Callable[[], int] | None = None,
     ) -> None:
+        """`floor()`, when given, is the oldest sequence a consumer (the registry reporter)
+        still needs: retention never removes it, however old it is."""
         self.store = store
         self.max_age = int(max_age_seconds * 1_000_000)
         self.max_events = max_events
         self.interval = interval
         self.clock = clock
+        self.floor = floor
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="event-retention", daemon=True)
 
@@ -55,6 +59,8 @@ class EventRetention:
         cutoff = retention_cutoff(
             self.store, now=self.clock(), max_age=self.max_age, max_events=self.max_events
         )
+        if self.floor is not None:
+            cutoff = min(cutoff, self.floor())
         if cutoff > self.store.oldest_sequence():
             self.store.trim_events(cutoff)
         return cutoff

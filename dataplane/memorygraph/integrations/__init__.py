@@ -1,0 +1,1 @@
+"""Connections to other services: the LLM-Registry (usage reporting)."""
