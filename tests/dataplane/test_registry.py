@@ -171,7 +171,7 @@ def test_redelivery_after_a_restart_is_deduplicated(
     registry.start()
     server = start_reporting(start_inprocess, registry, tmp_path)
     stub = MemoryGraphServiceStub(grpc.insecure_channel(f"127.0.0.1:{server.port}"))
-    session_id, responses = record_turns(stub, 3)
+    record_turns(stub, 3)
     assert server.reporter is not None
     reporter = server.reporter
     wait_for(lambda: reporter.depth() == 0)
