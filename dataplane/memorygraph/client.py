@@ -521,6 +521,64 @@ class Client(_Base):
         request = pb.SubscribeToSessionRequest(session_id=session_id, from_sequence=from_sequence)
         return self._stream(self.stub.SubscribeToSession, request)
 
+    # archival
+    def iter_archive_candidates(
+        self, idle_before: dt.datetime, *, page_size: int = 0
+    ) -> Iterator[pb.ArchiveCandidate]:
+        """Every session closed, or idle, since before `idle_before`, oldest first."""
+        token = ""
+        while True:
+            page = self._call(
+                self.stub.ListArchiveCandidates,
+                pb.ListArchiveCandidatesRequest(
+                    idle_before=_timestamp(idle_before), limit=page_size, page_token=token
+                ),
+            )
+            yield from page.candidates
+            token = page.next_page_token
+            if not token:
+                return
+
+    def export_session(
+        self, session_id: str, *, for_archive: bool = False
+    ) -> tuple[bytes, pb.ExportSummary]:
+        """The session's canonical export and its summary (counts, SHA-256)."""
+        request = pb.ExportSessionRequest(session_id=session_id, for_archive=for_archive)
+        data = bytearray()
+        summary: pb.ExportSummary | None = None
+        for chunk in self._stream(self.stub.ExportSession, request):
+            if chunk.HasField("summary"):
+                summary = chunk.summary
+            else:
+                data += chunk.data
+        if summary is None:
+            raise RequestError("the export stream ended without its summary")
+        return bytes(data), summary
+
+    def archive_session(
+        self, session_id: str, content_sha256: str, *, archive_id: str = ""
+    ) -> pb.ArchiveSessionResponse:
+        """Remove an archived session while it still exports to `content_sha256`."""
+        request = pb.ArchiveSessionRequest(
+            session_id=session_id, content_sha256=content_sha256, archive_id=archive_id
+        )
+        return self._call(self.stub.ArchiveSession, request)
+
+    def restore_session(self, export: bytes) -> pb.RestoreSessionResponse:
+        """Write an exported session back (idempotent)."""
+        step = 1 << 20
+        chunks = (
+            pb.RestoreSessionChunk(data=export[i : i + step])
+            for i in range(0, max(len(export), 1), step)
+        )
+        try:
+            response: pb.RestoreSessionResponse = self.stub.RestoreSession(
+                chunks, timeout=self.timeout, metadata=self.metadata
+            )
+        except grpc.RpcError as exc:
+            raise _error(exc) from None
+        return response
+
     # operations
     def health(self) -> pb.HealthResponse:
         return self._call(self.stub.Health, pb.HealthRequest())

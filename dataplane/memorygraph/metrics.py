@@ -48,6 +48,23 @@ EVENT_SUBSCRIBER_BUFFERED = Gauge(
     "Events waiting in the fullest subscriber buffer (subscriber lag)",
 )
 STORE_COUNTS = Gauge("memorygraph_store_objects", "Objects in the store, by kind", ["kind"])
+ARCHIVED_SESSIONS = Counter(
+    "memorygraph_archived_sessions_total", "Sessions removed from the graph once archived"
+)
+ARCHIVED_BYTES = Counter(
+    "memorygraph_archived_bytes_total", "Export bytes of the sessions archived (uncompressed)"
+)
+ARCHIVE_LAST_SUCCESS = Gauge(
+    "memorygraph_archive_last_success_timestamp_seconds", "When a session was last archived"
+)
+ARCHIVE_REFUSED = Counter(
+    "memorygraph_archive_refused_total",
+    "ArchiveSession calls that kept the session (changed since export, undelivered reports, ...)",
+    ["code"],
+)
+RESTORED_SESSIONS = Counter(
+    "memorygraph_restored_sessions_total", "Sessions written back from an archive"
+)
 STORE_BYTES = Gauge("memorygraph_store_size_bytes", "Approximate bytes the store occupies")
 
 
@@ -123,3 +140,9 @@ class MetricsServer:
     def stop(self) -> None:
         self._http.shutdown()
         self._http.server_close()
+
+
+def observe_archived(size: int) -> None:
+    ARCHIVED_SESSIONS.inc()
+    ARCHIVED_BYTES.inc(size)
+    ARCHIVE_LAST_SUCCESS.set_to_current_time()

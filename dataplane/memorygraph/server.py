@@ -195,6 +195,7 @@ def start_server(config: ServerConfig) -> RunningServer:
                 hub,
                 durability=config.durability.value,
                 request_counts=interceptor.request_counts,
+                undelivered_from=reporter.floor if reporter is not None else lambda: None,
             ),
             server,
         )

@@ -16,7 +16,6 @@ from typing import Any
 import grpc
 import pytest
 import yaml
-from memorygraph.plugins.hooked import HookedGraphService
 from memorygraph.plugins.hooks import Hook
 from memorygraph.server import RunningServer
 from memorygraph.v1 import graph_pb2 as pb
@@ -150,11 +149,17 @@ def test_every_hook_point_is_dispatched(
         )
     )
     stub.CloseSession(pb.CloseSessionRequest(session_id=session.id))
-    service = server.service
-    assert isinstance(service, HookedGraphService)
-    service.before_archive(bytes.fromhex(session.id.replace("-", "")), {"destination": "x"})
-    service.after_archive(bytes.fromhex(session.id.replace("-", "")), {"destination": "x"})
-    stub.DeleteSession(pb.DeleteSessionRequest(session_id=session.id))
+    # Archival fires before_archive at the export for it and after_archive at the removal.
+    chunks = list(
+        stub.ExportSession(pb.ExportSessionRequest(session_id=session.id, for_archive=True))
+    )
+    stub.ArchiveSession(
+        pb.ArchiveSessionRequest(
+            session_id=session.id, content_sha256=chunks[-1].summary.content_sha256
+        )
+    )
+    other = stub.CreateSession(pb.CreateSessionRequest(title="t2"))
+    stub.DeleteSession(pb.DeleteSessionRequest(session_id=other.id))
 
     wait_for(lambda: webhook.hooks_seen() == {h.value for h in Hook})
     created = [c["call"] for c in webhook.calls if c["call"]["hook"] == "before_create_node"]

@@ -101,6 +101,14 @@ class EventType(StrEnum):
     NODE_DELETED = "node_deleted"
     EDGE_CREATED = "edge_created"
     EDGE_DELETED = "edge_deleted"
+    # Storage lifecycle of a whole session: moved to an archive (its history erased from the
+    # log) and brought back from one. They are not part of the session's own history.
+    SESSION_ARCHIVED = "session_archived"
+    SESSION_RESTORED = "session_restored"
+
+    @property
+    def is_lifecycle(self) -> bool:
+        return self in (EventType.SESSION_ARCHIVED, EventType.SESSION_RESTORED)
 
 
 @dataclass(slots=True)

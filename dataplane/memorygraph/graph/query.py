@@ -228,3 +228,56 @@ def list_sessions(
     if last is None or next(positions, None) is None:
         return Page(sessions)
     return Page(sessions, encode_token(fingerprint, last))
+
+
+@dataclass(slots=True)
+class Candidate:
+    session: Node
+    last_activity: int  # microseconds: close time, or the newest change to or in the session
+
+
+def last_activity(store: GraphStore, session: Node) -> int:
+    """When anything last happened to or in `session` (its close time once closed)."""
+    if session.attrs["state"] == SessionState.CLOSED:
+        return int(session.attrs.get("close_time") or session.update_time)
+    newest = session.update_time
+    for create_time, node_id, _ in store.scan_session(session.id, reverse=True):
+        node = store.get_node(node_id)
+        newest = max(newest, create_time, node.update_time if node is not None else 0)
+        break
+    return newest
+
+
+def archive_candidates(
+    store: GraphStore, *, older_than: int, limit: int, page_token: str
+) -> tuple[list[Candidate], str]:
+    """Sessions idle (or closed) since before `older_than` µs, oldest first, paged."""
+    want = page_size(limit)
+    fingerprint = hashlib.blake2b(repr(("archive", older_than)).encode(), digest_size=8).digest()
+    after = decode_token(page_token, fingerprint)
+    start = 0 if after is None else after[0]
+    # A session created after the cutoff has been active since: it is never a candidate.
+    positions = (
+        (t, nid)
+        for t, nid, _ in store.scan_kind(NodeKind.SESSION, start, older_than)
+        if after is None or (t, nid) > after
+    )
+    found: list[Candidate] = []
+    last: Position | None = None
+    scanned = 0
+    while len(found) < want and scanned < SCAN_BUDGET:
+        deadline.check()
+        chunk = list(itertools.islice(positions, want - len(found)))
+        if not chunk:
+            return found, ""
+        scanned += len(chunk)
+        for position, node in zip(chunk, store.get_nodes([n for _, n in chunk]), strict=True):
+            last = position
+            if node is None:
+                continue
+            activity = last_activity(store, node)
+            if activity < older_than:
+                found.append(Candidate(node, activity))
+    if last is None or next(positions, None) is None:
+        return found, ""
+    return found, encode_token(fingerprint, last)

@@ -17,22 +17,41 @@ from typing import Any
 from memorygraph import deadline
 from memorygraph.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from memorygraph.graph import templates
+from memorygraph.graph.export import SessionExport
 from memorygraph.graph.model import (
     Direction,
     Edge,
     EdgeKey,
     EdgeKind,
+    Event,
+    EventType,
     Node,
     NodeKind,
     SessionState,
 )
-from memorygraph.graph.query import Page, QueryFilter, list_sessions, run_query, stream_query
+from memorygraph.graph.query import (
+    Candidate,
+    Page,
+    QueryFilter,
+    archive_candidates,
+    list_sessions,
+    run_query,
+    stream_query,
+)
 from memorygraph.graph.traverse import Traversal, traverse
 from memorygraph.graph.tx import Transaction
 from memorygraph.ids import format_id, new_id
 from memorygraph.store import GraphStore
 
-__all__ = ["GraphService", "IngestItem", "Limits", "NewEdge", "NewNode", "NewSession"]
+__all__ = [
+    "GraphService",
+    "IngestItem",
+    "Limits",
+    "NewEdge",
+    "NewNode",
+    "NewSession",
+    "RestoreResult",
+]
 
 # Attributes a caller may set per kind through CreateNode; anything else is the server's.
 _SETTABLE_ATTRS: dict[NodeKind, frozenset[str]] = {
@@ -88,6 +107,19 @@ class NewNode:
 
 
 IngestItem = NewSession | NewNode | NewEdge
+
+
+@dataclass(slots=True)
+class RestoreResult:
+    """What a restore wrote; `already_present` when the session was back already."""
+
+    session: Node
+    nodes: int = 0
+    edges: int = 0
+    events: int = 0
+    skipped_edges: list[Edge] = field(default_factory=list)  # other end no longer exists
+    skipped_events: int = 0  # below the retention floor, or no room in this log
+    already_present: bool = False
 
 
 def _now_micros() -> int:
@@ -604,4 +636,126 @@ class GraphService:
             direction=direction,
             max_depth=max_depth,
             max_nodes=max_nodes,
+        )
+
+    # -- archival ----------------------------------------------------------------------------
+
+    def archive_candidates(
+        self, *, older_than: int, limit: int, page_token: str
+    ) -> tuple[list[Candidate], str]:
+        return archive_candidates(
+            self.store, older_than=older_than, limit=limit, page_token=page_token
+        )
+
+    def export_session(self, session_id: bytes) -> SessionExport:
+        """The whole session — its nodes, every edge touching them, its retained events."""
+        session = self._require_kind(None, session_id, NodeKind.SESSION)
+        members = [node_id for _, node_id, _ in self.store.scan_session(session_id)]
+        nodes = [n for n in self.store.get_nodes(members) if n is not None]
+        edges: dict[EdgeKey, Edge] = {}
+        for count, node in enumerate([session, *nodes]):
+            if count % 64 == 0:
+                deadline.check()
+            for edge in self.store.edges(node.id, Direction.BOTH):
+                edges[edge.key] = edge
+        events = self.store.session_events(session_id)
+        return SessionExport(session, nodes, list(edges.values()), events)
+
+    def export_for_archive(self, session_id: bytes) -> SessionExport:
+        """`export_session` as the first step of archiving it (plugins may refuse that)."""
+        return self.export_session(session_id)
+
+    def archive_session(
+        self, session_id: bytes, *, content_sha256: str, undelivered_from: int | None = None
+    ) -> SessionExport:
+        """Remove a session that has been archived, with its history in the event log.
+
+        Only while it still exports to `content_sha256` (what was shipped and verified): a
+        session that changed since is kept, and the caller archives it again. With
+        `undelivered_from` (the oldest event the registry reporter has not delivered), a
+        session with undelivered reports is kept too. One SESSION_ARCHIVED event is recorded."""
+        with self._transaction() as tx:
+            export = self.export_session(session_id)
+            if export.sha256() != content_sha256:
+                raise FailedPrecondition(
+                    f"session {format_id(session_id)} changed since it was exported; "
+                    "it was not deleted — archive it again"
+                )
+            if undelivered_from is not None and any(
+                e.sequence >= undelivered_from for e in export.events
+            ):
+                raise FailedPrecondition(
+                    f"session {format_id(session_id)} has reports the LLM-Registry has not "
+                    "received yet; it was not deleted — archive it once they are delivered"
+                )
+            for node in [*export.nodes, export.session]:
+                tx.delete(node)
+            for edge in export.edges:
+                tx.delete_edge(edge)
+            # The archive holds the session now: erase its history (trimmed entries included)
+            # and keep a content-free marker so subscribers and the registry learn of it.
+            tx.erased_events = [
+                (session_id, seq) for seq in self.store.session_event_sequences(session_id)
+            ]
+            marker = replace(export.session, content="", metadata={})
+            tx.events = [Event(0, EventType.SESSION_ARCHIVED, tx.time, session_id, node=marker)]
+        return export
+
+    def restore_session(self, export: SessionExport) -> RestoreResult:
+        """Bring an exported session back with its ids, edges and (retained) events.
+
+        Restoring a session that exists and is identical to the export changes nothing;
+        one that exists and differs is refused."""
+        session_id = export.session.id
+        with self._transaction() as tx:
+            if tx.get_node(session_id) is not None:
+                if self.export_session(session_id).encode() == export.encode():
+                    return RestoreResult(export.session, already_present=True)
+                raise AlreadyExists(
+                    f"session {format_id(session_id)} exists and differs from the archive; "
+                    "delete it first to restore the archived state"
+                )
+            nodes = [export.session, *export.nodes]
+            present = [n for n in self.store.get_nodes([n.id for n in nodes]) if n is not None]
+            if present:
+                raise AlreadyExists(
+                    f"node {format_id(present[0].id)} of the archive already exists "
+                    f"(in session {format_id(present[0].session_id or b'')} or as a global node)"
+                )
+            for node in nodes:
+                tx.create(node)
+            own = {n.id for n in nodes}
+            skipped: list[Edge] = []
+            others = {
+                end for e in export.edges for end in (e.source_id, e.target_id) if end not in own
+            }
+            missing = {
+                nid
+                for nid, node in zip(others, self.store.get_nodes(list(others)), strict=True)
+                if node is None
+            }
+            for edge in export.edges:
+                if edge.source_id in missing or edge.target_id in missing:
+                    skipped.append(edge)
+                else:
+                    tx.create_edge(edge)
+            # History comes back at its own sequence numbers, where the log still has room:
+            # not below the retention floor, not past this log's end, never over another event.
+            tx.restored_events = self.store.restorable_events(export.events)
+            restored = {e.sequence for e in tx.restored_events}
+            tx.unindexed_events = [
+                (session_id, seq)
+                for seq in self.store.session_event_sequences(session_id)
+                if seq not in restored
+            ]
+            tx.events = [
+                Event(0, EventType.SESSION_RESTORED, tx.time, session_id, node=export.session)
+            ]
+        return RestoreResult(
+            export.session,
+            nodes=len(nodes),
+            edges=len(export.edges) - len(skipped),
+            events=len(tx.restored_events),
+            skipped_edges=skipped,
+            skipped_events=len(export.events) - len(tx.restored_events),
         )

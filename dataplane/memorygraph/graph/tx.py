@@ -3,7 +3,7 @@ it becomes one `StoreChanges` committed as one batch."""
 
 from __future__ import annotations
 
-from memorygraph.graph.model import Edge, EdgeKey, Node, NodeKind
+from memorygraph.graph.model import Edge, EdgeKey, Event, Node, NodeKind
 from memorygraph.store import GraphStore, StoreChanges
 
 __all__ = ["Transaction"]
@@ -21,6 +21,11 @@ class Transaction:
         self._edges_deleted: dict[EdgeKey, Edge] = {}
         # Last prompt per session among this transaction's new prompts (for `follows` edges).
         self._last_prompt: dict[bytes, bytes] = {}
+        # Archival and restore: see the StoreChanges fields of the same names.
+        self.events: list[Event] | None = None
+        self.restored_events: list[Event] = []
+        self.erased_events: list[tuple[bytes, int]] = []
+        self.unindexed_events: list[tuple[bytes, int]] = []
 
     def get_node(self, node_id: bytes) -> Node | None:
         if node_id in self._deleted:
@@ -78,4 +83,8 @@ class Transaction:
             edges_created=list(self._edges_created.values()),
             edges_deleted=list(self._edges_deleted.values()),
             time=self.time,
+            events=self.events,
+            restored_events=self.restored_events,
+            erased_events=self.erased_events,
+            unindexed_events=self.unindexed_events,
         )

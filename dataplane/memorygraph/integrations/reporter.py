@@ -60,6 +60,14 @@ class Report:
     send: Callable[[RegistryClient], Awaitable[None]]
 
 
+_STATUS_EVENTS = {
+    EventType.SESSION_CLOSED: "closed",
+    EventType.SESSION_DELETED: "deleted",
+    EventType.SESSION_ARCHIVED: "archived",
+    EventType.SESSION_RESTORED: None,
+}
+
+
 def report_for(event: Event) -> Report | None:
     """The registry report an event calls for, if any."""
     node = event.node
@@ -82,14 +90,16 @@ def report_for(event: Event) -> Report | None:
             f"{sid}:registered",
             lambda c: c.register_session(body, key=f"{sid}:registered"),
         )
-    if event.type in (EventType.SESSION_CLOSED, EventType.SESSION_DELETED):
+    if event.type in _STATUS_EVENTS:
         sid = format_id(node.id)
-        status = "closed" if event.type is EventType.SESSION_CLOSED else "deleted"
-        return Report(
-            "status",
-            f"{sid}:{status}",
-            lambda c: c.update_status(sid, status, key=f"{sid}:{status}"),
-        )
+        # A restored session is back in the state it was archived in.
+        status = _STATUS_EVENTS[event.type] or str(node.attrs.get("state", "active"))
+        # Archival and restore can happen more than once to a session: their keys carry the
+        # event's sequence so that each is a report of its own.
+        key = f"{sid}:{status}"
+        if event.type.is_lifecycle:
+            key += f":{event.sequence}"
+        return Report("status", key, lambda c: c.update_status(sid, status, key=key))
     if event.type is EventType.NODE_CREATED and node.kind is NodeKind.RESPONSE:
         rid = format_id(node.id)
         body = {

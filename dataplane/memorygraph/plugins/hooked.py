@@ -13,11 +13,12 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
+from memorygraph.graph.export import SessionExport
 from memorygraph.graph.model import Edge, EdgeKind, Node, NodeKind
 from memorygraph.graph.query import Page, QueryFilter
 from memorygraph.graph.service import GraphService, IngestItem, NewEdge, NewNode, NewSession
 from memorygraph.ids import format_id
-from memorygraph.plugins.hooks import Hook, HookCall
+from memorygraph.plugins.hooks import Hook, HookCall, PluginRejected
 from memorygraph.plugins.pipeline import PluginPipeline
 from memorygraph.plugins.reload import PluginManager
 
@@ -377,24 +378,45 @@ class HookedGraphService(GraphService):
 
     # -- archival ----------------------------------------------------------------------------
 
-    def before_archive(self, session_id: bytes, details: dict[str, Any]) -> None:
-        """Ask the plugins before a session is archived (raises when one refuses)."""
+    def export_for_archive(self, session_id: bytes) -> SessionExport:
         pipeline = self.pipeline
         if pipeline.wants(Hook.BEFORE_ARCHIVE):
-            pipeline.before(
-                HookCall(
-                    Hook.BEFORE_ARCHIVE,
-                    "archive",
-                    session_id=format_id(session_id),
-                    details=details,
-                )
+            session = self.get_session(session_id)
+            call = HookCall(
+                Hook.BEFORE_ARCHIVE,
+                "archive",
+                session_id=format_id(session_id),
+                metadata=dict(session.metadata),
+                details=_ids(session.attrs),
             )
+            try:
+                pipeline.before(call)
+            except PluginRejected as exc:
+                # Whatever the plugin's usual status, a refused archival means "not now" for
+                # this session: the archive job skips it rather than failing.
+                raise PluginRejected(exc.plugin, exc.reason) from None
+        return super().export_for_archive(session_id)
 
-    def after_archive(self, session_id: bytes, details: dict[str, Any]) -> None:
+    def archive_session(
+        self, session_id: bytes, *, content_sha256: str, undelivered_from: int | None = None
+    ) -> SessionExport:
+        export = super().archive_session(
+            session_id, content_sha256=content_sha256, undelivered_from=undelivered_from
+        )
         self._after(
             self.pipeline,
             Hook.AFTER_ARCHIVE,
             lambda: HookCall(
-                Hook.AFTER_ARCHIVE, "archive", session_id=format_id(session_id), details=details
+                Hook.AFTER_ARCHIVE,
+                "archive",
+                session_id=format_id(session_id),
+                metadata=dict(export.session.metadata),
+                details={
+                    "content_sha256": content_sha256,
+                    "nodes": len(export.nodes),
+                    "edges": len(export.edges),
+                    "events": len(export.events),
+                },
             ),
         )
+        return export

@@ -6,14 +6,17 @@ which maps them to status codes in one place.
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import time
 from collections.abc import Callable, Iterator
 
 import grpc
 
-from memorygraph import __version__
+from memorygraph import __version__, metrics
 from memorygraph.errors import InvalidArgument, RequestError
 from memorygraph.events.hub import EventFilter, EventHub
+from memorygraph.graph.export import EXPORT_VERSION, decode_export
 from memorygraph.graph.model import EventType, NodeKind
 from memorygraph.graph.query import QueryFilter
 from memorygraph.graph.service import GraphService
@@ -26,7 +29,11 @@ from memorygraph.v1 import graph_pb2_grpc as pb_grpc
 
 __all__ = ["MemoryGraphServicer"]
 
+log = logging.getLogger("memorygraph.archive")
+
 Context = grpc.ServicerContext
+# Export bytes per streamed message: well under any max message size.
+EXPORT_CHUNK = 1 << 20
 UPDATABLE_FIELDS = frozenset({"content", "metadata"})
 
 
@@ -53,8 +60,14 @@ class MemoryGraphServicer(pb_grpc.MemoryGraphServiceServicer):
         *,
         durability: str,
         request_counts: Callable[[], dict[str, int]],
+        undelivered_from: Callable[[], int | None] = lambda: None,
+        max_restore_bytes: int = 1 << 30,
     ) -> None:
+        """`undelivered_from()` is the oldest event the registry reporter still has to
+        deliver (None without a registry): archival keeps sessions with such events."""
         self.service = service
+        self.undelivered_from = undelivered_from
+        self.max_restore_bytes = max_restore_bytes
         self.hub = hub
         self.durability = durability
         self.request_counts = request_counts
@@ -277,8 +290,107 @@ class MemoryGraphServicer(pb_grpc.MemoryGraphServiceServicer):
         )
         for event in events:
             yield cv.event_message(event)
-            if event.type is EventType.SESSION_DELETED:
+            if event.type in (EventType.SESSION_DELETED, EventType.SESSION_ARCHIVED):
                 return
+
+    # -- archival ----------------------------------------------------------------------------
+
+    def ListArchiveCandidates(
+        self, request: pb.ListArchiveCandidatesRequest, context: Context
+    ) -> pb.ListArchiveCandidatesResponse:
+        if not request.HasField("idle_before"):
+            raise InvalidArgument("idle_before is required")
+        found, token = self.service.archive_candidates(
+            older_than=cv.micros(request.idle_before, 0),
+            limit=request.limit,
+            page_token=request.page_token,
+        )
+        return pb.ListArchiveCandidatesResponse(
+            candidates=[
+                pb.ArchiveCandidate(
+                    session=cv.session_message(c.session),
+                    last_activity_time=cv.timestamp(c.last_activity),
+                )
+                for c in found
+            ],
+            next_page_token=token,
+        )
+
+    def ExportSession(
+        self, request: pb.ExportSessionRequest, context: Context
+    ) -> Iterator[pb.ExportSessionChunk]:
+        session_id = cv.node_id(request.session_id, "session_id")
+        export = (
+            self.service.export_for_archive(session_id)
+            if request.for_archive
+            else self.service.export_session(session_id)
+        )
+        data = export.encode()
+        for start in range(0, len(data), EXPORT_CHUNK):
+            yield pb.ExportSessionChunk(data=data[start : start + EXPORT_CHUNK])
+        yield pb.ExportSessionChunk(
+            summary=pb.ExportSummary(
+                nodes=len(export.nodes),
+                edges=len(export.edges),
+                events=len(export.events),
+                size_bytes=len(data),
+                content_sha256=hashlib.sha256(data).hexdigest(),
+                format_version=EXPORT_VERSION,
+            )
+        )
+
+    def ArchiveSession(
+        self, request: pb.ArchiveSessionRequest, context: Context
+    ) -> pb.ArchiveSessionResponse:
+        session_id = cv.node_id(request.session_id, "session_id")
+        digest = request.content_sha256
+        if len(digest) != 64 or digest.strip("0123456789abcdef"):
+            raise InvalidArgument("content_sha256 must be 64 lowercase hex digits")
+        try:
+            export = self.service.archive_session(
+                session_id, content_sha256=digest, undelivered_from=self.undelivered_from()
+            )
+        except RequestError as exc:
+            metrics.ARCHIVE_REFUSED.labels(exc.code.name).inc()
+            raise
+        metrics.observe_archived(len(export.encode()))
+        log.info(
+            "archived session %s (%s): %d nodes, %d edges, %d events",
+            request.session_id,
+            request.archive_id or "no archive id given",
+            len(export.nodes) + 1,
+            len(export.edges),
+            len(export.events),
+        )
+        return pb.ArchiveSessionResponse(
+            deleted_nodes=len(export.nodes) + 1,
+            deleted_edges=len(export.edges),
+            erased_events=len(export.events),
+        )
+
+    def RestoreSession(
+        self, request_iterator: Iterator[pb.RestoreSessionChunk], context: Context
+    ) -> pb.RestoreSessionResponse:
+        data = bytearray()
+        for chunk in request_iterator:
+            data += chunk.data
+            if len(data) > self.max_restore_bytes:
+                raise InvalidArgument(
+                    f"the export is larger than {self.max_restore_bytes} bytes, the most one "
+                    "restore takes"
+                )
+        result = self.service.restore_session(decode_export(bytes(data)))
+        if not result.already_present:
+            metrics.RESTORED_SESSIONS.inc()
+        return pb.RestoreSessionResponse(
+            session=cv.session_message(result.session),
+            nodes=result.nodes,
+            edges=result.edges,
+            events=result.events,
+            skipped_edges=len(result.skipped_edges),
+            skipped_events=result.skipped_events,
+            already_present=result.already_present,
+        )
 
     # -- operations --------------------------------------------------------------------------
 

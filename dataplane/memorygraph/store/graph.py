@@ -8,6 +8,7 @@ that and hands over the complete change.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Iterator
 
 from memorygraph.errors import MemoryGraphError
@@ -36,6 +37,8 @@ from memorygraph.store.graph_changes import StoreChanges
 from memorygraph.store.kv import KeyValueStore, Op
 
 __all__ = ["GraphStore", "IncompatibleSchema", "StoreChanges"]
+
+log = logging.getLogger("memorygraph.store")
 
 COUNTERS = (
     *(f"nodes/{kind.value}" for kind in NodeKind),
@@ -99,6 +102,8 @@ class GraphStore:
                     f"the data directory has schema version {self.schema_version}; this "
                     f"version of MemoryGraph reads up to {keys.SCHEMA_VERSION}"
                 )
+            if self.schema_version == 1:
+                self._migrate_to_2()
         self._counters = {
             name: int.from_bytes(value, signed=True) if value else 0
             for name, value in zip(
@@ -107,6 +112,34 @@ class GraphStore:
                 strict=True,
             )
         }
+
+    def _migrate_to_2(self) -> None:
+        """Schema 1 -> 2: build the session_events index from the retained log.
+
+        The index entries and the new version go in batches, the version last: a crash midway
+        leaves version 1 and the next start builds the index again (re-putting an entry is
+        harmless)."""
+        log.info("upgrading the data directory to schema version 2 (indexing session events)")
+        ops: list[Op] = []
+        indexed = 0
+        for key, raw in self.kv.scan(keys.CF_EVENTS, keys.event_key(0), keys.event_key(2**63)):
+            event = decode_event(int.from_bytes(key), raw)
+            if event.session_id is not None and not event.type.is_lifecycle:
+                ops.append(
+                    (
+                        keys.CF_SESSION_EVENTS,
+                        keys.session_event_key(event.session_id, event.sequence),
+                        b"",
+                    )
+                )
+                indexed += 1
+            if len(ops) >= 10_000:
+                self.kv.write(ops, sync=False)
+                ops = []
+        ops.append((keys.CF_META, keys.SCHEMA_VERSION_KEY, b"2"))
+        self.kv.write(ops, sync=True)
+        self.schema_version = 2
+        log.info("schema version 2: indexed %d events", indexed)
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -266,11 +299,36 @@ class GraphStore:
                 value = self._counters[name] + delta
                 ops.append((keys.CF_META, keys.counter_key(name), value.to_bytes(8, signed=True)))
         sequence = self.last_sequence
-        for event in derive_events(changes, self._session_of):
+        events = (
+            changes.events
+            if changes.events is not None
+            else derive_events(changes, self._session_of)
+        )
+        for event in events:
             sequence += 1
             event.sequence = sequence
             known = records.get(id(event.node)) if event.node is not None else None
             ops.append((keys.CF_EVENTS, keys.event_key(sequence), encode_event(event, known)))
+            if event.session_id is not None and not event.type.is_lifecycle:
+                ops.append(
+                    (
+                        keys.CF_SESSION_EVENTS,
+                        keys.session_event_key(event.session_id, sequence),
+                        b"",
+                    )
+                )
+        for event in changes.restored_events:
+            ops.append((keys.CF_EVENTS, keys.event_key(event.sequence), encode_event(event)))
+            if event.session_id is not None:
+                key = keys.session_event_key(event.session_id, event.sequence)
+                ops.append((keys.CF_SESSION_EVENTS, key, b""))
+        for session_id, erased in changes.erased_events:
+            ops.append((keys.CF_EVENTS, keys.event_key(erased), None))
+            ops.append((keys.CF_SESSION_EVENTS, keys.session_event_key(session_id, erased), None))
+        for session_id, unindexed in changes.unindexed_events:
+            ops.append(
+                (keys.CF_SESSION_EVENTS, keys.session_event_key(session_id, unindexed), None)
+            )
         if sequence != self.last_sequence:
             ops.append((keys.CF_META, keys.LAST_EVENT_KEY, sequence.to_bytes(8)))
         self.kv.write(ops, sync=sync)
@@ -309,13 +367,53 @@ class GraphStore:
             return int.from_bytes(key)
         return self.last_sequence + 1
 
+    def event_floor(self) -> int:
+        """The first sequence retention keeps; events below it were trimmed for good."""
+        raw = self.kv.get(keys.CF_META, keys.EVENT_FLOOR_KEY)
+        return int.from_bytes(raw) if raw else 1
+
     def event_time(self, sequence: int) -> int | None:
-        raw = self.kv.get(keys.CF_EVENTS, keys.event_key(sequence))
-        return decode_event(sequence, raw).time if raw is not None else None
+        """Time of the first retained event at or after `sequence` (the log has holes where
+        archival erased a session's history), or None when there is none."""
+        for key, raw in self.kv.scan(
+            keys.CF_EVENTS, keys.event_key(sequence), keys.event_key(self.last_sequence + 1)
+        ):
+            return decode_event(int.from_bytes(key), raw).time
+        return None
 
     def trim_events(self, before: int) -> None:
-        """Forget events with sequence < `before`."""
+        """Forget events with sequence < `before`.
+
+        The session index keeps entries for trimmed events; readers skip them and archival
+        erases them with the session."""
+        self.kv.write([(keys.CF_META, keys.EVENT_FLOOR_KEY, before.to_bytes(8))], sync=False)
         self.kv.delete_range(keys.CF_EVENTS, keys.event_key(0), keys.event_key(before))
+
+    def restorable_events(self, events: list[Event]) -> list[Event]:
+        """Those of `events` that can go back at their own sequence numbers: not below the
+        retention floor, not past the log's end, and never over another event."""
+        floor, last = self.event_floor(), self.last_sequence
+        fits = [e for e in events if floor <= e.sequence <= last]
+        taken = self.kv.multi_get(keys.CF_EVENTS, [keys.event_key(e.sequence) for e in fits])
+        return [e for e, raw in zip(fits, taken, strict=True) if raw is None]
+
+    def session_event_sequences(self, session_id: bytes) -> list[int]:
+        """Sequences the session index lists for a session (trimmed ones included)."""
+        end = keys.prefix_end(session_id)
+        return [
+            int.from_bytes(key[keys.ID_LEN :])
+            for key, _ in self.kv.scan(keys.CF_SESSION_EVENTS, session_id, end)
+        ]
+
+    def session_events(self, session_id: bytes) -> list[Event]:
+        """A session's retained events, in sequence order."""
+        sequences = self.session_event_sequences(session_id)
+        raws = self.kv.multi_get(keys.CF_EVENTS, [keys.event_key(s) for s in sequences])
+        return [
+            decode_event(seq, raw)
+            for seq, raw in zip(sequences, raws, strict=True)
+            if raw is not None
+        ]
 
     @staticmethod
     def _index_ops(node: Node, *, present: bool) -> list[Op]:

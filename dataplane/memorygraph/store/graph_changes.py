@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from memorygraph.graph.model import Edge, Node
+from memorygraph.graph.model import Edge, Event, Node
 
 __all__ = ["StoreChanges"]
 
@@ -20,3 +20,12 @@ class StoreChanges:
     edges_deleted: list[Edge] = field(default_factory=list)
     # When the change happened (microseconds); stamped on its events.
     time: int = 0
+    # Events to record instead of those derived from the change (archival and restore record
+    # one lifecycle event rather than an event per node); sequences are assigned on commit.
+    events: list[Event] | None = None
+    # Events written back at their own sequence numbers (a restored session's history).
+    restored_events: list[Event] = field(default_factory=list)
+    # (session id, sequence) of events to erase from the log (an archived session's history).
+    erased_events: list[tuple[bytes, int]] = field(default_factory=list)
+    # (session id, sequence) of session-index entries to drop, the events themselves kept.
+    unindexed_events: list[tuple[bytes, int]] = field(default_factory=list)

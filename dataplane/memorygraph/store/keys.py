@@ -9,8 +9,9 @@ microseconds, kinds one byte):
     edges_out   source | edge kind | target         -> encoded edge
     edges_in    target | edge kind | source         -> b""
     names       b"template/" | name                 -> template id
-    meta        b"schema_version", b"count/...", b"events/last"  -> small values
+    meta        b"schema_version", b"count/...", b"events/last", b"events/floor" -> small values
     events      sequence (8 bytes)                  -> encoded event
+    session_events  session id | sequence           -> b""   (a session's events; schema 2)
 
 Big-endian fixed-width fields make byte order equal time order, so "a session by time" and
 "a kind by time" are range scans.
@@ -28,6 +29,7 @@ CF_EDGES_IN = "edges_in"
 CF_NAMES = "names"
 CF_META = "meta"
 CF_EVENTS = "events"
+CF_SESSION_EVENTS = "session_events"
 COLUMN_FAMILIES = (
     CF_NODES,
     CF_BY_SESSION,
@@ -37,10 +39,14 @@ COLUMN_FAMILIES = (
     CF_NAMES,
     CF_META,
     CF_EVENTS,
+    CF_SESSION_EVENTS,
 )
 LAST_EVENT_KEY = b"events/last"
+# The first sequence retention keeps: events below it are gone for good (restores skip them).
+EVENT_FLOOR_KEY = b"events/floor"
 
-SCHEMA_VERSION = 1
+# 1: the first layout. 2: adds the session_events index (built from the log on upgrade).
+SCHEMA_VERSION = 2
 SCHEMA_VERSION_KEY = b"schema_version"
 
 ID_LEN = 16
@@ -112,6 +118,10 @@ def prefix_end(prefix: bytes) -> bytes:
 
 def event_key(sequence: int) -> bytes:
     return sequence.to_bytes(8)
+
+
+def session_event_key(session_id: bytes, sequence: int) -> bytes:
+    return session_id + sequence.to_bytes(8)
 
 
 def template_name_key(name: str) -> bytes:

@@ -64,6 +64,8 @@ class EventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EVENT_TYPE_NODE_DELETED: _ClassVar[EventType]
     EVENT_TYPE_EDGE_CREATED: _ClassVar[EventType]
     EVENT_TYPE_EDGE_DELETED: _ClassVar[EventType]
+    EVENT_TYPE_SESSION_ARCHIVED: _ClassVar[EventType]
+    EVENT_TYPE_SESSION_RESTORED: _ClassVar[EventType]
 NODE_KIND_UNSPECIFIED: NodeKind
 NODE_KIND_SESSION: NodeKind
 NODE_KIND_PROMPT: NodeKind
@@ -100,6 +102,8 @@ EVENT_TYPE_NODE_UPDATED: EventType
 EVENT_TYPE_NODE_DELETED: EventType
 EVENT_TYPE_EDGE_CREATED: EventType
 EVENT_TYPE_EDGE_DELETED: EventType
+EVENT_TYPE_SESSION_ARCHIVED: EventType
+EVENT_TYPE_SESSION_RESTORED: EventType
 
 class TokenUsage(_message.Message):
     __slots__ = ("prompt_tokens", "completion_tokens", "total_tokens")
@@ -861,3 +865,105 @@ class SubscribeToSessionRequest(_message.Message):
     session_id: str
     from_sequence: int
     def __init__(self, session_id: _Optional[str] = ..., from_sequence: _Optional[int] = ...) -> None: ...
+
+class ListArchiveCandidatesRequest(_message.Message):
+    __slots__ = ("idle_before", "limit", "page_token")
+    IDLE_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    idle_before: _timestamp_pb2.Timestamp
+    limit: int
+    page_token: str
+    def __init__(self, idle_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., limit: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ArchiveCandidate(_message.Message):
+    __slots__ = ("session", "last_activity_time")
+    SESSION_FIELD_NUMBER: _ClassVar[int]
+    LAST_ACTIVITY_TIME_FIELD_NUMBER: _ClassVar[int]
+    session: Session
+    last_activity_time: _timestamp_pb2.Timestamp
+    def __init__(self, session: _Optional[_Union[Session, _Mapping]] = ..., last_activity_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListArchiveCandidatesResponse(_message.Message):
+    __slots__ = ("candidates", "next_page_token")
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    candidates: _containers.RepeatedCompositeFieldContainer[ArchiveCandidate]
+    next_page_token: str
+    def __init__(self, candidates: _Optional[_Iterable[_Union[ArchiveCandidate, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class ExportSessionRequest(_message.Message):
+    __slots__ = ("session_id", "for_archive")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    FOR_ARCHIVE_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    for_archive: bool
+    def __init__(self, session_id: _Optional[str] = ..., for_archive: _Optional[bool] = ...) -> None: ...
+
+class ExportSummary(_message.Message):
+    __slots__ = ("nodes", "edges", "events", "size_bytes", "content_sha256", "format_version")
+    NODES_FIELD_NUMBER: _ClassVar[int]
+    EDGES_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_SHA256_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    nodes: int
+    edges: int
+    events: int
+    size_bytes: int
+    content_sha256: str
+    format_version: int
+    def __init__(self, nodes: _Optional[int] = ..., edges: _Optional[int] = ..., events: _Optional[int] = ..., size_bytes: _Optional[int] = ..., content_sha256: _Optional[str] = ..., format_version: _Optional[int] = ...) -> None: ...
+
+class ExportSessionChunk(_message.Message):
+    __slots__ = ("data", "summary")
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    summary: ExportSummary
+    def __init__(self, data: _Optional[bytes] = ..., summary: _Optional[_Union[ExportSummary, _Mapping]] = ...) -> None: ...
+
+class ArchiveSessionRequest(_message.Message):
+    __slots__ = ("session_id", "content_sha256", "archive_id")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_SHA256_FIELD_NUMBER: _ClassVar[int]
+    ARCHIVE_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    content_sha256: str
+    archive_id: str
+    def __init__(self, session_id: _Optional[str] = ..., content_sha256: _Optional[str] = ..., archive_id: _Optional[str] = ...) -> None: ...
+
+class ArchiveSessionResponse(_message.Message):
+    __slots__ = ("deleted_nodes", "deleted_edges", "erased_events")
+    DELETED_NODES_FIELD_NUMBER: _ClassVar[int]
+    DELETED_EDGES_FIELD_NUMBER: _ClassVar[int]
+    ERASED_EVENTS_FIELD_NUMBER: _ClassVar[int]
+    deleted_nodes: int
+    deleted_edges: int
+    erased_events: int
+    def __init__(self, deleted_nodes: _Optional[int] = ..., deleted_edges: _Optional[int] = ..., erased_events: _Optional[int] = ...) -> None: ...
+
+class RestoreSessionChunk(_message.Message):
+    __slots__ = ("data",)
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    def __init__(self, data: _Optional[bytes] = ...) -> None: ...
+
+class RestoreSessionResponse(_message.Message):
+    __slots__ = ("session", "nodes", "edges", "events", "skipped_edges", "skipped_events", "already_present")
+    SESSION_FIELD_NUMBER: _ClassVar[int]
+    NODES_FIELD_NUMBER: _ClassVar[int]
+    EDGES_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_EDGES_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_EVENTS_FIELD_NUMBER: _ClassVar[int]
+    ALREADY_PRESENT_FIELD_NUMBER: _ClassVar[int]
+    session: Session
+    nodes: int
+    edges: int
+    events: int
+    skipped_edges: int
+    skipped_events: int
+    already_present: bool
+    def __init__(self, session: _Optional[_Union[Session, _Mapping]] = ..., nodes: _Optional[int] = ..., edges: _Optional[int] = ..., events: _Optional[int] = ..., skipped_edges: _Optional[int] = ..., skipped_events: _Optional[int] = ..., already_present: _Optional[bool] = ...) -> None: ...

@@ -166,6 +166,26 @@ class MemoryGraphServiceStub:
                 request_serializer=memorygraph_dot_v1_dot_graph__pb2.SubscribeToSessionRequest.SerializeToString,
                 response_deserializer=memorygraph_dot_v1_dot_graph__pb2.Event.FromString,
                 _registered_method=True)
+        self.ListArchiveCandidates = channel.unary_unary(
+                '/memorygraph.v1.MemoryGraphService/ListArchiveCandidates',
+                request_serializer=memorygraph_dot_v1_dot_graph__pb2.ListArchiveCandidatesRequest.SerializeToString,
+                response_deserializer=memorygraph_dot_v1_dot_graph__pb2.ListArchiveCandidatesResponse.FromString,
+                _registered_method=True)
+        self.ExportSession = channel.unary_stream(
+                '/memorygraph.v1.MemoryGraphService/ExportSession',
+                request_serializer=memorygraph_dot_v1_dot_graph__pb2.ExportSessionRequest.SerializeToString,
+                response_deserializer=memorygraph_dot_v1_dot_graph__pb2.ExportSessionChunk.FromString,
+                _registered_method=True)
+        self.ArchiveSession = channel.unary_unary(
+                '/memorygraph.v1.MemoryGraphService/ArchiveSession',
+                request_serializer=memorygraph_dot_v1_dot_graph__pb2.ArchiveSessionRequest.SerializeToString,
+                response_deserializer=memorygraph_dot_v1_dot_graph__pb2.ArchiveSessionResponse.FromString,
+                _registered_method=True)
+        self.RestoreSession = channel.stream_unary(
+                '/memorygraph.v1.MemoryGraphService/RestoreSession',
+                request_serializer=memorygraph_dot_v1_dot_graph__pb2.RestoreSessionChunk.SerializeToString,
+                response_deserializer=memorygraph_dot_v1_dot_graph__pb2.RestoreSessionResponse.FromString,
+                _registered_method=True)
         self.Health = channel.unary_unary(
                 '/memorygraph.v1.MemoryGraphService/Health',
                 request_serializer=memorygraph_dot_v1_dot_graph__pb2.HealthRequest.SerializeToString,
@@ -357,6 +377,40 @@ class MemoryGraphServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListArchiveCandidates(self, request, context):
+        """Archival (what `memorygraph archive` drives). Sessions idle or closed since before a time,
+        oldest first, a page at a time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportSession(self, request, context):
+        """A whole session (nodes, edges touching them, retained events) in the canonical export
+        format (JSON Lines, see docs/archival.md), streamed in chunks; the last message carries
+        the counts and the SHA-256 of the bytes. `for_archive` runs the before_archive plugin hook.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ArchiveSession(self, request, context):
+        """Removes a session that has been archived and verified, with its history in the event log,
+        only while it still exports to `content_sha256` (FAILED_PRECONDITION otherwise: it changed
+        since). Records one EVENT_TYPE_SESSION_ARCHIVED event.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RestoreSession(self, request_iterator, context):
+        """Writes an exported session back with its ids, edges and retained events. Idempotent:
+        restoring a session that is back already and identical changes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Health(self, request, context):
         """Operations.
         """
@@ -502,6 +556,26 @@ def add_MemoryGraphServiceServicer_to_server(servicer, server):
                     servicer.SubscribeToSession,
                     request_deserializer=memorygraph_dot_v1_dot_graph__pb2.SubscribeToSessionRequest.FromString,
                     response_serializer=memorygraph_dot_v1_dot_graph__pb2.Event.SerializeToString,
+            ),
+            'ListArchiveCandidates': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListArchiveCandidates,
+                    request_deserializer=memorygraph_dot_v1_dot_graph__pb2.ListArchiveCandidatesRequest.FromString,
+                    response_serializer=memorygraph_dot_v1_dot_graph__pb2.ListArchiveCandidatesResponse.SerializeToString,
+            ),
+            'ExportSession': grpc.unary_stream_rpc_method_handler(
+                    servicer.ExportSession,
+                    request_deserializer=memorygraph_dot_v1_dot_graph__pb2.ExportSessionRequest.FromString,
+                    response_serializer=memorygraph_dot_v1_dot_graph__pb2.ExportSessionChunk.SerializeToString,
+            ),
+            'ArchiveSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.ArchiveSession,
+                    request_deserializer=memorygraph_dot_v1_dot_graph__pb2.ArchiveSessionRequest.FromString,
+                    response_serializer=memorygraph_dot_v1_dot_graph__pb2.ArchiveSessionResponse.SerializeToString,
+            ),
+            'RestoreSession': grpc.stream_unary_rpc_method_handler(
+                    servicer.RestoreSession,
+                    request_deserializer=memorygraph_dot_v1_dot_graph__pb2.RestoreSessionChunk.FromString,
+                    response_serializer=memorygraph_dot_v1_dot_graph__pb2.RestoreSessionResponse.SerializeToString,
             ),
             'Health': grpc.unary_unary_rpc_method_handler(
                     servicer.Health,
@@ -1218,6 +1292,114 @@ class MemoryGraphService:
             '/memorygraph.v1.MemoryGraphService/SubscribeToSession',
             memorygraph_dot_v1_dot_graph__pb2.SubscribeToSessionRequest.SerializeToString,
             memorygraph_dot_v1_dot_graph__pb2.Event.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListArchiveCandidates(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/memorygraph.v1.MemoryGraphService/ListArchiveCandidates',
+            memorygraph_dot_v1_dot_graph__pb2.ListArchiveCandidatesRequest.SerializeToString,
+            memorygraph_dot_v1_dot_graph__pb2.ListArchiveCandidatesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/memorygraph.v1.MemoryGraphService/ExportSession',
+            memorygraph_dot_v1_dot_graph__pb2.ExportSessionRequest.SerializeToString,
+            memorygraph_dot_v1_dot_graph__pb2.ExportSessionChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ArchiveSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/memorygraph.v1.MemoryGraphService/ArchiveSession',
+            memorygraph_dot_v1_dot_graph__pb2.ArchiveSessionRequest.SerializeToString,
+            memorygraph_dot_v1_dot_graph__pb2.ArchiveSessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RestoreSession(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/memorygraph.v1.MemoryGraphService/RestoreSession',
+            memorygraph_dot_v1_dot_graph__pb2.RestoreSessionChunk.SerializeToString,
+            memorygraph_dot_v1_dot_graph__pb2.RestoreSessionResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,256 @@
+"""The session export format: one session, whole, as JSON Lines.
+
+An export is what archival ships and what restore reads back. It is canonical — the same graph
+state always gives the same bytes (sorted keys, fixed order of records, no export time) — so its
+SHA-256 identifies the state, and archival deletes a session only while it still hashes to what
+was shipped.
+
+    line 1      {"format": "memorygraph.session", "version": 1, "session_id": ..., "nodes": N,
+                 "edges": M, "events": K}
+    then        {"record": "session", ...node fields}
+                N x {"record": "node", ...node fields}      by create time, then id
+                M x {"record": "edge", ...edge fields}      by (source, kind, target)
+                K x {"record": "event", ...event fields}    by sequence
+
+Node fields: id, kind, session_id, content, metadata, create_time, update_time, attrs. Edge
+fields: source_id, target_id, kind, metadata, create_time. Event fields: sequence, type, time,
+session_id, node (node fields or null), edge (edge fields or null). Ids are canonical UUID text,
+times microseconds since the Unix epoch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from memorygraph.errors import InvalidArgument
+from memorygraph.graph.model import Edge, EdgeKind, Event, EventType, Node, NodeKind
+from memorygraph.ids import format_id, parse_id
+
+__all__ = ["EXPORT_FORMAT", "EXPORT_VERSION", "SessionExport", "decode_export"]
+
+EXPORT_FORMAT = "memorygraph.session"
+EXPORT_VERSION = 1
+
+_dumps = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode
+
+
+def _node_fields(node: Node) -> dict[str, Any]:
+    return {
+        "id": format_id(node.id),
+        "kind": node.kind.value,
+        "session_id": format_id(node.session_id) if node.session_id is not None else None,
+        "content": node.content,
+        "metadata": node.metadata,
+        "create_time": node.create_time,
+        "update_time": node.update_time,
+        "attrs": node.attrs,
+    }
+
+
+def _edge_fields(edge: Edge) -> dict[str, Any]:
+    return {
+        "source_id": format_id(edge.source_id),
+        "target_id": format_id(edge.target_id),
+        "kind": edge.kind.value,
+        "metadata": edge.metadata,
+        "create_time": edge.create_time,
+    }
+
+
+@dataclass(slots=True)
+class SessionExport:
+    session: Node
+    nodes: list[Node] = field(default_factory=list)
+    edges: list[Edge] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.nodes.sort(key=lambda n: (n.create_time, n.id))
+        self.edges.sort(key=lambda e: (e.source_id, e.kind.value, e.target_id))
+        self.events.sort(key=lambda e: e.sequence)
+
+    def encode(self) -> bytes:
+        """The canonical JSON Lines bytes."""
+        header = {
+            "format": EXPORT_FORMAT,
+            "version": EXPORT_VERSION,
+            "session_id": format_id(self.session.id),
+            "nodes": len(self.nodes),
+            "edges": len(self.edges),
+            "events": len(self.events),
+        }
+        lines = [_dumps(header), _dumps({"record": "session", **_node_fields(self.session)})]
+        lines += [_dumps({"record": "node", **_node_fields(n)}) for n in self.nodes]
+        lines += [_dumps({"record": "edge", **_edge_fields(e)}) for e in self.edges]
+        for event in self.events:
+            lines.append(
+                _dumps(
+                    {
+                        "record": "event",
+                        "sequence": event.sequence,
+                        "type": event.type.value,
+                        "time": event.time,
+                        "session_id": (
+                            format_id(event.session_id) if event.session_id is not None else None
+                        ),
+                        "node": _node_fields(event.node) if event.node is not None else None,
+                        "edge": _edge_fields(event.edge) if event.edge is not None else None,
+                    }
+                )
+            )
+        return ("\n".join(lines) + "\n").encode()
+
+    def sha256(self) -> str:
+        return hashlib.sha256(self.encode()).hexdigest()
+
+
+class _Reader:
+    """Field access that turns every shape error into InvalidArgument naming the line."""
+
+    def __init__(self, line: int, row: Any) -> None:
+        if not isinstance(row, dict):
+            raise InvalidArgument(f"export line {line}: expected a JSON object")
+        self.line = line
+        self.row = row
+
+    def fail(self, message: str) -> InvalidArgument:
+        return InvalidArgument(f"export line {self.line}: {message}")
+
+    def get(
+        self, name: str, kind: type | tuple[type, ...], row: dict[str, Any] | None = None
+    ) -> Any:
+        source = self.row if row is None else row
+        if name not in source:
+            raise self.fail(f"missing field {name!r}")
+        value = source[name]
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise self.fail(f"field {name!r} has the wrong type")
+        return value
+
+    def node_id(self, name: str, row: dict[str, Any]) -> bytes:
+        try:
+            return parse_id(self.get(name, str, row), name)
+        except InvalidArgument as exc:
+            raise self.fail(str(exc)) from None
+
+    def node(self, row: dict[str, Any] | None = None) -> Node:
+        row = self.row if row is None else row
+        session = row.get("session_id")
+        try:
+            kind = NodeKind(self.get("kind", str, row))
+        except ValueError:
+            raise self.fail(f"unknown node kind {row['kind']!r}") from None
+        return Node(
+            id=self.node_id("id", row),
+            kind=kind,
+            session_id=self.node_id("session_id", row) if session is not None else None,
+            content=self.get("content", str, row),
+            metadata=self._strings(self.get("metadata", dict, row)),
+            create_time=self.get("create_time", int, row),
+            update_time=self.get("update_time", int, row),
+            attrs=self.get("attrs", dict, row),
+        )
+
+    def edge(self, row: dict[str, Any] | None = None) -> Edge:
+        row = self.row if row is None else row
+        try:
+            kind = EdgeKind(self.get("kind", str, row))
+        except ValueError:
+            raise self.fail(f"unknown edge kind {row['kind']!r}") from None
+        return Edge(
+            source_id=self.node_id("source_id", row),
+            target_id=self.node_id("target_id", row),
+            kind=kind,
+            metadata=self._strings(self.get("metadata", dict, row)),
+            create_time=self.get("create_time", int, row),
+        )
+
+    def event(self) -> Event:
+        try:
+            kind = EventType(self.get("type", str))
+        except ValueError:
+            raise self.fail(f"unknown event type {self.row['type']!r}") from None
+        session = self.row.get("session_id")
+        node, edge = self.row.get("node"), self.row.get("edge")
+        return Event(
+            sequence=self.get("sequence", int),
+            type=kind,
+            time=self.get("time", int),
+            session_id=self.node_id("session_id", self.row) if session is not None else None,
+            node=self.node(self.get("node", dict)) if node is not None else None,
+            edge=self.edge(self.get("edge", dict)) if edge is not None else None,
+        )
+
+    def _strings(self, mapping: dict[str, Any]) -> dict[str, str]:
+        if not all(isinstance(v, str) for v in mapping.values()):
+            raise self.fail("metadata values must be strings")
+        return mapping
+
+
+def decode_export(data: bytes) -> SessionExport:
+    """Parse and check an export; `InvalidArgument` says which line is wrong and how."""
+    try:
+        text = data.decode()
+    except UnicodeDecodeError:
+        raise InvalidArgument("the export is not UTF-8 text") from None
+    rows = text.splitlines()
+    if not rows:
+        raise InvalidArgument("the export is empty")
+    parsed: list[_Reader] = []
+    for number, line in enumerate(rows, start=1):
+        try:
+            parsed.append(_Reader(number, json.loads(line)))
+        except json.JSONDecodeError as exc:
+            raise InvalidArgument(f"export line {number}: not JSON ({exc.msg})") from None
+    header = parsed[0]
+    if header.row.get("format") != EXPORT_FORMAT:
+        raise InvalidArgument(f"not a session export (format is not {EXPORT_FORMAT!r})")
+    version = header.row.get("version")
+    if version != EXPORT_VERSION:
+        raise InvalidArgument(
+            f"export version {version!r} is not supported (this server reads {EXPORT_VERSION})"
+        )
+    session: Node | None = None
+    export_nodes: list[Node] = []
+    edges: list[Edge] = []
+    events: list[Event] = []
+    for reader in parsed[1:]:
+        record = reader.row.get("record")
+        if record == "session":
+            if session is not None:
+                raise reader.fail("a second session record")
+            session = reader.node()
+        elif record == "node":
+            export_nodes.append(reader.node())
+        elif record == "edge":
+            edges.append(reader.edge())
+        elif record == "event":
+            events.append(reader.event())
+        else:
+            raise reader.fail(f"unknown record type {record!r}")
+    if session is None or session.kind is not NodeKind.SESSION:
+        raise InvalidArgument("the export has no session record")
+    if header.row.get("session_id") != format_id(session.id):
+        raise InvalidArgument("the export header names a different session than its record")
+    counts = {"nodes": len(export_nodes), "edges": len(edges), "events": len(events)}
+    for name, count in counts.items():
+        if header.row.get(name) != count:
+            raise InvalidArgument(
+                f"the export header says {header.row.get(name)!r} {name} but it holds {count}; "
+                "the file is truncated or was edited"
+            )
+    for node in export_nodes:
+        if node.session_id != session.id or node.kind.is_global or node.kind is NodeKind.SESSION:
+            raise InvalidArgument(
+                f"node {format_id(node.id)} does not belong to session {format_id(session.id)}"
+            )
+    export = SessionExport(session, export_nodes, edges, events)
+    if export.encode() != data:
+        raise InvalidArgument(
+            "the export is not in canonical form (records out of order or re-encoded); "
+            "restore takes exports exactly as the server wrote them"
+        )
+    return export
