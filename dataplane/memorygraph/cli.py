@@ -20,6 +20,8 @@ from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 
 from memorygraph import __version__
+from memorygraph.archive.bundle import ArchiveError
+from memorygraph.archive.cli import add_archive_commands
 from memorygraph.client import Client
 from memorygraph.config import load_config
 from memorygraph.errors import ConfigError, InvalidArgument, RequestError, Unavailable
@@ -410,6 +412,8 @@ def build_parser() -> argparse.ArgumentParser:
     events.add_argument("--limit", type=int, default=0, help="stop after this many")
     events.set_defaults(func=cmd_events, remote=True)
 
+    add_archive_commands(commands)
+
     health = commands.add_parser("health", help="ask the server how it is")
     health.set_defaults(func=cmd_health, remote=True)
     return parser
@@ -429,6 +433,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"memorygraph: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except ArchiveError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
     except Unavailable as exc:
         print(f"error: cannot reach the server at {args.server}: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE

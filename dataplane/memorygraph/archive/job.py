@@ -1,0 +1,232 @@
+"""`memorygraph archive run|list|restore|delete|hold`: the archival job and its companions.
+
+A run takes every session closed or idle since before the cutoff, oldest first, and for each:
+
+    1. export       ExportSession(for_archive) — plugins may refuse (the session is skipped)
+    2. upload       the compressed export and its manifest, under an id derived from the
+                    export's checksum (a repeated upload finds its own archive in place)
+    3. verify       the destination confirms (Data-Vault) or returns (S3) the same bytes
+    4. delete       ArchiveSession(content_sha256): the server removes the session only while it
+                    still exports to exactly what was verified
+
+A kill at any point leaves the session in the graph (steps 1-3, and 4 until it commits) or
+archived and gone (4 committed); a rerun finishes the work and never duplicates an archive.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, write_to_textfile
+
+from memorygraph.archive.bundle import ArchiveError, Bundle, RetentionPolicy, decompress
+from memorygraph.client import Client
+from memorygraph.errors import FailedPrecondition, NotFound, RequestError
+from memorygraph.v1 import graph_pb2 as pb
+
+__all__ = ["Destination", "RunSummary", "restore_archive", "run_archival"]
+
+
+class Destination(Protocol):
+    name: str
+
+    def check(self, policy: RetentionPolicy) -> None: ...
+    def put(self, bundle: Bundle) -> bool: ...
+    def verify(self, bundle: Bundle) -> None: ...
+    def fetch(self, archive_id: str) -> tuple[dict[str, Any], bytes]: ...
+    def delete(self, archive_id: str) -> None: ...
+    def set_legal_hold(self, archive_id: str, on: bool) -> None: ...
+    def close(self) -> None: ...
+    # Last: inside this class body the name `list` is the method.
+    def list(self, session_id: str = "") -> Iterator[dict[str, Any]]: ...
+
+
+@dataclass
+class RunSummary:
+    processed: int = 0
+    archived: int = 0
+    skipped: int = 0
+    failed: int = 0
+    bytes: int = 0  # compressed bytes shipped
+    seconds: float = 0.0
+    failures: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        return (
+            f"archive run: {self.processed} processed, {self.archived} archived, "
+            f"{self.skipped} skipped, {self.failed} failed, {_size(self.bytes)} shipped, "
+            f"{self.seconds:.1f} s"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "processed": self.processed,
+            "archived": self.archived,
+            "skipped": self.skipped,
+            "failed": self.failed,
+            "bytes": self.bytes,
+            "seconds": round(self.seconds, 3),
+            "failures": self.failures,
+        }
+
+
+def _size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+Progress = Callable[[str], None]
+
+
+def _archive_one(
+    mg: Client,
+    destination: Destination,
+    candidate: pb.ArchiveCandidate,
+    *,
+    policy: RetentionPolicy,
+    source: str,
+    progress: Progress,
+    summary: RunSummary,
+    label: str,
+) -> None:
+    session_id = candidate.session.id
+    try:
+        data, info = mg.export_session(session_id, for_archive=True)
+    except NotFound:
+        progress(f"{label} session {session_id}: gone already, skipped")
+        summary.skipped += 1
+        return
+    except FailedPrecondition as exc:
+        progress(f"{label} session {session_id}: skipped: {exc}")
+        summary.skipped += 1
+        return
+    bundle = Bundle.build(
+        data,
+        session_id=session_id,
+        content_sha256=info.content_sha256,
+        counts={"nodes": info.nodes, "edges": info.edges, "events": info.events},
+        format_version=info.format_version,
+        policy=policy,
+        source=source,
+    )
+    progress(
+        f"{label} session {session_id}: exported {info.nodes + 1} nodes, {info.edges} edges, "
+        f"{info.events} events ({_size(len(data))})"
+    )
+    new = destination.put(bundle)
+    state = "uploaded" if new else "already uploaded"
+    progress(
+        f"{label} session {session_id}: {state} {bundle.archive_id} ({_size(len(bundle.data))})"
+    )
+    destination.verify(bundle)
+    progress(f"{label} session {session_id}: verified {bundle.archive_id}")
+    progress(f"{label} session {session_id}: deleting from the graph")
+    try:
+        done = mg.archive_session(session_id, info.content_sha256, archive_id=bundle.archive_id)
+    except FailedPrecondition as exc:
+        # It changed (or has undelivered registry reports): it stays, and so that it is not
+        # both kept and archived, the archive of the old state goes.
+        progress(f"{label} session {session_id}: kept in the graph: {exc}")
+        if new:
+            try:
+                destination.delete(bundle.archive_id)
+            except ArchiveError as cleanup:
+                progress(f"{label} session {session_id}: stale archive left in place: {cleanup}")
+        summary.skipped += 1
+        return
+    summary.archived += 1
+    summary.bytes += len(bundle.data)
+    progress(
+        f"{label} session {session_id}: archived as {bundle.archive_id} "
+        f"({done.deleted_nodes} nodes, {done.deleted_edges} edges, {done.erased_events} events "
+        "removed from the graph)"
+    )
+
+
+def run_archival(
+    mg: Client,
+    destination: Destination,
+    *,
+    older_than: dt.timedelta,
+    policy: RetentionPolicy,
+    source: str,
+    progress: Progress,
+    limit: int = 0,
+    now: dt.datetime | None = None,
+) -> RunSummary:
+    """Archive every session idle for longer than `older_than` (at most `limit`; 0: all)."""
+    started = time.monotonic()
+    summary = RunSummary()
+    destination.check(policy)
+    cutoff = (now or dt.datetime.now(dt.UTC)) - older_than
+    candidates = list(mg.iter_archive_candidates(cutoff))
+    if limit:
+        candidates = candidates[:limit]
+    progress(
+        f"archive run: {len(candidates)} sessions idle since before "
+        f"{cutoff.isoformat(timespec='seconds')} -> {destination.name} "
+        f"({policy.compliance}, {policy.days} days{', legal hold' if policy.legal_hold else ''})"
+    )
+    for number, candidate in enumerate(candidates, start=1):
+        summary.processed += 1
+        label = f"[{number}/{len(candidates)}]"
+        try:
+            _archive_one(
+                mg,
+                destination,
+                candidate,
+                policy=policy,
+                source=source,
+                progress=progress,
+                summary=summary,
+                label=label,
+            )
+        except (ArchiveError, RequestError) as exc:
+            summary.failed += 1
+            summary.failures.append(f"{candidate.session.id}: {exc}")
+            progress(f"{label} session {candidate.session.id}: FAILED: {exc}")
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+def restore_archive(
+    mg: Client, destination: Destination, archive_id: str
+) -> pb.RestoreSessionResponse:
+    manifest, data = destination.fetch(archive_id)
+    return mg.restore_session(decompress(data, manifest))
+
+
+def write_metrics(path: Path, summary: RunSummary, *, success: bool) -> None:
+    """The run's figures in Prometheus text format (for a node-exporter textfile collector or
+    a sidecar that pushes them)."""
+    registry = CollectorRegistry()
+    sessions = Counter(
+        "memorygraph_archive_job_sessions",
+        "Sessions the last archive run handled, by result",
+        ["result"],
+        registry=registry,
+    )
+    for result in ("archived", "skipped", "failed"):
+        sessions.labels(result).inc(getattr(summary, result))
+    Counter("memorygraph_archive_job_bytes", "Compressed bytes shipped", registry=registry).inc(
+        summary.bytes
+    )
+    Gauge(
+        "memorygraph_archive_job_duration_seconds", "Length of the last run", registry=registry
+    ).set(summary.seconds)
+    if success:
+        Gauge(
+            "memorygraph_archive_job_last_success_timestamp_seconds",
+            "When a run last finished without failures",
+            registry=registry,
+        ).set_to_current_time()
+    write_to_textfile(str(path), registry)

@@ -1,0 +1,277 @@
+"""The S3 destination: any S3-compatible object store (AWS S3, MinIO, ...), through boto3.
+
+Layout under `s3://BUCKET/PREFIX/`:
+
+    ARCHIVE_ID.jsonl.zst        the compressed export
+    ARCHIVE_ID.manifest.json    its manifest, written last: an archive without one is incomplete
+
+Retention: on a bucket with Object Lock enabled, both objects are written in GOVERNANCE mode
+until the policy's retain-until date, and with a legal hold when asked; elsewhere the dates are
+kept in the manifest and object metadata only. Credentials come from the usual AWS variables
+(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION); MEMORYGRAPH_S3_ENDPOINT points at a
+non-AWS endpoint.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from memorygraph.archive.bundle import ArchiveError, Bundle, RetentionPolicy
+
+__all__ = ["S3Destination"]
+
+ENDPOINT_ENV = "MEMORYGRAPH_S3_ENDPOINT"
+DATA_SUFFIX = ".jsonl.zst"
+MANIFEST_SUFFIX = ".manifest.json"
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+class S3Destination:
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+    ) -> None:
+        if not bucket:
+            raise ArchiveError("an S3 destination needs a bucket")
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self.name = f"s3://{bucket}/{self.prefix}"
+        endpoint_url = endpoint_url or os.environ.get(ENDPOINT_ENV) or None
+        self.s3 = boto3.client(
+            "s3",
+            endpoint_url=endpoint_url,
+            region_name=region or os.environ.get("AWS_REGION") or "us-east-1",
+            config=Config(
+                retries={"max_attempts": 5, "mode": "standard"},
+                s3={"addressing_style": "path"} if endpoint_url else None,
+            ),
+        )
+        self._locking: bool | None = None
+
+    def close(self) -> None:
+        self.s3.close()
+
+    def _key(self, archive_id: str, suffix: str) -> str:
+        return f"{self.prefix}{archive_id}{suffix}"
+
+    def _fail(self, what: str, exc: Exception) -> ArchiveError:
+        if isinstance(exc, ClientError):
+            code = _code(exc)
+            if code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+                return ArchiveError(
+                    f"{what}: S3 refused the credentials or the action ({code}); check "
+                    "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and the bucket policy"
+                )
+            message = exc.response.get("Error", {}).get("Message", "")
+            return ArchiveError(f"{what}: S3 error {code}: {message}".rstrip(": "))
+        return ArchiveError(f"{what}: {exc}")
+
+    def _object_lock(self) -> bool:
+        if self._locking is None:
+            try:
+                config = self.s3.get_object_lock_configuration(Bucket=self.bucket)
+                enabled = config.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled")
+                self._locking = enabled == "Enabled"
+            except ClientError as exc:
+                if _code(exc) not in (
+                    "ObjectLockConfigurationNotFoundError",
+                    "ObjectLockConfigurationNotFound",
+                    "NotImplemented",
+                ):
+                    raise self._fail(
+                        f"reading the object-lock setting of {self.name}", exc
+                    ) from exc
+                self._locking = False
+        return self._locking
+
+    # -- the destination protocol -----------------------------------------------------------
+
+    def check(self, policy: RetentionPolicy) -> None:
+        try:
+            self.s3.head_bucket(Bucket=self.bucket)
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail(f"bucket {self.bucket}", exc) from exc
+        self._object_lock()
+
+    def _manifest(self, archive_id: str) -> dict[str, Any] | None:
+        try:
+            body = self.s3.get_object(
+                Bucket=self.bucket, Key=self._key(archive_id, MANIFEST_SUFFIX)
+            )["Body"].read()
+        except ClientError as exc:
+            if _code(exc) in ("NoSuchKey", "404"):
+                return None
+            raise self._fail(f"reading the manifest of {archive_id}", exc) from exc
+        except BotoCoreError as exc:
+            raise self._fail(f"reading the manifest of {archive_id}", exc) from exc
+        manifest: dict[str, Any] = json.loads(body)
+        return manifest
+
+    def _put(self, key: str, body: bytes, bundle: Bundle, content_type: str) -> None:
+        m = bundle.manifest
+        extra: dict[str, Any] = {
+            "Metadata": {
+                "session-id": bundle.session_id,
+                "content-sha256": m["content_sha256"],
+                "compliance": m["compliance"],
+                "retain-until": m["retain_until"],
+            },
+        }
+        if self._object_lock():
+            extra["ObjectLockMode"] = "GOVERNANCE"
+            extra["ObjectLockRetainUntilDate"] = dt.datetime.fromisoformat(m["retain_until"])
+            if m["legal_hold"]:
+                extra["ObjectLockLegalHoldStatus"] = "ON"
+        self.s3.put_object(
+            Bucket=self.bucket,
+            Key=key,
+            Body=body,
+            ContentType=content_type,
+            ChecksumAlgorithm="SHA256",
+            **extra,
+        )
+
+    def put(self, bundle: Bundle) -> bool:
+        try:
+            existing = self._manifest(bundle.archive_id)
+            if existing is not None:
+                if existing.get("sha256") != bundle.sha256:
+                    raise ArchiveError(
+                        f"archive {bundle.archive_id}: the bucket holds different bytes under "
+                        "this id"
+                    )
+                return False
+            self._put(
+                self._key(bundle.archive_id, DATA_SUFFIX),
+                bundle.data,
+                bundle,
+                "application/zstd",
+            )
+            manifest = json.dumps(bundle.manifest, indent=2, sort_keys=True).encode()
+            self._put(
+                self._key(bundle.archive_id, MANIFEST_SUFFIX),
+                manifest,
+                bundle,
+                "application/json",
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail(f"storing archive {bundle.archive_id}", exc) from exc
+        return True
+
+    def _data(self, archive_id: str) -> bytes:
+        try:
+            body: bytes = self.s3.get_object(
+                Bucket=self.bucket, Key=self._key(archive_id, DATA_SUFFIX)
+            )["Body"].read()
+        except ClientError as exc:
+            if _code(exc) in ("NoSuchKey", "404"):
+                raise ArchiveError(f"archive {archive_id}: its data object is missing") from None
+            raise self._fail(f"reading archive {archive_id}", exc) from exc
+        except BotoCoreError as exc:
+            raise self._fail(f"reading archive {archive_id}", exc) from exc
+        return body
+
+    def verify(self, bundle: Bundle) -> None:
+        """Read the archive back and compare it byte for byte."""
+        if self._data(bundle.archive_id) != bundle.data:
+            raise ArchiveError(
+                f"archive {bundle.archive_id}: the bytes read back differ from those written"
+            )
+        if self._manifest(bundle.archive_id) is None:
+            raise ArchiveError(f"archive {bundle.archive_id}: its manifest is missing")
+
+    def fetch(self, archive_id: str) -> tuple[dict[str, Any], bytes]:
+        manifest = self._manifest(archive_id)
+        if manifest is None:
+            raise ArchiveError(f"archive {archive_id} is not in {self.name}")
+        return manifest, self._data(archive_id)
+
+    def list(self, session_id: str = "") -> Iterator[dict[str, Any]]:
+        paginator = self.s3.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + session_id):
+                for item in page.get("Contents", []):
+                    key = item["Key"]
+                    if key.endswith(MANIFEST_SUFFIX):
+                        archive_id = key[len(self.prefix) : -len(MANIFEST_SUFFIX)]
+                        manifest = self._manifest(archive_id)
+                        if manifest is not None:
+                            manifest["legal_hold"] = self._legal_hold(key, manifest)
+                            yield manifest
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail(f"listing {self.name}", exc) from exc
+
+    def _legal_hold(self, key: str, manifest: dict[str, Any]) -> bool:
+        if not self._object_lock():
+            return bool(manifest.get("legal_hold"))
+        try:
+            hold = self.s3.get_object_legal_hold(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if _code(exc) in ("NoSuchObjectLockConfiguration", "InvalidRequest"):
+                return False
+            raise
+        return bool(hold.get("LegalHold", {}).get("Status") == "ON")
+
+    def delete(self, archive_id: str) -> None:
+        """Remove every version of both objects (erasure, not a delete marker)."""
+        keys = [self._key(archive_id, DATA_SUFFIX), self._key(archive_id, MANIFEST_SUFFIX)]
+        try:
+            if self._manifest(archive_id) is None:
+                raise ArchiveError(f"archive {archive_id} is not in {self.name}")
+            for key in keys:
+                versions = self.s3.list_object_versions(Bucket=self.bucket, Prefix=key)
+                found = [
+                    v
+                    for v in versions.get("Versions", []) + versions.get("DeleteMarkers", [])
+                    if v["Key"] == key
+                ]
+                for version in found or [{"Key": key, "VersionId": None}]:
+                    args: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+                    if version.get("VersionId"):
+                        args["VersionId"] = version["VersionId"]
+                    if self._object_lock():
+                        args["BypassGovernanceRetention"] = True
+                    self.s3.delete_object(**args)
+        except ClientError as exc:
+            if self._object_lock() and _code(exc) == "AccessDenied":
+                raise ArchiveError(
+                    f"archive {archive_id} could not be deleted: it is under legal hold (or "
+                    "compliance-mode retention); lift the hold first"
+                ) from None
+            raise self._fail(f"deleting archive {archive_id}", exc) from exc
+        except BotoCoreError as exc:
+            raise self._fail(f"deleting archive {archive_id}", exc) from exc
+
+    def set_legal_hold(self, archive_id: str, on: bool) -> None:
+        manifest = self._manifest(archive_id)
+        if manifest is None:
+            raise ArchiveError(f"archive {archive_id} is not in {self.name}")
+        if not self._object_lock():
+            raise ArchiveError(
+                f"bucket {self.bucket} has no Object Lock, so it cannot hold objects; create "
+                "the bucket with Object Lock enabled"
+            )
+        try:
+            for suffix in (DATA_SUFFIX, MANIFEST_SUFFIX):
+                self.s3.put_object_legal_hold(
+                    Bucket=self.bucket,
+                    Key=self._key(archive_id, suffix),
+                    LegalHold={"Status": "ON" if on else "OFF"},
+                )
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail(f"setting the legal hold of {archive_id}", exc) from exc

@@ -1,0 +1,480 @@
+"""Archival: the export format, the archive RPCs, and `memorygraph archive` against a real
+Data-Vault HTTP server (tests/dataplane/vault_server.py), including kills at every step."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from memorygraph.archive.bundle import RetentionPolicy, decompress
+from memorygraph.archive.cli import parse_duration
+from memorygraph.archive.job import run_archival
+from memorygraph.archive.vault import VaultDestination
+from memorygraph.client import Client
+from memorygraph.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from memorygraph.graph.export import decode_export
+from memorygraph.graph.model import NodeKind
+from memorygraph.graph.service import GraphService, NewNode, NewSession
+from memorygraph.server import RunningServer
+from memorygraph.store import GraphStore, MemoryStore, keys
+from memorygraph.v1 import graph_pb2 as pb
+
+from .conftest import REPO, ServerProcess
+from .vault_server import DataVault
+
+Start = Callable[..., RunningServer]
+TOKEN = "vault-token"
+
+
+@pytest.fixture
+def vault(tmp_path: Path) -> Iterator[DataVault]:
+    server = DataVault(tmp_path / "vault", token=TOKEN).start()
+    yield server
+    server.stop()
+
+
+def record_session(mg: Client, title: str, *, close: bool = True, turns: int = 2) -> str:
+    session = mg.create_session(title=title, user_id="u-1", model="m", metadata={"team": "a"})
+    for i in range(turns):
+        prompt = mg.add_prompt(session.id, f"{title} question {i}", model="m")
+        response = mg.add_response(prompt.id, f"answer {i}", token_usage=(10 + i, 5))
+        mg.add_tool_invocation(response.id, tool_name="search", arguments='{"q": 1}')
+    if close:
+        mg.close_session(session.id)
+    return str(session.id)
+
+
+# -- the export format -----------------------------------------------------------------------
+
+
+def _service() -> GraphService:
+    return GraphService(GraphStore(MemoryStore()))
+
+
+def test_export_is_canonical_and_decodes_to_itself() -> None:
+    service = _service()
+    session = service.create_session(NewSession(title="ünïcode", metadata={"k": "v"}))
+    service.create_node(NewNode(NodeKind.PROMPT, session_id=session.id, content="q"))
+    data = service.export_session(session.id).encode()
+    assert service.export_session(session.id).encode() == data
+    assert decode_export(data).encode() == data
+    header = json.loads(data.splitlines()[0])
+    assert header == {
+        "format": "memorygraph.session",
+        "version": 1,
+        "session_id": header["session_id"],
+        "nodes": 1,
+        "edges": 1,
+        "events": 3,
+    }
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda d: d[:-40], "not JSON"),
+        (lambda d: b"\n".join(d.splitlines()[:-1]) + b"\n", "truncated"),
+        (lambda d: d.replace(b'"version":1', b'"version":7'), "version 7 is not supported"),
+        (lambda d: d.replace(b'"kind":"prompt"', b'"kind":"poem"'), "unknown node kind"),
+        (lambda d: d.replace(b"\n", b"\n\n", 1), "not JSON"),
+        (lambda d: d.replace(b'"content":"q"', b'"content": "q"'), "canonical"),
+        (lambda d: b"", "empty"),
+    ],
+)
+def test_damaged_exports_are_refused_with_the_reason(
+    damage: Callable[[bytes], bytes], message: str
+) -> None:
+    service = _service()
+    session = service.create_session(NewSession(title="t"))
+    service.create_node(NewNode(NodeKind.PROMPT, session_id=session.id, content="q"))
+    data = service.export_session(session.id).encode()
+    with pytest.raises(InvalidArgument, match=message):
+        decode_export(damage(data))
+
+
+def test_schema_1_store_gets_its_session_event_index_on_open() -> None:
+    kv = MemoryStore()
+    service = GraphService(GraphStore(kv))
+    session = service.create_session(NewSession(title="old"))
+    service.create_node(NewNode(NodeKind.PROMPT, session_id=session.id, content="q"))
+    before = service.store.session_event_sequences(session.id)
+    # What a schema-1 directory looks like: no session-event index, version 1.
+    kv.delete_range(keys.CF_SESSION_EVENTS, b"", b"\xff" * 17)
+    kv.write([(keys.CF_META, keys.SCHEMA_VERSION_KEY, b"1")], sync=True)
+    assert kv.get(keys.CF_SESSION_EVENTS, keys.session_event_key(session.id, before[0])) is None
+    reopened = GraphStore(kv)
+    assert reopened.schema_version == 2
+    assert kv.get(keys.CF_META, keys.SCHEMA_VERSION_KEY) == b"2"
+    assert reopened.session_event_sequences(session.id) == before
+
+
+# -- the RPCs --------------------------------------------------------------------------------
+
+
+def test_archive_erases_the_session_and_restore_brings_back_the_same_bytes(
+    inprocess_server: RunningServer,
+) -> None:
+    with Client(f"127.0.0.1:{inprocess_server.port}") as mg:
+        template = mg.create_template(
+            name="greet", content="hi {{who}}", variables=[{"name": "who"}]
+        )
+        keep = record_session(mg, "keep")
+        gone = record_session(mg, "gone", close=False)
+        mg.instantiate_template(template_id=template.id, variables={"who": "x"}, session_id=gone)
+        mg.close_session(gone)
+        data, summary = mg.export_session(gone)
+        assert summary.nodes == 7 and summary.events > 0
+
+        with pytest.raises(FailedPrecondition, match="changed since it was exported"):
+            mg.archive_session(gone, "0" * 64)
+        with pytest.raises(InvalidArgument, match="64 lowercase hex"):
+            mg.archive_session(gone, "abc")
+        mg.get_session(gone)  # still there
+
+        result = mg.archive_session(gone, summary.content_sha256, archive_id="a-1")
+        assert (result.deleted_nodes, result.erased_events) == (8, summary.events)
+        with pytest.raises(NotFound):
+            mg.get_session(gone)
+        assert list(mg.query(session_id=gone).nodes) == []
+        # Its history is gone from the log; one content-free marker says what happened.
+        events = []
+        for event in mg.stream_events(from_sequence=1):
+            events.append(event)
+            if event.type == pb.EVENT_TYPE_SESSION_ARCHIVED:
+                break
+        about = [e for e in events if e.session_id == gone]
+        assert [e.type for e in about] == [pb.EVENT_TYPE_SESSION_ARCHIVED]
+        assert about[0].node.content == "" and not about[0].node.metadata
+        assert any(e.session_id == keep for e in events)  # others keep their history
+        template_after = mg.get_template(template_id=template.id)
+        assert template_after.id == template.id
+
+        restored = mg.restore_session(data)
+        assert (restored.nodes, restored.events, restored.skipped_edges) == (8, summary.events, 0)
+        assert mg.export_session(gone)[0] == data
+        again = mg.restore_session(data)
+        assert again.already_present
+        with pytest.raises(InvalidArgument, match="export line"):
+            mg.restore_session(data.replace(b'"record":"node"', b'"record":"n0de"', 1))
+
+
+def test_restore_refuses_a_session_that_exists_and_differs(
+    inprocess_server: RunningServer,
+) -> None:
+    with Client(f"127.0.0.1:{inprocess_server.port}") as mg:
+        session = record_session(mg, "s", close=False)
+        data, _ = mg.export_session(session)
+        mg.add_prompt(session, "one more")
+        with pytest.raises(AlreadyExists, match="differs from the archive"):
+            mg.restore_session(data)
+
+
+def test_candidates_are_closed_or_idle_sessions_oldest_first(
+    inprocess_server: RunningServer,
+) -> None:
+    with Client(f"127.0.0.1:{inprocess_server.port}") as mg:
+        first = record_session(mg, "first")
+        idle = record_session(mg, "idle", close=False)
+        cutoff = dt.datetime.now(dt.UTC)
+        busy = record_session(mg, "busy", close=False, turns=0)
+        found = [c.session.id for c in mg.iter_archive_candidates(cutoff, page_size=1)]
+        assert found == [first, idle]
+        assert busy not in found
+        mg.add_prompt(idle, "activity")
+        found = [c.session.id for c in mg.iter_archive_candidates(cutoff)]
+        assert found == [first]
+
+
+def test_undelivered_registry_reports_keep_the_session() -> None:
+    service = _service()
+    session = service.create_session(NewSession(title="t"))
+    export = service.export_session(session.id)
+    with pytest.raises(FailedPrecondition, match="LLM-Registry has not received"):
+        service.archive_session(
+            session.id, content_sha256=export.sha256(), undelivered_from=export.events[0].sequence
+        )
+    service.archive_session(
+        session.id,
+        content_sha256=export.sha256(),
+        undelivered_from=service.store.last_sequence + 1,
+    )
+
+
+# -- the job against a Data-Vault -------------------------------------------------------------
+
+
+def _vault_destination(vault: DataVault) -> VaultDestination:
+    return VaultDestination(vault.url, token=TOKEN, backoff=0.01)
+
+
+def test_run_archives_old_sessions_to_the_vault_and_restore_round_trips(
+    inprocess_server: RunningServer, vault: DataVault
+) -> None:
+    lines: list[str] = []
+    with Client(f"127.0.0.1:{inprocess_server.port}") as mg:
+        old = [record_session(mg, f"old-{i}") for i in range(3)]
+        exports = {sid: mg.export_session(sid)[0] for sid in old}
+        cutoff_now = dt.datetime.now(dt.UTC)
+        young = record_session(mg, "young", close=False)
+        vault.fail_next(2)  # transient trouble is retried
+        destination = _vault_destination(vault)
+        summary = run_archival(
+            mg,
+            destination,
+            older_than=dt.timedelta(0),
+            policy=RetentionPolicy("PCI"),
+            source="test",
+            progress=lines.append,
+            now=cutoff_now,
+        )
+        assert (summary.processed, summary.archived, summary.failed) == (3, 3, 0), lines
+        assert summary.bytes > 0
+        mg.get_session(young)
+        for sid in old:
+            with pytest.raises(NotFound):
+                mg.get_session(sid)
+        listed = list(destination.list())
+        assert sorted(m["session_id"] for m in listed) == sorted(old)
+        assert all(m["compliance"] == "PCI" and m["retention_days"] == 1095 for m in listed)
+        retain = dt.datetime.fromisoformat(listed[0]["retain_until"])
+        assert retain - dt.datetime.now(dt.UTC) > dt.timedelta(days=1094)
+        # The archive holds exactly the export; restore brings those bytes back.
+        for manifest in listed:
+            _, data = destination.fetch(manifest["archive_id"])
+            assert decompress(data, manifest) == exports[manifest["session_id"]]
+            mg.restore_session(decompress(data, manifest))
+            assert mg.export_session(manifest["session_id"])[0] == exports[manifest["session_id"]]
+        # A second run with the sessions back: same state, same archive ids, no duplicates.
+        again = run_archival(
+            mg,
+            destination,
+            older_than=dt.timedelta(0),
+            policy=RetentionPolicy("PCI"),
+            source="test",
+            progress=lines.append,
+            now=cutoff_now,
+        )
+        assert again.archived == 3
+        assert len(vault.ids()) == 3
+        assert any("already uploaded" in line for line in lines)
+        destination.close()
+
+
+def test_vault_down_fails_the_run_and_keeps_every_session(
+    inprocess_server: RunningServer, vault: DataVault
+) -> None:
+    with Client(f"127.0.0.1:{inprocess_server.port}") as mg:
+        sid = record_session(mg, "s")
+        destination = _vault_destination(vault)
+        vault.fail_next(2)  # health is open; the policy listing fails twice then works
+        vault.fail_next(100)
+        with pytest.raises(Exception, match="did not answer"):
+            run_archival(
+                mg,
+                destination,
+                older_than=dt.timedelta(0),
+                policy=RetentionPolicy(),
+                source="test",
+                progress=lambda _: None,
+            )
+        mg.get_session(sid)
+        assert vault.ids() == []
+
+
+def test_legal_hold_prevents_deletion_until_lifted(
+    inprocess_server: RunningServer, vault: DataVault
+) -> None:
+    with Client(f"127.0.0.1:{inprocess_server.port}") as mg:
+        record_session(mg, "held")
+        destination = _vault_destination(vault)
+        run_archival(
+            mg,
+            destination,
+            older_than=dt.timedelta(0),
+            policy=RetentionPolicy("HIPAA", legal_hold=True),
+            source="test",
+            progress=lambda _: None,
+        )
+        (archive_id,) = vault.ids()
+        with pytest.raises(Exception, match="legal hold"):
+            destination.delete(archive_id)
+        destination.set_legal_hold(archive_id, False)
+        destination.delete(archive_id)
+        assert vault.ids() == []
+
+
+def test_plugin_refusing_archival_skips_the_session(
+    start_inprocess: Start, vault: DataVault, tmp_path: Path
+) -> None:
+    plugins = tmp_path / "plugins.yaml"
+    plugins.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "plugins": [
+                    {
+                        "name": "archivable-only",
+                        "type": "validator",
+                        "hooks": ["before_archive"],
+                        "config": {"required_metadata": ["archivable"]},
+                    }
+                ],
+            }
+        )
+    )
+    server = start_inprocess(plugins_file=plugins)
+    lines: list[str] = []
+    with Client(f"127.0.0.1:{server.port}") as mg:
+        kept = record_session(mg, "kept")
+        allowed = mg.create_session(title="ok", metadata={"archivable": "yes"}).id
+        mg.close_session(allowed)
+        summary = run_archival(
+            mg,
+            _vault_destination(vault),
+            older_than=dt.timedelta(0),
+            policy=RetentionPolicy(),
+            source="test",
+            progress=lines.append,
+        )
+        assert (summary.archived, summary.skipped, summary.failed) == (1, 1, 0), lines
+        assert any("archivable-only" in line for line in lines)
+        mg.get_session(kept)
+        with pytest.raises(NotFound):
+            mg.get_session(allowed)
+    assert len(vault.ids()) == 1
+
+
+# -- the command, killed at every step ---------------------------------------------------------
+
+
+def _archive_cmd(server: ServerProcess, vault: DataVault, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "memorygraph",
+        "archive",
+        "run",
+        "--server",
+        server.address,
+        "--older-than",
+        "0s",
+        "--vault-url",
+        vault.url,
+        *extra,
+    ]
+
+
+def _env() -> dict[str, str]:
+    return {
+        **os.environ,
+        "PYTHONPATH": str(REPO / "dataplane"),
+        "MEMORYGRAPH_VAULT_TOKEN": TOKEN,
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("step", ["exported", "uploaded", "verified", "deleting from the graph"])
+def test_kill_at_each_step_then_rerun_loses_nothing_and_duplicates_nothing(
+    tmp_path: Path, vault: DataVault, step: str
+) -> None:
+    server = ServerProcess(tmp_path / "data").start()
+    try:
+        with Client(server.address) as mg:
+            sessions = [record_session(mg, f"s{i}") for i in range(3)]
+            exports = {sid: mg.export_session(sid)[0] for sid in sessions}
+        # Kill the job at the step, in the middle of the second session.
+        proc = subprocess.Popen(
+            _archive_cmd(server, vault), stdout=subprocess.PIPE, env=_env(), text=True
+        )
+        assert proc.stdout is not None
+        seen = 0
+        for line in proc.stdout:
+            if f": {step}" in line:
+                seen += 1
+                if seen == 2:
+                    proc.send_signal(signal.SIGKILL)
+                    break
+        proc.wait(timeout=30)
+        assert seen == 2
+
+        def check_either_or() -> None:
+            with Client(server.address) as mg:
+                archived = {
+                    json.loads(p.read_text())["session_id"] for p in vault.root.glob("*.json")
+                }
+                for sid in sessions:
+                    try:
+                        mg.get_session(sid)
+                        in_graph = True
+                    except NotFound:
+                        in_graph = False
+                    assert in_graph or sid in archived, (
+                        f"{sid} is neither in the graph nor archived"
+                    )
+
+        check_either_or()
+        rerun = subprocess.run(
+            _archive_cmd(server, vault), capture_output=True, env=_env(), text=True, timeout=120
+        )
+        assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+        assert "0 failed" in rerun.stdout
+        check_either_or()
+        destination = _vault_destination(vault)
+        manifests = list(destination.list())
+        assert sorted(m["session_id"] for m in manifests) == sorted(sessions)  # one each
+        with Client(server.address) as mg:
+            for sid in sessions:
+                with pytest.raises(NotFound):
+                    mg.get_session(sid)
+            for manifest in manifests:
+                restored = subprocess.run(
+                    [
+                        sys.executable,
+                        "-m",
+                        "memorygraph",
+                        "archive",
+                        "restore",
+                        "--server",
+                        server.address,
+                        "--vault-url",
+                        vault.url,
+                        manifest["archive_id"],
+                    ],
+                    capture_output=True,
+                    env=_env(),
+                    text=True,
+                    timeout=60,
+                )
+                assert restored.returncode == 0, restored.stderr
+                sid = manifest["session_id"]
+                assert mg.export_session(sid)[0] == exports[sid]
+        destination.close()
+    finally:
+        server.stop()
+
+
+def test_command_line_errors_are_precise(tmp_path: Path) -> None:
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "memorygraph", "archive", *args],
+            capture_output=True,
+            env=_env(),
+            text=True,
+            timeout=60,
+        )
+
+    bad_duration = run("run", "--older-than", "30 days", "--vault-url", "http://127.0.0.1:1")
+    assert bad_duration.returncode == 2 and "not a duration" in bad_duration.stderr
+    no_destination = run("list")
+    assert no_destination.returncode == 1
+    assert "exactly one destination" in no_destination.stderr
+    assert "Traceback" not in no_destination.stderr
+    assert parse_duration("1h30m") == dt.timedelta(minutes=90)
+    assert parse_duration("30d") == dt.timedelta(days=30)
