@@ -19,3 +19,7 @@ go_tool() {
 
 # helm: `helm lint` / `helm template` check the operator chart (tests/operator/test_chart.py).
 go_tool helm helm.sh/helm/v3/cmd/helm "${HELM_VERSION:-v3.22.0}"
+
+# minio: the S3-compatible server the archival tests ship archives to (tests/dataplane/
+# test_archive_s3.py). MinIO publishes no semantic-version tags, so this is a pseudo-version.
+go_tool minio github.com/minio/minio "${MINIO_VERSION:-v0.0.0-20260212201848-7aac2a2c5b7c}"

@@ -231,8 +231,13 @@ class S3Destination:
         """Remove every version of both objects (erasure, not a delete marker)."""
         keys = [self._key(archive_id, DATA_SUFFIX), self._key(archive_id, MANIFEST_SUFFIX)]
         try:
-            if self._manifest(archive_id) is None:
+            manifest = self._manifest(archive_id)
+            if manifest is None:
                 raise ArchiveError(f"archive {archive_id} is not in {self.name}")
+            if self._legal_hold(keys[0], manifest):
+                raise ArchiveError(
+                    f"archive {archive_id} is under legal hold; lift the hold before deleting it"
+                )
             for key in keys:
                 versions = self.s3.list_object_versions(Bucket=self.bucket, Prefix=key)
                 found = [
@@ -248,10 +253,10 @@ class S3Destination:
                         args["BypassGovernanceRetention"] = True
                     self.s3.delete_object(**args)
         except ClientError as exc:
-            if self._object_lock() and _code(exc) == "AccessDenied":
+            if self._object_lock() and _code(exc) in ("AccessDenied", "InvalidRequest"):
                 raise ArchiveError(
-                    f"archive {archive_id} could not be deleted: it is under legal hold (or "
-                    "compliance-mode retention); lift the hold first"
+                    f"archive {archive_id} could not be deleted: the bucket protects it (legal "
+                    "hold or compliance-mode retention)"
                 ) from None
             raise self._fail(f"deleting archive {archive_id}", exc) from exc
         except BotoCoreError as exc:

@@ -1,0 +1,219 @@
+"""Archival to S3-compatible storage: a real MinIO server (built from its Go module by
+`make tools`) on 127.0.0.1, with Object Lock retention and legal holds."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import httpx
+import pytest
+from memorygraph.archive.bundle import ArchiveError, RetentionPolicy, decompress
+from memorygraph.archive.job import restore_archive, run_archival
+from memorygraph.archive.s3 import S3Destination
+from memorygraph.client import Client
+from memorygraph.errors import NotFound
+from memorygraph.server import RunningServer
+
+from .conftest import REPO, free_port
+from .test_archive import record_session
+
+USER, PASSWORD = "memorygraph", "memorygraph-secret"
+
+
+def _minio_binary() -> str | None:
+    found = shutil.which("minio")
+    cached = Path.home() / ".cache/memorygraph/bin/minio"
+    return found or (str(cached) if cached.exists() else None)
+
+
+class MinIO:
+    def __init__(self, root: Path) -> None:
+        binary = _minio_binary()
+        if binary is None:
+            message = "no minio binary: `make tools` builds it from its Go module"
+            if os.environ.get("CI"):
+                pytest.fail(message)
+            pytest.skip(message)
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.log = root / "minio.log"
+        with self.log.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [
+                    binary,
+                    "server",
+                    str(root / "data"),
+                    "--address",
+                    f"127.0.0.1:{self.port}",
+                    "--console-address",
+                    f"127.0.0.1:{free_port()}",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={
+                    **os.environ,
+                    "MINIO_ROOT_USER": USER,
+                    "MINIO_ROOT_PASSWORD": PASSWORD,
+                    "MINIO_BROWSER": "off",
+                    "MINIO_UPDATE": "off",
+                },
+            )
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{self.endpoint}/minio/health/live", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"minio did not start:\n{self.log.read_text()[-2000:]}")
+            time.sleep(0.2)
+
+    def client(self) -> Any:
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=USER,
+            aws_secret_access_key=PASSWORD,
+            region_name="us-east-1",
+        )
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def minio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MinIO]:
+    server = MinIO(tmp_path_factory.mktemp("minio"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", USER)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", PASSWORD)
+
+
+def _bucket(minio: MinIO, name: str, *, lock: bool) -> str:
+    s3 = minio.client()
+    s3.create_bucket(Bucket=name, ObjectLockEnabledForBucket=lock)
+    return name
+
+
+def test_archive_to_a_locked_bucket_restore_and_erase(
+    inprocess_server: RunningServer, minio: MinIO, credentials: None
+) -> None:
+    bucket = _bucket(minio, "locked", lock=True)
+    destination = S3Destination(bucket, "graphs/prod", endpoint_url=minio.endpoint)
+    lines: list[str] = []
+    with Client(f"127.0.0.1:{inprocess_server.port}") as mg:
+        sessions = [record_session(mg, f"s3-{i}") for i in range(2)]
+        exports = {sid: mg.export_session(sid)[0] for sid in sessions}
+        summary = run_archival(
+            mg,
+            destination,
+            older_than=dt.timedelta(0),
+            policy=RetentionPolicy("GDPR"),
+            source="test",
+            progress=lines.append,
+        )
+        assert (summary.archived, summary.failed) == (2, 0), lines
+        manifests = list(destination.list())
+        assert sorted(m["session_id"] for m in manifests) == sorted(sessions)
+        s3 = minio.client()
+        for manifest in manifests:
+            key = f"graphs/prod/{manifest['archive_id']}.jsonl.zst"
+            head = s3.head_object(Bucket=bucket, Key=key)
+            # Object Lock retention from the GDPR policy (2555 days), in governance mode.
+            assert head["ObjectLockMode"] == "GOVERNANCE"
+            until = head["ObjectLockRetainUntilDate"]
+            assert until - dt.datetime.now(dt.UTC) > dt.timedelta(days=2554)
+            assert head["Metadata"]["content-sha256"] == manifest["content_sha256"]
+            body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            assert decompress(body, manifest) == exports[manifest["session_id"]]
+
+        first = manifests[0]
+        with pytest.raises(NotFound):
+            mg.get_session(first["session_id"])
+        restore_archive(mg, destination, first["archive_id"])
+        assert mg.export_session(first["session_id"])[0] == exports[first["session_id"]]
+
+        # Legal hold: deletion refused until lifted; deletion removes every version.
+        destination.set_legal_hold(first["archive_id"], True)
+        assert [m["legal_hold"] for m in destination.list(first["session_id"])] == [True]
+        with pytest.raises(ArchiveError, match="legal hold"):
+            destination.delete(first["archive_id"])
+        destination.set_legal_hold(first["archive_id"], False)
+        destination.delete(first["archive_id"])
+        versions = s3.list_object_versions(
+            Bucket=bucket, Prefix=f"graphs/prod/{first['archive_id']}"
+        )
+        assert not versions.get("Versions") and not versions.get("DeleteMarkers")
+        assert [m["archive_id"] for m in destination.list()] == [manifests[1]["archive_id"]]
+    destination.close()
+
+
+def test_command_line_against_a_plain_bucket(
+    inprocess_server: RunningServer, minio: MinIO, tmp_path: Path
+) -> None:
+    bucket = _bucket(minio, "plain", lock=False)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO / "dataplane"),
+        "AWS_ACCESS_KEY_ID": USER,
+        "AWS_SECRET_ACCESS_KEY": PASSWORD,
+        "MEMORYGRAPH_S3_ENDPOINT": minio.endpoint,
+    }
+    server = f"127.0.0.1:{inprocess_server.port}"
+    with Client(server) as mg:
+        sid = record_session(mg, "cli")
+    where = ["--s3-bucket", bucket, "--s3-prefix", "mg"]
+
+    def archive(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "memorygraph", "archive", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+
+    metrics = tmp_path / "archive.prom"
+    run = archive(
+        "run", "--server", server, "--older-than", "0s", "--metrics-file", str(metrics), *where
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "1 archived" in run.stdout and "0 failed" in run.stdout
+    assert 'memorygraph_archive_job_sessions_total{result="archived"} 1.0' in metrics.read_text()
+    listing = archive("list", *where)
+    assert listing.returncode == 0 and sid in listing.stdout
+    archive_id = listing.stdout.split('"archive_id": "')[1].split('"')[0]
+    # No Object Lock on this bucket: a legal hold cannot be honoured, and says so.
+    hold = archive("hold", archive_id, "on", *where)
+    assert hold.returncode == 1 and "no Object Lock" in hold.stderr
+    restore = archive("restore", "--server", server, archive_id, *where)
+    assert restore.returncode == 0, restore.stderr
+    deleted = archive("delete", archive_id, *where)
+    assert deleted.returncode == 0, deleted.stderr
+    missing = archive("restore", "--server", server, archive_id, *where)
+    assert missing.returncode == 1 and "is not in s3://plain/mg/" in missing.stderr
+    wrong = subprocess.run(
+        [sys.executable, "-m", "memorygraph", "archive", "list", *where],
+        capture_output=True,
+        text=True,
+        env={**env, "AWS_SECRET_ACCESS_KEY": "wrong"},
+        timeout=60,
+    )
+    assert wrong.returncode == 1 and "refused the credentials" in wrong.stderr
+    assert "Traceback" not in wrong.stderr
