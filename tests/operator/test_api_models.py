@@ -90,6 +90,36 @@ def test_plugin_hooks_must_be_named_before_or_after_something() -> None:
         parse_plugin(spec)
 
 
+@pytest.mark.parametrize(
+    ("change", "needle"),
+    [
+        ({"hooks": ["before_teleport"]}, "hooks.0: Input should be"),
+        ({"config": {"patterns": ["ssn"]}}, "config.patterns.0"),
+        ({"config": {"mode": "shred"}}, "config.mode"),
+        ({"type": "Quota", "config": {}}, "max_nodes_per_session"),
+        (
+            {"type": "Validator", "config": {"deny_patterns": ["(?<=secret)x"]}},
+            "config.deny_patterns: '\\(\\?<=secret\\)x' is not a valid RE2 pattern",
+        ),
+    ],
+    ids=["unknown-hook", "unknown-pii-kind", "unknown-mode", "quota-without-limit", "not-re2"],
+)
+def test_plugins_the_data_plane_would_refuse_are_invalid(
+    change: dict[str, Any], needle: str
+) -> None:
+    # The data plane refuses a whole plugins.yaml over one bad entry (and a pod will not start
+    # with it), so the operator must reject such a Plugin before it reaches any graph's config.
+    spec = {**load_example("plugin-pii-redactor.yaml")["spec"], **change}
+    with pytest.raises(InvalidSpec, match=f"data plane refuses this plugin: .*{needle}"):
+        parse_plugin(spec, "pii-redactor")
+
+
+def test_webhook_plugins_take_no_config_keys_the_data_plane_does_not_know() -> None:
+    spec = {**load_example("plugin-webhook.yaml")["spec"], "config": {"retries": 3}}
+    with pytest.raises(InvalidSpec, match=r"config\.retries: Extra inputs are not permitted"):
+        parse_plugin(spec, "policy-webhook")
+
+
 def test_crd_schema_rejects_lowercase_enums_and_bad_cron() -> None:
     schema = _schema("MemoryGraph")
     with pytest.raises(jsonschema.ValidationError):

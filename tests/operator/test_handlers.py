@@ -399,6 +399,27 @@ async def test_invalid_plugin_is_marked_and_left_out(api: ApiServer, memo: kopf.
     assert _conditions(api)["Degraded"]["reason"] == "InvalidPlugins"
 
 
+async def test_plugin_only_the_data_plane_would_refuse_never_reaches_the_config(
+    api: ApiServer, memo: kopf.Memo
+) -> None:
+    good = load_example("plugin-webhook.yaml")
+    bad = load_example("plugin-pii-redactor.yaml")
+    bad["spec"]["config"] = {"patterns": ["email", "ssn"]}  # the CRD schema lets this through
+    api.store(PLUGINS, good)
+    api.store(PLUGINS, bad)
+    _graph(api, {"plugins": {"names": ["pii-redactor", "policy-webhook"]}})
+    await on_plugin(body=api.read(PLUGINS, NS, "pii-redactor"), namespace=NS, memo=memo, logger=log)
+
+    ready = api.read(PLUGINS, NS, "pii-redactor")["status"]["conditions"][0]  # type: ignore[index]
+    assert (ready["status"], ready["reason"]) == ("False", "InvalidSpec")
+    assert "config.patterns.1" in ready["message"]
+    assert ("Warning", "InvalidSpec") in _events(api)
+    await _reconcile(memo)
+    config = api.read("v1/configmaps", NS, "chat-memory-config")["data"]["plugins.yaml"]  # type: ignore[index]
+    assert "pii-redactor" not in config and "policy-webhook" in config
+    assert _conditions(api)["Degraded"]["reason"] == "InvalidPlugins"
+
+
 async def test_periodic_resync_repairs_children_nobody_watches(
     api: ApiServer, memo: kopf.Memo
 ) -> None:

@@ -10,11 +10,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from memorygraph.plugins.config import PluginSpec as DataPlanePluginSpec
 from pydantic import ValidationError
+from pydantic.alias_generators import to_camel
 
 from ..api.memorygraph import MemoryGraphSpec
 from ..api.plugin import PluginSpec
 from ..errors import InvalidSpec
+from ..render.config import plugin_entry
 from ..render.context import ANNOTATION_PAUSED, ANNOTATION_RESTARTED_AT, GraphInputs, NamedPlugin
 
 __all__ = [
@@ -37,12 +40,38 @@ def describe_validation_error(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def parse_plugin(spec: Mapping[str, Any]) -> PluginSpec:
-    """Validate a Plugin's spec; raise :class:`InvalidSpec` naming the fields."""
+def _describe_data_plane_problems(exc: ValidationError) -> str:
+    # The data plane checks ``config`` against the plugin type's model from inside a validator,
+    # so those errors carry no ``config`` prefix: anything not a top-level key is in ``config``.
+    top_level = set(DataPlanePluginSpec.model_fields)
+    parts = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        if loc and loc[0] in top_level:
+            path = ".".join([to_camel(loc[0]), *loc[1:]])
+        else:
+            path = ".".join(["config", *loc])
+        parts.append(f"{path}: {str(err['msg']).removeprefix('Value error, ')}")
+    return "the data plane refuses this plugin: " + "; ".join(parts)
+
+
+def parse_plugin(spec: Mapping[str, Any], name: str = "plugin") -> PluginSpec:
+    """Validate a Plugin's spec; raise :class:`InvalidSpec` naming the fields.
+
+    The spec is also checked the way the data plane will read it (its own ``plugins.yaml``
+    model: hook names, the type's ``config`` keys, RE2 patterns). The data plane refuses a whole
+    file over one bad entry, and a pod does not start with it, so such a Plugin must be caught
+    here and left out of every graph's config.
+    """
     try:
-        return PluginSpec.model_validate(dict(spec))
+        parsed = PluginSpec.model_validate(dict(spec))
     except ValidationError as exc:
         raise InvalidSpec(describe_validation_error(exc)) from exc
+    try:
+        DataPlanePluginSpec.model_validate(plugin_entry(NamedPlugin(name, parsed)))
+    except ValidationError as exc:
+        raise InvalidSpec(_describe_data_plane_problems(exc)) from exc
+    return parsed
 
 
 def is_paused(meta: Mapping[str, Any]) -> bool:
@@ -83,7 +112,7 @@ def select_plugins(spec: MemoryGraphSpec, plugins: Sequence[Mapping[str, Any]]) 
             continue
         seen.add(name)
         try:
-            selected.append(NamedPlugin(name, parse_plugin(obj.get("spec") or {})))
+            selected.append(NamedPlugin(name, parse_plugin(obj.get("spec") or {}, name)))
         except InvalidSpec:
             invalid.append(name)
     missing = sorted(names - seen)

@@ -78,7 +78,7 @@ async def reconcile_plugin(
     meta = plugin.get("metadata") or {}
     error = None
     try:
-        parse_plugin(plugin.get("spec") or {})
+        parse_plugin(plugin.get("spec") or {}, str(meta.get("name") or "plugin"))
     except InvalidSpec as exc:
         error = str(exc)
     graphs = await kube.list(GRAPH, meta["namespace"])

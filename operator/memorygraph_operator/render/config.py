@@ -28,6 +28,7 @@ __all__ = [
     "REGISTRY_DIR",
     "TLS_DIR",
     "config_hash",
+    "plugin_entry",
     "render_configmap",
     "render_plugins_yaml",
     "render_server_yaml",
@@ -71,7 +72,8 @@ def render_server_yaml(g: GraphInputs) -> str:
     return _dump(config)
 
 
-def _plugin_entry(p: NamedPlugin) -> dict[str, Any]:
+def plugin_entry(p: NamedPlugin) -> dict[str, Any]:
+    """One plugin as the data plane's ``plugins.yaml`` lists it (snake_case, lower-case type)."""
     s = p.spec
     config: dict[str, Any] = dict(s.config or {})
     if s.webhook is not None:
@@ -95,7 +97,7 @@ def _plugin_entry(p: NamedPlugin) -> dict[str, Any]:
 def render_plugins_yaml(g: GraphInputs) -> str:
     """``plugins.yaml``: the selected plugins in execution order (order, then name)."""
     ordered = sorted(g.plugins, key=lambda p: (p.spec.order, p.name))
-    return _dump({"version": 1, "plugins": [_plugin_entry(p) for p in ordered]})
+    return _dump({"version": 1, "plugins": [plugin_entry(p) for p in ordered]})
 
 
 def config_hash(g: GraphInputs) -> str:
