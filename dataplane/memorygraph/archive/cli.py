@@ -58,6 +58,7 @@ def cmd_run(args: argparse.Namespace, mg: Client) -> int:
             source=args.server,
             progress=_progress,
             limit=args.limit,
+            batch_size=args.batch_size,
         )
     finally:
         destination.close()
@@ -194,6 +195,12 @@ def add_archive_commands(commands: Any) -> None:
     run.add_argument("--retention-days", type=int, help="override the compliance class's days")
     run.add_argument("--legal-hold", action="store_true", help="put new archives on legal hold")
     run.add_argument("--limit", type=int, default=0, help="archive at most this many sessions")
+    run.add_argument(
+        "--batch-size",
+        type=int,
+        default=16,
+        help="sessions uploaded per destination call (default %(default)s)",
+    )
     run.add_argument("--metrics-file", type=Path, help="write the run's metrics (Prometheus text)")
     run.add_argument("--summary-json", type=Path, help="write the run's summary as JSON")
     _destination_options(run)

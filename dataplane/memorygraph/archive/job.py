@@ -37,6 +37,7 @@ class Destination(Protocol):
 
     def check(self, policy: RetentionPolicy) -> None: ...
     def put(self, bundle: Bundle) -> bool: ...
+    def put_many(self, bundles: list[Bundle]) -> dict[str, bool | ArchiveError]: ...
     def verify(self, bundle: Bundle) -> None: ...
     def fetch(self, archive_id: str) -> tuple[dict[str, Any], bytes]: ...
     def delete(self, archive_id: str) -> None: ...
@@ -87,69 +88,135 @@ def _size(n: int) -> str:
 Progress = Callable[[str], None]
 
 
-def _archive_one(
-    mg: Client,
-    destination: Destination,
-    candidate: pb.ArchiveCandidate,
-    *,
-    policy: RetentionPolicy,
-    source: str,
-    progress: Progress,
-    summary: RunSummary,
-    label: str,
-) -> None:
-    session_id = candidate.session.id
-    try:
-        data, info = mg.export_session(session_id, for_archive=True)
-    except NotFound:
-        progress(f"{label} session {session_id}: gone already, skipped")
-        summary.skipped += 1
-        return
-    except FailedPrecondition as exc:
-        progress(f"{label} session {session_id}: skipped: {exc}")
-        summary.skipped += 1
-        return
-    bundle = Bundle.build(
-        data,
-        session_id=session_id,
-        content_sha256=info.content_sha256,
-        counts={"nodes": info.nodes, "edges": info.edges, "events": info.events},
-        format_version=info.format_version,
-        policy=policy,
-        source=source,
-    )
-    progress(
-        f"{label} session {session_id}: exported {info.nodes + 1} nodes, {info.edges} edges, "
-        f"{info.events} events ({_size(len(data))})"
-    )
-    new = destination.put(bundle)
-    state = "uploaded" if new else "already uploaded"
-    progress(
-        f"{label} session {session_id}: {state} {bundle.archive_id} ({_size(len(bundle.data))})"
-    )
-    destination.verify(bundle)
-    progress(f"{label} session {session_id}: verified {bundle.archive_id}")
-    progress(f"{label} session {session_id}: deleting from the graph")
-    try:
-        done = mg.archive_session(session_id, info.content_sha256, archive_id=bundle.archive_id)
-    except FailedPrecondition as exc:
-        # It changed (or has undelivered registry reports): it stays, and so that it is not
-        # both kept and archived, the archive of the old state goes.
-        progress(f"{label} session {session_id}: kept in the graph: {exc}")
-        if new:
+@dataclass
+class _Pending:
+    """One session on its way: exported and bundled, not yet removed from the graph."""
+
+    label: str
+    session_id: str
+    content_sha256: str
+    bundle: Bundle
+
+
+class _Run:
+    def __init__(
+        self,
+        mg: Client,
+        destination: Destination,
+        policy: RetentionPolicy,
+        source: str,
+        progress: Progress,
+    ) -> None:
+        self.mg = mg
+        self.destination = destination
+        self.policy = policy
+        self.source = source
+        self.progress = progress
+        self.summary = RunSummary()
+
+    def say(self, label: str, session_id: str, text: str) -> None:
+        self.progress(f"{label} session {session_id}: {text}")
+
+    def fail(self, label: str, session_id: str, exc: Exception) -> None:
+        self.summary.failed += 1
+        self.summary.failures.append(f"{session_id}: {exc}")
+        self.say(label, session_id, f"FAILED: {exc}")
+
+    def export(self, label: str, candidate: pb.ArchiveCandidate) -> _Pending | None:
+        """Step 1; None when the session is skipped."""
+        session_id = candidate.session.id
+        try:
+            data, info = self.mg.export_session(session_id, for_archive=True)
+        except NotFound:
+            self.say(label, session_id, "gone already, skipped")
+            self.summary.skipped += 1
+            return None
+        except FailedPrecondition as exc:  # a plugin refused, or the session is not ready
+            self.say(label, session_id, f"skipped: {exc}")
+            self.summary.skipped += 1
+            return None
+        bundle = Bundle.build(
+            data,
+            session_id=session_id,
+            content_sha256=info.content_sha256,
+            counts={"nodes": info.nodes, "edges": info.edges, "events": info.events},
+            format_version=info.format_version,
+            policy=self.policy,
+            source=self.source,
+        )
+        self.say(
+            label,
+            session_id,
+            f"exported {info.nodes + 1} nodes, {info.edges} edges, {info.events} events "
+            f"({_size(len(data))})",
+        )
+        return _Pending(label, session_id, info.content_sha256, bundle)
+
+    def finish(self, item: _Pending, new: bool) -> None:
+        """Steps 3 and 4 for an uploaded archive."""
+        label, session_id, bundle = item.label, item.session_id, item.bundle
+        self.destination.verify(bundle)
+        self.say(label, session_id, f"verified {bundle.archive_id}")
+        self.say(label, session_id, "deleting from the graph")
+        try:
+            done = self.mg.archive_session(
+                session_id, item.content_sha256, archive_id=bundle.archive_id
+            )
+        except FailedPrecondition as exc:
+            # It changed (or has undelivered registry reports): it stays, and so that it is
+            # not both kept and archived, the archive of the old state goes.
+            self.say(label, session_id, f"kept in the graph: {exc}")
+            if new:
+                try:
+                    self.destination.delete(bundle.archive_id)
+                except ArchiveError as cleanup:
+                    self.say(label, session_id, f"stale archive left in place: {cleanup}")
+            self.summary.skipped += 1
+            return
+        self.summary.archived += 1
+        self.summary.bytes += len(bundle.data)
+        self.say(
+            label,
+            session_id,
+            f"archived as {bundle.archive_id} ({done.deleted_nodes} nodes, "
+            f"{done.deleted_edges} edges, {done.erased_events} events removed from the graph)",
+        )
+
+    def group(self, numbered: list[tuple[str, pb.ArchiveCandidate]]) -> None:
+        """Export a group, upload it in one call, then verify and delete one by one."""
+        pending: list[_Pending] = []
+        for label, candidate in numbered:
+            self.summary.processed += 1
             try:
-                destination.delete(bundle.archive_id)
-            except ArchiveError as cleanup:
-                progress(f"{label} session {session_id}: stale archive left in place: {cleanup}")
-        summary.skipped += 1
-        return
-    summary.archived += 1
-    summary.bytes += len(bundle.data)
-    progress(
-        f"{label} session {session_id}: archived as {bundle.archive_id} "
-        f"({done.deleted_nodes} nodes, {done.deleted_edges} edges, {done.erased_events} events "
-        "removed from the graph)"
-    )
+                item = self.export(label, candidate)
+            except (ArchiveError, RequestError) as exc:
+                self.fail(label, candidate.session.id, exc)
+                continue
+            if item is not None:
+                pending.append(item)
+        if not pending:
+            return
+        try:
+            stored = self.destination.put_many([p.bundle for p in pending])
+        except ArchiveError as exc:
+            for item in pending:
+                self.fail(item.label, item.session_id, exc)
+            return
+        for item in pending:
+            result = stored[item.bundle.archive_id]
+            if isinstance(result, ArchiveError):
+                self.fail(item.label, item.session_id, result)
+                continue
+            state = "uploaded" if result else "already uploaded"
+            self.say(
+                item.label,
+                item.session_id,
+                f"{state} {item.bundle.archive_id} ({_size(len(item.bundle.data))})",
+            )
+            try:
+                self.finish(item, result)
+            except (ArchiveError, RequestError) as exc:
+                self.fail(item.label, item.session_id, exc)
 
 
 def run_archival(
@@ -161,11 +228,13 @@ def run_archival(
     source: str,
     progress: Progress,
     limit: int = 0,
+    batch_size: int = 16,
     now: dt.datetime | None = None,
 ) -> RunSummary:
-    """Archive every session idle for longer than `older_than` (at most `limit`; 0: all)."""
+    """Archive every session idle for longer than `older_than` (at most `limit`; 0: all),
+    uploading `batch_size` sessions per destination call."""
     started = time.monotonic()
-    summary = RunSummary()
+    run = _Run(mg, destination, policy, source, progress)
     destination.check(policy)
     cutoff = (now or dt.datetime.now(dt.UTC)) - older_than
     candidates = list(mg.iter_archive_candidates(cutoff))
@@ -176,26 +245,11 @@ def run_archival(
         f"{cutoff.isoformat(timespec='seconds')} -> {destination.name} "
         f"({policy.compliance}, {policy.days} days{', legal hold' if policy.legal_hold else ''})"
     )
-    for number, candidate in enumerate(candidates, start=1):
-        summary.processed += 1
-        label = f"[{number}/{len(candidates)}]"
-        try:
-            _archive_one(
-                mg,
-                destination,
-                candidate,
-                policy=policy,
-                source=source,
-                progress=progress,
-                summary=summary,
-                label=label,
-            )
-        except (ArchiveError, RequestError) as exc:
-            summary.failed += 1
-            summary.failures.append(f"{candidate.session.id}: {exc}")
-            progress(f"{label} session {candidate.session.id}: FAILED: {exc}")
-    summary.seconds = time.monotonic() - started
-    return summary
+    numbered = [(f"[{n}/{len(candidates)}]", c) for n, c in enumerate(candidates, start=1)]
+    for first in range(0, len(numbered), max(batch_size, 1)):
+        run.group(numbered[first : first + max(batch_size, 1)])
+    run.summary.seconds = time.monotonic() - started
+    return run.summary
 
 
 def restore_archive(

@@ -173,6 +173,16 @@ class S3Destination:
             raise self._fail(f"storing archive {bundle.archive_id}", exc) from exc
         return True
 
+    def put_many(self, bundles: list[Bundle]) -> dict[str, bool | ArchiveError]:
+        """S3 has no batch upload: one `put` each, each with its own outcome."""
+        results: dict[str, bool | ArchiveError] = {}
+        for bundle in bundles:
+            try:
+                results[bundle.archive_id] = self.put(bundle)
+            except ArchiveError as exc:
+                results[bundle.archive_id] = exc
+        return results
+
     def _data(self, archive_id: str) -> bytes:
         try:
             body: bytes = self.s3.get_object(
