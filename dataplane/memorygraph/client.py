@@ -775,6 +775,59 @@ class AsyncClient(_Base):
         async for event in self._stream(self.stub.StreamEvents, request):
             yield event
 
+    async def iter_archive_candidates(
+        self, idle_before: dt.datetime, *, page_size: int = 0
+    ) -> AsyncIterator[pb.ArchiveCandidate]:
+        token = ""
+        while True:
+            page = await self._call(
+                self.stub.ListArchiveCandidates,
+                pb.ListArchiveCandidatesRequest(
+                    idle_before=_timestamp(idle_before), limit=page_size, page_token=token
+                ),
+            )
+            for candidate in page.candidates:
+                yield candidate
+            token = page.next_page_token
+            if not token:
+                return
+
+    async def export_session(
+        self, session_id: str, *, for_archive: bool = False
+    ) -> tuple[bytes, pb.ExportSummary]:
+        request = pb.ExportSessionRequest(session_id=session_id, for_archive=for_archive)
+        data = bytearray()
+        summary: pb.ExportSummary | None = None
+        async for chunk in self._stream(self.stub.ExportSession, request):
+            if chunk.HasField("summary"):
+                summary = chunk.summary
+            else:
+                data += chunk.data
+        if summary is None:
+            raise RequestError("the export stream ended without its summary")
+        return bytes(data), summary
+
+    async def archive_session(
+        self, session_id: str, content_sha256: str, *, archive_id: str = ""
+    ) -> pb.ArchiveSessionResponse:
+        request = pb.ArchiveSessionRequest(
+            session_id=session_id, content_sha256=content_sha256, archive_id=archive_id
+        )
+        return await self._call(self.stub.ArchiveSession, request)
+
+    async def restore_session(self, export: bytes) -> pb.RestoreSessionResponse:
+        step = 1 << 20
+        chunks = [
+            pb.RestoreSessionChunk(data=export[i : i + step])
+            for i in range(0, max(len(export), 1), step)
+        ]
+        try:
+            return await self.stub.RestoreSession(
+                iter(chunks), timeout=self.timeout, metadata=self.metadata
+            )
+        except grpc.RpcError as exc:
+            raise _error(exc) from None
+
     async def health(self) -> pb.HealthResponse:
         return await self._call(self.stub.Health, pb.HealthRequest())
 

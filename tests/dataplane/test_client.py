@@ -146,3 +146,23 @@ def test_api_key_is_sent_as_bearer_token(start_inprocess, tmp_path) -> None:  # 
         pytest.raises(memorygraph.Unauthenticated),
     ):
         mg.create_session()
+
+
+def test_async_client_archive_round_trip(inprocess_server: RunningServer) -> None:
+    async def scenario() -> tuple[bytes, bytes, list[str]]:
+        async with AsyncClient(f"127.0.0.1:{inprocess_server.port}") as mg:
+            session = await mg.create_session(title="async archive")
+            await mg.add_prompt(session.id, "q")
+            await mg.close_session(session.id)
+            soon = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
+            found = [c.session.id async for c in mg.iter_archive_candidates(soon)]
+            data, summary = await mg.export_session(session.id)
+            await mg.archive_session(session.id, summary.content_sha256)
+            with pytest.raises(NotFound):
+                await mg.get_session(session.id)
+            await mg.restore_session(data)
+            return data, (await mg.export_session(session.id))[0], found
+
+    before, after, found = asyncio.run(scenario())
+    assert before == after
+    assert len(found) == 1
