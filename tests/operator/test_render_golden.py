@@ -9,6 +9,7 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
+from memorygraph_operator.api.base import LabelSelector
 from memorygraph_operator.reconcile.inputs import parse_graph, select_plugins
 from memorygraph_operator.render import (
     GraphInputs,
@@ -112,3 +113,35 @@ def test_optional_children_are_absent_from_the_minimal_graph() -> None:
         "ServiceMonitor",
     ):
         assert rendered[kind] is None, kind
+
+
+def test_archival_job_pods_are_no_data_plane_pods_but_may_reach_the_grpc_port() -> None:
+    # Were the Job's pods selected like the data plane's, the client Service would send RPCs to
+    # them and the HPA would count them (with no CPU request) among the StatefulSet's pods.
+    manifest, plugins, env = CASES["full"]
+    children = {c.kind: c.body for c in render_children(_graph(manifest, plugins), env)}
+    sts, cron, policy = children["StatefulSet"], children["CronJob"], children["NetworkPolicy"]
+    assert sts is not None and cron is not None and policy is not None
+    job_pod = cron["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"]
+    data_pod = sts["spec"]["template"]["metadata"]["labels"]
+    selectors = [
+        sts["spec"]["selector"]["matchLabels"],
+        policy["spec"]["podSelector"]["matchLabels"],
+        *(
+            c.body["spec"]["selector"]
+            for c in render_children(_graph(manifest, plugins), env)
+            if c.kind == "Service" and c.body is not None
+        ),
+        children["PodDisruptionBudget"]["spec"]["selector"]["matchLabels"],  # type: ignore[index]
+    ]
+    for selector in selectors:
+        assert LabelSelector(match_labels=selector).matches(data_pod)
+        assert not LabelSelector(match_labels=selector).matches(job_pod)
+
+    grpc_rule = policy["spec"]["ingress"][0]
+    assert grpc_rule["ports"] == [{"port": 50051, "protocol": "TCP"}]
+    assert any(
+        LabelSelector(match_labels=peer["podSelector"]["matchLabels"]).matches(job_pod)
+        for peer in grpc_rule["from"]
+        if "podSelector" in peer and "namespaceSelector" not in peer
+    )

@@ -9,6 +9,7 @@ from .context import (
     GraphInputs,
     Names,
     RenderEnv,
+    archival_pod_labels,
     container_security_context,
     object_meta,
     pod_security_context,
@@ -99,11 +100,11 @@ def render_archival_cronjob(g: GraphInputs, env: RenderEnv) -> dict[str, Any] | 
         "successfulJobsHistoryLimit": a.successful_jobs_history_limit,
         "failedJobsHistoryLimit": a.failed_jobs_history_limit,
         "jobTemplate": {
-            "metadata": {"labels": object_meta(g, "", "archival")["labels"]},
+            "metadata": {"labels": archival_pod_labels(g)},
             "spec": {
                 "backoffLimit": 2,
                 "template": {
-                    "metadata": {"labels": object_meta(g, "", "archival")["labels"]},
+                    "metadata": {"labels": archival_pod_labels(g)},
                     "spec": pod,
                 },
             },

@@ -24,6 +24,7 @@ __all__ = [
     "DEFAULT_IMAGE",
     "FIELD_MANAGER",
     "GRPC_PORT",
+    "LABEL_ARCHIVAL",
     "LABEL_COMPONENT",
     "LABEL_GRAPH",
     "LABEL_MANAGED_BY",
@@ -35,6 +36,7 @@ __all__ = [
     "NamedPlugin",
     "Names",
     "RenderEnv",
+    "archival_pod_labels",
     "child_labels",
     "container_security_context",
     "object_meta",
@@ -59,6 +61,10 @@ LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 # Deliberately not app.kubernetes.io/instance: Argo CD's label tracking uses that key, and a graph
 # named like its Argo CD application would make Argo CD adopt (and prune) the children.
 LABEL_GRAPH = f"{GROUP}/graph"
+# Marks a graph's archival Job pods. They must not carry the graph's selector labels: the
+# Services would route clients to them, and the HPA would count them (and their missing CPU
+# requests) as data-plane pods.
+LABEL_ARCHIVAL = f"{GROUP}/archival"
 
 ANNOTATION_CONFIG_HASH = f"{GROUP}/config-hash"
 ANNOTATION_RESTARTED_AT = f"{GROUP}/restartedAt"
@@ -124,6 +130,16 @@ def child_labels(g: GraphInputs, component: str) -> dict[str, str]:
     return {
         **selector_labels(g),
         LABEL_COMPONENT: component,
+        LABEL_MANAGED_BY: MANAGED_BY,
+    }
+
+
+def archival_pod_labels(g: GraphInputs) -> dict[str, str]:
+    """Labels of a graph's archival Job pods: disjoint from :func:`selector_labels`."""
+    return {
+        LABEL_NAME: "memorygraph",
+        LABEL_ARCHIVAL: g.name,
+        LABEL_COMPONENT: "archival",
         LABEL_MANAGED_BY: MANAGED_BY,
     }
 

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from .context import GRPC_PORT, METRICS_PORT, GraphInputs, Names, object_meta, selector_labels
+from .context import (
+    GRPC_PORT,
+    LABEL_ARCHIVAL,
+    METRICS_PORT,
+    GraphInputs,
+    Names,
+    object_meta,
+    selector_labels,
+)
 
 __all__ = ["render_network_policy"]
 
 
 def render_network_policy(g: GraphInputs) -> dict[str, Any] | None:
-    """Ingress only from the listed clients and the graph's own pods (gRPC), and to metrics.
+    """Ingress only from the listed clients, the graph's own pods and its archival Job (gRPC),
+    and to metrics.
 
     The metrics port stays open to every source: where Prometheus runs differs per cluster and
     the endpoint exposes counters only. None when the policy is not enabled.
@@ -19,6 +28,8 @@ def render_network_policy(g: GraphInputs) -> dict[str, Any] | None:
     if np is None or not np.enabled:
         return None
     peers: list[dict[str, Any]] = [{"podSelector": {"matchLabels": selector_labels(g)}}]
+    if g.spec.archival is not None:
+        peers.append({"podSelector": {"matchLabels": {LABEL_ARCHIVAL: g.name}}})
     peers.extend(np.allowed_clients or [])
     return {
         "apiVersion": "networking.k8s.io/v1",
