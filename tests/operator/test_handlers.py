@@ -235,8 +235,11 @@ async def test_invalid_spec_is_reported_once_without_retries(
     assert conds["Ready"]["status"] == "False" and conds["Ready"]["reason"] == "InvalidSpec"
     assert conds["Degraded"]["status"] == "True"
     assert api.read(STS, NS, "chat-memory") is None
+    api.writes.clear()
     with pytest.raises(kopf.PermanentError):
         await on_graph(name="chat-memory", namespace=NS, memo=memo, logger=log)
+    await resync_all(memo, log)  # the periodic resync meets the same invalid spec
+    assert api.writes == []
     assert _events(api).count(("Warning", "InvalidSpec")) == 1
 
 

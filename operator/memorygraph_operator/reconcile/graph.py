@@ -225,7 +225,9 @@ async def record_invalid_spec(
     meta = body.get("metadata") or {}
     previous = body.get("status") or {}
     status = invalid_spec_status(previous, meta.get("generation"), message, _stamp(now))
-    await kube.merge_patch(GRAPH, meta["namespace"], meta["name"], {"status": status}, "status")
+    # Resyncs and child events come back to an invalid graph: write only what changed.
+    if {k: previous.get(k) for k in status} != status:
+        await kube.merge_patch(GRAPH, meta["namespace"], meta["name"], {"status": status}, "status")
     for type_, reason, msg in transition_events(previous.get("conditions"), status["conditions"]):
         await kube.post_event(body, type_, reason, msg, now)
     return status
