@@ -583,7 +583,7 @@ def test_unexpected_errors_become_internal_with_request_id(
 def test_health_reflection_and_ops_rpcs(stub: Stub, inprocess_server: RunningServer) -> None:
     health = stub.Health(pb.HealthRequest())
     assert health.status == pb.HealthResponse.STATUS_SERVING
-    assert health.schema_version == 1 and health.durability == "durable"
+    assert health.schema_version == 2 and health.durability == "durable"
     with grpc.insecure_channel(f"127.0.0.1:{inprocess_server.port}") as channel:
         standard = health_pb2_grpc.HealthStub(channel).Check(
             health_pb2.HealthCheckRequest(service="memorygraph.v1.MemoryGraphService")

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from memorygraph.graph.model import Direction, Edge, EdgeKind, Node, NodeKind, SessionState
 from memorygraph.graph.service import GraphService, NewEdge, NewNode, NewSession
 from memorygraph.store import GraphStore, KeyValueStore, MemoryStore, StoreChanges
+from memorygraph.store.codec import decode_event
 from memorygraph.store.graph import COUNTERS, IncompatibleSchema
 from memorygraph.store.keys import (
     COLUMN_FAMILIES,
@@ -679,6 +680,31 @@ def test_delete_session_removes_every_index_entry(kv: KeyValueStore) -> None:
     service.delete_node(ids["agent"])
     assert _everything(kv) == empty
     assert service.store.counters() == dict.fromkeys(COUNTERS, 0)
+
+
+def test_archive_then_restore_leaves_the_store_as_it_was(kv: KeyValueStore) -> None:
+    """Archival removes a session with every index entry and its history in the log; a
+    restore writes back exactly the records, index entries and events there were."""
+    service, ids = _populated(kv)
+    before = {cf: _raw(kv, cf) for cf in COLUMN_FAMILIES if cf != "meta"}
+    export = service.export_session(ids["session"])
+    service.archive_session(ids["session"], content_sha256=export.sha256())
+    after = _everything(kv)
+    gone = {n.id for n in [export.session, *export.nodes]}
+    for cf, entries in after.items():
+        assert not any(k[:16] in gone or k[-16:] in gone for k in entries), cf
+    marker = [decode_event(int.from_bytes(k), v) for k, v in _raw(kv, "events").items()]
+    assert not any(e.session_id == ids["session"] and not e.type.is_lifecycle for e in marker)
+    service.restore_session(export)
+    restored = {cf: _raw(kv, cf) for cf in COLUMN_FAMILIES if cf != "meta"}
+    # Everything is back; the log additionally holds the two lifecycle events.
+    extra = {k: v for k, v in restored["events"].items() if k not in before["events"]}
+    assert [decode_event(int.from_bytes(k), v).type.value for k, v in sorted(extra.items())] == [
+        "session_archived",
+        "session_restored",
+    ]
+    restored["events"] = {k: v for k, v in restored["events"].items() if k in before["events"]}
+    assert restored == before
 
 
 def test_delete_node_removes_its_edges_at_both_ends_and_its_index_entries(

@@ -276,6 +276,9 @@ class GraphService:
                 tx.delete(node)
             for edge in edges.values():
                 tx.delete_edge(edge)
+            tx.unindexed_events = [
+                (session_id, seq) for seq in self.store.session_event_sequences(session_id)
+            ]
         return len(nodes) + 1, len(edges)
 
     def list_sessions(

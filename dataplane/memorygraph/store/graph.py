@@ -122,13 +122,17 @@ class GraphStore:
         log.info("upgrading the data directory to schema version 2 (indexing session events)")
         ops: list[Op] = []
         indexed = 0
+        exists: dict[bytes, bool] = {}  # only sessions still in the graph get index entries
         for key, raw in self.kv.scan(keys.CF_EVENTS, keys.event_key(0), keys.event_key(2**63)):
             event = decode_event(int.from_bytes(key), raw)
-            if event.session_id is not None and not event.type.is_lifecycle:
+            session = event.session_id
+            if session is not None and session not in exists:
+                exists[session] = self.kv.get(keys.CF_NODES, session) is not None
+            if session is not None and not event.type.is_lifecycle and exists[session]:
                 ops.append(
                     (
                         keys.CF_SESSION_EVENTS,
-                        keys.session_event_key(event.session_id, event.sequence),
+                        keys.session_event_key(session, event.sequence),
                         b"",
                     )
                 )
@@ -299,6 +303,8 @@ class GraphStore:
                 value = self._counters[name] + delta
                 ops.append((keys.CF_META, keys.counter_key(name), value.to_bytes(8, signed=True)))
         sequence = self.last_sequence
+        # A deleted session takes its session-event index with it (its events stay in the log).
+        gone = {n.id for n in changes.deleted if n.kind is NodeKind.SESSION}
         events = (
             changes.events
             if changes.events is not None
@@ -309,7 +315,11 @@ class GraphStore:
             event.sequence = sequence
             known = records.get(id(event.node)) if event.node is not None else None
             ops.append((keys.CF_EVENTS, keys.event_key(sequence), encode_event(event, known)))
-            if event.session_id is not None and not event.type.is_lifecycle:
+            if (
+                event.session_id is not None
+                and not event.type.is_lifecycle
+                and event.session_id not in gone
+            ):
                 ops.append(
                     (
                         keys.CF_SESSION_EVENTS,
