@@ -33,6 +33,7 @@ from cryptography.x509.oid import NameOID
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from memorygraph.cli import build_parser
 from memorygraph.config import ServerConfig, load_config
+from memorygraph.errors import ConfigError
 from memorygraph.plugins.config import parse_plugins
 from memorygraph.plugins.pipeline import PluginPipeline
 from memorygraph.v1 import graph_pb2, graph_pb2_grpc
@@ -40,6 +41,7 @@ from memorygraph_operator.render import (
     GraphInputs,
     Names,
     RenderEnv,
+    render_archival_cronjob,
     render_auth_secret,
     render_configmap,
     render_statefulset,
@@ -391,3 +393,27 @@ def test_rendered_pod_boots_the_data_plane_and_passes_its_probes(
             stub.GetMetrics(request, timeout=10)
 
     assert pod.stop() == 0, pod.output()
+
+
+def test_pods_get_no_service_link_variables_the_data_plane_would_read_as_settings(
+    tmp_path: Path,
+) -> None:
+    # Service links put `<SERVICE>_PORT=tcp://ip:port` into every container. A graph named
+    # "memorygraph" has a Service of that name, so the variable would be MEMORYGRAPH_PORT, which
+    # the data plane reads as its gRPC port and refuses.
+    manifest, plugins, env = CASES["full"]
+    manifest = {**manifest, "metadata": {**manifest["metadata"], "name": "memorygraph"}}
+    g = _graph(manifest, plugins)
+    cm, sts = render_configmap(g), render_statefulset(g, env)
+    (tmp_path / "memorygraph.yaml").write_text(cm["data"]["memorygraph.yaml"])
+    links = {"MEMORYGRAPH_PORT": "tcp://10.0.0.7:50051", "MEMORYGRAPH_SERVICE_HOST": "10.0.0.7"}
+    with pytest.raises(ConfigError, match="port"):
+        load_config(tmp_path / "memorygraph.yaml", environ=links)
+
+    cron = render_archival_cronjob(g, env)
+    assert cron is not None
+    for pod in (
+        sts["spec"]["template"]["spec"],
+        cron["spec"]["jobTemplate"]["spec"]["template"]["spec"],
+    ):
+        assert pod["enableServiceLinks"] is False
