@@ -3,6 +3,7 @@ each report counted once, and the write path never waits for the registry."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import threading
@@ -16,6 +17,9 @@ from typing import Any
 
 import grpc
 import pytest
+from memorygraph.client import Client
+from memorygraph.errors import FailedPrecondition
+from memorygraph.integrations.registry import RegistryClient
 from memorygraph.integrations.reporter import CircuitBreaker
 from memorygraph.server import RunningServer
 from memorygraph.v1 import graph_pb2 as pb
@@ -34,6 +38,7 @@ class Registry:
     received: Counter[str] = field(default_factory=Counter)
     paths: list[str] = field(default_factory=list)
     delay: float = 0.0
+    model_lookups: int = 0
     server: ThreadingHTTPServer | None = None
 
     def start(self) -> None:
@@ -54,6 +59,7 @@ class Registry:
                 if self.path == "/health":
                     self._reply(200, {"status": "ok"})
                 elif self.path.startswith("/api/v1/models/"):
+                    state.model_lookups += 1
                     self._reply(200, {"id": self.path.rsplit("/", 1)[1], "context": 128000})
                 else:
                     self._reply(404, {})
@@ -212,3 +218,46 @@ def test_circuit_breaker_opens_cools_down_and_closes() -> None:
     now[0] = 20.0
     breaker.succeeded()
     assert breaker.state == "closed"
+
+
+def test_archival_waits_for_undelivered_reports_and_is_reported(
+    start_inprocess: Start, registry: Registry, tmp_path: Path
+) -> None:
+    server = start_reporting(start_inprocess, registry, tmp_path)
+    reporter = server.reporter
+    assert reporter is not None
+    with Client(f"127.0.0.1:{server.port}") as mg:
+        session_id, _ = record_turns(mg.stub, 2)  # the registry is down
+        data, summary = mg.export_session(session_id)
+        with pytest.raises(FailedPrecondition, match="LLM-Registry has not received"):
+            mg.archive_session(session_id, summary.content_sha256)
+        mg.get_session(session_id)
+        registry.start()
+        wait_for(lambda: reporter.depth() == 0 and reporter.breaker.state == "closed")
+        mg.archive_session(session_id, summary.content_sha256)
+        wait_for(lambda: any(k.startswith(f"{session_id}:archived:") for k in registry.accepted))
+        mg.restore_session(data)
+        # Restored: back to the state it was archived in (closed), as a report of its own.
+        wait_for(lambda: any(k.startswith(f"{session_id}:closed:") for k in registry.accepted))
+    statuses = [v["status"] for k, v in registry.accepted.items() if "status" in v]
+    assert statuses[-2:] == ["archived", "closed"]
+
+
+def test_model_metadata_is_cached_for_its_ttl(registry: Registry) -> None:
+    registry.start()
+
+    async def scenario() -> list[dict[str, Any]]:
+        client = RegistryClient(f"http://127.0.0.1:{registry.port}", model_ttl=0.5)
+        try:
+            first = await client.model("m1")
+            second = await client.model("m1")
+            assert registry.model_lookups == 1
+            await asyncio.sleep(0.6)
+            third = await client.model("m1")
+            return [first, second, third]
+        finally:
+            await client.close()
+
+    results = asyncio.run(scenario())
+    assert registry.model_lookups == 2
+    assert results[0] == results[2] == {"id": "m1", "context": 128000}
