@@ -245,6 +245,7 @@ def test_run_archives_old_sessions_to_the_vault_and_restore_round_trips(
         listed = list(destination.list())
         assert sorted(m["session_id"] for m in listed) == sorted(old)
         assert all(m["compliance"] == "PCI" and m["retention_days"] == 1095 for m in listed)
+        assert all(m["schema_version"] == 2 and m["format_version"] == 1 for m in listed)
         retain = dt.datetime.fromisoformat(listed[0]["retain_until"])
         assert retain - dt.datetime.now(dt.UTC) > dt.timedelta(days=1094)
         # The archive holds exactly the export; restore brings those bytes back.

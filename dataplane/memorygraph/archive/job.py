@@ -113,6 +113,7 @@ class _Run:
         self.source = source
         self.progress = progress
         self.summary = RunSummary()
+        self.schema_version = 0  # the server's storage schema, recorded in manifests
 
     def say(self, label: str, session_id: str, text: str) -> None:
         self.progress(f"{label} session {session_id}: {text}")
@@ -141,6 +142,7 @@ class _Run:
             content_sha256=info.content_sha256,
             counts={"nodes": info.nodes, "edges": info.edges, "events": info.events},
             format_version=info.format_version,
+            schema_version=self.schema_version,
             policy=self.policy,
             source=self.source,
         )
@@ -235,6 +237,7 @@ def run_archival(
     uploading `batch_size` sessions per destination call."""
     started = time.monotonic()
     run = _Run(mg, destination, policy, source, progress)
+    run.schema_version = mg.health().schema_version
     destination.check(policy)
     cutoff = (now or dt.datetime.now(dt.UTC)) - older_than
     candidates = list(mg.iter_archive_candidates(cutoff))
