@@ -326,6 +326,24 @@ async def test_storage_growth_expands_volumes_and_recreates_the_statefulset(
     assert ("Normal", "StorageExpanded") in _events(api)
 
 
+async def test_storage_size_in_another_notation_recreates_nothing(
+    api: ApiServer, memo: kopf.Memo
+) -> None:
+    _graph(api, {"storage": {"size": "1.5Gi"}})
+    await _reconcile(memo)
+    # The API server stores quantities in canonical form and hands them back that way.
+    sts = api.read(STS, NS, "chat-memory")
+    assert sts is not None
+    claim = copy.deepcopy(sts["spec"]["volumeClaimTemplates"])
+    claim[0]["spec"]["resources"]["requests"]["storage"] = "1536Mi"
+    api.edit(STS, NS, "chat-memory", {"spec": {"volumeClaimTemplates": claim}})
+    uid = sts["metadata"]["uid"]
+
+    await _reconcile(memo)
+    assert api.read(STS, NS, "chat-memory")["metadata"]["uid"] == uid  # type: ignore[index]
+    assert ("Normal", "StorageExpanded") not in _events(api)
+
+
 async def test_service_monitor_only_when_its_crd_is_served(api: ApiServer, memo: kopf.Memo) -> None:
     _graph(api, {"monitoring": {"serviceMonitor": {"enabled": True}}})
     await _reconcile(memo)

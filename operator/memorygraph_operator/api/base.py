@@ -7,6 +7,8 @@ values except where a Kubernetes type is embedded on purpose (marked with ``pres
 
 from __future__ import annotations
 
+import re
+from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -24,6 +26,7 @@ __all__ = [
     "cel",
     "int_or_string",
     "preserve_unknown",
+    "quantity_value",
 ]
 
 GROUP = "memorygraph.io"
@@ -52,6 +55,26 @@ def int_or_string() -> dict[str, Any]:
 
 
 Quantity = Annotated[str, Field(pattern=QUANTITY_PATTERN)]
+
+_SUFFIXES: dict[str, Decimal] = {
+    "": Decimal(1),
+    "m": Decimal("0.001"),
+    **{s: Decimal(1000**i) for i, s in enumerate("kMGTPE", 1)},
+    **{s: Decimal(1024**i) for i, s in enumerate(["Ki", "Mi", "Gi", "Ti", "Pi", "Ei"], 1)},
+}
+
+
+def quantity_value(text: str) -> Decimal:
+    """The amount a quantity written as :data:`QUANTITY_PATTERN` allows stands for.
+
+    The API server stores quantities in canonical form (``1024Mi`` comes back as ``1Gi``), so
+    quantities are compared by value, never as strings.
+    """
+    match = re.fullmatch(QUANTITY_PATTERN.strip("^$"), text)
+    if match is None:
+        raise ValueError(f"{text!r} is not a quantity")
+    suffix = match.group(2) or ""
+    return Decimal(text.removesuffix(suffix)) * _SUFFIXES[suffix]
 
 
 class KubeModel(BaseModel):

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..api.base import quantity_value
 from ..errors import Conflict, Invalid, InvalidSpec
 from ..kube import Kube, ResourceType, resource_for
 from ..render import (
@@ -164,8 +165,11 @@ class _Run:
             )
         want_size, _ = _claim_size(child.body)
         have_size, _ = _claim_size(existing)
-        if have_size is not None and want_size != have_size:
-            await self._expand_storage(child, g, want_size or "")
+        # By value: the API server hands back `1Gi` for a spec saying `1024Mi`, and recreating
+        # the StatefulSet over that would happen on every reconcile. A smaller size is left to
+        # the apply, which the API server refuses (claim templates are immutable).
+        if want_size and have_size and quantity_value(want_size) > quantity_value(have_size):
+            await self._expand_storage(child, g, want_size)
 
     async def _expand_storage(self, child: Child, g: GraphInputs, size: str) -> None:
         """Grow every volume, then recreate the StatefulSet around the running pods.
