@@ -231,8 +231,10 @@ class AuthSpec(KubeModel):
     secret_ref: SecretRef | None = Field(
         default=None,
         description=(
-            "Secret with key `api-keys` (one key per line). When unset and auth is enabled, the "
-            "operator generates `<name>-api-keys` once and never rotates it."
+            "Secret with key `api-keys` (one key per line) and, when archival is configured, "
+            "`archival-api-key`: one of those keys, which the archival job presents. When unset "
+            "and auth is enabled, the operator generates `<name>-api-keys` with both once and "
+            "never rotates it."
         ),
     )
 
