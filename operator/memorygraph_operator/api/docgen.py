@@ -6,6 +6,7 @@ what the API server enforces (names, defaults, enums, CEL rules).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pydantic import BaseModel
@@ -39,7 +40,10 @@ def _constraints(node: dict[str, Any]) -> list[str]:
     if "pattern" in node:
         out.append(f"pattern `{node['pattern']}`")
     if "default" in node and node["default"] != {}:
-        out.append(f"default `{node['default']}`")
+        default = node["default"]
+        # As a user writes it in YAML: `false`, not Python's `False`; `""` for the empty string.
+        text = default if isinstance(default, str) and default else json.dumps(default)
+        out.append(f"default `{text}`")
     for rule in node.get("x-kubernetes-validations", []):
         out.append(f"rule: {rule['message']}")
     return out
