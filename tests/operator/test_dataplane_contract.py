@@ -248,6 +248,12 @@ class Pod:
             secrets[Names(g.name).auth_secret] = {
                 k: v.encode() for k, v in generated["stringData"].items()
             }
+        elif g.spec.auth is not None and g.spec.auth.secret_ref is not None:
+            # The user's own Secret, shaped as the API reference asks.
+            secrets[g.spec.auth.secret_ref.name] = {
+                "api-keys": f"{CLIENT_KEY}\n{ARCHIVAL_API_KEY}\n".encode(),
+                ARCHIVAL_KEY: ARCHIVAL_API_KEY.encode(),
+            }
         if g.spec.tls is not None:
             secrets[g.spec.tls.secret_ref.name] = _self_signed(self.root)
         if g.spec.registry is not None and g.spec.registry.secret_ref is not None:
@@ -364,7 +370,7 @@ def _channel(pod: Pod, g: GraphInputs) -> grpc.Channel:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case", ["minimal", "full"])
+@pytest.mark.parametrize("case", ["minimal", "full", "fixed-replicas"])
 def test_rendered_pod_boots_the_data_plane_and_passes_its_probes(
     case: str, tmp_path: Path, pods: list[Pod]
 ) -> None:
@@ -376,6 +382,10 @@ def test_rendered_pod_boots_the_data_plane_and_passes_its_probes(
     assert pod.probe(pod.container["livenessProbe"])
     pod.wait_for(pod.container["readinessProbe"], seconds=10)
 
+    if g.spec.tls is not None and g.spec.tls.require_client_certificate:
+        # Mutual TLS: the probes above are all the kubelet can do (it has no client certificate).
+        assert pod.stop() == 0, pod.output()
+        return
     request = graph_pb2.GetMetricsRequest()
     with _channel(pod, g) as channel:
         stub = graph_pb2_grpc.MemoryGraphServiceStub(channel)
