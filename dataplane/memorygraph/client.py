@@ -143,6 +143,29 @@ class _Base:
         self.timeout = timeout
 
     @staticmethod
+    def _candidates(idle_before: dt.datetime, page_size: int, token: str) -> Any:
+        return pb.ListArchiveCandidatesRequest(
+            idle_before=_timestamp(idle_before), limit=page_size, page_token=token
+        )
+
+    @staticmethod
+    def _export_result(
+        chunks: list[pb.ExportSessionChunk],
+    ) -> tuple[bytes, pb.ExportSummary]:
+        summaries = [c.summary for c in chunks if c.HasField("summary")]
+        if not summaries:
+            raise RequestError("the export stream ended without its summary")
+        return b"".join(c.data for c in chunks if not c.HasField("summary")), summaries[-1]
+
+    @staticmethod
+    def _restore_chunks(export: bytes) -> list[pb.RestoreSessionChunk]:
+        step = 1 << 20
+        return [
+            pb.RestoreSessionChunk(data=export[i : i + step])
+            for i in range(0, max(len(export), 1), step)
+        ]
+
+    @staticmethod
     def _create_session(**fields: Any) -> pb.CreateSessionRequest:
         fields["metadata"] = dict(fields.get("metadata") or {})
         return pb.CreateSessionRequest(**fields)
@@ -528,12 +551,8 @@ class Client(_Base):
         """Every session closed, or idle, since before `idle_before`, oldest first."""
         token = ""
         while True:
-            page = self._call(
-                self.stub.ListArchiveCandidates,
-                pb.ListArchiveCandidatesRequest(
-                    idle_before=_timestamp(idle_before), limit=page_size, page_token=token
-                ),
-            )
+            request = self._candidates(idle_before, page_size, token)
+            page = self._call(self.stub.ListArchiveCandidates, request)
             yield from page.candidates
             token = page.next_page_token
             if not token:
@@ -544,16 +563,7 @@ class Client(_Base):
     ) -> tuple[bytes, pb.ExportSummary]:
         """The session's canonical export and its summary (counts, SHA-256)."""
         request = pb.ExportSessionRequest(session_id=session_id, for_archive=for_archive)
-        data = bytearray()
-        summary: pb.ExportSummary | None = None
-        for chunk in self._stream(self.stub.ExportSession, request):
-            if chunk.HasField("summary"):
-                summary = chunk.summary
-            else:
-                data += chunk.data
-        if summary is None:
-            raise RequestError("the export stream ended without its summary")
-        return bytes(data), summary
+        return self._export_result(list(self._stream(self.stub.ExportSession, request)))
 
     def archive_session(
         self, session_id: str, content_sha256: str, *, archive_id: str = ""
@@ -566,18 +576,12 @@ class Client(_Base):
 
     def restore_session(self, export: bytes) -> pb.RestoreSessionResponse:
         """Write an exported session back (idempotent)."""
-        step = 1 << 20
-        chunks = (
-            pb.RestoreSessionChunk(data=export[i : i + step])
-            for i in range(0, max(len(export), 1), step)
-        )
         try:
-            response: pb.RestoreSessionResponse = self.stub.RestoreSession(
-                chunks, timeout=self.timeout, metadata=self.metadata
+            return self.stub.RestoreSession(
+                iter(self._restore_chunks(export)), timeout=self.timeout, metadata=self.metadata
             )
         except grpc.RpcError as exc:
             raise _error(exc) from None
-        return response
 
     # operations
     def health(self) -> pb.HealthResponse:
@@ -780,12 +784,8 @@ class AsyncClient(_Base):
     ) -> AsyncIterator[pb.ArchiveCandidate]:
         token = ""
         while True:
-            page = await self._call(
-                self.stub.ListArchiveCandidates,
-                pb.ListArchiveCandidatesRequest(
-                    idle_before=_timestamp(idle_before), limit=page_size, page_token=token
-                ),
-            )
+            request = self._candidates(idle_before, page_size, token)
+            page = await self._call(self.stub.ListArchiveCandidates, request)
             for candidate in page.candidates:
                 yield candidate
             token = page.next_page_token
@@ -796,16 +796,8 @@ class AsyncClient(_Base):
         self, session_id: str, *, for_archive: bool = False
     ) -> tuple[bytes, pb.ExportSummary]:
         request = pb.ExportSessionRequest(session_id=session_id, for_archive=for_archive)
-        data = bytearray()
-        summary: pb.ExportSummary | None = None
-        async for chunk in self._stream(self.stub.ExportSession, request):
-            if chunk.HasField("summary"):
-                summary = chunk.summary
-            else:
-                data += chunk.data
-        if summary is None:
-            raise RequestError("the export stream ended without its summary")
-        return bytes(data), summary
+        chunks = [c async for c in self._stream(self.stub.ExportSession, request)]
+        return self._export_result(chunks)
 
     async def archive_session(
         self, session_id: str, content_sha256: str, *, archive_id: str = ""
@@ -816,14 +808,9 @@ class AsyncClient(_Base):
         return await self._call(self.stub.ArchiveSession, request)
 
     async def restore_session(self, export: bytes) -> pb.RestoreSessionResponse:
-        step = 1 << 20
-        chunks = [
-            pb.RestoreSessionChunk(data=export[i : i + step])
-            for i in range(0, max(len(export), 1), step)
-        ]
         try:
             return await self.stub.RestoreSession(
-                iter(chunks), timeout=self.timeout, metadata=self.metadata
+                iter(self._restore_chunks(export)), timeout=self.timeout, metadata=self.metadata
             )
         except grpc.RpcError as exc:
             raise _error(exc) from None

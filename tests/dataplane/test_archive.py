@@ -11,11 +11,12 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from memorygraph.archive.bundle import ArchiveError, RetentionPolicy, decompress
 from memorygraph.archive.cli import parse_duration
-from memorygraph.archive.job import run_archival
+from memorygraph.archive.job import Destination, RunSummary, run_archival
 from memorygraph.archive.vault import VaultDestination
 from memorygraph.client import Client
 from memorygraph.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
@@ -49,6 +50,26 @@ def record_session(mg: Client, title: str, *, close: bool = True, turns: int = 2
     if close:
         mg.close_session(session.id)
     return str(session.id)
+
+
+def archive_all(
+    mg: Client,
+    destination: Destination,
+    *,
+    policy: RetentionPolicy,
+    progress: Callable[[str], None] = lambda _: None,
+    **more: Any,
+) -> RunSummary:
+    """A run that takes every session closed or idle until now."""
+    return run_archival(
+        mg,
+        destination,
+        older_than=dt.timedelta(0),
+        policy=policy,
+        source="test",
+        progress=progress,
+        **more,
+    )
 
 
 # -- the export format -----------------------------------------------------------------------
@@ -225,12 +246,10 @@ def test_run_archives_old_sessions_to_the_vault_and_restore_round_trips(
         young = record_session(mg, "young", close=False)
         vault.fail_next(2)  # transient trouble is retried
         destination = _vault_destination(vault)
-        summary = run_archival(
+        summary = archive_all(
             mg,
             destination,
-            older_than=dt.timedelta(0),
             policy=RetentionPolicy("PCI"),
-            source="test",
             progress=lines.append,
             batch_size=2,
             now=cutoff_now,
@@ -255,14 +274,8 @@ def test_run_archives_old_sessions_to_the_vault_and_restore_round_trips(
             mg.restore_session(decompress(data, manifest))
             assert mg.export_session(manifest["session_id"])[0] == exports[manifest["session_id"]]
         # A second run with the sessions back: same state, same archive ids, no duplicates.
-        again = run_archival(
-            mg,
-            destination,
-            older_than=dt.timedelta(0),
-            policy=RetentionPolicy("PCI"),
-            source="test",
-            progress=lines.append,
-            now=cutoff_now,
+        again = archive_all(
+            mg, destination, policy=RetentionPolicy("PCI"), progress=lines.append, now=cutoff_now
         )
         assert again.archived == 3
         assert len(vault.ids()) == 3
@@ -278,14 +291,7 @@ def test_vault_down_fails_the_run_and_keeps_every_session(
         destination = _vault_destination(vault)
         vault.fail_next(100)  # every API call answers 503 (retried, then given up)
         with pytest.raises(ArchiveError, match="did not answer"):
-            run_archival(
-                mg,
-                destination,
-                older_than=dt.timedelta(0),
-                policy=RetentionPolicy(),
-                source="test",
-                progress=lambda _: None,
-            )
+            archive_all(mg, destination, policy=RetentionPolicy())
         mg.get_session(sid)
         assert vault.ids() == []
 
@@ -296,14 +302,7 @@ def test_legal_hold_prevents_deletion_until_lifted(
     with Client(f"127.0.0.1:{inprocess_server.port}") as mg:
         record_session(mg, "held")
         destination = _vault_destination(vault)
-        run_archival(
-            mg,
-            destination,
-            older_than=dt.timedelta(0),
-            policy=RetentionPolicy("HIPAA", legal_hold=True),
-            source="test",
-            progress=lambda _: None,
-        )
+        archive_all(mg, destination, policy=RetentionPolicy("HIPAA", legal_hold=True))
         (archive_id,) = vault.ids()
         with pytest.raises(ArchiveError, match="legal hold"):
             destination.delete(archive_id)
@@ -337,13 +336,8 @@ def test_plugin_refusing_archival_skips_the_session(
         kept = record_session(mg, "kept")
         allowed = mg.create_session(title="ok", metadata={"archivable": "yes"}).id
         mg.close_session(allowed)
-        summary = run_archival(
-            mg,
-            _vault_destination(vault),
-            older_than=dt.timedelta(0),
-            policy=RetentionPolicy(),
-            source="test",
-            progress=lines.append,
+        summary = archive_all(
+            mg, _vault_destination(vault), policy=RetentionPolicy(), progress=lines.append
         )
         assert (summary.archived, summary.skipped, summary.failed) == (1, 1, 0), lines
         assert any("archivable-only" in line for line in lines)

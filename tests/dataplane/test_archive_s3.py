@@ -17,14 +17,14 @@ import boto3
 import httpx
 import pytest
 from memorygraph.archive.bundle import ArchiveError, RetentionPolicy, decompress
-from memorygraph.archive.job import restore_archive, run_archival
+from memorygraph.archive.job import restore_archive
 from memorygraph.archive.s3 import S3Destination
 from memorygraph.client import Client
 from memorygraph.errors import NotFound
 from memorygraph.server import RunningServer
 
 from .conftest import REPO, free_port
-from .test_archive import record_session
+from .test_archive import archive_all, record_session
 
 USER, PASSWORD = "memorygraph", "memorygraph-secret"
 
@@ -120,13 +120,8 @@ def test_archive_to_a_locked_bucket_restore_and_erase(
     with Client(f"127.0.0.1:{inprocess_server.port}") as mg:
         sessions = [record_session(mg, f"s3-{i}") for i in range(2)]
         exports = {sid: mg.export_session(sid)[0] for sid in sessions}
-        summary = run_archival(
-            mg,
-            destination,
-            older_than=dt.timedelta(0),
-            policy=RetentionPolicy("GDPR"),
-            source="test",
-            progress=lines.append,
+        summary = archive_all(
+            mg, destination, policy=RetentionPolicy("GDPR"), progress=lines.append
         )
         assert (summary.archived, summary.failed) == (2, 0), lines
         manifests = list(destination.list())
