@@ -189,3 +189,43 @@ def test_sequence_numbers_continue_after_restart(start_inprocess: Start) -> None
     stream.cancel()
     assert [e.sequence for e in events] == [last, last + 1]
     assert events[1].type == pb.EVENT_TYPE_SESSION_CREATED
+
+
+def test_replay_passes_over_the_history_an_archival_erased(start_inprocess: Start) -> None:
+    """Archiving the log's first session, and a large one ending at a read-chunk boundary,
+    leaves holes a replay steps over: no OUT_OF_RANGE, no event of the erased sessions."""
+    server = start_inprocess()
+    stub = connect(server)
+    first = record_turn(stub)[0].id
+    big = stub.CreateSession(pb.CreateSessionRequest(title="big"))
+    for i in range(300):  # > READ_CHUNK events
+        stub.AddPrompt(pb.AddPromptRequest(session_id=big.id, content=f"p{i}"))
+    survivor = record_turn(stub)[0].id
+    for session_id in (first, big.id):
+        (*_, last) = stub.ExportSession(pb.ExportSessionRequest(session_id=session_id))
+        stub.ArchiveSession(
+            pb.ArchiveSessionRequest(
+                session_id=session_id, content_sha256=last.summary.content_sha256
+            )
+        )
+    subscription = stub.SubscribeToSession(pb.SubscribeToSessionRequest(session_id=survivor))
+    stream = stub.StreamEvents(pb.StreamEventsRequest(from_sequence=1))
+    events = []
+    for event in stream:
+        events.append(event)
+        if len([e for e in events if e.type == pb.EVENT_TYPE_SESSION_ARCHIVED]) == 2:
+            break
+    stream.cancel()
+    erased = {first, big.id}
+    assert {e.session_id for e in events if e.type != pb.EVENT_TYPE_SESSION_ARCHIVED} == {survivor}
+    assert [e.session_id for e in events if e.type == pb.EVENT_TYPE_SESSION_ARCHIVED] == [
+        first,
+        big.id,
+    ]
+    assert all(e.session_id not in erased or not e.node.content for e in events)
+    # A session subscription ends with its archival.
+    (*_, last) = stub.ExportSession(pb.ExportSessionRequest(session_id=survivor))
+    stub.ArchiveSession(
+        pb.ArchiveSessionRequest(session_id=survivor, content_sha256=last.summary.content_sha256)
+    )
+    assert list(subscription)[-1].type == pb.EVENT_TYPE_SESSION_ARCHIVED

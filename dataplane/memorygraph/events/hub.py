@@ -125,19 +125,23 @@ class EventHub:
         try:
             next_sequence = from_sequence or live_from
             if next_sequence < live_from:
-                oldest = self.store.oldest_sequence()
-                if next_sequence < oldest:
+                # Retention removes events below a floor; archival erases a session's events
+                # anywhere in the log. Only the first makes a replay incomplete.
+                if next_sequence < self.store.event_floor():
                     raise OutOfRange(
                         f"from_sequence {next_sequence} is no longer retained; the oldest "
-                        f"retained event is {oldest}"
+                        f"retained event is {self.store.oldest_sequence()}"
                     )
                 while next_sequence < live_from:
                     events = self.store.read_events(next_sequence, live_from - 1, READ_CHUNK)
-                    if not events or events[0].sequence != next_sequence:
+                    starts_here = bool(events) and events[0].sequence == next_sequence
+                    if not starts_here and next_sequence < self.store.event_floor():
                         raise OutOfRange(
                             f"events from {next_sequence} were removed by retention while "
                             "being replayed; resume from a newer sequence"
                         )
+                    if not events:
+                        break
                     for event in events:
                         next_sequence = event.sequence + 1
                         if event_filter.matches(event):
