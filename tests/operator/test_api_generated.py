@@ -52,6 +52,20 @@ def test_crd_schema_is_structural(kind: Any) -> None:
         assert node.get("type") != "null", path
 
 
+@pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.kind)
+def test_object_defaults_spell_out_their_nested_defaults(kind: Any) -> None:
+    """The API server checks a default against the CEL rules without applying the defaults
+    nested in it; `storage: {default: {}}` made it reject the whole CRD ("no such key: size")."""
+    schema = build_crd(kind)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    for path, node in _walk(schema):
+        default = node.get("default")
+        if not isinstance(default, dict):
+            continue
+        for name, sub in node.get("properties", {}).items():
+            if "default" in sub:
+                assert default.get(name) == sub["default"], f"{path}.default lacks {name}"
+
+
 def _rules(kind_name: str) -> list[str]:
     crd = build_crd(next(k for k in KINDS if k.kind == kind_name))
     schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]

@@ -325,9 +325,14 @@ class MemoryGraphSpec(KubeModel):
     image: str | None = Field(default=None, description="Image; the operator's default when unset.")
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None
     resources: ResourceRequirements | None = None
-    # ``default: {}`` makes the API server materialise the storage defaults, so the CEL rules that
-    # compare with the old object also guard graphs created without a storage section.
-    storage: StorageSpec = Field(default_factory=StorageSpec, json_schema_extra={"default": {}})
+    # A default makes the API server materialise the storage section, so the CEL rules that
+    # compare with the old object also guard graphs created without one. It is written out in
+    # full: the API server checks a default against the CEL rules without applying the nested
+    # defaults first, and rejects the whole CRD when ``self.size`` is missing from it.
+    storage: StorageSpec = Field(
+        default_factory=StorageSpec,
+        json_schema_extra={"default": StorageSpec().model_dump(by_alias=True, exclude_none=True)},
+    )
     durability: Literal["Durable", "Fast"] = Field(
         default="Durable",
         description="Durable acknowledges writes once fsynced; Fast survives process crashes only.",
