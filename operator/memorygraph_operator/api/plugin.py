@@ -8,15 +8,17 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from memorygraph.plugins.hooks import Hook
 from pydantic import Field, model_validator
 
 from .base import KubeModel, SecretKeyRef, cel, preserve_unknown
 from .conditions import Condition
 
-__all__ = ["HOOK_PATTERN", "Plugin", "PluginSpec", "PluginStatus", "WebhookSpec"]
+__all__ = ["HOOKS", "Plugin", "PluginSpec", "PluginStatus", "WebhookSpec"]
 
-# Hooks are named ``before_<operation>`` / ``after_<operation>`` by the data plane.
-HOOK_PATTERN = r"^(before|after)_[a-z][a-z_]*$"
+# The data plane's hook points, so the API server refuses a misspelt hook at admission.
+HOOKS = [h.value for h in Hook]
+_HOOK_ITEMS: dict[str, Any] = {"items": {"type": "string", "enum": HOOKS}}
 
 
 class WebhookSpec(KubeModel):
@@ -59,7 +61,7 @@ class PluginSpec(KubeModel):
     hooks: list[str] = Field(
         min_length=1,
         description="Hook points, e.g. before_create_node or after_create_session.",
-        json_schema_extra={"items": {"type": "string", "pattern": HOOK_PATTERN}},
+        json_schema_extra=_HOOK_ITEMS,
     )
     config: dict[str, Any] | None = Field(
         default=None,
@@ -70,11 +72,9 @@ class PluginSpec(KubeModel):
 
     @model_validator(mode="after")
     def _webhook_matches_type(self) -> PluginSpec:
-        import re
-
         if (self.type == "Webhook") != (self.webhook is not None):
             raise ValueError("webhook plugins need spec.webhook, and only they take it")
-        bad = [h for h in self.hooks if not re.match(HOOK_PATTERN, h)]
+        bad = [h for h in self.hooks if h not in HOOKS]
         if bad:
             raise ValueError(f"unknown hook names: {', '.join(bad)}")
         return self
