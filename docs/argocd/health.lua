@@ -16,8 +16,10 @@ local function condition(kind)
 end
 
 local annotations = obj.metadata.annotations or {}
+-- The values the operator takes as "paused" (memorygraph_operator.reconcile.inputs.is_paused).
+local pause = string.lower(annotations["memorygraph.io/paused"] or "")
 local paused = condition("Paused")
-if annotations["memorygraph.io/paused"] == "true" or (paused ~= nil and paused.status == "True") then
+if pause == "true" or pause == "1" or pause == "yes" or (paused ~= nil and paused.status == "True") then
   hs.status = "Suspended"
   hs.message = "Reconciliation is paused (memorygraph.io/paused)"
   return hs

@@ -7,6 +7,7 @@ from typing import Any
 import lupa
 import pytest
 import yaml
+from memorygraph_operator.reconcile.inputs import is_paused
 from operator_support import ROOT
 
 ARGOCD = ROOT / "docs" / "argocd"
@@ -70,6 +71,11 @@ def _graph(
         (_graph(Ready=("False", "InvalidSpec"), Degraded=("True", "InvalidSpec")), "Degraded"),
         (_graph(Ready=("True", "Ready"), Paused=("True", "PauseAnnotation")), "Suspended"),
         (_graph(observed=1, annotations={"memorygraph.io/paused": "true"}), "Suspended"),
+        (_graph(observed=1, annotations={"memorygraph.io/paused": "Yes"}), "Suspended"),
+        (
+            _graph(Ready=("True", "Ready"), annotations={"memorygraph.io/paused": "false"}),
+            "Healthy",
+        ),
     ],
     ids=[
         "no-status",
@@ -80,6 +86,8 @@ def _graph(
         "invalid-spec",
         "paused-condition",
         "paused-annotation",
+        "paused-annotation-as-the-operator-reads-it",
+        "not-paused",
     ],
 )
 def test_memorygraph_health(obj: dict[str, Any], expected: str) -> None:
@@ -133,3 +141,11 @@ def test_argocd_cm_example_embeds_the_tested_scripts_verbatim() -> None:
     assert actions["discovery.lua"] == (ARGOCD / "actions/discovery.lua").read_text()
     for action in actions["definitions"]:
         assert action["action.lua"] == (ARGOCD / f"actions/{action['name']}.lua").read_text()
+
+
+@pytest.mark.parametrize("value", ["true", "True", "1", "yes", "false", "0", "", "no"])
+def test_argocd_reads_the_pause_annotation_as_the_operator_does(value: str) -> None:
+    obj = _graph(annotations={"memorygraph.io/paused": value}, Ready=("True", "Ready"))
+    paused = is_paused(obj["metadata"])
+    assert (run_lua("health.lua", obj)["status"] == "Suspended") == paused
+    assert run_lua("actions/discovery.lua", obj)["resume"] == {"disabled": not paused}
