@@ -273,13 +273,23 @@ def test_run_archives_old_sessions_to_the_vault_and_restore_round_trips(
             assert decompress(data, manifest) == exports[manifest["session_id"]]
             mg.restore_session(decompress(data, manifest))
             assert mg.export_session(manifest["session_id"])[0] == exports[manifest["session_id"]]
-        # A second run with the sessions back: same state, same archive ids, no duplicates.
-        again = archive_all(
-            mg, destination, policy=RetentionPolicy("PCI"), progress=lines.append, now=cutoff_now
+        # Restored sessions count as active from their restore: the same cutoff leaves them.
+        lines.clear()
+        assert (
+            archive_all(mg, destination, policy=RetentionPolicy("PCI"), now=cutoff_now).processed
+            == 0
         )
-        assert again.archived == 3
-        assert len(vault.ids()) == 3
-        assert any("already uploaded" in line for line in lines)
+        # Once idle again: same state, same archive ids, no duplicates (plus the young one).
+        again = archive_all(
+            mg,
+            destination,
+            policy=RetentionPolicy("PCI"),
+            progress=lines.append,
+            now=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1),
+        )
+        assert again.archived == 4
+        assert len(vault.ids()) == 4
+        assert sum("already uploaded" in line for line in lines) == 3
         destination.close()
 
 
@@ -474,3 +484,20 @@ def test_command_line_errors_are_precise(tmp_path: Path) -> None:
     assert "Traceback" not in no_destination.stderr
     assert parse_duration("1h30m") == dt.timedelta(minutes=90)
     assert parse_duration("30d") == dt.timedelta(days=30)
+
+
+def test_a_restored_session_counts_as_active_from_its_restore(
+    inprocess_server: RunningServer,
+) -> None:
+    """Otherwise the next scheduled run would archive again what a user just brought back."""
+    with Client(f"127.0.0.1:{inprocess_server.port}") as mg:
+        session = record_session(mg, "looked-at")
+        before_restore = dt.datetime.now(dt.UTC)
+        assert [c.session.id for c in mg.iter_archive_candidates(before_restore)] == [session]
+        data, summary = mg.export_session(session)
+        mg.archive_session(session, summary.content_sha256)
+        mg.restore_session(data)
+        assert list(mg.iter_archive_candidates(before_restore)) == []
+        later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
+        (candidate,) = mg.iter_archive_candidates(later)
+        assert candidate.last_activity_time.ToDatetime(dt.UTC) >= before_restore

@@ -16,6 +16,7 @@ archived and gone (4 committed); a rerun finishes the work and never duplicates 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -240,17 +241,19 @@ def run_archival(
     run.schema_version = mg.health().schema_version
     destination.check(policy)
     cutoff = (now or dt.datetime.now(dt.UTC)) - older_than
-    candidates = list(mg.iter_archive_candidates(cutoff))
-    if limit:
-        candidates = candidates[:limit]
     progress(
-        f"archive run: {len(candidates)} sessions idle since before "
-        f"{cutoff.isoformat(timespec='seconds')} -> {destination.name} "
-        f"({policy.compliance}, {policy.days} days{', legal hold' if policy.legal_hold else ''})"
+        f"archive run: sessions idle since before {cutoff.isoformat(timespec='seconds')} -> "
+        f"{destination.name} ({policy.compliance}, {policy.days} days"
+        f"{', legal hold' if policy.legal_hold else ''})"
     )
-    numbered = [(f"[{n}/{len(candidates)}]", c) for n, c in enumerate(candidates, start=1)]
-    for first in range(0, len(numbered), max(batch_size, 1)):
-        run.group(numbered[first : first + max(batch_size, 1)])
+    # Candidates are taken a page at a time (a first run may face a large backlog); the
+    # server's page tokens are positions, so removing earlier sessions does not disturb them.
+    candidates = mg.iter_archive_candidates(cutoff, page_size=max(batch_size, 1) * 4)
+    numbered = (
+        (f"[{n}]", c) for n, c in enumerate(itertools.islice(candidates, limit or None), start=1)
+    )
+    while group := list(itertools.islice(numbered, max(batch_size, 1))):
+        run.group(group)
     run.summary.seconds = time.monotonic() - started
     return run.summary
 

@@ -754,6 +754,7 @@ class GraphService:
             tx.events = [
                 Event(0, EventType.SESSION_RESTORED, tx.time, session_id, node=export.session)
             ]
+            tx.restored_sessions = [session_id]
         return RestoreResult(
             export.session,
             nodes=len(nodes),

@@ -26,6 +26,7 @@ class Transaction:
         self.restored_events: list[Event] = []
         self.erased_events: list[tuple[bytes, int]] = []
         self.unindexed_events: list[tuple[bytes, int]] = []
+        self.restored_sessions: list[bytes] = []
 
     def get_node(self, node_id: bytes) -> Node | None:
         if node_id in self._deleted:
@@ -87,4 +88,5 @@ class Transaction:
             restored_events=self.restored_events,
             erased_events=self.erased_events,
             unindexed_events=self.unindexed_events,
+            restored_sessions=self.restored_sessions,
         )

@@ -335,6 +335,10 @@ class GraphStore:
         for session_id, erased in changes.erased_events:
             ops.append((keys.CF_EVENTS, keys.event_key(erased), None))
             ops.append((keys.CF_SESSION_EVENTS, keys.session_event_key(session_id, erased), None))
+        for session_id in changes.restored_sessions:
+            ops.append((keys.CF_META, keys.restored_key(session_id), changes.time.to_bytes(8)))
+        for session_id in gone:
+            ops.append((keys.CF_META, keys.restored_key(session_id), None))
         for session_id, unindexed in changes.unindexed_events:
             ops.append(
                 (keys.CF_SESSION_EVENTS, keys.session_event_key(session_id, unindexed), None)
@@ -406,6 +410,11 @@ class GraphStore:
         fits = [e for e in events if floor <= e.sequence <= last]
         taken = self.kv.multi_get(keys.CF_EVENTS, [keys.event_key(e.sequence) for e in fits])
         return [e for e, raw in zip(fits, taken, strict=True) if raw is None]
+
+    def restore_time(self, session_id: bytes) -> int:
+        """When the session was last restored from an archive (0: never)."""
+        raw = self.kv.get(keys.CF_META, keys.restored_key(session_id))
+        return int.from_bytes(raw) if raw else 0
 
     def session_event_sequences(self, session_id: bytes) -> list[int]:
         """Sequences the session index lists for a session (trimmed ones included)."""

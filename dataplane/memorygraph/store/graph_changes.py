@@ -29,3 +29,5 @@ class StoreChanges:
     erased_events: list[tuple[bytes, int]] = field(default_factory=list)
     # (session id, sequence) of session-index entries to drop, the events themselves kept.
     unindexed_events: list[tuple[bytes, int]] = field(default_factory=list)
+    # Sessions restored (now) and sessions gone: the restore time kept for archival's idle test.
+    restored_sessions: list[bytes] = field(default_factory=list)

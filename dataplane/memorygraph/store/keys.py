@@ -124,6 +124,11 @@ def session_event_key(session_id: bytes, sequence: int) -> bytes:
     return session_id + sequence.to_bytes(8)
 
 
+def restored_key(session_id: bytes) -> bytes:
+    """meta: when a session was last restored from an archive (it counts as activity)."""
+    return b"restored/" + session_id
+
+
 def template_name_key(name: str) -> bytes:
     return b"template/" + name.encode()
 
