@@ -261,6 +261,23 @@ def _id_only_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--id-only", action="store_true", help="print only the new id")
 
 
+def _tls_options(parser: argparse.ArgumentParser, default: Any = None) -> None:
+    """TLS to the server; also accepted after `archive run|restore` (with SUPPRESS there)."""
+    parser.add_argument(
+        "--ca-cert", type=Path, default=default, help="CA certificate to verify a TLS server with"
+    )
+    parser.add_argument(
+        "--client-cert", type=Path, default=default, help="client certificate (mutual TLS)"
+    )
+    parser.add_argument("--client-key", type=Path, default=default, help="its private key")
+
+
+def _connection_options_again(parser: argparse.ArgumentParser) -> None:
+    """The global connection options, accepted once more after a subcommand."""
+    parser.add_argument("--server", default=argparse.SUPPRESS, help="server address")
+    _tls_options(parser, argparse.SUPPRESS)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="memorygraph",
@@ -275,7 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="server address (env MEMORYGRAPH_SERVER; default %(default)s)",
     )
     parser.add_argument("--api-key", default=None, help="API key (env MEMORYGRAPH_API_KEY)")
-    parser.add_argument("--ca-cert", type=Path, help="CA certificate for a TLS server")
+    _tls_options(parser)
     parser.add_argument(
         "--timeout", type=float, default=30.0, help="seconds per call (default %(default)s)"
     )
@@ -412,7 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
     events.add_argument("--limit", type=int, default=0, help="stop after this many")
     events.set_defaults(func=cmd_events, remote=True)
 
-    add_archive_commands(commands)
+    add_archive_commands(commands, _connection_options_again)
 
     health = commands.add_parser("health", help="ask the server how it is")
     health.set_defaults(func=cmd_health, remote=True)
@@ -427,7 +444,12 @@ def main(argv: list[str] | None = None) -> int:
         if not args.remote:
             return handler(args, None)
         with Client(
-            args.server, api_key=args.api_key, timeout=args.timeout, root_certificates=args.ca_cert
+            args.server,
+            api_key=args.api_key,
+            timeout=args.timeout,
+            root_certificates=args.ca_cert,
+            client_cert=args.client_cert,
+            client_key=args.client_key,
         ) as mg:
             return handler(args, mg)
     except ConfigError as exc:

@@ -28,7 +28,7 @@ import grpc.aio
 from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from memorygraph.errors import BY_CODE, InvalidArgument, RequestError
+from memorygraph.errors import BY_CODE, ConfigError, InvalidArgument, RequestError
 from memorygraph.v1 import graph_pb2 as pb
 from memorygraph.v1.graph_pb2_grpc import MemoryGraphServiceStub
 
@@ -121,15 +121,32 @@ def _error(exc: grpc.RpcError) -> RequestError:
     return error
 
 
-def _credentials(root_certificates: bytes | str | Path | None) -> grpc.ChannelCredentials | None:
-    if root_certificates is None:
+Pem = bytes | str | Path
+
+
+def _pem(value: Pem) -> bytes:
+    """PEM given as bytes, as text, or as the path of a file holding it."""
+    if isinstance(value, Path) or (isinstance(value, str) and not value.startswith("-----")):
+        try:
+            return Path(value).read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"cannot read {value}: {exc.strerror}") from None
+    return value.encode() if isinstance(value, str) else value
+
+
+def _credentials(
+    root_certificates: Pem | None, client_cert: Pem | None, client_key: Pem | None
+) -> grpc.ChannelCredentials | None:
+    """TLS credentials when a CA or a client certificate is given; None means plaintext."""
+    if (client_cert is None) != (client_key is None):
+        raise ConfigError("a client certificate needs its key, and a key its certificate")
+    if root_certificates is None and client_cert is None:
         return None
-    if isinstance(root_certificates, str | Path) and Path(root_certificates).exists():
-        root_certificates = Path(root_certificates).read_bytes()
-    elif isinstance(root_certificates, str):
-        root_certificates = root_certificates.encode()
-    assert isinstance(root_certificates, bytes)
-    return grpc.ssl_channel_credentials(root_certificates=root_certificates)
+    return grpc.ssl_channel_credentials(
+        root_certificates=_pem(root_certificates) if root_certificates is not None else None,
+        private_key=_pem(client_key) if client_key is not None else None,
+        certificate_chain=_pem(client_cert) if client_cert is not None else None,
+    )
 
 
 class _Base:
@@ -264,10 +281,14 @@ class Client(_Base):
         *,
         api_key: str | None = None,
         timeout: float | None = 30.0,
-        root_certificates: bytes | str | Path | None = None,
+        root_certificates: Pem | None = None,
+        client_cert: Pem | None = None,
+        client_key: Pem | None = None,
     ) -> None:
+        """`root_certificates`: the CA to verify a TLS server with (system roots when only a
+        client certificate is given); `client_cert` and `client_key` for mutual TLS."""
         super().__init__(api_key, timeout)
-        credentials = _credentials(root_certificates)
+        credentials = _credentials(root_certificates, client_cert, client_key)
         self.channel = (
             grpc.secure_channel(target, credentials)
             if credentials is not None
@@ -600,10 +621,14 @@ class AsyncClient(_Base):
         *,
         api_key: str | None = None,
         timeout: float | None = 30.0,
-        root_certificates: bytes | str | Path | None = None,
+        root_certificates: Pem | None = None,
+        client_cert: Pem | None = None,
+        client_key: Pem | None = None,
     ) -> None:
+        """`root_certificates`: the CA to verify a TLS server with (system roots when only a
+        client certificate is given); `client_cert` and `client_key` for mutual TLS."""
         super().__init__(api_key, timeout)
-        credentials = _credentials(root_certificates)
+        credentials = _credentials(root_certificates, client_cert, client_key)
         self.channel = (
             grpc.aio.secure_channel(target, credentials)
             if credentials is not None

@@ -11,6 +11,7 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from memorygraph.cli import main as cli_main
 from memorygraph.errors import ConfigError
 from memorygraph.server import RunningServer
 from memorygraph.v1 import graph_pb2 as pb
@@ -179,3 +180,38 @@ def test_renewed_certificate_files_are_served_without_restart(
     channel, stub = _secure_stub(server, new_ca.files.cert)
     with channel:
         stub.Health(pb.HealthRequest(), timeout=5)
+
+
+def test_command_line_speaks_mutual_tls(start_inprocess: Start, tmp_path: Path) -> None:
+    """Global options before the command, or (as the archival CronJob passes them) after
+    `archive run`; a certificate without its key is a usage error."""
+    ca = Authority(tmp_path, "ca")
+    issued = ca.issue("server", server=True)
+    server = start_inprocess(
+        tls={"cert_file": issued.cert, "key_file": issued.key, "client_ca_file": ca.files.cert}
+    )
+    client = ca.issue("client", server=False, common_name="archiver")
+    address = f"127.0.0.1:{server.port}"
+    tls = ["--ca-cert", str(ca.files.cert), "--client-cert", str(client.cert)]
+    tls += ["--client-key", str(client.key)]
+    assert cli_main(["--server", address, *tls, "health"]) == 0
+    assert cli_main(["--server", address, "--ca-cert", str(ca.files.cert), "health"]) == 3
+    assert (
+        cli_main(
+            [
+                "--server",
+                address,
+                "--ca-cert",
+                str(ca.files.cert),
+                "--client-cert",
+                str(client.cert),
+                "health",
+            ]
+        )
+        == 2
+    )
+    vault = "http://127.0.0.1:1"  # unreachable: the run gets as far as the destination check
+    code = cli_main(
+        ["archive", "run", "--server", address, *tls, "--older-than", "1h", "--vault-url", vault]
+    )
+    assert code == 1  # the server was reached over mutual TLS; the vault was not

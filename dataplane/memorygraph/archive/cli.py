@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -156,12 +157,11 @@ def _destination_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _server_option(parser: argparse.ArgumentParser) -> None:
-    # Also accepted after the subcommand (the CronJob passes it there).
-    parser.add_argument("--server", default=argparse.SUPPRESS, help="server address")
-
-
-def add_archive_commands(commands: Any) -> None:
+def add_archive_commands(
+    commands: Any, connection_options: Callable[[argparse.ArgumentParser], None]
+) -> None:
+    """`connection_options(parser)` adds the options that reach the server (--server, TLS) to
+    the commands that talk to it: the CronJob passes them after the subcommand."""
     archive = commands.add_parser(
         "archive",
         help="move old sessions to a Data-Vault or S3, list, restore, delete archives",
@@ -177,7 +177,7 @@ def add_archive_commands(commands: Any) -> None:
         "first: export it, upload it with its retention policy, verify it, then delete it "
         "from the graph. Safe to interrupt and rerun at any point.",
     )
-    _server_option(run)
+    connection_options(run)
     run.add_argument(
         "--older-than",
         type=parse_duration,
@@ -214,7 +214,7 @@ def add_archive_commands(commands: Any) -> None:
     restore = actions.add_parser(
         "restore", help="bring an archived session back (same ids, edges, events)"
     )
-    _server_option(restore)
+    connection_options(restore)
     restore.add_argument("archive_id", metavar="ARCHIVE_ID")
     _destination_options(restore)
     restore.set_defaults(func=cmd_restore, remote=True)
