@@ -9,6 +9,7 @@ the rendered StatefulSet, ConfigMap and Secrets, probing it the way the kubelet 
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import ipaddress
 import os
@@ -32,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from memorygraph.cli import build_parser
+from memorygraph.client import Client
 from memorygraph.config import ServerConfig, load_config
 from memorygraph.errors import ConfigError
 from memorygraph.plugins.config import parse_plugins
@@ -48,6 +50,8 @@ from memorygraph_operator.render import (
 )
 from memorygraph_operator.render.archival import ARCHIVAL_KEY
 from test_render_golden import CASES, _graph
+
+from tests.dataplane.vault_server import DataVault
 
 CLIENT_KEY = "client-key-for-the-contract-test"
 ARCHIVAL_API_KEY = "archival-key-for-the-contract-test"
@@ -427,3 +431,80 @@ def test_pods_get_no_service_link_variables_the_data_plane_would_read_as_setting
         cron["spec"]["jobTemplate"]["spec"]["template"]["spec"],
     ):
         assert pod["enableServiceLinks"] is False
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mutual", [False, True], ids=["tls", "mutual-tls"])
+def test_rendered_archival_job_archives_from_the_rendered_pod(
+    mutual: bool, tmp_path: Path, pods: list[Pod]
+) -> None:
+    """The CronJob's container, run as the kubelet would (its Secret volume mapped, its
+    secretKeyRef variables filled), reaches the rendered server over (mutual) TLS with the
+    archival API key and archives to the Data-Vault."""
+    manifest, plugins, _ = CASES["full"]
+    manifest = copy.deepcopy(manifest)
+    manifest["spec"]["tls"]["requireClientCertificate"] = mutual
+    # No LLM-Registry here: archival would (rightly) keep sessions with undelivered reports.
+    del manifest["spec"]["registry"]
+    g = _graph(manifest, plugins)
+    cm, sts = render_configmap(g), render_statefulset(g, RenderEnv())
+    pod = Pod(tmp_path / "pod", g, cm, sts)
+    pods.append(pod.start())
+    pod.wait_for(pod.container["readinessProbe"])
+    address = f"127.0.0.1:{pod.ports[_container_port(pod.container, 'grpc')]}"
+    tls = pod.secrets[g.spec.tls.secret_ref.name]  # type: ignore[union-attr]
+    with Client(
+        address,
+        api_key=CLIENT_KEY,
+        root_certificates=tls["ca.crt"],
+        client_cert=tls["tls.crt"] if mutual else None,
+        client_key=tls["tls.key"] if mutual else None,
+    ) as mg:
+        session = mg.create_session(title="old")
+        mg.close_session(session.id)
+
+    cronjob = render_archival_cronjob(g, RenderEnv())
+    assert cronjob is not None
+    job = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    (container,) = job["containers"]
+    volumes = {v["name"]: v for v in job["volumes"]}
+    files: dict[str, Path] = {}
+    for mount in container["volumeMounts"]:
+        local = tmp_path / "job" / mount["name"]
+        local.mkdir(parents=True)
+        secret = volumes[mount["name"]].get("secret")
+        for item in secret["items"] if secret else []:
+            (local / item["path"]).write_bytes(pod.secrets[secret["secretName"]][item["key"]])
+        files[mount["mountPath"]] = local
+    vault = DataVault(tmp_path / "vault", token="vault-token").start()
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("MEMORYGRAPH_", "AWS_"))}
+        for var in container["env"]:
+            ref = var["valueFrom"]["secretKeyRef"]
+            if ref["name"] == g.spec.archival.destination.vault.secret_ref.name:  # type: ignore[union-attr]
+                env[var["name"]] = "vault-token"
+            else:
+                env[var["name"]] = pod.secrets[ref["name"]][ref["key"]].decode()
+
+        def local(arg: str) -> str:
+            for mount, directory in files.items():
+                if arg.startswith(mount + "/"):
+                    return str(directory / arg[len(mount) + 1 :])
+            return arg
+
+        args = [local(a) for a in container["args"]]
+        args[args.index("--server") + 1] = address  # the Service's name, resolved
+        args[args.index("--vault-url") + 1] = vault.url
+        run = subprocess.run(
+            [sys.executable, "-m", "memorygraph", *args, "--older-than", "0s"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert "1 archived" in run.stdout, run.stdout
+        assert len(vault.ids()) == 1
+    finally:
+        vault.stop()
+    assert pod.stop() == 0, pod.output()

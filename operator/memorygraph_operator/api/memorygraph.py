@@ -242,7 +242,12 @@ class AuthSpec(KubeModel):
 class TLSSpec(KubeModel):
     """TLS of the gRPC port."""
 
-    secret_ref: SecretRef = Field(description="Secret with tls.crt, tls.key and optionally ca.crt.")
+    secret_ref: SecretRef = Field(
+        description=(
+            "Secret with tls.crt, tls.key and optionally ca.crt (needed for mutual TLS, and by "
+            "the archival job, which verifies the server against it)."
+        )
+    )
     require_client_certificate: bool = Field(
         default=False, description="Verify client certificates against ca.crt (mutual TLS)."
     )

@@ -19,6 +19,8 @@ __all__ = ["ARCHIVAL_KEY", "render_archival_cronjob"]
 
 # Key of the auth Secret holding the single API key the archival job presents.
 ARCHIVAL_KEY = "archival-api-key"
+# Where the job finds the graph's TLS Secret (ca.crt; tls.crt and tls.key for mutual TLS).
+JOB_TLS_DIR = "/etc/memorygraph/tls"
 
 
 def _secret_env(name: str, secret: str, key: str, optional: bool = False) -> dict[str, Any]:
@@ -55,11 +57,34 @@ def _args_and_env(g: GraphInputs) -> tuple[list[str], list[dict[str, Any]]]:
         env.append(
             _secret_env("MEMORYGRAPH_S3_ENDPOINT", secret, "MEMORYGRAPH_S3_ENDPOINT", optional=True)
         )
+        env.append(_secret_env("AWS_REGION", secret, "AWS_REGION", optional=True))
     auth = g.spec.auth
     if auth is not None and auth.enabled:
         secret = auth.secret_ref.name if auth.secret_ref else Names(g.name).auth_secret
         env.append(_secret_env("MEMORYGRAPH_API_KEY", secret, ARCHIVAL_KEY))
+    if g.spec.tls is not None:
+        # The server is verified against the Secret's ca.crt; with mutual TLS the job presents
+        # the graph's own certificate, which that CA signed.
+        args += ["--ca-cert", f"{JOB_TLS_DIR}/ca.crt"]
+        if g.spec.tls.require_client_certificate:
+            args += ["--client-cert", f"{JOB_TLS_DIR}/tls.crt"]
+            args += ["--client-key", f"{JOB_TLS_DIR}/tls.key"]
     return args, env
+
+
+def _tls_volume(g: GraphInputs) -> dict[str, Any]:
+    assert g.spec.tls is not None
+    keys = ["ca.crt"]
+    if g.spec.tls.require_client_certificate:
+        keys += ["tls.crt", "tls.key"]
+    return {
+        "name": "tls",
+        "secret": {
+            "secretName": g.spec.tls.secret_ref.name,
+            "items": [{"key": k, "path": k} for k in keys],
+            "defaultMode": 0o440,
+        },
+    }
 
 
 def render_archival_cronjob(g: GraphInputs, env: RenderEnv) -> dict[str, Any] | None:
@@ -89,6 +114,11 @@ def render_archival_cronjob(g: GraphInputs, env: RenderEnv) -> dict[str, Any] | 
         "containers": [container],
         "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}],
     }
+    if g.spec.tls is not None:
+        pod["volumes"].append(_tls_volume(g))
+        container["volumeMounts"].append(
+            {"name": "tls", "mountPath": JOB_TLS_DIR, "readOnly": True}
+        )
     if tpl is not None and tpl.image_pull_secrets:
         pod["imagePullSecrets"] = [s.wire() for s in tpl.image_pull_secrets]
     spec: dict[str, Any] = {
