@@ -136,6 +136,20 @@ def test_schema_1_store_gets_its_session_event_index_on_open() -> None:
     assert reopened.session_event_sequences(session.id) == before
 
 
+def test_a_trimmed_schema_1_log_keeps_its_retention_floor_after_the_upgrade() -> None:
+    kv = MemoryStore()
+    service = GraphService(GraphStore(kv))
+    session = service.create_session(NewSession(title="old"))
+    for i in range(4):
+        service.create_node(NewNode(NodeKind.PROMPT, session_id=session.id, content=f"q{i}"))
+    # Schema 1 trimmed the log without recording a floor.
+    kv.delete_range(keys.CF_EVENTS, keys.event_key(0), keys.event_key(3))
+    kv.delete_range(keys.CF_SESSION_EVENTS, b"", b"\xff" * 17)
+    kv.write([(keys.CF_META, keys.SCHEMA_VERSION_KEY, b"1")], sync=True)
+    reopened = GraphStore(kv)
+    assert reopened.event_floor() == 3
+
+
 # -- the RPCs --------------------------------------------------------------------------------
 
 

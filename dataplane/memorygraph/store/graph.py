@@ -123,8 +123,12 @@ class GraphStore:
         ops: list[Op] = []
         indexed = 0
         exists: dict[bytes, bool] = {}  # only sessions still in the graph get index entries
+        # Schema 1 trimmed without recording a floor, and had no archival holes: the oldest
+        # retained event is where retention stopped.
+        floor = self.last_sequence + 1
         for key, raw in self.kv.scan(keys.CF_EVENTS, keys.event_key(0), keys.event_key(2**63)):
             event = decode_event(int.from_bytes(key), raw)
+            floor = min(floor, event.sequence)
             session = event.session_id
             if session is not None and session not in exists:
                 exists[session] = self.kv.get(keys.CF_NODES, session) is not None
@@ -140,6 +144,7 @@ class GraphStore:
             if len(ops) >= 10_000:
                 self.kv.write(ops, sync=False)
                 ops = []
+        ops.append((keys.CF_META, keys.EVENT_FLOOR_KEY, floor.to_bytes(8)))
         ops.append((keys.CF_META, keys.SCHEMA_VERSION_KEY, b"2"))
         self.kv.write(ops, sync=True)
         self.schema_version = 2
