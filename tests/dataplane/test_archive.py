@@ -21,8 +21,8 @@ from memorygraph.archive.vault import VaultDestination
 from memorygraph.client import Client
 from memorygraph.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from memorygraph.graph.export import decode_export
-from memorygraph.graph.model import NodeKind
-from memorygraph.graph.service import GraphService, NewNode, NewSession
+from memorygraph.graph.model import EdgeKind, NodeKind
+from memorygraph.graph.service import GraphService, NewEdge, NewNode, NewSession
 from memorygraph.server import RunningServer
 from memorygraph.store import GraphStore, MemoryStore, keys
 from memorygraph.v1 import graph_pb2 as pb
@@ -134,6 +134,28 @@ def test_schema_1_store_gets_its_session_event_index_on_open() -> None:
     assert reopened.schema_version == 2
     assert kv.get(keys.CF_META, keys.SCHEMA_VERSION_KEY) == b"2"
     assert reopened.session_event_sequences(session.id) == before
+
+
+def test_a_session_written_to_after_the_cutoff_is_no_candidate() -> None:
+    """An update to an earlier node, or a new edge, is a write like any other."""
+    now = [1_000]
+    service = GraphService(GraphStore(MemoryStore()), clock=lambda: now[0])
+    session = service.create_session(NewSession(title="t"))
+    first = service.create_node(NewNode(NodeKind.PROMPT, session_id=session.id, content="a"))
+    now[0] += 10
+    second = service.create_node(NewNode(NodeKind.PROMPT, session_id=session.id, content="b"))
+    now[0] += 1_000
+    cutoff = now[0] - 500
+    assert [
+        c.session.id
+        for c in service.archive_candidates(older_than=cutoff, limit=0, page_token="")[0]
+    ] == [session.id]
+    service.update_node(first.id, content="edited", metadata=None)
+    assert service.archive_candidates(older_than=cutoff, limit=0, page_token="")[0] == []
+    now[0] += 1_000
+    cutoff = now[0] - 500
+    service.create_edge(NewEdge(second.id, first.id, EdgeKind.REFERENCES))
+    assert service.archive_candidates(older_than=cutoff, limit=0, page_token="")[0] == []
 
 
 def test_a_trimmed_schema_1_log_keeps_its_retention_floor_after_the_upgrade() -> None:

@@ -707,6 +707,18 @@ def test_archive_then_restore_leaves_the_store_as_it_was(kv: KeyValueStore) -> N
     assert restored == before
 
 
+def test_last_session_event_time_is_the_newest_retained_event(kv: KeyValueStore) -> None:
+    now = [100]
+    service = GraphService(GraphStore(kv), clock=lambda: now[0])
+    session = service.create_session(NewSession(title="t"))
+    prompt = service.create_node(NewNode(NodeKind.PROMPT, session_id=session.id, content="q"))
+    now[0] = 200
+    service.update_node(prompt.id, content="edited", metadata=None)
+    assert service.store.last_session_event_time(session.id) == 200
+    service.store.trim_events(service.store.last_sequence + 1)
+    assert service.store.last_session_event_time(session.id) == 0
+
+
 def test_delete_node_removes_its_edges_at_both_ends_and_its_index_entries(
     kv: KeyValueStore,
 ) -> None:

@@ -238,11 +238,12 @@ class Candidate:
 
 def last_activity(store: GraphStore, session: Node) -> int:
     """When anything last happened to or in `session`: its close time once closed, its newest
-    write otherwise — or its restore from an archive, when that is later."""
+    write otherwise (a new node, an update, an edge: its newest event) — or its restore from
+    an archive, when that is later."""
     restored = store.restore_time(session.id)
     if session.attrs["state"] == SessionState.CLOSED:
         return max(int(session.attrs.get("close_time") or session.update_time), restored)
-    newest = max(session.update_time, restored)
+    newest = max(session.update_time, restored, store.last_session_event_time(session.id))
     for create_time, node_id, _ in store.scan_session(session.id, reverse=True):
         node = store.get_node(node_id)
         newest = max(newest, create_time, node.update_time if node is not None else 0)

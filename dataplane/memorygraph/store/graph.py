@@ -429,6 +429,15 @@ class GraphStore:
             for key, _ in self.kv.scan(keys.CF_SESSION_EVENTS, session_id, end)
         ]
 
+    def last_session_event_time(self, session_id: bytes) -> int:
+        """Time of the session's newest event (0: none retained). Retention trims from the
+        oldest end, so when the newest indexed event is gone, every older one is too."""
+        end = keys.prefix_end(session_id)
+        for key, _ in self.kv.scan(keys.CF_SESSION_EVENTS, session_id, end, reverse=True):
+            raw = self.kv.get(keys.CF_EVENTS, key[keys.ID_LEN :])
+            return decode_event(int.from_bytes(key[keys.ID_LEN :]), raw).time if raw else 0
+        return 0
+
     def session_events(self, session_id: bytes) -> list[Event]:
         """A session's retained events, in sequence order."""
         sequences = self.session_event_sequences(session_id)
