@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from memorygraph.archive import bundle
 from memorygraph.archive.bundle import ArchiveError, RetentionPolicy, decompress
 from memorygraph.archive.cli import parse_duration
 from memorygraph.archive.job import Destination, RunSummary, run_archival
@@ -269,6 +270,21 @@ def test_undelivered_registry_reports_keep_the_session() -> None:
 
 def _vault_destination(vault: DataVault) -> VaultDestination:
     return VaultDestination(vault.url, token=TOKEN, backoff=0.01)
+
+
+def test_a_session_too_large_to_restore_is_not_archived(
+    inprocess_server: RunningServer, vault: DataVault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Restore reads back at most MAX_EXPORT_BYTES: a larger export would be an archive that
+    can never come back, so the session stays in the graph."""
+    monkeypatch.setattr(bundle, "MAX_EXPORT_BYTES", 512)
+    with Client(f"127.0.0.1:{inprocess_server.port}") as mg:
+        session = record_session(mg, "big")
+        summary = archive_all(mg, _vault_destination(vault), policy=RetentionPolicy())
+        assert (summary.archived, summary.failed) == (0, 1)
+        assert "could not be restored" in summary.failures[0]
+        mg.get_session(session)
+        assert list(_vault_destination(vault).list()) == []
 
 
 def test_run_archives_old_sessions_to_the_vault_and_restore_round_trips(

@@ -96,6 +96,13 @@ class Bundle:
                 f"session {session_id}: the export does not match the checksum the server "
                 "sent with it (damaged in transit)"
             )
+        if len(export) > MAX_EXPORT_BYTES:
+            # `decompress` refuses it: such an archive could never be restored.
+            raise ArchiveError(
+                f"session {session_id}: its export is {len(export)} bytes, more than the "
+                f"{MAX_EXPORT_BYTES} a restore reads back; it could not be restored, so it "
+                "stays in the graph"
+            )
         now = now or dt.datetime.now(dt.UTC)
         data = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=True).compress(export)
         archive_id = archive_id_for(session_id, content_sha256)
