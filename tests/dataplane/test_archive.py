@@ -531,9 +531,13 @@ def test_command_line_errors_are_precise(tmp_path: Path) -> None:
     bad_duration = run("run", "--older-than", "30 days", "--vault-url", "http://127.0.0.1:1")
     assert bad_duration.returncode == 2 and "not a duration" in bad_duration.stderr
     no_destination = run("list")
-    assert no_destination.returncode == 1
+    assert no_destination.returncode == 2  # a bad option, as documented
     assert "exactly one destination" in no_destination.stderr
     assert "Traceback" not in no_destination.stderr
+    for option, value in [("--retention-days", "0"), ("--limit", "-1"), ("--batch-size", "0")]:
+        bad = run("run", "--older-than", "1h", "--vault-url", "http://127.0.0.1:1", option, value)
+        assert bad.returncode == 2 and option in bad.stderr, bad.stderr
+        assert "Traceback" not in bad.stderr
     assert parse_duration("1h30m") == dt.timedelta(minutes=90)
     assert parse_duration("30d") == dt.timedelta(days=30)
 

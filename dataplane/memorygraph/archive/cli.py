@@ -11,9 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from memorygraph.archive.bundle import COMPLIANCE_DAYS, ArchiveError, RetentionPolicy
+from memorygraph.archive.bundle import COMPLIANCE_DAYS, RetentionPolicy
 from memorygraph.archive.job import Destination, restore_archive, run_archival, write_metrics
 from memorygraph.client import Client
+from memorygraph.errors import ConfigError
 
 __all__ = ["add_archive_commands", "parse_duration"]
 
@@ -31,9 +32,22 @@ def parse_duration(text: str) -> dt.timedelta:
     return dt.timedelta(seconds=sum(int(n) * _UNITS[u] for n, u in parts))
 
 
+def _at_least(low: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= {low}")
+        return value
+
+    return parse
+
+
 def _destination(args: argparse.Namespace) -> Destination:
     if bool(args.vault_url) == bool(args.s3_bucket):
-        raise ArchiveError("give exactly one destination: --vault-url URL or --s3-bucket BUCKET")
+        raise ConfigError("give exactly one destination: --vault-url URL or --s3-bucket BUCKET")
     if args.vault_url:
         from memorygraph.archive.vault import VaultDestination
 
@@ -192,12 +206,16 @@ def add_archive_commands(
         + ", ".join(f"{k} {v} days" for k, v in COMPLIANCE_DAYS.items())
         + " (default %(default)s)",
     )
-    run.add_argument("--retention-days", type=int, help="override the compliance class's days")
+    run.add_argument(
+        "--retention-days", type=_at_least(1), help="override the compliance class's days"
+    )
     run.add_argument("--legal-hold", action="store_true", help="put new archives on legal hold")
-    run.add_argument("--limit", type=int, default=0, help="archive at most this many sessions")
+    run.add_argument(
+        "--limit", type=_at_least(0), default=0, help="archive at most this many sessions"
+    )
     run.add_argument(
         "--batch-size",
-        type=int,
+        type=_at_least(1),
         default=16,
         help="sessions uploaded per destination call (default %(default)s)",
     )
