@@ -212,3 +212,19 @@ def test_command_line_against_a_plain_bucket(
     )
     assert wrong.returncode == 1 and "refused the credentials" in wrong.stderr
     assert "Traceback" not in wrong.stderr
+
+
+def test_a_legal_hold_is_refused_up_front_by_a_bucket_without_object_lock(
+    inprocess_server: RunningServer, minio: MinIO, credentials: None
+) -> None:
+    """A hold the bucket cannot keep could not be lifted either (`archive hold` refuses), and
+    `archive delete` would refuse the archive for good."""
+    bucket = _bucket(minio, "plain-hold", lock=False)
+    destination = S3Destination(bucket, endpoint_url=minio.endpoint)
+    with Client(f"127.0.0.1:{inprocess_server.port}") as mg:
+        sid = record_session(mg, "held")
+        with pytest.raises(ArchiveError, match="no Object Lock"):
+            archive_all(mg, destination, policy=RetentionPolicy(legal_hold=True))
+        mg.get_session(sid)
+    assert list(destination.list()) == []
+    destination.close()

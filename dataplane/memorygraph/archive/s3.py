@@ -106,7 +106,13 @@ class S3Destination:
             self.s3.head_bucket(Bucket=self.bucket)
         except (ClientError, BotoCoreError) as exc:
             raise self._fail(f"bucket {self.bucket}", exc) from exc
-        self._object_lock()
+        if not self._object_lock() and policy.legal_hold:
+            # A hold recorded only in the manifest could never be lifted (`set_legal_hold`
+            # needs Object Lock), and `delete` would refuse the archive for good.
+            raise ArchiveError(
+                f"bucket {self.bucket} has no Object Lock, so it cannot hold archives; create "
+                "the bucket with Object Lock enabled or archive without --legal-hold"
+            )
 
     def _manifest(self, archive_id: str) -> dict[str, Any] | None:
         try:
