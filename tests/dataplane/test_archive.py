@@ -173,6 +173,28 @@ def test_a_trimmed_schema_1_log_keeps_its_retention_floor_after_the_upgrade() ->
     assert reopened.event_floor() == 3
 
 
+def test_restoring_twice_is_idempotent_when_history_could_not_come_back() -> None:
+    """Events below the retention floor and edges to nodes gone are skipped by a restore; a
+    second restore of the same archive finds the session back, not "differing"."""
+    service = _service()
+    other = service.create_session(NewSession(title="other"))
+    target = service.create_node(NewNode(NodeKind.PROMPT, session_id=other.id, content="x"))
+    session = service.create_session(NewSession(title="t"))
+    prompt = service.create_node(NewNode(NodeKind.PROMPT, session_id=session.id, content="q"))
+    service.create_edge(NewEdge(prompt.id, target.id, EdgeKind.REFERENCES))
+    export = service.export_session(session.id)
+    service.archive_session(session.id, content_sha256=export.sha256())
+    service.delete_session(other.id)
+    service.store.trim_events(service.store.last_sequence + 1)
+    first = service.restore_session(export)
+    assert (first.skipped_events, len(first.skipped_edges)) == (len(export.events), 1)
+    again = service.restore_session(export)
+    assert again.already_present
+    service.create_node(NewNode(NodeKind.PROMPT, session_id=session.id, content="more"))
+    with pytest.raises(AlreadyExists, match="differs from the archive"):
+        service.restore_session(export)
+
+
 # -- the RPCs --------------------------------------------------------------------------------
 
 

@@ -712,7 +712,20 @@ class GraphService:
         session_id = export.session.id
         with self._transaction() as tx:
             if tx.get_node(session_id) is not None:
-                if self.export_session(session_id).encode() == export.encode():
+                # Compared with what a restore writes: events below the retention floor and
+                # edges to nodes gone since do not come back, so they cannot be expected.
+                retained = {e.sequence for e in self.store.session_events(session_id)}
+                restorable = replace(
+                    export,
+                    edges=[
+                        e
+                        for e in export.edges
+                        if tx.get_node(e.source_id) is not None
+                        and tx.get_node(e.target_id) is not None
+                    ],
+                    events=[e for e in export.events if e.sequence in retained],
+                )
+                if self.export_session(session_id).encode() == restorable.encode():
                     return RestoreResult(export.session, already_present=True)
                 raise AlreadyExists(
                     f"session {format_id(session_id)} exists and differs from the archive; "
