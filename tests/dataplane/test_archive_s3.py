@@ -16,7 +16,7 @@ from typing import Any
 import boto3
 import httpx
 import pytest
-from memorygraph.archive.bundle import ArchiveError, RetentionPolicy, decompress
+from memorygraph.archive.bundle import ArchiveError, Bundle, RetentionPolicy, decompress
 from memorygraph.archive.job import restore_archive
 from memorygraph.archive.s3 import S3Destination
 from memorygraph.client import Client
@@ -227,4 +227,34 @@ def test_a_legal_hold_is_refused_up_front_by_a_bucket_without_object_lock(
             archive_all(mg, destination, policy=RetentionPolicy(legal_hold=True))
         mg.get_session(sid)
     assert list(destination.list()) == []
+    destination.close()
+
+
+def test_an_archive_whose_data_object_is_gone_is_written_again(
+    inprocess_server: RunningServer, minio: MinIO, credentials: None
+) -> None:
+    """`delete` removes the data object first: a kill right after leaves a manifest alone,
+    which must read as incomplete (written again), not as an archive already in place."""
+    bucket = _bucket(minio, "half-erased", lock=False)
+    destination = S3Destination(bucket, endpoint_url=minio.endpoint)
+    with Client(f"127.0.0.1:{inprocess_server.port}") as mg:
+        sid = record_session(mg, "half")
+        data, info = mg.export_session(sid, for_archive=True)
+        built = Bundle.build(
+            data,
+            session_id=sid,
+            content_sha256=info.content_sha256,
+            counts={"nodes": info.nodes, "edges": info.edges, "events": info.events},
+            format_version=info.format_version,
+            schema_version=2,
+            policy=RetentionPolicy(),
+            source="test",
+        )
+        assert destination.put(built)
+        minio.client().delete_object(Bucket=bucket, Key=f"{built.archive_id}.jsonl.zst")
+        summary = archive_all(mg, destination, policy=RetentionPolicy())
+        assert (summary.archived, summary.failed) == (1, 0), summary.failures
+        with pytest.raises(NotFound):
+            mg.get_session(sid)
+        destination.verify(built)
     destination.close()

@@ -161,7 +161,9 @@ class S3Destination:
                         f"archive {bundle.archive_id}: the bucket holds different bytes under "
                         "this id"
                     )
-                return False
+                if self._has_data(bundle.archive_id):
+                    return False
+                # A manifest alone: `delete` was interrupted after the data object went.
             self._put(
                 self._key(bundle.archive_id, DATA_SUFFIX),
                 bundle.data,
@@ -177,6 +179,15 @@ class S3Destination:
             )
         except (ClientError, BotoCoreError) as exc:
             raise self._fail(f"storing archive {bundle.archive_id}", exc) from exc
+        return True
+
+    def _has_data(self, archive_id: str) -> bool:
+        try:
+            self.s3.head_object(Bucket=self.bucket, Key=self._key(archive_id, DATA_SUFFIX))
+        except ClientError as exc:
+            if _code(exc) in ("NoSuchKey", "404"):
+                return False
+            raise
         return True
 
     def put_many(self, bundles: list[Bundle]) -> dict[str, bool | ArchiveError]:
