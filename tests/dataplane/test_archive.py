@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +120,30 @@ def test_damaged_exports_are_refused_with_the_reason(
     data = service.export_session(session.id).encode()
     with pytest.raises(InvalidArgument, match=message):
         decode_export(damage(data))
+
+
+def test_exports_with_records_of_other_sessions_are_refused() -> None:
+    """Canonical but not a session's export: restore would write them into the graph."""
+    service = _service()
+    other = service.create_session(NewSession(title="other"))
+    a = service.create_node(NewNode(NodeKind.PROMPT, session_id=other.id, content="a"))
+    b = service.create_node(NewNode(NodeKind.PROMPT, session_id=other.id, content="b"))
+    session = service.create_session(NewSession(title="t"))
+    service.create_node(NewNode(NodeKind.PROMPT, session_id=session.id, content="q"))
+    foreign = service.export_session(other.id)
+    stray = next(e for e in foreign.edges if {e.source_id, e.target_id} == {a.id, b.id})
+
+    def crafted(**change: Any) -> bytes:
+        export = service.export_session(session.id)
+        return replace(export, **change).encode()
+
+    export = service.export_session(session.id)
+    with pytest.raises(InvalidArgument, match="does not touch session"):
+        decode_export(crafted(edges=[*export.edges, stray]))
+    with pytest.raises(InvalidArgument, match="belongs to session"):
+        decode_export(crafted(events=[*export.events, foreign.events[-1]]))
+    with pytest.raises(InvalidArgument, match="twice"):
+        decode_export(crafted(events=[*export.events, export.events[-1]]))
 
 
 def test_schema_1_store_gets_its_session_event_index_on_open() -> None:

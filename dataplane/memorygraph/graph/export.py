@@ -247,6 +247,27 @@ def decode_export(data: bytes) -> SessionExport:
             raise InvalidArgument(
                 f"node {format_id(node.id)} does not belong to session {format_id(session.id)}"
             )
+    # Restore writes every record back: each must be this session's, and there only once.
+    sid = format_id(session.id)
+    own = {session.id, *(n.id for n in export_nodes)}
+    if len(own) != len(export_nodes) + 1:
+        raise InvalidArgument("a node appears twice in the export")
+    for edge in edges:
+        if edge.source_id not in own and edge.target_id not in own:
+            raise InvalidArgument(
+                f"edge {format_id(edge.source_id)} -> {format_id(edge.target_id)} does not "
+                f"touch session {sid}"
+            )
+    if len({e.key for e in edges}) != len(edges):
+        raise InvalidArgument("an edge appears twice in the export")
+    sequences: set[int] = set()
+    for event in events:
+        if event.session_id != session.id:
+            owner = format_id(event.session_id) if event.session_id is not None else "none"
+            raise InvalidArgument(f"event {event.sequence} belongs to session {owner}, not {sid}")
+        if event.sequence in sequences:
+            raise InvalidArgument(f"event {event.sequence} appears twice in the export")
+        sequences.add(event.sequence)
     export = SessionExport(session, export_nodes, edges, events)
     if export.encode() != data:
         raise InvalidArgument(
