@@ -96,6 +96,7 @@ def test_export_is_canonical_and_decodes_to_itself() -> None:
         "nodes": 1,
         "edges": 1,
         "events": 3,
+        "log": service.store.log_id,
     }
 
 
@@ -604,3 +605,23 @@ def test_a_restored_session_counts_as_active_from_its_restore(
         later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
         (candidate,) = mg.iter_archive_candidates(later)
         assert candidate.last_activity_time.ToDatetime(dt.UTC) >= before_restore
+
+
+def test_history_from_another_servers_log_is_not_written_into_this_one() -> None:
+    """Sequence numbers belong to one log: restored elsewhere, a session comes back without its
+    events, even where this log has holes at those very numbers."""
+    here, there = _service(), _service()
+    for service in (here, there):
+        session = service.create_session(NewSession(title="same shape"))
+        service.create_node(NewNode(NodeKind.PROMPT, session_id=session.id, content="q"))
+    archived_here = here.list_sessions(limit=1, page_token="", state=None, user_id="").nodes[0]
+    export_here = here.export_session(archived_here.id)
+    here.archive_session(archived_here.id, content_sha256=export_here.sha256())  # holes 1..3
+    source = there.list_sessions(limit=1, page_token="", state=None, user_id="").nodes[0]
+    export = there.export_session(source.id)
+    assert here.store.log_id != there.store.log_id
+    assert {e.sequence for e in export.events} == {e.sequence for e in export_here.events}
+    result = here.restore_session(decode_export(export.encode()))
+    assert (result.nodes, result.events, result.skipped_events) == (2, 0, len(export.events))
+    assert here.store.session_events(source.id) == []
+    assert here.restore_session(decode_export(export.encode())).already_present

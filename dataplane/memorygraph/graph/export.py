@@ -6,7 +6,7 @@ SHA-256 identifies the state, and archival deletes a session only while it still
 was shipped.
 
     line 1      {"format": "memorygraph.session", "version": 1, "session_id": ..., "nodes": N,
-                 "edges": M, "events": K}
+                 "edges": M, "events": K, "log": id of the event log the sequences belong to}
     then        {"record": "session", ...node fields}
                 N x {"record": "node", ...node fields}      by create time, then id
                 M x {"record": "edge", ...edge fields}      by (source, kind, target)
@@ -66,6 +66,7 @@ class SessionExport:
     nodes: list[Node] = field(default_factory=list)
     edges: list[Edge] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
+    log: str = ""  # id of the event log the events' sequence numbers belong to
 
     def __post_init__(self) -> None:
         self.nodes.sort(key=lambda n: (n.create_time, n.id))
@@ -81,6 +82,7 @@ class SessionExport:
             "nodes": len(self.nodes),
             "edges": len(self.edges),
             "events": len(self.events),
+            "log": self.log,
         }
         lines = [_dumps(header), _dumps({"record": "session", **_node_fields(self.session)})]
         lines += [_dumps({"record": "node", **_node_fields(n)}) for n in self.nodes]
@@ -268,7 +270,10 @@ def decode_export(data: bytes) -> SessionExport:
         if event.sequence in sequences:
             raise InvalidArgument(f"event {event.sequence} appears twice in the export")
         sequences.add(event.sequence)
-    export = SessionExport(session, export_nodes, edges, events)
+    log = header.row.get("log")
+    if not isinstance(log, str):
+        raise InvalidArgument("the export header has no event log id ('log')")
+    export = SessionExport(session, export_nodes, edges, events, log)
     if export.encode() != data:
         raise InvalidArgument(
             "the export is not in canonical form (records out of order or re-encoded); "

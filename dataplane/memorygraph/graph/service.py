@@ -662,7 +662,7 @@ class GraphService:
             for edge in self.store.edges(node.id, Direction.BOTH):
                 edges[edge.key] = edge
         events = self.store.session_events(session_id)
-        return SessionExport(session, nodes, list(edges.values()), events)
+        return SessionExport(session, nodes, list(edges.values()), events, self.store.log_id)
 
     def export_for_archive(self, session_id: bytes) -> SessionExport:
         """`export_session` as the first step of archiving it (plugins may refuse that)."""
@@ -724,6 +724,7 @@ class GraphService:
                         and tx.get_node(e.target_id) is not None
                     ],
                     events=[e for e in export.events if e.sequence in retained],
+                    log=self.store.log_id,
                 )
                 if self.export_session(session_id).encode() == restorable.encode():
                     return RestoreResult(export.session, already_present=True)
@@ -755,9 +756,9 @@ class GraphService:
                     skipped.append(edge)
                 else:
                     tx.create_edge(edge)
-            # History comes back at its own sequence numbers, where the log still has room:
-            # not below the retention floor, not past this log's end, never over another event.
-            tx.restored_events = self.store.restorable_events(export.events)
+            # History comes back at its own sequence numbers, into the log it came from and
+            # where that log has room (see GraphStore.restorable_events).
+            tx.restored_events = self.store.restorable_events(export.events, export.log)
             restored = {e.sequence for e in tx.restored_events}
             tx.unindexed_events = [
                 (session_id, seq)

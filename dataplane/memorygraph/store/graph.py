@@ -9,6 +9,7 @@ that and hands over the complete change.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 
 from memorygraph.errors import MemoryGraphError
@@ -104,6 +105,11 @@ class GraphStore:
                 )
             if self.schema_version == 1:
                 self._migrate_to_2()
+        log_id = kv.get(keys.CF_META, keys.LOG_ID_KEY)
+        if log_id is None:
+            log_id = uuid.uuid4().bytes
+            kv.write([(keys.CF_META, keys.LOG_ID_KEY, log_id)], sync=True)
+        self.log_id = str(uuid.UUID(bytes=log_id))
         self._counters = {
             name: int.from_bytes(value, signed=True) if value else 0
             for name, value in zip(
@@ -408,9 +414,12 @@ class GraphStore:
         self.kv.write([(keys.CF_META, keys.EVENT_FLOOR_KEY, before.to_bytes(8))], sync=False)
         self.kv.delete_range(keys.CF_EVENTS, keys.event_key(0), keys.event_key(before))
 
-    def restorable_events(self, events: list[Event]) -> list[Event]:
-        """Those of `events` that can go back at their own sequence numbers: not below the
-        retention floor, not past the log's end, and never over another event."""
+    def restorable_events(self, events: list[Event], log_id: str) -> list[Event]:
+        """Those of `events` (from the log `log_id`) that can go back at their own sequence
+        numbers: only into the log they came from, not below its retention floor, not past its
+        end, and never over another event."""
+        if log_id != self.log_id:
+            return []
         floor, last = self.event_floor(), self.last_sequence
         fits = [e for e in events if floor <= e.sequence <= last]
         taken = self.kv.multi_get(keys.CF_EVENTS, [keys.event_key(e.sequence) for e in fits])

@@ -42,6 +42,9 @@ COLUMN_FAMILIES = (
     CF_SESSION_EVENTS,
 )
 LAST_EVENT_KEY = b"events/last"
+# A random id of this event log, made with the store: events restored from an archive go back
+# only into the log they came from (their sequence numbers mean nothing in another).
+LOG_ID_KEY = b"events/log_id"
 # The first sequence retention keeps: events below it are gone for good (restores skip them).
 EVENT_FLOOR_KEY = b"events/floor"
 
