@@ -174,6 +174,10 @@ class _Base:
             raise RequestError("the export stream ended without its summary")
         return b"".join(c.data for c in chunks if not c.HasField("summary")), summaries[-1]
 
+    def _transfer_timeout(self, size: int) -> float | None:
+        """The per-call timeout, plus a second per MiB for calls that carry a whole export."""
+        return None if self.timeout is None else self.timeout + size / (1 << 20)
+
     @staticmethod
     def _restore_chunks(export: bytes) -> list[pb.RestoreSessionChunk]:
         step = 1 << 20
@@ -599,7 +603,9 @@ class Client(_Base):
         """Write an exported session back (idempotent)."""
         try:
             return self.stub.RestoreSession(
-                iter(self._restore_chunks(export)), timeout=self.timeout, metadata=self.metadata
+                iter(self._restore_chunks(export)),
+                timeout=self._transfer_timeout(len(export)),
+                metadata=self.metadata,
             )
         except grpc.RpcError as exc:
             raise _error(exc) from None
@@ -835,7 +841,9 @@ class AsyncClient(_Base):
     async def restore_session(self, export: bytes) -> pb.RestoreSessionResponse:
         try:
             return await self.stub.RestoreSession(
-                iter(self._restore_chunks(export)), timeout=self.timeout, metadata=self.metadata
+                iter(self._restore_chunks(export)),
+                timeout=self._transfer_timeout(len(export)),
+                metadata=self.metadata,
             )
         except grpc.RpcError as exc:
             raise _error(exc) from None

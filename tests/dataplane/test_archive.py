@@ -625,3 +625,11 @@ def test_history_from_another_servers_log_is_not_written_into_this_one() -> None
     assert (result.nodes, result.events, result.skipped_events) == (2, 0, len(export.events))
     assert here.store.session_events(source.id) == []
     assert here.restore_session(decode_export(export.encode())).already_present
+
+
+def test_archive_ids_from_the_command_line_stay_one_path_segment(vault: DataVault) -> None:
+    destination = _vault_destination(vault)
+    with pytest.raises(ArchiveError, match="is not in the vault"):
+        destination.delete("../policies")
+    assert ("DELETE", "/api/v1/archive/..%2Fpolicies") in vault.calls
+    destination.close()

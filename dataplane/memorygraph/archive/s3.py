@@ -266,10 +266,13 @@ class S3Destination:
                     f"archive {archive_id} is under legal hold; lift the hold before deleting it"
                 )
             for key in keys:
-                versions = self.s3.list_object_versions(Bucket=self.bucket, Prefix=key)
+                pages = self.s3.get_paginator("list_object_versions").paginate(
+                    Bucket=self.bucket, Prefix=key
+                )
                 found = [
                     v
-                    for v in versions.get("Versions", []) + versions.get("DeleteMarkers", [])
+                    for page in pages
+                    for v in page.get("Versions", []) + page.get("DeleteMarkers", [])
                     if v["Key"] == key
                 ]
                 for version in found or [{"Key": key, "VersionId": None}]:

@@ -19,6 +19,7 @@ import base64
 import os
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from tenacity import (
@@ -177,7 +178,7 @@ class VaultDestination:
 
     def _metadata(self, archive_id: str, *, content: bool = False) -> dict[str, Any] | None:
         params = {"include": "content"} if content else None
-        response = self._request("GET", f"/api/v1/archive/{archive_id}", params=params)
+        response = self._request("GET", f"/api/v1/archive/{_quoted(archive_id)}", params=params)
         if response.status_code == 404:
             return None
         body: dict[str, Any] = self._json(response, f"reading archive {archive_id}")
@@ -223,7 +224,7 @@ class VaultDestination:
                 return
 
     def delete(self, archive_id: str) -> None:
-        response = self._request("DELETE", f"/api/v1/archive/{archive_id}")
+        response = self._request("DELETE", f"/api/v1/archive/{_quoted(archive_id)}")
         if response.status_code == 404:
             raise ArchiveError(f"archive {archive_id} is not in the vault")
         if response.status_code == 409:
@@ -235,11 +236,16 @@ class VaultDestination:
 
     def set_legal_hold(self, archive_id: str, on: bool) -> None:
         response = self._request(
-            "PUT", f"/api/v1/archive/{archive_id}/policy", json={"legal_hold": on}
+            "PUT", f"/api/v1/archive/{_quoted(archive_id)}/policy", json={"legal_hold": on}
         )
         if response.status_code == 404:
             raise ArchiveError(f"archive {archive_id} is not in the vault")
         self._json(response, f"setting the legal hold of archive {archive_id}")
+
+
+def _quoted(archive_id: str) -> str:
+    """An archive id as one path segment, whatever a user typed ("../policies" included)."""
+    return quote(archive_id, safe="")
 
 
 def _reason(response: httpx.Response) -> str:
