@@ -1,0 +1,88 @@
+"""Scenario 3: the real API server enforces the CRD's schema and CEL rules."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from e2e_support import Cluster, CommandFailed
+
+
+def _graph(namespace: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "memorygraph.io/v1alpha1",
+        "kind": "MemoryGraph",
+        "metadata": {"name": "checked", "namespace": namespace},
+        "spec": spec,
+    }
+
+
+def _rejected(cluster: Cluster, obj: dict[str, Any], *flags: str) -> str:
+    with pytest.raises(CommandFailed) as exc:
+        cluster.kubectl("create", *flags, "-f", "-", input=json.dumps(obj))
+    return str(exc.value.stderr)
+
+
+def _patch_rejected(cluster: Cluster, namespace: str, patch: dict[str, Any]) -> str:
+    with pytest.raises(CommandFailed) as exc:
+        cluster.kubectl(
+            "patch", "mg", "checked", "-n", namespace, "--type", "merge", "-p", json.dumps(patch)
+        )
+    return str(exc.value.stderr)
+
+
+def test_storage_cannot_shrink_nor_change_class(installed: Cluster, namespace: str) -> None:
+    installed.kubectl(
+        "create",
+        "-f",
+        "-",
+        input=json.dumps(_graph(namespace, storage={"size": "10Gi", "storageClassName": "a"})),
+    )
+    assert "storage.size cannot shrink" in _patch_rejected(
+        installed, namespace, {"spec": {"storage": {"size": "5Gi"}}}
+    )
+    assert "storage.storageClassName is immutable" in _patch_rejected(
+        installed, namespace, {"spec": {"storage": {"storageClassName": "b"}}}
+    )
+    # Growing is allowed.
+    installed.kubectl(
+        "patch",
+        "mg",
+        "checked",
+        "-n",
+        namespace,
+        "--type",
+        "merge",
+        "-p",
+        json.dumps({"spec": {"storage": {"size": "20Gi"}}}),
+    )
+
+
+def test_archival_schedule_must_have_five_fields(installed: Cluster, namespace: str) -> None:
+    destination = {"s3": {"bucket": "archive", "secretRef": {"name": "s3"}}}
+    message = _rejected(
+        installed, _graph(namespace, archival={"schedule": "* * *", "destination": destination})
+    )
+    assert "spec.archival.schedule" in message
+
+
+def test_replicas_must_lie_within_the_autoscaling_bounds(
+    installed: Cluster, namespace: str
+) -> None:
+    message = _rejected(
+        installed,
+        _graph(
+            namespace,
+            replicas=5,
+            autoscaling={"enabled": True, "minReplicas": 1, "maxReplicas": 3},
+        ),
+    )
+    assert "replicas must lie within autoscaling.minReplicas and autoscaling.maxReplicas" in message
+
+
+def test_unknown_fields_are_rejected_with_strict_validation(
+    installed: Cluster, namespace: str
+) -> None:
+    message = _rejected(installed, _graph(namespace, replica=2), "--validate=strict")
+    assert 'unknown field "spec.replica"' in message
