@@ -110,6 +110,7 @@ def test_export_is_canonical_and_decodes_to_itself() -> None:
         (lambda d: d.replace(b"\n", b"\n\n", 1), "not JSON"),
         (lambda d: d.replace(b'"content":"q"', b'"content": "q"'), "canonical"),
         (lambda d: b"", "empty"),
+        (lambda d: d.replace(b'"state":"active"', b'"state":"asleep"', 1), "no valid state"),
     ],
 )
 def test_damaged_exports_are_refused_with_the_reason(

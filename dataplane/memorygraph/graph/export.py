@@ -26,7 +26,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from memorygraph.errors import InvalidArgument
-from memorygraph.graph.model import Edge, EdgeKind, Event, EventType, Node, NodeKind
+from memorygraph.graph.model import (
+    Edge,
+    EdgeKind,
+    Event,
+    EventType,
+    Node,
+    NodeKind,
+    SessionState,
+)
 from memorygraph.ids import format_id, parse_id
 
 __all__ = ["EXPORT_FORMAT", "EXPORT_VERSION", "SessionExport", "decode_export"]
@@ -235,6 +243,8 @@ def decode_export(data: bytes) -> SessionExport:
             raise reader.fail(f"unknown record type {record!r}")
     if session is None or session.kind is not NodeKind.SESSION:
         raise InvalidArgument("the export has no session record")
+    if session.attrs.get("state") not in {s.value for s in SessionState}:
+        raise InvalidArgument("the session record has no valid state (active or closed)")
     if header.row.get("session_id") != format_id(session.id):
         raise InvalidArgument("the export header names a different session than its record")
     counts = {"nodes": len(export_nodes), "edges": len(edges), "events": len(events)}
