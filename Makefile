@@ -5,8 +5,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 # Tools built from source (helm, ...) live outside the repository and are reused between runs.
 TOOLS_DIR ?= $(HOME)/.cache/memorygraph/bin
+# The end-to-end control plane (etcd, kube-*, kubectl, kwok), built from e2e/go.mod.
+E2E_BIN ?= $(HOME)/.cache/memorygraph/e2e/bin
 
-.PHONY: help install serve test bench generate check-generated lint tools generate-operator update-golden test-operator
+.PHONY: help install serve test bench generate check-generated lint tools generate-operator update-golden test-operator \
+	e2e-build e2e cluster-up cluster-down
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -25,8 +28,29 @@ serve: install ## run the data plane on the embedded default (./data, gRPC :5005
 tools: ## build the command-line tools the tests use (helm) from Go modules into TOOLS_DIR
 	TOOLS_DIR=$(TOOLS_DIR) bash hack/tools.sh
 
-test: install tools ## install everything, then run the whole test suite
+test: install tools e2e-build ## install and build everything, then run the whole test suite (end-to-end tier included)
 	PATH="$(TOOLS_DIR):$$PATH" $(PY) -m pytest
+
+# Without Go there is nothing to build: the end-to-end tests then run against $$KUBECONFIG, or
+# are skipped saying why (a failure when CI=true).
+e2e-build: ## build the end-to-end control plane and helm from Go modules into E2E_BIN / TOOLS_DIR
+	@if [ -n "$$KUBECONFIG" ]; then \
+		echo "KUBECONFIG is set: the end-to-end tests use that cluster; building helm only"; \
+		TOOLS_DIR=$(TOOLS_DIR) bash hack/tools.sh; \
+	elif command -v go >/dev/null; then \
+		E2E_BIN=$(E2E_BIN) TOOLS_DIR=$(TOOLS_DIR) bash hack/e2e-build.sh; \
+	else \
+		echo "!!! no Go toolchain and no KUBECONFIG: the end-to-end tier cannot run" >&2; \
+	fi
+
+e2e: install e2e-build ## only the end-to-end tier (a cluster is started unless KUBECONFIG is set)
+	PATH="$(TOOLS_DIR):$$PATH" $(PY) -m pytest tests/e2e -v
+
+cluster-up: ## start a local control plane with kwok nodes; prints the kubeconfig path
+	E2E_BIN=$(E2E_BIN) bash hack/cluster.sh up
+
+cluster-down: ## stop the local control plane and delete its state
+	E2E_BIN=$(E2E_BIN) bash hack/cluster.sh down
 
 bench: install ## benchmark the data plane against echo, fast mode and PostgreSQL (ratios)
 	$(PY) -m pip install --quiet -e '.[dev,bench]'

@@ -27,6 +27,7 @@ from e2e_support import (
     ROOT,
     Cluster,
     OperatorProcess,
+    free_port,
 )
 
 CLUSTER_BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
@@ -61,23 +62,26 @@ def kubeconfig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             f"no KUBECONFIG given and {', '.join(missing)} not built in {E2E_BIN}: "
             "run `make e2e-build` (or `make e2e`)"
         )
-    state = CACHE / "e2e" / "pytest-cluster"
-    # Ports of its own, so a cluster from `make cluster-up` can keep running beside it.
+    # A state directory and ports of its own, so neither a cluster from `make cluster-up` nor
+    # another test session on the same machine gets in the way.
+    state = CACHE / "e2e" / "clusters" / f"pytest-{os.getpid()}"
     env = {
         **os.environ,
         "E2E_STATE": str(state),
         "E2E_NO_BUILD": "1",
-        "E2E_ETCD_PORT": "33790",
-        "E2E_ETCD_PEER_PORT": "33800",
-        "E2E_APISERVER_PORT": "26443",
+        "E2E_ETCD_PORT": str(free_port()),
+        "E2E_ETCD_PEER_PORT": str(free_port()),
+        "E2E_APISERVER_PORT": str(free_port()),
     }
     script = str(ROOT / "hack" / "cluster.sh")
-    # A run that was killed may have left its cluster behind: take it down first.
-    subprocess.run(["bash", script, "down"], env=env, check=False, capture_output=True)
     up = subprocess.run(["bash", script, "up"], env=env, capture_output=True, text=True)
     if up.returncode != 0:
+        logs = "".join(
+            f"--- {log.name}\n{log.read_text(errors='replace')[-3000:]}\n"
+            for log in sorted((state / "logs").glob("*.log"))
+        )
         subprocess.run(["bash", script, "down"], env=env, check=False, capture_output=True)
-        pytest.fail(f"hack/cluster.sh up failed:\n{up.stderr}", pytrace=False)
+        pytest.fail(f"hack/cluster.sh up failed:\n{up.stderr}\n{logs}", pytrace=False)
     try:
         yield up.stdout.strip().splitlines()[-1]
     finally:
@@ -134,7 +138,10 @@ def operator(
     """The operator as a local process with only the chart's RBAC (its service account)."""
     directory = tmp_path_factory.mktemp("operator")
     sa_config = _service_account_kubeconfig(installed, directory / "kubeconfig")
-    proc = OperatorProcess(str(sa_config), directory / "operator.log")
+    # Kept outside pytest's temporary directories, which later sessions prune.
+    logs = CACHE / "e2e" / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    proc = OperatorProcess(str(sa_config), logs / f"operator-{os.getpid()}.log")
     proc.start()
     yield proc
     proc.stop()
