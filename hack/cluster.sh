@@ -120,6 +120,9 @@ up() {
         die "a cluster is already running from $E2E_STATE (hack/cluster.sh down first)"
     fi
     local b
+    for b in openssl curl go; do
+        command -v "$b" >/dev/null || die "$b is needed to start the cluster"
+    done
     for b in etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok; do
         [[ -x $E2E_BIN/$b ]] && continue
         [[ -z ${E2E_NO_BUILD:-} ]] || die "$b is not built in $E2E_BIN (make e2e-build)"
