@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = kopf.OperatorSettings()
     configure_kopf(settings)
-    start_http_server(config.metrics_port)
+    start_http_server(config.metrics_port, addr=config.bind_address)
     kube = Kube(credentials_from_kopf, FIELD_MANAGER)
     logger.info("watching %s for %s", ", ".join(namespaces) or "all namespaces", GROUP)
     asyncio.run(
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             clusterwide=not namespaces,
             namespaces=namespaces,
             standalone=True,
-            liveness_endpoint=f"http://0.0.0.0:{config.health_port}/healthz",
+            liveness_endpoint=f"http://{config.bind_address}:{config.health_port}/healthz",
         )
     )
     return 0

@@ -26,6 +26,8 @@ class OperatorConfig:
     metrics_port: int = 8080
     health_port: int = 8081
     resync_seconds: float = 300.0
+    # All interfaces in a pod; a process run on a workstation can keep them on loopback.
+    bind_address: str = "0.0.0.0"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> OperatorConfig:
@@ -40,6 +42,7 @@ class OperatorConfig:
             metrics_port=int(env.get("MEMORYGRAPH_METRICS_PORT", "8080")),
             health_port=int(env.get("MEMORYGRAPH_HEALTH_PORT", "8081")),
             resync_seconds=float(env.get("MEMORYGRAPH_RESYNC_SECONDS", "300")),
+            bind_address=env.get("MEMORYGRAPH_BIND_ADDRESS", "0.0.0.0"),
         )
 
 

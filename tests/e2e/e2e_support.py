@@ -180,6 +180,7 @@ class OperatorProcess:
             "KUBECONFIG": self.kubeconfig,
             "MEMORYGRAPH_HEALTH_PORT": str(self.health_port),
             "MEMORYGRAPH_METRICS_PORT": str(self.metrics_port),
+            "MEMORYGRAPH_BIND_ADDRESS": "127.0.0.1",
             # Children of watched kinds trigger reconciles at once; the resync only matters
             # for drift nothing reports.
             "MEMORYGRAPH_RESYNC_SECONDS": "60",

@@ -29,6 +29,12 @@ def test_config_reads_the_variables_the_chart_sets() -> None:
     assert OperatorConfig.from_env({}) == OperatorConfig(DEFAULT_IMAGE, (), 8080, 8081, 300.0)
 
 
+def test_metrics_and_health_can_be_kept_on_loopback() -> None:
+    assert OperatorConfig.from_env({}).bind_address == "0.0.0.0"
+    config = OperatorConfig.from_env({"MEMORYGRAPH_BIND_ADDRESS": "127.0.0.1"})
+    assert config.bind_address == "127.0.0.1"
+
+
 def test_kopf_settings_post_no_generic_events_and_keep_state_in_our_annotations() -> None:
     settings = kopf.OperatorSettings()
     configure_kopf(settings)
