@@ -35,7 +35,7 @@ test: install tools e2e-build ## install and build everything, then run the whol
 # are skipped saying why (a failure when CI=true).
 e2e-build: ## build the end-to-end control plane and helm from Go modules into E2E_BIN / TOOLS_DIR
 	@if [ -n "$$KUBECONFIG" ]; then \
-		echo "KUBECONFIG is set: the end-to-end tests use that cluster; building helm only"; \
+		echo "KUBECONFIG is set: the end-to-end tests use that cluster; building the test tools only"; \
 		TOOLS_DIR=$(TOOLS_DIR) bash hack/tools.sh; \
 	elif command -v go >/dev/null; then \
 		E2E_BIN=$(E2E_BIN) TOOLS_DIR=$(TOOLS_DIR) bash hack/e2e-build.sh; \
