@@ -41,5 +41,5 @@ go build -trimpath -ldflags "$ldflags" -o "$E2E_BIN/" \
 go build -trimpath -o "$E2E_BIN/etcd" go.etcd.io/etcd/server/v3
 echo "control plane built in $((SECONDS - start))s" >&2
 
-# helm is shared with the chart tests.
+# helm (the chart is installed with it) and the other test tools.
 TOOLS_DIR=${TOOLS_DIR:-$HOME/.cache/memorygraph/bin} bash "$ROOT/hack/tools.sh"
