@@ -25,7 +25,7 @@ install: $(VENV)/.installed ## create .venv and install the project with its dev
 serve: install ## run the data plane on the embedded default (./data, gRPC :50051, metrics :9090)
 	$(VENV)/bin/memorygraph serve
 
-tools: ## build the command-line tools the tests use (helm) from Go modules into TOOLS_DIR
+tools: ## build the command-line tools the tests use (helm, minio) from Go modules into TOOLS_DIR
 	TOOLS_DIR=$(TOOLS_DIR) bash hack/tools.sh
 
 test: install tools e2e-build ## install and build everything, then run the whole test suite (end-to-end tier included)
