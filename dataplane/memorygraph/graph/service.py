@@ -276,9 +276,6 @@ class GraphService:
                 tx.delete(node)
             for edge in edges.values():
                 tx.delete_edge(edge)
-            tx.unindexed_events = [
-                (session_id, seq) for seq in self.store.session_event_sequences(session_id)
-            ]
         return len(nodes) + 1, len(edges)
 
     def list_sessions(
@@ -697,9 +694,7 @@ class GraphService:
                 tx.delete_edge(edge)
             # The archive holds the session now: erase its history (trimmed entries included)
             # and keep a content-free marker so subscribers and the registry learn of it.
-            tx.erased_events = [
-                (session_id, seq) for seq in self.store.session_event_sequences(session_id)
-            ]
+            tx.erase_history = True
             marker = replace(export.session, content="", metadata={})
             tx.events = [Event(0, EventType.SESSION_ARCHIVED, tx.time, session_id, node=marker)]
         return export
@@ -759,16 +754,9 @@ class GraphService:
             # History comes back at its own sequence numbers, into the log it came from and
             # where that log has room (see GraphStore.restorable_events).
             tx.restored_events = self.store.restorable_events(export.events, export.log)
-            restored = {e.sequence for e in tx.restored_events}
-            tx.unindexed_events = [
-                (session_id, seq)
-                for seq in self.store.session_event_sequences(session_id)
-                if seq not in restored
-            ]
             tx.events = [
                 Event(0, EventType.SESSION_RESTORED, tx.time, session_id, node=export.session)
             ]
-            tx.restored_sessions = [session_id]
         return RestoreResult(
             export.session,
             nodes=len(nodes),

@@ -24,9 +24,7 @@ class Transaction:
         # Archival and restore: see the StoreChanges fields of the same names.
         self.events: list[Event] | None = None
         self.restored_events: list[Event] = []
-        self.erased_events: list[tuple[bytes, int]] = []
-        self.unindexed_events: list[tuple[bytes, int]] = []
-        self.restored_sessions: list[bytes] = []
+        self.erase_history = False
 
     def get_node(self, node_id: bytes) -> Node | None:
         if node_id in self._deleted:
@@ -86,7 +84,5 @@ class Transaction:
             time=self.time,
             events=self.events,
             restored_events=self.restored_events,
-            erased_events=self.erased_events,
-            unindexed_events=self.unindexed_events,
-            restored_sessions=self.restored_sessions,
+            erase_history=self.erase_history,
         )

@@ -19,6 +19,7 @@ from memorygraph.graph.model import (
     EdgeKey,
     EdgeKind,
     Event,
+    EventType,
     Node,
     NodeKind,
     SessionState,
@@ -49,6 +50,20 @@ COUNTERS = (
     "tokens/completion",
     "tokens/total",
 )
+
+
+def _indexed_session(event: Event) -> bytes | None:
+    """The session whose event index lists `event`: that of a session's own history, None for
+    global changes and the lifecycle markers of archival and restore."""
+    return None if event.type.is_lifecycle else event.session_id
+
+
+def _session_event_op(session_id: bytes, sequence: int, *, present: bool = True) -> Op:
+    return (
+        keys.CF_SESSION_EVENTS,
+        keys.session_event_key(session_id, sequence),
+        b"" if present else None,
+    )
 
 
 class IncompatibleSchema(MemoryGraphError):
@@ -135,17 +150,11 @@ class GraphStore:
         for key, raw in self.kv.scan(keys.CF_EVENTS, keys.event_key(0), keys.event_key(2**63)):
             event = decode_event(int.from_bytes(key), raw)
             floor = min(floor, event.sequence)
-            session = event.session_id
+            session = _indexed_session(event)
             if session is not None and session not in exists:
                 exists[session] = self.kv.get(keys.CF_NODES, session) is not None
-            if session is not None and not event.type.is_lifecycle and exists[session]:
-                ops.append(
-                    (
-                        keys.CF_SESSION_EVENTS,
-                        keys.session_event_key(session, event.sequence),
-                        b"",
-                    )
-                )
+            if session is not None and exists[session]:
+                ops.append(_session_event_op(session, event.sequence))
                 indexed += 1
             if len(ops) >= 10_000:
                 self.kv.write(ops, sync=False)
@@ -313,9 +322,16 @@ class GraphStore:
             if delta:
                 value = self._counters[name] + delta
                 ops.append((keys.CF_META, keys.counter_key(name), value.to_bytes(8, signed=True)))
-        sequence = self.last_sequence
-        # A deleted session takes its session-event index with it (its events stay in the log).
+        # A deleted session takes its session-event index and restore time with it; its events
+        # stay in the log unless the change erases its history (archival).
         gone = {n.id for n in changes.deleted if n.kind is NodeKind.SESSION}
+        for session_id in gone:
+            for seq in self.session_event_sequences(session_id):
+                ops.append(_session_event_op(session_id, seq, present=False))
+                if changes.erase_history:
+                    ops.append((keys.CF_EVENTS, keys.event_key(seq), None))
+            ops.append((keys.CF_META, keys.restored_key(session_id), None))
+        sequence = self.last_sequence
         events = (
             changes.events
             if changes.events is not None
@@ -326,34 +342,15 @@ class GraphStore:
             event.sequence = sequence
             known = records.get(id(event.node)) if event.node is not None else None
             ops.append((keys.CF_EVENTS, keys.event_key(sequence), encode_event(event, known)))
-            if (
-                event.session_id is not None
-                and not event.type.is_lifecycle
-                and event.session_id not in gone
-            ):
-                ops.append(
-                    (
-                        keys.CF_SESSION_EVENTS,
-                        keys.session_event_key(event.session_id, sequence),
-                        b"",
-                    )
-                )
+            if event.type is EventType.SESSION_RESTORED and event.session_id is not None:
+                restored = changes.time.to_bytes(8)
+                ops.append((keys.CF_META, keys.restored_key(event.session_id), restored))
+            elif (session := _indexed_session(event)) is not None and session not in gone:
+                ops.append(_session_event_op(session, sequence))
         for event in changes.restored_events:
             ops.append((keys.CF_EVENTS, keys.event_key(event.sequence), encode_event(event)))
-            if event.session_id is not None:
-                key = keys.session_event_key(event.session_id, event.sequence)
-                ops.append((keys.CF_SESSION_EVENTS, key, b""))
-        for session_id, erased in changes.erased_events:
-            ops.append((keys.CF_EVENTS, keys.event_key(erased), None))
-            ops.append((keys.CF_SESSION_EVENTS, keys.session_event_key(session_id, erased), None))
-        for session_id in changes.restored_sessions:
-            ops.append((keys.CF_META, keys.restored_key(session_id), changes.time.to_bytes(8)))
-        for session_id in gone:
-            ops.append((keys.CF_META, keys.restored_key(session_id), None))
-        for session_id, unindexed in changes.unindexed_events:
-            ops.append(
-                (keys.CF_SESSION_EVENTS, keys.session_event_key(session_id, unindexed), None)
-            )
+            if (session := _indexed_session(event)) is not None:
+                ops.append(_session_event_op(session, event.sequence))
         if sequence != self.last_sequence:
             ops.append((keys.CF_META, keys.LAST_EVENT_KEY, sequence.to_bytes(8)))
         self.kv.write(ops, sync=sync)

@@ -25,9 +25,5 @@ class StoreChanges:
     events: list[Event] | None = None
     # Events written back at their own sequence numbers (a restored session's history).
     restored_events: list[Event] = field(default_factory=list)
-    # (session id, sequence) of events to erase from the log (an archived session's history).
-    erased_events: list[tuple[bytes, int]] = field(default_factory=list)
-    # (session id, sequence) of session-index entries to drop, the events themselves kept.
-    unindexed_events: list[tuple[bytes, int]] = field(default_factory=list)
-    # Sessions restored (now) and sessions gone: the restore time kept for archival's idle test.
-    restored_sessions: list[bytes] = field(default_factory=list)
+    # Deleted sessions take their history out of the event log too (archival).
+    erase_history: bool = False
