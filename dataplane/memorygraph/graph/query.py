@@ -12,8 +12,9 @@ import base64
 import hashlib
 import heapq
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from memorygraph import deadline
 from memorygraph.errors import InvalidArgument
@@ -35,6 +36,8 @@ DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 DEFAULT_BATCH_SIZE = 256
 SCAN_BUDGET = 10_000
+
+T = TypeVar("T")
 _TOKEN_VERSION = 1
 
 Position = tuple[int, bytes]  # (create time, node id)
@@ -208,26 +211,41 @@ def list_sessions(
         for t, nid, _ in store.scan_kind(NodeKind.SESSION, 0, end, reverse=True)
         if after is None or (t, nid) < after
     )
-    sessions: list[Node] = []
+
+    def pick(node: Node) -> Node | None:
+        matches = (state is None or node.attrs["state"] == state) and (
+            not user_id or node.attrs["user_id"] == user_id
+        )
+        return node if matches else None
+
+    sessions, last = _session_page(store, positions, want, pick)
+    return Page(sessions, encode_token(fingerprint, last) if last is not None else "")
+
+
+def _session_page(
+    store: GraphStore,
+    positions: Iterator[Position],
+    want: int,
+    pick: Callable[[Node], T | None],
+) -> tuple[list[T], Position | None]:
+    """Up to `want` of what `pick` makes of the sessions at `positions`, reading at most
+    `SCAN_BUDGET` of them; the position to go on from, or None when none remain."""
+    found: list[T] = []
     last: Position | None = None
     scanned = 0
-    while len(sessions) < want and scanned < SCAN_BUDGET:
+    while len(found) < want and scanned < SCAN_BUDGET:
         deadline.check()
-        chunk = list(itertools.islice(positions, want - len(sessions)))
+        chunk = list(itertools.islice(positions, want - len(found)))
         if not chunk:
-            return Page(sessions)
+            return found, None
         scanned += len(chunk)
         for position, node in zip(chunk, store.get_nodes([n for _, n in chunk]), strict=True):
             last = position
-            if node is None:
-                continue
-            if (state is None or node.attrs["state"] == state) and (
-                not user_id or node.attrs["user_id"] == user_id
-            ):
-                sessions.append(node)
+            if node is not None and (item := pick(node)) is not None:
+                found.append(item)
     if last is None or next(positions, None) is None:
-        return Page(sessions)
-    return Page(sessions, encode_token(fingerprint, last))
+        return found, None
+    return found, last
 
 
 @dataclass(slots=True)
@@ -243,7 +261,11 @@ def last_activity(store: GraphStore, session: Node) -> int:
     restored = store.restore_time(session.id)
     if session.attrs["state"] == SessionState.CLOSED:
         return max(int(session.attrs.get("close_time") or session.update_time), restored)
-    newest = max(session.update_time, restored, store.last_session_event_time(session.id))
+    newest = max(session.update_time, restored)
+    event_time = store.last_session_event_time(session.id)
+    if event_time:  # every write in the session made an event: the newest one says it all
+        return max(newest, event_time)
+    # Retention has trimmed its history: its newest node tells the last write apart from that.
     for create_time, node_id, _ in store.scan_session(session.id, reverse=True):
         node = store.get_node(node_id)
         newest = max(newest, create_time, node.update_time if node is not None else 0)
@@ -265,22 +287,10 @@ def archive_candidates(
         for t, nid, _ in store.scan_kind(NodeKind.SESSION, start, older_than)
         if after is None or (t, nid) > after
     )
-    found: list[Candidate] = []
-    last: Position | None = None
-    scanned = 0
-    while len(found) < want and scanned < SCAN_BUDGET:
-        deadline.check()
-        chunk = list(itertools.islice(positions, want - len(found)))
-        if not chunk:
-            return found, ""
-        scanned += len(chunk)
-        for position, node in zip(chunk, store.get_nodes([n for _, n in chunk]), strict=True):
-            last = position
-            if node is None:
-                continue
-            activity = last_activity(store, node)
-            if activity < older_than:
-                found.append(Candidate(node, activity))
-    if last is None or next(positions, None) is None:
-        return found, ""
-    return found, encode_token(fingerprint, last)
+
+    def pick(node: Node) -> Candidate | None:
+        activity = last_activity(store, node)
+        return Candidate(node, activity) if activity < older_than else None
+
+    found, last = _session_page(store, positions, want, pick)
+    return found, encode_token(fingerprint, last) if last is not None else ""
