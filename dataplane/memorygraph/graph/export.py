@@ -75,6 +75,8 @@ class SessionExport:
     edges: list[Edge] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     log: str = ""  # id of the event log the events' sequence numbers belong to
+    # The encoding, made once: archival hashes, sizes and streams the same export.
+    _encoded: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.nodes.sort(key=lambda n: (n.create_time, n.id))
@@ -83,6 +85,11 @@ class SessionExport:
 
     def encode(self) -> bytes:
         """The canonical JSON Lines bytes."""
+        if self._encoded is None:
+            self._encoded = self._encode()
+        return self._encoded
+
+    def _encode(self) -> bytes:
         header = {
             "format": EXPORT_FORMAT,
             "version": EXPORT_VERSION,

@@ -6,7 +6,6 @@ which maps them to status codes in one place.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -334,7 +333,7 @@ class MemoryGraphServicer(pb_grpc.MemoryGraphServiceServicer):
                 edges=len(export.edges),
                 events=len(export.events),
                 size_bytes=len(data),
-                content_sha256=hashlib.sha256(data).hexdigest(),
+                content_sha256=export.sha256(),
                 format_version=EXPORT_VERSION,
             )
         )
