@@ -2,8 +2,8 @@
 
     GET    /health                          {"status": "ok"}
     GET    /api/v1/policies                 {"policies": [{"name", "retention_days"}]}
-    POST   /api/v1/archive                  store one archive (201 new, 200 same bytes there)
-    POST   /api/v1/archive/batch            store several: {"archives": [...]} -> {"results"}
+    POST   /api/v1/archive/batch            store archives: {"archives": [...]} -> {"results"},
+                                            per archive 201 new, 200 same bytes there, 409 other
     GET    /api/v1/archive                  list: ?session_id=&limit=&page_token=
     GET    /api/v1/archive/{id}             metadata, the vault's own SHA-256 of what it holds;
                                             ?include=content adds the bytes (base64)
@@ -137,20 +137,6 @@ class VaultDestination:
                 "legal_hold": m["legal_hold"],
             },
         }
-
-    def put(self, bundle: Bundle) -> bool:
-        response = self._request(
-            "POST",
-            "/api/v1/archive",
-            json=self._payload(bundle),
-            headers={"Idempotency-Key": bundle.archive_id},
-        )
-        if response.status_code == 409:
-            raise ArchiveError(
-                f"archive {bundle.archive_id}: the vault holds different bytes under this id"
-            )
-        self._json(response, f"storing archive {bundle.archive_id}")
-        return response.status_code == 201
 
     def put_many(self, bundles: list[Bundle]) -> dict[str, bool | ArchiveError]:
         """Store several archives in one request; per archive: new (True), there (False) or
