@@ -30,11 +30,11 @@ from memorygraph.integrations.reporter import CircuitBreaker, RegistryReporter
 from memorygraph.logs import setup_logging
 from memorygraph.plugins.hooked import HookedGraphService
 from memorygraph.plugins.reload import PluginManager
-from memorygraph.servicers.graph import MemoryGraphServicer
+from memorygraph.servicers.graph import MemoryGraphServicer, add_to_server
 from memorygraph.servicers.interceptor import InterceptorSettings, ServiceInterceptor
 from memorygraph.store import GraphStore, open_rocks_store
 from memorygraph.tls import server_credentials
-from memorygraph.v1 import graph_pb2, graph_pb2_grpc
+from memorygraph.v1 import graph_pb2
 
 __all__ = ["RunningServer", "run_server", "start_server"]
 
@@ -189,7 +189,7 @@ def start_server(config: ServerConfig) -> RunningServer:
                 ("grpc.max_send_message_length", config.max_message_bytes),
             ],
         )
-        graph_pb2_grpc.add_MemoryGraphServiceServicer_to_server(
+        add_to_server(
             MemoryGraphServicer(
                 service,
                 hub,

@@ -159,8 +159,8 @@ def test_schema_1_store_gets_its_session_event_index_on_open() -> None:
     kv.write([(keys.CF_META, keys.SCHEMA_VERSION_KEY, b"1")], sync=True)
     assert kv.get(keys.CF_SESSION_EVENTS, keys.session_event_key(session.id, before[0])) is None
     reopened = GraphStore(kv)
-    assert reopened.schema_version == 2
-    assert kv.get(keys.CF_META, keys.SCHEMA_VERSION_KEY) == b"2"
+    assert reopened.schema_version == keys.SCHEMA_VERSION
+    assert kv.get(keys.CF_META, keys.SCHEMA_VERSION_KEY) == str(keys.SCHEMA_VERSION).encode()
     assert reopened.session_event_sequences(session.id) == before
 
 
@@ -365,7 +365,9 @@ def test_run_archives_old_sessions_to_the_vault_and_restore_round_trips(
         listed = list(destination.list())
         assert sorted(m["session_id"] for m in listed) == sorted(old)
         assert all(m["compliance"] == "PCI" and m["retention_days"] == 1095 for m in listed)
-        assert all(m["schema_version"] == 2 and m["format_version"] == 1 for m in listed)
+        assert all(
+            m["schema_version"] == keys.SCHEMA_VERSION and m["format_version"] == 1 for m in listed
+        )
         retain = dt.datetime.fromisoformat(listed[0]["retain_until"])
         assert retain - dt.datetime.now(dt.UTC) > dt.timedelta(days=1094)
         # The archive holds exactly the export; restore brings those bytes back.

@@ -39,6 +39,8 @@ from memorygraph.store import GraphStore, KeyValueStore, MemoryStore
 from memorygraph.store.graph import COUNTERS
 from memorygraph.store.keys import EDGE_KIND_CODES, MAX_TIME, NODE_KIND_CODES
 from memorygraph.store.rocks import RocksStore
+from memorygraph.v1 import graph_pb2 as pb
+from memorygraph.wire import node_from_message, node_message
 
 from tests.dataplane.reference_graph import (
     ReferenceGraph,
@@ -132,14 +134,21 @@ def _raw(kv: KeyValueStore, cf: str) -> dict[bytes, bytes]:
     return dict(kv.scan(cf, *EVERYTHING))
 
 
+def _nodes(records: list[bytes]) -> list[Node]:
+    """Domain nodes from query results (node records framed as QueryBatch entries)."""
+    return [node_from_message(n) for n in pb.QueryBatch.FromString(b"".join(records)).nodes]
+
+
 def _expected_layout(model: ReferenceGraph) -> dict[str, dict[bytes, bytes]]:
-    """Every index entry the model's nodes and edges imply, written out byte by byte."""
+    """Every index entry the model's nodes and edges imply, written out byte by byte (a
+    session's entries carry the node's record)."""
     by_session, by_kind, names = {}, {}, {}
     for node in model.nodes.values():
         kind = bytes([NODE_KIND_CODES[node.kind]])
         when = node.create_time.to_bytes(8)
         if node.session_id is not None and node.kind is not NodeKind.SESSION:
-            by_session[node.session_id + when + node.id] = kind
+            framed = pb.QueryBatch(nodes=[node_message(node)]).SerializeToString()
+            by_session[node.session_id + when + node.id + kind] = framed
         by_kind[kind + when + node.id] = node.session_id or b""
         if node.kind is NodeKind.TEMPLATE:
             names[b"template/" + node.attrs["name"].encode()] = node.id
@@ -666,11 +675,12 @@ class GraphServiceMachine(RuleBasedStateMachine):
         token = ""
         while True:
             page = self.service.query(query, limit=limit, page_token=token)
-            pages.append(page.nodes)
-            assert len(page.nodes) <= want
+            nodes = _nodes(page.records)
+            pages.append(nodes)
+            assert len(nodes) <= want
             if not page.next_page_token:
                 break
-            assert len(page.nodes) == want, "only the last page may be short"
+            assert len(nodes) == want, "only the last page may be short"
             assert len(pages) <= len(expected) + 1, "paging does not end"
             token = page.next_page_token
         assert [n for p in pages for n in p] == expected
@@ -679,7 +689,8 @@ class GraphServiceMachine(RuleBasedStateMachine):
             assert pages[-1], "a token was handed out with nothing after it"
         stream_limit = data.draw(st.integers(0, 4))
         batches = list(self.service.stream_query(query, batch_size=batch_size, limit=stream_limit))
-        assert [n for b in batches for n in b] == expected[: stream_limit or None]
+        streamed = [node for batch in batches for node in _nodes(batch)]
+        assert streamed == expected[: stream_limit or None]
         assert all(0 < len(b) <= batch_size for b in batches)
         assert all(len(b) == batch_size for b in batches[:-1])
 

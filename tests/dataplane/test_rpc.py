@@ -14,6 +14,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from memorygraph.server import RunningServer
+from memorygraph.store.keys import SCHEMA_VERSION
 from memorygraph.v1 import graph_pb2 as pb
 from memorygraph.v1.graph_pb2_grpc import MemoryGraphServiceStub
 
@@ -583,7 +584,7 @@ def test_unexpected_errors_become_internal_with_request_id(
 def test_health_reflection_and_ops_rpcs(stub: Stub, inprocess_server: RunningServer) -> None:
     health = stub.Health(pb.HealthRequest())
     assert health.status == pb.HealthResponse.STATUS_SERVING
-    assert health.schema_version == 2 and health.durability == "durable"
+    assert health.schema_version == SCHEMA_VERSION and health.durability == "durable"
     with grpc.insecure_channel(f"127.0.0.1:{inprocess_server.port}") as channel:
         standard = health_pb2_grpc.HealthStub(channel).Check(
             health_pb2.HealthCheckRequest(service="memorygraph.v1.MemoryGraphService")

@@ -7,6 +7,7 @@ counters, schema version), checked by reading the raw column families through th
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -18,7 +19,7 @@ from hypothesis import strategies as st
 from memorygraph.graph.model import Direction, Edge, EdgeKind, Node, NodeKind, SessionState
 from memorygraph.graph.service import GraphService, NewEdge, NewNode, NewSession
 from memorygraph.store import GraphStore, KeyValueStore, MemoryStore, StoreChanges
-from memorygraph.store.codec import decode_event
+from memorygraph.store.codec import decode_event, decode_legacy_node, decode_node, encode_node
 from memorygraph.store.graph import COUNTERS, IncompatibleSchema
 from memorygraph.store.keys import (
     COLUMN_FAMILIES,
@@ -26,7 +27,10 @@ from memorygraph.store.keys import (
     NODE_KIND_CODES,
     SCHEMA_VERSION,
 )
+from memorygraph.store.kv import Op
 from memorygraph.store.rocks import RocksStore
+from memorygraph.v1 import graph_pb2 as pb
+from memorygraph.wire import node_message
 
 CF = "nodes"
 OTHER_CF = "meta"
@@ -315,6 +319,9 @@ def _session(n: int, at: int, *, state: SessionState = SessionState.ACTIVE) -> N
         {
             "state": state.value,
             "user_id": "u",
+            "agent_id": "",
+            "model": "",
+            "close_time": 0,
             "prompt_tokens": 0,
             "completion_tokens": 0,
             "total_tokens": 0,
@@ -342,6 +349,11 @@ def _raw(kv: KeyValueStore, cf: str) -> dict[bytes, bytes]:
 
 def _kind(kind: NodeKind) -> bytes:
     return bytes([NODE_KIND_CODES[kind]])
+
+
+def _framed(node: Node) -> bytes:
+    """A session index value: the node's record as one entry of a QueryBatch."""
+    return pb.QueryBatch(nodes=[node_message(node)]).SerializeToString()
 
 
 def _ekind(kind: EdgeKind) -> bytes:
@@ -428,7 +440,7 @@ def test_created_nodes_get_their_record_and_every_index_entry(kv: KeyValueStore)
     everything = [fx.session, *fx.members, fx.agent, fx.template]
     assert set(_raw(kv, "nodes")) == {n.id for n in everything}
     assert _raw(kv, "by_session") == {
-        s + _t(n.create_time - T0) + n.id: _kind(n.kind) for n in fx.members
+        s + _t(n.create_time - T0) + n.id + _kind(n.kind): _framed(n) for n in fx.members
     }
     assert _raw(kv, "by_kind") == {
         _kind(n.kind) + _t(n.create_time - T0) + n.id: n.session_id or b"" for n in everything
@@ -472,7 +484,7 @@ def test_commit_maintains_every_counter_in_memory_and_on_disk(kv: KeyValueStore)
     assert GraphStore(kv).counters() == expected
 
 
-def test_update_rewrites_the_record_and_moves_counters_without_touching_indexes(
+def test_update_rewrites_the_record_and_moves_counters_and_only_the_record_in_the_index(
     kv: KeyValueStore,
 ) -> None:
     store = GraphStore(kv)
@@ -487,6 +499,8 @@ def test_update_rewrites_the_record_and_moves_counters_without_touching_indexes(
     store.commit(StoreChanges(updated=[(fx.session, closed), (fx.response, bigger)]), sync=True)
     assert store.get_node(fx.session.id) == closed
     assert store.get_node(fx.response.id) == bigger
+    entry = fx.session.id + _t(3) + fx.response.id + _kind(NodeKind.RESPONSE)
+    indexes["by_session"][entry] = _framed(bigger)
     assert {cf: _raw(kv, cf) for cf in indexes} == indexes
     counters = store.counters()
     assert counters["sessions_active"] == 0
@@ -669,7 +683,7 @@ def test_delete_session_removes_every_index_entry(kv: KeyValueStore) -> None:
     survivors = {ids["keep"], ids["agent"], ids["kept_prompt"]}
     assert set(raw["nodes"]) == survivors
     assert {k[-16:] for k in raw["by_kind"]} == survivors
-    assert {k[-16:] for k in raw["by_session"]} == {ids["kept_prompt"]}
+    assert {k[-17:-1] for k in raw["by_session"]} == {ids["kept_prompt"]}
     assert set(raw["edges_out"]) == {ids["kept_prompt"] + _ekind(EdgeKind.BELONGS_TO) + ids["keep"]}
     assert set(raw["edges_in"]) == {ids["keep"] + _ekind(EdgeKind.BELONGS_TO) + ids["kept_prompt"]}
     counters = service.store.counters()
@@ -734,3 +748,65 @@ def test_delete_node_removes_its_edges_at_both_ends_and_its_index_entries(
     session = service.get_session(ids["session"])
     assert (session.attrs["prompt_tokens"], session.attrs["total_tokens"]) == (0, 0)
     assert service.store.counters()["tokens/total"] == 0
+
+
+def _legacy_record(node: Node) -> bytes:
+    """A node record as schema 2 wrote it: a compact JSON array."""
+    session = node.session_id.hex() if node.session_id is not None else None
+    row = [node.kind.value, session, node.content, node.metadata]
+    row += [node.create_time, node.update_time, node.attrs]
+    return json.dumps(row, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _downgrade_to_schema_2(kv: KeyValueStore) -> None:
+    """Rewrite a schema-3 store the way schema 2 laid it out: JSON node records (in events
+    too) and session index entries keyed without the kind, holding only the kind."""
+    ops: list[Op] = []
+    for node_id, record in _all(kv, "nodes"):
+        node = decode_node(node_id, record)
+        ops.append(("nodes", node_id, _legacy_record(node)))
+        if node.session_id is not None and node.kind is not NodeKind.SESSION:
+            key = node.session_id + node.create_time.to_bytes(8) + node.id
+            ops.append(("by_session", key + _kind(node.kind), None))
+            ops.append(("by_session", key, _kind(node.kind)))
+    for key, raw in _all(kv, "events"):
+        event = decode_event(int.from_bytes(key), raw)
+        if event.node is not None:
+            header = raw.partition(b"\n")[0]
+            ops.append(("events", key, header + b"\n" + _legacy_record(event.node)))
+    ops.append(("meta", b"schema_version", b"2"))
+    kv.write(ops, sync=True)
+
+
+def test_a_schema_2_store_is_upgraded_to_wire_format_records_on_open(kv: KeyValueStore) -> None:
+    service, ids = _populated(kv)
+    service.update_node(ids["prompt"], content="edited", metadata={"k": "v"})
+    service.close_session(ids["keep"])
+    layout = {cf: _raw(kv, cf) for cf in COLUMN_FAMILIES if cf != "meta"}
+    events = service.store.read_events(1, service.store.last_sequence, 1000)
+    _downgrade_to_schema_2(kv)
+    assert _raw(kv, "nodes") != layout["nodes"]
+
+    upgraded = GraphStore(kv)
+    assert upgraded.schema_version == SCHEMA_VERSION == 3
+    assert kv.get("meta", b"schema_version") == b"3"
+    # Byte for byte what schema 3 writes itself, events included.
+    assert {cf: _raw(kv, cf) for cf in COLUMN_FAMILIES if cf != "meta"} == layout
+    assert upgraded.read_events(1, upgraded.last_sequence, 1000) == events
+    # Opening again changes nothing.
+    assert GraphStore(kv).schema_version == 3
+    assert {cf: _raw(kv, cf) for cf in COLUMN_FAMILIES if cf != "meta"} == layout
+
+
+def test_an_upgrade_interrupted_midway_finishes_on_the_next_open(kv: KeyValueStore) -> None:
+    """The upgrade writes in batches with the version last: a crash leaves version 2 over a
+    mix of converted and unconverted records, which the next open takes as it finds them."""
+    _populated(kv)
+    layout = {cf: _raw(kv, cf) for cf in COLUMN_FAMILIES if cf != "meta"}
+    _downgrade_to_schema_2(kv)
+    # Half the node records were converted before the crash.
+    for node_id, record in _all(kv, "nodes")[::2]:
+        node = decode_legacy_node(node_id, record)
+        kv.write([("nodes", node_id, encode_node(node))], sync=True)
+    assert GraphStore(kv).schema_version == 3
+    assert {cf: _raw(kv, cf) for cf in COLUMN_FAMILIES if cf != "meta"} == layout

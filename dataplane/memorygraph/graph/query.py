@@ -1,5 +1,10 @@
 """Queries over the time-ordered indexes: filters, pages and streams.
 
+Queries return node records (serialized `v1.Node`, as stored, each framed as an entry of a
+QueryBatch's `nodes`), not domain nodes: a session's index entries carry them framed, so a
+session query reads one index range and nothing else, and the servicer joins the bytes into
+its response. Only a metadata filter looks inside a record.
+
 A page token is opaque to clients: base64url of a version byte, a fingerprint of the filter it
 belongs to, and the (create time, node id) position after which the next page starts. Metadata
 filters need the records, so a page stops after `SCAN_BUDGET` index entries even when it is not
@@ -13,20 +18,22 @@ import hashlib
 import heapq
 import itertools
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 from memorygraph import deadline
 from memorygraph.errors import InvalidArgument
 from memorygraph.graph.model import Node, NodeKind, SessionState
 from memorygraph.store import GraphStore
-from memorygraph.store.keys import MAX_TIME
+from memorygraph.store.keys import MAX_TIME, NODE_KIND_CODES, session_index_entry
+from memorygraph.wire import QUERY_BATCH_NODES, frame, record_metadata
 
 __all__ = [
     "DEFAULT_PAGE_SIZE",
     "MAX_PAGE_SIZE",
     "Page",
     "QueryFilter",
+    "RecordPage",
     "list_sessions",
     "run_query",
     "stream_query",
@@ -65,13 +72,26 @@ class QueryFilter:
         )
         return hashlib.blake2b(text.encode(), digest_size=8).digest()
 
-    def matches(self, node: Node) -> bool:
-        return all(node.metadata.get(k) == v for k, v in self.metadata)
+    def matches(self, record: bytes) -> bool:
+        """Whether a framed record has the metadata asked for (kinds and times are the
+        index's business)."""
+        if not self.metadata:
+            return True
+        metadata = record_metadata(record)
+        return all(metadata.get(k) == v for k, v in self.metadata)
 
 
 @dataclass(slots=True)
 class Page:
     nodes: list[Node] = field(default_factory=list)
+    next_page_token: str = ""
+
+
+@dataclass(slots=True)
+class RecordPage:
+    """A page of query results: node records, ready to send."""
+
+    records: list[bytes] = field(default_factory=list)
     next_page_token: str = ""
 
 
@@ -106,40 +126,34 @@ def decode_token(token: str, fingerprint: bytes) -> Position | None:
 
 
 def _positions(store: GraphStore, query: QueryFilter, after: Position | None) -> Iterator[Position]:
-    """Index positions matching the session/kind/time filters, in query order, after `after`."""
+    """Kind-index positions matching the kind/time filters, in query order, after `after`."""
     start, end, reverse = query.start_time, query.end_time, query.descending
     if after is not None:
         if reverse:
             end = min(end, after[0] + 1)
         else:
             start = max(start, after[0])
-    candidates: Iterator[Position]
-    if query.session_id is not None:
-        kinds = query.kinds
-        candidates = (
-            (t, nid)
-            for t, nid, kind in store.scan_session(query.session_id, start, end, reverse=reverse)
-            if not kinds or kind in kinds
-        )
-    else:
-        kinds = query.kinds or frozenset(NodeKind)
-        per_kind = [
-            ((t, nid) for t, nid, _ in store.scan_kind(kind, start, end, reverse=reverse))
-            for kind in sorted(kinds)
-        ]
-        candidates = heapq.merge(*per_kind, reverse=reverse) if len(per_kind) > 1 else per_kind[0]
+    kinds = query.kinds or frozenset(NodeKind)
+    per_kind = [
+        ((t, nid) for t, nid, _ in store.scan_kind(kind, start, end, reverse=reverse))
+        for kind in sorted(kinds)
+    ]
+    positions = heapq.merge(*per_kind, reverse=reverse) if len(per_kind) > 1 else per_kind[0]
     if after is None:
-        return candidates
+        return positions
     if reverse:
-        return itertools.dropwhile(lambda p: p >= after, candidates)
-    return itertools.dropwhile(lambda p: p <= after, candidates)
+        return itertools.dropwhile(lambda p: p >= after, positions)
+    return itertools.dropwhile(lambda p: p <= after, positions)
 
 
 def _scan(
     store: GraphStore, query: QueryFilter, after: Position | None, want: int, budget: int
-) -> tuple[list[Node], Position | None, bool]:
-    """Up to `want` matching nodes; (nodes, last position looked at, index exhausted)."""
-    found: list[Node] = []
+) -> tuple[list[bytes], Position | None, bool]:
+    """Up to `want` matching records, framed as QueryBatch entries; (records, last position
+    looked at, index exhausted). At most `budget` index entries are looked at."""
+    if query.session_id is not None:
+        return _scan_session(store, query, after, want, budget)
+    found: list[bytes] = []
     last: Position | None = None
     positions = _positions(store, query, after)
     scanned = 0
@@ -149,31 +163,72 @@ def _scan(
         if not chunk:
             return found, last, True
         scanned += len(chunk)
-        for position, node in zip(chunk, store.get_nodes([nid for _, nid in chunk]), strict=True):
+        records = store.get_node_records([nid for _, nid in chunk])
+        for position, record in zip(chunk, records, strict=True):
             last = position
-            if node is not None and query.matches(node):
-                found.append(node)
-                if len(found) == want:
-                    break
+            if record is not None:
+                framed = frame(QUERY_BATCH_NODES, record)
+                if query.matches(framed):
+                    found.append(framed)
+                    if len(found) == want:
+                        break
     return found, last, False
 
 
-def run_query(store: GraphStore, query: QueryFilter, *, limit: int, page_token: str) -> Page:
+def _scan_session(
+    store: GraphStore, query: QueryFilter, after: Position | None, want: int, budget: int
+) -> tuple[list[bytes], Position | None, bool]:
+    """`_scan` of one session: its index entries hold the framed records, so a chunk of
+    entries becomes a list of records in one pass."""
+    assert query.session_id is not None
+    entries = store.scan_session_records(
+        query.session_id,
+        query.start_time,
+        query.end_time,
+        reverse=query.descending,
+        after=after,
+    )
+    codes = {NODE_KIND_CODES[kind] for kind in query.kinds}
+    found: list[bytes] = []
+    last: Position | None = None
+    scanned = 0
+    while len(found) < want and scanned < budget:
+        deadline.check()
+        # Each entry gives at most one record, so the chunk never overshoots `want`.
+        chunk = list(itertools.islice(entries, min(want - len(found), budget - scanned)))
+        if not chunk:
+            return found, last, True
+        scanned += len(chunk)
+        if codes:
+            found += [value for key, value in chunk if key[-1] in codes and query.matches(value)]
+        elif query.metadata:
+            found += [value for _, value in chunk if query.matches(value)]
+        else:
+            found += [value for _, value in chunk]
+        create_time, node_id, _ = session_index_entry(chunk[-1][0])
+        last = (create_time, node_id)
+    return found, last, False
+
+
+def run_query(store: GraphStore, query: QueryFilter, *, limit: int, page_token: str) -> RecordPage:
     want = page_size(limit)
     fingerprint = query.fingerprint()
     after = decode_token(page_token, fingerprint)
-    nodes, last, exhausted = _scan(store, query, after, want, max(SCAN_BUDGET, want))
+    records, last, exhausted = _scan(store, query, after, want, max(SCAN_BUDGET, want))
     if exhausted or last is None:
-        return Page(nodes)
-    # A full page may be the last one; peeking one entry ahead keeps the token honest.
-    more = next(iter(_positions(store, query, last)), None) is not None
-    return Page(nodes, encode_token(fingerprint, last) if more else "")
+        return RecordPage(records)
+    # A full page may be the last one; peeking one entry ahead (of the right kind: metadata
+    # filters need the records, whose reading is the next page's business) keeps the token
+    # honest.
+    ahead, _, exhausted = _scan(store, replace(query, metadata=()), last, 1, SCAN_BUDGET)
+    more = bool(ahead) or not exhausted
+    return RecordPage(records, encode_token(fingerprint, last) if more else "")
 
 
 def stream_query(
     store: GraphStore, query: QueryFilter, *, batch_size: int, limit: int
-) -> Iterator[list[Node]]:
-    """Every matching node, in batches of `batch_size`, stopping after `limit` (0 = all)."""
+) -> Iterator[list[bytes]]:
+    """Every matching record, in batches of `batch_size`, stopping after `limit` (0 = all)."""
     size = page_size(batch_size, default=DEFAULT_BATCH_SIZE, field="batch_size")
     if limit < 0:
         raise InvalidArgument(f"limit must not be negative (got {limit})")
@@ -181,11 +236,11 @@ def stream_query(
     after: Position | None = None
     while remaining is None or remaining > 0:
         want = size if remaining is None else min(size, remaining)
-        nodes, last, exhausted = _scan(store, query, after, want, SCAN_BUDGET)
-        if nodes:
-            yield nodes
+        records, last, exhausted = _scan(store, query, after, want, SCAN_BUDGET)
+        if records:
+            yield records
             if remaining is not None:
-                remaining -= len(nodes)
+                remaining -= len(records)
         if exhausted or last is None:
             return
         after = last

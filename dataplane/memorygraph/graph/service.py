@@ -33,6 +33,7 @@ from memorygraph.graph.query import (
     Candidate,
     Page,
     QueryFilter,
+    RecordPage,
     archive_candidates,
     list_sessions,
     run_query,
@@ -200,6 +201,13 @@ class GraphService:
 
     def get_node(self, node_id: bytes) -> Node:
         return self._require(self.store.get_node(node_id), node_id)
+
+    def get_node_record(self, node_id: bytes) -> bytes:
+        """The node as stored: a serialized `v1.Node`."""
+        record = self.store.get_node_record(node_id)
+        if record is None:
+            raise NotFound(f"node {format_id(node_id)} not found")
+        return record
 
     def get_nodes(self, node_ids: list[bytes]) -> tuple[list[Node], list[bytes]]:
         found, missing = [], []
@@ -611,12 +619,13 @@ class GraphService:
 
     # -- queries -----------------------------------------------------------------------------
 
-    def query(self, query: QueryFilter, *, limit: int, page_token: str) -> Page:
+    def query(self, query: QueryFilter, *, limit: int, page_token: str) -> RecordPage:
+        """A page of matching node records (see `graph.query`)."""
         return run_query(self.store, query, limit=limit, page_token=page_token)
 
     def stream_query(
         self, query: QueryFilter, *, batch_size: int, limit: int
-    ) -> Iterator[list[Node]]:
+    ) -> Iterator[list[bytes]]:
         return stream_query(self.store, query, batch_size=batch_size, limit=limit)
 
     def traverse(

@@ -15,7 +15,7 @@ from typing import Any
 
 from memorygraph.graph.export import SessionExport
 from memorygraph.graph.model import Edge, EdgeKind, Node, NodeKind
-from memorygraph.graph.query import Page, QueryFilter
+from memorygraph.graph.query import QueryFilter, RecordPage
 from memorygraph.graph.service import GraphService, IngestItem, NewEdge, NewNode, NewSession
 from memorygraph.ids import format_id
 from memorygraph.plugins.hooks import Hook, HookCall, PluginRejected
@@ -344,7 +344,7 @@ class HookedGraphService(GraphService):
             },
         )
 
-    def query(self, query: QueryFilter, *, limit: int, page_token: str) -> Page:
+    def query(self, query: QueryFilter, *, limit: int, page_token: str) -> RecordPage:
         pipeline = self.pipeline
         if pipeline.wants(Hook.BEFORE_QUERY):
             pipeline.before(self._query_call(Hook.BEFORE_QUERY, query, limit=limit))
@@ -353,14 +353,14 @@ class HookedGraphService(GraphService):
             pipeline,
             Hook.AFTER_QUERY,
             lambda: self._query_call(
-                Hook.AFTER_QUERY, query, limit=limit, returned=len(page.nodes)
+                Hook.AFTER_QUERY, query, limit=limit, returned=len(page.records)
             ),
         )
         return page
 
     def stream_query(
         self, query: QueryFilter, *, batch_size: int, limit: int
-    ) -> Iterator[list[Node]]:
+    ) -> Iterator[list[bytes]]:
         pipeline = self.pipeline
         if pipeline.wants(Hook.BEFORE_QUERY):
             pipeline.before(self._query_call(Hook.BEFORE_QUERY, query, limit=limit, stream=True))

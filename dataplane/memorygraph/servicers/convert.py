@@ -14,7 +14,6 @@ from memorygraph.graph.model import (
     EdgeKind,
     Event,
     EventType,
-    Node,
     NodeKind,
     SessionState,
 )
@@ -22,12 +21,12 @@ from memorygraph.graph.service import NewEdge, NewNode, NewSession
 from memorygraph.graph.templates import TemplateVariable
 from memorygraph.ids import format_id, parse_id
 from memorygraph.v1 import graph_pb2 as pb
+from memorygraph.wire import (
+    node_message,
+    timestamp,
+)
 
 _NODE_KINDS: dict[int, NodeKind] = {pb.NodeKind.Value(f"NODE_KIND_{k.name}"): k for k in NodeKind}
-# Enum values looked up by name: typed as the generated enum classes the message stubs expect.
-_NODE_KIND_VALUES: dict[NodeKind, pb.NodeKind] = {
-    k: getattr(pb, f"NODE_KIND_{k.name}") for k in NodeKind
-}
 _EDGE_KINDS: dict[int, EdgeKind] = {pb.EdgeKind.Value(f"EDGE_KIND_{k.name}"): k for k in EdgeKind}
 _EDGE_KIND_VALUES: dict[EdgeKind, pb.EdgeKind] = {
     k: getattr(pb, f"EDGE_KIND_{k.name}") for k in EdgeKind
@@ -48,19 +47,10 @@ _SESSION_STATES: dict[int, SessionState] = {
     pb.SESSION_STATE_ACTIVE: SessionState.ACTIVE,
     pb.SESSION_STATE_CLOSED: SessionState.CLOSED,
 }
-_SESSION_STATE_VALUES: dict[SessionState, pb.SessionState] = {
-    SessionState.ACTIVE: pb.SESSION_STATE_ACTIVE,
-    SessionState.CLOSED: pb.SESSION_STATE_CLOSED,
-}
 _TOOL_STATUS_NAMES: dict[int, str] = {
     pb.TOOL_STATUS_UNSPECIFIED: "",
     pb.TOOL_STATUS_SUCCEEDED: "succeeded",
     pb.TOOL_STATUS_FAILED: "failed",
-}
-_TOOL_STATUS_VALUES: dict[str, pb.ToolStatus] = {
-    "": pb.TOOL_STATUS_UNSPECIFIED,
-    "succeeded": pb.TOOL_STATUS_SUCCEEDED,
-    "failed": pb.TOOL_STATUS_FAILED,
 }
 
 
@@ -151,94 +141,7 @@ def micros(ts: Timestamp, default: int) -> int:
     return ts.seconds * 1_000_000 + ts.nanos // 1000
 
 
-def timestamp(value: int) -> Timestamp:
-    return Timestamp(seconds=value // 1_000_000, nanos=(value % 1_000_000) * 1000)
-
-
 # -- domain -> protobuf --------------------------------------------------------------------
-
-
-def token_usage(attrs: dict[str, Any]) -> pb.TokenUsage:
-    return pb.TokenUsage(
-        prompt_tokens=attrs.get("prompt_tokens", 0),
-        completion_tokens=attrs.get("completion_tokens", 0),
-        total_tokens=attrs.get("total_tokens", 0),
-    )
-
-
-def session_message(node: Node) -> pb.Session:
-    attrs = node.attrs
-    message = pb.Session(
-        id=format_id(node.id),
-        state=_SESSION_STATE_VALUES[SessionState(attrs["state"])],
-        title=node.content,
-        user_id=attrs["user_id"],
-        agent_id=attrs["agent_id"],
-        model=attrs["model"],
-        metadata=node.metadata,
-        create_time=timestamp(node.create_time),
-        update_time=timestamp(node.update_time),
-        token_usage=token_usage(attrs),
-    )
-    if attrs.get("close_time"):
-        message.close_time.CopyFrom(timestamp(attrs["close_time"]))
-    return message
-
-
-def template_message(node: Node) -> pb.Template:
-    return pb.Template(
-        id=format_id(node.id),
-        name=node.attrs["name"],
-        content=node.content,
-        variables=[pb.TemplateVariable(**v) for v in node.attrs["variables"]],
-        metadata=node.metadata,
-        usage_count=node.attrs["usage_count"],
-        create_time=timestamp(node.create_time),
-        update_time=timestamp(node.update_time),
-    )
-
-
-def node_message(node: Node) -> pb.Node:
-    message = pb.Node(
-        id=format_id(node.id),
-        kind=_NODE_KIND_VALUES[node.kind],
-        session_id=format_id(node.session_id) if node.session_id is not None else "",
-        content=node.content,
-        metadata=node.metadata,
-        create_time=timestamp(node.create_time),
-        update_time=timestamp(node.update_time),
-    )
-    attrs = node.attrs
-    match node.kind:
-        case NodeKind.SESSION:
-            message.session.CopyFrom(session_message(node))
-        case NodeKind.TEMPLATE:
-            message.template.CopyFrom(template_message(node))
-        case NodeKind.PROMPT:
-            message.prompt.CopyFrom(pb.PromptDetails(**attrs))
-        case NodeKind.RESPONSE:
-            message.response.CopyFrom(
-                pb.ResponseDetails(
-                    prompt_id=attrs.get("prompt_id", ""),
-                    model=attrs.get("model", ""),
-                    token_usage=token_usage(attrs),
-                    finish_reason=attrs.get("finish_reason", ""),
-                    latency_ms=attrs.get("latency_ms", 0),
-                )
-            )
-        case NodeKind.TOOL_INVOCATION:
-            fields = {k: v for k, v in attrs.items() if k != "status"}
-            message.tool_invocation.CopyFrom(
-                pb.ToolInvocationDetails(
-                    **fields,
-                    status=_TOOL_STATUS_VALUES.get(
-                        attrs.get("status", ""), pb.TOOL_STATUS_UNSPECIFIED
-                    ),
-                )
-            )
-        case NodeKind.AGENT:
-            message.agent.CopyFrom(pb.AgentDetails(**attrs))
-    return message
 
 
 def edge_message(edge: Edge) -> pb.Edge:

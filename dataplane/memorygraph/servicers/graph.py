@@ -11,8 +11,10 @@ import time
 from collections.abc import Callable, Iterator
 
 import grpc
+from google.protobuf.message import Message
+from google.protobuf.message_factory import GetMessageClass
 
-from memorygraph import __version__, metrics
+from memorygraph import __version__, metrics, wire
 from memorygraph.errors import InvalidArgument, RequestError
 from memorygraph.events.hub import EventFilter, EventHub
 from memorygraph.graph.export import EXPORT_VERSION, decode_export
@@ -26,7 +28,7 @@ from memorygraph.store.keys import MAX_TIME
 from memorygraph.v1 import graph_pb2 as pb
 from memorygraph.v1 import graph_pb2_grpc as pb_grpc
 
-__all__ = ["MemoryGraphServicer"]
+__all__ = ["MemoryGraphServicer", "add_to_server"]
 
 log = logging.getLogger("memorygraph.archive")
 
@@ -34,6 +36,35 @@ Context = grpc.ServicerContext
 # Export bytes per streamed message: well under any max message size.
 EXPORT_CHUNK = 1 << 20
 UPDATABLE_FIELDS = frozenset({"content", "metadata"})
+_HANDLER_FACTORIES = {
+    (False, False): grpc.unary_unary_rpc_method_handler,
+    (False, True): grpc.unary_stream_rpc_method_handler,
+    (True, False): grpc.stream_unary_rpc_method_handler,
+    (True, True): grpc.stream_stream_rpc_method_handler,
+}
+
+
+def _serialize(message: Message | bytes) -> bytes:
+    return message if type(message) is bytes else message.SerializeToString()  # type: ignore[union-attr]
+
+
+def add_to_server(servicer: MemoryGraphServicer, server: grpc.Server) -> None:
+    """Register `servicer` as the generated `add_MemoryGraphServiceServicer_to_server` does,
+    except that a method may also answer with a message already serialized: stored records
+    go out without being parsed and serialized again."""
+    service = pb.DESCRIPTOR.services_by_name["MemoryGraphService"]
+    handlers = {
+        method.name: _HANDLER_FACTORIES[method.client_streaming, method.server_streaming](
+            getattr(servicer, method.name),
+            request_deserializer=GetMessageClass(method.input_type).FromString,
+            response_serializer=_serialize,
+        )
+        for method in service.methods
+    }
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(service.full_name, handlers),)
+    )
+    server.add_registered_method_handlers(service.full_name, handlers)
 
 
 def _query_filter(message: pb.QueryFilter) -> QueryFilter:
@@ -75,15 +106,15 @@ class MemoryGraphServicer(pb_grpc.MemoryGraphServiceServicer):
     # -- sessions ----------------------------------------------------------------------------
 
     def CreateSession(self, request: pb.CreateSessionRequest, context: Context) -> pb.Session:
-        return cv.session_message(self.service.create_session(cv.new_session(request)))
+        return wire.session_message(self.service.create_session(cv.new_session(request)))
 
     def GetSession(self, request: pb.GetSessionRequest, context: Context) -> pb.Session:
         node = self.service.get_session(cv.node_id(request.session_id, "session_id"))
-        return cv.session_message(node)
+        return wire.session_message(node)
 
     def CloseSession(self, request: pb.CloseSessionRequest, context: Context) -> pb.Session:
         node = self.service.close_session(cv.node_id(request.session_id, "session_id"))
-        return cv.session_message(node)
+        return wire.session_message(node)
 
     def DeleteSession(
         self, request: pb.DeleteSessionRequest, context: Context
@@ -101,17 +132,17 @@ class MemoryGraphServicer(pb_grpc.MemoryGraphServiceServicer):
             user_id=request.user_id,
         )
         return pb.ListSessionsResponse(
-            sessions=[cv.session_message(n) for n in page.nodes],
+            sessions=[wire.session_message(n) for n in page.nodes],
             next_page_token=page.next_page_token,
         )
 
     # -- nodes -------------------------------------------------------------------------------
 
     def CreateNode(self, request: pb.CreateNodeRequest, context: Context) -> pb.Node:
-        return cv.node_message(self.service.create_node(cv.new_node(request)))
+        return wire.node_message(self.service.create_node(cv.new_node(request)))
 
-    def GetNode(self, request: pb.GetNodeRequest, context: Context) -> pb.Node:
-        return cv.node_message(self.service.get_node(cv.node_id(request.node_id)))
+    def GetNode(self, request: pb.GetNodeRequest, context: Context) -> bytes:
+        return self.service.get_node_record(cv.node_id(request.node_id))
 
     def UpdateNode(self, request: pb.UpdateNodeRequest, context: Context) -> pb.Node:
         paths = set(request.update_mask.paths) or set(UPDATABLE_FIELDS)
@@ -125,7 +156,7 @@ class MemoryGraphServicer(pb_grpc.MemoryGraphServiceServicer):
             content=request.content if "content" in paths else None,
             metadata=dict(request.metadata) if "metadata" in paths else None,
         )
-        return cv.node_message(node)
+        return wire.node_message(node)
 
     def DeleteNode(self, request: pb.DeleteNodeRequest, context: Context) -> pb.DeleteNodeResponse:
         edges = self.service.delete_node(cv.node_id(request.node_id))
@@ -141,7 +172,7 @@ class MemoryGraphServicer(pb_grpc.MemoryGraphServiceServicer):
             except InvalidArgument as exc:
                 raise InvalidArgument(f"requests[{i}]: {exc}") from None
         nodes = self.service.create_nodes(specs)
-        return pb.BatchCreateNodesResponse(nodes=[cv.node_message(n) for n in nodes])
+        return pb.BatchCreateNodesResponse(nodes=[wire.node_message(n) for n in nodes])
 
     def BatchGetNodes(
         self, request: pb.BatchGetNodesRequest, context: Context
@@ -149,7 +180,7 @@ class MemoryGraphServicer(pb_grpc.MemoryGraphServiceServicer):
         ids = [cv.node_id(text, f"node_ids[{i}]") for i, text in enumerate(request.node_ids)]
         found, missing = self.service.get_nodes(ids)
         return pb.BatchGetNodesResponse(
-            nodes=[cv.node_message(n) for n in found],
+            nodes=[wire.node_message(n) for n in found],
             missing_ids=[format_id(m) for m in missing],
         )
 
@@ -176,24 +207,24 @@ class MemoryGraphServicer(pb_grpc.MemoryGraphServiceServicer):
 
     # -- queries -----------------------------------------------------------------------------
 
-    def Query(self, request: pb.QueryRequest, context: Context) -> pb.QueryResponse:
+    # Query results are stored records framed as `nodes` entries (see `graph.query`): joined,
+    # they are the response.
+
+    def Query(self, request: pb.QueryRequest, context: Context) -> bytes:
         page = self.service.query(
             _query_filter(request.filter), limit=request.limit, page_token=request.page_token
         )
-        return pb.QueryResponse(
-            nodes=[cv.node_message(n) for n in page.nodes], next_page_token=page.next_page_token
-        )
+        token = pb.QueryResponse(next_page_token=page.next_page_token).SerializeToString()
+        return b"".join(page.records) + token
 
-    def StreamQuery(
-        self, request: pb.StreamQueryRequest, context: Context
-    ) -> Iterator[pb.QueryBatch]:
+    def StreamQuery(self, request: pb.StreamQueryRequest, context: Context) -> Iterator[bytes]:
         batches = self.service.stream_query(
             _query_filter(request.filter), batch_size=request.batch_size, limit=request.limit
         )
         for batch in batches:
             if not context.is_active():
                 return
-            yield pb.QueryBatch(nodes=[cv.node_message(n) for n in batch])
+            yield b"".join(batch)
 
     def Traverse(self, request: pb.TraverseRequest, context: Context) -> pb.TraverseResponse:
         result = self.service.traverse(
@@ -204,7 +235,7 @@ class MemoryGraphServicer(pb_grpc.MemoryGraphServiceServicer):
             max_nodes=request.max_nodes,
         )
         return pb.TraverseResponse(
-            nodes=[pb.TraversedNode(node=cv.node_message(n), depth=d) for n, d in result.nodes],
+            nodes=[pb.TraversedNode(node=wire.node_message(n), depth=d) for n, d in result.nodes],
             edges=[cv.edge_message(e) for e in result.edges],
             truncated=result.truncated,
         )
@@ -212,13 +243,13 @@ class MemoryGraphServicer(pb_grpc.MemoryGraphServiceServicer):
     # -- LLM turns ---------------------------------------------------------------------------
 
     def AddPrompt(self, request: pb.AddPromptRequest, context: Context) -> pb.Node:
-        return cv.node_message(self.service.create_node(cv.prompt_node(request)))
+        return wire.node_message(self.service.create_node(cv.prompt_node(request)))
 
     def AddResponse(self, request: pb.AddResponseRequest, context: Context) -> pb.Node:
-        return cv.node_message(self.service.create_node(cv.response_node(request)))
+        return wire.node_message(self.service.create_node(cv.response_node(request)))
 
     def AddToolInvocation(self, request: pb.AddToolInvocationRequest, context: Context) -> pb.Node:
-        return cv.node_message(self.service.create_node(cv.tool_node(request)))
+        return wire.node_message(self.service.create_node(cv.tool_node(request)))
 
     # -- templates ---------------------------------------------------------------------------
 
@@ -230,13 +261,13 @@ class MemoryGraphServicer(pb_grpc.MemoryGraphServiceServicer):
             metadata=dict(request.metadata),
             template_id=cv.optional_id(request.template_id, "template_id"),
         )
-        return cv.template_message(node)
+        return wire.template_message(node)
 
     def GetTemplate(self, request: pb.GetTemplateRequest, context: Context) -> pb.Template:
         node = self.service.get_template(
             template_id=cv.optional_id(request.template_id, "template_id"), name=request.name
         )
-        return cv.template_message(node)
+        return wire.template_message(node)
 
     def InstantiateTemplate(
         self, request: pb.InstantiateTemplateRequest, context: Context
@@ -251,7 +282,7 @@ class MemoryGraphServicer(pb_grpc.MemoryGraphServiceServicer):
         )
         response = pb.InstantiateTemplateResponse(content=content)
         if prompt is not None:
-            response.prompt.CopyFrom(cv.node_message(prompt))
+            response.prompt.CopyFrom(wire.node_message(prompt))
         return response
 
     # -- bulk loading and events ------------------------------------------------------------
@@ -307,8 +338,8 @@ class MemoryGraphServicer(pb_grpc.MemoryGraphServiceServicer):
         return pb.ListArchiveCandidatesResponse(
             candidates=[
                 pb.ArchiveCandidate(
-                    session=cv.session_message(c.session),
-                    last_activity_time=cv.timestamp(c.last_activity),
+                    session=wire.session_message(c.session),
+                    last_activity_time=wire.timestamp(c.last_activity),
                 )
                 for c in found
             ],
@@ -382,7 +413,7 @@ class MemoryGraphServicer(pb_grpc.MemoryGraphServiceServicer):
         if not result.already_present:
             metrics.RESTORED_SESSIONS.inc()
         return pb.RestoreSessionResponse(
-            session=cv.session_message(result.session),
+            session=wire.session_message(result.session),
             nodes=result.nodes,
             edges=result.edges,
             events=result.events,

@@ -1,31 +1,33 @@
-"""Value encoding of nodes and edges (compact JSON arrays; ids live in the keys)."""
+"""Value encoding of records: nodes in the API's wire format (`memorygraph.wire`), edges and
+event headers as compact JSON arrays; ids live in the keys.
+
+Schema 2 and older stored nodes as JSON arrays too; `decode_legacy_node` reads them for the
+upgrade to schema 3 and nothing else.
+"""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Callable
 
 from memorygraph.graph.model import Edge, EdgeKind, Event, EventType, Node, NodeKind
+from memorygraph.wire import decode_node, encode_node
+
+__all__ = [
+    "decode_edge",
+    "decode_event",
+    "decode_legacy_node",
+    "decode_node",
+    "encode_edge",
+    "encode_event",
+    "encode_node",
+]
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _loads = json.JSONDecoder().decode
 
 
-def encode_node(node: Node) -> bytes:
-    session = node.session_id.hex() if node.session_id is not None else None
-    row: list[Any] = [
-        node.kind.value,
-        session,
-        node.content,
-        node.metadata,
-        node.create_time,
-        node.update_time,
-        node.attrs,
-    ]
-    return _dumps(row).encode()
-
-
-def decode_node(node_id: bytes, raw: bytes) -> Node:
+def decode_legacy_node(node_id: bytes, raw: bytes) -> Node:
     kind, session, content, metadata, create_time, update_time, attrs = _loads(raw.decode())
     return Node(
         id=node_id,
@@ -69,12 +71,15 @@ def encode_event(event: Event, node_record: bytes | None = None) -> bytes:
     return header + b"\n" + body
 
 
-def decode_event(sequence: int, raw: bytes) -> Event:
+def decode_event(
+    sequence: int, raw: bytes, decode_body: Callable[[bytes, bytes], Node] = decode_node
+) -> Event:
+    """`decode_body` reads the node record (`decode_legacy_node` for schema 2 and older)."""
     head, _, body = raw.partition(b"\n")
     kind, time, session, node_id, edge_key = _loads(head.decode())
     event = Event(sequence, EventType(kind), time, bytes.fromhex(session) if session else None)
     if node_id is not None:
-        event.node = decode_node(bytes.fromhex(node_id), body)
+        event.node = decode_body(bytes.fromhex(node_id), body)
     elif edge_key is not None:
         source, edge_kind, target = edge_key
         event.edge = decode_edge(

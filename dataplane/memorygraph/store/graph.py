@@ -28,6 +28,7 @@ from memorygraph.store import keys
 from memorygraph.store.codec import (
     decode_edge,
     decode_event,
+    decode_legacy_node,
     decode_node,
     encode_edge,
     encode_event,
@@ -37,6 +38,7 @@ from memorygraph.store.commit import CommitFailed, GroupCommitter
 from memorygraph.store.eventlog import derive_events
 from memorygraph.store.graph_changes import StoreChanges
 from memorygraph.store.kv import KeyValueStore, Op
+from memorygraph.wire import QUERY_BATCH_NODES, frame
 
 __all__ = ["GraphStore", "IncompatibleSchema", "StoreChanges"]
 
@@ -64,6 +66,22 @@ def _session_event_op(session_id: bytes, sequence: int, *, present: bool = True)
         keys.session_event_key(session_id, sequence),
         b"" if present else None,
     )
+
+
+def _session_index_op(node: Node, record: bytes | None) -> Op | None:
+    """A session member's entry in the by-session index, carrying its record framed for a
+    QueryBatch (None deletes it). Queries of a session read records from here without
+    looking each node up."""
+    if node.session_id is None or node.kind is NodeKind.SESSION:
+        return None
+    key = keys.session_index_key(node.session_id, node.create_time, node.id, node.kind)
+    value = frame(QUERY_BATCH_NODES, record) if record is not None else None
+    return (keys.CF_BY_SESSION, key, value)
+
+
+def _any_node_record(node_id: bytes, raw: bytes) -> Node:
+    """A node record of any schema (upgrades meet both): JSON arrays before schema 3."""
+    return decode_legacy_node(node_id, raw) if raw[:1] == b"[" else decode_node(node_id, raw)
 
 
 class IncompatibleSchema(MemoryGraphError):
@@ -120,6 +138,8 @@ class GraphStore:
                 )
             if self.schema_version == 1:
                 self._migrate_to_2()
+            if self.schema_version == 2:
+                self._migrate_to_3()
         log_id = kv.get(keys.CF_META, keys.LOG_ID_KEY)
         if log_id is None:
             log_id = uuid.uuid4().bytes
@@ -148,7 +168,7 @@ class GraphStore:
         # retained event is where retention stopped.
         floor = self.last_sequence + 1
         for key, raw in self.kv.scan(keys.CF_EVENTS, keys.event_key(0), keys.event_key(2**63)):
-            event = decode_event(int.from_bytes(key), raw)
+            event = decode_event(int.from_bytes(key), raw, _any_node_record)
             floor = min(floor, event.sequence)
             session = _indexed_session(event)
             if session is not None and session not in exists:
@@ -165,11 +185,55 @@ class GraphStore:
         self.schema_version = 2
         log.info("schema version 2: indexed %d events", indexed)
 
+    def _migrate_to_3(self) -> None:
+        """Schema 2 -> 3: node records (and the node records inside events) from JSON to the
+        API's wire format; session index entries carry their node's record.
+
+        In batches, the version last: a crash midway leaves version 2 and the next start goes
+        over everything again, passing by what is already converted."""
+        log.info("upgrading the data directory to schema version 3 (wire-format node records)")
+        ops: list[Op] = []
+        nodes = events = 0
+
+        def flush() -> None:
+            nonlocal ops
+            if len(ops) >= 1000:
+                self.kv.write(ops, sync=False)
+                ops = []
+
+        for node_id, raw in self.kv.scan(keys.CF_NODES, b"", b"\xff" * (keys.ID_LEN + 1)):
+            node = _any_node_record(node_id, raw)
+            record = encode_node(node)
+            ops.append((keys.CF_NODES, node_id, record))
+            if node.session_id is not None and node.kind is not NodeKind.SESSION:
+                legacy = keys.legacy_session_index_key(node.session_id, node.create_time, node_id)
+                ops.append((keys.CF_BY_SESSION, legacy, None))
+            ops += self._index_ops(node, record)
+            nodes += 1
+            flush()
+        for key, raw in self.kv.scan(keys.CF_EVENTS, keys.event_key(0), keys.event_key(2**63)):
+            event = decode_event(int.from_bytes(key), raw, _any_node_record)
+            if event.node is not None:
+                ops.append((keys.CF_EVENTS, key, encode_event(event)))
+                events += 1
+                flush()
+        ops.append((keys.CF_META, keys.SCHEMA_VERSION_KEY, b"3"))
+        self.kv.write(ops, sync=True)
+        self.schema_version = 3
+        log.info("schema version 3: rewrote %d node records and %d events", nodes, events)
+
     # -- reads -------------------------------------------------------------------------------
 
     def get_node(self, node_id: bytes) -> Node | None:
         raw = self.kv.get(keys.CF_NODES, node_id)
         return decode_node(node_id, raw) if raw is not None else None
+
+    def get_node_record(self, node_id: bytes) -> bytes | None:
+        """The node as stored: a serialized `v1.Node`, ready to send."""
+        return self.kv.get(keys.CF_NODES, node_id)
+
+    def get_node_records(self, node_ids: list[bytes]) -> list[bytes | None]:
+        return self.kv.multi_get(keys.CF_NODES, node_ids)
 
     def get_nodes(self, node_ids: list[bytes]) -> list[Node | None]:
         raws = self.kv.multi_get(keys.CF_NODES, node_ids)
@@ -183,9 +247,31 @@ class GraphStore:
     ) -> Iterator[tuple[int, bytes, NodeKind]]:
         """(create time, node id, kind) of a session's nodes with start <= create time < end."""
         lower, upper = keys.session_index_range(session_id, start, end)
-        for key, value in self.kv.scan(keys.CF_BY_SESSION, lower, upper, reverse=reverse):
-            create_time, node_id = keys.index_position(key)
-            yield create_time, node_id, keys.NODE_KINDS_BY_CODE[value[0]]
+        for key, _ in self.kv.scan(keys.CF_BY_SESSION, lower, upper, reverse=reverse):
+            create_time, node_id, code = keys.session_index_entry(key)
+            yield create_time, node_id, keys.NODE_KINDS_BY_CODE[code]
+
+    def scan_session_records(
+        self,
+        session_id: bytes,
+        start: int = 0,
+        end: int = keys.MAX_TIME,
+        *,
+        reverse: bool = False,
+        after: tuple[int, bytes] | None = None,
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """A session's index entries as they are stored: (key, the node's record framed as one
+        `nodes` entry of a QueryBatch), create times in [start, end), past the (create time,
+        node id) `after` in scan order. `keys.session_index_entry` reads a key. Joined, the
+        values are a QueryBatch: a session query reads this one range and parses nothing."""
+        lower, upper = keys.session_index_range(session_id, start, end)
+        if after is not None:
+            position = keys.legacy_session_index_key(session_id, *after)
+            if reverse:
+                upper = min(upper, position)
+            else:
+                lower = max(lower, position + b"\xff")  # past every kind byte after that id
+        return self.kv.scan(keys.CF_BY_SESSION, lower, upper, reverse=reverse)
 
     def scan_kind(
         self, kind: NodeKind, start: int = 0, end: int = keys.MAX_TIME, *, reverse: bool = False
@@ -278,11 +364,13 @@ class GraphStore:
         for node in changes.created:
             records[id(node)] = record = encode_node(node)
             ops.append((keys.CF_NODES, node.id, record))
-            ops += self._index_ops(node, present=True)
+            ops += self._index_ops(node, record)
             count(_counter_deltas(node, +1))
         for before, after in changes.updated:
             records[id(after)] = record = encode_node(after)
             ops.append((keys.CF_NODES, after.id, record))
+            if (entry := _session_index_op(after, record)) is not None:
+                ops.append(entry)
             count(_counter_deltas(before, -1))
             count(_counter_deltas(after, +1))
         for edge in changes.edges_created:
@@ -316,7 +404,7 @@ class GraphStore:
             count([("edges", -1)])
         for node in changes.deleted:
             ops.append((keys.CF_NODES, node.id, None))
-            ops += self._index_ops(node, present=False)
+            ops += self._index_ops(node, None)
             count(_counter_deltas(node, -1))
         for name, delta in deltas.items():
             if delta:
@@ -455,12 +543,12 @@ class GraphStore:
         ]
 
     @staticmethod
-    def _index_ops(node: Node, *, present: bool) -> list[Op]:
+    def _index_ops(node: Node, record: bytes | None) -> list[Op]:
+        """The index entries of `node` with its `record`, or their deletion (None)."""
+        present = record is not None
         ops: list[Op] = []
-        kind_code = bytes([keys.NODE_KIND_CODES[node.kind]])
-        if node.session_id is not None and node.kind is not NodeKind.SESSION:
-            key = keys.session_index_key(node.session_id, node.create_time, node.id)
-            ops.append((keys.CF_BY_SESSION, key, kind_code if present else None))
+        if (entry := _session_index_op(node, record)) is not None:
+            ops.append(entry)
         key = keys.kind_index_key(node.kind, node.create_time, node.id)
         ops.append((keys.CF_BY_KIND, key, (node.session_id or b"") if present else None))
         if node.kind is NodeKind.TEMPLATE:

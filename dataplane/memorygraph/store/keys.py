@@ -49,7 +49,9 @@ LOG_ID_KEY = b"events/log_id"
 EVENT_FLOOR_KEY = b"events/floor"
 
 # 1: the first layout. 2: adds the session_events index (built from the log on upgrade).
-SCHEMA_VERSION = 2
+# 3: node records in the API's wire format; session index entries carry the kind in the key and
+# the node's record, framed as a QueryBatch entry, as the value (rewritten on upgrade).
+SCHEMA_VERSION = 3
 SCHEMA_VERSION_KEY = b"schema_version"
 
 ID_LEN = 16
@@ -74,8 +76,24 @@ def time_bytes(micros: int) -> bytes:
     return max(0, min(micros, MAX_TIME)).to_bytes(TIME_LEN)
 
 
-def session_index_key(session_id: bytes, create_time: int, node_id: bytes) -> bytes:
+def session_index_key(session_id: bytes, create_time: int, node_id: bytes, kind: NodeKind) -> bytes:
+    """session | create time | node id | kind: the kind sits in the key so that a scan can
+    filter by it without touching the value (the node's record)."""
+    return session_id + time_bytes(create_time) + node_id + bytes([NODE_KIND_CODES[kind]])
+
+
+def legacy_session_index_key(session_id: bytes, create_time: int, node_id: bytes) -> bytes:
+    """The session index key of schema 2 and older (the kind was the value)."""
     return session_id + time_bytes(create_time) + node_id
+
+
+def session_index_entry(key: bytes) -> tuple[int, bytes, int]:
+    """(create time, node id, kind code) from a session index key."""
+    return (
+        int.from_bytes(key[ID_LEN : ID_LEN + TIME_LEN]),
+        key[ID_LEN + TIME_LEN : -1],
+        key[-1],
+    )
 
 
 def session_index_range(session_id: bytes, start: int, end: int) -> tuple[bytes, bytes]:
@@ -93,7 +111,7 @@ def kind_index_range(kind: NodeKind, start: int, end: int) -> tuple[bytes, bytes
 
 
 def index_position(key: bytes) -> tuple[int, bytes]:
-    """(create time, node id) from the tail of a session or kind index key."""
+    """(create time, node id) from the tail of a kind index key."""
     tail = key[-(TIME_LEN + ID_LEN) :]
     return int.from_bytes(tail[:TIME_LEN]), tail[TIME_LEN:]
 
