@@ -24,6 +24,7 @@ __all__ = [
     "decode_node",
     "encode_node",
     "frame",
+    "node_bytes",
     "node_from_message",
     "node_message",
     "record_metadata",
@@ -150,6 +151,11 @@ def node_message(node: Node) -> pb.Node:
 
 def encode_node(node: Node) -> bytes:
     return node_message(node).SerializeToString()
+
+
+def node_bytes(node: Node) -> bytes:
+    """`node` serialized: the record the store wrote for it, when it has it."""
+    return node.record if node.record is not None else encode_node(node)
 
 
 # -- protobuf -> domain --------------------------------------------------------------------

@@ -106,6 +106,14 @@ def test_scan_returns_keys_in_byte_order_whatever_the_write_order(kv: KeyValueSt
     assert _all(kv, CF, reverse=True) == [(k, k[::-1]) for k in sorted(keys, reverse=True)]
 
 
+def test_scan_keys_lists_what_scan_lists_without_the_values(kv: KeyValueStore) -> None:
+    kv.write([(CF, bytes([i]) * (i % 3 + 1), b"v" * i) for i in range(40)], sync=False)
+    for start, end in (EVERYTHING, (b"\x03", b"\x20"), (b"\x05\x00", b"\x05\x05")):
+        for reverse in (False, True):
+            expected = [k for k, _ in kv.scan(CF, start, end, reverse=reverse)]
+            assert list(kv.scan_keys(CF, start, end, reverse=reverse)) == expected
+
+
 def test_scan_includes_start_and_excludes_end(kv: KeyValueStore) -> None:
     kv.write([(CF, bytes([i]), b"v") for i in range(10)], sync=False)
     assert _keys(kv, CF, b"\x03", b"\x06") == [b"\x03", b"\x04", b"\x05"]

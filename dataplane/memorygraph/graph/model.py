@@ -73,6 +73,9 @@ class Node:
     create_time: int = 0
     update_time: int = 0
     attrs: dict[str, Any] = field(default_factory=dict)
+    # The node as the store wrote it (a serialized `v1.Node`), set on commit so a response can
+    # send it without encoding the node again. Not an init field: `replace()` drops it.
+    record: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
 
 EdgeKey = tuple[bytes, EdgeKind, bytes]

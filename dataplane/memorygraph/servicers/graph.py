@@ -138,8 +138,8 @@ class MemoryGraphServicer(pb_grpc.MemoryGraphServiceServicer):
 
     # -- nodes -------------------------------------------------------------------------------
 
-    def CreateNode(self, request: pb.CreateNodeRequest, context: Context) -> pb.Node:
-        return wire.node_message(self.service.create_node(cv.new_node(request)))
+    def CreateNode(self, request: pb.CreateNodeRequest, context: Context) -> bytes:
+        return wire.node_bytes(self.service.create_node(cv.new_node(request)))
 
     def GetNode(self, request: pb.GetNodeRequest, context: Context) -> bytes:
         return self.service.get_node_record(cv.node_id(request.node_id))
@@ -242,14 +242,14 @@ class MemoryGraphServicer(pb_grpc.MemoryGraphServiceServicer):
 
     # -- LLM turns ---------------------------------------------------------------------------
 
-    def AddPrompt(self, request: pb.AddPromptRequest, context: Context) -> pb.Node:
-        return wire.node_message(self.service.create_node(cv.prompt_node(request)))
+    def AddPrompt(self, request: pb.AddPromptRequest, context: Context) -> bytes:
+        return wire.node_bytes(self.service.create_node(cv.prompt_node(request)))
 
-    def AddResponse(self, request: pb.AddResponseRequest, context: Context) -> pb.Node:
-        return wire.node_message(self.service.create_node(cv.response_node(request)))
+    def AddResponse(self, request: pb.AddResponseRequest, context: Context) -> bytes:
+        return wire.node_bytes(self.service.create_node(cv.response_node(request)))
 
-    def AddToolInvocation(self, request: pb.AddToolInvocationRequest, context: Context) -> pb.Node:
-        return wire.node_message(self.service.create_node(cv.tool_node(request)))
+    def AddToolInvocation(self, request: pb.AddToolInvocationRequest, context: Context) -> bytes:
+        return wire.node_bytes(self.service.create_node(cv.tool_node(request)))
 
     # -- templates ---------------------------------------------------------------------------
 

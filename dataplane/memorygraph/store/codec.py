@@ -42,6 +42,8 @@ def decode_legacy_node(node_id: bytes, raw: bytes) -> Node:
 
 
 def encode_edge(edge: Edge) -> bytes:
+    if not edge.metadata:  # the automatic edges of every turn: skip the JSON encoder
+        return b"[{},%d]" % edge.create_time
     return _dumps([edge.metadata, edge.create_time]).encode()
 
 
@@ -50,10 +52,10 @@ def decode_edge(source: bytes, kind: EdgeKind, target: bytes, raw: bytes) -> Edg
     return Edge(source, target, kind, metadata, create_time)
 
 
-def encode_event(event: Event, node_record: bytes | None = None) -> bytes:
+def encode_event(event: Event, record: bytes | None = None) -> bytes:
     """Header line, then the node record or the edge, so events reuse the record codecs.
 
-    `node_record` is the node already encoded for its own record, when the caller has it."""
+    `record` is the node or edge already encoded for its own record, when the caller has it."""
     node, edge = event.node, event.edge
     # Hand-assembled JSON: every field is an enum value, an int, hex or null (hot path).
     session = f'"{event.session_id.hex()}"' if event.session_id is not None else "null"
@@ -65,9 +67,11 @@ def encode_event(event: Event, node_record: bytes | None = None) -> bytes:
     )
     header = f'["{event.type.value}",{event.time},{session},{node_id},{edge_key}]'.encode()
     if node is not None:
-        body = node_record if node_record is not None else encode_node(node)
+        body = record if record is not None else encode_node(node)
+    elif edge is not None:
+        body = record if record is not None else encode_edge(edge)
     else:
-        body = encode_edge(edge) if edge else b""
+        body = b""
     return header + b"\n" + body
 
 

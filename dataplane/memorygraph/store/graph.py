@@ -247,7 +247,7 @@ class GraphStore:
     ) -> Iterator[tuple[int, bytes, NodeKind]]:
         """(create time, node id, kind) of a session's nodes with start <= create time < end."""
         lower, upper = keys.session_index_range(session_id, start, end)
-        for key, _ in self.kv.scan(keys.CF_BY_SESSION, lower, upper, reverse=reverse):
+        for key in self.kv.scan_keys(keys.CF_BY_SESSION, lower, upper, reverse=reverse):
             create_time, node_id, code = keys.session_index_entry(key)
             yield create_time, node_id, keys.NODE_KINDS_BY_CODE[code]
 
@@ -354,7 +354,7 @@ class GraphStore:
 
     def _write(self, changes: StoreChanges, *, sync: bool) -> None:
         ops: list[Op] = []
-        records: dict[int, bytes] = {}  # node object -> its encoded record, reused by events
+        records: dict[int, bytes] = {}  # node or edge object -> its record, reused by events
         deltas: dict[str, int] = {}
 
         def count(items: Iterable[tuple[str, int]]) -> None:
@@ -362,23 +362,24 @@ class GraphStore:
                 deltas[name] = deltas.get(name, 0) + delta
 
         for node in changes.created:
-            records[id(node)] = record = encode_node(node)
+            records[id(node)] = node.record = record = encode_node(node)
             ops.append((keys.CF_NODES, node.id, record))
             ops += self._index_ops(node, record)
             count(_counter_deltas(node, +1))
         for before, after in changes.updated:
-            records[id(after)] = record = encode_node(after)
+            records[id(after)] = after.record = record = encode_node(after)
             ops.append((keys.CF_NODES, after.id, record))
             if (entry := _session_index_op(after, record)) is not None:
                 ops.append(entry)
             count(_counter_deltas(before, -1))
             count(_counter_deltas(after, +1))
         for edge in changes.edges_created:
+            records[id(edge)] = record = encode_edge(edge)
             ops.append(
                 (
                     keys.CF_EDGES_OUT,
                     keys.edge_out_key(edge.source_id, edge.kind, edge.target_id),
-                    encode_edge(edge),
+                    record,
                 )
             )
             ops.append(
@@ -428,7 +429,7 @@ class GraphStore:
         for event in events:
             sequence += 1
             event.sequence = sequence
-            known = records.get(id(event.node)) if event.node is not None else None
+            known = records.get(id(event.node if event.node is not None else event.edge))
             ops.append((keys.CF_EVENTS, keys.event_key(sequence), encode_event(event, known)))
             if event.type is EventType.SESSION_RESTORED and event.session_id is not None:
                 restored = changes.time.to_bytes(8)

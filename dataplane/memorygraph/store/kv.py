@@ -30,6 +30,12 @@ class KeyValueStore(Protocol):
         """Pairs with start <= key < end, ascending (or descending with `reverse`)."""
         ...
 
+    def scan_keys(
+        self, cf: str, start: bytes, end: bytes, *, reverse: bool = False
+    ) -> Iterator[bytes]:
+        """`scan` without reading the values."""
+        ...
+
     def write(self, ops: Sequence[Op], *, sync: bool) -> None:
         """Apply every op or none; with `sync` return only once the batch is on stable storage."""
         ...

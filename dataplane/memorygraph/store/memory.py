@@ -51,6 +51,12 @@ class MemoryStore:
             if value is not None:
                 yield key, value
 
+    def scan_keys(
+        self, cf: str, start: bytes, end: bytes, *, reverse: bool = False
+    ) -> Iterator[bytes]:
+        for key, _ in self.scan(cf, start, end, reverse=reverse):
+            yield key
+
     def write(self, ops: Sequence[Op], *, sync: bool) -> None:
         self._check_open()
         for cf, _, _ in ops:

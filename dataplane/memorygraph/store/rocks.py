@@ -7,8 +7,10 @@ one RocksDB WriteBatch, so a crash leaves all of it or none of it.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from operator import itemgetter
 from pathlib import Path
+from typing import Any
 
 from rocksdict import DBCompressionType, Options, Rdict, ReadOptions, WriteBatch, WriteOptions
 
@@ -67,6 +69,16 @@ class RocksStore:
     def scan(
         self, cf: str, start: bytes, end: bytes, *, reverse: bool = False
     ) -> Iterator[tuple[bytes, bytes]]:
+        entries: Iterator[tuple[bytes, bytes]] = self._scan(cf, start, end, reverse, values=True)
+        return entries
+
+    def scan_keys(
+        self, cf: str, start: bytes, end: bytes, *, reverse: bool = False
+    ) -> Iterator[bytes]:
+        found: Iterator[bytes] = self._scan(cf, start, end, reverse, values=False)
+        return found
+
+    def _scan(self, cf: str, start: bytes, end: bytes, reverse: bool, *, values: bool) -> Any:
         # Read in chunks, each with its own short-lived RocksDB iterator: an iterator pins the
         # memtables and files it started on (and keeps the database from closing), so none may
         # outlive a chunk while a slow consumer holds the generator.
@@ -74,34 +86,35 @@ class RocksStore:
         table = self._cfs[cf]
         size = FIRST_CHUNK  # many scans stop after a few entries: start small, then grow
         while True:
-            chunk = self._read_chunk(table, start, end, reverse, size)
+            chunk = self._read_chunk(table, start, end, reverse, size, values)
             yield from chunk
             if len(chunk) < size:
                 return
             size = min(size * 4, SCAN_CHUNK)
             self._check_open()  # the consumer may have closed the store between chunks
+            last = chunk[-1][0] if values else chunk[-1]
             if reverse:
-                end = chunk[-1][0]
+                end = last
             else:
-                start = chunk[-1][0] + b"\x00"
+                start = last + b"\x00"
 
     @staticmethod
     def _read_chunk(
-        table: Rdict, start: bytes, end: bytes, reverse: bool, size: int
-    ) -> list[tuple[bytes, bytes]]:
+        table: Rdict, start: bytes, end: bytes, reverse: bool, size: int, values: bool
+    ) -> list[Any]:
         # The upper bound goes to RocksDB, so a forward entry costs one step of a native
         # iterator. (rocksdict 0.3 iterators yield nothing once a lower bound is set: the start
         # of a backward scan is checked here.)
         bounds = ReadOptions()
         bounds.set_iterate_upper_bound(end)
         # raw_mode: keys and values are bytes.
-        entries: Iterator[tuple[bytes, bytes]] = iter(
-            table.items(  # type: ignore[arg-type]
-                backwards=reverse, from_key=end if reverse else start, read_opt=bounds
-            )
+        read = table.items if values else table.keys
+        entries: Iterator[Any] = iter(
+            read(backwards=reverse, from_key=end if reverse else start, read_opt=bounds)
         )
         if reverse:
-            entries = itertools.takewhile(lambda entry: entry[0] >= start, entries)
+            key: Callable[[Any], bytes] = itemgetter(0) if values else lambda k: k
+            entries = itertools.takewhile(lambda entry: key(entry) >= start, entries)
         return list(itertools.islice(entries, size))
 
     def write(self, ops: Sequence[Op], *, sync: bool) -> None:
