@@ -180,14 +180,17 @@ def start_server(config: ServerConfig) -> RunningServer:
                 default_deadline_seconds=config.default_deadline_seconds,
             )
         )
-        server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="rpc"),
-            interceptors=[interceptor],
-            maximum_concurrent_rpcs=config.max_concurrent_rpcs,
-            options=[
-                ("grpc.max_receive_message_length", config.max_message_bytes),
-                ("grpc.max_send_message_length", config.max_message_bytes),
-            ],
+        server = interceptor.intercepting(
+            grpc.server(
+                futures.ThreadPoolExecutor(
+                    max_workers=config.max_workers, thread_name_prefix="rpc"
+                ),
+                maximum_concurrent_rpcs=config.max_concurrent_rpcs,
+                options=[
+                    ("grpc.max_receive_message_length", config.max_message_bytes),
+                    ("grpc.max_send_message_length", config.max_message_bytes),
+                ],
+            )
         )
         add_to_server(
             MemoryGraphServicer(

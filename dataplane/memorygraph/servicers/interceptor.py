@@ -9,6 +9,10 @@
 5. metrics: requests and latency by method and code, in-flight calls, open streams;
 6. errors → status codes: `RequestError` subclasses map to their code and message; anything
    else becomes INTERNAL "internal error (request id …)" with the traceback only in the log.
+
+Services register with `ServiceInterceptor.intercepting(server)`, which wraps each method's
+handler once, at registration: unlike a grpc `ServerInterceptor`, nothing runs per call to
+find or wrap the handler.
 """
 
 from __future__ import annotations
@@ -71,31 +75,58 @@ def _status(method: str, exc: Exception) -> tuple[grpc.StatusCode, str]:
     return grpc.StatusCode.INTERNAL, f"internal error (request id {request_id_var.get()})"
 
 
-def _rejecting(
-    handler: grpc.RpcMethodHandler[Any, Any], code: grpc.StatusCode, message: str
-) -> Any:
-    """A handler of the same shape as `handler` that fails with `code` before doing anything."""
+class _InterceptedServer(grpc.Server):
+    """`server`, except that every handler registered with it is wrapped first."""
 
-    def reject(request: Any, context: grpc.ServicerContext) -> Any:
-        context.abort(code, message)
+    def __init__(self, server: grpc.Server, interceptor: ServiceInterceptor) -> None:
+        self._server = server
+        self._interceptor = interceptor
 
-    factories = {
-        "unary_unary": grpc.unary_unary_rpc_method_handler,
-        "unary_stream": grpc.unary_stream_rpc_method_handler,
-        "stream_unary": grpc.stream_unary_rpc_method_handler,
-        "stream_stream": grpc.stream_stream_rpc_method_handler,
-    }
-    for kind, factory in factories.items():
-        if getattr(handler, kind) is not None:
-            return factory(
-                reject,
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-    return handler
+    def add_insecure_port(self, address: str) -> int:
+        return self._server.add_insecure_port(address)
+
+    def add_secure_port(self, address: str, server_credentials: grpc.ServerCredentials) -> int:
+        return self._server.add_secure_port(address, server_credentials)
+
+    def start(self) -> None:
+        self._server.start()
+
+    def stop(self, grace: float | None) -> threading.Event:
+        return self._server.stop(grace)
+
+    def wait_for_termination(self, timeout: float | None = None) -> bool:
+        return self._server.wait_for_termination(timeout)
+
+    def add_generic_rpc_handlers(self, generic_rpc_handlers: Any) -> None:
+        self._server.add_generic_rpc_handlers(
+            tuple(_WrappedGeneric(h, self._interceptor) for h in generic_rpc_handlers)
+        )
+
+    def add_registered_method_handlers(self, service_name: str, method_handlers: Any) -> None:
+        self._server.add_registered_method_handlers(
+            service_name,
+            {
+                name: self._interceptor.wrap(f"/{service_name}/{name}", handler)
+                for name, handler in method_handlers.items()
+            },
+        )
 
 
-class ServiceInterceptor(grpc.ServerInterceptor):
+class _WrappedGeneric(grpc.GenericRpcHandler):
+    def __init__(self, inner: grpc.GenericRpcHandler, interceptor: ServiceInterceptor) -> None:
+        self._inner = inner
+        self._interceptor = interceptor
+
+    def service(
+        self, handler_call_details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = self._inner.service(handler_call_details)
+        if handler is None:
+            return None
+        return self._interceptor.wrap(handler_call_details.method, handler)
+
+
+class ServiceInterceptor:
     def __init__(self, settings: InterceptorSettings | None = None) -> None:
         self.settings = settings or InterceptorSettings()
         self.calls: Counter[str] = Counter()
@@ -107,39 +138,36 @@ class ServiceInterceptor(grpc.ServerInterceptor):
     def request_counts(self) -> dict[str, int]:
         return dict(self.calls)
 
-    def _authenticated(self, full_method: str, metadata: Any) -> bool:
-        keyring = self.settings.keyring
-        if keyring is None:
+    def _open(self, full_method: str) -> bool:
+        """Whether calls of `full_method` need no credentials."""
+        if self.settings.keyring is None:
             return True
         if self.settings.open_health and full_method.startswith(HEALTH_PREFIX):
             return True
-        if self.settings.open_reflection and full_method.startswith(REFLECTION_PREFIXES):
-            return True
+        return self.settings.open_reflection and full_method.startswith(REFLECTION_PREFIXES)
+
+    def _authenticate(self, method: str, context: grpc.ServicerContext) -> None:
+        keyring = self.settings.keyring
+        assert keyring is not None
         now = time.monotonic()
         if now - self._keys_checked > KEY_REFRESH_SECONDS:
             self._keys_checked = now
             keyring.refresh()
-        return keyring.accepts(presented_key(metadata))
-
-    def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = continuation(details)
-        if handler is None:
-            return None
-        full_method: str = details.method
-        if not self._authenticated(full_method, details.invocation_metadata):
-            method = full_method.rsplit("/", 1)[-1]
+        if not keyring.accepts(presented_key(context.invocation_metadata())):
             metrics.observe_rejection(method, "UNAUTHENTICATED")
-            rejecting: grpc.RpcMethodHandler[Any, Any] = _rejecting(
-                handler,
+            context.abort(
                 grpc.StatusCode.UNAUTHENTICATED,
                 "missing or invalid API key: send 'authorization: Bearer <key>'",
             )
-            return rejecting
-        # Handlers are per method, so their wrappers are built once, not on every call.
+
+    def intercepting(self, server: grpc.Server) -> grpc.Server:
+        """`server`, wrapping the handlers of every service registered with it."""
+        return _InterceptedServer(server, self)
+
+    def wrap(
+        self, full_method: str, handler: grpc.RpcMethodHandler[Any, Any]
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        """`handler` with everything every RPC goes through; built once per method."""
         wrapped = self._wrapped.get(full_method)
         if wrapped is None:
             wrapped = self._wrapped.setdefault(full_method, self._wrap(full_method, handler))
@@ -150,27 +178,28 @@ class ServiceInterceptor(grpc.ServerInterceptor):
     ) -> grpc.RpcMethodHandler[Any, Any]:
         method = full_method.rsplit("/", 1)[-1]
         long_lived = method in LONG_LIVED
+        check = not self._open(full_method)
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
-                self._wrap_unary(method, handler.unary_unary),
+                self._wrap_unary(method, handler.unary_unary, check),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.stream_unary is not None:
             return grpc.stream_unary_rpc_method_handler(
-                self._wrap_unary(method, handler.stream_unary),
+                self._wrap_unary(method, handler.stream_unary, check),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
-                self._wrap_stream(method, handler.unary_stream, long_lived=long_lived),
+                self._wrap_stream(method, handler.unary_stream, check, long_lived=long_lived),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         assert handler.stream_stream is not None
         return grpc.stream_stream_rpc_method_handler(
-            self._wrap_stream(method, handler.stream_stream, long_lived=long_lived),
+            self._wrap_stream(method, handler.stream_stream, check, long_lived=long_lived),
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
@@ -191,8 +220,12 @@ class ServiceInterceptor(grpc.ServerInterceptor):
             remaining = self.settings.default_deadline_seconds
         return deadline.set_deadline(remaining, context.is_active)
 
-    def _wrap_unary(self, method: str, behaviour: Callable[[Any, Any], Any]) -> Callable[..., Any]:
+    def _wrap_unary(
+        self, method: str, behaviour: Callable[[Any, Any], Any], check: bool
+    ) -> Callable[..., Any]:
         def handle(request: Any, context: grpc.ServicerContext) -> Any:
+            if check:
+                self._authenticate(method, context)
             token = self._begin(method, context, long_lived=method in LONG_LIVED)
             started = time.perf_counter()
             code = grpc.StatusCode.OK
@@ -213,10 +246,13 @@ class ServiceInterceptor(grpc.ServerInterceptor):
         self,
         method: str,
         behaviour: Callable[[Any, Any], Iterator[Any]],
+        check: bool,
         *,
         long_lived: bool,
     ) -> Callable[..., Iterator[Any]]:
         def handle(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+            if check:
+                self._authenticate(method, context)
             if long_lived:
                 with self._lock:
                     admitted = self._streams < self.settings.max_streams
