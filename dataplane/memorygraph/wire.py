@@ -106,51 +106,63 @@ def template_message(node: Node) -> pb.Template:
     )
 
 
+def _time(value: int) -> dict[str, int]:
+    # Message fields given as dicts: cheaper than building Timestamp objects to copy in.
+    seconds, micros = divmod(value, 1_000_000)
+    return {"seconds": seconds, "nanos": micros * 1000}
+
+
+def _usage(attrs: dict[str, Any]) -> dict[str, int]:
+    return {
+        "prompt_tokens": attrs.get("prompt_tokens", 0),
+        "completion_tokens": attrs.get("completion_tokens", 0),
+        "total_tokens": attrs.get("total_tokens", 0),
+    }
+
+
+def _details(node: Node) -> dict[str, Any]:
+    """The kind-specific part of a `v1.Node`, as the keyword argument for its oneof."""
+    attrs = node.attrs
+    match node.kind:
+        case NodeKind.PROMPT:
+            return {"prompt": attrs}
+        case NodeKind.RESPONSE:
+            return {
+                "response": {
+                    "prompt_id": attrs.get("prompt_id", ""),
+                    "model": attrs.get("model", ""),
+                    "token_usage": _usage(attrs),
+                    "finish_reason": attrs.get("finish_reason", ""),
+                    "latency_ms": attrs.get("latency_ms", 0),
+                }
+            }
+        case NodeKind.TOOL_INVOCATION:
+            tool = {k: v for k, v in attrs.items() if k != "status"}
+            tool["status"] = TOOL_STATUS_VALUES.get(attrs.get("status", ""), 0)
+            return {"tool_invocation": tool}
+        case NodeKind.AGENT:
+            return {"agent": attrs}
+        case NodeKind.SESSION:
+            return {"session": session_message(node)}
+    return {"template": template_message(node)}
+
+
 def node_message(node: Node) -> pb.Node:
-    message = pb.Node(
+    return pb.Node(
         id=format_id(node.id),
         kind=NODE_KIND_VALUES[node.kind],
         session_id=format_id(node.session_id) if node.session_id is not None else "",
         content=node.content,
         metadata=node.metadata,
-        create_time=timestamp(node.create_time),
-        update_time=timestamp(node.update_time),
+        create_time=_time(node.create_time),
+        update_time=_time(node.update_time),
+        **_details(node),
     )
-    attrs = node.attrs
-    match node.kind:
-        case NodeKind.SESSION:
-            message.session.CopyFrom(session_message(node))
-        case NodeKind.TEMPLATE:
-            message.template.CopyFrom(template_message(node))
-        case NodeKind.PROMPT:
-            message.prompt.CopyFrom(pb.PromptDetails(**attrs))
-        case NodeKind.RESPONSE:
-            message.response.CopyFrom(
-                pb.ResponseDetails(
-                    prompt_id=attrs.get("prompt_id", ""),
-                    model=attrs.get("model", ""),
-                    token_usage=token_usage(attrs),
-                    finish_reason=attrs.get("finish_reason", ""),
-                    latency_ms=attrs.get("latency_ms", 0),
-                )
-            )
-        case NodeKind.TOOL_INVOCATION:
-            fields = {k: v for k, v in attrs.items() if k != "status"}
-            message.tool_invocation.CopyFrom(
-                pb.ToolInvocationDetails(
-                    **fields,
-                    status=TOOL_STATUS_VALUES.get(
-                        attrs.get("status", ""), pb.TOOL_STATUS_UNSPECIFIED
-                    ),
-                )
-            )
-        case NodeKind.AGENT:
-            message.agent.CopyFrom(pb.AgentDetails(**attrs))
-    return message
 
 
 def encode_node(node: Node) -> bytes:
-    return node_message(node).SerializeToString()
+    # Deterministic: metadata entries in key order, so one node has one record, byte for byte.
+    return node_message(node).SerializeToString(deterministic=True)
 
 
 def node_bytes(node: Node) -> bytes:

@@ -147,7 +147,7 @@ def _expected_layout(model: ReferenceGraph) -> dict[str, dict[bytes, bytes]]:
         kind = bytes([NODE_KIND_CODES[node.kind]])
         when = node.create_time.to_bytes(8)
         if node.session_id is not None and node.kind is not NodeKind.SESSION:
-            framed = pb.QueryBatch(nodes=[node_message(node)]).SerializeToString()
+            framed = pb.QueryBatch(nodes=[node_message(node)]).SerializeToString(deterministic=True)
             by_session[node.session_id + when + node.id + kind] = framed
         by_kind[kind + when + node.id] = node.session_id or b""
         if node.kind is NodeKind.TEMPLATE:

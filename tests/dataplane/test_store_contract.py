@@ -361,7 +361,7 @@ def _kind(kind: NodeKind) -> bytes:
 
 def _framed(node: Node) -> bytes:
     """A session index value: the node's record as one entry of a QueryBatch."""
-    return pb.QueryBatch(nodes=[node_message(node)]).SerializeToString()
+    return pb.QueryBatch(nodes=[node_message(node)]).SerializeToString(deterministic=True)
 
 
 def _ekind(kind: EdgeKind) -> bytes:
