@@ -114,6 +114,17 @@ def test_scan_keys_lists_what_scan_lists_without_the_values(kv: KeyValueStore) -
             assert list(kv.scan_keys(CF, start, end, reverse=reverse)) == expected
 
 
+def test_scan_chunks_lists_what_scan_lists_a_list_at_a_time(kv: KeyValueStore) -> None:
+    kv.write([(CF, i.to_bytes(2), b"v") for i in range(3000)], sync=False)
+    for start, end in (EVERYTHING, (b"\x00\x05", b"\x0a\x00")):
+        for reverse in (False, True):
+            chunks = list(kv.scan_chunks(CF, start, end, reverse=reverse, first=3))
+            assert len(chunks[0]) == 3 and all(chunks)
+            flat = [pair for chunk in chunks for pair in chunk]
+            assert flat == list(kv.scan(CF, start, end, reverse=reverse))
+    assert list(kv.scan_chunks(CF, b"\xff", b"\xff\xff")) == []
+
+
 def test_scan_includes_start_and_excludes_end(kv: KeyValueStore) -> None:
     kv.write([(CF, bytes([i]), b"v") for i in range(10)], sync=False)
     assert _keys(kv, CF, b"\x03", b"\x06") == [b"\x03", b"\x04", b"\x05"]

@@ -181,21 +181,26 @@ def _scan_session(
     """`_scan` of one session: its index entries hold the framed records, so a chunk of
     entries becomes a list of records in one pass."""
     assert query.session_id is not None
-    entries = store.scan_session_records(
+    chunks = store.scan_session_records(
         query.session_id,
         query.start_time,
         query.end_time,
         reverse=query.descending,
         after=after,
+        first=min(want, budget),
     )
     codes = {NODE_KIND_CODES[kind] for kind in query.kinds}
     found: list[bytes] = []
     last: Position | None = None
     scanned = 0
+    pending: list[tuple[bytes, bytes]] = []
     while len(found) < want and scanned < budget:
         deadline.check()
         # Each entry gives at most one record, so the chunk never overshoots `want`.
-        chunk = list(itertools.islice(entries, min(want - len(found), budget - scanned)))
+        size = min(want - len(found), budget - scanned)
+        while len(pending) < size and (more := next(chunks, None)) is not None:
+            pending += more
+        chunk, pending = pending[:size], pending[size:]
         if not chunk:
             return found, last, True
         scanned += len(chunk)

@@ -259,11 +259,13 @@ class GraphStore:
         *,
         reverse: bool = False,
         after: tuple[int, bytes] | None = None,
-    ) -> Iterator[tuple[bytes, bytes]]:
-        """A session's index entries as they are stored: (key, the node's record framed as one
-        `nodes` entry of a QueryBatch), create times in [start, end), past the (create time,
-        node id) `after` in scan order. `keys.session_index_entry` reads a key. Joined, the
-        values are a QueryBatch: a session query reads this one range and parses nothing."""
+        first: int = 8,
+    ) -> Iterator[list[tuple[bytes, bytes]]]:
+        """A session's index entries as they are stored, in lists (`first` entries, then
+        more): (key, the node's record framed as one `nodes` entry of a QueryBatch), create
+        times in [start, end), past the (create time, node id) `after` in scan order.
+        `keys.session_index_entry` reads a key. Joined, the values are a QueryBatch: a session
+        query reads this one range and parses nothing."""
         lower, upper = keys.session_index_range(session_id, start, end)
         if after is not None:
             position = keys.legacy_session_index_key(session_id, *after)
@@ -271,7 +273,7 @@ class GraphStore:
                 upper = min(upper, position)
             else:
                 lower = max(lower, position + b"\xff")  # past every kind byte after that id
-        return self.kv.scan(keys.CF_BY_SESSION, lower, upper, reverse=reverse)
+        return self.kv.scan_chunks(keys.CF_BY_SESSION, lower, upper, reverse=reverse, first=first)
 
     def scan_kind(
         self, kind: NodeKind, start: int = 0, end: int = keys.MAX_TIME, *, reverse: bool = False

@@ -30,6 +30,13 @@ class KeyValueStore(Protocol):
         """Pairs with start <= key < end, ascending (or descending with `reverse`)."""
         ...
 
+    def scan_chunks(
+        self, cf: str, start: bytes, end: bytes, *, reverse: bool = False, first: int = 8
+    ) -> Iterator[list[tuple[bytes, bytes]]]:
+        """`scan` a list at a time (`first` pairs, then more): for callers that take many
+        pairs at once and would spend more on one Python step per pair than on reading it."""
+        ...
+
     def scan_keys(
         self, cf: str, start: bytes, end: bytes, *, reverse: bool = False
     ) -> Iterator[bytes]:

@@ -7,6 +7,7 @@ so it lands whole or not at all.
 from __future__ import annotations
 
 import bisect
+import itertools
 import threading
 from collections.abc import Iterator, Sequence
 
@@ -50,6 +51,15 @@ class MemoryStore:
             value = table.get(key)
             if value is not None:
                 yield key, value
+
+    def scan_chunks(
+        self, cf: str, start: bytes, end: bytes, *, reverse: bool = False, first: int = 8
+    ) -> Iterator[list[tuple[bytes, bytes]]]:
+        entries = self.scan(cf, start, end, reverse=reverse)
+        size = first
+        while chunk := list(itertools.islice(entries, size)):
+            yield chunk
+            size = 1024
 
     def scan_keys(
         self, cf: str, start: bytes, end: bytes, *, reverse: bool = False

@@ -72,6 +72,14 @@ class RocksStore:
         entries: Iterator[tuple[bytes, bytes]] = self._scan(cf, start, end, reverse, values=True)
         return entries
 
+    def scan_chunks(
+        self, cf: str, start: bytes, end: bytes, *, reverse: bool = False, first: int = FIRST_CHUNK
+    ) -> Iterator[list[tuple[bytes, bytes]]]:
+        chunks: Iterator[list[tuple[bytes, bytes]]] = self._chunks(
+            cf, start, end, reverse, values=True, first=first
+        )
+        return chunks
+
     def scan_keys(
         self, cf: str, start: bytes, end: bytes, *, reverse: bool = False
     ) -> Iterator[bytes]:
@@ -79,15 +87,22 @@ class RocksStore:
         return found
 
     def _scan(self, cf: str, start: bytes, end: bytes, reverse: bool, *, values: bool) -> Any:
+        for chunk in self._chunks(cf, start, end, reverse, values=values, first=FIRST_CHUNK):
+            yield from chunk
+
+    def _chunks(
+        self, cf: str, start: bytes, end: bytes, reverse: bool, *, values: bool, first: int
+    ) -> Any:
         # Read in chunks, each with its own short-lived RocksDB iterator: an iterator pins the
         # memtables and files it started on (and keeps the database from closing), so none may
         # outlive a chunk while a slow consumer holds the generator.
         self._check_open()
         table = self._cfs[cf]
-        size = FIRST_CHUNK  # many scans stop after a few entries: start small, then grow
+        size = first  # many scans stop after a few entries: start small, then grow
         while True:
             chunk = self._read_chunk(table, start, end, reverse, size, values)
-            yield from chunk
+            if chunk:
+                yield chunk
             if len(chunk) < size:
                 return
             size = min(size * 4, SCAN_CHUNK)
