@@ -32,7 +32,6 @@ __all__ = [
     "template_message",
     "timestamp",
     "token_usage",
-    "unframe",
 ]
 
 NODE_KINDS: dict[int, NodeKind] = {pb.NodeKind.Value(f"NODE_KIND_{k.name}"): k for k in NodeKind}
@@ -274,11 +273,3 @@ def frame(number: int, message: bytes) -> bytes:
     enclosing message. A protobuf message is the concatenation of its fields, so framed
     node records joined together are a `QueryBatch` (or the nodes of a `QueryResponse`)."""
     return _varint(number << 3 | 2) + _varint(len(message)) + message  # 2: length-delimited
-
-
-def unframe(framed: bytes) -> bytes:
-    """The message inside `frame`'s output."""
-    position = 1
-    while framed[position] & 0x80:
-        position += 1
-    return framed[position + 1 :]
