@@ -28,7 +28,6 @@ from memorygraph.store import keys
 from memorygraph.store.codec import (
     decode_edge,
     decode_event,
-    decode_legacy_node,
     decode_node,
     encode_edge,
     encode_event,
@@ -38,7 +37,13 @@ from memorygraph.store.commit import CommitFailed, GroupCommitter
 from memorygraph.store.eventlog import derive_events
 from memorygraph.store.graph_changes import StoreChanges
 from memorygraph.store.kv import KeyValueStore, Op
-from memorygraph.wire import QUERY_BATCH_NODES, frame
+from memorygraph.store.layout import (
+    indexed_session,
+    node_index_ops,
+    session_event_op,
+    session_index_op,
+)
+from memorygraph.store.upgrade import upgrade
 
 __all__ = ["GraphStore", "IncompatibleSchema", "StoreChanges"]
 
@@ -52,36 +57,6 @@ COUNTERS = (
     "tokens/completion",
     "tokens/total",
 )
-
-
-def _indexed_session(event: Event) -> bytes | None:
-    """The session whose event index lists `event`: that of a session's own history, None for
-    global changes and the lifecycle markers of archival and restore."""
-    return None if event.type.is_lifecycle else event.session_id
-
-
-def _session_event_op(session_id: bytes, sequence: int, *, present: bool = True) -> Op:
-    return (
-        keys.CF_SESSION_EVENTS,
-        keys.session_event_key(session_id, sequence),
-        b"" if present else None,
-    )
-
-
-def _session_index_op(node: Node, record: bytes | None) -> Op | None:
-    """A session member's entry in the by-session index, carrying its record framed for a
-    QueryBatch (None deletes it). Queries of a session read records from here without
-    looking each node up."""
-    if node.session_id is None or node.kind is NodeKind.SESSION:
-        return None
-    key = keys.session_index_key(node.session_id, node.create_time, node.id, node.kind)
-    value = frame(QUERY_BATCH_NODES, record) if record is not None else None
-    return (keys.CF_BY_SESSION, key, value)
-
-
-def _any_node_record(node_id: bytes, raw: bytes) -> Node:
-    """A node record of any schema (upgrades meet both): JSON arrays before schema 3."""
-    return decode_legacy_node(node_id, raw) if raw[:1] == b"[" else decode_node(node_id, raw)
 
 
 class IncompatibleSchema(MemoryGraphError):
@@ -136,10 +111,8 @@ class GraphStore:
                     f"the data directory has schema version {self.schema_version}; this "
                     f"version of MemoryGraph reads up to {keys.SCHEMA_VERSION}"
                 )
-            if self.schema_version == 1:
-                self._migrate_to_2()
-            if self.schema_version == 2:
-                self._migrate_to_3()
+            if self.schema_version < keys.SCHEMA_VERSION:
+                self.schema_version = upgrade(kv, self.schema_version, self.last_sequence)
         log_id = kv.get(keys.CF_META, keys.LOG_ID_KEY)
         if log_id is None:
             log_id = uuid.uuid4().bytes
@@ -153,74 +126,6 @@ class GraphStore:
                 strict=True,
             )
         }
-
-    def _migrate_to_2(self) -> None:
-        """Schema 1 -> 2: build the session_events index from the retained log.
-
-        The index entries and the new version go in batches, the version last: a crash midway
-        leaves version 1 and the next start builds the index again (re-putting an entry is
-        harmless)."""
-        log.info("upgrading the data directory to schema version 2 (indexing session events)")
-        ops: list[Op] = []
-        indexed = 0
-        exists: dict[bytes, bool] = {}  # only sessions still in the graph get index entries
-        # Schema 1 trimmed without recording a floor, and had no archival holes: the oldest
-        # retained event is where retention stopped.
-        floor = self.last_sequence + 1
-        for key, raw in self.kv.scan(keys.CF_EVENTS, keys.event_key(0), keys.event_key(2**63)):
-            event = decode_event(int.from_bytes(key), raw, _any_node_record)
-            floor = min(floor, event.sequence)
-            session = _indexed_session(event)
-            if session is not None and session not in exists:
-                exists[session] = self.kv.get(keys.CF_NODES, session) is not None
-            if session is not None and exists[session]:
-                ops.append(_session_event_op(session, event.sequence))
-                indexed += 1
-            if len(ops) >= 10_000:
-                self.kv.write(ops, sync=False)
-                ops = []
-        ops.append((keys.CF_META, keys.EVENT_FLOOR_KEY, floor.to_bytes(8)))
-        ops.append((keys.CF_META, keys.SCHEMA_VERSION_KEY, b"2"))
-        self.kv.write(ops, sync=True)
-        self.schema_version = 2
-        log.info("schema version 2: indexed %d events", indexed)
-
-    def _migrate_to_3(self) -> None:
-        """Schema 2 -> 3: node records (and the node records inside events) from JSON to the
-        API's wire format; session index entries carry their node's record.
-
-        In batches, the version last: a crash midway leaves version 2 and the next start goes
-        over everything again, passing by what is already converted."""
-        log.info("upgrading the data directory to schema version 3 (wire-format node records)")
-        ops: list[Op] = []
-        nodes = events = 0
-
-        def flush() -> None:
-            nonlocal ops
-            if len(ops) >= 1000:
-                self.kv.write(ops, sync=False)
-                ops = []
-
-        for node_id, raw in self.kv.scan(keys.CF_NODES, b"", b"\xff" * (keys.ID_LEN + 1)):
-            node = _any_node_record(node_id, raw)
-            record = encode_node(node)
-            ops.append((keys.CF_NODES, node_id, record))
-            if node.session_id is not None and node.kind is not NodeKind.SESSION:
-                legacy = keys.legacy_session_index_key(node.session_id, node.create_time, node_id)
-                ops.append((keys.CF_BY_SESSION, legacy, None))
-            ops += self._index_ops(node, record)
-            nodes += 1
-            flush()
-        for key, raw in self.kv.scan(keys.CF_EVENTS, keys.event_key(0), keys.event_key(2**63)):
-            event = decode_event(int.from_bytes(key), raw, _any_node_record)
-            if event.node is not None:
-                ops.append((keys.CF_EVENTS, key, encode_event(event)))
-                events += 1
-                flush()
-        ops.append((keys.CF_META, keys.SCHEMA_VERSION_KEY, b"3"))
-        self.kv.write(ops, sync=True)
-        self.schema_version = 3
-        log.info("schema version 3: rewrote %d node records and %d events", nodes, events)
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -366,12 +271,12 @@ class GraphStore:
         for node in changes.created:
             records[id(node)] = node.record = record = encode_node(node)
             ops.append((keys.CF_NODES, node.id, record))
-            ops += self._index_ops(node, record)
+            ops += node_index_ops(node, record)
             count(_counter_deltas(node, +1))
         for before, after in changes.updated:
             records[id(after)] = after.record = record = encode_node(after)
             ops.append((keys.CF_NODES, after.id, record))
-            if (entry := _session_index_op(after, record)) is not None:
+            if (entry := session_index_op(after, record)) is not None:
                 ops.append(entry)
             count(_counter_deltas(before, -1))
             count(_counter_deltas(after, +1))
@@ -407,7 +312,7 @@ class GraphStore:
             count([("edges", -1)])
         for node in changes.deleted:
             ops.append((keys.CF_NODES, node.id, None))
-            ops += self._index_ops(node, None)
+            ops += node_index_ops(node, None)
             count(_counter_deltas(node, -1))
         for name, delta in deltas.items():
             if delta:
@@ -418,7 +323,7 @@ class GraphStore:
         gone = {n.id for n in changes.deleted if n.kind is NodeKind.SESSION}
         for session_id in gone:
             for seq in self.session_event_sequences(session_id):
-                ops.append(_session_event_op(session_id, seq, present=False))
+                ops.append(session_event_op(session_id, seq, present=False))
                 if changes.erase_history:
                     ops.append((keys.CF_EVENTS, keys.event_key(seq), None))
             ops.append((keys.CF_META, keys.restored_key(session_id), None))
@@ -436,12 +341,12 @@ class GraphStore:
             if event.type is EventType.SESSION_RESTORED and event.session_id is not None:
                 restored = changes.time.to_bytes(8)
                 ops.append((keys.CF_META, keys.restored_key(event.session_id), restored))
-            elif (session := _indexed_session(event)) is not None and session not in gone:
-                ops.append(_session_event_op(session, sequence))
+            elif (session := indexed_session(event)) is not None and session not in gone:
+                ops.append(session_event_op(session, sequence))
         for event in changes.restored_events:
             ops.append((keys.CF_EVENTS, keys.event_key(event.sequence), encode_event(event)))
-            if (session := _indexed_session(event)) is not None:
-                ops.append(_session_event_op(session, event.sequence))
+            if (session := indexed_session(event)) is not None:
+                ops.append(session_event_op(session, event.sequence))
         if sequence != self.last_sequence:
             ops.append((keys.CF_META, keys.LAST_EVENT_KEY, sequence.to_bytes(8)))
         self.kv.write(ops, sync=sync)
@@ -544,20 +449,6 @@ class GraphStore:
             for seq, raw in zip(sequences, raws, strict=True)
             if raw is not None
         ]
-
-    @staticmethod
-    def _index_ops(node: Node, record: bytes | None) -> list[Op]:
-        """The index entries of `node` with its `record`, or their deletion (None)."""
-        present = record is not None
-        ops: list[Op] = []
-        if (entry := _session_index_op(node, record)) is not None:
-            ops.append(entry)
-        key = keys.kind_index_key(node.kind, node.create_time, node.id)
-        ops.append((keys.CF_BY_KIND, key, (node.session_id or b"") if present else None))
-        if node.kind is NodeKind.TEMPLATE:
-            name_key = keys.template_name_key(node.attrs["name"])
-            ops.append((keys.CF_NAMES, name_key, node.id if present else None))
-        return ops
 
     def close(self) -> None:
         if self._committer is not None:
