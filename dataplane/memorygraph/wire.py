@@ -31,7 +31,6 @@ __all__ = [
     "session_message",
     "template_message",
     "timestamp",
-    "token_usage",
 ]
 
 NODE_KINDS: dict[int, NodeKind] = {pb.NodeKind.Value(f"NODE_KIND_{k.name}"): k for k in NodeKind}
@@ -65,12 +64,18 @@ def _micros(ts: Timestamp) -> int:
 # -- domain -> protobuf --------------------------------------------------------------------
 
 
-def token_usage(attrs: dict[str, Any]) -> pb.TokenUsage:
-    return pb.TokenUsage(
-        prompt_tokens=attrs.get("prompt_tokens", 0),
-        completion_tokens=attrs.get("completion_tokens", 0),
-        total_tokens=attrs.get("total_tokens", 0),
-    )
+def _time(value: int) -> dict[str, int]:
+    # Message fields given as dicts: cheaper than building Timestamp objects to copy in.
+    seconds, micros = divmod(value, 1_000_000)
+    return {"seconds": seconds, "nanos": micros * 1000}
+
+
+def _usage(attrs: dict[str, Any]) -> dict[str, int]:
+    return {
+        "prompt_tokens": attrs.get("prompt_tokens", 0),
+        "completion_tokens": attrs.get("completion_tokens", 0),
+        "total_tokens": attrs.get("total_tokens", 0),
+    }
 
 
 def session_message(node: Node) -> pb.Session:
@@ -85,7 +90,7 @@ def session_message(node: Node) -> pb.Session:
         metadata=node.metadata,
         create_time=timestamp(node.create_time),
         update_time=timestamp(node.update_time),
-        token_usage=token_usage(attrs),
+        token_usage=_usage(attrs),
     )
     if attrs.get("close_time"):
         message.close_time.CopyFrom(timestamp(attrs["close_time"]))
@@ -103,20 +108,6 @@ def template_message(node: Node) -> pb.Template:
         create_time=timestamp(node.create_time),
         update_time=timestamp(node.update_time),
     )
-
-
-def _time(value: int) -> dict[str, int]:
-    # Message fields given as dicts: cheaper than building Timestamp objects to copy in.
-    seconds, micros = divmod(value, 1_000_000)
-    return {"seconds": seconds, "nanos": micros * 1000}
-
-
-def _usage(attrs: dict[str, Any]) -> dict[str, int]:
-    return {
-        "prompt_tokens": attrs.get("prompt_tokens", 0),
-        "completion_tokens": attrs.get("completion_tokens", 0),
-        "total_tokens": attrs.get("total_tokens", 0),
-    }
 
 
 def _details(node: Node) -> dict[str, Any]:

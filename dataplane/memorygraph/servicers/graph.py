@@ -45,7 +45,7 @@ _HANDLER_FACTORIES = {
 
 
 def _serialize(message: Message | bytes) -> bytes:
-    return message if type(message) is bytes else message.SerializeToString()  # type: ignore[union-attr]
+    return message if isinstance(message, bytes) else message.SerializeToString()
 
 
 def add_to_server(servicer: MemoryGraphServicer, server: grpc.Server) -> None:
