@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable
 
 from memorygraph.graph.model import Edge, EdgeKind, Event, EventType, Node, NodeKind
-from memorygraph.wire import decode_node, encode_node
+from memorygraph.wire import decode_node, encode_node, node_bytes
 
 __all__ = [
     "decode_edge",
@@ -52,10 +52,10 @@ def decode_edge(source: bytes, kind: EdgeKind, target: bytes, raw: bytes) -> Edg
     return Edge(source, target, kind, metadata, create_time)
 
 
-def encode_event(event: Event, record: bytes | None = None) -> bytes:
-    """Header line, then the node record or the edge, so events reuse the record codecs.
-
-    `record` is the node or edge already encoded for its own record, when the caller has it."""
+def encode_event(event: Event, edge_record: bytes | None = None) -> bytes:
+    """Header line, then the node record or the edge, so events reuse the record codecs: a
+    node's record as the store wrote it when it has one, `edge_record` the edge already
+    encoded for its own record, when the caller has it."""
     node, edge = event.node, event.edge
     # Hand-assembled JSON: every field is an enum value, an int, hex or null (hot path).
     session = f'"{event.session_id.hex()}"' if event.session_id is not None else "null"
@@ -67,9 +67,9 @@ def encode_event(event: Event, record: bytes | None = None) -> bytes:
     )
     header = f'["{event.type.value}",{event.time},{session},{node_id},{edge_key}]'.encode()
     if node is not None:
-        body = record if record is not None else encode_node(node)
+        body = node_bytes(node)
     elif edge is not None:
-        body = record if record is not None else encode_edge(edge)
+        body = edge_record if edge_record is not None else encode_edge(edge)
     else:
         body = b""
     return header + b"\n" + body

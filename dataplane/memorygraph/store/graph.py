@@ -173,7 +173,7 @@ class GraphStore:
         query reads this one range and parses nothing."""
         lower, upper = keys.session_index_range(session_id, start, end)
         if after is not None:
-            position = keys.legacy_session_index_key(session_id, *after)
+            position = keys.session_index_prefix(session_id, *after)
             if reverse:
                 upper = min(upper, position)
             else:
@@ -261,7 +261,7 @@ class GraphStore:
 
     def _write(self, changes: StoreChanges, *, sync: bool) -> None:
         ops: list[Op] = []
-        records: dict[int, bytes] = {}  # node or edge object -> its record, reused by events
+        edge_records: dict[int, bytes] = {}  # edge object -> its record, reused by its event
         deltas: dict[str, int] = {}
 
         def count(items: Iterable[tuple[str, int]]) -> None:
@@ -269,19 +269,19 @@ class GraphStore:
                 deltas[name] = deltas.get(name, 0) + delta
 
         for node in changes.created:
-            records[id(node)] = node.record = record = encode_node(node)
+            node.record = record = encode_node(node)
             ops.append((keys.CF_NODES, node.id, record))
             ops += node_index_ops(node, record)
             count(_counter_deltas(node, +1))
         for before, after in changes.updated:
-            records[id(after)] = after.record = record = encode_node(after)
+            after.record = record = encode_node(after)
             ops.append((keys.CF_NODES, after.id, record))
             if (entry := session_index_op(after, record)) is not None:
                 ops.append(entry)
             count(_counter_deltas(before, -1))
             count(_counter_deltas(after, +1))
         for edge in changes.edges_created:
-            records[id(edge)] = record = encode_edge(edge)
+            edge_records[id(edge)] = record = encode_edge(edge)
             ops.append(
                 (
                     keys.CF_EDGES_OUT,
@@ -336,7 +336,7 @@ class GraphStore:
         for event in events:
             sequence += 1
             event.sequence = sequence
-            known = records.get(id(event.node if event.node is not None else event.edge))
+            known = edge_records.get(id(event.edge)) if event.edge is not None else None
             ops.append((keys.CF_EVENTS, keys.event_key(sequence), encode_event(event, known)))
             if event.type is EventType.SESSION_RESTORED and event.session_id is not None:
                 restored = changes.time.to_bytes(8)

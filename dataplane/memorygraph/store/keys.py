@@ -82,8 +82,9 @@ def session_index_key(session_id: bytes, create_time: int, node_id: bytes, kind:
     return session_id + time_bytes(create_time) + node_id + bytes([NODE_KIND_CODES[kind]])
 
 
-def legacy_session_index_key(session_id: bytes, create_time: int, node_id: bytes) -> bytes:
-    """The session index key of schema 2 and older (the kind was the value)."""
+def session_index_prefix(session_id: bytes, create_time: int, node_id: bytes) -> bytes:
+    """A node's session index key without its kind: where its entry sorts (and the whole key
+    in schema 2 and older, which kept the kind in the value)."""
     return session_id + time_bytes(create_time) + node_id
 
 

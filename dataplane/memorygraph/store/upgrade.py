@@ -94,7 +94,7 @@ def _to_3(kv: KeyValueStore) -> None:
         record = encode_node(node)
         ops.append((keys.CF_NODES, node_id, record))
         if node.session_id is not None and node.kind is not NodeKind.SESSION:
-            legacy = keys.legacy_session_index_key(node.session_id, node.create_time, node_id)
+            legacy = keys.session_index_prefix(node.session_id, node.create_time, node_id)
             ops.append((keys.CF_BY_SESSION, legacy, None))
         ops += node_index_ops(node, record)
         nodes += 1
