@@ -223,10 +223,12 @@ class ServiceInterceptor:
     def _wrap_unary(
         self, method: str, behaviour: Callable[[Any, Any], Any], check: bool
     ) -> Callable[..., Any]:
+        long_lived = method in LONG_LIVED  # Ingest: a stream of requests, no default deadline
+
         def handle(request: Any, context: grpc.ServicerContext) -> Any:
             if check:
                 self._authenticate(method, context)
-            token = self._begin(method, context, long_lived=method in LONG_LIVED)
+            token = self._begin(method, context, long_lived=long_lived)
             started = time.perf_counter()
             code = grpc.StatusCode.OK
             metrics.IN_FLIGHT.inc()
