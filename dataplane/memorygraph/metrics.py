@@ -3,23 +3,35 @@
 
 from __future__ import annotations
 
+import math
 import threading
+from bisect import bisect_left
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
-
-__all__ = ["MetricsServer", "observe_group_commit", "observe_rejection", "observe_rpc"]
-
-RPC_REQUESTS = Counter(
-    "memorygraph_rpc_requests", "RPCs handled, by method and status code", ["method", "code"]
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
 )
-RPC_LATENCY = Histogram(
-    "memorygraph_rpc_duration_seconds",
-    "RPC handling time, by method",
-    ["method"],
-    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.registry import Collector
+
+__all__ = [
+    "RPC",
+    "MetricsServer",
+    "RpcStats",
+    "ThreadCounts",
+    "observe_group_commit",
+    "observe_rejection",
+]
+
+T = TypeVar("T")
+
 COMMIT_GROUP_SIZE = Histogram(
     "memorygraph_commit_group_size",
     "Writes made durable by one write-ahead-log sync (durable mode)",
@@ -30,7 +42,6 @@ COMMIT_SYNC_LATENCY = Histogram(
     "Time one write-ahead-log sync took (durable mode)",
     buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),
 )
-IN_FLIGHT = Gauge("memorygraph_rpc_in_flight", "RPCs being handled now")
 OPEN_STREAMS = Gauge("memorygraph_open_streams", "Long-lived streams (events, ingest) open now")
 RPC_REJECTED = Counter(
     "memorygraph_rpc_rejected",
@@ -68,23 +79,141 @@ RESTORED_SESSIONS = Counter(
 STORE_BYTES = Gauge("memorygraph_store_size_bytes", "Approximate bytes the store occupies")
 
 
-_children: dict[tuple[str, str], tuple[Any, Any]] = {}
+class _PerThread(Generic[T]):
+    """One cell per thread, made on first use and kept for the life of the process.
+
+    Counting on every RPC through prometheus_client takes a lock per update, and under many
+    concurrent calls those locks cost more than the counting. Here each thread writes only its
+    own cell (under the GIL one store is atomic, so no lock), and a reader sums all cells,
+    copying each one's contents in a single step. A thread that ends leaves its cell behind, so
+    totals never go down.
+    """
+
+    def __init__(self, make: Callable[[], T]) -> None:
+        self._make = make
+        self._local = threading.local()
+        self._cells: list[T] = []
+        self._lock = threading.Lock()  # taken once per thread, to register its cell
+
+    def mine(self) -> T:
+        try:
+            cell: T = self._local.cell
+        except AttributeError:
+            cell = self._local.cell = self._make()
+            with self._lock:
+                self._cells.append(cell)
+        return cell
+
+    def cells(self) -> list[T]:
+        with self._lock:
+            return list(self._cells)
 
 
-def observe_rpc(method: str, code: str, seconds: float) -> None:
-    # Label lookups take a lock and build tuples; cache the children per (method, code).
-    children = _children.get((method, code))
-    if children is None:
-        children = _children.setdefault(
-            (method, code), (RPC_REQUESTS.labels(method, code), RPC_LATENCY.labels(method))
+class ThreadCounts:
+    """Counts by key, added to from many threads without a lock (see `_PerThread`)."""
+
+    def __init__(self) -> None:
+        self._cells: _PerThread[dict[str, int]] = _PerThread(dict)
+
+    def add(self, key: str) -> None:
+        cell = self._cells.mine()
+        cell[key] = cell.get(key, 0) + 1
+
+    def totals(self) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for cell in self._cells.cells():
+            for key, count in list(cell.items()):
+                totals[key] = totals.get(key, 0) + count
+        return totals
+
+
+class _RpcCell:
+    __slots__ = ("finished", "series", "started")
+
+    def __init__(self) -> None:
+        self.started = 0
+        self.finished = 0
+        # (method, code) -> [requests, latency sum, one count per bucket, then the overflow]
+        self.series: dict[tuple[str, str], list[float]] = {}
+
+
+class RpcStats(Collector):
+    """Requests by method and code, handling time by method and calls in flight, kept per
+    thread (see `_PerThread`) and exported as the `memorygraph_rpc_*` metrics on scrape."""
+
+    def __init__(self, buckets: tuple[float, ...]) -> None:
+        self.buckets = buckets
+        self._cells: _PerThread[_RpcCell] = _PerThread(_RpcCell)
+
+    def begin(self) -> None:
+        self._cells.mine().started += 1
+
+    def end(self, method: str, code: str, seconds: float) -> None:
+        """A call that `begin` counted has ended, after `seconds`, with status `code`."""
+        cell = self._cells.mine()
+        cell.finished += 1
+        series = self._series(cell, method, code)
+        series[0] += 1
+        series[1] += seconds
+        series[2 + bisect_left(self.buckets, seconds)] += 1
+
+    def reject(self, method: str, code: str) -> None:
+        """A call refused before any work: counted as a request, not timed."""
+        self._series(self._cells.mine(), method, code)[0] += 1
+
+    def _series(self, cell: _RpcCell, method: str, code: str) -> list[float]:
+        series = cell.series.get((method, code))
+        if series is None:
+            series = cell.series[(method, code)] = [0, 0.0] + [0] * (len(self.buckets) + 1)
+        return series
+
+    def collect(self) -> Iterator[Any]:
+        in_flight = 0
+        by_code: dict[tuple[str, str], list[float]] = {}
+        for cell in self._cells.cells():
+            in_flight += cell.started - cell.finished
+            for key, series in list(cell.series.items()):
+                total = by_code.setdefault(key, [0.0] * len(series))
+                for i, value in enumerate(list(series)):
+                    total[i] += value
+        requests = CounterMetricFamily(
+            "memorygraph_rpc_requests",
+            "RPCs handled, by method and status code",
+            labels=["method", "code"],
         )
-    children[0].inc()
-    children[1].observe(seconds)
+        by_method: dict[str, list[float]] = {}
+        for (method, code), series in sorted(by_code.items()):
+            requests.add_metric([method, code], series[0])
+            total = by_method.setdefault(method, [0.0] * len(series))
+            for i, value in enumerate(series):
+                total[i] += value
+        latency = HistogramMetricFamily(
+            "memorygraph_rpc_duration_seconds", "RPC handling time, by method", labels=["method"]
+        )
+        for method, series in by_method.items():
+            if not any(series[2:]):
+                continue  # refused calls only: nothing was timed
+            cumulative, buckets = 0.0, []
+            for bound, count in zip((*self.buckets, math.inf), series[2:], strict=True):
+                cumulative += count
+                buckets.append(("+Inf" if bound == math.inf else repr(float(bound)), cumulative))
+            latency.add_metric([method], buckets, sum_value=series[1])
+        yield requests
+        yield latency
+        yield GaugeMetricFamily(
+            "memorygraph_rpc_in_flight", "RPCs being handled now", value=max(0, in_flight)
+        )
+
+
+RPC = RpcStats(
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+)
+REGISTRY.register(RPC)
 
 
 def observe_rejection(method: str, code: str) -> None:
     RPC_REJECTED.labels(method, code).inc()
-    RPC_REQUESTS.labels(method, code).inc()
+    RPC.reject(method, code)
 
 
 def observe_group_commit(writes: int, seconds: float) -> None:

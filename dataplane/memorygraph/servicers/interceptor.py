@@ -17,11 +17,11 @@ find or wrap the handler.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import secrets
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -59,11 +59,17 @@ class InterceptorSettings:
     default_deadline_seconds: float | None = 30.0
 
 
+# Request ids the server makes: a random prefix per process and a counter, unique without a
+# system call per request (they name a call in logs; they are not secrets).
+_ID_PREFIX = secrets.token_hex(4)
+_id_counter = itertools.count(1)
+
+
 def _request_id(context: grpc.ServicerContext) -> str:
     for key, value in context.invocation_metadata() or ():
         if key == REQUEST_ID_KEY and isinstance(value, str) and 0 < len(value) <= 128:
             return value
-    return secrets.token_hex(8)
+    return f"{_ID_PREFIX}{next(_id_counter):08x}"
 
 
 def _status(method: str, exc: Exception) -> tuple[grpc.StatusCode, str]:
@@ -129,14 +135,14 @@ class _WrappedGeneric(grpc.GenericRpcHandler):
 class ServiceInterceptor:
     def __init__(self, settings: InterceptorSettings | None = None) -> None:
         self.settings = settings or InterceptorSettings()
-        self.calls: Counter[str] = Counter()
+        self.calls = metrics.ThreadCounts()  # calls begun, by method
         self._streams = 0
         self._lock = threading.Lock()
         self._keys_checked = time.monotonic()
         self._wrapped: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
 
     def request_counts(self) -> dict[str, int]:
-        return dict(self.calls)
+        return self.calls.totals()
 
     def _open(self, full_method: str) -> bool:
         """Whether calls of `full_method` need no credentials."""
@@ -212,7 +218,7 @@ class ServiceInterceptor:
         # Trailing metadata rides on the status the call ends with anyway; initial metadata
         # would cost a separate write per call.
         context.set_trailing_metadata(((REQUEST_ID_KEY, rid),))
-        self.calls[method] += 1
+        self.calls.add(method)
         remaining: float | None = context.time_remaining()
         if remaining is not None and remaining > NO_DEADLINE:
             remaining = None  # gRPC reports "no deadline" as an infinitely distant one
@@ -231,15 +237,14 @@ class ServiceInterceptor:
             token = self._begin(method, context, long_lived=long_lived)
             started = time.perf_counter()
             code = grpc.StatusCode.OK
-            metrics.IN_FLIGHT.inc()
+            metrics.RPC.begin()
             try:
                 return behaviour(request, context)
             except Exception as exc:
                 code, message = _status(method, exc)
                 context.abort(code, message)
             finally:
-                metrics.IN_FLIGHT.dec()
-                metrics.observe_rpc(method, code.name, time.perf_counter() - started)
+                metrics.RPC.end(method, code.name, time.perf_counter() - started)
                 deadline.reset(token)
 
         return handle
@@ -269,19 +274,18 @@ class ServiceInterceptor:
             token = self._begin(method, context, long_lived=long_lived)
             started = time.perf_counter()
             code = grpc.StatusCode.OK
-            metrics.IN_FLIGHT.inc()
+            metrics.RPC.begin()
             try:
                 yield from behaviour(request, context)
             except Exception as exc:
                 code, message = _status(method, exc)
                 context.abort(code, message)
             finally:
-                metrics.IN_FLIGHT.dec()
                 if long_lived:
                     metrics.OPEN_STREAMS.dec()
                     with self._lock:
                         self._streams -= 1
-                metrics.observe_rpc(method, code.name, time.perf_counter() - started)
+                metrics.RPC.end(method, code.name, time.perf_counter() - started)
                 deadline.reset(token)
 
         return handle
