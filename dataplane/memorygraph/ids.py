@@ -21,15 +21,31 @@ __all__ = ["format_id", "new_id", "parse_id"]
 _lock = threading.Lock()
 _last_ms = 0
 _counter = 0
+# Random bits are drawn from the OS a few KiB at a time rather than with a system call per id.
+_RANDOM_CHUNK = 4096
+_random = b""
+_random_at = 0
+
+
+def _forget_random() -> None:
+    global _random, _random_at
+    _random, _random_at = b"", 0
+
+
+os.register_at_fork(after_in_child=_forget_random)  # a child must not reuse the parent's bits
 
 
 def new_id() -> bytes:
     """A new UUIDv7 as 16 bytes, greater than every id this process made before."""
-    global _last_ms, _counter
+    global _last_ms, _counter, _random, _random_at
     with _lock:
+        if _random_at + 10 > len(_random):
+            _random, _random_at = os.urandom(_RANDOM_CHUNK), 0
+        bits = int.from_bytes(_random[_random_at : _random_at + 10])
+        _random_at += 10
         ms = time.time_ns() // 1_000_000
         if ms > _last_ms:
-            _last_ms, _counter = ms, int.from_bytes(os.urandom(2)) & 0x3FF
+            _last_ms, _counter = ms, bits & 0x3FF
         else:
             # Same millisecond (or the clock stepped back): keep counting from the last id.
             _counter += 1
@@ -37,7 +53,7 @@ def new_id() -> bytes:
                 _last_ms, _counter = _last_ms + 1, 0
             ms = _last_ms
         counter = _counter
-    rand = int.from_bytes(os.urandom(8)) & ((1 << 62) - 1)
+    rand = (bits >> 16) & ((1 << 62) - 1)
     value = (ms << 80) | (0x7 << 76) | (counter << 64) | (0b10 << 62) | rand
     return value.to_bytes(16)
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
+from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 
 from memorygraph.errors import InvalidArgument
@@ -25,28 +27,39 @@ _NODE_ITEMS: dict[str, Callable[[Any], NewNode]] = {
 }
 
 
+@functools.cache
+def _id_fields(descriptor: Descriptor) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The string fields of a message type named `*_id`, and its single message fields."""
+    ids = tuple(
+        f.name for f in descriptor.fields if f.type == f.TYPE_STRING and f.name.endswith("_id")
+    )
+    nested = tuple(
+        f.name for f in descriptor.fields if f.message_type is not None and not f.is_repeated
+    )
+    return ids, nested
+
+
 def _resolve(message: Message, ids: list[str], index: int) -> None:
     """Replace every `$N` in an id field (any depth) with the id made by item N."""
-    for field, value in message.ListFields():
-        if field.message_type is not None and not field.is_repeated:
-            _resolve(value, ids, index)
-        elif (
-            field.type == field.TYPE_STRING
-            and field.name.endswith("_id")
-            and (isinstance(value, str) and value.startswith("$"))
-        ):
-            try:
-                target = int(value[1:])
-            except ValueError:
-                raise InvalidArgument(
-                    f"items[{index}].{field.name}: {value!r} is not a reference like $0"
-                ) from None
-            if not 0 <= target < index or not ids[target]:
-                raise InvalidArgument(
-                    f"items[{index}].{field.name}: {value} does not name an earlier item "
-                    "that creates a node"
-                )
-            setattr(message, field.name, ids[target])
+    id_fields, nested = _id_fields(message.DESCRIPTOR)
+    for name in id_fields:
+        value = getattr(message, name)
+        if value[:1] != "$":
+            continue
+        try:
+            target = int(value[1:])
+        except ValueError:
+            raise InvalidArgument(
+                f"items[{index}].{name}: {value!r} is not a reference like $0"
+            ) from None
+        if not 0 <= target < index or not ids[target]:
+            raise InvalidArgument(
+                f"items[{index}].{name}: {value} does not name an earlier item that creates a node"
+            )
+        setattr(message, name, ids[target])
+    for name in nested:
+        if message.HasField(name):
+            _resolve(getattr(message, name), ids, index)
 
 
 def ingest_items(batch: pb.IngestBatch) -> tuple[list[IngestItem], list[str]]:
@@ -59,7 +72,7 @@ def ingest_items(batch: pb.IngestBatch) -> tuple[list[IngestItem], list[str]]:
         which = original.WhichOneof("item")
         if which is None:
             raise InvalidArgument(f"items[{index}] is empty")
-        request = getattr(original, which).__deepcopy__()
+        request = getattr(original, which)  # resolved in place: the batch is ours
         _resolve(request, ids, index)
         try:
             item: IngestItem
