@@ -184,11 +184,11 @@ class GraphService:
 
     def _require_kind(self, tx: Transaction | None, node_id: bytes, kind: NodeKind) -> Node:
         node = tx.get_node(node_id) if tx else self.store.get_node(node_id)
-        label = kind.value.replace("_", " ")
+        if node is not None and node.kind is kind:
+            return node
+        label = kind.replace("_", " ")
         node = self._require(node, node_id, label)
-        if node.kind is not kind:
-            raise NotFound(f"{label} {format_id(node_id)} not found (that id is a {node.kind})")
-        return node
+        raise NotFound(f"{label} {format_id(node_id)} not found (that id is a {node.kind})")
 
     def _writable_session(self, tx: Transaction, session_id: bytes) -> Node:
         session = self._require_kind(tx, session_id, NodeKind.SESSION)

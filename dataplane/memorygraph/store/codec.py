@@ -57,15 +57,16 @@ def encode_event(event: Event, edge_record: bytes | None = None) -> bytes:
     node's record as the store wrote it when it has one, `edge_record` the edge already
     encoded for its own record, when the caller has it."""
     node, edge = event.node, event.edge
-    # Hand-assembled JSON: every field is an enum value, an int, hex or null (hot path).
+    # Hand-assembled JSON: every field is an enum value, an int, hex or null (hot path). The
+    # kinds are StrEnums: formatted, they are their values.
     session = f'"{event.session_id.hex()}"' if event.session_id is not None else "null"
     node_id = f'"{node.id.hex()}"' if node is not None else "null"
     edge_key = (
-        f'["{edge.source_id.hex()}","{edge.kind.value}","{edge.target_id.hex()}"]'
+        f'["{edge.source_id.hex()}","{edge.kind}","{edge.target_id.hex()}"]'
         if edge is not None
         else "null"
     )
-    header = f'["{event.type.value}",{event.time},{session},{node_id},{edge_key}]'.encode()
+    header = f'["{event.type}",{event.time},{session},{node_id},{edge_key}]'.encode()
     if node is not None:
         body = node_bytes(node)
     elif edge is not None:

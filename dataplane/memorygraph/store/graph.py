@@ -63,14 +63,26 @@ class IncompatibleSchema(MemoryGraphError):
     """The data directory was written by a newer, incompatible version."""
 
 
-def _counter_deltas(node: Node, sign: int) -> Iterator[tuple[str, int]]:
-    yield f"nodes/{node.kind.value}", sign
+_NODE_COUNTERS = {kind: f"nodes/{kind}" for kind in NodeKind}
+
+
+def _count(deltas: dict[str, int], node: Node, sign: int) -> None:
+    """Add what `node` counts for (sign +1) or no longer counts for (-1) to `deltas`."""
+    name = _NODE_COUNTERS[node.kind]
+    deltas[name] = deltas.get(name, 0) + sign
     if node.kind is NodeKind.SESSION and node.attrs.get("state") == SessionState.ACTIVE:
-        yield "sessions_active", sign
-    if node.kind is NodeKind.RESPONSE:
-        yield "tokens/prompt", sign * int(node.attrs.get("prompt_tokens", 0))
-        yield "tokens/completion", sign * int(node.attrs.get("completion_tokens", 0))
-        yield "tokens/total", sign * int(node.attrs.get("total_tokens", 0))
+        deltas["sessions_active"] = deltas.get("sessions_active", 0) + sign
+    elif node.kind is NodeKind.RESPONSE:
+        attrs = node.attrs
+        for name, attr in _TOKEN_COUNTERS:
+            deltas[name] = deltas.get(name, 0) + sign * int(attrs.get(attr, 0))
+
+
+_TOKEN_COUNTERS = (
+    ("tokens/prompt", "prompt_tokens"),
+    ("tokens/completion", "completion_tokens"),
+    ("tokens/total", "total_tokens"),
+)
 
 
 class GraphStore:
@@ -264,22 +276,18 @@ class GraphStore:
         edge_records: dict[int, bytes] = {}  # edge object -> its record, reused by its event
         deltas: dict[str, int] = {}
 
-        def count(items: Iterable[tuple[str, int]]) -> None:
-            for name, delta in items:
-                deltas[name] = deltas.get(name, 0) + delta
-
         for node in changes.created:
             node.record = record = encode_node(node)
             ops.append((keys.CF_NODES, node.id, record))
             ops += node_index_ops(node, record)
-            count(_counter_deltas(node, +1))
+            _count(deltas, node, +1)
         for before, after in changes.updated:
             after.record = record = encode_node(after)
             ops.append((keys.CF_NODES, after.id, record))
             if (entry := session_index_op(after, record)) is not None:
                 ops.append(entry)
-            count(_counter_deltas(before, -1))
-            count(_counter_deltas(after, +1))
+            _count(deltas, before, -1)
+            _count(deltas, after, +1)
         for edge in changes.edges_created:
             edge_records[id(edge)] = record = encode_edge(edge)
             ops.append(
@@ -292,9 +300,9 @@ class GraphStore:
             ops.append(
                 (keys.CF_EDGES_IN, keys.edge_in_key(edge.target_id, edge.kind, edge.source_id), b"")
             )
-            count([("edges", 1)])
         # Cascades may reach one edge from both of its ends: delete (and count) it once.
-        for edge in {e.key: e for e in changes.edges_deleted}.values():
+        edges_deleted = {e.key: e for e in changes.edges_deleted}
+        for edge in edges_deleted.values():
             ops.append(
                 (
                     keys.CF_EDGES_OUT,
@@ -309,11 +317,12 @@ class GraphStore:
                     None,
                 )
             )
-            count([("edges", -1)])
         for node in changes.deleted:
             ops.append((keys.CF_NODES, node.id, None))
             ops += node_index_ops(node, None)
-            count(_counter_deltas(node, -1))
+            _count(deltas, node, -1)
+        if edges := len(changes.edges_created) - len(edges_deleted):
+            deltas["edges"] = edges
         for name, delta in deltas.items():
             if delta:
                 value = self._counters[name] + delta
