@@ -37,7 +37,11 @@ class GroupCommitter:
         self._on_group = on_group
         self._on_durable = on_durable
         self._issued_mark = 0  # caller's position (the event sequence) of the last ticket
-        self._cond = threading.Condition()
+        # One lock, two conditions: a new ticket wakes only the committer, a finished sync
+        # only the writers waiting on it (not every waiter on every ticket).
+        self._lock = threading.Lock()
+        self._pending = threading.Condition(self._lock)
+        self._durable = threading.Condition(self._lock)
         self._issued = 0  # last ticket handed out
         self._synced = 0  # every ticket <= this is durable
         self._failure: BaseException | None = None
@@ -49,25 +53,25 @@ class GroupCommitter:
         """Call right after appending a batch (under the writers' lock): its place in line.
 
         `mark` is handed to `on_durable` once the batch is durable (the event sequence)."""
-        with self._cond:
+        with self._lock:
             self._issued += 1
             self._issued_mark = max(self._issued_mark, mark)
-            self._cond.notify_all()
+            self._pending.notify()
             return self._issued
 
     def wait(self, ticket: int) -> None:
         """Block until the batch behind `ticket` is on stable storage."""
-        with self._cond:
+        with self._lock:
             while self._synced < ticket and self._failure is None:
-                self._cond.wait()
+                self._durable.wait()
             if self._synced < ticket:
                 raise CommitFailed("the write-ahead log could not be synced") from self._failure
 
     def _run(self) -> None:
         while True:
-            with self._cond:
+            with self._lock:
                 while self._issued == self._synced and not self._closing:
-                    self._cond.wait()
+                    self._pending.wait()
                 if self._issued == self._synced:  # closing with nothing pending
                     return
                 target, first, mark = self._issued, self._synced + 1, self._issued_mark
@@ -76,15 +80,15 @@ class GroupCommitter:
                 self._sync()
             except Exception as exc:
                 log.exception("syncing the write-ahead log failed; refusing further writes")
-                with self._cond:
+                with self._lock:
                     self._failure = exc
-                    self._cond.notify_all()
+                    self._durable.notify_all()
                 return
             if self._on_group is not None:
                 self._on_group(target - first + 1, time.perf_counter() - started)
-            with self._cond:
+            with self._lock:
                 self._synced = target
-                self._cond.notify_all()
+                self._durable.notify_all()
             if self._on_durable is not None:
                 self._on_durable(mark)
 
@@ -94,7 +98,7 @@ class GroupCommitter:
 
     def close(self) -> None:
         """Sync what is pending, then stop the committer thread."""
-        with self._cond:
+        with self._lock:
             self._closing = True
-            self._cond.notify_all()
+            self._pending.notify()
         self._thread.join()
