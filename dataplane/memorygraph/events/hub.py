@@ -85,7 +85,13 @@ class EventHub:
 
     def on_visible(self, sequence: int) -> None:
         with self._cond:
-            if sequence > self._visible:
+            if sequence <= self._visible:
+                return
+            if not self._subscribers and self._published == self._visible:
+                # Nobody to hand events to and nothing in hand: publish without waking the
+                # fan-out thread (a hand-over between threads on every write otherwise).
+                self._visible = self._published = sequence
+            else:
                 self._visible = sequence
                 self._cond.notify_all()
 
