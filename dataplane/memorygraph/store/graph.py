@@ -64,6 +64,11 @@ class IncompatibleSchema(MemoryGraphError):
 
 
 _NODE_COUNTERS = {kind: f"nodes/{kind}" for kind in NodeKind}
+_TOKEN_COUNTERS = (
+    ("tokens/prompt", "prompt_tokens"),
+    ("tokens/completion", "completion_tokens"),
+    ("tokens/total", "total_tokens"),
+)
 
 
 def _count(deltas: dict[str, int], node: Node, sign: int) -> None:
@@ -74,15 +79,8 @@ def _count(deltas: dict[str, int], node: Node, sign: int) -> None:
         deltas["sessions_active"] = deltas.get("sessions_active", 0) + sign
     elif node.kind is NodeKind.RESPONSE:
         attrs = node.attrs
-        for name, attr in _TOKEN_COUNTERS:
-            deltas[name] = deltas.get(name, 0) + sign * int(attrs.get(attr, 0))
-
-
-_TOKEN_COUNTERS = (
-    ("tokens/prompt", "prompt_tokens"),
-    ("tokens/completion", "completion_tokens"),
-    ("tokens/total", "total_tokens"),
-)
+        for counter, attr in _TOKEN_COUNTERS:
+            deltas[counter] = deltas.get(counter, 0) + sign * int(attrs.get(attr, 0))
 
 
 class GraphStore:
