@@ -1,43 +1,62 @@
 """Per-request deadlines that long-running work checks, so cancelled work stops.
 
-The interceptor sets the deadline of the current RPC (the client's, or the server default for
-calls without one) and whether the client is still there; loops over many records call
-`check()` now and then.
+The interceptor registers the current RPC (its call context, and the server's default deadline
+for calls that came without one); loops over many records call `check()` now and then. The
+deadline is worked out when checked, not when the call starts: most calls never check.
 """
 
 from __future__ import annotations
 
+import contextvars
 import time
-from collections.abc import Callable
-from contextvars import ContextVar, Token
+from contextvars import ContextVar
+from typing import Protocol
 
 from memorygraph.errors import Cancelled, DeadlineExceeded
 
-__all__ = ["check", "reset", "set_deadline"]
+__all__ = ["Call", "Token", "check", "reset", "start"]
 
-_deadline: ContextVar[float | None] = ContextVar("memorygraph_deadline", default=None)
-_active: ContextVar[Callable[[], bool] | None] = ContextVar("memorygraph_active", default=None)
-
-
-Tokens = tuple[Token[float | None], Token[Callable[[], bool] | None]]
+# gRPC reports "no deadline" as one in the distant future; anything beyond this is none.
+NO_DEADLINE = 10**8  # seconds
 
 
-def set_deadline(seconds: float | None, is_active: Callable[[], bool] | None) -> Tokens:
-    """Start the clock for the current RPC; returns the tokens for `reset`."""
-    when = time.monotonic() + seconds if seconds is not None else None
-    return (_deadline.set(when), _active.set(is_active))
+class Call(Protocol):
+    """What `check` needs of an RPC (a grpc.ServicerContext has both)."""
+
+    def time_remaining(self) -> float | None: ...
+
+    def is_active(self) -> bool: ...
 
 
-def reset(tokens: Tokens) -> None:
-    _deadline.reset(tokens[0])
-    _active.reset(tokens[1])
+# The current RPC, and until when (time.perf_counter) it may run if the client set no deadline.
+_current: ContextVar[tuple[Call, float | None] | None] = ContextVar(
+    "memorygraph_call", default=None
+)
+Token = contextvars.Token[tuple[Call, float | None] | None]
+
+
+def start(call: Call, default_until: float | None) -> Token:
+    """Make `call` the current RPC; `default_until` (a time.perf_counter value, None for no
+    limit) applies when the client sent no deadline. Returns the token for `reset`."""
+    return _current.set((call, default_until))
+
+
+def reset(token: Token) -> None:
+    _current.reset(token)
 
 
 def check() -> None:
     """Raise when the current RPC's deadline has passed or its client went away."""
-    when = _deadline.get()
-    if when is not None and time.monotonic() > when:
+    current = _current.get()
+    if current is None:
+        return
+    call, default_until = current
+    remaining = call.time_remaining()
+    if remaining is not None and remaining < NO_DEADLINE:
+        expired = remaining <= 0
+    else:
+        expired = default_until is not None and time.perf_counter() > default_until
+    if expired:
         raise DeadlineExceeded("the deadline passed before the work finished; nothing was kept")
-    is_active = _active.get()
-    if is_active is not None and not is_active():
+    if not call.is_active():
         raise Cancelled("the call was cancelled")

@@ -47,7 +47,6 @@ REFLECTION_PREFIXES = (
 # deadline.
 LONG_LIVED = frozenset({"StreamEvents", "SubscribeToSession", "Ingest"})
 KEY_REFRESH_SECONDS = 5.0
-NO_DEADLINE = 10**8  # seconds; more than any real deadline
 
 
 @dataclass(frozen=True)
@@ -211,20 +210,16 @@ class ServiceInterceptor:
         )
 
     def _begin(
-        self, method: str, context: grpc.ServicerContext, *, long_lived: bool
-    ) -> deadline.Tokens:
+        self, method: str, context: grpc.ServicerContext, started: float, *, long_lived: bool
+    ) -> deadline.Token:
         rid = _request_id(context)
         request_id_var.set(rid)
         # Trailing metadata rides on the status the call ends with anyway; initial metadata
         # would cost a separate write per call.
         context.set_trailing_metadata(((REQUEST_ID_KEY, rid),))
         self.calls.add(method)
-        remaining: float | None = context.time_remaining()
-        if remaining is not None and remaining > NO_DEADLINE:
-            remaining = None  # gRPC reports "no deadline" as an infinitely distant one
-        if remaining is None and not long_lived:
-            remaining = self.settings.default_deadline_seconds
-        return deadline.set_deadline(remaining, context.is_active)
+        default = None if long_lived else self.settings.default_deadline_seconds
+        return deadline.start(context, started + default if default is not None else None)
 
     def _wrap_unary(
         self, method: str, behaviour: Callable[[Any, Any], Any], check: bool
@@ -234,8 +229,8 @@ class ServiceInterceptor:
         def handle(request: Any, context: grpc.ServicerContext) -> Any:
             if check:
                 self._authenticate(method, context)
-            token = self._begin(method, context, long_lived=long_lived)
             started = time.perf_counter()
+            token = self._begin(method, context, started, long_lived=long_lived)
             code = grpc.StatusCode.OK
             metrics.RPC.begin()
             try:
@@ -271,8 +266,8 @@ class ServiceInterceptor:
                         f"too many open streams (limit {self.settings.max_streams}); retry later",
                     )
                 metrics.OPEN_STREAMS.inc()
-            token = self._begin(method, context, long_lived=long_lived)
             started = time.perf_counter()
+            token = self._begin(method, context, started, long_lived=long_lived)
             code = grpc.StatusCode.OK
             metrics.RPC.begin()
             try:
