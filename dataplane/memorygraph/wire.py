@@ -64,12 +64,6 @@ def _micros(ts: Timestamp) -> int:
 # -- domain -> protobuf --------------------------------------------------------------------
 
 
-def _time(value: int) -> dict[str, int]:
-    # Message fields given as dicts: cheaper than building Timestamp objects to copy in.
-    seconds, micros = divmod(value, 1_000_000)
-    return {"seconds": seconds, "nanos": micros * 1000}
-
-
 def _usage(attrs: dict[str, Any]) -> dict[str, int]:
     return {
         "prompt_tokens": attrs.get("prompt_tokens", 0),
@@ -110,44 +104,65 @@ def template_message(node: Node) -> pb.Template:
     )
 
 
-def _details(node: Node) -> dict[str, Any]:
-    """The kind-specific part of a `v1.Node`, as the keyword argument for its oneof."""
+def _set_time(field: Timestamp, value: int) -> None:
+    seconds, micros = divmod(value, 1_000_000)
+    field.seconds = seconds
+    field.nanos = micros * 1000
+
+
+def _set_details(message: pb.Node, node: Node) -> None:
+    """The kind-specific part of a `v1.Node`: its oneof, set even when all fields are empty."""
     attrs = node.attrs
     match node.kind:
-        case NodeKind.PROMPT:
-            return {"prompt": attrs}
+        case NodeKind.PROMPT | NodeKind.AGENT:
+            details: Any = message.prompt if node.kind is NodeKind.PROMPT else message.agent
+            details.SetInParent()
+            for name, value in attrs.items():
+                if isinstance(value, list):
+                    getattr(details, name).extend(value)
+                else:
+                    setattr(details, name, value)
         case NodeKind.RESPONSE:
-            return {
-                "response": {
-                    "prompt_id": attrs.get("prompt_id", ""),
-                    "model": attrs.get("model", ""),
-                    "token_usage": _usage(attrs),
-                    "finish_reason": attrs.get("finish_reason", ""),
-                    "latency_ms": attrs.get("latency_ms", 0),
-                }
-            }
+            response = message.response
+            response.SetInParent()
+            response.prompt_id = attrs.get("prompt_id", "")
+            response.model = attrs.get("model", "")
+            usage = response.token_usage
+            usage.SetInParent()
+            usage.prompt_tokens = attrs.get("prompt_tokens", 0)
+            usage.completion_tokens = attrs.get("completion_tokens", 0)
+            usage.total_tokens = attrs.get("total_tokens", 0)
+            response.finish_reason = attrs.get("finish_reason", "")
+            response.latency_ms = attrs.get("latency_ms", 0)
         case NodeKind.TOOL_INVOCATION:
-            tool = {k: v for k, v in attrs.items() if k != "status"}
-            tool["status"] = TOOL_STATUS_VALUES.get(attrs.get("status", ""), 0)
-            return {"tool_invocation": tool}
-        case NodeKind.AGENT:
-            return {"agent": attrs}
+            tool = message.tool_invocation
+            tool.SetInParent()
+            for name, value in attrs.items():
+                if name == "status":
+                    tool.status = TOOL_STATUS_VALUES.get(value, pb.TOOL_STATUS_UNSPECIFIED)
+                else:
+                    setattr(tool, name, value)
         case NodeKind.SESSION:
-            return {"session": session_message(node)}
-    return {"template": template_message(node)}
+            message.session.CopyFrom(session_message(node))
+        case NodeKind.TEMPLATE:
+            message.template.CopyFrom(template_message(node))
 
 
 def node_message(node: Node) -> pb.Node:
-    return pb.Node(
+    # Fields set one by one: cheaper than keyword arguments holding dicts for the messages
+    # inside (this runs for every node written).
+    message = pb.Node(
         id=format_id(node.id),
         kind=NODE_KIND_VALUES[node.kind],
         session_id=format_id(node.session_id) if node.session_id is not None else "",
         content=node.content,
-        metadata=node.metadata,
-        create_time=_time(node.create_time),
-        update_time=_time(node.update_time),
-        **_details(node),
     )
+    if node.metadata:
+        message.metadata.update(node.metadata)
+    _set_time(message.create_time, node.create_time)
+    _set_time(message.update_time, node.update_time)
+    _set_details(message, node)
+    return message
 
 
 def encode_node(node: Node) -> bytes:
