@@ -128,3 +128,35 @@ def test_every_kind_decodes_to_the_attributes_the_service_builds() -> None:
     ]
     for node in nodes:
         assert decode_node(node.id, encode_node(node)) == node
+
+
+def test_a_node_names_its_kind_details_even_when_they_are_all_empty() -> None:
+    details = {
+        NodeKind.PROMPT: "prompt",
+        NodeKind.RESPONSE: "response",
+        NodeKind.TOOL_INVOCATION: "tool_invocation",
+        NodeKind.AGENT: "agent",
+    }
+    for kind, field in details.items():
+        node = Node(new_id(), kind, None, "", {}, 0, 0, {})
+        message = pb.Node.FromString(encode_node(node))
+        assert message.WhichOneof("details") == field
+        assert message.HasField("create_time") and message.HasField("update_time")
+    response = pb.Node.FromString(
+        encode_node(Node(new_id(), NodeKind.RESPONSE, None, "", {}, 0, 0, {}))
+    )
+    assert response.response.HasField("token_usage")
+
+
+def test_records_are_the_same_bytes_however_metadata_was_built() -> None:
+    first = _prompt("q", {"b": "2", "a": "1"})
+    second = Node(
+        **{
+            **{f: getattr(first, f) for f in ("id", "kind", "session_id", "content")},
+            "metadata": {"a": "1", "b": "2"},
+            "create_time": first.create_time,
+            "update_time": first.update_time,
+            "attrs": {"model": "m"},
+        }
+    )
+    assert encode_node(first) == encode_node(second)
