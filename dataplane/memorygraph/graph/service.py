@@ -135,8 +135,11 @@ class Limits:
     max_metadata_bytes: int = 16 << 10
 
     def check(self, content: str = "", metadata: dict[str, str] | None = None) -> None:
-        size = len(content.encode())
-        if size > self.max_content_bytes:
+        # UTF-8 takes at most 4 bytes a character: most content is clearly within the limit
+        # without encoding it.
+        if len(content) * 4 > self.max_content_bytes and (
+            (size := len(content.encode())) > self.max_content_bytes
+        ):
             raise InvalidArgument(
                 f"content is {size} bytes; the limit is {self.max_content_bytes} bytes"
             )
@@ -342,8 +345,8 @@ class GraphService:
             raise InvalidArgument("sessions are created with CreateSession, not CreateNode")
         if kind is NodeKind.TEMPLATE:
             raise InvalidArgument("templates are created with CreateTemplate, not CreateNode")
-        unknown = set(spec.attrs) - _SETTABLE_ATTRS[kind]
-        if unknown:
+        if not _SETTABLE_ATTRS[kind].issuperset(spec.attrs):
+            unknown = set(spec.attrs) - _SETTABLE_ATTRS[kind]
             raise InvalidArgument(f"{kind} nodes have no fields {', '.join(sorted(unknown))}")
         self.limits.check(spec.content, spec.metadata)
         if kind in (NodeKind.PROMPT, NodeKind.RESPONSE) and not spec.content.strip():
