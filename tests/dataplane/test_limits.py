@@ -9,6 +9,8 @@ from typing import Any
 
 import grpc
 import pytest
+from memorygraph.errors import InvalidArgument
+from memorygraph.graph.service import Limits
 from memorygraph.server import RunningServer
 from memorygraph.v1 import graph_pb2 as pb
 from memorygraph.v1.graph_pb2_grpc import MemoryGraphServiceStub
@@ -187,3 +189,13 @@ def test_stream_query_stops_when_the_client_goes_away(
     time.sleep(0.3)
     assert len(calls) == stopped_at < 200
     channel.close()
+
+
+def test_content_limit_counts_utf8_bytes_not_characters() -> None:
+    limits = Limits(max_content_bytes=12)
+    limits.check("x" * 12)
+    limits.check("é" * 6)  # 12 bytes
+    with pytest.raises(InvalidArgument, match="content is 14 bytes; the limit is 12 bytes"):
+        limits.check("é" * 7)
+    with pytest.raises(InvalidArgument, match="content is 16 bytes"):
+        limits.check("😀" * 4)
