@@ -17,6 +17,7 @@ from typing import Any
 from memorygraph import deadline
 from memorygraph.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from memorygraph.graph import templates
+from memorygraph.graph.batch import Batcher, Request
 from memorygraph.graph.export import SessionExport
 from memorygraph.graph.model import (
     Direction,
@@ -153,6 +154,11 @@ class Limits:
                 )
 
 
+def _checked(work: Callable[[Transaction], Any], tx: Transaction) -> Any:
+    deadline.check()  # the wait for its turn may have used up the caller's time
+    return work(tx)
+
+
 class GraphService:
     def __init__(
         self,
@@ -165,6 +171,9 @@ class GraphService:
         self.limits = limits
         self.clock = clock
         self._write_lock = threading.Lock()
+        # Node creation (the write every turn makes) goes through the batcher: concurrent
+        # requests share one transaction, one write and one sync.
+        self._batcher = Batcher(self._apply_batch, store.wait_durable)
 
     @contextmanager
     def _transaction(self) -> Iterator[Transaction]:
@@ -176,6 +185,23 @@ class GraphService:
             tx.sequence = self.store.last_sequence
         # Outside the lock, so that other writers join the same group commit.
         self.store.wait_durable(ticket)
+
+    def _apply_batch(self, requests: list[Request]) -> int:
+        """Each request's work in a nested transaction of one shared transaction, kept only
+        if it succeeds; then the whole batch staged as one write."""
+        with self._write_lock:
+            tx = Transaction(self.store, self.clock())
+            for request in requests:
+                nested = tx.nested()
+                try:
+                    request.outcome = request.context.run(_checked, request.work, nested)
+                except Exception as exc:
+                    request.failure = exc
+                else:
+                    nested.merge()
+            if all(request.failure is not None for request in requests):
+                return 0
+            return self.store.stage(tx.changes())
 
     # -- lookups -----------------------------------------------------------------------------
 
@@ -305,11 +331,13 @@ class GraphService:
         """Create every node (with its automatic edges) in one batch, or none."""
         if not specs:
             raise InvalidArgument("at least one node is required")
-        with self._transaction() as tx:
-            return [
-                self._create_in(tx, spec, index=i if len(specs) > 1 else None)
-                for i, spec in enumerate(specs)
+        many = len(specs) > 1
+        nodes: list[Node] = self._batcher.submit(
+            lambda tx: [
+                self._create_in(tx, spec, index=i if many else None) for i, spec in enumerate(specs)
             ]
+        )
+        return nodes
 
     def _create_in(self, tx: Transaction, spec: NewNode, index: int | None = None) -> Node:
         where = f"requests[{index}]: " if index is not None else ""

@@ -10,9 +10,12 @@ __all__ = ["Transaction"]
 
 
 class Transaction:
-    def __init__(self, store: GraphStore, time: int) -> None:
+    def __init__(self, store: GraphStore, time: int, parent: Transaction | None = None) -> None:
         self.store = store
         self.time = time
+        # A nested transaction reads through its parent's pending writes and joins them only
+        # on `merge()`; dropped instead, it leaves the parent as it was.
+        self.parent = parent
         self.sequence = 0  # the last event sequence, once committed
         self._created: dict[bytes, Node] = {}
         self._updated: dict[bytes, tuple[Node, Node]] = {}
@@ -33,6 +36,8 @@ class Transaction:
             return self._created[node_id]
         if node_id in self._updated:
             return self._updated[node_id][1]
+        if self.parent is not None:
+            return self.parent.get_node(node_id)
         return self.store.get_node(node_id)
 
     def create(self, node: Node) -> None:
@@ -56,7 +61,11 @@ class Transaction:
     def get_edge(self, key: EdgeKey) -> Edge | None:
         if key in self._edges_deleted:
             return None
-        return self._edges_created.get(key) or self.store.get_edge(key)
+        if key in self._edges_created:
+            return self._edges_created[key]
+        if self.parent is not None:
+            return self.parent.get_edge(key)
+        return self.store.get_edge(key)
 
     def create_edge(self, edge: Edge) -> None:
         self._edges_created[edge.key] = edge
@@ -69,10 +78,31 @@ class Transaction:
         """The newest prompt of a session, this transaction's own included."""
         if session_id in self._last_prompt:
             return self._last_prompt[session_id]
+        if self.parent is not None:  # batched requests create nodes; none deletes a prompt
+            return self.parent.last_prompt(session_id)
         for _, node_id, kind in self.store.scan_session(session_id, reverse=True):
             if kind is NodeKind.PROMPT and node_id not in self._deleted:
                 return node_id
         return None
+
+    def nested(self) -> Transaction:
+        """A transaction for one part of this one (a request of a batch of requests)."""
+        return Transaction(self.store, self.time, parent=self)
+
+    def merge(self) -> None:
+        """Add what this nested transaction wrote to its parent, in the order written."""
+        parent = self.parent
+        assert parent is not None, "merge() is for nested transactions"
+        for node in self._created.values():
+            parent.create(node)
+        for before, after in self._updated.values():
+            parent.update(before, after)
+        for node in self._deleted.values():
+            parent.delete(node)
+        for edge in self._edges_created.values():
+            parent.create_edge(edge)
+        for edge in self._edges_deleted.values():
+            parent.delete_edge(edge)
 
     def changes(self) -> StoreChanges:
         return StoreChanges(

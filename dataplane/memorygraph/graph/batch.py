@@ -1,0 +1,98 @@
+"""Write requests applied in batches: one transaction, one write and one sync for many.
+
+Requests that would each take the writers' lock, write and wait for a sync in turn queue here
+instead. The first request to find no batch being applied leads: it takes the requests waiting
+(itself first), has `apply` run each one's work in a nested transaction (a request that fails
+leaves nothing behind and fails alone) and write them as one batch, hands the lead to the next
+request waiting, waits for the sync, and then answers every request of its batch. A request
+that finds nothing else going on applies itself at once, in its own thread.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["Batcher", "Request"]
+
+MAX_BATCH = 64
+
+
+class Request:
+    """One request's work and, once applied, its outcome."""
+
+    __slots__ = ("context", "done", "failure", "lead", "outcome", "wake", "work")
+
+    def __init__(self, work: Callable[[Any], Any], lock: threading.Lock) -> None:
+        self.work = work
+        self.context = contextvars.copy_context()  # the caller's deadline, request id, ...
+        self.outcome: Any = None
+        self.failure: BaseException | None = None
+        self.done = False
+        self.lead = False
+        self.wake = threading.Condition(lock)
+
+    def result(self) -> Any:
+        if self.failure is not None:
+            raise self.failure
+        return self.outcome
+
+
+class Batcher:
+    """`apply(requests)` runs under the writers' lock, sets each request's outcome or failure
+    and returns the ticket to wait on (0: nothing to wait for); `wait_durable(ticket)` blocks
+    until that write is on stable storage."""
+
+    def __init__(
+        self,
+        apply: Callable[[list[Request]], int],
+        wait_durable: Callable[[int], None],
+        max_batch: int = MAX_BATCH,
+    ) -> None:
+        self._apply = apply
+        self._wait_durable = wait_durable
+        self._max_batch = max_batch
+        self._lock = threading.Lock()
+        self._waiting: list[Request] = []
+        self._leading = False
+
+    def submit(self, work: Callable[[Any], Any]) -> Any:
+        """Run `work(transaction)` in a batch with whatever else is waiting; its result once
+        durable, or the exception it (or the batch's write or sync) raised."""
+        request = Request(work, self._lock)
+        with self._lock:
+            self._waiting.append(request)
+            if self._leading:
+                while not (request.done or request.lead):
+                    request.wake.wait()
+                if request.done:
+                    return request.result()
+            self._leading = True
+            batch = self._waiting[: self._max_batch]
+            del self._waiting[: self._max_batch]
+        try:
+            ticket = self._apply(batch)
+            if ticket:
+                self._wait_durable(ticket)
+        except Exception as exc:  # the batch as a whole could not be written or synced
+            self._fail(batch, exc)
+        finally:
+            with self._lock:
+                for each in batch:
+                    each.done = True
+                    each.wake.notify()
+                if self._waiting:
+                    self._waiting[0].lead = True
+                    self._waiting[0].wake.notify()
+                else:
+                    self._leading = False
+        return request.result()
+
+    @staticmethod
+    def _fail(batch: list[Request], exc: Exception) -> None:
+        for each in batch:
+            if each.failure is None:
+                each.failure = exc
+                each.outcome = None
