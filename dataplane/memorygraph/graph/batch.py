@@ -1,11 +1,15 @@
 """Write requests applied in batches: one transaction, one write and one sync for many.
 
 Requests that would each take the writers' lock, write and wait for a sync in turn queue here
-instead. The first request to find no batch being applied leads: it takes the requests waiting
+instead. The first request to find no batch under way leads: it takes the requests waiting
 (itself first), has `apply` run each one's work in a nested transaction (a request that fails
-leaves nothing behind and fails alone) and write them as one batch, hands the lead to the next
-request waiting, waits for the sync, and then answers every request of its batch. A request
-that finds nothing else going on applies itself at once, in its own thread.
+leaves nothing behind and fails alone) and write them as one batch, waits for the sync, answers
+every request of its batch and hands the lead to the next request waiting. A request that finds
+nothing else going on applies itself at once, in its own thread.
+
+The lead passes only after the sync: while it runs, the requests queueing behind it are blocked
+rather than competing for the GIL, so the leader gets it back as soon as the sync returns
+(handing over before the sync measured 40% fewer writes per second with 32 writers).
 """
 
 from __future__ import annotations
@@ -76,8 +80,10 @@ class Batcher:
             ticket = self._apply(batch)
             if ticket:
                 self._wait_durable(ticket)
-        except Exception as exc:  # the batch as a whole could not be written or synced
+        except BaseException as exc:  # the batch as a whole could not be written or synced
             self._fail(batch, exc)
+            if not isinstance(exc, Exception):
+                raise
         finally:
             with self._lock:
                 for each in batch:
@@ -91,7 +97,7 @@ class Batcher:
         return request.result()
 
     @staticmethod
-    def _fail(batch: list[Request], exc: Exception) -> None:
+    def _fail(batch: list[Request], exc: BaseException) -> None:
         for each in batch:
             if each.failure is None:
                 each.failure = exc
