@@ -123,12 +123,10 @@ def _set_details(message: pb.Node, node: Node) -> None:
                 else:
                     setattr(details, name, value)
         case NodeKind.RESPONSE:
-            response = message.response
-            response.SetInParent()
+            response = message.response  # set by the assignments, empty or not
             response.prompt_id = attrs.get("prompt_id", "")
             response.model = attrs.get("model", "")
             usage = response.token_usage
-            usage.SetInParent()
             usage.prompt_tokens = attrs.get("prompt_tokens", 0)
             usage.completion_tokens = attrs.get("completion_tokens", 0)
             usage.total_tokens = attrs.get("total_tokens", 0)
