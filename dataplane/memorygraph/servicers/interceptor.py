@@ -221,6 +221,7 @@ class ServiceInterceptor:
     ) -> deadline.Token:
         request_id_var.set(_request_id(context))
         self.calls.add(method)
+        metrics.RPC.begin()
         default = None if long_lived else self.settings.default_deadline_seconds
         return deadline.start(context, started + default if default is not None else None)
 
@@ -235,7 +236,6 @@ class ServiceInterceptor:
             started = time.perf_counter()
             token = self._begin(method, context, started, long_lived=long_lived)
             code = grpc.StatusCode.OK
-            metrics.RPC.begin()
             try:
                 return behaviour(request, context)
             except Exception as exc:
@@ -272,7 +272,6 @@ class ServiceInterceptor:
             started = time.perf_counter()
             token = self._begin(method, context, started, long_lived=long_lived)
             code = grpc.StatusCode.OK
-            metrics.RPC.begin()
             try:
                 yield from behaviour(request, context)
             except Exception as exc:
