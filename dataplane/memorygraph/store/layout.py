@@ -3,7 +3,7 @@ upgrades of older data directories, so both produce the same layout."""
 
 from __future__ import annotations
 
-from memorygraph.graph.model import Event, EventType, Node, NodeKind
+from memorygraph.graph.model import Event, Node, NodeKind
 from memorygraph.store import keys
 from memorygraph.store.kv import Op
 from memorygraph.wire import QUERY_BATCH_NODES, frame
@@ -11,13 +11,10 @@ from memorygraph.wire import QUERY_BATCH_NODES, frame
 __all__ = ["indexed_session", "node_index_ops", "session_event_op", "session_index_op"]
 
 
-_LIFECYCLE = frozenset(t for t in EventType if t.is_lifecycle)
-
-
 def indexed_session(event: Event) -> bytes | None:
     """The session whose event index lists `event`: that of a session's own history, None for
     global changes and the lifecycle markers of archival and restore."""
-    return None if event.type in _LIFECYCLE else event.session_id
+    return None if event.type.is_lifecycle else event.session_id
 
 
 def session_event_op(session_id: bytes, sequence: int, *, present: bool = True) -> Op:
