@@ -29,10 +29,9 @@ class Call(Protocol):
 
 
 # The current RPC, and until when (time.perf_counter) it may run if the client set no deadline.
-_current: ContextVar[tuple[Call, float | None] | None] = ContextVar(
-    "memorygraph_call", default=None
-)
-Token = contextvars.Token[tuple[Call, float | None] | None]
+_Current = tuple[Call, float | None]
+_current: ContextVar[_Current | None] = ContextVar("memorygraph_call", default=None)
+Token = contextvars.Token[_Current | None]
 
 
 def start(call: Call, default_until: float | None) -> Token:
