@@ -381,9 +381,14 @@ class GraphService:
             raise InvalidArgument(f"content is required for a {kind}")
         if kind is NodeKind.TOOL_INVOCATION and not spec.attrs.get("tool_name"):
             raise InvalidArgument("tool_name is required for a tool invocation")
-        node_id = spec.node_id or new_id()
-        if tx.get_node(node_id) is not None:
-            raise AlreadyExists(f"a node with id {format_id(node_id)} already exists")
+        if spec.node_id is None:
+            # A new UUIDv7 (62 random bits, past every id this process made): no node has it,
+            # so no lookup to prove it.
+            node_id = new_id()
+        else:
+            node_id = spec.node_id
+            if tx.get_node(node_id) is not None:
+                raise AlreadyExists(f"a node with id {format_id(node_id)} already exists")
 
         attrs = dict(spec.attrs)
         session_id = spec.session_id
