@@ -89,3 +89,28 @@ def test_bad_references_are_invalid(
         list(stub.Ingest(iter([batch])))
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert fragment in info.value.details()
+
+
+def test_a_node_id_the_caller_gives_must_be_new(stub: MemoryGraphServiceStub) -> None:
+    acks = list(stub.Ingest(iter([turn_batch("first", 1)])))
+    session_id, prompt_id = acks[0].ids[0], acks[0].ids[1]
+    again = pb.IngestBatch(
+        items=[
+            pb.IngestItem(prompt=pb.AddPromptRequest(session_id=session_id, content="kept?")),
+            pb.IngestItem(
+                node=pb.CreateNodeRequest(
+                    node_id=prompt_id,
+                    kind=pb.NODE_KIND_PROMPT,
+                    session_id=session_id,
+                    content="a second node under a taken id",
+                )
+            ),
+        ]
+    )
+    with pytest.raises(grpc.RpcError) as info:
+        list(stub.Ingest(iter([again])))
+    assert info.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert "items[1]" in info.value.details() and prompt_id in info.value.details()
+    metrics = stub.GetMetrics(pb.GetMetricsRequest())
+    assert metrics.nodes_by_kind["prompt"] == 1
+    assert stub.GetNode(pb.GetNodeRequest(node_id=prompt_id)).content == "q0"

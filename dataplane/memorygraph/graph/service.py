@@ -98,7 +98,10 @@ class NewEdge:
 
 @dataclass(slots=True)
 class NewNode:
-    """A node to create; `node_id` None lets the server assign a UUIDv7."""
+    """A node to create; `node_id` None lets the server assign a UUIDv7.
+
+    `fresh_id` says `node_id` was made by `new_id()` ahead of time (Ingest names its nodes
+    before creating them): no node can have it yet, so it is not looked up."""
 
     kind: NodeKind
     session_id: bytes | None = None
@@ -106,6 +109,7 @@ class NewNode:
     metadata: dict[str, str] = field(default_factory=dict)
     attrs: dict[str, Any] = field(default_factory=dict)
     node_id: bytes | None = None
+    fresh_id: bool = False
 
 
 IngestItem = NewSession | NewNode | NewEdge
@@ -377,18 +381,19 @@ class GraphService:
             unknown = set(spec.attrs) - _SETTABLE_ATTRS[kind]
             raise InvalidArgument(f"{kind} nodes have no fields {', '.join(sorted(unknown))}")
         self.limits.check(spec.content, spec.metadata)
-        if kind in (NodeKind.PROMPT, NodeKind.RESPONSE) and not spec.content.strip():
+        if kind in (NodeKind.PROMPT, NodeKind.RESPONSE) and (
+            not spec.content or spec.content.isspace()
+        ):
             raise InvalidArgument(f"content is required for a {kind}")
         if kind is NodeKind.TOOL_INVOCATION and not spec.attrs.get("tool_name"):
             raise InvalidArgument("tool_name is required for a tool invocation")
-        if spec.node_id is None:
-            # A new UUIDv7 (62 random bits, past every id this process made): no node has it,
-            # so no lookup to prove it.
+        # A new UUIDv7 (62 random bits, past every id this process made): no node has it,
+        # so no lookup to prove it. Only a caller's own id is checked.
+        node_id = spec.node_id
+        if node_id is None:
             node_id = new_id()
-        else:
-            node_id = spec.node_id
-            if tx.get_node(node_id) is not None:
-                raise AlreadyExists(f"a node with id {format_id(node_id)} already exists")
+        elif not spec.fresh_id and tx.get_node(node_id) is not None:
+            raise AlreadyExists(f"a node with id {format_id(node_id)} already exists")
 
         attrs = dict(spec.attrs)
         session_id = spec.session_id

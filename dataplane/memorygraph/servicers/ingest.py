@@ -83,7 +83,8 @@ def ingest_items(batch: pb.IngestBatch) -> tuple[list[IngestItem], list[str]]:
                 item = cv.new_edge(request)
             else:
                 node = _NODE_ITEMS[which](request)
-                node.node_id = node.node_id or new_id()
+                if node.node_id is None:
+                    node.node_id, node.fresh_id = new_id(), True
                 item = node
         except InvalidArgument as exc:
             raise InvalidArgument(f"items[{index}]: {exc}") from None
