@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -47,12 +48,23 @@ STREAM_NODES = 10_000
 STREAM_BATCH = 1000
 TURNS_PER_BATCH = 50
 CONTENT = "Summarise the conversation so far in three bullet points, please."
+# Reference points, not targets: echo servers whose AddPrompt spends this many microseconds of
+# Python CPU first, measured beside echo at 32 in flight. They show what a handler's own work
+# costs in this server flavour, so the AddPrompt ratio can be read against them.
+WORK_REFERENCES_US = (60, 240)
 
 
 @dataclass(frozen=True)
 class Target:
     for_target: str  # "memorygraph", "echo"
     address: str
+
+
+@dataclass
+class Reference:
+    name: str
+    ratio: float
+    detail: str
 
 
 @dataclass
@@ -314,6 +326,12 @@ def one_run(scratch: Path, args: argparse.Namespace, pg_dsn: str | None) -> dict
         hooked = servers.enter_context(
             server("memorygraph", scratch, "--plugins-file", str(plugins))
         )
+        working = {
+            us: servers.enter_context(server("echo", scratch, "--work-us", str(us)))
+            for us in WORK_REFERENCES_US
+        }
+        for us, worker in working.items():  # just before echo, which the mg runs follow
+            run(f"echo_work{us}.add_prompt.32", partial(measure_add_prompt, worker, 32, d, w))
         run("echo.add_prompt.32", lambda: measure_add_prompt(echo, 32, d, w))
         run("mg.add_prompt.32", lambda: measure_add_prompt(mg, 32, d, w))
         run("mg_fast.add_prompt.32", lambda: measure_add_prompt(fast, 32, d, w))
@@ -432,6 +450,23 @@ def checks(runs: list[dict[str, Result]]) -> list[Check]:
     return found
 
 
+def references(runs: list[dict[str, Result]]) -> list[Reference]:
+    """Echo with a handler's worth of CPU per call vs plain echo, AddPrompt 32 in flight."""
+    found = []
+    for us in WORK_REFERENCES_US:
+        key = f"echo_work{us}.add_prompt.32"
+        ratios = [run[key].throughput / run["echo.add_prompt.32"].throughput for run in runs]
+        rate = statistics.median(run[key].throughput for run in runs)
+        found.append(
+            Reference(
+                f"echo + {us} us of Python CPU per AddPrompt",
+                statistics.median(ratios),
+                f"{rate:.0f}/s",
+            )
+        )
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m memorygraph.bench", description=__doc__.splitlines()[0]
@@ -482,6 +517,10 @@ def main(argv: list[str] | None = None) -> int:
             f"  {check.name:<58} {check.ratio:6.2f} (target {relation} {check.target:.2f}) "
             f"{verdict}   [{check.detail}]"
         )
+    found_references = references(runs)
+    print("reference points (AddPrompt 32 in flight, vs echo):")
+    for reference in found_references:
+        print(f"  {reference.name:<58} {reference.ratio:6.2f}   [{reference.detail}]")
     if args.json:
         args.json.write_text(
             json.dumps(
@@ -497,6 +536,7 @@ def main(argv: list[str] | None = None) -> int:
                         {"name": c.name, "ratio": c.ratio, "target": c.target, "met": c.met}
                         for c in found
                     ],
+                    "references": [{"name": r.name, "ratio": r.ratio} for r in found_references],
                 },
                 indent=2,
             )

@@ -2,7 +2,9 @@
 
 `echo` is the baseline: the same generated servicer, the same grpcio server flavour and
 settings as `memorygraph serve`, answering every call with a canned message of the shape the
-real server returns, and doing nothing else.
+real server returns, and doing nothing else. With `--work-us N` its AddPrompt first spends N
+microseconds of CPU in Python: a reference for what a handler's own work costs in this server
+flavour, apart from anything MemoryGraph does.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import argparse
 import os
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from concurrent import futures
 from pathlib import Path
@@ -40,13 +43,24 @@ def canned_node(content: str = "What is the capital of France?") -> pb.Node:
     return node
 
 
+def spend_cpu(seconds: float) -> None:
+    """Run Python bytecode until this thread has used `seconds` of CPU time (holding the GIL
+    as handler code does, not sleeping)."""
+    until = time.thread_time() + seconds
+    while time.thread_time() < until:
+        sum(range(100))
+
+
 class EchoServicer(pb_grpc.MemoryGraphServiceServicer):
-    def __init__(self, stream_batches: int, batch_size: int) -> None:
+    def __init__(self, stream_batches: int, batch_size: int, work_seconds: float = 0.0) -> None:
         self.node = canned_node()
         self.batch = pb.QueryBatch(nodes=[self.node] * batch_size)
         self.stream_batches = stream_batches
+        self.work_seconds = work_seconds
 
     def AddPrompt(self, request: pb.AddPromptRequest, context: grpc.ServicerContext) -> pb.Node:
+        if self.work_seconds:
+            spend_cpu(self.work_seconds)
         return self.node
 
     def AddResponse(self, request: pb.AddResponseRequest, context: grpc.ServicerContext) -> pb.Node:
@@ -68,14 +82,19 @@ class EchoServicer(pb_grpc.MemoryGraphServiceServicer):
 
 
 def run_echo(
-    port: int, max_workers: int, max_concurrent_rpcs: int, stream_batches: int, batch_size: int
+    port: int,
+    max_workers: int,
+    max_concurrent_rpcs: int,
+    stream_batches: int,
+    batch_size: int,
+    work_seconds: float = 0.0,
 ) -> None:
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers),
         maximum_concurrent_rpcs=max_concurrent_rpcs,
     )
     pb_grpc.add_MemoryGraphServiceServicer_to_server(
-        EchoServicer(stream_batches, batch_size), server
+        EchoServicer(stream_batches, batch_size, work_seconds), server
     )
     server.add_insecure_port(f"127.0.0.1:{port}")
     server.start()
@@ -120,6 +139,9 @@ def main() -> None:
     parser.add_argument("--plugins-file", type=Path)
     parser.add_argument("--stream-batches", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument(
+        "--work-us", type=float, default=0.0, help="echo: CPU microseconds spent per AddPrompt"
+    )
     args = parser.parse_args()
     defaults = load_config(None, {}, environ={})
     if args.kind == "echo":
@@ -129,6 +151,7 @@ def main() -> None:
             defaults.max_concurrent_rpcs,
             args.stream_batches,
             args.batch_size,
+            args.work_us / 1e6,
         )
     else:
         run_memorygraph(args.port, args.data_dir, args.durability, args.plugins_file)

@@ -1,0 +1,53 @@
+"""`python -m memorygraph.bench` end to end (short runs, no PostgreSQL) and its echo baseline."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from memorygraph.bench.targets import EchoServicer
+from memorygraph.v1 import graph_pb2 as pb
+
+from .conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+
+def test_echo_with_work_spends_that_cpu_and_answers_like_echo() -> None:
+    working = EchoServicer(1, 1, work_seconds=0.005)
+    request = pb.AddPromptRequest(session_id="s", content="q")
+    started = time.thread_time()
+    answer = working.AddPrompt(request, None)  # type: ignore[arg-type]
+    assert time.thread_time() - started >= 0.005
+    assert answer is working.node and answer.kind == pb.NODE_KIND_PROMPT
+
+
+def test_bench_reports_every_ratio_and_the_reference_points(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    args = ["--runs", "1", "--duration", "0.3", "--warmup", "0.1", "--no-postgres"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "memorygraph.bench", *args, "--json", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(out.read_text())
+    names = [check["name"] for check in report["checks"]]
+    assert len(names) == 6 and not any("PostgreSQL" in name for name in names)
+    for entry in report["checks"] + report["references"]:
+        assert math.isfinite(entry["ratio"]) and entry["ratio"] > 0, entry
+    assert [r["name"] for r in report["references"]] == [
+        "echo + 60 us of Python CPU per AddPrompt",
+        "echo + 240 us of Python CPU per AddPrompt",
+    ]
+    (run,) = report["runs"]
+    assert run["mg.ingest"]["throughput"] > 0 and run["mg.stream_query"]["throughput"] > 0
+    assert "reference points" in proc.stdout
+    assert all(name in proc.stdout for name in names)
