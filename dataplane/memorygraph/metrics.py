@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import threading
 from bisect import bisect_left
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Generic, TypeVar
 
@@ -137,6 +137,19 @@ class _RpcCell:
         self.series: dict[tuple[str, str], list[float]] = {}
 
 
+K = TypeVar("K")
+
+
+def _summed(entries: Iterable[tuple[K, list[float]]]) -> dict[K, list[float]]:
+    """The series of each key added up element by element."""
+    totals: dict[K, list[float]] = {}
+    for key, series in entries:
+        total = totals.setdefault(key, [0.0] * len(series))
+        for i, value in enumerate(series):
+            total[i] += value
+    return totals
+
+
 class RpcStats(Collector):
     """Requests by method and code, handling time by method and calls in flight, kept per
     thread (see `_PerThread`) and exported as the `memorygraph_rpc_*` metrics on scrape."""
@@ -168,25 +181,20 @@ class RpcStats(Collector):
         return series
 
     def collect(self) -> Iterator[Any]:
-        in_flight = 0
-        by_code: dict[tuple[str, str], list[float]] = {}
-        for cell in self._cells.cells():
-            in_flight += cell.started - cell.finished
-            for key, series in list(cell.series.items()):
-                total = by_code.setdefault(key, [0.0] * len(series))
-                for i, value in enumerate(list(series)):
-                    total[i] += value
+        cells = self._cells.cells()
+        in_flight = sum(cell.started - cell.finished for cell in cells)
+        # Each cell's series copied in one step: its thread may be adding to it meanwhile.
+        by_code = _summed(
+            (key, list(series)) for cell in cells for key, series in list(cell.series.items())
+        )
         requests = CounterMetricFamily(
             "memorygraph_rpc_requests",
             "RPCs handled, by method and status code",
             labels=["method", "code"],
         )
-        by_method: dict[str, list[float]] = {}
         for (method, code), series in sorted(by_code.items()):
             requests.add_metric([method, code], series[0])
-            total = by_method.setdefault(method, [0.0] * len(series))
-            for i, value in enumerate(series):
-                total[i] += value
+        by_method = _summed((method, series) for (method, _), series in sorted(by_code.items()))
         latency = HistogramMetricFamily(
             "memorygraph_rpc_duration_seconds", "RPC handling time, by method", labels=["method"]
         )
