@@ -370,21 +370,30 @@ def _p50(result: Result) -> float:
     return result.p50
 
 
-def checks(runs: list[dict[str, Result]]) -> list[Check]:
+Runs = list[dict[str, Result]]
+
+
+def _median(runs: Runs, key: str, metric: Callable[[Result], float]) -> float:
+    return statistics.median(metric(run[key]) for run in runs)
+
+
+def _ratio(runs: Runs, subject: str, baseline: str, metric: Callable[[Result], float]) -> float:
+    """The median of the runs' own ratios: both sides of one are measured back to back."""
+    return statistics.median(metric(run[subject]) / metric(run[baseline]) for run in runs)
+
+
+def checks(runs: Runs) -> list[Check]:
     """Each ratio is the median of the runs' own ratios (both sides of one ratio are measured
     back to back in a run); the rates shown beside it are medians too."""
 
-    def median(key: str, metric: Callable[[Result], float]) -> float:
-        return statistics.median(metric(run[key]) for run in runs)
-
     def ratio(subject: str, baseline: str, metric: Callable[[Result], float]) -> float:
-        return statistics.median(metric(run[subject]) / metric(run[baseline]) for run in runs)
+        return _ratio(runs, subject, baseline, metric)
 
     def tput(key: str) -> float:
-        return median(key, lambda r: r.throughput)
+        return _median(runs, key, _throughput)
 
     def p50(key: str) -> float:
-        return median(key, lambda r: r.p50)
+        return _median(runs, key, _p50)
 
     found = [
         Check(
@@ -450,18 +459,16 @@ def checks(runs: list[dict[str, Result]]) -> list[Check]:
     return found
 
 
-def references(runs: list[dict[str, Result]]) -> list[Reference]:
+def references(runs: Runs) -> list[Reference]:
     """Echo with a handler's worth of CPU per call vs plain echo, AddPrompt 32 in flight."""
     found = []
     for us in WORK_REFERENCES_US:
         key = f"echo_work{us}.add_prompt.32"
-        ratios = [run[key].throughput / run["echo.add_prompt.32"].throughput for run in runs]
-        rate = statistics.median(run[key].throughput for run in runs)
         found.append(
             Reference(
                 f"echo + {us} us of Python CPU per AddPrompt",
-                statistics.median(ratios),
-                f"{rate:.0f}/s",
+                _ratio(runs, key, "echo.add_prompt.32", _throughput),
+                f"{_median(runs, key, _throughput):.0f}/s",
             )
         )
     return found
