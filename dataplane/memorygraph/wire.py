@@ -64,12 +64,11 @@ def _micros(ts: Timestamp) -> int:
 # -- domain -> protobuf --------------------------------------------------------------------
 
 
-def _usage(attrs: dict[str, Any]) -> dict[str, int]:
-    return {
-        "prompt_tokens": attrs.get("prompt_tokens", 0),
-        "completion_tokens": attrs.get("completion_tokens", 0),
-        "total_tokens": attrs.get("total_tokens", 0),
-    }
+def _set_usage(usage: pb.TokenUsage, attrs: dict[str, Any]) -> None:
+    """A session's or response's token counts; the message is set even when they are zero."""
+    usage.prompt_tokens = attrs.get("prompt_tokens", 0)
+    usage.completion_tokens = attrs.get("completion_tokens", 0)
+    usage.total_tokens = attrs.get("total_tokens", 0)
 
 
 def session_message(node: Node) -> pb.Session:
@@ -84,8 +83,8 @@ def session_message(node: Node) -> pb.Session:
         metadata=node.metadata,
         create_time=timestamp(node.create_time),
         update_time=timestamp(node.update_time),
-        token_usage=_usage(attrs),
     )
+    _set_usage(message.token_usage, attrs)
     if attrs.get("close_time"):
         message.close_time.CopyFrom(timestamp(attrs["close_time"]))
     return message
@@ -126,10 +125,7 @@ def _set_details(message: pb.Node, node: Node) -> None:
             response = message.response  # set by the assignments, empty or not
             response.prompt_id = attrs.get("prompt_id", "")
             response.model = attrs.get("model", "")
-            usage = response.token_usage
-            usage.prompt_tokens = attrs.get("prompt_tokens", 0)
-            usage.completion_tokens = attrs.get("completion_tokens", 0)
-            usage.total_tokens = attrs.get("total_tokens", 0)
+            _set_usage(response.token_usage, attrs)
             response.finish_reason = attrs.get("finish_reason", "")
             response.latency_ms = attrs.get("latency_ms", 0)
         case NodeKind.TOOL_INVOCATION:
