@@ -7,7 +7,8 @@ import contextlib
 import itertools
 import logging
 import signal
-import threading
+import time
+from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass
 from types import FrameType
@@ -36,9 +37,12 @@ from memorygraph.store import GraphStore, open_rocks_store
 from memorygraph.tls import server_credentials
 from memorygraph.v1 import graph_pb2
 
-__all__ = ["RunningServer", "run_server", "start_server"]
+__all__ = ["RunningServer", "run_server", "start_server", "wait_for_stop_signal"]
 
 log = logging.getLogger("memorygraph.server")
+
+# How long a signal delivered to another thread may wait before the main thread acts on it.
+STOP_SIGNAL_POLL_SECONDS = 0.2
 
 SERVICE_NAME = graph_pb2.DESCRIPTOR.services_by_name["MemoryGraphService"].full_name
 
@@ -245,17 +249,30 @@ def start_server(config: ServerConfig) -> RunningServer:
     )
 
 
+def wait_for_stop_signal(on_ready: Callable[[], None] | None = None) -> signal.Signals:
+    """Catch SIGTERM and SIGINT, call `on_ready`, and block until one of them arrives.
+
+    The wait is a loop of short sleeps: Python runs signal handlers in the main thread only, and
+    when the kernel hands the signal to another thread (gRPC's, RocksDB's), a main thread blocked
+    without a timeout is not woken and the server would never stop."""
+    received: list[signal.Signals] = []
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        received.append(signal.Signals(signum))
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, on_signal)
+    if on_ready is not None:
+        on_ready()
+    while not received:
+        time.sleep(STOP_SIGNAL_POLL_SECONDS)
+    return received[0]
+
+
 def run_server(config: ServerConfig) -> None:
     """Serve until SIGTERM or SIGINT, then shut down gracefully."""
     setup_logging(config.log_level, config.log_format)
     running = start_server(config)
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        log.info("received %s, shutting down", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    stop.wait()
+    received = wait_for_stop_signal()
+    log.info("received %s, shutting down", received.name)
     running.stop()

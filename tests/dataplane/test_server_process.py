@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -127,6 +128,34 @@ def test_sigterm_lets_in_flight_streams_finish(tmp_path: Path) -> None:
     assert received == 5000
     assert server.stop(timeout=30) == 0
     channel.close()
+    assert "received SIGTERM" in server.output()
+
+
+# tgkill(2): send a signal to one thread of a process.
+_SYS_TGKILL = {"x86_64": 234, "aarch64": 131}.get(os.uname().machine)
+
+
+@pytest.mark.skipif(_SYS_TGKILL is None, reason="tgkill syscall number unknown here")
+def test_sigterm_taken_by_another_thread_still_stops_the_server(tmp_path: Path) -> None:
+    # The kernel may hand a process's SIGTERM to any thread that does not block it; Python acts
+    # on signals only in its main thread, which must notice.
+    server = ServerProcess(tmp_path / "data").start()
+    assert server.proc is not None
+    pid = server.proc.pid
+    sigterm_bit = 1 << (signal.SIGTERM - 1)
+
+    def takes_sigterm(tid: str) -> bool:
+        status = Path(f"/proc/{pid}/task/{tid}/status").read_text()
+        blocked = next(line for line in status.splitlines() if line.startswith("SigBlk:"))
+        return not int(blocked.split()[1], 16) & sigterm_bit
+
+    other = next(
+        int(t) for t in os.listdir(f"/proc/{pid}/task") if t != str(pid) and takes_sigterm(t)
+    )
+    libc = ctypes.CDLL(None, use_errno=True)
+    assert libc.syscall(_SYS_TGKILL, pid, other, signal.SIGTERM) == 0, ctypes.get_errno()
+    assert server.proc.wait(timeout=15) == 0, server.output()
+    server.proc = None
     assert "received SIGTERM" in server.output()
 
 

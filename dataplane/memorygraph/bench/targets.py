@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import threading
 import time
 from collections.abc import Iterator
 from concurrent import futures
@@ -22,7 +20,7 @@ import grpc
 
 from memorygraph.config import load_config
 from memorygraph.ids import format_id, new_id
-from memorygraph.server import start_server
+from memorygraph.server import start_server, wait_for_stop_signal
 from memorygraph.v1 import graph_pb2 as pb
 from memorygraph.v1 import graph_pb2_grpc as pb_grpc
 
@@ -123,11 +121,8 @@ def run_memorygraph(
 
 
 def _wait_for_signal() -> None:
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    print("ready", flush=True)
-    stop.wait()
+    """Tell the benchmark (reading stdout) that the server is up, then serve until stopped."""
+    wait_for_stop_signal(on_ready=lambda: print("ready", flush=True))
 
 
 def main() -> None:
