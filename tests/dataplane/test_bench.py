@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from memorygraph.bench.targets import EchoServicer
+from memorygraph.bench.targets import EchoServicer, SyncedLog
 from memorygraph.v1 import graph_pb2 as pb
 
 from .conftest import REPO
@@ -25,6 +25,17 @@ def test_echo_with_work_spends_that_cpu_and_answers_like_echo() -> None:
     answer = working.AddPrompt(request, None)  # type: ignore[arg-type]
     assert time.thread_time() - started >= 0.005
     assert answer is working.node and answer.kind == pb.NODE_KIND_PROMPT
+
+
+def test_synced_echo_keeps_every_request_it_answers(tmp_path: Path) -> None:
+    log = SyncedLog(tmp_path / "echo.log")
+    synced = EchoServicer(1, 1, log=log)
+    requests = [pb.AddPromptRequest(session_id="s", content=f"q{i}") for i in range(3)]
+    answers = [synced.AddPrompt(request, None) for request in requests]  # type: ignore[arg-type]
+    log.close()
+    assert all(answer is synced.node for answer in answers)
+    written = (tmp_path / "echo.log").read_bytes()
+    assert written == b"".join(request.SerializeToString() for request in requests)
 
 
 def test_bench_reports_every_ratio_and_the_reference_points(tmp_path: Path) -> None:
@@ -44,8 +55,9 @@ def test_bench_reports_every_ratio_and_the_reference_points(tmp_path: Path) -> N
     for entry in report["checks"] + report["references"]:
         assert math.isfinite(entry["ratio"]) and entry["ratio"] > 0, entry
     assert [r["name"] for r in report["references"]] == [
-        "echo + 60 us of Python CPU per AddPrompt",
-        "echo + 240 us of Python CPU per AddPrompt",
+        "echo + 60 us of Python CPU per AddPrompt, 32 in flight: throughput",
+        "echo + 240 us of Python CPU per AddPrompt, 32 in flight: throughput",
+        "echo + an fdatasync per AddPrompt, 1 in flight: p50 latency",
     ]
     (run,) = report["runs"]
     assert run["mg.ingest"]["throughput"] > 0 and run["mg.stream_query"]["throughput"] > 0

@@ -50,7 +50,9 @@ TURNS_PER_BATCH = 50
 CONTENT = "Summarise the conversation so far in three bullet points, please."
 # Reference points, not targets: echo servers whose AddPrompt spends this many microseconds of
 # Python CPU first, measured beside echo at 32 in flight. They show what a handler's own work
-# costs in this server flavour, so the AddPrompt ratio can be read against them.
+# costs in this server flavour, so the AddPrompt ratio can be read against them. Beside them, an
+# echo server that syncs each AddPrompt to a file before answering, at 1 in flight: what waiting
+# for this disk adds to a call, for the durable 1-in-flight latency to be read against.
 WORK_REFERENCES_US = (60, 240)
 
 
@@ -330,12 +332,14 @@ def one_run(scratch: Path, args: argparse.Namespace, pg_dsn: str | None) -> dict
             us: servers.enter_context(server("echo", scratch, "--work-us", str(us)))
             for us in WORK_REFERENCES_US
         }
+        synced = servers.enter_context(server("echo", scratch, "--sync-dir", str(scratch)))
         for us, worker in working.items():  # just before echo, which the mg runs follow
             run(f"echo_work{us}.add_prompt.32", partial(measure_add_prompt, worker, 32, d, w))
         run("echo.add_prompt.32", lambda: measure_add_prompt(echo, 32, d, w))
         run("mg.add_prompt.32", lambda: measure_add_prompt(mg, 32, d, w))
         run("mg_fast.add_prompt.32", lambda: measure_add_prompt(fast, 32, d, w))
         run("mg_plugins.add_prompt.32", lambda: measure_add_prompt(hooked, 32, d, w))
+        run("echo_sync.add_prompt.1", lambda: measure_add_prompt(synced, 1, d, w))
         run("echo.add_prompt.1", lambda: measure_add_prompt(echo, 1, d, w))
         run("mg.add_prompt.1", lambda: measure_add_prompt(mg, 1, d, w))
         run("echo.get_node.32", lambda: measure_get_node(echo, 32, d, w))
@@ -460,17 +464,25 @@ def checks(runs: Runs) -> list[Check]:
 
 
 def references(runs: Runs) -> list[Reference]:
-    """Echo with a handler's worth of CPU per call vs plain echo, AddPrompt 32 in flight."""
+    """Echo with a handler's worth of CPU per call vs plain echo (AddPrompt throughput, 32 in
+    flight), and echo with a synced write per call vs plain echo (AddPrompt p50, 1 in flight)."""
     found = []
     for us in WORK_REFERENCES_US:
         key = f"echo_work{us}.add_prompt.32"
         found.append(
             Reference(
-                f"echo + {us} us of Python CPU per AddPrompt",
+                f"echo + {us} us of Python CPU per AddPrompt, 32 in flight: throughput",
                 _ratio(runs, key, "echo.add_prompt.32", _throughput),
                 f"{_median(runs, key, _throughput):.0f}/s",
             )
         )
+    found.append(
+        Reference(
+            "echo + an fdatasync per AddPrompt, 1 in flight: p50 latency",
+            _ratio(runs, "echo_sync.add_prompt.1", "echo.add_prompt.1", _p50),
+            f"{_median(runs, 'echo_sync.add_prompt.1', _p50) * 1e3:.2f} ms",
+        )
+    )
     return found
 
 
@@ -525,7 +537,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{verdict}   [{check.detail}]"
         )
     found_references = references(runs)
-    print("reference points (AddPrompt 32 in flight, vs echo):")
+    print("reference points (not targets), vs echo in the same runs:")
     for reference in found_references:
         print(f"  {reference.name:<58} {reference.ratio:6.2f}   [{reference.detail}]")
     if args.json:

@@ -4,7 +4,9 @@
 settings as `memorygraph serve`, answering every call with a canned message of the shape the
 real server returns, and doing nothing else. With `--work-us N` its AddPrompt first spends N
 microseconds of CPU in Python: a reference for what a handler's own work costs in this server
-flavour, apart from anything MemoryGraph does.
+flavour, apart from anything MemoryGraph does. With `--sync-dir DIR` its AddPrompt first appends
+the request to a log file in DIR and waits for `fdatasync`: the least any server that answers
+only once a write is on stable storage can add to a call on this machine's disk.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from memorygraph.server import start_server, wait_for_stop_signal
 from memorygraph.v1 import graph_pb2 as pb
 from memorygraph.v1 import graph_pb2_grpc as pb_grpc
 
-__all__ = ["EchoServicer", "canned_node"]
+__all__ = ["EchoServicer", "SyncedLog", "canned_node"]
 
 
 def canned_node(content: str = "What is the capital of France?") -> pb.Node:
@@ -49,16 +51,40 @@ def spend_cpu(seconds: float) -> None:
         sum(range(100))
 
 
+class SyncedLog:
+    """An append-only file each record is synced to before `append` returns (the GIL is free
+    while the write and the sync run)."""
+
+    def __init__(self, path: Path) -> None:
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+
+    def append(self, record: bytes) -> None:
+        os.write(self.fd, record)
+        os.fdatasync(self.fd)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
 class EchoServicer(pb_grpc.MemoryGraphServiceServicer):
-    def __init__(self, stream_batches: int, batch_size: int, work_seconds: float = 0.0) -> None:
+    def __init__(
+        self,
+        stream_batches: int,
+        batch_size: int,
+        work_seconds: float = 0.0,
+        log: SyncedLog | None = None,
+    ) -> None:
         self.node = canned_node()
         self.batch = pb.QueryBatch(nodes=[self.node] * batch_size)
         self.stream_batches = stream_batches
         self.work_seconds = work_seconds
+        self.log = log
 
     def AddPrompt(self, request: pb.AddPromptRequest, context: grpc.ServicerContext) -> pb.Node:
         if self.work_seconds:
             spend_cpu(self.work_seconds)
+        if self.log is not None:
+            self.log.append(request.SerializeToString())
         return self.node
 
     def AddResponse(self, request: pb.AddResponseRequest, context: grpc.ServicerContext) -> pb.Node:
@@ -86,18 +112,22 @@ def run_echo(
     stream_batches: int,
     batch_size: int,
     work_seconds: float = 0.0,
+    sync_dir: Path | None = None,
 ) -> None:
+    log = SyncedLog(sync_dir / f"echo-{port}.log") if sync_dir is not None else None
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers),
         maximum_concurrent_rpcs=max_concurrent_rpcs,
     )
     pb_grpc.add_MemoryGraphServiceServicer_to_server(
-        EchoServicer(stream_batches, batch_size, work_seconds), server
+        EchoServicer(stream_batches, batch_size, work_seconds, log), server
     )
     server.add_insecure_port(f"127.0.0.1:{port}")
     server.start()
     _wait_for_signal()
     server.stop(1).wait()
+    if log is not None:
+        log.close()
 
 
 def run_memorygraph(
@@ -129,13 +159,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("kind", choices=["memorygraph", "echo"])
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--data-dir", type=Path)
+    parser.add_argument("--data-dir", type=Path, help="memorygraph: the store's directory")
     parser.add_argument("--durability", default="durable")
     parser.add_argument("--plugins-file", type=Path)
     parser.add_argument("--stream-batches", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument(
         "--work-us", type=float, default=0.0, help="echo: CPU microseconds spent per AddPrompt"
+    )
+    parser.add_argument(
+        "--sync-dir",
+        type=Path,
+        help="echo: append each AddPrompt request to a log file here and fdatasync it first",
     )
     args = parser.parse_args()
     defaults = load_config(None, {}, environ={})
@@ -147,6 +182,7 @@ def main() -> None:
             args.stream_batches,
             args.batch_size,
             args.work_us / 1e6,
+            args.sync_dir,
         )
     else:
         run_memorygraph(args.port, args.data_dir, args.durability, args.plugins_file)
