@@ -115,7 +115,7 @@ def _count(store: GraphStore, session_id: str, limit: int) -> int:
 def _publish_gauges(store: GraphStore, hub: EventHub) -> None:
     counters = store.counters()
     metrics.EVENT_LAST_SEQUENCE.set(store.last_sequence)
-    metrics.EVENT_LOG_EVENTS.set(store.last_sequence - store.oldest_sequence() + 1)
+    metrics.EVENT_LOG_EVENTS.set(store.retained_events())
     metrics.EVENT_SUBSCRIBERS.set(hub.subscriber_count)
     metrics.EVENT_FANOUT_LAG.set(hub.lag())
     metrics.EVENT_SUBSCRIBER_BUFFERED.set(max(hub.buffered(), default=0))

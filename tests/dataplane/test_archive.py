@@ -222,6 +222,54 @@ def test_restoring_twice_is_idempotent_when_history_could_not_come_back() -> Non
         service.restore_session(export)
 
 
+def _events_in_log(store: GraphStore) -> int:
+    """The events the log holds from its floor on, counted key by key."""
+    start = keys.event_key(store.event_floor())
+    return sum(1 for _ in store.kv.scan_keys(keys.CF_EVENTS, start, keys.event_key(2**63)))
+
+
+def test_the_retained_event_count_leaves_out_what_archival_erased_and_trimming_removed() -> None:
+    kv = MemoryStore()
+    service = GraphService(GraphStore(kv))
+    sessions = []
+    for title in ("a", "b", "c"):
+        session = service.create_session(NewSession(title=title))
+        for i in range(3):
+            service.create_node(NewNode(NodeKind.PROMPT, session_id=session.id, content=f"q{i}"))
+        sessions.append(session.id)
+    store = service.store
+    assert store.retained_events() == _events_in_log(store) == store.last_sequence
+
+    def archive(session_id: bytes) -> None:
+        export = service.export_session(session_id)
+        service.archive_session(session_id, content_sha256=export.sha256())
+
+    exports = [service.export_session(sessions[0])]
+    archive(sessions[0])  # its events leave holes in the sequence numbers
+    assert store.retained_events() == _events_in_log(store) < store.last_sequence
+    service.restore_session(exports[0])  # the events go back into their holes
+    assert store.retained_events() == _events_in_log(store)
+    archive(sessions[0])
+    archive(sessions[1])
+    first, second = store.session_event_sequences(sessions[2])[:2]
+    store.trim_events(second)  # the holes below the new floor stop counting
+    assert store.retained_events() == _events_in_log(store)
+    store.trim_events(first)  # never moves the floor down
+    assert store.event_floor() == second
+    archive(sessions[2])  # its first event was trimmed already: not a hole
+    assert store.retained_events() == _events_in_log(store)
+    session = service.create_session(NewSession(title="d"))
+    service.create_node(NewNode(NodeKind.PROMPT, session_id=session.id, content="late"))
+    expected = _events_in_log(store)
+    assert store.retained_events() == expected > 0
+    assert GraphStore(kv).retained_events() == expected
+    # A store from before the count was kept counts its log once, when opened.
+    kv.write([(keys.CF_META, keys.EVENT_HOLES_KEY, None)], sync=True)
+    assert GraphStore(kv).retained_events() == expected
+    store.trim_events(store.last_sequence + 1)
+    assert store.retained_events() == 0
+
+
 # -- the RPCs --------------------------------------------------------------------------------
 
 

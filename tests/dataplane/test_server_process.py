@@ -199,3 +199,4 @@ def test_metrics_and_probes_are_served_over_http(server_process: ServerProcess) 
         text = reply.read().decode()
     assert 'memorygraph_rpc_requests_total{code="OK",method="CreateSession"} 1.0' in text
     assert 'memorygraph_store_objects{kind="session"} 1.0' in text
+    assert "memorygraph_event_log_events 1.0" in text  # the session's creation

@@ -9,6 +9,7 @@ that and hands over the complete change.
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 
@@ -57,6 +58,10 @@ COUNTERS = (
     "tokens/completion",
     "tokens/total",
 )
+
+
+def _int8(value: int) -> bytes:
+    return value.to_bytes(8, signed=True)
 
 
 class IncompatibleSchema(MemoryGraphError):
@@ -128,6 +133,17 @@ class GraphStore:
             log_id = uuid.uuid4().bytes
             kv.write([(keys.CF_META, keys.LOG_ID_KEY, log_id)], sync=True)
         self.log_id = str(uuid.UUID(bytes=log_id))
+        # Archival erasure, restores and trimming change the holes count; they take this lock
+        # (writes that do none of these never do).
+        self._holes_lock = threading.Lock()
+        raw = kv.get(keys.CF_META, keys.EVENT_HOLES_KEY)
+        if raw is None:  # a store from before the count was kept: count once
+            self._event_holes = self._count_holes()
+            kv.write([(keys.CF_META, keys.EVENT_HOLES_KEY, _int8(self._event_holes))], sync=True)
+            if self.last_sequence:
+                log.info("event log: %d events retained", self.retained_events())
+        else:
+            self._event_holes = int.from_bytes(raw, signed=True)
         self._counters = {
             name: int.from_bytes(value, signed=True) if value else 0
             for name, value in zip(
@@ -270,6 +286,13 @@ class GraphStore:
             self._committer.wait(ticket)
 
     def _write(self, changes: StoreChanges, *, sync: bool) -> None:
+        if changes.erase_history or changes.restored_events:
+            with self._holes_lock:
+                self._write_ops(changes, sync=sync)
+        else:
+            self._write_ops(changes, sync=sync)
+
+    def _write_ops(self, changes: StoreChanges, *, sync: bool) -> None:
         ops: list[Op] = []
         edge_records: dict[int, bytes] = {}  # edge object -> its record, reused by its event
         deltas: dict[str, int] = {}
@@ -328,11 +351,14 @@ class GraphStore:
         # A deleted session takes its session-event index and restore time with it; its events
         # stay in the log unless the change erases its history (archival).
         gone = {n.id for n in changes.deleted if n.kind is NodeKind.SESSION}
+        holes = -len(changes.restored_events)  # restores fill holes; erasure makes them
+        floor = self.event_floor() if changes.erase_history and gone else 0
         for session_id in gone:
             for seq in self.session_event_sequences(session_id):
                 ops.append(session_event_op(session_id, seq, present=False))
                 if changes.erase_history:
                     ops.append((keys.CF_EVENTS, keys.event_key(seq), None))
+                    holes += seq >= floor  # below the floor: trimmed already
             ops.append((keys.CF_META, keys.restored_key(session_id), None))
         sequence = self.last_sequence
         events = (
@@ -356,8 +382,11 @@ class GraphStore:
                 ops.append(session_event_op(session, event.sequence))
         if sequence != self.last_sequence:
             ops.append((keys.CF_META, keys.LAST_EVENT_KEY, sequence.to_bytes(8)))
+        if holes:
+            ops.append((keys.CF_META, keys.EVENT_HOLES_KEY, _int8(self._event_holes + holes)))
         self.kv.write(ops, sync=sync)
         self.last_sequence = sequence
+        self._event_holes += holes
         for name, delta in deltas.items():
             self._counters[name] += delta
 
@@ -386,6 +415,22 @@ class GraphStore:
                 break
         return found
 
+    def retained_events(self) -> int:
+        """How many events the log holds: from the floor to the newest, less the holes."""
+        return max(0, self.last_sequence - self.event_floor() + 1 - self._event_holes)
+
+    def _count_holes(self, end: int | None = None) -> int:
+        """Sequences from the floor up to `end` (exclusive; default: past the newest) that hold
+        no event, counted in the log."""
+        first = self.event_floor()
+        end = self.last_sequence + 1 if end is None else end
+        if end <= first:
+            return 0
+        present = sum(
+            1 for _ in self.kv.scan_keys(keys.CF_EVENTS, keys.event_key(first), keys.event_key(end))
+        )
+        return end - first - present
+
     def oldest_sequence(self) -> int:
         """Sequence of the oldest retained event (last_sequence + 1 when none is retained)."""
         for key, _ in self.kv.scan(keys.CF_EVENTS, keys.event_key(0), keys.event_key(2**63)):
@@ -410,9 +455,21 @@ class GraphStore:
         """Forget events with sequence < `before`.
 
         The session index keeps entries for trimmed events; readers skip them and archival
-        erases them with the session."""
-        self.kv.write([(keys.CF_META, keys.EVENT_FLOOR_KEY, before.to_bytes(8))], sync=False)
-        self.kv.delete_range(keys.CF_EVENTS, keys.event_key(0), keys.event_key(before))
+        erases them with the session. The floor never moves down."""
+        with self._holes_lock:
+            if before <= self.event_floor():
+                return
+            # Holes below the new floor stop counting; those past the newest event are none.
+            holes = self._event_holes - self._count_holes(min(before, self.last_sequence + 1))
+            self.kv.write(
+                [
+                    (keys.CF_META, keys.EVENT_FLOOR_KEY, before.to_bytes(8)),
+                    (keys.CF_META, keys.EVENT_HOLES_KEY, _int8(holes)),
+                ],
+                sync=False,
+            )
+            self._event_holes = holes
+            self.kv.delete_range(keys.CF_EVENTS, keys.event_key(0), keys.event_key(before))
 
     def restorable_events(self, events: list[Event], log_id: str) -> list[Event]:
         """Those of `events` (from the log `log_id`) that can go back at their own sequence

@@ -47,6 +47,9 @@ LAST_EVENT_KEY = b"events/last"
 LOG_ID_KEY = b"events/log_id"
 # The first sequence retention keeps: events below it are gone for good (restores skip them).
 EVENT_FLOOR_KEY = b"events/floor"
+# How many sequences from the floor to the newest event hold no event (archival erased them):
+# with the floor and the newest sequence, the number of events retained.
+EVENT_HOLES_KEY = b"events/holes"
 
 # 1: the first layout. 2: adds the session_events index (built from the log on upgrade).
 # 3: node records in the API's wire format; session index entries carry the kind in the key and
