@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 import grpc
 import pytest
+from memorygraph.client import Client
 from memorygraph.server import RunningServer
 from memorygraph.v1 import graph_pb2 as pb
 from memorygraph.v1.graph_pb2_grpc import MemoryGraphServiceStub
@@ -108,6 +110,37 @@ def test_subscribe_to_session_ends_after_the_session_is_deleted(
     assert events[-1].type == pb.EVENT_TYPE_SESSION_DELETED
     assert {e.session_id for e in events} == {session.id}
     assert "elsewhere" not in {e.node.content for e in events}
+
+
+def test_a_restored_session_replays_past_its_old_archival_marker(
+    inprocess_server: RunningServer,
+) -> None:
+    """Replaying a session that was archived and restored passes its archival marker and goes
+    on following it; the session's next archival ends the subscription."""
+    events: list[pb.Event] = []
+    with Client(f"127.0.0.1:{inprocess_server.port}") as mg:
+        session = mg.create_session(title="s")
+        mg.add_prompt(session.id, "before")
+        export, summary = mg.export_session(session.id, for_archive=True)
+        mg.archive_session(session.id, summary.content_sha256)
+        mg.restore_session(export)
+        subscription = mg.stub.SubscribeToSession(
+            pb.SubscribeToSessionRequest(session_id=session.id, from_sequence=1)
+        )
+        reader = threading.Thread(target=lambda: events.extend(subscription))
+        reader.start()
+        mg.add_prompt(session.id, "after")
+        deadline = time.monotonic() + 10
+        while "after" not in {e.node.content for e in events} and time.monotonic() < deadline:
+            time.sleep(0.05)
+        following = reader.is_alive()
+        mg.archive_session(session.id, mg.export_session(session.id)[1].content_sha256)
+        reader.join(10)
+    assert following and not reader.is_alive()
+    types = [e.type for e in events]
+    assert types.count(pb.EVENT_TYPE_SESSION_ARCHIVED) == 2
+    assert pb.EVENT_TYPE_SESSION_RESTORED in types
+    assert types[-1] == pb.EVENT_TYPE_SESSION_ARCHIVED
 
 
 def test_subscribing_to_a_missing_session_is_not_found(stub: MemoryGraphServiceStub) -> None:

@@ -318,9 +318,14 @@ class MemoryGraphServicer(pb_grpc.MemoryGraphServiceServicer):
         events = self.hub.subscribe(
             EventFilter(session_id=session_id), request.from_sequence, context.is_active
         )
+        store = self.service.store
         for event in events:
             yield cv.event_message(event)
-            if event.type in (EventType.SESSION_DELETED, EventType.SESSION_ARCHIVED):
+            # The session's end, unless a restore brought it back since (a replay meets the
+            # archival markers of a restored session's past).
+            if event.type in (EventType.SESSION_DELETED, EventType.SESSION_ARCHIVED) and (
+                store.get_node_record(session_id) is None
+            ):
                 return
 
     # -- archival ----------------------------------------------------------------------------
