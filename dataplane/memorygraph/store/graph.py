@@ -457,18 +457,18 @@ class GraphStore:
         The session index keeps entries for trimmed events; readers skip them and archival
         erases them with the session. The floor never moves down."""
         with self._holes_lock:
-            if before <= self.event_floor():
-                return
-            # Holes below the new floor stop counting; those past the newest event are none.
-            holes = self._event_holes - self._count_holes(min(before, self.last_sequence + 1))
-            self.kv.write(
-                [
-                    (keys.CF_META, keys.EVENT_FLOOR_KEY, before.to_bytes(8)),
-                    (keys.CF_META, keys.EVENT_HOLES_KEY, _int8(holes)),
-                ],
-                sync=False,
-            )
-            self._event_holes = holes
+            if before > self.event_floor():
+                # Holes below the new floor stop counting; past the newest event there are none.
+                holes = self._event_holes - self._count_holes(min(before, self.last_sequence + 1))
+                self.kv.write(
+                    [
+                        (keys.CF_META, keys.EVENT_FLOOR_KEY, before.to_bytes(8)),
+                        (keys.CF_META, keys.EVENT_HOLES_KEY, _int8(holes)),
+                    ],
+                    sync=False,
+                )
+                self._event_holes = holes
+            # Also what a crash between the floor's write and this left below the floor.
             self.kv.delete_range(keys.CF_EVENTS, keys.event_key(0), keys.event_key(before))
 
     def restorable_events(self, events: list[Event], log_id: str) -> list[Event]:
