@@ -347,7 +347,7 @@ class GraphStore:
         for name, delta in deltas.items():
             if delta:
                 value = self._counters[name] + delta
-                ops.append((keys.CF_META, keys.counter_key(name), value.to_bytes(8, signed=True)))
+                ops.append((keys.CF_META, keys.counter_key(name), _int8(value)))
         # A deleted session takes its session-event index and restore time with it; its events
         # stay in the log unless the change erases its history (archival).
         gone = {n.id for n in changes.deleted if n.kind is NodeKind.SESSION}
