@@ -270,6 +270,30 @@ def test_the_retained_event_count_leaves_out_what_archival_erased_and_trimming_r
     assert store.retained_events() == 0
 
 
+def test_a_trim_while_a_restore_is_under_way_keeps_the_count_exact(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Retention does not wait for the writers' lock: it may move the floor past events a
+    restore has chosen and not yet written. Those stay out, and the count stays exact."""
+    service = _service()
+    store = service.store
+    session = service.create_session(NewSession(title="t"))
+    for i in range(3):
+        service.create_node(NewNode(NodeKind.PROMPT, session_id=session.id, content=f"q{i}"))
+    export = service.export_session(session.id)
+    service.archive_session(session.id, content_sha256=export.sha256())
+    choose = store.restorable_events
+
+    def chosen_then_trimmed(events: list[Any], log_id: str) -> list[Any]:
+        found = choose(events, log_id)
+        store.trim_events(store.last_sequence + 1)
+        return found
+
+    monkeypatch.setattr(store, "restorable_events", chosen_then_trimmed)
+    service.restore_session(export)
+    assert store.retained_events() == _events_in_log(store) == 1  # SESSION_RESTORED
+
+
 # -- the RPCs --------------------------------------------------------------------------------
 
 

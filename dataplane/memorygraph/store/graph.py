@@ -351,8 +351,11 @@ class GraphStore:
         # A deleted session takes its session-event index and restore time with it; its events
         # stay in the log unless the change erases its history (archival).
         gone = {n.id for n in changes.deleted if n.kind is NodeKind.SESSION}
-        holes = -len(changes.restored_events)  # restores fill holes; erasure makes them
-        floor = self.event_floor() if changes.erase_history and gone else 0
+        floor = self.event_floor() if changes.erase_history or changes.restored_events else 0
+        # Retention may have moved the floor since the restore chose its events: those now
+        # below it stay out (trimmed for good, and their holes no longer counted).
+        restoring = [e for e in changes.restored_events if e.sequence >= floor]
+        holes = -len(restoring)  # restores fill holes; erasure makes them
         for session_id in gone:
             for seq in self.session_event_sequences(session_id):
                 ops.append(session_event_op(session_id, seq, present=False))
@@ -376,7 +379,7 @@ class GraphStore:
                 ops.append((keys.CF_META, keys.restored_key(event.session_id), restored))
             elif (session := indexed_session(event)) is not None and session not in gone:
                 ops.append(session_event_op(session, sequence))
-        for event in changes.restored_events:
+        for event in restoring:
             ops.append((keys.CF_EVENTS, keys.event_key(event.sequence), encode_event(event)))
             if (session := indexed_session(event)) is not None:
                 ops.append(session_event_op(session, event.sequence))
@@ -386,7 +389,8 @@ class GraphStore:
             ops.append((keys.CF_META, keys.EVENT_HOLES_KEY, _int8(self._event_holes + holes)))
         self.kv.write(ops, sync=sync)
         self.last_sequence = sequence
-        self._event_holes += holes
+        if holes:  # under the holes lock (a trim may be setting the count meanwhile otherwise)
+            self._event_holes += holes
         for name, delta in deltas.items():
             self._counters[name] += delta
 
