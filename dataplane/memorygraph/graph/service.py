@@ -55,6 +55,10 @@ __all__ = [
     "RestoreResult",
 ]
 
+# ArchiveSession: past this many events committed while the export was being made, the session
+# is exported again under the writers' lock rather than the events read to see whether it changed.
+ARCHIVE_RECHECK_EVENTS = 50_000
+
 # Attributes a caller may set per kind through CreateNode; anything else is the server's.
 _SETTABLE_ATTRS: dict[NodeKind, frozenset[str]] = {
     NodeKind.PROMPT: frozenset({"model", "role", "template_id"}),
@@ -723,21 +727,17 @@ class GraphService:
         Only while it still exports to `content_sha256` (what was shipped and verified): a
         session that changed since is kept, and the caller archives it again. With
         `undelivered_from` (the oldest event the registry reporter has not delivered), a
-        session with undelivered reports is kept too. One SESSION_ARCHIVED event is recorded."""
+        session with undelivered reports is kept too. One SESSION_ARCHIVED event is recorded.
+
+        The export is made and hashed before taking the writers' lock (for a large session
+        that takes seconds, and every write would wait). Under the lock, the events committed
+        since then tell whether anything the export holds may have changed; only if so is
+        the session exported and checked again there."""
+        seen, floor = self.store.last_sequence, self.store.event_floor()
+        export = self._archivable(session_id, content_sha256, undelivered_from)
         with self._transaction() as tx:
-            export = self.export_session(session_id)
-            if export.sha256() != content_sha256:
-                raise FailedPrecondition(
-                    f"session {format_id(session_id)} changed since it was exported; "
-                    "it was not deleted — archive it again"
-                )
-            if undelivered_from is not None and any(
-                e.sequence >= undelivered_from for e in export.events
-            ):
-                raise FailedPrecondition(
-                    f"session {format_id(session_id)} has reports the LLM-Registry has not "
-                    "received yet; it was not deleted — archive it once they are delivered"
-                )
+            if self.store.event_floor() != floor or self._changed_since(export, seen):
+                export = self._archivable(session_id, content_sha256, undelivered_from)
             for node in [*export.nodes, export.session]:
                 tx.delete(node)
             for edge in export.edges:
@@ -748,6 +748,55 @@ class GraphService:
             marker = replace(export.session, content="", metadata={})
             tx.events = [Event(0, EventType.SESSION_ARCHIVED, tx.time, session_id, node=marker)]
         return export
+
+    def _archivable(
+        self, session_id: bytes, content_sha256: str, undelivered_from: int | None
+    ) -> SessionExport:
+        """The session's export, if it may be archived: unchanged since the archive was made,
+        with no report the registry still has to receive."""
+        export = self.export_session(session_id)
+        if export.sha256() != content_sha256:
+            raise FailedPrecondition(
+                f"session {format_id(session_id)} changed since it was exported; "
+                "it was not deleted — archive it again"
+            )
+        if undelivered_from is not None and any(
+            e.sequence >= undelivered_from for e in export.events
+        ):
+            raise FailedPrecondition(
+                f"session {format_id(session_id)} has reports the LLM-Registry has not "
+                "received yet; it was not deleted — archive it once they are delivered"
+            )
+        return export
+
+    def _changed_since(self, export: SessionExport, sequence: int) -> bool:
+        """Whether an event after `sequence` concerns the session, one of its nodes or an edge
+        touching them. Another session's archival or restore counts too: those write without
+        deriving events from their changes. Many events count as a change without reading
+        them: the export under the lock costs less than reading them all."""
+        last = self.store.last_sequence
+        if last - sequence > ARCHIVE_RECHECK_EVENTS:
+            return True
+        members = {node.id for node in export.nodes}
+        members.add(export.session.id)
+        first = sequence + 1
+        while first <= last:
+            events = self.store.read_events(first, last, 1000)
+            for event in events:
+                if (
+                    event.type.is_lifecycle
+                    or event.session_id in members
+                    or (event.node is not None and event.node.id in members)
+                    or (
+                        event.edge is not None
+                        and (event.edge.source_id in members or event.edge.target_id in members)
+                    )
+                ):
+                    return True
+            if not events:
+                return False
+            first = events[-1].sequence + 1
+        return False
 
     def restore_session(self, export: SessionExport) -> RestoreResult:
         """Bring an exported session back with its ids, edges and (retained) events.
