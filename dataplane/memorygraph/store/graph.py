@@ -138,6 +138,8 @@ class GraphStore:
         self._holes_lock = threading.Lock()
         raw = kv.get(keys.CF_META, keys.EVENT_HOLES_KEY)
         if raw is None:  # a store from before the count was kept: count once
+            if self.last_sequence:
+                log.info("counting the event log's retained events (once, for this store)")
             self._event_holes = self._count_holes()
             kv.write([(keys.CF_META, keys.EVENT_HOLES_KEY, _int8(self._event_holes))], sync=True)
             if self.last_sequence:
