@@ -8,12 +8,14 @@ from memorygraph.errors import ConfigError
 from memorygraph.plugins.builtins import Enricher, Quota, Redactor, Validator, luhn_valid
 from memorygraph.plugins.config import (
     EnricherConfig,
+    PluginSpec,
     QuotaConfig,
     RedactorConfig,
     ValidatorConfig,
     parse_plugins,
 )
 from memorygraph.plugins.hooks import Hook, HookCall, PluginRejected
+from memorygraph.plugins.pipeline import LoadedPlugin, PluginPipeline
 
 
 def call(content: str | None = "hello", **kwargs: object) -> HookCall:
@@ -128,3 +130,54 @@ def test_bad_plugin_files_are_refused_naming_the_problem(text: str, fragment: st
     with pytest.raises(ConfigError, match=r"invalid|YAML") as info:
         parse_plugins(text)
     assert fragment in str(info.value)
+
+
+class _Scribble:
+    """A plugin that appends to the content and a metadata entry, then fails if told to."""
+
+    def __init__(self, name: str, fail: bool = False) -> None:
+        self.name, self.fail = name, fail
+
+    def handle(self, call: HookCall) -> None:
+        call.content = f"{call.content}+{self.name}"
+        call.metadata[self.name] = "seen"
+        if self.fail:
+            raise RuntimeError("broken")
+
+
+def _pipeline(*plugins: tuple[_Scribble, str]) -> PluginPipeline:
+    return PluginPipeline(
+        [
+            LoadedPlugin(
+                PluginSpec(
+                    name=impl.name,
+                    type="enricher",
+                    order=order,
+                    failure_policy=policy,  # type: ignore[arg-type]
+                    hooks=[Hook.BEFORE_CREATE_NODE],
+                ),
+                impl,
+            )
+            for order, (impl, policy) in enumerate(plugins)
+        ]
+    )
+
+
+def test_before_hooks_keep_what_succeeded_and_leave_the_callers_call_alone() -> None:
+    pipeline = _pipeline(
+        (_Scribble("a"), "Fail"), (_Scribble("b", fail=True), "Ignore"), (_Scribble("c"), "Fail")
+    )
+    original = call("q", metadata={"k": "v"})
+    result = pipeline.before(original)
+    assert result.content == "q+a+c"  # b failed under Ignore: its changes are dropped
+    assert result.metadata == {"k": "v", "a": "seen", "c": "seen"}
+    assert (original.content, original.metadata) == ("q", {"k": "v"})
+
+
+def test_a_failing_plugin_under_fail_refuses_the_call_as_unavailable() -> None:
+    pipeline = _pipeline((_Scribble("a"), "Fail"), (_Scribble("b", fail=True), "Fail"))
+    original = call("q")
+    with pytest.raises(PluginRejected) as info:
+        pipeline.before(original)
+    assert info.value.code == grpc.StatusCode.UNAVAILABLE and info.value.plugin == "b"
+    assert original.content == "q" and original.metadata == {}

@@ -92,7 +92,10 @@ class HookedGraphService(GraphService):
                 details=_ids(spec.attrs),
             )
         )
-        return replace(spec, content=call.content or "", metadata=call.metadata)
+        content = call.content or ""
+        if content == spec.content and call.metadata == spec.metadata:
+            return spec  # most calls: the plugins left them as they were
+        return replace(spec, content=content, metadata=call.metadata)
 
     def _before_session(self, pipeline: PluginPipeline, spec: NewSession) -> NewSession:
         if not pipeline.wants(Hook.BEFORE_CREATE_SESSION):

@@ -7,7 +7,6 @@ once the change is committed and can neither fail nor undo it.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -68,7 +67,15 @@ class HookCall:
     def copy(self) -> HookCall:
         """A copy a plugin may change freely: content and metadata are what plugins change;
         `details` is theirs to read."""
-        return dataclasses.replace(self, metadata=dict(self.metadata), details=dict(self.details))
+        return HookCall(
+            self.hook,
+            self.subject,
+            self.session_id,
+            self.node_id,
+            self.content,
+            dict(self.metadata),
+            dict(self.details),
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {

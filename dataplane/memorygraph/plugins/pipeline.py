@@ -1,8 +1,9 @@
 """Running the plugins of one hook: order, failure policy, timeouts, metrics.
 
-- Before-hooks run in order (`order`, then name). Each works on a copy of the call; its changes
-  are kept only if it succeeds. A refusal ends the call with the plugin's status and reason. A
-  plugin that fails or times out refuses the call under `Fail` and is skipped under `Ignore`.
+- Before-hooks run in order (`order`, then name), on a copy of the call. A plugin under `Ignore`
+  works on a copy of its own, whose changes are kept only if it succeeds. A refusal ends the
+  call with the plugin's status and reason. A plugin that fails or times out refuses the call
+  under `Fail` and is skipped under `Ignore`.
 - After-hooks never affect the call: failures are counted and logged. Built-ins run inline;
   webhooks are delivered by a small background pool (a full queue drops and counts).
 - Timeouts: webhooks get the plugin's timeout on every HTTP phase; built-ins run in-process in
@@ -97,9 +98,14 @@ class PluginPipeline:
         return hook in self._by_hook
 
     def before(self, call: HookCall) -> HookCall:
-        """Run the before-hooks; returns the call as the plugins left it."""
-        for plugin in self._by_hook.get(call.hook, ()):
-            trial = call.copy()
+        """Run the before-hooks; returns the call as the plugins left it (`call` itself is
+        not changed)."""
+        plugins = self._by_hook.get(call.hook, ())
+        call = call.copy()
+        for plugin in plugins:
+            # A plugin that fails under Fail ends the call, so it may work on the call itself;
+            # under Ignore it works on a copy, kept only if it succeeds.
+            trial = call.copy() if plugin.spec.failure_policy == "Ignore" else call
             outcome = "ok"
             started = time.perf_counter()
             try:
