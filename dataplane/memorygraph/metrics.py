@@ -23,6 +23,7 @@ from prometheus_client.registry import Collector
 
 __all__ = [
     "RPC",
+    "CallStats",
     "MetricsServer",
     "RpcStats",
     "ThreadCounts",
@@ -127,14 +128,14 @@ class ThreadCounts:
         return totals
 
 
-class _RpcCell:
+class _Cell:
     __slots__ = ("finished", "series", "started")
 
     def __init__(self) -> None:
         self.started = 0
         self.finished = 0
-        # (method, code) -> [requests, latency sum, one count per bucket, then the overflow]
-        self.series: dict[tuple[str, str], list[float]] = {}
+        # label values -> [calls, time sum, one count per bucket, then the overflow]
+        self.series: dict[tuple[str, ...], list[float]] = {}
 
 
 K = TypeVar("K")
@@ -150,13 +151,81 @@ def _summed(entries: Iterable[tuple[K, list[float]]]) -> dict[K, list[float]]:
     return totals
 
 
-class RpcStats(Collector):
-    """Requests by method and code, handling time by method and calls in flight, kept per
-    thread (see `_PerThread`) and exported as the `memorygraph_rpc_*` metrics on scrape."""
+class CallStats(Collector):
+    """Calls counted by their label values and timed by all of them but the last (the call's
+    outcome), kept per thread (see `_PerThread`) and exported on scrape as the counter
+    `counter` and the histogram `histogram`."""
+
+    def __init__(
+        self,
+        *,
+        counter: tuple[str, str],
+        histogram: tuple[str, str],
+        labels: tuple[str, ...],
+        buckets: tuple[float, ...],
+    ) -> None:
+        """`counter` and `histogram` are (name, help) pairs."""
+        self.counter, self.histogram = counter, histogram
+        self.labels = labels
+        self.buckets = buckets
+        self._cells: _PerThread[_Cell] = _PerThread(_Cell)
+
+    def timed(self, key: tuple[str, ...], seconds: float) -> None:
+        """A call with these label values, which took `seconds`."""
+        self._time(self._cells.mine(), key, seconds)
+
+    def counted(self, key: tuple[str, ...]) -> None:
+        """A call with these label values that was not timed (refused, dropped)."""
+        self._series(self._cells.mine(), key)[0] += 1
+
+    def _time(self, cell: _Cell, key: tuple[str, ...], seconds: float) -> None:
+        series = self._series(cell, key)
+        series[0] += 1
+        series[1] += seconds
+        series[2 + bisect_left(self.buckets, seconds)] += 1
+
+    def _series(self, cell: _Cell, key: tuple[str, ...]) -> list[float]:
+        series = cell.series.get(key)
+        if series is None:
+            series = cell.series[key] = [0, 0.0] + [0] * (len(self.buckets) + 1)
+        return series
+
+    def _families(self, cells: list[_Cell]) -> Iterator[Any]:
+        # Each cell's series copied in one step: its thread may be adding to it meanwhile.
+        by_key = _summed(
+            (key, list(series)) for cell in cells for key, series in list(cell.series.items())
+        )
+        calls = CounterMetricFamily(*self.counter, labels=list(self.labels))
+        for key, series in sorted(by_key.items()):
+            calls.add_metric([str(value) for value in key], series[0])
+        timed = _summed((key[:-1], series) for key, series in sorted(by_key.items()))
+        durations = HistogramMetricFamily(*self.histogram, labels=list(self.labels[:-1]))
+        for key, series in timed.items():
+            if not any(series[2:]):
+                continue  # untimed calls only
+            cumulative, buckets = 0.0, []
+            for bound, count in zip((*self.buckets, math.inf), series[2:], strict=True):
+                cumulative += count
+                buckets.append(("+Inf" if bound == math.inf else repr(float(bound)), cumulative))
+            durations.add_metric([str(value) for value in key], buckets, sum_value=series[1])
+        yield calls
+        yield durations
+
+    def collect(self) -> Iterator[Any]:
+        return self._families(self._cells.cells())
+
+
+class RpcStats(CallStats):
+    """Requests by method and code, handling time by method and calls in flight: the
+    `memorygraph_rpc_*` metrics."""
 
     def __init__(self, buckets: tuple[float, ...]) -> None:
-        self.buckets = buckets
-        self._cells: _PerThread[_RpcCell] = _PerThread(_RpcCell)
+        super().__init__(
+            counter=("memorygraph_rpc_requests", "RPCs handled, by method and status code"),
+            histogram=("memorygraph_rpc_duration_seconds", "RPC handling time, by method"),
+            labels=("method", "code"),
+            buckets=buckets,
+        )
 
     def begin(self) -> None:
         self._cells.mine().started += 1
@@ -165,49 +234,16 @@ class RpcStats(Collector):
         """A call that `begin` counted has ended, after `seconds`, with status `code`."""
         cell = self._cells.mine()
         cell.finished += 1
-        series = self._series(cell, method, code)
-        series[0] += 1
-        series[1] += seconds
-        series[2 + bisect_left(self.buckets, seconds)] += 1
+        self._time(cell, (method, code), seconds)
 
     def reject(self, method: str, code: str) -> None:
         """A call refused before any work: counted as a request, not timed."""
-        self._series(self._cells.mine(), method, code)[0] += 1
-
-    def _series(self, cell: _RpcCell, method: str, code: str) -> list[float]:
-        series = cell.series.get((method, code))
-        if series is None:
-            series = cell.series[(method, code)] = [0, 0.0] + [0] * (len(self.buckets) + 1)
-        return series
+        self.counted((method, code))
 
     def collect(self) -> Iterator[Any]:
         cells = self._cells.cells()
         in_flight = sum(cell.started - cell.finished for cell in cells)
-        # Each cell's series copied in one step: its thread may be adding to it meanwhile.
-        by_code = _summed(
-            (key, list(series)) for cell in cells for key, series in list(cell.series.items())
-        )
-        requests = CounterMetricFamily(
-            "memorygraph_rpc_requests",
-            "RPCs handled, by method and status code",
-            labels=["method", "code"],
-        )
-        for (method, code), series in sorted(by_code.items()):
-            requests.add_metric([method, code], series[0])
-        by_method = _summed((method, series) for (method, _), series in sorted(by_code.items()))
-        latency = HistogramMetricFamily(
-            "memorygraph_rpc_duration_seconds", "RPC handling time, by method", labels=["method"]
-        )
-        for method, series in by_method.items():
-            if not any(series[2:]):
-                continue  # refused calls only: nothing was timed
-            cumulative, buckets = 0.0, []
-            for bound, count in zip((*self.buckets, math.inf), series[2:], strict=True):
-                cumulative += count
-                buckets.append(("+Inf" if bound == math.inf else repr(float(bound)), cumulative))
-            latency.add_metric([method], buckets, sum_value=series[1])
-        yield requests
-        yield latency
+        yield from self._families(cells)
         yield GaugeMetricFamily(
             "memorygraph_rpc_in_flight", "RPCs being handled now", value=max(0, in_flight)
         )

@@ -16,6 +16,7 @@ from memorygraph.plugins.config import (
 )
 from memorygraph.plugins.hooks import Hook, HookCall, PluginRejected
 from memorygraph.plugins.pipeline import LoadedPlugin, PluginPipeline
+from prometheus_client import REGISTRY
 
 
 def call(content: str | None = "hello", **kwargs: object) -> HookCall:
@@ -181,3 +182,19 @@ def test_a_failing_plugin_under_fail_refuses_the_call_as_unavailable() -> None:
         pipeline.before(original)
     assert info.value.code == grpc.StatusCode.UNAVAILABLE and info.value.plugin == "b"
     assert original.content == "q" and original.metadata == {}
+
+
+def _runs(plugin: str, outcome: str) -> float:
+    labels = {"plugin": plugin, "hook": "before_create_node", "outcome": outcome}
+    return REGISTRY.get_sample_value("memorygraph_plugin_executions_total", labels) or 0.0
+
+
+def test_every_plugin_run_is_counted_by_outcome_and_timed() -> None:
+    pipeline = _pipeline((_Scribble("m1"), "Fail"), (_Scribble("m2", fail=True), "Ignore"))
+    timed = {"plugin": "m1", "hook": "before_create_node"}
+    before = REGISTRY.get_sample_value("memorygraph_plugin_duration_seconds_count", timed) or 0.0
+    for _ in range(3):
+        pipeline.before(call("q"))
+    assert (_runs("m1", "ok"), _runs("m2", "error"), _runs("m2", "ok")) == (3, 3, 0)
+    after = REGISTRY.get_sample_value("memorygraph_plugin_duration_seconds_count", timed)
+    assert after == before + 3

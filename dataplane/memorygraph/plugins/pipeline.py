@@ -18,11 +18,11 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
 
 import grpc
-from prometheus_client import Counter, Histogram
+from prometheus_client import REGISTRY
 
+from memorygraph.metrics import CallStats
 from memorygraph.plugins import builtins
 from memorygraph.plugins.config import PluginsFile, PluginSpec
 from memorygraph.plugins.hooks import Hook, HookCall, PluginRejected
@@ -32,17 +32,18 @@ __all__ = ["LoadedPlugin", "PluginPipeline"]
 
 log = logging.getLogger("memorygraph.plugins")
 
-EXECUTIONS = Counter(
-    "memorygraph_plugin_executions",
-    "Plugin runs by plugin, hook and outcome (ok, rejected, error, timeout, dropped)",
-    ["plugin", "hook", "outcome"],
-)
-DURATION = Histogram(
-    "memorygraph_plugin_duration_seconds",
-    "Time one plugin took on one hook",
-    ["plugin", "hook"],
+# Kept per thread and summed on scrape (see memorygraph.metrics): prometheus_client would take
+# two locks for every plugin run.
+PLUGIN_RUNS = CallStats(
+    counter=(
+        "memorygraph_plugin_executions",
+        "Plugin runs by plugin, hook and outcome (ok, rejected, error, timeout, dropped)",
+    ),
+    histogram=("memorygraph_plugin_duration_seconds", "Time one plugin took on one hook"),
+    labels=("plugin", "hook", "outcome"),
     buckets=(0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5),
 )
+REGISTRY.register(PLUGIN_RUNS)
 AFTER_QUEUE_LIMIT = 1000
 
 
@@ -125,7 +126,7 @@ class PluginPipeline:
                         grpc.StatusCode.UNAVAILABLE,
                     ) from None
             finally:
-                _observe(plugin.name, call.hook, outcome, time.perf_counter() - started)
+                PLUGIN_RUNS.timed((plugin.name, call.hook, outcome), time.perf_counter() - started)
         return call
 
     def after(self, call: HookCall) -> None:
@@ -139,7 +140,7 @@ class PluginPipeline:
     def _submit(self, plugin: LoadedPlugin, call: HookCall) -> None:
         with self._lock:
             if self._queued >= AFTER_QUEUE_LIMIT:
-                _observe(plugin.name, call.hook, "dropped", 0.0)
+                PLUGIN_RUNS.counted((plugin.name, call.hook, "dropped"))
                 return
             self._queued += 1
             if self._after_pool is None:
@@ -174,18 +175,4 @@ def _run_after(plugin: LoadedPlugin, call: HookCall) -> None:
         outcome = "timeout" if isinstance(exc, TimeoutError) else "error"
         log.warning("plugin %s failed on %s (the change stands): %s", plugin.name, call.hook, exc)
     finally:
-        _observe(plugin.name, call.hook, outcome, time.perf_counter() - started)
-
-
-_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
-
-
-def _observe(plugin: str, hook: str, outcome: str, seconds: float) -> None:
-    key = (plugin, hook, outcome)
-    children = _children.get(key)
-    if children is None:
-        children = _children.setdefault(
-            key, (EXECUTIONS.labels(plugin, hook, outcome), DURATION.labels(plugin, hook))
-        )
-    children[0].inc()
-    children[1].observe(seconds)
+        PLUGIN_RUNS.timed((plugin.name, call.hook, outcome), time.perf_counter() - started)
