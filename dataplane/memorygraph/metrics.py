@@ -192,13 +192,15 @@ class CallStats(Collector):
 
     def _families(self, cells: list[_Cell]) -> Iterator[Any]:
         # Each cell's series copied in one step: its thread may be adding to it meanwhile.
-        by_key = _summed(
-            (key, list(series)) for cell in cells for key, series in list(cell.series.items())
+        by_key = sorted(
+            _summed(
+                (key, list(series)) for cell in cells for key, series in list(cell.series.items())
+            ).items()
         )
         calls = CounterMetricFamily(*self.counter, labels=list(self.labels))
-        for key, series in sorted(by_key.items()):
+        for key, series in by_key:
             calls.add_metric([str(value) for value in key], series[0])
-        timed = _summed((key[:-1], series) for key, series in sorted(by_key.items()))
+        timed = _summed((key[:-1], series) for key, series in by_key)
         durations = HistogramMetricFamily(*self.histogram, labels=list(self.labels[:-1]))
         for key, series in timed.items():
             if not any(series[2:]):

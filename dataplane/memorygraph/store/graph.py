@@ -353,10 +353,12 @@ class GraphStore:
         # A deleted session takes its session-event index and restore time with it; its events
         # stay in the log unless the change erases its history (archival).
         gone = {n.id for n in changes.deleted if n.kind is NodeKind.SESSION}
-        floor = self.event_floor() if changes.erase_history or changes.restored_events else 0
-        # Retention may have moved the floor since the restore chose its events: those now
-        # below it stay out (trimmed for good, and their holes no longer counted).
-        restoring = [e for e in changes.restored_events if e.sequence >= floor]
+        floor, restoring = 0, changes.restored_events  # an ordinary write: neither is used
+        if changes.erase_history or restoring:
+            floor = self.event_floor()
+            # Retention may have moved the floor since the restore chose its events: those now
+            # below it stay out (trimmed for good, and their holes no longer counted).
+            restoring = [e for e in restoring if e.sequence >= floor]
         holes = -len(restoring)  # restores fill holes; erasure makes them
         for session_id in gone:
             for seq in self.session_event_sequences(session_id):
