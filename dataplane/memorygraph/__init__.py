@@ -2,11 +2,17 @@
 
 Applications use `Client` (blocking) or `AsyncClient` (asyncio); failures are raised as the
 error classes below (see `memorygraph.errors` for the tree).
+
+Importing this package is cheap: the clients (and with them gRPC and the generated bindings)
+load on first use of `Client` or `AsyncClient`, so the operator and the command-line tools can
+import the parts they need alone.
 """
 
-__version__ = "0.1.0"
+from __future__ import annotations
 
-from memorygraph.client import AsyncClient, Client
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
+
 from memorygraph.errors import (
     AlreadyExists,
     Cancelled,
@@ -23,6 +29,14 @@ from memorygraph.errors import (
     Unauthenticated,
     Unavailable,
 )
+
+if TYPE_CHECKING:
+    from memorygraph.client import AsyncClient, Client
+
+try:
+    __version__ = version("memorygraph")
+except PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "AlreadyExists",
@@ -43,3 +57,13 @@ __all__ = [
     "Unavailable",
     "__version__",
 ]
+
+_LAZY = {"Client", "AsyncClient"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from memorygraph import client
+
+        return getattr(client, name)
+    raise AttributeError(f"module 'memorygraph' has no attribute {name!r}")

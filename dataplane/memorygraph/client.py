@@ -28,7 +28,7 @@ import grpc.aio
 from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from memorygraph.errors import BY_CODE, ConfigError, InvalidArgument, RequestError
+from memorygraph.errors import ERROR_CLASSES, Code, ConfigError, InvalidArgument, RequestError
 from memorygraph.v1 import graph_pb2 as pb
 from memorygraph.v1.graph_pb2_grpc import MemoryGraphServiceStub
 
@@ -111,13 +111,18 @@ def _template_variable(value: pb.TemplateVariable | Mapping[str, Any]) -> pb.Tem
     return value if isinstance(value, pb.TemplateVariable) else pb.TemplateVariable(**value)
 
 
+# gRPC statuses back to the error classes, by the code names both share.
+_ERRORS: dict[grpc.StatusCode, type[RequestError]] = {
+    grpc.StatusCode[cls.code.name]: cls for cls in ERROR_CLASSES
+}
+
+
 def _error(exc: grpc.RpcError) -> RequestError:
     """The one place gRPC failures become MemoryGraph errors."""
-    code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
+    status = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
     details = exc.details() if hasattr(exc, "details") else str(exc)
-    cls = BY_CODE.get(code, RequestError)
-    error = cls(details or code.name)
-    error.code = code
+    error = _ERRORS.get(status, RequestError)(details or status.name)
+    error.code = Code[status.name]
     return error
 
 

@@ -14,18 +14,20 @@
         ├── Cancelled          CANCELLED
         └── Unavailable        UNAVAILABLE (client side: the server cannot be reached)
 
-The server translates these to gRPC status codes in exactly one place (`servicers.errors`); the
-client translates status codes back in exactly one place (`client`). Anything else raised on the
-server is an internal error and reaches the client only as INTERNAL with a request id.
+Each class carries a transport-neutral `Code`. The server translates it to a gRPC status in
+exactly one place (`servicers.status`); the client translates gRPC statuses back in exactly one
+place (`client.errors`). Anything else raised on the server is an internal error and reaches the
+client only as INTERNAL with a request id. This module imports nothing but the standard library.
 """
 
 from __future__ import annotations
 
-import grpc
+from enum import StrEnum
 
 __all__ = [
     "AlreadyExists",
     "Cancelled",
+    "Code",
     "ConfigError",
     "DeadlineExceeded",
     "FailedPrecondition",
@@ -41,6 +43,27 @@ __all__ = [
 ]
 
 
+class Code(StrEnum):
+    """Why a request failed, named as the gRPC status codes are (every one but OK)."""
+
+    CANCELLED = "CANCELLED"
+    UNKNOWN = "UNKNOWN"
+    INVALID_ARGUMENT = "INVALID_ARGUMENT"
+    DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
+    NOT_FOUND = "NOT_FOUND"
+    ALREADY_EXISTS = "ALREADY_EXISTS"
+    PERMISSION_DENIED = "PERMISSION_DENIED"
+    RESOURCE_EXHAUSTED = "RESOURCE_EXHAUSTED"
+    FAILED_PRECONDITION = "FAILED_PRECONDITION"
+    ABORTED = "ABORTED"
+    OUT_OF_RANGE = "OUT_OF_RANGE"
+    UNIMPLEMENTED = "UNIMPLEMENTED"
+    INTERNAL = "INTERNAL"
+    UNAVAILABLE = "UNAVAILABLE"
+    DATA_LOSS = "DATA_LOSS"
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+
+
 class MemoryGraphError(Exception):
     """Base of every error MemoryGraph raises on purpose."""
 
@@ -50,70 +73,68 @@ class ConfigError(MemoryGraphError):
 
 
 class RequestError(MemoryGraphError):
-    """A request the graph refuses; `code` is the gRPC status it maps to."""
+    """A request the graph refuses; `code` says why, the same on both sides of the wire."""
 
-    code: grpc.StatusCode = grpc.StatusCode.UNKNOWN
+    code: Code = Code.UNKNOWN
 
 
 class InvalidArgument(RequestError):
-    code = grpc.StatusCode.INVALID_ARGUMENT
+    code = Code.INVALID_ARGUMENT
 
 
 class NotFound(RequestError):
-    code = grpc.StatusCode.NOT_FOUND
+    code = Code.NOT_FOUND
 
 
 class AlreadyExists(RequestError):
-    code = grpc.StatusCode.ALREADY_EXISTS
+    code = Code.ALREADY_EXISTS
 
 
 class FailedPrecondition(RequestError):
-    code = grpc.StatusCode.FAILED_PRECONDITION
+    code = Code.FAILED_PRECONDITION
 
 
 class ResourceExhausted(RequestError):
-    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    code = Code.RESOURCE_EXHAUSTED
 
 
 class OutOfRange(RequestError):
-    code = grpc.StatusCode.OUT_OF_RANGE
+    code = Code.OUT_OF_RANGE
 
 
 class Unauthenticated(RequestError):
-    code = grpc.StatusCode.UNAUTHENTICATED
+    code = Code.UNAUTHENTICATED
 
 
 class DeadlineExceeded(RequestError):
-    code = grpc.StatusCode.DEADLINE_EXCEEDED
+    code = Code.DEADLINE_EXCEEDED
 
 
 class Cancelled(RequestError):
-    code = grpc.StatusCode.CANCELLED
+    code = Code.CANCELLED
 
 
 class Unavailable(RequestError):
-    code = grpc.StatusCode.UNAVAILABLE
+    code = Code.UNAVAILABLE
 
 
 class InternalError(RequestError):
     """The server failed unexpectedly; the message carries the request id to look up in logs."""
 
-    code = grpc.StatusCode.INTERNAL
+    code = Code.INTERNAL
 
 
-BY_CODE: dict[grpc.StatusCode, type[RequestError]] = {
-    cls.code: cls
-    for cls in (
-        InvalidArgument,
-        NotFound,
-        AlreadyExists,
-        FailedPrecondition,
-        ResourceExhausted,
-        OutOfRange,
-        Unauthenticated,
-        DeadlineExceeded,
-        Cancelled,
-        Unavailable,
-        InternalError,
-    )
-}
+ERROR_CLASSES: tuple[type[RequestError], ...] = (
+    InvalidArgument,
+    NotFound,
+    AlreadyExists,
+    FailedPrecondition,
+    ResourceExhausted,
+    OutOfRange,
+    Unauthenticated,
+    DeadlineExceeded,
+    Cancelled,
+    Unavailable,
+    InternalError,
+)
+"""The class raised for each code that has one; other codes are a plain `RequestError`."""

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import grpc
 import pytest
-from memorygraph.errors import ConfigError
+from memorygraph.errors import Code, ConfigError
 from memorygraph.plugins.builtins import Enricher, Quota, Redactor, Validator, luhn_valid
-from memorygraph.plugins.config import (
+from memorygraph.plugins.config import parse_plugins
+from memorygraph.plugins.hooks import HookCall, PluginRejected
+from memorygraph.plugins.pipeline import LoadedPlugin, PluginPipeline
+from memorygraph.plugins.schema import (
     EnricherConfig,
+    Hook,
     PluginSpec,
     QuotaConfig,
     RedactorConfig,
     ValidatorConfig,
-    parse_plugins,
 )
-from memorygraph.plugins.hooks import Hook, HookCall, PluginRejected
-from memorygraph.plugins.pipeline import LoadedPlugin, PluginPipeline
 from prometheus_client import REGISTRY
 
 
@@ -80,7 +80,7 @@ def test_validator_checks_each_rule_with_invalid_argument() -> None:
     for bad, reason in cases:
         with pytest.raises(PluginRejected) as info:
             validator.handle(bad)
-        assert info.value.code == grpc.StatusCode.INVALID_ARGUMENT and reason in str(info.value)
+        assert info.value.code == Code.INVALID_ARGUMENT and reason in str(info.value)
 
 
 def test_enricher_adds_content_facts() -> None:
@@ -107,7 +107,7 @@ def test_quota_rate_window_and_node_count() -> None:
     now[0] = 61.0
     with pytest.raises(PluginRejected, match="already holds 3 nodes") as info:
         quota.handle(call(session_id="s"))
-    assert info.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert info.value.code == Code.RESOURCE_EXHAUSTED
 
 
 @pytest.mark.parametrize(
@@ -180,7 +180,7 @@ def test_a_failing_plugin_under_fail_refuses_the_call_as_unavailable() -> None:
     original = call("q")
     with pytest.raises(PluginRejected) as info:
         pipeline.before(original)
-    assert info.value.code == grpc.StatusCode.UNAVAILABLE and info.value.plugin == "b"
+    assert info.value.code == Code.UNAVAILABLE and info.value.plugin == "b"
     assert original.content == "q" and original.metadata == {}
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import grpc
 import pytest
 import yaml
-from memorygraph.plugins.hooks import Hook
+from memorygraph.plugins.schema import Hook
 from memorygraph.server import RunningServer
 from memorygraph.v1 import graph_pb2 as pb
 from memorygraph.v1.graph_pb2_grpc import MemoryGraphServiceStub

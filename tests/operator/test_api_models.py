@@ -7,7 +7,7 @@ from typing import Any
 
 import jsonschema
 import pytest
-from memorygraph.plugins.hooks import Hook
+from memorygraph.plugins.schema import Hook
 from memorygraph_operator.api.crdgen import KINDS, build_crd
 from memorygraph_operator.errors import InvalidSpec
 from memorygraph_operator.reconcile.inputs import parse_graph, parse_plugin

@@ -13,16 +13,15 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-import grpc
-
-from memorygraph.plugins.config import (
+from memorygraph.errors import Code
+from memorygraph.plugins.hooks import HookCall, PluginRejected
+from memorygraph.plugins.schema import (
     EnricherConfig,
     QuotaConfig,
     RedactorConfig,
     ValidatorConfig,
     compile_re2,
 )
-from memorygraph.plugins.hooks import HookCall, PluginRejected
 
 __all__ = ["Enricher", "Plugin", "Quota", "Redactor", "Validator", "luhn_valid"]
 
@@ -41,7 +40,7 @@ class Validator:
         self._deny = [(p, compile_re2(p)) for p in config.deny_patterns]
 
     def _reject(self, reason: str) -> None:
-        raise PluginRejected(self.name, reason, grpc.StatusCode.INVALID_ARGUMENT)
+        raise PluginRejected(self.name, reason, Code.INVALID_ARGUMENT)
 
     def handle(self, call: HookCall) -> None:
         config = self.config
@@ -209,7 +208,7 @@ class Quota:
                         self.name,
                         f"session {session} used its {config.max_writes_per_minute} writes "
                         "for this minute",
-                        grpc.StatusCode.RESOURCE_EXHAUSTED,
+                        Code.RESOURCE_EXHAUSTED,
                     )
                 self._windows[session] = (start, used + 1)
             if config.max_nodes_per_session is not None:
@@ -221,6 +220,6 @@ class Quota:
                     raise PluginRejected(
                         self.name,
                         f"session {session} already holds {limit} nodes, its quota",
-                        grpc.StatusCode.RESOURCE_EXHAUSTED,
+                        Code.RESOURCE_EXHAUSTED,
                     )
                 self._counts[session] = (count + 1, seen)

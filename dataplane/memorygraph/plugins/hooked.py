@@ -18,9 +18,10 @@ from memorygraph.graph.model import Edge, EdgeKind, Node, NodeKind
 from memorygraph.graph.query import QueryFilter, RecordPage
 from memorygraph.graph.service import GraphService, IngestItem, NewEdge, NewNode, NewSession
 from memorygraph.ids import format_id
-from memorygraph.plugins.hooks import Hook, HookCall, PluginRejected
+from memorygraph.plugins.hooks import HookCall, PluginRejected
 from memorygraph.plugins.pipeline import PluginPipeline
 from memorygraph.plugins.reload import PluginManager
+from memorygraph.plugins.schema import Hook
 
 __all__ = ["HookedGraphService"]
 

@@ -8,43 +8,12 @@ once the change is committed and can neither fail nor undo it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
-import grpc
-
-from memorygraph.errors import RequestError
+from memorygraph.errors import Code, RequestError
+from memorygraph.plugins.schema import Hook
 
 __all__ = ["Hook", "HookCall", "PluginRejected"]
-
-
-class Hook(StrEnum):
-    BEFORE_CREATE_SESSION = "before_create_session"
-    AFTER_CREATE_SESSION = "after_create_session"
-    BEFORE_CLOSE_SESSION = "before_close_session"
-    AFTER_CLOSE_SESSION = "after_close_session"
-    BEFORE_DELETE_SESSION = "before_delete_session"
-    AFTER_DELETE_SESSION = "after_delete_session"
-    BEFORE_CREATE_NODE = "before_create_node"
-    AFTER_CREATE_NODE = "after_create_node"
-    BEFORE_UPDATE_NODE = "before_update_node"
-    AFTER_UPDATE_NODE = "after_update_node"
-    BEFORE_DELETE_NODE = "before_delete_node"
-    AFTER_DELETE_NODE = "after_delete_node"
-    BEFORE_CREATE_EDGE = "before_create_edge"
-    AFTER_CREATE_EDGE = "after_create_edge"
-    BEFORE_DELETE_EDGE = "before_delete_edge"
-    AFTER_DELETE_EDGE = "after_delete_edge"
-    BEFORE_INSTANTIATE_TEMPLATE = "before_instantiate_template"
-    AFTER_INSTANTIATE_TEMPLATE = "after_instantiate_template"
-    BEFORE_QUERY = "before_query"
-    AFTER_QUERY = "after_query"
-    BEFORE_ARCHIVE = "before_archive"
-    AFTER_ARCHIVE = "after_archive"
-
-    @property
-    def is_before(self) -> bool:
-        return self.value.startswith("before_")
 
 
 @dataclass
@@ -96,7 +65,7 @@ class PluginRejected(RequestError):
         self,
         plugin: str,
         reason: str,
-        code: grpc.StatusCode = grpc.StatusCode.FAILED_PRECONDITION,
+        code: Code = Code.FAILED_PRECONDITION,
     ) -> None:
         super().__init__(f"rejected by plugin {plugin!r}: {reason}")
         self.plugin = plugin

@@ -19,13 +19,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-import grpc
 from prometheus_client import REGISTRY
 
+from memorygraph.errors import Code
 from memorygraph.metrics import CallStats
 from memorygraph.plugins import builtins
-from memorygraph.plugins.config import PluginsFile, PluginSpec
-from memorygraph.plugins.hooks import Hook, HookCall, PluginRejected
+from memorygraph.plugins.hooks import HookCall, PluginRejected
+from memorygraph.plugins.schema import Hook, PluginsFile, PluginSpec
 from memorygraph.plugins.webhook import WebhookPlugin
 
 __all__ = ["LoadedPlugin", "PluginPipeline"]
@@ -123,7 +123,7 @@ class PluginPipeline:
                     raise PluginRejected(
                         plugin.name,
                         f"{what} and its failure policy is Fail",
-                        grpc.StatusCode.UNAVAILABLE,
+                        Code.UNAVAILABLE,
                     ) from None
             finally:
                 PLUGIN_RUNS.timed((plugin.name, call.hook, outcome), time.perf_counter() - started)

@@ -27,8 +27,8 @@ from typing import Any
 
 import httpx
 
-from memorygraph.plugins.config import WebhookConfig
 from memorygraph.plugins.hooks import HookCall, PluginRejected
+from memorygraph.plugins.schema import WebhookConfig
 
 __all__ = ["API_VERSION", "PluginFailure", "WebhookPlugin"]
 

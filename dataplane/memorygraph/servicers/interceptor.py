@@ -31,7 +31,7 @@ import grpc
 
 from memorygraph import deadline, metrics
 from memorygraph.auth import KeyRing, presented_key
-from memorygraph.errors import RequestError
+from memorygraph.errors import Code, RequestError
 from memorygraph.logs import request_id_var
 
 __all__ = ["InterceptorSettings", "ServiceInterceptor"]
@@ -48,6 +48,8 @@ REFLECTION_PREFIXES = (
 # deadline.
 LONG_LIVED = frozenset({"StreamEvents", "SubscribeToSession", "Ingest"})
 KEY_REFRESH_SECONDS = 5.0
+# The one translation of the domain's error codes into gRPC statuses (same names).
+STATUS_CODES: dict[Code, grpc.StatusCode] = {code: grpc.StatusCode[code.name] for code in Code}
 
 
 @dataclass(frozen=True)
@@ -75,8 +77,8 @@ def _request_id(context: grpc.ServicerContext) -> str:
 def _status(method: str, exc: Exception) -> tuple[grpc.StatusCode, str]:
     """The status a failed RPC ends with; unexpected errors are logged with their traceback."""
     if isinstance(exc, RequestError):
-        log.info("%s failed: %s: %s", method, exc.code.name, exc)
-        return exc.code, str(exc)
+        log.info("%s failed: %s: %s", method, exc.code, exc)
+        return STATUS_CODES[exc.code], str(exc)
     log.exception("%s raised an unexpected error", method)
     return grpc.StatusCode.INTERNAL, f"internal error (request id {request_id_var.get()})"
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from memorygraph.plugins.hooks import Hook
+from memorygraph.plugins.schema import Hook
 from pydantic import Field, model_validator
 
 from .base import KubeModel, SecretKeyRef, cel, preserve_unknown

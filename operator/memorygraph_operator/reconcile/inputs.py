@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from memorygraph.plugins.config import PluginSpec as DataPlanePluginSpec
+from memorygraph.plugins.schema import PluginSpec as DataPlanePluginSpec
 from pydantic import ValidationError
 from pydantic.alias_generators import to_camel
 
