@@ -23,16 +23,15 @@ from memorygraph.config import Durability, ServerConfig
 from memorygraph.errors import ConfigError
 from memorygraph.events.hub import EventHub
 from memorygraph.events.retention import EventRetention
-from memorygraph.graph.model import NodeKind
 from memorygraph.graph.service import GraphService, Limits
-from memorygraph.ids import parse_id
 from memorygraph.integrations.registry import RegistryClient
 from memorygraph.integrations.reporter import CircuitBreaker, RegistryReporter
 from memorygraph.logs import setup_logging
-from memorygraph.plugins.hooked import HookedGraphService
+from memorygraph.model import parse_id
+from memorygraph.plugins.graph_hooks import PluginHooks
 from memorygraph.plugins.reload import PluginManager
-from memorygraph.servicers.graph import MemoryGraphServicer, add_to_server
 from memorygraph.servicers.interceptor import InterceptorSettings, ServiceInterceptor
+from memorygraph.servicers.memorygraph import MemoryGraphServicer, add_to_server
 from memorygraph.store import GraphStore, open_rocks_store
 from memorygraph.tls import server_credentials
 from memorygraph.v1 import graph_pb2
@@ -113,15 +112,15 @@ def _count(store: GraphStore, session_id: str, limit: int) -> int:
 
 
 def _publish_gauges(store: GraphStore, hub: EventHub) -> None:
-    counters = store.counters()
+    counts = store.counts()
     metrics.EVENT_LAST_SEQUENCE.set(store.last_sequence)
     metrics.EVENT_LOG_EVENTS.set(store.retained_events())
     metrics.EVENT_SUBSCRIBERS.set(hub.subscriber_count)
     metrics.EVENT_FANOUT_LAG.set(hub.lag())
     metrics.EVENT_SUBSCRIBER_BUFFERED.set(max(hub.buffered(), default=0))
-    for kind in NodeKind:
-        metrics.STORE_COUNTS.labels(kind.value).set(counters[f"nodes/{kind.value}"])
-    metrics.STORE_COUNTS.labels("edge").set(counters["edges"])
+    for kind, count in counts.nodes.items():
+        metrics.STORE_COUNTS.labels(kind.value).set(count)
+    metrics.STORE_COUNTS.labels("edge").set(counts.edges)
     metrics.STORE_BYTES.set(store.size_bytes())
 
 
@@ -147,7 +146,7 @@ def start_server(config: ServerConfig) -> RunningServer:
             plugins = PluginManager(config.plugins_file, lambda s, limit: _count(store, s, limit))
             plugins.start()
             undo.callback(plugins.stop)
-            service = HookedGraphService(store, limits=limits, plugins=plugins)
+            service = GraphService(store, limits=limits, hooks=PluginHooks(plugins, store.get_node))
         else:
             service = GraphService(store, limits=limits)
         hub = EventHub(store, buffer_size=config.event_buffer_size)

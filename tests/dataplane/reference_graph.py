@@ -1,5 +1,5 @@
 """A reference model of the memory graph in plain Python: dicts of nodes and edges and the rules
-of DESIGN §3.1, written from the API's documented behaviour and independent of the store.
+of the API, written from the API's documented behaviour and independent of the store.
 
 `test_graph_model` drives `GraphService` and this model with the same random operations and
 compares them. Each write method first checks the request (raising `Refused` with the error
@@ -24,8 +24,27 @@ from memorygraph.errors import (
     NotFound,
     RequestError,
 )
-from memorygraph.graph.model import Direction, Edge, EdgeKey, EdgeKind, Node, NodeKind
-from memorygraph.graph.service import NewEdge, NewNode, NewSession
+from memorygraph.model import (
+    AgentDetails,
+    Direction,
+    Edge,
+    EdgeKey,
+    EdgeKind,
+    NewEdge,
+    NewNode,
+    NewSession,
+    Node,
+    NodeKind,
+    PromptDetails,
+    ResponseDetails,
+    SessionDetails,
+    SessionState,
+    TemplateDetails,
+    TemplateVariable,
+    TokenUsage,
+    ToolInvocationDetails,
+)
+from memorygraph.store import GraphCounts
 
 __all__ = [
     "VALID_PATTERNS",
@@ -48,14 +67,11 @@ def render_segments(segments: list[Segment]) -> str:
 
 VALID_PATTERNS = frozenset({"", "[a-z]+", "[0-9]+"})  # RE2 accepts these; the tests' others not
 VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-TOKENS = ("prompt_tokens", "completion_tokens", "total_tokens")
-SETTABLE: dict[NodeKind, frozenset[str]] = {
-    NodeKind.PROMPT: frozenset({"model", "role", "template_id"}),
-    NodeKind.RESPONSE: frozenset({"prompt_id", "model", *TOKENS, "finish_reason", "latency_ms"}),
-    NodeKind.TOOL_INVOCATION: frozenset(
-        {"response_id", "tool_name", "arguments", "result", "status", "duration_ms"}
-    ),
-    NodeKind.AGENT: frozenset({"name", "description", "capabilities"}),
+DETAILS = {
+    NodeKind.PROMPT: PromptDetails,
+    NodeKind.RESPONSE: ResponseDetails,
+    NodeKind.TOOL_INVOCATION: ToolInvocationDetails,
+    NodeKind.AGENT: AgentDetails,
 }
 
 
@@ -67,14 +83,10 @@ class Variable:
     pattern: str = ""
     description: str = ""
 
-    def as_attr(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "description": self.description,
-            "required": self.required,
-            "default_value": self.default_value,
-            "pattern": self.pattern,
-        }
+    def declared(self) -> TemplateVariable:
+        return TemplateVariable(
+            self.name, self.description, self.required, self.default_value, self.pattern
+        )
 
 
 class Refused(Exception):
@@ -131,7 +143,7 @@ class ReferenceGraph:
 
     def writable(self, session_id: bytes) -> Node:
         session = self.require(session_id, NodeKind.SESSION)
-        if session.attrs["state"] != "active":
+        if session.details_as(SessionDetails).state is not SessionState.ACTIVE:
             raise Refused(FailedPrecondition, "session is closed")
         return session
 
@@ -151,8 +163,11 @@ class ReferenceGraph:
             for n in self.nodes.values()
             if n.kind is NodeKind.RESPONSE and n.session_id == session_id
         ]
-        totals = {k: sum(int(r.attrs[k]) for r in responses) for k in TOKENS}
-        self.nodes[session_id] = replace(session, attrs={**session.attrs, **totals})
+        totals = sum(
+            (r.details_as(ResponseDetails).token_usage for r in responses), start=TokenUsage()
+        )
+        details = replace(session.details_as(SessionDetails), token_usage=totals)
+        self.nodes[session_id] = replace(session, details=details)
 
     def touching(self, node_ids: set[bytes]) -> list[EdgeKey]:
         return [k for k in self.edges if k[0] in node_ids or k[2] in node_ids]
@@ -173,25 +188,21 @@ class ReferenceGraph:
             dict(spec.metadata),
             at,
             at,
-            {
-                "state": "active",
-                "user_id": spec.user_id,
-                "agent_id": spec.agent_id,
-                "model": spec.model,
-                "close_time": 0,
-                **dict.fromkeys(TOKENS, 0),
-            },
+            details=SessionDetails(user_id=spec.user_id, agent_id=spec.agent_id, model=spec.model),
         )
         self.nodes[node_id] = session
         return session
 
     def close_session(self, session_id: bytes, got: Node | None) -> Node:
         session = self.require(session_id, NodeKind.SESSION)
-        if session.attrs["state"] == "closed":
+        details = session.details_as(SessionDetails)
+        if details.state is SessionState.CLOSED:
             return session
         at = self.stamp(got.update_time if got else None)
         closed = replace(
-            session, update_time=at, attrs={**session.attrs, "state": "closed", "close_time": at}
+            session,
+            update_time=at,
+            details=replace(details, state=SessionState.CLOSED, close_time=at),
         )
         self.nodes[session_id] = closed
         return closed
@@ -211,8 +222,8 @@ class ReferenceGraph:
             n
             for n in self.nodes.values()
             if n.kind is NodeKind.SESSION
-            and (state is None or n.attrs["state"] == state)
-            and (not user_id or n.attrs["user_id"] == user_id)
+            and (state is None or n.details_as(SessionDetails).state == state)
+            and (not user_id or n.details_as(SessionDetails).user_id == user_id)
         ]
         return sorted(found, key=lambda n: (n.create_time, n.id), reverse=True)
 
@@ -222,16 +233,16 @@ class ReferenceGraph:
         kind = spec.kind
         if kind in (NodeKind.SESSION, NodeKind.TEMPLATE):
             raise Refused(InvalidArgument, f"{kind} nodes have their own create call")
-        if set(spec.attrs) - SETTABLE[kind]:
-            raise Refused(InvalidArgument, "unknown fields")
+        details: Any = spec.details if spec.details is not None else DETAILS[kind]()
+        if type(details) is not DETAILS[kind]:
+            raise Refused(InvalidArgument, "details of another kind")
         self.check_limits(spec.content, spec.metadata)
         if kind in (NodeKind.PROMPT, NodeKind.RESPONSE) and not spec.content.strip():
             raise Refused(InvalidArgument, "content required")
-        if kind is NodeKind.TOOL_INVOCATION and not spec.attrs.get("tool_name"):
+        if kind is NodeKind.TOOL_INVOCATION and not details.tool_name:
             raise Refused(InvalidArgument, "tool_name required")
         if spec.node_id is not None and spec.node_id in self.nodes:
             raise Refused(AlreadyExists, "id in use")
-        attrs = dict(spec.attrs)
         session_id = spec.session_id
         links: list[tuple[EdgeKind, bytes]] = []
         parent_field = {
@@ -241,17 +252,15 @@ class ReferenceGraph:
         if kind is NodeKind.AGENT:
             if session_id is not None:
                 raise Refused(InvalidArgument, "agents are global")
-        elif parent_field is not None and attrs.get(parent_field[0]):
+        elif parent_field is not None and getattr(details, parent_field[0]) is not None:
             name, parent_kind, link = parent_field
-            parent = self.require(attrs[name], parent_kind)
+            parent = self.require(getattr(details, name), parent_kind)
             if session_id is not None and parent.session_id != session_id:
                 raise Refused(InvalidArgument, "parent in another session")
             session_id = parent.session_id
-            attrs[name] = _text_id(parent.id)
             links.append((link, parent.id))
-        if kind is NodeKind.PROMPT and attrs.get("template_id"):
-            template = self.require(attrs["template_id"], NodeKind.TEMPLATE)
-            attrs["template_id"] = _text_id(template.id)
+        if kind is NodeKind.PROMPT and details.template_id is not None:
+            template = self.require(details.template_id, NodeKind.TEMPLATE)
             links.append((EdgeKind.INSTANTIATES, template.id))
         if kind is not NodeKind.AGENT:
             if session_id is None:
@@ -263,16 +272,16 @@ class ReferenceGraph:
                 if previous is not None:
                     links.append((EdgeKind.FOLLOWS, previous))
             if kind is NodeKind.RESPONSE:
-                usage = {k: int(attrs.get(k, 0)) for k in TOKENS}
-                if min(usage.values()) < 0:
+                usage = details.token_usage
+                if min(usage.prompt_tokens, usage.completion_tokens, usage.total_tokens) < 0:
                     raise Refused(InvalidArgument, "negative tokens")
-                usage["total_tokens"] = usage["total_tokens"] or (
-                    usage["prompt_tokens"] + usage["completion_tokens"]
-                )
-                attrs.update(usage)
+                total = usage.total_tokens or usage.prompt_tokens + usage.completion_tokens
+                details = replace(details, token_usage=replace(usage, total_tokens=total))
         node_id = self.new_id(spec.node_id, got.id if got else None)
         at = self.stamp(got.create_time if got else None)
-        node = Node(node_id, kind, session_id, spec.content, dict(spec.metadata), at, at, attrs)
+        node = Node(
+            node_id, kind, session_id, spec.content, dict(spec.metadata), at, at, details=details
+        )
         self.nodes[node_id] = node
         for link, target in links:
             self.edges[(node_id, link, target)] = Edge(node_id, target, link, {}, at)
@@ -298,7 +307,7 @@ class ReferenceGraph:
         if content is not None and not content.strip() and node.kind in blank_refused:
             raise Refused(InvalidArgument, "content must not be empty")
         if node.kind is NodeKind.TEMPLATE and segments is not None:
-            declared = {v["name"] for v in node.attrs["variables"]}
+            declared = {v.name for v in node.details_as(TemplateDetails).variables}
             if {text for kind, text, _ in segments if kind == "var"} - declared:
                 raise Refused(InvalidArgument, "undeclared template variables")
             self.template_segments[node_id] = list(segments)
@@ -421,7 +430,8 @@ class ReferenceGraph:
         if template_id is not None and template_id in self.nodes:
             raise Refused(AlreadyExists, "id in use")
         if any(
-            n.kind is NodeKind.TEMPLATE and n.attrs["name"] == name for n in self.nodes.values()
+            n.kind is NodeKind.TEMPLATE and n.details_as(TemplateDetails).name == name
+            for n in self.nodes.values()
         ):
             raise Refused(AlreadyExists, "name in use")
         node_id = self.new_id(template_id, got.id if got else None)
@@ -434,7 +444,7 @@ class ReferenceGraph:
             dict(metadata),
             at,
             at,
-            {"name": name, "variables": [v.as_attr() for v in variables], "usage_count": 0},
+            details=TemplateDetails(name, tuple(v.declared() for v in variables)),
         )
         self.nodes[node_id] = template
         self.template_segments[node_id] = list(segments)
@@ -447,7 +457,7 @@ class ReferenceGraph:
             named = [
                 n
                 for n in self.nodes.values()
-                if n.kind is NodeKind.TEMPLATE and n.attrs["name"] == name
+                if n.kind is NodeKind.TEMPLATE and n.details_as(TemplateDetails).name == name
             ]
             if not named:
                 raise Refused(NotFound, "no template by that name")
@@ -460,12 +470,16 @@ class ReferenceGraph:
         name: str,
         values: dict[str, str],
         session_id: bytes | None,
-        prompt_attrs: dict[str, Any],
+        prompt: PromptDetails,
         metadata: dict[str, str],
         got: Node | None,
     ) -> tuple[str, Node | None]:
         template = self.get_template(template_id, name)
-        variables = [Variable(**v) for v in template.attrs["variables"]]
+        declared_as = template.details_as(TemplateDetails)
+        variables = [
+            Variable(v.name, v.required, v.default_value, v.pattern, v.description)
+            for v in declared_as.variables
+        ]
         declared = {v.name: v for v in variables}
         if set(values) - set(declared):
             raise Refused(InvalidArgument, "unknown variables")
@@ -478,20 +492,19 @@ class ReferenceGraph:
             text if kind == "text" else values.get(text, declared[text].default_value)
             for kind, text, _ in self.template_segments[template.id]
         )
-        self.nodes[template.id] = replace(
-            template, attrs={**template.attrs, "usage_count": template.attrs["usage_count"] + 1}
-        )
-        prompt = None
+        counted = replace(declared_as, usage_count=declared_as.usage_count + 1)
+        self.nodes[template.id] = replace(template, details=counted)
+        recorded = None
         if session_id is not None:
             spec = NewNode(
                 NodeKind.PROMPT,
                 session_id,
                 content,
                 metadata,
-                {**prompt_attrs, "template_id": template.id},
+                replace(prompt, template_id=template.id),
             )
-            prompt = self.create_node(spec, got)
-        return content, prompt
+            recorded = self.create_node(spec, got)
+        return content, recorded
 
     # -- queries and counters -----------------------------------------------------------------
 
@@ -517,18 +530,20 @@ class ReferenceGraph:
         ]
         return sorted(found, key=lambda n: (n.create_time, n.id), reverse=descending)
 
-    def counters(self) -> dict[str, int]:
-        counts = {f"nodes/{kind.value}": 0 for kind in NodeKind}
+    def counts(self) -> GraphCounts:
+        nodes = dict.fromkeys(NodeKind, 0)
         for node in self.nodes.values():
-            counts[f"nodes/{node.kind.value}"] += 1
+            nodes[node.kind] += 1
         responses = [n for n in self.nodes.values() if n.kind is NodeKind.RESPONSE]
-        return counts | {
-            "edges": len(self.edges),
-            "sessions_active": sum(
-                n.kind is NodeKind.SESSION and n.attrs["state"] == "active"
+        return GraphCounts(
+            nodes=nodes,
+            edges=len(self.edges),
+            active_sessions=sum(
+                n.kind is NodeKind.SESSION
+                and n.details_as(SessionDetails).state is SessionState.ACTIVE
                 for n in self.nodes.values()
             ),
-            "tokens/prompt": sum(int(n.attrs["prompt_tokens"]) for n in responses),
-            "tokens/completion": sum(int(n.attrs["completion_tokens"]) for n in responses),
-            "tokens/total": sum(int(n.attrs["total_tokens"]) for n in responses),
-        }
+            tokens=sum(
+                (n.details_as(ResponseDetails).token_usage for n in responses), start=TokenUsage()
+            ),
+        )

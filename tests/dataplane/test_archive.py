@@ -23,8 +23,8 @@ from memorygraph.archive.vault import VaultDestination
 from memorygraph.client import Client
 from memorygraph.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from memorygraph.graph.export import decode_export
-from memorygraph.graph.model import EdgeKind, NodeKind
-from memorygraph.graph.service import GraphService, NewEdge, NewNode, NewSession
+from memorygraph.graph.service import GraphService
+from memorygraph.model import EdgeKind, NewEdge, NewNode, NewSession, NodeKind
 from memorygraph.server import RunningServer
 from memorygraph.store import GraphStore, MemoryStore, keys
 from memorygraph.v1 import graph_pb2 as pb
@@ -85,8 +85,8 @@ def test_export_is_canonical_and_decodes_to_itself() -> None:
     service = _service()
     session = service.create_session(NewSession(title="ünïcode", metadata={"k": "v"}))
     service.create_node(NewNode(NodeKind.PROMPT, session_id=session.id, content="q"))
-    data = service.export_session(session.id).encode()
-    assert service.export_session(session.id).encode() == data
+    data = service.archive.export_session(session.id).encode()
+    assert service.archive.export_session(session.id).encode() == data
     assert decode_export(data).encode() == data
     header = json.loads(data.splitlines()[0])
     assert header == {
@@ -119,7 +119,7 @@ def test_damaged_exports_are_refused_with_the_reason(
     service = _service()
     session = service.create_session(NewSession(title="t"))
     service.create_node(NewNode(NodeKind.PROMPT, session_id=session.id, content="q"))
-    data = service.export_session(session.id).encode()
+    data = service.archive.export_session(session.id).encode()
     with pytest.raises(InvalidArgument, match=message):
         decode_export(damage(data))
 
@@ -132,14 +132,14 @@ def test_exports_with_records_of_other_sessions_are_refused() -> None:
     b = service.create_node(NewNode(NodeKind.PROMPT, session_id=other.id, content="b"))
     session = service.create_session(NewSession(title="t"))
     service.create_node(NewNode(NodeKind.PROMPT, session_id=session.id, content="q"))
-    foreign = service.export_session(other.id)
+    foreign = service.archive.export_session(other.id)
     stray = next(e for e in foreign.edges if {e.source_id, e.target_id} == {a.id, b.id})
 
     def crafted(**change: Any) -> bytes:
-        export = service.export_session(session.id)
+        export = service.archive.export_session(session.id)
         return replace(export, **change).encode()
 
-    export = service.export_session(session.id)
+    export = service.archive.export_session(session.id)
     with pytest.raises(InvalidArgument, match="does not touch session"):
         decode_export(crafted(edges=[*export.edges, stray]))
     with pytest.raises(InvalidArgument, match="belongs to session"):
@@ -176,14 +176,14 @@ def test_a_session_written_to_after_the_cutoff_is_no_candidate() -> None:
     cutoff = now[0] - 500
     assert [
         c.session.id
-        for c in service.archive_candidates(older_than=cutoff, limit=0, page_token="")[0]
+        for c in service.archive.candidates(older_than=cutoff, limit=0, page_token="")[0]
     ] == [session.id]
     service.update_node(first.id, content="edited", metadata=None)
-    assert service.archive_candidates(older_than=cutoff, limit=0, page_token="")[0] == []
+    assert service.archive.candidates(older_than=cutoff, limit=0, page_token="")[0] == []
     now[0] += 1_000
     cutoff = now[0] - 500
     service.create_edge(NewEdge(second.id, first.id, EdgeKind.REFERENCES))
-    assert service.archive_candidates(older_than=cutoff, limit=0, page_token="")[0] == []
+    assert service.archive.candidates(older_than=cutoff, limit=0, page_token="")[0] == []
 
 
 def test_a_trimmed_schema_1_log_keeps_its_retention_floor_after_the_upgrade() -> None:
@@ -209,17 +209,17 @@ def test_restoring_twice_is_idempotent_when_history_could_not_come_back() -> Non
     session = service.create_session(NewSession(title="t"))
     prompt = service.create_node(NewNode(NodeKind.PROMPT, session_id=session.id, content="q"))
     service.create_edge(NewEdge(prompt.id, target.id, EdgeKind.REFERENCES))
-    export = service.export_session(session.id)
-    service.archive_session(session.id, content_sha256=export.sha256())
+    export = service.archive.export_session(session.id)
+    service.archive.archive_session(session.id, content_sha256=export.sha256())
     service.delete_session(other.id)
     service.store.trim_events(service.store.last_sequence + 1)
-    first = service.restore_session(export)
+    first = service.archive.restore_session(export)
     assert (first.skipped_events, len(first.skipped_edges)) == (len(export.events), 1)
-    again = service.restore_session(export)
+    again = service.archive.restore_session(export)
     assert again.already_present
     service.create_node(NewNode(NodeKind.PROMPT, session_id=session.id, content="more"))
     with pytest.raises(AlreadyExists, match="differs from the archive"):
-        service.restore_session(export)
+        service.archive.restore_session(export)
 
 
 def _events_in_log(store: GraphStore) -> int:
@@ -241,13 +241,13 @@ def test_the_retained_event_count_leaves_out_what_archival_erased_and_trimming_r
     assert store.retained_events() == _events_in_log(store) == store.last_sequence
 
     def archive(session_id: bytes) -> None:
-        export = service.export_session(session_id)
-        service.archive_session(session_id, content_sha256=export.sha256())
+        export = service.archive.export_session(session_id)
+        service.archive.archive_session(session_id, content_sha256=export.sha256())
 
-    exports = [service.export_session(sessions[0])]
+    exports = [service.archive.export_session(sessions[0])]
     archive(sessions[0])  # its events leave holes in the sequence numbers
     assert store.retained_events() == _events_in_log(store) < store.last_sequence
-    service.restore_session(exports[0])  # the events go back into their holes
+    service.archive.restore_session(exports[0])  # the events go back into their holes
     assert store.retained_events() == _events_in_log(store)
     archive(sessions[0])
     archive(sessions[1])
@@ -280,8 +280,8 @@ def test_a_trim_while_a_restore_is_under_way_keeps_the_count_exact(
     session = service.create_session(NewSession(title="t"))
     for i in range(3):
         service.create_node(NewNode(NodeKind.PROMPT, session_id=session.id, content=f"q{i}"))
-    export = service.export_session(session.id)
-    service.archive_session(session.id, content_sha256=export.sha256())
+    export = service.archive.export_session(session.id)
+    service.archive.archive_session(session.id, content_sha256=export.sha256())
     choose = store.restorable_events
 
     def chosen_then_trimmed(events: list[Any], log_id: str) -> list[Any]:
@@ -290,7 +290,7 @@ def test_a_trim_while_a_restore_is_under_way_keeps_the_count_exact(
         return found
 
     monkeypatch.setattr(store, "restorable_events", chosen_then_trimmed)
-    service.restore_session(export)
+    service.archive.restore_session(export)
     assert store.retained_events() == _events_in_log(store) == 1  # SESSION_RESTORED
 
 
@@ -298,7 +298,7 @@ def _meanwhile(service: GraphService, session: bytes, change: Callable[[], objec
     """Make `change` right after the first export of `session` (before ArchiveSession takes
     the writers' lock, as a concurrent writer could); returns how many exports of it follow."""
     exported: list[int] = []
-    export = service.export_session
+    export = service.archive._export
 
     def export_then_change(session_id: bytes) -> Any:
         found = export(session_id)
@@ -308,7 +308,7 @@ def _meanwhile(service: GraphService, session: bytes, change: Callable[[], objec
                 change()
         return found
 
-    service.export_session = export_then_change  # type: ignore[method-assign]
+    service.archive._export = export_then_change  # type: ignore[method-assign]
     return exported
 
 
@@ -319,7 +319,13 @@ def _archivable_pair() -> tuple[GraphService, bytes, bytes, bytes, str]:
     prompt = service.create_node(NewNode(NodeKind.PROMPT, session_id=session.id, content="q"))
     other = service.create_session(NewSession(title="other"))
     elsewhere = service.create_node(NewNode(NodeKind.PROMPT, session_id=other.id, content="x"))
-    return service, session.id, prompt.id, elsewhere.id, service.export_session(session.id).sha256()
+    return (
+        service,
+        session.id,
+        prompt.id,
+        elsewhere.id,
+        service.archive.export_session(session.id).sha256(),
+    )
 
 
 @pytest.mark.parametrize("change", ["new prompt", "edge from another session", "node updated"])
@@ -336,7 +342,7 @@ def test_a_change_made_while_archival_exports_keeps_the_session(change: str) -> 
     }
     exported = _meanwhile(service, session, changes[change])
     with pytest.raises(FailedPrecondition, match="changed since it was exported"):
-        service.archive_session(session, content_sha256=digest)
+        service.archive.archive_session(session, content_sha256=digest)
     assert len(exported) == 2  # checked again under the lock
     assert service.get_session(session).id == session
     assert service.get_node(prompt).session_id == session  # nothing of it was deleted
@@ -351,7 +357,7 @@ def test_archival_exports_once_when_nothing_of_the_session_changed_meanwhile() -
         session,
         lambda: service.create_node(NewNode(NodeKind.PROMPT, session_id=other, content="y")),
     )
-    archived = service.archive_session(session, content_sha256=digest)
+    archived = service.archive.archive_session(session, content_sha256=digest)
     assert len(exported) == 1 and archived.sha256() == digest
     with pytest.raises(NotFound):
         service.get_session(session)
@@ -363,11 +369,13 @@ def test_another_archival_meanwhile_makes_archival_check_again_and_go_on() -> No
     service, session, _prompt, elsewhere, digest = _archivable_pair()
     other = service.get_node(elsewhere).session_id
     assert other is not None
-    other_digest = service.export_session(other).sha256()
+    other_digest = service.archive.export_session(other).sha256()
     exported = _meanwhile(
-        service, session, lambda: service.archive_session(other, content_sha256=other_digest)
+        service,
+        session,
+        lambda: service.archive.archive_session(other, content_sha256=other_digest),
     )
-    service.archive_session(session, content_sha256=digest)
+    service.archive.archive_session(session, content_sha256=digest)
     assert len(exported) == 2
     with pytest.raises(NotFound):
         service.get_session(session)
@@ -453,12 +461,12 @@ def test_candidates_are_closed_or_idle_sessions_oldest_first(
 def test_undelivered_registry_reports_keep_the_session() -> None:
     service = _service()
     session = service.create_session(NewSession(title="t"))
-    export = service.export_session(session.id)
+    export = service.archive.export_session(session.id)
     with pytest.raises(FailedPrecondition, match="LLM-Registry has not received"):
-        service.archive_session(
+        service.archive.archive_session(
             session.id, content_sha256=export.sha256(), undelivered_from=export.events[0].sequence
         )
-    service.archive_session(
+    service.archive.archive_session(
         session.id,
         content_sha256=export.sha256(),
         undelivered_from=service.store.last_sequence + 1,
@@ -769,16 +777,18 @@ def test_history_from_another_servers_log_is_not_written_into_this_one() -> None
         session = service.create_session(NewSession(title="same shape"))
         service.create_node(NewNode(NodeKind.PROMPT, session_id=session.id, content="q"))
     archived_here = here.list_sessions(limit=1, page_token="", state=None, user_id="").nodes[0]
-    export_here = here.export_session(archived_here.id)
-    here.archive_session(archived_here.id, content_sha256=export_here.sha256())  # holes 1..3
+    export_here = here.archive.export_session(archived_here.id)
+    here.archive.archive_session(
+        archived_here.id, content_sha256=export_here.sha256()
+    )  # holes 1..3
     source = there.list_sessions(limit=1, page_token="", state=None, user_id="").nodes[0]
-    export = there.export_session(source.id)
+    export = there.archive.export_session(source.id)
     assert here.store.log_id != there.store.log_id
     assert {e.sequence for e in export.events} == {e.sequence for e in export_here.events}
-    result = here.restore_session(decode_export(export.encode()))
+    result = here.archive.restore_session(decode_export(export.encode()))
     assert (result.nodes, result.events, result.skipped_events) == (2, 0, len(export.events))
     assert here.store.session_events(source.id) == []
-    assert here.restore_session(decode_export(export.encode())).already_present
+    assert here.archive.restore_session(decode_export(export.encode())).already_present
 
 
 def test_archive_ids_from_the_command_line_stay_one_path_segment(vault: DataVault) -> None:

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from memorygraph.errors import InvalidArgument
 from memorygraph.graph.batch import Batcher, Request
-from memorygraph.graph.model import EdgeKind, NodeKind
-from memorygraph.graph.service import GraphService, NewNode, NewSession
+from memorygraph.graph.service import GraphService
+from memorygraph.model import EdgeKind, NewNode, NewSession, NodeKind
 from memorygraph.store import GraphStore, MemoryStore
 
 
@@ -103,7 +103,7 @@ def test_concurrent_turns_keep_their_sessions_and_failures_leave_nothing() -> No
         ordered = [n.id for n in sorted(mine, key=lambda n: (n.create_time, n.id))]
         for earlier, later in itertools.pairwise(ordered):
             assert store.get_edge((later, EdgeKind.FOLLOWS, earlier)) is not None
-    assert store.counters()["nodes/prompt"] == 320
+    assert store.counts().nodes[NodeKind.PROMPT] == 320
 
 
 def test_a_lone_request_fails_with_its_own_error() -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import threading
 
 from memorygraph.events.hub import EventFilter, EventHub
-from memorygraph.graph.service import GraphService, NewSession
+from memorygraph.graph.service import GraphService
+from memorygraph.model import NewSession
 from memorygraph.store import GraphStore, MemoryStore
 
 

@@ -15,7 +15,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -30,17 +30,33 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
+from memorygraph.codec.nodes import node_from_message, node_message
 from memorygraph.errors import NotFound, RequestError
-from memorygraph.graph.model import Direction, EdgeKind, Node, NodeKind, SessionState
 from memorygraph.graph.query import QueryFilter
-from memorygraph.graph.service import GraphService, NewEdge, NewNode, NewSession
-from memorygraph.graph.templates import TemplateVariable
+from memorygraph.graph.service import GraphService
+from memorygraph.model import (
+    MAX_TIME,
+    AgentDetails,
+    Direction,
+    EdgeKind,
+    NewEdge,
+    NewNode,
+    NewSession,
+    Node,
+    NodeKind,
+    PromptDetails,
+    ResponseDetails,
+    SessionState,
+    TemplateDetails,
+    TemplateVariable,
+    TokenUsage,
+    ToolInvocationDetails,
+)
 from memorygraph.store import GraphStore, KeyValueStore, MemoryStore
-from memorygraph.store.graph import COUNTERS
-from memorygraph.store.keys import EDGE_KIND_CODES, MAX_TIME, NODE_KIND_CODES
+from memorygraph.store.counters import Counters
+from memorygraph.store.keys import EDGE_KIND_CODES, NODE_KIND_CODES
 from memorygraph.store.rocks import RocksStore
 from memorygraph.v1 import graph_pb2 as pb
-from memorygraph.wire import node_from_message, node_message
 
 from tests.dataplane.reference_graph import (
     ReferenceGraph,
@@ -135,8 +151,8 @@ def _raw(kv: KeyValueStore, cf: str) -> dict[bytes, bytes]:
 
 
 def _nodes(records: list[bytes]) -> list[Node]:
-    """Domain nodes from query results (node records framed as QueryBatch entries)."""
-    return [node_from_message(n) for n in pb.QueryBatch.FromString(b"".join(records)).nodes]
+    """Domain nodes from query results (node records)."""
+    return [node_from_message(pb.Node.FromString(record)) for record in records]
 
 
 def _expected_layout(model: ReferenceGraph) -> dict[str, dict[bytes, bytes]]:
@@ -151,7 +167,7 @@ def _expected_layout(model: ReferenceGraph) -> dict[str, dict[bytes, bytes]]:
             by_session[node.session_id + when + node.id + kind] = framed
         by_kind[kind + when + node.id] = node.session_id or b""
         if node.kind is NodeKind.TEMPLATE:
-            names[b"template/" + node.attrs["name"].encode()] = node.id
+            names[b"template/" + node.details_as(TemplateDetails).name.encode()] = node.id
     edges_in = {t + bytes([EDGE_KIND_CODES[k]]) + s: b"" for s, k, t in model.edges}
     return {"by_session": by_session, "by_kind": by_kind, "names": names, "edges_in": edges_in}
 
@@ -254,7 +270,7 @@ class GraphServiceMachine(RuleBasedStateMachine):
         assert self._apply(
             "seed", outcome_prompt, lambda m: m.create_node(prompt, outcome_prompt.got)
         )
-        agent = NewNode(NodeKind.AGENT, attrs={"name": "helper"})
+        agent = NewNode(NodeKind.AGENT, details=AgentDetails(name="helper"))
         outcome_agent = _call(lambda: self.service.create_node(agent))
         assert self._apply("seed", outcome_agent, lambda m: m.create_node(agent, outcome_agent.got))
         variables = [
@@ -335,14 +351,18 @@ class GraphServiceMachine(RuleBasedStateMachine):
         data=st.data(),
         content=content_st,
         metadata=metadata_st,
-        attrs=mostly([{}, {"model": "m1"}, {"role": "user"}], [{"bogus": "x"}]),
+        details=mostly(
+            [None, PromptDetails(model="m1"), PromptDetails(role="user")], [ResponseDetails()]
+        ),
     )
     def add_prompt(
-        self, data: st.DataObject, content: str, metadata: dict[str, str], attrs: dict[str, Any]
+        self, data: st.DataObject, content: str, metadata: dict[str, str], details: Any
     ) -> None:
         session_id = self._pick(data, NodeKind.SESSION)
         self._create(
-            NewNode(NodeKind.PROMPT, session_id, content, metadata, attrs, self._explicit_id(data))
+            NewNode(
+                NodeKind.PROMPT, session_id, content, metadata, details, self._explicit_id(data)
+            )
         )
 
     @rule(
@@ -352,31 +372,32 @@ class GraphServiceMachine(RuleBasedStateMachine):
     )
     def add_response(self, data: st.DataObject, content: str, tokens: tuple[int, int, int]) -> None:
         prompt_id = self._pick(data, NodeKind.PROMPT) if data.draw(st.integers(0, 5)) else None
-        attrs: dict[str, Any] = dict(
-            zip(("prompt_tokens", "completion_tokens", "total_tokens"), tokens, strict=True)
-        )
-        if prompt_id is not None:
-            attrs["prompt_id"] = prompt_id
+        details = ResponseDetails(prompt_id=prompt_id, token_usage=TokenUsage(*tokens))
         session_id = self._maybe(data, NodeKind.SESSION, chance=1 if prompt_id is None else 4)
-        self._create(NewNode(NodeKind.RESPONSE, session_id, content, {}, attrs))
+        self._create(NewNode(NodeKind.RESPONSE, session_id, content, {}, details))
 
     @rule(data=st.data(), tool_name=mostly(["search", "calc"], [""]))
     def add_tool_invocation(self, data: st.DataObject, tool_name: str) -> None:
-        attrs: dict[str, Any] = {"tool_name": tool_name, "arguments": '{"q": 1}'}
+        details = ToolInvocationDetails(tool_name=tool_name, arguments='{"q": 1}')
         session_id = None
         if data.draw(st.integers(0, 5)):
-            attrs["response_id"] = self._pick(data, NodeKind.RESPONSE)
+            details = replace(details, response_id=self._pick(data, NodeKind.RESPONSE))
             session_id = self._maybe(data, NodeKind.SESSION)
         else:
             session_id = self._pick(data, NodeKind.SESSION)
-        self._create(NewNode(NodeKind.TOOL_INVOCATION, session_id, "", {}, attrs))
+        self._create(NewNode(NodeKind.TOOL_INVOCATION, session_id, "", {}, details))
 
     @rule(data=st.data(), name=st.sampled_from(["planner", "coder"]), metadata=metadata_st)
     def create_agent(self, data: st.DataObject, name: str, metadata: dict[str, str]) -> None:
         session_id = self._maybe(data, NodeKind.SESSION, chance=6)
         self._create(
             NewNode(
-                NodeKind.AGENT, session_id, "", metadata, {"name": name}, self._explicit_id(data)
+                NodeKind.AGENT,
+                session_id,
+                "",
+                metadata,
+                AgentDetails(name=name),
+                self._explicit_id(data),
             )
         )
 
@@ -388,10 +409,10 @@ class GraphServiceMachine(RuleBasedStateMachine):
             node_id = data.draw(mostly([None], EXPLICIT_IDS, odds=3))
             content = data.draw(content_st)
             if kind is NodeKind.AGENT:
-                specs.append(NewNode(kind, None, content, {}, {"name": "x"}, node_id))
+                specs.append(NewNode(kind, None, content, {}, AgentDetails(name="x"), node_id))
             elif kind is NodeKind.PROMPT:
                 specs.append(
-                    NewNode(kind, self._pick(data, NodeKind.SESSION), content, {}, {}, node_id)
+                    NewNode(kind, self._pick(data, NodeKind.SESSION), content, {}, None, node_id)
                 )
             else:
                 # The prompt may be one this batch creates under an explicit id.
@@ -406,7 +427,7 @@ class GraphServiceMachine(RuleBasedStateMachine):
                         None,
                         content,
                         {},
-                        {"prompt_id": prompt, "completion_tokens": 2},
+                        ResponseDetails(prompt_id=prompt, token_usage=TokenUsage(0, 2)),
                         node_id,
                     )
                 )
@@ -579,11 +600,11 @@ class GraphServiceMachine(RuleBasedStateMachine):
     @rule(
         data=st.data(),
         by=mostly(["id", "id", "name"], ["neither"]),
-        prompt_attrs=mostly([{}, {"model": "m2"}], [{"bogus": 1}]),
+        prompt=st.sampled_from([PromptDetails(), PromptDetails(model="m2", role="user")]),
         metadata=metadata_st,
     )
     def instantiate_template(
-        self, data: st.DataObject, by: str, prompt_attrs: dict[str, Any], metadata: dict[str, str]
+        self, data: st.DataObject, by: str, prompt: PromptDetails, metadata: dict[str, str]
     ) -> None:
         template_id = self._pick(data, NodeKind.TEMPLATE) if by == "id" else None
         name = data.draw(template_name_st) if by == "name" else ""
@@ -593,15 +614,20 @@ class GraphServiceMachine(RuleBasedStateMachine):
                 (
                     n
                     for n in self.model.nodes.values()
-                    if n.attrs.get("name") == name and n.kind is NodeKind.TEMPLATE
+                    if n.kind is NodeKind.TEMPLATE and n.details_as(TemplateDetails).name == name
                 ),
                 None,
             )
         values: dict[str, str] = {}
-        for variable in template.attrs.get("variables", []) if template else []:
+        declared = (
+            template.details_as(TemplateDetails).variables
+            if template is not None and template.kind is NodeKind.TEMPLATE
+            else ()
+        )
+        for variable in declared:
             if data.draw(st.integers(0, 3)):
-                fits = {"[0-9]+": "42", "[a-z]+": "abc"}.get(variable["pattern"], "hello")
-                values[variable["name"]] = data.draw(mostly([fits], ["X", ""], odds=8))
+                fits = {"[0-9]+": "42", "[a-z]+": "abc"}.get(variable.pattern, "hello")
+                values[variable.name] = data.draw(mostly([fits], ["X", ""], odds=8))
         if data.draw(st.integers(0, 11)) == 0:
             values["z"] = "undeclared"
         session_id = self._maybe(data, NodeKind.SESSION, chance=2)
@@ -611,7 +637,7 @@ class GraphServiceMachine(RuleBasedStateMachine):
                 name=name,
                 values=values,
                 session_id=session_id,
-                prompt_attrs=prompt_attrs,
+                prompt=prompt,
                 metadata=metadata,
             )
         )
@@ -624,7 +650,7 @@ class GraphServiceMachine(RuleBasedStateMachine):
                 name,
                 values,
                 session_id,
-                prompt_attrs,
+                prompt,
                 metadata,
                 got[1] if got else None,
             ),
@@ -722,11 +748,11 @@ class GraphServiceMachine(RuleBasedStateMachine):
     @rule()
     def restart(self) -> None:
         event("restart")
-        counters, sequence = self.store.counters(), self.store.last_sequence
+        counts, sequence = self.store.counts(), self.store.last_sequence
         self.store.close()
         self.store = self._open()
         self.service = GraphService(self.store, clock=self.clock)
-        assert self.store.counters() == counters
+        assert self.store.counts() == counts
         assert self.store.last_sequence == sequence
 
     # -- after every step ------------------------------------------------------------------------
@@ -749,13 +775,9 @@ class GraphServiceMachine(RuleBasedStateMachine):
         for edge in model.edges.values():
             assert self.store.get_edge(edge.key) == edge
             assert edge.source_id in model.nodes and edge.target_id in model.nodes
-        counters = model.counters()
-        assert self.store.counters() == counters
-        stored = {
-            name: int.from_bytes(kv.get("meta", b"count/" + name.encode()) or b"", signed=True)
-            for name in COUNTERS
-        }
-        assert stored == counters
+        counts = model.counts()
+        assert self.store.counts() == counts
+        assert Counters(kv).snapshot() == counts, "the persisted counts disagree"
 
 
 ENGINE_SETTINGS = settings(

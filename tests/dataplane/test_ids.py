@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 from memorygraph.errors import InvalidArgument
-from memorygraph.ids import format_id, new_id, parse_id
+from memorygraph.model import format_id, new_id, parse_id
 
 
 def test_ids_are_version_7_and_strictly_increasing() -> None:

@@ -10,7 +10,8 @@ from typing import Any
 import grpc
 import pytest
 from memorygraph.errors import InvalidArgument
-from memorygraph.graph.service import Limits
+from memorygraph.graph.checks import Limits
+from memorygraph.model import NodeKind
 from memorygraph.server import RunningServer
 from memorygraph.v1 import graph_pb2 as pb
 from memorygraph.v1.graph_pb2_grpc import MemoryGraphServiceStub
@@ -88,7 +89,7 @@ def test_oversized_messages_and_content_are_refused_and_change_nothing(
             pb.AddPromptRequest(session_id=session.id, content="ok", metadata={"k": "v" * 200})
         )
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert server.store.counters()["nodes/prompt"] == 0
+    assert server.store.counts().nodes[NodeKind.PROMPT] == 0
     stub.AddPrompt(pb.AddPromptRequest(session_id=session.id, content="x" * 1000))
     channel.close()
 
@@ -149,7 +150,7 @@ def test_server_default_deadline_stops_long_work_and_keeps_nothing(
     assert len(calls) < 300
     monkeypatch.undo()
     assert stub.GetSession(pb.GetSessionRequest(session_id=session_id)).id == session_id
-    assert server.store.counters()["nodes/prompt"] == 300
+    assert server.store.counts().nodes[NodeKind.PROMPT] == 300
     channel.close()
 
 

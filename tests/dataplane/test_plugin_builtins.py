@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 from memorygraph.errors import Code, ConfigError
-from memorygraph.plugins.builtins import Enricher, Quota, Redactor, Validator, luhn_valid
+from memorygraph.plugins.builtin import Enricher, Quota, Redactor, Validator, luhn_valid
+from memorygraph.plugins.calls import HookCall, PluginRejected
 from memorygraph.plugins.config import parse_plugins
-from memorygraph.plugins.hooks import HookCall, PluginRejected
 from memorygraph.plugins.pipeline import LoadedPlugin, PluginPipeline
 from memorygraph.plugins.schema import (
     EnricherConfig,

@@ -16,6 +16,7 @@ from typing import Any
 import grpc
 import pytest
 import yaml
+from memorygraph.model import NodeKind
 from memorygraph.plugins.schema import Hook
 from memorygraph.server import RunningServer
 from memorygraph.v1 import graph_pb2 as pb
@@ -181,14 +182,14 @@ def test_rejection_names_the_plugin_and_leaves_no_trace(
     server = start_inprocess(plugins_file=plugins)
     stub = connect(server)
     session = stub.CreateSession(pb.CreateSessionRequest())
-    counters, sequence = server.store.counters(), server.store.last_sequence
+    counters, sequence = server.store.counts(), server.store.last_sequence
     for content, reason in (("my Password is hunter2", "denied pattern"), ("x" * 51, "at most 50")):
         with pytest.raises(grpc.RpcError) as info:
             stub.AddPrompt(pb.AddPromptRequest(session_id=session.id, content=content))
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "rejected by plugin 'no-secrets'" in info.value.details()
         assert reason in info.value.details()
-    assert server.store.counters() == counters
+    assert server.store.counts() == counters
     assert server.store.last_sequence == sequence
     stub.AddPrompt(pb.AddPromptRequest(session_id=session.id, content="fine"))
 
@@ -335,7 +336,7 @@ def test_crashing_or_malformed_webhook_follows_the_failure_policy(
         stub.CreateSession(pb.CreateSessionRequest())
     assert info.value.code() == grpc.StatusCode.UNAVAILABLE
     assert "rejected by plugin 'strict'" in info.value.details()
-    assert server.store.counters()["nodes/session"] == 0
+    assert server.store.counts().nodes[NodeKind.SESSION] == 0
 
 
 def test_unreachable_webhook_with_ignore_lets_writes_through(
@@ -467,3 +468,75 @@ def test_the_documented_example_webhook_service(start_inprocess: Start, tmp_path
     finally:
         service.terminate()
         service.wait(10)
+
+
+def test_a_read_hook_that_refuses_everything_refuses_every_read(
+    start_inprocess: Start, webhook: Webhook, tmp_path: Path
+) -> None:
+    """before_query sees every RPC that returns graph data, not only Query."""
+    refusing = {"on": False}
+
+    def answer(body: dict[str, Any]) -> tuple[int, Any]:
+        if refusing["on"] and body["call"]["hook"] == "before_query":
+            return 200, {"allow": False, "reason": "reads are closed"}
+        return 200, {"allow": True}
+
+    webhook.answer = answer
+    plugins = write_plugins(
+        tmp_path / "plugins.yaml",
+        {
+            "name": "gate",
+            "type": "webhook",
+            "hooks": ["before_query"],
+            "config": {"url": webhook.url},
+        },
+    )
+    server = start_inprocess(plugins_file=plugins)
+    stub = connect(server)
+    session = stub.CreateSession(pb.CreateSessionRequest(title="t"))
+    prompt = stub.AddPrompt(pb.AddPromptRequest(session_id=session.id, content="secret"))
+    stub.CreateTemplate(pb.CreateTemplateRequest(name="t", content="hi"))
+    reads: dict[str, Callable[[], Any]] = {
+        "get_node": lambda: stub.GetNode(pb.GetNodeRequest(node_id=prompt.id)),
+        "batch_get_nodes": lambda: stub.BatchGetNodes(
+            pb.BatchGetNodesRequest(node_ids=[prompt.id])
+        ),
+        "get_session": lambda: stub.GetSession(pb.GetSessionRequest(session_id=session.id)),
+        "list_sessions": lambda: stub.ListSessions(pb.ListSessionsRequest()),
+        "query": lambda: stub.Query(pb.QueryRequest(filter=pb.QueryFilter(session_id=session.id))),
+        "stream_query": lambda: list(
+            stub.StreamQuery(pb.StreamQueryRequest(filter=pb.QueryFilter(session_id=session.id)))
+        ),
+        "traverse": lambda: stub.Traverse(pb.TraverseRequest(start_node_id=prompt.id)),
+        "get_edges": lambda: stub.GetEdges(pb.GetEdgesRequest(node_id=prompt.id)),
+        "get_template": lambda: stub.GetTemplate(pb.GetTemplateRequest(name="t")),
+        "export_session": lambda: list(
+            stub.ExportSession(pb.ExportSessionRequest(session_id=session.id))
+        ),
+        "stream_events": lambda: next(
+            iter(stub.StreamEvents(pb.StreamEventsRequest(from_sequence=1), timeout=5))
+        ),
+        "subscribe_to_session": lambda: next(
+            iter(
+                stub.SubscribeToSession(
+                    pb.SubscribeToSessionRequest(session_id=session.id, from_sequence=1),
+                    timeout=5,
+                )
+            )
+        ),
+    }
+    for read in reads.values():  # all allowed while the gate is open
+        read()
+    refusing["on"] = True
+    webhook.calls.clear()
+    for name, read in reads.items():
+        with pytest.raises(grpc.RpcError) as info:
+            read()
+        assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION, name
+        assert info.value.details() == "rejected by plugin 'gate': reads are closed", name
+    seen = [c["call"] for c in webhook.calls]
+    assert [c["details"]["read"] for c in seen] == list(reads)
+    by_read = {c["details"]["read"]: c for c in seen}
+    assert by_read["get_node"]["session_id"] == session.id
+    assert by_read["get_node"]["details"]["node_ids"] == [prompt.id]
+    assert by_read["query"]["details"]["kinds"] == []

@@ -13,6 +13,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from memorygraph.cli import main as cli_main
 from memorygraph.errors import ConfigError
+from memorygraph.model import NodeKind
 from memorygraph.server import RunningServer
 from memorygraph.v1 import graph_pb2 as pb
 from memorygraph.v1 import graph_pb2_grpc
@@ -70,7 +71,7 @@ def test_every_rpc_without_a_valid_key_is_unauthenticated(
         # Probes stay open so kubelets need no key.
         health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
         assert health.status == health_pb2.HealthCheckResponse.SERVING
-    assert server.store.counters()["nodes/session"] == 1
+    assert server.store.counts().nodes[NodeKind.SESSION] == 1
 
 
 def test_health_can_require_a_key_too(start_inprocess: Start, keys_file: Path) -> None:

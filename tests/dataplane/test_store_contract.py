@@ -16,11 +16,29 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from memorygraph.graph.model import Direction, Edge, EdgeKind, Node, NodeKind, SessionState
-from memorygraph.graph.service import GraphService, NewEdge, NewNode, NewSession
+from memorygraph.codec.nodes import node_message
+from memorygraph.graph.service import GraphService
+from memorygraph.model import (
+    AgentDetails,
+    Direction,
+    Edge,
+    EdgeKind,
+    NewEdge,
+    NewNode,
+    NewSession,
+    Node,
+    NodeKind,
+    ResponseDetails,
+    SessionDetails,
+    SessionState,
+    TokenUsage,
+    ToolInvocationDetails,
+    details_fields,
+    details_from_fields,
+)
 from memorygraph.store import GraphStore, KeyValueStore, MemoryStore, StoreChanges
-from memorygraph.store.codec import decode_event, decode_legacy_node, decode_node, encode_node
-from memorygraph.store.graph import COUNTERS, IncompatibleSchema
+from memorygraph.store.counters import Counters, GraphCounts
+from memorygraph.store.graph import IncompatibleSchema
 from memorygraph.store.keys import (
     COLUMN_FAMILIES,
     EDGE_KIND_CODES,
@@ -28,9 +46,9 @@ from memorygraph.store.keys import (
     SCHEMA_VERSION,
 )
 from memorygraph.store.kv import Op
+from memorygraph.store.records import decode_event, decode_legacy_node, decode_node, encode_node
 from memorygraph.store.rocks import RocksStore
 from memorygraph.v1 import graph_pb2 as pb
-from memorygraph.wire import node_message
 
 CF = "nodes"
 OTHER_CF = "meta"
@@ -335,27 +353,21 @@ def _session(n: int, at: int, *, state: SessionState = SessionState.ACTIVE) -> N
         {},
         T0 + at,
         T0 + at,
-        {
-            "state": state.value,
-            "user_id": "u",
-            "agent_id": "",
-            "model": "",
-            "close_time": 0,
-            "prompt_tokens": 0,
-            "completion_tokens": 0,
-            "total_tokens": 0,
-        },
+        details=SessionDetails(state=state, user_id="u"),
     )
 
 
-def _member(n: int, kind: NodeKind, session: Node, at: int, **attrs: object) -> Node:
+def _member(n: int, kind: NodeKind, session: Node, at: int, **fields: object) -> Node:
+    """A node of `session`; `fields` are its details in their plain-data form."""
+    details = details_from_fields(kind, fields)
     return Node(
-        _id(n), kind, session.id, f"{kind} {n}", {"n": str(n)}, T0 + at, T0 + at, dict(attrs)
+        _id(n), kind, session.id, f"{kind} {n}", {"n": str(n)}, T0 + at, T0 + at, details=details
     )
 
 
-def _global(n: int, kind: NodeKind, at: int, **attrs: object) -> Node:
-    return Node(_id(n), kind, None, f"{kind} {n}", {}, T0 + at, T0 + at, dict(attrs))
+def _global(n: int, kind: NodeKind, at: int, **fields: object) -> Node:
+    details = details_from_fields(kind, fields)
+    return Node(_id(n), kind, None, f"{kind} {n}", {}, T0 + at, T0 + at, details=details)
 
 
 def _edge(source: Node, kind: EdgeKind, target: Node, at: int = 0) -> Edge:
@@ -371,7 +383,8 @@ def _kind(kind: NodeKind) -> bytes:
 
 
 def _framed(node: Node) -> bytes:
-    """A session index value: the node's record as one entry of a QueryBatch."""
+    """A session index value: the node's record as one entry of a QueryBatch (how the index
+    holds it)."""
     return pb.QueryBatch(nodes=[node_message(node)]).SerializeToString(deterministic=True)
 
 
@@ -379,9 +392,21 @@ def _ekind(kind: EdgeKind) -> bytes:
     return bytes([EDGE_KIND_CODES[kind]])
 
 
-def _counter(kv: KeyValueStore, name: str) -> int:
-    raw = kv.get("meta", b"count/" + name.encode())
-    return int.from_bytes(raw, signed=True) if raw else 0
+def _persisted(kv: KeyValueStore) -> GraphCounts:
+    """The counts as the store keeps them on disk."""
+    return Counters(kv).snapshot()
+
+
+def _counts(
+    *, edges: int = 0, active: int = 0, tokens: TokenUsage = TokenUsage(), **nodes: int
+) -> GraphCounts:
+    """GraphCounts with `nodes` given by kind name (prompt=1, ...), every other kind 0."""
+    return GraphCounts(
+        nodes={kind: nodes.get(kind.value, 0) for kind in NodeKind},
+        edges=edges,
+        active_sessions=active,
+        tokens=tokens,
+    )
 
 
 @dataclass
@@ -449,7 +474,7 @@ def test_a_store_written_by_a_newer_schema_is_refused(kv: KeyValueStore) -> None
 
 
 def test_a_new_store_has_every_counter_at_zero(kv: KeyValueStore) -> None:
-    assert GraphStore(kv).counters() == dict.fromkeys(COUNTERS, 0)
+    assert GraphStore(kv).counts() == _counts()
 
 
 def test_created_nodes_get_their_record_and_every_index_entry(kv: KeyValueStore) -> None:
@@ -485,22 +510,20 @@ def test_created_edges_get_an_outgoing_and_an_incoming_entry(kv: KeyValueStore) 
 def test_commit_maintains_every_counter_in_memory_and_on_disk(kv: KeyValueStore) -> None:
     store = GraphStore(kv)
     _commit_fixture(store)
-    expected = dict.fromkeys(COUNTERS, 0) | {
-        "nodes/session": 1,
-        "nodes/prompt": 1,
-        "nodes/response": 1,
-        "nodes/tool_invocation": 1,
-        "nodes/agent": 1,
-        "nodes/template": 1,
-        "edges": 5,
-        "sessions_active": 1,
-        "tokens/prompt": 3,
-        "tokens/completion": 4,
-        "tokens/total": 7,
-    }
-    assert store.counters() == expected
-    assert {name: _counter(kv, name) for name in COUNTERS} == expected
-    assert GraphStore(kv).counters() == expected
+    expected = _counts(
+        edges=5,
+        active=1,
+        tokens=TokenUsage(3, 4, 7),
+        session=1,
+        prompt=1,
+        response=1,
+        tool_invocation=1,
+        agent=1,
+        template=1,
+    )
+    assert store.counts() == expected
+    assert _persisted(kv) == expected
+    assert GraphStore(kv).counts() == expected
 
 
 def test_update_rewrites_the_record_and_moves_counters_and_only_the_record_in_the_index(
@@ -509,11 +532,14 @@ def test_update_rewrites_the_record_and_moves_counters_and_only_the_record_in_th
     store = GraphStore(kv)
     fx = _commit_fixture(store)
     indexes = {cf: _raw(kv, cf) for cf in ("by_session", "by_kind", "edges_out", "names")}
-    closed = replace(fx.session, attrs={**fx.session.attrs, "state": "closed"})
+    closed = replace(
+        fx.session,
+        details=replace(fx.session.details_as(SessionDetails), state=SessionState.CLOSED),
+    )
     bigger = replace(
         fx.response,
         content="changed",
-        attrs={**fx.response.attrs, "prompt_tokens": 10, "total_tokens": 14},
+        details=replace(fx.response.details_as(ResponseDetails), token_usage=TokenUsage(10, 4, 14)),
     )
     store.commit(StoreChanges(updated=[(fx.session, closed), (fx.response, bigger)]), sync=True)
     assert store.get_node(fx.session.id) == closed
@@ -521,15 +547,11 @@ def test_update_rewrites_the_record_and_moves_counters_and_only_the_record_in_th
     entry = fx.session.id + _t(3) + fx.response.id + _kind(NodeKind.RESPONSE)
     indexes["by_session"][entry] = _framed(bigger)
     assert {cf: _raw(kv, cf) for cf in indexes} == indexes
-    counters = store.counters()
-    assert counters["sessions_active"] == 0
-    assert (counters["tokens/prompt"], counters["tokens/completion"], counters["tokens/total"]) == (
-        10,
-        4,
-        14,
-    )
-    assert counters["nodes/session"] == 1
-    assert GraphStore(kv).counters() == counters
+    counts = store.counts()
+    assert counts.active_sessions == 0
+    assert counts.tokens == TokenUsage(10, 4, 14)
+    assert counts.sessions == 1
+    assert GraphStore(kv).counts() == counts
 
 
 def test_deleting_nodes_and_edges_leaves_no_record_index_entry_or_count(
@@ -546,9 +568,9 @@ def test_deleting_nodes_and_edges_leaves_no_record_index_entry_or_count(
     assert _raw(kv, "edges_out") == {}
     assert _raw(kv, "edges_in") == {}
     assert _raw(kv, "names") == {b"template/greeting": fx.template.id}
-    expected = dict.fromkeys(COUNTERS, 0) | {"nodes/agent": 1, "nodes/template": 1}
-    assert store.counters() == expected
-    assert {name: _counter(kv, name) for name in COUNTERS} == expected
+    expected = _counts(agent=1, template=1)
+    assert store.counts() == expected
+    assert _persisted(kv) == expected
 
 
 def test_deleting_a_template_frees_its_name(kv: KeyValueStore) -> None:
@@ -565,8 +587,8 @@ def test_an_edge_reached_from_both_ends_is_deleted_and_counted_once(kv: KeyValue
     fx = _commit_fixture(store)
     twice = [fx.edges[0], replace(fx.edges[0])]  # equal, but a different object
     store.commit(StoreChanges(edges_deleted=twice), sync=True)
-    assert store.counters()["edges"] == 4
-    assert _counter(kv, "edges") == 4
+    assert store.counts().edges == 4
+    assert _persisted(kv).edges == 4
     assert store.get_edge(fx.edges[0].key) is None
 
 
@@ -574,12 +596,12 @@ def test_counters_and_records_survive_a_reopen_of_the_rocks_store(tmp_path: Path
     store = GraphStore(RocksStore(tmp_path / "db"))
     fx = _commit_fixture(store)
     store.commit(StoreChanges(deleted=[fx.tool], edges_deleted=[fx.edges[2]]), sync=False)
-    counters, sequence = store.counters(), store.last_sequence
+    counts, sequence = store.counts(), store.last_sequence
     store.close()
     reopened = GraphStore(RocksStore(tmp_path / "db"))
     try:
-        assert reopened.counters() == counters
-        assert counters["nodes/tool_invocation"] == 0 and counters["edges"] == 4
+        assert reopened.counts() == counts
+        assert counts.nodes[NodeKind.TOOL_INVOCATION] == 0 and counts.edges == 4
         assert reopened.last_sequence == sequence
         assert reopened.schema_version == SCHEMA_VERSION
         assert reopened.get_node(fx.response.id) == fx.response
@@ -663,7 +685,7 @@ def _everything(kv: KeyValueStore) -> dict[str, dict[bytes, bytes]]:
 def _populated(kv: KeyValueStore) -> tuple[GraphService, dict[str, bytes]]:
     service = GraphService(GraphStore(kv))
     keep = service.create_session(NewSession(title="keep"))
-    agent = service.create_node(NewNode(NodeKind.AGENT, attrs={"name": "a"}))
+    agent = service.create_node(NewNode(NodeKind.AGENT, details=AgentDetails(name="a")))
     session = service.create_session(NewSession(title="doomed"))
     prompt = service.create_node(NewNode(NodeKind.PROMPT, session.id, "hi"))
     second = service.create_node(NewNode(NodeKind.PROMPT, session.id, "again"))
@@ -671,11 +693,14 @@ def _populated(kv: KeyValueStore) -> tuple[GraphService, dict[str, bytes]]:
         NewNode(
             NodeKind.RESPONSE,
             content="yo",
-            attrs={"prompt_id": prompt.id, "prompt_tokens": 2, "completion_tokens": 3},
+            details=ResponseDetails(prompt_id=prompt.id, token_usage=TokenUsage(2, 3)),
         )
     )
     tool = service.create_node(
-        NewNode(NodeKind.TOOL_INVOCATION, attrs={"response_id": response.id, "tool_name": "t"})
+        NewNode(
+            NodeKind.TOOL_INVOCATION,
+            details=ToolInvocationDetails(response_id=response.id, tool_name="t"),
+        )
     )
     kept_prompt = service.create_node(NewNode(NodeKind.PROMPT, keep.id, "other"))
     service.create_edge(NewEdge(session.id, agent.id, EdgeKind.HANDLED_BY))
@@ -705,14 +730,14 @@ def test_delete_session_removes_every_index_entry(kv: KeyValueStore) -> None:
     assert {k[-17:-1] for k in raw["by_session"]} == {ids["kept_prompt"]}
     assert set(raw["edges_out"]) == {ids["kept_prompt"] + _ekind(EdgeKind.BELONGS_TO) + ids["keep"]}
     assert set(raw["edges_in"]) == {ids["keep"] + _ekind(EdgeKind.BELONGS_TO) + ids["kept_prompt"]}
-    counters = service.store.counters()
-    assert counters["nodes/prompt"] == 1 and counters["nodes/response"] == 0
-    assert counters["edges"] == 1 and counters["sessions_active"] == 1
-    assert counters["tokens/total"] == 0
+    counts = service.store.counts()
+    assert counts.nodes[NodeKind.PROMPT] == 1 and counts.nodes[NodeKind.RESPONSE] == 0
+    assert counts.edges == 1 and counts.active_sessions == 1
+    assert counts.tokens.total_tokens == 0
     service.delete_session(ids["keep"])
     service.delete_node(ids["agent"])
     assert _everything(kv) == empty
-    assert service.store.counters() == dict.fromkeys(COUNTERS, 0)
+    assert service.store.counts() == _counts()
 
 
 def test_archive_then_restore_leaves_the_store_as_it_was(kv: KeyValueStore) -> None:
@@ -720,15 +745,15 @@ def test_archive_then_restore_leaves_the_store_as_it_was(kv: KeyValueStore) -> N
     restore writes back exactly the records, index entries and events there were."""
     service, ids = _populated(kv)
     before = {cf: _raw(kv, cf) for cf in COLUMN_FAMILIES if cf != "meta"}
-    export = service.export_session(ids["session"])
-    service.archive_session(ids["session"], content_sha256=export.sha256())
+    export = service.archive.export_session(ids["session"])
+    service.archive.archive_session(ids["session"], content_sha256=export.sha256())
     after = _everything(kv)
     gone = {n.id for n in [export.session, *export.nodes]}
     for cf, entries in after.items():
         assert not any(k[:16] in gone or k[-16:] in gone for k in entries), cf
     marker = [decode_event(int.from_bytes(k), v) for k, v in _raw(kv, "events").items()]
     assert not any(e.session_id == ids["session"] and not e.type.is_lifecycle for e in marker)
-    service.restore_session(export)
+    service.archive.restore_session(export)
     restored = {cf: _raw(kv, cf) for cf in COLUMN_FAMILIES if cf != "meta"}
     # Everything is back; the log additionally holds the two lifecycle events.
     extra = {k: v for k, v in restored["events"].items() if k not in before["events"]}
@@ -765,15 +790,16 @@ def test_delete_node_removes_its_edges_at_both_ends_and_its_index_entries(
     for key in raw["edges_in"]:
         assert key[:16] in raw["nodes"] and key[17:] in raw["nodes"]
     session = service.get_session(ids["session"])
-    assert (session.attrs["prompt_tokens"], session.attrs["total_tokens"]) == (0, 0)
-    assert service.store.counters()["tokens/total"] == 0
+    usage = session.details_as(SessionDetails).token_usage
+    assert (usage.prompt_tokens, usage.total_tokens) == (0, 0)
+    assert service.store.counts().tokens.total_tokens == 0
 
 
 def _legacy_record(node: Node) -> bytes:
     """A node record as schema 2 wrote it: a compact JSON array."""
     session = node.session_id.hex() if node.session_id is not None else None
     row = [node.kind.value, session, node.content, node.metadata]
-    row += [node.create_time, node.update_time, node.attrs]
+    row += [node.create_time, node.update_time, details_fields(node.details)]
     return json.dumps(row, ensure_ascii=False, separators=(",", ":")).encode()
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import grpc
 
 from memorygraph.config import load_config
-from memorygraph.ids import format_id, new_id
+from memorygraph.model import format_id, new_id
 from memorygraph.server import start_server, wait_for_stop_signal
 from memorygraph.v1 import graph_pb2 as pb
 from memorygraph.v1 import graph_pb2_grpc as pb_grpc

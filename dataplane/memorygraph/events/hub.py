@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from memorygraph.errors import OutOfRange, ResourceExhausted
-from memorygraph.graph.model import Event, EventType
+from memorygraph.model import Event, EventType
 from memorygraph.store import GraphStore
 
 __all__ = ["EventFilter", "EventHub"]

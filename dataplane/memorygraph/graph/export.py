@@ -12,7 +12,8 @@ was shipped.
                 M x {"record": "edge", ...edge fields}      by (source, kind, target)
                 K x {"record": "event", ...event fields}    by sequence
 
-Node fields: id, kind, session_id, content, metadata, create_time, update_time, attrs. Edge
+Node fields: id, kind, session_id, content, metadata, create_time, update_time, attrs (the
+node's details in their plain-data form, `memorygraph.model.details_fields`). Edge
 fields: source_id, target_id, kind, metadata, create_time. Event fields: sequence, type, time,
 session_id, node (node fields or null), edge (edge fields or null). Ids are canonical UUID text,
 times microseconds since the Unix epoch.
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from memorygraph.errors import InvalidArgument
-from memorygraph.graph.model import (
+from memorygraph.model import (
     Edge,
     EdgeKind,
     Event,
@@ -34,14 +35,18 @@ from memorygraph.graph.model import (
     Node,
     NodeKind,
     SessionState,
+    details_fields,
+    details_from_fields,
+    format_id,
+    parse_id,
 )
-from memorygraph.ids import format_id, parse_id
 
 __all__ = ["EXPORT_FORMAT", "EXPORT_VERSION", "SessionExport", "decode_export"]
 
 EXPORT_FORMAT = "memorygraph.session"
 EXPORT_VERSION = 1
 
+_STATES = frozenset(s.value for s in SessionState)
 _dumps = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode
 
 
@@ -54,7 +59,7 @@ def _node_fields(node: Node) -> dict[str, Any]:
         "metadata": node.metadata,
         "create_time": node.create_time,
         "update_time": node.update_time,
-        "attrs": node.attrs,
+        "attrs": details_fields(node.details),
     }
 
 
@@ -160,6 +165,13 @@ class _Reader:
             kind = NodeKind(self.get("kind", str, row))
         except ValueError:
             raise self.fail(f"unknown node kind {row['kind']!r}") from None
+        attrs = self.get("attrs", dict, row)
+        if kind is NodeKind.SESSION and attrs.get("state") not in _STATES:
+            raise InvalidArgument("the session record has no valid state (active or closed)")
+        try:
+            details = details_from_fields(kind, attrs)
+        except (ValueError, InvalidArgument) as exc:
+            raise self.fail(f"attrs: {exc}") from None
         return Node(
             id=self.node_id("id", row),
             kind=kind,
@@ -168,7 +180,7 @@ class _Reader:
             metadata=self._strings(self.get("metadata", dict, row)),
             create_time=self.get("create_time", int, row),
             update_time=self.get("update_time", int, row),
-            attrs=self.get("attrs", dict, row),
+            details=details,
         )
 
     def edge(self, row: dict[str, Any] | None = None) -> Edge:
@@ -250,8 +262,6 @@ def decode_export(data: bytes) -> SessionExport:
             raise reader.fail(f"unknown record type {record!r}")
     if session is None or session.kind is not NodeKind.SESSION:
         raise InvalidArgument("the export has no session record")
-    if session.attrs.get("state") not in {s.value for s in SessionState}:
-        raise InvalidArgument("the session record has no valid state (active or closed)")
     if header.row.get("session_id") != format_id(session.id):
         raise InvalidArgument("the export header names a different session than its record")
     counts = {"nodes": len(export_nodes), "edges": len(edges), "events": len(events)}

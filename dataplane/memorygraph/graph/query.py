@@ -1,9 +1,8 @@
 """Queries over the time-ordered indexes: filters, pages and streams.
 
-Queries return node records (serialized `v1.Node`, as stored, each framed as an entry of a
-QueryBatch's `nodes`), not domain nodes: a session's index entries carry them framed, so a
-session query reads one index range and nothing else, and the servicer joins the bytes into
-its response. Only a metadata filter looks inside a record.
+Queries return node records (serialized `v1.Node`, as stored), not domain nodes: a session's
+index entries carry them, so a session query reads one index range and nothing else, and the
+servicer sends the bytes as they are. Only a metadata filter looks inside a record.
 
 A page token is opaque to clients: base64url of a version byte, a fingerprint of the filter it
 belongs to, and the (create time, node id) position after which the next page starts. Metadata
@@ -22,11 +21,11 @@ from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 from memorygraph import deadline
+from memorygraph.codec.nodes import record_metadata
 from memorygraph.errors import InvalidArgument
-from memorygraph.graph.model import Node, NodeKind, SessionState
+from memorygraph.model import MAX_TIME, Node, NodeKind, SessionDetails, SessionState
 from memorygraph.store import GraphStore
-from memorygraph.store.keys import MAX_TIME, NODE_KIND_CODES, session_index_entry
-from memorygraph.wire import QUERY_BATCH_NODES, frame, record_metadata
+from memorygraph.store.keys import NODE_KIND_CODES, session_index_entry
 
 __all__ = [
     "DEFAULT_PAGE_SIZE",
@@ -73,8 +72,8 @@ class QueryFilter:
         return hashlib.blake2b(text.encode(), digest_size=8).digest()
 
     def matches(self, record: bytes) -> bool:
-        """Whether a framed record has the metadata asked for (kinds and times are the
-        index's business)."""
+        """Whether a node record has the metadata asked for (kinds and times are the index's
+        business)."""
         if not self.metadata:
             return True
         metadata = record_metadata(record)
@@ -149,8 +148,8 @@ def _positions(store: GraphStore, query: QueryFilter, after: Position | None) ->
 def _scan(
     store: GraphStore, query: QueryFilter, after: Position | None, want: int, budget: int
 ) -> tuple[list[bytes], Position | None, bool]:
-    """Up to `want` matching records, framed as QueryBatch entries; (records, last position
-    looked at, index exhausted). At most `budget` index entries are looked at."""
+    """Up to `want` matching node records; (records, last position looked at, index
+    exhausted). At most `budget` index entries are looked at."""
     if query.session_id is not None:
         return _scan_session(store, query, after, want, budget)
     found: list[bytes] = []
@@ -166,20 +165,18 @@ def _scan(
         records = store.get_node_records([nid for _, nid in chunk])
         for position, record in zip(chunk, records, strict=True):
             last = position
-            if record is not None:
-                framed = frame(QUERY_BATCH_NODES, record)
-                if query.matches(framed):
-                    found.append(framed)
-                    if len(found) == want:
-                        break
+            if record is not None and query.matches(record):
+                found.append(record)
+                if len(found) == want:
+                    break
     return found, last, False
 
 
 def _scan_session(
     store: GraphStore, query: QueryFilter, after: Position | None, want: int, budget: int
 ) -> tuple[list[bytes], Position | None, bool]:
-    """`_scan` of one session: its index entries hold the framed records, so a chunk of
-    entries becomes a list of records in one pass."""
+    """`_scan` of one session: its index entries hold the records, so a chunk of entries
+    becomes a list of records in one pass."""
     assert query.session_id is not None
     chunks = store.scan_session_records(
         query.session_id,
@@ -273,8 +270,9 @@ def list_sessions(
     )
 
     def pick(node: Node) -> Node | None:
-        matches = (state is None or node.attrs["state"] == state) and (
-            not user_id or node.attrs["user_id"] == user_id
+        details = node.details_as(SessionDetails)
+        matches = (state is None or details.state is state) and (
+            not user_id or details.user_id == user_id
         )
         return node if matches else None
 
@@ -319,8 +317,9 @@ def last_activity(store: GraphStore, session: Node) -> int:
     write otherwise (a new node, an update, an edge: its newest event) — or its restore from
     an archive, when that is later."""
     restored = store.restore_time(session.id)
-    if session.attrs["state"] == SessionState.CLOSED:
-        return max(int(session.attrs.get("close_time") or session.update_time), restored)
+    details = session.details_as(SessionDetails)
+    if details.state is SessionState.CLOSED:
+        return max(details.close_time or session.update_time, restored)
     newest = max(session.update_time, restored)
     event_time = store.last_session_event_time(session.id)
     if event_time:  # every write in the session made an event: the newest one says it all

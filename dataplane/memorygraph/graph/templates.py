@@ -7,14 +7,15 @@ Placeholders are ``{{name}}`` (spaces inside the braces allowed).
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
 from typing import Any
 
 import re2  # type: ignore[import-untyped]
 
 from memorygraph.errors import InvalidArgument
+from memorygraph.model import TemplateVariable
 
-__all__ = ["TemplateVariable", "render_template", "validate_template"]
+__all__ = ["render_template", "validate_template"]
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -22,22 +23,6 @@ MAX_NAME_LENGTH = 200
 
 _RE2_OPTIONS = re2.Options()
 _RE2_OPTIONS.log_errors = False
-
-
-@dataclass(frozen=True, slots=True)
-class TemplateVariable:
-    name: str
-    description: str = ""
-    required: bool = False
-    default_value: str = ""
-    pattern: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TemplateVariable:
-        return cls(**data)
 
 
 def _compile(variable: TemplateVariable) -> Any:
@@ -51,7 +36,7 @@ def _compile(variable: TemplateVariable) -> Any:
         ) from None
 
 
-def validate_template(name: str, content: str, variables: list[TemplateVariable]) -> None:
+def validate_template(name: str, content: str, variables: Sequence[TemplateVariable]) -> None:
     """Raise `InvalidArgument` for anything that would make the template unusable."""
     if not name.strip():
         raise InvalidArgument("template name is required")
@@ -83,7 +68,9 @@ def validate_template(name: str, content: str, variables: list[TemplateVariable]
         )
 
 
-def render_template(content: str, variables: list[TemplateVariable], values: dict[str, str]) -> str:
+def render_template(
+    content: str, variables: Sequence[TemplateVariable], values: dict[str, str]
+) -> str:
     """The content with every placeholder replaced; `InvalidArgument` lists what is wrong."""
     declared = {v.name: v for v in variables}
     unknown = sorted(set(values) - set(declared))

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from memorygraph import deadline
 from memorygraph.errors import InvalidArgument
-from memorygraph.graph.model import Direction, Edge, EdgeKey, EdgeKind, Node
+from memorygraph.model import Direction, Edge, EdgeKey, EdgeKind, Node
 from memorygraph.store import GraphStore
 
 __all__ = ["DEFAULT_MAX_DEPTH", "MAX_DEPTH", "MAX_NODES", "Traversal", "traverse"]

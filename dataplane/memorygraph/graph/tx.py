@@ -3,7 +3,7 @@ it becomes one `StoreChanges` committed as one batch."""
 
 from __future__ import annotations
 
-from memorygraph.graph.model import Edge, EdgeKey, Event, Node, NodeKind
+from memorygraph.model import Edge, EdgeKey, Event, Node, NodeKind
 from memorygraph.store import GraphStore, StoreChanges
 
 __all__ = ["Transaction"]

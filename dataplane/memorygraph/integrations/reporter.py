@@ -2,7 +2,7 @@
 
 The event log is the outbox: every change's event is written in the same batch as the change, so
 a report can never be lost between the graph and its delivery. The reporter follows the log from
-a cursor kept in the store (`registry/cursor`), turns the events the registry cares about into
+a cursor kept in the store (`GraphStore.cursor`), turns the events the registry cares about into
 reports (session registered, usage of each response, status changes), and advances the cursor
 only after the registry accepted them. Writers never wait on it.
 
@@ -26,17 +26,22 @@ from dataclasses import dataclass
 from prometheus_client import Counter, Gauge
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from memorygraph.graph.model import Event, EventType, NodeKind
-from memorygraph.ids import format_id
 from memorygraph.integrations.registry import RegistryClient, RegistryError
+from memorygraph.model import (
+    Event,
+    EventType,
+    NodeKind,
+    ResponseDetails,
+    SessionDetails,
+    format_id,
+)
 from memorygraph.store import GraphStore
-from memorygraph.store.keys import CF_META
 
 __all__ = ["CircuitBreaker", "RegistryReporter", "report_for"]
 
 log = logging.getLogger("memorygraph.registry")
 
-CURSOR_KEY = b"registry/cursor"
+CURSOR = "registry"
 OUTBOX_DEPTH = Gauge(
     "memorygraph_registry_outbox_depth", "Committed events the registry reporter has not passed"
 )
@@ -75,11 +80,12 @@ def report_for(event: Event) -> Report | None:
         return None
     if event.type is EventType.SESSION_CREATED:
         sid = format_id(node.id)
+        session = node.details_as(SessionDetails)
         body = {
             "session_id": sid,
-            "model": node.attrs.get("model", ""),
-            "user_id": node.attrs.get("user_id", ""),
-            "agent_id": node.attrs.get("agent_id", ""),
+            "model": session.model,
+            "user_id": session.user_id,
+            "agent_id": session.agent_id,
             "title": node.content,
             "tags": sorted(node.metadata),
             "metadata": node.metadata,
@@ -93,7 +99,7 @@ def report_for(event: Event) -> Report | None:
     if event.type in _STATUS_EVENTS:
         sid = format_id(node.id)
         # A restored session is back in the state it was archived in.
-        status = _STATUS_EVENTS[event.type] or str(node.attrs.get("state", "active"))
+        status = _STATUS_EVENTS[event.type] or node.details_as(SessionDetails).state.value
         # Archival and restore can happen more than once to a session: their keys carry the
         # event's sequence so that each is a report of its own.
         key = f"{sid}:{status}"
@@ -102,14 +108,16 @@ def report_for(event: Event) -> Report | None:
         return Report("status", key, lambda c: c.update_status(sid, status, key=key))
     if event.type is EventType.NODE_CREATED and node.kind is NodeKind.RESPONSE:
         rid = format_id(node.id)
+        response = node.details_as(ResponseDetails)
+        usage = response.token_usage
         body = {
             "session_id": format_id(node.session_id) if node.session_id else "",
             "response_id": rid,
-            "prompt_id": node.attrs.get("prompt_id", ""),
-            "model": node.attrs.get("model", ""),
-            "prompt_tokens": node.attrs.get("prompt_tokens", 0),
-            "completion_tokens": node.attrs.get("completion_tokens", 0),
-            "total_tokens": node.attrs.get("total_tokens", 0),
+            "prompt_id": format_id(response.prompt_id) if response.prompt_id else "",
+            "model": response.model,
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+            "total_tokens": usage.total_tokens,
             "time": node.create_time,
         }
         return Report("usage", f"{rid}:usage", lambda c: c.report_usage(body, key=f"{rid}:usage"))
@@ -167,8 +175,7 @@ class RegistryReporter:
         self.attempts = attempts
         self.backoff = backoff
         self.poll = poll
-        raw = store.kv.get(CF_META, CURSOR_KEY)
-        self.cursor = int.from_bytes(raw) if raw else 0
+        self.cursor = store.cursor(CURSOR)
         self.visible = store.last_sequence
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -181,7 +188,7 @@ class RegistryReporter:
 
     def _save_cursor(self, sequence: int) -> None:
         self.cursor = sequence
-        self.store.kv.write([(CF_META, CURSOR_KEY, sequence.to_bytes(8))], sync=False)
+        self.store.save_cursor(CURSOR, sequence)
 
     async def _deliver(self, client: RegistryClient, report: Report) -> bool:
         """True once delivered; False to try again later (the cursor stays)."""

@@ -23,8 +23,8 @@ from prometheus_client import REGISTRY
 
 from memorygraph.errors import Code
 from memorygraph.metrics import CallStats
-from memorygraph.plugins import builtins
-from memorygraph.plugins.hooks import HookCall, PluginRejected
+from memorygraph.plugins import builtin
+from memorygraph.plugins.calls import HookCall, PluginRejected
 from memorygraph.plugins.schema import Hook, PluginsFile, PluginSpec
 from memorygraph.plugins.webhook import WebhookPlugin
 
@@ -50,7 +50,7 @@ AFTER_QUEUE_LIMIT = 1000
 @dataclass
 class LoadedPlugin:
     spec: PluginSpec
-    impl: builtins.Plugin
+    impl: builtin.Plugin
 
     @property
     def name(self) -> str:
@@ -61,16 +61,16 @@ class LoadedPlugin:
         return bool(getattr(self.impl, "blocking_after", True))
 
 
-def build_plugin(spec: PluginSpec, count_nodes: Callable[[str, int], int]) -> builtins.Plugin:
+def build_plugin(spec: PluginSpec, count_nodes: Callable[[str, int], int]) -> builtin.Plugin:
     config = spec.typed_config()
     if spec.type == "validator":
-        return builtins.Validator(spec.name, config)
+        return builtin.Validator(spec.name, config)
     if spec.type == "redactor":
-        return builtins.Redactor(spec.name, config)
+        return builtin.Redactor(spec.name, config)
     if spec.type == "enricher":
-        return builtins.Enricher(spec.name, config)
+        return builtin.Enricher(spec.name, config)
     if spec.type == "quota":
-        return builtins.Quota(spec.name, config, count_nodes)
+        return builtin.Quota(spec.name, config, count_nodes)
     return WebhookPlugin(spec.name, config, spec.timeout_seconds)
 
 

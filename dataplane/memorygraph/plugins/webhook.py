@@ -27,7 +27,7 @@ from typing import Any
 
 import httpx
 
-from memorygraph.plugins.hooks import HookCall, PluginRejected
+from memorygraph.plugins.calls import HookCall, PluginRejected
 from memorygraph.plugins.schema import WebhookConfig
 
 __all__ = ["API_VERSION", "PluginFailure", "WebhookPlugin"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from memorygraph.graph.model import Edge, Event, EventType, Node, NodeKind, SessionState
+from memorygraph.model import Edge, Event, EventType, Node, NodeKind, SessionDetails, SessionState
 from memorygraph.store.graph_changes import StoreChanges
 
 __all__ = ["derive_events"]
@@ -43,9 +43,10 @@ def derive_events(
         yield _node_event(kind, node, node.create_time)
     for before, after in changes.updated:
         closed = (
-            after.kind is NodeKind.SESSION
-            and before.attrs.get("state") != after.attrs.get("state")
-            and after.attrs.get("state") == SessionState.CLOSED
+            isinstance(after.details, SessionDetails)
+            and isinstance(before.details, SessionDetails)
+            and before.details.state is not SessionState.CLOSED
+            and after.details.state is SessionState.CLOSED
         )
         yield _node_event(
             EventType.SESSION_CLOSED if closed else EventType.NODE_UPDATED, after, time

@@ -13,8 +13,10 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 
+from memorygraph.codec.framing import unframe
 from memorygraph.errors import MemoryGraphError
-from memorygraph.graph.model import (
+from memorygraph.model import (
+    MAX_TIME,
     Direction,
     Edge,
     EdgeKey,
@@ -23,18 +25,10 @@ from memorygraph.graph.model import (
     EventType,
     Node,
     NodeKind,
-    SessionState,
 )
 from memorygraph.store import keys
-from memorygraph.store.codec import (
-    decode_edge,
-    decode_event,
-    decode_node,
-    encode_edge,
-    encode_event,
-    encode_node,
-)
 from memorygraph.store.commit import CommitFailed, GroupCommitter
+from memorygraph.store.counters import Counters, GraphCounts
 from memorygraph.store.eventlog import derive_events
 from memorygraph.store.graph_changes import StoreChanges
 from memorygraph.store.kv import KeyValueStore, Op
@@ -44,20 +38,19 @@ from memorygraph.store.layout import (
     session_event_op,
     session_index_op,
 )
+from memorygraph.store.records import (
+    decode_edge,
+    decode_event,
+    decode_node,
+    encode_edge,
+    encode_event,
+    encode_node,
+)
 from memorygraph.store.upgrade import upgrade
 
-__all__ = ["GraphStore", "IncompatibleSchema", "StoreChanges"]
+__all__ = ["GraphCounts", "GraphStore", "IncompatibleSchema", "StoreChanges"]
 
 log = logging.getLogger("memorygraph.store")
-
-COUNTERS = (
-    *(f"nodes/{kind.value}" for kind in NodeKind),
-    "edges",
-    "sessions_active",
-    "tokens/prompt",
-    "tokens/completion",
-    "tokens/total",
-)
 
 
 def _int8(value: int) -> bytes:
@@ -66,26 +59,6 @@ def _int8(value: int) -> bytes:
 
 class IncompatibleSchema(MemoryGraphError):
     """The data directory was written by a newer, incompatible version."""
-
-
-_NODE_COUNTERS = {kind: f"nodes/{kind}" for kind in NodeKind}
-_TOKEN_COUNTERS = (
-    ("tokens/prompt", "prompt_tokens"),
-    ("tokens/completion", "completion_tokens"),
-    ("tokens/total", "total_tokens"),
-)
-
-
-def _count(deltas: dict[str, int], node: Node, sign: int) -> None:
-    """Add what `node` counts for (sign +1) or no longer counts for (-1) to `deltas`."""
-    name = _NODE_COUNTERS[node.kind]
-    deltas[name] = deltas.get(name, 0) + sign
-    if node.kind is NodeKind.SESSION and node.attrs.get("state") == SessionState.ACTIVE:
-        deltas["sessions_active"] = deltas.get("sessions_active", 0) + sign
-    elif node.kind is NodeKind.RESPONSE:
-        attrs = node.attrs
-        for counter, attr in _TOKEN_COUNTERS:
-            deltas[counter] = deltas.get(counter, 0) + sign * int(attrs.get(attr, 0))
 
 
 class GraphStore:
@@ -146,14 +119,7 @@ class GraphStore:
                 log.info("event log: %d events retained", self.retained_events())
         else:
             self._event_holes = int.from_bytes(raw, signed=True)
-        self._counters = {
-            name: int.from_bytes(value, signed=True) if value else 0
-            for name, value in zip(
-                COUNTERS,
-                kv.multi_get(keys.CF_META, [keys.counter_key(n) for n in COUNTERS]),
-                strict=True,
-            )
-        }
+        self._counters = Counters(kv)
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -176,7 +142,7 @@ class GraphStore:
         ]
 
     def scan_session(
-        self, session_id: bytes, start: int = 0, end: int = keys.MAX_TIME, *, reverse: bool = False
+        self, session_id: bytes, start: int = 0, end: int = MAX_TIME, *, reverse: bool = False
     ) -> Iterator[tuple[int, bytes, NodeKind]]:
         """(create time, node id, kind) of a session's nodes with start <= create time < end."""
         lower, upper = keys.session_index_range(session_id, start, end)
@@ -188,17 +154,16 @@ class GraphStore:
         self,
         session_id: bytes,
         start: int = 0,
-        end: int = keys.MAX_TIME,
+        end: int = MAX_TIME,
         *,
         reverse: bool = False,
         after: tuple[int, bytes] | None = None,
         first: int = 8,
     ) -> Iterator[list[tuple[bytes, bytes]]]:
-        """A session's index entries as they are stored, in lists (`first` entries, then
-        more): (key, the node's record framed as one `nodes` entry of a QueryBatch), create
-        times in [start, end), past the (create time, node id) `after` in scan order.
-        `keys.session_index_entry` reads a key. Joined, the values are a QueryBatch: a session
-        query reads this one range and parses nothing."""
+        """A session's index entries in lists (`first` entries, then more): (key, the node's
+        record), create times in [start, end), past the (create time, node id) `after` in scan
+        order. `keys.session_index_entry` reads a key. The entries carry the records, so a
+        session query reads this one range and looks nothing else up."""
         lower, upper = keys.session_index_range(session_id, start, end)
         if after is not None:
             position = keys.session_index_prefix(session_id, *after)
@@ -206,10 +171,13 @@ class GraphStore:
                 upper = min(upper, position)
             else:
                 lower = max(lower, position + b"\xff")  # past every kind byte after that id
-        return self.kv.scan_chunks(keys.CF_BY_SESSION, lower, upper, reverse=reverse, first=first)
+        for chunk in self.kv.scan_chunks(
+            keys.CF_BY_SESSION, lower, upper, reverse=reverse, first=first
+        ):
+            yield [(key, unframe(value)) for key, value in chunk]
 
     def scan_kind(
-        self, kind: NodeKind, start: int = 0, end: int = keys.MAX_TIME, *, reverse: bool = False
+        self, kind: NodeKind, start: int = 0, end: int = MAX_TIME, *, reverse: bool = False
     ) -> Iterator[tuple[int, bytes, bytes | None]]:
         """(create time, node id, session id or None) of a kind's nodes by create time."""
         lower, upper = keys.kind_index_range(kind, start, end)
@@ -251,8 +219,18 @@ class GraphStore:
     def template_id(self, name: str) -> bytes | None:
         return self.kv.get(keys.CF_NAMES, keys.template_name_key(name))
 
-    def counters(self) -> dict[str, int]:
-        return dict(self._counters)
+    def cursor(self, name: str) -> int:
+        """The event sequence a reader of the log named `name` has passed (0: none yet)."""
+        raw = self.kv.get(keys.CF_META, keys.cursor_key(name))
+        return int.from_bytes(raw) if raw else 0
+
+    def save_cursor(self, name: str, sequence: int) -> None:
+        """Record how far the reader `name` has got (not synced: after a crash it may read
+        again what it read last, never skip anything)."""
+        self.kv.write([(keys.CF_META, keys.cursor_key(name), sequence.to_bytes(8))], sync=False)
+
+    def counts(self) -> GraphCounts:
+        return self._counters.snapshot()
 
     def size_bytes(self) -> int:
         return self.kv.size_bytes()
@@ -303,14 +281,14 @@ class GraphStore:
             node.record = record = encode_node(node)
             ops.append((keys.CF_NODES, node.id, record))
             ops += node_index_ops(node, record)
-            _count(deltas, node, +1)
+            Counters.count(deltas, node, +1)
         for before, after in changes.updated:
             after.record = record = encode_node(after)
             ops.append((keys.CF_NODES, after.id, record))
             if (entry := session_index_op(after, record)) is not None:
                 ops.append(entry)
-            _count(deltas, before, -1)
-            _count(deltas, after, +1)
+            Counters.count(deltas, before, -1)
+            Counters.count(deltas, after, +1)
         for edge in changes.edges_created:
             edge_records[id(edge)] = record = encode_edge(edge)
             ops.append(
@@ -343,13 +321,9 @@ class GraphStore:
         for node in changes.deleted:
             ops.append((keys.CF_NODES, node.id, None))
             ops += node_index_ops(node, None)
-            _count(deltas, node, -1)
-        if edges := len(changes.edges_created) - len(edges_deleted):
-            deltas["edges"] = edges
-        for name, delta in deltas.items():
-            if delta:
-                value = self._counters[name] + delta
-                ops.append((keys.CF_META, keys.counter_key(name), _int8(value)))
+            Counters.count(deltas, node, -1)
+        Counters.count_edges(deltas, len(changes.edges_created) - len(edges_deleted))
+        ops += self._counters.ops(deltas)
         # A deleted session takes its session-event index and restore time with it; its events
         # stay in the log unless the change erases its history (archival).
         gone = {n.id for n in changes.deleted if n.kind is NodeKind.SESSION}
@@ -395,8 +369,7 @@ class GraphStore:
         self.last_sequence = sequence
         if holes:  # under the holes lock (a trim may be setting the count meanwhile otherwise)
             self._event_holes += holes
-        for name, delta in deltas.items():
-            self._counters[name] += delta
+        self._counters.apply(deltas)
 
     def _session_of(self, node_id: bytes) -> bytes | None:
         node = self.get_node(node_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from memorygraph.graph.model import Edge, Event, Node
+from memorygraph.model import Edge, Event, Node
 
 __all__ = ["StoreChanges"]
 

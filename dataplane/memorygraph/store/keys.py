@@ -9,7 +9,8 @@ microseconds, kinds one byte):
     edges_out   source | edge kind | target         -> encoded edge
     edges_in    target | edge kind | source         -> b""
     names       b"template/" | name                 -> template id
-    meta        b"schema_version", b"count/...", b"events/last", b"events/floor" -> small values
+    meta        b"schema_version", b"count/...", b"events/last", b"events/floor",
+                b"registry/cursor", ...                    -> small values
     events      sequence (8 bytes)                  -> encoded event
     session_events  session id | sequence           -> b""   (a session's events; schema 2)
 
@@ -19,7 +20,7 @@ Big-endian fixed-width fields make byte order equal time order, so "a session by
 
 from __future__ import annotations
 
-from memorygraph.graph.model import EdgeKind, NodeKind
+from memorygraph.model import MAX_TIME, EdgeKind, NodeKind
 
 CF_NODES = "nodes"
 CF_BY_SESSION = "by_session"
@@ -59,7 +60,6 @@ SCHEMA_VERSION_KEY = b"schema_version"
 
 ID_LEN = 16
 TIME_LEN = 8
-MAX_TIME = (1 << 63) - 1
 
 NODE_KIND_CODES: dict[NodeKind, int] = {
     NodeKind.SESSION: 1,
@@ -73,6 +73,11 @@ NODE_KINDS_BY_CODE = {code: kind for kind, code in NODE_KIND_CODES.items()}
 
 EDGE_KIND_CODES: dict[EdgeKind, int] = {kind: i for i, kind in enumerate(EdgeKind, start=1)}
 EDGE_KINDS_BY_CODE = {code: kind for kind, code in EDGE_KIND_CODES.items()}
+
+
+def cursor_key(reader: str) -> bytes:
+    """Where a reader of the event log keeps its position (`registry/cursor`, ...)."""
+    return reader.encode() + b"/cursor"
 
 
 def time_bytes(micros: int) -> bytes:

@@ -3,10 +3,10 @@ upgrades of older data directories, so both produce the same layout."""
 
 from __future__ import annotations
 
-from memorygraph.graph.model import Event, Node, NodeKind
+from memorygraph.codec.framing import QUERY_BATCH_NODES, frame
+from memorygraph.model import Event, Node, NodeKind, TemplateDetails
 from memorygraph.store import keys
 from memorygraph.store.kv import Op
-from memorygraph.wire import QUERY_BATCH_NODES, frame
 
 __all__ = ["indexed_session", "node_index_ops", "session_event_op", "session_index_op"]
 
@@ -44,7 +44,7 @@ def node_index_ops(node: Node, record: bytes | None) -> list[Op]:
         ops.append(entry)
     key = keys.kind_index_key(node.kind, node.create_time, node.id)
     ops.append((keys.CF_BY_KIND, key, (node.session_id or b"") if present else None))
-    if node.kind is NodeKind.TEMPLATE:
-        name_key = keys.template_name_key(node.attrs["name"])
+    if isinstance(node.details, TemplateDetails):
+        name_key = keys.template_name_key(node.details.name)
         ops.append((keys.CF_NAMES, name_key, node.id if present else None))
     return ops

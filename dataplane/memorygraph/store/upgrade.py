@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import logging
 
-from memorygraph.graph.model import Node, NodeKind
+from memorygraph.model import Node, NodeKind
 from memorygraph.store import keys
-from memorygraph.store.codec import (
+from memorygraph.store.kv import KeyValueStore, Op
+from memorygraph.store.layout import indexed_session, node_index_ops, session_event_op
+from memorygraph.store.records import (
     decode_event,
     decode_legacy_node,
     decode_node,
     encode_event,
     encode_node,
 )
-from memorygraph.store.kv import KeyValueStore, Op
-from memorygraph.store.layout import indexed_session, node_index_ops, session_event_op
 
 __all__ = ["upgrade"]
 

@@ -9,10 +9,9 @@ from typing import Any
 from google.protobuf.descriptor import Descriptor
 from google.protobuf.message import Message
 
+from memorygraph.codec import requests as rq
 from memorygraph.errors import InvalidArgument
-from memorygraph.graph.service import IngestItem, NewNode, NewSession
-from memorygraph.ids import format_id, new_id
-from memorygraph.servicers import convert as cv
+from memorygraph.model import IngestItem, NewNode, NewSession, format_id, new_id
 from memorygraph.v1 import graph_pb2 as pb
 
 __all__ = ["MAX_BATCH_ITEMS", "ingest_items"]
@@ -20,10 +19,10 @@ __all__ = ["MAX_BATCH_ITEMS", "ingest_items"]
 MAX_BATCH_ITEMS = 10_000
 
 _NODE_ITEMS: dict[str, Callable[[Any], NewNode]] = {
-    "node": cv.new_node,
-    "prompt": cv.prompt_node,
-    "response": cv.response_node,
-    "tool_invocation": cv.tool_node,
+    "node": rq.new_node,
+    "prompt": rq.prompt_node,
+    "response": rq.response_node,
+    "tool_invocation": rq.tool_node,
 }
 
 
@@ -78,9 +77,9 @@ def ingest_items(batch: pb.IngestBatch) -> tuple[list[IngestItem], list[str]]:
             item: IngestItem
             if which == "session":
                 request.session_id = request.session_id or format_id(new_id())
-                item = cv.new_session(request)
+                item = rq.new_session(request)
             elif which == "edge":
-                item = cv.new_edge(request)
+                item = rq.new_edge(request)
             else:
                 node = _NODE_ITEMS[which](request)
                 if node.node_id is None:

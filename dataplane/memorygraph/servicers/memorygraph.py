@@ -1,7 +1,7 @@
 """`MemoryGraphService` servicer: translate each request, call the graph service, translate back.
 
-Errors are not handled here: domain errors propagate to the interceptor in `servicers.errors`,
-which maps them to status codes in one place.
+Errors are not handled here: domain errors propagate to the interceptor
+(`servicers.interceptor`), which maps them to status codes in one place.
 """
 
 from __future__ import annotations
@@ -14,17 +14,21 @@ import grpc
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 
-from memorygraph import __version__, metrics, wire
+from memorygraph import __version__, metrics
+from memorygraph.codec import enums
+from memorygraph.codec import requests as rq
+from memorygraph.codec.framing import frame_nodes
+from memorygraph.codec.ingest import ingest_items
+from memorygraph.codec.messages import edge_message, event_message
+from memorygraph.codec.nodes import node_bytes, node_message, session_message, template_message
+from memorygraph.codec.times import request_micros, timestamp
 from memorygraph.errors import InvalidArgument, RequestError
 from memorygraph.events.hub import EventFilter, EventHub
 from memorygraph.graph.export import EXPORT_VERSION, decode_export
-from memorygraph.graph.model import EventType, NodeKind
+from memorygraph.graph.hooks import Read
 from memorygraph.graph.query import QueryFilter
 from memorygraph.graph.service import GraphService
-from memorygraph.ids import format_id
-from memorygraph.servicers import convert as cv
-from memorygraph.servicers.ingest import ingest_items
-from memorygraph.store.keys import MAX_TIME
+from memorygraph.model import MAX_TIME, EventType, PromptDetails, format_id
 from memorygraph.v1 import graph_pb2 as pb
 from memorygraph.v1 import graph_pb2_grpc as pb_grpc
 
@@ -68,13 +72,13 @@ def add_to_server(servicer: MemoryGraphServicer, server: grpc.Server) -> None:
 
 
 def _query_filter(message: pb.QueryFilter) -> QueryFilter:
-    start = cv.micros(message.start_time, 0)
-    end = cv.micros(message.end_time, MAX_TIME)
+    start = request_micros(message.start_time, 0)
+    end = request_micros(message.end_time, MAX_TIME)
     if end <= start:
         raise InvalidArgument("end_time must be after start_time")
     return QueryFilter(
-        session_id=cv.optional_id(message.session_id, "filter.session_id"),
-        kinds=cv.node_kinds(message.kinds, "filter.kinds"),
+        session_id=rq.optional_id(message.session_id, "filter.session_id"),
+        kinds=enums.node_kinds(message.kinds, "filter.kinds"),
         start_time=start,
         end_time=end,
         metadata=tuple(sorted(message.metadata.items())),
@@ -106,20 +110,20 @@ class MemoryGraphServicer(pb_grpc.MemoryGraphServiceServicer):
     # -- sessions ----------------------------------------------------------------------------
 
     def CreateSession(self, request: pb.CreateSessionRequest, context: Context) -> pb.Session:
-        return wire.session_message(self.service.create_session(cv.new_session(request)))
+        return session_message(self.service.create_session(rq.new_session(request)))
 
     def GetSession(self, request: pb.GetSessionRequest, context: Context) -> pb.Session:
-        node = self.service.get_session(cv.node_id(request.session_id, "session_id"))
-        return wire.session_message(node)
+        node = self.service.get_session(rq.node_id(request.session_id, "session_id"))
+        return session_message(node)
 
     def CloseSession(self, request: pb.CloseSessionRequest, context: Context) -> pb.Session:
-        node = self.service.close_session(cv.node_id(request.session_id, "session_id"))
-        return wire.session_message(node)
+        node = self.service.close_session(rq.node_id(request.session_id, "session_id"))
+        return session_message(node)
 
     def DeleteSession(
         self, request: pb.DeleteSessionRequest, context: Context
     ) -> pb.DeleteSessionResponse:
-        nodes, edges = self.service.delete_session(cv.node_id(request.session_id, "session_id"))
+        nodes, edges = self.service.delete_session(rq.node_id(request.session_id, "session_id"))
         return pb.DeleteSessionResponse(deleted_nodes=nodes, deleted_edges=edges)
 
     def ListSessions(
@@ -128,21 +132,21 @@ class MemoryGraphServicer(pb_grpc.MemoryGraphServiceServicer):
         page = self.service.list_sessions(
             limit=request.limit,
             page_token=request.page_token,
-            state=cv.session_state(request.state),
+            state=enums.session_state(request.state),
             user_id=request.user_id,
         )
         return pb.ListSessionsResponse(
-            sessions=[wire.session_message(n) for n in page.nodes],
+            sessions=[session_message(n) for n in page.nodes],
             next_page_token=page.next_page_token,
         )
 
     # -- nodes -------------------------------------------------------------------------------
 
     def CreateNode(self, request: pb.CreateNodeRequest, context: Context) -> bytes:
-        return wire.node_bytes(self.service.create_node(cv.new_node(request)))
+        return node_bytes(self.service.create_node(rq.new_node(request)))
 
     def GetNode(self, request: pb.GetNodeRequest, context: Context) -> bytes:
-        return self.service.get_node_record(cv.node_id(request.node_id))
+        return self.service.get_node_record(rq.node_id(request.node_id))
 
     def UpdateNode(self, request: pb.UpdateNodeRequest, context: Context) -> pb.Node:
         paths = set(request.update_mask.paths) or set(UPDATABLE_FIELDS)
@@ -152,14 +156,14 @@ class MemoryGraphServicer(pb_grpc.MemoryGraphServiceServicer):
                 f"update_mask paths {sorted(unknown)} cannot be updated; use content, metadata"
             )
         node = self.service.update_node(
-            cv.node_id(request.node_id),
+            rq.node_id(request.node_id),
             content=request.content if "content" in paths else None,
             metadata=dict(request.metadata) if "metadata" in paths else None,
         )
-        return wire.node_message(node)
+        return node_message(node)
 
     def DeleteNode(self, request: pb.DeleteNodeRequest, context: Context) -> pb.DeleteNodeResponse:
-        edges = self.service.delete_node(cv.node_id(request.node_id))
+        edges = self.service.delete_node(rq.node_id(request.node_id))
         return pb.DeleteNodeResponse(deleted_edges=edges)
 
     def BatchCreateNodes(
@@ -168,54 +172,54 @@ class MemoryGraphServicer(pb_grpc.MemoryGraphServiceServicer):
         specs = []
         for i, item in enumerate(request.requests):
             try:
-                specs.append(cv.new_node(item))
+                specs.append(rq.new_node(item))
             except InvalidArgument as exc:
                 raise InvalidArgument(f"requests[{i}]: {exc}") from None
         nodes = self.service.create_nodes(specs)
-        return pb.BatchCreateNodesResponse(nodes=[wire.node_message(n) for n in nodes])
+        return pb.BatchCreateNodesResponse(nodes=[node_message(n) for n in nodes])
 
     def BatchGetNodes(
         self, request: pb.BatchGetNodesRequest, context: Context
     ) -> pb.BatchGetNodesResponse:
-        ids = [cv.node_id(text, f"node_ids[{i}]") for i, text in enumerate(request.node_ids)]
+        ids = [rq.node_id(text, f"node_ids[{i}]") for i, text in enumerate(request.node_ids)]
         found, missing = self.service.get_nodes(ids)
         return pb.BatchGetNodesResponse(
-            nodes=[wire.node_message(n) for n in found],
+            nodes=[node_message(n) for n in found],
             missing_ids=[format_id(m) for m in missing],
         )
 
     # -- edges -------------------------------------------------------------------------------
 
     def CreateEdge(self, request: pb.CreateEdgeRequest, context: Context) -> pb.Edge:
-        return cv.edge_message(self.service.create_edge(cv.new_edge(request)))
+        return edge_message(self.service.create_edge(rq.new_edge(request)))
 
     def GetEdges(self, request: pb.GetEdgesRequest, context: Context) -> pb.GetEdgesResponse:
         edges = self.service.get_edges(
-            cv.node_id(request.node_id),
-            cv.direction(request.direction),
-            cv.edge_kinds(request.kinds),
+            rq.node_id(request.node_id),
+            enums.direction(request.direction),
+            enums.edge_kinds(request.kinds),
         )
-        return pb.GetEdgesResponse(edges=[cv.edge_message(e) for e in edges])
+        return pb.GetEdgesResponse(edges=[edge_message(e) for e in edges])
 
     def DeleteEdge(self, request: pb.DeleteEdgeRequest, context: Context) -> pb.DeleteEdgeResponse:
         self.service.delete_edge(
-            cv.node_id(request.source_id, "source_id"),
-            cv.node_id(request.target_id, "target_id"),
-            cv.edge_kind(request.kind),
+            rq.node_id(request.source_id, "source_id"),
+            rq.node_id(request.target_id, "target_id"),
+            enums.edge_kind(request.kind),
         )
         return pb.DeleteEdgeResponse()
 
     # -- queries -----------------------------------------------------------------------------
 
-    # Query results are stored records framed as `nodes` entries (see `graph.query`): joined,
-    # they are the response.
+    # Query results are stored node records, framed as `nodes` entries: joined, they are the
+    # response (see `codec.framing`).
 
     def Query(self, request: pb.QueryRequest, context: Context) -> bytes:
         page = self.service.query(
             _query_filter(request.filter), limit=request.limit, page_token=request.page_token
         )
         token = pb.QueryResponse(next_page_token=page.next_page_token).SerializeToString()
-        return b"".join(page.records) + token
+        return frame_nodes(page.records) + token
 
     def StreamQuery(self, request: pb.StreamQueryRequest, context: Context) -> Iterator[bytes]:
         batches = self.service.stream_query(
@@ -224,32 +228,32 @@ class MemoryGraphServicer(pb_grpc.MemoryGraphServiceServicer):
         for batch in batches:
             if not context.is_active():
                 return
-            yield b"".join(batch)
+            yield frame_nodes(batch)
 
     def Traverse(self, request: pb.TraverseRequest, context: Context) -> pb.TraverseResponse:
         result = self.service.traverse(
-            cv.node_id(request.start_node_id, "start_node_id"),
-            edge_kinds=cv.edge_kinds(request.edge_kinds, "edge_kinds"),
-            direction=cv.direction(request.direction),
+            rq.node_id(request.start_node_id, "start_node_id"),
+            edge_kinds=enums.edge_kinds(request.edge_kinds, "edge_kinds"),
+            direction=enums.direction(request.direction),
             max_depth=request.max_depth,
             max_nodes=request.max_nodes,
         )
         return pb.TraverseResponse(
-            nodes=[pb.TraversedNode(node=wire.node_message(n), depth=d) for n, d in result.nodes],
-            edges=[cv.edge_message(e) for e in result.edges],
+            nodes=[pb.TraversedNode(node=node_message(n), depth=d) for n, d in result.nodes],
+            edges=[edge_message(e) for e in result.edges],
             truncated=result.truncated,
         )
 
     # -- LLM turns ---------------------------------------------------------------------------
 
     def AddPrompt(self, request: pb.AddPromptRequest, context: Context) -> bytes:
-        return wire.node_bytes(self.service.create_node(cv.prompt_node(request)))
+        return node_bytes(self.service.create_node(rq.prompt_node(request)))
 
     def AddResponse(self, request: pb.AddResponseRequest, context: Context) -> bytes:
-        return wire.node_bytes(self.service.create_node(cv.response_node(request)))
+        return node_bytes(self.service.create_node(rq.response_node(request)))
 
     def AddToolInvocation(self, request: pb.AddToolInvocationRequest, context: Context) -> bytes:
-        return wire.node_bytes(self.service.create_node(cv.tool_node(request)))
+        return node_bytes(self.service.create_node(rq.tool_node(request)))
 
     # -- templates ---------------------------------------------------------------------------
 
@@ -257,32 +261,32 @@ class MemoryGraphServicer(pb_grpc.MemoryGraphServiceServicer):
         node = self.service.create_template(
             name=request.name,
             content=request.content,
-            variables=cv.template_variables(request.variables),
+            variables=rq.template_variables(request.variables),
             metadata=dict(request.metadata),
-            template_id=cv.optional_id(request.template_id, "template_id"),
+            template_id=rq.optional_id(request.template_id, "template_id"),
         )
-        return wire.template_message(node)
+        return template_message(node)
 
     def GetTemplate(self, request: pb.GetTemplateRequest, context: Context) -> pb.Template:
         node = self.service.get_template(
-            template_id=cv.optional_id(request.template_id, "template_id"), name=request.name
+            template_id=rq.optional_id(request.template_id, "template_id"), name=request.name
         )
-        return wire.template_message(node)
+        return template_message(node)
 
     def InstantiateTemplate(
         self, request: pb.InstantiateTemplateRequest, context: Context
     ) -> pb.InstantiateTemplateResponse:
         content, prompt = self.service.instantiate_template(
-            template_id=cv.optional_id(request.template_id, "template_id"),
+            template_id=rq.optional_id(request.template_id, "template_id"),
             name=request.name,
             values=dict(request.variables),
-            session_id=cv.optional_id(request.session_id, "session_id"),
-            prompt_attrs=cv.present(model=request.model, role=request.role),
+            session_id=rq.optional_id(request.session_id, "session_id"),
+            prompt=PromptDetails(model=request.model, role=request.role),
             metadata=dict(request.metadata),
         )
         response = pb.InstantiateTemplateResponse(content=content)
         if prompt is not None:
-            response.prompt.CopyFrom(wire.node_message(prompt))
+            response.prompt.CopyFrom(node_message(prompt))
         return response
 
     # -- bulk loading and events ------------------------------------------------------------
@@ -303,29 +307,31 @@ class MemoryGraphServicer(pb_grpc.MemoryGraphServiceServicer):
 
     def StreamEvents(self, request: pb.StreamEventsRequest, context: Context) -> Iterator[pb.Event]:
         event_filter = EventFilter(
-            session_id=cv.optional_id(request.session_id, "session_id"),
-            types=cv.event_types(request.types),
+            session_id=rq.optional_id(request.session_id, "session_id"),
+            types=enums.event_types(request.types),
         )
+        self.service.before_read(Read("stream_events", event_filter.session_id))
         for event in self.hub.subscribe(event_filter, request.from_sequence, context.is_active):
-            yield cv.event_message(event)
+            yield event_message(event)
 
     def SubscribeToSession(
         self, request: pb.SubscribeToSessionRequest, context: Context
     ) -> Iterator[pb.Event]:
-        session_id = cv.node_id(request.session_id, "session_id")
+        session_id = rq.node_id(request.session_id, "session_id")
+        self.service.before_read(Read("subscribe_to_session", session_id))
         if not request.from_sequence:
-            self.service.get_session(session_id)
+            self.service.require_session(session_id)
         events = self.hub.subscribe(
             EventFilter(session_id=session_id), request.from_sequence, context.is_active
         )
-        store = self.service.store
         for event in events:
-            yield cv.event_message(event)
+            yield event_message(event)
             # The session's end, unless a restore brought it back since (a replay meets the
             # archival markers of a restored session's past).
-            if event.type in (EventType.SESSION_DELETED, EventType.SESSION_ARCHIVED) and (
-                store.get_node_record(session_id) is None
-            ):
+            if event.type in (
+                EventType.SESSION_DELETED,
+                EventType.SESSION_ARCHIVED,
+            ) and not self.service.has_node(session_id):
                 return
 
     # -- archival ----------------------------------------------------------------------------
@@ -335,16 +341,16 @@ class MemoryGraphServicer(pb_grpc.MemoryGraphServiceServicer):
     ) -> pb.ListArchiveCandidatesResponse:
         if not request.HasField("idle_before"):
             raise InvalidArgument("idle_before is required")
-        found, token = self.service.archive_candidates(
-            older_than=cv.micros(request.idle_before, 0),
+        found, token = self.service.archive.candidates(
+            older_than=request_micros(request.idle_before, 0),
             limit=request.limit,
             page_token=request.page_token,
         )
         return pb.ListArchiveCandidatesResponse(
             candidates=[
                 pb.ArchiveCandidate(
-                    session=wire.session_message(c.session),
-                    last_activity_time=wire.timestamp(c.last_activity),
+                    session=session_message(c.session),
+                    last_activity_time=timestamp(c.last_activity),
                 )
                 for c in found
             ],
@@ -354,11 +360,12 @@ class MemoryGraphServicer(pb_grpc.MemoryGraphServiceServicer):
     def ExportSession(
         self, request: pb.ExportSessionRequest, context: Context
     ) -> Iterator[pb.ExportSessionChunk]:
-        session_id = cv.node_id(request.session_id, "session_id")
+        session_id = rq.node_id(request.session_id, "session_id")
+        archive = self.service.archive
         export = (
-            self.service.export_for_archive(session_id)
+            archive.export_for_archive(session_id)
             if request.for_archive
-            else self.service.export_session(session_id)
+            else archive.export_session(session_id)
         )
         data = export.encode()
         for start in range(0, len(data), EXPORT_CHUNK):
@@ -377,12 +384,12 @@ class MemoryGraphServicer(pb_grpc.MemoryGraphServiceServicer):
     def ArchiveSession(
         self, request: pb.ArchiveSessionRequest, context: Context
     ) -> pb.ArchiveSessionResponse:
-        session_id = cv.node_id(request.session_id, "session_id")
+        session_id = rq.node_id(request.session_id, "session_id")
         digest = request.content_sha256
         if len(digest) != 64 or digest.strip("0123456789abcdef"):
             raise InvalidArgument("content_sha256 must be 64 lowercase hex digits")
         try:
-            export = self.service.archive_session(
+            export = self.service.archive.archive_session(
                 session_id, content_sha256=digest, undelivered_from=self.undelivered_from()
             )
         except RequestError as exc:
@@ -414,11 +421,11 @@ class MemoryGraphServicer(pb_grpc.MemoryGraphServiceServicer):
                     f"the export is larger than {self.max_restore_bytes} bytes, the most one "
                     "restore takes"
                 )
-        result = self.service.restore_session(decode_export(bytes(data)))
+        result = self.service.archive.restore_session(decode_export(bytes(data)))
         if not result.already_present:
             metrics.RESTORED_SESSIONS.inc()
         return pb.RestoreSessionResponse(
-            session=wire.session_message(result.session),
+            session=session_message(result.session),
             nodes=result.nodes,
             edges=result.edges,
             events=result.events,
@@ -434,22 +441,23 @@ class MemoryGraphServicer(pb_grpc.MemoryGraphServiceServicer):
             status=pb.HealthResponse.STATUS_SERVING,
             version=__version__,
             uptime_seconds=int(time.monotonic() - self.started),
-            schema_version=self.service.store.schema_version,
+            schema_version=self.service.schema_version,
             durability=self.durability,
         )
 
     def GetMetrics(self, request: pb.GetMetricsRequest, context: Context) -> pb.GetMetricsResponse:
-        counters = self.service.store.counters()
+        counts = self.service.counts()
+        tokens = counts.tokens
         return pb.GetMetricsResponse(
-            sessions=counters[f"nodes/{NodeKind.SESSION.value}"],
-            active_sessions=counters["sessions_active"],
-            nodes_by_kind={k.value: counters[f"nodes/{k.value}"] for k in NodeKind},
-            edges=counters["edges"],
+            sessions=counts.sessions,
+            active_sessions=counts.active_sessions,
+            nodes_by_kind={kind.value: count for kind, count in counts.nodes.items()},
+            edges=counts.edges,
             token_usage=pb.TokenUsage(
-                prompt_tokens=counters["tokens/prompt"],
-                completion_tokens=counters["tokens/completion"],
-                total_tokens=counters["tokens/total"],
+                prompt_tokens=tokens.prompt_tokens,
+                completion_tokens=tokens.completion_tokens,
+                total_tokens=tokens.total_tokens,
             ),
             requests_by_method=self.request_counts(),
-            store_size_bytes=self.service.store.size_bytes(),
+            store_size_bytes=self.service.size_bytes(),
         )

@@ -1,5 +1,5 @@
-"""Value encoding of records: nodes in the API's wire format (`memorygraph.wire`), edges and
-event headers as compact JSON arrays; ids live in the keys.
+"""Value encoding of the store's records: nodes in the API's wire format (`codec.nodes`), edges
+and event headers as compact JSON arrays; ids live in the keys.
 
 Schema 2 and older stored nodes as JSON arrays too; `decode_legacy_node` reads them for the
 upgrade to schema 3 and nothing else.
@@ -10,8 +10,16 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from memorygraph.graph.model import Edge, EdgeKind, Event, EventType, Node, NodeKind
-from memorygraph.wire import decode_node, encode_node, node_bytes
+from memorygraph.codec.nodes import decode_node, encode_node, node_bytes
+from memorygraph.model import (
+    Edge,
+    EdgeKind,
+    Event,
+    EventType,
+    Node,
+    NodeKind,
+    details_from_fields,
+)
 
 __all__ = [
     "decode_edge",
@@ -37,7 +45,7 @@ def decode_legacy_node(node_id: bytes, raw: bytes) -> Node:
         metadata=metadata,
         create_time=create_time,
         update_time=update_time,
-        attrs=attrs,
+        details=details_from_fields(NodeKind(kind), attrs),
     )
 
 

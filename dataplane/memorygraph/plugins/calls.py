@@ -1,4 +1,4 @@
-"""Hook points and what a plugin is handed at each of them.
+"""What a plugin is handed at a hook point, and the refusal it raises.
 
 Before-hooks run before anything is written, in plugin order; they may change the call's
 `content` and `metadata` (the change is what gets stored) or refuse the call. After-hooks run

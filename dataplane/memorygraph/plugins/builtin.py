@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from memorygraph.errors import Code
-from memorygraph.plugins.hooks import HookCall, PluginRejected
+from memorygraph.plugins.calls import HookCall, PluginRejected
 from memorygraph.plugins.schema import (
     EnricherConfig,
     QuotaConfig,

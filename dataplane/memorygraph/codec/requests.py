@@ -1,0 +1,177 @@
+"""Requests -> what callers ask to create, checked field by field (ids parsed, enums known).
+
+Graph rules (which session, which parent, limits) are the graph service's business; this module
+only reads what the request says.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from memorygraph.codec.enums import edge_kind, node_kind, tool_status
+from memorygraph.errors import InvalidArgument
+from memorygraph.model import (
+    AgentDetails,
+    NewEdge,
+    NewNode,
+    NewSession,
+    NodeDetails,
+    NodeKind,
+    PromptDetails,
+    ResponseDetails,
+    TemplateVariable,
+    TokenUsage,
+    ToolInvocationDetails,
+    parse_id,
+)
+from memorygraph.v1 import graph_pb2 as pb
+
+__all__ = [
+    "new_edge",
+    "new_node",
+    "new_session",
+    "node_id",
+    "optional_id",
+    "prompt_node",
+    "response_node",
+    "template_variables",
+    "tool_node",
+]
+
+# Which details field of CreateNodeRequest each kind takes.
+_DETAILS_FIELD = {
+    NodeKind.PROMPT: "prompt",
+    NodeKind.RESPONSE: "response",
+    NodeKind.TOOL_INVOCATION: "tool_invocation",
+    NodeKind.AGENT: "agent",
+}
+
+
+def node_id(text: str, field: str = "node_id") -> bytes:
+    return parse_id(text, field)
+
+
+def optional_id(text: str, field: str) -> bytes | None:
+    return parse_id(text, field) if text else None
+
+
+def _usage(message: pb.TokenUsage) -> TokenUsage:
+    return TokenUsage(message.prompt_tokens, message.completion_tokens, message.total_tokens)
+
+
+def _node_details(request: pb.CreateNodeRequest, kind: NodeKind) -> NodeDetails | None:
+    """The details a CreateNode request gives, None when it gives none."""
+    which = request.WhichOneof("details")
+    if which is None:
+        return None
+    if which != _DETAILS_FIELD.get(kind):
+        raise InvalidArgument(f"details.{which} does not fit a node of kind {kind}")
+    if which == "prompt":
+        p = request.prompt
+        return PromptDetails(p.model, p.role, optional_id(p.template_id, "prompt.template_id"))
+    if which == "response":
+        r = request.response
+        return ResponseDetails(
+            optional_id(r.prompt_id, "response.prompt_id"),
+            r.model,
+            _usage(r.token_usage),
+            r.finish_reason,
+            r.latency_ms,
+        )
+    if which == "tool_invocation":
+        t = request.tool_invocation
+        return ToolInvocationDetails(
+            optional_id(t.response_id, "tool_invocation.response_id"),
+            t.tool_name,
+            t.arguments,
+            t.result,
+            tool_status(t.status),
+            t.duration_ms,
+        )
+    a = request.agent
+    return AgentDetails(a.name, a.description, tuple(a.capabilities))
+
+
+def template_variables(variables: Iterable[pb.TemplateVariable]) -> list[TemplateVariable]:
+    return [
+        TemplateVariable(
+            name=v.name,
+            description=v.description,
+            required=v.required,
+            default_value=v.default_value,
+            pattern=v.pattern,
+        )
+        for v in variables
+    ]
+
+
+def new_session(request: pb.CreateSessionRequest) -> NewSession:
+    return NewSession(
+        session_id=optional_id(request.session_id, "session_id"),
+        title=request.title,
+        user_id=request.user_id,
+        agent_id=request.agent_id,
+        model=request.model,
+        metadata=dict(request.metadata),
+    )
+
+
+def new_node(request: pb.CreateNodeRequest) -> NewNode:
+    kind = node_kind(request.kind)
+    return NewNode(
+        kind=kind,
+        session_id=optional_id(request.session_id, "session_id"),
+        content=request.content,
+        metadata=dict(request.metadata),
+        details=_node_details(request, kind),
+        node_id=optional_id(request.node_id, "node_id"),
+    )
+
+
+def new_edge(request: pb.CreateEdgeRequest) -> NewEdge:
+    return NewEdge(
+        source_id=node_id(request.source_id, "source_id"),
+        target_id=node_id(request.target_id, "target_id"),
+        kind=edge_kind(request.kind),
+        metadata=dict(request.metadata),
+    )
+
+
+def prompt_node(request: pb.AddPromptRequest) -> NewNode:
+    return NewNode(
+        kind=NodeKind.PROMPT,
+        session_id=node_id(request.session_id, "session_id"),
+        content=request.content,
+        metadata=dict(request.metadata),
+        details=PromptDetails(model=request.model, role=request.role),
+    )
+
+
+def response_node(request: pb.AddResponseRequest) -> NewNode:
+    return NewNode(
+        kind=NodeKind.RESPONSE,
+        content=request.content,
+        metadata=dict(request.metadata),
+        details=ResponseDetails(
+            prompt_id=node_id(request.prompt_id, "prompt_id"),
+            model=request.model,
+            token_usage=_usage(request.token_usage),
+            finish_reason=request.finish_reason,
+            latency_ms=request.latency_ms,
+        ),
+    )
+
+
+def tool_node(request: pb.AddToolInvocationRequest) -> NewNode:
+    return NewNode(
+        kind=NodeKind.TOOL_INVOCATION,
+        metadata=dict(request.metadata),
+        details=ToolInvocationDetails(
+            response_id=node_id(request.response_id, "response_id"),
+            tool_name=request.tool_name,
+            arguments=request.arguments,
+            result=request.result,
+            status=tool_status(request.status),
+            duration_ms=request.duration_ms,
+        ),
+    )

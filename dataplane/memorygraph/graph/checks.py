@@ -1,0 +1,65 @@
+"""Checks every write path shares: nodes that must exist (and be of a kind), sessions that must
+still take writes, and the size limits on what one node may hold."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from memorygraph.errors import FailedPrecondition, InvalidArgument, NotFound
+from memorygraph.graph.tx import Transaction
+from memorygraph.model import Node, NodeKind, SessionDetails, SessionState, format_id
+from memorygraph.store import GraphStore
+
+__all__ = ["Limits", "require", "require_kind", "writable_session"]
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Size limits on what one node may hold (the gRPC message limit applies on top)."""
+
+    max_content_bytes: int = 1 << 20
+    max_metadata_bytes: int = 16 << 10
+
+    def check(self, content: str = "", metadata: dict[str, str] | None = None) -> None:
+        # UTF-8 takes at most 4 bytes a character: most content is clearly within the limit
+        # without encoding it.
+        if len(content) * 4 > self.max_content_bytes and (
+            (size := len(content.encode())) > self.max_content_bytes
+        ):
+            raise InvalidArgument(
+                f"content is {size} bytes; the limit is {self.max_content_bytes} bytes"
+            )
+        if metadata:
+            if any(not key for key in metadata):
+                raise InvalidArgument("metadata keys must not be empty")
+            total = sum(len(k.encode()) + len(v.encode()) for k, v in metadata.items())
+            if total > self.max_metadata_bytes:
+                raise InvalidArgument(
+                    f"metadata is {total} bytes; the limit is {self.max_metadata_bytes} bytes"
+                )
+
+
+def require(node: Node | None, node_id: bytes, what: str = "node") -> Node:
+    if node is None:
+        raise NotFound(f"{what} {format_id(node_id)} not found")
+    return node
+
+
+def require_kind(source: Transaction | GraphStore, node_id: bytes, kind: NodeKind) -> Node:
+    """The node `node_id` of `kind`, read from a transaction (with its own writes) or the
+    store; NotFound names what the id is when it is something else."""
+    node = source.get_node(node_id)
+    if node is not None and node.kind is kind:
+        return node
+    label = kind.replace("_", " ")
+    node = require(node, node_id, label)
+    raise NotFound(f"{label} {format_id(node_id)} not found (that id is a {node.kind})")
+
+
+def writable_session(tx: Transaction, session_id: bytes) -> Node:
+    session = require_kind(tx, session_id, NodeKind.SESSION)
+    if session.details_as(SessionDetails).state is not SessionState.ACTIVE:
+        raise FailedPrecondition(
+            f"session {format_id(session_id)} is closed; create a new session to record more turns"
+        )
+    return session

@@ -1,0 +1,73 @@
+"""How the graph's writes reach the store: one writer at a time, one batch each, group commit.
+
+Every write runs as one `Transaction` under the writers' lock (reads of the graph state and the
+write they lead to cannot interleave with another writer), then commits as one batch and waits,
+outside the lock, for the sync that makes it durable. Node creation — the write every turn
+makes — goes through the batcher instead: concurrent requests share one transaction, one write
+and one sync. Reads take no lock.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from memorygraph import deadline
+from memorygraph.graph.batch import Batcher, Request
+from memorygraph.graph.tx import Transaction
+from memorygraph.store import GraphStore
+
+__all__ = ["Writer"]
+
+T = TypeVar("T")
+
+
+def _checked(work: Callable[[Transaction], Any], tx: Transaction) -> Any:
+    deadline.check()  # the wait for its turn may have used up the caller's time
+    return work(tx)
+
+
+class Writer:
+    def __init__(self, store: GraphStore, clock: Callable[[], int]) -> None:
+        self.store = store
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._batcher = Batcher(self._apply_batch, store.wait_durable)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """A transaction of its own, committed (and durable) when the block ends without an
+        error; an error leaves nothing written."""
+        with self._lock:
+            deadline.check()  # the wait for the lock may have used up the caller's time
+            tx = Transaction(self.store, self.clock())
+            yield tx
+            ticket = self.store.stage(tx.changes())
+            tx.sequence = self.store.last_sequence
+        # Outside the lock, so that other writers join the same group commit.
+        self.store.wait_durable(ticket)
+
+    def batched(self, work: Callable[[Transaction], T]) -> T:
+        """`work(tx)` applied with other requests' work in one shared batch, kept only if it
+        succeeds; returns its result once the batch is durable."""
+        result: T = self._batcher.submit(work)
+        return result
+
+    def _apply_batch(self, requests: list[Request]) -> int:
+        """Each request's work in a nested transaction of one shared transaction, kept only
+        if it succeeds; then the whole batch staged as one write."""
+        with self._lock:
+            tx = Transaction(self.store, self.clock())
+            for request in requests:
+                nested = tx.nested()
+                try:
+                    request.outcome = request.context.run(_checked, request.work, nested)
+                except Exception as exc:
+                    request.failure = exc
+                else:
+                    nested.merge()
+            if all(request.failure is not None for request in requests):
+                return 0
+            return self.store.stage(tx.changes())
