@@ -14,7 +14,7 @@ import grpc
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 
-from memorygraph import __version__, metrics, wire
+from memorygraph import __version__, wire
 from memorygraph.errors import InvalidArgument, RequestError
 from memorygraph.events.hub import EventFilter, EventHub
 from memorygraph.graph.export import EXPORT_VERSION, decode_export
@@ -22,6 +22,7 @@ from memorygraph.graph.model import EventType, NodeKind
 from memorygraph.graph.query import QueryFilter
 from memorygraph.graph.service import GraphService
 from memorygraph.ids import format_id
+from memorygraph.metrics import definitions as metrics
 from memorygraph.servicers import convert as cv
 from memorygraph.servicers.ingest import ingest_items
 from memorygraph.store.keys import MAX_TIME
