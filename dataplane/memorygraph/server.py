@@ -17,7 +17,6 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from memorygraph import metrics
 from memorygraph.auth import KeyRing
 from memorygraph.config import Durability, ServerConfig
 from memorygraph.errors import ConfigError
@@ -27,6 +26,8 @@ from memorygraph.graph.service import GraphService, Limits
 from memorygraph.integrations.registry import RegistryClient
 from memorygraph.integrations.reporter import CircuitBreaker, RegistryReporter
 from memorygraph.logs import setup_logging
+from memorygraph.metrics import definitions as metrics
+from memorygraph.metrics.endpoint import MetricsServer
 from memorygraph.model import parse_id
 from memorygraph.plugins.graph_hooks import PluginHooks
 from memorygraph.plugins.reload import PluginManager
@@ -58,7 +59,7 @@ class RunningServer:
     retention: EventRetention
     reporter: RegistryReporter | None
     plugins: PluginManager | None
-    metrics_server: metrics.MetricsServer
+    metrics_server: MetricsServer
     port: int
     config: ServerConfig
     stopped: bool = False
@@ -131,7 +132,7 @@ def start_server(config: ServerConfig) -> RunningServer:
     keyring = KeyRing.from_environment(config.auth.api_keys_file) if config.auth.enabled else None
     credentials = server_credentials(config.tls)
     with contextlib.ExitStack() as undo:
-        metrics_server = metrics.MetricsServer(config.host, config.metrics_port)
+        metrics_server = MetricsServer(config.host, config.metrics_port)
         metrics_server.start()
         undo.callback(metrics_server.stop)
         store = _open_store(config)

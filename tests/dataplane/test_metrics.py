@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from memorygraph.metrics import RpcStats, ThreadCounts
+from memorygraph.metrics.per_thread import RpcStats, ThreadCounts
 from prometheus_client import CollectorRegistry, generate_latest
 
 BUCKETS = (0.001, 0.01, 0.1)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from prometheus_client import REGISTRY
 
 from memorygraph.errors import Code
-from memorygraph.metrics import CallStats
+from memorygraph.metrics.per_thread import CallStats
 from memorygraph.plugins import builtin
 from memorygraph.plugins.calls import HookCall, PluginRejected
 from memorygraph.plugins.schema import Hook, PluginsFile, PluginSpec
@@ -32,8 +32,8 @@ __all__ = ["LoadedPlugin", "PluginPipeline"]
 
 log = logging.getLogger("memorygraph.plugins")
 
-# Kept per thread and summed on scrape (see memorygraph.metrics): prometheus_client would take
-# two locks for every plugin run.
+# Kept per thread and summed on scrape (see memorygraph.metrics.per_thread): prometheus_client
+# would take two locks for every plugin run.
 PLUGIN_RUNS = CallStats(
     counter=(
         "memorygraph_plugin_executions",

@@ -29,10 +29,12 @@ from typing import Any, NoReturn
 
 import grpc
 
-from memorygraph import deadline, metrics
+from memorygraph import deadline
 from memorygraph.auth import KeyRing, presented_key
 from memorygraph.errors import Code, RequestError
 from memorygraph.logs import request_id_var
+from memorygraph.metrics import definitions as metrics
+from memorygraph.metrics.per_thread import ThreadCounts
 
 __all__ = ["InterceptorSettings", "ServiceInterceptor"]
 
@@ -143,7 +145,7 @@ class _WrappedGeneric(grpc.GenericRpcHandler):
 class ServiceInterceptor:
     def __init__(self, settings: InterceptorSettings | None = None) -> None:
         self.settings = settings or InterceptorSettings()
-        self.calls = metrics.ThreadCounts()  # calls begun, by method
+        self.calls = ThreadCounts()  # calls begun, by method
         self._streams = 0
         self._lock = threading.Lock()
         self._keys_checked = time.monotonic()

@@ -14,7 +14,7 @@ import grpc
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 
-from memorygraph import __version__, metrics
+from memorygraph import __version__
 from memorygraph.codec import enums
 from memorygraph.codec import requests as rq
 from memorygraph.codec.framing import frame_nodes
@@ -28,6 +28,7 @@ from memorygraph.graph.export import EXPORT_VERSION, decode_export
 from memorygraph.graph.hooks import Read
 from memorygraph.graph.query import QueryFilter
 from memorygraph.graph.service import GraphService
+from memorygraph.metrics import definitions as metrics
 from memorygraph.model import MAX_TIME, EventType, PromptDetails, format_id
 from memorygraph.v1 import graph_pb2 as pb
 from memorygraph.v1 import graph_pb2_grpc as pb_grpc

@@ -1,0 +1,61 @@
+"""Starting the servers under test (`memorygraph.bench.targets`) as child processes, each on a
+free local port, and stopping them.
+
+A server is handed to the workloads as a `Target` once it has said it is ready and its port
+answers; what runs inside the child process lives in `targets`, not here.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import grpc
+
+from memorygraph.bench.workloads import STREAM_BATCH, STREAM_NODES, Target
+
+__all__ = ["free_port", "server"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def server(kind: str, scratch: Path, *extra: str) -> Iterator[Target]:
+    port = free_port()
+    args = [
+        sys.executable,
+        "-m",
+        "memorygraph.bench.targets",
+        kind,
+        "--port",
+        str(port),
+        "--stream-batches",
+        str(STREAM_NODES // STREAM_BATCH),
+        "--batch-size",
+        str(STREAM_BATCH),
+        *extra,
+    ]
+    if kind == "memorygraph":
+        args += ["--data-dir", str(scratch / f"data-{port}")]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+    try:
+        assert proc.stdout is not None
+        if proc.stdout.readline().strip() != b"ready":
+            raise RuntimeError(f"{kind} server failed to start")
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            grpc.channel_ready_future(channel).result(timeout=30)
+        yield Target(kind, f"127.0.0.1:{port}")
+    finally:
+        proc.terminate()
+        proc.wait(30)

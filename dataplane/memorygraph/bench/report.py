@@ -1,0 +1,66 @@
+"""What the benchmark prints and writes: a line per measured scenario as it finishes, the
+checks and reference points at the end, and the same results as JSON.
+
+Both formats stay as they are: earlier measurements were recorded in them and tests read them.
+This module only formats; it neither measures nor decides what is met.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from memorygraph.bench.load import Result
+from memorygraph.bench.verdicts import Check, Reference, Runs
+
+__all__ = ["print_checks", "print_references", "print_result", "write_json"]
+
+
+def print_result(name: str, result: Result) -> None:
+    """One scenario's rate and median latency, as soon as it has been measured."""
+    print(
+        f"  {name:<28} {result.throughput:>10.0f}/s   p50 {result.p50 * 1000:7.2f} ms",
+        flush=True,
+    )
+
+
+def print_checks(runs: int, duration: float, checks: list[Check]) -> None:
+    """Every check with its ratio, its target and whether it was met."""
+    print(f"\nmedians of {runs} runs, {duration:g}s each:")
+    for check in checks:
+        relation = ">=" if check.higher_is_better else "<="
+        verdict = "met" if check.met else "MISSED"
+        print(
+            f"  {check.name:<58} {check.ratio:6.2f} (target {relation} {check.target:.2f}) "
+            f"{verdict}   [{check.detail}]"
+        )
+
+
+def print_references(references: list[Reference]) -> None:
+    """The reference points, which have no target."""
+    print("reference points (not targets), vs echo in the same runs:")
+    for reference in references:
+        print(f"  {reference.name:<58} {reference.ratio:6.2f}   [{reference.detail}]")
+
+
+def write_json(path: Path, runs: Runs, checks: list[Check], references: list[Reference]) -> None:
+    """Each run's rates and latencies, the checks and the reference points."""
+    path.write_text(
+        json.dumps(
+            {
+                "runs": [
+                    {
+                        k: {"throughput": r.throughput, "p50": r.p50, "p99": r.percentile(0.99)}
+                        for k, r in run.items()
+                    }
+                    for run in runs
+                ],
+                "checks": [
+                    {"name": c.name, "ratio": c.ratio, "target": c.target, "met": c.met}
+                    for c in checks
+                ],
+                "references": [{"name": r.name, "ratio": r.ratio} for r in references],
+            },
+            indent=2,
+        )
+    )

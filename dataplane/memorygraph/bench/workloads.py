@@ -1,0 +1,233 @@
+"""The workloads the benchmark measures: each one drives a server under test (or PostgreSQL)
+through `load.drive` and returns its `Result`.
+
+What a workload sends and how many calls it keeps in flight lives here; which servers are
+started, in what order the workloads run and what their results mean do not.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from memorygraph.bench.load import Result, drive
+from memorygraph.v1 import graph_pb2 as pb
+from memorygraph.v1.graph_pb2_grpc import MemoryGraphServiceStub
+
+__all__ = [
+    "CONTENT",
+    "STREAM_BATCH",
+    "STREAM_NODES",
+    "TURNS_PER_BATCH",
+    "Measurement",
+    "Target",
+    "measure_add_prompt",
+    "measure_get_node",
+    "measure_ingest",
+    "measure_postgres",
+    "measure_single_turn",
+    "measure_stream_query",
+]
+
+STREAM_NODES = 10_000
+STREAM_BATCH = 1000
+TURNS_PER_BATCH = 50
+CONTENT = "Summarise the conversation so far in three bullet points, please."
+
+
+@dataclass(frozen=True)
+class Target:
+    """A running server under test: what it is and where it listens."""
+
+    for_target: str  # "memorygraph", "echo"
+    address: str
+
+
+Measurement = Callable[[], Coroutine[Any, Any, Result]]
+
+
+async def _sessions(stub: MemoryGraphServiceStub, count: int) -> list[str]:
+    return [
+        (await stub.CreateSession(pb.CreateSessionRequest(title="bench"))).id for _ in range(count)
+    ]
+
+
+async def measure_add_prompt(
+    target: Target, concurrency: int, duration: float, warmup: float
+) -> Result:
+    async with grpc.aio.insecure_channel(target.address) as channel:
+        stub = MemoryGraphServiceStub(channel)
+        sessions = await _sessions(stub, concurrency)
+
+        async def call(i: int) -> object:
+            return await stub.AddPrompt(
+                pb.AddPromptRequest(session_id=sessions[i], content=CONTENT, model="bench-model")
+            )
+
+        return await drive(call, concurrency=concurrency, duration=duration, warmup=warmup)
+
+
+async def measure_get_node(
+    target: Target, concurrency: int, duration: float, warmup: float
+) -> Result:
+    async with grpc.aio.insecure_channel(target.address) as channel:
+        stub = MemoryGraphServiceStub(channel)
+        session = (await _sessions(stub, 1))[0]
+        ids = [
+            (await stub.AddPrompt(pb.AddPromptRequest(session_id=session, content=CONTENT))).id
+            for _ in range(200)
+        ]
+
+        async def call(i: int) -> object:
+            return await stub.GetNode(pb.GetNodeRequest(node_id=random.choice(ids)))
+
+        return await drive(call, concurrency=concurrency, duration=duration, warmup=warmup)
+
+
+async def measure_stream_query(target: Target, duration: float, warmup: float) -> Result:
+    async with grpc.aio.insecure_channel(
+        target.address, options=[("grpc.max_receive_message_length", 64 << 20)]
+    ) as channel:
+        stub = MemoryGraphServiceStub(channel)
+        session = (await _sessions(stub, 1))[0]
+        if target.for_target == "memorygraph":
+            for _ in range(STREAM_NODES // 1000):
+                await stub.BatchCreateNodes(
+                    pb.BatchCreateNodesRequest(
+                        requests=[
+                            pb.CreateNodeRequest(
+                                kind=pb.NODE_KIND_PROMPT,
+                                session_id=session,
+                                content=CONTENT,
+                                prompt=pb.PromptDetails(model="m"),
+                            )
+                            for _ in range(1000)
+                        ]
+                    )
+                )
+        request = pb.StreamQueryRequest(
+            filter=pb.QueryFilter(session_id=session), batch_size=STREAM_BATCH
+        )
+
+        async def call(i: int) -> object:
+            count = 0
+            async for batch in stub.StreamQuery(request):
+                count += len(batch.nodes)
+            assert count == STREAM_NODES, count
+            return count
+
+        return await drive(
+            call, concurrency=1, duration=duration, warmup=warmup, units_per_call=STREAM_NODES
+        )
+
+
+def _turn_batch(session: str) -> pb.IngestBatch:
+    items: list[pb.IngestItem] = []
+    for t in range(TURNS_PER_BATCH):
+        base = len(items)
+        items += [
+            pb.IngestItem(
+                prompt=pb.AddPromptRequest(session_id=session, content=CONTENT, model="m")
+            ),
+            pb.IngestItem(
+                response=pb.AddResponseRequest(
+                    prompt_id=f"${base}",
+                    content=f"response {t}",
+                    model="m",
+                    token_usage=pb.TokenUsage(prompt_tokens=12, completion_tokens=30),
+                )
+            ),
+            pb.IngestItem(
+                tool_invocation=pb.AddToolInvocationRequest(
+                    response_id=f"${base + 1}", tool_name="search"
+                )
+            ),
+        ]
+    return pb.IngestBatch(items=items)
+
+
+async def measure_ingest(
+    target: Target, concurrency: int, duration: float, warmup: float
+) -> Result:
+    async with grpc.aio.insecure_channel(target.address) as channel:
+        stub = MemoryGraphServiceStub(channel)
+        sessions = await _sessions(stub, concurrency)
+        batches = [_turn_batch(s) for s in sessions]
+        streams = [stub.Ingest() for _ in range(concurrency)]
+
+        async def call(i: int) -> object:
+            await streams[i].write(batches[i])
+            return await streams[i].read()
+
+        result = await drive(
+            call,
+            concurrency=concurrency,
+            duration=duration,
+            warmup=warmup,
+            units_per_call=TURNS_PER_BATCH,
+        )
+        for stream in streams:
+            await stream.done_writing()
+        return result
+
+
+async def measure_single_turn(target: Target, duration: float, warmup: float) -> Result:
+    async with grpc.aio.insecure_channel(target.address) as channel:
+        stub = MemoryGraphServiceStub(channel)
+        session = (await _sessions(stub, 1))[0]
+
+        async def call(i: int) -> object:
+            prompt = await stub.AddPrompt(
+                pb.AddPromptRequest(session_id=session, content=CONTENT, model="m")
+            )
+            return await stub.AddResponse(
+                pb.AddResponseRequest(
+                    prompt_id=prompt.id,
+                    content="response",
+                    model="m",
+                    token_usage=pb.TokenUsage(prompt_tokens=12, completion_tokens=30),
+                )
+            )
+
+        return await drive(call, concurrency=1, duration=duration, warmup=warmup)
+
+
+def measure_postgres(
+    dsn: str, *, batch: bool, concurrency: int, duration: float, warmup: float
+) -> Result:
+    """PostgreSQL doing the same turns, one connection per concurrent writer (threads)."""
+    from memorygraph.bench.postgres import TurnRecorder
+
+    start = time.perf_counter()
+    measure_from, stop_at = start + warmup, start + warmup + duration
+    latencies: list[float] = []
+    counted = [0]
+    lock = threading.Lock()
+
+    def writer() -> None:
+        recorder = TurnRecorder(dsn)
+        session = recorder.new_session()
+        while (began := time.perf_counter()) < stop_at:
+            if batch:
+                recorder.record_batch(session, TURNS_PER_BATCH)
+            else:
+                recorder.record_turn_row_by_row(session)
+            ended = time.perf_counter()
+            if began >= measure_from and ended <= stop_at:
+                with lock:
+                    latencies.append(ended - began)
+                    counted[0] += TURNS_PER_BATCH if batch else 1
+        recorder.close()
+
+    threads = [threading.Thread(target=writer) for _ in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return Result(counted[0], duration, latencies)
