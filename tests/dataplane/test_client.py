@@ -7,6 +7,7 @@ import datetime as dt
 import itertools
 
 import memorygraph
+import memorygraph.client
 import pytest
 from memorygraph import AsyncClient, Client, InvalidArgument, NotFound, Unavailable
 from memorygraph.errors import AlreadyExists, FailedPrecondition
@@ -40,6 +41,12 @@ def test_public_names_are_pinned() -> None:
         "Unavailable",
         "__version__",
     ]
+
+
+def test_client_package_names_are_pinned() -> None:
+    assert memorygraph.client.__all__ == ["AsyncClient", "Client"]
+    assert memorygraph.Client is memorygraph.client.Client
+    assert memorygraph.AsyncClient is memorygraph.client.AsyncClient
 
 
 def test_recording_and_reading_a_conversation(mg: Client) -> None:

@@ -1,0 +1,256 @@
+"""`AsyncClient`: the asyncio client.
+
+Coroutines where `Client` returns a value, async iterators where it returns an iterator. Requests
+are built by the shared base; this module only awaits them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
+
+import grpc
+
+from memorygraph.client._base import BaseClient
+from memorygraph.client._connection import DEFAULT_TARGET, Pem, credentials, open_aio_channel
+from memorygraph.client._errors import translate
+from memorygraph.v1 import graph_pb2 as pb
+from memorygraph.v1.graph_pb2_grpc import MemoryGraphServiceStub
+
+__all__ = ["AsyncClient"]
+
+
+class AsyncClient(BaseClient):
+    """asyncio client with the same methods as `Client`, as coroutines and async iterators.
+    Use as an async context manager, or await `close()`."""
+
+    def __init__(
+        self,
+        target: str = DEFAULT_TARGET,
+        *,
+        api_key: str | None = None,
+        timeout: float | None = 30.0,
+        root_certificates: Pem | None = None,
+        client_cert: Pem | None = None,
+        client_key: Pem | None = None,
+    ) -> None:
+        """`root_certificates`: the CA to verify a TLS server with (system roots when only a
+        client certificate is given); `client_cert` and `client_key` for mutual TLS."""
+        super().__init__(api_key, timeout)
+        self.channel = open_aio_channel(
+            target, credentials(root_certificates, client_cert, client_key)
+        )
+        self.stub = MemoryGraphServiceStub(self.channel)
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self.channel.close()
+
+    async def _call(self, method: Any, request: Any, *, carrying: int = 0) -> Any:
+        try:
+            return await method(request, timeout=self._timeout(carrying), metadata=self.metadata)
+        except grpc.RpcError as exc:
+            raise translate(exc) from None
+
+    async def _stream(self, method: Any, request: Any) -> AsyncIterator[Any]:
+        try:
+            async for item in method(request, metadata=self.metadata):
+                yield item
+        except grpc.RpcError as exc:
+            raise translate(exc) from None
+
+    # sessions
+    async def create_session(self, **fields: Any) -> pb.Session:
+        """Fields: title, user_id, agent_id, model, metadata, session_id."""
+        return await self._call(self.stub.CreateSession, self._create_session_request(**fields))
+
+    async def get_session(self, session_id: str) -> pb.Session:
+        request = pb.GetSessionRequest(session_id=session_id)
+        return await self._call(self.stub.GetSession, request)
+
+    async def close_session(self, session_id: str) -> pb.Session:
+        request = pb.CloseSessionRequest(session_id=session_id)
+        return await self._call(self.stub.CloseSession, request)
+
+    async def delete_session(self, session_id: str) -> pb.DeleteSessionResponse:
+        request = pb.DeleteSessionRequest(session_id=session_id)
+        return await self._call(self.stub.DeleteSession, request)
+
+    async def list_sessions(
+        self,
+        *,
+        limit: int = 0,
+        page_token: str = "",
+        state: str | int | None = None,
+        user_id: str = "",
+    ) -> pb.ListSessionsResponse:
+        request = self._list_sessions_request(limit, page_token, state, user_id)
+        return await self._call(self.stub.ListSessions, request)
+
+    # nodes
+    async def create_node(
+        self,
+        kind: str | int,
+        *,
+        session_id: str = "",
+        content: str = "",
+        metadata: Mapping[str, str] | None = None,
+        node_id: str = "",
+        details: Any = None,
+    ) -> pb.Node:
+        request = self._create_node_request(kind, session_id, content, metadata, node_id, details)
+        return await self._call(self.stub.CreateNode, request)
+
+    async def get_node(self, node_id: str) -> pb.Node:
+        return await self._call(self.stub.GetNode, pb.GetNodeRequest(node_id=node_id))
+
+    async def update_node(
+        self,
+        node_id: str,
+        *,
+        content: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> pb.Node:
+        request = self._update_node_request(node_id, content, metadata)
+        return await self._call(self.stub.UpdateNode, request)
+
+    async def delete_node(self, node_id: str) -> pb.DeleteNodeResponse:
+        request = pb.DeleteNodeRequest(node_id=node_id)
+        return await self._call(self.stub.DeleteNode, request)
+
+    # edges
+    async def create_edge(
+        self,
+        source_id: str,
+        target_id: str,
+        kind: str | int,
+        *,
+        metadata: Mapping[str, str] | None = None,
+    ) -> pb.Edge:
+        request = self._create_edge_request(source_id, target_id, kind, metadata)
+        return await self._call(self.stub.CreateEdge, request)
+
+    async def get_edges(
+        self, node_id: str, *, direction: str | int = "outgoing", kinds: Sequence[str | int] = ()
+    ) -> list[pb.Edge]:
+        request = self._get_edges_request(node_id, direction, kinds)
+        return list((await self._call(self.stub.GetEdges, request)).edges)
+
+    # queries
+    async def query(
+        self, *, limit: int = 0, page_token: str = "", **filters: Any
+    ) -> pb.QueryResponse:
+        """Filters: session_id, kinds, start_time, end_time, metadata, descending."""
+        request = self._query_request(limit, page_token, **filters)
+        return await self._call(self.stub.Query, request)
+
+    async def stream_query(
+        self, *, batch_size: int = 0, limit: int = 0, **filters: Any
+    ) -> AsyncIterator[pb.Node]:
+        """Every matching node over one server stream."""
+        request = self._stream_query_request(batch_size, limit, **filters)
+        async for batch in self._stream(self.stub.StreamQuery, request):
+            for node in batch.nodes:
+                yield node
+
+    # LLM turns
+    async def add_prompt(self, session_id: str, content: str, **fields: Any) -> pb.Node:
+        """Fields: model, role, metadata."""
+        request = self._add_prompt_request(session_id, content, **fields)
+        return await self._call(self.stub.AddPrompt, request)
+
+    async def add_response(
+        self,
+        prompt_id: str,
+        content: str,
+        *,
+        token_usage: pb.TokenUsage | tuple[int, int] | None = None,
+        **fields: Any,
+    ) -> pb.Node:
+        """`token_usage` as (prompt_tokens, completion_tokens). Fields: model, finish_reason,
+        latency_ms, metadata."""
+        request = self._add_response_request(prompt_id, content, token_usage, **fields)
+        return await self._call(self.stub.AddResponse, request)
+
+    async def add_tool_invocation(
+        self, response_id: str, tool_name: str, *, status: str | int | None = None, **fields: Any
+    ) -> pb.Node:
+        """`status`: "succeeded" or "failed". Fields: arguments, result, duration_ms, metadata."""
+        request = self._add_tool_invocation_request(response_id, tool_name, status, **fields)
+        return await self._call(self.stub.AddToolInvocation, request)
+
+    # templates
+    async def instantiate_template(
+        self,
+        *,
+        template_id: str = "",
+        name: str = "",
+        variables: Mapping[str, str] | None = None,
+        **fields: Any,
+    ) -> pb.InstantiateTemplateResponse:
+        """Fields: session_id (records the text as a prompt there), model, role, metadata."""
+        request = self._instantiate_template_request(template_id, name, variables, **fields)
+        return await self._call(self.stub.InstantiateTemplate, request)
+
+    # bulk loading and events
+    async def stream_events(
+        self,
+        *,
+        from_sequence: int = 0,
+        session_id: str = "",
+        types: Sequence[str | int] = (),
+    ) -> AsyncIterator[pb.Event]:
+        """Retained events from `from_sequence` (0: only new ones), then live ones."""
+        request = self._stream_events_request(from_sequence, session_id, types)
+        async for event in self._stream(self.stub.StreamEvents, request):
+            yield event
+
+    # archival
+    async def iter_archive_candidates(
+        self, idle_before: dt.datetime, *, page_size: int = 0
+    ) -> AsyncIterator[pb.ArchiveCandidate]:
+        """Every session closed, or idle, since before `idle_before`, oldest first."""
+        token = ""
+        while True:
+            request = self._archive_candidates_request(idle_before, page_size, token)
+            page = await self._call(self.stub.ListArchiveCandidates, request)
+            for candidate in page.candidates:
+                yield candidate
+            token = page.next_page_token
+            if not token:
+                return
+
+    async def export_session(
+        self, session_id: str, *, for_archive: bool = False
+    ) -> tuple[bytes, pb.ExportSummary]:
+        """The session's canonical export and its summary (counts, SHA-256)."""
+        request = pb.ExportSessionRequest(session_id=session_id, for_archive=for_archive)
+        chunks = [c async for c in self._stream(self.stub.ExportSession, request)]
+        return self._export_result(chunks)
+
+    async def archive_session(
+        self, session_id: str, content_sha256: str, *, archive_id: str = ""
+    ) -> pb.ArchiveSessionResponse:
+        """Remove an archived session while it still exports to `content_sha256`."""
+        request = pb.ArchiveSessionRequest(
+            session_id=session_id, content_sha256=content_sha256, archive_id=archive_id
+        )
+        return await self._call(self.stub.ArchiveSession, request)
+
+    async def restore_session(self, export: bytes) -> pb.RestoreSessionResponse:
+        """Write an exported session back (idempotent)."""
+        chunks = iter(self._restore_chunks(export))
+        return await self._call(self.stub.RestoreSession, chunks, carrying=len(export))
+
+    # operations
+    async def health(self) -> pb.HealthResponse:
+        return await self._call(self.stub.Health, pb.HealthRequest())
+
+    async def get_metrics(self) -> pb.GetMetricsResponse:
+        return await self._call(self.stub.GetMetrics, pb.GetMetricsRequest())
