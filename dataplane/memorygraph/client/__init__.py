@@ -12,7 +12,8 @@
 Methods mirror the RPCs of `memorygraph.v1.MemoryGraphService` and return its protobuf messages.
 Kinds, directions and states may be given as names ("prompt", "incoming", "closed") or enum
 values; times as `datetime`. gRPC failures are raised as the `memorygraph.errors` classes, with
-the server's message.
+the server's message. `AsyncClient` has every method of `Client`, with the same parameters:
+coroutines, and async iterators where `Client` returns an iterator.
 
 Modules (private): `_base` builds every request for both clients, `_sync` and `_async` send
 them, `_connection` opens the channel (TLS, API key), `_errors` turns gRPC failures into

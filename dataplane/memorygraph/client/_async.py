@@ -1,13 +1,14 @@
-"""`AsyncClient`: the asyncio client.
+"""`AsyncClient`: the asyncio twin of `Client`.
 
-Coroutines where `Client` returns a value, async iterators where it returns an iterator. Requests
-are built by the shared base; this module only awaits them.
+The same methods with the same parameters (a test holds them in step): coroutines where `Client`
+returns a value, async iterators where it returns an iterator. Requests are built by the shared
+base; this module only awaits them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any
 
 import grpc
@@ -93,6 +94,17 @@ class AsyncClient(BaseClient):
         request = self._list_sessions_request(limit, page_token, state, user_id)
         return await self._call(self.stub.ListSessions, request)
 
+    async def iter_sessions(self, **filters: Any) -> AsyncIterator[pb.Session]:
+        """Every session (newest first), following pages."""
+        token = ""
+        while True:
+            page = await self.list_sessions(page_token=token, **filters)
+            for session in page.sessions:
+                yield session
+            token = page.next_page_token
+            if not token:
+                return
+
     # nodes
     async def create_node(
         self,
@@ -124,6 +136,16 @@ class AsyncClient(BaseClient):
         request = pb.DeleteNodeRequest(node_id=node_id)
         return await self._call(self.stub.DeleteNode, request)
 
+    async def batch_create_nodes(
+        self, requests: Iterable[pb.CreateNodeRequest]
+    ) -> pb.BatchCreateNodesResponse:
+        request = pb.BatchCreateNodesRequest(requests=list(requests))
+        return await self._call(self.stub.BatchCreateNodes, request)
+
+    async def batch_get_nodes(self, node_ids: Iterable[str]) -> pb.BatchGetNodesResponse:
+        request = pb.BatchGetNodesRequest(node_ids=list(node_ids))
+        return await self._call(self.stub.BatchGetNodes, request)
+
     # edges
     async def create_edge(
         self,
@@ -142,6 +164,10 @@ class AsyncClient(BaseClient):
         request = self._get_edges_request(node_id, direction, kinds)
         return list((await self._call(self.stub.GetEdges, request)).edges)
 
+    async def delete_edge(self, source_id: str, target_id: str, kind: str | int) -> None:
+        request = self._delete_edge_request(source_id, target_id, kind)
+        await self._call(self.stub.DeleteEdge, request)
+
     # queries
     async def query(
         self, *, limit: int = 0, page_token: str = "", **filters: Any
@@ -149,6 +175,17 @@ class AsyncClient(BaseClient):
         """Filters: session_id, kinds, start_time, end_time, metadata, descending."""
         request = self._query_request(limit, page_token, **filters)
         return await self._call(self.stub.Query, request)
+
+    async def iter_query(self, **filters: Any) -> AsyncIterator[pb.Node]:
+        """Every matching node, following pages."""
+        token = ""
+        while True:
+            page = await self.query(page_token=token, **filters)
+            for node in page.nodes:
+                yield node
+            token = page.next_page_token
+            if not token:
+                return
 
     async def stream_query(
         self, *, batch_size: int = 0, limit: int = 0, **filters: Any
@@ -158,6 +195,18 @@ class AsyncClient(BaseClient):
         async for batch in self._stream(self.stub.StreamQuery, request):
             for node in batch.nodes:
                 yield node
+
+    async def traverse(
+        self,
+        start_node_id: str,
+        *,
+        edge_kinds: Sequence[str | int] = (),
+        direction: str | int = "outgoing",
+        max_depth: int = 0,
+        max_nodes: int = 0,
+    ) -> pb.TraverseResponse:
+        request = self._traverse_request(start_node_id, edge_kinds, direction, max_depth, max_nodes)
+        return await self._call(self.stub.Traverse, request)
 
     # LLM turns
     async def add_prompt(self, session_id: str, content: str, **fields: Any) -> pb.Node:
@@ -186,6 +235,22 @@ class AsyncClient(BaseClient):
         return await self._call(self.stub.AddToolInvocation, request)
 
     # templates
+    async def create_template(
+        self,
+        name: str,
+        content: str,
+        *,
+        variables: Iterable[pb.TemplateVariable | Mapping[str, Any]] = (),
+        metadata: Mapping[str, str] | None = None,
+        template_id: str = "",
+    ) -> pb.Template:
+        request = self._create_template_request(name, content, variables, metadata, template_id)
+        return await self._call(self.stub.CreateTemplate, request)
+
+    async def get_template(self, *, template_id: str = "", name: str = "") -> pb.Template:
+        request = self._get_template_request(template_id, name)
+        return await self._call(self.stub.GetTemplate, request)
+
     async def instantiate_template(
         self,
         *,
@@ -199,6 +264,15 @@ class AsyncClient(BaseClient):
         return await self._call(self.stub.InstantiateTemplate, request)
 
     # bulk loading and events
+    async def ingest(
+        self, batches: Iterable[pb.IngestBatch] | AsyncIterable[pb.IngestBatch]
+    ) -> AsyncIterator[pb.IngestAck]:
+        """Send batches (from an iterable or an async iterable) over one stream; yields each
+        batch's acknowledgement."""
+        requests = batches if isinstance(batches, AsyncIterable) else iter(batches)
+        async for ack in self._stream(self.stub.Ingest, requests):
+            yield ack
+
     async def stream_events(
         self,
         *,
@@ -209,6 +283,15 @@ class AsyncClient(BaseClient):
         """Retained events from `from_sequence` (0: only new ones), then live ones."""
         request = self._stream_events_request(from_sequence, session_id, types)
         async for event in self._stream(self.stub.StreamEvents, request):
+            yield event
+
+    async def subscribe_to_session(
+        self, session_id: str, *, from_sequence: int = 0
+    ) -> AsyncIterator[pb.Event]:
+        """The session's events from `from_sequence` (0: only new ones), until it is deleted
+        or archived."""
+        request = pb.SubscribeToSessionRequest(session_id=session_id, from_sequence=from_sequence)
+        async for event in self._stream(self.stub.SubscribeToSession, request):
             yield event
 
     # archival
