@@ -1,4 +1,10 @@
-"""`memorygraph export`: a whole session out of the server in one document."""
+"""`memorygraph export` and `memorygraph dump`: a whole session out of the server.
+
+`export` writes the server's export (the ExportSession RPC): canonical JSON Lines holding the
+session's nodes, edges and retained events, the format archives hold and RestoreSession reads
+back. `dump` is a client-side view for reading: one JSON document (`session`, `nodes`, `edges`)
+assembled from several calls, without events, and read back by nothing.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +18,26 @@ from memorygraph.cli.options import Commands
 from memorygraph.cli.output import as_json
 from memorygraph.client import Client
 
-__all__ = ["add_commands", "cmd_export", "export_session"]
+__all__ = ["add_commands", "cmd_dump", "cmd_export", "dump_session"]
 
 
-def export_session(mg: Client, session_id: str) -> dict[str, Any]:
+def cmd_export(args: argparse.Namespace, mg: Client) -> int:
+    data, summary = mg.export_session(args.session_id)
+    if args.output:
+        args.output.write_bytes(data)
+        print(
+            f"wrote {summary.nodes} nodes, {summary.edges} edges and {summary.events} events "
+            f"({summary.size_bytes} bytes, SHA-256 {summary.content_sha256}) to {args.output}",
+            file=sys.stderr,
+        )
+    else:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    return 0
+
+
+def dump_session(mg: Client, session_id: str) -> dict[str, Any]:
     """The whole session: its record, every node, every edge touching them (once each)."""
     session = mg.get_session(session_id)
     nodes = list(mg.stream_query(session_id=session_id))
@@ -30,8 +52,8 @@ def export_session(mg: Client, session_id: str) -> dict[str, Any]:
     }
 
 
-def cmd_export(args: argparse.Namespace, mg: Client) -> int:
-    document = export_session(mg, args.session_id)
+def cmd_dump(args: argparse.Namespace, mg: Client) -> int:
+    document = dump_session(mg, args.session_id)
     text = json.dumps(document, indent=2, ensure_ascii=False)
     if args.output:
         args.output.write_text(text + "\n")
@@ -46,7 +68,28 @@ def cmd_export(args: argparse.Namespace, mg: Client) -> int:
 
 
 def add_commands(commands: Commands) -> None:
-    export = commands.add_parser("export", help="a whole session as one JSON document")
+    export = commands.add_parser(
+        "export",
+        help="the server's export of a session: JSON Lines, events included",
+        description="Write the server's export of a session: canonical JSON Lines with a "
+        "header, the session, its nodes, every edge touching them and its retained events, "
+        "the format archives hold and RestoreSession reads back (docs/archival.md). The same "
+        "session state always gives the same bytes. With -o, the counts and SHA-256 go to "
+        "stderr. For one JSON document to read, see `memorygraph dump`.",
+    )
     export.add_argument("session_id")
     export.add_argument("-o", "--output", type=Path, help="write to this file")
     export.set_defaults(func=cmd_export, remote=True)
+
+    dump = commands.add_parser(
+        "dump",
+        help="a session, its nodes and edges as one JSON document, built by the client",
+        description="Print a session as one JSON document: `session`, `nodes` (every node of "
+        "the session) and `edges` (every edge touching them), with the gRPC API's field names. "
+        "The client builds it from several calls: it holds no events, a session written to "
+        "meanwhile may be caught half-way, and nothing reads it back. For the server's "
+        "complete, restorable export, see `memorygraph export`.",
+    )
+    dump.add_argument("session_id")
+    dump.add_argument("-o", "--output", type=Path, help="write to this file")
+    dump.set_defaults(func=cmd_dump, remote=True)
