@@ -14,10 +14,9 @@ from typing import Any
 import grpc
 
 from memorygraph.client._base import BaseClient
-from memorygraph.client._connection import DEFAULT_TARGET, Pem, credentials, open_aio_channel
+from memorygraph.client._connection import open_aio_channel
 from memorygraph.client._errors import translate
 from memorygraph.v1 import graph_pb2 as pb
-from memorygraph.v1.graph_pb2_grpc import MemoryGraphServiceStub
 
 __all__ = ["AsyncClient"]
 
@@ -26,23 +25,8 @@ class AsyncClient(BaseClient):
     """asyncio client with the same methods as `Client`, as coroutines and async iterators.
     Use as an async context manager, or await `close()`."""
 
-    def __init__(
-        self,
-        target: str = DEFAULT_TARGET,
-        *,
-        api_key: str | None = None,
-        timeout: float | None = 30.0,
-        root_certificates: Pem | None = None,
-        client_cert: Pem | None = None,
-        client_key: Pem | None = None,
-    ) -> None:
-        """`root_certificates`: the CA to verify a TLS server with (system roots when only a
-        client certificate is given); `client_cert` and `client_key` for mutual TLS."""
-        super().__init__(api_key, timeout)
-        self.channel = open_aio_channel(
-            target, credentials(root_certificates, client_cert, client_key)
-        )
-        self.stub = MemoryGraphServiceStub(self.channel)
+    _open_channel = staticmethod(open_aio_channel)
+    channel: grpc.aio.Channel
 
     async def __aenter__(self) -> AsyncClient:
         return self

@@ -1,22 +1,24 @@
 """What both clients share: their settings and every request they send, built once.
 
 `Client` and `AsyncClient` are twins over this base (as httpx's are): a public method builds its
-request here and only sends it — blocking, or awaited. A change to what a call sends is made
-here, for both. This module does no I/O.
+request here and only sends it — blocking, or awaited. A change to what a call sends, or to how
+a client is set up, is made here, for both. Building requests does no I/O.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+import grpc
 from google.protobuf.field_mask_pb2 import FieldMask
 
 from memorygraph.client import _fields as f
-from memorygraph.client._connection import auth_metadata
+from memorygraph.client._connection import DEFAULT_TARGET, Pem, auth_metadata, credentials
 from memorygraph.errors import InvalidArgument, RequestError
 from memorygraph.v1 import graph_pb2 as pb
+from memorygraph.v1.graph_pb2_grpc import MemoryGraphServiceStub
 
 __all__ = ["BaseClient"]
 
@@ -35,9 +37,31 @@ _DETAILS_FIELD = {
 class BaseClient:
     """Settings and request building for `Client` and `AsyncClient`."""
 
-    def __init__(self, api_key: str | None, timeout: float | None) -> None:
+    # Each twin opens its kind of channel (blocking or asyncio) from a target and credentials.
+    _open_channel: Callable[[str, grpc.ChannelCredentials | None], Any]
+    channel: Any
+
+    def __init__(
+        self,
+        target: str = DEFAULT_TARGET,
+        *,
+        api_key: str | None = None,
+        timeout: float | None = 30.0,
+        root_certificates: Pem | None = None,
+        client_cert: Pem | None = None,
+        client_key: Pem | None = None,
+    ) -> None:
+        """`api_key` (default: MEMORYGRAPH_API_KEY) is sent as a bearer token; `timeout` is in
+        seconds per call (streams run without one). `root_certificates`: the CA to verify a TLS
+        server with (system roots when only a client certificate is given); `client_cert` and
+        `client_key` for mutual TLS. Certificates and keys are PEM bytes or text, or the path of
+        a file holding them."""
         self.metadata = auth_metadata(api_key)
         self.timeout = timeout
+        self.channel = self._open_channel(
+            target, credentials(root_certificates, client_cert, client_key)
+        )
+        self.stub = MemoryGraphServiceStub(self.channel)
 
     def _timeout(self, carrying: int = 0) -> float | None:
         """The per-call timeout, plus a second per MiB for calls that carry a whole export."""

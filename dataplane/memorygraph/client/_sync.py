@@ -13,10 +13,9 @@ from typing import Any
 import grpc
 
 from memorygraph.client._base import BaseClient
-from memorygraph.client._connection import DEFAULT_TARGET, Pem, credentials, open_channel
+from memorygraph.client._connection import open_channel
 from memorygraph.client._errors import translate
 from memorygraph.v1 import graph_pb2 as pb
-from memorygraph.v1.graph_pb2_grpc import MemoryGraphServiceStub
 
 __all__ = ["Client"]
 
@@ -24,21 +23,8 @@ __all__ = ["Client"]
 class Client(BaseClient):
     """Blocking client. Use as a context manager, or call `close()`."""
 
-    def __init__(
-        self,
-        target: str = DEFAULT_TARGET,
-        *,
-        api_key: str | None = None,
-        timeout: float | None = 30.0,
-        root_certificates: Pem | None = None,
-        client_cert: Pem | None = None,
-        client_key: Pem | None = None,
-    ) -> None:
-        """`root_certificates`: the CA to verify a TLS server with (system roots when only a
-        client certificate is given); `client_cert` and `client_key` for mutual TLS."""
-        super().__init__(api_key, timeout)
-        self.channel = open_channel(target, credentials(root_certificates, client_cert, client_key))
-        self.stub = MemoryGraphServiceStub(self.channel)
+    _open_channel = staticmethod(open_channel)
+    channel: grpc.Channel
 
     def __enter__(self) -> Client:
         return self
