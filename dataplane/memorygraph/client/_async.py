@@ -8,7 +8,15 @@ base; this module only awaits them.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from typing import Any
 
 import grpc
@@ -50,6 +58,18 @@ class AsyncClient(BaseClient):
         except grpc.RpcError as exc:
             raise translate(exc) from None
 
+    @staticmethod
+    async def _paged(page: Callable[[str], Awaitable[Any]], field: str) -> AsyncIterator[Any]:
+        """The items in `field` of every page of a listing; `page(token)` fetches one."""
+        token = ""
+        while True:
+            reply = await page(token)
+            for item in getattr(reply, field):
+                yield item
+            token = reply.next_page_token
+            if not token:
+                return
+
     # sessions
     async def create_session(self, **fields: Any) -> pb.Session:
         """Fields: title, user_id, agent_id, model, metadata, session_id."""
@@ -80,14 +100,11 @@ class AsyncClient(BaseClient):
 
     async def iter_sessions(self, **filters: Any) -> AsyncIterator[pb.Session]:
         """Every session (newest first), following pages."""
-        token = ""
-        while True:
-            page = await self.list_sessions(page_token=token, **filters)
-            for session in page.sessions:
-                yield session
-            token = page.next_page_token
-            if not token:
-                return
+        pages = self._paged(
+            lambda token: self.list_sessions(page_token=token, **filters), "sessions"
+        )
+        async for session in pages:
+            yield session
 
     # nodes
     async def create_node(
@@ -162,14 +179,9 @@ class AsyncClient(BaseClient):
 
     async def iter_query(self, **filters: Any) -> AsyncIterator[pb.Node]:
         """Every matching node, following pages."""
-        token = ""
-        while True:
-            page = await self.query(page_token=token, **filters)
-            for node in page.nodes:
-                yield node
-            token = page.next_page_token
-            if not token:
-                return
+        pages = self._paged(lambda token: self.query(page_token=token, **filters), "nodes")
+        async for node in pages:
+            yield node
 
     async def stream_query(
         self, *, batch_size: int = 0, limit: int = 0, **filters: Any
@@ -283,15 +295,13 @@ class AsyncClient(BaseClient):
         self, idle_before: dt.datetime, *, page_size: int = 0
     ) -> AsyncIterator[pb.ArchiveCandidate]:
         """Every session closed, or idle, since before `idle_before`, oldest first."""
-        token = ""
-        while True:
+
+        async def page(token: str) -> pb.ListArchiveCandidatesResponse:
             request = self._archive_candidates_request(idle_before, page_size, token)
-            page = await self._call(self.stub.ListArchiveCandidates, request)
-            for candidate in page.candidates:
-                yield candidate
-            token = page.next_page_token
-            if not token:
-                return
+            return await self._call(self.stub.ListArchiveCandidates, request)
+
+        async for candidate in self._paged(page, "candidates"):
+            yield candidate
 
     async def export_session(
         self, session_id: str, *, for_archive: bool = False

@@ -7,7 +7,7 @@ twin with the same methods and parameters (a test holds them in step).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import grpc
@@ -47,6 +47,17 @@ class Client(BaseClient):
         except grpc.RpcError as exc:
             raise translate(exc) from None
 
+    @staticmethod
+    def _paged(page: Callable[[str], Any], field: str) -> Iterator[Any]:
+        """The items in `field` of every page of a listing; `page(token)` fetches one."""
+        token = ""
+        while True:
+            reply = page(token)
+            yield from getattr(reply, field)
+            token = reply.next_page_token
+            if not token:
+                return
+
     # sessions
     def create_session(self, **fields: Any) -> pb.Session:
         """Fields: title, user_id, agent_id, model, metadata, session_id."""
@@ -75,13 +86,9 @@ class Client(BaseClient):
 
     def iter_sessions(self, **filters: Any) -> Iterator[pb.Session]:
         """Every session (newest first), following pages."""
-        token = ""
-        while True:
-            page = self.list_sessions(page_token=token, **filters)
-            yield from page.sessions
-            token = page.next_page_token
-            if not token:
-                return
+        yield from self._paged(
+            lambda token: self.list_sessions(page_token=token, **filters), "sessions"
+        )
 
     # nodes
     def create_node(
@@ -153,13 +160,7 @@ class Client(BaseClient):
 
     def iter_query(self, **filters: Any) -> Iterator[pb.Node]:
         """Every matching node, following pages."""
-        token = ""
-        while True:
-            page = self.query(page_token=token, **filters)
-            yield from page.nodes
-            token = page.next_page_token
-            if not token:
-                return
+        yield from self._paged(lambda token: self.query(page_token=token, **filters), "nodes")
 
     def stream_query(
         self, *, batch_size: int = 0, limit: int = 0, **filters: Any
@@ -265,14 +266,12 @@ class Client(BaseClient):
         self, idle_before: dt.datetime, *, page_size: int = 0
     ) -> Iterator[pb.ArchiveCandidate]:
         """Every session closed, or idle, since before `idle_before`, oldest first."""
-        token = ""
-        while True:
+
+        def page(token: str) -> pb.ListArchiveCandidatesResponse:
             request = self._archive_candidates_request(idle_before, page_size, token)
-            page = self._call(self.stub.ListArchiveCandidates, request)
-            yield from page.candidates
-            token = page.next_page_token
-            if not token:
-                return
+            return self._call(self.stub.ListArchiveCandidates, request)
+
+        yield from self._paged(page, "candidates")
 
     def export_session(
         self, session_id: str, *, for_archive: bool = False
