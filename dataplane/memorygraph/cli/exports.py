@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,8 @@ from memorygraph.cli.output import as_json
 from memorygraph.client import Client
 
 __all__ = ["add_commands", "cmd_dump", "cmd_export", "dump_session"]
+
+Handler = Callable[[argparse.Namespace, Client], int]
 
 
 def cmd_export(args: argparse.Namespace, mg: Client) -> int:
@@ -67,9 +70,20 @@ def cmd_dump(args: argparse.Namespace, mg: Client) -> int:
     return 0
 
 
+def _session_command(
+    commands: Commands, name: str, handler: Handler, *, help: str, description: str
+) -> None:
+    command = commands.add_parser(name, help=help, description=description)
+    command.add_argument("session_id")
+    command.add_argument("-o", "--output", type=Path, help="write to this file")
+    command.set_defaults(func=handler, remote=True)
+
+
 def add_commands(commands: Commands) -> None:
-    export = commands.add_parser(
+    _session_command(
+        commands,
         "export",
+        cmd_export,
         help="the server's export of a session: JSON Lines, events included",
         description="Write the server's export of a session: canonical JSON Lines with a "
         "header, the session, its nodes, every edge touching them and its retained events, "
@@ -77,12 +91,10 @@ def add_commands(commands: Commands) -> None:
         "session state always gives the same bytes. With -o, the counts and SHA-256 go to "
         "stderr. For one JSON document to read, see `memorygraph dump`.",
     )
-    export.add_argument("session_id")
-    export.add_argument("-o", "--output", type=Path, help="write to this file")
-    export.set_defaults(func=cmd_export, remote=True)
-
-    dump = commands.add_parser(
+    _session_command(
+        commands,
         "dump",
+        cmd_dump,
         help="a session, its nodes and edges as one JSON document, built by the client",
         description="Print a session as one JSON document: `session`, `nodes` (every node of "
         "the session) and `edges` (every edge touching them), with the gRPC API's field names. "
@@ -90,6 +102,3 @@ def add_commands(commands: Commands) -> None:
         "meanwhile may be caught half-way, and nothing reads it back. For the server's "
         "complete, restorable export, see `memorygraph export`.",
     )
-    dump.add_argument("session_id")
-    dump.add_argument("-o", "--output", type=Path, help="write to this file")
-    dump.set_defaults(func=cmd_dump, remote=True)
