@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from memorygraph.client import Client
 
 from .conftest import REPO, ServerProcess
 
@@ -76,13 +77,15 @@ def test_the_tour(server_process: ServerProcess, tmp_path: Path) -> None:
     assert [n["id"] for n in found["nodes"]] == [prompt["id"], response["id"]]
     everything = ok(address, "query", "--session", session["id"], "--all")
     assert len(everything["nodes"]) == 3
-    out = tmp_path / "export.json"
-    result = run(address, "export", session["id"], "-o", str(out))
+    out = tmp_path / "session.json"
+    result = run(address, "dump", session["id"], "-o", str(out))
     assert result.returncode == 0 and "3 nodes and 3 edges" in result.stderr
-    exported = json.loads(out.read_text())
-    assert exported["session"]["token_usage"]["total_tokens"] == "18"
-    assert {n["id"] for n in exported["nodes"]} == {prompt["id"], response["id"], tool["id"]}
-    assert len(exported["edges"]) == 3
+    dumped = json.loads(out.read_text())
+    assert dumped["session"]["token_usage"]["total_tokens"] == "18"
+    assert {n["id"] for n in dumped["nodes"]} == {prompt["id"], response["id"], tool["id"]}
+    assert len(dumped["edges"]) == 3
+    result = run(address, "export", session["id"], "-o", str(tmp_path / "session.jsonl"))
+    assert result.returncode == 0 and "wrote 3 nodes, 3 edges and " in result.stderr
     events = run(address, "events", "--from-sequence", "1", "--limit", "2")
     lines = [json.loads(line) for line in events.stdout.splitlines()]
     assert [e["type"] for e in lines] == ["EVENT_TYPE_SESSION_CREATED", "EVENT_TYPE_NODE_CREATED"]
@@ -90,6 +93,32 @@ def test_the_tour(server_process: ServerProcess, tmp_path: Path) -> None:
     assert ok(address, "session", "close", session["id"])["state"] == "SESSION_STATE_CLOSED"
     assert ok(address, "session", "delete", session["id"])["deleted_nodes"] == "4"
     assert ok(address, "health")["status"] == "STATUS_SERVING"
+
+
+def test_export_writes_the_servers_export_and_dump_one_json_document(
+    server_process: ServerProcess, tmp_path: Path
+) -> None:
+    with Client(server_process.address) as mg:
+        session = mg.create_session(title="exported")
+        prompt = mg.add_prompt(session.id, "q")
+        mg.add_response(prompt.id, "a")
+        export, summary = mg.export_session(session.id)
+    printed = run(server_process.address, "export", session.id)
+    assert printed.returncode == 0 and printed.stdout.encode() == export
+    header = json.loads(printed.stdout.splitlines()[0])
+    assert header["format"] == "memorygraph.session"
+    assert (header["nodes"], header["edges"], header["events"]) == (2, 2, 6)
+    written = tmp_path / "session.jsonl"
+    result = run(server_process.address, "export", session.id, "--output", str(written))
+    assert result.returncode == 0 and written.read_bytes() == export
+    assert result.stderr == (
+        f"wrote 2 nodes, 2 edges and 6 events ({len(export)} bytes, "
+        f"SHA-256 {summary.content_sha256}) to {written}\n"
+    )
+    dumped = ok(server_process.address, "dump", session.id)
+    assert sorted(dumped) == ["edges", "nodes", "session"]
+    assert [n["content"] for n in dumped["nodes"]] == ["q", "a"]
+    assert len(dumped["edges"]) == 2
 
 
 def test_exit_codes(server_process: ServerProcess, tmp_path: Path) -> None:

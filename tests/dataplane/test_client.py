@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import inspect
 import itertools
+from collections.abc import AsyncIterator
 
 import memorygraph
+import memorygraph.client
 import pytest
 from memorygraph import AsyncClient, Client, InvalidArgument, NotFound, Unavailable
 from memorygraph.errors import AlreadyExists, FailedPrecondition
@@ -40,6 +43,53 @@ def test_public_names_are_pinned() -> None:
         "Unavailable",
         "__version__",
     ]
+
+
+def test_client_package_names_are_pinned() -> None:
+    assert memorygraph.client.__all__ == ["AsyncClient", "Client"]
+    assert memorygraph.Client is memorygraph.client.Client
+    assert memorygraph.AsyncClient is memorygraph.client.AsyncClient
+
+
+# Where the asyncio twin deliberately accepts more than `Client`: batches from an async iterable.
+WIDER_IN_ASYNC = {
+    ("ingest", "batches"): "Iterable[pb.IngestBatch] | AsyncIterable[pb.IngestBatch]",
+}
+
+
+def public_methods(cls: type) -> dict[str, inspect.Signature]:
+    names = [n for n, _ in inspect.getmembers(cls, inspect.isfunction) if not n.startswith("_")]
+    return {name: inspect.signature(getattr(cls, name)) for name in [*names, "__init__"]}
+
+
+def test_async_client_has_every_method_of_client_with_the_same_parameters() -> None:
+    """A method added to one twin and not the other, or a parameter renamed, reordered, made
+    keyword-only or given another default or type in one of them, fails here."""
+    blocking, aio = public_methods(Client), public_methods(AsyncClient)
+    assert {"iter_query", "ingest", "subscribe_to_session", "traverse"} <= set(blocking)
+    assert sorted(aio) == sorted(blocking)
+    for name, signature in blocking.items():
+        twin = aio[name].parameters.values()
+        shape = [(p.name, p.kind, p.default) for p in signature.parameters.values()]
+        assert [(p.name, p.kind, p.default) for p in twin] == shape, name
+        types = [
+            WIDER_IN_ASYNC.get((name, p.name), p.annotation) for p in signature.parameters.values()
+        ]
+        assert [p.annotation for p in twin] == types, name
+
+
+def test_async_client_returns_what_client_does_awaited_or_as_an_async_iterator() -> None:
+    for name, signature in public_methods(Client).items():
+        if name == "__init__":
+            continue
+        method = getattr(AsyncClient, name)
+        returns = inspect.signature(method).return_annotation
+        if signature.return_annotation.startswith("Iterator["):
+            assert inspect.isasyncgenfunction(method), name
+            assert returns == f"Async{signature.return_annotation}", name
+        else:
+            assert inspect.iscoroutinefunction(method), name
+            assert returns == signature.return_annotation, name
 
 
 def test_recording_and_reading_a_conversation(mg: Client) -> None:
@@ -166,3 +216,80 @@ def test_async_client_archive_round_trip(inprocess_server: RunningServer) -> Non
     before, after, found = asyncio.run(scenario())
     assert before == after
     assert len(found) == 1
+
+
+def test_async_client_pages_batches_edges_templates_and_traversal(
+    inprocess_server: RunningServer,
+) -> None:
+    async def scenario() -> None:
+        async with AsyncClient(f"127.0.0.1:{inprocess_server.port}", timeout=10) as mg:
+            sessions = [await mg.create_session(user_id="u-async") for _ in range(2)]
+            session = sessions[0]
+            found = [s.id async for s in mg.iter_sessions(user_id="u-async", limit=1)]
+            assert found == [s.id for s in reversed(sessions)]
+            nodes = (
+                await mg.batch_create_nodes(
+                    [
+                        pb.CreateNodeRequest(
+                            kind=pb.NODE_KIND_PROMPT, session_id=session.id, content=text
+                        )
+                        for text in ("a", "b")
+                    ]
+                )
+            ).nodes
+            got = await mg.batch_get_nodes([n.id for n in nodes])
+            assert [n.content for n in got.nodes] == ["a", "b"]
+            agent = await mg.create_node("agent", details=pb.AgentDetails(name="router"))
+            await mg.create_edge(nodes[0].id, agent.id, "handled_by")
+            walk = await mg.traverse(nodes[0].id, edge_kinds=["handled_by"], max_depth=1)
+            assert [t.node.id for t in walk.nodes] == [nodes[0].id, agent.id]
+            await mg.delete_edge(nodes[0].id, agent.id, "handled_by")
+            assert await mg.get_edges(nodes[0].id, kinds=["handled_by"]) == []
+            template = await mg.create_template(
+                "hello", "Hi {{name}}", variables=[{"name": "name"}]
+            )
+            out = await mg.instantiate_template(
+                template_id=template.id, variables={"name": "Ada"}, session_id=session.id
+            )
+            assert out.content == "Hi Ada"
+            assert (await mg.get_template(name="hello")).usage_count == 1
+            paged = [n.id async for n in mg.iter_query(session_id=session.id, limit=1)]
+            assert paged == [nodes[0].id, nodes[1].id, out.prompt.id]
+
+    asyncio.run(scenario())
+
+
+def test_async_client_ingests_and_follows_a_session(inprocess_server: RunningServer) -> None:
+    def batch(session_id: str, batch_id: str) -> pb.IngestBatch:
+        prompt = pb.AddPromptRequest(session_id=session_id, content=batch_id)
+        return pb.IngestBatch(batch_id=batch_id, items=[pb.IngestItem(prompt=prompt)])
+
+    async def scenario() -> list[int]:
+        async with AsyncClient(f"127.0.0.1:{inprocess_server.port}", timeout=10) as mg:
+            session = await mg.create_session()
+            events = asyncio.create_task(
+                collect(mg.subscribe_to_session(session.id, from_sequence=1))
+            )
+
+            async def batches() -> AsyncIterator[pb.IngestBatch]:
+                for batch_id in ("b1", "b2"):
+                    yield batch(session.id, batch_id)
+
+            acks = [a.batch_id async for a in mg.ingest(batches())]
+            acks += [a.batch_id async for a in mg.ingest([batch(session.id, "b3")])]
+            assert acks == ["b1", "b2", "b3"]
+            await mg.delete_session(session.id)
+            with pytest.raises(NotFound):
+                await collect(mg.subscribe_to_session(session.id))
+            with pytest.raises(InvalidArgument, match="unknown event type 'robot'"):
+                await collect(mg.stream_events(types=["robot"]))
+            return [e.type for e in await asyncio.wait_for(events, 10)]
+
+    types = asyncio.run(scenario())
+    assert types[0] == pb.EVENT_TYPE_SESSION_CREATED
+    assert types.count(pb.EVENT_TYPE_NODE_CREATED) == 3
+    assert types[-1] == pb.EVENT_TYPE_SESSION_DELETED
+
+
+async def collect(events: AsyncIterator[pb.Event]) -> list[pb.Event]:
+    return [event async for event in events]

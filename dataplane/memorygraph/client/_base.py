@@ -1,0 +1,274 @@
+"""What both clients share: their settings and every request they send, built once.
+
+`Client` and `AsyncClient` are twins over this base (as httpx's are): a public method builds its
+request here and only sends it — blocking, or awaited. A change to what a call sends, or to how
+a client is set up, is made here, for both. Building requests does no I/O.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import grpc
+from google.protobuf.field_mask_pb2 import FieldMask
+
+from memorygraph.client import _fields as f
+from memorygraph.client._connection import DEFAULT_TARGET, Pem, auth_metadata, credentials
+from memorygraph.errors import InvalidArgument, RequestError
+from memorygraph.v1 import graph_pb2 as pb
+from memorygraph.v1.graph_pb2_grpc import MemoryGraphServiceStub
+
+__all__ = ["BaseClient"]
+
+# Exports travel in pieces of this size.
+_CHUNK = 1 << 20
+
+# The node kinds whose details `create_node` accepts, by their message type.
+_DETAILS_FIELD = {
+    pb.PromptDetails: "prompt",
+    pb.ResponseDetails: "response",
+    pb.ToolInvocationDetails: "tool_invocation",
+    pb.AgentDetails: "agent",
+}
+
+
+class BaseClient:
+    """Settings and request building for `Client` and `AsyncClient`."""
+
+    # Each twin opens its kind of channel (blocking or asyncio) from a target and credentials.
+    _open_channel: Callable[[str, grpc.ChannelCredentials | None], Any]
+    channel: Any
+
+    def __init__(
+        self,
+        target: str = DEFAULT_TARGET,
+        *,
+        api_key: str | None = None,
+        timeout: float | None = 30.0,
+        root_certificates: Pem | None = None,
+        client_cert: Pem | None = None,
+        client_key: Pem | None = None,
+    ) -> None:
+        """`api_key` (default: MEMORYGRAPH_API_KEY) is sent as a bearer token; `timeout` is in
+        seconds per call (streams run without one). `root_certificates`: the CA to verify a TLS
+        server with (system roots when only a client certificate is given); `client_cert` and
+        `client_key` for mutual TLS. Certificates and keys are PEM bytes or text, or the path of
+        a file holding them."""
+        self.metadata = auth_metadata(api_key)
+        self.timeout = timeout
+        self.channel = self._open_channel(
+            target, credentials(root_certificates, client_cert, client_key)
+        )
+        self.stub = MemoryGraphServiceStub(self.channel)
+
+    def _timeout(self, carrying: int = 0) -> float | None:
+        """The per-call timeout, plus a second per MiB for calls that carry a whole export."""
+        return None if self.timeout is None else self.timeout + carrying / (1 << 20)
+
+    # -- sessions ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _create_session_request(**fields: Any) -> pb.CreateSessionRequest:
+        fields["metadata"] = dict(fields.get("metadata") or {})
+        return pb.CreateSessionRequest(**fields)
+
+    @staticmethod
+    def _list_sessions_request(
+        limit: int, page_token: str, state: str | int | None, user_id: str
+    ) -> pb.ListSessionsRequest:
+        return pb.ListSessionsRequest(
+            limit=limit, page_token=page_token, state=f.session_state(state), user_id=user_id
+        )
+
+    # -- nodes ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _create_node_request(
+        kind: str | int,
+        session_id: str,
+        content: str,
+        metadata: Mapping[str, str] | None,
+        node_id: str,
+        details: Any,
+    ) -> pb.CreateNodeRequest:
+        request = pb.CreateNodeRequest(
+            node_id=node_id,
+            kind=f.node_kind(kind),
+            session_id=session_id,
+            content=content,
+            metadata=dict(metadata or {}),
+        )
+        if details is not None:
+            getattr(request, _DETAILS_FIELD[type(details)]).CopyFrom(details)
+        return request
+
+    @staticmethod
+    def _update_node_request(
+        node_id: str, content: str | None, metadata: Mapping[str, str] | None
+    ) -> pb.UpdateNodeRequest:
+        paths = [p for p, v in (("content", content), ("metadata", metadata)) if v is not None]
+        if not paths:
+            raise InvalidArgument("give content and/or metadata to update")
+        return pb.UpdateNodeRequest(
+            node_id=node_id,
+            content=content or "",
+            metadata=dict(metadata or {}),
+            update_mask=FieldMask(paths=paths),
+        )
+
+    # -- edges ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _create_edge_request(
+        source_id: str, target_id: str, kind: str | int, metadata: Mapping[str, str] | None
+    ) -> pb.CreateEdgeRequest:
+        return pb.CreateEdgeRequest(
+            source_id=source_id,
+            target_id=target_id,
+            kind=f.edge_kind(kind),
+            metadata=dict(metadata or {}),
+        )
+
+    @staticmethod
+    def _get_edges_request(
+        node_id: str, direction: str | int, kinds: Sequence[str | int]
+    ) -> pb.GetEdgesRequest:
+        return pb.GetEdgesRequest(
+            node_id=node_id, direction=f.direction(direction), kinds=[f.edge_kind(k) for k in kinds]
+        )
+
+    @staticmethod
+    def _delete_edge_request(
+        source_id: str, target_id: str, kind: str | int
+    ) -> pb.DeleteEdgeRequest:
+        return pb.DeleteEdgeRequest(
+            source_id=source_id, target_id=target_id, kind=f.edge_kind(kind)
+        )
+
+    # -- queries ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _query_request(limit: int, page_token: str, **filters: Any) -> pb.QueryRequest:
+        return pb.QueryRequest(filter=f.query_filter(**filters), limit=limit, page_token=page_token)
+
+    @staticmethod
+    def _stream_query_request(batch_size: int, limit: int, **filters: Any) -> pb.StreamQueryRequest:
+        return pb.StreamQueryRequest(
+            filter=f.query_filter(**filters), batch_size=batch_size, limit=limit
+        )
+
+    @staticmethod
+    def _traverse_request(
+        start_node_id: str,
+        edge_kinds: Sequence[str | int],
+        direction: str | int,
+        max_depth: int,
+        max_nodes: int,
+    ) -> pb.TraverseRequest:
+        return pb.TraverseRequest(
+            start_node_id=start_node_id,
+            edge_kinds=[f.edge_kind(k) for k in edge_kinds],
+            direction=f.direction(direction),
+            max_depth=max_depth,
+            max_nodes=max_nodes,
+        )
+
+    # -- LLM turns --------------------------------------------------------------------------
+
+    @staticmethod
+    def _add_prompt_request(session_id: str, content: str, **fields: Any) -> pb.AddPromptRequest:
+        fields["metadata"] = dict(fields.get("metadata") or {})
+        return pb.AddPromptRequest(session_id=session_id, content=content, **fields)
+
+    @staticmethod
+    def _add_response_request(
+        prompt_id: str, content: str, token_usage: Any, **fields: Any
+    ) -> pb.AddResponseRequest:
+        fields["metadata"] = dict(fields.get("metadata") or {})
+        return pb.AddResponseRequest(
+            prompt_id=prompt_id, content=content, token_usage=f.token_usage(token_usage), **fields
+        )
+
+    @staticmethod
+    def _add_tool_invocation_request(
+        response_id: str, tool_name: str, status: str | int | None, **fields: Any
+    ) -> pb.AddToolInvocationRequest:
+        fields["metadata"] = dict(fields.get("metadata") or {})
+        return pb.AddToolInvocationRequest(
+            response_id=response_id, tool_name=tool_name, status=f.tool_status(status), **fields
+        )
+
+    # -- templates --------------------------------------------------------------------------
+
+    @staticmethod
+    def _create_template_request(
+        name: str,
+        content: str,
+        variables: Iterable[pb.TemplateVariable | Mapping[str, Any]],
+        metadata: Mapping[str, str] | None,
+        template_id: str,
+    ) -> pb.CreateTemplateRequest:
+        return pb.CreateTemplateRequest(
+            template_id=template_id,
+            name=name,
+            content=content,
+            variables=[f.template_variable(v) for v in variables],
+            metadata=dict(metadata or {}),
+        )
+
+    @staticmethod
+    def _get_template_request(template_id: str, name: str) -> pb.GetTemplateRequest:
+        if template_id:
+            return pb.GetTemplateRequest(template_id=template_id)
+        return pb.GetTemplateRequest(name=name)
+
+    @staticmethod
+    def _instantiate_template_request(
+        template_id: str, name: str, variables: Mapping[str, str] | None, **fields: Any
+    ) -> pb.InstantiateTemplateRequest:
+        fields["metadata"] = dict(fields.get("metadata") or {})
+        request = pb.InstantiateTemplateRequest(variables=dict(variables or {}), **fields)
+        if template_id:
+            request.template_id = template_id
+        else:
+            request.name = name
+        return request
+
+    # -- events -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _stream_events_request(
+        from_sequence: int, session_id: str, types: Sequence[str | int]
+    ) -> pb.StreamEventsRequest:
+        return pb.StreamEventsRequest(
+            from_sequence=from_sequence,
+            session_id=session_id,
+            types=[f.event_type(t) for t in types],
+        )
+
+    # -- archival ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _archive_candidates_request(
+        idle_before: dt.datetime, page_size: int, token: str
+    ) -> pb.ListArchiveCandidatesRequest:
+        return pb.ListArchiveCandidatesRequest(
+            idle_before=f.timestamp(idle_before), limit=page_size, page_token=token
+        )
+
+    @staticmethod
+    def _export_result(chunks: list[pb.ExportSessionChunk]) -> tuple[bytes, pb.ExportSummary]:
+        """The export's bytes and its summary, from the chunks of an ExportSession stream."""
+        summaries = [c.summary for c in chunks if c.HasField("summary")]
+        if not summaries:
+            raise RequestError("the export stream ended without its summary")
+        return b"".join(c.data for c in chunks if not c.HasField("summary")), summaries[-1]
+
+    @staticmethod
+    def _restore_chunks(export: bytes) -> list[pb.RestoreSessionChunk]:
+        return [
+            pb.RestoreSessionChunk(data=export[i : i + _CHUNK])
+            for i in range(0, max(len(export), 1), _CHUNK)
+        ]

@@ -1,0 +1,74 @@
+"""How a client reaches the server: the channel, TLS credentials, the API key on every call.
+
+Both clients open their channel here (blocking or asyncio); this module builds no requests.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import grpc
+import grpc.aio
+
+from memorygraph.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_TARGET",
+    "Pem",
+    "auth_metadata",
+    "credentials",
+    "open_aio_channel",
+    "open_channel",
+]
+
+DEFAULT_TARGET = "127.0.0.1:50051"
+
+Pem = bytes | str | Path
+Metadata = tuple[tuple[str, str], ...]
+
+
+def _pem(value: Pem) -> bytes:
+    """PEM given as bytes, as text, or as the path of a file holding it."""
+    if isinstance(value, Path) or (isinstance(value, str) and not value.startswith("-----")):
+        try:
+            return Path(value).read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"cannot read {value}: {exc.strerror}") from None
+    return value.encode() if isinstance(value, str) else value
+
+
+def credentials(
+    root_certificates: Pem | None, client_cert: Pem | None, client_key: Pem | None
+) -> grpc.ChannelCredentials | None:
+    """TLS credentials when a CA or a client certificate is given; None means plaintext."""
+    if (client_cert is None) != (client_key is None):
+        raise ConfigError("a client certificate needs its key, and a key its certificate")
+    if root_certificates is None and client_cert is None:
+        return None
+    return grpc.ssl_channel_credentials(
+        root_certificates=_pem(root_certificates) if root_certificates is not None else None,
+        private_key=_pem(client_key) if client_key is not None else None,
+        certificate_chain=_pem(client_cert) if client_cert is not None else None,
+    )
+
+
+def auth_metadata(api_key: str | None) -> Metadata:
+    """The metadata sent with every call: the API key (or MEMORYGRAPH_API_KEY) as a bearer
+    token, nothing without one."""
+    key = api_key if api_key is not None else os.environ.get("MEMORYGRAPH_API_KEY")
+    return (("authorization", f"Bearer {key}"),) if key else ()
+
+
+def open_channel(target: str, creds: grpc.ChannelCredentials | None) -> grpc.Channel:
+    """A blocking channel: TLS with `creds`, plaintext without."""
+    if creds is None:
+        return grpc.insecure_channel(target)
+    return grpc.secure_channel(target, creds)
+
+
+def open_aio_channel(target: str, creds: grpc.ChannelCredentials | None) -> grpc.aio.Channel:
+    """An asyncio channel: TLS with `creds`, plaintext without."""
+    if creds is None:
+        return grpc.aio.insecure_channel(target)
+    return grpc.aio.secure_channel(target, creds)
