@@ -14,11 +14,11 @@ import sys
 import kopf
 from prometheus_client import start_http_server
 
-from .api.base import GROUP
-from .kube import Credentials, Kube
-from .metrics import ReadinessTracker
-from .render.context import FIELD_MANAGER, RenderEnv
-from .settings import OperatorConfig, configure_kopf
+from memorygraph_operator.api.base import GROUP
+from memorygraph_operator.kube import Credentials, Kube
+from memorygraph_operator.metrics import ReadinessTracker
+from memorygraph_operator.render.context import FIELD_MANAGER, RenderEnv
+from memorygraph_operator.settings import OperatorConfig, configure_kopf
 
 __all__ = ["build_memo", "credentials_from_kopf", "main"]
 
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     namespaces = tuple(args.namespace) or config.namespaces
 
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.FULL)
-    from . import handlers  # noqa: F401  (registers the handlers with kopf)
+    from memorygraph_operator import handlers  # noqa: F401  (registers the handlers with kopf)
 
     settings = kopf.OperatorSettings()
     configure_kopf(settings)

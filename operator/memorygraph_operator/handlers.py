@@ -17,15 +17,20 @@ from typing import Any
 
 import kopf
 
-from .api.base import GROUP, VERSION
-from .errors import Conflict, Invalid, InvalidSpec, KubeError, Unavailable
-from .kube import Kube
-from .metrics import RECONCILE_DURATION, RECONCILE_ERRORS, RECONCILE_TOTAL, ReadinessTracker
-from .reconcile.graph import GRAPH, reconcile_graph
-from .reconcile.plugins import reconcile_plugin
-from .reconcile.usage import PLUGIN, record_plugin_users
-from .render.context import LABEL_MANAGED_BY, MANAGED_BY, RenderEnv
-from .settings import OperatorConfig
+from memorygraph_operator.api.base import GROUP, VERSION
+from memorygraph_operator.errors import Conflict, Invalid, InvalidSpec, KubeError, Unavailable
+from memorygraph_operator.kube import Kube
+from memorygraph_operator.metrics import (
+    RECONCILE_DURATION,
+    RECONCILE_ERRORS,
+    RECONCILE_TOTAL,
+    ReadinessTracker,
+)
+from memorygraph_operator.reconcile.graph import GRAPH, reconcile_graph
+from memorygraph_operator.reconcile.plugins import reconcile_plugin
+from memorygraph_operator.reconcile.usage import PLUGIN, record_plugin_users
+from memorygraph_operator.render.context import LABEL_MANAGED_BY, MANAGED_BY, RenderEnv
+from memorygraph_operator.settings import OperatorConfig
 
 __all__ = ["OperatorMemo", "on_graph", "on_plugin", "reconcile_graph_by_name", "resync_all"]
 

@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 import aiohttp
 
-from .errors import Conflict, Invalid, KubeError, NotFound, Unavailable
+from memorygraph_operator.errors import Conflict, Invalid, KubeError, NotFound, Unavailable
 
 __all__ = [
     "RESOURCES",

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from .base import KubeModel
+from memorygraph_operator.api.base import KubeModel
 
 __all__ = ["Condition", "ConditionStatus", "ConditionType"]
 

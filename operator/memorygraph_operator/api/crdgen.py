@@ -15,11 +15,11 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from .base import GROUP, VERSION
-from .docgen import render_api_reference
-from .memorygraph import MemoryGraph
-from .plugin import Plugin
-from .schema import structural_schema
+from memorygraph_operator.api.base import GROUP, VERSION
+from memorygraph_operator.api.docgen import render_api_reference
+from memorygraph_operator.api.memorygraph import MemoryGraph
+from memorygraph_operator.api.plugin import Plugin
+from memorygraph_operator.api.schema import structural_schema
 
 __all__ = ["KINDS", "CrdKind", "build_crd", "main", "outputs"]
 

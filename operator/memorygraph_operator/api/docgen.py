@@ -11,8 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from .base import GROUP, VERSION
-from .schema import structural_schema
+from memorygraph_operator.api.base import GROUP, VERSION
+from memorygraph_operator.api.schema import structural_schema
 
 __all__ = ["render_api_reference"]
 

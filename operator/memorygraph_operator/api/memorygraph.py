@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from .base import (
+from memorygraph_operator.api.base import (
     KubeModel,
     LabelSelector,
     Quantity,
@@ -23,7 +23,7 @@ from .base import (
     int_or_string,
     preserve_unknown,
 )
-from .conditions import Condition
+from memorygraph_operator.api.conditions import Condition
 
 __all__ = [
     "CRON_PATTERN",

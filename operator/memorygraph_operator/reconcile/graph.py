@@ -16,10 +16,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..api.base import quantity_value
-from ..errors import Conflict, Invalid, InvalidSpec
-from ..kube import Kube, ResourceType, resource_for
-from ..render import (
+from memorygraph_operator.api.base import quantity_value
+from memorygraph_operator.errors import Conflict, Invalid, InvalidSpec
+from memorygraph_operator.kube import Kube, ResourceType, resource_for
+from memorygraph_operator.reconcile.inputs import is_paused, parse_graph, select_plugins
+from memorygraph_operator.reconcile.status import (
+    Observation,
+    graph_status,
+    invalid_spec_status,
+    paused_status,
+    transition_events,
+)
+from memorygraph_operator.reconcile.usage import PLUGIN, record_plugin_users
+from memorygraph_operator.render import (
     Child,
     GraphInputs,
     Names,
@@ -29,16 +38,7 @@ from ..render import (
     render_auth_secret,
     render_children,
 )
-from ..render.context import FIELD_MANAGER, selector_labels
-from .inputs import is_paused, parse_graph, select_plugins
-from .status import (
-    Observation,
-    graph_status,
-    invalid_spec_status,
-    paused_status,
-    transition_events,
-)
-from .usage import PLUGIN, record_plugin_users
+from memorygraph_operator.render.context import FIELD_MANAGER, selector_labels
 
 __all__ = [
     "GRAPH",

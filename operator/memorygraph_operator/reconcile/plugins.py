@@ -12,13 +12,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..api.memorygraph import MemoryGraphSpec
-from ..errors import InvalidSpec
-from ..kube import Kube
-from .graph import GRAPH
-from .inputs import parse_plugin
-from .status import condition, merge_conditions
-from .usage import PLUGIN
+from memorygraph_operator.api.memorygraph import MemoryGraphSpec
+from memorygraph_operator.errors import InvalidSpec
+from memorygraph_operator.kube import Kube
+from memorygraph_operator.reconcile.graph import GRAPH
+from memorygraph_operator.reconcile.inputs import parse_plugin
+from memorygraph_operator.reconcile.status import condition, merge_conditions
+from memorygraph_operator.reconcile.usage import PLUGIN
 
 __all__ = ["graphs_selecting", "plugin_status", "reconcile_plugin"]
 

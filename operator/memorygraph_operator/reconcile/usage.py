@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ..kube import Kube, resource_for
+from memorygraph_operator.kube import Kube, resource_for
 
 __all__ = ["PLUGIN", "record_plugin_users"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .context import GraphInputs, Names, object_meta, selector_labels
+from memorygraph_operator.render.context import GraphInputs, Names, object_meta, selector_labels
 
 __all__ = ["render_hpa", "render_pdb"]
 

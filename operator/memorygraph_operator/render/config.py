@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from .context import (
+from memorygraph_operator.render.context import (
     CONFIG_DIR,
     DATA_MOUNT,
     GRPC_PORT,

@@ -11,9 +11,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from ..api.base import GROUP, VERSION
-from ..api.memorygraph import MemoryGraphSpec
-from ..api.plugin import PluginSpec
+from memorygraph_operator.api.base import GROUP, VERSION
+from memorygraph_operator.api.memorygraph import MemoryGraphSpec
+from memorygraph_operator.api.plugin import PluginSpec
 
 __all__ = [
     "ANNOTATION_CONFIG_HASH",

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from .context import LABEL_GRAPH, GraphInputs, Names, RenderEnv, object_meta
-from .services import LABEL_SERVICE_ROLE
+from memorygraph_operator.render.context import (
+    LABEL_GRAPH,
+    GraphInputs,
+    Names,
+    RenderEnv,
+    object_meta,
+)
+from memorygraph_operator.render.services import LABEL_SERVICE_ROLE
 
 __all__ = ["render_service_monitor"]
 

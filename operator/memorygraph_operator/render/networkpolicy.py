@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .context import (
+from memorygraph_operator.render.context import (
     GRPC_PORT,
     LABEL_ARCHIVAL,
     METRICS_PORT,

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from .context import GRPC_PORT, METRICS_PORT, GraphInputs, Names, object_meta, selector_labels
+from memorygraph_operator.render.context import (
+    GRPC_PORT,
+    METRICS_PORT,
+    GraphInputs,
+    Names,
+    object_meta,
+    selector_labels,
+)
 
 __all__ = ["LABEL_SERVICE_ROLE", "render_client_service", "render_headless_service"]
 

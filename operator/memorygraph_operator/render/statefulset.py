@@ -9,8 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from .config import AUTH_DIR, PLUGIN_SECRETS_DIR, REGISTRY_DIR, TLS_DIR, config_hash
-from .context import (
+from memorygraph_operator.render.config import (
+    AUTH_DIR,
+    PLUGIN_SECRETS_DIR,
+    REGISTRY_DIR,
+    TLS_DIR,
+    config_hash,
+)
+from memorygraph_operator.render.context import (
     ANNOTATION_CONFIG_HASH,
     ANNOTATION_RESTARTED_AT,
     CONFIG_DIR,
