@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 import aiohttp
 
+from memorygraph_operator.api.base import API_VERSION
 from memorygraph_operator.errors import Conflict, Invalid, KubeError, NotFound, Unavailable
 
 __all__ = [
@@ -64,8 +65,8 @@ RESOURCES: dict[tuple[str, str], ResourceType] = {
         ResourceType("batch/v1", "CronJob", "cronjobs"),
         ResourceType("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies"),
         ResourceType("monitoring.coreos.com/v1", "ServiceMonitor", "servicemonitors"),
-        ResourceType("memorygraph.io/v1alpha1", "MemoryGraph", "memorygraphs"),
-        ResourceType("memorygraph.io/v1alpha1", "Plugin", "plugins"),
+        ResourceType(API_VERSION, "MemoryGraph", "memorygraphs"),
+        ResourceType(API_VERSION, "Plugin", "plugins"),
     )
 }
 

@@ -8,6 +8,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
+from memorygraph_operator.api.base import API_VERSION
 from memorygraph_operator.api.crdgen import KINDS, build_crd, outputs
 from operator_support import ROOT
 
@@ -19,6 +20,15 @@ def test_generated_file_is_fresh(path: Path) -> None:
     expected = outputs(ROOT)[path]
     assert path.exists(), f"{path} missing: run {REGENERATE}"
     assert path.read_text() == expected, f"{path} is stale: run {REGENERATE}"
+
+
+def test_the_api_version_is_the_published_one() -> None:
+    # Every manifest users wrote names it: changing it is a new API version, never a rename.
+    assert API_VERSION == "memorygraph.io/v1alpha1"
+    for k in KINDS:
+        crd = build_crd(k)
+        group, version = crd["spec"]["group"], crd["spec"]["versions"][0]["name"]
+        assert f"{group}/{version}" == API_VERSION
 
 
 @pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.kind)

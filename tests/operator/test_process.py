@@ -11,7 +11,7 @@ from memorygraph_operator.__main__ import main
 from memorygraph_operator.handlers import reconcile_graph_by_name
 from memorygraph_operator.render.context import DEFAULT_IMAGE
 from memorygraph_operator.settings import OperatorConfig, configure_kopf
-from operator_support import load_example
+from operator_support import GRAPHS, load_example
 from prometheus_client import REGISTRY
 
 
@@ -59,7 +59,7 @@ async def test_reconciles_are_counted_and_graphs_tracked_by_readiness(
     api: ApiServer, memo: kopf.Memo
 ) -> None:
     before = _sample("memorygraph_operator_reconcile_total", kind="MemoryGraph", result="success")
-    api.store("memorygraph.io/v1alpha1/memorygraphs", load_example("memorygraph-minimal.yaml"))
+    api.store(GRAPHS, load_example("memorygraph-minimal.yaml"))
     await reconcile_graph_by_name(memo, "apps", "chat-memory", logging.getLogger("test"))
     after = _sample("memorygraph_operator_reconcile_total", kind="MemoryGraph", result="success")
     assert after == before + 1

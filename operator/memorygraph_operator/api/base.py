@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 __all__ = [
+    "API_VERSION",
     "GROUP",
     "QUANTITY_PATTERN",
     "VERSION",
@@ -29,8 +30,11 @@ __all__ = [
     "quantity_value",
 ]
 
+# The one place the API group and version are spelt: CRDs, handlers, owner references, label
+# and annotation keys all derive from these.
 GROUP = "memorygraph.io"
 VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
 
 # The Kubernetes resource.Quantity grammar, restricted to the forms users write by hand.
 QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"

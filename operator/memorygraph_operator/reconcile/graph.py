@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from memorygraph_operator.api.base import quantity_value
+from memorygraph_operator.api.base import API_VERSION, quantity_value
 from memorygraph_operator.errors import Conflict, Invalid, InvalidSpec
 from memorygraph_operator.kube import Kube, ResourceType, resource_for
 from memorygraph_operator.reconcile.inputs import is_paused, parse_graph, select_plugins
@@ -50,7 +50,7 @@ __all__ = [
     "record_invalid_spec",
 ]
 
-GRAPH = resource_for("memorygraph.io/v1alpha1", "MemoryGraph")
+GRAPH = resource_for(API_VERSION, "MemoryGraph")
 SECRET = resource_for("v1", "Secret")
 PVC = resource_for("v1", "PersistentVolumeClaim")
 # A second manager takes over `spec.replicas` before the HPA does (see needs_replicas_handover).

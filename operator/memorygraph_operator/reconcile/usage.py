@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from memorygraph_operator.api.base import API_VERSION
 from memorygraph_operator.kube import Kube, resource_for
 
 __all__ = ["PLUGIN", "record_plugin_users"]
 
-PLUGIN = resource_for("memorygraph.io/v1alpha1", "Plugin")
+PLUGIN = resource_for(API_VERSION, "Plugin")
 
 
 async def record_plugin_users(

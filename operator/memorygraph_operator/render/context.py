@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from memorygraph_operator.api.base import GROUP, VERSION
+from memorygraph_operator.api.base import API_VERSION, GROUP
 from memorygraph_operator.api.memorygraph import MemoryGraphSpec
 from memorygraph_operator.api.plugin import PluginSpec
 
@@ -147,7 +147,7 @@ def archival_pod_labels(g: GraphInputs) -> dict[str, str]:
 def owner_reference(g: GraphInputs) -> dict[str, Any]:
     """Controller reference to the graph: garbage collection and child-event routing."""
     return {
-        "apiVersion": f"{GROUP}/{VERSION}",
+        "apiVersion": API_VERSION,
         "kind": "MemoryGraph",
         "name": g.name,
         "uid": g.uid,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from memorygraph_operator.api.base import GROUP
 from memorygraph_operator.render.context import (
     GRPC_PORT,
     METRICS_PORT,
@@ -16,7 +17,7 @@ from memorygraph_operator.render.context import (
 __all__ = ["LABEL_SERVICE_ROLE", "render_client_service", "render_headless_service"]
 
 # Tells the two Services apart so the ServiceMonitor scrapes each pod once, not twice.
-LABEL_SERVICE_ROLE = "memorygraph.io/service"
+LABEL_SERVICE_ROLE = f"{GROUP}/service"
 
 _PORTS = [
     {
