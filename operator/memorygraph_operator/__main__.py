@@ -15,9 +15,9 @@ import kopf
 from prometheus_client import start_http_server
 
 from memorygraph_operator.api.base import GROUP
-from memorygraph_operator.kube import Credentials, Kube
+from memorygraph_operator.kube import FIELD_MANAGER, Credentials, Kube
 from memorygraph_operator.metrics import ReadinessTracker
-from memorygraph_operator.render.context import FIELD_MANAGER, RenderEnv
+from memorygraph_operator.render.context import RenderEnv
 from memorygraph_operator.settings import OperatorConfig, configure_kopf
 
 __all__ = ["build_memo", "credentials_from_kopf", "main"]

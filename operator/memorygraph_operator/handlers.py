@@ -29,7 +29,8 @@ from memorygraph_operator.metrics import (
 from memorygraph_operator.reconcile.graph import GRAPH, reconcile_graph
 from memorygraph_operator.reconcile.plugins import reconcile_plugin
 from memorygraph_operator.reconcile.usage import PLUGIN, record_plugin_users
-from memorygraph_operator.render.context import LABEL_MANAGED_BY, MANAGED_BY, RenderEnv
+from memorygraph_operator.render.context import RenderEnv
+from memorygraph_operator.render.metadata import LABEL_MANAGED_BY, MANAGED_BY
 from memorygraph_operator.settings import OperatorConfig
 
 __all__ = ["OperatorMemo", "on_graph", "on_plugin", "reconcile_graph_by_name", "resync_all"]

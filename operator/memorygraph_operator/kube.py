@@ -21,12 +21,16 @@ from memorygraph_operator.api.base import API_VERSION
 from memorygraph_operator.errors import Conflict, Invalid, KubeError, NotFound, Unavailable
 
 __all__ = [
+    "FIELD_MANAGER",
     "RESOURCES",
     "Credentials",
     "Kube",
     "ResourceType",
     "resource_for",
 ]
+
+# The operator's field manager for server-side apply: the fields it owns in every child.
+FIELD_MANAGER = "memorygraph-operator"
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import kopf
 
 from memorygraph_operator.api.base import GROUP
-from memorygraph_operator.render.context import DEFAULT_IMAGE
+from memorygraph_operator.render.image import DEFAULT_IMAGE
 
 __all__ = ["OperatorConfig", "configure_kopf"]
 

@@ -10,8 +10,7 @@ import pytest
 import pytest_asyncio
 from apiserver import ApiServer
 from memorygraph_operator.__main__ import build_memo
-from memorygraph_operator.kube import Credentials, Kube
-from memorygraph_operator.render.context import FIELD_MANAGER
+from memorygraph_operator.kube import FIELD_MANAGER, Credentials, Kube
 from memorygraph_operator.settings import OperatorConfig
 from operator_support import GOLDEN, GRAPHS, PLUGINS, Golden
 

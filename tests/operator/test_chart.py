@@ -16,7 +16,7 @@ import pytest
 import yaml
 from apiserver import ApiServer
 from memorygraph_operator.handlers import on_plugin, reconcile_graph_by_name
-from memorygraph_operator.render.context import DEFAULT_IMAGE
+from memorygraph_operator.render.image import DEFAULT_IMAGE
 from operator_support import GRAPHS, PLUGINS, ROOT, load_example
 
 CHART = ROOT / "charts" / "memorygraph-operator"

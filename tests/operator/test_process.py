@@ -9,7 +9,7 @@ import pytest
 from apiserver import ApiServer
 from memorygraph_operator.__main__ import main
 from memorygraph_operator.handlers import reconcile_graph_by_name
-from memorygraph_operator.render.context import DEFAULT_IMAGE
+from memorygraph_operator.render.image import DEFAULT_IMAGE
 from memorygraph_operator.settings import OperatorConfig, configure_kopf
 from operator_support import GRAPHS, load_example
 from prometheus_client import REGISTRY

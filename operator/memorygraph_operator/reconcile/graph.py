@@ -18,7 +18,7 @@ from typing import Any
 
 from memorygraph_operator.api.base import API_VERSION, quantity_value
 from memorygraph_operator.errors import Conflict, Invalid, InvalidSpec
-from memorygraph_operator.kube import Kube, ResourceType, resource_for
+from memorygraph_operator.kube import FIELD_MANAGER, Kube, ResourceType, resource_for
 from memorygraph_operator.reconcile.inputs import is_paused, parse_graph, select_plugins
 from memorygraph_operator.reconcile.status import (
     Observation,
@@ -38,7 +38,7 @@ from memorygraph_operator.render import (
     render_auth_secret,
     render_children,
 )
-from memorygraph_operator.render.context import FIELD_MANAGER, selector_labels
+from memorygraph_operator.render.metadata import selector_labels
 
 __all__ = [
     "GRAPH",

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from memorygraph_operator.render.context import GRPC_PORT, METRICS_PORT
+from memorygraph_operator.render.image import GRPC_PORT, METRICS_PORT
 
 __all__ = [
     "ConditionSpec",

@@ -12,8 +12,9 @@ from typing import Any
 from memorygraph_operator.render.archival import render_archival_cronjob
 from memorygraph_operator.render.autoscaling import render_hpa, render_pdb
 from memorygraph_operator.render.config import config_hash, render_configmap
-from memorygraph_operator.render.context import GraphInputs, NamedPlugin, Names, RenderEnv
+from memorygraph_operator.render.context import GraphInputs, NamedPlugin, RenderEnv
 from memorygraph_operator.render.monitoring import render_service_monitor
+from memorygraph_operator.render.names import Names
 from memorygraph_operator.render.networkpolicy import render_network_policy
 from memorygraph_operator.render.secrets import needs_generated_auth_secret, render_auth_secret
 from memorygraph_operator.render.services import render_client_service, render_headless_service

@@ -5,14 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from memorygraph_operator.api.base import GROUP
-from memorygraph_operator.render.context import (
-    GRPC_PORT,
-    METRICS_PORT,
-    GraphInputs,
-    Names,
-    object_meta,
-    selector_labels,
-)
+from memorygraph_operator.render.context import GraphInputs
+from memorygraph_operator.render.image import GRPC_PORT, METRICS_PORT
+from memorygraph_operator.render.metadata import object_meta, selector_labels
+from memorygraph_operator.render.names import Names
 
 __all__ = ["LABEL_SERVICE_ROLE", "render_client_service", "render_headless_service"]
 

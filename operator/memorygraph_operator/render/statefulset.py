@@ -16,21 +16,22 @@ from memorygraph_operator.render.config import (
     TLS_DIR,
     config_hash,
 )
-from memorygraph_operator.render.context import (
-    ANNOTATION_CONFIG_HASH,
-    ANNOTATION_RESTARTED_AT,
+from memorygraph_operator.render.context import GraphInputs, RenderEnv
+from memorygraph_operator.render.image import (
     CONFIG_DIR,
     DATA_MOUNT,
     GRPC_PORT,
     METRICS_PORT,
-    GraphInputs,
-    Names,
-    RenderEnv,
     container_security_context,
-    object_meta,
     pod_security_context,
+)
+from memorygraph_operator.render.metadata import (
+    ANNOTATION_CONFIG_HASH,
+    ANNOTATION_RESTARTED_AT,
+    object_meta,
     selector_labels,
 )
+from memorygraph_operator.render.names import Names
 
 __all__ = ["CONTAINER_NAME", "DATA_VOLUME", "render_statefulset"]
 

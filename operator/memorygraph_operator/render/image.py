@@ -1,0 +1,49 @@
+"""The data-plane image as the pods run it: its name, ports, paths, uid and security settings.
+
+These are the image's side of the contract (``tests/operator/test_image.py`` holds the Dockerfile
+to them): they change when the image changes, not when the API does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "CONFIG_DIR",
+    "DATA_MOUNT",
+    "DEFAULT_IMAGE",
+    "GRPC_PORT",
+    "METRICS_PORT",
+    "RUN_AS",
+    "container_security_context",
+    "pod_security_context",
+]
+
+DEFAULT_IMAGE = "ghcr.io/memorygraph/memorygraph:0.1.0"
+GRPC_PORT = 50051
+METRICS_PORT = 9090
+RUN_AS = 65532
+CONFIG_DIR = "/etc/memorygraph"
+DATA_MOUNT = "/var/lib/memorygraph"
+
+
+def pod_security_context() -> dict[str, Any]:
+    """Pod-level settings of the restricted Pod Security Standard."""
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": RUN_AS,
+        "runAsGroup": RUN_AS,
+        "fsGroup": RUN_AS,
+        "fsGroupChangePolicy": "OnRootMismatch",
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def container_security_context() -> dict[str, Any]:
+    """Container-level settings of the restricted Pod Security Standard."""
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
