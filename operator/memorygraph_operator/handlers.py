@@ -26,7 +26,7 @@ from memorygraph_operator.metrics import (
     RECONCILE_TOTAL,
     ReadinessTracker,
 )
-from memorygraph_operator.reconcile.graph import GRAPH, reconcile_graph
+from memorygraph_operator.reconcile.memorygraph import GRAPH, reconcile_graph
 from memorygraph_operator.reconcile.plugins import reconcile_plugin
 from memorygraph_operator.reconcile.usage import PLUGIN, record_plugin_users
 from memorygraph_operator.render.context import RenderEnv

@@ -15,8 +15,8 @@ from pydantic import ValidationError
 from memorygraph_operator.api.memorygraph import MemoryGraphSpec
 from memorygraph_operator.errors import InvalidSpec
 from memorygraph_operator.kube import Kube
-from memorygraph_operator.reconcile.graph import GRAPH
 from memorygraph_operator.reconcile.inputs import parse_plugin
+from memorygraph_operator.reconcile.memorygraph import GRAPH
 from memorygraph_operator.reconcile.status import condition, merge_conditions
 from memorygraph_operator.reconcile.usage import PLUGIN
 
