@@ -18,6 +18,7 @@ from memorygraph_operator.handlers import (
     reconcile_graph_by_name,
     resync_all,
 )
+from memorygraph_operator.render.image import DEFAULT_IMAGE
 from operator_support import GRAPHS, PLUGINS, load_example
 
 pytestmark = pytest.mark.asyncio
@@ -119,7 +120,7 @@ async def test_graph_becomes_ready_when_its_pods_are_ready_with_one_event(
     assert conds["Progressing"]["reason"] == "RolloutComplete"
     status = api.read(GRAPHS, NS, "chat-memory")["status"]  # type: ignore[index]
     assert status["readyReplicas"] == 1
-    assert status["currentImage"] == "ghcr.io/memorygraph/memorygraph:0.1.0"
+    assert status["currentImage"] == DEFAULT_IMAGE
     await _reconcile(memo)
     assert _events(api).count(("Normal", "Ready")) == 1
 
@@ -174,7 +175,7 @@ async def test_child_drift_is_repaired(api: ApiServer, memo: kopf.Memo) -> None:
     await on_child(type="MODIFIED", body=sts, namespace=NS, memo=memo, logger=log)
 
     containers = api.read(STS, NS, "chat-memory")["spec"]["template"]["spec"]["containers"]  # type: ignore[index]
-    assert containers[0]["image"] == "ghcr.io/memorygraph/memorygraph:0.1.0"
+    assert containers[0]["image"] == DEFAULT_IMAGE
     assert (
         "durability: durable"
         in api.read("v1/configmaps", NS, "chat-memory-config")["data"]["memorygraph.yaml"]
@@ -192,12 +193,12 @@ async def test_pause_stops_reconciling_and_resume_catches_up(
         "chat-memory",
         {
             "metadata": {"annotations": {"memorygraph.io/paused": "true"}},
-            "spec": {"image": "ghcr.io/memorygraph/memorygraph:0.2.0"},
+            "spec": {"image": "registry.local/memorygraph:pinned"},
         },
     )
     await _reconcile(memo)
     image = api.read(STS, NS, "chat-memory")["spec"]["template"]["spec"]["containers"][0]["image"]  # type: ignore[index]
-    assert image.endswith(":0.1.0")
+    assert image == DEFAULT_IMAGE
     assert _conditions(api)["Paused"]["status"] == "True"
     assert api.read(GRAPHS, NS, "chat-memory")["status"]["observedGeneration"] == 1  # type: ignore[index]
 
@@ -205,7 +206,7 @@ async def test_pause_stops_reconciling_and_resume_catches_up(
     api.edit(GRAPHS, NS, "chat-memory", resume)
     await _reconcile(memo)
     image = api.read(STS, NS, "chat-memory")["spec"]["template"]["spec"]["containers"][0]["image"]  # type: ignore[index]
-    assert image.endswith(":0.2.0")
+    assert image == "registry.local/memorygraph:pinned"
     assert _conditions(api)["Paused"]["status"] == "False"
     assert ("Normal", "Paused") in _events(api) and ("Normal", "Resumed") in _events(api)
 

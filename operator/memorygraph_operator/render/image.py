@@ -8,18 +8,23 @@ from __future__ import annotations
 
 from typing import Any
 
+from memorygraph_operator import __version__
+
 __all__ = [
     "CONFIG_DIR",
     "DATA_MOUNT",
     "DEFAULT_IMAGE",
     "GRPC_PORT",
+    "IMAGE_REPOSITORY",
     "METRICS_PORT",
     "RUN_AS",
     "container_security_context",
     "pod_security_context",
 ]
 
-DEFAULT_IMAGE = "ghcr.io/memorygraph/memorygraph:0.1.0"
+IMAGE_REPOSITORY = "ghcr.io/memorygraph/memorygraph"
+# The image of the release the operator belongs to (the chart's appVersion is the same).
+DEFAULT_IMAGE = f"{IMAGE_REPOSITORY}:{__version__}"
 GRPC_PORT = 50051
 METRICS_PORT = 9090
 RUN_AS = 65532
