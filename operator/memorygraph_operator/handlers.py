@@ -18,6 +18,7 @@ from typing import Any
 import kopf
 
 from memorygraph_operator.api.base import GROUP, VERSION
+from memorygraph_operator.api.conditions import ConditionType, EventReason
 from memorygraph_operator.errors import Conflict, Invalid, InvalidSpec, KubeError, Unavailable
 from memorygraph_operator.kube import Kube
 from memorygraph_operator.metrics import (
@@ -72,7 +73,7 @@ def _now() -> datetime.datetime:
 
 def _ready_of(status: Mapping[str, Any]) -> str:
     for c in status.get("conditions") or []:
-        if c.get("type") == "Ready":
+        if c.get("type") == ConditionType.READY:
             return str(c.get("status"))
     return "Unknown"
 
@@ -288,7 +289,7 @@ async def on_plugin_event(
             await memo.kube.post_event(
                 graph_body,
                 "Warning",
-                "PluginDeleted",
+                EventReason.PLUGIN_DELETED,
                 f"plugin {name} was deleted while this graph used it",
                 _now(),
             )

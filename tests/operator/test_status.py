@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+from memorygraph_operator.api.conditions import ConditionType, EventReason, Reason
 from memorygraph_operator.reconcile.status import (
     Observation,
     graph_status,
@@ -11,6 +13,7 @@ from memorygraph_operator.reconcile.status import (
     paused_status,
     transition_events,
 )
+from operator_support import ROOT
 
 T0 = "2026-01-01T00:00:00Z"
 T1 = "2026-01-01T00:05:00Z"
@@ -117,3 +120,11 @@ def test_events_only_on_transitions() -> None:
     assert transition_events(after, after) == []
     degraded = graph_status(_obs(_sts(ready=3), problems=(("ChildConflict", "x"),)), T1)
     assert ("Warning", "ChildConflict", "x") in transition_events(after, degraded["conditions"])
+
+
+@pytest.mark.parametrize(
+    "word", [*ConditionType, *Reason, *EventReason], ids=lambda w: f"{type(w).__name__}.{w.name}"
+)
+def test_every_condition_type_and_reason_is_documented(word: str) -> None:
+    # Users alert on and wait for these; one the docs do not list is one nobody can rely on.
+    assert f"`{word}`" in (ROOT / "docs" / "operator.md").read_text()

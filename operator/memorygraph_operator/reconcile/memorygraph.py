@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from memorygraph_operator.api.base import API_VERSION, quantity_value
+from memorygraph_operator.api.conditions import EventReason, Reason
 from memorygraph_operator.errors import Conflict, Invalid, InvalidSpec
 from memorygraph_operator.kube import FIELD_MANAGER, Kube, ResourceType, resource_for
 from memorygraph_operator.reconcile.inputs import is_paused, parse_graph, select_plugins
@@ -110,7 +111,7 @@ class _Run:
         self.kube = kube
         self.body = body
         self.now = now
-        self.problems: list[tuple[str, str]] = []
+        self.problems: list[tuple[Reason, str]] = []
         self.applied: list[str] = []
         self.deleted: list[str] = []
 
@@ -129,7 +130,7 @@ class _Run:
         if existing is not None and not controlled_by(existing, g.uid):
             self.problems.append(
                 (
-                    "ChildConflict",
+                    Reason.CHILD_CONFLICT,
                     f"{child.kind} {child.name} exists and is not owned by this graph",
                 )
             )
@@ -141,7 +142,7 @@ class _Run:
         except Invalid as exc:
             # The API server refused this child (an admission policy, a quota, a field it
             # forbids changing): report it and still reconcile the others.
-            self.problems.append(("ApplyFailed", str(exc)))
+            self.problems.append((Reason.APPLY_FAILED, str(exc)))
             return existing
         self.applied.append(f"{child.kind}/{child.name}")
         return applied
@@ -191,7 +192,9 @@ class _Run:
             if await self.kube.get(sts, g.namespace, child.name) is None:
                 break
             await asyncio.sleep(_DELETE_WAIT_SECONDS)
-        await self.event("Normal", "StorageExpanded", f"volumes of {g.name} grow to {size}")
+        await self.event(
+            "Normal", EventReason.STORAGE_EXPANDED, f"volumes of {g.name} grow to {size}"
+        )
 
     async def prune(self, child: Child, g: GraphInputs, existing: dict[str, Any] | None) -> None:
         if existing is None or not controlled_by(existing, g.uid):
@@ -212,10 +215,12 @@ async def _ensure_auth_secret(run: _Run, g: GraphInputs) -> None:
             # Created concurrently: keep whichever keys won.
             with contextlib.suppress(Conflict):
                 await run.kube.create(body)
-            await run.event("Normal", "APIKeysGenerated", f"API keys generated in Secret {name}")
+            await run.event(
+                "Normal", EventReason.API_KEYS_GENERATED, f"API keys generated in Secret {name}"
+            )
         elif not controlled_by(existing, g.uid):
             run.problems.append(
-                ("ChildConflict", f"Secret {name} exists and is not owned by this graph")
+                (Reason.CHILD_CONFLICT, f"Secret {name} exists and is not owned by this graph")
             )
     elif existing is not None and controlled_by(existing, g.uid):
         await run.kube.delete(rt, g.namespace, name)
@@ -276,11 +281,11 @@ async def reconcile_graph(
     await record_plugin_users(kube, namespace, g.name, plugins, selected)
     if selection.missing:
         run.problems.append(
-            ("MissingPlugins", f"plugins not found: {', '.join(selection.missing)}")
+            (Reason.MISSING_PLUGINS, f"plugins not found: {', '.join(selection.missing)}")
         )
     if selection.invalid:
         run.problems.append(
-            ("InvalidPlugins", f"invalid plugins left out: {', '.join(selection.invalid)}")
+            (Reason.INVALID_PLUGINS, f"invalid plugins left out: {', '.join(selection.invalid)}")
         )
 
     sm_available = await kube.resource_exists("monitoring.coreos.com/v1", "servicemonitors")
@@ -289,7 +294,7 @@ async def reconcile_graph(
     if wants_sm and not sm_available:
         run.problems.append(
             (
-                "ServiceMonitorUnavailable",
+                Reason.SERVICE_MONITOR_UNAVAILABLE,
                 "monitoring.serviceMonitor is enabled but its CRD is missing",
             )
         )

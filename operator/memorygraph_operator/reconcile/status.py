@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from memorygraph_operator.api.conditions import ConditionStatus, ConditionType, EventReason, Reason
 from memorygraph_operator.render.image import GRPC_PORT, METRICS_PORT
 
 __all__ = [
@@ -28,13 +29,13 @@ __all__ = [
 class ConditionSpec:
     """A condition without its transition time."""
 
-    type: str
-    status: str
-    reason: str
+    type: ConditionType
+    status: ConditionStatus
+    reason: Reason
     message: str = ""
 
 
-def condition(type_: str, ok: bool, reason: str, message: str = "") -> ConditionSpec:
+def condition(type_: ConditionType, ok: bool, reason: Reason, message: str = "") -> ConditionSpec:
     """Shorthand for a True/False condition."""
     return ConditionSpec(type_, "True" if ok else "False", reason, message)
 
@@ -86,7 +87,7 @@ class Observation:
     config_hash: str
     plugins: tuple[str, ...] = ()
     cronjob: Mapping[str, Any] | None = None
-    problems: tuple[tuple[str, str], ...] = field(default=())  # (reason, message) → Degraded
+    problems: tuple[tuple[Reason, str], ...] = field(default=())  # (reason, message) → Degraded
     previous: Mapping[str, Any] | None = None
 
 
@@ -123,30 +124,35 @@ def graph_status(o: Observation, now: str) -> dict[str, Any]:
         done, why = _rollout(sts, want)
     conds.append(
         condition(
-            "Available",
+            ConditionType.AVAILABLE,
             ready > 0,
-            "ReplicasReady" if ready else "NoReplicasReady",
+            Reason.REPLICAS_READY if ready else Reason.NO_REPLICAS_READY,
             f"{ready} of {want} pods ready",
         )
     )
     conds.append(
         condition(
-            "Progressing", not done, "RolloutInProgress" if not done else "RolloutComplete", why
+            ConditionType.PROGRESSING,
+            not done,
+            Reason.ROLLOUT_IN_PROGRESS if not done else Reason.ROLLOUT_COMPLETE,
+            why,
         )
     )
     if o.problems:
         reason = o.problems[0][0]
-        conds.append(condition("Degraded", True, reason, "; ".join(m for _, m in o.problems)))
+        message = "; ".join(m for _, m in o.problems)
+        conds.append(condition(ConditionType.DEGRADED, True, reason, message))
     else:
-        conds.append(condition("Degraded", False, "AsExpected"))
+        conds.append(condition(ConditionType.DEGRADED, False, Reason.AS_EXPECTED))
     if done and not o.problems:
         msg = f"{ready} of {want} pods ready" if want else "scaled to zero"
-        conds.append(condition("Ready", True, "Ready" if want else "ScaledToZero", msg))
+        reason = Reason.READY if want else Reason.SCALED_TO_ZERO
+        conds.append(condition(ConditionType.READY, True, reason, msg))
     elif o.problems:
-        conds.append(condition("Ready", False, o.problems[0][0], o.problems[0][1]))
+        conds.append(condition(ConditionType.READY, False, o.problems[0][0], o.problems[0][1]))
     else:
-        conds.append(condition("Ready", False, "RolloutInProgress", why))
-    conds.append(condition("Paused", False, "Reconciling"))
+        conds.append(condition(ConditionType.READY, False, Reason.ROLLOUT_IN_PROGRESS, why))
+    conds.append(condition(ConditionType.PAUSED, False, Reason.RECONCILING))
 
     template = ((sts.get("spec") or {}).get("template") or {}).get("spec") or {}
     containers = template.get("containers") or [{}]
@@ -180,9 +186,11 @@ def invalid_spec_status(
     """Status patch for a graph whose spec cannot be reconciled; children stay as they were."""
     prev = previous or {}
     conds = [
-        condition("Ready", False, "InvalidSpec", message),
-        condition("Degraded", True, "InvalidSpec", message),
-        condition("Progressing", False, "InvalidSpec", "waiting for a valid spec"),
+        condition(ConditionType.READY, False, Reason.INVALID_SPEC, message),
+        condition(ConditionType.DEGRADED, True, Reason.INVALID_SPEC, message),
+        condition(
+            ConditionType.PROGRESSING, False, Reason.INVALID_SPEC, "waiting for a valid spec"
+        ),
     ]
     return {
         "observedGeneration": generation,
@@ -198,16 +206,18 @@ def paused_status(
     ``observedGeneration`` is deliberately not advanced: the latest spec has not been acted on.
     """
     prev = previous or {}
-    conds = [condition("Paused", True, "PauseAnnotation", "reconciliation is paused")]
+    conds = [
+        condition(ConditionType.PAUSED, True, Reason.PAUSE_ANNOTATION, "reconciliation is paused")
+    ]
     return {"conditions": merge_conditions(prev.get("conditions"), conds, None, now)}
 
 
 _EVENTS = {
-    # (type, new status) → (event type, reason used when the condition carries none)
-    ("Ready", "True"): "Normal",
-    ("Degraded", "True"): "Warning",
-    ("Paused", "True"): "Normal",
-    ("Paused", "False"): "Normal",
+    # (condition type, new status) → event type
+    (ConditionType.READY, "True"): "Normal",
+    (ConditionType.DEGRADED, "True"): "Warning",
+    (ConditionType.PAUSED, "True"): "Normal",
+    (ConditionType.PAUSED, "False"): "Normal",
 }
 
 
@@ -231,8 +241,11 @@ def transition_events(
             c.get("reason"),
         ):
             continue
-        if key == ("Paused", "False") and before is None:
+        if key == (ConditionType.PAUSED, "False") and before is None:
             continue  # never paused: no "resumed" event
-        reason = {"Paused": "Paused" if key[1] == "True" else "Resumed"}.get(key[0], c["reason"])
-        events.append((_EVENTS[key], str(reason), str(c.get("message") or reason)))
+        reason = str(c["reason"])
+        if key[0] == ConditionType.PAUSED:
+            paused = key[1] == "True"
+            reason = EventReason.PAUSED.value if paused else EventReason.RESUMED.value
+        events.append((_EVENTS[key], reason, str(c.get("message") or reason)))
     return events
