@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +105,33 @@ def test_memorygraph_crd_has_scale_status_and_columns() -> None:
     assert columns["Reason"]["priority"] == 1
     assert crd["spec"]["names"]["shortNames"] == ["mg"]
     assert crd["spec"]["names"]["categories"] == ["memorygraph"]
+
+
+def _resolves(schema: dict[str, Any], json_path: str) -> bool:
+    """Whether a printer column's or the scale subresource's JSONPath names a declared field."""
+    node = schema
+    for token in re.findall(r"\.[A-Za-z]+|\[[^\]]*\]", json_path):
+        if token.startswith("["):
+            node = node.get("items", {})
+        elif token == ".metadata" and node is schema:
+            return True  # ObjectMeta: the API server's, not ours
+        else:
+            node = node.get("properties", {}).get(token[1:], {})
+        if not node:
+            return False
+    return True
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.kind)
+def test_printer_columns_and_scale_paths_name_declared_fields(kind: Any) -> None:
+    # The paths are strings beside the models: a renamed status field must not leave an empty
+    # column or a scale subresource the API server cannot read behind.
+    version = build_crd(kind)["spec"]["versions"][0]
+    schema = version["schema"]["openAPIV3Schema"]
+    paths = [c["jsonPath"] for c in version["additionalPrinterColumns"]]
+    paths += [p for k, p in version["subresources"].get("scale", {}).items() if k.endswith("Path")]
+    assert paths
+    assert [p for p in paths if not _resolves(schema, p)] == []
 
 
 def test_chart_crds_are_kept_on_uninstall_and_switchable() -> None:

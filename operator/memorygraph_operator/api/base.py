@@ -99,6 +99,14 @@ class KubeModel(BaseModel):
         """The camelCase dict a user would write, without unset optional fields."""
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
 
+    def merge_patch(self) -> dict[str, Any]:
+        """The fields given to the constructor as a JSON merge patch (camelCase).
+
+        Fields not given are left out, so the patch keeps what the object has there; a field
+        given as None is kept as null, which removes it.
+        """
+        return self.model_dump(by_alias=True, exclude_unset=True, mode="json")
+
 
 class SecretRef(KubeModel):
     """A Secret in the resource's own namespace."""

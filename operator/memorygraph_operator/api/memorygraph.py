@@ -30,6 +30,7 @@ __all__ = [
     "DURATION_PATTERN",
     "ArchivalDestination",
     "ArchivalSpec",
+    "ArchivalStatus",
     "AuthSpec",
     "AutoscalingSpec",
     "Endpoints",
@@ -391,8 +392,6 @@ class ArchivalStatus(KubeModel):
 
 class MemoryGraphStatus(KubeModel):
     """Observed state of a MemoryGraph, written by the operator only."""
-
-    model_config = KubeModel.model_config | {"extra": "ignore"}
 
     observed_generation: int | None = None
     conditions: list[Condition] | None = Field(

@@ -83,8 +83,6 @@ class PluginSpec(KubeModel):
 class PluginStatus(KubeModel):
     """Observed state of a Plugin."""
 
-    model_config = KubeModel.model_config | {"extra": "ignore"}
-
     observed_generation: int | None = None
     conditions: list[Condition] | None = Field(
         default=None,

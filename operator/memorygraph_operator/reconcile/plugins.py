@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from memorygraph_operator.api.conditions import ConditionType, Reason
 from memorygraph_operator.api.memorygraph import MemoryGraphSpec
+from memorygraph_operator.api.plugin import PluginStatus
 from memorygraph_operator.errors import InvalidSpec
 from memorygraph_operator.kube import Kube
 from memorygraph_operator.reconcile.inputs import parse_plugin
@@ -59,13 +60,13 @@ def plugin_status(
         if error
         else condition(ConditionType.READY, True, Reason.VALID, "the spec is valid")
     )
-    return {
-        "observedGeneration": meta.get("generation"),
-        "conditions": merge_conditions(
+    return PluginStatus(
+        observed_generation=meta.get("generation"),
+        conditions=merge_conditions(
             previous.get("conditions"), [ready], meta.get("generation"), now
         ),
-        "usedBy": used_by,
-    }
+        used_by=used_by,
+    ).merge_patch()
 
 
 async def reconcile_plugin(

@@ -1,5 +1,10 @@
 """Status of a MemoryGraph computed from what was observed. Pure: the time is a parameter.
 
+Every status is built as the API's status model (:class:`MemoryGraphStatus`, :class:`Condition`)
+and only then turned into the patch: the fields written are the fields the CRD declares, and a
+field renamed in the model cannot leave a stale key behind here (the API server would silently
+prune it).
+
 Conditions follow ``metav1.Condition``: ``lastTransitionTime`` only moves when a condition's
 status changes, so watching tools (Argo CD, ``kubectl wait``) see stable objects.
 """
@@ -10,7 +15,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from memorygraph_operator.api.conditions import ConditionStatus, ConditionType, EventReason, Reason
+from memorygraph_operator.api.conditions import (
+    Condition,
+    ConditionStatus,
+    ConditionType,
+    EventReason,
+    Reason,
+)
+from memorygraph_operator.api.memorygraph import ArchivalStatus, Endpoints, MemoryGraphStatus
 from memorygraph_operator.render.image import GRPC_PORT, METRICS_PORT
 
 __all__ = [
@@ -45,13 +57,13 @@ def merge_conditions(
     new: Sequence[ConditionSpec],
     generation: int | None,
     now: str,
-) -> list[dict[str, Any]]:
-    """Conditions in API form; transition times kept from ``previous`` when status is unchanged.
+) -> list[Condition]:
+    """The conditions to write; transition times kept from ``previous`` when status is unchanged.
 
     Conditions of types not in ``new`` are kept as they were (e.g. Ready while paused).
     """
     old = {c.get("type"): c for c in previous or []}
-    out: list[dict[str, Any]] = []
+    out: list[Condition] = []
     seen = set()
     for c in new:
         seen.add(c.type)
@@ -59,17 +71,18 @@ def merge_conditions(
         since = now
         if before is not None and before.get("status") == c.status:
             since = str(before.get("lastTransitionTime") or now)
-        item: dict[str, Any] = {
-            "type": c.type,
-            "status": c.status,
-            "reason": c.reason,
-            "message": c.message,
-            "lastTransitionTime": since,
-        }
-        if generation is not None:
-            item["observedGeneration"] = generation
-        out.append(item)
-    out.extend(dict(c) for t, c in old.items() if t not in seen)
+        known: dict[str, Any] = {} if generation is None else {"observed_generation": generation}
+        out.append(
+            Condition(
+                type=c.type,
+                status=c.status,
+                reason=c.reason,
+                message=c.message,
+                last_transition_time=since,
+                **known,
+            )
+        )
+    out.extend(Condition.model_validate(dict(c)) for t, c in old.items() if t not in seen)
     return out
 
 
@@ -157,27 +170,30 @@ def graph_status(o: Observation, now: str) -> dict[str, Any]:
     template = ((sts.get("spec") or {}).get("template") or {}).get("spec") or {}
     containers = template.get("containers") or [{}]
     image = containers[0].get("image") if done else previous.get("currentImage")
-    status: dict[str, Any] = {
-        "observedGeneration": o.generation,
-        "conditions": merge_conditions(previous.get("conditions"), conds, o.generation, now),
-        "replicas": int(st.get("replicas", 0)),
-        "readyReplicas": ready,
-        "selector": o.selector,
-        "endpoints": {
-            "grpc": f"{o.name}.{o.namespace}.svc:{GRPC_PORT}",
-            "metrics": f"http://{o.name}.{o.namespace}.svc:{METRICS_PORT}/metrics",
-        },
-        "configHash": o.config_hash,
-        "plugins": list(o.plugins),
-    }
+    # Unknown values are left out, not written as null (which a merge patch reads as delete).
+    known: dict[str, Any] = {}
     if image:
-        status["currentImage"] = image
-    cron = (o.cronjob or {}).get("status") or {}
+        known["current_image"] = image
     if o.cronjob is not None:
-        status["archival"] = {
-            k: cron[k] for k in ("lastScheduleTime", "lastSuccessfulTime") if cron.get(k)
-        }
-    return status
+        cron = o.cronjob.get("status") or {}
+        times = ("lastScheduleTime", "lastSuccessfulTime")
+        known["archival"] = ArchivalStatus.model_validate(
+            {k: cron[k] for k in times if cron.get(k)}
+        )
+    return MemoryGraphStatus(
+        observed_generation=o.generation,
+        conditions=merge_conditions(previous.get("conditions"), conds, o.generation, now),
+        replicas=int(st.get("replicas", 0)),
+        ready_replicas=ready,
+        selector=o.selector,
+        endpoints=Endpoints(
+            grpc=f"{o.name}.{o.namespace}.svc:{GRPC_PORT}",
+            metrics=f"http://{o.name}.{o.namespace}.svc:{METRICS_PORT}/metrics",
+        ),
+        config_hash=o.config_hash,
+        plugins=list(o.plugins),
+        **known,
+    ).merge_patch()
 
 
 def invalid_spec_status(
@@ -192,10 +208,10 @@ def invalid_spec_status(
             ConditionType.PROGRESSING, False, Reason.INVALID_SPEC, "waiting for a valid spec"
         ),
     ]
-    return {
-        "observedGeneration": generation,
-        "conditions": merge_conditions(prev.get("conditions"), conds, generation, now),
-    }
+    return MemoryGraphStatus(
+        observed_generation=generation,
+        conditions=merge_conditions(prev.get("conditions"), conds, generation, now),
+    ).merge_patch()
 
 
 def paused_status(
@@ -209,7 +225,8 @@ def paused_status(
     conds = [
         condition(ConditionType.PAUSED, True, Reason.PAUSE_ANNOTATION, "reconciliation is paused")
     ]
-    return {"conditions": merge_conditions(prev.get("conditions"), conds, None, now)}
+    conditions = merge_conditions(prev.get("conditions"), conds, None, now)
+    return MemoryGraphStatus(conditions=conditions).merge_patch()
 
 
 _EVENTS = {
