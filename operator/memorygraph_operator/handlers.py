@@ -32,13 +32,9 @@ from memorygraph_operator.reconcile.plugins import reconcile_plugin
 from memorygraph_operator.reconcile.usage import PLUGIN, record_plugin_users
 from memorygraph_operator.render.context import RenderEnv
 from memorygraph_operator.render.metadata import LABEL_MANAGED_BY, MANAGED_BY
-from memorygraph_operator.settings import OperatorConfig
 
 __all__ = ["OperatorMemo", "on_graph", "on_plugin", "reconcile_graph_by_name", "resync_all"]
 
-# Periodic resync repairs drift in children whose kinds are not watched (Secrets, policies).
-# Read at import: kopf fixes timer intervals when the decorator runs.
-RESYNC_SECONDS = OperatorConfig.from_env().resync_seconds
 _CHILD_KINDS = (
     ("apps", "v1", "statefulsets"),
     ("", "v1", "services"),
@@ -56,7 +52,8 @@ class OperatorMemo(kopf.Memo):
     env: RenderEnv
     locks: dict[tuple[str, str], asyncio.Lock]
     readiness: ReadinessTracker
-    namespaces: tuple[str, ...]
+    namespaces: tuple[str, ...]  # empty: the whole cluster
+    resync_seconds: float
     resync_task: asyncio.Task[None]
 
 
@@ -171,12 +168,12 @@ async def _resync_forever(memo: OperatorMemo, interval: float, logger: kopf.Logg
 
 @kopf.on.startup()
 async def on_startup(memo: OperatorMemo, logger: kopf.Logger, **_: Any) -> None:
-    """Start the periodic resync.
+    """Start the periodic resync, which repairs drift in children no watch reports.
 
     A plain background task rather than a kopf timer: timers make kopf put a finalizer on every
     graph, and then deleting a graph would hang whenever the operator is not running.
     """
-    memo.resync_task = asyncio.create_task(_resync_forever(memo, RESYNC_SECONDS, logger))
+    memo.resync_task = asyncio.create_task(_resync_forever(memo, memo.resync_seconds, logger))
 
 
 @kopf.on.event(GROUP, VERSION, "memorygraphs")
