@@ -303,7 +303,7 @@ class ServiceSpec(KubeModel):
 
 
 class NetworkPolicySpec(KubeModel):
-    """A NetworkPolicy admitting only the listed clients (and Prometheus) to the pods."""
+    """A NetworkPolicy: gRPC from the listed clients, the graph's pods and archival Job only."""
 
     enabled: bool = False
     allowed_clients: list[dict[str, Any]] | None = Field(
@@ -409,7 +409,7 @@ class MemoryGraphStatus(KubeModel):
 
 
 class MemoryGraph(KubeModel):
-    """A MemoryGraph: a replicated, persistent memory store for LLM applications."""
+    """A MemoryGraph: a persistent memory store for LLM applications, run as a StatefulSet."""
 
     model_config = KubeModel.model_config | {"extra": "ignore"}
 

@@ -258,8 +258,9 @@ async def reconcile_graph(
 ) -> Outcome:
     """Bring the graph's children in line with its spec and report the result in its status.
 
-    Raises :class:`InvalidSpec` (after recording it) when the spec cannot be rendered, and
-    :mod:`..errors` API errors when the API server fails; the caller decides about retries.
+    Raises :class:`InvalidSpec` (after recording it) when the spec cannot be rendered, and the
+    API errors of :mod:`memorygraph_operator.errors` when the API server fails; the caller
+    decides about retries.
     """
     meta = body.get("metadata") or {}
     run = _Run(kube, body, now)

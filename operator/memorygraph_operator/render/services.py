@@ -37,7 +37,8 @@ def render_headless_service(g: GraphInputs) -> dict[str, Any]:
         ),
         "spec": {
             "clusterIP": "None",
-            # Pods must resolve each other while still starting (shard discovery).
+            # Pod names resolve before the pods are ready: a client pinned to one pod finds it
+            # by name while it starts.
             "publishNotReadyAddresses": True,
             "selector": selector_labels(g),
             "ports": [dict(p) for p in _PORTS],

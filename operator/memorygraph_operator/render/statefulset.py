@@ -209,7 +209,7 @@ def render_statefulset(g: GraphInputs, env: RenderEnv) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "serviceName": Names(g.name).headless_service,
         "selector": {"matchLabels": selector_labels(g)},
-        # Shards are independent RocksDB instances: no reason to start them one by one.
+        # Every pod holds an independent RocksDB: no reason to start them one by one.
         "podManagementPolicy": "Parallel",
         "updateStrategy": {"type": "RollingUpdate"},
         "persistentVolumeClaimRetentionPolicy": {"whenDeleted": policy, "whenScaled": policy},
