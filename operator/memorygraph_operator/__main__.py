@@ -8,19 +8,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import sys
+from collections.abc import Mapping
 
 import kopf
 from prometheus_client import start_http_server
 
-from .api.base import GROUP
-from .kube import Credentials, Kube
-from .metrics import ReadinessTracker
-from .render.context import FIELD_MANAGER, RenderEnv
-from .settings import OperatorConfig, configure_kopf
+from memorygraph_operator.api.base import GROUP
+from memorygraph_operator.kube import FIELD_MANAGER, Credentials, Kube
+from memorygraph_operator.metrics import ReadinessTracker
+from memorygraph_operator.render.context import RenderEnv
+from memorygraph_operator.settings import OperatorConfig, configure_kopf
 
-__all__ = ["build_memo", "credentials_from_kopf", "main"]
+__all__ = ["build_memo", "credentials_from_kopf", "load_config", "main"]
 
 logger = logging.getLogger("memorygraph_operator")
 
@@ -44,18 +46,22 @@ def credentials_from_kopf() -> Credentials:
 
 
 def build_memo(config: OperatorConfig, kube: Kube) -> kopf.Memo:
-    """The memo every handler receives (shallow-copied per resource by kopf)."""
+    """The memo every handler receives (shallow-copied per resource by kopf).
+
+    Everything the handlers need of the configuration reaches them here, never through the
+    process environment: the namespaces to resync and the resync interval.
+    """
     memo = kopf.Memo()
     memo.kube = kube
     memo.env = RenderEnv(default_image=config.default_image)
     memo.locks = {}
     memo.readiness = ReadinessTracker()
     memo.namespaces = config.namespaces
+    memo.resync_seconds = config.resync_seconds
     return memo
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the console script."""
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="memorygraph-operator", description=__doc__)
     parser.add_argument(
         "--namespace",
@@ -65,12 +71,27 @@ def main(argv: list[str] | None = None) -> int:
         help="watch only this namespace (repeatable); default: WATCH_NAMESPACE or all",
     )
     parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
-    args = parser.parse_args(argv)
-    config = OperatorConfig.from_env()
-    namespaces = tuple(args.namespace) or config.namespaces
+    return parser
+
+
+def load_config(
+    argv: list[str] | None = None, environ: Mapping[str, str] | None = None
+) -> tuple[OperatorConfig, argparse.Namespace]:
+    """The settings from the environment, with the command line's namespaces taking precedence."""
+    args = _parser().parse_args(argv)
+    config = OperatorConfig.from_env(environ)
+    if args.namespace:
+        config = dataclasses.replace(config, namespaces=tuple(args.namespace))
+    return config, args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script."""
+    config, args = load_config(argv)
+    namespaces = config.namespaces
 
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.FULL)
-    from . import handlers  # noqa: F401  (registers the handlers with kopf)
+    from memorygraph_operator import handlers  # noqa: F401  (registers the handlers with kopf)
 
     settings = kopf.OperatorSettings()
     configure_kopf(settings)

@@ -17,21 +17,24 @@ from typing import Any
 
 import kopf
 
-from .api.base import GROUP, VERSION
-from .errors import Conflict, Invalid, InvalidSpec, KubeError, Unavailable
-from .kube import Kube
-from .metrics import RECONCILE_DURATION, RECONCILE_ERRORS, RECONCILE_TOTAL, ReadinessTracker
-from .reconcile.graph import GRAPH, reconcile_graph
-from .reconcile.plugins import reconcile_plugin
-from .reconcile.usage import PLUGIN, record_plugin_users
-from .render.context import LABEL_MANAGED_BY, MANAGED_BY, RenderEnv
-from .settings import OperatorConfig
+from memorygraph_operator.api.base import GROUP, VERSION
+from memorygraph_operator.api.conditions import ConditionType, EventReason
+from memorygraph_operator.errors import Conflict, Invalid, InvalidSpec, KubeError, Unavailable
+from memorygraph_operator.kube import Kube
+from memorygraph_operator.metrics import (
+    RECONCILE_DURATION,
+    RECONCILE_ERRORS,
+    RECONCILE_TOTAL,
+    ReadinessTracker,
+)
+from memorygraph_operator.reconcile.memorygraph import GRAPH, reconcile_graph
+from memorygraph_operator.reconcile.plugins import reconcile_plugin
+from memorygraph_operator.reconcile.usage import PLUGIN, record_plugin_users
+from memorygraph_operator.render.context import RenderEnv
+from memorygraph_operator.render.metadata import LABEL_MANAGED_BY, MANAGED_BY
 
 __all__ = ["OperatorMemo", "on_graph", "on_plugin", "reconcile_graph_by_name", "resync_all"]
 
-# Periodic resync repairs drift in children whose kinds are not watched (Secrets, policies).
-# Read at import: kopf fixes timer intervals when the decorator runs.
-RESYNC_SECONDS = OperatorConfig.from_env().resync_seconds
 _CHILD_KINDS = (
     ("apps", "v1", "statefulsets"),
     ("", "v1", "services"),
@@ -49,7 +52,8 @@ class OperatorMemo(kopf.Memo):
     env: RenderEnv
     locks: dict[tuple[str, str], asyncio.Lock]
     readiness: ReadinessTracker
-    namespaces: tuple[str, ...]
+    namespaces: tuple[str, ...]  # empty: the whole cluster
+    resync_seconds: float
     resync_task: asyncio.Task[None]
 
 
@@ -66,7 +70,7 @@ def _now() -> datetime.datetime:
 
 def _ready_of(status: Mapping[str, Any]) -> str:
     for c in status.get("conditions") or []:
-        if c.get("type") == "Ready":
+        if c.get("type") == ConditionType.READY:
             return str(c.get("status"))
     return "Unknown"
 
@@ -164,12 +168,12 @@ async def _resync_forever(memo: OperatorMemo, interval: float, logger: kopf.Logg
 
 @kopf.on.startup()
 async def on_startup(memo: OperatorMemo, logger: kopf.Logger, **_: Any) -> None:
-    """Start the periodic resync.
+    """Start the periodic resync, which repairs drift in children no watch reports.
 
     A plain background task rather than a kopf timer: timers make kopf put a finalizer on every
     graph, and then deleting a graph would hang whenever the operator is not running.
     """
-    memo.resync_task = asyncio.create_task(_resync_forever(memo, RESYNC_SECONDS, logger))
+    memo.resync_task = asyncio.create_task(_resync_forever(memo, memo.resync_seconds, logger))
 
 
 @kopf.on.event(GROUP, VERSION, "memorygraphs")
@@ -282,7 +286,7 @@ async def on_plugin_event(
             await memo.kube.post_event(
                 graph_body,
                 "Warning",
-                "PluginDeleted",
+                EventReason.PLUGIN_DELETED,
                 f"plugin {name} was deleted while this graph used it",
                 _now(),
             )

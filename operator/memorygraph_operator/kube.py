@@ -17,15 +17,20 @@ from urllib.parse import quote
 
 import aiohttp
 
-from .errors import Conflict, Invalid, KubeError, NotFound, Unavailable
+from memorygraph_operator.api.base import API_VERSION
+from memorygraph_operator.errors import Conflict, Invalid, KubeError, NotFound, Unavailable
 
 __all__ = [
+    "FIELD_MANAGER",
     "RESOURCES",
     "Credentials",
     "Kube",
     "ResourceType",
     "resource_for",
 ]
+
+# The operator's field manager for server-side apply: the fields it owns in every child.
+FIELD_MANAGER = "memorygraph-operator"
 
 
 @dataclass(frozen=True)
@@ -64,8 +69,8 @@ RESOURCES: dict[tuple[str, str], ResourceType] = {
         ResourceType("batch/v1", "CronJob", "cronjobs"),
         ResourceType("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies"),
         ResourceType("monitoring.coreos.com/v1", "ServiceMonitor", "servicemonitors"),
-        ResourceType("memorygraph.io/v1alpha1", "MemoryGraph", "memorygraphs"),
-        ResourceType("memorygraph.io/v1alpha1", "Plugin", "plugins"),
+        ResourceType(API_VERSION, "MemoryGraph", "memorygraphs"),
+        ResourceType(API_VERSION, "Plugin", "plugins"),
     )
 }
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import kopf
 
-from .api.base import GROUP
-from .render.context import DEFAULT_IMAGE
+from memorygraph_operator.api.base import GROUP
+from memorygraph_operator.render.image import DEFAULT_IMAGE
 
 __all__ = ["OperatorConfig", "configure_kopf"]
 

@@ -10,10 +10,9 @@ import pytest
 import pytest_asyncio
 from apiserver import ApiServer
 from memorygraph_operator.__main__ import build_memo
-from memorygraph_operator.kube import Credentials, Kube
-from memorygraph_operator.render.context import FIELD_MANAGER
+from memorygraph_operator.kube import FIELD_MANAGER, Credentials, Kube
 from memorygraph_operator.settings import OperatorConfig
-from operator_support import GOLDEN, Golden
+from operator_support import GOLDEN, GRAPHS, PLUGINS, Golden
 
 
 @pytest.fixture
@@ -35,8 +34,8 @@ SERVED = [
     "policy/v1/poddisruptionbudgets",
     "batch/v1/cronjobs",
     "networking.k8s.io/v1/networkpolicies",
-    "memorygraph.io/v1alpha1/memorygraphs",
-    "memorygraph.io/v1alpha1/plugins",
+    GRAPHS,
+    PLUGINS,
 ]
 
 

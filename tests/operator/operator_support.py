@@ -7,10 +7,15 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from memorygraph_operator.api.base import API_VERSION
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "docs" / "examples"
 GOLDEN = Path(__file__).parent / "golden"
+
+# The fake API server's collections of the two kinds.
+GRAPHS = f"{API_VERSION}/memorygraphs"
+PLUGINS = f"{API_VERSION}/plugins"
 
 # The one command that rewrites every golden file: UPDATE_GOLDEN=1 pytest tests/operator
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
 import pytest
 import yaml
+from memorygraph_operator.api.base import API_VERSION
 from memorygraph_operator.api.crdgen import KINDS, build_crd, outputs
 from operator_support import ROOT
 
@@ -19,6 +21,15 @@ def test_generated_file_is_fresh(path: Path) -> None:
     expected = outputs(ROOT)[path]
     assert path.exists(), f"{path} missing: run {REGENERATE}"
     assert path.read_text() == expected, f"{path} is stale: run {REGENERATE}"
+
+
+def test_the_api_version_is_the_published_one() -> None:
+    # Every manifest users wrote names it: changing it is a new API version, never a rename.
+    assert API_VERSION == "memorygraph.io/v1alpha1"
+    for k in KINDS:
+        crd = build_crd(k)
+        group, version = crd["spec"]["group"], crd["spec"]["versions"][0]["name"]
+        assert f"{group}/{version}" == API_VERSION
 
 
 @pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.kind)
@@ -94,6 +105,33 @@ def test_memorygraph_crd_has_scale_status_and_columns() -> None:
     assert columns["Reason"]["priority"] == 1
     assert crd["spec"]["names"]["shortNames"] == ["mg"]
     assert crd["spec"]["names"]["categories"] == ["memorygraph"]
+
+
+def _resolves(schema: dict[str, Any], json_path: str) -> bool:
+    """Whether a printer column's or the scale subresource's JSONPath names a declared field."""
+    node = schema
+    for token in re.findall(r"\.[A-Za-z]+|\[[^\]]*\]", json_path):
+        if token.startswith("["):
+            node = node.get("items", {})
+        elif token == ".metadata" and node is schema:
+            return True  # ObjectMeta: the API server's, not ours
+        else:
+            node = node.get("properties", {}).get(token[1:], {})
+        if not node:
+            return False
+    return True
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.kind)
+def test_printer_columns_and_scale_paths_name_declared_fields(kind: Any) -> None:
+    # The paths are strings beside the models: a renamed status field must not leave an empty
+    # column or a scale subresource the API server cannot read behind.
+    version = build_crd(kind)["spec"]["versions"][0]
+    schema = version["schema"]["openAPIV3Schema"]
+    paths = [c["jsonPath"] for c in version["additionalPrinterColumns"]]
+    paths += [p for k, p in version["subresources"].get("scale", {}).items() if k.endswith("Path")]
+    assert paths
+    assert [p for p in paths if not _resolves(schema, p)] == []
 
 
 def test_chart_crds_are_kept_on_uninstall_and_switchable() -> None:

@@ -16,8 +16,8 @@ import pytest
 import yaml
 from apiserver import ApiServer
 from memorygraph_operator.handlers import on_plugin, reconcile_graph_by_name
-from memorygraph_operator.render.context import DEFAULT_IMAGE
-from operator_support import ROOT, load_example
+from memorygraph_operator.render.image import DEFAULT_IMAGE
+from operator_support import GRAPHS, PLUGINS, ROOT, load_example
 
 CHART = ROOT / "charts" / "memorygraph-operator"
 KUBE_VERSION = "1.33.0"
@@ -191,16 +191,16 @@ async def test_rbac_grants_exactly_the_verbs_the_operator_uses(
     log = logging.getLogger("test")
     api.resources["monitoring.coreos.com/v1/servicemonitors"] = {"namespaced": True}
     for name in ("plugin-pii-redactor.yaml", "plugin-webhook.yaml"):
-        api.store("memorygraph.io/v1alpha1/plugins", load_example(name))
+        api.store(PLUGINS, load_example(name))
     full = load_example("memorygraph-full.yaml")
-    api.store("memorygraph.io/v1alpha1/memorygraphs", full)
+    api.store(GRAPHS, full)
     await reconcile_graph_by_name(memo, "apps", "agents-memory", log)
     api.store(
         "v1/persistentvolumeclaims",
         {"metadata": {"name": "data-agents-memory-0", "namespace": "apps"}},
     )
     api.edit(
-        "memorygraph.io/v1alpha1/memorygraphs",
+        GRAPHS,
         "apps",
         "agents-memory",
         {
@@ -217,7 +217,7 @@ async def test_rbac_grants_exactly_the_verbs_the_operator_uses(
     )
     await reconcile_graph_by_name(memo, "apps", "agents-memory", log)
     await on_plugin(
-        body=api.read("memorygraph.io/v1alpha1/plugins", "apps", "pii-redactor"),
+        body=api.read(PLUGINS, "apps", "pii-redactor"),
         namespace="apps",
         memo=memo,
         logger=log,

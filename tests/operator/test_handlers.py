@@ -18,14 +18,13 @@ from memorygraph_operator.handlers import (
     reconcile_graph_by_name,
     resync_all,
 )
-from operator_support import load_example
+from memorygraph_operator.render.image import DEFAULT_IMAGE
+from operator_support import GRAPHS, PLUGINS, load_example
 
 pytestmark = pytest.mark.asyncio
 
 NS = "apps"
 STS = "apps/v1/statefulsets"
-MG = "memorygraph.io/v1alpha1/memorygraphs"
-PLUGINS = "memorygraph.io/v1alpha1/plugins"
 log = logging.getLogger("test")
 
 
@@ -33,7 +32,7 @@ def _graph(api: ApiServer, spec: dict[str, Any] | None = None, **meta: Any) -> d
     manifest = load_example("memorygraph-minimal.yaml")
     manifest["spec"] = spec or {}
     manifest["metadata"].update(meta)
-    return api.store(MG, manifest)
+    return api.store(GRAPHS, manifest)
 
 
 async def _reconcile(memo: kopf.Memo, name: str = "chat-memory") -> dict[str, Any] | None:
@@ -41,7 +40,7 @@ async def _reconcile(memo: kopf.Memo, name: str = "chat-memory") -> dict[str, An
 
 
 def _conditions(api: ApiServer, name: str = "chat-memory") -> dict[str, dict[str, Any]]:
-    obj = api.read(MG, NS, name)
+    obj = api.read(GRAPHS, NS, name)
     assert obj is not None
     return {c["type"]: c for c in obj["status"]["conditions"]}
 
@@ -92,7 +91,7 @@ async def test_create_renders_children_owned_by_the_graph_and_reports_progress(
         child = api.read(ref, NS, name)
         assert child is not None, name
         assert child["metadata"]["ownerReferences"][0]["uid"] == graph["metadata"]["uid"]
-    status = api.read(MG, NS, "chat-memory")["status"]  # type: ignore[index]
+    status = api.read(GRAPHS, NS, "chat-memory")["status"]  # type: ignore[index]
     assert status["observedGeneration"] == 1
     assert (
         status["selector"] == "app.kubernetes.io/name=memorygraph,memorygraph.io/graph=chat-memory"
@@ -119,9 +118,9 @@ async def test_graph_becomes_ready_when_its_pods_are_ready_with_one_event(
     assert conds["Ready"]["status"] == "True"
     assert conds["Available"]["status"] == "True"
     assert conds["Progressing"]["reason"] == "RolloutComplete"
-    status = api.read(MG, NS, "chat-memory")["status"]  # type: ignore[index]
+    status = api.read(GRAPHS, NS, "chat-memory")["status"]  # type: ignore[index]
     assert status["readyReplicas"] == 1
-    assert status["currentImage"] == "ghcr.io/memorygraph/memorygraph:0.1.0"
+    assert status["currentImage"] == DEFAULT_IMAGE
     await _reconcile(memo)
     assert _events(api).count(("Normal", "Ready")) == 1
 
@@ -132,12 +131,12 @@ async def test_update_and_scale_change_the_statefulset_and_add_a_pdb(
     _graph(api)
     await _reconcile(memo)
     assert api.read("policy/v1/poddisruptionbudgets", NS, "chat-memory") is None
-    api.edit(MG, NS, "chat-memory", {"spec": {"replicas": 3}})  # what `kubectl scale` does
+    api.edit(GRAPHS, NS, "chat-memory", {"spec": {"replicas": 3}})  # what `kubectl scale` does
     await _reconcile(memo)
 
     assert api.read(STS, NS, "chat-memory")["spec"]["replicas"] == 3  # type: ignore[index]
     assert api.read("policy/v1/poddisruptionbudgets", NS, "chat-memory") is not None
-    assert api.read(MG, NS, "chat-memory")["status"]["observedGeneration"] == 2  # type: ignore[index]
+    assert api.read(GRAPHS, NS, "chat-memory")["status"]["observedGeneration"] == 2  # type: ignore[index]
 
 
 async def test_operator_restart_writes_nothing(api: ApiServer, memo: kopf.Memo) -> None:
@@ -176,7 +175,7 @@ async def test_child_drift_is_repaired(api: ApiServer, memo: kopf.Memo) -> None:
     await on_child(type="MODIFIED", body=sts, namespace=NS, memo=memo, logger=log)
 
     containers = api.read(STS, NS, "chat-memory")["spec"]["template"]["spec"]["containers"]  # type: ignore[index]
-    assert containers[0]["image"] == "ghcr.io/memorygraph/memorygraph:0.1.0"
+    assert containers[0]["image"] == DEFAULT_IMAGE
     assert (
         "durability: durable"
         in api.read("v1/configmaps", NS, "chat-memory-config")["data"]["memorygraph.yaml"]
@@ -189,24 +188,25 @@ async def test_pause_stops_reconciling_and_resume_catches_up(
     _graph(api)
     await _reconcile(memo)
     api.edit(
-        MG,
+        GRAPHS,
         NS,
         "chat-memory",
         {
             "metadata": {"annotations": {"memorygraph.io/paused": "true"}},
-            "spec": {"image": "ghcr.io/memorygraph/memorygraph:0.2.0"},
+            "spec": {"image": "registry.local/memorygraph:pinned"},
         },
     )
     await _reconcile(memo)
     image = api.read(STS, NS, "chat-memory")["spec"]["template"]["spec"]["containers"][0]["image"]  # type: ignore[index]
-    assert image.endswith(":0.1.0")
+    assert image == DEFAULT_IMAGE
     assert _conditions(api)["Paused"]["status"] == "True"
-    assert api.read(MG, NS, "chat-memory")["status"]["observedGeneration"] == 1  # type: ignore[index]
+    assert api.read(GRAPHS, NS, "chat-memory")["status"]["observedGeneration"] == 1  # type: ignore[index]
 
-    api.edit(MG, NS, "chat-memory", {"metadata": {"annotations": {"memorygraph.io/paused": None}}})
+    resume = {"metadata": {"annotations": {"memorygraph.io/paused": None}}}
+    api.edit(GRAPHS, NS, "chat-memory", resume)
     await _reconcile(memo)
     image = api.read(STS, NS, "chat-memory")["spec"]["template"]["spec"]["containers"][0]["image"]  # type: ignore[index]
-    assert image.endswith(":0.2.0")
+    assert image == "registry.local/memorygraph:pinned"
     assert _conditions(api)["Paused"]["status"] == "False"
     assert ("Normal", "Paused") in _events(api) and ("Normal", "Resumed") in _events(api)
 
@@ -215,7 +215,7 @@ async def test_restart_annotation_rolls_the_pods(api: ApiServer, memo: kopf.Memo
     _graph(api)
     await _reconcile(memo)
     api.edit(
-        MG,
+        GRAPHS,
         NS,
         "chat-memory",
         {"metadata": {"annotations": {"memorygraph.io/restartedAt": "2026-03-01T10:00:00Z"}}},
@@ -249,7 +249,7 @@ async def test_autoscaling_hands_replicas_to_the_hpa_without_scaling_in(
     _graph(api, {"replicas": 2})
     await _reconcile(memo)
     api.edit(
-        MG,
+        GRAPHS,
         NS,
         "chat-memory",
         {"spec": {"autoscaling": {"enabled": True, "minReplicas": 2, "maxReplicas": 5}}},
@@ -281,7 +281,7 @@ async def test_children_no_longer_wanted_are_pruned_but_foreign_objects_are_not(
     assert api.read("batch/v1/cronjobs", NS, "chat-memory-archival") is not None
     assert api.read("policy/v1/poddisruptionbudgets", NS, "chat-memory") is not None
 
-    api.edit(MG, NS, "chat-memory", {"spec": {"archival": None, "replicas": 1}})
+    api.edit(GRAPHS, NS, "chat-memory", {"spec": {"archival": None, "replicas": 1}})
     await _reconcile(memo)
     assert api.read("batch/v1/cronjobs", NS, "chat-memory-archival") is None
     assert api.read("policy/v1/poddisruptionbudgets", NS, "chat-memory") is None
@@ -297,7 +297,7 @@ async def test_generated_api_keys_are_created_once_and_kept(
     assert secret is not None
     await _reconcile(memo)
     assert api.read("v1/secrets", NS, "chat-memory-api-keys") == secret
-    api.edit(MG, NS, "chat-memory", {"spec": {"auth": {"enabled": False}}})
+    api.edit(GRAPHS, NS, "chat-memory", {"spec": {"auth": {"enabled": False}}})
     await _reconcile(memo)
     assert api.read("v1/secrets", NS, "chat-memory-api-keys") is None
 
@@ -314,7 +314,7 @@ async def test_storage_growth_expands_volumes_and_recreates_the_statefulset(
             "spec": {"resources": {"requests": {"storage": "10Gi"}}},
         },
     )
-    api.edit(MG, NS, "chat-memory", {"spec": {"storage": {"size": "20Gi"}}})
+    api.edit(GRAPHS, NS, "chat-memory", {"spec": {"storage": {"size": "20Gi"}}})
     await _reconcile(memo)
 
     pvc = api.read("v1/persistentvolumeclaims", NS, "data-chat-memory-0")
@@ -483,12 +483,12 @@ async def test_plugin_users_follow_graph_selection_changes_and_deletion(
     await _reconcile(memo)
     assert api.read(PLUGINS, NS, "pii-redactor").get("status") is None  # type: ignore[union-attr]
 
-    api.edit(MG, NS, "chat-memory", {"spec": {"plugins": {"names": ["pii-redactor"]}}})
+    api.edit(GRAPHS, NS, "chat-memory", {"spec": {"plugins": {"names": ["pii-redactor"]}}})
     await _reconcile(memo)
     assert api.read(PLUGINS, NS, "pii-redactor")["status"]["usedBy"] == ["chat-memory"]  # type: ignore[index]
 
-    last = api.read(MG, NS, "chat-memory")
-    api.objects[(MG, NS, "chat-memory")].delete()
+    last = api.read(GRAPHS, NS, "chat-memory")
+    api.objects[(GRAPHS, NS, "chat-memory")].delete()
     await on_graph_event(
         type="DELETED", name="chat-memory", namespace=NS, memo=memo, logger=log, body=last
     )

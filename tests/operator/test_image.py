@@ -6,7 +6,7 @@ the properties the rendered pods depend on (uid, read-only root filesystem, comm
 
 from __future__ import annotations
 
-from memorygraph_operator.render.context import CONFIG_DIR, RUN_AS
+from memorygraph_operator.render.image import CONFIG_DIR, RUN_AS
 from operator_support import ROOT
 
 DOCKERFILE = (ROOT / "Dockerfile").read_text()

@@ -66,7 +66,7 @@ IMPURE = (
     "socket",
     "memorygraph_operator.kube",
     "memorygraph_operator.handlers",
-    "memorygraph_operator.reconcile.graph",
+    "memorygraph_operator.reconcile.memorygraph",
 )
 
 

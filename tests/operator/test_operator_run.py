@@ -17,7 +17,7 @@ import yaml
 from apiserver import ApiServer
 from kubernetes.config import kube_config
 from memorygraph_operator.settings import configure_kopf
-from operator_support import load_example
+from operator_support import GRAPHS, load_example
 
 pytestmark = pytest.mark.asyncio
 
@@ -68,20 +68,20 @@ async def test_operator_reconciles_a_graph_created_while_it_runs(
     )
     try:
         await asyncio.wait_for(ready.wait(), 15)
-        api.store("memorygraph.io/v1alpha1/memorygraphs", load_example("memorygraph-minimal.yaml"))
+        api.store(GRAPHS, load_example("memorygraph-minimal.yaml"))
         await _eventually(
             lambda: api.read("apps/v1/statefulsets", "apps", "chat-memory") is not None
         )
         await _eventually(
             lambda: (
-                (api.read("memorygraph.io/v1alpha1/memorygraphs", "apps", "chat-memory") or {})
+                (api.read(GRAPHS, "apps", "chat-memory") or {})
                 .get("status", {})
                 .get("observedGeneration")
                 == 1
             )
         )
         # No finalizer: deleting a graph never waits for the operator to be running.
-        graph = api.read("memorygraph.io/v1alpha1/memorygraphs", "apps", "chat-memory")
+        graph = api.read(GRAPHS, "apps", "chat-memory")
         assert graph is not None and not graph["metadata"].get("finalizers")
     finally:
         stop.set()

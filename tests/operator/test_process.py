@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import kopf
 import pytest
 from apiserver import ApiServer
-from memorygraph_operator.__main__ import main
-from memorygraph_operator.handlers import reconcile_graph_by_name
-from memorygraph_operator.render.context import DEFAULT_IMAGE
+from memorygraph_operator.__main__ import build_memo, load_config, main
+from memorygraph_operator.handlers import on_cleanup, on_startup, reconcile_graph_by_name
+from memorygraph_operator.render.image import DEFAULT_IMAGE
 from memorygraph_operator.settings import OperatorConfig, configure_kopf
-from operator_support import load_example
+from operator_support import GRAPHS, load_example
 from prometheus_client import REGISTRY
 
 
@@ -27,6 +28,34 @@ def test_config_reads_the_variables_the_chart_sets() -> None:
     )
     assert config == OperatorConfig("registry.local/mg:1", ("team-a", "team-b"), 9000, 9001, 60.0)
     assert OperatorConfig.from_env({}) == OperatorConfig(DEFAULT_IMAGE, (), 8080, 8081, 300.0)
+
+
+def test_command_line_namespaces_and_the_resync_interval_reach_the_memo(memo: kopf.Memo) -> None:
+    environ = {"WATCH_NAMESPACE": "team-c", "MEMORYGRAPH_RESYNC_SECONDS": "60"}
+    config, _ = load_config(["--namespace", "team-a", "-n", "team-b"], environ)
+    operator_memo = build_memo(config, memo.kube)
+    assert operator_memo.namespaces == ("team-a", "team-b")
+    assert operator_memo.resync_seconds == 60.0
+    # Without --namespace, WATCH_NAMESPACE decides.
+    config, _ = load_config([], environ)
+    assert build_memo(config, memo.kube).namespaces == ("team-c",)
+
+
+@pytest.mark.asyncio
+async def test_periodic_resync_runs_at_the_interval_in_the_memo(
+    api: ApiServer, memo: kopf.Memo
+) -> None:
+    api.store(GRAPHS, load_example("memorygraph-minimal.yaml"))
+    memo.resync_seconds = 0.05
+    await on_startup(memo=memo, logger=logging.getLogger("test"))
+    try:
+        for _ in range(100):
+            if (api.read(GRAPHS, "apps", "chat-memory") or {}).get("status"):
+                break
+            await asyncio.sleep(0.05)
+        assert (api.read(GRAPHS, "apps", "chat-memory") or {}).get("status"), "no resync ran"
+    finally:
+        await on_cleanup(memo=memo)
 
 
 def test_metrics_and_health_can_be_kept_on_loopback() -> None:
@@ -59,7 +88,7 @@ async def test_reconciles_are_counted_and_graphs_tracked_by_readiness(
     api: ApiServer, memo: kopf.Memo
 ) -> None:
     before = _sample("memorygraph_operator_reconcile_total", kind="MemoryGraph", result="success")
-    api.store("memorygraph.io/v1alpha1/memorygraphs", load_example("memorygraph-minimal.yaml"))
+    api.store(GRAPHS, load_example("memorygraph-minimal.yaml"))
     await reconcile_graph_by_name(memo, "apps", "chat-memory", logging.getLogger("test"))
     after = _sample("memorygraph_operator_reconcile_total", kind="MemoryGraph", result="success")
     assert after == before + 1

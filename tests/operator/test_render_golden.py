@@ -58,17 +58,19 @@ def _restarted() -> dict[str, Any]:
     return m
 
 
+# Fixed rather than the operator's default, so that a release does not rewrite the goldens.
+IMAGE = "ghcr.io/memorygraph/memorygraph:0.1.0"
 PLUGINS = [load_example("plugin-pii-redactor.yaml"), load_example("plugin-webhook.yaml")]
 
 CASES: dict[str, tuple[dict[str, Any], list[dict[str, Any]], RenderEnv]] = {
-    "minimal": (load_example("memorygraph-minimal.yaml"), [], RenderEnv()),
+    "minimal": (load_example("memorygraph-minimal.yaml"), [], RenderEnv(default_image=IMAGE)),
     "full": (
         load_example("memorygraph-full.yaml"),
         PLUGINS,
         RenderEnv(service_monitor_available=True),
     ),
     # The ServiceMonitor is requested but its CRD is missing: it must not be rendered.
-    "fixed-replicas": (_fixed_replicas(), PLUGINS[:1], RenderEnv()),
+    "fixed-replicas": (_fixed_replicas(), PLUGINS[:1], RenderEnv(default_image=IMAGE)),
     "restarted": (_restarted(), [], RenderEnv(default_image="registry.local/memorygraph:dev")),
 }
 

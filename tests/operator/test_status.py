@@ -1,9 +1,15 @@
-"""Status computed from observed children: conditions, transition times, curated events."""
+"""Status computed from observed children: conditions, transition times, curated events, and
+the shape every status takes on the wire (the CRD's status schema, which the model generates)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import jsonschema
+import pytest
+from memorygraph_operator.api.conditions import ConditionType, EventReason, Reason
+from memorygraph_operator.api.crdgen import KINDS, build_crd
+from memorygraph_operator.reconcile.plugins import plugin_status
 from memorygraph_operator.reconcile.status import (
     Observation,
     graph_status,
@@ -11,6 +17,7 @@ from memorygraph_operator.reconcile.status import (
     paused_status,
     transition_events,
 )
+from operator_support import ROOT
 
 T0 = "2026-01-01T00:00:00Z"
 T1 = "2026-01-01T00:05:00Z"
@@ -117,3 +124,84 @@ def test_events_only_on_transitions() -> None:
     assert transition_events(after, after) == []
     degraded = graph_status(_obs(_sts(ready=3), problems=(("ChildConflict", "x"),)), T1)
     assert ("Warning", "ChildConflict", "x") in transition_events(after, degraded["conditions"])
+
+
+@pytest.mark.parametrize(
+    "word", [*ConditionType, *Reason, *EventReason], ids=lambda w: f"{type(w).__name__}.{w.name}"
+)
+def test_every_condition_type_and_reason_is_documented(word: str) -> None:
+    # Users alert on and wait for these; one the docs do not list is one nobody can rely on.
+    assert f"`{word}`" in (ROOT / "docs" / "operator.md").read_text()
+
+
+def _status_schema(kind: str) -> dict[str, Any]:
+    crd = build_crd(next(k for k in KINDS if k.kind == kind))
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]
+    assert isinstance(schema, dict)
+    return schema
+
+
+def _compare(value: Any, schema: dict[str, Any], path: str = "status") -> tuple[list[str], ...]:
+    """What the API server's structural pruning would silently drop from ``value``, and what the
+    schema declares that ``value`` leaves out (in lists: of every item)."""
+    if isinstance(value, list):
+        items = schema.get("items", {})
+        both = [_compare(v, items, f"{path}[{i}]") for i, v in enumerate(value)]
+        return [p for d, _ in both for p in d], [p for _, m in both for p in m]
+    if not isinstance(value, dict) or schema.get("x-kubernetes-preserve-unknown-fields"):
+        return [], []
+    props = schema.get("properties", {})
+    dropped = [f"{path}.{k}" for k in value if k not in props]
+    missing = [f"{path}.{k}" for k in props if k not in value]
+    for k, v in value.items():
+        if k in props:
+            d, m = _compare(v, props[k], f"{path}.{k}")
+            dropped, missing = dropped + d, missing + m
+    return dropped, missing
+
+
+def _full_graph_status() -> dict[str, Any]:
+    """A graph with every status field known: rolled out, archiving, with plugins."""
+    cron = {"status": {"lastScheduleTime": T0, "lastSuccessfulTime": T0}}
+    return graph_status(_obs(_sts(ready=3), plugins=("pii",), cronjob=cron), T0)
+
+
+def _plugin(status: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"metadata": {"name": "p", "namespace": "ns", "generation": 2}, "status": status}
+
+
+STATUSES = {
+    "graph-reconciled": ("MemoryGraph", _full_graph_status),
+    "graph-degraded": (
+        "MemoryGraph",
+        lambda: graph_status(_obs(_sts(ready=1), problems=((Reason.APPLY_FAILED, "no"),)), T0),
+    ),
+    "graph-invalid": ("MemoryGraph", lambda: invalid_spec_status(_full_graph_status(), 6, "x", T1)),
+    "graph-paused": ("MemoryGraph", lambda: paused_status(_full_graph_status(), 6, T1)),
+    "plugin-valid": ("Plugin", lambda: plugin_status(_plugin(), ["g"], None, T0)),
+    "plugin-invalid": (
+        "Plugin",
+        lambda: plugin_status(_plugin(plugin_status(_plugin(), [], None, T0)), [], "bad", T1),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(STATUSES))
+def test_every_status_written_is_what_the_crd_declares(case: str) -> None:
+    # Statuses are built through the status models that generate the CRD: a field renamed on
+    # one side only would be pruned by the API server without a word, so it must fail here.
+    kind, build = STATUSES[case]
+    status, schema = build(), _status_schema(kind)
+    assert _compare(status, schema)[0] == []
+    jsonschema.Draft4Validator(schema).validate(status)
+
+
+@pytest.mark.parametrize(
+    ("kind", "build"),
+    [("MemoryGraph", _full_graph_status), STATUSES["plugin-valid"]],
+    ids=["MemoryGraph", "Plugin"],
+)
+def test_a_reconciled_resource_reports_every_status_field_the_crd_declares(
+    kind: str, build: Any
+) -> None:
+    assert _compare(build(), _status_schema(kind))[1] == []

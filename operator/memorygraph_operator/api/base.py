@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 __all__ = [
+    "API_VERSION",
     "GROUP",
     "QUANTITY_PATTERN",
     "VERSION",
@@ -29,8 +30,11 @@ __all__ = [
     "quantity_value",
 ]
 
+# The one place the API group and version are spelt: CRDs, handlers, owner references, label
+# and annotation keys all derive from these.
 GROUP = "memorygraph.io"
 VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
 
 # The Kubernetes resource.Quantity grammar, restricted to the forms users write by hand.
 QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"
@@ -94,6 +98,14 @@ class KubeModel(BaseModel):
     def wire(self) -> dict[str, Any]:
         """The camelCase dict a user would write, without unset optional fields."""
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+    def merge_patch(self) -> dict[str, Any]:
+        """The fields given to the constructor as a JSON merge patch (camelCase).
+
+        Fields not given are left out, so the patch keeps what the object has there; a field
+        given as None is kept as null, which removes it.
+        """
+        return self.model_dump(by_alias=True, exclude_unset=True, mode="json")
 
 
 class SecretRef(KubeModel):

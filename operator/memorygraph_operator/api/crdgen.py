@@ -15,11 +15,12 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from .base import GROUP, VERSION
-from .docgen import render_api_reference
-from .memorygraph import MemoryGraph
-from .plugin import Plugin
-from .schema import structural_schema
+from memorygraph_operator.api.base import GROUP, VERSION
+from memorygraph_operator.api.conditions import ConditionType
+from memorygraph_operator.api.docgen import render_api_reference
+from memorygraph_operator.api.memorygraph import MemoryGraph
+from memorygraph_operator.api.plugin import Plugin
+from memorygraph_operator.api.schema import structural_schema
 
 __all__ = ["KINDS", "CrdKind", "build_crd", "main", "outputs"]
 
@@ -46,9 +47,11 @@ class CrdKind:
         self.scale = scale
 
 
-def _condition_column(name: str, ctype: str, field: str, priority: int = 0) -> dict[str, Any]:
+def _condition_column(
+    ctype: ConditionType, field: str, name: str | None = None, priority: int = 0
+) -> dict[str, Any]:
     column: dict[str, Any] = {
-        "name": name,
+        "name": name or ctype.value,
         "type": "string",
         "jsonPath": f'.status.conditions[?(@.type=="{ctype}")].{field}',
     }
@@ -66,12 +69,12 @@ KINDS = [
         plural="memorygraphs",
         short_names=["mg"],
         columns=[
-            _condition_column("Ready", "Ready", "status"),
+            _condition_column(ConditionType.READY, "status"),
             {"name": "Replicas", "type": "integer", "jsonPath": ".status.readyReplicas"},
             {"name": "Image", "type": "string", "jsonPath": ".status.currentImage"},
             {"name": "Storage", "type": "string", "jsonPath": ".spec.storage.size"},
             _AGE,
-            _condition_column("Reason", "Ready", "reason", priority=1),
+            _condition_column(ConditionType.READY, "reason", name="Reason", priority=1),
         ],
         scale=True,
     ),
@@ -84,7 +87,7 @@ KINDS = [
             {"name": "Type", "type": "string", "jsonPath": ".spec.type"},
             {"name": "Enabled", "type": "boolean", "jsonPath": ".spec.enabled"},
             {"name": "Order", "type": "integer", "jsonPath": ".spec.order"},
-            _condition_column("Ready", "Ready", "status"),
+            _condition_column(ConditionType.READY, "status"),
             _AGE,
             {"name": "Used-By", "type": "string", "jsonPath": ".status.usedBy", "priority": 1},
         ],

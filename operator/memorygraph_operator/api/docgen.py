@@ -11,8 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from .base import GROUP, VERSION
-from .schema import structural_schema
+from memorygraph_operator.api.base import GROUP, VERSION
+from memorygraph_operator.api.schema import structural_schema
 
 __all__ = ["render_api_reference"]
 
@@ -34,9 +34,12 @@ def _constraints(node: dict[str, Any]) -> list[str]:
     out = []
     if "enum" in node:
         out.append("one of " + ", ".join(f"`{v}`" for v in node["enum"]))
-    for key, label in (("minimum", "≥"), ("maximum", "≤")):
+    for key, flag, label, strict in (
+        ("minimum", "exclusiveMinimum", "≥", ">"),
+        ("maximum", "exclusiveMaximum", "≤", "<"),
+    ):
         if key in node:
-            out.append(f"{label} {node[key]}")
+            out.append(f"{strict if node.get(flag) is True else label} {node[key]}")
     if "pattern" in node:
         out.append(f"pattern `{node['pattern']}`")
     if "default" in node and node["default"] != {}:

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from .base import (
+from memorygraph_operator.api.base import (
     KubeModel,
     LabelSelector,
     Quantity,
@@ -23,13 +23,14 @@ from .base import (
     int_or_string,
     preserve_unknown,
 )
-from .conditions import Condition
+from memorygraph_operator.api.conditions import Condition
 
 __all__ = [
     "CRON_PATTERN",
     "DURATION_PATTERN",
     "ArchivalDestination",
     "ArchivalSpec",
+    "ArchivalStatus",
     "AuthSpec",
     "AutoscalingSpec",
     "Endpoints",
@@ -302,7 +303,7 @@ class ServiceSpec(KubeModel):
 
 
 class NetworkPolicySpec(KubeModel):
-    """A NetworkPolicy admitting only the listed clients (and Prometheus) to the pods."""
+    """A NetworkPolicy: gRPC from the listed clients, the graph's pods and archival Job only."""
 
     enabled: bool = False
     allowed_clients: list[dict[str, Any]] | None = Field(
@@ -392,8 +393,6 @@ class ArchivalStatus(KubeModel):
 class MemoryGraphStatus(KubeModel):
     """Observed state of a MemoryGraph, written by the operator only."""
 
-    model_config = KubeModel.model_config | {"extra": "ignore"}
-
     observed_generation: int | None = None
     conditions: list[Condition] | None = Field(
         default=None,
@@ -410,7 +409,7 @@ class MemoryGraphStatus(KubeModel):
 
 
 class MemoryGraph(KubeModel):
-    """A MemoryGraph: a replicated, persistent memory store for LLM applications."""
+    """A MemoryGraph: a persistent memory store for LLM applications, run as a StatefulSet."""
 
     model_config = KubeModel.model_config | {"extra": "ignore"}
 

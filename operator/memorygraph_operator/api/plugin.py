@@ -11,8 +11,8 @@ from typing import Any, Literal
 from memorygraph.plugins.schema import Hook
 from pydantic import Field, model_validator
 
-from .base import KubeModel, SecretKeyRef, cel, preserve_unknown
-from .conditions import Condition
+from memorygraph_operator.api.base import KubeModel, SecretKeyRef, cel, preserve_unknown
+from memorygraph_operator.api.conditions import Condition
 
 __all__ = ["HOOKS", "Plugin", "PluginSpec", "PluginStatus", "WebhookSpec"]
 
@@ -82,8 +82,6 @@ class PluginSpec(KubeModel):
 
 class PluginStatus(KubeModel):
     """Observed state of a Plugin."""
-
-    model_config = KubeModel.model_config | {"extra": "ignore"}
 
     observed_generation: int | None = None
     conditions: list[Condition] | None = Field(

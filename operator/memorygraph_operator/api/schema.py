@@ -57,6 +57,18 @@ def _collapse_any_of(node: dict[str, Any], defs: dict[str, Any], path: str) -> d
     return merged
 
 
+def _additional_properties(
+    value: Any, beside_properties: bool, defs: dict[str, Any], path: str
+) -> dict[str, Any]:
+    """The structural form of ``additionalProperties``: a map's value schema, or free-form."""
+    if isinstance(value, dict):
+        return {"additionalProperties": _convert(value, defs, f"{path}{{}}")}
+    if value is True and not beside_properties:
+        return {"x-kubernetes-preserve-unknown-fields": True}
+    # ``False`` next to properties is the structural default (pruning): nothing to say.
+    return {}
+
+
 def _convert(node: dict[str, Any], defs: dict[str, Any], path: str) -> dict[str, Any]:
     node = _resolve(node, defs)
     if "anyOf" in node:
@@ -78,11 +90,7 @@ def _convert(node: dict[str, Any], defs: dict[str, Any], path: str) -> dict[str,
             out["minimum" if key == "exclusiveMinimum" else "maximum"] = value
             out[key] = True
         elif key == "additionalProperties":
-            if isinstance(value, dict):
-                out[key] = _convert(value, defs, f"{path}{{}}")
-            elif value is True and "properties" not in node:
-                out["x-kubernetes-preserve-unknown-fields"] = True
-            # ``False`` next to properties is the structural default (pruning): drop it.
+            out.update(_additional_properties(value, "properties" in node, defs, path))
         else:
             out[key] = copy.deepcopy(value)
     if out.get("x-kubernetes-preserve-unknown-fields") and out.get("type") == "object":

@@ -14,11 +14,12 @@ from memorygraph.plugins.schema import PluginSpec as DataPlanePluginSpec
 from pydantic import ValidationError
 from pydantic.alias_generators import to_camel
 
-from ..api.memorygraph import MemoryGraphSpec
-from ..api.plugin import PluginSpec
-from ..errors import InvalidSpec
-from ..render.config import plugin_entry
-from ..render.context import ANNOTATION_PAUSED, ANNOTATION_RESTARTED_AT, GraphInputs, NamedPlugin
+from memorygraph_operator.api.memorygraph import MemoryGraphSpec
+from memorygraph_operator.api.plugin import PluginSpec
+from memorygraph_operator.errors import InvalidSpec
+from memorygraph_operator.render.config import plugin_entry
+from memorygraph_operator.render.context import GraphInputs, NamedPlugin
+from memorygraph_operator.render.metadata import ANNOTATION_PAUSED, ANNOTATION_RESTARTED_AT
 
 __all__ = [
     "PluginSelection",

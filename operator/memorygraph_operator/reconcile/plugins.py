@@ -12,13 +12,15 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..api.memorygraph import MemoryGraphSpec
-from ..errors import InvalidSpec
-from ..kube import Kube
-from .graph import GRAPH
-from .inputs import parse_plugin
-from .status import condition, merge_conditions
-from .usage import PLUGIN
+from memorygraph_operator.api.conditions import ConditionType, Reason
+from memorygraph_operator.api.memorygraph import MemoryGraphSpec
+from memorygraph_operator.api.plugin import PluginStatus
+from memorygraph_operator.errors import InvalidSpec
+from memorygraph_operator.kube import Kube
+from memorygraph_operator.reconcile.inputs import parse_plugin
+from memorygraph_operator.reconcile.memorygraph import GRAPH
+from memorygraph_operator.reconcile.status import condition, merge_conditions
+from memorygraph_operator.reconcile.usage import PLUGIN
 
 __all__ = ["graphs_selecting", "plugin_status", "reconcile_plugin"]
 
@@ -54,17 +56,17 @@ def plugin_status(
     meta = plugin.get("metadata") or {}
     previous = plugin.get("status") or {}
     ready = (
-        condition("Ready", False, "InvalidSpec", error)
+        condition(ConditionType.READY, False, Reason.INVALID_SPEC, error)
         if error
-        else condition("Ready", True, "Valid", "the spec is valid")
+        else condition(ConditionType.READY, True, Reason.VALID, "the spec is valid")
     )
-    return {
-        "observedGeneration": meta.get("generation"),
-        "conditions": merge_conditions(
+    return PluginStatus(
+        observed_generation=meta.get("generation"),
+        conditions=merge_conditions(
             previous.get("conditions"), [ready], meta.get("generation"), now
         ),
-        "usedBy": used_by,
-    }
+        used_by=used_by,
+    ).merge_patch()
 
 
 async def reconcile_plugin(
@@ -91,13 +93,13 @@ async def reconcile_plugin(
             PLUGIN, meta["namespace"], meta["name"], {"status": status}, "status"
         )
     if error and not _was_invalid(previous, error):
-        await kube.post_event(plugin, "Warning", "InvalidSpec", error, now)
+        await kube.post_event(plugin, "Warning", Reason.INVALID_SPEC, error, now)
     affected = sorted(set(used_by) | set(previous.get("usedBy") or []))
     return status, affected
 
 
 def _was_invalid(previous: Mapping[str, Any], error: str) -> bool:
     for c in previous.get("conditions") or []:
-        if c.get("type") == "Ready" and c.get("reason") == "InvalidSpec":
+        if c.get("type") == ConditionType.READY and c.get("reason") == Reason.INVALID_SPEC:
             return bool(c.get("message") == error)
     return False

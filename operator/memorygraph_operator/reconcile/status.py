@@ -1,5 +1,10 @@
 """Status of a MemoryGraph computed from what was observed. Pure: the time is a parameter.
 
+Every status is built as the API's status model (:class:`MemoryGraphStatus`, :class:`Condition`)
+and only then turned into the patch: the fields written are the fields the CRD declares, and a
+field renamed in the model cannot leave a stale key behind here (the API server would silently
+prune it).
+
 Conditions follow ``metav1.Condition``: ``lastTransitionTime`` only moves when a condition's
 status changes, so watching tools (Argo CD, ``kubectl wait``) see stable objects.
 """
@@ -10,7 +15,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..render.context import GRPC_PORT, METRICS_PORT
+from memorygraph_operator.api.conditions import (
+    Condition,
+    ConditionStatus,
+    ConditionType,
+    EventReason,
+    Reason,
+)
+from memorygraph_operator.api.memorygraph import ArchivalStatus, Endpoints, MemoryGraphStatus
+from memorygraph_operator.render.image import GRPC_PORT, METRICS_PORT
 
 __all__ = [
     "ConditionSpec",
@@ -28,13 +41,13 @@ __all__ = [
 class ConditionSpec:
     """A condition without its transition time."""
 
-    type: str
-    status: str
-    reason: str
+    type: ConditionType
+    status: ConditionStatus
+    reason: Reason
     message: str = ""
 
 
-def condition(type_: str, ok: bool, reason: str, message: str = "") -> ConditionSpec:
+def condition(type_: ConditionType, ok: bool, reason: Reason, message: str = "") -> ConditionSpec:
     """Shorthand for a True/False condition."""
     return ConditionSpec(type_, "True" if ok else "False", reason, message)
 
@@ -44,13 +57,13 @@ def merge_conditions(
     new: Sequence[ConditionSpec],
     generation: int | None,
     now: str,
-) -> list[dict[str, Any]]:
-    """Conditions in API form; transition times kept from ``previous`` when status is unchanged.
+) -> list[Condition]:
+    """The conditions to write; transition times kept from ``previous`` when status is unchanged.
 
     Conditions of types not in ``new`` are kept as they were (e.g. Ready while paused).
     """
     old = {c.get("type"): c for c in previous or []}
-    out: list[dict[str, Any]] = []
+    out: list[Condition] = []
     seen = set()
     for c in new:
         seen.add(c.type)
@@ -58,17 +71,18 @@ def merge_conditions(
         since = now
         if before is not None and before.get("status") == c.status:
             since = str(before.get("lastTransitionTime") or now)
-        item: dict[str, Any] = {
-            "type": c.type,
-            "status": c.status,
-            "reason": c.reason,
-            "message": c.message,
-            "lastTransitionTime": since,
-        }
-        if generation is not None:
-            item["observedGeneration"] = generation
-        out.append(item)
-    out.extend(dict(c) for t, c in old.items() if t not in seen)
+        known: dict[str, Any] = {} if generation is None else {"observed_generation": generation}
+        out.append(
+            Condition(
+                type=c.type,
+                status=c.status,
+                reason=c.reason,
+                message=c.message,
+                last_transition_time=since,
+                **known,
+            )
+        )
+    out.extend(Condition.model_validate(dict(c)) for t, c in old.items() if t not in seen)
     return out
 
 
@@ -86,7 +100,7 @@ class Observation:
     config_hash: str
     plugins: tuple[str, ...] = ()
     cronjob: Mapping[str, Any] | None = None
-    problems: tuple[tuple[str, str], ...] = field(default=())  # (reason, message) → Degraded
+    problems: tuple[tuple[Reason, str], ...] = field(default=())  # (reason, message) → Degraded
     previous: Mapping[str, Any] | None = None
 
 
@@ -123,55 +137,63 @@ def graph_status(o: Observation, now: str) -> dict[str, Any]:
         done, why = _rollout(sts, want)
     conds.append(
         condition(
-            "Available",
+            ConditionType.AVAILABLE,
             ready > 0,
-            "ReplicasReady" if ready else "NoReplicasReady",
+            Reason.REPLICAS_READY if ready else Reason.NO_REPLICAS_READY,
             f"{ready} of {want} pods ready",
         )
     )
     conds.append(
         condition(
-            "Progressing", not done, "RolloutInProgress" if not done else "RolloutComplete", why
+            ConditionType.PROGRESSING,
+            not done,
+            Reason.ROLLOUT_IN_PROGRESS if not done else Reason.ROLLOUT_COMPLETE,
+            why,
         )
     )
     if o.problems:
         reason = o.problems[0][0]
-        conds.append(condition("Degraded", True, reason, "; ".join(m for _, m in o.problems)))
+        message = "; ".join(m for _, m in o.problems)
+        conds.append(condition(ConditionType.DEGRADED, True, reason, message))
     else:
-        conds.append(condition("Degraded", False, "AsExpected"))
+        conds.append(condition(ConditionType.DEGRADED, False, Reason.AS_EXPECTED))
     if done and not o.problems:
         msg = f"{ready} of {want} pods ready" if want else "scaled to zero"
-        conds.append(condition("Ready", True, "Ready" if want else "ScaledToZero", msg))
+        reason = Reason.READY if want else Reason.SCALED_TO_ZERO
+        conds.append(condition(ConditionType.READY, True, reason, msg))
     elif o.problems:
-        conds.append(condition("Ready", False, o.problems[0][0], o.problems[0][1]))
+        conds.append(condition(ConditionType.READY, False, o.problems[0][0], o.problems[0][1]))
     else:
-        conds.append(condition("Ready", False, "RolloutInProgress", why))
-    conds.append(condition("Paused", False, "Reconciling"))
+        conds.append(condition(ConditionType.READY, False, Reason.ROLLOUT_IN_PROGRESS, why))
+    conds.append(condition(ConditionType.PAUSED, False, Reason.RECONCILING))
 
     template = ((sts.get("spec") or {}).get("template") or {}).get("spec") or {}
     containers = template.get("containers") or [{}]
     image = containers[0].get("image") if done else previous.get("currentImage")
-    status: dict[str, Any] = {
-        "observedGeneration": o.generation,
-        "conditions": merge_conditions(previous.get("conditions"), conds, o.generation, now),
-        "replicas": int(st.get("replicas", 0)),
-        "readyReplicas": ready,
-        "selector": o.selector,
-        "endpoints": {
-            "grpc": f"{o.name}.{o.namespace}.svc:{GRPC_PORT}",
-            "metrics": f"http://{o.name}.{o.namespace}.svc:{METRICS_PORT}/metrics",
-        },
-        "configHash": o.config_hash,
-        "plugins": list(o.plugins),
-    }
+    # Unknown values are left out, not written as null (which a merge patch reads as delete).
+    known: dict[str, Any] = {}
     if image:
-        status["currentImage"] = image
-    cron = (o.cronjob or {}).get("status") or {}
+        known["current_image"] = image
     if o.cronjob is not None:
-        status["archival"] = {
-            k: cron[k] for k in ("lastScheduleTime", "lastSuccessfulTime") if cron.get(k)
-        }
-    return status
+        cron = o.cronjob.get("status") or {}
+        times = ("lastScheduleTime", "lastSuccessfulTime")
+        known["archival"] = ArchivalStatus.model_validate(
+            {k: cron[k] for k in times if cron.get(k)}
+        )
+    return MemoryGraphStatus(
+        observed_generation=o.generation,
+        conditions=merge_conditions(previous.get("conditions"), conds, o.generation, now),
+        replicas=int(st.get("replicas", 0)),
+        ready_replicas=ready,
+        selector=o.selector,
+        endpoints=Endpoints(
+            grpc=f"{o.name}.{o.namespace}.svc:{GRPC_PORT}",
+            metrics=f"http://{o.name}.{o.namespace}.svc:{METRICS_PORT}/metrics",
+        ),
+        config_hash=o.config_hash,
+        plugins=list(o.plugins),
+        **known,
+    ).merge_patch()
 
 
 def invalid_spec_status(
@@ -180,14 +202,16 @@ def invalid_spec_status(
     """Status patch for a graph whose spec cannot be reconciled; children stay as they were."""
     prev = previous or {}
     conds = [
-        condition("Ready", False, "InvalidSpec", message),
-        condition("Degraded", True, "InvalidSpec", message),
-        condition("Progressing", False, "InvalidSpec", "waiting for a valid spec"),
+        condition(ConditionType.READY, False, Reason.INVALID_SPEC, message),
+        condition(ConditionType.DEGRADED, True, Reason.INVALID_SPEC, message),
+        condition(
+            ConditionType.PROGRESSING, False, Reason.INVALID_SPEC, "waiting for a valid spec"
+        ),
     ]
-    return {
-        "observedGeneration": generation,
-        "conditions": merge_conditions(prev.get("conditions"), conds, generation, now),
-    }
+    return MemoryGraphStatus(
+        observed_generation=generation,
+        conditions=merge_conditions(prev.get("conditions"), conds, generation, now),
+    ).merge_patch()
 
 
 def paused_status(
@@ -198,16 +222,19 @@ def paused_status(
     ``observedGeneration`` is deliberately not advanced: the latest spec has not been acted on.
     """
     prev = previous or {}
-    conds = [condition("Paused", True, "PauseAnnotation", "reconciliation is paused")]
-    return {"conditions": merge_conditions(prev.get("conditions"), conds, None, now)}
+    conds = [
+        condition(ConditionType.PAUSED, True, Reason.PAUSE_ANNOTATION, "reconciliation is paused")
+    ]
+    conditions = merge_conditions(prev.get("conditions"), conds, None, now)
+    return MemoryGraphStatus(conditions=conditions).merge_patch()
 
 
 _EVENTS = {
-    # (type, new status) → (event type, reason used when the condition carries none)
-    ("Ready", "True"): "Normal",
-    ("Degraded", "True"): "Warning",
-    ("Paused", "True"): "Normal",
-    ("Paused", "False"): "Normal",
+    # (condition type, new status) → event type
+    (ConditionType.READY, "True"): "Normal",
+    (ConditionType.DEGRADED, "True"): "Warning",
+    (ConditionType.PAUSED, "True"): "Normal",
+    (ConditionType.PAUSED, "False"): "Normal",
 }
 
 
@@ -231,8 +258,11 @@ def transition_events(
             c.get("reason"),
         ):
             continue
-        if key == ("Paused", "False") and before is None:
+        if key == (ConditionType.PAUSED, "False") and before is None:
             continue  # never paused: no "resumed" event
-        reason = {"Paused": "Paused" if key[1] == "True" else "Resumed"}.get(key[0], c["reason"])
-        events.append((_EVENTS[key], str(reason), str(c.get("message") or reason)))
+        reason = str(c["reason"])
+        if key[0] == ConditionType.PAUSED:
+            paused = key[1] == "True"
+            reason = EventReason.PAUSED.value if paused else EventReason.RESUMED.value
+        events.append((_EVENTS[key], reason, str(c.get("message") or reason)))
     return events

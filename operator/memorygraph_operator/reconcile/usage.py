@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ..kube import Kube, resource_for
+from memorygraph_operator.api.base import API_VERSION
+from memorygraph_operator.api.plugin import PluginStatus
+from memorygraph_operator.kube import Kube, resource_for
 
 __all__ = ["PLUGIN", "record_plugin_users"]
 
-PLUGIN = resource_for("memorygraph.io/v1alpha1", "Plugin")
+PLUGIN = resource_for(API_VERSION, "Plugin")
 
 
 async def record_plugin_users(
@@ -31,4 +33,5 @@ async def record_plugin_users(
         if (graph in used) == (name in selected):
             continue
         users = sorted(used | {graph}) if name in selected else sorted(used - {graph})
-        await kube.merge_patch(PLUGIN, namespace, name, {"status": {"usedBy": users}}, "status")
+        patch = {"status": PluginStatus(used_by=users).merge_patch()}
+        await kube.merge_patch(PLUGIN, namespace, name, patch, "status")

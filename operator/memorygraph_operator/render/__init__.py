@@ -9,15 +9,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .archival import render_archival_cronjob
-from .autoscaling import render_hpa, render_pdb
-from .config import config_hash, render_configmap
-from .context import GraphInputs, NamedPlugin, Names, RenderEnv
-from .monitoring import render_service_monitor
-from .networkpolicy import render_network_policy
-from .secrets import needs_generated_auth_secret, render_auth_secret
-from .services import render_client_service, render_headless_service
-from .statefulset import render_statefulset
+from memorygraph_operator.render.archival import render_archival_cronjob
+from memorygraph_operator.render.autoscaling import render_hpa, render_pdb
+from memorygraph_operator.render.config import config_hash, render_configmap
+from memorygraph_operator.render.context import GraphInputs, NamedPlugin, RenderEnv
+from memorygraph_operator.render.monitoring import render_service_monitor
+from memorygraph_operator.render.names import Names
+from memorygraph_operator.render.networkpolicy import render_network_policy
+from memorygraph_operator.render.secrets import needs_generated_auth_secret, render_auth_secret
+from memorygraph_operator.render.services import render_client_service, render_headless_service
+from memorygraph_operator.render.statefulset import render_statefulset
 
 __all__ = [
     "Child",

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from .context import (
+from memorygraph_operator.render.context import GraphInputs, RenderEnv
+from memorygraph_operator.render.image import (
     GRPC_PORT,
-    GraphInputs,
-    Names,
-    RenderEnv,
-    archival_pod_labels,
     container_security_context,
-    object_meta,
     pod_security_context,
 )
+from memorygraph_operator.render.metadata import archival_pod_labels, object_meta
+from memorygraph_operator.render.names import Names
 
 __all__ = ["ARCHIVAL_KEY", "render_archival_cronjob"]
 

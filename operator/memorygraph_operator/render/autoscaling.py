@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .context import GraphInputs, Names, object_meta, selector_labels
+from memorygraph_operator.render.context import GraphInputs
+from memorygraph_operator.render.metadata import object_meta, selector_labels
+from memorygraph_operator.render.names import Names
 
 __all__ = ["render_hpa", "render_pdb"]
 

@@ -6,21 +6,15 @@ server rejects unknown keys, so only keys it knows are ever written here.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import yaml
 
-from .context import (
-    CONFIG_DIR,
-    DATA_MOUNT,
-    GRPC_PORT,
-    METRICS_PORT,
-    GraphInputs,
-    NamedPlugin,
-    Names,
-    object_meta,
-    short_hash,
-)
+from memorygraph_operator.render.context import GraphInputs, NamedPlugin
+from memorygraph_operator.render.image import CONFIG_DIR, DATA_MOUNT, GRPC_PORT, METRICS_PORT
+from memorygraph_operator.render.metadata import object_meta
+from memorygraph_operator.render.names import Names
 
 __all__ = [
     "AUTH_DIR",
@@ -106,7 +100,7 @@ def config_hash(g: GraphInputs) -> str:
     ``plugins.yaml`` is deliberately left out: the server reloads it when the mounted file
     changes, so a plugin edit must not restart every pod of every graph using the plugin.
     """
-    return short_hash(render_server_yaml(g))
+    return hashlib.sha256(render_server_yaml(g).encode()).hexdigest()[:16]
 
 
 def render_configmap(g: GraphInputs) -> dict[str, Any]:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .context import LABEL_GRAPH, GraphInputs, Names, RenderEnv, object_meta
-from .services import LABEL_SERVICE_ROLE
+from memorygraph_operator.render.context import GraphInputs, RenderEnv
+from memorygraph_operator.render.metadata import LABEL_GRAPH, object_meta
+from memorygraph_operator.render.names import Names
+from memorygraph_operator.render.services import LABEL_SERVICE_ROLE
 
 __all__ = ["render_service_monitor"]
 

@@ -4,15 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .context import (
-    GRPC_PORT,
-    LABEL_ARCHIVAL,
-    METRICS_PORT,
-    GraphInputs,
-    Names,
-    object_meta,
-    selector_labels,
-)
+from memorygraph_operator.render.context import GraphInputs
+from memorygraph_operator.render.image import GRPC_PORT, METRICS_PORT
+from memorygraph_operator.render.metadata import LABEL_ARCHIVAL, object_meta, selector_labels
+from memorygraph_operator.render.names import Names
 
 __all__ = ["render_network_policy"]
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .archival import ARCHIVAL_KEY
-from .context import GraphInputs, Names, object_meta
+from memorygraph_operator.render.archival import ARCHIVAL_KEY
+from memorygraph_operator.render.context import GraphInputs
+from memorygraph_operator.render.metadata import object_meta
+from memorygraph_operator.render.names import Names
 
 __all__ = ["needs_generated_auth_secret", "render_auth_secret"]
 

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from .context import GRPC_PORT, METRICS_PORT, GraphInputs, Names, object_meta, selector_labels
+from memorygraph_operator.api.base import GROUP
+from memorygraph_operator.render.context import GraphInputs
+from memorygraph_operator.render.image import GRPC_PORT, METRICS_PORT
+from memorygraph_operator.render.metadata import object_meta, selector_labels
+from memorygraph_operator.render.names import Names
 
 __all__ = ["LABEL_SERVICE_ROLE", "render_client_service", "render_headless_service"]
 
 # Tells the two Services apart so the ServiceMonitor scrapes each pod once, not twice.
-LABEL_SERVICE_ROLE = "memorygraph.io/service"
+LABEL_SERVICE_ROLE = f"{GROUP}/service"
 
 _PORTS = [
     {
@@ -33,7 +37,8 @@ def render_headless_service(g: GraphInputs) -> dict[str, Any]:
         ),
         "spec": {
             "clusterIP": "None",
-            # Pods must resolve each other while still starting (shard discovery).
+            # Pod names resolve before the pods are ready: a client pinned to one pod finds it
+            # by name while it starts.
             "publishNotReadyAddresses": True,
             "selector": selector_labels(g),
             "ports": [dict(p) for p in _PORTS],

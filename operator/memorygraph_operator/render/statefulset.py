@@ -9,22 +9,29 @@ from __future__ import annotations
 
 from typing import Any
 
-from .config import AUTH_DIR, PLUGIN_SECRETS_DIR, REGISTRY_DIR, TLS_DIR, config_hash
-from .context import (
-    ANNOTATION_CONFIG_HASH,
-    ANNOTATION_RESTARTED_AT,
+from memorygraph_operator.render.config import (
+    AUTH_DIR,
+    PLUGIN_SECRETS_DIR,
+    REGISTRY_DIR,
+    TLS_DIR,
+    config_hash,
+)
+from memorygraph_operator.render.context import GraphInputs, RenderEnv
+from memorygraph_operator.render.image import (
     CONFIG_DIR,
     DATA_MOUNT,
     GRPC_PORT,
     METRICS_PORT,
-    GraphInputs,
-    Names,
-    RenderEnv,
     container_security_context,
-    object_meta,
     pod_security_context,
+)
+from memorygraph_operator.render.metadata import (
+    ANNOTATION_CONFIG_HASH,
+    ANNOTATION_RESTARTED_AT,
+    object_meta,
     selector_labels,
 )
+from memorygraph_operator.render.names import Names
 
 __all__ = ["CONTAINER_NAME", "DATA_VOLUME", "render_statefulset"]
 
@@ -202,7 +209,7 @@ def render_statefulset(g: GraphInputs, env: RenderEnv) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "serviceName": Names(g.name).headless_service,
         "selector": {"matchLabels": selector_labels(g)},
-        # Shards are independent RocksDB instances: no reason to start them one by one.
+        # Every pod holds an independent RocksDB: no reason to start them one by one.
         "podManagementPolicy": "Parallel",
         "updateStrategy": {"type": "RollingUpdate"},
         "persistentVolumeClaimRetentionPolicy": {"whenDeleted": policy, "whenScaled": policy},

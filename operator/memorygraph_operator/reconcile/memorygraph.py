@@ -16,10 +16,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..api.base import quantity_value
-from ..errors import Conflict, Invalid, InvalidSpec
-from ..kube import Kube, ResourceType, resource_for
-from ..render import (
+from memorygraph_operator.api.base import API_VERSION, quantity_value
+from memorygraph_operator.api.conditions import EventReason, Reason
+from memorygraph_operator.errors import Conflict, Invalid, InvalidSpec
+from memorygraph_operator.kube import FIELD_MANAGER, Kube, ResourceType, resource_for
+from memorygraph_operator.reconcile.inputs import is_paused, parse_graph, select_plugins
+from memorygraph_operator.reconcile.status import (
+    Observation,
+    graph_status,
+    invalid_spec_status,
+    paused_status,
+    transition_events,
+)
+from memorygraph_operator.reconcile.usage import PLUGIN, record_plugin_users
+from memorygraph_operator.render import (
     Child,
     GraphInputs,
     Names,
@@ -29,16 +39,7 @@ from ..render import (
     render_auth_secret,
     render_children,
 )
-from ..render.context import FIELD_MANAGER, selector_labels
-from .inputs import is_paused, parse_graph, select_plugins
-from .status import (
-    Observation,
-    graph_status,
-    invalid_spec_status,
-    paused_status,
-    transition_events,
-)
-from .usage import PLUGIN, record_plugin_users
+from memorygraph_operator.render.metadata import selector_labels
 
 __all__ = [
     "GRAPH",
@@ -50,7 +51,7 @@ __all__ = [
     "record_invalid_spec",
 ]
 
-GRAPH = resource_for("memorygraph.io/v1alpha1", "MemoryGraph")
+GRAPH = resource_for(API_VERSION, "MemoryGraph")
 SECRET = resource_for("v1", "Secret")
 PVC = resource_for("v1", "PersistentVolumeClaim")
 # A second manager takes over `spec.replicas` before the HPA does (see needs_replicas_handover).
@@ -110,7 +111,7 @@ class _Run:
         self.kube = kube
         self.body = body
         self.now = now
-        self.problems: list[tuple[str, str]] = []
+        self.problems: list[tuple[Reason, str]] = []
         self.applied: list[str] = []
         self.deleted: list[str] = []
 
@@ -129,7 +130,7 @@ class _Run:
         if existing is not None and not controlled_by(existing, g.uid):
             self.problems.append(
                 (
-                    "ChildConflict",
+                    Reason.CHILD_CONFLICT,
                     f"{child.kind} {child.name} exists and is not owned by this graph",
                 )
             )
@@ -141,7 +142,7 @@ class _Run:
         except Invalid as exc:
             # The API server refused this child (an admission policy, a quota, a field it
             # forbids changing): report it and still reconcile the others.
-            self.problems.append(("ApplyFailed", str(exc)))
+            self.problems.append((Reason.APPLY_FAILED, str(exc)))
             return existing
         self.applied.append(f"{child.kind}/{child.name}")
         return applied
@@ -191,7 +192,9 @@ class _Run:
             if await self.kube.get(sts, g.namespace, child.name) is None:
                 break
             await asyncio.sleep(_DELETE_WAIT_SECONDS)
-        await self.event("Normal", "StorageExpanded", f"volumes of {g.name} grow to {size}")
+        await self.event(
+            "Normal", EventReason.STORAGE_EXPANDED, f"volumes of {g.name} grow to {size}"
+        )
 
     async def prune(self, child: Child, g: GraphInputs, existing: dict[str, Any] | None) -> None:
         if existing is None or not controlled_by(existing, g.uid):
@@ -212,10 +215,12 @@ async def _ensure_auth_secret(run: _Run, g: GraphInputs) -> None:
             # Created concurrently: keep whichever keys won.
             with contextlib.suppress(Conflict):
                 await run.kube.create(body)
-            await run.event("Normal", "APIKeysGenerated", f"API keys generated in Secret {name}")
+            await run.event(
+                "Normal", EventReason.API_KEYS_GENERATED, f"API keys generated in Secret {name}"
+            )
         elif not controlled_by(existing, g.uid):
             run.problems.append(
-                ("ChildConflict", f"Secret {name} exists and is not owned by this graph")
+                (Reason.CHILD_CONFLICT, f"Secret {name} exists and is not owned by this graph")
             )
     elif existing is not None and controlled_by(existing, g.uid):
         await run.kube.delete(rt, g.namespace, name)
@@ -253,8 +258,9 @@ async def reconcile_graph(
 ) -> Outcome:
     """Bring the graph's children in line with its spec and report the result in its status.
 
-    Raises :class:`InvalidSpec` (after recording it) when the spec cannot be rendered, and
-    :mod:`..errors` API errors when the API server fails; the caller decides about retries.
+    Raises :class:`InvalidSpec` (after recording it) when the spec cannot be rendered, and the
+    API errors of :mod:`memorygraph_operator.errors` when the API server fails; the caller
+    decides about retries.
     """
     meta = body.get("metadata") or {}
     run = _Run(kube, body, now)
@@ -276,11 +282,11 @@ async def reconcile_graph(
     await record_plugin_users(kube, namespace, g.name, plugins, selected)
     if selection.missing:
         run.problems.append(
-            ("MissingPlugins", f"plugins not found: {', '.join(selection.missing)}")
+            (Reason.MISSING_PLUGINS, f"plugins not found: {', '.join(selection.missing)}")
         )
     if selection.invalid:
         run.problems.append(
-            ("InvalidPlugins", f"invalid plugins left out: {', '.join(selection.invalid)}")
+            (Reason.INVALID_PLUGINS, f"invalid plugins left out: {', '.join(selection.invalid)}")
         )
 
     sm_available = await kube.resource_exists("monitoring.coreos.com/v1", "servicemonitors")
@@ -289,7 +295,7 @@ async def reconcile_graph(
     if wants_sm and not sm_available:
         run.problems.append(
             (
-                "ServiceMonitorUnavailable",
+                Reason.SERVICE_MONITOR_UNAVAILABLE,
                 "monitoring.serviceMonitor is enabled but its CRD is missing",
             )
         )
