@@ -1,8 +1,9 @@
 """Per-request deadlines that long-running work checks, so cancelled work stops.
 
-The interceptor registers the current RPC (its call context, and the server's default deadline
-for calls that came without one); loops over many records call `check()` now and then. The
-deadline is worked out when checked, not when the call starts: most calls never check.
+The handler wrapper (`servicers.handlers`) registers the current RPC (its call context, and the
+server's default deadline for calls that came without one); loops over many records call
+`check()` now and then. The deadline is worked out when checked, not when the call starts: most
+calls never check.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ from memorygraph.metrics.endpoint import MetricsServer
 from memorygraph.model import parse_id
 from memorygraph.plugins.graph_hooks import PluginHooks
 from memorygraph.plugins.reload import PluginManager
-from memorygraph.servicers.interceptor import InterceptorSettings, ServiceInterceptor
+from memorygraph.servicers.handlers import HandlerSettings, HandlerWrapper
 from memorygraph.servicers.memorygraph import MemoryGraphServicer, add_to_server
 from memorygraph.store import GraphStore, open_rocks_store
 from memorygraph.tls import server_credentials
@@ -114,8 +114,8 @@ def _count(store: GraphStore, session_id: str, limit: int) -> int:
 
 def _publish_gauges(store: GraphStore, hub: EventHub) -> None:
     counts = store.counts()
-    metrics.EVENT_LAST_SEQUENCE.set(store.last_sequence)
-    metrics.EVENT_LOG_EVENTS.set(store.retained_events())
+    metrics.EVENT_LAST_SEQUENCE.set(store.events.last_sequence)
+    metrics.EVENT_LOG_EVENTS.set(store.events.retained())
     metrics.EVENT_SUBSCRIBERS.set(hub.subscriber_count)
     metrics.EVENT_FANOUT_LAG.set(hub.lag())
     metrics.EVENT_SUBSCRIBER_BUFFERED.set(max(hub.buffered(), default=0))
@@ -175,8 +175,8 @@ def start_server(config: ServerConfig) -> RunningServer:
         )
         retention.start()
         undo.callback(retention.stop)
-        interceptor = ServiceInterceptor(
-            InterceptorSettings(
+        wrapper = HandlerWrapper(
+            HandlerSettings(
                 keyring=keyring,
                 open_health=config.auth.open_health,
                 open_reflection=config.auth.open_reflection,
@@ -184,7 +184,7 @@ def start_server(config: ServerConfig) -> RunningServer:
                 default_deadline_seconds=config.default_deadline_seconds,
             )
         )
-        server = interceptor.intercepting(
+        server = wrapper.wrapping(
             grpc.server(
                 futures.ThreadPoolExecutor(
                     max_workers=config.max_workers, thread_name_prefix="rpc"
@@ -201,7 +201,7 @@ def start_server(config: ServerConfig) -> RunningServer:
                 service,
                 hub,
                 durability=config.durability.value,
-                request_counts=interceptor.request_counts,
+                request_counts=wrapper.request_counts,
                 undelivered_from=reporter.floor if reporter is not None else lambda: None,
             ),
             server,

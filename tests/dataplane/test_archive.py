@@ -96,7 +96,7 @@ def test_export_is_canonical_and_decodes_to_itself() -> None:
         "nodes": 1,
         "edges": 1,
         "events": 3,
-        "log": service.store.log_id,
+        "log": service.store.events.log_id,
     }
 
 
@@ -153,7 +153,7 @@ def test_schema_1_store_gets_its_session_event_index_on_open() -> None:
     service = GraphService(GraphStore(kv))
     session = service.create_session(NewSession(title="old"))
     service.create_node(NewNode(NodeKind.PROMPT, session_id=session.id, content="q"))
-    before = service.store.session_event_sequences(session.id)
+    before = service.store.events.session_sequences(session.id)
     # What a schema-1 directory looks like: no session-event index, version 1.
     kv.delete_range(keys.CF_SESSION_EVENTS, b"", b"\xff" * 17)
     kv.write([(keys.CF_META, keys.SCHEMA_VERSION_KEY, b"1")], sync=True)
@@ -161,7 +161,7 @@ def test_schema_1_store_gets_its_session_event_index_on_open() -> None:
     reopened = GraphStore(kv)
     assert reopened.schema_version == keys.SCHEMA_VERSION
     assert kv.get(keys.CF_META, keys.SCHEMA_VERSION_KEY) == str(keys.SCHEMA_VERSION).encode()
-    assert reopened.session_event_sequences(session.id) == before
+    assert reopened.events.session_sequences(session.id) == before
 
 
 def test_a_session_written_to_after_the_cutoff_is_no_candidate() -> None:
@@ -197,7 +197,7 @@ def test_a_trimmed_schema_1_log_keeps_its_retention_floor_after_the_upgrade() ->
     kv.delete_range(keys.CF_SESSION_EVENTS, b"", b"\xff" * 17)
     kv.write([(keys.CF_META, keys.SCHEMA_VERSION_KEY, b"1")], sync=True)
     reopened = GraphStore(kv)
-    assert reopened.event_floor() == 3
+    assert reopened.events.floor() == 3
 
 
 def test_restoring_twice_is_idempotent_when_history_could_not_come_back() -> None:
@@ -212,7 +212,7 @@ def test_restoring_twice_is_idempotent_when_history_could_not_come_back() -> Non
     export = service.archive.export_session(session.id)
     service.archive.archive_session(session.id, content_sha256=export.sha256())
     service.delete_session(other.id)
-    service.store.trim_events(service.store.last_sequence + 1)
+    service.store.events.trim(service.store.events.last_sequence + 1)
     first = service.archive.restore_session(export)
     assert (first.skipped_events, len(first.skipped_edges)) == (len(export.events), 1)
     again = service.archive.restore_session(export)
@@ -224,7 +224,7 @@ def test_restoring_twice_is_idempotent_when_history_could_not_come_back() -> Non
 
 def _events_in_log(store: GraphStore) -> int:
     """The events the log holds from its floor on, counted key by key."""
-    start = keys.event_key(store.event_floor())
+    start = keys.event_key(store.events.floor())
     return sum(1 for _ in store.kv.scan_keys(keys.CF_EVENTS, start, keys.event_key(2**63)))
 
 
@@ -238,7 +238,7 @@ def test_the_retained_event_count_leaves_out_what_archival_erased_and_trimming_r
             service.create_node(NewNode(NodeKind.PROMPT, session_id=session.id, content=f"q{i}"))
         sessions.append(session.id)
     store = service.store
-    assert store.retained_events() == _events_in_log(store) == store.last_sequence
+    assert store.events.retained() == _events_in_log(store) == store.events.last_sequence
 
     def archive(session_id: bytes) -> None:
         export = service.archive.export_session(session_id)
@@ -246,28 +246,28 @@ def test_the_retained_event_count_leaves_out_what_archival_erased_and_trimming_r
 
     exports = [service.archive.export_session(sessions[0])]
     archive(sessions[0])  # its events leave holes in the sequence numbers
-    assert store.retained_events() == _events_in_log(store) < store.last_sequence
+    assert store.events.retained() == _events_in_log(store) < store.events.last_sequence
     service.archive.restore_session(exports[0])  # the events go back into their holes
-    assert store.retained_events() == _events_in_log(store)
+    assert store.events.retained() == _events_in_log(store)
     archive(sessions[0])
     archive(sessions[1])
-    first, second = store.session_event_sequences(sessions[2])[:2]
-    store.trim_events(second)  # the holes below the new floor stop counting
-    assert store.retained_events() == _events_in_log(store)
-    store.trim_events(first)  # never moves the floor down
-    assert store.event_floor() == second
+    first, second = store.events.session_sequences(sessions[2])[:2]
+    store.events.trim(second)  # the holes below the new floor stop counting
+    assert store.events.retained() == _events_in_log(store)
+    store.events.trim(first)  # never moves the floor down
+    assert store.events.floor() == second
     archive(sessions[2])  # its first event was trimmed already: not a hole
-    assert store.retained_events() == _events_in_log(store)
+    assert store.events.retained() == _events_in_log(store)
     session = service.create_session(NewSession(title="d"))
     service.create_node(NewNode(NodeKind.PROMPT, session_id=session.id, content="late"))
     expected = _events_in_log(store)
-    assert store.retained_events() == expected > 0
-    assert GraphStore(kv).retained_events() == expected
+    assert store.events.retained() == expected > 0
+    assert GraphStore(kv).events.retained() == expected
     # A store from before the count was kept counts its log once, when opened.
     kv.write([(keys.CF_META, keys.EVENT_HOLES_KEY, None)], sync=True)
-    assert GraphStore(kv).retained_events() == expected
-    store.trim_events(store.last_sequence + 1)
-    assert store.retained_events() == 0
+    assert GraphStore(kv).events.retained() == expected
+    store.events.trim(store.events.last_sequence + 1)
+    assert store.events.retained() == 0
 
 
 def test_a_trim_while_a_restore_is_under_way_keeps_the_count_exact(
@@ -282,16 +282,16 @@ def test_a_trim_while_a_restore_is_under_way_keeps_the_count_exact(
         service.create_node(NewNode(NodeKind.PROMPT, session_id=session.id, content=f"q{i}"))
     export = service.archive.export_session(session.id)
     service.archive.archive_session(session.id, content_sha256=export.sha256())
-    choose = store.restorable_events
+    choose = store.events.restorable
 
     def chosen_then_trimmed(events: list[Any], log_id: str) -> list[Any]:
         found = choose(events, log_id)
-        store.trim_events(store.last_sequence + 1)
+        store.events.trim(store.events.last_sequence + 1)
         return found
 
-    monkeypatch.setattr(store, "restorable_events", chosen_then_trimmed)
+    monkeypatch.setattr(store.events, "restorable", chosen_then_trimmed)
     service.archive.restore_session(export)
-    assert store.retained_events() == _events_in_log(store) == 1  # SESSION_RESTORED
+    assert store.events.retained() == _events_in_log(store) == 1  # SESSION_RESTORED
 
 
 def _meanwhile(service: GraphService, session: bytes, change: Callable[[], object]) -> list[int]:
@@ -469,7 +469,7 @@ def test_undelivered_registry_reports_keep_the_session() -> None:
     service.archive.archive_session(
         session.id,
         content_sha256=export.sha256(),
-        undelivered_from=service.store.last_sequence + 1,
+        undelivered_from=service.store.events.last_sequence + 1,
     )
 
 
@@ -783,11 +783,11 @@ def test_history_from_another_servers_log_is_not_written_into_this_one() -> None
     )  # holes 1..3
     source = there.list_sessions(limit=1, page_token="", state=None, user_id="").nodes[0]
     export = there.archive.export_session(source.id)
-    assert here.store.log_id != there.store.log_id
+    assert here.store.events.log_id != there.store.events.log_id
     assert {e.sequence for e in export.events} == {e.sequence for e in export_here.events}
     result = here.archive.restore_session(decode_export(export.encode()))
     assert (result.nodes, result.events, result.skipped_events) == (2, 0, len(export.events))
-    assert here.store.session_events(source.id) == []
+    assert here.store.events.session_events(source.id) == []
     assert here.archive.restore_session(decode_export(export.encode())).already_present
 
 

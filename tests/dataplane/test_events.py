@@ -199,12 +199,14 @@ def test_sequence_older_than_retention_is_out_of_range(start_inprocess: Start) -
     stub = connect(server)
     record_turn(stub)
     record_turn(stub)
-    assert server.retention.trim_once() == server.store.last_sequence - 4
+    assert server.retention.trim_once() == server.store.events.last_sequence - 4
     with pytest.raises(grpc.RpcError) as info:
         next(stub.StreamEvents(pb.StreamEventsRequest(from_sequence=1)))
     assert info.value.code() == grpc.StatusCode.OUT_OF_RANGE
     assert "oldest retained event is" in info.value.details()
-    kept = stub.StreamEvents(pb.StreamEventsRequest(from_sequence=server.store.last_sequence - 4))
+    kept = stub.StreamEvents(
+        pb.StreamEventsRequest(from_sequence=server.store.events.last_sequence - 4)
+    )
     assert len(take(kept, 5)) == 5
     kept.cancel()
 
@@ -212,7 +214,7 @@ def test_sequence_older_than_retention_is_out_of_range(start_inprocess: Start) -
 def test_sequence_numbers_continue_after_restart(start_inprocess: Start) -> None:
     server = start_inprocess()
     record_turn(connect(server))
-    last = server.store.last_sequence
+    last = server.store.events.last_sequence
     server.stop(grace=1)
     again = start_inprocess()
     stub = connect(again)

@@ -284,7 +284,7 @@ class GraphServiceMachine(RuleBasedStateMachine):
             ("var", "b", " "),
         ]
         outcome_template = _call(
-            lambda: self.service.create_template(
+            lambda: self.service.templates.create(
                 name="greet",
                 content=render_segments(segments),
                 variables=[
@@ -576,7 +576,7 @@ class GraphServiceMachine(RuleBasedStateMachine):
         segments = data.draw(segments_st([v.name for v in variables]))
         template_id = self._explicit_id(data)
         outcome = _call(
-            lambda: self.service.create_template(
+            lambda: self.service.templates.create(
                 name=name,
                 content=render_segments(segments),
                 variables=[
@@ -632,7 +632,7 @@ class GraphServiceMachine(RuleBasedStateMachine):
             values["z"] = "undeclared"
         session_id = self._maybe(data, NodeKind.SESSION, chance=2)
         outcome = _call(
-            lambda: self.service.instantiate_template(
+            lambda: self.service.templates.instantiate(
                 template_id=template_id,
                 name=name,
                 values=values,
@@ -662,7 +662,7 @@ class GraphServiceMachine(RuleBasedStateMachine):
     def get_template(self, data: st.DataObject, by_name: bool) -> None:
         template_id = None if by_name else self._pick(data, NodeKind.TEMPLATE)
         name = data.draw(template_name_st) if by_name else ""
-        outcome = _call(lambda: self.service.get_template(template_id=template_id, name=name))
+        outcome = _call(lambda: self.service.templates.get(template_id=template_id, name=name))
         expected = self._apply("get_template", outcome, lambda m: m.get_template(template_id, name))
         if expected is not None:
             assert outcome.value == expected
@@ -748,12 +748,12 @@ class GraphServiceMachine(RuleBasedStateMachine):
     @rule()
     def restart(self) -> None:
         event("restart")
-        counts, sequence = self.store.counts(), self.store.last_sequence
+        counts, sequence = self.store.counts(), self.store.events.last_sequence
         self.store.close()
         self.store = self._open()
         self.service = GraphService(self.store, clock=self.clock)
         assert self.store.counts() == counts
-        assert self.store.last_sequence == sequence
+        assert self.store.events.last_sequence == sequence
 
     # -- after every step ------------------------------------------------------------------------
 

@@ -182,7 +182,7 @@ def test_rejection_names_the_plugin_and_leaves_no_trace(
     server = start_inprocess(plugins_file=plugins)
     stub = connect(server)
     session = stub.CreateSession(pb.CreateSessionRequest())
-    counters, sequence = server.store.counts(), server.store.last_sequence
+    counters, sequence = server.store.counts(), server.store.events.last_sequence
     for content, reason in (("my Password is hunter2", "denied pattern"), ("x" * 51, "at most 50")):
         with pytest.raises(grpc.RpcError) as info:
             stub.AddPrompt(pb.AddPromptRequest(session_id=session.id, content=content))
@@ -190,7 +190,7 @@ def test_rejection_names_the_plugin_and_leaves_no_trace(
         assert "rejected by plugin 'no-secrets'" in info.value.details()
         assert reason in info.value.details()
     assert server.store.counts() == counters
-    assert server.store.last_sequence == sequence
+    assert server.store.events.last_sequence == sequence
     stub.AddPrompt(pb.AddPromptRequest(session_id=session.id, content="fine"))
 
 

@@ -38,7 +38,7 @@ from memorygraph.model import (
 )
 from memorygraph.store import GraphStore, KeyValueStore, MemoryStore, StoreChanges
 from memorygraph.store.counters import Counters, GraphCounts
-from memorygraph.store.graph import IncompatibleSchema
+from memorygraph.store.graph_store import IncompatibleSchema
 from memorygraph.store.keys import (
     COLUMN_FAMILIES,
     EDGE_KIND_CODES,
@@ -596,13 +596,13 @@ def test_counters_and_records_survive_a_reopen_of_the_rocks_store(tmp_path: Path
     store = GraphStore(RocksStore(tmp_path / "db"))
     fx = _commit_fixture(store)
     store.commit(StoreChanges(deleted=[fx.tool], edges_deleted=[fx.edges[2]]), sync=False)
-    counts, sequence = store.counts(), store.last_sequence
+    counts, sequence = store.counts(), store.events.last_sequence
     store.close()
     reopened = GraphStore(RocksStore(tmp_path / "db"))
     try:
         assert reopened.counts() == counts
         assert counts.nodes[NodeKind.TOOL_INVOCATION] == 0 and counts.edges == 4
-        assert reopened.last_sequence == sequence
+        assert reopened.events.last_sequence == sequence
         assert reopened.schema_version == SCHEMA_VERSION
         assert reopened.get_node(fx.response.id) == fx.response
         assert reopened.get_node(fx.tool.id) is None
@@ -772,9 +772,9 @@ def test_last_session_event_time_is_the_newest_retained_event(kv: KeyValueStore)
     prompt = service.create_node(NewNode(NodeKind.PROMPT, session_id=session.id, content="q"))
     now[0] = 200
     service.update_node(prompt.id, content="edited", metadata=None)
-    assert service.store.last_session_event_time(session.id) == 200
-    service.store.trim_events(service.store.last_sequence + 1)
-    assert service.store.last_session_event_time(session.id) == 0
+    assert service.store.events.last_session_event_time(session.id) == 200
+    service.store.events.trim(service.store.events.last_sequence + 1)
+    assert service.store.events.last_session_event_time(session.id) == 0
 
 
 def test_delete_node_removes_its_edges_at_both_ends_and_its_index_entries(
@@ -828,7 +828,7 @@ def test_a_schema_2_store_is_upgraded_to_wire_format_records_on_open(kv: KeyValu
     service.update_node(ids["prompt"], content="edited", metadata={"k": "v"})
     service.close_session(ids["keep"])
     layout = {cf: _raw(kv, cf) for cf in COLUMN_FAMILIES if cf != "meta"}
-    events = service.store.read_events(1, service.store.last_sequence, 1000)
+    events = service.store.events.read(1, service.store.events.last_sequence, 1000)
     _downgrade_to_schema_2(kv)
     assert _raw(kv, "nodes") != layout["nodes"]
 
@@ -837,7 +837,7 @@ def test_a_schema_2_store_is_upgraded_to_wire_format_records_on_open(kv: KeyValu
     assert kv.get("meta", b"schema_version") == b"3"
     # Byte for byte what schema 3 writes itself, events included.
     assert {cf: _raw(kv, cf) for cf in COLUMN_FAMILIES if cf != "meta"} == layout
-    assert upgraded.read_events(1, upgraded.last_sequence, 1000) == events
+    assert upgraded.events.read(1, upgraded.events.last_sequence, 1000) == events
     # Opening again changes nothing.
     assert GraphStore(kv).schema_version == 3
     assert {cf: _raw(kv, cf) for cf in COLUMN_FAMILIES if cf != "meta"} == layout

@@ -63,8 +63,8 @@ class EventHub:
         self.store = store
         self.buffer_size = buffer_size
         self._cond = threading.Condition()
-        self._visible = store.last_sequence  # newest sequence readers may see
-        self._published = store.last_sequence  # newest sequence fanned out
+        self._visible = store.events.last_sequence  # newest sequence readers may see
+        self._published = store.events.last_sequence  # newest sequence fanned out
         self._subscribers: set[_Subscriber] = set()
         self._closing = False
         self._thread = threading.Thread(target=self._run, name="event-hub", daemon=True)
@@ -106,7 +106,7 @@ class EventHub:
                 if not self._subscribers:
                     self._published = last
                     continue
-            events = self.store.read_events(first, last, READ_CHUNK)
+            events = self.store.events.read(first, last, READ_CHUNK)
             with self._cond:
                 for subscriber in list(self._subscribers):
                     for event in events:
@@ -133,15 +133,15 @@ class EventHub:
             if next_sequence < live_from:
                 # Retention removes events below a floor; archival erases a session's events
                 # anywhere in the log. Only the first makes a replay incomplete.
-                if next_sequence < self.store.event_floor():
+                if next_sequence < self.store.events.floor():
                     raise OutOfRange(
                         f"from_sequence {next_sequence} is no longer retained; the oldest "
-                        f"retained event is {self.store.oldest_sequence()}"
+                        f"retained event is {self.store.events.oldest_sequence()}"
                     )
                 while next_sequence < live_from:
-                    events = self.store.read_events(next_sequence, live_from - 1, READ_CHUNK)
+                    events = self.store.events.read(next_sequence, live_from - 1, READ_CHUNK)
                     starts_here = bool(events) and events[0].sequence == next_sequence
-                    if not starts_here and next_sequence < self.store.event_floor():
+                    if not starts_here and next_sequence < self.store.events.floor():
                         raise OutOfRange(
                             f"events from {next_sequence} were removed by retention while "
                             "being replayed; resume from a newer sequence"

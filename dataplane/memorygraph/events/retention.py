@@ -16,13 +16,13 @@ log = logging.getLogger("memorygraph.events")
 
 def retention_cutoff(store: GraphStore, *, now: int, max_age: int, max_events: int) -> int:
     """The first sequence to keep: younger than `max_age` µs and among the newest `max_events`."""
-    oldest, last = store.oldest_sequence(), store.last_sequence
+    oldest, last = store.events.oldest_sequence(), store.events.last_sequence
     cutoff = max(oldest, last - max_events + 1)
     # Event times follow sequence order: binary-search the first one inside the window.
     lo, hi = cutoff, last + 1
     while lo < hi:
         mid = (lo + hi) // 2
-        stamp = store.event_time(mid)
+        stamp = store.events.time_at(mid)
         if stamp is not None and stamp >= now - max_age:
             hi = mid
         else:
@@ -61,8 +61,8 @@ class EventRetention:
         )
         if self.floor is not None:
             cutoff = min(cutoff, self.floor())
-        if cutoff > self.store.oldest_sequence():
-            self.store.trim_events(cutoff)
+        if cutoff > self.store.events.oldest_sequence():
+            self.store.events.trim(cutoff)
         return cutoff
 
     def _run(self) -> None:

@@ -65,8 +65,8 @@ class SessionArchive:
                 deadline.check()
             for edge in self.store.edges(node.id, Direction.BOTH):
                 edges[edge.key] = edge
-        events = self.store.session_events(session_id)
-        return SessionExport(session, nodes, list(edges.values()), events, self.store.log_id)
+        events = self.store.events.session_events(session_id)
+        return SessionExport(session, nodes, list(edges.values()), events, self.store.events.log_id)
 
     def export_session(self, session_id: bytes) -> SessionExport:
         """The whole session — its nodes, every edge touching them, its retained events."""
@@ -98,10 +98,10 @@ class SessionArchive:
         that takes seconds, and every write would wait). Under the lock, the events committed
         since then tell whether anything the export holds may have changed; only if so is
         the session exported and checked again there."""
-        seen, floor = self.store.last_sequence, self.store.event_floor()
+        seen, floor = self.store.events.last_sequence, self.store.events.floor()
         export = self._archivable(session_id, content_sha256, undelivered_from)
         with self.writer.transaction() as tx:
-            if self.store.event_floor() != floor or self._changed_since(export, seen):
+            if self.store.events.floor() != floor or self._changed_since(export, seen):
                 export = self._archivable(session_id, content_sha256, undelivered_from)
             for node in [*export.nodes, export.session]:
                 tx.delete(node)
@@ -146,14 +146,14 @@ class SessionArchive:
         touching them. Another session's archival or restore counts too: those write without
         deriving events from their changes. Many events count as a change without reading
         them: the export under the lock costs less than reading them all."""
-        last = self.store.last_sequence
+        last = self.store.events.last_sequence
         if last - sequence > ARCHIVE_RECHECK_EVENTS:
             return True
         members = {node.id for node in export.nodes}
         members.add(export.session.id)
         first = sequence + 1
         while first <= last:
-            events = self.store.read_events(first, last, 1000)
+            events = self.store.events.read(first, last, 1000)
             for event in events:
                 if (
                     event.type.is_lifecycle
@@ -180,7 +180,7 @@ class SessionArchive:
             if tx.get_node(session_id) is not None:
                 # Compared with what a restore writes: events below the retention floor and
                 # edges to nodes gone since do not come back, so they cannot be expected.
-                retained = {e.sequence for e in self.store.session_events(session_id)}
+                retained = {e.sequence for e in self.store.events.session_events(session_id)}
                 restorable = replace(
                     export,
                     edges=[
@@ -190,7 +190,7 @@ class SessionArchive:
                         and tx.get_node(e.target_id) is not None
                     ],
                     events=[e for e in export.events if e.sequence in retained],
-                    log=self.store.log_id,
+                    log=self.store.events.log_id,
                 )
                 if self._export(session_id).encode() == restorable.encode():
                     return RestoreResult(export.session, already_present=True)
@@ -223,8 +223,8 @@ class SessionArchive:
                 else:
                     tx.create_edge(edge)
             # History comes back at its own sequence numbers, into the log it came from and
-            # where that log has room (see GraphStore.restorable_events).
-            tx.restored_events = self.store.restorable_events(export.events, export.log)
+            # where that log has room (see EventLog.restorable).
+            tx.restored_events = self.store.events.restorable(export.events, export.log)
             tx.events = [
                 Event(0, EventType.SESSION_RESTORED, tx.time, session_id, node=export.session)
             ]

@@ -316,12 +316,12 @@ def last_activity(store: GraphStore, session: Node) -> int:
     """When anything last happened to or in `session`: its close time once closed, its newest
     write otherwise (a new node, an update, an edge: its newest event) — or its restore from
     an archive, when that is later."""
-    restored = store.restore_time(session.id)
+    restored = store.events.restore_time(session.id)
     details = session.details_as(SessionDetails)
     if details.state is SessionState.CLOSED:
         return max(details.close_time or session.update_time, restored)
     newest = max(session.update_time, restored)
-    event_time = store.last_session_event_time(session.id)
+    event_time = store.events.last_session_event_time(session.id)
     if event_time:  # every write in the session made an event: the newest one says it all
         return max(newest, event_time)
     # Retention has trimmed its history: its newest node tells the last write apart from that.

@@ -2,8 +2,9 @@
 
 Writes run through the `Writer` (one transaction each, or batched for node creation) and the
 rules of `graph.creation`; each passes the hook points of `GraphHooks` before its transaction
-and after its change is durable. Reads take no lock and pass the read hooks. Archival lives in
-`graph.archival` (`GraphService.archive`). This module knows nothing of protobuf or RocksDB.
+and after its change is durable. Reads take no lock and pass the read hooks. Templates live in
+`graph.templates` (`GraphService.templates`), archival in `graph.archival`
+(`GraphService.archive`). This module knows nothing of protobuf or RocksDB.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from memorygraph.graph.query import (
     run_query,
     stream_query,
 )
+from memorygraph.graph.templates import Templates
 from memorygraph.graph.traverse import Traversal, traverse
 from memorygraph.graph.tx import Transaction
 from memorygraph.graph.writes import Writer
@@ -43,14 +45,11 @@ from memorygraph.model import (
     NewSession,
     Node,
     NodeKind,
-    PromptDetails,
     ResponseDetails,
     SessionDetails,
     SessionState,
     TemplateDetails,
-    TemplateVariable,
     format_id,
-    new_id,
 )
 from memorygraph.store import GraphCounts, GraphStore
 
@@ -92,6 +91,7 @@ class GraphService:
         self._writer = Writer(store, clock)
         self._create = Creator(limits, clock)
         self.archive = SessionArchive(store, self._writer, self.hooks)
+        self.templates = Templates(store, self._writer, self._create, self.hooks, limits, clock)
 
     # -- what the server reports about the graph -----------------------------------------------
 
@@ -112,6 +112,11 @@ class GraphService:
         if self.hooks.watches_reads:
             self.hooks.before_read(read)
 
+    def _answered(self, read: Read, returned: int) -> None:
+        """Both read hooks for a read whose answer is in hand (point reads)."""
+        self.hooks.before_read(read)
+        self.hooks.after_read(read, returned)
+
     def has_node(self, node_id: bytes) -> bool:
         return self.store.get_node_record(node_id) is not None
 
@@ -122,9 +127,7 @@ class GraphService:
     def get_node(self, node_id: bytes) -> Node:
         node = require(self.store.get_node(node_id), node_id)
         if self.hooks.watches_reads:
-            read = Read("get_node", node.session_id, (node_id,))
-            self.hooks.before_read(read)
-            self.hooks.after_read(read, 1)
+            self._answered(Read("get_node", node.session_id, (node_id,)), 1)
         return node
 
     def get_node_record(self, node_id: bytes) -> bytes:
@@ -134,9 +137,7 @@ class GraphService:
             raise NotFound(f"node {format_id(node_id)} not found")
         if self.hooks.watches_reads:
             session_id = decode_node(node_id, record).session_id
-            read = Read("get_node", session_id, (node_id,))
-            self.hooks.before_read(read)
-            self.hooks.after_read(read, 1)
+            self._answered(Read("get_node", session_id, (node_id,)), 1)
         return record
 
     def get_nodes(self, node_ids: list[bytes]) -> tuple[list[Node], list[bytes]]:
@@ -150,9 +151,7 @@ class GraphService:
         if self.hooks.watches_reads:
             sessions = {node.session_id for node in found}
             session_id = sessions.pop() if len(sessions) == 1 else None
-            read = Read("batch_get_nodes", session_id, tuple(node_ids))
-            self.hooks.before_read(read)
-            self.hooks.after_read(read, len(found))
+            self._answered(Read("batch_get_nodes", session_id, tuple(node_ids)), len(found))
         return found, missing
 
     # -- sessions ----------------------------------------------------------------------------
@@ -167,9 +166,7 @@ class GraphService:
     def get_session(self, session_id: bytes) -> Node:
         session = require_kind(self.store, session_id, NodeKind.SESSION)
         if self.hooks.watches_reads:
-            read = Read("get_session", session_id)
-            self.hooks.before_read(read)
-            self.hooks.after_read(read, 1)
+            self._answered(Read("get_session", session_id), 1)
         return session
 
     def close_session(self, session_id: bytes) -> Node:
@@ -376,96 +373,6 @@ class GraphService:
                 )
             tx.delete_edge(edge)
         self.hooks.after_delete_edge(Edge(source_id, target_id, kind))
-
-    # -- templates ---------------------------------------------------------------------------
-
-    def create_template(
-        self,
-        *,
-        name: str,
-        content: str,
-        variables: list[TemplateVariable],
-        metadata: dict[str, str],
-        template_id: bytes | None = None,
-    ) -> Node:
-        templates.validate_template(name, content, variables)
-        self.limits.check(content, metadata)
-        with self._writer.transaction() as tx:
-            node_id = template_id or new_id()
-            if tx.get_node(node_id) is not None:
-                raise AlreadyExists(f"a node with id {format_id(node_id)} already exists")
-            if self.store.template_id(name) is not None:
-                raise AlreadyExists(f"a template named {name!r} already exists")
-            now = self.clock()
-            node = Node(
-                id=node_id,
-                kind=NodeKind.TEMPLATE,
-                session_id=None,
-                content=content,
-                metadata=dict(metadata),
-                create_time=now,
-                update_time=now,
-                details=TemplateDetails(name=name, variables=tuple(variables)),
-            )
-            tx.create(node)
-        return node
-
-    def _find_template(self, template_id: bytes | None, name: str) -> Node:
-        if template_id is None:
-            if not name:
-                raise InvalidArgument("template_id or name is required")
-            found = self.store.template_id(name)
-            if found is None:
-                raise NotFound(f"template named {name!r} not found")
-            template_id = found
-        return require_kind(self.store, template_id, NodeKind.TEMPLATE)
-
-    def get_template(self, *, template_id: bytes | None = None, name: str = "") -> Node:
-        template = self._find_template(template_id, name)
-        if self.hooks.watches_reads:
-            read = Read("get_template", None, (template.id,), options={"name": name})
-            self.hooks.before_read(read)
-            self.hooks.after_read(read, 1)
-        return template
-
-    def instantiate_template(
-        self,
-        *,
-        template_id: bytes | None,
-        name: str,
-        values: dict[str, str],
-        session_id: bytes | None,
-        prompt: PromptDetails,
-        metadata: dict[str, str],
-    ) -> tuple[str, Node | None]:
-        """Render a template; with a session, also record the text as a prompt there, with
-        `prompt`'s model and role."""
-        template = self._find_template(template_id, name)
-        variables = template.details_as(TemplateDetails).variables
-        content = templates.render_template(template.content, variables, values)
-        hooks = self.hooks
-        content, metadata = hooks.before_instantiate_template(
-            template, content, session_id=session_id, values=values, metadata=metadata
-        )
-        spec = None
-        if session_id is not None:
-            details = replace(prompt, template_id=template.id)
-            spec = hooks.before_create_node(
-                NewNode(NodeKind.PROMPT, session_id, content, metadata, details)
-            )
-            content, metadata = spec.content, spec.metadata
-        with self._writer.transaction() as tx:
-            current = require_kind(tx, template.id, NodeKind.TEMPLATE)
-            counted = current.details_as(TemplateDetails)
-            counted = replace(counted, usage_count=counted.usage_count + 1)
-            tx.update(current, replace(current, details=counted))
-            recorded = self._create.node(tx, spec) if spec is not None else None
-        hooks.after_instantiate_template(
-            template, content, session_id=session_id, values=values, metadata=metadata
-        )
-        if recorded is not None:
-            hooks.after_create_node(recorded)
-        return content, recorded
 
     # -- queries -----------------------------------------------------------------------------
 

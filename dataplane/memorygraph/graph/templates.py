@@ -1,21 +1,40 @@
-"""Prompt templates: validating a template and rendering it with variables (RE2 patterns).
+"""Prompt templates: the rules for a template and its variables (RE2 patterns), rendering it,
+and the graph's operations on templates — creating them, finding them by id or name, and
+instantiating them (rendering the text and, with a session, recording it there as a prompt).
 
-Pure functions over plain data; the service layer stores templates and counts their use.
-Placeholders are ``{{name}}`` (spaces inside the braces allowed).
+Placeholders are ``{{name}}`` (spaces inside the braces allowed). `validate_template` and
+`render_template` are pure functions over plain data; `Templates` stores templates, counts their
+use and passes the hook points around instantiation.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import re2  # type: ignore[import-untyped]
 
-from memorygraph.errors import InvalidArgument
-from memorygraph.model import TemplateVariable
+from memorygraph.errors import AlreadyExists, InvalidArgument, NotFound
+from memorygraph.graph.checks import Limits, require_kind
+from memorygraph.graph.creation import Creator
+from memorygraph.graph.hooks import GraphHooks, Read
+from memorygraph.graph.writes import Writer
+from memorygraph.model import (
+    NewNode,
+    Node,
+    NodeKind,
+    PromptDetails,
+    TemplateDetails,
+    TemplateVariable,
+    format_id,
+    new_id,
+)
+from memorygraph.store import GraphStore
 
-__all__ = ["render_template", "validate_template"]
+__all__ = ["Templates", "render_template", "validate_template"]
+
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -92,3 +111,109 @@ def render_template(
             )
         resolved[variable.name] = value
     return PLACEHOLDER.sub(lambda m: resolved[m.group(1)], content)
+
+
+class Templates:
+    def __init__(
+        self,
+        store: GraphStore,
+        writer: Writer,
+        create_in: Creator,
+        hooks: GraphHooks,
+        limits: Limits,
+        clock: Callable[[], int],
+    ) -> None:
+        self.store = store
+        self.writer = writer
+        self.create_in = create_in
+        self.hooks = hooks
+        self.limits = limits
+        self.clock = clock
+
+    def create(
+        self,
+        *,
+        name: str,
+        content: str,
+        variables: list[TemplateVariable],
+        metadata: dict[str, str],
+        template_id: bytes | None = None,
+    ) -> Node:
+        validate_template(name, content, variables)
+        self.limits.check(content, metadata)
+        with self.writer.transaction() as tx:
+            node_id = template_id or new_id()
+            if tx.get_node(node_id) is not None:
+                raise AlreadyExists(f"a node with id {format_id(node_id)} already exists")
+            if self.store.template_id(name) is not None:
+                raise AlreadyExists(f"a template named {name!r} already exists")
+            now = self.clock()
+            node = Node(
+                id=node_id,
+                kind=NodeKind.TEMPLATE,
+                session_id=None,
+                content=content,
+                metadata=dict(metadata),
+                create_time=now,
+                update_time=now,
+                details=TemplateDetails(name=name, variables=tuple(variables)),
+            )
+            tx.create(node)
+        return node
+
+    def _find(self, template_id: bytes | None, name: str) -> Node:
+        if template_id is None:
+            if not name:
+                raise InvalidArgument("template_id or name is required")
+            found = self.store.template_id(name)
+            if found is None:
+                raise NotFound(f"template named {name!r} not found")
+            template_id = found
+        return require_kind(self.store, template_id, NodeKind.TEMPLATE)
+
+    def get(self, *, template_id: bytes | None = None, name: str = "") -> Node:
+        template = self._find(template_id, name)
+        if self.hooks.watches_reads:
+            read = Read("get_template", None, (template.id,), options={"name": name})
+            self.hooks.before_read(read)
+            self.hooks.after_read(read, 1)
+        return template
+
+    def instantiate(
+        self,
+        *,
+        template_id: bytes | None,
+        name: str,
+        values: dict[str, str],
+        session_id: bytes | None,
+        prompt: PromptDetails,
+        metadata: dict[str, str],
+    ) -> tuple[str, Node | None]:
+        """Render a template; with a session, also record the text as a prompt there, with
+        `prompt`'s model and role."""
+        template = self._find(template_id, name)
+        variables = template.details_as(TemplateDetails).variables
+        content = render_template(template.content, variables, values)
+        hooks = self.hooks
+        content, metadata = hooks.before_instantiate_template(
+            template, content, session_id=session_id, values=values, metadata=metadata
+        )
+        spec = None
+        if session_id is not None:
+            details = replace(prompt, template_id=template.id)
+            spec = hooks.before_create_node(
+                NewNode(NodeKind.PROMPT, session_id, content, metadata, details)
+            )
+            content, metadata = spec.content, spec.metadata
+        with self.writer.transaction() as tx:
+            current = require_kind(tx, template.id, NodeKind.TEMPLATE)
+            counted = current.details_as(TemplateDetails)
+            counted = replace(counted, usage_count=counted.usage_count + 1)
+            tx.update(current, replace(current, details=counted))
+            recorded = self.create_in.node(tx, spec) if spec is not None else None
+        hooks.after_instantiate_template(
+            template, content, session_id=session_id, values=values, metadata=metadata
+        )
+        if recorded is not None:
+            hooks.after_create_node(recorded)
+        return content, recorded

@@ -45,7 +45,7 @@ class Writer:
             tx = Transaction(self.store, self.clock())
             yield tx
             ticket = self.store.stage(tx.changes())
-            tx.sequence = self.store.last_sequence
+            tx.sequence = self.store.events.last_sequence
         # Outside the lock, so that other writers join the same group commit.
         self.store.wait_durable(ticket)
 

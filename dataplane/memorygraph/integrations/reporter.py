@@ -176,7 +176,7 @@ class RegistryReporter:
         self.backoff = backoff
         self.poll = poll
         self.cursor = store.cursor(CURSOR)
-        self.visible = store.last_sequence
+        self.visible = store.events.last_sequence
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._main, name="registry-reporter", daemon=True)
@@ -220,7 +220,7 @@ class RegistryReporter:
         """Deliver what is pending, up to a stop; returns the reports delivered."""
         delivered = 0
         while self.cursor < self.visible and self.breaker.allows():
-            events = self.store.read_events(self.cursor + 1, self.visible, 256)
+            events = self.store.events.read(self.cursor + 1, self.visible, 256)
             if not events:
                 self._save_cursor(self.visible)
                 break

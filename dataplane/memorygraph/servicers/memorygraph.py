@@ -1,7 +1,7 @@
 """`MemoryGraphService` servicer: translate each request, call the graph service, translate back.
 
-Errors are not handled here: domain errors propagate to the interceptor
-(`servicers.interceptor`), which maps them to status codes in one place.
+Errors are not handled here: domain errors propagate to the handler wrapper
+(`servicers.handlers`), which maps them to status codes in one place.
 """
 
 from __future__ import annotations
@@ -259,7 +259,7 @@ class MemoryGraphServicer(pb_grpc.MemoryGraphServiceServicer):
     # -- templates ---------------------------------------------------------------------------
 
     def CreateTemplate(self, request: pb.CreateTemplateRequest, context: Context) -> pb.Template:
-        node = self.service.create_template(
+        node = self.service.templates.create(
             name=request.name,
             content=request.content,
             variables=rq.template_variables(request.variables),
@@ -269,7 +269,7 @@ class MemoryGraphServicer(pb_grpc.MemoryGraphServiceServicer):
         return template_message(node)
 
     def GetTemplate(self, request: pb.GetTemplateRequest, context: Context) -> pb.Template:
-        node = self.service.get_template(
+        node = self.service.templates.get(
             template_id=rq.optional_id(request.template_id, "template_id"), name=request.name
         )
         return template_message(node)
@@ -277,7 +277,7 @@ class MemoryGraphServicer(pb_grpc.MemoryGraphServiceServicer):
     def InstantiateTemplate(
         self, request: pb.InstantiateTemplateRequest, context: Context
     ) -> pb.InstantiateTemplateResponse:
-        content, prompt = self.service.instantiate_template(
+        content, prompt = self.service.templates.instantiate(
             template_id=rq.optional_id(request.template_id, "template_id"),
             name=request.name,
             values=dict(request.variables),

@@ -1,9 +1,23 @@
 """Storage: an ordered key-value protocol with RocksDB and in-memory engines, and the graph
-layout (records, indexes, counters) built on top of it."""
+layout built on top of it.
 
+    kv.py           the key-value protocol (ordered scans, atomic batches)
+    rocks.py        RocksDB engine (the only module importing rocksdict)
+    memory.py       in-memory engine (tests, tools)
+    keys.py         the byte layout of every key, pure
+    records.py      value encoding of nodes, edges and events
+    layout.py       the records and index entries a change implies
+    counters.py     counts of what the graph holds
+    eventlog.py     the event log: events of each change, reads, retention, holes
+    changes.py      StoreChanges: what one commit writes
+    commit.py       group commit (many writes, one sync)
+    graph_store.py  GraphStore: typed reads and atomic commits over an engine
+    upgrade.py      converting data directories written by older versions
+"""
+
+from memorygraph.store.changes import StoreChanges
 from memorygraph.store.counters import GraphCounts
-from memorygraph.store.graph import GraphStore
-from memorygraph.store.graph_changes import StoreChanges
+from memorygraph.store.graph_store import GraphStore
 from memorygraph.store.kv import KeyValueStore
 from memorygraph.store.memory import MemoryStore
 

@@ -18,6 +18,7 @@ from memorygraph.model import (
     TokenUsage,
 )
 from memorygraph.store import keys
+from memorygraph.store.changes import StoreChanges
 from memorygraph.store.kv import KeyValueStore, Op
 
 __all__ = ["Counters", "GraphCounts"]
@@ -60,7 +61,23 @@ class Counters:
         }
 
     @staticmethod
-    def count(deltas: dict[str, int], node: Node, sign: int) -> None:
+    def deltas(changes: StoreChanges) -> dict[str, int]:
+        """How much each count moves with `changes`."""
+        deltas: dict[str, int] = {}
+        for node in changes.created:
+            Counters._count(deltas, node, +1)
+        for before, after in changes.updated:
+            Counters._count(deltas, before, -1)
+            Counters._count(deltas, after, +1)
+        for node in changes.deleted:
+            Counters._count(deltas, node, -1)
+        edges = len(changes.edges_created) - len(changes.distinct_edges_deleted())
+        if edges:
+            deltas[_EDGES] = edges
+        return deltas
+
+    @staticmethod
+    def _count(deltas: dict[str, int], node: Node, sign: int) -> None:
         """Add what `node` counts for (sign +1) or no longer counts for (-1) to `deltas`."""
         name = _NODES[node.kind]
         deltas[name] = deltas.get(name, 0) + sign
@@ -73,11 +90,6 @@ class Counters:
             counts = (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens)
             for counter, value in zip(_TOKENS, counts, strict=True):
                 deltas[counter] = deltas.get(counter, 0) + sign * value
-
-    @staticmethod
-    def count_edges(deltas: dict[str, int], change: int) -> None:
-        if change:
-            deltas[_EDGES] = deltas.get(_EDGES, 0) + change
 
     def ops(self, deltas: dict[str, int]) -> list[Op]:
         """The writes that persist the counts after `deltas`."""

@@ -1,17 +1,43 @@
-"""The event log's side of a commit: which events a change set produces, in which order.
+"""The event log: every change's events, in the same batch as the change, and reading them back.
 
-Events are derived from the change set itself, inside the same batch, so no write path can
-forget to record one and none can be recorded for a change that did not happen.
+Events are derived from the change set itself (`derive_events`), inside the same batch, so no
+write path can forget to record one and none can be recorded for a change that did not happen.
+`EventLog` numbers them, writes them with the session-event index, and serves the log's reads:
+ranges for subscribers and the registry, a session's history for exports, the retention floor
+and trimming, and the bookkeeping of holes that archival erases and restores fill.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import threading
+import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
-from memorygraph.model import Edge, Event, EventType, Node, NodeKind, SessionDetails, SessionState
-from memorygraph.store.graph_changes import StoreChanges
+from memorygraph.model import (
+    Edge,
+    Event,
+    EventType,
+    Node,
+    NodeKind,
+    SessionDetails,
+    SessionState,
+)
+from memorygraph.store import keys
+from memorygraph.store.changes import StoreChanges
+from memorygraph.store.kv import KeyValueStore, Op
+from memorygraph.store.layout import indexed_session, session_event_op
+from memorygraph.store.records import decode_event, encode_event
 
-__all__ = ["derive_events"]
+__all__ = ["EventLog", "LogAppend", "derive_events"]
+
+log = logging.getLogger("memorygraph.store")
+
+
+def _int8(value: int) -> bytes:
+    return value.to_bytes(8, signed=True)
 
 
 def _node_event(kind: EventType, node: Node, time: int) -> Event:
@@ -53,10 +79,231 @@ def derive_events(
         )
     for edge in changes.edges_created:
         yield edge_event(EventType.EDGE_CREATED, edge)
-    for edge in {e.key: e for e in changes.edges_deleted}.values():
+    for edge in changes.distinct_edges_deleted():
         yield edge_event(EventType.EDGE_DELETED, edge)
     for node in sorted(changes.deleted, key=lambda n: n.kind is NodeKind.SESSION):
         kind = (
             EventType.SESSION_DELETED if node.kind is NodeKind.SESSION else EventType.NODE_DELETED
         )
         yield _node_event(kind, node, time)
+
+
+@dataclass(slots=True)
+class LogAppend:
+    """The log's part of one commit: its writes, and the state the log is in once they are."""
+
+    ops: list[Op]
+    last_sequence: int
+    holes: int  # change in the number of holes (erasure makes them, restores fill them)
+
+
+class EventLog:
+    """The event log of one store: numbered events, the session-event index, the floor below
+    which retention has trimmed, and the count of holes archival left above it."""
+
+    def __init__(self, kv: KeyValueStore) -> None:
+        self.kv = kv
+        last = kv.get(keys.CF_META, keys.LAST_EVENT_KEY)
+        self.last_sequence = int.from_bytes(last) if last else 0
+        raw_id = kv.get(keys.CF_META, keys.LOG_ID_KEY)
+        if raw_id is None:
+            raw_id = uuid.uuid4().bytes
+            kv.write([(keys.CF_META, keys.LOG_ID_KEY, raw_id)], sync=True)
+        # Events restored from an archive go back only into the log they came from.
+        self.log_id = str(uuid.UUID(bytes=raw_id))
+        # Archival erasure, restores and trimming change the holes count; they take this lock
+        # (writes that do none of these never do).
+        self._holes_lock = threading.Lock()
+        raw = kv.get(keys.CF_META, keys.EVENT_HOLES_KEY)
+        if raw is None:  # a store from before the count was kept: count once
+            if self.last_sequence:
+                log.info("counting the event log's retained events (once, for this store)")
+            self._holes = self._count_holes()
+            kv.write([(keys.CF_META, keys.EVENT_HOLES_KEY, _int8(self._holes))], sync=True)
+            if self.last_sequence:
+                log.info("event log: %d events retained", self.retained())
+        else:
+            self._holes = int.from_bytes(raw, signed=True)
+
+    # -- writing -----------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def writing(self, changes: StoreChanges) -> Iterator[None]:
+        """Hold what a commit of `changes` needs held while it is written: the holes count,
+        when the commit erases or restores history."""
+        if changes.erase_history or changes.restored_events:
+            with self._holes_lock:
+                yield
+        else:
+            yield
+
+    def append(
+        self,
+        changes: StoreChanges,
+        edge_records: dict[int, bytes],
+        session_of: Callable[[bytes], bytes | None],
+    ) -> LogAppend:
+        """The writes that record `changes` in the log (its events numbered from the newest
+        on), to go in the commit's batch; `applied` once the batch is written.
+
+        `edge_records` maps edge objects (by id()) to the records the commit writes for them,
+        which their events reuse; `session_of(node_id)` names a node's session for the events
+        of edges whose source the change set does not hold."""
+        ops: list[Op] = []
+        # A deleted session takes its session-event index and restore time with it; its events
+        # stay in the log unless the change erases its history (archival).
+        gone = {n.id for n in changes.deleted if n.kind is NodeKind.SESSION}
+        floor, restoring = 0, changes.restored_events  # an ordinary write: neither is used
+        if changes.erase_history or restoring:
+            floor = self.floor()
+            # Retention may have moved the floor since the restore chose its events: those now
+            # below it stay out (trimmed for good, and their holes no longer counted).
+            restoring = [e for e in restoring if e.sequence >= floor]
+        holes = -len(restoring)  # restores fill holes; erasure makes them
+        for session_id in gone:
+            for seq in self.session_sequences(session_id):
+                ops.append(session_event_op(session_id, seq, present=False))
+                if changes.erase_history:
+                    ops.append((keys.CF_EVENTS, keys.event_key(seq), None))
+                    holes += seq >= floor  # below the floor: trimmed already
+            ops.append((keys.CF_META, keys.restored_key(session_id), None))
+        sequence = self.last_sequence
+        events = (
+            changes.events if changes.events is not None else derive_events(changes, session_of)
+        )
+        for event in events:
+            sequence += 1
+            event.sequence = sequence
+            known = edge_records.get(id(event.edge)) if event.edge is not None else None
+            ops.append((keys.CF_EVENTS, keys.event_key(sequence), encode_event(event, known)))
+            if event.type is EventType.SESSION_RESTORED and event.session_id is not None:
+                restored = changes.time.to_bytes(8)
+                ops.append((keys.CF_META, keys.restored_key(event.session_id), restored))
+            elif (session := indexed_session(event)) is not None and session not in gone:
+                ops.append(session_event_op(session, sequence))
+        for event in restoring:
+            ops.append((keys.CF_EVENTS, keys.event_key(event.sequence), encode_event(event)))
+            if (session := indexed_session(event)) is not None:
+                ops.append(session_event_op(session, event.sequence))
+        if sequence != self.last_sequence:
+            ops.append((keys.CF_META, keys.LAST_EVENT_KEY, sequence.to_bytes(8)))
+        if holes:
+            ops.append((keys.CF_META, keys.EVENT_HOLES_KEY, _int8(self._holes + holes)))
+        return LogAppend(ops, sequence, holes)
+
+    def applied(self, append: LogAppend) -> None:
+        """Take in an `append` whose writes are in the store (inside `writing`)."""
+        self.last_sequence = append.last_sequence
+        self._holes += append.holes
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def read(self, first: int, last: int, limit: int) -> list[Event]:
+        """Up to `limit` retained events with first <= sequence <= last, in order."""
+        found = []
+        for key, raw in self.kv.scan(
+            keys.CF_EVENTS, keys.event_key(first), keys.event_key(last + 1)
+        ):
+            found.append(decode_event(int.from_bytes(key), raw))
+            if len(found) >= limit:
+                break
+        return found
+
+    def retained(self) -> int:
+        """How many events the log holds: from the floor to the newest, less the holes."""
+        return max(0, self.last_sequence - self.floor() + 1 - self._holes)
+
+    def _count_holes(self, end: int | None = None) -> int:
+        """Sequences from the floor up to `end` (exclusive; default: past the newest) that hold
+        no event, counted in the log."""
+        first = self.floor()
+        end = self.last_sequence + 1 if end is None else end
+        if end <= first:
+            return 0
+        present = sum(
+            1 for _ in self.kv.scan_keys(keys.CF_EVENTS, keys.event_key(first), keys.event_key(end))
+        )
+        return end - first - present
+
+    def oldest_sequence(self) -> int:
+        """Sequence of the oldest retained event (last_sequence + 1 when none is retained)."""
+        for key, _ in self.kv.scan(keys.CF_EVENTS, keys.event_key(0), keys.event_key(2**63)):
+            return int.from_bytes(key)
+        return self.last_sequence + 1
+
+    def floor(self) -> int:
+        """The first sequence retention keeps; events below it were trimmed for good."""
+        raw = self.kv.get(keys.CF_META, keys.EVENT_FLOOR_KEY)
+        return int.from_bytes(raw) if raw else 1
+
+    def time_at(self, sequence: int) -> int | None:
+        """Time of the first retained event at or after `sequence` (the log has holes where
+        archival erased a session's history), or None when there is none."""
+        for key, raw in self.kv.scan(
+            keys.CF_EVENTS, keys.event_key(sequence), keys.event_key(self.last_sequence + 1)
+        ):
+            return decode_event(int.from_bytes(key), raw).time
+        return None
+
+    def trim(self, before: int) -> None:
+        """Forget events with sequence < `before`.
+
+        The session index keeps entries for trimmed events; readers skip them and archival
+        erases them with the session. The floor never moves down."""
+        with self._holes_lock:
+            if before > self.floor():
+                # Holes below the new floor stop counting; past the newest event there are none.
+                holes = self._holes - self._count_holes(min(before, self.last_sequence + 1))
+                self.kv.write(
+                    [
+                        (keys.CF_META, keys.EVENT_FLOOR_KEY, before.to_bytes(8)),
+                        (keys.CF_META, keys.EVENT_HOLES_KEY, _int8(holes)),
+                    ],
+                    sync=False,
+                )
+                self._holes = holes
+            # Also what a crash between the floor's write and this left below the floor.
+            self.kv.delete_range(keys.CF_EVENTS, keys.event_key(0), keys.event_key(before))
+
+    def restorable(self, events: list[Event], log_id: str) -> list[Event]:
+        """Those of `events` (from the log `log_id`) that can go back at their own sequence
+        numbers: only into the log they came from, not below its retention floor, not past its
+        end, and never over another event."""
+        if log_id != self.log_id:
+            return []
+        floor, last = self.floor(), self.last_sequence
+        fits = [e for e in events if floor <= e.sequence <= last]
+        taken = self.kv.multi_get(keys.CF_EVENTS, [keys.event_key(e.sequence) for e in fits])
+        return [e for e, raw in zip(fits, taken, strict=True) if raw is None]
+
+    def restore_time(self, session_id: bytes) -> int:
+        """When the session was last restored from an archive (0: never)."""
+        raw = self.kv.get(keys.CF_META, keys.restored_key(session_id))
+        return int.from_bytes(raw) if raw else 0
+
+    def session_sequences(self, session_id: bytes) -> list[int]:
+        """Sequences the session index lists for a session (trimmed ones included)."""
+        end = keys.prefix_end(session_id)
+        return [
+            int.from_bytes(key[keys.ID_LEN :])
+            for key, _ in self.kv.scan(keys.CF_SESSION_EVENTS, session_id, end)
+        ]
+
+    def last_session_event_time(self, session_id: bytes) -> int:
+        """Time of the session's newest event (0: none retained). Retention trims from the
+        oldest end, so when the newest indexed event is gone, every older one is too."""
+        end = keys.prefix_end(session_id)
+        for key, _ in self.kv.scan(keys.CF_SESSION_EVENTS, session_id, end, reverse=True):
+            raw = self.kv.get(keys.CF_EVENTS, key[keys.ID_LEN :])
+            return decode_event(int.from_bytes(key[keys.ID_LEN :]), raw).time if raw else 0
+        return 0
+
+    def session_events(self, session_id: bytes) -> list[Event]:
+        """A session's retained events, in sequence order."""
+        sequences = self.session_sequences(session_id)
+        raws = self.kv.multi_get(keys.CF_EVENTS, [keys.event_key(s) for s in sequences])
+        return [
+            decode_event(seq, raw)
+            for seq, raw in zip(sequences, raws, strict=True)
+            if raw is not None
+        ]

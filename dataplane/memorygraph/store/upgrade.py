@@ -26,10 +26,11 @@ __all__ = ["upgrade"]
 log = logging.getLogger("memorygraph.store")
 
 
-def upgrade(kv: KeyValueStore, version: int, last_sequence: int) -> int:
+def upgrade(kv: KeyValueStore, version: int) -> int:
     """Bring a data directory of schema `version` to the current one; returns that."""
     if version == 1:
-        _to_2(kv, last_sequence)
+        last = kv.get(keys.CF_META, keys.LAST_EVENT_KEY)
+        _to_2(kv, int.from_bytes(last) if last else 0)
         version = 2
     if version == 2:
         _to_3(kv)

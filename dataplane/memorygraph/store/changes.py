@@ -27,3 +27,7 @@ class StoreChanges:
     restored_events: list[Event] = field(default_factory=list)
     # Deleted sessions take their history out of the event log too (archival).
     erase_history: bool = False
+
+    def distinct_edges_deleted(self) -> list[Edge]:
+        """The edges deleted, each once: cascades may reach an edge from both of its ends."""
+        return list({e.key: e for e in self.edges_deleted}.values())

@@ -11,7 +11,7 @@
 6. errors → status codes: `RequestError` subclasses map to their code and message; anything
    else becomes INTERNAL "internal error (request id …)" with the traceback only in the log.
 
-Services register with `ServiceInterceptor.intercepting(server)`, which wraps each method's
+Services register with `HandlerWrapper.wrapping(server)`, which wraps each method's
 handler once, at registration: unlike a grpc `ServerInterceptor`, nothing runs per call to
 find or wrap the handler.
 """
@@ -36,7 +36,7 @@ from memorygraph.logs import request_id_var
 from memorygraph.metrics import definitions as metrics
 from memorygraph.metrics.per_thread import ThreadCounts
 
-__all__ = ["InterceptorSettings", "ServiceInterceptor"]
+__all__ = ["HandlerSettings", "HandlerWrapper"]
 
 log = logging.getLogger("memorygraph.rpc")
 
@@ -55,7 +55,7 @@ STATUS_CODES: dict[Code, grpc.StatusCode] = {code: grpc.StatusCode[code.name] fo
 
 
 @dataclass(frozen=True)
-class InterceptorSettings:
+class HandlerSettings:
     keyring: KeyRing | None = None
     open_health: bool = True
     open_reflection: bool = True
@@ -91,12 +91,12 @@ def _fail(context: grpc.ServicerContext, code: grpc.StatusCode, message: str) ->
     context.abort(code, message)
 
 
-class _InterceptedServer(grpc.Server):
+class _WrappingServer(grpc.Server):
     """`server`, except that every handler registered with it is wrapped first."""
 
-    def __init__(self, server: grpc.Server, interceptor: ServiceInterceptor) -> None:
+    def __init__(self, server: grpc.Server, wrapper: HandlerWrapper) -> None:
         self._server = server
-        self._interceptor = interceptor
+        self._wrapper = wrapper
 
     def add_insecure_port(self, address: str) -> int:
         return self._server.add_insecure_port(address)
@@ -115,23 +115,23 @@ class _InterceptedServer(grpc.Server):
 
     def add_generic_rpc_handlers(self, generic_rpc_handlers: Any) -> None:
         self._server.add_generic_rpc_handlers(
-            tuple(_WrappedGeneric(h, self._interceptor) for h in generic_rpc_handlers)
+            tuple(_WrappedGeneric(h, self._wrapper) for h in generic_rpc_handlers)
         )
 
     def add_registered_method_handlers(self, service_name: str, method_handlers: Any) -> None:
         self._server.add_registered_method_handlers(
             service_name,
             {
-                name: self._interceptor.wrap(f"/{service_name}/{name}", handler)
+                name: self._wrapper.wrap(f"/{service_name}/{name}", handler)
                 for name, handler in method_handlers.items()
             },
         )
 
 
 class _WrappedGeneric(grpc.GenericRpcHandler):
-    def __init__(self, inner: grpc.GenericRpcHandler, interceptor: ServiceInterceptor) -> None:
+    def __init__(self, inner: grpc.GenericRpcHandler, wrapper: HandlerWrapper) -> None:
         self._inner = inner
-        self._interceptor = interceptor
+        self._wrapper = wrapper
 
     def service(
         self, handler_call_details: grpc.HandlerCallDetails
@@ -139,12 +139,12 @@ class _WrappedGeneric(grpc.GenericRpcHandler):
         handler = self._inner.service(handler_call_details)
         if handler is None:
             return None
-        return self._interceptor.wrap(handler_call_details.method, handler)
+        return self._wrapper.wrap(handler_call_details.method, handler)
 
 
-class ServiceInterceptor:
-    def __init__(self, settings: InterceptorSettings | None = None) -> None:
-        self.settings = settings or InterceptorSettings()
+class HandlerWrapper:
+    def __init__(self, settings: HandlerSettings | None = None) -> None:
+        self.settings = settings or HandlerSettings()
         self.calls = ThreadCounts()  # calls begun, by method
         self._streams = 0
         self._lock = threading.Lock()
@@ -176,9 +176,9 @@ class ServiceInterceptor:
                 "missing or invalid API key: send 'authorization: Bearer <key>'",
             )
 
-    def intercepting(self, server: grpc.Server) -> grpc.Server:
+    def wrapping(self, server: grpc.Server) -> grpc.Server:
         """`server`, wrapping the handlers of every service registered with it."""
-        return _InterceptedServer(server, self)
+        return _WrappingServer(server, self)
 
     def wrap(
         self, full_method: str, handler: grpc.RpcMethodHandler[Any, Any]
