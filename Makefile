@@ -8,8 +8,8 @@ TOOLS_DIR ?= $(HOME)/.cache/memorygraph/bin
 # The end-to-end control plane (etcd, kube-*, kubectl, kwok), built from e2e/go.mod.
 E2E_BIN ?= $(HOME)/.cache/memorygraph/e2e/bin
 
-.PHONY: help install serve test bench generate check-generated lint tools generate-operator update-golden test-operator \
-	e2e-build e2e cluster-up cluster-down
+.PHONY: help install serve test check bench generate check-generated lint tools generate-operator update-golden \
+	test-operator e2e-build e2e cluster-up cluster-down
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -28,8 +28,11 @@ serve: install ## run the data plane on the embedded default (./data, gRPC :5005
 tools: ## build the command-line tools the tests use (helm, minio) from Go modules into TOOLS_DIR
 	TOOLS_DIR=$(TOOLS_DIR) bash hack/tools.sh
 
-test: install tools e2e-build ## install and build everything, then run the whole test suite (end-to-end tier included)
+test: install lint tools e2e-build ## install and build everything, lint, then run the whole test suite (end-to-end tier included)
 	PATH="$(TOOLS_DIR):$$PATH" $(PY) -m pytest
+
+check: install lint ## the fast inner loop: lint, then the tests that need no servers in subprocesses and no cluster
+	$(PY) -m pytest -q -m "not slow and not e2e" tests/test_import_boundaries.py tests/dataplane tests/operator
 
 # Without Go there is nothing to build: the end-to-end tests then run against $$KUBECONFIG, or
 # are skipped saying why (a failure when CI=true).
@@ -67,10 +70,11 @@ check-generated: install ## fail when a generated file is stale
 	$(PY) hack/generate_proto.py --check
 	$(PY) -m pytest -q tests/operator/test_api_generated.py
 
-lint: install ## ruff and mypy
+lint: install ## ruff (with a complexity limit), formatting, mypy and the import-layer contracts
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy dataplane/memorygraph operator/memorygraph_operator
+	$(VENV)/bin/lint-imports
 
 generate-operator: install ## regenerate crds/, the chart's CRDs and docs/reference/api.md from the API models
 	$(PY) -m memorygraph_operator.api.crdgen

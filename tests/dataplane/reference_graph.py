@@ -231,37 +231,8 @@ class ReferenceGraph:
 
     def create_node(self, spec: NewNode, got: Node | None) -> Node:
         kind = spec.kind
-        if kind in (NodeKind.SESSION, NodeKind.TEMPLATE):
-            raise Refused(InvalidArgument, f"{kind} nodes have their own create call")
-        details: Any = spec.details if spec.details is not None else DETAILS[kind]()
-        if type(details) is not DETAILS[kind]:
-            raise Refused(InvalidArgument, "details of another kind")
-        self.check_limits(spec.content, spec.metadata)
-        if kind in (NodeKind.PROMPT, NodeKind.RESPONSE) and not spec.content.strip():
-            raise Refused(InvalidArgument, "content required")
-        if kind is NodeKind.TOOL_INVOCATION and not details.tool_name:
-            raise Refused(InvalidArgument, "tool_name required")
-        if spec.node_id is not None and spec.node_id in self.nodes:
-            raise Refused(AlreadyExists, "id in use")
-        session_id = spec.session_id
-        links: list[tuple[EdgeKind, bytes]] = []
-        parent_field = {
-            NodeKind.RESPONSE: ("prompt_id", NodeKind.PROMPT, EdgeKind.RESPONDS_TO),
-            NodeKind.TOOL_INVOCATION: ("response_id", NodeKind.RESPONSE, EdgeKind.INVOKES),
-        }.get(kind)
-        if kind is NodeKind.AGENT:
-            if session_id is not None:
-                raise Refused(InvalidArgument, "agents are global")
-        elif parent_field is not None and getattr(details, parent_field[0]) is not None:
-            name, parent_kind, link = parent_field
-            parent = self.require(getattr(details, name), parent_kind)
-            if session_id is not None and parent.session_id != session_id:
-                raise Refused(InvalidArgument, "parent in another session")
-            session_id = parent.session_id
-            links.append((link, parent.id))
-        if kind is NodeKind.PROMPT and details.template_id is not None:
-            template = self.require(details.template_id, NodeKind.TEMPLATE)
-            links.append((EdgeKind.INSTANTIATES, template.id))
+        details = self._checked_details(spec)
+        session_id, links = self._parent_links(spec, details)
         if kind is not NodeKind.AGENT:
             if session_id is None:
                 raise Refused(InvalidArgument, "session_id required")
@@ -288,6 +259,48 @@ class ReferenceGraph:
         if kind is NodeKind.RESPONSE and session_id is not None:
             self.retotal(session_id)
         return node
+
+    def _checked_details(self, spec: NewNode) -> Any:
+        kind = spec.kind
+        if kind in (NodeKind.SESSION, NodeKind.TEMPLATE):
+            raise Refused(InvalidArgument, f"{kind} nodes have their own create call")
+        details: Any = spec.details if spec.details is not None else DETAILS[kind]()
+        if type(details) is not DETAILS[kind]:
+            raise Refused(InvalidArgument, "details of another kind")
+        self.check_limits(spec.content, spec.metadata)
+        if kind in (NodeKind.PROMPT, NodeKind.RESPONSE) and not spec.content.strip():
+            raise Refused(InvalidArgument, "content required")
+        if kind is NodeKind.TOOL_INVOCATION and not details.tool_name:
+            raise Refused(InvalidArgument, "tool_name required")
+        if spec.node_id is not None and spec.node_id in self.nodes:
+            raise Refused(AlreadyExists, "id in use")
+        return details
+
+    def _parent_links(
+        self, spec: NewNode, details: Any
+    ) -> tuple[bytes | None, list[tuple[EdgeKind, bytes]]]:
+        """The node's session (its parent's, when it names one) and its links to its parent
+        and template."""
+        kind, session_id = spec.kind, spec.session_id
+        links: list[tuple[EdgeKind, bytes]] = []
+        parent_field = {
+            NodeKind.RESPONSE: ("prompt_id", NodeKind.PROMPT, EdgeKind.RESPONDS_TO),
+            NodeKind.TOOL_INVOCATION: ("response_id", NodeKind.RESPONSE, EdgeKind.INVOKES),
+        }.get(kind)
+        if kind is NodeKind.AGENT:
+            if session_id is not None:
+                raise Refused(InvalidArgument, "agents are global")
+        elif parent_field is not None and getattr(details, parent_field[0]) is not None:
+            name, parent_kind, link = parent_field
+            parent = self.require(getattr(details, name), parent_kind)
+            if session_id is not None and parent.session_id != session_id:
+                raise Refused(InvalidArgument, "parent in another session")
+            session_id = parent.session_id
+            links.append((link, parent.id))
+        if kind is NodeKind.PROMPT and details.template_id is not None:
+            template = self.require(details.template_id, NodeKind.TEMPLATE)
+            links.append((EdgeKind.INSTANTIATES, template.id))
+        return session_id, links
 
     def update_node(
         self,

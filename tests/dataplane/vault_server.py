@@ -18,6 +18,57 @@ from urllib.parse import parse_qs, urlsplit
 POLICIES = {"Standard": 365, "PCI": 1095, "HIPAA": 2555, "GDPR": 2555, "SOC2": 2555}
 
 
+class _Handler(BaseHTTPRequestHandler):
+    server: _VaultServer
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def _answer(self, status: int, body: Any = None) -> None:
+        raw = b"" if body is None else json.dumps(body).encode()
+        self.send_response(status)
+        if body is not None:
+            self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+
+    def _body(self) -> Any:
+        length = int(self.headers.get("Content-Length") or 0)
+        return json.loads(self.rfile.read(length) or b"null")
+
+    def _handle(self, method: str) -> None:
+        url = urlsplit(self.path)
+        vault = self.server.vault
+        vault.calls.append((method, url.path))
+        if url.path == "/health":
+            return self._answer(200, {"status": "ok"})
+        if self.headers.get("Authorization") != f"Bearer {vault.token}":
+            return self._answer(401, {"error": "missing or wrong bearer token"})
+        with vault.lock:
+            if vault._failures:
+                vault._failures -= 1
+                return self._answer(503, {"error": "vault busy"})
+        status, body = vault.route(method, url.path, parse_qs(url.query), self)
+        self._answer(status, body)
+
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+    def do_PUT(self) -> None:
+        self._handle("PUT")
+
+    def do_DELETE(self) -> None:
+        self._handle("DELETE")
+
+
+class _VaultServer(ThreadingHTTPServer):
+    vault: DataVault
+
+
 class DataVault:
     def __init__(self, root: Path, token: str = "vault-token") -> None:
         self.root = root
@@ -26,52 +77,8 @@ class DataVault:
         self.lock = threading.Lock()
         self.calls: list[tuple[str, str]] = []
         self._failures = 0
-        vault = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _answer(self, status: int, body: Any = None) -> None:
-                raw = b"" if body is None else json.dumps(body).encode()
-                self.send_response(status)
-                if body is not None:
-                    self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-
-            def _body(self) -> Any:
-                length = int(self.headers.get("Content-Length") or 0)
-                return json.loads(self.rfile.read(length) or b"null")
-
-            def _handle(self, method: str) -> None:
-                url = urlsplit(self.path)
-                vault.calls.append((method, url.path))
-                if url.path == "/health":
-                    return self._answer(200, {"status": "ok"})
-                if self.headers.get("Authorization") != f"Bearer {vault.token}":
-                    return self._answer(401, {"error": "missing or wrong bearer token"})
-                with vault.lock:
-                    if vault._failures:
-                        vault._failures -= 1
-                        return self._answer(503, {"error": "vault busy"})
-                status, body = vault.route(method, url.path, parse_qs(url.query), self)
-                self._answer(status, body)
-
-            def do_GET(self) -> None:
-                self._handle("GET")
-
-            def do_POST(self) -> None:
-                self._handle("POST")
-
-            def do_PUT(self) -> None:
-                self._handle("PUT")
-
-            def do_DELETE(self) -> None:
-                self._handle("DELETE")
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _VaultServer(("127.0.0.1", 0), _Handler)
+        self.server.vault = self
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -167,30 +174,44 @@ class DataVault:
                 results.append({"id": item.get("id"), "status": status, **body})
             return 200, {"results": results}
         if rest == ["archive"] and method == "GET":
-            session = query.get("session_id", [""])[0]
-            limit = int(query.get("limit", ["100"])[0])
-            after = query.get("page_token", [""])[0]
-            records = [self.get(i) for i in self.ids() if i > after]
-            found = [r for r in records if r and (not session or r["session_id"] == session)]
-            page = found[:limit]
-            token = page[-1]["id"] if len(found) > limit else ""
-            return 200, {"archives": [self._meta(r) for r in page], "next_page_token": token}
+            return self._list(query)
         if len(rest) >= 2 and rest[0] == "archive":
-            record = self.get(rest[1])
-            if record is None:
-                return 404, {"error": "no such archive"}
-            if len(rest) == 2 and method == "GET":
-                body = self._meta(record)
-                if query.get("include") == ["content"]:
-                    body["content"] = record["content"]
-                return 200, body
-            if len(rest) == 2 and method == "DELETE":
-                if record["policy"].get("legal_hold"):
-                    return 409, {"error": "archive is under legal hold"}
-                self._path(record["id"]).unlink()
-                return 204, None
-            if rest[2:] == ["policy"] and method == "PUT":
-                record["policy"].update(handler._body())
-                self._save(record)
-                return 200, self._meta(record)
+            return self._one(method, rest[1], rest[2:], query, handler)
+        return 405, {"error": "method not allowed"}
+
+    def _list(self, query: dict[str, list[str]]) -> tuple[int, Any]:
+        session = query.get("session_id", [""])[0]
+        limit = int(query.get("limit", ["100"])[0])
+        after = query.get("page_token", [""])[0]
+        records = [self.get(i) for i in self.ids() if i > after]
+        found = [r for r in records if r and (not session or r["session_id"] == session)]
+        page = found[:limit]
+        token = page[-1]["id"] if len(found) > limit else ""
+        return 200, {"archives": [self._meta(r) for r in page], "next_page_token": token}
+
+    def _one(
+        self,
+        method: str,
+        archive_id: str,
+        rest: list[str],
+        query: dict[str, list[str]],
+        handler: Any,
+    ) -> tuple[int, Any]:
+        record = self.get(archive_id)
+        if record is None:
+            return 404, {"error": "no such archive"}
+        if not rest and method == "GET":
+            body = self._meta(record)
+            if query.get("include") == ["content"]:
+                body["content"] = record["content"]
+            return 200, body
+        if not rest and method == "DELETE":
+            if record["policy"].get("legal_hold"):
+                return 409, {"error": "archive is under legal hold"}
+            self._path(record["id"]).unlink()
+            return 204, None
+        if rest == ["policy"] and method == "PUT":
+            record["policy"].update(handler._body())
+            self._save(record)
+            return 200, self._meta(record)
         return 405, {"error": "method not allowed"}

@@ -30,14 +30,19 @@ from memorygraph.model import (
 from memorygraph.v1 import graph_pb2 as pb
 
 __all__ = [
+    "agent_details",
     "decode_node",
     "encode_node",
     "node_bytes",
     "node_from_message",
     "node_message",
+    "prompt_details",
+    "read_usage",
     "record_metadata",
+    "response_details",
     "session_message",
     "template_message",
+    "tool_details",
 ]
 
 # -- domain -> protobuf --------------------------------------------------------------------
@@ -168,37 +173,58 @@ def _id_or_none(text: str, field: str) -> bytes | None:
     return parse_id(text, field) if text else None
 
 
-def _usage(message: pb.TokenUsage) -> TokenUsage:
+def read_usage(message: pb.TokenUsage) -> TokenUsage:
     return TokenUsage(message.prompt_tokens, message.completion_tokens, message.total_tokens)
+
+
+# The details messages a node and a CreateNode request share, one reader each. A stored record
+# holds only known statuses; a request's are checked (`strict`).
+
+
+def prompt_details(p: pb.PromptDetails) -> PromptDetails:
+    return PromptDetails(p.model, p.role, _id_or_none(p.template_id, "prompt.template_id"))
+
+
+def response_details(r: pb.ResponseDetails) -> ResponseDetails:
+    return ResponseDetails(
+        _id_or_none(r.prompt_id, "response.prompt_id"),
+        r.model,
+        read_usage(r.token_usage),
+        r.finish_reason,
+        r.latency_ms,
+    )
+
+
+def tool_details(t: pb.ToolInvocationDetails, *, strict: bool = False) -> ToolInvocationDetails:
+    status = (
+        TOOL_STATUSES.parse(t.status, "status")
+        if strict
+        else TOOL_STATUSES.from_wire.get(t.status, ToolStatus.UNSPECIFIED)
+    )
+    return ToolInvocationDetails(
+        _id_or_none(t.response_id, "tool_invocation.response_id"),
+        t.tool_name,
+        t.arguments,
+        t.result,
+        status,
+        t.duration_ms,
+    )
+
+
+def agent_details(a: pb.AgentDetails) -> AgentDetails:
+    return AgentDetails(a.name, a.description, tuple(a.capabilities))
 
 
 def _details(kind: NodeKind, message: pb.Node) -> NodeDetails:
     """The details of a `kind` node (read from the oneof field of that kind, empty or not)."""
     if kind is NodeKind.PROMPT:
-        p = message.prompt
-        return PromptDetails(p.model, p.role, _id_or_none(p.template_id, "prompt.template_id"))
+        return prompt_details(message.prompt)
     if kind is NodeKind.RESPONSE:
-        r = message.response
-        return ResponseDetails(
-            _id_or_none(r.prompt_id, "response.prompt_id"),
-            r.model,
-            _usage(r.token_usage),
-            r.finish_reason,
-            r.latency_ms,
-        )
+        return response_details(message.response)
     if kind is NodeKind.TOOL_INVOCATION:
-        t = message.tool_invocation
-        return ToolInvocationDetails(
-            _id_or_none(t.response_id, "tool_invocation.response_id"),
-            t.tool_name,
-            t.arguments,
-            t.result,
-            TOOL_STATUSES.from_wire.get(t.status, ToolStatus.UNSPECIFIED),
-            t.duration_ms,
-        )
+        return tool_details(message.tool_invocation)
     if kind is NodeKind.AGENT:
-        a = message.agent
-        return AgentDetails(a.name, a.description, tuple(a.capabilities))
+        return agent_details(message.agent)
     if kind is NodeKind.SESSION:
         s = message.session
         return SessionDetails(
@@ -207,7 +233,7 @@ def _details(kind: NodeKind, message: pb.Node) -> NodeDetails:
             s.agent_id,
             s.model,
             micros(s.close_time) if s.HasField("close_time") else 0,
-            _usage(s.token_usage),
+            read_usage(s.token_usage),
         )
     template = message.template
     return TemplateDetails(

@@ -9,9 +9,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from memorygraph.codec.enums import edge_kind, node_kind, tool_status
+from memorygraph.codec.nodes import (
+    agent_details,
+    prompt_details,
+    read_usage,
+    response_details,
+    tool_details,
+)
 from memorygraph.errors import InvalidArgument
 from memorygraph.model import (
-    AgentDetails,
     NewEdge,
     NewNode,
     NewSession,
@@ -20,7 +26,6 @@ from memorygraph.model import (
     PromptDetails,
     ResponseDetails,
     TemplateVariable,
-    TokenUsage,
     ToolInvocationDetails,
     parse_id,
 )
@@ -55,10 +60,6 @@ def optional_id(text: str, field: str) -> bytes | None:
     return parse_id(text, field) if text else None
 
 
-def _usage(message: pb.TokenUsage) -> TokenUsage:
-    return TokenUsage(message.prompt_tokens, message.completion_tokens, message.total_tokens)
-
-
 def _node_details(request: pb.CreateNodeRequest, kind: NodeKind) -> NodeDetails | None:
     """The details a CreateNode request gives, None when it gives none."""
     which = request.WhichOneof("details")
@@ -67,29 +68,12 @@ def _node_details(request: pb.CreateNodeRequest, kind: NodeKind) -> NodeDetails 
     if which != _DETAILS_FIELD.get(kind):
         raise InvalidArgument(f"details.{which} does not fit a node of kind {kind}")
     if which == "prompt":
-        p = request.prompt
-        return PromptDetails(p.model, p.role, optional_id(p.template_id, "prompt.template_id"))
+        return prompt_details(request.prompt)
     if which == "response":
-        r = request.response
-        return ResponseDetails(
-            optional_id(r.prompt_id, "response.prompt_id"),
-            r.model,
-            _usage(r.token_usage),
-            r.finish_reason,
-            r.latency_ms,
-        )
+        return response_details(request.response)
     if which == "tool_invocation":
-        t = request.tool_invocation
-        return ToolInvocationDetails(
-            optional_id(t.response_id, "tool_invocation.response_id"),
-            t.tool_name,
-            t.arguments,
-            t.result,
-            tool_status(t.status),
-            t.duration_ms,
-        )
-    a = request.agent
-    return AgentDetails(a.name, a.description, tuple(a.capabilities))
+        return tool_details(request.tool_invocation, strict=True)
+    return agent_details(request.agent)
 
 
 def template_variables(variables: Iterable[pb.TemplateVariable]) -> list[TemplateVariable]:
@@ -155,7 +139,7 @@ def response_node(request: pb.AddResponseRequest) -> NewNode:
         details=ResponseDetails(
             prompt_id=node_id(request.prompt_id, "prompt_id"),
             model=request.model,
-            token_usage=_usage(request.token_usage),
+            token_usage=read_usage(request.token_usage),
             finish_reason=request.finish_reason,
             latency_ms=request.latency_ms,
         ),

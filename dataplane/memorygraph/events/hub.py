@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 
 from memorygraph.errors import OutOfRange, ResourceExhausted
@@ -129,52 +129,74 @@ class EventHub:
             self._subscribers.add(subscriber)
             live_from = self._published + 1
         try:
-            next_sequence = from_sequence or live_from
-            if next_sequence < live_from:
-                # Retention removes events below a floor; archival erases a session's events
-                # anywhere in the log. Only the first makes a replay incomplete.
-                if next_sequence < self.store.events.floor():
-                    raise OutOfRange(
-                        f"from_sequence {next_sequence} is no longer retained; the oldest "
-                        f"retained event is {self.store.events.oldest_sequence()}"
-                    )
-                while next_sequence < live_from:
-                    events = self.store.events.read(next_sequence, live_from - 1, READ_CHUNK)
-                    starts_here = bool(events) and events[0].sequence == next_sequence
-                    if not starts_here and next_sequence < self.store.events.floor():
-                        raise OutOfRange(
-                            f"events from {next_sequence} were removed by retention while "
-                            "being replayed; resume from a newer sequence"
-                        )
-                    if not events:
-                        break
-                    for event in events:
-                        next_sequence = event.sequence + 1
-                        if event_filter.matches(event):
-                            yield event
-                    if not is_active():
-                        return
-            while True:
-                with subscriber.cond:
-                    if not subscriber.buffer:
-                        if subscriber.overflowed:
-                            raise ResourceExhausted(
-                                f"subscriber fell behind: its buffer of {self.buffer_size} "
-                                f"events filled up; resume with from_sequence={next_sequence}"
-                            )
-                        subscriber.cond.wait(POLL_SECONDS)
-                    waiting = subscriber.buffer.popleft() if subscriber.buffer else None
-                if waiting is None:
-                    if self._closing or not is_active():
-                        return
-                    continue
-                if waiting.sequence < next_sequence:
-                    continue
-                next_sequence = waiting.sequence + 1
-                yield waiting
+            next_sequence: int | None = from_sequence or live_from
+            if next_sequence is not None and next_sequence < live_from:
+                next_sequence = yield from self._replay(
+                    event_filter, next_sequence, live_from, is_active
+                )
+            if next_sequence is not None:
+                yield from self._live(subscriber, next_sequence, is_active)
         finally:
             with self._cond:
                 self._subscribers.discard(subscriber)
+
+    def _replay(
+        self,
+        event_filter: EventFilter,
+        next_sequence: int,
+        live_from: int,
+        is_active: Callable[[], bool],
+    ) -> Generator[Event, None, int | None]:
+        """Retained events from `next_sequence` up to where live delivery starts; returns the
+        sequence to go on from, None when the caller went away."""
+        log = self.store.events
+        # Retention removes events below a floor; archival erases a session's events anywhere
+        # in the log. Only the first makes a replay incomplete.
+        if next_sequence < log.floor():
+            raise OutOfRange(
+                f"from_sequence {next_sequence} is no longer retained; the oldest "
+                f"retained event is {log.oldest_sequence()}"
+            )
+        while next_sequence < live_from:
+            events = log.read(next_sequence, live_from - 1, READ_CHUNK)
+            starts_here = bool(events) and events[0].sequence == next_sequence
+            if not starts_here and next_sequence < log.floor():
+                raise OutOfRange(
+                    f"events from {next_sequence} were removed by retention while "
+                    "being replayed; resume from a newer sequence"
+                )
+            if not events:
+                break
+            for event in events:
+                next_sequence = event.sequence + 1
+                if event_filter.matches(event):
+                    yield event
+            if not is_active():
+                return None
+        return next_sequence
+
+    def _live(
+        self, subscriber: _Subscriber, next_sequence: int, is_active: Callable[[], bool]
+    ) -> Iterator[Event]:
+        """Events as the fan-out hands them to `subscriber`, from `next_sequence` on."""
+        while True:
+            with subscriber.cond:
+                if not subscriber.buffer:
+                    if subscriber.overflowed:
+                        raise ResourceExhausted(
+                            f"subscriber fell behind: its buffer of {self.buffer_size} "
+                            f"events filled up; resume with from_sequence={next_sequence}"
+                        )
+                    subscriber.cond.wait(POLL_SECONDS)
+                waiting = subscriber.buffer.popleft() if subscriber.buffer else None
+            if waiting is None:
+                if self._closing or not is_active():
+                    return
+                continue
+            if waiting.sequence < next_sequence:
+                continue
+            next_sequence = waiting.sequence + 1
+            yield waiting
 
     def close(self) -> None:
         with self._cond:

@@ -30,7 +30,7 @@ from memorygraph.model import (
     format_id,
     new_id,
 )
-from memorygraph.model.details import DETAILS_TYPES
+from memorygraph.model.details import DETAILS_TYPES, KINDS_OF_DETAILS
 
 __all__ = ["Creator"]
 
@@ -48,19 +48,32 @@ class Creator:
         node_id = spec.session_id or new_id()
         if tx.get_node(node_id) is not None:
             raise AlreadyExists(f"a node with id {format_id(node_id)} already exists")
+        details = SessionDetails(user_id=spec.user_id, agent_id=spec.agent_id, model=spec.model)
+        return self.stamped(tx, node_id, node_id, spec.title, spec.metadata, details)
+
+    def stamped(
+        self,
+        tx: Transaction,
+        node_id: bytes,
+        session_id: bytes | None,
+        content: str,
+        metadata: dict[str, str],
+        details: NodeDetails,
+    ) -> Node:
+        """A new node created now in `tx`, its kind that of its details."""
         now = self.clock()
-        session = Node(
+        node = Node(
             id=node_id,
-            kind=NodeKind.SESSION,
-            session_id=node_id,
-            content=spec.title,
-            metadata=dict(spec.metadata),
+            kind=KINDS_OF_DETAILS[type(details)],
+            session_id=session_id,
+            content=content,
+            metadata=dict(metadata),
             create_time=now,
             update_time=now,
-            details=SessionDetails(user_id=spec.user_id, agent_id=spec.agent_id, model=spec.model),
+            details=details,
         )
-        tx.create(session)
-        return session
+        tx.create(node)
+        return node
 
     def node(self, tx: Transaction, spec: NewNode) -> Node:
         """The node `spec` asks for, with its automatic edges, created in `tx`."""
@@ -77,20 +90,9 @@ class Creator:
             if session_id is None:
                 raise InvalidArgument(f"session_id is required for a {spec.kind}")
             details = self._join_session(tx, writable_session(tx, session_id), details, edges)
-        now = self.clock()
-        node = Node(
-            id=node_id,
-            kind=spec.kind,
-            session_id=session_id,
-            content=spec.content,
-            metadata=dict(spec.metadata),
-            create_time=now,
-            update_time=now,
-            details=details,
-        )
-        tx.create(node)
+        node = self.stamped(tx, node_id, session_id, spec.content, spec.metadata, details)
         for edge_kind, target in edges:
-            tx.create_edge(Edge(node_id, target, edge_kind, {}, now))
+            tx.create_edge(Edge(node_id, target, edge_kind, {}, node.create_time))
         return node
 
     def _checked_details(self, spec: NewNode) -> NodeDetails:

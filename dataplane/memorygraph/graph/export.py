@@ -219,8 +219,8 @@ class _Reader:
         return mapping
 
 
-def decode_export(data: bytes) -> SessionExport:
-    """Parse and check an export; `InvalidArgument` says which line is wrong and how."""
+def _rows(data: bytes) -> list[_Reader]:
+    """The export's lines as JSON objects, its header checked."""
     try:
         text = data.decode()
     except UnicodeDecodeError:
@@ -234,16 +234,21 @@ def decode_export(data: bytes) -> SessionExport:
             parsed.append(_Reader(number, json.loads(line)))
         except json.JSONDecodeError as exc:
             raise InvalidArgument(f"export line {number}: not JSON ({exc.msg})") from None
-    header = parsed[0]
-    if header.row.get("format") != EXPORT_FORMAT:
+    header = parsed[0].row
+    if header.get("format") != EXPORT_FORMAT:
         raise InvalidArgument(f"not a session export (format is not {EXPORT_FORMAT!r})")
-    version = header.row.get("version")
+    version = header.get("version")
     if version != EXPORT_VERSION:
         raise InvalidArgument(
             f"export version {version!r} is not supported (this server reads {EXPORT_VERSION})"
         )
+    return parsed
+
+
+def _records(parsed: list[_Reader]) -> SessionExport:
+    """The session, nodes, edges and events the records after the header hold."""
     session: Node | None = None
-    export_nodes: list[Node] = []
+    nodes: list[Node] = []
     edges: list[Edge] = []
     events: list[Event] = []
     for reader in parsed[1:]:
@@ -253,7 +258,7 @@ def decode_export(data: bytes) -> SessionExport:
                 raise reader.fail("a second session record")
             session = reader.node()
         elif record == "node":
-            export_nodes.append(reader.node())
+            nodes.append(reader.node())
         elif record == "edge":
             edges.append(reader.edge())
         elif record == "event":
@@ -262,45 +267,58 @@ def decode_export(data: bytes) -> SessionExport:
             raise reader.fail(f"unknown record type {record!r}")
     if session is None or session.kind is not NodeKind.SESSION:
         raise InvalidArgument("the export has no session record")
-    if header.row.get("session_id") != format_id(session.id):
+    log = parsed[0].row.get("log")
+    return SessionExport(session, nodes, edges, events, log if isinstance(log, str) else "")
+
+
+def _check_header(header: dict[str, Any], export: SessionExport) -> None:
+    if header.get("session_id") != format_id(export.session.id):
         raise InvalidArgument("the export header names a different session than its record")
-    counts = {"nodes": len(export_nodes), "edges": len(edges), "events": len(events)}
+    counts = {"nodes": len(export.nodes), "edges": len(export.edges), "events": len(export.events)}
     for name, count in counts.items():
-        if header.row.get(name) != count:
+        if header.get(name) != count:
             raise InvalidArgument(
-                f"the export header says {header.row.get(name)!r} {name} but it holds {count}; "
+                f"the export header says {header.get(name)!r} {name} but it holds {count}; "
                 "the file is truncated or was edited"
             )
-    for node in export_nodes:
-        if node.session_id != session.id or node.kind.is_global or node.kind is NodeKind.SESSION:
-            raise InvalidArgument(
-                f"node {format_id(node.id)} does not belong to session {format_id(session.id)}"
-            )
-    # Restore writes every record back: each must be this session's, and there only once.
+
+
+def _check_belonging(export: SessionExport) -> None:
+    """Restore writes every record back: each must be this session's, and there only once."""
+    session = export.session
     sid = format_id(session.id)
-    own = {session.id, *(n.id for n in export_nodes)}
-    if len(own) != len(export_nodes) + 1:
+    for node in export.nodes:
+        if node.session_id != session.id or node.kind.is_global or node.kind is NodeKind.SESSION:
+            raise InvalidArgument(f"node {format_id(node.id)} does not belong to session {sid}")
+    own = {session.id, *(n.id for n in export.nodes)}
+    if len(own) != len(export.nodes) + 1:
         raise InvalidArgument("a node appears twice in the export")
-    for edge in edges:
+    for edge in export.edges:
         if edge.source_id not in own and edge.target_id not in own:
             raise InvalidArgument(
                 f"edge {format_id(edge.source_id)} -> {format_id(edge.target_id)} does not "
                 f"touch session {sid}"
             )
-    if len({e.key for e in edges}) != len(edges):
+    if len({e.key for e in export.edges}) != len(export.edges):
         raise InvalidArgument("an edge appears twice in the export")
     sequences: set[int] = set()
-    for event in events:
+    for event in export.events:
         if event.session_id != session.id:
             owner = format_id(event.session_id) if event.session_id is not None else "none"
             raise InvalidArgument(f"event {event.sequence} belongs to session {owner}, not {sid}")
         if event.sequence in sequences:
             raise InvalidArgument(f"event {event.sequence} appears twice in the export")
         sequences.add(event.sequence)
-    log = header.row.get("log")
-    if not isinstance(log, str):
+
+
+def decode_export(data: bytes) -> SessionExport:
+    """Parse and check an export; `InvalidArgument` says which line is wrong and how."""
+    parsed = _rows(data)
+    export = _records(parsed)
+    _check_header(parsed[0].row, export)
+    _check_belonging(export)
+    if not isinstance(parsed[0].row.get("log"), str):
         raise InvalidArgument("the export header has no event log id ('log')")
-    export = SessionExport(session, export_nodes, edges, events, log)
     if export.encode() != data:
         raise InvalidArgument(
             "the export is not in canonical form (records out of order or re-encoded); "

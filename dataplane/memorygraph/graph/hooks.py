@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from memorygraph.graph.query import QueryFilter
 from memorygraph.model import Edge, NewEdge, NewNode, NewSession, Node
 
-__all__ = ["GraphHooks", "Read"]
+__all__ = ["GraphHooks", "Instantiation", "Read"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +34,18 @@ class Read:
     node_ids: tuple[bytes, ...] = ()
     query: QueryFilter | None = None
     options: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Instantiation:
+    """A template rendered with `values` into `content`, to be recorded as a prompt in
+    `session_id` when there is one."""
+
+    template: Node
+    content: str
+    session_id: bytes | None
+    values: dict[str, str]
+    metadata: dict[str, str]
 
 
 class GraphHooks:
@@ -104,27 +116,11 @@ class GraphHooks:
 
     # -- templates ---------------------------------------------------------------------------
 
-    def before_instantiate_template(
-        self,
-        template: Node,
-        content: str,
-        *,
-        session_id: bytes | None,
-        values: dict[str, str],
-        metadata: dict[str, str],
-    ) -> tuple[str, dict[str, str]]:
-        """The rendered text and metadata to use (and record, with a session)."""
-        return content, metadata
+    def before_instantiate_template(self, call: Instantiation) -> Instantiation:
+        """The instantiation to go on with (its text and metadata may change)."""
+        return call
 
-    def after_instantiate_template(
-        self,
-        template: Node,
-        content: str,
-        *,
-        session_id: bytes | None,
-        values: dict[str, str],
-        metadata: dict[str, str],
-    ) -> None:
+    def after_instantiate_template(self, call: Instantiation) -> None:
         pass
 
     # -- reads -------------------------------------------------------------------------------

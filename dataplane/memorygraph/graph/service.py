@@ -91,7 +91,7 @@ class GraphService:
         self._writer = Writer(store, clock)
         self._create = Creator(limits, clock)
         self.archive = SessionArchive(store, self._writer, self.hooks)
-        self.templates = Templates(store, self._writer, self._create, self.hooks, limits, clock)
+        self.templates = Templates(store, self._writer, self._create, self.hooks, limits)
 
     # -- what the server reports about the graph -----------------------------------------------
 

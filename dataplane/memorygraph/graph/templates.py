@@ -10,7 +10,7 @@ use and passes the hook points around instantiation.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -19,7 +19,7 @@ import re2  # type: ignore[import-untyped]
 from memorygraph.errors import AlreadyExists, InvalidArgument, NotFound
 from memorygraph.graph.checks import Limits, require_kind
 from memorygraph.graph.creation import Creator
-from memorygraph.graph.hooks import GraphHooks, Read
+from memorygraph.graph.hooks import GraphHooks, Instantiation, Read
 from memorygraph.graph.writes import Writer
 from memorygraph.model import (
     NewNode,
@@ -121,14 +121,12 @@ class Templates:
         create_in: Creator,
         hooks: GraphHooks,
         limits: Limits,
-        clock: Callable[[], int],
     ) -> None:
         self.store = store
         self.writer = writer
         self.create_in = create_in
         self.hooks = hooks
         self.limits = limits
-        self.clock = clock
 
     def create(
         self,
@@ -147,18 +145,8 @@ class Templates:
                 raise AlreadyExists(f"a node with id {format_id(node_id)} already exists")
             if self.store.template_id(name) is not None:
                 raise AlreadyExists(f"a template named {name!r} already exists")
-            now = self.clock()
-            node = Node(
-                id=node_id,
-                kind=NodeKind.TEMPLATE,
-                session_id=None,
-                content=content,
-                metadata=dict(metadata),
-                create_time=now,
-                update_time=now,
-                details=TemplateDetails(name=name, variables=tuple(variables)),
-            )
-            tx.create(node)
+            details = TemplateDetails(name=name, variables=tuple(variables))
+            node = self.create_in.stamped(tx, node_id, None, content, metadata, details)
         return node
 
     def _find(self, template_id: bytes | None, name: str) -> Node:
@@ -195,25 +183,23 @@ class Templates:
         variables = template.details_as(TemplateDetails).variables
         content = render_template(template.content, variables, values)
         hooks = self.hooks
-        content, metadata = hooks.before_instantiate_template(
-            template, content, session_id=session_id, values=values, metadata=metadata
+        call = hooks.before_instantiate_template(
+            Instantiation(template, content, session_id, values, metadata)
         )
         spec = None
         if session_id is not None:
             details = replace(prompt, template_id=template.id)
             spec = hooks.before_create_node(
-                NewNode(NodeKind.PROMPT, session_id, content, metadata, details)
+                NewNode(NodeKind.PROMPT, session_id, call.content, call.metadata, details)
             )
-            content, metadata = spec.content, spec.metadata
+            call = replace(call, content=spec.content, metadata=spec.metadata)
         with self.writer.transaction() as tx:
             current = require_kind(tx, template.id, NodeKind.TEMPLATE)
             counted = current.details_as(TemplateDetails)
             counted = replace(counted, usage_count=counted.usage_count + 1)
             tx.update(current, replace(current, details=counted))
             recorded = self.create_in.node(tx, spec) if spec is not None else None
-        hooks.after_instantiate_template(
-            template, content, session_id=session_id, values=values, metadata=metadata
-        )
+        hooks.after_instantiate_template(call)
         if recorded is not None:
             hooks.after_create_node(recorded)
-        return content, recorded
+        return call.content, recorded

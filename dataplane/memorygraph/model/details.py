@@ -159,6 +159,9 @@ DETAILS_TYPES: dict[NodeKind, type[NodeDetails]] = {
     NodeKind.AGENT: AgentDetails,
     NodeKind.TEMPLATE: TemplateDetails,
 }
+KINDS_OF_DETAILS: dict[type[NodeDetails], NodeKind] = {
+    cls: kind for kind, cls in DETAILS_TYPES.items()
+}
 _DEFAULTS: dict[NodeKind, NodeDetails] = {kind: cls() for kind, cls in DETAILS_TYPES.items()}
 _USAGE_FIELDS = tuple(f.name for f in dataclasses.fields(TokenUsage))
 # Field types by name, ClassVars left out (the annotations are strings in this module).

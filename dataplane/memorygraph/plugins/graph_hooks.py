@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from memorygraph.graph.hooks import GraphHooks, Read
+from memorygraph.graph.hooks import GraphHooks, Instantiation, Read
 from memorygraph.model import (
     Edge,
     NewEdge,
@@ -254,57 +254,30 @@ class PluginHooks(GraphHooks):
     # -- templates ---------------------------------------------------------------------------
 
     @staticmethod
-    def _template_call(
-        hook: Hook,
-        template: Node,
-        content: str,
-        session_id: bytes | None,
-        values: dict[str, str],
-        metadata: dict[str, str],
-    ) -> HookCall:
+    def _template_call(hook: Hook, call: Instantiation) -> HookCall:
         return HookCall(
             hook,
             "template",
-            session_id=_text(session_id),
-            node_id=format_id(template.id),
-            content=content,
-            metadata=dict(metadata),
-            details={"name": template.details_as(TemplateDetails).name, "variables": dict(values)},
+            session_id=_text(call.session_id),
+            node_id=format_id(call.template.id),
+            content=call.content,
+            metadata=dict(call.metadata),
+            details={
+                "name": call.template.details_as(TemplateDetails).name,
+                "variables": dict(call.values),
+            },
         )
 
-    def before_instantiate_template(
-        self,
-        template: Node,
-        content: str,
-        *,
-        session_id: bytes | None,
-        values: dict[str, str],
-        metadata: dict[str, str],
-    ) -> tuple[str, dict[str, str]]:
+    def before_instantiate_template(self, call: Instantiation) -> Instantiation:
         pipeline = self.pipeline
         if not pipeline.wants(Hook.BEFORE_INSTANTIATE_TEMPLATE):
-            return content, metadata
-        call = pipeline.before(
-            self._template_call(
-                Hook.BEFORE_INSTANTIATE_TEMPLATE, template, content, session_id, values, metadata
-            )
-        )
-        return call.content or "", call.metadata
+            return call
+        seen = pipeline.before(self._template_call(Hook.BEFORE_INSTANTIATE_TEMPLATE, call))
+        return replace(call, content=seen.content or "", metadata=seen.metadata)
 
-    def after_instantiate_template(
-        self,
-        template: Node,
-        content: str,
-        *,
-        session_id: bytes | None,
-        values: dict[str, str],
-        metadata: dict[str, str],
-    ) -> None:
+    def after_instantiate_template(self, call: Instantiation) -> None:
         hook = Hook.AFTER_INSTANTIATE_TEMPLATE
-        self._after(
-            hook,
-            lambda: self._template_call(hook, template, content, session_id, values, metadata),
-        )
+        self._after(hook, lambda: self._template_call(hook, call))
 
     # -- reads -------------------------------------------------------------------------------
 

@@ -69,6 +69,15 @@ class WebhookPlugin:
         return {"Authorization": f"Bearer {self._token}"} if self._token else {}
 
     def handle(self, call: HookCall) -> None:
+        answer = self._ask(call)
+        if not call.hook.is_before:
+            return
+        if not answer["allow"]:
+            raise PluginRejected(self.name, str(answer.get("reason") or "denied"))
+        self._apply_patch(call, answer.get("patch") or {})
+
+    def _ask(self, call: HookCall) -> dict[str, Any]:
+        """The service's answer to `call`: an object with a boolean "allow"."""
         body = {"apiVersion": API_VERSION, "plugin": self.name, "call": call.to_json()}
         try:
             reply = self._client.post(self.config.url, json=body, headers=self._authorization())
@@ -84,11 +93,11 @@ class WebhookPlugin:
             raise PluginFailure("answered with a body that is not JSON") from exc
         if not isinstance(answer, dict) or not isinstance(answer.get("allow"), bool):
             raise PluginFailure('answered without a boolean "allow"')
-        if not call.hook.is_before:
-            return
-        if not answer["allow"]:
-            raise PluginRejected(self.name, str(answer.get("reason") or "denied"))
-        patch = answer.get("patch") or {}
+        return answer
+
+    @staticmethod
+    def _apply_patch(call: HookCall, patch: Any) -> None:
+        """What the service asked to change in the call's content and metadata."""
         if not isinstance(patch, dict):
             raise PluginFailure('"patch" must be an object')
         if "content" in patch:
