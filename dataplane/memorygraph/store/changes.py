@@ -28,6 +28,7 @@ class StoreChanges:
     # Deleted sessions take their history out of the event log too (archival).
     erase_history: bool = False
 
-    def distinct_edges_deleted(self) -> list[Edge]:
-        """The edges deleted, each once: cascades may reach an edge from both of its ends."""
-        return list({e.key: e for e in self.edges_deleted}.values())
+    def drop_repeated_edges(self) -> None:
+        """Keep each deleted edge once: cascades may reach an edge from both of its ends."""
+        if len(self.edges_deleted) > 1:
+            self.edges_deleted = list({e.key: e for e in self.edges_deleted}.values())

@@ -71,7 +71,7 @@ class Counters:
             Counters._count(deltas, after, +1)
         for node in changes.deleted:
             Counters._count(deltas, node, -1)
-        edges = len(changes.edges_created) - len(changes.distinct_edges_deleted())
+        edges = len(changes.edges_created) - len(changes.edges_deleted)
         if edges:
             deltas[_EDGES] = edges
         return deltas

@@ -9,7 +9,6 @@ and trimming, and the bookkeeping of holes that archival erases and restores fil
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import uuid
@@ -79,7 +78,7 @@ def derive_events(
         )
     for edge in changes.edges_created:
         yield edge_event(EventType.EDGE_CREATED, edge)
-    for edge in changes.distinct_edges_deleted():
+    for edge in changes.edges_deleted:
         yield edge_event(EventType.EDGE_DELETED, edge)
     for node in sorted(changes.deleted, key=lambda n: n.kind is NodeKind.SESSION):
         kind = (
@@ -112,8 +111,8 @@ class EventLog:
         # Events restored from an archive go back only into the log they came from.
         self.log_id = str(uuid.UUID(bytes=raw_id))
         # Archival erasure, restores and trimming change the holes count; they take this lock
-        # (writes that do none of these never do).
-        self._holes_lock = threading.Lock()
+        # (writes that do none of these never do), a commit around `append` and `applied`.
+        self.holes_lock = threading.Lock()
         raw = kv.get(keys.CF_META, keys.EVENT_HOLES_KEY)
         if raw is None:  # a store from before the count was kept: count once
             if self.last_sequence:
@@ -126,16 +125,6 @@ class EventLog:
             self._holes = int.from_bytes(raw, signed=True)
 
     # -- writing -----------------------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def writing(self, changes: StoreChanges) -> Iterator[None]:
-        """Hold what a commit of `changes` needs held while it is written: the holes count,
-        when the commit erases or restores history."""
-        if changes.erase_history or changes.restored_events:
-            with self._holes_lock:
-                yield
-        else:
-            yield
 
     def append(
         self,
@@ -192,7 +181,8 @@ class EventLog:
         return LogAppend(ops, sequence, holes)
 
     def applied(self, append: LogAppend) -> None:
-        """Take in an `append` whose writes are in the store (inside `writing`)."""
+        """Take in an `append` whose writes are in the store (under `holes_lock` when it
+        changes the holes count)."""
         self.last_sequence = append.last_sequence
         self._holes += append.holes
 
@@ -250,7 +240,7 @@ class EventLog:
 
         The session index keeps entries for trimmed events; readers skip them and archival
         erases them with the session. The floor never moves down."""
-        with self._holes_lock:
+        with self.holes_lock:
             if before > self.floor():
                 # Holes below the new floor stop counting; past the newest event there are none.
                 holes = self._holes - self._count_holes(min(before, self.last_sequence + 1))

@@ -219,17 +219,25 @@ class GraphStore:
             self._committer.wait(ticket)
 
     def _write(self, changes: StoreChanges, *, sync: bool) -> None:
+        changes.drop_repeated_edges()
+        if changes.erase_history or changes.restored_events:
+            # These change the count of holes in the log, which a trim may be setting too.
+            with self.events.holes_lock:
+                self._write_batch(changes, sync=sync)
+        else:
+            self._write_batch(changes, sync=sync)
+
+    def _write_batch(self, changes: StoreChanges, *, sync: bool) -> None:
         """One batch: the records and indexes of the change, the counts it moves and its
         events."""
-        with self.events.writing(changes):
-            ops, edge_records = graph_ops(changes)
-            deltas = Counters.deltas(changes)
-            ops += self._counters.ops(deltas)
-            log = self.events.append(changes, edge_records, self._session_of)
-            ops += log.ops
-            self.kv.write(ops, sync=sync)
-            self.events.applied(log)
-            self._counters.apply(deltas)
+        ops, edge_records = graph_ops(changes)
+        deltas = Counters.deltas(changes)
+        ops += self._counters.ops(deltas)
+        log = self.events.append(changes, edge_records, self._session_of)
+        ops += log.ops
+        self.kv.write(ops, sync=sync)
+        self.events.applied(log)
+        self._counters.apply(deltas)
 
     def _session_of(self, node_id: bytes) -> bytes | None:
         node = self.get_node(node_id)

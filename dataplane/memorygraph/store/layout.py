@@ -88,7 +88,7 @@ def graph_ops(changes: StoreChanges) -> tuple[list[Op], dict[int, bytes]]:
     for edge in changes.edges_created:
         edge_records[id(edge)] = record = encode_edge(edge)
         ops += _edge_ops(edge, record)
-    for edge in changes.distinct_edges_deleted():
+    for edge in changes.edges_deleted:
         ops += _edge_ops(edge, None)
     for node in changes.deleted:
         ops.append((keys.CF_NODES, node.id, None))
