@@ -5,6 +5,11 @@ file changes so keys rotate without a restart, and/or from the ``MEMORYGRAPH_API
 environment variable (comma-separated). A caller presents one as ``authorization: Bearer KEY``
 or ``x-api-key: KEY``. Every configured key is compared in constant time, so timing reveals
 neither which key nor how much of one matched.
+
+Revocation fails closed: a keys file that becomes empty, unreadable or missing takes its keys
+with it (only the environment's keys stay valid), which is logged and counted in
+``memorygraph_auth_key_reloads_total{result}``; ``memorygraph_auth_keys`` is the number of keys
+in force.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from memorygraph.errors import ConfigError
+from memorygraph.metrics import definitions as metrics
 
 __all__ = ["KeyRing", "presented_key"]
 
@@ -54,35 +60,46 @@ class KeyRing:
 
     def _load(self, *, initial: bool = False) -> None:
         keys = list(self._env)
+        result = "ok"
         if self.keys_file is not None:
             try:
                 stat = self.keys_file.stat()
-                stamp = (stat.st_mtime_ns, stat.st_size)
+                stamp: tuple[int, int] | None = (stat.st_mtime_ns, stat.st_size)
                 if stamp == self._stamp:
                     return
-                keys += _parse(self.keys_file.read_text())
+                from_file = _parse(self.keys_file.read_text())
             except OSError as exc:
                 if initial:
                     raise ConfigError(
                         f"cannot read API keys file {self.keys_file}: {exc.strerror}"
                     ) from exc
-                log.warning(
-                    "cannot re-read API keys file %s; keeping the current keys", self.keys_file
+                stamp, from_file, result = None, [], "unreadable"
+                log.error(
+                    "cannot read API keys file %s (%s): its keys are no longer accepted",
+                    self.keys_file,
+                    exc.strerror,
                 )
-                return
+            else:
+                if not from_file and not initial:
+                    result = "empty"
+                    log.error(
+                        "API keys file %s holds no keys: its keys are no longer accepted",
+                        self.keys_file,
+                    )
             self._stamp = stamp
-        if not keys:
-            if initial:
-                raise ConfigError(
-                    "authentication is enabled but no API keys are configured "
-                    f"(auth.api_keys_file or {ENV_KEYS})"
-                )
-            log.warning("API keys file %s holds no keys; keeping the current keys", self.keys_file)
-            return
+            keys += from_file
+        if not keys and initial:
+            raise ConfigError(
+                "authentication is enabled but no API keys are configured "
+                f"(auth.api_keys_file or {ENV_KEYS})"
+            )
         with self._lock:
             self._digests = [_digest(k) for k in keys]
+        metrics.AUTH_KEYS.set(len(keys))
         if not initial:
-            log.info("reloaded %d API keys", len(keys))
+            metrics.AUTH_KEY_RELOADS.labels(result).inc()
+            if result == "ok":
+                log.info("reloaded %d API keys", len(keys))
 
     def refresh(self) -> None:
         """Re-read the keys file if it changed."""

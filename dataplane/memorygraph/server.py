@@ -31,8 +31,10 @@ from memorygraph.metrics.endpoint import MetricsServer
 from memorygraph.model import parse_id
 from memorygraph.plugins.graph_hooks import PluginHooks
 from memorygraph.plugins.reload import PluginManager
+from memorygraph.servicers.gate import HEALTH_PREFIX, CallGate
 from memorygraph.servicers.handlers import HandlerSettings, HandlerWrapper
 from memorygraph.servicers.memorygraph import MemoryGraphServicer, add_to_server
+from memorygraph.servicers.watchdog import PoolWatchdog
 from memorygraph.store import GraphStore, open_rocks_store
 from memorygraph.tls import server_credentials
 from memorygraph.v1 import graph_pb2
@@ -45,6 +47,7 @@ log = logging.getLogger("memorygraph.server")
 STOP_SIGNAL_POLL_SECONDS = 0.2
 
 SERVICE_NAME = graph_pb2.DESCRIPTOR.services_by_name["MemoryGraphService"].full_name
+HEALTH_CHECK = HEALTH_PREFIX + "Check"
 
 
 @dataclass
@@ -53,6 +56,8 @@ class RunningServer:
 
     grpc_server: grpc.Server
     health: health.HealthServicer
+    watchdog: PoolWatchdog
+    health_pool: futures.ThreadPoolExecutor
     store: GraphStore
     service: GraphService
     hub: EventHub
@@ -69,6 +74,7 @@ class RunningServer:
             return
         self.stopped = True
         grace = self.config.shutdown_grace_seconds if grace is None else grace
+        self.watchdog.stop()
         self.health.enter_graceful_shutdown()
         self.metrics_server.ready.clear()
         # In-flight RPCs get `grace` seconds to finish; new ones are refused meanwhile.
@@ -77,6 +83,7 @@ class RunningServer:
         # spent waiting for them.
         self.hub.close()
         stopped.wait()
+        self.health_pool.shutdown(wait=False)
         self.retention.stop()
         if self.reporter is not None:
             self.reporter.stop()
@@ -123,6 +130,60 @@ def _publish_gauges(store: GraphStore, hub: EventHub) -> None:
         metrics.STORE_COUNTS.labels(kind.value).set(count)
     metrics.STORE_COUNTS.labels("edge").set(counts.edges)
     metrics.STORE_BYTES.set(store.size_bytes())
+
+
+def _grpc_server(
+    config: ServerConfig,
+    keyring: KeyRing | None,
+    pool: futures.ThreadPoolExecutor,
+    health_pool: futures.ThreadPoolExecutor,
+) -> tuple[grpc.Server, HandlerWrapper]:
+    """The gRPC server: calls admitted by the gate (authentication, before any worker is
+    taken), run on `pool` (health checks on `health_pool`, so they answer while every worker
+    is busy) and wrapped by the handler wrapper."""
+    gate = CallGate(
+        keyring,
+        open_health=config.auth.open_health,
+        open_reflection=config.auth.open_reflection,
+    )
+    wrapper = HandlerWrapper(
+        HandlerSettings(
+            max_streams=config.max_streams,
+            default_deadline_seconds=config.default_deadline_seconds,
+            own_pools={HEALTH_CHECK: health_pool},
+        )
+    )
+    server = grpc.server(
+        pool,
+        interceptors=[gate],
+        maximum_concurrent_rpcs=config.max_concurrent_rpcs,
+        options=[
+            ("grpc.max_receive_message_length", config.max_message_bytes),
+            ("grpc.max_send_message_length", config.max_message_bytes),
+        ],
+    )
+    return wrapper.wrapping(server), wrapper
+
+
+def _set_serving(health_servicer: health.HealthServicer, serving: bool) -> None:
+    status = (
+        health_pb2.HealthCheckResponse.SERVING
+        if serving
+        else health_pb2.HealthCheckResponse.NOT_SERVING
+    )
+    for name in ("", SERVICE_NAME):
+        health_servicer.set(name, status)
+
+
+def _on_workers(
+    healthy: bool, health_servicer: health.HealthServicer, metrics_server: MetricsServer
+) -> None:
+    """What the watchdog found: the health checks and probes say whether the server serves."""
+    _set_serving(health_servicer, healthy)
+    if healthy:
+        metrics_server.alive.set()
+    else:
+        metrics_server.alive.clear()
 
 
 def start_server(config: ServerConfig) -> RunningServer:
@@ -175,27 +236,10 @@ def start_server(config: ServerConfig) -> RunningServer:
         )
         retention.start()
         undo.callback(retention.stop)
-        wrapper = HandlerWrapper(
-            HandlerSettings(
-                keyring=keyring,
-                open_health=config.auth.open_health,
-                open_reflection=config.auth.open_reflection,
-                max_streams=config.max_streams,
-                default_deadline_seconds=config.default_deadline_seconds,
-            )
-        )
-        server = wrapper.wrapping(
-            grpc.server(
-                futures.ThreadPoolExecutor(
-                    max_workers=config.max_workers, thread_name_prefix="rpc"
-                ),
-                maximum_concurrent_rpcs=config.max_concurrent_rpcs,
-                options=[
-                    ("grpc.max_receive_message_length", config.max_message_bytes),
-                    ("grpc.max_send_message_length", config.max_message_bytes),
-                ],
-            )
-        )
+        pool = futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="rpc")
+        health_pool = futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="health")
+        undo.callback(health_pool.shutdown, wait=False)
+        server, wrapper = _grpc_server(config, keyring, pool, health_pool)
         add_to_server(
             MemoryGraphServicer(
                 service,
@@ -221,8 +265,11 @@ def start_server(config: ServerConfig) -> RunningServer:
             raise ConfigError(f"cannot listen on {address}: the port is in use or invalid") from exc
         server.start()
         undo.pop_all()  # from here on, RunningServer.stop() owns the shutdown
-    for name in ("", SERVICE_NAME):
-        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    _set_serving(health_servicer, True)
+    watchdog = PoolWatchdog(
+        pool, lambda healthy: _on_workers(healthy, health_servicer, metrics_server)
+    )
+    watchdog.start()
     metrics_server.collect_hook = lambda: _publish_gauges(store, hub)
     metrics_server.ready.set()
     log.info(
@@ -237,6 +284,8 @@ def start_server(config: ServerConfig) -> RunningServer:
     return RunningServer(
         server,
         health_servicer,
+        watchdog,
+        health_pool,
         store,
         service,
         hub,

@@ -89,7 +89,7 @@ def test_health_can_require_a_key_too(start_inprocess: Start, keys_file: Path) -
 def test_rotated_keys_apply_without_restart(
     start_inprocess: Start, keys_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("memorygraph.servicers.handlers.KEY_REFRESH_SECONDS", 0.0)
+    monkeypatch.setattr("memorygraph.servicers.gate.KEY_REFRESH_SECONDS", 0.0)
     server = start_inprocess(auth={"enabled": True, "api_keys_file": keys_file})
     keys_file.write_text("key-gamma\n")
     os.utime(keys_file, ns=(time.time_ns() + 10**9, time.time_ns() + 10**9))

@@ -18,6 +18,8 @@ __all__ = [
     "ARCHIVED_SESSIONS",
     "ARCHIVE_LAST_SUCCESS",
     "ARCHIVE_REFUSED",
+    "AUTH_KEYS",
+    "AUTH_KEY_RELOADS",
     "COMMIT_GROUP_SIZE",
     "COMMIT_SYNC_LATENCY",
     "EVENT_FANOUT_LAG",
@@ -47,6 +49,13 @@ COMMIT_SYNC_LATENCY = Histogram(
     buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),
 )
 OPEN_STREAMS = Gauge("memorygraph_open_streams", "Long-lived streams (events, ingest) open now")
+AUTH_KEYS = Gauge("memorygraph_auth_keys", "API keys accepted now (0 with authentication off)")
+AUTH_KEY_RELOADS = Counter(
+    "memorygraph_auth_key_reloads",
+    "Re-reads of a changed API keys file, by result (ok, empty, unreadable: no key of the file "
+    "is accepted then)",
+    ["result"],
+)
 RPC_REJECTED = Counter(
     "memorygraph_rpc_rejected",
     "RPCs refused before any work (authentication, stream cap), by method and code",

@@ -1,8 +1,11 @@
 """The data plane's HTTP endpoint on its own port: ``/metrics`` (the default Prometheus
-registry), ``/healthz`` (the process is alive) and ``/readyz`` (the store is open and serving).
+registry), ``/healthz`` (the process can still serve) and ``/readyz`` (the store is open and
+serving).
 
-It serves what is registered and the readiness it is told; it defines no metrics and decides
-nothing about readiness itself.
+It serves what is registered and the readiness and liveness it is told; it defines no metrics
+and decides nothing about readiness itself. Anyone who reaches the port can connect, so it
+holds at most `max_connections` at once (more are closed at once) and drops a connection that
+sends nothing for `timeout` seconds.
 """
 
 from __future__ import annotations
@@ -16,21 +19,68 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 __all__ = ["MetricsServer"]
 
 
-class MetricsServer:
-    """Serves /metrics, /healthz and /readyz on its own port, in a daemon thread."""
+MAX_CONNECTIONS = 32
+TIMEOUT_SECONDS = 5.0
 
-    def __init__(self, host: str, port: int) -> None:
+
+class _BoundedHTTPServer(ThreadingHTTPServer):
+    """A thread per connection, up to `max_connections`; connections beyond are closed."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: Any, max_connections: int) -> None:
+        super().__init__(address, handler)
+        self._slots = threading.BoundedSemaphore(max_connections)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+
+class MetricsServer:
+    """Serves /metrics, /healthz and /readyz on its own port, in a daemon thread.
+
+    `ready` is set once the server serves; `alive` is cleared while it cannot (its RPC workers
+    are wedged): then both probes answer 503."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        max_connections: int = MAX_CONNECTIONS,
+        timeout: float = TIMEOUT_SECONDS,
+    ) -> None:
         self.ready = threading.Event()
+        self.alive = threading.Event()
+        self.alive.set()
         self.collect_hook: Any = None
         server = self
+        io_timeout = timeout
 
         class Handler(BaseHTTPRequestHandler):
+            timeout = io_timeout  # on the socket: a client that sends nothing is dropped
+
             def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
                 if path == "/metrics":
                     if server.collect_hook is not None:
                         server.collect_hook()
                     self._reply(200, generate_latest(), CONTENT_TYPE_LATEST)
+                elif not server.alive.is_set() and path in ("/healthz", "/readyz"):
+                    self._reply(503, b"unhealthy: no RPC worker is free\n")
                 elif path == "/healthz":
                     self._reply(200, b"ok\n")
                 elif path == "/readyz":
@@ -51,8 +101,7 @@ class MetricsServer:
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
-        self._http = ThreadingHTTPServer((host, port), Handler)
-        self._http.daemon_threads = True
+        self._http = _BoundedHTTPServer((host, port), Handler, max_connections)
         self.port = self._http.server_address[1]
         self._thread = threading.Thread(
             target=self._http.serve_forever, name="metrics-http", daemon=True

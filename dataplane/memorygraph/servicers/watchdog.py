@@ -1,0 +1,77 @@
+"""Noticing a wedged server: does the RPC thread pool still run work?
+
+Every `period` seconds a no-op goes to the pool. If it has not run `limit` seconds later, every
+worker is stuck (calls that never finish, callers that never send their request) and the server
+can answer nothing but what runs elsewhere: `on_change(False)` is called, and `on_change(True)`
+once a no-op runs again. The server turns that into its health status (gRPC health checks run on
+a pool of their own and keep answering) and into `/healthz` and `/readyz`, so liveness probes
+restart a server that can no longer serve.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent import futures
+
+__all__ = ["CHECK_SECONDS", "WEDGED_AFTER_SECONDS", "PoolWatchdog"]
+
+log = logging.getLogger("memorygraph.server")
+
+CHECK_SECONDS = 5.0
+WEDGED_AFTER_SECONDS = 15.0
+
+
+class PoolWatchdog:
+    def __init__(
+        self,
+        pool: futures.Executor,
+        on_change: Callable[[bool], None],
+        *,
+        period: float | None = None,
+        limit: float | None = None,
+    ) -> None:
+        self.pool = pool
+        self.on_change = on_change
+        self.period = CHECK_SECONDS if period is None else period
+        self.limit = WEDGED_AFTER_SECONDS if limit is None else limit
+        self.healthy = True
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._main, name="pool-watchdog", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _main(self) -> None:
+        while not self._stop.wait(self.period):
+            ran = threading.Event()
+            started = time.monotonic()
+            try:
+                self.pool.submit(ran.set)
+            except RuntimeError:  # the pool is shutting down with the server
+                return
+            # Waits past `limit` too, so that recovery is seen as soon as the no-op runs.
+            while not ran.wait(min(self.period, self.limit)) and not self._stop.is_set():
+                if self.healthy and time.monotonic() - started >= self.limit:
+                    self._set(False)
+            if ran.is_set() and not self.healthy:
+                self._set(True)
+
+    def _set(self, healthy: bool) -> None:
+        self.healthy = healthy
+        if healthy:
+            log.warning("the RPC workers run again; serving")
+        else:
+            log.error(
+                "no RPC worker has been free for %.0fs: the server cannot serve; reporting "
+                "unhealthy",
+                self.limit,
+            )
+        self.on_change(healthy)
