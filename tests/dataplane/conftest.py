@@ -1,5 +1,6 @@
-"""Fixtures that run the data plane for real: in-process, or as a `memorygraph serve`
-subprocess on 127.0.0.1 that tests can stop, kill -9 and restart."""
+"""Fixtures of the data plane tests: the data plane run for real (in-process, or as a
+`memorygraph serve` subprocess on 127.0.0.1 that tests can stop, kill -9 and restart), the
+storage engines the store contract runs on, and the services the data plane talks to."""
 
 from __future__ import annotations
 
@@ -18,7 +19,11 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from memorygraph.config import load_config
 from memorygraph.server import RunningServer, start_server
+from memorygraph.store import KeyValueStore, MemoryStore
+from memorygraph.store.rocks import RocksStore
 from memorygraph.v1 import graph_pb2_grpc
+
+from .store_support import Engine
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -152,3 +157,21 @@ def inprocess_server(start_inprocess: Callable[..., RunningServer]) -> RunningSe
 def stub(inprocess_server: RunningServer) -> Iterator[graph_pb2_grpc.MemoryGraphServiceStub]:
     with grpc.insecure_channel(f"127.0.0.1:{inprocess_server.port}") as channel:
         yield graph_pb2_grpc.MemoryGraphServiceStub(channel)
+
+
+def _engine(name: str, path: Path) -> Engine:
+    if name == "rocks":
+        return Engine(name, lambda: RocksStore(path / "db"), persistent=True)
+    return Engine(name, MemoryStore, persistent=False)
+
+
+@pytest.fixture(params=["memory", "rocks"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Engine:
+    return _engine(request.param, tmp_path)
+
+
+@pytest.fixture
+def kv(engine: Engine) -> Iterator[KeyValueStore]:
+    store = engine.open()
+    yield store
+    store.close()
