@@ -23,7 +23,9 @@ from memorygraph.store import KeyValueStore, MemoryStore
 from memorygraph.store.rocks import RocksStore
 from memorygraph.v1 import graph_pb2_grpc
 
+from .archive_support import TOKEN
 from .store_support import Engine
+from .vault_server import DataVault
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -175,3 +177,10 @@ def kv(engine: Engine) -> Iterator[KeyValueStore]:
     store = engine.open()
     yield store
     store.close()
+
+
+@pytest.fixture
+def vault(tmp_path: Path) -> Iterator[DataVault]:
+    server = DataVault(tmp_path / "vault", token=TOKEN).start()
+    yield server
+    server.stop()
