@@ -4,13 +4,16 @@ storage engines the store contract runs on, and the services the data plane talk
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,7 @@ from memorygraph.store.rocks import RocksStore
 from memorygraph.v1 import graph_pb2_grpc
 
 from .archive_support import TOKEN
+from .plugin_support import Webhook
 from .store_support import Engine
 from .vault_server import DataVault
 
@@ -184,3 +188,36 @@ def vault(tmp_path: Path) -> Iterator[DataVault]:
     server = DataVault(tmp_path / "vault", token=TOKEN).start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def webhook() -> Iterator[Webhook]:
+    state = Webhook()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            state.calls.append(body)
+            state.headers.append(dict(self.headers))
+            if state.delay:
+                time.sleep(state.delay)
+            status, answer = state.answer(body)
+            raw = json.dumps(answer).encode() if not isinstance(answer, bytes) else answer
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    state.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state.server.daemon_threads = True
+    thread = threading.Thread(target=state.server.serve_forever, daemon=True)
+    thread.start()
+    yield state
+    state.server.shutdown()
+    state.server.server_close()
