@@ -1,6 +1,4 @@
-"""Helpers the archival tests share: sessions recorded through the client, a run of the archival
-job that takes every closed or idle session, the test Data-Vault as a destination (and its
-token), and a graph service on an in-memory store."""
+"""Helpers of the archival tests: recorded sessions, archival runs, the test vault, a service."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Helpers of the plugin tests: a webhook plugin service whose answers a test chooses, a
-plugins.yaml written from plugin entries, and a stub connected to a running server."""
+"""Helpers of the plugin tests: a webhook service's state, plugins.yaml files, a connected stub."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Helpers of the RPC tests: the service stub, the status of a refused call, one LLM turn
-recorded through the RPCs, and edges as comparable tuples."""
+"""Helpers of the RPC tests: the stub type, a refused call's status, one LLM turn, edge tuples."""
 
 from __future__ import annotations
 

@@ -1,6 +1,4 @@
-"""Helpers the storage contract tests share: the engines under test, column families read back
-whole, the key bytes of node and edge kinds, expected counts, and a graph built through the
-service."""
+"""Helpers of the storage contract tests: engines, raw column families, kind bytes, counts."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Which sessions archival takes: closed or idle ones, oldest first; a write or a restore makes a
-session active again."""
+"""Which sessions archival takes: closed or idle ones, oldest first, not ones active again."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""`memorygraph archive` as a command against a Data-Vault: killed at every step and rerun, and
-its command-line errors."""
+"""`memorygraph archive` as a command: killed at every step and rerun, and its option errors."""
 
 from __future__ import annotations
 

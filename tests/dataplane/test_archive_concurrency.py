@@ -1,5 +1,4 @@
-"""Archival while writers are at work: a session that changed after its export is kept, one that
-did not is archived after a single export."""
+"""Archival while writers are at work: a session changed after its export is kept."""
 
 from __future__ import annotations
 

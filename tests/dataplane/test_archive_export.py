@@ -1,5 +1,4 @@
-"""The session export format: canonical and decoding to itself; damaged exports and records of
-other sessions refused."""
+"""The session export format: canonical, decoding to itself; damage and foreign records refused."""
 
 from __future__ import annotations
 

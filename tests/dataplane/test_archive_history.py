@@ -1,5 +1,4 @@
-"""What archival and restore leave in the event log: the session-event index and retention floor
-of a schema-1 store, the count of retained events, history skipped where it cannot come back."""
+"""What archival and restore leave in the event log: indexes, floors, counts, skipped history."""
 
 from __future__ import annotations
 

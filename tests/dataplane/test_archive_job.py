@@ -1,5 +1,4 @@
-"""The archival job against a real Data-Vault HTTP server (tests/dataplane/vault_server.py):
-archived, verified and restored sessions, retries, legal holds, plugins that refuse."""
+"""The archival job against a real Data-Vault HTTP server (tests/dataplane/vault_server.py)."""
 
 from __future__ import annotations
 

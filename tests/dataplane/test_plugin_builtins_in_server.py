@@ -1,5 +1,4 @@
-"""Built-in plugins in a running server: rejections that leave no trace, transformations that are
-what gets stored and streamed, quotas, and reloads under load."""
+"""Built-in plugins in a running server: rejections, transformations, quotas, reloads."""
 
 from __future__ import annotations
 

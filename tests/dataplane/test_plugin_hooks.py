@@ -1,5 +1,4 @@
-"""Which hooks fire: every hook point is dispatched, and before_query sees every RPC that
-returns graph data."""
+"""Which hooks fire: every hook point is dispatched, and before_query sees every read."""
 
 from __future__ import annotations
 

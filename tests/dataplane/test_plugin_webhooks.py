@@ -1,5 +1,4 @@
-"""Webhook plugins against a real HTTP service: allow, deny, patch and bearer tokens, timeouts and
-failure policies, and the documented example service."""
+"""Webhook plugins against a real HTTP service: answers, tokens, timeouts, failure policies."""
 
 from __future__ import annotations
 

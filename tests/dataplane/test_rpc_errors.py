@@ -1,5 +1,4 @@
-"""Refused and failing calls: every class of bad input gets its status and changes nothing,
-unexpected errors become INTERNAL, and each failure names its request id."""
+"""Refused and failing RPCs: the status of each bad input, INTERNAL errors, request ids."""
 
 from __future__ import annotations
 

@@ -1,6 +1,4 @@
-"""Sessions, nodes and edges through the generated client against a real server (in-process,
-RocksDB in a temporary directory): turns and their automatic edges, session lifecycles, cascading
-deletes, edge filters and traversal."""
+"""Sessions, nodes and edges through the RPCs: turns, lifecycles, cascades, filters, traversal."""
 
 from __future__ import annotations
 

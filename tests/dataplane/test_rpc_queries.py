@@ -1,5 +1,4 @@
-"""Query and StreamQuery through the generated client: filters, paging, order, time windows and
-the page size cap."""
+"""Query and StreamQuery through the RPCs: filters, paging, order, time windows, the page cap."""
 
 from __future__ import annotations
 

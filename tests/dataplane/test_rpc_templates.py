@@ -1,5 +1,4 @@
-"""Templates through the generated client: rendering, usage counts, the prompts they record, and
-the variables, patterns and names they refuse."""
+"""Templates through the RPCs: rendering, usage counts, recorded prompts, refused variables."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""The `KeyValueStore` protocol on both engines (in-memory and RocksDB): ordering, bounds, reverse
-scans, atomic batches, close."""
+"""The KeyValueStore protocol on both engines: order, bounds, reverse scans, batches, close."""
 
 from __future__ import annotations
 

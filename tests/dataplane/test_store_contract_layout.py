@@ -1,5 +1,4 @@
-"""The graph layout `GraphStore` writes on both engines: records, every index entry and counter,
-read back from the raw column families, and the scans over them."""
+"""The graph layout on both engines: records, index entries, counters and scans, byte by byte."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""The schema version of a store on both engines: written on first open, a newer one refused, a
-schema-2 store upgraded on open (also after an interrupted upgrade)."""
+"""Schema versions on both engines: written on first open, newer refused, schema 2 upgraded."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Helpers of the handler tests: a graph from the minimal example stored in the fake API server,
-reconciling it, its conditions and Events, and its pods played ready."""
+"""Helpers of the handler tests: a stored graph, reconciling it, its conditions, Events, pods."""
 
 from __future__ import annotations
 

@@ -1,6 +1,4 @@
-"""The rendered data-plane pod: its container, ports and mounted files read from the rendered
-objects, and the pod run as a process the way the kubelet would run it (its volumes as
-directories, its config volume filled from the rendered ConfigMap and Secrets)."""
+"""The rendered data-plane pod: read from the rendered objects, and run as the kubelet would."""
 
 from __future__ import annotations
 

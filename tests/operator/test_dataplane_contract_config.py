@@ -1,6 +1,4 @@
-"""What the operator renders is what the data plane accepts: the rendered `memorygraph.yaml` and
-`plugins.yaml`, the files the container mounts and its command, held against the data plane's
-own loaders and CLI parser."""
+"""The rendered config, mounts and command against the data plane's own loaders and parser."""
 
 from __future__ import annotations
 

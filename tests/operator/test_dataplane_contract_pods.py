@@ -1,6 +1,4 @@
-"""What the operator renders is what the data plane accepts, booted: the real server run from a pod
-materialised out of the rendered StatefulSet, ConfigMap and Secrets and probed the way the
-kubelet would, and the rendered archival job run against it."""
+"""The data plane booted from the rendered pod, probed as the kubelet would, archiving."""
 
 from __future__ import annotations
 

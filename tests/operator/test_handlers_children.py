@@ -1,6 +1,4 @@
-"""What the handlers do to the children of a graph: pruned when no longer wanted, generated keys
-kept, volumes grown, a ServiceMonitor when its CRD is served, periodic repair, GitOps metadata
-left out, a child the API server rejects, the initial listing."""
+"""What the handlers do to a graph's children: pruning, keys, volumes, repairs, rejections."""
 
 from __future__ import annotations
 

@@ -1,6 +1,4 @@
-"""Graph handlers against a fake API server (kmock): creation and readiness, updates and scaling,
-pause and restarts, invalid specs, autoscaling, repaired drift, and an operator restart that
-writes nothing."""
+"""Graph handlers against a fake API server: creation, readiness, updates, pauses, bad specs."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Plugin handlers: plugins reach the config of the graphs that select them and list their users;
-deleted, invalid and refused plugins are reported on the graph."""
+"""Plugin handlers: plugins reach their graphs' config; bad or deleted ones are reported."""
 
 from __future__ import annotations
 

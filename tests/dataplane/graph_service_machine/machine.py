@@ -1,6 +1,4 @@
-"""The state machine's state (the service on its store, the reference model, a fake clock) and the
-helpers its rules share: aiming requests at nodes, and applying to the model what the service
-did."""
+"""The state machine's state and the helpers its rules share."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""The state machine's rules for reads over many nodes: queries (paged and streamed) and session
-listings."""
+"""The state machine's rules for reads over many nodes: queries and session listings."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""What the state machine draws its requests from: mostly valid values, now and then one the
-service must refuse."""
+"""What the state machine draws requests from: mostly valid values, sometimes refused ones."""
 
 from __future__ import annotations
 

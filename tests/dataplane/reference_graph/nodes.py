@@ -1,5 +1,4 @@
-"""Sessions and the other nodes in the reference model: created, closed, updated, deleted, listed
-and read."""
+"""Sessions and other nodes in the reference model: created, closed, updated, deleted, read."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Queries and counters in the reference model: nodes by session, kind, time and metadata, and the
-counts the store keeps."""
+"""Queries over the nodes of the reference model, and its counters."""
 
 from __future__ import annotations
 

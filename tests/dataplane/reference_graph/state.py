@@ -1,5 +1,4 @@
-"""The state of the reference model and the checks its operations share, with the types its
-callers use: template content as segments, declared variables, and the refusal of a request."""
+"""The reference model's state, the checks its operations share, the types its callers use."""
 
 from __future__ import annotations
 

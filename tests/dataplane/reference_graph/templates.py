@@ -1,5 +1,4 @@
-"""Templates in the reference model: created with their variables, read by id or name, and
-instantiated into content and (in a session) a prompt."""
+"""Templates in the reference model: created, read by id or name, instantiated."""
 
 from __future__ import annotations
 
