@@ -1,15 +1,19 @@
-"""Fixtures that run the data plane for real: in-process, or as a `memorygraph serve`
-subprocess on 127.0.0.1 that tests can stop, kill -9 and restart."""
+"""Fixtures of the data plane tests: the data plane run for real (in-process, or as a
+`memorygraph serve` subprocess on 127.0.0.1 that tests can stop, kill -9 and restart), the
+storage engines the store contract runs on, and the services the data plane talks to."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +22,14 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from memorygraph.config import load_config
 from memorygraph.server import RunningServer, start_server
+from memorygraph.store import KeyValueStore, MemoryStore
+from memorygraph.store.rocks import RocksStore
 from memorygraph.v1 import graph_pb2_grpc
+
+from .archive_support import TOKEN
+from .plugin_support import Webhook
+from .store_support import Engine
+from .vault_server import DataVault
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -152,3 +163,61 @@ def inprocess_server(start_inprocess: Callable[..., RunningServer]) -> RunningSe
 def stub(inprocess_server: RunningServer) -> Iterator[graph_pb2_grpc.MemoryGraphServiceStub]:
     with grpc.insecure_channel(f"127.0.0.1:{inprocess_server.port}") as channel:
         yield graph_pb2_grpc.MemoryGraphServiceStub(channel)
+
+
+def _engine(name: str, path: Path) -> Engine:
+    if name == "rocks":
+        return Engine(name, lambda: RocksStore(path / "db"), persistent=True)
+    return Engine(name, MemoryStore, persistent=False)
+
+
+@pytest.fixture(params=["memory", "rocks"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Engine:
+    return _engine(request.param, tmp_path)
+
+
+@pytest.fixture
+def kv(engine: Engine) -> Iterator[KeyValueStore]:
+    store = engine.open()
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def vault(tmp_path: Path) -> Iterator[DataVault]:
+    server = DataVault(tmp_path / "vault", token=TOKEN).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def webhook() -> Iterator[Webhook]:
+    state = Webhook()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            state.calls.append(body)
+            state.headers.append(dict(self.headers))
+            if state.delay:
+                time.sleep(state.delay)
+            status, answer = state.answer(body)
+            raw = json.dumps(answer).encode() if not isinstance(answer, bytes) else answer
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    state.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state.server.daemon_threads = True
+    thread = threading.Thread(target=state.server.serve_forever, daemon=True)
+    thread.start()
+    yield state
+    state.server.shutdown()
+    state.server.server_close()

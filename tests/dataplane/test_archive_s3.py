@@ -23,8 +23,8 @@ from memorygraph.client import Client
 from memorygraph.errors import NotFound
 from memorygraph.server import RunningServer
 
+from .archive_support import archive_all, record_session
 from .conftest import REPO, free_port
-from .test_archive import archive_all, record_session
 
 USER, PASSWORD = "memorygraph", "memorygraph-secret"
 
