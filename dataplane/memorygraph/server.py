@@ -7,6 +7,7 @@ import contextlib
 import itertools
 import logging
 import signal
+import threading
 import time
 from collections.abc import Callable
 from concurrent import futures
@@ -58,6 +59,7 @@ class RunningServer:
     health: health.HealthServicer
     watchdog: PoolWatchdog
     health_pool: futures.ThreadPoolExecutor
+    resumer: threading.Thread
     store: GraphStore
     service: GraphService
     hub: EventHub
@@ -75,6 +77,7 @@ class RunningServer:
         self.stopped = True
         grace = self.config.shutdown_grace_seconds if grace is None else grace
         self.watchdog.stop()
+        self.service.deletion.stop()
         self.health.enter_graceful_shutdown()
         self.metrics_server.ready.clear()
         # In-flight RPCs get `grace` seconds to finish; new ones are refused meanwhile.
@@ -83,6 +86,7 @@ class RunningServer:
         # spent waiting for them.
         self.hub.close()
         stopped.wait()
+        self.resumer.join()
         self.health_pool.shutdown(wait=False)
         self.retention.stop()
         if self.reporter is not None:
@@ -270,6 +274,9 @@ def start_server(config: ServerConfig) -> RunningServer:
         pool, lambda healthy: _on_workers(healthy, health_servicer, metrics_server)
     )
     watchdog.start()
+    # Deletions a crash interrupted finish in the background (their sessions stay hidden).
+    resumer = threading.Thread(target=service.deletion.resume, name="deletion-resume", daemon=True)
+    resumer.start()
     metrics_server.collect_hook = lambda: _publish_gauges(store, hub)
     metrics_server.ready.set()
     log.info(
@@ -286,6 +293,7 @@ def start_server(config: ServerConfig) -> RunningServer:
         health_servicer,
         watchdog,
         health_pool,
+        resumer,
         store,
         service,
         hub,

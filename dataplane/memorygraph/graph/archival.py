@@ -199,7 +199,17 @@ class SessionArchive:
                     "delete it first to restore the archived state"
                 )
             nodes = [export.session, *export.nodes]
-            present = [n for n in self.store.get_nodes([n.id for n in nodes]) if n is not None]
+            ids = [n.id for n in nodes]
+            readable = self.store.get_node_records(ids)
+            if any(
+                stored and record is None
+                for stored, record in zip(self.store.nodes_stored(ids), readable, strict=True)
+            ):
+                raise FailedPrecondition(
+                    f"session {format_id(session_id)} is being deleted; restore it once the "
+                    "deletion has finished"
+                )
+            present = [n for n in self.store.get_nodes(ids) if n is not None]
             if present:
                 raise AlreadyExists(
                     f"node {format_id(present[0].id)} of the archive already exists "

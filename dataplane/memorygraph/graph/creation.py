@@ -46,7 +46,7 @@ class Creator:
     def session(self, tx: Transaction, spec: NewSession) -> Node:
         self.limits.check(spec.title, spec.metadata)
         node_id = spec.session_id or new_id()
-        if tx.get_node(node_id) is not None:
+        if tx.id_taken(node_id):
             raise AlreadyExists(f"a node with id {format_id(node_id)} already exists")
         details = SessionDetails(user_id=spec.user_id, agent_id=spec.agent_id, model=spec.model)
         return self.stamped(tx, node_id, node_id, spec.title, spec.metadata, details)
@@ -83,7 +83,7 @@ class Creator:
         node_id = spec.node_id
         if node_id is None:
             node_id = new_id()
-        elif not spec.fresh_id and tx.get_node(node_id) is not None:
+        elif not spec.fresh_id and tx.id_taken(node_id):
             raise AlreadyExists(f"a node with id {format_id(node_id)} already exists")
         session_id, edges = self._parents(tx, spec, details)
         if not spec.kind.is_global:

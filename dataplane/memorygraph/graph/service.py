@@ -14,13 +14,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import TypeVar
 
-from memorygraph import deadline
 from memorygraph.codec.nodes import decode_node
 from memorygraph.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from memorygraph.graph import templates
 from memorygraph.graph.archival import SessionArchive
 from memorygraph.graph.checks import Limits, require, require_kind, writable_session
 from memorygraph.graph.creation import Creator
+from memorygraph.graph.deletion import SessionDeletion
 from memorygraph.graph.hooks import GraphHooks, Read
 from memorygraph.graph.query import (
     Page,
@@ -37,7 +37,6 @@ from memorygraph.graph.writes import Writer
 from memorygraph.model import (
     Direction,
     Edge,
-    EdgeKey,
     EdgeKind,
     IngestItem,
     NewEdge,
@@ -91,6 +90,7 @@ class GraphService:
         self._writer = Writer(store, clock)
         self._create = Creator(limits, clock)
         self.archive = SessionArchive(store, self._writer, self.hooks)
+        self.deletion = SessionDeletion(store, self._writer)
         self.templates = Templates(store, self._writer, self._create, self.hooks, limits)
 
     # -- what the server reports about the graph -----------------------------------------------
@@ -188,23 +188,12 @@ class GraphService:
         return closed
 
     def delete_session(self, session_id: bytes) -> tuple[int, int]:
-        """Delete a session and everything in it; returns (nodes, edges) deleted."""
+        """Delete a session and everything in it; returns (nodes, edges) deleted. The session
+        is gone from every read at once and deleted in steps (`graph.deletion`)."""
         self.hooks.before_delete_session(session_id)
-        with self._writer.transaction() as tx:
-            session = require_kind(tx, session_id, NodeKind.SESSION)
-            members = [node_id for _, node_id, _ in self.store.scan_session(session_id)]
-            nodes = [n for n in self.store.get_nodes(members) if n is not None]
-            edges: dict[EdgeKey, Edge] = {}
-            for count, node in enumerate([*nodes, session]):
-                if count % 16 == 0:
-                    deadline.check()
-                for edge in self.store.edges(node.id, Direction.BOTH):
-                    edges[edge.key] = edge
-                tx.delete(node)
-            for edge in edges.values():
-                tx.delete_edge(edge)
-        self.hooks.after_delete_session(session_id, len(nodes) + 1, len(edges))
-        return len(nodes) + 1, len(edges)
+        nodes, edges = self.deletion.delete(session_id)
+        self.hooks.after_delete_session(session_id, nodes, edges)
+        return nodes, edges
 
     def list_sessions(
         self, *, limit: int, page_token: str, state: SessionState | None, user_id: str

@@ -141,7 +141,7 @@ class Templates:
         self.limits.check(content, metadata)
         with self.writer.transaction() as tx:
             node_id = template_id or new_id()
-            if tx.get_node(node_id) is not None:
+            if tx.id_taken(node_id):
                 raise AlreadyExists(f"a node with id {format_id(node_id)} already exists")
             if self.store.template_id(name) is not None:
                 raise AlreadyExists(f"a template named {name!r} already exists")

@@ -28,6 +28,8 @@ class Transaction:
         self.events: list[Event] | None = None
         self.restored_events: list[Event] = []
         self.erase_history = False
+        # DeleteSession: see StoreChanges.hide_sessions.
+        self.hide_sessions: list[bytes] = []
 
     def get_node(self, node_id: bytes) -> Node | None:
         if node_id in self._deleted:
@@ -39,6 +41,17 @@ class Transaction:
         if self.parent is not None:
             return self.parent.get_node(node_id)
         return self.store.get_node(node_id)
+
+    def id_taken(self, node_id: bytes) -> bool:
+        """Whether a node with this id exists, here or in the store, readable or not (a session
+        being deleted still holds its ids until it is gone)."""
+        if node_id in self._deleted:
+            return False
+        if node_id in self._created or node_id in self._updated:
+            return True
+        if self.parent is not None:
+            return self.parent.id_taken(node_id)
+        return self.store.node_stored(node_id)
 
     def create(self, node: Node) -> None:
         self._created[node.id] = node
@@ -115,4 +128,5 @@ class Transaction:
             events=self.events,
             restored_events=self.restored_events,
             erase_history=self.erase_history,
+            hide_sessions=self.hide_sessions,
         )

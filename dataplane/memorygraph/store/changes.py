@@ -27,6 +27,9 @@ class StoreChanges:
     restored_events: list[Event] = field(default_factory=list)
     # Deleted sessions take their history out of the event log too (archival).
     erase_history: bool = False
+    # Sessions that disappear from every read with this commit, to be deleted in later steps
+    # (a large session is deleted in several batches so that other writers are not held up).
+    hide_sessions: list[bytes] = field(default_factory=list)
 
     def drop_repeated_edges(self) -> None:
         """Keep each deleted edge once: cascades may reach an edge from both of its ends."""

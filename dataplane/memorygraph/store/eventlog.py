@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 
 from memorygraph.model import (
@@ -131,13 +131,15 @@ class EventLog:
         changes: StoreChanges,
         edge_records: dict[int, bytes],
         session_of: Callable[[bytes], bytes | None],
+        unindexed: Collection[bytes] = (),
     ) -> LogAppend:
         """The writes that record `changes` in the log (its events numbered from the newest
         on), to go in the commit's batch; `applied` once the batch is written.
 
         `edge_records` maps edge objects (by id()) to the records the commit writes for them,
         which their events reuse; `session_of(node_id)` names a node's session for the events
-        of edges whose source the change set does not hold."""
+        of edges whose source the change set does not hold. Sessions in `unindexed` (being
+        deleted) have no session-event index any more: their events go in the log only."""
         ops: list[Op] = []
         # A deleted session takes its session-event index and restore time with it; its events
         # stay in the log unless the change erases its history (archival).
@@ -150,7 +152,7 @@ class EventLog:
             restoring = [e for e in restoring if e.sequence >= floor]
         holes = -len(restoring)  # restores fill holes; erasure makes them
         for session_id in gone:
-            for seq in self.session_sequences(session_id):
+            for seq in () if session_id in unindexed else self.session_sequences(session_id):
                 ops.append(session_event_op(session_id, seq, present=False))
                 if changes.erase_history:
                     ops.append((keys.CF_EVENTS, keys.event_key(seq), None))
@@ -168,7 +170,9 @@ class EventLog:
             if event.type is EventType.SESSION_RESTORED and event.session_id is not None:
                 restored = changes.time.to_bytes(8)
                 ops.append((keys.CF_META, keys.restored_key(event.session_id), restored))
-            elif (session := indexed_session(event)) is not None and session not in gone:
+            elif (session := indexed_session(event)) is not None and not (
+                session in gone or session in unindexed
+            ):
                 ops.append(session_event_op(session, sequence))
         for event in restoring:
             ops.append((keys.CF_EVENTS, keys.event_key(event.sequence), encode_event(event)))

@@ -8,6 +8,7 @@ that and hands over the complete change.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable, Iterable, Iterator
 
@@ -73,31 +74,54 @@ class GraphStore:
                 self.schema_version = upgrade(kv, self.schema_version)
         self.events = EventLog(kv)
         self._counters = Counters(kv)
+        # Sessions being deleted in steps (DeleteSession): they and every node of theirs are
+        # gone from every read from the commit that hides them on.
+        self._hiding: set[bytes] = set()
+        self._hidden: set[bytes] = set()
+        for key in kv.scan_keys(
+            keys.CF_META, keys.DELETING_PREFIX, keys.prefix_end(keys.DELETING_PREFIX)
+        ):
+            self._hide(key[len(keys.DELETING_PREFIX) :])
 
     # -- reads -------------------------------------------------------------------------------
 
     def get_node(self, node_id: bytes) -> Node | None:
+        if node_id in self._hidden:
+            return None
         raw = self.kv.get(keys.CF_NODES, node_id)
         return decode_node(node_id, raw) if raw is not None else None
 
     def get_node_record(self, node_id: bytes) -> bytes | None:
         """The node as stored: a serialized `v1.Node`, ready to send."""
+        if node_id in self._hidden:
+            return None
         return self.kv.get(keys.CF_NODES, node_id)
 
     def get_node_records(self, node_ids: list[bytes]) -> list[bytes | None]:
-        return self.kv.multi_get(keys.CF_NODES, node_ids)
+        raws = self.kv.multi_get(keys.CF_NODES, node_ids)
+        if self._hidden:
+            return [None if n in self._hidden else r for n, r in zip(node_ids, raws, strict=True)]
+        return raws
 
     def get_nodes(self, node_ids: list[bytes]) -> list[Node | None]:
-        raws = self.kv.multi_get(keys.CF_NODES, node_ids)
         return [
             decode_node(nid, raw) if raw is not None else None
-            for nid, raw in zip(node_ids, raws, strict=True)
+            for nid, raw in zip(node_ids, self.get_node_records(node_ids), strict=True)
         ]
+
+    def node_stored(self, node_id: bytes) -> bool:
+        """Whether a record with this id is stored, readable or not (hidden ones included)."""
+        return self.kv.get(keys.CF_NODES, node_id) is not None
+
+    def nodes_stored(self, node_ids: list[bytes]) -> list[bool]:
+        return [raw is not None for raw in self.kv.multi_get(keys.CF_NODES, node_ids)]
 
     def scan_session(
         self, session_id: bytes, start: int = 0, end: int = MAX_TIME, *, reverse: bool = False
     ) -> Iterator[tuple[int, bytes, NodeKind]]:
         """(create time, node id, kind) of a session's nodes with start <= create time < end."""
+        if session_id in self._hidden:
+            return
         lower, upper = keys.session_index_range(session_id, start, end)
         for key in self.kv.scan_keys(keys.CF_BY_SESSION, lower, upper, reverse=reverse):
             create_time, node_id, code = keys.session_index_entry(key)
@@ -117,6 +141,8 @@ class GraphStore:
         record), create times in [start, end), past the (create time, node id) `after` in scan
         order. `keys.session_index_entry` reads a key. The entries carry the records, so a
         session query reads this one range and looks nothing else up."""
+        if session_id in self._hidden:
+            return
         lower, upper = keys.session_index_range(session_id, start, end)
         if after is not None:
             position = keys.session_index_prefix(session_id, *after)
@@ -134,9 +160,11 @@ class GraphStore:
     ) -> Iterator[tuple[int, bytes, bytes | None]]:
         """(create time, node id, session id or None) of a kind's nodes by create time."""
         lower, upper = keys.kind_index_range(kind, start, end)
+        hidden = self._hidden
         for key, value in self.kv.scan(keys.CF_BY_KIND, lower, upper, reverse=reverse):
             create_time, node_id = keys.index_position(key)
-            yield create_time, node_id, value or None
+            if node_id not in hidden:
+                yield create_time, node_id, value or None
 
     def edges(
         self,
@@ -145,6 +173,16 @@ class GraphStore:
         kinds: Iterable[EdgeKind] = (),
     ) -> Iterator[Edge]:
         """Edges touching `node_id`: outgoing ones first, then incoming ones."""
+        if node_id in self._hidden:
+            return
+        hidden = self._hidden
+        for edge in self._edges(node_id, direction, kinds):
+            if edge.source_id not in hidden and edge.target_id not in hidden:
+                yield edge
+
+    def _edges(
+        self, node_id: bytes, direction: Direction, kinds: Iterable[EdgeKind] = ()
+    ) -> Iterator[Edge]:
         wanted = frozenset(kinds)
         end = keys.prefix_end(node_id)
         if direction in (Direction.OUTGOING, Direction.BOTH):
@@ -166,6 +204,8 @@ class GraphStore:
 
     def get_edge(self, key: EdgeKey) -> Edge | None:
         source, kind, target = key
+        if source in self._hidden or target in self._hidden:
+            return None
         raw = self.kv.get(keys.CF_EDGES_OUT, keys.edge_out_key(source, kind, target))
         return decode_edge(source, kind, target, raw) if raw is not None else None
 
@@ -181,6 +221,45 @@ class GraphStore:
         """Record how far the reader `name` has got (not synced: after a crash it may read
         again what it read last, never skip anything)."""
         self.kv.write([(keys.CF_META, keys.cursor_key(name), sequence.to_bytes(8))], sync=False)
+
+    # -- sessions being deleted ----------------------------------------------------------------
+
+    def _hide(self, session_id: bytes) -> None:
+        self._hiding.add(session_id)
+        self._hidden.add(session_id)
+        lower, upper = keys.session_index_range(session_id, 0, MAX_TIME)
+        for key in self.kv.scan_keys(keys.CF_BY_SESSION, lower, upper):
+            self._hidden.add(keys.session_index_entry(key)[1])
+        # Its history stays in the log, but no read needs the session's index of it any more:
+        # dropped at once (one range deletion; again after a crash, which is harmless), and
+        # the events of the steps to come are not indexed.
+        self.kv.delete_range(keys.CF_SESSION_EVENTS, session_id, keys.prefix_end(session_id))
+
+    def sessions_being_deleted(self) -> list[bytes]:
+        return sorted(self._hiding)
+
+    def deletion_step(
+        self, session_id: bytes, limit: int, after: bytes = b""
+    ) -> tuple[list[Node], list[Edge], bytes]:
+        """The next part of a session being deleted, read past the hiding: up to `limit` of
+        its nodes still stored (past the session-index key `after`, where the previous step
+        ended: scanning from the start would step over every entry deleted so far), with
+        every edge still touching them, and the key to go on from; once none is left, the
+        session's own node and its edges. Nothing when the session is gone."""
+        lower, upper = keys.session_index_range(session_id, 0, MAX_TIME)
+        entries = list(
+            itertools.islice(
+                self.kv.scan_keys(keys.CF_BY_SESSION, max(lower, after + b"\x00"), upper), limit
+            )
+        )
+        ids = [keys.session_index_entry(key)[1] for key in entries] or [session_id]
+        raws = self.kv.multi_get(keys.CF_NODES, ids)
+        nodes = [decode_node(i, r) for i, r in zip(ids, raws, strict=True) if r is not None]
+        edges: dict[EdgeKey, Edge] = {}
+        for node in nodes:
+            for edge in self._edges(node.id, Direction.BOTH):
+                edges[edge.key] = edge
+        return nodes, list(edges.values()), entries[-1] if entries else after
 
     def counts(self) -> GraphCounts:
         return self._counters.snapshot()
@@ -233,15 +312,23 @@ class GraphStore:
         ops, edge_records = graph_ops(changes)
         deltas = Counters.deltas(changes)
         ops += self._counters.ops(deltas)
-        log = self.events.append(changes, edge_records, self._session_of)
+        log = self.events.append(changes, edge_records, self._session_of, self._hiding)
         ops += log.ops
+        ops += [(keys.CF_META, keys.deleting_key(s), b"") for s in changes.hide_sessions]
+        done = [n.id for n in changes.deleted if n.id in self._hiding]
+        ops += [(keys.CF_META, keys.deleting_key(s), None) for s in done]
         self.kv.write(ops, sync=sync)
         self.events.applied(log)
         self._counters.apply(deltas)
+        for session_id in changes.hide_sessions:
+            self._hide(session_id)
+        if self._hidden:
+            self._hidden.difference_update(n.id for n in changes.deleted)
+            self._hiding.difference_update(done)
 
     def _session_of(self, node_id: bytes) -> bytes | None:
-        node = self.get_node(node_id)
-        return node.session_id if node is not None else None
+        raw = self.kv.get(keys.CF_NODES, node_id)  # hidden ones too: their edges' events
+        return decode_node(node_id, raw).session_id if raw is not None else None
 
     # -- visibility ------------------------------------------------------------------------------
 

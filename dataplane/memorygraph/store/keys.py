@@ -10,7 +10,7 @@ microseconds, kinds one byte):
     edges_in    target | edge kind | source         -> b""
     names       b"template/" | name                 -> template id
     meta        b"schema_version", b"count/...", b"events/last", b"events/floor",
-                b"registry/cursor", ...                    -> small values
+                b"registry/cursor", b"deleting/" | id, ... -> small values
     events      sequence (8 bytes)                  -> encoded event
     session_events  session id | sequence           -> b""   (a session's events; schema 2)
 
@@ -152,6 +152,14 @@ def event_key(sequence: int) -> bytes:
 
 def session_event_key(session_id: bytes, sequence: int) -> bytes:
     return session_id + sequence.to_bytes(8)
+
+
+DELETING_PREFIX = b"deleting/"
+
+
+def deleting_key(session_id: bytes) -> bytes:
+    """meta: a session being deleted in steps; gone from every read until then."""
+    return DELETING_PREFIX + session_id
 
 
 def restored_key(session_id: bytes) -> bytes:
