@@ -68,16 +68,17 @@ class KeyRing:
                 if stamp == self._stamp:
                     return
                 from_file = _parse(self.keys_file.read_text())
-            except OSError as exc:
+            except (OSError, ValueError) as exc:  # ValueError: not UTF-8 text
+                reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
                 if initial:
                     raise ConfigError(
-                        f"cannot read API keys file {self.keys_file}: {exc.strerror}"
+                        f"cannot read API keys file {self.keys_file}: {reason}"
                     ) from exc
                 stamp, from_file, result = None, [], "unreadable"
                 log.error(
                     "cannot read API keys file %s (%s): its keys are no longer accepted",
                     self.keys_file,
-                    exc.strerror,
+                    reason,
                 )
             else:
                 if not from_file and not initial:

@@ -76,8 +76,10 @@ class ServerConfig(BaseModel):
     max_workers: int = Field(default=64, ge=2)
     # Calls beyond this many at once are refused with RESOURCE_EXHAUSTED instead of queueing.
     max_concurrent_rpcs: int = Field(default=256, ge=1)
-    # Open StreamEvents / SubscribeToSession / Ingest streams at once.
+    # Open StreamEvents / SubscribeToSession / Ingest / health Watch streams at once.
     max_streams: int = Field(default=32, ge=1)
+    # Streams open at once of the methods open without a key (reflection), auth on.
+    max_open_streams: int = Field(default=4, ge=0)
     # Largest request or response message.
     max_message_bytes: int = Field(default=8 << 20, ge=1024)
     max_content_bytes: int = Field(default=1 << 20, ge=1)
@@ -96,10 +98,11 @@ class ServerConfig(BaseModel):
 
     @model_validator(mode="after")
     def _streams_leave_workers_free(self) -> ServerConfig:
-        if self.max_streams >= self.max_workers:
+        if self.max_streams + self.max_open_streams >= self.max_workers:
             raise ValueError(
-                f"max_streams ({self.max_streams}) must be below max_workers "
-                f"({self.max_workers}): every open stream holds a worker thread"
+                f"max_streams + max_open_streams ({self.max_streams} + {self.max_open_streams}) "
+                f"must be below max_workers ({self.max_workers}): every open stream holds a "
+                "worker thread"
             )
         return self
 
@@ -116,6 +119,7 @@ ENV_KEYS = (
     "max_workers",
     "max_concurrent_rpcs",
     "max_streams",
+    "max_open_streams",
     "max_message_bytes",
     "max_content_bytes",
     "max_metadata_bytes",

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from types import FrameType
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from memorygraph.auth import KeyRing
@@ -32,7 +32,7 @@ from memorygraph.metrics.endpoint import MetricsServer
 from memorygraph.model import parse_id
 from memorygraph.plugins.graph_hooks import PluginHooks
 from memorygraph.plugins.reload import PluginManager
-from memorygraph.servicers.gate import HEALTH_PREFIX, CallGate
+from memorygraph.servicers.gate import CallGate, ServingStatus
 from memorygraph.servicers.handlers import HandlerSettings, HandlerWrapper
 from memorygraph.servicers.memorygraph import MemoryGraphServicer, add_to_server
 from memorygraph.servicers.watchdog import PoolWatchdog
@@ -48,7 +48,6 @@ log = logging.getLogger("memorygraph.server")
 STOP_SIGNAL_POLL_SECONDS = 0.2
 
 SERVICE_NAME = graph_pb2.DESCRIPTOR.services_by_name["MemoryGraphService"].full_name
-HEALTH_CHECK = HEALTH_PREFIX + "Check"
 
 
 @dataclass
@@ -57,6 +56,7 @@ class RunningServer:
 
     grpc_server: grpc.Server
     health: health.HealthServicer
+    serving: ServingStatus
     watchdog: PoolWatchdog
     health_pool: futures.ThreadPoolExecutor
     resumer: threading.Thread
@@ -77,7 +77,7 @@ class RunningServer:
         self.stopped = True
         grace = self.config.shutdown_grace_seconds if grace is None else grace
         self.watchdog.stop()
-        self.service.deletion.stop()
+        self.serving.set(False)
         self.health.enter_graceful_shutdown()
         self.metrics_server.ready.clear()
         # In-flight RPCs get `grace` seconds to finish; new ones are refused meanwhile.
@@ -86,6 +86,8 @@ class RunningServer:
         # spent waiting for them.
         self.hub.close()
         stopped.wait()
+        # Deletions still under way stop between two steps; they finish at the next start.
+        self.service.deletion.stop()
         self.resumer.join()
         self.health_pool.shutdown(wait=False)
         self.retention.stop()
@@ -141,20 +143,24 @@ def _grpc_server(
     keyring: KeyRing | None,
     pool: futures.ThreadPoolExecutor,
     health_pool: futures.ThreadPoolExecutor,
+    status: ServingStatus,
 ) -> tuple[grpc.Server, HandlerWrapper]:
     """The gRPC server: calls admitted by the gate (authentication, before any worker is
-    taken), run on `pool` (health checks on `health_pool`, so they answer while every worker
-    is busy) and wrapped by the handler wrapper."""
+    taken; health checks answered there with `status`, on `health_pool`, so they answer while
+    every worker is busy), run on `pool` and wrapped by the handler wrapper."""
     gate = CallGate(
         keyring,
+        status=status,
+        health_pool=health_pool,
         open_health=config.auth.open_health,
         open_reflection=config.auth.open_reflection,
     )
     wrapper = HandlerWrapper(
         HandlerSettings(
             max_streams=config.max_streams,
+            max_open_streams=config.max_open_streams,
             default_deadline_seconds=config.default_deadline_seconds,
-            own_pools={HEALTH_CHECK: health_pool},
+            exempt=gate.exempt,
         )
     )
     server = grpc.server(
@@ -169,21 +175,23 @@ def _grpc_server(
     return wrapper.wrapping(server), wrapper
 
 
-def _set_serving(health_servicer: health.HealthServicer, serving: bool) -> None:
-    status = (
-        health_pb2.HealthCheckResponse.SERVING
-        if serving
-        else health_pb2.HealthCheckResponse.NOT_SERVING
-    )
+def _set_serving(
+    health_servicer: health.HealthServicer, status: ServingStatus, serving: bool
+) -> None:
+    """Checks (answered by the gate) and watches (by the health servicer) report `serving`."""
+    status.set(serving)
     for name in ("", SERVICE_NAME):
-        health_servicer.set(name, status)
+        health_servicer.set(name, status.status)
 
 
 def _on_workers(
-    healthy: bool, health_servicer: health.HealthServicer, metrics_server: MetricsServer
+    healthy: bool,
+    health_servicer: health.HealthServicer,
+    status: ServingStatus,
+    metrics_server: MetricsServer,
 ) -> None:
     """What the watchdog found: the health checks and probes say whether the server serves."""
-    _set_serving(health_servicer, healthy)
+    _set_serving(health_servicer, status, healthy)
     if healthy:
         metrics_server.alive.set()
     else:
@@ -243,7 +251,8 @@ def start_server(config: ServerConfig) -> RunningServer:
         pool = futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="rpc")
         health_pool = futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="health")
         undo.callback(health_pool.shutdown, wait=False)
-        server, wrapper = _grpc_server(config, keyring, pool, health_pool)
+        status = ServingStatus()
+        server, wrapper = _grpc_server(config, keyring, pool, health_pool, status)
         add_to_server(
             MemoryGraphServicer(
                 service,
@@ -269,9 +278,9 @@ def start_server(config: ServerConfig) -> RunningServer:
             raise ConfigError(f"cannot listen on {address}: the port is in use or invalid") from exc
         server.start()
         undo.pop_all()  # from here on, RunningServer.stop() owns the shutdown
-    _set_serving(health_servicer, True)
+    _set_serving(health_servicer, status, True)
     watchdog = PoolWatchdog(
-        pool, lambda healthy: _on_workers(healthy, health_servicer, metrics_server)
+        pool, lambda healthy: _on_workers(healthy, health_servicer, status, metrics_server)
     )
     watchdog.start()
     # Deletions a crash interrupted finish in the background (their sessions stay hidden).
@@ -291,6 +300,7 @@ def start_server(config: ServerConfig) -> RunningServer:
     return RunningServer(
         server,
         health_servicer,
+        status,
         watchdog,
         health_pool,
         resumer,

@@ -72,7 +72,7 @@ def test_calls_without_credentials_that_never_send_a_request_hold_no_worker(
     start_inprocess: Start, keys_file: Path
 ) -> None:
     server = start_inprocess(
-        max_workers=8, max_streams=4, auth={"enabled": True, "api_keys_file": keys_file}
+        max_workers=8, max_streams=2, auth={"enabled": True, "api_keys_file": keys_file}
     )
     address = f"127.0.0.1:{server.port}"
     with grpc.insecure_channel(address) as attacker, grpc.insecure_channel(address) as user:
@@ -103,7 +103,7 @@ def test_a_wedged_server_keeps_answering_health_checks_and_reports_itself_unheal
     threads and say so, and liveness fails until the workers are free again."""
     monkeypatch.setattr("memorygraph.servicers.watchdog.CHECK_SECONDS", 0.2)
     monkeypatch.setattr("memorygraph.servicers.watchdog.WEDGED_AFTER_SECONDS", 1.0)
-    server = start_inprocess(max_workers=4, max_streams=2)
+    server = start_inprocess(max_workers=4, max_streams=1, max_open_streams=1)
     address = f"127.0.0.1:{server.port}"
     port = server.metrics_server.port
     with grpc.insecure_channel(address) as attacker, grpc.insecure_channel(address) as prober:
@@ -206,3 +206,119 @@ def test_emptying_or_deleting_the_keys_file_revokes_its_keys(
         keys_file.write_text("key-alpha\n")  # a key put back is accepted again
         os.utime(keys_file, ns=(time.time_ns() + 2 * 10**9, time.time_ns() + 2 * 10**9))
         assert _accepted(stub)
+
+
+def test_health_checks_that_never_send_their_request_do_not_hold_up_other_checks(
+    start_inprocess: Start, keys_file: Path
+) -> None:
+    server = start_inprocess(auth={"enabled": True, "api_keys_file": keys_file})
+    address = f"127.0.0.1:{server.port}"
+    with grpc.insecure_channel(address) as attacker, grpc.insecure_channel(address) as prober:
+        stalls = Stalls(attacker)
+        stalls.open("/grpc.health.v1.Health/Check", 32)
+        try:
+            time.sleep(0.5)
+            for _ in range(5):
+                reply = health_pb2_grpc.HealthStub(prober).Check(
+                    health_pb2.HealthCheckRequest(), timeout=3
+                )
+                assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        finally:
+            stalls.end()
+
+
+def test_streams_open_without_a_key_are_few_and_watching_health_needs_one(
+    start_inprocess: Start, keys_file: Path
+) -> None:
+    server = start_inprocess(
+        max_workers=8,
+        max_streams=2,
+        max_open_streams=2,
+        auth={"enabled": True, "api_keys_file": keys_file},
+    )
+    address = f"127.0.0.1:{server.port}"
+    reflection = "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"
+    with grpc.insecure_channel(address) as attacker, grpc.insecure_channel(address) as user:
+        never = threading.Event()
+
+        def silent() -> Iterator[bytes]:
+            never.wait()
+            return
+            yield b""
+
+        info = attacker.stream_stream(reflection)
+        streams = [info(silent(), timeout=60) for _ in range(6)]
+        try:
+            time.sleep(0.5)
+            refused = []
+            for stream in streams:
+                if stream.done() and stream.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                    refused.append(stream)
+            assert len(refused) == 4  # two admitted, the others refused at once
+            stub = MemoryGraphServiceStub(user)
+            for _ in range(10):
+                stub.GetMetrics(pb.GetMetricsRequest(), metadata=KEY, timeout=5)
+            watch = health_pb2_grpc.HealthStub(user).Watch(
+                health_pb2.HealthCheckRequest(), timeout=5
+            )
+            with pytest.raises(grpc.RpcError) as refusal:
+                next(watch)
+            assert refusal.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        finally:
+            never.set()
+            for stream in streams:
+                stream.cancel()
+
+
+def test_slow_connections_to_the_metrics_port_cannot_keep_a_probe_out() -> None:
+    endpoint = MetricsServer("127.0.0.1", 0, max_connections=4, timeout=5.0)
+    endpoint.start()
+    dribbling = []
+    try:
+        for _ in range(8):
+            sock = socket.create_connection(("127.0.0.1", endpoint.port))
+            sock.sendall(b"G")  # a request that never finishes
+            dribbling.append(sock)
+        time.sleep(0.3)
+        for _ in range(3):
+            assert _http(endpoint.port, "/healthz") == 200
+    finally:
+        for sock in dribbling:
+            sock.close()
+        endpoint.stop()
+
+
+def test_a_keys_file_rewritten_with_bytes_that_are_not_text_revokes_its_keys(
+    start_inprocess: Start, keys_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("memorygraph.servicers.gate.KEY_REFRESH_SECONDS", 0.0)
+    server = start_inprocess(auth={"enabled": True, "api_keys_file": keys_file})
+    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        stub = MemoryGraphServiceStub(channel)
+        assert _accepted(stub)
+        keys_file.write_bytes(b"\xff\xfe key-alpha\n")
+        os.utime(keys_file, ns=(time.time_ns() + 10**9, time.time_ns() + 10**9))
+        assert not _accepted(stub)
+
+
+def test_streams_the_caller_cancels_are_not_logged_as_server_errors(
+    start_inprocess: Start, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = start_inprocess()
+    caplog.set_level(logging.INFO)
+    reflection = "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"
+    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        never = threading.Event()
+
+        def silent() -> Iterator[bytes]:
+            never.wait()
+            return
+            yield b""
+
+        streams = [channel.stream_stream(reflection)(silent()) for _ in range(3)]
+        time.sleep(0.3)
+        for stream in streams:
+            stream.cancel()
+        never.set()
+        time.sleep(0.5)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

@@ -167,3 +167,52 @@ def test_a_read_hook_that_refuses_everything_refuses_every_read(
     assert by_read["get_node"]["session_id"] == session.id
     assert by_read["get_node"]["details"]["node_ids"] == [prompt.id]
     assert by_read["query"]["details"]["kinds"] == []
+
+
+def test_a_read_hook_sees_every_session_a_read_returns_data_of(
+    start_inprocess: Start, webhook: Webhook, tmp_path: Path
+) -> None:
+    """A plugin guarding one session can refuse reads that reach it through another: a
+    batch of nodes, a traversal across a reference, a query by kind."""
+    private: dict[str, str] = {}
+
+    def answer(body: dict[str, Any]) -> tuple[int, Any]:
+        call = body["call"]
+        touched = {call["session_id"], *call["details"].get("session_ids", [])}
+        if call["hook"] == "before_query" and private.get("id") in touched:
+            return 200, {"allow": False, "reason": "private session"}
+        return 200, {"allow": True}
+
+    webhook.answer = answer
+    plugins = write_plugins(
+        tmp_path / "plugins.yaml",
+        {
+            "name": "acl",
+            "type": "webhook",
+            "hooks": ["before_query"],
+            "config": {"url": webhook.url},
+        },
+    )
+    stub = connect(start_inprocess(plugins_file=plugins))
+    secret = stub.CreateSession(pb.CreateSessionRequest(title="secret"))
+    public = stub.CreateSession(pb.CreateSessionRequest(title="public"))
+    hidden = stub.AddPrompt(pb.AddPromptRequest(session_id=secret.id, content="the secret"))
+    shown = stub.AddPrompt(pb.AddPromptRequest(session_id=public.id, content="hello"))
+    stub.CreateEdge(
+        pb.CreateEdgeRequest(source_id=shown.id, target_id=hidden.id, kind=pb.EDGE_KIND_REFERENCES)
+    )
+    private["id"] = secret.id
+    reads: dict[str, Callable[[], Any]] = {
+        "batch": lambda: stub.BatchGetNodes(
+            pb.BatchGetNodesRequest(node_ids=[hidden.id, shown.id])
+        ),
+        "traverse": lambda: stub.Traverse(pb.TraverseRequest(start_node_id=shown.id)),
+        "query by kind": lambda: stub.Query(
+            pb.QueryRequest(filter=pb.QueryFilter(kinds=[pb.NODE_KIND_PROMPT]))
+        ),
+    }
+    for name, read in reads.items():
+        with pytest.raises(grpc.RpcError) as info:
+            read()
+        assert "private session" in info.value.details(), name
+    assert stub.GetNode(pb.GetNodeRequest(node_id=shown.id)).content == "hello"

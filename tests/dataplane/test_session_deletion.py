@@ -10,7 +10,7 @@ from typing import Any
 
 import grpc
 import pytest
-from memorygraph.errors import AlreadyExists, FailedPrecondition, NotFound
+from memorygraph.errors import AlreadyExists, FailedPrecondition, NotFound, Unavailable
 from memorygraph.graph.service import GraphService
 from memorygraph.model import (
     Direction,
@@ -142,7 +142,8 @@ def test_ids_of_a_session_being_deleted_stay_taken(
     session_id, members, _ = _big_session(service, 10)
     export = service.archive.export_session(session_id)
     service.deletion.stop()  # hides, then stops before the first step: as after a crash
-    service.delete_session(session_id)
+    with pytest.raises(Unavailable, match="finishes when the server starts again"):
+        service.delete_session(session_id)
     with pytest.raises(NotFound):
         service.get_session(session_id)
     with pytest.raises(AlreadyExists):
@@ -168,7 +169,8 @@ def test_a_deletion_cut_short_finishes_after_a_restart(tmp_path: Path) -> None:
         return step(sid, limit, after)
 
     store.deletion_step = crash_after_two  # type: ignore[method-assign]
-    service.delete_session(session_id)
+    with pytest.raises(Unavailable):
+        service.delete_session(session_id)
     store.close()
 
     reopened = GraphStore(RocksStore(tmp_path / "db"))
@@ -238,3 +240,54 @@ def test_a_server_killed_during_a_deletion_shows_the_session_whole_or_not_at_all
             assert health.nodes_by_kind["prompt"] in (0, len(members))
     finally:
         server.stop()
+
+
+def test_an_archival_that_meets_a_deletion_finds_the_session_gone(
+    kv: KeyValueStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ArchiveSession exports first and deletes under the writers' lock; a DeleteSession that
+    hides the session in between (hiding records no event) must make it NotFound, not archive
+    a session whose history can no longer be erased."""
+    service = GraphService(GraphStore(kv))
+    session_id, _, _ = _big_session(service, 5)
+    digest = service.archive.export_for_archive(session_id).sha256()
+    archivable = service.archive._archivable
+
+    def exported_then_hidden(*args: Any, **kwargs: Any) -> Any:
+        export = archivable(*args, **kwargs)
+        with service._writer.transaction() as tx:
+            tx.hide_sessions.append(session_id)
+        return export
+
+    monkeypatch.setattr(service.archive, "_archivable", exported_then_hidden)
+    with pytest.raises(NotFound):
+        service.archive.archive_session(session_id, content_sha256=digest)
+    monkeypatch.undo()
+    service.deletion.finish(session_id)
+    events = service.store.events.read(1, service.store.events.last_sequence, 100_000)
+    assert not any(e.type is EventType.SESSION_ARCHIVED for e in events)
+    assert events[-1].type is EventType.SESSION_DELETED
+
+
+def test_a_session_and_all_its_nodes_disappear_from_reads_together(kv: KeyValueStore) -> None:
+    service = GraphService(GraphStore(kv))
+    session_id, members, _ = _big_session(service, 3000)
+    last = members[-1]
+    torn = 0
+    stop = threading.Event()
+
+    def read() -> None:
+        nonlocal torn
+        while not stop.is_set():
+            session_gone = not service.has_node(session_id)
+            if session_gone and service.has_node(last):
+                torn += 1
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        service.delete_session(session_id)
+    finally:
+        stop.set()
+        reader.join()
+    assert torn == 0

@@ -69,13 +69,13 @@ def test_a_schema_2_store_is_upgraded_to_wire_format_records_on_open(kv: KeyValu
     assert _raw(kv, "nodes") != layout["nodes"]
 
     upgraded = GraphStore(kv)
-    assert upgraded.schema_version == SCHEMA_VERSION == 3
-    assert kv.get("meta", b"schema_version") == b"3"
-    # Byte for byte what schema 3 writes itself, events included.
+    assert upgraded.schema_version == SCHEMA_VERSION == 4
+    assert kv.get("meta", b"schema_version") == b"4"
+    # Byte for byte what the current schema writes itself, events included.
     assert {cf: _raw(kv, cf) for cf in COLUMN_FAMILIES if cf != "meta"} == layout
     assert upgraded.events.read(1, upgraded.events.last_sequence, 1000) == events
     # Opening again changes nothing.
-    assert GraphStore(kv).schema_version == 3
+    assert GraphStore(kv).schema_version == 4
     assert {cf: _raw(kv, cf) for cf in COLUMN_FAMILIES if cf != "meta"} == layout
 
 
@@ -89,5 +89,16 @@ def test_an_upgrade_interrupted_midway_finishes_on_the_next_open(kv: KeyValueSto
     for node_id, record in _all(kv, "nodes")[::2]:
         node = decode_legacy_node(node_id, record)
         kv.write([("nodes", node_id, encode_node(node))], sync=True)
-    assert GraphStore(kv).schema_version == 3
+    assert GraphStore(kv).schema_version == 4
+    assert {cf: _raw(kv, cf) for cf in COLUMN_FAMILIES if cf != "meta"} == layout
+
+
+def test_a_schema_3_store_is_opened_and_marked_as_the_current_schema(kv: KeyValueStore) -> None:
+    """Schema 4 only adds what a deletion in steps writes; a schema-3 store converts by
+    recording the new version, after which an older server refuses it."""
+    _populated(kv)
+    layout = {cf: _raw(kv, cf) for cf in COLUMN_FAMILIES if cf != "meta"}
+    kv.write([("meta", b"schema_version", b"3")], sync=True)
+    assert GraphStore(kv).schema_version == 4
+    assert kv.get("meta", b"schema_version") == b"4"
     assert {cf: _raw(kv, cf) for cf in COLUMN_FAMILIES if cf != "meta"} == layout

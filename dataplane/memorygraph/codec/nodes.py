@@ -39,6 +39,7 @@ __all__ = [
     "prompt_details",
     "read_usage",
     "record_metadata",
+    "record_session_id",
     "response_details",
     "session_message",
     "template_message",
@@ -265,6 +266,11 @@ def node_from_message(message: pb.Node, node_id: bytes | None = None) -> Node:
 def decode_node(node_id: bytes | None, raw: bytes) -> Node:
     """The node a record holds (`node_id`, when known, saves parsing the record's id)."""
     return node_from_message(pb.Node.FromString(raw), node_id)
+
+
+def record_session_id(record: bytes) -> bytes | None:
+    """The session of the node a record holds (None for a global node)."""
+    return _id_or_none(pb.Node.FromString(record).session_id, "session_id")
 
 
 def record_metadata(record: bytes) -> Mapping[str, str]:

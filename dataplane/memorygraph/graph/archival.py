@@ -51,9 +51,18 @@ class SessionArchive:
         self, *, older_than: int, limit: int, page_token: str
     ) -> tuple[list[Candidate], str]:
         """Sessions idle (or closed) since before `older_than` µs, oldest first, paged."""
-        return archive_candidates(
+        found, token = archive_candidates(
             self.store, older_than=older_than, limit=limit, page_token=page_token
         )
+        if self.hooks.watches_reads:
+            read = Read(
+                "archive_candidates",
+                options={"older_than": older_than, "limit": limit},
+                session_ids=tuple(sorted(c.session.id for c in found)),
+            )
+            self.hooks.before_read(read)
+            self.hooks.after_read(read, len(found))
+        return found, token
 
     def _export(self, session_id: bytes) -> SessionExport:
         session = require_kind(self.store, session_id, NodeKind.SESSION)
@@ -101,6 +110,8 @@ class SessionArchive:
         seen, floor = self.store.events.last_sequence, self.store.events.floor()
         export = self._archivable(session_id, content_sha256, undelivered_from)
         with self.writer.transaction() as tx:
+            # Gone since (a DeleteSession hid it meanwhile, which records no event): NotFound.
+            require_kind(tx, session_id, NodeKind.SESSION)
             if self.store.events.floor() != floor or self._changed_since(export, seen):
                 export = self._archivable(session_id, content_sha256, undelivered_from)
             for node in [*export.nodes, export.session]:

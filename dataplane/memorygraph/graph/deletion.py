@@ -15,17 +15,20 @@ from __future__ import annotations
 import contextvars
 import logging
 import threading
+import time
 
+from memorygraph.errors import Unavailable
 from memorygraph.graph.checks import require_kind
 from memorygraph.graph.writes import Writer
 from memorygraph.model import NodeKind, format_id
 from memorygraph.store import GraphStore
 
-__all__ = ["STEP_NODES", "SessionDeletion"]
+__all__ = ["STEP_NODES", "STEP_PAUSE_SECONDS", "SessionDeletion"]
 
 log = logging.getLogger("memorygraph.graph")
 
 STEP_NODES = 250
+STEP_PAUSE_SECONDS = 0.001
 
 
 class SessionDeletion:
@@ -33,6 +36,8 @@ class SessionDeletion:
         self.store = store
         self.writer = writer
         self._stopping = threading.Event()
+        self._running = 0  # deletions between two steps or in one
+        self._idle = threading.Condition()
         # What a crash left when the store was opened (later deletions finish by themselves).
         self._left = store.sessions_being_deleted()
 
@@ -50,9 +55,24 @@ class SessionDeletion:
         return result
 
     def _steps(self, session_id: bytes) -> tuple[int, int]:
+        with self._idle:
+            self._running += 1
+        try:
+            return self._step_all(session_id)
+        finally:
+            with self._idle:
+                self._running -= 1
+                self._idle.notify_all()
+
+    def _step_all(self, session_id: bytes) -> tuple[int, int]:
         nodes = edges = 0
         after = b""
-        while not self._stopping.is_set():
+        while True:
+            if self._stopping.is_set():
+                raise Unavailable(
+                    f"the server is stopping; session {format_id(session_id)} is gone and "
+                    "its deletion finishes when the server starts again"
+                )
             with self.writer.transaction() as tx:
                 step_nodes, step_edges, after = self.store.deletion_step(
                     session_id, STEP_NODES, after
@@ -65,16 +85,23 @@ class SessionDeletion:
             edges += len(step_edges)
             if not step_nodes or any(n.id == session_id for n in step_nodes):
                 break
+            # The writers' lock is not fair: a writer waiting for it gets its turn here rather
+            # than the next step taking it straight back.
+            time.sleep(STEP_PAUSE_SECONDS)
         return nodes, edges
 
     def resume(self) -> None:
         """Finish the deletions a crash interrupted."""
         for session_id in self._left:
-            if self._stopping.is_set():
-                return
             log.info("finishing the deletion of session %s", format_id(session_id))
-            self.finish(session_id)
+            try:
+                self.finish(session_id)
+            except Unavailable:
+                return
 
-    def stop(self) -> None:
-        """Stop between two steps (a deletion left unfinished is resumed at the next start)."""
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop every deletion between two steps and wait until they have (a deletion left
+        unfinished is finished at the next start)."""
         self._stopping.set()
+        with self._idle:
+            self._idle.wait_for(lambda: self._running == 0, timeout)

@@ -25,15 +25,20 @@ class Read:
     """One read as the read hooks see it.
 
     `name` says which read (get_node, batch_get_nodes, get_session, list_sessions, query,
-    stream_query, traverse, get_edges, get_template, export_session, stream_events,
-    subscribe_to_session); `session_id` is the session read, when one is; `node_ids` the nodes
-    asked for by id; `query` the filter of a query; `options` the rest of the request."""
+    stream_query, traverse, get_edges, get_template, export_session, archive_candidates,
+    stream_events, subscribe_to_session); `session_id` is the session read, when one is;
+    `session_ids` every session whose data the answer holds, for reads that are checked once
+    their answer is known and may span sessions (batch_get_nodes, query, traverse,
+    list_sessions, archive_candidates); `node_ids` the nodes asked for by id; `query` the
+    filter of a query; `options` the rest of the request. Streams (stream_query,
+    stream_events) are checked once, before they start, by their filter."""
 
     name: str
     session_id: bytes | None = None
     node_ids: tuple[bytes, ...] = ()
     query: QueryFilter | None = None
     options: dict[str, object] = field(default_factory=dict)
+    session_ids: tuple[bytes, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +89,11 @@ class GraphHooks:
 
     def after_create_node(self, node: Node) -> None:
         pass
+
+    @property
+    def watches_updates(self) -> bool:
+        """Whether `before_update_node` does anything (it needs the node read first)."""
+        return False
 
     def before_update_node(
         self, current: Node, content: str | None, metadata: dict[str, str] | None

@@ -10,11 +10,11 @@ and after its change is durable. Reads take no lock and pass the read hooks. Tem
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from typing import TypeVar
 
-from memorygraph.codec.nodes import decode_node
+from memorygraph.codec.nodes import decode_node, record_session_id
 from memorygraph.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from memorygraph.graph import templates
 from memorygraph.graph.archival import SessionArchive
@@ -58,6 +58,11 @@ S = TypeVar("S")
 T = TypeVar("T")
 # Request errors that name the item of a batch they concern.
 _ITEM_ERRORS = (InvalidArgument, NotFound, AlreadyExists, FailedPrecondition)
+
+
+def _sessions(ids: Iterable[bytes | None]) -> tuple[bytes, ...]:
+    """The distinct sessions of what a read returns, in id order."""
+    return tuple(sorted({i for i in ids if i is not None}))
 
 
 def _now_micros() -> int:
@@ -149,9 +154,10 @@ class GraphService:
             else:
                 found.append(node)
         if self.hooks.watches_reads:
-            sessions = {node.session_id for node in found}
-            session_id = sessions.pop() if len(sessions) == 1 else None
-            self._answered(Read("batch_get_nodes", session_id, tuple(node_ids)), len(found))
+            sessions = _sessions(node.session_id for node in found)
+            session_id = sessions[0] if len(sessions) == 1 else None
+            read = Read("batch_get_nodes", session_id, tuple(node_ids), session_ids=sessions)
+            self._answered(read, len(found))
         return found, missing
 
     # -- sessions ----------------------------------------------------------------------------
@@ -198,17 +204,20 @@ class GraphService:
     def list_sessions(
         self, *, limit: int, page_token: str, state: SessionState | None, user_id: str
     ) -> Page:
-        read = Read(
-            "list_sessions",
-            options={"limit": limit, "state": state.value if state else "", "user_id": user_id},
-        )
-        if self.hooks.watches_reads:
-            self.hooks.before_read(read)
         page = list_sessions(
             self.store, limit=limit, page_token=page_token, state=state, user_id=user_id
         )
         if self.hooks.watches_reads:
-            self.hooks.after_read(read, len(page.nodes))
+            read = Read(
+                "list_sessions",
+                options={
+                    "limit": limit,
+                    "state": state.value if state else "",
+                    "user_id": user_id,
+                },
+                session_ids=_sessions(node.id for node in page.nodes),
+            )
+            self._answered(read, len(page.nodes))
         return page
 
     # -- nodes -------------------------------------------------------------------------------
@@ -264,12 +273,10 @@ class GraphService:
         self, node_id: bytes, *, content: str | None, metadata: dict[str, str] | None
     ) -> Node:
         """Replace the content and/or metadata of a node (None leaves a field as it is)."""
+        if self.hooks.watches_updates:  # plugins see the node as it is, then what is asked
+            current = require(self.store.get_node(node_id), node_id)
+            content, metadata = self.hooks.before_update_node(current, content, metadata)
         self.limits.check(content or "", metadata)
-        current = require(self.store.get_node(node_id), node_id)
-        asked = content, metadata
-        content, metadata = self.hooks.before_update_node(current, content, metadata)
-        if (content, metadata) != asked:  # what the plugins left must fit the limits too
-            self.limits.check(content or "", metadata)
         with self._writer.transaction() as tx:
             node = require(tx.get_node(node_id), node_id)
             self._check_update(tx, node, content)
@@ -314,7 +321,7 @@ class GraphService:
                     f"node {format_id(node_id)} is a session: delete it with DeleteSession, "
                     "which also deletes everything in it"
                 )
-            edges = list(self.store.edges(node_id, Direction.BOTH))
+            edges = self.store.all_edges(node_id)
             for edge in edges:
                 tx.delete_edge(edge)
             if isinstance(node.details, ResponseDetails) and node.session_id is not None:
@@ -367,12 +374,17 @@ class GraphService:
 
     def query(self, query: QueryFilter, *, limit: int, page_token: str) -> RecordPage:
         """A page of matching node records (see `graph.query`)."""
-        read = Read("query", query.session_id, query=query, options={"limit": limit})
-        if self.hooks.watches_reads:
-            self.hooks.before_read(read)
         page = run_query(self.store, query, limit=limit, page_token=page_token)
         if self.hooks.watches_reads:
-            self.hooks.after_read(read, len(page.records))
+            sessions = _sessions(record_session_id(r) for r in page.records)
+            read = Read(
+                "query",
+                query.session_id,
+                query=query,
+                options={"limit": limit},
+                session_ids=sessions,
+            )
+            self._answered(read, len(page.records))
         return page
 
     def stream_query(
@@ -402,19 +414,6 @@ class GraphService:
         max_nodes: int,
     ) -> Traversal:
         start = require(self.store.get_node(start_id), start_id)
-        read = Read(
-            "traverse",
-            start.session_id,
-            (start_id,),
-            options={
-                "edge_kinds": [k.value for k in edge_kinds],
-                "direction": direction.value,
-                "max_depth": max_depth,
-                "max_nodes": max_nodes,
-            },
-        )
-        if self.hooks.watches_reads:
-            self.hooks.before_read(read)
         result = traverse(
             self.store,
             start,
@@ -424,5 +423,17 @@ class GraphService:
             max_nodes=max_nodes,
         )
         if self.hooks.watches_reads:
-            self.hooks.after_read(read, len(result.nodes))
+            read = Read(
+                "traverse",
+                start.session_id,
+                (start_id,),
+                options={
+                    "edge_kinds": [k.value for k in edge_kinds],
+                    "direction": direction.value,
+                    "max_depth": max_depth,
+                    "max_nodes": max_nodes,
+                },
+                session_ids=_sessions(node.session_id for node, _ in result.nodes),
+            )
+            self._answered(read, len(result.nodes))
         return result

@@ -192,7 +192,8 @@ class Templates:
             spec = hooks.before_create_node(
                 NewNode(NodeKind.PROMPT, session_id, call.content, call.metadata, details)
             )
-            call = replace(call, content=spec.content, metadata=spec.metadata)
+            # The text is what the prompt records; the instantiation keeps its own metadata.
+            call = replace(call, content=spec.content)
         with self.writer.transaction() as tx:
             current = require_kind(tx, template.id, NodeKind.TEMPLATE)
             counted = current.details_as(TemplateDetails)

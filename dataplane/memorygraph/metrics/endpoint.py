@@ -4,13 +4,16 @@ serving).
 
 It serves what is registered and the readiness and liveness it is told; it defines no metrics
 and decides nothing about readiness itself. Anyone who reaches the port can connect, so it
-holds at most `max_connections` at once (more are closed at once) and drops a connection that
-sends nothing for `timeout` seconds.
+holds at most `max_connections` at once (a new one beyond them closes the oldest) and drops a
+connection that sends nothing for `timeout` seconds.
 """
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import threading
+from collections import OrderedDict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -24,29 +27,50 @@ TIMEOUT_SECONDS = 5.0
 
 
 class _BoundedHTTPServer(ThreadingHTTPServer):
-    """A thread per connection, up to `max_connections`; connections beyond are closed."""
+    """A thread per connection, up to `max_connections`. A connection beyond them closes the
+    oldest one: clients that hold connections without finishing a request (slowly, or not at
+    all) cannot keep a probe out for longer than it takes to connect."""
 
     daemon_threads = True
 
     def __init__(self, address: tuple[str, int], handler: Any, max_connections: int) -> None:
         super().__init__(address, handler)
         self._slots = threading.BoundedSemaphore(max_connections)
+        self._open: OrderedDict[socket.socket, None] = OrderedDict()
+        self._open_lock = threading.Lock()
 
     def process_request(self, request: Any, client_address: Any) -> None:
         if not self._slots.acquire(blocking=False):
-            self.shutdown_request(request)
-            return
+            with self._open_lock:
+                oldest = next(iter(self._open), None)
+            if oldest is not None:
+                with contextlib.suppress(OSError):
+                    oldest.shutdown(socket.SHUT_RDWR)  # its thread ends and frees a slot
+            if not self._slots.acquire(timeout=2.0):
+                self.shutdown_request(request)
+                return
+        with self._open_lock:
+            self._open[request] = None
         try:
             super().process_request(request, client_address)
         except BaseException:
-            self._slots.release()
+            self._release(request)
             raise
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
             super().process_request_thread(request, client_address)
         finally:
-            self._slots.release()
+            self._release(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that went away or was closed for another: nothing worth a traceback.
+        return
+
+    def _release(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.pop(request, None)
+        self._slots.release()
 
 
 class MetricsServer:

@@ -79,6 +79,8 @@ def _read_call(hook: Hook, read: Read, **extra: Any) -> HookCall:
         }
     if read.node_ids:
         details["node_ids"] = [format_id(n) for n in read.node_ids]
+    if read.session_ids:
+        details["session_ids"] = [format_id(s) for s in read.session_ids]
     return HookCall(
         hook,
         "query",
@@ -193,6 +195,10 @@ class PluginHooks(GraphHooks):
 
     def after_create_node(self, node: Node) -> None:
         self._after(Hook.AFTER_CREATE_NODE, lambda: _node_call(Hook.AFTER_CREATE_NODE, node))
+
+    @property
+    def watches_updates(self) -> bool:
+        return self.pipeline.wants(Hook.BEFORE_UPDATE_NODE)
 
     def before_update_node(
         self, current: Node, content: str | None, metadata: dict[str, str] | None

@@ -9,23 +9,30 @@ workers. Calls to methods the server does not have are left to gRPC (UNIMPLEMENT
 under no method name: names a caller makes up never become metric labels.
 
 Health checks and reflection may stay open (settings); everything else needs a key when a key
-ring is configured.
+ring is configured. A health check (`Check`) is answered here too, with the server's status,
+without reading its request and on threads of its own: no caller can make probes wait, neither by
+keeping every worker busy nor by sending checks that never send their request. (The status is
+the server's whatever service a check names: the server has one, under `""` and its service's
+name.)
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent import futures
 from typing import Any
 
 import grpc
+from grpc_health.v1 import health_pb2
 
 from memorygraph.auth import KeyRing, presented_key
 from memorygraph.metrics import definitions as metrics
 
-__all__ = ["HEALTH_PREFIX", "REFLECTION_PREFIXES", "CallGate"]
+__all__ = ["HEALTH_CHECK", "HEALTH_PREFIX", "REFLECTION_PREFIXES", "CallGate", "ServingStatus"]
 
 HEALTH_PREFIX = "/grpc.health.v1.Health/"
+HEALTH_CHECK = HEALTH_PREFIX + "Check"
 REFLECTION_PREFIXES = (
     "/grpc.reflection.v1alpha.ServerReflection/",
     "/grpc.reflection.v1.ServerReflection/",
@@ -43,11 +50,38 @@ def _refuse(requests: Any, context: grpc.ServicerContext) -> None:
 _REFUSAL: grpc.RpcMethodHandler[Any, Any] = grpc.stream_unary_rpc_method_handler(_refuse)
 
 
+class ServingStatus:
+    """The server's health status, as health checks report it (`HealthCheckResponse`)."""
+
+    def __init__(self) -> None:
+        self.status: int = health_pb2.HealthCheckResponse.NOT_SERVING
+
+    def set(self, serving: bool) -> None:
+        self.status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+
+
+def _check_answer(status: ServingStatus, pool: futures.Executor) -> grpc.RpcMethodHandler[Any, Any]:
+    def answer(requests: Any, context: grpc.ServicerContext) -> health_pb2.HealthCheckResponse:
+        return health_pb2.HealthCheckResponse(status=status.status)
+
+    # gRPC runs a behaviour on the pool it names (an experimental hook of its server).
+    answer.experimental_thread_pool = pool  # type: ignore[attr-defined]
+    return grpc.stream_unary_rpc_method_handler(
+        answer, response_serializer=health_pb2.HealthCheckResponse.SerializeToString
+    )
+
+
 class CallGate(grpc.ServerInterceptor):
     def __init__(
         self,
         keyring: KeyRing | None,
         *,
+        status: ServingStatus,
+        health_pool: futures.Executor,
         open_health: bool = True,
         open_reflection: bool = True,
         clock: Callable[[], float] = time.monotonic,
@@ -57,12 +91,18 @@ class CallGate(grpc.ServerInterceptor):
         self.open_reflection = open_reflection
         self.clock = clock
         self._keys_checked = clock()
+        self._check = _check_answer(status, health_pool)
 
     def is_open(self, full_method: str) -> bool:
         """Whether calls of `full_method` need no credentials."""
+        return self.keyring is None or self.exempt(full_method)
+
+    def exempt(self, full_method: str) -> bool:
+        """Whether `full_method` is open although keys are required (health checks and
+        reflection, by the settings). Watching health is not: its streams last."""
         if self.keyring is None:
-            return True
-        if self.open_health and full_method.startswith(HEALTH_PREFIX):
+            return False
+        if self.open_health and full_method == HEALTH_CHECK:
             return True
         return self.open_reflection and full_method.startswith(REFLECTION_PREFIXES)
 
@@ -73,13 +113,15 @@ class CallGate(grpc.ServerInterceptor):
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = continuation(details)
         keyring = self.keyring
-        if handler is None or keyring is None or self.is_open(details.method):
-            return handler
-        now = self.clock()
-        if now - self._keys_checked > KEY_REFRESH_SECONDS:
-            self._keys_checked = now
-            keyring.refresh()
-        if keyring.accepts(presented_key(details.invocation_metadata)):
-            return handler
-        metrics.observe_rejection(details.method.rsplit("/", 1)[-1], "UNAUTHENTICATED")
-        return _REFUSAL
+        method = details.method
+        if handler is None:
+            return None
+        if keyring is not None and not self.exempt(method):
+            now = self.clock()
+            if now - self._keys_checked > KEY_REFRESH_SECONDS:
+                self._keys_checked = now
+                keyring.refresh()
+            if not keyring.accepts(presented_key(details.invocation_metadata)):
+                metrics.observe_rejection(method.rsplit("/", 1)[-1], "UNAUTHENTICATED")
+                return _REFUSAL
+        return self._check if method == HEALTH_CHECK else handler

@@ -26,8 +26,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent import futures
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import grpc
@@ -44,19 +43,46 @@ log = logging.getLogger("memorygraph.rpc")
 
 REQUEST_ID_KEY = "x-request-id"
 # Streams that live as long as the client wants: capped in number, exempt from the default
-# deadline.
-LONG_LIVED = frozenset({"StreamEvents", "SubscribeToSession", "Ingest"})
+# deadline. (Health Watch and reflection streams among them.)
+LONG_LIVED = frozenset(
+    {"StreamEvents", "SubscribeToSession", "Ingest", "Watch", "ServerReflectionInfo"}
+)
 # The one translation of the domain's error codes into gRPC statuses (same names).
 STATUS_CODES: dict[Code, grpc.StatusCode] = {code: grpc.StatusCode[code.name] for code in Code}
+
+
+def _never(full_method: str) -> bool:
+    return False
 
 
 @dataclass(frozen=True)
 class HandlerSettings:
     max_streams: int = 32
     default_deadline_seconds: float | None = 30.0
-    # Methods that run on a thread pool of their own rather than the server's (health checks:
-    # they must answer while every worker is busy).
-    own_pools: dict[str, futures.Executor] = field(default_factory=dict)
+    # Streams of methods open to callers without a key (`exempt`) count against a small cap of
+    # their own, so that they can take neither the keyed callers' streams nor many workers.
+    max_open_streams: int = 4
+    exempt: Callable[[str], bool] = _never
+
+
+class _StreamCap:
+    """How many long-lived streams of one kind may be open at once."""
+
+    def __init__(self, limit: int, what: str) -> None:
+        self.limit = limit
+        self.what = what
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def admit(self) -> bool:
+        with self._lock:
+            admitted = self.count < self.limit
+            self.count += admitted
+        return admitted
+
+    def release(self) -> None:
+        with self._lock:
+            self.count -= 1
 
 
 class _Malformed:
@@ -111,13 +137,18 @@ def _request_id(context: grpc.ServicerContext) -> str:
     return f"{_ID_PREFIX}{next(_id_counter):08x}"
 
 
-def _status(method: str, exc: Exception) -> tuple[grpc.StatusCode, str]:
+def _status(
+    method: str, exc: Exception, context: grpc.ServicerContext
+) -> tuple[grpc.StatusCode, str]:
     """The status a failed RPC ends with; unexpected errors are logged with their traceback."""
     if isinstance(exc, RequestError):
         # A caller's mistake, counted by code in the RPC metrics; a line each at debug level
         # only (callers decide how many there are).
         log.debug("%s failed: %s: %s", method, exc.code, exc)
         return STATUS_CODES[exc.code], str(exc)
+    if not context.is_active():  # the caller went away: its stream of requests ends in an error
+        log.debug("%s ended: the call was cancelled (%s)", method, type(exc).__name__)
+        return grpc.StatusCode.CANCELLED, "the call was cancelled"
     log.exception("%s raised an unexpected error", method)
     return grpc.StatusCode.INTERNAL, f"internal error (request id {request_id_var.get()})"
 
@@ -183,8 +214,10 @@ class HandlerWrapper:
     def __init__(self, settings: HandlerSettings | None = None) -> None:
         self.settings = settings or HandlerSettings()
         self.calls = ThreadCounts()  # calls begun, by method
-        self._streams = 0
-        self._lock = threading.Lock()
+        self._streams = _StreamCap(self.settings.max_streams, "open streams")
+        self._open_streams = _StreamCap(
+            self.settings.max_open_streams, "open streams without a key"
+        )
         self._wrapped: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
 
     def request_counts(self) -> dict[str, int]:
@@ -207,8 +240,9 @@ class HandlerWrapper:
         self, full_method: str, handler: grpc.RpcMethodHandler[Any, Any]
     ) -> grpc.RpcMethodHandler[Any, Any]:
         method = full_method.rsplit("/", 1)[-1]
-        long_lived = method in LONG_LIVED
-        pool = self.settings.own_pools.get(full_method)
+        cap = None
+        if method in LONG_LIVED:
+            cap = self._open_streams if self.settings.exempt(full_method) else self._streams
         read = _tolerant(handler.request_deserializer)
         wrapped: grpc.RpcMethodHandler[Any, Any]
         if handler.unary_unary is not None:
@@ -225,21 +259,17 @@ class HandlerWrapper:
             )
         elif handler.unary_stream is not None:
             wrapped = grpc.unary_stream_rpc_method_handler(
-                self._wrap_stream(method, handler.unary_stream, long_lived, streaming=False),
+                self._wrap_stream(method, handler.unary_stream, cap, streaming=False),
                 request_deserializer=read,
                 response_serializer=handler.response_serializer,
             )
         else:
             assert handler.stream_stream is not None
             wrapped = grpc.stream_stream_rpc_method_handler(
-                self._wrap_stream(method, handler.stream_stream, long_lived, streaming=True),
+                self._wrap_stream(method, handler.stream_stream, cap, streaming=True),
                 request_deserializer=read,
                 response_serializer=handler.response_serializer,
             )
-        if pool is not None:
-            # gRPC runs a behaviour on the pool it names (an experimental hook of its server).
-            behaviour = wrapped.unary_unary or wrapped.unary_stream
-            behaviour.experimental_thread_pool = pool  # type: ignore[union-attr]
         return wrapped
 
     def _begin(
@@ -267,7 +297,7 @@ class HandlerWrapper:
                     _refuse_malformed(method, request)
                 return behaviour(request, context)
             except Exception as exc:
-                code, message = _status(method, exc)
+                code, message = _status(method, exc, context)
                 _fail(context, code, message)
             finally:
                 metrics.RPC.end(method, code.name, time.perf_counter() - started)
@@ -279,22 +309,21 @@ class HandlerWrapper:
         self,
         method: str,
         behaviour: Callable[[Any, Any], Iterator[Any]],
-        long_lived: bool,
+        cap: _StreamCap | None,
         *,
         streaming: bool,
     ) -> Callable[..., Iterator[Any]]:
+        long_lived = cap is not None
+
         def handle(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
             if streaming:
                 request = _parsed(method, request)
-            if long_lived:
-                with self._lock:
-                    admitted = self._streams < self.settings.max_streams
-                    self._streams += admitted
-                if not admitted:
+            if cap is not None:
+                if not cap.admit():
                     metrics.observe_rejection(method, "RESOURCE_EXHAUSTED")
                     context.abort(
                         grpc.StatusCode.RESOURCE_EXHAUSTED,
-                        f"too many open streams (limit {self.settings.max_streams}); retry later",
+                        f"too many {cap.what} (limit {cap.limit}); retry later",
                     )
                 metrics.OPEN_STREAMS.inc()
             started = time.perf_counter()
@@ -305,13 +334,12 @@ class HandlerWrapper:
                     _refuse_malformed(method, request)
                 yield from behaviour(request, context)
             except Exception as exc:
-                code, message = _status(method, exc)
+                code, message = _status(method, exc, context)
                 _fail(context, code, message)
             finally:
-                if long_lived:
+                if cap is not None:
                     metrics.OPEN_STREAMS.dec()
-                    with self._lock:
-                        self._streams -= 1
+                    cap.release()
                 metrics.RPC.end(method, code.name, time.perf_counter() - started)
                 deadline.reset(token)
 

@@ -140,24 +140,7 @@ class EventLog:
         which their events reuse; `session_of(node_id)` names a node's session for the events
         of edges whose source the change set does not hold. Sessions in `unindexed` (being
         deleted) have no session-event index any more: their events go in the log only."""
-        ops: list[Op] = []
-        # A deleted session takes its session-event index and restore time with it; its events
-        # stay in the log unless the change erases its history (archival).
-        gone = {n.id for n in changes.deleted if n.kind is NodeKind.SESSION}
-        floor, restoring = 0, changes.restored_events  # an ordinary write: neither is used
-        if changes.erase_history or restoring:
-            floor = self.floor()
-            # Retention may have moved the floor since the restore chose its events: those now
-            # below it stay out (trimmed for good, and their holes no longer counted).
-            restoring = [e for e in restoring if e.sequence >= floor]
-        holes = -len(restoring)  # restores fill holes; erasure makes them
-        for session_id in gone:
-            for seq in () if session_id in unindexed else self.session_sequences(session_id):
-                ops.append(session_event_op(session_id, seq, present=False))
-                if changes.erase_history:
-                    ops.append((keys.CF_EVENTS, keys.event_key(seq), None))
-                    holes += seq >= floor  # below the floor: trimmed already
-            ops.append((keys.CF_META, keys.restored_key(session_id), None))
+        ops, gone, holes, restoring = self._leaving(changes, unindexed)
         sequence = self.last_sequence
         events = (
             changes.events if changes.events is not None else derive_events(changes, session_of)
@@ -183,6 +166,35 @@ class EventLog:
         if holes:
             ops.append((keys.CF_META, keys.EVENT_HOLES_KEY, _int8(self._holes + holes)))
         return LogAppend(ops, sequence, holes)
+
+    def _leaving(
+        self, changes: StoreChanges, unindexed: Collection[bytes]
+    ) -> tuple[list[Op], set[bytes], int, list[Event]]:
+        """What deleted sessions take with them (their session-event index and restore time;
+        with `erase_history`, their events too), the change in holes, and the restored events
+        that still fit above the floor."""
+        ops: list[Op] = []
+        # A deleted session takes its session-event index and restore time with it; its events
+        # stay in the log unless the change erases its history (archival).
+        gone = {n.id for n in changes.deleted if n.kind is NodeKind.SESSION}
+        floor, restoring = 0, changes.restored_events  # an ordinary write: neither is used
+        if changes.erase_history or restoring:
+            floor = self.floor()
+            # Retention may have moved the floor since the restore chose its events: those now
+            # below it stay out (trimmed for good, and their holes no longer counted).
+            restoring = [e for e in restoring if e.sequence >= floor]
+        holes = -len(restoring)  # restores fill holes; erasure makes them
+        if changes.erase_history and not gone.isdisjoint(unindexed):
+            # A session being deleted has no index of its history left to erase it by.
+            raise ValueError("the history of a session being deleted cannot be erased")
+        for session_id in gone:
+            for seq in () if session_id in unindexed else self.session_sequences(session_id):
+                ops.append(session_event_op(session_id, seq, present=False))
+                if changes.erase_history:
+                    ops.append((keys.CF_EVENTS, keys.event_key(seq), None))
+                    holes += seq >= floor  # below the floor: trimmed already
+            ops.append((keys.CF_META, keys.restored_key(session_id), None))
+        return ops, gone, holes, restoring
 
     def applied(self, append: LogAppend) -> None:
         """Take in an `append` whose writes are in the store (under `holes_lock` when it

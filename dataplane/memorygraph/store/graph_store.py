@@ -78,10 +78,14 @@ class GraphStore:
         # gone from every read from the commit that hides them on.
         self._hiding: set[bytes] = set()
         self._hidden: set[bytes] = set()
-        for key in kv.scan_keys(
-            keys.CF_META, keys.DELETING_PREFIX, keys.prefix_end(keys.DELETING_PREFIX)
-        ):
-            self._hide(key[len(keys.DELETING_PREFIX) :])
+        left = [
+            key[len(keys.DELETING_PREFIX) :]
+            for key in kv.scan_keys(
+                keys.CF_META, keys.DELETING_PREFIX, keys.prefix_end(keys.DELETING_PREFIX)
+            )
+        ]
+        self._hide(left)
+        self._drop_history_index(left)
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -98,10 +102,14 @@ class GraphStore:
         return self.kv.get(keys.CF_NODES, node_id)
 
     def get_node_records(self, node_ids: list[bytes]) -> list[bytes | None]:
+        hidden = self._hidden
+        if not hidden:
+            return self.kv.multi_get(keys.CF_NODES, node_ids)
+        # Which are hidden is settled before reading: a node a deletion step removes (from the
+        # store, then from `hidden`) must not be read before and found unhidden after.
+        shown = [n not in hidden for n in node_ids]
         raws = self.kv.multi_get(keys.CF_NODES, node_ids)
-        if self._hidden:
-            return [None if n in self._hidden else r for n, r in zip(node_ids, raws, strict=True)]
-        return raws
+        return [r if keep else None for keep, r in zip(shown, raws, strict=True)]
 
     def get_nodes(self, node_ids: list[bytes]) -> list[Node | None]:
         return [
@@ -180,6 +188,11 @@ class GraphStore:
             if edge.source_id not in hidden and edge.target_id not in hidden:
                 yield edge
 
+    def all_edges(self, node_id: bytes) -> list[Edge]:
+        """Every edge touching `node_id`, those to nodes of a session being deleted included
+        (a node deleted now takes them along)."""
+        return list(self._edges(node_id, Direction.BOTH))
+
     def _edges(
         self, node_id: bytes, direction: Direction, kinds: Iterable[EdgeKind] = ()
     ) -> Iterator[Edge]:
@@ -224,16 +237,26 @@ class GraphStore:
 
     # -- sessions being deleted ----------------------------------------------------------------
 
-    def _hide(self, session_id: bytes) -> None:
-        self._hiding.add(session_id)
-        self._hidden.add(session_id)
-        lower, upper = keys.session_index_range(session_id, 0, MAX_TIME)
-        for key in self.kv.scan_keys(keys.CF_BY_SESSION, lower, upper):
-            self._hidden.add(keys.session_index_entry(key)[1])
-        # Its history stays in the log, but no read needs the session's index of it any more:
-        # dropped at once (one range deletion; again after a crash, which is harmless), and
-        # the events of the steps to come are not indexed.
-        self.kv.delete_range(keys.CF_SESSION_EVENTS, session_id, keys.prefix_end(session_id))
+    def _hide(self, sessions: list[bytes]) -> None:
+        """Take `sessions` and all their nodes out of every read, all at once: the new set is
+        made aside and published in one assignment."""
+        hidden = set(self._hidden)
+        for session_id in sessions:
+            hidden.add(session_id)
+            lower, upper = keys.session_index_range(session_id, 0, MAX_TIME)
+            hidden.update(
+                keys.session_index_entry(key)[1]
+                for key in self.kv.scan_keys(keys.CF_BY_SESSION, lower, upper)
+            )
+        self._hidden = hidden
+        self._hiding.update(sessions)
+
+    def _drop_history_index(self, sessions: list[bytes]) -> None:
+        """A hidden session's history stays in the log, but no read needs its session-event
+        index any more: dropped at once (one range deletion each; again after a crash, which
+        is harmless), and the events of the steps to come are not indexed."""
+        for session_id in sessions:
+            self.kv.delete_range(keys.CF_SESSION_EVENTS, session_id, keys.prefix_end(session_id))
 
     def sessions_being_deleted(self) -> list[bytes]:
         return sorted(self._hiding)
@@ -317,12 +340,21 @@ class GraphStore:
         ops += [(keys.CF_META, keys.deleting_key(s), b"") for s in changes.hide_sessions]
         done = [n.id for n in changes.deleted if n.id in self._hiding]
         ops += [(keys.CF_META, keys.deleting_key(s), None) for s in done]
-        self.kv.write(ops, sync=sync)
+        if changes.hide_sessions:
+            # Hidden before the write: no reader sees the session go while its nodes stay.
+            shown, shown_sessions = self._hidden, set(self._hiding)
+            self._hide(changes.hide_sessions)
+            try:
+                self.kv.write(ops, sync=sync)
+            except BaseException:
+                self._hidden, self._hiding = shown, shown_sessions
+                raise
+            self._drop_history_index(changes.hide_sessions)
+        else:
+            self.kv.write(ops, sync=sync)
         self.events.applied(log)
         self._counters.apply(deltas)
-        for session_id in changes.hide_sessions:
-            self._hide(session_id)
-        if self._hidden:
+        if self._hidden:  # once deleted they are gone anyway: removed in place
             self._hidden.difference_update(n.id for n in changes.deleted)
             self._hiding.difference_update(done)
 

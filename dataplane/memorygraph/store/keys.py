@@ -55,7 +55,9 @@ EVENT_HOLES_KEY = b"events/holes"
 # 1: the first layout. 2: adds the session_events index (built from the log on upgrade).
 # 3: node records in the API's wire format; session index entries carry the kind in the key and
 # the node's record, framed as a QueryBatch entry, as the value (rewritten on upgrade).
-SCHEMA_VERSION = 3
+# 4: a session being deleted is hidden by a `deleting/` marker and has no session-event index
+# (an older server would show it half deleted, so it must refuse the directory).
+SCHEMA_VERSION = 4
 SCHEMA_VERSION_KEY = b"schema_version"
 
 ID_LEN = 16

@@ -35,6 +35,11 @@ def upgrade(kv: KeyValueStore, version: int) -> int:
     if version == 2:
         _to_3(kv)
         version = 3
+    if version == 3:
+        # Schema 4 adds sessions hidden while they are deleted (`deleting/` markers, which a
+        # schema-3 server would not honour); a schema-3 directory has none: only the version.
+        kv.write([(keys.CF_META, keys.SCHEMA_VERSION_KEY, b"4")], sync=True)
+        version = 4
     return version
 
 
