@@ -121,6 +121,28 @@ def test_webhook_plugins_take_no_config_keys_the_data_plane_does_not_know() -> N
         parse_plugin(spec, "policy-webhook")
 
 
+@pytest.mark.parametrize(
+    ("key", "field"),
+    [
+        ("token_file", "spec.webhook.tokenSecretRef"),
+        ("url", "spec.webhook.url"),
+        ("ca_bundle", "spec.webhook.caBundle"),
+    ],
+)
+def test_plugin_config_refuses_the_keys_the_webhook_fields_set(key: str, field: str) -> None:
+    # A token_file of the user's choosing would make the data plane send any file it can read
+    # (the graph's API keys, another plugin's token) as a bearer token to the webhook.
+    spec = {
+        **load_example("plugin-webhook.yaml")["spec"],
+        "config": {key: "/etc/memorygraph/auth/api-keys"},
+    }
+    with pytest.raises(InvalidSpec, match=f"config.{key} is not accepted: set {field} instead"):
+        parse_plugin(spec, "policy-webhook")
+    built_in = {k: v for k, v in spec.items() if k != "webhook"}
+    with pytest.raises(InvalidSpec, match=f"config.{key} is not accepted"):
+        parse_plugin({**built_in, "type": "Redactor"}, "p")
+
+
 def test_crd_schema_rejects_lowercase_enums_and_bad_cron() -> None:
     schema = _schema("MemoryGraph")
     with pytest.raises(jsonschema.ValidationError):
