@@ -66,6 +66,10 @@ def _graph(**spec: Any) -> dict[str, Any]:
         ({"storage": {"size": "lots"}}, "storage.size"),
         ({"durability": "durable"}, "durability"),
         ({"replicaz": 1}, "replicaz"),
+        (
+            {"service": {"type": "LoadBalancer"}, "auth": {"enabled": False}},
+            "exposes the graph outside the cluster and needs auth.enabled: true",
+        ),
     ],
 )
 def test_invalid_graph_specs_are_rejected_naming_the_field(

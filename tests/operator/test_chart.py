@@ -210,7 +210,7 @@ async def test_rbac_grants_exactly_the_verbs_the_operator_uses(
                 "networkPolicy": None,
                 "monitoring": None,
                 "autoscaling": None,
-                "auth": None,
+                "auth": {"enabled": False},
                 "replicas": 1,
             }
         },

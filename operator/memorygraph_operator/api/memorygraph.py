@@ -28,6 +28,8 @@ from memorygraph_operator.api.conditions import Condition
 __all__ = [
     "CRON_PATTERN",
     "DURATION_PATTERN",
+    "EXPOSED_SERVICE_TYPES",
+    "EXPOSED_WITHOUT_AUTH",
     "ArchivalDestination",
     "ArchivalSpec",
     "ArchivalStatus",
@@ -57,6 +59,10 @@ __all__ = [
 CRON_PATTERN = r"^\s*[0-9A-Za-z*/,?-]+(\s+[0-9A-Za-z*/,?-]+){4}\s*$"
 # Go-style durations the archive command accepts: 720h, 30m, 1h30m, 90s.
 DURATION_PATTERN = r"^([0-9]+(h|m|s))+$"
+EXPOSED_WITHOUT_AUTH = (
+    "service.type NodePort or LoadBalancer exposes the graph outside the cluster and needs "
+    "auth.enabled: true"
+)
 
 
 class ResourceRequirements(KubeModel):
@@ -226,16 +232,23 @@ class RegistrySpec(KubeModel):
 
 
 class AuthSpec(KubeModel):
-    """API-key authentication of clients."""
+    """API-key authentication of clients: on unless switched off."""
 
-    enabled: bool = Field(default=False, description="Require an API key on every RPC.")
+    enabled: bool = Field(
+        default=True,
+        description=(
+            "Require an API key on every RPC. Switching it off is refused while the Service "
+            "exposes the graph outside the cluster."
+        ),
+    )
     secret_ref: SecretRef | None = Field(
         default=None,
         description=(
             "Secret with key `api-keys` (one key per line) and, when archival is configured, "
-            "`archival-api-key`: one of those keys, which the archival job presents. When unset "
-            "and auth is enabled, the operator generates `<name>-api-keys` with both once and "
-            "never rotates it."
+            "`archival-api-key`: one of those keys, which the archival job presents. When unset, "
+            "the operator generates `<name>-api-keys` once and never rotates it: `api-key` "
+            "holds the key for applications, `archival-api-key` the archival job's, `api-keys` "
+            "both."
         ),
     )
 
@@ -295,10 +308,20 @@ class PodTemplateSpec(KubeModel):
     image_pull_secrets: list[SecretRef] | None = None
 
 
+# Service types that reach the graph from outside the cluster.
+EXPOSED_SERVICE_TYPES = ("NodePort", "LoadBalancer")
+
+
 class ServiceSpec(KubeModel):
     """The client Service in front of the pods."""
 
-    type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
+    type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = Field(
+        default="ClusterIP",
+        description=(
+            "NodePort and LoadBalancer expose the graph outside the cluster and need "
+            "authentication on."
+        ),
+    )
     annotations: dict[str, str] | None = None
 
 
@@ -323,7 +346,13 @@ class MemoryGraphSpec(KubeModel):
                 "(self.replicas >= self.autoscaling.minReplicas && "
                 "self.replicas <= self.autoscaling.maxReplicas)",
                 "replicas must lie within autoscaling.minReplicas and autoscaling.maxReplicas",
-            )
+            ),
+            (
+                "!has(self.service) || !has(self.service.type) || "
+                "self.service.type == 'ClusterIP' || "
+                "!has(self.auth) || !has(self.auth.enabled) || self.auth.enabled",
+                EXPOSED_WITHOUT_AUTH,
+            ),
         )
     }
 
@@ -348,7 +377,10 @@ class MemoryGraphSpec(KubeModel):
     plugins: PluginSelection | None = None
     archival: ArchivalSpec | None = None
     registry: RegistrySpec | None = None
-    auth: AuthSpec | None = None
+    auth: AuthSpec | None = Field(
+        default=None,
+        description="API-key authentication; unset, it is on with a generated key.",
+    )
     tls: TLSSpec | None = None
     monitoring: MonitoringSpec | None = None
     pod_disruption_budget: PodDisruptionBudgetSpec | None = None
@@ -365,6 +397,12 @@ class MemoryGraphSpec(KubeModel):
             )
         return self
 
+    @model_validator(mode="after")
+    def _exposed_only_with_auth(self) -> MemoryGraphSpec:
+        if self.exposed and not self.auth_enabled:
+            raise ValueError(EXPOSED_WITHOUT_AUTH)
+        return self
+
     @property
     def autoscaled(self) -> bool:
         """Whether a HorizontalPodAutoscaler owns the replica count."""
@@ -372,8 +410,13 @@ class MemoryGraphSpec(KubeModel):
 
     @property
     def auth_enabled(self) -> bool:
-        """Whether clients need an API key."""
-        return self.auth is not None and self.auth.enabled
+        """Whether clients need an API key (unless switched off, they do)."""
+        return self.auth is None or self.auth.enabled
+
+    @property
+    def exposed(self) -> bool:
+        """Whether the client Service reaches the graph from outside the cluster."""
+        return self.service is not None and self.service.type in EXPOSED_SERVICE_TYPES
 
 
 class Endpoints(KubeModel):

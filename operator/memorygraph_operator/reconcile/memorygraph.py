@@ -227,6 +227,27 @@ async def _ensure_auth_secret(run: _Run, g: GraphInputs) -> None:
         run.deleted.append(f"Secret/{name}")
 
 
+async def _warn_exposed_without_tls(
+    run: _Run, g: GraphInputs, child: Child, existing: dict[str, Any] | None
+) -> None:
+    """A Warning Event when the client Service becomes reachable from outside in plaintext.
+
+    Posted when the Service is created or changes type, not on every reconcile: API keys then
+    cross networks unencrypted, which may be deliberate (TLS ends at the load balancer).
+    """
+    if child.body is None or not g.spec.exposed or g.spec.tls is not None:
+        return
+    wanted = child.body["spec"]["type"]
+    if existing is not None and (existing.get("spec") or {}).get("type") == wanted:
+        return
+    await run.event(
+        "Warning",
+        EventReason.EXPOSED_WITHOUT_TLS,
+        f"Service {child.name} is of type {wanted} without spec.tls: API keys and data cross "
+        "the network in plaintext unless TLS ends in front of it",
+    )
+
+
 async def record_invalid_spec(
     kube: Kube, body: Mapping[str, Any], message: str, now: datetime.datetime
 ) -> dict[str, Any]:
@@ -307,6 +328,8 @@ async def reconcile_graph(
         if child.kind == "ServiceMonitor" and not sm_available:
             continue  # neither applicable nor listable without the CRD
         existing = await run.get(child, g)
+        if child.kind == "Service" and child.name == Names(g.name).service:
+            await _warn_exposed_without_tls(run, g, child, existing)
         if child.body is not None:
             observed[child.kind] = await run.apply(child, g, existing)
         else:

@@ -12,11 +12,9 @@ from memorygraph_operator.render.image import (
 )
 from memorygraph_operator.render.metadata import archival_pod_labels, object_meta
 from memorygraph_operator.render.names import Names
+from memorygraph_operator.render.secrets import ARCHIVAL_KEY, auth_secret_name
 
 __all__ = ["ARCHIVAL_KEY", "render_archival_cronjob"]
-
-# Key of the auth Secret holding the single API key the archival job presents.
-ARCHIVAL_KEY = "archival-api-key"
 # Where the job finds the graph's TLS Secret (ca.crt; tls.crt and tls.key for mutual TLS).
 JOB_TLS_DIR = "/etc/memorygraph/tls"
 
@@ -56,10 +54,9 @@ def _args_and_env(g: GraphInputs) -> tuple[list[str], list[dict[str, Any]]]:
             _secret_env("MEMORYGRAPH_S3_ENDPOINT", secret, "MEMORYGRAPH_S3_ENDPOINT", optional=True)
         )
         env.append(_secret_env("AWS_REGION", secret, "AWS_REGION", optional=True))
-    auth = g.spec.auth
-    if auth is not None and auth.enabled:
-        secret = auth.secret_ref.name if auth.secret_ref else Names(g.name).auth_secret
-        env.append(_secret_env("MEMORYGRAPH_API_KEY", secret, ARCHIVAL_KEY))
+    keys = auth_secret_name(g)
+    if keys is not None:
+        env.append(_secret_env("MEMORYGRAPH_API_KEY", keys, ARCHIVAL_KEY))
     if g.spec.tls is not None:
         # The server is verified against the Secret's ca.crt; with mutual TLS the job presents
         # the graph's own certificate, which that CA signed.
