@@ -281,6 +281,14 @@ class MonitoringSpec(KubeModel):
     """Metrics scraping."""
 
     service_monitor: ServiceMonitorSpec = Field(default_factory=ServiceMonitorSpec)
+    allowed_from: list[dict[str, Any]] | None = Field(
+        default=None,
+        description=(
+            "NetworkPolicyPeer entries the NetworkPolicy admits to the metrics port (Prometheus). "
+            "Unset: the namespaces the operator's installation names for scraping, if any."
+        ),
+        json_schema_extra={"items": preserve_unknown()},
+    )
 
 
 class PodDisruptionBudgetSpec(KubeModel):
@@ -326,12 +334,16 @@ class ServiceSpec(KubeModel):
 
 
 class NetworkPolicySpec(KubeModel):
-    """A NetworkPolicy: gRPC from the listed clients, the graph's pods and archival Job only."""
+    """A NetworkPolicy admitting only the graph's clients to its pods: on unless switched off."""
 
-    enabled: bool = False
+    enabled: bool = Field(default=True, description="Create the NetworkPolicy.")
     allowed_clients: list[dict[str, Any]] | None = Field(
         default=None,
-        description="NetworkPolicyPeer entries allowed to reach the gRPC port.",
+        description=(
+            "NetworkPolicyPeer entries allowed to reach the gRPC port, besides the graph's own "
+            "pods and archival Job. Unset: every pod in the graph's namespace, or every source "
+            "when service.type exposes the graph outside the cluster."
+        ),
         json_schema_extra={"items": preserve_unknown()},
     )
 
@@ -386,7 +398,13 @@ class MemoryGraphSpec(KubeModel):
     pod_disruption_budget: PodDisruptionBudgetSpec | None = None
     pod_template: PodTemplateSpec | None = None
     service: ServiceSpec | None = None
-    network_policy: NetworkPolicySpec | None = None
+    network_policy: NetworkPolicySpec | None = Field(
+        default=None,
+        description=(
+            "Unset: a NetworkPolicy admits the graph's namespace to the gRPC port and the "
+            "scraping namespaces to the metrics port."
+        ),
+    )
 
     @model_validator(mode="after")
     def _replicas_within_bounds(self) -> MemoryGraphSpec:
