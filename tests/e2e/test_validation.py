@@ -112,3 +112,18 @@ def test_a_plugin_config_cannot_carry_what_the_webhook_fields_set(
     plugin = example("plugin-webhook.yaml", namespace)
     plugin["spec"]["config"] = {key: "/etc/memorygraph/auth/api-keys"}
     assert f"config.{key} is not accepted" in _rejected(installed, plugin)
+
+
+def test_with_mutual_tls_the_archival_job_needs_a_certificate_of_its_own(
+    installed: Cluster, namespace: str
+) -> None:
+    tls = {"secretRef": {"name": "tls"}, "requireClientCertificate": True}
+    archival: dict[str, Any] = {
+        "destination": {"s3": {"bucket": "archive", "secretRef": {"name": "s3"}}}
+    }
+    message = _rejected(installed, _graph(namespace, tls=tls, archival=archival))
+    assert "archival needs archival.clientCertificateSecretRef" in message
+    archival["clientCertificateSecretRef"] = {"name": "archival-client"}
+    installed.kubectl(
+        "create", "-f", "-", input=json.dumps(_graph(namespace, tls=tls, archival=archival))
+    )

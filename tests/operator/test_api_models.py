@@ -70,6 +70,13 @@ def _graph(**spec: Any) -> dict[str, Any]:
             {"service": {"type": "LoadBalancer"}, "auth": {"enabled": False}},
             "exposes the graph outside the cluster and needs auth.enabled: true",
         ),
+        (
+            {
+                "tls": {"secretRef": {"name": "tls"}, "requireClientCertificate": True},
+                "archival": {"destination": {"s3": {"bucket": "b3b", "secretRef": {"name": "s"}}}},
+            },
+            "archival needs archival.clientCertificateSecretRef",
+        ),
     ],
 )
 def test_invalid_graph_specs_are_rejected_naming_the_field(

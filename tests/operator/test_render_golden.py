@@ -47,6 +47,7 @@ def _fixed_replicas() -> dict[str, Any]:
         "suspend": True,
         "compliance": "PCI",
         "destination": {"s3": {"bucket": "archives", "secretRef": {"name": "s3-creds"}}},
+        "clientCertificateSecretRef": {"name": "archival-client-tls"},
     }
     spec["service"] = {"type": "LoadBalancer"}
     spec["registry"] = {"url": "http://registry.apps.svc:8080"}

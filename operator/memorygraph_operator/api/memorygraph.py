@@ -8,11 +8,11 @@ past (e.g. created before the CRD was upgraded).
 
 from __future__ import annotations
 
-import re
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from memorygraph_operator.api.archival import DURATION_PATTERN, ArchivalSpec, ArchivalStatus
 from memorygraph_operator.api.base import (
     KubeModel,
     LabelSelector,
@@ -26,12 +26,9 @@ from memorygraph_operator.api.base import (
 from memorygraph_operator.api.conditions import Condition
 
 __all__ = [
-    "CRON_PATTERN",
-    "DURATION_PATTERN",
+    "ARCHIVAL_WITHOUT_CLIENT_CERTIFICATE",
     "EXPOSED_SERVICE_TYPES",
     "EXPOSED_WITHOUT_AUTH",
-    "ArchivalDestination",
-    "ArchivalSpec",
     "ArchivalStatus",
     "AuthSpec",
     "AutoscalingSpec",
@@ -46,19 +43,16 @@ __all__ = [
     "PodTemplateSpec",
     "RegistrySpec",
     "ResourceRequirements",
-    "S3Destination",
     "ServiceMonitorSpec",
     "ServiceSpec",
     "StorageSpec",
     "TLSSpec",
-    "VaultDestination",
 ]
 
-# Five whitespace-separated fields of the characters cron accepts; no "@daily" macros and no
-# seconds field, because the CronJob controller accepts neither consistently across versions.
-CRON_PATTERN = r"^\s*[0-9A-Za-z*/,?-]+(\s+[0-9A-Za-z*/,?-]+){4}\s*$"
-# Go-style durations the archive command accepts: 720h, 30m, 1h30m, 90s.
-DURATION_PATTERN = r"^([0-9]+(h|m|s))+$"
+ARCHIVAL_WITHOUT_CLIENT_CERTIFICATE = (
+    "with tls.requireClientCertificate, archival needs archival.clientCertificateSecretRef: "
+    "a client certificate of the archival job's own"
+)
 EXPOSED_WITHOUT_AUTH = (
     "service.type NodePort or LoadBalancer exposes the graph outside the cluster and needs "
     "auth.enabled: true"
@@ -148,82 +142,6 @@ class PluginSelection(KubeModel):
     )
 
 
-class VaultDestination(KubeModel):
-    """The Data-Vault API as archive destination."""
-
-    url: str = Field(pattern=r"^https?://", description="Base URL of the Data-Vault API.")
-    secret_ref: SecretKeyRef = Field(description="Secret key holding the Data-Vault token.")
-
-
-class S3Destination(KubeModel):
-    """An S3-compatible bucket as archive destination."""
-
-    bucket: str = Field(min_length=3, max_length=63, description="Bucket name.")
-    prefix: str = Field(default="memorygraph/", description="Key prefix of the archives.")
-    secret_ref: SecretRef = Field(
-        description=(
-            "Secret with the keys AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and optionally "
-            "MEMORYGRAPH_S3_ENDPOINT."
-        )
-    )
-
-
-class ArchivalDestination(KubeModel):
-    """Exactly one archive destination."""
-
-    model_config = KubeModel.model_config | {
-        "json_schema_extra": cel(
-            ("has(self.vault) != has(self.s3)", "set exactly one of vault and s3")
-        )
-    }
-
-    vault: VaultDestination | None = None
-    s3: S3Destination | None = None
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> ArchivalDestination:
-        if (self.vault is None) == (self.s3 is None):
-            raise ValueError("set exactly one of vault and s3")
-        return self
-
-
-class ArchivalSpec(KubeModel):
-    """A CronJob that archives old sessions and removes them from the graph once verified."""
-
-    schedule: str = Field(
-        default="0 3 * * *",
-        # A bound keeps the CEL regex's estimated cost within the API server's budget.
-        max_length=128,
-        description="Five-field cron schedule.",
-        json_schema_extra={
-            "pattern": CRON_PATTERN,
-            **cel(
-                (
-                    f"self.matches('{CRON_PATTERN.replace(chr(92), chr(92) * 2)}')",
-                    "schedule must be a five-field cron expression",
-                )
-            ),
-        },
-    )
-    time_zone: str | None = Field(default=None, description="IANA time zone of the schedule.")
-    suspend: bool = Field(default=False, description="Stop scheduling new archival runs.")
-    older_than: str = Field(
-        default="720h", pattern=DURATION_PATTERN, description="Archive sessions older than this."
-    )
-    compliance: Literal["Standard", "PCI", "HIPAA", "GDPR", "SOC2"] = Field(
-        default="Standard", description="Retention class of the archive."
-    )
-    destination: ArchivalDestination
-    successful_jobs_history_limit: int = Field(default=3, ge=0, le=100)
-    failed_jobs_history_limit: int = Field(default=1, ge=0, le=100)
-
-    @model_validator(mode="after")
-    def _five_fields(self) -> ArchivalSpec:
-        if len(self.schedule.split()) != 5 or not re.match(CRON_PATTERN, self.schedule):
-            raise ValueError("schedule must be a five-field cron expression")
-        return self
-
-
 class RegistrySpec(KubeModel):
     """The LLM-Registry the data plane reports sessions and token usage to."""
 
@@ -259,7 +177,7 @@ class TLSSpec(KubeModel):
     secret_ref: SecretRef = Field(
         description=(
             "Secret with tls.crt, tls.key and optionally ca.crt (needed for mutual TLS, and by "
-            "the archival job, which verifies the server against it)."
+            "the archival job, which verifies the server against it and is given ca.crt only)."
         )
     )
     require_client_certificate: bool = Field(
@@ -365,6 +283,12 @@ class MemoryGraphSpec(KubeModel):
                 "!has(self.auth) || !has(self.auth.enabled) || self.auth.enabled",
                 EXPOSED_WITHOUT_AUTH,
             ),
+            (
+                "!has(self.archival) || !has(self.tls) || "
+                "!has(self.tls.requireClientCertificate) || !self.tls.requireClientCertificate || "
+                "has(self.archival.clientCertificateSecretRef)",
+                ARCHIVAL_WITHOUT_CLIENT_CERTIFICATE,
+            ),
         )
     }
 
@@ -421,6 +345,13 @@ class MemoryGraphSpec(KubeModel):
             raise ValueError(EXPOSED_WITHOUT_AUTH)
         return self
 
+    @model_validator(mode="after")
+    def _archival_has_its_own_client_certificate(self) -> MemoryGraphSpec:
+        mutual = self.tls is not None and self.tls.require_client_certificate
+        if mutual and self.archival is not None and not self.archival.client_certificate_secret_ref:
+            raise ValueError(ARCHIVAL_WITHOUT_CLIENT_CERTIFICATE)
+        return self
+
     @property
     def autoscaled(self) -> bool:
         """Whether a HorizontalPodAutoscaler owns the replica count."""
@@ -442,13 +373,6 @@ class Endpoints(KubeModel):
 
     grpc: str = Field(description="host:port of the gRPC API inside the cluster.")
     metrics: str = Field(description="URL of the Prometheus metrics.")
-
-
-class ArchivalStatus(KubeModel):
-    """What the archival CronJob last did."""
-
-    last_schedule_time: str | None = None
-    last_successful_time: str | None = None
 
 
 class MemoryGraphStatus(KubeModel):
