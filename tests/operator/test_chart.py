@@ -152,6 +152,21 @@ def test_watch_namespaces_get_roles_and_no_cluster_wide_write_access() -> None:
     assert env["WATCH_NAMESPACE"] == "team-a,team-b"
 
 
+@pytest.mark.parametrize("args", [[], ["--set", "watchNamespaces={team-a}"]], ids=["all", "ns"])
+def test_secrets_are_only_read_and_created_never_listed_changed_or_deleted(
+    args: list[str],
+) -> None:
+    docs = _template(*args)
+    verbs = {
+        verb
+        for role in _by_kind(docs, "ClusterRole") + _by_kind(docs, "Role")
+        for rule in role["rules"]
+        if "" in rule["apiGroups"] and ("secrets" in rule["resources"] or "*" in rule["resources"])
+        for verb in rule["verbs"]
+    }
+    assert verbs == {"get", "create"}
+
+
 def test_aggregated_roles_extend_view_edit_and_admin() -> None:
     labels = [r["metadata"]["labels"] for r in _by_kind(_template(), "ClusterRole")]
     for role in ("view", "edit", "admin"):

@@ -47,9 +47,15 @@ async def test_generated_api_keys_are_created_once_and_kept(
     assert secret is not None
     await _reconcile(memo)
     assert api.read("v1/secrets", NS, "chat-memory-api-keys") == secret
+    # Switched off and on again, the same keys come back: the operator never deletes Secrets
+    # (garbage collection removes this one with its graph).
     api.edit(GRAPHS, NS, "chat-memory", {"spec": {"auth": {"enabled": False}}})
     await _reconcile(memo)
-    assert api.read("v1/secrets", NS, "chat-memory-api-keys") is None
+    assert api.read("v1/secrets", NS, "chat-memory-api-keys") == secret
+    api.edit(GRAPHS, NS, "chat-memory", {"spec": {"auth": None}})
+    await _reconcile(memo)
+    assert api.read("v1/secrets", NS, "chat-memory-api-keys") == secret
+    assert not [c for c in api.calls if c[0] == "delete" and c[2] == "secrets"]
 
 
 async def test_storage_growth_expands_volumes_and_recreates_the_statefulset(

@@ -205,26 +205,29 @@ class _Run:
 
 
 async def _ensure_auth_secret(run: _Run, g: GraphInputs) -> None:
-    rt = SECRET
+    """Create the generated API-key Secret once; never update nor delete it.
+
+    A Secret that is no longer used stays until the graph goes (owner reference), so switching
+    authentication off and on again brings the same keys back, and the operator needs no right
+    to delete Secrets.
+    """
+    if not needs_generated_auth_secret(g):
+        return
     name = Names(g.name).auth_secret
-    existing = await run.kube.get(rt, g.namespace, name)
-    if needs_generated_auth_secret(g):
-        if existing is None:
-            body = render_auth_secret(g, secrets.token_urlsafe(32), secrets.token_urlsafe(32))
-            assert body is not None
-            # Created concurrently: keep whichever keys won.
-            with contextlib.suppress(Conflict):
-                await run.kube.create(body)
-            await run.event(
-                "Normal", EventReason.API_KEYS_GENERATED, f"API keys generated in Secret {name}"
-            )
-        elif not controlled_by(existing, g.uid):
-            run.problems.append(
-                (Reason.CHILD_CONFLICT, f"Secret {name} exists and is not owned by this graph")
-            )
-    elif existing is not None and controlled_by(existing, g.uid):
-        await run.kube.delete(rt, g.namespace, name)
-        run.deleted.append(f"Secret/{name}")
+    existing = await run.kube.get(SECRET, g.namespace, name)
+    if existing is None:
+        body = render_auth_secret(g, secrets.token_urlsafe(32), secrets.token_urlsafe(32))
+        assert body is not None
+        # Created concurrently: keep whichever keys won.
+        with contextlib.suppress(Conflict):
+            await run.kube.create(body)
+        await run.event(
+            "Normal", EventReason.API_KEYS_GENERATED, f"API keys generated in Secret {name}"
+        )
+    elif not controlled_by(existing, g.uid):
+        run.problems.append(
+            (Reason.CHILD_CONFLICT, f"Secret {name} exists and is not owned by this graph")
+        )
 
 
 async def _warn_exposed_without_tls(
