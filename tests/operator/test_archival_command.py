@@ -11,8 +11,10 @@ from memorygraph.archive.cli import cmd_run
 from memorygraph.cli import build_parser
 from memorygraph_operator.reconcile.inputs import parse_graph
 from memorygraph_operator.render import RenderEnv, render_children
-from memorygraph_operator.render.archival import JOB_SECRETS_DIR
 from operator_support import load_example
+
+# Where the job's secret volume is mounted (docs/operator.md).
+JOB_SECRETS_DIR = "/etc/memorygraph/archival"
 
 
 def _job(manifest: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

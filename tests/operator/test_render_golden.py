@@ -35,7 +35,7 @@ def _fixed_replicas() -> dict[str, Any]:
     spec = m["spec"]
     del spec["autoscaling"]
     del spec["networkPolicy"]  # the default policy, scraped from the installation's namespaces
-    del spec["monitoring"]["allowedFrom"]
+    spec["monitoring"].pop("allowedFrom", None)
     spec["replicas"] = 3
     spec["storage"] = {"size": "20Gi", "deletionPolicy": "Delete"}
     spec["durability"] = "Fast"
