@@ -315,7 +315,7 @@ class MemoryGraphSpec(KubeModel):
     registry: RegistrySpec | None = None
     auth: AuthSpec | None = Field(
         default=None,
-        description="API-key authentication; unset, it is on with a generated key.",
+        description="API-key authentication of clients; unset, it is on with a generated key.",
     )
     tls: TLSSpec | None = None
     monitoring: MonitoringSpec | None = None
@@ -325,8 +325,8 @@ class MemoryGraphSpec(KubeModel):
     network_policy: NetworkPolicySpec | None = Field(
         default=None,
         description=(
-            "Unset: a NetworkPolicy admits the graph's namespace to the gRPC port and the "
-            "scraping namespaces to the metrics port."
+            "A NetworkPolicy admitting only the graph's clients; unset, it admits the graph's "
+            "namespace to the gRPC port and the scraping namespaces to the metrics port."
         ),
     )
 
