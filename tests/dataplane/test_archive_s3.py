@@ -105,6 +105,16 @@ def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", PASSWORD)
 
 
+def _archive_command(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "memorygraph", "archive", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+
+
 def _bucket(minio: MinIO, name: str, *, lock: bool) -> str:
     s3 = minio.client()
     s3.create_bucket(Bucket=name, ObjectLockEnabledForBucket=lock)
@@ -182,13 +192,7 @@ def test_command_line_against_a_plain_bucket(
     where = ["--s3-bucket", bucket, "--s3-prefix", "mg"]
 
     def archive(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "memorygraph", "archive", *args],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=120,
-        )
+        return _archive_command(env, *args)
 
     metrics = tmp_path / "archive.prom"
     run = archive(
@@ -243,13 +247,7 @@ def test_command_line_reads_credentials_from_files_and_bypasses_retention_only_w
     where = ["--s3-bucket", bucket, "--s3-credentials-dir", str(secret)]
 
     def archive(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "memorygraph", "archive", *args],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=120,
-        )
+        return _archive_command(env, *args)
 
     run = archive("run", "--server", server, "--older-than", "0s", "--compliance", "PCI", *where)
     assert run.returncode == 0 and "1 archived" in run.stdout, run.stdout + run.stderr
