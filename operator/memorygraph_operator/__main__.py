@@ -49,11 +49,14 @@ def build_memo(config: OperatorConfig, kube: Kube) -> kopf.Memo:
     """The memo every handler receives (shallow-copied per resource by kopf).
 
     Everything the handlers need of the configuration reaches them here, never through the
-    process environment: the namespaces to resync and the resync interval.
+    process environment: the render environment, the namespaces to resync and the resync
+    interval.
     """
     memo = kopf.Memo()
     memo.kube = kube
-    memo.env = RenderEnv(default_image=config.default_image)
+    memo.env = RenderEnv(
+        default_image=config.default_image, metrics_namespaces=config.metrics_namespaces
+    )
     memo.locks = {}
     memo.readiness = ReadinessTracker()
     memo.namespaces = config.namespaces

@@ -28,17 +28,21 @@ class OperatorConfig:
     resync_seconds: float = 300.0
     # All interfaces in a pod; a process run on a workstation can keep them on loopback.
     bind_address: str = "0.0.0.0"
+    # Namespaces whose pods may scrape every graph's metrics port (the graphs' NetworkPolicy).
+    metrics_namespaces: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> OperatorConfig:
-        """Read ``MEMORYGRAPH_*`` variables (and ``WATCH_NAMESPACE``, comma-separated)."""
+        """Read ``MEMORYGRAPH_*`` variables (and ``WATCH_NAMESPACE``; lists comma-separated)."""
         env = os.environ if environ is None else environ
-        namespaces = tuple(
-            n.strip() for n in env.get("WATCH_NAMESPACE", "").split(",") if n.strip()
-        )
+
+        def names(variable: str) -> tuple[str, ...]:
+            return tuple(n.strip() for n in env.get(variable, "").split(",") if n.strip())
+
         return cls(
             default_image=env.get("MEMORYGRAPH_DEFAULT_IMAGE", DEFAULT_IMAGE),
-            namespaces=namespaces,
+            namespaces=names("WATCH_NAMESPACE"),
+            metrics_namespaces=names("MEMORYGRAPH_METRICS_NAMESPACES"),
             metrics_port=int(env.get("MEMORYGRAPH_METRICS_PORT", "8080")),
             health_port=int(env.get("MEMORYGRAPH_HEALTH_PORT", "8081")),
             resync_seconds=float(env.get("MEMORYGRAPH_RESYNC_SECONDS", "300")),

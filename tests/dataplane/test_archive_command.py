@@ -146,5 +146,12 @@ def test_command_line_errors_are_precise(tmp_path: Path) -> None:
         bad = run("run", "--older-than", "1h", "--vault-url", "http://127.0.0.1:1", option, value)
         assert bad.returncode == 2 and option in bad.stderr, bad.stderr
         assert "Traceback" not in bad.stderr
+    missing = tmp_path / "missing"
+    no_token = run("list", "--vault-url", "http://127.0.0.1:1", "--vault-token-file", str(missing))
+    assert no_token.returncode == 2 and f"cannot read {missing}" in no_token.stderr
+    empty = tmp_path / "empty"
+    empty.write_text("\n")
+    no_key = run("run", "--older-than", "1h", "--vault-url", "x", "--api-key-file", str(empty))
+    assert no_key.returncode == 2 and f"{empty} is empty" in no_key.stderr
     assert parse_duration("1h30m") == dt.timedelta(minutes=90)
     assert parse_duration("30d") == dt.timedelta(days=30)

@@ -105,6 +105,16 @@ def credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", PASSWORD)
 
 
+def _archive_command(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "memorygraph", "archive", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+
+
 def _bucket(minio: MinIO, name: str, *, lock: bool) -> str:
     s3 = minio.client()
     s3.create_bucket(Bucket=name, ObjectLockEnabledForBucket=lock)
@@ -150,7 +160,13 @@ def test_archive_to_a_locked_bucket_restore_and_erase(
         with pytest.raises(ArchiveError, match="legal hold"):
             destination.delete(first["archive_id"])
         destination.set_legal_hold(first["archive_id"], False)
-        destination.delete(first["archive_id"])
+        # Still under GOVERNANCE retention: erasing it before then must be asked for.
+        with pytest.raises(ArchiveError, match="--bypass-governance-retention"):
+            destination.delete(first["archive_id"])
+        assert [m["archive_id"] for m in destination.list(first["session_id"])] == [
+            first["archive_id"]
+        ]
+        destination.delete(first["archive_id"], bypass_governance_retention=True)
         versions = s3.list_object_versions(
             Bucket=bucket, Prefix=f"graphs/prod/{first['archive_id']}"
         )
@@ -176,13 +192,7 @@ def test_command_line_against_a_plain_bucket(
     where = ["--s3-bucket", bucket, "--s3-prefix", "mg"]
 
     def archive(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "memorygraph", "archive", *args],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=120,
-        )
+        return _archive_command(env, *args)
 
     metrics = tmp_path / "archive.prom"
     run = archive(
@@ -212,6 +222,54 @@ def test_command_line_against_a_plain_bucket(
     )
     assert wrong.returncode == 1 and "refused the credentials" in wrong.stderr
     assert "Traceback" not in wrong.stderr
+
+
+def test_command_line_reads_credentials_from_files_and_bypasses_retention_only_when_asked(
+    inprocess_server: RunningServer, minio: MinIO, tmp_path: Path
+) -> None:
+    """The archival job's Secret mounted as files: no credential in the environment."""
+    bucket = _bucket(minio, "locked-cli", lock=True)
+    secret = tmp_path / "s3"
+    secret.mkdir()
+    for name, value in [
+        ("AWS_ACCESS_KEY_ID", USER),
+        ("AWS_SECRET_ACCESS_KEY", PASSWORD + "\n"),  # as a Secret written with a newline
+        ("MEMORYGRAPH_S3_ENDPOINT", minio.endpoint),
+    ]:
+        (secret / name).write_text(value)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MEMORYGRAPH_"))},
+        "PYTHONPATH": str(REPO / "dataplane"),
+    }
+    server = f"127.0.0.1:{inprocess_server.port}"
+    with Client(server) as mg:
+        sid = record_session(mg, "files")
+    where = ["--s3-bucket", bucket, "--s3-credentials-dir", str(secret)]
+
+    def archive(*args: str) -> subprocess.CompletedProcess[str]:
+        return _archive_command(env, *args)
+
+    run = archive("run", "--server", server, "--older-than", "0s", "--compliance", "PCI", *where)
+    assert run.returncode == 0 and "1 archived" in run.stdout, run.stdout + run.stderr
+    (manifest,) = S3Destination(
+        bucket, endpoint_url=minio.endpoint, access_key_id=USER, secret_access_key=PASSWORD
+    ).list(sid)
+    refused = archive("delete", manifest["archive_id"], *where)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "under retention until" in refused.stderr
+    assert "--bypass-governance-retention" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert sid in archive("list", *where).stdout
+    deleted = archive("delete", manifest["archive_id"], "--bypass-governance-retention", *where)
+    assert deleted.returncode == 0, deleted.stderr
+    assert sid not in archive("list", *where).stdout
+    vault = archive(
+        "delete", "x", "--bypass-governance-retention", "--vault-url", "http://127.0.0.1:1"
+    )
+    assert vault.returncode == 2 and "S3 Object Lock only" in vault.stderr
+    (secret / "AWS_ACCESS_KEY_ID").unlink()
+    missing = archive("list", *where)
+    assert missing.returncode == 2 and "AWS_ACCESS_KEY_ID" in missing.stderr
 
 
 def test_a_legal_hold_is_refused_up_front_by_a_bucket_without_object_lock(

@@ -48,8 +48,11 @@ def test_minimal_graph_gets_its_children_and_becomes_ready(
     cluster.apply(example("memorygraph-minimal.yaml", namespace))
     graph = cluster.wait_graph(namespace, "chat-memory")
 
+    # Safe by default: generated API keys and a NetworkPolicy.
     assert cluster.children(namespace, "chat-memory") == {
         "ConfigMap": ["chat-memory-config"],
+        "NetworkPolicy": ["chat-memory"],
+        "Secret": ["chat-memory-api-keys"],
         "Service": ["chat-memory", "chat-memory-headless"],
         "StatefulSet": ["chat-memory"],
     }
@@ -112,7 +115,9 @@ def test_optional_children_follow_the_spec(
     assert cluster.children(namespace, "full") == {
         "ConfigMap": ["full-config"],
         "CronJob": ["full-archival"],
+        "NetworkPolicy": ["full"],
         "PodDisruptionBudget": ["full"],
+        "Secret": ["full-api-keys"],
         "Service": ["full", "full-headless"],
         "ServiceMonitor": ["full"],
         "StatefulSet": ["full"],
@@ -140,8 +145,9 @@ def test_optional_children_follow_the_spec(
         ),
     )
     cluster.wait_graph(namespace, "full")
+    kept = {"ConfigMap", "NetworkPolicy", "Secret", "Service", "StatefulSet"}
     assert eventually(
-        lambda: set(cluster.children(namespace, "full")) == {"ConfigMap", "Service", "StatefulSet"},
+        lambda: set(cluster.children(namespace, "full")) == kept,
         "the PodDisruptionBudget, ServiceMonitor and CronJob pruned",
     )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from e2e_support import OPERATOR_NAMESPACE, RELEASE, Cluster, OperatorProcess
+from e2e_support import CHART, OPERATOR_NAMESPACE, RELEASE, Cluster, OperatorProcess
 
 SERVICE_ACCOUNT = f"system:serviceaccount:{OPERATOR_NAMESPACE}:{RELEASE}"
 
@@ -40,18 +40,60 @@ def test_the_chart_grants_what_the_operator_uses_and_no_more(installed: Cluster)
     assert can("watch", "customresourcedefinitions.apiextensions.k8s.io")
     assert not can("list", "secrets")
     assert not can("watch", "secrets")
+    assert not can("delete", "secrets") and not can("patch", "secrets")
     assert not can("delete", "namespaces")
     assert not can("create", "pods")
 
 
-def _allowed(cluster: Cluster, verb: str, resource: str, namespace: str) -> bool:
+def test_a_namespaced_install_grants_only_its_namespaces_and_reading_crds(
+    installed: Cluster, namespace: str
+) -> None:
+    """The install recommended for production: Roles in the watched namespaces only."""
+    release, home = "mgo-scoped", f"{namespace}-op"
+    installed.kubectl("create", "namespace", home)
+    try:
+        installed.helm(
+            *("install", release, str(CHART), "--namespace", home),
+            *("--set", f"watchNamespaces={{{namespace}}}", "--set", "crds.create=false"),
+            *("--set", "rbac.aggregateToDefaultRoles=false", "--wait", "--timeout", "3m"),
+        )
+        account = f"system:serviceaccount:{home}:{release}-memorygraph-operator"
+
+        def can(verb: str, resource: str, where: str) -> bool:
+            return _allowed(installed, verb, resource, where, account, home)
+
+        for verb, resource in [
+            ("watch", "memorygraphs.memorygraph.io"),
+            ("patch", "statefulsets.apps"),
+            ("create", "cronjobs.batch"),
+            ("get", "secrets"),
+            ("create", "secrets"),
+        ]:
+            assert can(verb, resource, namespace), (verb, resource)
+            assert not can(verb, resource, "default"), (verb, resource)
+            assert not can(verb, resource, ""), (verb, resource)  # cluster-wide
+        assert not can("delete", "secrets", namespace)
+        assert can("watch", "customresourcedefinitions.apiextensions.k8s.io", "")
+    finally:
+        installed.helm("uninstall", release, "--namespace", home, "--wait")
+        installed.kubectl("delete", "namespace", home, "--wait=false")
+
+
+def _allowed(
+    cluster: Cluster,
+    verb: str,
+    resource: str,
+    namespace: str,
+    user: str = SERVICE_ACCOUNT,
+    home: str = OPERATOR_NAMESPACE,
+) -> bool:
     """The API server's authorizer asked directly (a SubjectAccessReview)."""
     review = {
         "apiVersion": "authorization.k8s.io/v1",
         "kind": "SubjectAccessReview",
         "spec": {
-            "user": SERVICE_ACCOUNT,
-            "groups": ["system:serviceaccounts", f"system:serviceaccounts:{OPERATOR_NAMESPACE}"],
+            "user": user,
+            "groups": ["system:serviceaccounts", f"system:serviceaccounts:{home}"],
             "resourceAttributes": _attributes(verb, resource, namespace),
         },
     }

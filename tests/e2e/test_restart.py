@@ -35,7 +35,9 @@ def test_killed_mid_reconcile_converges_without_duplicates_or_restarts(
     graph = cluster.wait_graph(namespace, "crash")
     assert cluster.children(namespace, "crash") == {
         "ConfigMap": ["crash-config"],
+        "NetworkPolicy": ["crash"],
         "PodDisruptionBudget": ["crash"],
+        "Secret": ["crash-api-keys"],
         "Service": ["crash", "crash-headless"],
         "StatefulSet": ["crash"],
     }

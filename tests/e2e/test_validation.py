@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from e2e_support import Cluster, CommandFailed
+from e2e_support import Cluster, CommandFailed, example
 
 
 def _graph(namespace: str, **spec: Any) -> dict[str, Any]:
@@ -86,3 +86,44 @@ def test_unknown_fields_are_rejected_with_strict_validation(
 ) -> None:
     message = _rejected(installed, _graph(namespace, replica=2), "--validate=strict")
     assert 'unknown field "spec.replica"' in message
+
+
+@pytest.mark.parametrize("service_type", ["NodePort", "LoadBalancer"])
+def test_a_graph_is_exposed_outside_the_cluster_only_with_authentication(
+    installed: Cluster, namespace: str, service_type: str
+) -> None:
+    message = _rejected(
+        installed, _graph(namespace, service={"type": service_type}, auth={"enabled": False})
+    )
+    assert "exposes the graph outside the cluster and needs auth.enabled: true" in message
+    # Authentication is on unless switched off: exposing a graph that says nothing is fine.
+    installed.kubectl(
+        "create", "-f", "-", input=json.dumps(_graph(namespace, service={"type": service_type}))
+    )
+    assert "needs auth.enabled: true" in _patch_rejected(
+        installed, namespace, {"spec": {"auth": {"enabled": False}}}
+    )
+
+
+@pytest.mark.parametrize("key", ["token_file", "url", "ca_bundle"])
+def test_a_plugin_config_cannot_carry_what_the_webhook_fields_set(
+    installed: Cluster, namespace: str, key: str
+) -> None:
+    plugin = example("plugin-webhook.yaml", namespace)
+    plugin["spec"]["config"] = {key: "/etc/memorygraph/auth/api-keys"}
+    assert f"config.{key} is not accepted" in _rejected(installed, plugin)
+
+
+def test_with_mutual_tls_the_archival_job_needs_a_certificate_of_its_own(
+    installed: Cluster, namespace: str
+) -> None:
+    tls = {"secretRef": {"name": "tls"}, "requireClientCertificate": True}
+    archival: dict[str, Any] = {
+        "destination": {"s3": {"bucket": "archive", "secretRef": {"name": "s3"}}}
+    }
+    message = _rejected(installed, _graph(namespace, tls=tls, archival=archival))
+    assert "archival needs archival.clientCertificateSecretRef" in message
+    archival["clientCertificateSecretRef"] = {"name": "archival-client"}
+    installed.kubectl(
+        "create", "-f", "-", input=json.dumps(_graph(namespace, tls=tls, archival=archival))
+    )

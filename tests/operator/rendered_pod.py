@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import ipaddress
 import os
 import signal
 import socket
@@ -17,10 +15,6 @@ from typing import Any
 
 import grpc
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from memorygraph_operator.render import (
     GraphInputs,
@@ -33,8 +27,11 @@ from memorygraph_operator.render import (
 from memorygraph_operator.render.archival import ARCHIVAL_KEY
 from test_render_golden import CASES, _graph
 
+from tests.dataplane.certs import Authority
+
 CLIENT_KEY = "client-key-for-the-contract-test"
 ARCHIVAL_API_KEY = "archival-key-for-the-contract-test"
+VAULT_TOKEN = "vault-token-for-the-contract-test"
 
 
 def _rendered(case: str) -> tuple[GraphInputs, RenderEnv, dict[str, Any], dict[str, Any]]:
@@ -82,30 +79,20 @@ def _free_port() -> int:
         return port
 
 
-def _self_signed(directory: Path) -> dict[str, bytes]:
+def _server_tls(authority: Authority) -> dict[str, bytes]:
     """A TLS Secret's data (``tls.crt``, ``tls.key``, ``ca.crt``) for a server on 127.0.0.1."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    pem = cert.public_bytes(serialization.Encoding.PEM)
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return {"tls.crt": pem, "tls.key": key_pem, "ca.crt": pem}
+    issued = authority.issue("server", server=True)
+    return {
+        "tls.crt": issued.cert.read_bytes(),
+        "tls.key": issued.key.read_bytes(),
+        "ca.crt": authority.files.cert.read_bytes(),
+    }
+
+
+def _client_tls(authority: Authority, stem: str) -> dict[str, bytes]:
+    """A ``kubernetes.io/tls`` Secret's data for a client certificate the same CA issued."""
+    issued = authority.issue(stem, server=False, common_name=stem)
+    return {"tls.crt": issued.cert.read_bytes(), "tls.key": issued.key.read_bytes()}
 
 
 class Pod:
@@ -150,7 +137,17 @@ class Pod:
                 ARCHIVAL_KEY: ARCHIVAL_API_KEY.encode(),
             }
         if g.spec.tls is not None:
-            secrets[g.spec.tls.secret_ref.name] = _self_signed(self.root)
+            pki = self.root / "pki"
+            pki.mkdir(parents=True)
+            authority = Authority(pki, "graph-ca")
+            secrets[g.spec.tls.secret_ref.name] = _server_tls(authority)
+            archival = g.spec.archival
+            if archival is not None and archival.client_certificate_secret_ref is not None:
+                name = archival.client_certificate_secret_ref.name
+                secrets[name] = _client_tls(authority, name)
+        if g.spec.archival is not None and g.spec.archival.destination.vault is not None:
+            ref = g.spec.archival.destination.vault.secret_ref
+            secrets[ref.name] = {ref.key: f"{VAULT_TOKEN}\n".encode()}
         if g.spec.registry is not None and g.spec.registry.secret_ref is not None:
             ref = g.spec.registry.secret_ref
             secrets[ref.name] = {ref.key: b"registry-token\n"}

@@ -89,6 +89,7 @@ def test_memorygraph_crd_carries_the_cel_guards() -> None:
     assert "self.storageClassName == oldSelf.storageClassName" in rules
     assert "self.replicas >= self.autoscaling.minReplicas" in rules
     assert "self.matches(" in rules
+    assert "self.service.type == 'ClusterIP' ||" in rules
 
 
 def test_memorygraph_crd_has_scale_status_and_columns() -> None:

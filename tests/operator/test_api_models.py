@@ -66,6 +66,17 @@ def _graph(**spec: Any) -> dict[str, Any]:
         ({"storage": {"size": "lots"}}, "storage.size"),
         ({"durability": "durable"}, "durability"),
         ({"replicaz": 1}, "replicaz"),
+        (
+            {"service": {"type": "LoadBalancer"}, "auth": {"enabled": False}},
+            "exposes the graph outside the cluster and needs auth.enabled: true",
+        ),
+        (
+            {
+                "tls": {"secretRef": {"name": "tls"}, "requireClientCertificate": True},
+                "archival": {"destination": {"s3": {"bucket": "b3b", "secretRef": {"name": "s"}}}},
+            },
+            "archival needs archival.clientCertificateSecretRef",
+        ),
     ],
 )
 def test_invalid_graph_specs_are_rejected_naming_the_field(
@@ -119,6 +130,28 @@ def test_webhook_plugins_take_no_config_keys_the_data_plane_does_not_know() -> N
     spec = {**load_example("plugin-webhook.yaml")["spec"], "config": {"retries": 3}}
     with pytest.raises(InvalidSpec, match=r"config\.retries: Extra inputs are not permitted"):
         parse_plugin(spec, "policy-webhook")
+
+
+@pytest.mark.parametrize(
+    ("key", "field"),
+    [
+        ("token_file", "spec.webhook.tokenSecretRef"),
+        ("url", "spec.webhook.url"),
+        ("ca_bundle", "spec.webhook.caBundle"),
+    ],
+)
+def test_plugin_config_refuses_the_keys_the_webhook_fields_set(key: str, field: str) -> None:
+    # A token_file of the user's choosing would make the data plane send any file it can read
+    # (the graph's API keys, another plugin's token) as a bearer token to the webhook.
+    spec = {
+        **load_example("plugin-webhook.yaml")["spec"],
+        "config": {key: "/etc/memorygraph/auth/api-keys"},
+    }
+    with pytest.raises(InvalidSpec, match=f"config.{key} is not accepted: set {field} instead"):
+        parse_plugin(spec, "policy-webhook")
+    built_in = {k: v for k, v in spec.items() if k != "webhook"}
+    with pytest.raises(InvalidSpec, match=f"config.{key} is not accepted"):
+        parse_plugin({**built_in, "type": "Redactor"}, "p")
 
 
 def test_crd_schema_rejects_lowercase_enums_and_bad_cron() -> None:

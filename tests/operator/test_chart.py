@@ -80,6 +80,7 @@ def test_values_schema_rejects_unknown_and_mistyped_values() -> None:
         ["--set", "replicas=2"],
         ["--set", "crds.create=maybe"],
         ["--set", "watchNamespaces={Not_A_Namespace}"],
+        ["--set", "dataPlaneMetricsNamespaces={Not_A_Namespace}"],
     ):
         out = subprocess.run(
             [_helm(), "template", "mgo", str(CHART), "--kube-version", KUBE_VERSION, *bad],
@@ -116,6 +117,14 @@ def test_operator_deployment_is_single_recreate_restricted_and_uses_the_shared_i
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["MEMORYGRAPH_DEFAULT_IMAGE"] == DEFAULT_IMAGE
     assert env["WATCH_NAMESPACE"] == ""
+    assert env["MEMORYGRAPH_METRICS_NAMESPACES"] == ""
+
+
+def test_the_namespaces_that_scrape_graphs_reach_the_operator() -> None:
+    docs = _template("--set", "dataPlaneMetricsNamespaces={monitoring,observability}")
+    (dep,) = _by_kind(docs, "Deployment")
+    env = {e["name"]: e["value"] for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["MEMORYGRAPH_METRICS_NAMESPACES"] == "monitoring,observability"
 
 
 def test_watch_namespaces_get_roles_and_no_cluster_wide_write_access() -> None:
@@ -141,6 +150,21 @@ def test_watch_namespaces_get_roles_and_no_cluster_wide_write_access() -> None:
     (dep,) = _by_kind(docs, "Deployment")
     env = {e["name"]: e["value"] for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["WATCH_NAMESPACE"] == "team-a,team-b"
+
+
+@pytest.mark.parametrize("args", [[], ["--set", "watchNamespaces={team-a}"]], ids=["all", "ns"])
+def test_secrets_are_only_read_and_created_never_listed_changed_or_deleted(
+    args: list[str],
+) -> None:
+    docs = _template(*args)
+    verbs = {
+        verb
+        for role in _by_kind(docs, "ClusterRole") + _by_kind(docs, "Role")
+        for rule in role["rules"]
+        if "" in rule["apiGroups"] and ("secrets" in rule["resources"] or "*" in rule["resources"])
+        for verb in rule["verbs"]
+    }
+    assert verbs == {"get", "create"}
 
 
 def test_aggregated_roles_extend_view_edit_and_admin() -> None:
@@ -207,10 +231,10 @@ async def test_rbac_grants_exactly_the_verbs_the_operator_uses(
             "spec": {
                 "storage": {"size": "60Gi"},
                 "archival": None,
-                "networkPolicy": None,
+                "networkPolicy": {"enabled": False},
                 "monitoring": None,
                 "autoscaling": None,
-                "auth": None,
+                "auth": {"enabled": False},
                 "replicas": 1,
             }
         },

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -22,7 +23,14 @@ from memorygraph_operator.render import (
     render_statefulset,
 )
 from memorygraph_operator.render.archival import ARCHIVAL_KEY
-from rendered_pod import ARCHIVAL_API_KEY, CLIENT_KEY, Pod, _container_port, _rendered
+from rendered_pod import (
+    ARCHIVAL_API_KEY,
+    CLIENT_KEY,
+    VAULT_TOKEN,
+    Pod,
+    _container_port,
+    _rendered,
+)
 from test_render_golden import CASES, _graph
 
 from tests.dataplane.vault_server import DataVault
@@ -82,17 +90,43 @@ def test_rendered_pod_boots_the_data_plane_and_passes_its_probes(
     assert pod.stop() == 0, pod.output()
 
 
+def _job_files(
+    job: dict[str, Any], container: dict[str, Any], pod: Pod, root: Path
+) -> dict[str, Path]:
+    """The job's volumes as the kubelet fills them: mount path → local directory."""
+    volumes = {v["name"]: v for v in job["volumes"]}
+    files: dict[str, Path] = {}
+    for mount in container["volumeMounts"]:
+        local = root / mount["name"]
+        local.mkdir(parents=True)
+        files[mount["mountPath"]] = local
+        for source in volumes[mount["name"]].get("projected", {}).get("sources", []):
+            ref = source["secret"]
+            data = pod.secrets.get(ref["name"], {})
+            for item in ref["items"]:
+                if item["key"] not in data:
+                    assert ref.get("optional"), f"{ref['name']} has no key {item['key']}"
+                    continue
+                target = local / item["path"]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data[item["key"]])
+    return files
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("mutual", [False, True], ids=["tls", "mutual-tls"])
 def test_rendered_archival_job_archives_from_the_rendered_pod(
     mutual: bool, tmp_path: Path, pods: list[Pod]
 ) -> None:
-    """The CronJob's container, run as the kubelet would (its Secret volume mapped, its
-    secretKeyRef variables filled), reaches the rendered server over (mutual) TLS with the
-    archival API key and archives to the Data-Vault."""
+    """The CronJob's container, run as the kubelet would (its secret volume filled, no
+    credential in its environment), reaches the rendered server over (mutual) TLS with the
+    archival API key and, with mutual TLS, a client certificate of its own, and archives to the
+    Data-Vault with the token read from its file."""
     manifest, plugins, _ = CASES["full"]
     manifest = copy.deepcopy(manifest)
     manifest["spec"]["tls"]["requireClientCertificate"] = mutual
+    if mutual:
+        manifest["spec"]["archival"]["clientCertificateSecretRef"] = {"name": "archival-client"}
     # No LLM-Registry here: archival would (rightly) keep sessions with undelivered reports.
     del manifest["spec"]["registry"]
     g = _graph(manifest, plugins)
@@ -102,12 +136,13 @@ def test_rendered_archival_job_archives_from_the_rendered_pod(
     pod.wait_for(pod.container["readinessProbe"])
     address = f"127.0.0.1:{pod.ports[_container_port(pod.container, 'grpc')]}"
     tls = pod.secrets[g.spec.tls.secret_ref.name]  # type: ignore[union-attr]
+    client = pod.secrets.get("archival-client", {})
     with Client(
         address,
         api_key=CLIENT_KEY,
         root_certificates=tls["ca.crt"],
-        client_cert=tls["tls.crt"] if mutual else None,
-        client_key=tls["tls.key"] if mutual else None,
+        client_cert=client.get("tls.crt"),
+        client_key=client.get("tls.key"),
     ) as mg:
         session = mg.create_session(title="old")
         mg.close_session(session.id)
@@ -116,24 +151,14 @@ def test_rendered_archival_job_archives_from_the_rendered_pod(
     assert cronjob is not None
     job = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     (container,) = job["containers"]
-    volumes = {v["name"]: v for v in job["volumes"]}
-    files: dict[str, Path] = {}
-    for mount in container["volumeMounts"]:
-        local = tmp_path / "job" / mount["name"]
-        local.mkdir(parents=True)
-        secret = volumes[mount["name"]].get("secret")
-        for item in secret["items"] if secret else []:
-            (local / item["path"]).write_bytes(pod.secrets[secret["secretName"]][item["key"]])
-        files[mount["mountPath"]] = local
-    vault = DataVault(tmp_path / "vault", token="vault-token").start()
+    assert "env" not in container  # every secret is a file
+    files = _job_files(job, container, pod, tmp_path / "job")
+    # The job never holds the server's key, with mutual TLS or without.
+    held = [f.read_bytes() for d in files.values() for f in d.rglob("*") if f.is_file()]
+    assert tls["tls.key"] not in held and ARCHIVAL_API_KEY.encode() in held
+    vault = DataVault(tmp_path / "vault", token=VAULT_TOKEN).start()
     try:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("MEMORYGRAPH_", "AWS_"))}
-        for var in container["env"]:
-            ref = var["valueFrom"]["secretKeyRef"]
-            if ref["name"] == g.spec.archival.destination.vault.secret_ref.name:  # type: ignore[union-attr]
-                env[var["name"]] = "vault-token"
-            else:
-                env[var["name"]] = pod.secrets[ref["name"]][ref["key"]].decode()
 
         def local(arg: str) -> str:
             for mount, directory in files.items():

@@ -20,6 +20,7 @@ async def test_children_no_longer_wanted_are_pruned_but_foreign_objects_are_not(
     spec = {
         "replicas": 2,
         "archival": {"destination": {"s3": {"bucket": "arch", "secretRef": {"name": "s3"}}}},
+        "networkPolicy": {"enabled": False},
     }
     _graph(api, spec)
     api.store(
@@ -46,9 +47,15 @@ async def test_generated_api_keys_are_created_once_and_kept(
     assert secret is not None
     await _reconcile(memo)
     assert api.read("v1/secrets", NS, "chat-memory-api-keys") == secret
+    # Switched off and on again, the same keys come back: the operator never deletes Secrets
+    # (garbage collection removes this one with its graph).
     api.edit(GRAPHS, NS, "chat-memory", {"spec": {"auth": {"enabled": False}}})
     await _reconcile(memo)
-    assert api.read("v1/secrets", NS, "chat-memory-api-keys") is None
+    assert api.read("v1/secrets", NS, "chat-memory-api-keys") == secret
+    api.edit(GRAPHS, NS, "chat-memory", {"spec": {"auth": None}})
+    await _reconcile(memo)
+    assert api.read("v1/secrets", NS, "chat-memory-api-keys") == secret
+    assert not [c for c in api.calls if c[0] == "delete" and c[2] == "secrets"]
 
 
 async def test_storage_growth_expands_volumes_and_recreates_the_statefulset(
@@ -106,12 +113,12 @@ async def test_service_monitor_only_when_its_crd_is_served(api: ApiServer, memo:
 async def test_periodic_resync_repairs_children_nobody_watches(
     api: ApiServer, memo: kopf.Memo
 ) -> None:
-    _graph(api, {"networkPolicy": {"enabled": True}})
+    _graph(api)
     await _reconcile(memo)
     api.edit("networking.k8s.io/v1/networkpolicies", NS, "chat-memory", {"spec": {"ingress": None}})
     await resync_all(memo, log)
     policy = api.read("networking.k8s.io/v1/networkpolicies", NS, "chat-memory")
-    assert policy is not None and len(policy["spec"]["ingress"]) == 2
+    assert policy is not None and len(policy["spec"]["ingress"]) == 1
 
 
 async def test_gitops_labels_and_annotations_never_reach_the_children(

@@ -99,6 +99,28 @@ async def test_plugin_only_the_data_plane_would_refuse_never_reaches_the_config(
     assert _conditions(api)["Degraded"]["reason"] == "InvalidPlugins"
 
 
+async def test_a_webhook_naming_its_own_token_file_never_reaches_the_config(
+    api: ApiServer, memo: kopf.Memo
+) -> None:
+    """The only token a webhook sends is its own Secret's: a ``config.token_file`` pointing at
+    the graph's API keys is refused, never written into plugins.yaml."""
+    thief = load_example("plugin-webhook.yaml")
+    del thief["spec"]["webhook"]["tokenSecretRef"]
+    thief["spec"]["config"] = {"token_file": "/etc/memorygraph/auth/api-keys"}
+    api.store(PLUGINS, thief)
+    _graph(api, {"plugins": {"names": ["policy-webhook"]}})
+    await on_plugin(
+        body=api.read(PLUGINS, NS, "policy-webhook"), namespace=NS, memo=memo, logger=log
+    )
+
+    ready = api.read(PLUGINS, NS, "policy-webhook")["status"]["conditions"][0]  # type: ignore[index]
+    assert (ready["status"], ready["reason"]) == ("False", "InvalidSpec")
+    assert "config.token_file is not accepted" in ready["message"]
+    config = api.read("v1/configmaps", NS, "chat-memory-config")["data"]["plugins.yaml"]  # type: ignore[index]
+    assert "token_file" not in config and "policy-webhook" not in config
+    assert _conditions(api)["Degraded"]["reason"] == "InvalidPlugins"
+
+
 async def test_plugin_users_follow_graph_selection_changes_and_deletion(
     api: ApiServer, memo: kopf.Memo
 ) -> None:

@@ -30,6 +30,13 @@ def test_config_reads_the_variables_the_chart_sets() -> None:
     assert OperatorConfig.from_env({}) == OperatorConfig(DEFAULT_IMAGE, (), 8080, 8081, 300.0)
 
 
+def test_the_namespaces_that_scrape_graphs_reach_the_render_environment(memo: kopf.Memo) -> None:
+    config = OperatorConfig.from_env({"MEMORYGRAPH_METRICS_NAMESPACES": "monitoring, obs"})
+    assert config.metrics_namespaces == ("monitoring", "obs")
+    assert build_memo(config, memo.kube).env.metrics_namespaces == ("monitoring", "obs")
+    assert OperatorConfig.from_env({}).metrics_namespaces == ()
+
+
 def test_command_line_namespaces_and_the_resync_interval_reach_the_memo(memo: kopf.Memo) -> None:
     environ = {"WATCH_NAMESPACE": "team-c", "MEMORYGRAPH_RESYNC_SECONDS": "60"}
     config, _ = load_config(["--namespace", "team-a", "-n", "team-b"], environ)

@@ -34,7 +34,8 @@ def _fixed_replicas() -> dict[str, Any]:
     m = load_example("memorygraph-full.yaml")
     spec = m["spec"]
     del spec["autoscaling"]
-    del spec["networkPolicy"]
+    del spec["networkPolicy"]  # the default policy, scraped from the installation's namespaces
+    spec["monitoring"].pop("allowedFrom", None)
     spec["replicas"] = 3
     spec["storage"] = {"size": "20Gi", "deletionPolicy": "Delete"}
     spec["durability"] = "Fast"
@@ -46,9 +47,17 @@ def _fixed_replicas() -> dict[str, Any]:
         "suspend": True,
         "compliance": "PCI",
         "destination": {"s3": {"bucket": "archives", "secretRef": {"name": "s3-creds"}}},
+        "clientCertificateSecretRef": {"name": "archival-client-tls"},
     }
     spec["service"] = {"type": "LoadBalancer"}
     spec["registry"] = {"url": "http://registry.apps.svc:8080"}
+    return m
+
+
+def _open() -> dict[str, Any]:
+    """Every safe default switched off on purpose: nothing guards the graph."""
+    m = load_example("memorygraph-minimal.yaml")
+    m["spec"] = {"auth": {"enabled": False}, "networkPolicy": {"enabled": False}}
     return m
 
 
@@ -70,7 +79,12 @@ CASES: dict[str, tuple[dict[str, Any], list[dict[str, Any]], RenderEnv]] = {
         RenderEnv(service_monitor_available=True),
     ),
     # The ServiceMonitor is requested but its CRD is missing: it must not be rendered.
-    "fixed-replicas": (_fixed_replicas(), PLUGINS[:1], RenderEnv(default_image=IMAGE)),
+    "fixed-replicas": (
+        _fixed_replicas(),
+        PLUGINS[:1],
+        RenderEnv(default_image=IMAGE, metrics_namespaces=("monitoring", "observability")),
+    ),
+    "open": (_open(), [], RenderEnv(default_image=IMAGE)),
     "restarted": (_restarted(), [], RenderEnv(default_image="registry.local/memorygraph:dev")),
 }
 
@@ -107,14 +121,26 @@ def test_rendered_objects_pass_kubernetes_schema_validation(case: str) -> None:
 def test_optional_children_are_absent_from_the_minimal_graph() -> None:
     manifest, plugins, env = CASES["minimal"]
     rendered = {c.kind: c.body for c in render_children(_graph(manifest, plugins), env)}
-    for kind in (
-        "HorizontalPodAutoscaler",
-        "PodDisruptionBudget",
-        "CronJob",
-        "NetworkPolicy",
-        "ServiceMonitor",
-    ):
+    for kind in ("HorizontalPodAutoscaler", "PodDisruptionBudget", "CronJob", "ServiceMonitor"):
         assert rendered[kind] is None, kind
+
+
+def test_a_graph_without_settings_is_guarded_and_only_on_request_is_not() -> None:
+    """Authentication and a NetworkPolicy are defaults: a graph is open only when told so."""
+    minimal = _graph(*CASES["minimal"][:2])
+    policy = {c.kind: c.body for c in render_children(minimal, RenderEnv())}["NetworkPolicy"]
+    assert policy is not None
+    (grpc,) = policy["spec"]["ingress"]  # no source may scrape metrics unless one is named
+    assert {"podSelector": {}} in grpc["from"]  # the graph's namespace, and only it
+    assert not any("namespaceSelector" in peer or "ipBlock" in peer for peer in grpc["from"])
+    assert render_auth_secret(minimal, "a", "b") is not None
+
+    opened = _graph(*CASES["open"][:2])
+    rendered = {c.kind: c.body for c in render_children(opened, RenderEnv())}
+    assert rendered["NetworkPolicy"] is None
+    assert render_auth_secret(opened, "a", "b") is None
+    config = rendered["ConfigMap"]["data"]["memorygraph.yaml"]  # type: ignore[index]
+    assert "enabled: false" in config and "api_keys_file" not in config
 
 
 def test_archival_job_pods_are_no_data_plane_pods_but_may_reach_the_grpc_port() -> None:

@@ -16,7 +16,7 @@ from memorygraph.archive.job import Destination, restore_archive, run_archival, 
 from memorygraph.client import Client
 from memorygraph.errors import ConfigError
 
-__all__ = ["add_archive_commands", "parse_duration"]
+__all__ = ["S3_CREDENTIAL_FILES", "add_archive_commands", "parse_duration", "secret_file"]
 
 _DURATION = re.compile(r"(\d+)([dhms])")
 _UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
@@ -30,6 +30,38 @@ def parse_duration(text: str) -> dt.timedelta:
             f"{text!r} is not a duration like 720h, 30d or 1h30m (units d, h, m, s)"
         )
     return dt.timedelta(seconds=sum(int(n) * _UNITS[u] for n, u in parts))
+
+
+def secret_file(text: str) -> str:
+    """A secret read from a file (a mounted Secret's key), without its trailing newline."""
+    try:
+        value = Path(text).read_text().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise argparse.ArgumentTypeError(f"cannot read {text}: {exc}") from None
+    if not value:
+        raise argparse.ArgumentTypeError(f"{text} is empty")
+    return value
+
+
+# The files of --s3-credentials-dir (a mounted Secret: one file per key) and whether each must
+# be there.
+S3_CREDENTIAL_FILES = {
+    "AWS_ACCESS_KEY_ID": True,
+    "AWS_SECRET_ACCESS_KEY": True,
+    "AWS_REGION": False,
+    "MEMORYGRAPH_S3_ENDPOINT": False,
+}
+
+
+def _s3_credentials(text: str) -> dict[str, str]:
+    directory = Path(text)
+    if not directory.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is not a directory")
+    found = {}
+    for name, required in S3_CREDENTIAL_FILES.items():
+        if required or (directory / name).exists():
+            found[name] = secret_file(str(directory / name))
+    return found
 
 
 def _at_least(low: int) -> Callable[[str], int]:
@@ -51,10 +83,18 @@ def _destination(args: argparse.Namespace) -> Destination:
     if args.vault_url:
         from memorygraph.archive.vault import VaultDestination
 
-        return VaultDestination(args.vault_url)
+        return VaultDestination(args.vault_url, token=args.vault_token)
     from memorygraph.archive.s3 import S3Destination
 
-    return S3Destination(args.s3_bucket, args.s3_prefix, endpoint_url=args.s3_endpoint)
+    files = args.s3_credentials or {}
+    return S3Destination(
+        args.s3_bucket,
+        args.s3_prefix,
+        endpoint_url=args.s3_endpoint or files.get("MEMORYGRAPH_S3_ENDPOINT"),
+        region=files.get("AWS_REGION"),
+        access_key_id=files.get("AWS_ACCESS_KEY_ID"),
+        secret_access_key=files.get("AWS_SECRET_ACCESS_KEY"),
+    )
 
 
 def _progress(line: str) -> None:
@@ -135,9 +175,13 @@ def cmd_restore(args: argparse.Namespace, mg: Client) -> int:
 
 
 def cmd_delete(args: argparse.Namespace, _: Client | None) -> int:
+    if args.bypass_governance_retention and args.vault_url:
+        raise ConfigError("--bypass-governance-retention applies to S3 Object Lock only")
     destination = _destination(args)
     try:
-        destination.delete(args.archive_id)
+        destination.delete(
+            args.archive_id, bypass_governance_retention=args.bypass_governance_retention
+        )
     finally:
         destination.close()
     print(f"deleted archive {args.archive_id} from {destination.name}")
@@ -158,11 +202,29 @@ def cmd_hold(args: argparse.Namespace, _: Client | None) -> int:
 def _destination_options(parser: argparse.ArgumentParser) -> None:
     where = parser.add_argument_group("destination (exactly one)")
     where.add_argument(
-        "--vault-url", help="Data-Vault base URL (token: env MEMORYGRAPH_VAULT_TOKEN)"
+        "--vault-url",
+        help="Data-Vault base URL (token: --vault-token-file, else env MEMORYGRAPH_VAULT_TOKEN)",
+    )
+    where.add_argument(
+        "--vault-token-file",
+        dest="vault_token",
+        type=secret_file,
+        metavar="FILE",
+        help="file holding the Data-Vault token",
     )
     where.add_argument(
         "--s3-bucket",
-        help="S3 bucket (credentials: env AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION)",
+        help="S3 bucket (credentials: --s3-credentials-dir, else env AWS_ACCESS_KEY_ID, "
+        "AWS_SECRET_ACCESS_KEY, AWS_REGION)",
+    )
+    where.add_argument(
+        "--s3-credentials-dir",
+        dest="s3_credentials",
+        type=_s3_credentials,
+        metavar="DIR",
+        help="directory with the files "
+        + ", ".join(S3_CREDENTIAL_FILES)
+        + " (the last two optional), e.g. a mounted Secret",
     )
     where.add_argument("--s3-prefix", default="", help="key prefix inside the bucket")
     where.add_argument(
@@ -241,6 +303,12 @@ def add_archive_commands(
         "delete", help="remove an archive for good (right to erasure); refused under legal hold"
     )
     delete.add_argument("archive_id", metavar="ARCHIVE_ID")
+    delete.add_argument(
+        "--bypass-governance-retention",
+        action="store_true",
+        help="delete an S3 archive still under GOVERNANCE retention (needs the "
+        "s3:BypassGovernanceRetention permission); refused without it",
+    )
     _destination_options(delete)
     delete.set_defaults(func=cmd_delete, remote=False)
 

@@ -7,9 +7,10 @@ Layout under `s3://BUCKET/PREFIX/`:
 
 Retention: on a bucket with Object Lock enabled, both objects are written in GOVERNANCE mode
 until the policy's retain-until date, and with a legal hold when asked; elsewhere the dates are
-kept in the manifest and object metadata only. Credentials come from the usual AWS variables
-(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION); MEMORYGRAPH_S3_ENDPOINT points at a
-non-AWS endpoint.
+kept in the manifest and object metadata only; deleting an archive before its retention ends
+must be asked for (it bypasses GOVERNANCE mode). Credentials are given, or come from the usual
+AWS variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION); MEMORYGRAPH_S3_ENDPOINT
+points at a non-AWS endpoint.
 """
 
 from __future__ import annotations
@@ -45,7 +46,10 @@ class S3Destination:
         *,
         endpoint_url: str | None = None,
         region: str | None = None,
+        access_key_id: str | None = None,
+        secret_access_key: str | None = None,
     ) -> None:
+        """Credentials given here win over the AWS variables and files boto3 otherwise reads."""
         if not bucket:
             raise ArchiveError("an S3 destination needs a bucket")
         self.bucket = bucket
@@ -56,6 +60,8 @@ class S3Destination:
             "s3",
             endpoint_url=endpoint_url,
             region_name=region or os.environ.get("AWS_REGION") or "us-east-1",
+            aws_access_key_id=access_key_id,
+            aws_secret_access_key=secret_access_key,
             config=Config(
                 retries={"max_attempts": 5, "mode": "standard"},
                 s3={"addressing_style": "path"} if endpoint_url else None,
@@ -254,8 +260,23 @@ class S3Destination:
             raise
         return bool(hold.get("LegalHold", {}).get("Status") == "ON")
 
-    def delete(self, archive_id: str) -> None:
-        """Remove every version of both objects (erasure, not a delete marker)."""
+    def _retained_until(self, key: str) -> dt.datetime | None:
+        """The end of the object's Object Lock retention, or None when it has none."""
+        try:
+            retention = self.s3.get_object_retention(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if _code(exc) in ("NoSuchObjectLockConfiguration", "InvalidRequest"):
+                return None
+            raise
+        until = retention.get("Retention", {}).get("RetainUntilDate")
+        return until if isinstance(until, dt.datetime) else None
+
+    def delete(self, archive_id: str, *, bypass_governance_retention: bool = False) -> None:
+        """Remove every version of both objects (erasure, not a delete marker).
+
+        An archive still under GOVERNANCE retention is deleted only when asked to bypass it:
+        the retention date is the compliance policy the archive was written under.
+        """
         keys = [self._key(archive_id, DATA_SUFFIX), self._key(archive_id, MANIFEST_SUFFIX)]
         try:
             manifest = self._manifest(archive_id)
@@ -264,6 +285,14 @@ class S3Destination:
             if self._legal_hold(keys[0], manifest):
                 raise ArchiveError(
                     f"archive {archive_id} is under legal hold; lift the hold before deleting it"
+                )
+            until = self._retained_until(keys[0]) if self._object_lock() else None
+            retained = until is not None and until > dt.datetime.now(dt.UTC)
+            if retained and not bypass_governance_retention:
+                raise ArchiveError(
+                    f"archive {archive_id} is under retention until {until:%Y-%m-%d}; "
+                    "deleting it earlier bypasses GOVERNANCE retention: ask for it with "
+                    "--bypass-governance-retention (needs s3:BypassGovernanceRetention)"
                 )
             for key in keys:
                 pages = self.s3.get_paginator("list_object_versions").paginate(
@@ -279,14 +308,14 @@ class S3Destination:
                     args: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
                     if version.get("VersionId"):
                         args["VersionId"] = version["VersionId"]
-                    if self._object_lock():
+                    if self._object_lock() and bypass_governance_retention:
                         args["BypassGovernanceRetention"] = True
                     self.s3.delete_object(**args)
         except ClientError as exc:
             if self._object_lock() and _code(exc) in ("AccessDenied", "InvalidRequest"):
                 raise ArchiveError(
                     f"archive {archive_id} could not be deleted: the bucket protects it (legal "
-                    "hold or compliance-mode retention)"
+                    "hold, or retention the credentials may not bypass)"
                 ) from None
             raise self._fail(f"deleting archive {archive_id}", exc) from exc
         except BotoCoreError as exc:

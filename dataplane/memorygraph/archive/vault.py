@@ -209,7 +209,8 @@ class VaultDestination:
             if not token:
                 return
 
-    def delete(self, archive_id: str) -> None:
+    def delete(self, archive_id: str, *, bypass_governance_retention: bool = False) -> None:
+        """Erase an archive; the vault has no governance mode to bypass."""
         response = self._request("DELETE", f"/api/v1/archive/{_quoted(archive_id)}")
         if response.status_code == 404:
             raise ArchiveError(f"archive {archive_id} is not in the vault")

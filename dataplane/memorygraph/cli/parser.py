@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from memorygraph import __version__
-from memorygraph.archive.cli import add_archive_commands
+from memorygraph.archive.cli import add_archive_commands, secret_file
 from memorygraph.cli import (
     event_stream,
     exports,
@@ -38,9 +38,21 @@ def _tls_options(parser: argparse.ArgumentParser, default: Any = None) -> None:
     parser.add_argument("--client-key", type=Path, default=default, help="its private key")
 
 
+def _api_key_file_option(parser: argparse._ActionsContainer, default: Any = None) -> None:
+    parser.add_argument(
+        "--api-key-file",
+        dest="api_key",
+        type=secret_file,
+        default=default,
+        metavar="FILE",
+        help="file holding the API key (e.g. a mounted Secret's key)",
+    )
+
+
 def _connection_options_again(parser: argparse.ArgumentParser) -> None:
     """The global connection options, accepted once more after a subcommand."""
     parser.add_argument("--server", default=argparse.SUPPRESS, help="server address")
+    _api_key_file_option(parser, argparse.SUPPRESS)
     _tls_options(parser, argparse.SUPPRESS)
 
 
@@ -57,7 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("MEMORYGRAPH_SERVER", "127.0.0.1:50051"),
         help="server address (env MEMORYGRAPH_SERVER; default %(default)s)",
     )
-    parser.add_argument("--api-key", default=None, help="API key (env MEMORYGRAPH_API_KEY)")
+    key = parser.add_mutually_exclusive_group()
+    key.add_argument("--api-key", default=None, help="API key (env MEMORYGRAPH_API_KEY)")
+    _api_key_file_option(key)
     _tls_options(parser)
     parser.add_argument(
         "--timeout", type=float, default=30.0, help="seconds per call (default %(default)s)"

@@ -63,6 +63,7 @@ class EventReason(StrEnum):
     API_KEYS_GENERATED = "APIKeysGenerated"
     STORAGE_EXPANDED = "StorageExpanded"
     PLUGIN_DELETED = "PluginDeleted"
+    EXPOSED_WITHOUT_TLS = "ExposedWithoutTLS"
 
 
 ConditionStatus = Literal["True", "False", "Unknown"]

@@ -8,11 +8,11 @@ past (e.g. created before the CRD was upgraded).
 
 from __future__ import annotations
 
-import re
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from memorygraph_operator.api.archival import DURATION_PATTERN, ArchivalSpec, ArchivalStatus
 from memorygraph_operator.api.base import (
     KubeModel,
     LabelSelector,
@@ -26,10 +26,9 @@ from memorygraph_operator.api.base import (
 from memorygraph_operator.api.conditions import Condition
 
 __all__ = [
-    "CRON_PATTERN",
-    "DURATION_PATTERN",
-    "ArchivalDestination",
-    "ArchivalSpec",
+    "ARCHIVAL_WITHOUT_CLIENT_CERTIFICATE",
+    "EXPOSED_SERVICE_TYPES",
+    "EXPOSED_WITHOUT_AUTH",
     "ArchivalStatus",
     "AuthSpec",
     "AutoscalingSpec",
@@ -44,19 +43,20 @@ __all__ = [
     "PodTemplateSpec",
     "RegistrySpec",
     "ResourceRequirements",
-    "S3Destination",
     "ServiceMonitorSpec",
     "ServiceSpec",
     "StorageSpec",
     "TLSSpec",
-    "VaultDestination",
 ]
 
-# Five whitespace-separated fields of the characters cron accepts; no "@daily" macros and no
-# seconds field, because the CronJob controller accepts neither consistently across versions.
-CRON_PATTERN = r"^\s*[0-9A-Za-z*/,?-]+(\s+[0-9A-Za-z*/,?-]+){4}\s*$"
-# Go-style durations the archive command accepts: 720h, 30m, 1h30m, 90s.
-DURATION_PATTERN = r"^([0-9]+(h|m|s))+$"
+ARCHIVAL_WITHOUT_CLIENT_CERTIFICATE = (
+    "with tls.requireClientCertificate, archival needs archival.clientCertificateSecretRef: "
+    "a client certificate of the archival job's own"
+)
+EXPOSED_WITHOUT_AUTH = (
+    "service.type NodePort or LoadBalancer exposes the graph outside the cluster and needs "
+    "auth.enabled: true"
+)
 
 
 class ResourceRequirements(KubeModel):
@@ -142,82 +142,6 @@ class PluginSelection(KubeModel):
     )
 
 
-class VaultDestination(KubeModel):
-    """The Data-Vault API as archive destination."""
-
-    url: str = Field(pattern=r"^https?://", description="Base URL of the Data-Vault API.")
-    secret_ref: SecretKeyRef = Field(description="Secret key holding the Data-Vault token.")
-
-
-class S3Destination(KubeModel):
-    """An S3-compatible bucket as archive destination."""
-
-    bucket: str = Field(min_length=3, max_length=63, description="Bucket name.")
-    prefix: str = Field(default="memorygraph/", description="Key prefix of the archives.")
-    secret_ref: SecretRef = Field(
-        description=(
-            "Secret with the keys AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and optionally "
-            "MEMORYGRAPH_S3_ENDPOINT."
-        )
-    )
-
-
-class ArchivalDestination(KubeModel):
-    """Exactly one archive destination."""
-
-    model_config = KubeModel.model_config | {
-        "json_schema_extra": cel(
-            ("has(self.vault) != has(self.s3)", "set exactly one of vault and s3")
-        )
-    }
-
-    vault: VaultDestination | None = None
-    s3: S3Destination | None = None
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> ArchivalDestination:
-        if (self.vault is None) == (self.s3 is None):
-            raise ValueError("set exactly one of vault and s3")
-        return self
-
-
-class ArchivalSpec(KubeModel):
-    """A CronJob that archives old sessions and removes them from the graph once verified."""
-
-    schedule: str = Field(
-        default="0 3 * * *",
-        # A bound keeps the CEL regex's estimated cost within the API server's budget.
-        max_length=128,
-        description="Five-field cron schedule.",
-        json_schema_extra={
-            "pattern": CRON_PATTERN,
-            **cel(
-                (
-                    f"self.matches('{CRON_PATTERN.replace(chr(92), chr(92) * 2)}')",
-                    "schedule must be a five-field cron expression",
-                )
-            ),
-        },
-    )
-    time_zone: str | None = Field(default=None, description="IANA time zone of the schedule.")
-    suspend: bool = Field(default=False, description="Stop scheduling new archival runs.")
-    older_than: str = Field(
-        default="720h", pattern=DURATION_PATTERN, description="Archive sessions older than this."
-    )
-    compliance: Literal["Standard", "PCI", "HIPAA", "GDPR", "SOC2"] = Field(
-        default="Standard", description="Retention class of the archive."
-    )
-    destination: ArchivalDestination
-    successful_jobs_history_limit: int = Field(default=3, ge=0, le=100)
-    failed_jobs_history_limit: int = Field(default=1, ge=0, le=100)
-
-    @model_validator(mode="after")
-    def _five_fields(self) -> ArchivalSpec:
-        if len(self.schedule.split()) != 5 or not re.match(CRON_PATTERN, self.schedule):
-            raise ValueError("schedule must be a five-field cron expression")
-        return self
-
-
 class RegistrySpec(KubeModel):
     """The LLM-Registry the data plane reports sessions and token usage to."""
 
@@ -226,16 +150,23 @@ class RegistrySpec(KubeModel):
 
 
 class AuthSpec(KubeModel):
-    """API-key authentication of clients."""
+    """API-key authentication of clients: on unless switched off."""
 
-    enabled: bool = Field(default=False, description="Require an API key on every RPC.")
+    enabled: bool = Field(
+        default=True,
+        description=(
+            "Require an API key on every RPC. Switching it off is refused while the Service "
+            "exposes the graph outside the cluster."
+        ),
+    )
     secret_ref: SecretRef | None = Field(
         default=None,
         description=(
             "Secret with key `api-keys` (one key per line) and, when archival is configured, "
-            "`archival-api-key`: one of those keys, which the archival job presents. When unset "
-            "and auth is enabled, the operator generates `<name>-api-keys` with both once and "
-            "never rotates it."
+            "`archival-api-key`: one of those keys, which the archival job presents. When unset, "
+            "the operator generates `<name>-api-keys` once and never rotates it: `api-key` "
+            "holds the key for applications, `archival-api-key` the archival job's, `api-keys` "
+            "both."
         ),
     )
 
@@ -246,7 +177,7 @@ class TLSSpec(KubeModel):
     secret_ref: SecretRef = Field(
         description=(
             "Secret with tls.crt, tls.key and optionally ca.crt (needed for mutual TLS, and by "
-            "the archival job, which verifies the server against it)."
+            "the archival job, which verifies the server against it and is given ca.crt only)."
         )
     )
     require_client_certificate: bool = Field(
@@ -268,6 +199,14 @@ class MonitoringSpec(KubeModel):
     """Metrics scraping."""
 
     service_monitor: ServiceMonitorSpec = Field(default_factory=ServiceMonitorSpec)
+    allowed_from: list[dict[str, Any]] | None = Field(
+        default=None,
+        description=(
+            "NetworkPolicyPeer entries the NetworkPolicy admits to the metrics port (Prometheus). "
+            "Unset: the namespaces the operator's installation names for scraping, if any."
+        ),
+        json_schema_extra={"items": preserve_unknown()},
+    )
 
 
 class PodDisruptionBudgetSpec(KubeModel):
@@ -295,20 +234,34 @@ class PodTemplateSpec(KubeModel):
     image_pull_secrets: list[SecretRef] | None = None
 
 
+# Service types that reach the graph from outside the cluster.
+EXPOSED_SERVICE_TYPES = ("NodePort", "LoadBalancer")
+
+
 class ServiceSpec(KubeModel):
     """The client Service in front of the pods."""
 
-    type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
+    type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = Field(
+        default="ClusterIP",
+        description=(
+            "NodePort and LoadBalancer expose the graph outside the cluster and need "
+            "authentication on."
+        ),
+    )
     annotations: dict[str, str] | None = None
 
 
 class NetworkPolicySpec(KubeModel):
-    """A NetworkPolicy: gRPC from the listed clients, the graph's pods and archival Job only."""
+    """A NetworkPolicy admitting only the graph's clients to its pods: on unless switched off."""
 
-    enabled: bool = False
+    enabled: bool = Field(default=True, description="Create the NetworkPolicy.")
     allowed_clients: list[dict[str, Any]] | None = Field(
         default=None,
-        description="NetworkPolicyPeer entries allowed to reach the gRPC port.",
+        description=(
+            "NetworkPolicyPeer entries allowed to reach the gRPC port, besides the graph's own "
+            "pods and archival Job. Unset: every pod in the graph's namespace, or every source "
+            "when service.type exposes the graph outside the cluster."
+        ),
         json_schema_extra={"items": preserve_unknown()},
     )
 
@@ -323,7 +276,19 @@ class MemoryGraphSpec(KubeModel):
                 "(self.replicas >= self.autoscaling.minReplicas && "
                 "self.replicas <= self.autoscaling.maxReplicas)",
                 "replicas must lie within autoscaling.minReplicas and autoscaling.maxReplicas",
-            )
+            ),
+            (
+                "!has(self.service) || !has(self.service.type) || "
+                "self.service.type == 'ClusterIP' || "
+                "!has(self.auth) || !has(self.auth.enabled) || self.auth.enabled",
+                EXPOSED_WITHOUT_AUTH,
+            ),
+            (
+                "!has(self.archival) || !has(self.tls) || "
+                "!has(self.tls.requireClientCertificate) || !self.tls.requireClientCertificate || "
+                "has(self.archival.clientCertificateSecretRef)",
+                ARCHIVAL_WITHOUT_CLIENT_CERTIFICATE,
+            ),
         )
     }
 
@@ -348,13 +313,22 @@ class MemoryGraphSpec(KubeModel):
     plugins: PluginSelection | None = None
     archival: ArchivalSpec | None = None
     registry: RegistrySpec | None = None
-    auth: AuthSpec | None = None
+    auth: AuthSpec | None = Field(
+        default=None,
+        description="API-key authentication of clients; unset, it is on with a generated key.",
+    )
     tls: TLSSpec | None = None
     monitoring: MonitoringSpec | None = None
     pod_disruption_budget: PodDisruptionBudgetSpec | None = None
     pod_template: PodTemplateSpec | None = None
     service: ServiceSpec | None = None
-    network_policy: NetworkPolicySpec | None = None
+    network_policy: NetworkPolicySpec | None = Field(
+        default=None,
+        description=(
+            "A NetworkPolicy admitting only the graph's clients; unset, it admits the graph's "
+            "namespace to the gRPC port and the scraping namespaces to the metrics port."
+        ),
+    )
 
     @model_validator(mode="after")
     def _replicas_within_bounds(self) -> MemoryGraphSpec:
@@ -365,6 +339,19 @@ class MemoryGraphSpec(KubeModel):
             )
         return self
 
+    @model_validator(mode="after")
+    def _exposed_only_with_auth(self) -> MemoryGraphSpec:
+        if self.exposed and not self.auth_enabled:
+            raise ValueError(EXPOSED_WITHOUT_AUTH)
+        return self
+
+    @model_validator(mode="after")
+    def _archival_has_its_own_client_certificate(self) -> MemoryGraphSpec:
+        mutual = self.tls is not None and self.tls.require_client_certificate
+        if mutual and self.archival is not None and not self.archival.client_certificate_secret_ref:
+            raise ValueError(ARCHIVAL_WITHOUT_CLIENT_CERTIFICATE)
+        return self
+
     @property
     def autoscaled(self) -> bool:
         """Whether a HorizontalPodAutoscaler owns the replica count."""
@@ -372,8 +359,13 @@ class MemoryGraphSpec(KubeModel):
 
     @property
     def auth_enabled(self) -> bool:
-        """Whether clients need an API key."""
-        return self.auth is not None and self.auth.enabled
+        """Whether clients need an API key (unless switched off, they do)."""
+        return self.auth is None or self.auth.enabled
+
+    @property
+    def exposed(self) -> bool:
+        """Whether the client Service reaches the graph from outside the cluster."""
+        return self.service is not None and self.service.type in EXPOSED_SERVICE_TYPES
 
 
 class Endpoints(KubeModel):
@@ -381,13 +373,6 @@ class Endpoints(KubeModel):
 
     grpc: str = Field(description="host:port of the gRPC API inside the cluster.")
     metrics: str = Field(description="URL of the Prometheus metrics.")
-
-
-class ArchivalStatus(KubeModel):
-    """What the archival CronJob last did."""
-
-    last_schedule_time: str | None = None
-    last_successful_time: str | None = None
 
 
 class MemoryGraphStatus(KubeModel):

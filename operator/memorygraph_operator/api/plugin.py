@@ -14,11 +14,39 @@ from pydantic import Field, model_validator
 from memorygraph_operator.api.base import KubeModel, SecretKeyRef, cel, preserve_unknown
 from memorygraph_operator.api.conditions import Condition
 
-__all__ = ["HOOKS", "Plugin", "PluginSpec", "PluginStatus", "WebhookSpec"]
+__all__ = ["HOOKS", "RESERVED_CONFIG_KEYS", "Plugin", "PluginSpec", "PluginStatus", "WebhookSpec"]
 
 # The data plane's hook points, so the API server refuses a misspelt hook at admission.
 HOOKS = [h.value for h in Hook]
 _HOOK_ITEMS: dict[str, Any] = {"items": {"type": "string", "enum": HOOKS}}
+
+# Keys of ``config`` that the operator writes itself, from the fields that hold them. A
+# ``token_file`` of the user's choosing would make the data plane send any file it can read (the
+# API keys, another plugin's token) as a bearer token; the only token a webhook sends is the one
+# its own Secret holds, mounted under the plugin's name.
+RESERVED_CONFIG_KEYS = {
+    "token_file": "webhook.tokenSecretRef",
+    "url": "webhook.url",
+    "ca_bundle": "webhook.caBundle",
+}
+
+
+def _config_schema() -> dict[str, Any]:
+    """Free-form, except for the reserved keys: declared (CEL sees declared fields only) so that
+    a rule can refuse them at admission."""
+    return {
+        **preserve_unknown(),
+        "properties": {
+            key: {"type": "string", "description": f"Not accepted here: set spec.{field}."}
+            for key, field in RESERVED_CONFIG_KEYS.items()
+        },
+        **cel(
+            *(
+                (f"!has(self.{key})", f"config.{key} is not accepted: set spec.{field} instead")
+                for key, field in RESERVED_CONFIG_KEYS.items()
+            )
+        ),
+    }
 
 
 class WebhookSpec(KubeModel):
@@ -65,8 +93,11 @@ class PluginSpec(KubeModel):
     )
     config: dict[str, Any] | None = Field(
         default=None,
-        description="Type-specific settings, passed to the plugin unchanged.",
-        json_schema_extra=preserve_unknown(),
+        description=(
+            "Type-specific settings, passed to the plugin unchanged; a webhook's endpoint, CA "
+            "and token have fields of their own."
+        ),
+        json_schema_extra=_config_schema(),
     )
     webhook: WebhookSpec | None = None
 
@@ -77,6 +108,9 @@ class PluginSpec(KubeModel):
         bad = [h for h in self.hooks if h not in HOOKS]
         if bad:
             raise ValueError(f"unknown hook names: {', '.join(bad)}")
+        for key, field in RESERVED_CONFIG_KEYS.items():
+            if key in (self.config or {}):
+                raise ValueError(f"config.{key} is not accepted: set spec.{field} instead")
         return self
 
 

@@ -205,26 +205,50 @@ class _Run:
 
 
 async def _ensure_auth_secret(run: _Run, g: GraphInputs) -> None:
-    rt = SECRET
+    """Create the generated API-key Secret once; never update nor delete it.
+
+    A Secret that is no longer used stays until the graph goes (owner reference), so switching
+    authentication off and on again brings the same keys back, and the operator needs no right
+    to delete Secrets.
+    """
+    if not needs_generated_auth_secret(g):
+        return
     name = Names(g.name).auth_secret
-    existing = await run.kube.get(rt, g.namespace, name)
-    if needs_generated_auth_secret(g):
-        if existing is None:
-            body = render_auth_secret(g, secrets.token_urlsafe(32), secrets.token_urlsafe(32))
-            assert body is not None
-            # Created concurrently: keep whichever keys won.
-            with contextlib.suppress(Conflict):
-                await run.kube.create(body)
-            await run.event(
-                "Normal", EventReason.API_KEYS_GENERATED, f"API keys generated in Secret {name}"
-            )
-        elif not controlled_by(existing, g.uid):
-            run.problems.append(
-                (Reason.CHILD_CONFLICT, f"Secret {name} exists and is not owned by this graph")
-            )
-    elif existing is not None and controlled_by(existing, g.uid):
-        await run.kube.delete(rt, g.namespace, name)
-        run.deleted.append(f"Secret/{name}")
+    existing = await run.kube.get(SECRET, g.namespace, name)
+    if existing is None:
+        body = render_auth_secret(g, secrets.token_urlsafe(32), secrets.token_urlsafe(32))
+        assert body is not None
+        # Created concurrently: keep whichever keys won.
+        with contextlib.suppress(Conflict):
+            await run.kube.create(body)
+        await run.event(
+            "Normal", EventReason.API_KEYS_GENERATED, f"API keys generated in Secret {name}"
+        )
+    elif not controlled_by(existing, g.uid):
+        run.problems.append(
+            (Reason.CHILD_CONFLICT, f"Secret {name} exists and is not owned by this graph")
+        )
+
+
+async def _warn_exposed_without_tls(
+    run: _Run, g: GraphInputs, child: Child, existing: dict[str, Any] | None
+) -> None:
+    """A Warning Event when the client Service becomes reachable from outside in plaintext.
+
+    Posted when the Service is created or changes type, not on every reconcile: API keys then
+    cross networks unencrypted, which may be deliberate (TLS ends at the load balancer).
+    """
+    if child.body is None or not g.spec.exposed or g.spec.tls is not None:
+        return
+    wanted = child.body["spec"]["type"]
+    if existing is not None and (existing.get("spec") or {}).get("type") == wanted:
+        return
+    await run.event(
+        "Warning",
+        EventReason.EXPOSED_WITHOUT_TLS,
+        f"Service {child.name} is of type {wanted} without spec.tls: API keys and data cross "
+        "the network in plaintext unless TLS ends in front of it",
+    )
 
 
 async def record_invalid_spec(
@@ -307,6 +331,8 @@ async def reconcile_graph(
         if child.kind == "ServiceMonitor" and not sm_available:
             continue  # neither applicable nor listable without the CRD
         existing = await run.get(child, g)
+        if child.kind == "Service" and child.name == Names(g.name).service:
+            await _warn_exposed_without_tls(run, g, child, existing)
         if child.body is not None:
             observed[child.kind] = await run.apply(child, g, existing)
         else:

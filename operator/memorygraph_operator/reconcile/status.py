@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from memorygraph_operator.api.archival import ArchivalStatus
 from memorygraph_operator.api.conditions import (
     Condition,
     ConditionStatus,
@@ -22,7 +23,7 @@ from memorygraph_operator.api.conditions import (
     EventReason,
     Reason,
 )
-from memorygraph_operator.api.memorygraph import ArchivalStatus, Endpoints, MemoryGraphStatus
+from memorygraph_operator.api.memorygraph import Endpoints, MemoryGraphStatus
 from memorygraph_operator.render.image import GRPC_PORT, METRICS_PORT
 
 __all__ = [

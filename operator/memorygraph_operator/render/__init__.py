@@ -67,7 +67,12 @@ def render_children(g: GraphInputs, env: RenderEnv) -> list[Child]:
         Child("autoscaling/v2", "HorizontalPodAutoscaler", n.hpa, render_hpa(g)),
         Child("policy/v1", "PodDisruptionBudget", n.pdb, render_pdb(g)),
         Child("batch/v1", "CronJob", n.cronjob, render_archival_cronjob(g, env)),
-        Child("networking.k8s.io/v1", "NetworkPolicy", n.network_policy, render_network_policy(g)),
+        Child(
+            "networking.k8s.io/v1",
+            "NetworkPolicy",
+            n.network_policy,
+            render_network_policy(g, env),
+        ),
         Child(
             "monitoring.coreos.com/v1",
             "ServiceMonitor",

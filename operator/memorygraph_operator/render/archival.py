@@ -12,25 +12,81 @@ from memorygraph_operator.render.image import (
 )
 from memorygraph_operator.render.metadata import archival_pod_labels, object_meta
 from memorygraph_operator.render.names import Names
+from memorygraph_operator.render.secrets import ARCHIVAL_KEY, auth_secret_name
 
-__all__ = ["ARCHIVAL_KEY", "render_archival_cronjob"]
+__all__ = ["ARCHIVAL_KEY", "JOB_SECRETS_DIR", "render_archival_cronjob"]
 
-# Key of the auth Secret holding the single API key the archival job presents.
-ARCHIVAL_KEY = "archival-api-key"
-# Where the job finds the graph's TLS Secret (ca.crt; tls.crt and tls.key for mutual TLS).
-JOB_TLS_DIR = "/etc/memorygraph/tls"
-
-
-def _secret_env(name: str, secret: str, key: str, optional: bool = False) -> dict[str, Any]:
-    ref: dict[str, Any] = {"name": secret, "key": key}
-    if optional:
-        ref["optional"] = True
-    return {"name": name, "valueFrom": {"secretKeyRef": ref}}
+# Where the job finds its secrets, each a file of one projected volume: never environment
+# variables, which every process of the container inherits and crash reports tend to include.
+JOB_SECRETS_DIR = "/etc/memorygraph/archival"
+# The keys of an S3 destination's Secret: the two it must hold, and those read when present.
+S3_REQUIRED_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+S3_OPTIONAL_KEYS = ("AWS_REGION", "MEMORYGRAPH_S3_ENDPOINT")
 
 
-def _args_and_env(g: GraphInputs) -> tuple[list[str], list[dict[str, Any]]]:
+class _Secrets:
+    """The job's projected secret volume, and the command-line options naming its files."""
+
+    def __init__(self) -> None:
+        self.sources: list[dict[str, Any]] = []
+        self.args: list[str] = []
+
+    def mount(self, secret: str, files: dict[str, str], optional: bool = False) -> None:
+        """Mount keys of ``secret`` (key → path inside the volume)."""
+        source: dict[str, Any] = {
+            "name": secret,
+            "items": [{"key": k, "path": path} for k, path in files.items()],
+        }
+        if optional:
+            source["optional"] = True
+        self.sources.append({"secret": source})
+
+    def option(self, name: str, path: str) -> None:
+        """Pass ``path`` inside the volume to the command as ``name``."""
+        self.args += [name, f"{JOB_SECRETS_DIR}/{path}"]
+
+
+def _destination(g: GraphInputs, secrets: _Secrets) -> list[str]:
+    assert g.spec.archival is not None
+    dest = g.spec.archival.destination
+    if dest.vault is not None:
+        ref = dest.vault.secret_ref
+        secrets.mount(ref.name, {ref.key: "vault/token"})
+        secrets.option("--vault-token-file", "vault/token")
+        return ["--vault-url", dest.vault.url]
+    assert dest.s3 is not None
+    name = dest.s3.secret_ref.name
+    secrets.mount(name, {k: f"s3/{k}" for k in S3_REQUIRED_KEYS})
+    secrets.mount(name, {k: f"s3/{k}" for k in S3_OPTIONAL_KEYS}, optional=True)
+    secrets.option("--s3-credentials-dir", "s3")
+    return ["--s3-bucket", dest.s3.bucket, "--s3-prefix", dest.s3.prefix]
+
+
+def _connection(g: GraphInputs, secrets: _Secrets) -> None:
+    keys = auth_secret_name(g)
+    if keys is not None:
+        secrets.mount(keys, {ARCHIVAL_KEY: "auth/api-key"})
+        secrets.option("--api-key-file", "auth/api-key")
+    tls, archival = g.spec.tls, g.spec.archival
+    if tls is None or archival is None:
+        return
+    # The server is verified against the TLS Secret's ca.crt; with mutual TLS the job presents
+    # a certificate of its own, never the server's key.
+    secrets.mount(tls.secret_ref.name, {"ca.crt": "tls/ca.crt"})
+    secrets.option("--ca-cert", "tls/ca.crt")
+    client = archival.client_certificate_secret_ref
+    if tls.require_client_certificate and client is not None:
+        secrets.mount(client.name, {"tls.crt": "client/tls.crt", "tls.key": "client/tls.key"})
+        secrets.option("--client-cert", "client/tls.crt")
+        secrets.option("--client-key", "client/tls.key")
+
+
+def _args_and_volume(g: GraphInputs) -> tuple[list[str], dict[str, Any]]:
     a = g.spec.archival
     assert a is not None
+    secrets = _Secrets()
+    destination = _destination(g, secrets)
+    _connection(g, secrets)
     args = [
         "archive",
         "run",
@@ -40,49 +96,11 @@ def _args_and_env(g: GraphInputs) -> tuple[list[str], list[dict[str, Any]]]:
         a.older_than,
         "--compliance",
         a.compliance,
+        *destination,
+        *secrets.args,
     ]
-    env: list[dict[str, Any]] = []
-    dest = a.destination
-    if dest.vault is not None:
-        args += ["--vault-url", dest.vault.url]
-        ref = dest.vault.secret_ref
-        env.append(_secret_env("MEMORYGRAPH_VAULT_TOKEN", ref.name, ref.key))
-    elif dest.s3 is not None:
-        args += ["--s3-bucket", dest.s3.bucket, "--s3-prefix", dest.s3.prefix]
-        secret = dest.s3.secret_ref.name
-        env.append(_secret_env("AWS_ACCESS_KEY_ID", secret, "AWS_ACCESS_KEY_ID"))
-        env.append(_secret_env("AWS_SECRET_ACCESS_KEY", secret, "AWS_SECRET_ACCESS_KEY"))
-        env.append(
-            _secret_env("MEMORYGRAPH_S3_ENDPOINT", secret, "MEMORYGRAPH_S3_ENDPOINT", optional=True)
-        )
-        env.append(_secret_env("AWS_REGION", secret, "AWS_REGION", optional=True))
-    auth = g.spec.auth
-    if auth is not None and auth.enabled:
-        secret = auth.secret_ref.name if auth.secret_ref else Names(g.name).auth_secret
-        env.append(_secret_env("MEMORYGRAPH_API_KEY", secret, ARCHIVAL_KEY))
-    if g.spec.tls is not None:
-        # The server is verified against the Secret's ca.crt; with mutual TLS the job presents
-        # the graph's own certificate, which that CA signed.
-        args += ["--ca-cert", f"{JOB_TLS_DIR}/ca.crt"]
-        if g.spec.tls.require_client_certificate:
-            args += ["--client-cert", f"{JOB_TLS_DIR}/tls.crt"]
-            args += ["--client-key", f"{JOB_TLS_DIR}/tls.key"]
-    return args, env
-
-
-def _tls_volume(g: GraphInputs) -> dict[str, Any]:
-    assert g.spec.tls is not None
-    keys = ["ca.crt"]
-    if g.spec.tls.require_client_certificate:
-        keys += ["tls.crt", "tls.key"]
-    return {
-        "name": "tls",
-        "secret": {
-            "secretName": g.spec.tls.secret_ref.name,
-            "items": [{"key": k, "path": k} for k in keys],
-            "defaultMode": 0o440,
-        },
-    }
+    volume = {"name": "secrets", "projected": {"sources": secrets.sources, "defaultMode": 0o440}}
+    return args, volume
 
 
 def render_archival_cronjob(g: GraphInputs, env: RenderEnv) -> dict[str, Any] | None:
@@ -90,17 +108,18 @@ def render_archival_cronjob(g: GraphInputs, env: RenderEnv) -> dict[str, Any] | 
     a = g.spec.archival
     if a is None:
         return None
-    args, container_env = _args_and_env(g)
+    args, secrets = _args_and_volume(g)
     container: dict[str, Any] = {
         "name": "archive",
         "image": g.image_in(env),
         "command": ["memorygraph"],
         "args": args,
         "securityContext": container_security_context(),
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+        "volumeMounts": [
+            {"name": "tmp", "mountPath": "/tmp"},
+            {"name": "secrets", "mountPath": JOB_SECRETS_DIR, "readOnly": True},
+        ],
     }
-    if container_env:
-        container["env"] = container_env
     if g.spec.image_pull_policy:
         container["imagePullPolicy"] = g.spec.image_pull_policy
     tpl = g.spec.pod_template
@@ -110,13 +129,8 @@ def render_archival_cronjob(g: GraphInputs, env: RenderEnv) -> dict[str, Any] | 
         "enableServiceLinks": False,
         "securityContext": pod_security_context(),
         "containers": [container],
-        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}],
+        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}, secrets],
     }
-    if g.spec.tls is not None:
-        pod["volumes"].append(_tls_volume(g))
-        container["volumeMounts"].append(
-            {"name": "tls", "mountPath": JOB_TLS_DIR, "readOnly": True}
-        )
     if tpl is not None and tpl.image_pull_secrets:
         pod["imagePullSecrets"] = [s.wire() for s in tpl.image_pull_secrets]
     spec: dict[str, Any] = {

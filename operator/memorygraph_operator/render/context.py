@@ -22,6 +22,8 @@ class RenderEnv:
     default_image: str = DEFAULT_IMAGE
     service_monitor_available: bool = False
     cluster_domain: str = "cluster.local"
+    # Namespaces whose pods may scrape a graph's metrics when the graph names no sources.
+    metrics_namespaces: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -1,21 +1,43 @@
-"""The generated API-key Secret, created once when auth is on without a user Secret."""
+"""The API-key Secret: which one a graph reads, and the one generated when the user brings none."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from memorygraph_operator.render.archival import ARCHIVAL_KEY
 from memorygraph_operator.render.context import GraphInputs
 from memorygraph_operator.render.metadata import object_meta
 from memorygraph_operator.render.names import Names
 
-__all__ = ["needs_generated_auth_secret", "render_auth_secret"]
+__all__ = [
+    "API_KEYS_KEY",
+    "ARCHIVAL_KEY",
+    "CLIENT_KEY",
+    "auth_secret_name",
+    "needs_generated_auth_secret",
+    "render_auth_secret",
+]
+
+# Keys of the auth Secret: every accepted key, one per line (what the server reads); the single
+# key the archival job presents; and, in the generated Secret, the key for applications.
+API_KEYS_KEY = "api-keys"
+ARCHIVAL_KEY = "archival-api-key"
+CLIENT_KEY = "api-key"
+
+
+def auth_secret_name(g: GraphInputs) -> str | None:
+    """The Secret holding the graph's API keys: the user's, the generated one, or None (off)."""
+    if not g.spec.auth_enabled:
+        return None
+    auth = g.spec.auth
+    if auth is not None and auth.secret_ref is not None:
+        return auth.secret_ref.name
+    return Names(g.name).auth_secret
 
 
 def needs_generated_auth_secret(g: GraphInputs) -> bool:
     """Whether the operator must generate the API-key Secret for this graph."""
     auth = g.spec.auth
-    return auth is not None and auth.enabled and auth.secret_ref is None
+    return g.spec.auth_enabled and (auth is None or auth.secret_ref is None)
 
 
 def render_auth_secret(g: GraphInputs, client_key: str, archival_key: str) -> dict[str, Any] | None:
@@ -23,6 +45,7 @@ def render_auth_secret(g: GraphInputs, client_key: str, archival_key: str) -> di
 
     The keys are parameters because rendering is pure: the caller draws them at random once and
     creates the Secret only if it does not exist yet, so they are never rotated behind a user.
+    Applications read ``api-key``; the server reads ``api-keys``, which holds both.
     """
     if not needs_generated_auth_secret(g):
         return None
@@ -32,7 +55,8 @@ def render_auth_secret(g: GraphInputs, client_key: str, archival_key: str) -> di
         "metadata": object_meta(g, Names(g.name).auth_secret, "auth"),
         "type": "Opaque",
         "stringData": {
-            "api-keys": f"{client_key}\n{archival_key}\n",
+            CLIENT_KEY: client_key,
+            API_KEYS_KEY: f"{client_key}\n{archival_key}\n",
             ARCHIVAL_KEY: archival_key,
         },
     }

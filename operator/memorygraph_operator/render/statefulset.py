@@ -32,6 +32,7 @@ from memorygraph_operator.render.metadata import (
     selector_labels,
 )
 from memorygraph_operator.render.names import Names
+from memorygraph_operator.render.secrets import API_KEYS_KEY, auth_secret_name
 
 __all__ = ["CONTAINER_NAME", "DATA_VOLUME", "render_statefulset"]
 
@@ -53,14 +54,13 @@ def _projected_config(g: GraphInputs) -> dict[str, Any]:
     spec = g.spec
     names = Names(g.name)
     sources: list[dict[str, Any]] = [{"configMap": {"name": names.configmap}}]
-    if spec.auth_enabled:
-        assert spec.auth is not None
-        secret = spec.auth.secret_ref.name if spec.auth.secret_ref else names.auth_secret
+    auth_secret = auth_secret_name(g)
+    if auth_secret is not None:
         sources.append(
             {
                 "secret": {
-                    "name": secret,
-                    "items": [{"key": "api-keys", "path": _rel(AUTH_DIR, "api-keys")}],
+                    "name": auth_secret,
+                    "items": [{"key": API_KEYS_KEY, "path": _rel(AUTH_DIR, "api-keys")}],
                 }
             }
         )
