@@ -1,21 +1,29 @@
 """Reading an archive back trusts nothing in it: zstandard frames that declare gigabytes or say
-nothing, and manifests that lie. Each is refused with a message saying why, before the memory
-is spent."""
+nothing, manifests that lie, and a Data-Vault whose answers are larger than any archive can be
+or compressed. Each is refused with a message saying why, before the memory is spent."""
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import gzip
 import hashlib
 import io
+import json
 import os
 import subprocess
 import sys
+import threading
 import tracemalloc
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 import zstandard
 from memorygraph.archive import bundle
 from memorygraph.archive.bundle import ArchiveError, Bundle, decompress
+from memorygraph.archive.vault import VaultDestination
 from memorygraph.server import RunningServer
 
 from .archive_support import TOKEN, _vault_destination
@@ -148,3 +156,82 @@ def test_restoring_a_128_kib_archive_that_declares_4_gib_fails_fast_in_little_me
         "restore reads\n"
     )
     assert peak < baseline + 16 * MiB, (baseline, peak)
+
+
+# --- the Data-Vault's answers ---------------------------------------------------------------
+
+Answer = Callable[[BaseHTTPRequestHandler], None]
+
+
+def _send(
+    handler: BaseHTTPRequestHandler, body: bytes, *, length: bool = True, **headers: str
+) -> None:
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json")
+    for name, value in headers.items():
+        handler.send_header(name.replace("_", "-"), value)
+    if length:
+        handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+        handler.wfile.write(body)  # unless the client stopped reading, as it should
+
+
+@pytest.fixture
+def rogue_vault() -> Iterator[Callable[[Answer], str]]:
+    """A vault whose every answer is what the test writes; gives its URL."""
+    servers: list[ThreadingHTTPServer] = []
+
+    def start(answer: Answer) -> str:
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                answer(self)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+_LISTING = json.dumps({"archives": [], "next_page_token": "", "padding": " " * (20 * MiB)})
+
+
+@pytest.mark.parametrize("length", [True, False], ids=["declared", "undeclared"])
+def test_a_vault_answer_larger_than_its_bound_is_refused_unread(
+    rogue_vault: Callable[[Answer], str], length: bool
+) -> None:
+    url = rogue_vault(lambda handler: _send(handler, _LISTING.encode(), length=length))
+    destination = VaultDestination(url, token=TOKEN, backoff=0.01)
+    with pytest.raises(ArchiveError) as info:
+        list(destination.list())
+    expected = "is 20971574 bytes, more than" if length else "larger than the 16777216 bytes"
+    assert str(info.value).startswith("GET /api/v1/archive: the vault's answer was refused")
+    assert expected in str(info.value)
+
+
+def test_a_compressed_vault_answer_is_refused(rogue_vault: Callable[[Answer], str]) -> None:
+    """Gzip of 20 MiB of blanks is 20 KiB: decoding it would be the bomb again."""
+    body = gzip.compress(_LISTING.encode())
+    url = rogue_vault(lambda handler: _send(handler, body, Content_Encoding="gzip"))
+    with pytest.raises(ArchiveError, match=r"the answer is compressed \(gzip\)"):
+        list(VaultDestination(url, token=TOKEN, backoff=0.01).list())
+
+
+def test_archive_content_from_the_vault_is_read_to_the_largest_archive_and_no_further(
+    rogue_vault: Callable[[Answer], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bundle, "MAX_ARCHIVE_BYTES", MiB)
+    monkeypatch.setattr("memorygraph.archive.vault.MAX_ANSWER_BYTES", 64 << 10)
+    content = base64.b64encode(os.urandom(4 * MiB)).decode()
+    answer = json.dumps({"id": "a", "manifest": {}, "content": content}).encode()
+    url = rogue_vault(lambda handler: _send(handler, answer))
+    with pytest.raises(ArchiveError, match="more than the 1463640 accepted"):
+        VaultDestination(url, token=TOKEN, backoff=0.01).fetch("a")
