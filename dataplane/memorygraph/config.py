@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyNetwork,
+    ValidationError,
+    model_validator,
+)
 
 from memorygraph.errors import ConfigError
 
@@ -95,6 +102,14 @@ class ServerConfig(BaseModel):
     tls: TLSConfig = TLSConfig()
     registry: RegistryConfig = RegistryConfig()
     plugins_file: Path | None = None
+    # A webhook plugin's token_file must lie in <plugin_secrets_dir>/<plugin name>/, where the
+    # operator mounts the plugin's own Secret.
+    plugin_secrets_dir: Path = Path("/etc/memorygraph/plugin-secrets")
+    # Webhooks never reach loopback, link-local, cloud-metadata or unspecified addresses,
+    # except those inside these networks (a metadata address only by a network of itself).
+    plugins_allowed_networks: list[IPvAnyNetwork] = []
+    # Largest webhook answer read; room for a patch of a full-size content.
+    plugins_max_answer_bytes: int = Field(default=2 << 20, ge=1024)
 
     @model_validator(mode="after")
     def _streams_leave_workers_free(self) -> ServerConfig:
@@ -129,6 +144,8 @@ ENV_KEYS = (
     "event_retention_max_events",
     "event_buffer_size",
     "plugins_file",
+    "plugin_secrets_dir",
+    "plugins_max_answer_bytes",
 )
 
 

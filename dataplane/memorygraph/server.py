@@ -31,6 +31,7 @@ from memorygraph.metrics import definitions as metrics
 from memorygraph.metrics.endpoint import MetricsServer
 from memorygraph.model import parse_id
 from memorygraph.plugins.graph_hooks import PluginHooks
+from memorygraph.plugins.outbound import WebhookPolicy
 from memorygraph.plugins.reload import PluginManager
 from memorygraph.servicers.gate import CallGate, ServingStatus
 from memorygraph.servicers.handlers import HandlerSettings, HandlerWrapper
@@ -217,7 +218,11 @@ def start_server(config: ServerConfig) -> RunningServer:
         plugins: PluginManager | None = None
         service: GraphService
         if config.plugins_file is not None:
-            plugins = PluginManager(config.plugins_file, lambda s, limit: _count(store, s, limit))
+            plugins = PluginManager(
+                config.plugins_file,
+                lambda s, limit: _count(store, s, limit),
+                policy=WebhookPolicy.from_config(config),
+            )
             plugins.start()
             undo.callback(plugins.stop)
             service = GraphService(store, limits=limits, hooks=PluginHooks(plugins, store.get_node))

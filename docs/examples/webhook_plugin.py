@@ -2,7 +2,9 @@
 
     python docs/examples/webhook_plugin.py --port 8089 --token s3cret
 
-Point a plugin at it (plugins.yaml):
+Point a plugin at it (plugins.yaml), with the token in the plugin's own secrets directory
+(`<plugin_secrets_dir>/policy/token`) and, since it listens on loopback, the server's
+`plugins_allowed_networks: ["127.0.0.1/32"]`:
 
     version: 1
     plugins:
@@ -11,7 +13,7 @@ Point a plugin at it (plugins.yaml):
         hooks: [before_create_node, after_create_session]
         failure_policy: Ignore
         timeout_seconds: 2
-        config: {url: "http://127.0.0.1:8089/hook", token_file: /path/to/token}
+        config: {url: "http://127.0.0.1:8089/hook", token_file: token}
 
 It refuses prompts that mention a blocked word, tags every node it lets through with
 `policy=checked`, and logs after-hook notifications.

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import shutil
 import subprocess
@@ -315,4 +316,30 @@ def test_an_archive_whose_data_object_is_gone_is_written_again(
         with pytest.raises(NotFound):
             mg.get_session(sid)
         destination.verify(built)
+    destination.close()
+
+
+def test_objects_larger_than_their_manifest_or_bound_are_refused_unread(
+    minio: MinIO, credentials: None
+) -> None:
+    """A bucket is storage the job does not control: the data object must be the size its
+    manifest states, and a manifest is at most 1 MiB. Both are checked before the body is
+    read (ContentLength), and while it is read."""
+    bucket = _bucket(minio, "oversized", lock=False)
+    s3 = minio.client()
+    data = os.urandom(3 << 20)
+    manifest = {"archive_id": "s-1-big", "bytes": 1000, "sha256": "0" * 64}
+    s3.put_object(Bucket=bucket, Key="s-1-big.jsonl.zst", Body=data)
+    s3.put_object(Bucket=bucket, Key="s-1-big.manifest.json", Body=json.dumps(manifest).encode())
+    padded = json.dumps({**manifest, "archive_id": "s-2-big", "padding": " " * (2 << 20)})
+    s3.put_object(Bucket=bucket, Key="s-2-big.manifest.json", Body=padded.encode())
+    destination = S3Destination(bucket, endpoint_url=minio.endpoint)
+    with pytest.raises(ArchiveError) as info:
+        destination.fetch("s-1-big")
+    assert str(info.value) == "archive s-1-big: the object is 3145728 bytes, more than 1000"
+    with pytest.raises(ArchiveError) as info:
+        destination.fetch("s-2-big")
+    assert str(info.value) == (
+        "the manifest of s-2-big: the object is 2097285 bytes, more than 1048576"
+    )
     destination.close()

@@ -12,7 +12,7 @@ import pytest
 from memorygraph.plugins.schema import Hook
 from memorygraph.v1 import graph_pb2 as pb
 
-from .plugin_support import Start, Webhook, connect, write_plugins
+from .plugin_support import LOOPBACK, Start, Webhook, connect, write_plugins
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 10) -> None:
@@ -34,7 +34,7 @@ def test_every_hook_point_is_dispatched(
             "config": {"url": webhook.url},
         },
     )
-    server = start_inprocess(plugins_file=plugins)
+    server = start_inprocess(plugins_file=plugins, **LOOPBACK)
     stub = connect(server)
     session = stub.CreateSession(pb.CreateSessionRequest(title="t"))
     prompt = stub.AddPrompt(pb.AddPromptRequest(session_id=session.id, content="q"))
@@ -118,7 +118,7 @@ def test_a_read_hook_that_refuses_everything_refuses_every_read(
             "config": {"url": webhook.url},
         },
     )
-    server = start_inprocess(plugins_file=plugins)
+    server = start_inprocess(plugins_file=plugins, **LOOPBACK)
     stub = connect(server)
     session = stub.CreateSession(pb.CreateSessionRequest(title="t"))
     prompt = stub.AddPrompt(pb.AddPromptRequest(session_id=session.id, content="secret"))

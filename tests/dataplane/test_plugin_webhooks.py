@@ -1,7 +1,11 @@
-"""Webhook plugins against a real HTTP service: answers, tokens, timeouts, failure policies."""
+"""Webhook plugins against real HTTP services: answers, tokens, timeouts, failure policies,
+and services that answer slowly, endlessly, compressed or with a reason meant for the log."""
 
 from __future__ import annotations
 
+import gzip
+import logging
+import socket
 import threading
 import time
 from pathlib import Path
@@ -12,14 +16,25 @@ import pytest
 from memorygraph.model import NodeKind
 from memorygraph.v1 import graph_pb2 as pb
 
-from .plugin_support import Start, Webhook, connect, write_plugins
+from .plugin_support import (
+    ALLOW,
+    LOOPBACK,
+    RawWebhook,
+    Start,
+    Webhook,
+    connect,
+    dripping,
+    flooding,
+    write_plugins,
+    write_token,
+)
 
 
 def test_webhook_allow_deny_patch_and_bearer_token(
     start_inprocess: Start, webhook: Webhook, tmp_path: Path
 ) -> None:
-    token = tmp_path / "token"
-    token.write_text("s3cret\n")
+    secrets = tmp_path / "plugin-secrets"
+    token = write_token(secrets, "policy", "s3cret\n")
 
     def answer(body: dict[str, Any]) -> tuple[int, Any]:
         content = body["call"]["content"]
@@ -42,7 +57,7 @@ def test_webhook_allow_deny_patch_and_bearer_token(
             "config": {"url": webhook.url, "token_file": str(token)},
         },
     )
-    stub = connect(start_inprocess(plugins_file=plugins))
+    stub = connect(start_inprocess(plugins_file=plugins, plugin_secrets_dir=secrets, **LOOPBACK))
     session = stub.CreateSession(pb.CreateSessionRequest())
     ok = stub.AddPrompt(pb.AddPromptRequest(session_id=session.id, content="hello"))
     assert ok.content == "hello"
@@ -73,7 +88,7 @@ def test_hanging_webhook_is_cut_off_and_the_server_stays_responsive(
             "config": {"url": webhook.url},
         },
     )
-    stub = connect(start_inprocess(plugins_file=plugins))
+    stub = connect(start_inprocess(plugins_file=plugins, **LOOPBACK))
     session = stub.CreateSession(pb.CreateSessionRequest())
     healthy: list[float] = []
 
@@ -122,7 +137,7 @@ def test_crashing_or_malformed_webhook_follows_the_failure_policy(
             "config": {"url": webhook.url},
         },
     )
-    server = start_inprocess(plugins_file=plugins)
+    server = start_inprocess(plugins_file=plugins, **LOOPBACK)
     stub = connect(server)
     with pytest.raises(grpc.RpcError) as info:
         stub.CreateSession(pb.CreateSessionRequest())
@@ -144,7 +159,7 @@ def test_unreachable_webhook_with_ignore_lets_writes_through(
             "config": {"url": "http://127.0.0.1:9/hook"},
         },
     )
-    stub = connect(start_inprocess(plugins_file=plugins))
+    stub = connect(start_inprocess(plugins_file=plugins, **LOOPBACK))
     assert stub.CreateSession(pb.CreateSessionRequest(title="kept")).title == "kept"
 
 
@@ -173,8 +188,8 @@ def test_the_documented_example_webhook_service(start_inprocess: Start, tmp_path
     )
     try:
         assert service.stdout is not None and "listening" in service.stdout.readline()
-        token = tmp_path / "token"
-        token.write_text("s3cret")
+        secrets = tmp_path / "plugin-secrets"
+        token = write_token(secrets, "policy", "s3cret")
         plugins = write_plugins(
             tmp_path / "plugins.yaml",
             {
@@ -184,7 +199,9 @@ def test_the_documented_example_webhook_service(start_inprocess: Start, tmp_path
                 "config": {"url": f"http://127.0.0.1:{port}/hook", "token_file": str(token)},
             },
         )
-        stub = connect(start_inprocess(plugins_file=plugins))
+        stub = connect(
+            start_inprocess(plugins_file=plugins, plugin_secrets_dir=secrets, **LOOPBACK)
+        )
         session = stub.CreateSession(pb.CreateSessionRequest())
         tagged = stub.AddPrompt(pb.AddPromptRequest(session_id=session.id, content="hello"))
         assert tagged.metadata["policy"] == "checked"
@@ -194,3 +211,114 @@ def test_the_documented_example_webhook_service(start_inprocess: Start, tmp_path
     finally:
         service.terminate()
         service.wait(10)
+
+
+@pytest.mark.parametrize("where", ["headers", "body"])
+def test_the_timeout_bounds_the_whole_exchange_of_a_webhook_that_drips_its_answer(
+    start_inprocess: Start, tmp_path: Path, where: str
+) -> None:
+    service = RawWebhook(dripping(where))
+    plugins = write_plugins(
+        tmp_path / "plugins.yaml",
+        {
+            "name": "drip",
+            "type": "webhook",
+            "hooks": ["before_create_node"],
+            "timeout_seconds": 1,
+            "config": {"url": service.url},
+        },
+    )
+    stub = connect(start_inprocess(plugins_file=plugins, **LOOPBACK))
+    session = stub.CreateSession(pb.CreateSessionRequest())
+    started = time.monotonic()
+    with pytest.raises(grpc.RpcError) as info:
+        stub.AddPrompt(pb.AddPromptRequest(session_id=session.id, content="q"), timeout=30)
+    elapsed = time.monotonic() - started
+    service.stop()
+    assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert info.value.details() == (
+        "rejected by plugin 'drip': did not answer in time and its failure policy is Fail"
+    )
+    assert service.requests == 1 and elapsed < 2, elapsed
+
+
+@pytest.mark.parametrize("declare", [True, False], ids=["declared", "undeclared"])
+def test_a_webhook_answer_over_its_bound_is_refused_unread(
+    start_inprocess: Start, tmp_path: Path, caplog: pytest.LogCaptureFixture, declare: bool
+) -> None:
+    service = RawWebhook(flooding(declare))
+    plugins = write_plugins(
+        tmp_path / "plugins.yaml",
+        {
+            "name": "flood",
+            "type": "webhook",
+            "hooks": ["before_create_node"],
+            "config": {"url": service.url},
+        },
+    )
+    server = start_inprocess(plugins_file=plugins, plugins_max_answer_bytes=64 << 10, **LOOPBACK)
+    stub = connect(server)
+    session = stub.CreateSession(pb.CreateSessionRequest())
+    with pytest.raises(grpc.RpcError) as info:
+        stub.AddPrompt(pb.AddPromptRequest(session_id=session.id, content="q"), timeout=30)
+    service.stop()
+    assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "rejected by plugin 'flood': failed" in info.value.details()
+    (failure,) = [r.getMessage() for r in caplog.records if "plugin flood failed" in r.getMessage()]
+    expected = "is 67108879 bytes, more than" if declare else "larger than the 65536 bytes"
+    assert expected in failure, failure
+
+
+def test_a_compressed_webhook_answer_is_refused(
+    start_inprocess: Start, webhook: Webhook, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A few kilobytes of gzip can stand for gigabytes: answers are read as they come."""
+
+    def respond(connection: socket.socket) -> None:
+        body = gzip.compress(ALLOW)
+        head = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n"
+        connection.sendall(head % len(body) + body)
+
+    service = RawWebhook(respond)
+    plugins = write_plugins(
+        tmp_path / "plugins.yaml",
+        {
+            "name": "zipped",
+            "type": "webhook",
+            "hooks": ["before_create_session"],
+            "config": {"url": service.url},
+        },
+    )
+    stub = connect(start_inprocess(plugins_file=plugins, **LOOPBACK))
+    with pytest.raises(grpc.RpcError) as info:
+        stub.CreateSession(pb.CreateSessionRequest())
+    service.stop()
+    assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert any("the answer is compressed (gzip)" in r.getMessage() for r in caplog.records)
+
+
+def test_a_refusal_reason_is_one_bounded_line_in_the_status_and_the_log(
+    start_inprocess: Start, webhook: Webhook, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    forged = "spam\n2030-01-01 00:00:00 INFO memorygraph.server [-] all is well\x1b[2J\u202e"
+    webhook.answer = lambda body: (200, {"allow": False, "reason": forged + "x" * 10_000})
+    plugins = write_plugins(
+        tmp_path / "plugins.yaml",
+        {
+            "name": "policy",
+            "type": "webhook",
+            "hooks": ["before_create_session"],
+            "config": {"url": webhook.url},
+        },
+    )
+    stub = connect(start_inprocess(plugins_file=plugins, **LOOPBACK))
+    caplog.set_level(logging.DEBUG, logger="memorygraph")
+    with pytest.raises(grpc.RpcError) as info:
+        stub.CreateSession(pb.CreateSessionRequest())
+    details = info.value.details()
+    prefix = "rejected by plugin 'policy': "
+    assert details.startswith(prefix + "spam 2030-01-01 00:00:00 INFO memorygraph.server [-]")
+    assert len(details) == len(prefix) + 500 and details.endswith("x…")
+    assert details.isprintable()
+    lines = [r.getMessage() for r in caplog.records if "rejected by plugin" in r.getMessage()]
+    assert lines and all(line.isprintable() for line in lines)

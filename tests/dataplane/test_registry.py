@@ -4,6 +4,7 @@ each report counted once, and the write path never waits for the registry."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import threading
@@ -19,7 +20,7 @@ import grpc
 import pytest
 from memorygraph.client import Client
 from memorygraph.errors import FailedPrecondition
-from memorygraph.integrations.registry import RegistryClient
+from memorygraph.integrations.registry import RegistryClient, RegistryError
 from memorygraph.integrations.reporter import CircuitBreaker
 from memorygraph.server import RunningServer
 from memorygraph.v1 import graph_pb2 as pb
@@ -39,6 +40,7 @@ class Registry:
     paths: list[str] = field(default_factory=list)
     delay: float = 0.0
     model_lookups: int = 0
+    padding: int = 0  # blanks added to every answer
     server: ThreadingHTTPServer | None = None
 
     def start(self) -> None:
@@ -48,12 +50,13 @@ class Registry:
             protocol_version = "HTTP/1.1"
 
             def _reply(self, status: int, body: dict[str, Any]) -> None:
-                raw = json.dumps(body).encode()
+                raw = json.dumps(body).encode() + b" " * state.padding
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(raw)))
                 self.end_headers()
-                self.wfile.write(raw)
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.wfile.write(raw)  # unless the client stopped reading
 
             def do_GET(self) -> None:
                 if self.path == "/health":
@@ -261,3 +264,28 @@ def test_model_metadata_is_cached_for_its_ttl(registry: Registry) -> None:
     results = asyncio.run(scenario())
     assert registry.model_lookups == 2
     assert results[0] == results[2] == {"id": "m1", "context": 128000}
+
+
+def test_registry_answers_are_read_to_a_bound_and_a_report_stands_on_its_status(
+    registry: Registry, tmp_path: Path
+) -> None:
+    registry.padding = 4 << 20
+    registry.start()
+    token = tmp_path / "token"
+    token.write_text(TOKEN)
+
+    async def scenario() -> None:
+        client = RegistryClient(f"http://127.0.0.1:{registry.port}", token_file=token)
+        try:
+            with pytest.raises(RegistryError) as info:
+                await client.model("m1")
+            assert info.value.permanent
+            assert str(info.value) == (
+                "GET /api/v1/models/m1: the answer is 4194335 bytes, more than the 1048576 accepted"
+            )
+            await client.report_usage({"response_id": "r-1", "prompt_tokens": 1}, key="r-1:usage")
+        finally:
+            await client.close()
+
+    asyncio.run(scenario())
+    assert "r-1:usage" in registry.accepted

@@ -9,7 +9,8 @@ import pytest
 from memorygraph.cli import build_parser
 from memorygraph.config import ServerConfig, load_config
 from memorygraph.errors import ConfigError
-from memorygraph.plugins.config import parse_plugins
+from memorygraph.plugins.config import check_webhooks, parse_plugins
+from memorygraph.plugins.outbound import WebhookPolicy
 from memorygraph.plugins.pipeline import PluginPipeline
 from memorygraph_operator.render import (
     render_archival_cronjob,
@@ -48,10 +49,13 @@ def test_rendered_server_config_loads_with_the_data_planes_own_loader(
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_rendered_plugins_config_builds_the_data_planes_pipeline(case: str) -> None:
+def test_rendered_plugins_config_builds_the_data_planes_pipeline(case: str, tmp_path: Path) -> None:
     g, _, cm, _ = _rendered(case)
     plugins = parse_plugins(cm["data"]["plugins.yaml"], "rendered plugins.yaml")
-    pipeline = PluginPipeline.build(plugins, count_nodes=lambda session, limit: 0)
+    # Webhook tokens where the server accepts them: in the plugin's own secrets directory.
+    policy = WebhookPolicy.from_config(_server_config(cm, tmp_path))
+    check_webhooks(plugins, policy, "rendered plugins.yaml")
+    pipeline = PluginPipeline.build(plugins, count_nodes=lambda session, limit: 0, policy=policy)
 
     expected = sorted(g.plugins, key=lambda p: (p.spec.order, p.name))
     assert [p.name for p in plugins.plugins] == [p.name for p in expected]

@@ -3,6 +3,11 @@
 The archive id is derived from the session and the export's SHA-256, so archiving the same
 session state twice names the same archive: an upload repeated after a crash finds its own
 archive in place instead of making a second one.
+
+Archives come back from storage the job does not control, so reading one trusts nothing in
+it: an export is at most `MAX_EXPORT_BYTES`, and `decompress` streams the frame and stops at
+the size the manifest states (a frame that declares another size is refused unread), so a few
+kilobytes that declare gigabytes cost no more memory than an honest archive.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from memorygraph.graph.export import EXPORT_FORMAT
 
 __all__ = [
     "COMPLIANCE_DAYS",
+    "MAX_ARCHIVE_BYTES",
+    "MAX_EXPORT_BYTES",
     "ArchiveError",
     "Bundle",
     "RetentionPolicy",
@@ -29,8 +36,13 @@ __all__ = [
 # Days an archive is kept at least, by compliance level (`--retention-days` overrides).
 COMPLIANCE_DAYS = {"Standard": 365, "PCI": 1095, "HIPAA": 2555, "GDPR": 2555, "SOC2": 2555}
 ZSTD_LEVEL = 9
-# A decompressed export larger than this is refused (a corrupt or hostile frame header).
+# The largest export a restore reads back; archival refuses to make a larger one.
 MAX_EXPORT_BYTES = 1 << 30
+# The largest archive (compressed bytes) read from a destination: the most zstandard makes
+# of a MAX_EXPORT_BYTES export (its compressBound), and a little more.
+MAX_ARCHIVE_BYTES = MAX_EXPORT_BYTES + (MAX_EXPORT_BYTES >> 8) + (1 << 20)
+# Decompressed bytes produced per step of a restore.
+_CHUNK = 1 << 20
 
 
 class ArchiveError(MemoryGraphError):
@@ -132,20 +144,62 @@ class Bundle:
         return str(self.manifest["sha256"])
 
 
-def decompress(data: bytes, manifest: dict[str, Any]) -> bytes:
-    """The export inside an archive, checked against both checksums of its manifest."""
-    if hashlib.sha256(data).hexdigest() != manifest.get("sha256"):
+def _export_size(data: bytes, manifest: dict[str, Any]) -> int:
+    """The export's size as the manifest states it, checked against the limit and against
+    what the zstandard frame declares (before anything is decompressed)."""
+    archive_id = manifest.get("archive_id")
+    size = manifest.get("content_bytes")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise ArchiveError(f"archive {archive_id}: its manifest states no export size")
+    limit = MAX_EXPORT_BYTES
+    if size > limit:
         raise ArchiveError(
-            f"archive {manifest.get('archive_id')}: the stored bytes do not match the "
-            "manifest's checksum (damaged or altered)"
+            f"archive {archive_id}: its export is {size} bytes, more than the {limit} a "
+            "restore reads"
         )
     try:
-        export = zstandard.ZstdDecompressor().decompress(data, max_output_size=MAX_EXPORT_BYTES)
+        declared = zstandard.get_frame_parameters(data).content_size
     except zstandard.ZstdError as exc:
-        raise ArchiveError(f"archive {manifest.get('archive_id')}: not readable: {exc}") from None
+        raise ArchiveError(f"archive {archive_id}: not readable: {exc}") from None
+    if declared != zstandard.CONTENTSIZE_UNKNOWN and declared != size:
+        raise ArchiveError(
+            f"archive {archive_id}: its frame declares {declared} bytes, its manifest {size}"
+        )
+    return size
+
+
+def decompress(data: bytes, manifest: dict[str, Any]) -> bytes:
+    """The export inside an archive, checked against both checksums of its manifest.
+
+    The frame is decompressed a chunk at a time and refused as soon as it gives more than
+    the manifest's `content_bytes` (itself at most `MAX_EXPORT_BYTES`)."""
+    archive_id = manifest.get("archive_id")
+    if hashlib.sha256(data).hexdigest() != manifest.get("sha256"):
+        raise ArchiveError(
+            f"archive {archive_id}: the stored bytes do not match the manifest's checksum "
+            "(damaged or altered)"
+        )
+    size = _export_size(data, manifest)
+    chunks: list[bytes] = []
+    produced = 0
+    reader = zstandard.ZstdDecompressor().stream_reader(data, read_across_frames=True)
+    try:
+        while chunk := reader.read(min(_CHUNK, size - produced + 1)):
+            produced += len(chunk)
+            if produced > size:
+                raise ArchiveError(
+                    f"archive {archive_id}: decompresses to more than the {size} bytes its "
+                    "manifest states"
+                )
+            chunks.append(chunk)
+    except zstandard.ZstdError as exc:
+        raise ArchiveError(f"archive {archive_id}: not readable: {exc}") from None
+    finally:
+        reader.close()
+    export = b"".join(chunks)
+    del chunks
     if hashlib.sha256(export).hexdigest() != manifest.get("content_sha256"):
         raise ArchiveError(
-            f"archive {manifest.get('archive_id')}: the export does not match the manifest's "
-            "content checksum"
+            f"archive {archive_id}: the export does not match the manifest's content checksum"
         )
     return export

@@ -11,6 +11,10 @@ kept in the manifest and object metadata only; deleting an archive before its re
 must be asked for (it bypasses GOVERNANCE mode). Credentials are given, or come from the usual
 AWS variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION); MEMORYGRAPH_S3_ENDPOINT
 points at a non-AWS endpoint.
+
+Objects are read to a bound, never whole: a manifest to `MAX_MANIFEST_BYTES`, an archive to the
+size its manifest states (at most `MAX_ARCHIVE_BYTES`). The object's ContentLength is checked
+before its body is read, and the body is read in chunks that stop at the bound.
 """
 
 from __future__ import annotations
@@ -25,13 +29,17 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from memorygraph.archive import bundle as archive_limits
 from memorygraph.archive.bundle import ArchiveError, Bundle, RetentionPolicy
 
-__all__ = ["S3Destination"]
+__all__ = ["MAX_MANIFEST_BYTES", "S3Destination"]
 
 ENDPOINT_ENV = "MEMORYGRAPH_S3_ENDPOINT"
 DATA_SUFFIX = ".jsonl.zst"
 MANIFEST_SUFFIX = ".manifest.json"
+# The largest manifest object read.
+MAX_MANIFEST_BYTES = 1 << 20
+_CHUNK = 1 << 20
 
 
 def _code(exc: ClientError) -> str:
@@ -120,18 +128,39 @@ class S3Destination:
                 "the bucket with Object Lock enabled or archive without --legal-hold"
             )
 
-    def _manifest(self, archive_id: str) -> dict[str, Any] | None:
+    def _read(self, key: str, limit: int, what: str) -> bytes:
+        """The object at `key`, refused (unread) when it is larger than `limit` bytes."""
+        found = self.s3.get_object(Bucket=self.bucket, Key=key)
+        body = found["Body"]
         try:
-            body = self.s3.get_object(
-                Bucket=self.bucket, Key=self._key(archive_id, MANIFEST_SUFFIX)
-            )["Body"].read()
+            length = found.get("ContentLength")
+            if isinstance(length, int) and length > limit:
+                raise ArchiveError(f"{what}: the object is {length} bytes, more than {limit}")
+            data = bytearray()
+            for chunk in body.iter_chunks(_CHUNK):
+                if len(data) + len(chunk) > limit:
+                    raise ArchiveError(f"{what}: the object is larger than {limit} bytes")
+                data += chunk
+        finally:
+            body.close()
+        return bytes(data)
+
+    def _manifest(self, archive_id: str) -> dict[str, Any] | None:
+        what = f"the manifest of {archive_id}"
+        try:
+            body = self._read(self._key(archive_id, MANIFEST_SUFFIX), MAX_MANIFEST_BYTES, what)
         except ClientError as exc:
             if _code(exc) in ("NoSuchKey", "404"):
                 return None
             raise self._fail(f"reading the manifest of {archive_id}", exc) from exc
         except BotoCoreError as exc:
             raise self._fail(f"reading the manifest of {archive_id}", exc) from exc
-        manifest: dict[str, Any] = json.loads(body)
+        try:
+            manifest = json.loads(body)
+        except (ValueError, RecursionError):
+            manifest = None
+        if not isinstance(manifest, dict):
+            raise ArchiveError(f"{what}: not a JSON object")
         return manifest
 
     def _put(self, key: str, body: bytes, bundle: Bundle, content_type: str) -> None:
@@ -206,11 +235,10 @@ class S3Destination:
                 results[bundle.archive_id] = exc
         return results
 
-    def _data(self, archive_id: str) -> bytes:
+    def _data(self, archive_id: str, size: int) -> bytes:
+        """The archive's bytes, refused when there are more than `size`."""
         try:
-            body: bytes = self.s3.get_object(
-                Bucket=self.bucket, Key=self._key(archive_id, DATA_SUFFIX)
-            )["Body"].read()
+            body = self._read(self._key(archive_id, DATA_SUFFIX), size, f"archive {archive_id}")
         except ClientError as exc:
             if _code(exc) in ("NoSuchKey", "404"):
                 raise ArchiveError(f"archive {archive_id}: its data object is missing") from None
@@ -221,7 +249,7 @@ class S3Destination:
 
     def verify(self, bundle: Bundle) -> None:
         """Read the archive back and compare it byte for byte."""
-        if self._data(bundle.archive_id) != bundle.data:
+        if self._data(bundle.archive_id, len(bundle.data)) != bundle.data:
             raise ArchiveError(
                 f"archive {bundle.archive_id}: the bytes read back differ from those written"
             )
@@ -232,7 +260,13 @@ class S3Destination:
         manifest = self._manifest(archive_id)
         if manifest is None:
             raise ArchiveError(f"archive {archive_id} is not in {self.name}")
-        return manifest, self._data(archive_id)
+        size = manifest.get("bytes")
+        limit = archive_limits.MAX_ARCHIVE_BYTES
+        if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= limit:
+            raise ArchiveError(
+                f"archive {archive_id}: its manifest states no size of at most {limit} bytes"
+            )
+        return manifest, self._data(archive_id, size)
 
     def list(self, session_id: str = "") -> Iterator[dict[str, Any]]:
         paginator = self.s3.get_paginator("list_objects_v2")

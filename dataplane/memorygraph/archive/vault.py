@@ -10,14 +10,18 @@
     PUT    /api/v1/archive/{id}/policy      {"legal_hold": bool} and/or retention
     DELETE /api/v1/archive/{id}             204; 409 while under legal hold
 
-docs/archival.md has the request and response bodies.
+docs/archival.md has the request and response bodies. Answers are read to a bound and never
+whole (`memorygraph.answers`): `MAX_ANSWER_BYTES` for the API's small answers, and for an
+archive's content what a `MAX_ARCHIVE_BYTES` archive takes in base64.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -29,11 +33,34 @@ from tenacity import (
     wait_exponential,
 )
 
+from memorygraph.answers import IDENTITY, AnswerRefused, read_httpx
+from memorygraph.archive import bundle as archive_limits
 from memorygraph.archive.bundle import ArchiveError, Bundle, RetentionPolicy
 
-__all__ = ["VaultDestination"]
+__all__ = ["MAX_ANSWER_BYTES", "VaultDestination"]
 
 TOKEN_ENV = "MEMORYGRAPH_VAULT_TOKEN"
+# The largest answer read from the vault, but for an archive's content.
+MAX_ANSWER_BYTES = 16 << 20
+# Of an error message from the vault, this much is quoted.
+_REASON_CHARS = 300
+
+
+def _content_answer_bytes() -> int:
+    """The largest answer carrying an archive: its base64 text and the metadata around it."""
+    return (archive_limits.MAX_ARCHIVE_BYTES + 2) // 3 * 4 + MAX_ANSWER_BYTES
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """A vault answer, read whole once it proved within its bound."""
+
+    status_code: int
+    reason_phrase: str
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
 
 
 class _Retryable(Exception):
@@ -58,7 +85,9 @@ class VaultDestination:
         if not url.startswith(("http://", "https://")):
             raise ArchiveError(f"vault URL {url!r} must start with http:// or https://")
         token = token if token is not None else os.environ.get(TOKEN_ENV, "")
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        headers = dict([IDENTITY])
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         self.url = url.rstrip("/")
         self.name = f"vault {self.url}"
         self.client = httpx.Client(
@@ -70,8 +99,30 @@ class VaultDestination:
     def close(self) -> None:
         self.client.close()
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """One call, retried with backoff while the failure is transient; 4xx come back."""
+    def _send(self, method: str, path: str, limit: int, **kwargs: Any) -> _Answer:
+        """One call; its answer read to `limit` bytes."""
+        request = self.client.build_request(method, path, **kwargs)
+        try:
+            response = self.client.send(request, stream=True)
+            try:
+                body = read_httpx(response, limit)
+            finally:
+                response.close()
+        except httpx.HTTPError as exc:
+            raise _Retryable(f"{method} {path}: {exc}") from None
+        except AnswerRefused as exc:
+            raise ArchiveError(f"{method} {path}: the vault's answer was refused: {exc}") from None
+        answer = _Answer(response.status_code, response.reason_phrase, body)
+        if answer.status_code >= 500 or answer.status_code == 429:
+            raise _Retryable(f"{method} {path}: HTTP {answer.status_code} {_reason(answer)}")
+        return answer
+
+    def _request(
+        self, method: str, path: str, *, limit: int | None = None, **kwargs: Any
+    ) -> _Answer:
+        """One call, retried with backoff while the failure is transient; 4xx come back. The
+        answer is read to `limit` bytes (default `MAX_ANSWER_BYTES`)."""
+        limit = MAX_ANSWER_BYTES if limit is None else limit
         retrying = Retrying(
             stop=stop_after_attempt(self.attempts),
             wait=wait_exponential(multiplier=self.backoff, max=self.backoff * 16),
@@ -81,20 +132,12 @@ class VaultDestination:
         try:
             for attempt in retrying:
                 with attempt:
-                    try:
-                        response = self.client.request(method, path, **kwargs)
-                    except httpx.HTTPError as exc:
-                        raise _Retryable(f"{method} {path}: {exc}") from None
-                    if response.status_code >= 500 or response.status_code == 429:
-                        raise _Retryable(
-                            f"{method} {path}: HTTP {response.status_code} {_reason(response)}"
-                        )
-                    return response
+                    return self._send(method, path, limit, **kwargs)
         except _Retryable as exc:
             raise ArchiveError(f"the vault did not answer: {exc}") from None
         raise AssertionError("unreachable")  # Retrying either returns or reraises
 
-    def _json(self, response: httpx.Response, what: str) -> Any:
+    def _json(self, response: _Answer, what: str) -> Any:
         if response.status_code == 401 or response.status_code == 403:
             raise ArchiveError(
                 f"the vault refused the credentials ({what}: HTTP {response.status_code}); "
@@ -104,7 +147,7 @@ class VaultDestination:
             raise ArchiveError(f"{what}: HTTP {response.status_code} {_reason(response)}")
         try:
             return response.json()
-        except ValueError:
+        except (ValueError, RecursionError):
             raise ArchiveError(f"{what}: the vault answered with something not JSON") from None
 
     # -- the destination protocol -----------------------------------------------------------
@@ -164,7 +207,10 @@ class VaultDestination:
 
     def _metadata(self, archive_id: str, *, content: bool = False) -> dict[str, Any] | None:
         params = {"include": "content"} if content else None
-        response = self._request("GET", f"/api/v1/archive/{_quoted(archive_id)}", params=params)
+        limit = _content_answer_bytes() if content else None
+        response = self._request(
+            "GET", f"/api/v1/archive/{_quoted(archive_id)}", limit=limit, params=params
+        )
         if response.status_code == 404:
             return None
         body: dict[str, Any] = self._json(response, f"reading archive {archive_id}")
@@ -188,11 +234,12 @@ class VaultDestination:
             raise ArchiveError(f"archive {archive_id} is not in the vault")
         try:
             data = base64.b64decode(meta["content"], validate=True)
-        except (KeyError, ValueError):
+            manifest = dict(meta["manifest"])
+        except (KeyError, TypeError, ValueError):
             raise ArchiveError(
                 f"archive {archive_id}: the vault sent no readable content"
             ) from None
-        return dict(meta["manifest"]), data
+        return manifest, data
 
     def list(self, session_id: str = "") -> Iterator[dict[str, Any]]:
         token = ""
@@ -235,11 +282,11 @@ def _quoted(archive_id: str) -> str:
     return quote(archive_id, safe="")
 
 
-def _reason(response: httpx.Response) -> str:
+def _reason(response: _Answer) -> str:
     try:
         body = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         return response.reason_phrase
     if isinstance(body, dict) and isinstance(body.get("error"), str):
-        return str(body["error"])
+        return " ".join(body["error"][:_REASON_CHARS].split())
     return response.reason_phrase

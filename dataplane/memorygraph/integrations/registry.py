@@ -8,17 +8,26 @@
 
 Every write carries an `Idempotency-Key` header, so a report delivered twice (after a retry)
 counts once. Authentication is a bearer token read from a file, re-read when it changes.
+Answers are read to `MAX_ANSWER_BYTES` and never whole (`memorygraph.answers`): a larger or
+compressed answer to a report leaves the report's status to decide, and to a model lookup it
+is a permanent error.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-__all__ = ["RegistryClient", "RegistryError"]
+from memorygraph.answers import IDENTITY, AnswerRefused, aread_httpx
+
+__all__ = ["MAX_ANSWER_BYTES", "RegistryClient", "RegistryError"]
+
+# The largest registry answer read (model metadata; reports' answers are not used).
+MAX_ANSWER_BYTES = 1 << 20
 
 
 class RegistryError(Exception):
@@ -41,7 +50,9 @@ class RegistryClient:
         self.base_url = base_url.rstrip("/")
         self.token_file = token_file
         self.model_ttl = model_ttl
-        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout)
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url, timeout=timeout, headers=dict([IDENTITY])
+        )
         self._token = ""
         self._token_stamp: int | None = None
         self._models: dict[str, tuple[float, dict[str, Any]]] = {}
@@ -59,16 +70,27 @@ class RegistryClient:
 
     async def _send(
         self, method: str, path: str, body: dict[str, Any] | None, key: str | None
-    ) -> httpx.Response:
+    ) -> bytes | AnswerRefused:
+        """The answer's bytes, or why they were not read (a 2xx or 409 status stands)."""
+        request = self._http.build_request(method, path, json=body, headers=self._headers(key))
         try:
-            reply = await self._http.request(method, path, json=body, headers=self._headers(key))
+            reply = await self._http.send(request, stream=True)
+            try:
+                status = reply.status_code
+                content: bytes | AnswerRefused
+                try:
+                    content = await aread_httpx(reply, MAX_ANSWER_BYTES)
+                except AnswerRefused as exc:
+                    content = exc
+            finally:
+                await reply.aclose()
         except httpx.HTTPError as exc:
             raise RegistryError(f"{method} {path}: {type(exc).__name__}") from exc
-        if reply.status_code >= 500 or reply.status_code == 429:
-            raise RegistryError(f"{method} {path}: HTTP {reply.status_code}")
-        if reply.status_code >= 400 and reply.status_code != 409:  # 409: already recorded
-            raise RegistryError(f"{method} {path}: HTTP {reply.status_code}", permanent=True)
-        return reply
+        if status >= 500 or status == 429:
+            raise RegistryError(f"{method} {path}: HTTP {status}")
+        if status >= 400 and status != 409:  # 409: already recorded
+            raise RegistryError(f"{method} {path}: HTTP {status}", permanent=True)
+        return content
 
     async def register_session(self, body: dict[str, Any], *, key: str) -> None:
         await self._send("POST", "/api/v1/sessions", body, key)
@@ -84,14 +106,23 @@ class RegistryClient:
         cached = self._models.get(model_id)
         if cached is not None and time.monotonic() - cached[0] < self.model_ttl:
             return cached[1]
-        reply = await self._send("GET", f"/api/v1/models/{model_id}", None, None)
-        data: dict[str, Any] = reply.json()
+        path = f"/api/v1/models/{model_id}"
+        reply = await self._send("GET", path, None, None)
+        if isinstance(reply, AnswerRefused):
+            raise RegistryError(f"GET {path}: {reply}", permanent=True)
+        try:
+            data = json.loads(reply)
+        except (ValueError, RecursionError):
+            data = None
+        if not isinstance(data, dict):
+            raise RegistryError(f"GET {path}: the answer is not a JSON object", permanent=True)
         self._models[model_id] = (time.monotonic(), data)
         return data
 
     async def healthy(self) -> bool:
         try:
-            return (await self._http.get("/health")).status_code == 200
+            async with self._http.stream("GET", "/health") as reply:
+                return reply.status_code == 200
         except httpx.HTTPError:
             return False
 

@@ -7,13 +7,20 @@ once the change is committed and can neither fail nor undo it.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
 from memorygraph.errors import Code, RequestError
 from memorygraph.plugins.schema import Hook
 
-__all__ = ["Hook", "HookCall", "PluginRejected"]
+__all__ = ["MAX_REASON_CHARS", "Hook", "HookCall", "PluginRejected", "clean_reason"]
+
+# A refusal's reason reaches a status message and log lines: at most this many characters.
+MAX_REASON_CHARS = 500
+# Control and format characters (newlines, escapes, bidirectional overrides), line and
+# paragraph separators, and lone surrogates: none of them belongs in one line of text.
+_UNPRINTABLE = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 
 
 @dataclass
@@ -58,8 +65,20 @@ class HookCall:
         }
 
 
+def clean_reason(reason: str) -> str:
+    """`reason` as one line of at most `MAX_REASON_CHARS` printable characters: a plugin's
+    words (a webhook's among them) cannot forge a log line or fill a status message."""
+    head = reason[: MAX_REASON_CHARS * 2]
+    text = "".join(" " if unicodedata.category(c) in _UNPRINTABLE else c for c in head)
+    text = " ".join(text.split())
+    if len(text) > MAX_REASON_CHARS or len(reason) > len(head):
+        text = text[: MAX_REASON_CHARS - 1].rstrip() + "…"
+    return text or "no reason given"
+
+
 class PluginRejected(RequestError):
-    """A before-hook refused the call; nothing was written."""
+    """A before-hook refused the call; nothing was written. The reason is cleaned
+    (`clean_reason`) before it goes into the message."""
 
     def __init__(
         self,
@@ -67,6 +86,7 @@ class PluginRejected(RequestError):
         reason: str,
         code: Code = Code.FAILED_PRECONDITION,
     ) -> None:
+        reason = clean_reason(reason)
         super().__init__(f"rejected by plugin {plugin!r}: {reason}")
         self.plugin = plugin
         self.reason = reason

@@ -6,8 +6,8 @@
   under `Fail` and is skipped under `Ignore`.
 - After-hooks never affect the call: failures are counted and logged. Built-ins run inline;
   webhooks are delivered by a small background pool (a full queue drops and counts).
-- Timeouts: webhooks get the plugin's timeout on every HTTP phase; built-ins run in-process in
-  microseconds and are not interrupted.
+- Timeouts: a webhook's timeout bounds its whole HTTP exchange (connect, send, headers, body);
+  built-ins run in-process in microseconds and are not interrupted.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from memorygraph.errors import Code
 from memorygraph.metrics.per_thread import CallStats
 from memorygraph.plugins import builtin
 from memorygraph.plugins.calls import HookCall, PluginRejected
+from memorygraph.plugins.outbound import DEFAULT_POLICY, WebhookPolicy
 from memorygraph.plugins.schema import Hook, PluginsFile, PluginSpec
 from memorygraph.plugins.webhook import WebhookPlugin
 
@@ -61,7 +62,11 @@ class LoadedPlugin:
         return bool(getattr(self.impl, "blocking_after", True))
 
 
-def build_plugin(spec: PluginSpec, count_nodes: Callable[[str, int], int]) -> builtin.Plugin:
+def build_plugin(
+    spec: PluginSpec,
+    count_nodes: Callable[[str, int], int],
+    policy: WebhookPolicy = DEFAULT_POLICY,
+) -> builtin.Plugin:
     config = spec.typed_config()
     if spec.type == "validator":
         return builtin.Validator(spec.name, config)
@@ -71,7 +76,7 @@ def build_plugin(spec: PluginSpec, count_nodes: Callable[[str, int], int]) -> bu
         return builtin.Enricher(spec.name, config)
     if spec.type == "quota":
         return builtin.Quota(spec.name, config, count_nodes)
-    return WebhookPlugin(spec.name, config, spec.timeout_seconds)
+    return WebhookPlugin(spec.name, config, spec.timeout_seconds, policy)
 
 
 class PluginPipeline:
@@ -88,8 +93,16 @@ class PluginPipeline:
         self._lock = threading.Lock()
 
     @classmethod
-    def build(cls, file: PluginsFile, *, count_nodes: Callable[[str, int], int]) -> PluginPipeline:
-        return cls([LoadedPlugin(spec, build_plugin(spec, count_nodes)) for spec in file.plugins])
+    def build(
+        cls,
+        file: PluginsFile,
+        *,
+        count_nodes: Callable[[str, int], int],
+        policy: WebhookPolicy = DEFAULT_POLICY,
+    ) -> PluginPipeline:
+        return cls(
+            [LoadedPlugin(spec, build_plugin(spec, count_nodes, policy)) for spec in file.plugins]
+        )
 
     @classmethod
     def empty(cls) -> PluginPipeline:

@@ -17,6 +17,7 @@ from prometheus_client import Counter, Gauge
 
 from memorygraph.errors import ConfigError
 from memorygraph.plugins.config import load_plugins_file
+from memorygraph.plugins.outbound import DEFAULT_POLICY, WebhookPolicy
 from memorygraph.plugins.pipeline import PluginPipeline
 
 __all__ = ["PluginManager"]
@@ -39,10 +40,12 @@ class PluginManager:
         count_nodes: Callable[[str, int], int],
         *,
         interval: float = 1.0,
+        policy: WebhookPolicy = DEFAULT_POLICY,
     ) -> None:
         self.path = path
         self.count_nodes = count_nodes
         self.interval = interval
+        self.policy = policy
         self._stamp: tuple[int, int] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -63,7 +66,11 @@ class PluginManager:
     def _load(self) -> PluginPipeline:
         assert self.path is not None
         stamp = self._current_stamp()
-        pipeline = PluginPipeline.build(load_plugins_file(self.path), count_nodes=self.count_nodes)
+        pipeline = PluginPipeline.build(
+            load_plugins_file(self.path, self.policy),
+            count_nodes=self.count_nodes,
+            policy=self.policy,
+        )
         self._stamp = stamp
         RELOADS.labels("ok").inc()
         return pipeline
