@@ -193,7 +193,7 @@ def test_a_read_hook_sees_every_session_a_read_returns_data_of(
             "config": {"url": webhook.url},
         },
     )
-    stub = connect(start_inprocess(plugins_file=plugins))
+    stub = connect(start_inprocess(plugins_file=plugins, **LOOPBACK))
     secret = stub.CreateSession(pb.CreateSessionRequest(title="secret"))
     public = stub.CreateSession(pb.CreateSessionRequest(title="public"))
     hidden = stub.AddPrompt(pb.AddPromptRequest(session_id=secret.id, content="the secret"))
