@@ -140,6 +140,11 @@ build_pause() {
 }
 
 main() {
+    local b needed=(git go gcc)
+    [[ $CHECK_ONLY == --check ]] || needed+=(buildah debootstrap)
+    for b in "${needed[@]}"; do
+        command -v "$b" >/dev/null || die "$b is needed for the images (make e2e-build)"
+    done
     mkdir -p "$E2E_IMAGES"
     exec 9>"$E2E_IMAGES/lock"
     flock 9
@@ -205,9 +210,15 @@ main() {
         save "$pause" "$pause_archive"
     }
 
-    # Archives no run has used for three days go, and with them whatever buildah keeps.
-    if find "$E2E_IMAGES" -maxdepth 1 -name '*.tar' -mtime +3 -print -delete | grep -q .; then
-        buildah rmi --all -f >/dev/null 2>&1 || true
+    # The archives are the cache; buildah keeps only the base, which the next build starts
+    # from. Every change of the sources makes a new project image: archives no run has used
+    # for a day go.
+    if [[ $CHECK_ONLY != --check ]]; then
+        local image
+        for image in $(buildah images --format '{{.Name}}:{{.Tag}}'); do
+            [[ $image == "$base" ]] || buildah rmi -f "$image" >/dev/null
+        done
+        find "$E2E_IMAGES" -maxdepth 1 -name '*.tar' -mmin +1440 -delete
     fi
 
     echo "pause $pause $pause_archive"
