@@ -187,7 +187,9 @@ up() {
     for b in openssl curl go; do
         command -v "$b" >/dev/null || die "$b is needed to start the cluster"
     done
-    for b in etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok; do
+    local programs=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok)
+    [[ $REAL_NODE == 0 ]] || programs+=(kubelet kube-proxy coredns)
+    for b in "${programs[@]}"; do
         [[ -x $E2E_BIN/$b ]] && continue
         [[ -z ${E2E_NO_BUILD:-} ]] || die "$b is not built in $E2E_BIN (make e2e-build)"
         bash "$ROOT/hack/e2e-build.sh"

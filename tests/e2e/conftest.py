@@ -39,6 +39,8 @@ from real_pods import NAMESPACE_ANNOTATIONS, NODE_SELECTOR, TOLERATIONS, RealNod
 
 LEFTOVERS = ("bash", str(ROOT / "hack" / "leftovers.sh"))
 CLUSTER_BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+# The real node's (hack/cluster.sh leaves it out with E2E_REAL_NODE=0).
+NODE_BINARIES = ("kubelet", "kube-proxy", "coredns")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -46,8 +48,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if here in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.e2e)
-    # The tests with the operator in the cluster last: the operator changes hands once.
-    items.sort(key=lambda item: "cluster_operator" in getattr(item, "fixturenames", ()))
+    # Within the tier, the tests with the operator in the cluster last: the operator changes
+    # hands once.
+    tier = [i for i in items if here in Path(str(i.fspath)).parents]
+    if tier:
+        start = items.index(tier[0])
+        rest = [i for i in items if here not in Path(str(i.fspath)).parents]
+        tier.sort(key=lambda item: "cluster_operator" in getattr(item, "fixturenames", ()))
+        items[:] = rest[:start] + tier + rest[start:]
 
 
 def _unavailable(reason: str) -> None:
@@ -64,7 +72,10 @@ def kubeconfig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if given:
         yield given
         return
-    missing = [b for b in CLUSTER_BINARIES if not (E2E_BIN / b).is_file()]
+    wanted = CLUSTER_BINARIES
+    if os.environ.get("E2E_REAL_NODE", "1") != "0":
+        wanted += NODE_BINARIES
+    missing = [b for b in wanted if not (E2E_BIN / b).is_file()]
     if missing:
         if shutil.which("go") is None:
             _unavailable("no KUBECONFIG given and no Go toolchain to build a control plane")
