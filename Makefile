@@ -13,7 +13,7 @@ E2E_BIN ?= $(HOME)/.cache/memorygraph/e2e/bin
 	e2e-build e2e cluster-up cluster-down
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,7 +44,7 @@ e2e-build: ## build the end-to-end cluster from Go modules, apt-install its node
 		echo "!!! no Go toolchain and no KUBECONFIG: the end-to-end tier cannot run" >&2; \
 	fi
 
-e2e: install e2e-build ## only the end-to-end tier (a cluster is started unless KUBECONFIG is set)
+e2e: install e2e-build ## only the end-to-end tier (a cluster with a real node is started unless KUBECONFIG is set)
 	PATH="$(TOOLS_DIR):$$PATH" $(PY) -m pytest tests/e2e -v
 
 cluster-up: ## start a local cluster: control plane, kwok nodes, a real node; prints the kubeconfig path
