@@ -116,7 +116,9 @@ binary_image() {
     local c
     c=$(buildah from -q "$2")
     buildah copy -q --chmod 0755 "$c" "$3" "/usr/local/bin/$4" >/dev/null
-    buildah config --user 65532:65532 --entrypoint "[\"/usr/local/bin/$4\"]" --cmd '' "$c"
+    # The base's command (python3) goes first: it would become the entrypoint's argument.
+    buildah config --cmd '' "$c"
+    buildah config --user 65532:65532 --entrypoint "[\"/usr/local/bin/$4\"]" "$c"
     buildah commit -q --rm "$c" "$1" >/dev/null
 }
 
@@ -149,8 +151,10 @@ main() {
     exec 9>"$E2E_IMAGES/lock"
     flock 9
 
-    local base_hash base base_archive
+    local base_hash base base_archive recipe
     base_hash=$(echo "minbase $BASE_SUITE $BASE_PACKAGES" | hash_of)
+    # How the other images are made is part of what they are made of.
+    recipe=$(hash_of <"$0")
     base=localhost/memorygraph-e2e/base:$base_hash
     base_archive=$E2E_IMAGES/base-$base_hash.tar
     have base "$base" "$base_archive" || {
@@ -164,7 +168,7 @@ main() {
     src_hash=$(
         cd "$ROOT"
         {
-            echo "$base_hash"
+            echo "$base_hash $recipe"
             git ls-files -co --exclude-standard -- Dockerfile pyproject.toml README.md \
                 dataplane operator | sort | xargs sha256sum
         } | hash_of
@@ -190,7 +194,10 @@ main() {
         binary=$TOOLS_DIR/minio
         [[ $key == coredns ]] && binary=$E2E_BIN/coredns
         [[ -x $binary ]] || die "$binary is not built (make e2e-build)"
-        ref=localhost/memorygraph-e2e/$key:$({ echo "$base_hash"; sha256sum <"$binary"; } | hash_of)
+        ref=localhost/memorygraph-e2e/$key:$({
+            echo "$base_hash $recipe"
+            sha256sum <"$binary"
+        } | hash_of)
         archive=$E2E_IMAGES/$key-${ref##*:}.tar
         if ! have "$key" "$ref" "$archive"; then
             in_storage "$base" "$base_archive"
@@ -203,7 +210,11 @@ main() {
 
     local pause_c pause pause_archive
     pause_c=$(pause_source)
-    pause=localhost/memorygraph-e2e/pause:$({ sha256sum <"$pause_c"; gcc --version | head -1; } | hash_of)
+    pause=localhost/memorygraph-e2e/pause:$({
+        echo "$recipe"
+        sha256sum <"$pause_c"
+        gcc --version | head -1
+    } | hash_of)
     pause_archive=$E2E_IMAGES/pause-${pause##*:}.tar
     have pause "$pause" "$pause_archive" || {
         build_pause "$pause" "$pause_c"
@@ -214,9 +225,9 @@ main() {
     # from. Every change of the sources makes a new project image: archives no run has used
     # for a day go.
     if [[ $CHECK_ONLY != --check ]]; then
-        local image
-        for image in $(buildah images --format '{{.Name}}:{{.Tag}}'); do
-            [[ $image == "$base" ]] || buildah rmi -f "$image" >/dev/null
+        local id name
+        buildah images --format '{{.ID}} {{.Name}}:{{.Tag}}' | while read -r id name; do
+            [[ $name == "$base" ]] || buildah rmi -f "$id" >/dev/null || log "could not remove $name"
         done
         find "$E2E_IMAGES" -maxdepth 1 -name '*.tar' -mmin +1440 -delete
     fi
