@@ -15,17 +15,23 @@
 set -euo pipefail
 HOST_STATE=${E2E_HOST_STATE:-$HOME/.cache/memorygraph/e2e/host}
 
-# The programs a cluster runs; anything else on the machine may come and go.
-PROGRAMS='^(etcd|kube-apiserver|kube-controller-manager|kube-scheduler|kwok|kubelet|kube-proxy|containerd|containerd-shim-runc-v2|runc|coredns|minio|pause|memorygraph|memorygraph-operator)$'
+# The programs a cluster runs (by executable, or by the script an interpreter runs); anything
+# else on the machine may come and go.
+PROGRAMS='^(etcd|kube-apiserver|kube-controller-manager|kube-scheduler|kwok|kubelet|kube-proxy|containerd|containerd-shim-runc-v2|runc|coredns|minio|pause|memorygraph|memorygraph-operator|netns_forward.py)$'
 # Kernel settings that are counters, not settings.
 VOLATILE_SYSCTLS='^(fs\.(dentry-state|file-nr|inode-nr|inode-state|aio-nr|quota\..*)|kernel\.(ns_last_pid|random\.(uuid|entropy_avail)|pty\.nr)|net\.netfilter\.nf_conntrack_count) '
 
 processes() {
-    local pid exe
+    local pid exe args name
     for pid in /proc/[0-9]*; do
         exe=$(readlink "$pid/exe" 2>/dev/null) || continue
-        [[ ${exe##*/} =~ $PROGRAMS ]] || continue
-        echo "process ${pid#/proc/} ${exe##*/}: $(tr '\0' ' ' <"$pid/cmdline" 2>/dev/null || true)"
+        args=$(tr '\0' ' ' <"$pid/cmdline" 2>/dev/null) || continue
+        for name in "$exe" $args; do
+            if [[ ${name##*/} =~ $PROGRAMS ]]; then
+                echo "process ${pid#/proc/} ${name##*/}: $args"
+                break
+            fi
+        done
     done
 }
 
