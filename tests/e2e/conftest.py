@@ -83,6 +83,13 @@ def kubeconfig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             f"no KUBECONFIG given and {', '.join(missing)} not built in {E2E_BIN}: "
             "run `make e2e-build` (or `make e2e`)"
         )
+    if wanted != CLUSTER_BINARIES:
+        # The project's image is rebuilt whenever its sources change.
+        images = subprocess.run(
+            ["bash", str(ROOT / "hack" / "images.sh"), "--check"], capture_output=True, text=True
+        )
+        if images.returncode != 0:
+            _unavailable(f"the real node's images are not built: {images.stderr.strip()}")
     # A state directory and ports of its own, so neither a cluster from `make cluster-up` nor
     # another test session on the same machine gets in the way.
     state = CACHE / "e2e" / "clusters" / f"pytest-{os.getpid()}"
