@@ -5,14 +5,15 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 # Tools built from source (helm, ...) live outside the repository and are reused between runs.
 TOOLS_DIR ?= $(HOME)/.cache/memorygraph/bin
-# The end-to-end control plane (etcd, kube-*, kubectl, kwok), built from e2e/go.mod.
+# The end-to-end cluster's programs (etcd, kube-*, kubectl, kubelet, kwok, CoreDNS), built from
+# e2e/go.mod and e2e/coredns; the real node's images are kept beside them (hack/images.sh).
 E2E_BIN ?= $(HOME)/.cache/memorygraph/e2e/bin
 
 .PHONY: help install serve test check bench generate check-generated lint tools generate-operator update-golden \
 	test-operator e2e-build e2e cluster-up cluster-down
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,7 +37,7 @@ check: install lint ## the fast inner loop: lint, then the tests that need no se
 
 # Without Go there is nothing to build: the end-to-end tests then run against $$KUBECONFIG, or
 # are skipped saying why (a failure when CI=true).
-e2e-build: ## build the end-to-end control plane and helm from Go modules into E2E_BIN / TOOLS_DIR
+e2e-build: ## build the end-to-end cluster from Go modules, apt-install its node's Debian packages, build its images
 	@if [ -n "$$KUBECONFIG" ]; then \
 		echo "KUBECONFIG is set: the end-to-end tests use that cluster; building the test tools only"; \
 		TOOLS_DIR=$(TOOLS_DIR) bash hack/tools.sh; \
@@ -46,13 +47,13 @@ e2e-build: ## build the end-to-end control plane and helm from Go modules into E
 		echo "!!! no Go toolchain and no KUBECONFIG: the end-to-end tier cannot run" >&2; \
 	fi
 
-e2e: install e2e-build ## only the end-to-end tier (a cluster is started unless KUBECONFIG is set)
+e2e: install e2e-build ## only the end-to-end tier (a cluster with a real node is started unless KUBECONFIG is set)
 	PATH="$(TOOLS_DIR):$$PATH" $(PY) -m pytest tests/e2e -v
 
-cluster-up: ## start a local control plane with kwok nodes; prints the kubeconfig path
+cluster-up: ## start a local cluster: control plane, kwok nodes, a real node; prints the kubeconfig path
 	E2E_BIN=$(E2E_BIN) bash hack/cluster.sh up
 
-cluster-down: ## stop the local control plane and delete its state
+cluster-down: ## stop the local cluster, undo the real node's changes to the machine, delete its state
 	E2E_BIN=$(E2E_BIN) bash hack/cluster.sh down
 
 bench: install ## benchmark the data plane against echo, fast mode and PostgreSQL (ratios)

@@ -1,22 +1,28 @@
 #!/usr/bin/env bash
-# A throwaway Kubernetes control plane on 127.0.0.1 for the end-to-end tests, from binaries that
-# hack/e2e-build.sh builds from Go modules: etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler and kwok, which plays the kubelet for a few fake nodes (pods become
-# Running/Ready, Job pods complete; no container ever runs).
+# A throwaway Kubernetes cluster for the end-to-end tests, from binaries that hack/e2e-build.sh
+# builds from Go modules: etcd, kube-apiserver, kube-controller-manager and kube-scheduler on
+# 127.0.0.1; kwok, which plays the kubelet for a few fake nodes (pods become Running/Ready, Job
+# pods complete; no container ever runs); and one real node (hack/node.sh: containerd, kubelet,
+# kube-proxy in a network namespace of its own) with cluster DNS, where pods really run.
 #
 #   hack/cluster.sh up      build if needed, start everything, print the kubeconfig path
 #   hack/cluster.sh down    stop everything and delete the cluster's state
 #   hack/cluster.sh env     print `export KUBECONFIG=...` for the running cluster
 #
 # State (certificates, etcd data, logs, kubeconfig) lives in $E2E_STATE, outside the repository.
+# E2E_REAL_NODE=0 leaves the real node out (a control plane with kwok nodes only).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=hack/e2e-env.sh
+source "$ROOT/hack/e2e-env.sh"
 E2E_BIN=${E2E_BIN:-$HOME/.cache/memorygraph/e2e/bin}
 E2E_STATE=${E2E_STATE:-$HOME/.cache/memorygraph/e2e/cluster}
 ETCD_PORT=${E2E_ETCD_PORT:-23790}
 ETCD_PEER_PORT=${E2E_ETCD_PEER_PORT:-23800}
 APISERVER_PORT=${E2E_APISERVER_PORT:-16443}
 KWOK_NODES=${E2E_NODES:-2}
+REAL_NODE=${E2E_REAL_NODE:-1}
+REAL_NODE_NAME=real-node
 # The ServiceMonitor CRD comes from this release of the Prometheus Operator module.
 PROMETHEUS_OPERATOR_VERSION=${PROMETHEUS_OPERATOR_VERSION:-v0.85.0}
 KWOK_STAGES=(node/fast/node-initialize node/heartbeat-with-lease/node-heartbeat-with-lease
@@ -59,7 +65,7 @@ make_pki() {
     openssl req -x509 -newkey rsa:2048 -nodes -days 3 -subj /CN=memorygraph-e2e-ca \
         -keyout ca.key -out ca.crt 2>/dev/null
     cat >apiserver.ext <<EOF
-subjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local
+subjectAltName=IP:127.0.0.1,IP:$KUBERNETES_SERVICE_IP,IP:$APISERVER_NODE_ADDRESS,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local
 extendedKeyUsage=serverAuth
 EOF
     openssl req -newkey rsa:2048 -nodes -subj /CN=kube-apiserver -keyout apiserver.key \
@@ -72,6 +78,8 @@ EOF
     client_cert controller-manager /CN=system:kube-controller-manager
     client_cert scheduler /CN=system:kube-scheduler
     client_cert kwok "/CN=kwok-controller/O=system:masters"
+    # The API server's own identity towards kubelets (logs, exec, port-forward).
+    client_cert apiserver-kubelet-client /CN=kube-apiserver-kubelet-client
     openssl genrsa -out sa.key 2048 2>/dev/null
     openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
     cd - >/dev/null
@@ -115,6 +123,62 @@ servicemonitor_crd() {
     echo "$dir/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml"
 }
 
+# node ARGS...: hack/node.sh for this cluster.
+node() {
+    E2E_STATE=$E2E_STATE E2E_BIN=$E2E_BIN E2E_APISERVER_PORT=$APISERVER_PORT \
+        bash "$ROOT/hack/node.sh" "$@"
+}
+
+# The real node, with what runs on it: the images (hack/images.sh; built when missing unless
+# E2E_NO_BUILD is set), cluster DNS and the node's local volumes. The images it holds are listed
+# in $E2E_STATE/images and, for the tests, in the ConfigMap kube-public/memorygraph-e2e-images.
+real_node() {
+    local check=""
+    [[ -z ${E2E_NO_BUILD:-} ]] || check=--check
+    bash "$ROOT/hack/images.sh" $check >"$E2E_STATE/images"
+    local key ref archive
+    local -A refs
+    local archives=()
+    while read -r key ref archive; do
+        refs[$key]=$ref
+        archives+=("$archive")
+    done <"$E2E_STATE/images"
+
+    kubectl apply -f - >/dev/null <<EOF
+# The API server's identity towards kubelets may use their whole API (logs, exec, ...).
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: kube-apiserver-kubelet-client
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: system:kubelet-api-admin
+subjects:
+  - {apiGroup: rbac.authorization.k8s.io, kind: User, name: kube-apiserver-kubelet-client}
+---
+# Directories of the real node offered as volumes (hack/node.sh creates them with the node).
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: node-local
+provisioner: kubernetes.io/no-provisioner
+volumeBindingMode: WaitForFirstConsumer
+reclaimPolicy: Retain
+EOF
+    PAUSE_IMAGE=${refs[pause]} node up "$REAL_NODE_NAME" "${archives[@]}"
+    sed -e "s|@IMAGE@|${refs[coredns]}|" -e "s|@CLUSTER_DOMAIN@|$CLUSTER_DOMAIN|" \
+        -e "s|@CLUSTER_DNS_IP@|$CLUSTER_DNS_IP|" -e "s|@REAL_NODE_KEY@|$REAL_NODE_KEY|g" \
+        -e "s|@REAL_NODE_VALUE@|$REAL_NODE_VALUE|g" "$ROOT/hack/coredns.yaml" |
+        kubectl apply -f - >/dev/null
+    kubectl create configmap memorygraph-e2e-images -n kube-public \
+        --from-literal "memorygraph=${refs[memorygraph]}" \
+        --from-literal "memorygraph-next=${refs[memorygraph-next]}" \
+        --from-literal "minio=${refs[minio]}" >/dev/null
+    kubectl -n kube-system rollout status deployment/coredns --timeout=120s >/dev/null ||
+        die "cluster DNS did not become ready (kubectl -n kube-system logs deploy/coredns)"
+}
+
 up() {
     if [[ -f $E2E_STATE/kube-apiserver.pid ]]; then
         die "a cluster is already running from $E2E_STATE (hack/cluster.sh down first)"
@@ -123,7 +187,9 @@ up() {
     for b in openssl curl go; do
         command -v "$b" >/dev/null || die "$b is needed to start the cluster"
     done
-    for b in etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok; do
+    local programs=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok)
+    [[ $REAL_NODE == 0 ]] || programs+=(kubelet kube-proxy coredns)
+    for b in "${programs[@]}"; do
         [[ -x $E2E_BIN/$b ]] && continue
         [[ -z ${E2E_NO_BUILD:-} ]] || die "$b is not built in $E2E_BIN (make e2e-build)"
         bash "$ROOT/hack/e2e-build.sh"
@@ -144,14 +210,19 @@ up() {
 
     start kube-apiserver "$E2E_BIN/kube-apiserver" \
         --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
-        --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$APISERVER_PORT" \
+        --bind-address 127.0.0.1 --advertise-address "$APISERVER_NODE_ADDRESS" \
+        --secure-port "$APISERVER_PORT" \
         --tls-cert-file "$PKI/apiserver.crt" --tls-private-key-file "$PKI/apiserver.key" \
         --client-ca-file "$PKI/ca.crt" \
         --service-account-issuer https://kubernetes.default.svc.cluster.local \
         --service-account-key-file "$PKI/sa.pub" \
         --service-account-signing-key-file "$PKI/sa.key" \
-        --service-cluster-ip-range 10.96.0.0/16 \
-        --authorization-mode RBAC \
+        --service-cluster-ip-range "$SERVICE_CIDR" \
+        --authorization-mode Node,RBAC \
+        --enable-admission-plugins NodeRestriction,PodNodeSelector,PodTolerationRestriction \
+        --kubelet-client-certificate "$PKI/apiserver-kubelet-client.crt" \
+        --kubelet-client-key "$PKI/apiserver-kubelet-client.key" \
+        --kubelet-preferred-address-types InternalIP,Hostname \
         --profiling=false
     wait_for kube-apiserver 120 curl -sf --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" \
         --key "$PKI/admin.key" "$SERVER/readyz"
@@ -173,9 +244,6 @@ up() {
         --kubeconfig "$E2E_STATE/scheduler.kubeconfig" \
         --secure-port 0 --leader-elect=false --profiling=false
     kwok_config >"$E2E_STATE/kwok.yaml"
-    # Leases are the heartbeat (the heartbeat-with-lease stage); kwok renews none without
-    # --node-lease-duration-seconds, and the node controller would then mark the nodes
-    # NotReady every grace period.
     # Leases are the nodes' heartbeat (the heartbeat-with-lease stage); without
     # --node-lease-duration-seconds kwok renews none and the node controller marks the nodes
     # NotReady after every grace period.
@@ -223,13 +291,23 @@ EOF
     wait_for "default service account" 60 kubectl get serviceaccount default -n default
     kubectl wait --for=condition=Established crd/servicemonitors.monitoring.coreos.com \
         --timeout=60s >/dev/null
+    local real=""
+    if [[ $REAL_NODE != 0 ]]; then
+        real_node
+        real=" and real node $REAL_NODE_NAME"
+    fi
     log "ready: $(kubectl version -o json | sed -n 's/.*"gitVersion": "\(v[^"]*\)".*/\1/p' |
-        tail -1) with $KWOK_NODES kwok nodes"
+        tail -1) with $KWOK_NODES kwok nodes$real"
     echo "$KUBECONFIG_OUT"
 }
 
 down() {
-    local name pid
+    local name pid failed=0
+    # The nodes first, while the API server can still be told they are gone.
+    for name in "$E2E_STATE"/nodes/*; do
+        [[ -d $name ]] || continue
+        node down "$(basename "$name")" || failed=1
+    done
     for name in kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
         [[ -f $E2E_STATE/$name.pid ]] || continue
         pid=$(cat "$E2E_STATE/$name.pid")
@@ -243,6 +321,7 @@ down() {
         rm -f "$E2E_STATE/$name.pid"
     done
     rm -rf "$E2E_STATE"
+    [[ $failed == 0 ]] || die "a real node left things behind (listed above)"
     log "down"
 }
 

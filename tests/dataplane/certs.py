@@ -56,7 +56,14 @@ class Authority:
         )
         self.files = _write(directory, name, self.cert, self.key)
 
-    def issue(self, stem: str, *, server: bool, common_name: str = "127.0.0.1") -> Issued:
+    def issue(
+        self,
+        stem: str,
+        *,
+        server: bool,
+        common_name: str = "127.0.0.1",
+        dns_names: tuple[str, ...] = (),
+    ) -> Issued:
         key = ec.generate_private_key(ec.SECP256R1())
         now = dt.datetime.now(dt.UTC)
         usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
@@ -76,6 +83,7 @@ class Authority:
                     [
                         x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
                         x509.DNSName("localhost"),
+                        *(x509.DNSName(name) for name in dns_names),
                     ]
                 ),
                 critical=False,
