@@ -89,6 +89,10 @@ class ServerConfig(BaseModel):
     event_retention_max_events: int = Field(default=10_000_000, ge=1)
     # Events buffered per subscriber before a slow one is ended with RESOURCE_EXHAUSTED.
     event_buffer_size: int = Field(default=1024, ge=1)
+    # RestoreSession calls at once, and the export bytes all of them may hold together (also
+    # the largest export one restore takes).
+    max_restores: int = Field(default=2, ge=1)
+    restore_budget_bytes: int = Field(default=256 << 20, ge=1 << 20)
     auth: AuthConfig = AuthConfig()
     tls: TLSConfig = TLSConfig()
     registry: RegistryConfig = RegistryConfig()
@@ -124,6 +128,8 @@ ENV_KEYS = (
     "event_retention_seconds",
     "event_retention_max_events",
     "event_buffer_size",
+    "max_restores",
+    "restore_budget_bytes",
     "plugins_file",
 )
 

@@ -34,6 +34,7 @@ from memorygraph.plugins.reload import PluginManager
 from memorygraph.servicers.gate import HEALTH_PREFIX, CallGate
 from memorygraph.servicers.handlers import HandlerSettings, HandlerWrapper
 from memorygraph.servicers.memorygraph import MemoryGraphServicer, add_to_server
+from memorygraph.servicers.restores import RestoreLimits
 from memorygraph.servicers.watchdog import PoolWatchdog
 from memorygraph.store import GraphStore, open_rocks_store
 from memorygraph.tls import server_credentials
@@ -247,6 +248,9 @@ def start_server(config: ServerConfig) -> RunningServer:
                 durability=config.durability.value,
                 request_counts=wrapper.request_counts,
                 undelivered_from=reporter.floor if reporter is not None else lambda: None,
+                restores=RestoreLimits(
+                    max_restores=config.max_restores, budget_bytes=config.restore_budget_bytes
+                ),
             ),
             server,
         )

@@ -29,6 +29,7 @@ __all__ = [
     "EVENT_SUBSCRIBER_BUFFERED",
     "OPEN_STREAMS",
     "RESTORED_SESSIONS",
+    "RESTORE_BYTES",
     "RPC",
     "RPC_REJECTED",
     "STORE_BYTES",
@@ -89,6 +90,7 @@ ARCHIVE_REFUSED = Counter(
 RESTORED_SESSIONS = Counter(
     "memorygraph_restored_sessions_total", "Sessions written back from an archive"
 )
+RESTORE_BYTES = Gauge("memorygraph_restore_bytes", "Export bytes held by the restores in flight")
 STORE_BYTES = Gauge("memorygraph_store_size_bytes", "Approximate bytes the store occupies")
 RPC = RpcStats(
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
