@@ -127,6 +127,7 @@ def _publish_gauges(store: GraphStore, hub: EventHub) -> None:
     metrics.EVENT_SUBSCRIBERS.set(hub.subscriber_count)
     metrics.EVENT_FANOUT_LAG.set(hub.lag())
     metrics.EVENT_SUBSCRIBER_BUFFERED.set(max(hub.buffered(), default=0))
+    metrics.EVENT_SUBSCRIBER_BUFFERED_BYTES.set(max(hub.buffered_bytes(), default=0))
     for kind, count in counts.nodes.items():
         metrics.STORE_COUNTS.labels(kind.value).set(count)
     metrics.STORE_COUNTS.labels("edge").set(counts.edges)
@@ -151,6 +152,7 @@ def _grpc_server(
         HandlerSettings(
             max_streams=config.max_streams,
             default_deadline_seconds=config.default_deadline_seconds,
+            write_timeout_seconds=config.stream_write_timeout_seconds,
             own_pools={HEALTH_CHECK: health_pool},
         )
     )
@@ -212,7 +214,9 @@ def start_server(config: ServerConfig) -> RunningServer:
             service = GraphService(store, limits=limits, hooks=PluginHooks(plugins, store.get_node))
         else:
             service = GraphService(store, limits=limits)
-        hub = EventHub(store, buffer_size=config.event_buffer_size)
+        hub = EventHub(
+            store, buffer_size=config.event_buffer_size, buffer_bytes=config.event_buffer_bytes
+        )
         undo.callback(hub.close)
         reporter: RegistryReporter | None = None
         registry = config.registry
