@@ -97,6 +97,8 @@ class ServerConfig(BaseModel):
     # the largest export one restore takes).
     max_restores: int = Field(default=2, ge=1)
     restore_budget_bytes: int = Field(default=256 << 20, ge=1 << 20)
+    # Bytes of webhook after-hook calls waiting for delivery.
+    plugin_after_queue_bytes: int = Field(default=64 << 20, ge=1 << 20)
     auth: AuthConfig = AuthConfig()
     tls: TLSConfig = TLSConfig()
     registry: RegistryConfig = RegistryConfig()
@@ -136,6 +138,7 @@ ENV_KEYS = (
     "stream_write_timeout_seconds",
     "max_restores",
     "restore_budget_bytes",
+    "plugin_after_queue_bytes",
     "plugins_file",
 )
 

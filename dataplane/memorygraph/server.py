@@ -46,6 +46,8 @@ log = logging.getLogger("memorygraph.server")
 
 # How long a signal delivered to another thread may wait before the main thread acts on it.
 STOP_SIGNAL_POLL_SECONDS = 0.2
+# The least time queued after-hook deliveries get on shutdown.
+AFTER_HOOK_DRAIN_MIN_SECONDS = 1.0
 
 SERVICE_NAME = graph_pb2.DESCRIPTOR.services_by_name["MemoryGraphService"].full_name
 HEALTH_CHECK = HEALTH_PREFIX + "Check"
@@ -75,6 +77,7 @@ class RunningServer:
             return
         self.stopped = True
         grace = self.config.shutdown_grace_seconds if grace is None else grace
+        started = time.monotonic()
         self.watchdog.stop()
         self.health.enter_graceful_shutdown()
         self.metrics_server.ready.clear()
@@ -89,7 +92,10 @@ class RunningServer:
         if self.reporter is not None:
             self.reporter.stop()
         if self.plugins is not None:
-            self.plugins.stop()
+            # Queued after-hooks get what is left of the grace period, and at least a moment;
+            # those still queued then are dropped and counted.
+            left = grace - (time.monotonic() - started)
+            self.plugins.stop(max(AFTER_HOOK_DRAIN_MIN_SECONDS, left))
         self.store.close()
         self.metrics_server.stop()
         log.info("stopped; store closed cleanly")
@@ -208,7 +214,11 @@ def start_server(config: ServerConfig) -> RunningServer:
         plugins: PluginManager | None = None
         service: GraphService
         if config.plugins_file is not None:
-            plugins = PluginManager(config.plugins_file, lambda s, limit: _count(store, s, limit))
+            plugins = PluginManager(
+                config.plugins_file,
+                lambda s, limit: _count(store, s, limit),
+                after_queue_bytes=config.plugin_after_queue_bytes,
+            )
             plugins.start()
             undo.callback(plugins.stop)
             service = GraphService(store, limits=limits, hooks=PluginHooks(plugins, store.get_node))

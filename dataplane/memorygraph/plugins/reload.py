@@ -17,7 +17,8 @@ from prometheus_client import Counter, Gauge
 
 from memorygraph.errors import ConfigError
 from memorygraph.plugins.config import load_plugins_file
-from memorygraph.plugins.pipeline import PluginPipeline
+from memorygraph.plugins.pipeline import AFTER_QUEUE_BYTES, PluginPipeline
+from memorygraph.sizes import ByteBudget
 
 __all__ = ["PluginManager"]
 
@@ -39,10 +40,13 @@ class PluginManager:
         count_nodes: Callable[[str, int], int],
         *,
         interval: float = 1.0,
+        after_queue_bytes: int = AFTER_QUEUE_BYTES,
     ) -> None:
         self.path = path
         self.count_nodes = count_nodes
         self.interval = interval
+        # One bound for the after-hooks waiting in every pipeline, the retiring ones included.
+        self.after_budget = ByteBudget(after_queue_bytes)
         self._stamp: tuple[int, int] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -63,7 +67,11 @@ class PluginManager:
     def _load(self) -> PluginPipeline:
         assert self.path is not None
         stamp = self._current_stamp()
-        pipeline = PluginPipeline.build(load_plugins_file(self.path), count_nodes=self.count_nodes)
+        pipeline = PluginPipeline.build(
+            load_plugins_file(self.path),
+            count_nodes=self.count_nodes,
+            after_budget=self.after_budget,
+        )
         self._stamp = stamp
         RELOADS.labels("ok").inc()
         return pipeline
@@ -100,8 +108,10 @@ class PluginManager:
             self._thread = threading.Thread(target=self._run, name="plugin-reload", daemon=True)
             self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop watching the file; queued after-hooks get at most `timeout` seconds (None:
+        as long as they take) to be delivered."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        self.pipeline.close()
+        self.pipeline.close(timeout)
