@@ -96,8 +96,18 @@ class ServerConfig(BaseModel):
     # Events are kept this long and at most this many (the newest); streams resume within them.
     event_retention_seconds: float = Field(default=7 * 24 * 3600, gt=0)
     event_retention_max_events: int = Field(default=10_000_000, ge=1)
-    # Events buffered per subscriber before a slow one is ended with RESOURCE_EXHAUSTED.
+    # Events buffered per subscriber before a slow one is ended with RESOURCE_EXHAUSTED: at
+    # most this many, and at most this many bytes of them.
     event_buffer_size: int = Field(default=1024, ge=1)
+    event_buffer_bytes: int = Field(default=8 << 20, ge=1024)
+    # A long-lived stream whose client takes no message for this long is ended.
+    stream_write_timeout_seconds: float = Field(default=30.0, gt=0)
+    # RestoreSession calls at once, and the export bytes all of them may hold together (also
+    # the largest export one restore takes).
+    max_restores: int = Field(default=2, ge=1)
+    restore_budget_bytes: int = Field(default=256 << 20, ge=1 << 20)
+    # Bytes of webhook after-hook calls waiting for delivery.
+    plugin_after_queue_bytes: int = Field(default=64 << 20, ge=1 << 20)
     auth: AuthConfig = AuthConfig()
     tls: TLSConfig = TLSConfig()
     registry: RegistryConfig = RegistryConfig()
@@ -143,6 +153,11 @@ ENV_KEYS = (
     "event_retention_seconds",
     "event_retention_max_events",
     "event_buffer_size",
+    "event_buffer_bytes",
+    "stream_write_timeout_seconds",
+    "max_restores",
+    "restore_budget_bytes",
+    "plugin_after_queue_bytes",
     "plugins_file",
     "plugin_secrets_dir",
     "plugins_max_answer_bytes",

@@ -36,6 +36,7 @@ from memorygraph.plugins.reload import PluginManager
 from memorygraph.servicers.gate import CallGate, ServingStatus
 from memorygraph.servicers.handlers import HandlerSettings, HandlerWrapper
 from memorygraph.servicers.memorygraph import MemoryGraphServicer, add_to_server
+from memorygraph.servicers.restores import RestoreLimits
 from memorygraph.servicers.watchdog import PoolWatchdog
 from memorygraph.store import GraphStore, open_rocks_store
 from memorygraph.tls import server_credentials
@@ -47,6 +48,8 @@ log = logging.getLogger("memorygraph.server")
 
 # How long a signal delivered to another thread may wait before the main thread acts on it.
 STOP_SIGNAL_POLL_SECONDS = 0.2
+# The least time queued after-hook deliveries get on shutdown.
+AFTER_HOOK_DRAIN_MIN_SECONDS = 1.0
 
 SERVICE_NAME = graph_pb2.DESCRIPTOR.services_by_name["MemoryGraphService"].full_name
 
@@ -77,6 +80,7 @@ class RunningServer:
             return
         self.stopped = True
         grace = self.config.shutdown_grace_seconds if grace is None else grace
+        started = time.monotonic()
         self.watchdog.stop()
         self.serving.set(False)
         self.health.enter_graceful_shutdown()
@@ -95,7 +99,10 @@ class RunningServer:
         if self.reporter is not None:
             self.reporter.stop()
         if self.plugins is not None:
-            self.plugins.stop()
+            # Queued after-hooks get what is left of the grace period, and at least a moment;
+            # those still queued then are dropped and counted.
+            left = grace - (time.monotonic() - started)
+            self.plugins.stop(max(AFTER_HOOK_DRAIN_MIN_SECONDS, left))
         self.store.close()
         self.metrics_server.stop()
         log.info("stopped; store closed cleanly")
@@ -133,6 +140,7 @@ def _publish_gauges(store: GraphStore, hub: EventHub) -> None:
     metrics.EVENT_SUBSCRIBERS.set(hub.subscriber_count)
     metrics.EVENT_FANOUT_LAG.set(hub.lag())
     metrics.EVENT_SUBSCRIBER_BUFFERED.set(max(hub.buffered(), default=0))
+    metrics.EVENT_SUBSCRIBER_BUFFERED_BYTES.set(max(hub.buffered_bytes(), default=0))
     for kind, count in counts.nodes.items():
         metrics.STORE_COUNTS.labels(kind.value).set(count)
     metrics.STORE_COUNTS.labels("edge").set(counts.edges)
@@ -162,6 +170,7 @@ def _grpc_server(
             max_open_streams=config.max_open_streams,
             default_deadline_seconds=config.default_deadline_seconds,
             exempt=gate.exempt,
+            write_timeout_seconds=config.stream_write_timeout_seconds,
         )
     )
     server = grpc.server(
@@ -222,13 +231,16 @@ def start_server(config: ServerConfig) -> RunningServer:
                 config.plugins_file,
                 lambda s, limit: _count(store, s, limit),
                 policy=WebhookPolicy.from_config(config),
+                after_queue_bytes=config.plugin_after_queue_bytes,
             )
             plugins.start()
             undo.callback(plugins.stop)
             service = GraphService(store, limits=limits, hooks=PluginHooks(plugins, store.get_node))
         else:
             service = GraphService(store, limits=limits)
-        hub = EventHub(store, buffer_size=config.event_buffer_size)
+        hub = EventHub(
+            store, buffer_size=config.event_buffer_size, buffer_bytes=config.event_buffer_bytes
+        )
         undo.callback(hub.close)
         reporter: RegistryReporter | None = None
         registry = config.registry
@@ -265,6 +277,9 @@ def start_server(config: ServerConfig) -> RunningServer:
                 durability=config.durability.value,
                 request_counts=wrapper.request_counts,
                 undelivered_from=reporter.floor if reporter is not None else lambda: None,
+                restores=RestoreLimits(
+                    max_restores=config.max_restores, budget_bytes=config.restore_budget_bytes
+                ),
             ),
             server,
         )

@@ -1,10 +1,12 @@
-"""Fan-out of committed events to subscribers, each with a bounded buffer.
+"""Fan-out of committed events to subscribers, each with a buffer bounded in events and bytes.
 
 The event log itself lives in the store (written in the same batch as each change). The hub
 reads newly visible events once, in one thread, and hands each subscriber the ones its filter
-wants. A subscriber whose buffer fills up is dropped from the fan-out; it still delivers what it
-has buffered, then ends with RESOURCE_EXHAUSTED naming the sequence to resume from. Resuming
-replays from the log, so a resumed stream has no gap and no duplicate.
+wants. A subscriber whose buffer fills up (in number of events or in bytes, `held_bytes`) is
+dropped from the fan-out; it still delivers what it has buffered, then ends with
+RESOURCE_EXHAUSTED naming the sequence to resume from. Resuming replays from the log, so a
+resumed stream has no gap and no duplicate. (A subscriber whose client reads nothing at all is
+ended by the servicers' write timeout, which frees its buffer.)
 """
 
 from __future__ import annotations
@@ -17,13 +19,17 @@ from dataclasses import dataclass
 
 from memorygraph.errors import OutOfRange, ResourceExhausted
 from memorygraph.model import Event, EventType
+from memorygraph.sizes import held_bytes
 from memorygraph.store import GraphStore
 
 __all__ = ["EventFilter", "EventHub"]
 
 log = logging.getLogger("memorygraph.events")
 
+# Events read from the log at once, for the fan-out and for each replay: so many, and no more
+# once their records reach so many bytes.
 READ_CHUNK = 512
+READ_CHUNK_BYTES = 4 << 20
 POLL_SECONDS = 0.25
 
 
@@ -39,33 +45,51 @@ class EventFilter:
 
 
 class _Subscriber:
-    def __init__(self, event_filter: EventFilter, capacity: int) -> None:
+    def __init__(self, event_filter: EventFilter, capacity: int, capacity_bytes: int) -> None:
         self.filter = event_filter
         self.capacity = capacity
-        self.buffer: deque[Event] = deque()
+        self.capacity_bytes = capacity_bytes
+        self.buffer: deque[tuple[Event, int]] = deque()  # events with their sizes
+        self.bytes = 0
         self.overflowed = False
         self.cond = threading.Condition()
 
-    def offer(self, event: Event) -> bool:
-        """Buffer `event`; False (and marked overflowed) when the buffer is full."""
+    def offer(self, event: Event, size: int) -> bool:
+        """Buffer `event` (`size` bytes); False (and marked overflowed) when it does not fit.
+        An empty buffer takes any one event, however large."""
         with self.cond:
-            if len(self.buffer) >= self.capacity:
+            if self.buffer and (
+                len(self.buffer) >= self.capacity or self.bytes + size > self.capacity_bytes
+            ):
                 self.overflowed = True
                 self.cond.notify_all()
                 return False
-            self.buffer.append(event)
+            self.buffer.append((event, size))
+            self.bytes += size
             self.cond.notify_all()
             return True
 
+    def take(self) -> Event | None:
+        """The oldest buffered event, if any (call holding `cond`)."""
+        if not self.buffer:
+            return None
+        event, size = self.buffer.popleft()
+        self.bytes -= size
+        return event
+
 
 class EventHub:
-    def __init__(self, store: GraphStore, *, buffer_size: int = 1024) -> None:
+    def __init__(
+        self, store: GraphStore, *, buffer_size: int = 1024, buffer_bytes: int = 8 << 20
+    ) -> None:
         self.store = store
         self.buffer_size = buffer_size
+        self.buffer_bytes = buffer_bytes
         self._cond = threading.Condition()
         self._visible = store.events.last_sequence  # newest sequence readers may see
         self._published = store.events.last_sequence  # newest sequence fanned out
-        self._subscribers: set[_Subscriber] = set()
+        self._subscribers: set[_Subscriber] = set()  # those the fan-out hands events to
+        self._open: set[_Subscriber] = set()  # every open one, fallen behind or not
         self._closing = False
         self._thread = threading.Thread(target=self._run, name="event-hub", daemon=True)
         self._thread.start()
@@ -73,7 +97,7 @@ class EventHub:
 
     @property
     def subscriber_count(self) -> int:
-        return len(self._subscribers)
+        return len(self._open)
 
     def lag(self) -> int:
         """Events visible but not yet fanned out."""
@@ -81,7 +105,11 @@ class EventHub:
 
     def buffered(self) -> list[int]:
         """Events waiting in each subscriber's buffer."""
-        return [len(s.buffer) for s in list(self._subscribers)]
+        return [len(s.buffer) for s in list(self._open)]
+
+    def buffered_bytes(self) -> list[int]:
+        """Bytes of the events waiting in each subscriber's buffer."""
+        return [s.bytes for s in list(self._open)]
 
     def on_visible(self, sequence: int) -> None:
         with self._cond:
@@ -106,11 +134,12 @@ class EventHub:
                 if not self._subscribers:
                     self._published = last
                     continue
-            events = self.store.events.read(first, last, READ_CHUNK)
+            events = self.store.events.read(first, last, READ_CHUNK, READ_CHUNK_BYTES)
+            sizes = [held_bytes(event) for event in events]
             with self._cond:
                 for subscriber in list(self._subscribers):
-                    for event in events:
-                        if subscriber.filter.matches(event) and not subscriber.offer(event):
+                    for event, size in zip(events, sizes, strict=True):
+                        if subscriber.filter.matches(event) and not subscriber.offer(event, size):
                             self._subscribers.discard(subscriber)
                             break
                 # Events trimmed before they were read are skipped, not waited for.
@@ -124,9 +153,10 @@ class EventHub:
     ) -> Iterator[Event]:
         """Retained events from `from_sequence` (0: from now on), then live ones, until
         `is_active()` turns false or the hub closes."""
-        subscriber = _Subscriber(event_filter, self.buffer_size)
+        subscriber = _Subscriber(event_filter, self.buffer_size, self.buffer_bytes)
         with self._cond:
             self._subscribers.add(subscriber)
+            self._open.add(subscriber)
             live_from = self._published + 1
         try:
             next_sequence: int | None = from_sequence or live_from
@@ -139,6 +169,7 @@ class EventHub:
         finally:
             with self._cond:
                 self._subscribers.discard(subscriber)
+                self._open.discard(subscriber)
 
     def _replay(
         self,
@@ -158,7 +189,7 @@ class EventHub:
                 f"retained event is {log.oldest_sequence()}"
             )
         while next_sequence < live_from:
-            events = log.read(next_sequence, live_from - 1, READ_CHUNK)
+            events = log.read(next_sequence, live_from - 1, READ_CHUNK, READ_CHUNK_BYTES)
             starts_here = bool(events) and events[0].sequence == next_sequence
             if not starts_here and next_sequence < log.floor():
                 raise OutOfRange(
@@ -184,11 +215,12 @@ class EventHub:
                 if not subscriber.buffer:
                     if subscriber.overflowed:
                         raise ResourceExhausted(
-                            f"subscriber fell behind: its buffer of {self.buffer_size} "
-                            f"events filled up; resume with from_sequence={next_sequence}"
+                            f"subscriber fell behind: its buffer ({self.buffer_size} events, "
+                            f"{self.buffer_bytes} bytes) filled up; resume with "
+                            f"from_sequence={next_sequence}"
                         )
                     subscriber.cond.wait(POLL_SECONDS)
-                waiting = subscriber.buffer.popleft() if subscriber.buffer else None
+                waiting = subscriber.take()
             if waiting is None:
                 if self._closing or not is_active():
                     return

@@ -41,7 +41,7 @@ from memorygraph.model import (
     parse_id,
 )
 
-__all__ = ["EXPORT_FORMAT", "EXPORT_VERSION", "SessionExport", "decode_export"]
+__all__ = ["EXPORT_FORMAT", "EXPORT_VERSION", "ExportDecoder", "SessionExport", "decode_export"]
 
 EXPORT_FORMAT = "memorygraph.session"
 EXPORT_VERSION = 1
@@ -73,6 +73,46 @@ def _edge_fields(edge: Edge) -> dict[str, Any]:
     }
 
 
+# One function per kind of line: an export is encoded with them, and a line read back must be
+# exactly what they make of the record it holds.
+
+
+def _header_line(export: SessionExport) -> str:
+    return _dumps(
+        {
+            "format": EXPORT_FORMAT,
+            "version": EXPORT_VERSION,
+            "session_id": format_id(export.session.id),
+            "nodes": len(export.nodes),
+            "edges": len(export.edges),
+            "events": len(export.events),
+            "log": export.log,
+        }
+    )
+
+
+def _node_line(record: str, node: Node) -> str:
+    return _dumps({"record": record, **_node_fields(node)})
+
+
+def _edge_line(edge: Edge) -> str:
+    return _dumps({"record": "edge", **_edge_fields(edge)})
+
+
+def _event_line(event: Event) -> str:
+    return _dumps(
+        {
+            "record": "event",
+            "sequence": event.sequence,
+            "type": event.type.value,
+            "time": event.time,
+            "session_id": format_id(event.session_id) if event.session_id is not None else None,
+            "node": _node_fields(event.node) if event.node is not None else None,
+            "edge": _edge_fields(event.edge) if event.edge is not None else None,
+        }
+    )
+
+
 @dataclass(slots=True)
 class SessionExport:
     session: Node
@@ -95,34 +135,10 @@ class SessionExport:
         return self._encoded
 
     def _encode(self) -> bytes:
-        header = {
-            "format": EXPORT_FORMAT,
-            "version": EXPORT_VERSION,
-            "session_id": format_id(self.session.id),
-            "nodes": len(self.nodes),
-            "edges": len(self.edges),
-            "events": len(self.events),
-            "log": self.log,
-        }
-        lines = [_dumps(header), _dumps({"record": "session", **_node_fields(self.session)})]
-        lines += [_dumps({"record": "node", **_node_fields(n)}) for n in self.nodes]
-        lines += [_dumps({"record": "edge", **_edge_fields(e)}) for e in self.edges]
-        for event in self.events:
-            lines.append(
-                _dumps(
-                    {
-                        "record": "event",
-                        "sequence": event.sequence,
-                        "type": event.type.value,
-                        "time": event.time,
-                        "session_id": (
-                            format_id(event.session_id) if event.session_id is not None else None
-                        ),
-                        "node": _node_fields(event.node) if event.node is not None else None,
-                        "edge": _edge_fields(event.edge) if event.edge is not None else None,
-                    }
-                )
-            )
+        lines = [_header_line(self), _node_line("session", self.session)]
+        lines += [_node_line("node", n) for n in self.nodes]
+        lines += [_edge_line(e) for e in self.edges]
+        lines += [_event_line(e) for e in self.events]
         return ("\n".join(lines) + "\n").encode()
 
     def sha256(self) -> str:
@@ -219,58 +235,6 @@ class _Reader:
         return mapping
 
 
-def _rows(data: bytes) -> list[_Reader]:
-    """The export's lines as JSON objects, its header checked."""
-    try:
-        text = data.decode()
-    except UnicodeDecodeError:
-        raise InvalidArgument("the export is not UTF-8 text") from None
-    rows = text.splitlines()
-    if not rows:
-        raise InvalidArgument("the export is empty")
-    parsed: list[_Reader] = []
-    for number, line in enumerate(rows, start=1):
-        try:
-            parsed.append(_Reader(number, json.loads(line)))
-        except json.JSONDecodeError as exc:
-            raise InvalidArgument(f"export line {number}: not JSON ({exc.msg})") from None
-    header = parsed[0].row
-    if header.get("format") != EXPORT_FORMAT:
-        raise InvalidArgument(f"not a session export (format is not {EXPORT_FORMAT!r})")
-    version = header.get("version")
-    if version != EXPORT_VERSION:
-        raise InvalidArgument(
-            f"export version {version!r} is not supported (this server reads {EXPORT_VERSION})"
-        )
-    return parsed
-
-
-def _records(parsed: list[_Reader]) -> SessionExport:
-    """The session, nodes, edges and events the records after the header hold."""
-    session: Node | None = None
-    nodes: list[Node] = []
-    edges: list[Edge] = []
-    events: list[Event] = []
-    for reader in parsed[1:]:
-        record = reader.row.get("record")
-        if record == "session":
-            if session is not None:
-                raise reader.fail("a second session record")
-            session = reader.node()
-        elif record == "node":
-            nodes.append(reader.node())
-        elif record == "edge":
-            edges.append(reader.edge())
-        elif record == "event":
-            events.append(reader.event())
-        else:
-            raise reader.fail(f"unknown record type {record!r}")
-    if session is None or session.kind is not NodeKind.SESSION:
-        raise InvalidArgument("the export has no session record")
-    log = parsed[0].row.get("log")
-    return SessionExport(session, nodes, edges, events, log if isinstance(log, str) else "")
-
-
 def _check_header(header: dict[str, Any], export: SessionExport) -> None:
     if header.get("session_id") != format_id(export.session.id):
         raise InvalidArgument("the export header names a different session than its record")
@@ -311,17 +275,148 @@ def _check_belonging(export: SessionExport) -> None:
         sequences.add(event.sequence)
 
 
-def decode_export(data: bytes) -> SessionExport:
-    """Parse and check an export; `InvalidArgument` says which line is wrong and how."""
-    parsed = _rows(data)
-    export = _records(parsed)
-    _check_header(parsed[0].row, export)
-    _check_belonging(export)
-    if not isinstance(parsed[0].row.get("log"), str):
-        raise InvalidArgument("the export header has no event log id ('log')")
-    if export.encode() != data:
-        raise InvalidArgument(
-            "the export is not in canonical form (records out of order or re-encoded); "
-            "restore takes exports exactly as the server wrote them"
+class ExportDecoder:
+    """An export read a piece at a time, as it arrives (`feed`), then checked whole (`finish`).
+
+    Each line is parsed once it is complete, checked against the canonical encoding of the
+    record it holds and its place in the canonical order, and then only that record is kept:
+    the line's bytes, text and parsed JSON are dropped at once. An event's node shares the
+    content text of the node record it repeats. So a restore holds the records, not the raw
+    export, its text and its records all at once."""
+
+    def __init__(self) -> None:
+        self._pending: list[bytes] = []  # the start of a line that is not complete yet
+        self._line = 0
+        self._header: dict[str, Any] | None = None
+        self._header_text = ""
+        self._session: Node | None = None
+        self._nodes: list[Node] = []
+        self._edges: list[Edge] = []
+        self._events: list[Event] = []
+        self._contents: dict[bytes, str] = {}  # content of each node record, by id
+        self._rank = 0  # the kind of record read last, in the canonical order
+        self._key: tuple[Any, ...] = ()  # the sort key of the record read last
+
+    def feed(self, data: bytes) -> None:
+        """Read the next piece of the export (pieces may end anywhere, within a line too)."""
+        start = 0
+        while (end := data.find(b"\n", start)) >= 0:
+            line = data[start:end]
+            if self._pending:
+                self._pending.append(line)
+                line = b"".join(self._pending)
+                self._pending = []
+            self._read(line)
+            start = end + 1
+        if start < len(data):
+            self._pending.append(data[start:] if start else data)
+
+    def finish(self) -> SessionExport:
+        """The export read, once checked as a whole; `InvalidArgument` says what is wrong."""
+        if self._pending:  # text after the last newline: a line cut short, or no final newline
+            self._read(b"".join(self._pending))
+            self._pending = []
+            raise _not_canonical()
+        header = self._header
+        if header is None:
+            raise InvalidArgument("the export is empty")
+        if self._session is None or self._session.kind is not NodeKind.SESSION:
+            raise InvalidArgument("the export has no session record")
+        log = header.get("log")
+        export = SessionExport(
+            self._session,
+            self._nodes,
+            self._edges,
+            self._events,
+            log if isinstance(log, str) else "",
         )
-    return export
+        _check_header(header, export)
+        _check_belonging(export)
+        if not isinstance(log, str):
+            raise InvalidArgument("the export header has no event log id ('log')")
+        if _header_line(export) != self._header_text:
+            raise _not_canonical()
+        return export
+
+    def _read(self, raw: bytes) -> None:
+        self._line += 1
+        number = self._line
+        try:
+            text = raw.decode()
+        except UnicodeDecodeError:
+            raise InvalidArgument(f"export line {number}: not UTF-8 text") from None
+        try:
+            row = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InvalidArgument(f"export line {number}: not JSON ({exc.msg})") from None
+        except (ValueError, RecursionError):  # an integer of thousands of digits, deep nesting
+            raise InvalidArgument(f"export line {number}: not JSON this server reads") from None
+        reader = _Reader(number, row)
+        if number == 1:
+            self._read_header(reader.row, text)
+        elif self._record(reader) != text:
+            raise _not_canonical()
+
+    def _read_header(self, header: dict[str, Any], text: str) -> None:
+        if header.get("format") != EXPORT_FORMAT:
+            raise InvalidArgument(f"not a session export (format is not {EXPORT_FORMAT!r})")
+        version = header.get("version")
+        if version != EXPORT_VERSION:
+            raise InvalidArgument(
+                f"export version {version!r} is not supported (this server reads {EXPORT_VERSION})"
+            )
+        self._header, self._header_text = header, text
+
+    def _record(self, reader: _Reader) -> str:
+        """Keep the record on `reader`'s line; returns its canonical encoding."""
+        record = reader.row.get("record")
+        if record == "session":
+            if self._session is not None:
+                raise reader.fail("a second session record")
+            node = reader.node()
+            self._place(0, ())
+            self._session = node
+            self._contents[node.id] = node.content
+            return _node_line("session", node)
+        if record == "node":
+            node = reader.node()
+            self._place(1, (node.create_time, node.id))
+            self._nodes.append(node)
+            self._contents[node.id] = node.content
+            return _node_line("node", node)
+        if record == "edge":
+            edge = reader.edge()
+            self._place(2, (edge.source_id, edge.kind.value, edge.target_id))
+            self._edges.append(edge)
+            return _edge_line(edge)
+        if record == "event":
+            event = reader.event()
+            self._place(3, (event.sequence,))
+            if event.node is not None:
+                known = self._contents.get(event.node.id)
+                if known is not None and known == event.node.content:
+                    event.node.content = known  # one text for both, not two equal ones
+            self._events.append(event)
+            return _event_line(event)
+        raise reader.fail(f"unknown record type {record!r}")
+
+    def _place(self, rank: int, key: tuple[Any, ...]) -> None:
+        """Records come in the canonical order: the session, nodes, edges, events, each kind
+        sorted by its key."""
+        if rank < self._rank or (rank == self._rank and key < self._key):
+            raise _not_canonical()
+        self._rank, self._key = rank, key
+
+
+def _not_canonical() -> InvalidArgument:
+    return InvalidArgument(
+        "the export is not in canonical form (records out of order or re-encoded); "
+        "restore takes exports exactly as the server wrote them"
+    )
+
+
+def decode_export(data: bytes) -> SessionExport:
+    """Parse and check a whole export; `InvalidArgument` says which line is wrong and how."""
+    decoder = ExportDecoder()
+    decoder.feed(data)
+    return decoder.finish()

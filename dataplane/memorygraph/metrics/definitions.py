@@ -27,10 +27,13 @@ __all__ = [
     "EVENT_LOG_EVENTS",
     "EVENT_SUBSCRIBERS",
     "EVENT_SUBSCRIBER_BUFFERED",
+    "EVENT_SUBSCRIBER_BUFFERED_BYTES",
     "OPEN_STREAMS",
     "RESTORED_SESSIONS",
+    "RESTORE_BYTES",
     "RPC",
     "RPC_REJECTED",
+    "STALLED_STREAMS",
     "STORE_BYTES",
     "STORE_COUNTS",
     "observe_archived",
@@ -49,6 +52,11 @@ COMMIT_SYNC_LATENCY = Histogram(
     buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),
 )
 OPEN_STREAMS = Gauge("memorygraph_open_streams", "Long-lived streams (events, ingest) open now")
+STALLED_STREAMS = Counter(
+    "memorygraph_streams_stalled",
+    "Long-lived streams ended because their client took no message for the write timeout",
+    ["method"],
+)
 AUTH_KEYS = Gauge("memorygraph_auth_keys", "API keys accepted now (0 with authentication off)")
 AUTH_KEY_RELOADS = Counter(
     "memorygraph_auth_key_reloads",
@@ -71,6 +79,10 @@ EVENT_SUBSCRIBER_BUFFERED = Gauge(
     "memorygraph_event_subscriber_buffered_max",
     "Events waiting in the fullest subscriber buffer (subscriber lag)",
 )
+EVENT_SUBSCRIBER_BUFFERED_BYTES = Gauge(
+    "memorygraph_event_subscriber_buffered_bytes_max",
+    "Bytes of events waiting in the fullest subscriber buffer",
+)
 STORE_COUNTS = Gauge("memorygraph_store_objects", "Objects in the store, by kind", ["kind"])
 ARCHIVED_SESSIONS = Counter(
     "memorygraph_archived_sessions_total", "Sessions removed from the graph once archived"
@@ -89,6 +101,7 @@ ARCHIVE_REFUSED = Counter(
 RESTORED_SESSIONS = Counter(
     "memorygraph_restored_sessions_total", "Sessions written back from an archive"
 )
+RESTORE_BYTES = Gauge("memorygraph_restore_bytes", "Export bytes held by the restores in flight")
 STORE_BYTES = Gauge("memorygraph_store_size_bytes", "Approximate bytes the store occupies")
 RPC = RpcStats(
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)

@@ -5,7 +5,8 @@
   call with the plugin's status and reason. A plugin that fails or times out refuses the call
   under `Fail` and is skipped under `Ignore`.
 - After-hooks never affect the call: failures are counted and logged. Built-ins run inline;
-  webhooks are delivered by a small background pool (a full queue drops and counts).
+  webhooks are delivered in the background (`plugins.delivery`): a queue bounded in calls and
+  bytes (a call that does not fit is dropped and counted), drained for a bounded time on close.
 - Timeouts: a webhook's timeout bounds its whole HTTP exchange (connect, send, headers, body);
   built-ins run in-process in microseconds and are not interrupted.
 """
@@ -13,21 +14,22 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from prometheus_client import REGISTRY
 
 from memorygraph.errors import Code
+from memorygraph.logs import RateLimitedLog
 from memorygraph.metrics.per_thread import CallStats
 from memorygraph.plugins import builtin
 from memorygraph.plugins.calls import HookCall, PluginRejected
+from memorygraph.plugins.delivery import AfterHookQueue, Delivery
 from memorygraph.plugins.outbound import DEFAULT_POLICY, WebhookPolicy
 from memorygraph.plugins.schema import Hook, PluginsFile, PluginSpec
 from memorygraph.plugins.webhook import WebhookPlugin
+from memorygraph.sizes import ByteBudget, held_bytes
 
 __all__ = ["LoadedPlugin", "PluginPipeline"]
 
@@ -46,6 +48,8 @@ PLUGIN_RUNS = CallStats(
 )
 REGISTRY.register(PLUGIN_RUNS)
 AFTER_QUEUE_LIMIT = 1000
+AFTER_QUEUE_BYTES = 64 << 20
+_full_log = RateLimitedLog(log, interval=60.0)
 
 
 @dataclass
@@ -80,7 +84,11 @@ def build_plugin(
 
 
 class PluginPipeline:
-    def __init__(self, plugins: list[LoadedPlugin]) -> None:
+    def __init__(
+        self, plugins: list[LoadedPlugin], *, after_budget: ByteBudget | None = None
+    ) -> None:
+        """`after_budget` bounds the bytes of after-hook calls waiting for delivery (shared by
+        the pipelines that replace one another on reloads)."""
         self.plugins = plugins
         ordered = sorted(plugins, key=lambda p: (p.spec.order, p.name))
         self._by_hook: dict[Hook, list[LoadedPlugin]] = {}
@@ -88,9 +96,9 @@ class PluginPipeline:
             if plugin.spec.enabled:
                 for hook in plugin.spec.effective_hooks:
                     self._by_hook.setdefault(hook, []).append(plugin)
-        self._after_pool: ThreadPoolExecutor | None = None
-        self._queued = 0
-        self._lock = threading.Lock()
+        self._after = AfterHookQueue(
+            max_calls=AFTER_QUEUE_LIMIT, budget=after_budget or ByteBudget(AFTER_QUEUE_BYTES)
+        )
 
     @classmethod
     def build(
@@ -99,10 +107,12 @@ class PluginPipeline:
         *,
         count_nodes: Callable[[str, int], int],
         policy: WebhookPolicy = DEFAULT_POLICY,
+        after_budget: ByteBudget | None = None,
     ) -> PluginPipeline:
-        return cls(
-            [LoadedPlugin(spec, build_plugin(spec, count_nodes, policy)) for spec in file.plugins]
-        )
+        plugins = [
+            LoadedPlugin(spec, build_plugin(spec, count_nodes, policy)) for spec in file.plugins
+        ]
+        return cls(plugins, after_budget=after_budget)
 
     @classmethod
     def empty(cls) -> PluginPipeline:
@@ -151,28 +161,33 @@ class PluginPipeline:
                 self._submit(plugin, call)
 
     def _submit(self, plugin: LoadedPlugin, call: HookCall) -> None:
-        with self._lock:
-            if self._queued >= AFTER_QUEUE_LIMIT:
-                PLUGIN_RUNS.counted((plugin.name, call.hook, "dropped"))
-                return
-            self._queued += 1
-            if self._after_pool is None:
-                self._after_pool = ThreadPoolExecutor(4, thread_name_prefix="plugin-after")
-            pool = self._after_pool
+        delivery = Delivery(
+            lambda: _run_after(plugin, call), held_bytes(call), (plugin.name, call.hook)
+        )
+        if not self._after.submit(delivery):
+            PLUGIN_RUNS.counted((plugin.name, call.hook, "dropped"))
+            queue = self._after
+            _full_log.info(
+                "after-hook queue full (%d calls or %d bytes) or closed: deliveries are "
+                "dropped and counted as outcome=dropped",
+                queue.max_calls,
+                queue.budget.limit,
+            )
 
-        def deliver() -> None:
-            try:
-                _run_after(plugin, call)
-            finally:
-                with self._lock:
-                    self._queued -= 1
-
-        pool.submit(deliver)
-
-    def close(self) -> None:
-        """Finish queued after-hooks and release connections."""
-        if self._after_pool is not None:
-            self._after_pool.shutdown(wait=True)
+    def close(self, timeout: float | None = None) -> None:
+        """Deliver the queued after-hooks, waiting at most `timeout` seconds (None: until
+        done); those still queued then are dropped and counted. Then release connections."""
+        dropped = self._after.close(timeout)
+        for delivery in dropped:
+            PLUGIN_RUNS.counted((*delivery.labels, "dropped"))
+        if dropped:
+            log.warning(
+                "dropped %d after-hook deliveries still queued after %gs (%d under way left "
+                "to finish in the background)",
+                len(dropped),
+                timeout,
+                self._after.running,
+            )
         for plugin in self.plugins:
             close = getattr(plugin.impl, "close", None)
             if close is not None:

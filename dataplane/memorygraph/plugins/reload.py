@@ -18,7 +18,8 @@ from prometheus_client import Counter, Gauge
 from memorygraph.errors import ConfigError
 from memorygraph.plugins.config import load_plugins_file
 from memorygraph.plugins.outbound import DEFAULT_POLICY, WebhookPolicy
-from memorygraph.plugins.pipeline import PluginPipeline
+from memorygraph.plugins.pipeline import AFTER_QUEUE_BYTES, PluginPipeline
+from memorygraph.sizes import ByteBudget
 
 __all__ = ["PluginManager"]
 
@@ -41,11 +42,14 @@ class PluginManager:
         *,
         interval: float = 1.0,
         policy: WebhookPolicy = DEFAULT_POLICY,
+        after_queue_bytes: int = AFTER_QUEUE_BYTES,
     ) -> None:
         self.path = path
         self.count_nodes = count_nodes
         self.interval = interval
         self.policy = policy
+        # One bound for the after-hooks waiting in every pipeline, the retiring ones included.
+        self.after_budget = ByteBudget(after_queue_bytes)
         self._stamp: tuple[int, int] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -70,6 +74,7 @@ class PluginManager:
             load_plugins_file(self.path, self.policy),
             count_nodes=self.count_nodes,
             policy=self.policy,
+            after_budget=self.after_budget,
         )
         self._stamp = stamp
         RELOADS.labels("ok").inc()
@@ -107,8 +112,10 @@ class PluginManager:
             self._thread = threading.Thread(target=self._run, name="plugin-reload", daemon=True)
             self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop watching the file; queued after-hooks get at most `timeout` seconds (None:
+        as long as they take) to be delivered."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        self.pipeline.close()
+        self.pipeline.close(timeout)

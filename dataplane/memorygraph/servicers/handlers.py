@@ -6,7 +6,9 @@ before), in one place:
    fewer GetNode calls per second under load);
 2. requests that do not parse as the method's message: INVALID_ARGUMENT, logged at most once a
    minute (gRPC itself would answer INTERNAL and log a traceback for each);
-3. the cap on concurrent long-lived streams (excess → RESOURCE_EXHAUSTED at once);
+3. the cap on concurrent long-lived streams (excess → RESOURCE_EXHAUSTED at once), and their
+   write timeout: one whose client takes no message for that long is ended
+   (`servicers.stalls`);
 4. the deadline: the caller's, or the server default for calls without one (long-lived
    streams excepted), checked by long-running work through `memorygraph.deadline`;
 5. metrics: requests and latency by method and code, in-flight calls, open streams;
@@ -36,6 +38,7 @@ from memorygraph.errors import Code, InvalidArgument, RequestError
 from memorygraph.logs import RateLimitedLog, request_id_var
 from memorygraph.metrics import definitions as metrics
 from memorygraph.metrics.per_thread import ThreadCounts
+from memorygraph.servicers.stalls import StalledStreams
 
 __all__ = ["HandlerSettings", "HandlerWrapper"]
 
@@ -47,6 +50,12 @@ REQUEST_ID_KEY = "x-request-id"
 LONG_LIVED = frozenset(
     {"StreamEvents", "SubscribeToSession", "Ingest", "Watch", "ServerReflectionInfo"}
 )
+# What the client of a long-lived stream ended for not reading can do about it.
+STALLED_HINTS = {
+    "StreamEvents": "resume with from_sequence one past the last event received",
+    "SubscribeToSession": "resume with from_sequence one past the last event received",
+    "Ingest": "the batches acknowledged are committed",
+}
 # The one translation of the domain's error codes into gRPC statuses (same names).
 STATUS_CODES: dict[Code, grpc.StatusCode] = {code: grpc.StatusCode[code.name] for code in Code}
 
@@ -63,6 +72,8 @@ class HandlerSettings:
     # their own, so that they can take neither the keyed callers' streams nor many workers.
     max_open_streams: int = 4
     exempt: Callable[[str], bool] = _never
+    # Long-lived streams whose client takes no message for this long are ended (None: never).
+    write_timeout_seconds: float | None = 30.0
 
 
 class _StreamCap:
@@ -219,6 +230,8 @@ class HandlerWrapper:
             self.settings.max_open_streams, "open streams without a key"
         )
         self._wrapped: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
+        timeout = self.settings.write_timeout_seconds
+        self.stalls = StalledStreams(timeout) if timeout is not None else None
 
     def request_counts(self) -> dict[str, int]:
         return self.calls.totals()
@@ -332,7 +345,11 @@ class HandlerWrapper:
             try:
                 if isinstance(request, _Malformed):
                     _refuse_malformed(method, request)
-                yield from behaviour(request, context)
+                responses = behaviour(request, context)
+                if long_lived and self.stalls is not None:
+                    hint = STALLED_HINTS.get(method, "")
+                    responses = self.stalls.watched(method, context, responses, hint)
+                yield from responses
             except Exception as exc:
                 code, message = _status(method, exc, context)
                 _fail(context, code, message)

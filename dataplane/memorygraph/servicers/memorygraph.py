@@ -24,12 +24,13 @@ from memorygraph.codec.nodes import node_bytes, node_message, session_message, t
 from memorygraph.codec.times import request_micros, timestamp
 from memorygraph.errors import InvalidArgument, RequestError
 from memorygraph.events.hub import EventFilter, EventHub
-from memorygraph.graph.export import EXPORT_VERSION, decode_export
+from memorygraph.graph.export import EXPORT_VERSION
 from memorygraph.graph.hooks import Read
 from memorygraph.graph.query import QueryFilter
 from memorygraph.graph.service import GraphService
 from memorygraph.metrics import definitions as metrics
 from memorygraph.model import MAX_TIME, EventType, PromptDetails, format_id
+from memorygraph.servicers.restores import RestoreLimits
 from memorygraph.v1 import graph_pb2 as pb
 from memorygraph.v1 import graph_pb2_grpc as pb_grpc
 
@@ -96,13 +97,13 @@ class MemoryGraphServicer(pb_grpc.MemoryGraphServiceServicer):
         durability: str,
         request_counts: Callable[[], dict[str, int]],
         undelivered_from: Callable[[], int | None] = lambda: None,
-        max_restore_bytes: int = 1 << 30,
+        restores: RestoreLimits | None = None,
     ) -> None:
         """`undelivered_from()` is the oldest event the registry reporter still has to
         deliver (None without a registry): archival keeps sessions with such events."""
         self.service = service
         self.undelivered_from = undelivered_from
-        self.max_restore_bytes = max_restore_bytes
+        self.restores = restores or RestoreLimits(max_restores=2, budget_bytes=256 << 20)
         self.hub = hub
         self.durability = durability
         self.request_counts = request_counts
@@ -414,15 +415,9 @@ class MemoryGraphServicer(pb_grpc.MemoryGraphServiceServicer):
     def RestoreSession(
         self, request_iterator: Iterator[pb.RestoreSessionChunk], context: Context
     ) -> pb.RestoreSessionResponse:
-        data = bytearray()
-        for chunk in request_iterator:
-            data += chunk.data
-            if len(data) > self.max_restore_bytes:
-                raise InvalidArgument(
-                    f"the export is larger than {self.max_restore_bytes} bytes, the most one "
-                    "restore takes"
-                )
-        result = self.service.archive.restore_session(decode_export(bytes(data)))
+        pieces = (chunk.data for chunk in request_iterator)
+        with self.restores.export(pieces) as export:
+            result = self.service.archive.restore_session(export)
         if not result.already_present:
             metrics.RESTORED_SESSIONS.inc()
         return pb.RestoreSessionResponse(

@@ -204,14 +204,17 @@ class EventLog:
 
     # -- reading -----------------------------------------------------------------------------
 
-    def read(self, first: int, last: int, limit: int) -> list[Event]:
-        """Up to `limit` retained events with first <= sequence <= last, in order."""
+    def read(self, first: int, last: int, limit: int, max_bytes: int | None = None) -> list[Event]:
+        """Up to `limit` retained events with first <= sequence <= last, in order; with
+        `max_bytes`, no more once their records reach that many bytes (one at least)."""
         found = []
+        size = 0
         for key, raw in self.kv.scan(
             keys.CF_EVENTS, keys.event_key(first), keys.event_key(last + 1)
         ):
             found.append(decode_event(int.from_bytes(key), raw))
-            if len(found) >= limit:
+            size += len(raw)
+            if len(found) >= limit or (max_bytes is not None and size >= max_bytes):
                 break
         return found
 
