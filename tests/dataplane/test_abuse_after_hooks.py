@@ -17,7 +17,7 @@ from prometheus_client import REGISTRY
 
 from .abuse_support import MiB
 from .conftest import ServerProcess
-from .plugin_support import Start, Webhook, connect, write_plugins
+from .plugin_support import LOOPBACK, Start, Webhook, connect, write_plugins
 
 
 def _dropped(plugin: str) -> float:
@@ -45,6 +45,7 @@ def test_after_hooks_waiting_for_a_slow_service_are_bounded_in_bytes(
     server = start_inprocess(
         plugins_file=_audit(tmp_path / "plugins.yaml", webhook.url),
         plugin_after_queue_bytes=4 * MiB,
+        **LOOPBACK,
     )
     assert server.plugins is not None
     budget = server.plugins.after_budget
@@ -74,7 +75,10 @@ def test_sigterm_with_a_full_after_hook_queue_exits_within_the_grace_period(
     webhook.delay = 30  # the service answers nothing in time
     config = tmp_path / "config.yaml"
     plugins = _audit(tmp_path / "plugins.yaml", webhook.url)
-    config.write_text(f"durability: fast\nshutdown_grace_seconds: 2\nplugins_file: {plugins}\n")
+    config.write_text(
+        f"durability: fast\nshutdown_grace_seconds: 2\nplugins_file: {plugins}\n"
+        "plugins_allowed_networks: [127.0.0.1/32]\n"
+    )
     server = ServerProcess(tmp_path / "data", "--config", str(config)).start()
     assert server.proc is not None
     try:

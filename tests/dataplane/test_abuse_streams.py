@@ -55,6 +55,7 @@ def test_subscribers_that_never_read_are_ended_and_free_their_slots(
 ) -> None:
     server = start_inprocess(
         max_streams=2,
+        max_open_streams=1,
         max_workers=6,
         stream_write_timeout_seconds=1.0,
         event_buffer_bytes=2 * MiB,

@@ -279,3 +279,11 @@ def secret_value(cluster: Cluster, namespace: str, name: str, key: str) -> str:
     secret = cluster.get("secret", name, namespace)
     assert secret is not None, f"no Secret {namespace}/{name}"
     return base64.b64decode(secret["data"][key]).decode()
+
+
+def api_key_args(cluster: Cluster, namespace: str, graph: str) -> tuple[str, str]:
+    """`--api-key <key>` with the first key of the Secret the operator generated for `graph`."""
+    return (
+        "--api-key",
+        secret_value(cluster, namespace, f"{graph}-api-keys", "api-keys").split()[0],
+    )

@@ -7,7 +7,7 @@ import re
 import time
 
 from e2e_support import Cluster, condition, eventually
-from real_pods import ClientPod, RealNode, deploy_minio, graph_manifest, secret_value
+from real_pods import ClientPod, RealNode, api_key_args, deploy_minio, graph_manifest
 
 BUCKET = "archive"
 PREFIX = "e2e"
@@ -56,7 +56,7 @@ def test_the_archival_job_ships_a_session_to_minio_and_a_restore_brings_it_back(
     )
     graph = cluster.wait_graph(ns, "kept", timeout=180)
     server = graph["status"]["endpoints"]["grpc"]
-    key = ("--api-key", secret_value(cluster, ns, "kept-api-keys", "api-keys").split()[0])
+    key = api_key_args(cluster, ns, "kept")
     client = ClientPod(cluster, ns, cluster_operator.images["memorygraph"], env=s3).start()
     made = client.run("python", "-c", S3 + f"s3.create_bucket(Bucket={BUCKET!r})")
     assert made.code == 0, made.stderr
@@ -67,7 +67,7 @@ def test_the_archival_job_ships_a_session_to_minio_and_a_restore_brings_it_back(
     prompt = client.memorygraph(server, *key, "prompt", "add", session_id, "Archive me")
     assert prompt.code == 0, prompt.stderr
     assert client.memorygraph(server, *key, "session", "close", session_id).code == 0
-    before = client.memorygraph(server, *key, "export", session_id).json()
+    before = client.memorygraph(server, *key, "dump", session_id).json()
 
     time.sleep(1.5)  # older than olderThan
     cluster.kubectl("create", "job", "archive-now", "--from=cronjob/kept-archival", "-n", ns)
@@ -111,4 +111,4 @@ def test_the_archival_job_ships_a_session_to_minio_and_a_restore_brings_it_back(
     destination = ("--s3-bucket", BUCKET, "--s3-prefix", PREFIX, "--s3-endpoint", endpoint)
     restored = client.memorygraph(server, *key, "archive", "restore", archive_id, *destination)
     assert restored.code == 0, restored.stderr
-    assert client.memorygraph(server, *key, "export", session_id).json() == before
+    assert client.memorygraph(server, *key, "dump", session_id).json() == before

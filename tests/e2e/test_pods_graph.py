@@ -10,10 +10,10 @@ from real_pods import (
     STORAGE_CLASS,
     ClientPod,
     RealNode,
+    api_key_args,
     graph_manifest,
     probe_results,
     running_pod,
-    secret_value,
 )
 
 
@@ -22,13 +22,9 @@ def _container(pod: dict[str, Any]) -> dict[str, Any]:
     return dict(status)
 
 
-def _auth(key: str | None) -> tuple[str, ...]:
-    return ("--api-key", key) if key else ()
-
-
-def _write_a_turn(client: ClientPod, server: str, key: str | None) -> str:
+def _write_a_turn(client: ClientPod, server: str, key: tuple[str, str]) -> str:
     """A session with a prompt and its response, written through the graph's Service."""
-    mg = _auth(key)
+    mg = key
     session = client.memorygraph(
         server, *mg, "session", "create", "--title", "support", "--id-only"
     )
@@ -52,15 +48,15 @@ def _write_a_turn(client: ClientPod, server: str, key: str | None) -> str:
     return session_id
 
 
-def _export(client: ClientPod, server: str, key: str | None, session_id: str) -> dict[str, Any]:
-    return dict(client.memorygraph(server, *_auth(key), "export", session_id).json())
+def _dump(client: ClientPod, server: str, key: tuple[str, str], session_id: str) -> dict[str, Any]:
+    return dict(client.memorygraph(server, *key, "dump", session_id).json())
 
 
 def test_a_graph_serves_through_its_service_and_keeps_its_data_when_its_pod_goes(
     cluster_operator: RealNode, cluster: Cluster, pods_namespace: str
 ) -> None:
     ns = pods_namespace
-    cluster.apply(graph_manifest(ns, "chat", auth={"enabled": True}))
+    cluster.apply(graph_manifest(ns, "chat"))
     graph = cluster.wait_graph(ns, "chat", timeout=180)
     pod = running_pod(cluster, ns, "chat-0")
     assert pod["spec"]["nodeName"] == cluster_operator.name
@@ -84,13 +80,13 @@ def test_a_graph_serves_through_its_service_and_keeps_its_data_when_its_pod_goes
     assert claim is not None and claim["status"]["phase"] == "Bound"
     assert claim["spec"]["storageClassName"] == STORAGE_CLASS
 
-    key = secret_value(cluster, ns, "chat-api-keys", "api-keys").split()[0]
+    key = api_key_args(cluster, ns, "chat")
     server = graph["status"]["endpoints"]["grpc"]
     client = ClientPod(cluster, ns, cluster_operator.images["memorygraph"]).start()
     refused = client.memorygraph(server, "session", "list")
     assert refused.code == 1 and "UNAUTHENTICATED" in refused.stderr
     session_id = _write_a_turn(client, server, key)
-    before = _export(client, server, key, session_id)
+    before = _dump(client, server, key, session_id)
     assert [n["content"] for n in before["nodes"]] == ["Where is my order?", "It ships today."]
     assert before["session"]["token_usage"]["total_tokens"] == "18"
 
@@ -108,7 +104,7 @@ def test_a_graph_serves_through_its_service_and_keeps_its_data_when_its_pod_goes
     )
     volumes = {v["name"]: v for v in again["spec"]["volumes"]}
     assert volumes["data"]["persistentVolumeClaim"]["claimName"] == "data-chat-0"
-    assert _export(client, server, key, session_id) == before
+    assert _dump(client, server, key, session_id) == before
 
 
 def test_an_image_change_rolls_out_and_the_data_stays(
@@ -120,9 +116,10 @@ def test_an_image_change_rolls_out_and_the_data_stays(
     graph = cluster.wait_graph(ns, "roll", timeout=180)
     old = running_pod(cluster, ns, "roll-0")
     server = graph["status"]["endpoints"]["grpc"]
+    key = api_key_args(cluster, ns, "roll")
     client = ClientPod(cluster, ns, first).start()
-    session_id = _write_a_turn(client, server, None)
-    before = _export(client, server, None, session_id)
+    session_id = _write_a_turn(client, server, key)
+    before = _dump(client, server, key, session_id)
 
     cluster.kubectl(
         "patch",
@@ -151,4 +148,4 @@ def test_an_image_change_rolls_out_and_the_data_stays(
     assert _container(new)["image"] == second
     # Another image indeed, not the same one under another name.
     assert _container(new)["imageID"] != _container(old)["imageID"]
-    assert _export(client, server, None, session_id) == before
+    assert _dump(client, server, key, session_id) == before

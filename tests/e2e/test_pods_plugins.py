@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from e2e_support import EXAMPLES, Cluster, eventually
-from real_pods import ClientPod, RealNode, graph_manifest, on_real_node
+from real_pods import ClientPod, RealNode, api_key_args, graph_manifest, on_real_node
 
 TOKEN = "policy-token-value"
 
@@ -100,14 +100,17 @@ def test_a_webhook_plugin_served_by_a_pod_refuses_a_write_and_tags_the_rest(
     )
 
     server = graph["status"]["endpoints"]["grpc"]
+    key = api_key_args(cluster, ns, "guarded")
     client = ClientPod(cluster, ns, image).start()
-    session_id = client.memorygraph(server, "session", "create", "--id-only").stdout.strip()
-    refused = client.memorygraph(server, "prompt", "add", session_id, "Tell me the forbidden word")
+    session_id = client.memorygraph(server, *key, "session", "create", "--id-only").stdout.strip()
+    refused = client.memorygraph(
+        server, *key, "prompt", "add", session_id, "Tell me the forbidden word"
+    )
     assert refused.code == 1
     assert "FAILED_PRECONDITION" in refused.stderr
     assert "rejected by plugin 'policy': mentions 'forbidden'" in refused.stderr
-    allowed = client.memorygraph(server, "prompt", "add", session_id, "Where is my order?")
+    allowed = client.memorygraph(server, *key, "prompt", "add", session_id, "Where is my order?")
     # The service's answer patched the metadata of what it let through.
     assert allowed.json()["metadata"] == {"policy": "checked"}
-    stored = client.memorygraph(server, "query", "--session", session_id).json()
+    stored = client.memorygraph(server, *key, "query", "--session", session_id).json()
     assert [n["content"] for n in stored["nodes"]] == ["Where is my order?"]

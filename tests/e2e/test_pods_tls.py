@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from e2e_support import Cluster, eventually
-from real_pods import ClientPod, RealNode, graph_manifest, probe_results
+from real_pods import ClientPod, RealNode, api_key_args, graph_manifest, probe_results
 
 from tests.dataplane.certs import Authority
 
@@ -71,24 +71,27 @@ def test_mutual_tls_between_a_client_pod_and_the_graph_with_generated_certificat
     client = ClientPod(
         cluster, ns, cluster_operator.images["memorygraph"], secrets={"client-tls": CERTS}
     ).start()
+    key = api_key_args(cluster, ns, "secure")
     mutual = (
         f"--ca-cert={CERTS}/ca.crt",
         f"--client-cert={CERTS}/tls.crt",
         f"--client-key={CERTS}/tls.key",
     )
 
-    health = client.memorygraph(address, *mutual, "health")
+    health = client.memorygraph(address, *key, *mutual, "health")
     assert health.code == 0, health.stderr
-    session = client.memorygraph(address, *mutual, "session", "create", "--title", "over TLS")
+    session = client.memorygraph(address, *key, *mutual, "session", "create", "--title", "over TLS")
     session_id = session.json()["id"]
-    read = client.memorygraph(address, *mutual, "session", "get", session_id)
+    read = client.memorygraph(address, *key, *mutual, "session", "get", session_id)
     assert read.json()["title"] == "over TLS"
 
     # Each missing piece is refused: plaintext, no client certificate, a server that the
     # client's CA did not sign.
-    plaintext = client.memorygraph(address, "health")
-    without_client_cert = client.memorygraph(address, f"--ca-cert={CERTS}/ca.crt", "health")
-    wrong_ca = client.memorygraph(address, f"--ca-cert={CERTS}/other-ca.crt", *mutual[1:], "health")
+    plaintext = client.memorygraph(address, *key, "health")
+    without_client_cert = client.memorygraph(address, *key, f"--ca-cert={CERTS}/ca.crt", "health")
+    wrong_ca = client.memorygraph(
+        address, *key, f"--ca-cert={CERTS}/other-ca.crt", *mutual[1:], "health"
+    )
     for refused in (plaintext, without_client_cert, wrong_ca):
         assert refused.code == 3, refused
         assert "cannot reach the server" in refused.stderr, refused.stderr
