@@ -16,7 +16,13 @@ from typing import TypeVar
 
 from memorygraph import deadline
 from memorygraph.codec.nodes import decode_node
-from memorygraph.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from memorygraph.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    OutOfRange,
+)
 from memorygraph.graph import templates
 from memorygraph.graph.archival import SessionArchive
 from memorygraph.graph.checks import Limits, require, require_kind, writable_session
@@ -58,7 +64,7 @@ __all__ = ["GraphService", "Limits"]
 S = TypeVar("S")
 T = TypeVar("T")
 # Request errors that name the item of a batch they concern.
-_ITEM_ERRORS = (InvalidArgument, NotFound, AlreadyExists, FailedPrecondition)
+_ITEM_ERRORS = (InvalidArgument, NotFound, AlreadyExists, FailedPrecondition, OutOfRange)
 
 
 def _now_micros() -> int:

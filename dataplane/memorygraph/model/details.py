@@ -65,10 +65,6 @@ class TokenUsage:
             self.prompt_tokens, self.completion_tokens, self.prompt_tokens + self.completion_tokens
         )
 
-    @property
-    def any_negative(self) -> bool:
-        return min(self.prompt_tokens, self.completion_tokens, self.total_tokens) < 0
-
 
 @dataclass(frozen=True, slots=True)
 class TemplateVariable:
