@@ -15,7 +15,7 @@ from memorygraph.codec.framing import unframe
 from memorygraph.errors import MemoryGraphError
 from memorygraph.model import MAX_TIME, Direction, Edge, EdgeKey, EdgeKind, Node, NodeKind
 from memorygraph.store import keys
-from memorygraph.store.changes import StoreChanges
+from memorygraph.store.changes import StoreChanges, UnwritableChange
 from memorygraph.store.commit import CommitFailed, GroupCommitter
 from memorygraph.store.counters import Counters, GraphCounts
 from memorygraph.store.eventlog import EventLog
@@ -24,7 +24,7 @@ from memorygraph.store.layout import graph_ops
 from memorygraph.store.records import decode_edge, decode_node
 from memorygraph.store.upgrade import upgrade
 
-__all__ = ["GraphCounts", "GraphStore", "IncompatibleSchema", "StoreChanges"]
+__all__ = ["GraphCounts", "GraphStore", "IncompatibleSchema", "StoreChanges", "UnwritableChange"]
 
 log = logging.getLogger("memorygraph.store")
 
@@ -230,10 +230,13 @@ class GraphStore:
     def _write_batch(self, changes: StoreChanges, *, sync: bool) -> None:
         """One batch: the records and indexes of the change, the counts it moves and its
         events."""
-        ops, edge_records = graph_ops(changes)
-        deltas = Counters.deltas(changes)
-        ops += self._counters.ops(deltas)
-        log = self.events.append(changes, edge_records, self._session_of)
+        try:
+            ops, edge_records = graph_ops(changes)
+            deltas = Counters.deltas(changes)
+            ops += self._counters.ops(deltas)
+            log = self.events.append(changes, edge_records, self._session_of)
+        except Exception as exc:  # before the write: nothing of the change is stored
+            raise UnwritableChange(f"the change cannot be written: {exc}") from exc
         ops += log.ops
         self.kv.write(ops, sync=sync)
         self.events.applied(log)
