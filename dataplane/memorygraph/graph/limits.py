@@ -13,11 +13,13 @@ from collections.abc import Callable, Mapping, Sized
 from dataclasses import dataclass
 from typing import Any
 
+from memorygraph.codec.nodes import encode_node
 from memorygraph.errors import InvalidArgument
 from memorygraph.model import (
     MAX_TIME,
     AgentDetails,
     NewSession,
+    Node,
     NodeDetails,
     PromptDetails,
     ResponseDetails,
@@ -27,9 +29,11 @@ from memorygraph.model import (
     ToolInvocationDetails,
 )
 
-__all__ = ["INT64_MAX", "Limits"]
+__all__ = ["FRAMING", "INT64_MAX", "Limits"]
 
 INT64_MAX = 2**63 - 1
+# What a node takes in a response beyond its record: the tag and length of a repeated field.
+FRAMING = 6
 _INT64_MIN = -(2**63)
 
 # Which limit each text field of the node details has: free text the size of content, longer
@@ -135,6 +139,20 @@ class Limits:
             for name, limit in _VARIABLE_FIELDS:
                 self.text(f"variables[{i}].{name}", getattr(variable, name), getattr(self, limit))
         self.count("usage_count", details.usage_count, low=0)
+
+    def response(self, nodes: list[Node]) -> None:
+        """Encode new `nodes` (their records are what the store writes and a response
+        carries) and refuse them, before anything is written, when one response could not."""
+        size = 0
+        for node in nodes:
+            node.record = record = encode_node(node)
+            size += len(record) + FRAMING
+        if size > self.max_message_bytes:
+            raise InvalidArgument(
+                f"the response would be {size} bytes, more than the largest message "
+                f"({self.max_message_bytes} bytes); nothing was written: create these nodes in "
+                "smaller batches"
+            )
 
     @staticmethod
     def tokens(usage: TokenUsage, limit: int) -> None:

@@ -239,15 +239,21 @@ class GraphService:
             raise InvalidArgument("at least one node is required")
         hooks = self.hooks
         specs = [hooks.before_create_node(spec) for spec in specs]
-        many = len(specs) > 1
-        nodes = self._writer.batched(
-            lambda tx: [
-                _named(f"requests[{i}]" if many else "", self._create.node, tx, spec)
-                for i, spec in enumerate(specs)
-            ]
-        )
+        nodes = self._writer.batched(lambda tx: self._created(tx, specs))
         for node in nodes:
             hooks.after_create_node(node)
+        return nodes
+
+    def _created(self, tx: Transaction, specs: list[NewNode]) -> list[Node]:
+        """The nodes of `specs`, created in `tx` and encoded (their records are what the store
+        writes and the response carries): refused before anything is written when the
+        response could not carry them."""
+        many = len(specs) > 1
+        nodes = [
+            _named(f"requests[{i}]" if many else "", self._create.node, tx, spec)
+            for i, spec in enumerate(specs)
+        ]
+        self.limits.response(nodes)
         return nodes
 
     def ingest(self, items: list[IngestItem]) -> tuple[int, list[Node | Edge]]:
