@@ -13,10 +13,10 @@ from dataclasses import dataclass, field, replace
 
 from memorygraph import deadline
 from memorygraph.errors import AlreadyExists, FailedPrecondition
-from memorygraph.graph.checks import require_kind
+from memorygraph.graph.checks import Limits, require_kind
 from memorygraph.graph.export import SessionExport
 from memorygraph.graph.hooks import GraphHooks, Read
-from memorygraph.graph.query import Candidate, archive_candidates
+from memorygraph.graph.query import Candidate, archive_candidates, page_bytes
 from memorygraph.graph.writes import Writer
 from memorygraph.model import Direction, Edge, EdgeKey, Event, EventType, Node, NodeKind, format_id
 from memorygraph.store import GraphStore
@@ -42,17 +42,24 @@ class RestoreResult:
 
 
 class SessionArchive:
-    def __init__(self, store: GraphStore, writer: Writer, hooks: GraphHooks) -> None:
+    def __init__(
+        self, store: GraphStore, writer: Writer, hooks: GraphHooks, limits: Limits
+    ) -> None:
         self.store = store
         self.writer = writer
         self.hooks = hooks
+        self.limits = limits
 
     def candidates(
         self, *, older_than: int, limit: int, page_token: str
     ) -> tuple[list[Candidate], str]:
         """Sessions idle (or closed) since before `older_than` µs, oldest first, paged."""
         return archive_candidates(
-            self.store, older_than=older_than, limit=limit, page_token=page_token
+            self.store,
+            older_than=older_than,
+            limit=limit,
+            page_token=page_token,
+            max_bytes=page_bytes(self.limits.max_message_bytes),
         )
 
     def _export(self, session_id: bytes) -> SessionExport:

@@ -32,7 +32,9 @@ from memorygraph.graph.query import (
     Page,
     QueryFilter,
     RecordPage,
+    get_nodes,
     list_sessions,
+    page_bytes,
     run_query,
     stream_query,
 )
@@ -96,7 +98,9 @@ class GraphService:
         self.hooks = hooks if hooks is not None else GraphHooks()
         self._writer = Writer(store, clock)
         self._create = Creator(limits, clock)
-        self.archive = SessionArchive(store, self._writer, self.hooks)
+        # What the records of one page, batch or traversal may take.
+        self._page_bytes = page_bytes(limits.max_message_bytes)
+        self.archive = SessionArchive(store, self._writer, self.hooks, limits)
         self.templates = Templates(store, self._writer, self._create, self.hooks, limits)
 
     # -- what the server reports about the graph -----------------------------------------------
@@ -147,13 +151,9 @@ class GraphService:
         return record
 
     def get_nodes(self, node_ids: list[bytes]) -> tuple[list[Node], list[bytes]]:
-        """The nodes found (in the order asked) and the ids of those that were not."""
-        found, missing = [], []
-        for node_id, node in zip(node_ids, self.store.get_nodes(node_ids), strict=True):
-            if node is None:
-                missing.append(node_id)
-            else:
-                found.append(node)
+        """The nodes found (in the order asked) and the ids of those that were not; refused
+        as soon as they take more than a response can carry."""
+        found, missing = get_nodes(self.store, node_ids, max_bytes=self._page_bytes)
         if self.hooks.watches_reads:
             sessions = {node.session_id for node in found}
             session_id = sessions.pop() if len(sessions) == 1 else None
@@ -222,7 +222,12 @@ class GraphService:
         if self.hooks.watches_reads:
             self.hooks.before_read(read)
         page = list_sessions(
-            self.store, limit=limit, page_token=page_token, state=state, user_id=user_id
+            self.store,
+            limit=limit,
+            page_token=page_token,
+            state=state,
+            user_id=user_id,
+            max_bytes=self._page_bytes,
         )
         if self.hooks.watches_reads:
             self.hooks.after_read(read, len(page.nodes))
@@ -393,7 +398,9 @@ class GraphService:
         read = Read("query", query.session_id, query=query, options={"limit": limit})
         if self.hooks.watches_reads:
             self.hooks.before_read(read)
-        page = run_query(self.store, query, limit=limit, page_token=page_token)
+        page = run_query(
+            self.store, query, limit=limit, page_token=page_token, max_bytes=self._page_bytes
+        )
         if self.hooks.watches_reads:
             self.hooks.after_read(read, len(page.records))
         return page
@@ -409,7 +416,10 @@ class GraphService:
         if watched:
             self.hooks.before_read(read)
         returned = 0
-        for batch in stream_query(self.store, query, batch_size=batch_size, limit=limit):
+        batches = stream_query(
+            self.store, query, batch_size=batch_size, limit=limit, max_bytes=self._page_bytes
+        )
+        for batch in batches:
             returned += len(batch)
             yield batch
         if watched:
@@ -445,6 +455,7 @@ class GraphService:
             direction=direction,
             max_depth=max_depth,
             max_nodes=max_nodes,
+            max_bytes=self._page_bytes,
         )
         if self.hooks.watches_reads:
             self.hooks.after_read(read, len(result.nodes))
