@@ -1,6 +1,6 @@
 """Token counts out of range: refused alone, with a precise status, never failing the requests
 written in the same batch, never leaving a total that fails the writes after it — not even
-after a restart."""
+after a restart, and not through a restore."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import grpc
 import pytest
 from memorygraph.errors import InvalidArgument, OutOfRange
 from memorygraph.graph.checks import Limits
+from memorygraph.graph.export import decode_export
 from memorygraph.graph.service import GraphService
 from memorygraph.model import (
     NewNode,
@@ -209,3 +210,30 @@ def test_restart_finds_the_counts_it_left_and_takes_responses(start_inprocess: S
         stub.AddResponse(pb.AddResponseRequest(prompt_id=prompt.id, content="a", token_usage=usage))
         metrics = stub.GetMetrics(pb.GetMetricsRequest())
         assert metrics.token_usage.total_tokens == 2000
+
+
+def test_restore_refuses_counts_that_live_writes_refuse() -> None:
+    service = GraphService(GraphStore(MemoryStore()))
+    session, prompt = _turn(service)
+    service.create_node(_response(prompt, TokenUsage(3, 4)))
+    export = service.archive.export_session(session.id)
+    service.archive.archive_session(session.id, content_sha256=export.sha256())
+    counts = service.store.counts()
+    response = next(n for n in export.nodes if n.kind is NodeKind.RESPONSE)
+    details = replace(
+        response.details_as(ResponseDetails), token_usage=TokenUsage(INT64_MAX, 0, INT64_MAX)
+    )
+    crafted = replace(
+        export,
+        nodes=[n if n is not response else replace(n, details=details) for n in export.nodes],
+    )
+    for bad in (crafted, replace(export, session=_with_totals(export.session, -1))):
+        with pytest.raises(InvalidArgument, match="token"):
+            service.archive.restore_session(decode_export(bad.encode()))
+    assert service.store.counts() == counts
+    assert service.store.get_node(session.id) is None
+
+
+def _with_totals(session: Node, total: int) -> Node:
+    details = replace(session.details_as(SessionDetails), token_usage=TokenUsage(0, 0, total))
+    return replace(session, details=details)
