@@ -91,6 +91,15 @@ class ServerConfig(BaseModel):
     max_message_bytes: int = Field(default=8 << 20, ge=1024)
     max_content_bytes: int = Field(default=1 << 20, ge=1)
     max_metadata_bytes: int = Field(default=16 << 10, ge=1)
+    # Every other text of a node or session: names (model, role, user and agent ids, finish
+    # reason, tool, agent, template and variable names, each capability) and descriptions (an
+    # agent's; a template variable's description, default value and pattern).
+    max_name_bytes: int = Field(default=1 << 10, ge=1)
+    max_text_bytes: int = Field(default=64 << 10, ge=1)
+    # Capabilities of one agent, variables of one template.
+    max_list_items: int = Field(default=256, ge=1)
+    # Each token count of one response (prompt + completion must fit a 64-bit total).
+    max_response_tokens: int = Field(default=1 << 32, ge=1, le=1 << 62)
     # Deadline for calls that come without one (long-lived streams excepted).
     default_deadline_seconds: float = Field(default=30.0, gt=0)
     # Events are kept this long and at most this many (the newest); streams resume within them.
@@ -148,6 +157,10 @@ ENV_KEYS = (
     "max_message_bytes",
     "max_content_bytes",
     "max_metadata_bytes",
+    "max_name_bytes",
+    "max_text_bytes",
+    "max_list_items",
+    "max_response_tokens",
     "default_deadline_seconds",
     "log_format",
     "event_retention_seconds",

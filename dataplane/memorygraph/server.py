@@ -223,6 +223,11 @@ def start_server(config: ServerConfig) -> RunningServer:
         limits = Limits(
             max_content_bytes=config.max_content_bytes,
             max_metadata_bytes=config.max_metadata_bytes,
+            max_name_bytes=config.max_name_bytes,
+            max_text_bytes=config.max_text_bytes,
+            max_items=config.max_list_items,
+            max_tokens=config.max_response_tokens,
+            max_message_bytes=config.max_message_bytes,
         )
         plugins: PluginManager | None = None
         service: GraphService

@@ -47,7 +47,7 @@ def test_export_is_canonical_and_decodes_to_itself() -> None:
         (lambda d: d.replace(b'"state":"active"', b'"state":"asleep"', 1), "no valid state"),
         (lambda d: d.replace(b'"nodes":1', b'"nodes":' + b"1" * 5000), "not JSON this server"),
         (lambda d: b"[" * 100_000 + b"\n" + d, "not JSON this server"),
-        (lambda d: d.replace(b'"content":"q"', b'"content":"\\ud800"'), "canonical"),
+        (lambda d: d.replace(b'"content":"q"', b'"content":"\\ud800"'), "not valid Unicode"),
         (lambda d: d.replace(b'"content":"q"', b'"content":"\xff"'), "not UTF-8"),
     ],
 )

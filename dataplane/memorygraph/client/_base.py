@@ -15,7 +15,13 @@ import grpc
 from google.protobuf.field_mask_pb2 import FieldMask
 
 from memorygraph.client import _fields as f
-from memorygraph.client._connection import DEFAULT_TARGET, Pem, auth_metadata, credentials
+from memorygraph.client._connection import (
+    DEFAULT_MAX_RECEIVE_BYTES,
+    DEFAULT_TARGET,
+    Pem,
+    auth_metadata,
+    credentials,
+)
 from memorygraph.errors import InvalidArgument, RequestError
 from memorygraph.v1 import graph_pb2 as pb
 from memorygraph.v1.graph_pb2_grpc import MemoryGraphServiceStub
@@ -38,7 +44,7 @@ class BaseClient:
     """Settings and request building for `Client` and `AsyncClient`."""
 
     # Each twin opens its kind of channel (blocking or asyncio) from a target and credentials.
-    _open_channel: Callable[[str, grpc.ChannelCredentials | None], Any]
+    _open_channel: Callable[[str, grpc.ChannelCredentials | None, int], Any]
     channel: Any
 
     def __init__(
@@ -50,16 +56,18 @@ class BaseClient:
         root_certificates: Pem | None = None,
         client_cert: Pem | None = None,
         client_key: Pem | None = None,
+        max_receive_bytes: int = DEFAULT_MAX_RECEIVE_BYTES,
     ) -> None:
         """`api_key` (default: MEMORYGRAPH_API_KEY) is sent as a bearer token; `timeout` is in
         seconds per call (streams run without one). `root_certificates`: the CA to verify a TLS
         server with (system roots when only a client certificate is given); `client_cert` and
         `client_key` for mutual TLS. Certificates and keys are PEM bytes or text, or the path of
-        a file holding them."""
+        a file holding them. `max_receive_bytes` is the largest response taken: at least the
+        server's `max_message_bytes`, which bounds every page it sends."""
         self.metadata = auth_metadata(api_key)
         self.timeout = timeout
         self.channel = self._open_channel(
-            target, credentials(root_certificates, client_cert, client_key)
+            target, credentials(root_certificates, client_cert, client_key), max_receive_bytes
         )
         self.stub = MemoryGraphServiceStub(self.channel)
 

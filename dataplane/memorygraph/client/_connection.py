@@ -14,6 +14,7 @@ import grpc.aio
 from memorygraph.errors import ConfigError
 
 __all__ = [
+    "DEFAULT_MAX_RECEIVE_BYTES",
     "DEFAULT_TARGET",
     "Pem",
     "auth_metadata",
@@ -23,6 +24,9 @@ __all__ = [
 ]
 
 DEFAULT_TARGET = "127.0.0.1:50051"
+# The largest response a client takes by default: well above the server's default largest
+# message (8 MiB), which bounds every page and batch it sends.
+DEFAULT_MAX_RECEIVE_BYTES = 64 << 20
 
 Pem = bytes | str | Path
 Metadata = tuple[tuple[str, str], ...]
@@ -60,15 +64,23 @@ def auth_metadata(api_key: str | None) -> Metadata:
     return (("authorization", f"Bearer {key}"),) if key else ()
 
 
-def open_channel(target: str, creds: grpc.ChannelCredentials | None) -> grpc.Channel:
+def _options(max_receive_bytes: int) -> list[tuple[str, int]]:
+    return [("grpc.max_receive_message_length", max_receive_bytes)]
+
+
+def open_channel(
+    target: str, creds: grpc.ChannelCredentials | None, max_receive_bytes: int
+) -> grpc.Channel:
     """A blocking channel: TLS with `creds`, plaintext without."""
     if creds is None:
-        return grpc.insecure_channel(target)
-    return grpc.secure_channel(target, creds)
+        return grpc.insecure_channel(target, _options(max_receive_bytes))
+    return grpc.secure_channel(target, creds, _options(max_receive_bytes))
 
 
-def open_aio_channel(target: str, creds: grpc.ChannelCredentials | None) -> grpc.aio.Channel:
+def open_aio_channel(
+    target: str, creds: grpc.ChannelCredentials | None, max_receive_bytes: int
+) -> grpc.aio.Channel:
     """An asyncio channel: TLS with `creds`, plaintext without."""
     if creds is None:
-        return grpc.aio.insecure_channel(target)
-    return grpc.aio.secure_channel(target, creds)
+        return grpc.aio.insecure_channel(target, _options(max_receive_bytes))
+    return grpc.aio.secure_channel(target, creds, _options(max_receive_bytes))

@@ -13,10 +13,11 @@ from dataclasses import dataclass, field, replace
 
 from memorygraph import deadline
 from memorygraph.errors import AlreadyExists, FailedPrecondition
-from memorygraph.graph.checks import require_kind
+from memorygraph.graph.checks import Limits, require_kind
 from memorygraph.graph.export import SessionExport
 from memorygraph.graph.hooks import GraphHooks, Read
-from memorygraph.graph.query import Candidate, archive_candidates
+from memorygraph.graph.query import Candidate, archive_candidates, page_bytes
+from memorygraph.graph.restore import check_export, plan_restore
 from memorygraph.graph.writes import Writer
 from memorygraph.model import Direction, Edge, EdgeKey, Event, EventType, Node, NodeKind, format_id
 from memorygraph.store import GraphStore
@@ -42,17 +43,24 @@ class RestoreResult:
 
 
 class SessionArchive:
-    def __init__(self, store: GraphStore, writer: Writer, hooks: GraphHooks) -> None:
+    def __init__(
+        self, store: GraphStore, writer: Writer, hooks: GraphHooks, limits: Limits
+    ) -> None:
         self.store = store
         self.writer = writer
         self.hooks = hooks
+        self.limits = limits
 
     def candidates(
         self, *, older_than: int, limit: int, page_token: str
     ) -> tuple[list[Candidate], str]:
         """Sessions idle (or closed) since before `older_than` µs, oldest first, paged."""
         found, token = archive_candidates(
-            self.store, older_than=older_than, limit=limit, page_token=page_token
+            self.store,
+            older_than=older_than,
+            limit=limit,
+            page_token=page_token,
+            max_bytes=page_bytes(self.limits.max_message_bytes),
         )
         if self.hooks.watches_reads:
             read = Read(
@@ -184,19 +192,23 @@ class SessionArchive:
     def restore_session(self, export: SessionExport) -> RestoreResult:
         """Bring an exported session back with its ids, edges and (retained) events.
 
-        Restoring a session that exists and is identical to the export changes nothing;
-        one that exists and differs is refused."""
+        The export is checked as live writes are, and touches nothing outside its session
+        (see `graph.restore`). Restoring a session that exists and is identical to the
+        export changes nothing; one that exists and differs is refused."""
         session_id = export.session.id
+        check_export(export, self.limits)
         with self.writer.transaction() as tx:
+            plan = plan_restore(export, self.store.get_nodes)
             if tx.get_node(session_id) is not None:
                 # Compared with what a restore writes: events below the retention floor and
-                # edges to nodes gone since do not come back, so they cannot be expected.
+                # edges left out (their other end gone, or in another session) do not come
+                # back, so they cannot be expected.
                 retained = {e.sequence for e in self.store.events.session_events(session_id)}
                 restorable = replace(
                     export,
                     edges=[
                         e
-                        for e in export.edges
+                        for e in plan.edges
                         if tx.get_node(e.source_id) is not None
                         and tx.get_node(e.target_id) is not None
                     ],
@@ -228,32 +240,19 @@ class SessionArchive:
                 )
             for node in nodes:
                 tx.create(node)
-            own = {n.id for n in nodes}
-            skipped: list[Edge] = []
-            others = {
-                end for e in export.edges for end in (e.source_id, e.target_id) if end not in own
-            }
-            missing = {
-                nid
-                for nid, node in zip(others, self.store.get_nodes(list(others)), strict=True)
-                if node is None
-            }
-            for edge in export.edges:
-                if edge.source_id in missing or edge.target_id in missing:
-                    skipped.append(edge)
-                else:
-                    tx.create_edge(edge)
+            for edge in plan.edges:
+                tx.create_edge(edge)
             # History comes back at its own sequence numbers, into the log it came from and
             # where that log has room (see EventLog.restorable).
-            tx.restored_events = self.store.events.restorable(export.events, export.log)
+            tx.restored_events = self.store.events.restorable(plan.events, export.log)
             tx.events = [
                 Event(0, EventType.SESSION_RESTORED, tx.time, session_id, node=export.session)
             ]
         return RestoreResult(
             export.session,
             nodes=len(nodes),
-            edges=len(export.edges) - len(skipped),
+            edges=len(plan.edges),
             events=len(tx.restored_events),
-            skipped_edges=skipped,
+            skipped_edges=plan.skipped_edges,
             skipped_events=len(export.events) - len(tx.restored_events),
         )

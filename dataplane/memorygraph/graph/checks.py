@@ -1,42 +1,15 @@
 """Checks every write path shares: nodes that must exist (and be of a kind), sessions that must
-still take writes, and the size limits on what one node may hold."""
+still take writes, and the limits on what one node may hold (`graph.limits`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from memorygraph.errors import FailedPrecondition, InvalidArgument, NotFound
+from memorygraph.errors import FailedPrecondition, NotFound
+from memorygraph.graph.limits import Limits
 from memorygraph.graph.tx import Transaction
 from memorygraph.model import Node, NodeKind, SessionDetails, SessionState, format_id
 from memorygraph.store import GraphStore
 
 __all__ = ["Limits", "require", "require_kind", "writable_session"]
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """Size limits on what one node may hold (the gRPC message limit applies on top)."""
-
-    max_content_bytes: int = 1 << 20
-    max_metadata_bytes: int = 16 << 10
-
-    def check(self, content: str = "", metadata: dict[str, str] | None = None) -> None:
-        # UTF-8 takes at most 4 bytes a character: most content is clearly within the limit
-        # without encoding it.
-        if len(content) * 4 > self.max_content_bytes and (
-            (size := len(content.encode())) > self.max_content_bytes
-        ):
-            raise InvalidArgument(
-                f"content is {size} bytes; the limit is {self.max_content_bytes} bytes"
-            )
-        if metadata:
-            if any(not key for key in metadata):
-                raise InvalidArgument("metadata keys must not be empty")
-            total = sum(len(k.encode()) + len(v.encode()) for k, v in metadata.items())
-            if total > self.max_metadata_bytes:
-                raise InvalidArgument(
-                    f"metadata is {total} bytes; the limit is {self.max_metadata_bytes} bytes"
-                )
 
 
 def require(node: Node | None, node_id: bytes, what: str = "node") -> Node:

@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from memorygraph.errors import AlreadyExists, InvalidArgument
+from memorygraph.errors import AlreadyExists, InvalidArgument, OutOfRange
 from memorygraph.graph.checks import Limits, require, require_kind, writable_session
+from memorygraph.graph.limits import INT64_MAX
 from memorygraph.graph.tx import Transaction
 from memorygraph.model import (
     Edge,
@@ -44,7 +45,7 @@ class Creator:
     clock: Callable[[], int]  # microseconds; each new thing is stamped when it is made
 
     def session(self, tx: Transaction, spec: NewSession) -> Node:
-        self.limits.check(spec.title, spec.metadata)
+        self.limits.session(spec)
         node_id = spec.session_id or new_id()
         if tx.id_taken(node_id):
             raise AlreadyExists(f"a node with id {format_id(node_id)} already exists")
@@ -106,6 +107,7 @@ class Creator:
         if type(details) is not DETAILS_TYPES[kind]:
             raise InvalidArgument(f"{type(details).__name__} does not fit a node of kind {kind}")
         self.limits.check(spec.content, spec.metadata)
+        self.limits.details(details)
         if kind in _NEED_CONTENT and (not spec.content or spec.content.isspace()):
             raise InvalidArgument(f"content is required for a {kind}")
         if isinstance(details, ToolInvocationDetails) and not details.tool_name:
@@ -142,8 +144,8 @@ class Creator:
             edges.append((EdgeKind.INSTANTIATES, template.id))
         return session_id, edges
 
-    @staticmethod
     def _join_session(
+        self,
         tx: Transaction,
         session: Node,
         details: NodeDetails,
@@ -157,12 +159,17 @@ class Creator:
             if previous is not None:
                 edges.append((EdgeKind.FOLLOWS, previous))
         elif isinstance(details, ResponseDetails):
-            if details.token_usage.any_negative:
-                raise InvalidArgument("token counts must not be negative")
+            self.limits.tokens(details.token_usage, self.limits.max_tokens)
             details = replace(details, token_usage=details.token_usage.with_total())
             totals = session.details_as(SessionDetails)
-            totals = replace(totals, token_usage=totals.token_usage + details.token_usage)
-            tx.update(session, replace(session, details=totals))
+            usage = totals.token_usage + details.token_usage
+            if max(usage.prompt_tokens, usage.completion_tokens, usage.total_tokens) > INT64_MAX:
+                raise OutOfRange(
+                    f"the token totals of session {format_id(session.id)} would pass "
+                    f"{INT64_MAX}, the most a total holds; record further responses in a new "
+                    "session"
+                )
+            tx.update(session, replace(session, details=replace(totals, token_usage=usage)))
         return details
 
     def item(self, tx: Transaction, item: IngestItem) -> Node | Edge:

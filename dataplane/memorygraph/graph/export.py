@@ -251,6 +251,8 @@ def _check_belonging(export: SessionExport) -> None:
     """Restore writes every record back: each must be this session's, and there only once."""
     session = export.session
     sid = format_id(session.id)
+    if session.session_id != session.id:
+        raise InvalidArgument(f"the session record's session_id is not its id {sid}")
     for node in export.nodes:
         if node.session_id != session.id or node.kind.is_global or node.kind is NodeKind.SESSION:
             raise InvalidArgument(f"node {format_id(node.id)} does not belong to session {sid}")
@@ -273,6 +275,27 @@ def _check_belonging(export: SessionExport) -> None:
         if event.sequence in sequences:
             raise InvalidArgument(f"event {event.sequence} appears twice in the export")
         sequences.add(event.sequence)
+        problem = _event_problem(event, session.id)
+        if problem:
+            raise InvalidArgument(f"event {event.sequence} {problem}")
+
+
+def _event_problem(event: Event, session_id: bytes) -> str:
+    """What makes `event` one that no history of the session holds ("" when nothing does):
+    the session's history records its own changes — the session itself, its nodes, edges
+    from them — never archival's markers."""
+    node, edge = event.node, event.edge
+    if event.type.is_lifecycle:
+        return f"is a {event.type} marker, which no session history holds"
+    if event.type in (EventType.EDGE_CREATED, EventType.EDGE_DELETED):
+        return "" if edge is not None and node is None else "is an edge event without its edge"
+    if node is None or edge is not None:
+        return "is a node event without its node"
+    if node.session_id != session_id or node.kind.is_global:
+        return f"is about node {format_id(node.id)}, which is not of this session"
+    if (node.kind is NodeKind.SESSION) != (node.id == session_id):
+        return f"is about node {format_id(node.id)}, which is not of this session"
+    return ""
 
 
 class ExportDecoder:
@@ -354,8 +377,8 @@ class ExportDecoder:
         reader = _Reader(number, row)
         if number == 1:
             self._read_header(reader.row, text)
-        elif self._record(reader) != text:
-            raise _not_canonical()
+        elif (canonical := self._record(reader)) != text:
+            raise _not_canonical(number, canonical)
 
     def _read_header(self, header: dict[str, Any], text: str) -> None:
         if header.get("format") != EXPORT_FORMAT:
@@ -408,7 +431,11 @@ class ExportDecoder:
         self._rank, self._key = rank, key
 
 
-def _not_canonical() -> InvalidArgument:
+def _not_canonical(number: int = 0, canonical: str = "") -> InvalidArgument:
+    try:
+        canonical.encode()
+    except UnicodeEncodeError:  # JSON escapes can spell text that is no Unicode string
+        return InvalidArgument(f"export line {number}: holds text that is not valid Unicode")
     return InvalidArgument(
         "the export is not in canonical form (records out of order or re-encoded); "
         "restore takes exports exactly as the server wrote them"

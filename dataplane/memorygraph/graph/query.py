@@ -7,7 +7,9 @@ servicer sends the bytes as they are. Only a metadata filter looks inside a reco
 A page token is opaque to clients: base64url of a version byte, a fingerprint of the filter it
 belongs to, and the (create time, node id) position after which the next page starts. Metadata
 filters need the records, so a page stops after `SCAN_BUDGET` index entries even when it is not
-full, and hands back a token to go on; a query therefore costs bounded work per call.
+full, and hands back a token to go on; a query therefore costs bounded work per call. A page (or
+a streamed batch) also stops before its records would pass a byte budget below the largest
+message, holding at least one record whatever its size, so that any page can be sent.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 from memorygraph import deadline
-from memorygraph.codec.nodes import record_metadata
+from memorygraph.codec.nodes import decode_node, record_metadata
 from memorygraph.errors import InvalidArgument
+from memorygraph.graph.limits import FRAMING
 from memorygraph.model import MAX_TIME, Node, NodeKind, SessionDetails, SessionState
 from memorygraph.store import GraphStore
 from memorygraph.store.keys import NODE_KIND_CODES, session_index_entry
@@ -33,6 +36,7 @@ __all__ = [
     "Page",
     "QueryFilter",
     "RecordPage",
+    "get_nodes",
     "list_sessions",
     "run_query",
     "stream_query",
@@ -42,6 +46,10 @@ DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 DEFAULT_BATCH_SIZE = 256
 SCAN_BUDGET = 10_000
+# What a page leaves of the largest message for everything but its records.
+PAGE_HEADROOM = 1024
+# Nodes BatchGetNodes reads at a time.
+_READ_CHUNK = 256
 
 T = TypeVar("T")
 _TOKEN_VERSION = 1
@@ -145,14 +153,50 @@ def _positions(store: GraphStore, query: QueryFilter, after: Position | None) ->
     return itertools.dropwhile(lambda p: p <= after, positions)
 
 
+def page_bytes(max_message_bytes: int) -> int:
+    """The byte budget of a page's records in a response of at most `max_message_bytes`."""
+    return max(max_message_bytes - PAGE_HEADROOM, 1)
+
+
+def get_nodes(
+    store: GraphStore, node_ids: list[bytes], *, max_bytes: int
+) -> tuple[list[Node], list[bytes]]:
+    """The nodes found (in the order asked) and the ids of those that were not; refused as
+    soon as their records take more than `max_bytes`, before the rest are read."""
+    found: list[Node] = []
+    missing: list[bytes] = []
+    size = 0
+    for start in range(0, len(node_ids), _READ_CHUNK):
+        chunk = node_ids[start : start + _READ_CHUNK]
+        for node_id, record in zip(chunk, store.get_node_records(chunk), strict=True):
+            if record is None:
+                missing.append(node_id)
+                continue
+            size += len(record) + FRAMING
+            if size > max_bytes:
+                raise InvalidArgument(
+                    f"the nodes asked for take more than {max_bytes} bytes, what one response "
+                    "carries: ask for fewer at a time"
+                )
+            found.append(decode_node(node_id, record))
+    return found, missing
+
+
 def _scan(
-    store: GraphStore, query: QueryFilter, after: Position | None, want: int, budget: int
+    store: GraphStore,
+    query: QueryFilter,
+    after: Position | None,
+    want: int,
+    budget: int,
+    max_bytes: int,
 ) -> tuple[list[bytes], Position | None, bool]:
-    """Up to `want` matching node records; (records, last position looked at, index
-    exhausted). At most `budget` index entries are looked at."""
+    """Up to `want` matching node records taking at most `max_bytes` (framed; at least one
+    record); (records, last position passed, index exhausted). At most `budget` index
+    entries are looked at."""
     if query.session_id is not None:
-        return _scan_session(store, query, after, want, budget)
+        return _scan_session(store, query, after, want, budget, max_bytes)
     found: list[bytes] = []
+    size = 0
     last: Position | None = None
     positions = _positions(store, query, after)
     scanned = 0
@@ -164,16 +208,24 @@ def _scan(
         scanned += len(chunk)
         records = store.get_node_records([nid for _, nid in chunk])
         for position, record in zip(chunk, records, strict=True):
-            last = position
             if record is not None and query.matches(record):
+                size += len(record) + FRAMING
+                if found and size > max_bytes:
+                    return found, last, False  # the next page starts with this record
                 found.append(record)
-                if len(found) == want:
-                    break
+            last = position
+            if len(found) == want:
+                break
     return found, last, False
 
 
 def _scan_session(
-    store: GraphStore, query: QueryFilter, after: Position | None, want: int, budget: int
+    store: GraphStore,
+    query: QueryFilter,
+    after: Position | None,
+    want: int,
+    budget: int,
+    max_bytes: int,
 ) -> tuple[list[bytes], Position | None, bool]:
     """`_scan` of one session: its index entries hold the records, so a chunk of entries
     becomes a list of records in one pass."""
@@ -188,49 +240,81 @@ def _scan_session(
     )
     codes = {NODE_KIND_CODES[kind] for kind in query.kinds}
     found: list[bytes] = []
+    size = 0
     last: Position | None = None
     scanned = 0
     pending: list[tuple[bytes, bytes]] = []
     while len(found) < want and scanned < budget:
         deadline.check()
         # Each entry gives at most one record, so the chunk never overshoots `want`.
-        size = min(want - len(found), budget - scanned)
-        while len(pending) < size and (more := next(chunks, None)) is not None:
+        count = min(want - len(found), budget - scanned)
+        while len(pending) < count and (more := next(chunks, None)) is not None:
             pending += more
-        chunk, pending = pending[:size], pending[size:]
+        chunk, pending = pending[:count], pending[count:]
         if not chunk:
             return found, last, True
         scanned += len(chunk)
         if codes:
-            found += [value for key, value in chunk if key[-1] in codes and query.matches(value)]
+            matched = [e for e in chunk if e[0][-1] in codes and query.matches(e[1])]
         elif query.metadata:
-            found += [value for _, value in chunk if query.matches(value)]
+            matched = [e for e in chunk if query.matches(e[1])]
         else:
-            found += [value for _, value in chunk]
-        create_time, node_id, _ = session_index_entry(chunk[-1][0])
-        last = (create_time, node_id)
+            matched = chunk
+        added = sum(len(value) for _, value in matched) + FRAMING * len(matched)
+        if size + added > max_bytes:  # this chunk ends the page: take what fits
+            return _fill(found, size, matched, max_bytes, last)
+        size += added
+        found += [value for _, value in matched]
+        last = _session_position(chunk[-1][0])
     return found, last, False
 
 
-def run_query(store: GraphStore, query: QueryFilter, *, limit: int, page_token: str) -> RecordPage:
+def _session_position(key: bytes) -> Position:
+    create_time, node_id, _ = session_index_entry(key)
+    return create_time, node_id
+
+
+def _fill(
+    found: list[bytes],
+    size: int,
+    matched: list[tuple[bytes, bytes]],
+    max_bytes: int,
+    last: Position | None,
+) -> tuple[list[bytes], Position | None, bool]:
+    """`found` with the `matched` session entries that fit in `max_bytes` (at least one
+    record in all), and the position of the last one taken: the next page starts after it."""
+    for key, value in matched:
+        size += len(value) + FRAMING
+        if found and size > max_bytes:
+            break
+        found.append(value)
+        last = _session_position(key)
+    return found, last, False
+
+
+def run_query(
+    store: GraphStore, query: QueryFilter, *, limit: int, page_token: str, max_bytes: int
+) -> RecordPage:
+    """A page of up to `limit` records taking at most `max_bytes` (see `page_bytes`)."""
     want = page_size(limit)
     fingerprint = query.fingerprint()
     after = decode_token(page_token, fingerprint)
-    records, last, exhausted = _scan(store, query, after, want, max(SCAN_BUDGET, want))
+    records, last, exhausted = _scan(store, query, after, want, max(SCAN_BUDGET, want), max_bytes)
     if exhausted or last is None:
         return RecordPage(records)
     # A full page may be the last one; peeking one entry ahead (of the right kind: metadata
     # filters need the records, whose reading is the next page's business) keeps the token
     # honest.
-    ahead, _, exhausted = _scan(store, replace(query, metadata=()), last, 1, SCAN_BUDGET)
+    ahead, _, exhausted = _scan(store, replace(query, metadata=()), last, 1, SCAN_BUDGET, max_bytes)
     more = bool(ahead) or not exhausted
     return RecordPage(records, encode_token(fingerprint, last) if more else "")
 
 
 def stream_query(
-    store: GraphStore, query: QueryFilter, *, batch_size: int, limit: int
+    store: GraphStore, query: QueryFilter, *, batch_size: int, limit: int, max_bytes: int
 ) -> Iterator[list[bytes]]:
-    """Every matching record, in batches of `batch_size`, stopping after `limit` (0 = all)."""
+    """Every matching record, in batches of `batch_size` records taking at most `max_bytes`
+    each, stopping after `limit` (0 = all)."""
     size = page_size(batch_size, default=DEFAULT_BATCH_SIZE, field="batch_size")
     if limit < 0:
         raise InvalidArgument(f"limit must not be negative (got {limit})")
@@ -238,7 +322,7 @@ def stream_query(
     after: Position | None = None
     while remaining is None or remaining > 0:
         want = size if remaining is None else min(size, remaining)
-        records, last, exhausted = _scan(store, query, after, want, SCAN_BUDGET)
+        records, last, exhausted = _scan(store, query, after, want, SCAN_BUDGET, max_bytes)
         if records:
             yield records
             if remaining is not None:
@@ -255,6 +339,7 @@ def list_sessions(
     page_token: str,
     state: SessionState | None,
     user_id: str,
+    max_bytes: int,
 ) -> Page:
     """Sessions newest first, optionally only one state or one user's."""
     want = page_size(limit)
@@ -276,7 +361,7 @@ def list_sessions(
         )
         return node if matches else None
 
-    sessions, last = _session_page(store, positions, want, pick)
+    sessions, last = _session_page(store, positions, want, pick, max_bytes)
     return Page(sessions, encode_token(fingerprint, last) if last is not None else "")
 
 
@@ -285,10 +370,14 @@ def _session_page(
     positions: Iterator[Position],
     want: int,
     pick: Callable[[Node], T | None],
+    max_bytes: int,
 ) -> tuple[list[T], Position | None]:
     """Up to `want` of what `pick` makes of the sessions at `positions`, reading at most
-    `SCAN_BUDGET` of them; the position to go on from, or None when none remain."""
+    `SCAN_BUDGET` of them, while their records take at most `max_bytes` (at least one: what
+    a session message holds is part of its record); the position to go on from, or None when
+    none remain."""
     found: list[T] = []
+    size = 0
     last: Position | None = None
     scanned = 0
     while len(found) < want and scanned < SCAN_BUDGET:
@@ -297,10 +386,15 @@ def _session_page(
         if not chunk:
             return found, None
         scanned += len(chunk)
-        for position, node in zip(chunk, store.get_nodes([n for _, n in chunk]), strict=True):
-            last = position
-            if node is not None and (item := pick(node)) is not None:
+        records = store.get_node_records([n for _, n in chunk])
+        for position, record in zip(chunk, records, strict=True):
+            item = pick(decode_node(position[1], record)) if record is not None else None
+            if record is not None and item is not None:
+                size += len(record) + FRAMING
+                if found and size > max_bytes:
+                    return found, last  # the next page starts with this session
                 found.append(item)
+            last = position
     if last is None or next(positions, None) is None:
         return found, None
     return found, last
@@ -333,7 +427,7 @@ def last_activity(store: GraphStore, session: Node) -> int:
 
 
 def archive_candidates(
-    store: GraphStore, *, older_than: int, limit: int, page_token: str
+    store: GraphStore, *, older_than: int, limit: int, page_token: str, max_bytes: int
 ) -> tuple[list[Candidate], str]:
     """Sessions idle (or closed) since before `older_than` µs, oldest first, paged."""
     want = page_size(limit)
@@ -351,5 +445,5 @@ def archive_candidates(
         activity = last_activity(store, node)
         return Candidate(node, activity) if activity < older_than else None
 
-    found, last = _session_page(store, positions, want, pick)
+    found, last = _session_page(store, positions, want, pick, max_bytes)
     return found, encode_token(fingerprint, last) if last is not None else ""

@@ -15,7 +15,13 @@ from dataclasses import replace
 from typing import TypeVar
 
 from memorygraph.codec.nodes import decode_node, record_session_id
-from memorygraph.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from memorygraph.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    OutOfRange,
+)
 from memorygraph.graph import templates
 from memorygraph.graph.archival import SessionArchive
 from memorygraph.graph.checks import Limits, require, require_kind, writable_session
@@ -26,7 +32,9 @@ from memorygraph.graph.query import (
     Page,
     QueryFilter,
     RecordPage,
+    get_nodes,
     list_sessions,
+    page_bytes,
     run_query,
     stream_query,
 )
@@ -57,7 +65,7 @@ __all__ = ["GraphService", "Limits"]
 S = TypeVar("S")
 T = TypeVar("T")
 # Request errors that name the item of a batch they concern.
-_ITEM_ERRORS = (InvalidArgument, NotFound, AlreadyExists, FailedPrecondition)
+_ITEM_ERRORS = (InvalidArgument, NotFound, AlreadyExists, FailedPrecondition, OutOfRange)
 
 
 def _sessions(ids: Iterable[bytes | None]) -> tuple[bytes, ...]:
@@ -94,7 +102,9 @@ class GraphService:
         self.hooks = hooks if hooks is not None else GraphHooks()
         self._writer = Writer(store, clock)
         self._create = Creator(limits, clock)
-        self.archive = SessionArchive(store, self._writer, self.hooks)
+        # What the records of one page, batch or traversal may take.
+        self._page_bytes = page_bytes(limits.max_message_bytes)
+        self.archive = SessionArchive(store, self._writer, self.hooks, limits)
         self.deletion = SessionDeletion(store, self._writer)
         self.templates = Templates(store, self._writer, self._create, self.hooks, limits)
 
@@ -146,13 +156,9 @@ class GraphService:
         return record
 
     def get_nodes(self, node_ids: list[bytes]) -> tuple[list[Node], list[bytes]]:
-        """The nodes found (in the order asked) and the ids of those that were not."""
-        found, missing = [], []
-        for node_id, node in zip(node_ids, self.store.get_nodes(node_ids), strict=True):
-            if node is None:
-                missing.append(node_id)
-            else:
-                found.append(node)
+        """The nodes found (in the order asked) and the ids of those that were not; refused
+        as soon as they take more than a response can carry."""
+        found, missing = get_nodes(self.store, node_ids, max_bytes=self._page_bytes)
         if self.hooks.watches_reads:
             sessions = _sessions(node.session_id for node in found)
             session_id = sessions[0] if len(sessions) == 1 else None
@@ -205,7 +211,12 @@ class GraphService:
         self, *, limit: int, page_token: str, state: SessionState | None, user_id: str
     ) -> Page:
         page = list_sessions(
-            self.store, limit=limit, page_token=page_token, state=state, user_id=user_id
+            self.store,
+            limit=limit,
+            page_token=page_token,
+            state=state,
+            user_id=user_id,
+            max_bytes=self._page_bytes,
         )
         if self.hooks.watches_reads:
             read = Read(
@@ -231,15 +242,21 @@ class GraphService:
             raise InvalidArgument("at least one node is required")
         hooks = self.hooks
         specs = [hooks.before_create_node(spec) for spec in specs]
-        many = len(specs) > 1
-        nodes = self._writer.batched(
-            lambda tx: [
-                _named(f"requests[{i}]" if many else "", self._create.node, tx, spec)
-                for i, spec in enumerate(specs)
-            ]
-        )
+        nodes = self._writer.batched(lambda tx: self._created(tx, specs))
         for node in nodes:
             hooks.after_create_node(node)
+        return nodes
+
+    def _created(self, tx: Transaction, specs: list[NewNode]) -> list[Node]:
+        """The nodes of `specs`, created in `tx` and encoded (their records are what the store
+        writes and the response carries): refused before anything is written when the
+        response could not carry them."""
+        many = len(specs) > 1
+        nodes = [
+            _named(f"requests[{i}]" if many else "", self._create.node, tx, spec)
+            for i, spec in enumerate(specs)
+        ]
+        self.limits.response(nodes)
         return nodes
 
     def ingest(self, items: list[IngestItem]) -> tuple[int, list[Node | Edge]]:
@@ -374,7 +391,9 @@ class GraphService:
 
     def query(self, query: QueryFilter, *, limit: int, page_token: str) -> RecordPage:
         """A page of matching node records (see `graph.query`)."""
-        page = run_query(self.store, query, limit=limit, page_token=page_token)
+        page = run_query(
+            self.store, query, limit=limit, page_token=page_token, max_bytes=self._page_bytes
+        )
         if self.hooks.watches_reads:
             sessions = _sessions(record_session_id(r) for r in page.records)
             read = Read(
@@ -398,7 +417,10 @@ class GraphService:
         if watched:
             self.hooks.before_read(read)
         returned = 0
-        for batch in stream_query(self.store, query, batch_size=batch_size, limit=limit):
+        batches = stream_query(
+            self.store, query, batch_size=batch_size, limit=limit, max_bytes=self._page_bytes
+        )
+        for batch in batches:
             returned += len(batch)
             yield batch
         if watched:
@@ -421,6 +443,7 @@ class GraphService:
             direction=direction,
             max_depth=max_depth,
             max_nodes=max_nodes,
+            max_bytes=self._page_bytes,
         )
         if self.hooks.watches_reads:
             read = Read(

@@ -88,9 +88,14 @@ def validate_template(name: str, content: str, variables: Sequence[TemplateVaria
 
 
 def render_template(
-    content: str, variables: Sequence[TemplateVariable], values: dict[str, str]
+    content: str,
+    variables: Sequence[TemplateVariable],
+    values: dict[str, str],
+    max_bytes: int | None = None,
 ) -> str:
-    """The content with every placeholder replaced; `InvalidArgument` lists what is wrong."""
+    """The content with every placeholder replaced; `InvalidArgument` lists what is wrong,
+    or says that the text would take more than `max_bytes` (checked before it is made: a
+    value repeated in many placeholders could otherwise take any amount of memory)."""
     declared = {v.name: v for v in variables}
     unknown = sorted(set(values) - set(declared))
     if unknown:
@@ -110,6 +115,15 @@ def render_template(
                 f"pattern {variable.pattern!r}"
             )
         resolved[variable.name] = value
+    if max_bytes is not None:
+        sizes = {name: len(value.encode()) for name, value in resolved.items()}
+        size = len(content.encode()) + sum(
+            sizes[m.group(1)] - len(m.group(0).encode()) for m in PLACEHOLDER.finditer(content)
+        )
+        if size > max_bytes:
+            raise InvalidArgument(
+                f"the rendered template would be {size} bytes; the limit is {max_bytes} bytes"
+            )
     return PLACEHOLDER.sub(lambda m: resolved[m.group(1)], content)
 
 
@@ -137,15 +151,16 @@ class Templates:
         metadata: dict[str, str],
         template_id: bytes | None = None,
     ) -> Node:
-        validate_template(name, content, variables)
+        details = TemplateDetails(name=name, variables=tuple(variables))
         self.limits.check(content, metadata)
+        self.limits.details(details)
+        validate_template(name, content, variables)
         with self.writer.transaction() as tx:
             node_id = template_id or new_id()
             if tx.id_taken(node_id):
                 raise AlreadyExists(f"a node with id {format_id(node_id)} already exists")
             if self.store.template_id(name) is not None:
                 raise AlreadyExists(f"a template named {name!r} already exists")
-            details = TemplateDetails(name=name, variables=tuple(variables))
             node = self.create_in.stamped(tx, node_id, None, content, metadata, details)
         return node
 
@@ -179,9 +194,14 @@ class Templates:
     ) -> tuple[str, Node | None]:
         """Render a template; with a session, also record the text as a prompt there, with
         `prompt`'s model and role."""
+        limits = self.limits
+        limits.items("variables", values)
+        for key, value in values.items():
+            limits.text("a variable name", key, limits.max_name_bytes)
+            limits.text(f"variable {key!r}", value, limits.max_content_bytes)
         template = self._find(template_id, name)
         variables = template.details_as(TemplateDetails).variables
-        content = render_template(template.content, variables, values)
+        content = render_template(template.content, variables, values, limits.max_content_bytes)
         hooks = self.hooks
         call = hooks.before_instantiate_template(
             Instantiation(template, content, session_id, values, metadata)

@@ -1,4 +1,5 @@
-"""Bounded breadth-first traversal from one node along chosen edge kinds."""
+"""Bounded breadth-first traversal from one node along chosen edge kinds: at most so many nodes,
+so deep, and what one response can carry."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from memorygraph import deadline
+from memorygraph.codec.nodes import decode_node, node_bytes
 from memorygraph.errors import InvalidArgument
 from memorygraph.model import Direction, Edge, EdgeKey, EdgeKind, Node
 from memorygraph.store import GraphStore
@@ -16,6 +18,10 @@ DEFAULT_MAX_DEPTH = 3
 MAX_DEPTH = 10
 DEFAULT_MAX_NODES = 1000
 MAX_NODES = 10_000
+# At most what a node takes in a TraverseResponse beyond its record (framing, depth), and an
+# edge without metadata.
+_NODE_FRAMING = 16
+_EDGE_BYTES = 128
 
 
 @dataclass(slots=True)
@@ -33,6 +39,12 @@ def _bounded(value: int, name: str, default: int, cap: int) -> int:
     return value or default
 
 
+def _edge_size(edge: Edge) -> int:
+    """At most what an edge takes in a response: two ids, a kind, a time and its metadata."""
+    metadata = sum(len(k.encode()) + len(v.encode()) + 8 for k, v in edge.metadata.items())
+    return _EDGE_BYTES + metadata
+
+
 def traverse(
     store: GraphStore,
     start: Node,
@@ -41,10 +53,15 @@ def traverse(
     direction: Direction,
     max_depth: int,
     max_nodes: int,
+    max_bytes: int,
 ) -> Traversal:
+    """Nodes and edges breadth-first from `start`; `truncated` when `max_nodes` nodes, or
+    `max_bytes` taken by the nodes and edges found (as a response carries them), stopped it
+    early."""
     depth_limit = _bounded(max_depth, "max_depth", DEFAULT_MAX_DEPTH, MAX_DEPTH)
     node_limit = _bounded(max_nodes, "max_nodes", DEFAULT_MAX_NODES, MAX_NODES)
     result = Traversal(nodes=[(start, 0)])
+    size = len(node_bytes(start)) + _NODE_FRAMING
     seen = {start.id}
     followed: set[EdgeKey] = set()
     frontier: deque[tuple[bytes, int]] = deque([(start.id, 0)])
@@ -59,13 +76,21 @@ def traverse(
                 if len(result.nodes) >= node_limit:
                     result.truncated = True
                     return result
-                neighbour = store.get_node(other)
-                if neighbour is None:
+                record = store.get_node_record(other)
+                if record is None:
                     continue
+                size += len(record) + _NODE_FRAMING
+                if size > max_bytes:
+                    result.truncated = True
+                    return result
                 seen.add(other)
-                result.nodes.append((neighbour, depth + 1))
+                result.nodes.append((decode_node(other, record), depth + 1))
                 frontier.append((other, depth + 1))
             if edge.key not in followed:
+                size += _edge_size(edge)
+                if size > max_bytes:
+                    result.truncated = True
+                    return result
                 followed.add(edge.key)
                 result.edges.append(edge)
     return result

@@ -9,6 +9,7 @@ and one sync. Reads take no lock.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,8 +19,11 @@ from memorygraph import deadline
 from memorygraph.graph.batch import Batcher, Request
 from memorygraph.graph.tx import Transaction
 from memorygraph.store import GraphStore
+from memorygraph.store.changes import UnwritableChange
 
 __all__ = ["Writer"]
+
+log = logging.getLogger("memorygraph.graph")
 
 T = TypeVar("T")
 
@@ -57,7 +61,11 @@ class Writer:
 
     def _apply_batch(self, requests: list[Request]) -> int:
         """Each request's work in a nested transaction of one shared transaction, kept only
-        if it succeeds; then the whole batch staged as one write."""
+        if it succeeds; then the whole batch staged as one write.
+
+        Should the shared change be one the store cannot write (the work checks what it
+        writes, so it should not be), each request that succeeded is applied again on its
+        own: whatever one of them holds fails that request alone, never its batch."""
         with self._lock:
             tx = Transaction(self.store, self.clock())
             for request in requests:
@@ -68,6 +76,29 @@ class Writer:
                     request.failure = exc
                 else:
                     nested.merge()
-            if all(request.failure is not None for request in requests):
+            applied = [request for request in requests if request.failure is None]
+            if not applied:
                 return 0
-            return self.store.stage(tx.changes())
+            try:
+                return self.store.stage(tx.changes())
+            except UnwritableChange:  # nothing was written
+                if len(applied) == 1:
+                    raise
+                log.exception(
+                    "a batch of %d writes could not be staged; staging each alone", len(applied)
+                )
+            return self._apply_alone(applied)
+
+    def _apply_alone(self, requests: list[Request]) -> int:
+        """Each request in a transaction and a write of its own (under the writers' lock);
+        the ticket of the last write, which covers the others."""
+        ticket = 0
+        for request in requests:
+            tx = Transaction(self.store, self.clock())
+            try:
+                request.outcome = request.context.run(_checked, request.work, tx)
+                ticket = self.store.stage(tx.changes()) or ticket
+            except Exception as exc:
+                request.failure = exc
+                request.outcome = None
+        return ticket

@@ -24,6 +24,8 @@ from memorygraph.model.details import (
     default_details,
     details_fields,
     details_from_fields,
+    details_texts,
+    with_texts,
 )
 from memorygraph.model.entities import Edge, EdgeKey, Event, Node
 from memorygraph.model.ids import format_id, new_id, parse_id
@@ -68,7 +70,9 @@ __all__ = [
     "default_details",
     "details_fields",
     "details_from_fields",
+    "details_texts",
     "format_id",
     "new_id",
     "parse_id",
+    "with_texts",
 ]

@@ -3,8 +3,8 @@
 A session carries its state, its owner and its token totals; a response the prompt it answers
 and its token usage; a template its variables; and so on. Adding a field to a kind is one field
 here and one line in the protobuf codec (`memorygraph.codec.nodes`); `details_fields` and
-`details_from_fields`, the plain-data form used by exports and plugins, follow the dataclass
-fields by themselves.
+`details_from_fields`, the plain-data form used by exports and plugins, and `details_texts` /
+`with_texts`, the text fields plugins may change, follow the dataclass fields by themselves.
 
 Ids are 16 raw bytes here, as everywhere in the domain; the plain-data form writes them as text.
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, get_type_hints
+from typing import Any, ClassVar, TypeVar, get_type_hints
 
 from memorygraph.model.ids import format_id, parse_id
 from memorygraph.model.kinds import NodeKind, SessionState, ToolStatus
@@ -32,6 +32,8 @@ __all__ = [
     "default_details",
     "details_fields",
     "details_from_fields",
+    "details_texts",
+    "with_texts",
 ]
 
 
@@ -64,10 +66,6 @@ class TokenUsage:
         return TokenUsage(
             self.prompt_tokens, self.completion_tokens, self.prompt_tokens + self.completion_tokens
         )
-
-    @property
-    def any_negative(self) -> bool:
-        return min(self.prompt_tokens, self.completion_tokens, self.total_tokens) < 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +149,8 @@ NodeDetails = (
     | TemplateDetails
 )
 
+D = TypeVar("D", bound=NodeDetails)
+
 DETAILS_TYPES: dict[NodeKind, type[NodeDetails]] = {
     NodeKind.SESSION: SessionDetails,
     NodeKind.PROMPT: PromptDetails,
@@ -171,9 +171,47 @@ _HINTS: dict[type[NodeDetails], dict[str, Any]] = {
 }
 
 
+# The text fields of each kind: strings, and lists of strings (their items are named
+# `name[i]`). Ids, counts and states are not text.
+_TEXTS: dict[type, tuple[str, ...]] = {
+    cls: tuple(name for name, hint in hints.items() if hint is str) for cls, hints in _HINTS.items()
+}
+_TEXT_LISTS: dict[type, tuple[str, ...]] = {
+    cls: tuple(name for name, hint in hints.items() if hint == tuple[str, ...])
+    for cls, hints in _HINTS.items()
+}
+
+
 def default_details(kind: NodeKind) -> NodeDetails:
     """The details of a node of `kind` for which nothing was given."""
     return _DEFAULTS[kind]
+
+
+def details_texts(details: NodeDetails) -> dict[str, str]:
+    """The text fields of `details` by name (the items of a list of strings as `name[i]`):
+    what a user wrote, for plugins to read, redact or refuse."""
+    texts = {name: getattr(details, name) for name in _TEXTS[type(details)]}
+    for name in _TEXT_LISTS[type(details)]:
+        for i, value in enumerate(getattr(details, name)):
+            texts[f"{name}[{i}]"] = value
+    return texts
+
+
+def with_texts(details: D, texts: Mapping[str, str]) -> D:
+    """`details` with its text fields as `texts` gives them (`details_texts`' inverse; fields
+    `texts` leaves out stay as they are)."""
+    cls = type(details)
+    changes: dict[str, Any] = {
+        name: texts[name]
+        for name in _TEXTS[cls]
+        if name in texts and texts[name] != getattr(details, name)
+    }
+    for name in _TEXT_LISTS[cls]:
+        items = getattr(details, name)
+        new = tuple(texts.get(f"{name}[{i}]", value) for i, value in enumerate(items))
+        if new != items:
+            changes[name] = new
+    return dataclasses.replace(details, **changes) if changes else details
 
 
 # -- the plain-data form (exports, plugins) ------------------------------------------------

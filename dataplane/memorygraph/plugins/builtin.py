@@ -1,7 +1,9 @@
 """Built-in plugins, configured by data: validator, PII redactor, enricher, per-session quota.
 
-Each is a small object with `name` and `handle(call)`; a before-hook changes `call.content` /
-`call.metadata` in place or raises `PluginRejected`.
+Each is a small object with `name` and `handle(call)`; a before-hook changes `call.content`,
+`call.metadata` and `call.texts` in place or raises `PluginRejected`. The validator and the
+redactor look at every text a user wrote: content, metadata values and the texts of the call
+(a tool's arguments and result, a session's user, a prompt's role, ...).
 """
 
 from __future__ import annotations
@@ -53,17 +55,28 @@ class Validator:
                 )
             if self._allow and not any(r.fullmatch(content) for r in self._allow):
                 self._reject("content matches none of the allowed patterns")
-            for pattern, regex in self._deny:
-                if regex.search(content):
-                    self._reject(f"content matches the denied pattern {pattern!r}")
+        if self._deny:
+            self._check_denied(call)
         missing = [k for k in config.required_metadata if k not in call.metadata]
         if missing:
             self._reject(f"metadata must include {', '.join(missing)}")
-        model = call.details.get("model")
+        model = call.texts.get("model", call.details.get("model"))
         if config.allowed_models and model and model not in config.allowed_models:
             self._reject(
                 f"model {model!r} is not allowed (allowed: {', '.join(config.allowed_models)})"
             )
+
+    def _check_denied(self, call: HookCall) -> None:
+        """No text of the call (content, texts, metadata values) matches a deny pattern."""
+        texts = [("content", call.content or "")]
+        texts += [(name, value) for name, value in call.texts.items()]
+        texts += [(f"metadata[{key[:64]!r}]", value) for key, value in call.metadata.items()]
+        for name, text in texts:
+            if not text:
+                continue
+            for pattern, regex in self._deny:
+                if regex.search(text):
+                    self._reject(f"{name} matches the denied pattern {pattern!r}")
 
 
 def luhn_valid(digits: str) -> bool:
@@ -141,6 +154,8 @@ class Redactor:
             call.content = self.redact(call.content)
         if self.config.redact_metadata:
             call.metadata = {k: self.redact(v) for k, v in call.metadata.items()}
+        if self.config.redact_texts:
+            call.texts = {k: self.redact(v) if v else v for k, v in call.texts.items()}
 
 
 class Enricher:

@@ -1,8 +1,8 @@
 """What a plugin is handed at a hook point, and the refusal it raises.
 
 Before-hooks run before anything is written, in plugin order; they may change the call's
-`content` and `metadata` (the change is what gets stored) or refuse the call. After-hooks run
-once the change is committed and can neither fail nor undo it.
+`content`, `metadata` and `texts` (the change is what gets stored) or refuse the call.
+After-hooks run once the change is committed and can neither fail nor undo it.
 """
 
 from __future__ import annotations
@@ -28,8 +28,12 @@ class HookCall:
     """One hook invocation.
 
     `subject` says what the call is about ("session", a node kind, "edge", "template", "query",
-    "archive"). `content` and `metadata` are what a before-hook may change; `details` carries the
-    rest (model, ids, filters, counts) for plugins to read.
+    "archive"). `content`, `metadata` and `texts` are what a before-hook may change: `texts`
+    holds every other text the user wrote for a session or node (a session's user_id, agent_id
+    and model; a prompt's model and role; a response's model and finish_reason; a tool
+    invocation's tool_name, arguments and result; an agent's name, description and
+    `capabilities[i]`), by field name. `details` carries the rest (ids, filters, counts, and
+    the same texts as they were asked for) for plugins to read.
     """
 
     hook: Hook
@@ -39,10 +43,11 @@ class HookCall:
     content: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
+    texts: dict[str, str] = field(default_factory=dict)
 
     def copy(self) -> HookCall:
-        """A copy a plugin may change freely: content and metadata are what plugins change;
-        `details` is theirs to read."""
+        """A copy a plugin may change freely: content, metadata and texts are what plugins
+        change; `details` is theirs to read."""
         return HookCall(
             self.hook,
             self.subject,
@@ -51,9 +56,12 @@ class HookCall:
             self.content,
             dict(self.metadata),
             dict(self.details),
+            dict(self.texts),
         )
 
     def to_json(self) -> dict[str, Any]:
+        """The call as a webhook receives it; text fields in `details` show what `texts` holds
+        now, so no plugin sees a value an earlier one redacted."""
         return {
             "hook": self.hook.value,
             "subject": self.subject,
@@ -61,7 +69,8 @@ class HookCall:
             "node_id": self.node_id,
             "content": self.content,
             "metadata": dict(self.metadata),
-            "details": self.details,
+            "details": _shown(self.details, self.texts) if self.texts else self.details,
+            "texts": dict(self.texts),
         }
 
 
@@ -74,6 +83,23 @@ def clean_reason(reason: str) -> str:
     if len(text) > MAX_REASON_CHARS or len(reason) > len(head):
         text = text[: MAX_REASON_CHARS - 1].rstrip() + "…"
     return text or "no reason given"
+
+
+def _shown(details: dict[str, Any], texts: dict[str, str]) -> dict[str, Any]:
+    """`details` with the text fields it repeats as `texts` has them now."""
+    shown = dict(details)
+    for name, value in texts.items():
+        field_name, _, index = name.partition("[")
+        if not index:
+            if field_name in shown:
+                shown[field_name] = value
+            continue
+        items = shown.get(field_name)
+        position = int(index.rstrip("]")) if index.rstrip("]").isdigit() else -1
+        if isinstance(items, list) and 0 <= position < len(items):
+            items = shown[field_name] = list(items)
+            items[position] = value
+    return shown
 
 
 class PluginRejected(RequestError):

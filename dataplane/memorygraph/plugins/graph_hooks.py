@@ -25,7 +25,9 @@ from memorygraph.model import (
     TemplateDetails,
     ToolInvocationDetails,
     details_fields,
+    details_texts,
     format_id,
+    with_texts,
 )
 from memorygraph.plugins.calls import HookCall, PluginRejected
 from memorygraph.plugins.pipeline import PluginPipeline
@@ -48,7 +50,12 @@ def _node_call(hook: Hook, node: Node, **details: Any) -> HookCall:
         content=node.content,
         metadata=dict(node.metadata),
         details=details or details_fields(node.details),
+        texts=details_texts(node.details),
     )
+
+
+def _session_texts(spec: NewSession) -> dict[str, str]:
+    return {"user_id": spec.user_id, "agent_id": spec.agent_id, "model": spec.model}
 
 
 def _edge_call(hook: Hook, edge: Edge, session_id: bytes | None) -> HookCall:
@@ -126,6 +133,7 @@ class PluginHooks(GraphHooks):
         pipeline = self.pipeline
         if not pipeline.wants(Hook.BEFORE_CREATE_SESSION):
             return spec
+        texts = _session_texts(spec)
         call = pipeline.before(
             HookCall(
                 Hook.BEFORE_CREATE_SESSION,
@@ -133,10 +141,19 @@ class PluginHooks(GraphHooks):
                 session_id=_text(spec.session_id),
                 content=spec.title,
                 metadata=dict(spec.metadata),
-                details={"user_id": spec.user_id, "agent_id": spec.agent_id, "model": spec.model},
+                details=dict(texts),
+                texts=texts,
             )
         )
-        return replace(spec, title=call.content or "", metadata=call.metadata)
+        left = call.texts
+        return replace(
+            spec,
+            title=call.content or "",
+            metadata=call.metadata,
+            user_id=left.get("user_id", spec.user_id),
+            agent_id=left.get("agent_id", spec.agent_id),
+            model=left.get("model", spec.model),
+        )
 
     def after_create_session(self, session: Node) -> None:
         self._after(
@@ -177,6 +194,7 @@ class PluginHooks(GraphHooks):
         pipeline = self.pipeline
         if not pipeline.wants(Hook.BEFORE_CREATE_NODE):
             return spec
+        texts = details_texts(spec.given_details)
         call = pipeline.before(
             HookCall(
                 Hook.BEFORE_CREATE_NODE,
@@ -186,12 +204,15 @@ class PluginHooks(GraphHooks):
                 content=spec.content,
                 metadata=dict(spec.metadata),
                 details=details_fields(spec.details, sparse=True) if spec.details else {},
+                texts=dict(texts),
             )
         )
         content = call.content or ""
-        if content == spec.content and call.metadata == spec.metadata:
+        changed = call.texts != texts
+        if content == spec.content and call.metadata == spec.metadata and not changed:
             return spec  # most calls: the plugins left them as they were
-        return replace(spec, content=content, metadata=call.metadata)
+        details = with_texts(spec.given_details, call.texts) if changed else spec.details
+        return replace(spec, content=content, metadata=call.metadata, details=details)
 
     def after_create_node(self, node: Node) -> None:
         self._after(Hook.AFTER_CREATE_NODE, lambda: _node_call(Hook.AFTER_CREATE_NODE, node))

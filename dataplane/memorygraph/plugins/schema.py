@@ -99,6 +99,9 @@ class RedactorConfig(_Strict):
     mode: Literal["mask", "hash"] = "mask"
     replacement: str = "[redacted]"
     redact_metadata: bool = True
+    # The other texts of a session or node: user and agent ids, model, role, finish reason,
+    # a tool's name, arguments and result, an agent's name, description and capabilities.
+    redact_texts: bool = True
 
 
 class EnricherConfig(_Strict):
@@ -139,7 +142,7 @@ CONFIG_MODELS: dict[str, type[BaseModel]] = {
 # Where each type acts when `hooks` is not given.
 DEFAULT_HOOKS: dict[str, list[Hook]] = {
     "validator": [Hook.BEFORE_CREATE_NODE, Hook.BEFORE_UPDATE_NODE],
-    "redactor": [Hook.BEFORE_CREATE_NODE, Hook.BEFORE_UPDATE_NODE],
+    "redactor": [Hook.BEFORE_CREATE_SESSION, Hook.BEFORE_CREATE_NODE, Hook.BEFORE_UPDATE_NODE],
     "enricher": [Hook.BEFORE_CREATE_NODE, Hook.BEFORE_UPDATE_NODE],
     "quota": [Hook.BEFORE_CREATE_NODE],
     "webhook": [],

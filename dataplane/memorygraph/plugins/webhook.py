@@ -5,13 +5,15 @@ Request (POST to the configured URL, ``Content-Type: application/json``)::
     {"apiVersion": "memorygraph.io/plugins/v1",
      "plugin": "policy",
      "call": {"hook": "before_create_node", "subject": "prompt", "session_id": "…",
-              "node_id": "…", "content": "…", "metadata": {…}, "details": {…}}}
+              "node_id": "…", "content": "…", "metadata": {…}, "details": {…},
+              "texts": {"model": "…", "role": "…"}}}
 
 Response (HTTP 200)::
 
     {"allow": true}                                   # go ahead
     {"allow": false, "reason": "contains secrets"}    # refuse the call (before-hooks)
-    {"allow": true, "patch": {"content": "…", "metadata": {…}}}   # store this instead
+    {"allow": true, "patch": {"content": "…", "metadata": {…}, "texts": {"role": "…"}}}
+                                                      # store this instead
 
 After-hook responses are read for errors only. Anything else — another status, a body that is
 not this shape, no complete answer within the plugin's timeout, a refused connection — is a
@@ -60,6 +62,18 @@ _TRANSPORT_ERRORS = (
     httpcore.ConnectionNotAvailable,
     httpcore.ProxyError,
 )
+
+
+def _is_text(value: Any) -> bool:
+    """A string that can be stored: JSON escapes can spell strings that are no Unicode text
+    (lone surrogates), which no record could hold."""
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class PluginFailure(Exception):
@@ -185,20 +199,27 @@ class WebhookPlugin:
 
     @staticmethod
     def _apply_patch(call: HookCall, patch: Any) -> None:
-        """What the service asked to change in the call's content and metadata."""
+        """What the service asked to change in the call's content, metadata and texts."""
         if not isinstance(patch, dict):
             raise PluginFailure('"patch" must be an object')
         if "content" in patch:
-            if not isinstance(patch["content"], str):
+            if not _is_text(patch["content"]):
                 raise PluginFailure('"patch.content" must be a string')
             call.content = patch["content"]
         if "metadata" in patch:
             metadata = patch["metadata"]
             if not isinstance(metadata, dict) or not all(
-                isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
+                _is_text(k) and _is_text(v) for k, v in metadata.items()
             ):
                 raise PluginFailure('"patch.metadata" must map strings to strings')
             call.metadata = dict(metadata)
+        if "texts" in patch:
+            texts = patch["texts"]
+            if not isinstance(texts, dict) or not all(
+                k in call.texts and _is_text(v) for k, v in texts.items()
+            ):
+                raise PluginFailure('"patch.texts" must map names in the call\'s texts to strings')
+            call.texts.update(texts)
 
     def close(self) -> None:
         self._pool.close()

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from memorygraph.errors import MemoryGraphError
 from memorygraph.model import Edge, Event, Node
 
-__all__ = ["StoreChanges"]
+__all__ = ["StoreChanges", "UnwritableChange"]
+
+
+class UnwritableChange(MemoryGraphError):
+    """A change set that could not be turned into a write (a value its records cannot hold);
+    nothing of it was written."""
 
 
 @dataclass(slots=True)

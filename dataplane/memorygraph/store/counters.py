@@ -30,8 +30,17 @@ _TOKENS = ("tokens/prompt", "tokens/completion", "tokens/total")
 NAMES = (*_NODES.values(), _EDGES, _ACTIVE_SESSIONS, *_TOKENS)
 
 
+_MAX, _MIN = 2**63 - 1, -(2**63)
+
+
 def _int8(value: int) -> bytes:
     return value.to_bytes(8, signed=True)
+
+
+def _saturated(value: int) -> int:
+    """`value` kept within a signed 64-bit count. The graph bounds what one response may add
+    (`graph.limits`); a count at its end stays there rather than fail every later write."""
+    return _MIN if value < _MIN else _MAX if value > _MAX else value
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,15 +102,18 @@ class Counters:
 
     def ops(self, deltas: dict[str, int]) -> list[Op]:
         """The writes that persist the counts after `deltas`."""
+        values = self._values
         return [
-            (keys.CF_META, keys.counter_key(name), _int8(self._values[name] + delta))
+            (keys.CF_META, keys.counter_key(name), _int8(_saturated(values[name] + delta)))
             for name, delta in deltas.items()
             if delta
         ]
 
     def apply(self, deltas: dict[str, int]) -> None:
+        values = self._values
         for name, delta in deltas.items():
-            self._values[name] += delta
+            value = values[name] + delta
+            values[name] = value if _MIN <= value <= _MAX else _saturated(value)
 
     def snapshot(self) -> GraphCounts:
         values = self._values

@@ -16,7 +16,7 @@ from memorygraph.codec.framing import unframe
 from memorygraph.errors import MemoryGraphError
 from memorygraph.model import MAX_TIME, Direction, Edge, EdgeKey, EdgeKind, Node, NodeKind
 from memorygraph.store import keys
-from memorygraph.store.changes import StoreChanges
+from memorygraph.store.changes import StoreChanges, UnwritableChange
 from memorygraph.store.commit import CommitFailed, GroupCommitter
 from memorygraph.store.counters import Counters, GraphCounts
 from memorygraph.store.eventlog import EventLog
@@ -25,7 +25,7 @@ from memorygraph.store.layout import graph_ops
 from memorygraph.store.records import decode_edge, decode_node
 from memorygraph.store.upgrade import upgrade
 
-__all__ = ["GraphCounts", "GraphStore", "IncompatibleSchema", "StoreChanges"]
+__all__ = ["GraphCounts", "GraphStore", "IncompatibleSchema", "StoreChanges", "UnwritableChange"]
 
 log = logging.getLogger("memorygraph.store")
 
@@ -332,10 +332,13 @@ class GraphStore:
     def _write_batch(self, changes: StoreChanges, *, sync: bool) -> None:
         """One batch: the records and indexes of the change, the counts it moves and its
         events."""
-        ops, edge_records = graph_ops(changes)
-        deltas = Counters.deltas(changes)
-        ops += self._counters.ops(deltas)
-        log = self.events.append(changes, edge_records, self._session_of, self._hiding)
+        try:
+            ops, edge_records = graph_ops(changes)
+            deltas = Counters.deltas(changes)
+            ops += self._counters.ops(deltas)
+            log = self.events.append(changes, edge_records, self._session_of, self._hiding)
+        except Exception as exc:  # before the write: nothing of the change is stored
+            raise UnwritableChange(f"the change cannot be written: {exc}") from exc
         ops += log.ops
         ops += [(keys.CF_META, keys.deleting_key(s), b"") for s in changes.hide_sessions]
         done = [n.id for n in changes.deleted if n.id in self._hiding]

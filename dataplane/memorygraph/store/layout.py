@@ -77,7 +77,9 @@ def graph_ops(changes: StoreChanges) -> tuple[list[Op], dict[int, bytes]]:
     ops: list[Op] = []
     edge_records: dict[int, bytes] = {}
     for node in changes.created:
-        node.record = record = encode_node(node)
+        # A new node may come encoded already (node creation measures its response).
+        record = node.record if node.record is not None else encode_node(node)
+        node.record = record
         ops.append((keys.CF_NODES, node.id, record))
         ops += node_index_ops(node, record)
     for _, after in changes.updated:

@@ -264,7 +264,8 @@ class MemoryGraphServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def BatchCreateNodes(self, request, context):
-        """Creates all nodes or none.
+        """Creates all nodes or none. A batch whose response would pass the largest message is
+        refused (INVALID_ARGUMENT) before anything is written.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
