@@ -13,7 +13,7 @@ from typing import Any
 from memorygraph.archive.bundle import ArchiveError
 from memorygraph.cli.parser import build_parser
 from memorygraph.client import Client
-from memorygraph.errors import ConfigError, InvalidArgument, RequestError, Unavailable
+from memorygraph.errors import ConfigError, RequestError, Unavailable
 
 __all__ = ["EXIT_REFUSED", "EXIT_UNREACHABLE", "EXIT_USAGE", "main"]
 
@@ -37,28 +37,27 @@ def _run(args: argparse.Namespace) -> int:
         return handler(args, mg)
 
 
+# What a failed command prints and exits with: the first row whose type the error is.
+# (InvalidArgument is a RequestError: "error: INVALID_ARGUMENT: ...", exit 1.)
+_FAILURES: tuple[tuple[type[Exception], str, int], ...] = (
+    (ConfigError, "memorygraph: {exc}", EXIT_USAGE),
+    (ArchiveError, "error: {exc}", EXIT_REFUSED),
+    (Unavailable, "error: cannot reach the server at {server}: {exc}", EXIT_UNREACHABLE),
+    (RequestError, "error: {exc.code.name}: {exc}", EXIT_REFUSED),
+    (OSError, "memorygraph: {exc}", EXIT_USAGE),
+)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return _run(args)
-    except ConfigError as exc:
-        print(f"memorygraph: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except ArchiveError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_REFUSED
-    except Unavailable as exc:
-        print(f"error: cannot reach the server at {args.server}: {exc}", file=sys.stderr)
-        return EXIT_UNREACHABLE
-    except InvalidArgument as exc:
-        print(f"error: INVALID_ARGUMENT: {exc}", file=sys.stderr)
-        return EXIT_REFUSED
-    except RequestError as exc:
-        print(f"error: {exc.code.name}: {exc}", file=sys.stderr)
-        return EXIT_REFUSED
-    except OSError as exc:
-        print(f"memorygraph: {exc}", file=sys.stderr)
-        return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        for kind, message, code in _FAILURES:
+            if isinstance(exc, kind):
+                print(message.format(exc=exc, server=args.server), file=sys.stderr)
+                return code
+        raise

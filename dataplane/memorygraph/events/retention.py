@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 
+from memorygraph.periodic import Periodic
 from memorygraph.store import GraphStore
 
 __all__ = ["EventRetention", "retention_cutoff"]
@@ -51,8 +51,13 @@ class EventRetention:
         self.interval = interval
         self.clock = clock
         self.floor = floor
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="event-retention", daemon=True)
+        self._trims = Periodic(
+            "event-retention",
+            interval,
+            self.trim_once,
+            log=log,
+            failure="trimming the event log failed; will retry",
+        )
 
     def trim_once(self) -> int:
         """Apply the policy now; returns the first retained sequence."""
@@ -65,17 +70,8 @@ class EventRetention:
             self.store.events.trim(cutoff)
         return cutoff
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.trim_once()
-            except Exception:
-                log.exception("trimming the event log failed; will retry")
-
     def start(self) -> None:
-        self._thread.start()
+        self._trims.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
+        self._trims.stop()

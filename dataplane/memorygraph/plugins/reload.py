@@ -16,6 +16,7 @@ from pathlib import Path
 from prometheus_client import Counter, Gauge
 
 from memorygraph.errors import ConfigError
+from memorygraph.periodic import Periodic
 from memorygraph.plugins.config import load_plugins_file
 from memorygraph.plugins.outbound import DEFAULT_POLICY, WebhookPolicy
 from memorygraph.plugins.pipeline import AFTER_QUEUE_BYTES, PluginPipeline
@@ -51,8 +52,14 @@ class PluginManager:
         # One bound for the after-hooks waiting in every pipeline, the retiring ones included.
         self.after_budget = ByteBudget(after_queue_bytes)
         self._stamp: tuple[int, int] | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._checks = Periodic(
+            "plugin-reload",
+            interval,
+            self.check_once,
+            log=log,
+            failure="checking the plugins file failed; will retry",
+        )
+        self._watching = False
         self.pipeline = PluginPipeline.empty()
         if path is not None:
             # At start-up a bad file is an error, not something to run without.
@@ -100,22 +107,13 @@ class PluginManager:
         threading.Thread(target=old.close, name="plugin-retire", daemon=True).start()
         return True
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.check_once()
-            except Exception:
-                log.exception("checking the plugins file failed; will retry")
-
     def start(self) -> None:
-        if self.path is not None and self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="plugin-reload", daemon=True)
-            self._thread.start()
+        if self.path is not None and not self._watching:
+            self._watching = True
+            self._checks.start()
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop watching the file; queued after-hooks get at most `timeout` seconds (None:
         as long as they take) to be delivered."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
+        self._checks.stop()
         self.pipeline.close(timeout)

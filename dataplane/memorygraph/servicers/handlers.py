@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import grpc
 
@@ -133,6 +133,29 @@ def _parsed(method: str, requests: Iterator[Any]) -> Iterator[Any]:
         if isinstance(request, _Malformed):
             _refuse_malformed(method, request)
         yield request
+
+
+B = TypeVar("B")
+
+
+def _refusing_malformed(
+    method: str, behaviour: Callable[[Any, Any], B], *, streaming: bool
+) -> Callable[[Any, Any], B]:
+    """`behaviour`, refusing a request that did not parse (of a stream of requests, the first
+    such); built once per method."""
+    if streaming:
+
+        def parsed(requests: Iterator[Any], context: Any) -> B:
+            return behaviour(_parsed(method, requests), context)
+
+        return parsed
+
+    def checked(request: Any, context: Any) -> B:
+        if isinstance(request, _Malformed):
+            _refuse_malformed(method, request)
+        return behaviour(request, context)
+
+    return checked
 
 
 # Request ids the server makes: a random prefix per process and a counter, unique without a
@@ -286,28 +309,26 @@ class HandlerWrapper:
         return wrapped
 
     def _begin(
-        self, method: str, context: grpc.ServicerContext, started: float, *, long_lived: bool
-    ) -> deadline.Token:
+        self, method: str, context: grpc.ServicerContext, *, long_lived: bool
+    ) -> tuple[float, deadline.Token]:
+        """What every call does first: its start time, and the token for `deadline.reset`."""
+        started = time.perf_counter()
         request_id_var.set(_request_id(context))
         self.calls.add(method)
         metrics.RPC.begin()
         default = None if long_lived else self.settings.default_deadline_seconds
-        return deadline.start(context, started + default if default is not None else None)
+        return started, deadline.start(context, started + default if default is not None else None)
 
     def _wrap_unary(
         self, method: str, behaviour: Callable[[Any, Any], Any], *, streaming: bool
     ) -> Callable[..., Any]:
         long_lived = method in LONG_LIVED  # Ingest: a stream of requests, no default deadline
+        behaviour = _refusing_malformed(method, behaviour, streaming=streaming)
 
         def handle(request: Any, context: grpc.ServicerContext) -> Any:
-            if streaming:
-                request = _parsed(method, request)
-            started = time.perf_counter()
-            token = self._begin(method, context, started, long_lived=long_lived)
+            started, token = self._begin(method, context, long_lived=long_lived)
             code = grpc.StatusCode.OK
             try:
-                if isinstance(request, _Malformed):
-                    _refuse_malformed(method, request)
                 return behaviour(request, context)
             except Exception as exc:
                 code, message = _status(method, exc, context)
@@ -327,10 +348,9 @@ class HandlerWrapper:
         streaming: bool,
     ) -> Callable[..., Iterator[Any]]:
         long_lived = cap is not None
+        behaviour = _refusing_malformed(method, behaviour, streaming=streaming)
 
         def handle(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-            if streaming:
-                request = _parsed(method, request)
             if cap is not None:
                 if not cap.admit():
                     metrics.observe_rejection(method, "RESOURCE_EXHAUSTED")
@@ -339,12 +359,9 @@ class HandlerWrapper:
                         f"too many {cap.what} (limit {cap.limit}); retry later",
                     )
                 metrics.OPEN_STREAMS.inc()
-            started = time.perf_counter()
-            token = self._begin(method, context, started, long_lived=long_lived)
+            started, token = self._begin(method, context, long_lived=long_lived)
             code = grpc.StatusCode.OK
             try:
-                if isinstance(request, _Malformed):
-                    _refuse_malformed(method, request)
                 responses = behaviour(request, context)
                 if long_lived and self.stalls is not None:
                     hint = STALLED_HINTS.get(method, "")

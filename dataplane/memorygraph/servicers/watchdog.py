@@ -16,6 +16,8 @@ import time
 from collections.abc import Callable
 from concurrent import futures
 
+from memorygraph.periodic import Periodic
+
 __all__ = ["CHECK_SECONDS", "WEDGED_AFTER_SECONDS", "PoolWatchdog"]
 
 log = logging.getLogger("memorygraph.server")
@@ -38,31 +40,28 @@ class PoolWatchdog:
         self.period = CHECK_SECONDS if period is None else period
         self.limit = WEDGED_AFTER_SECONDS if limit is None else limit
         self.healthy = True
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._main, name="pool-watchdog", daemon=True)
+        self._checks = Periodic("pool-watchdog", self.period, self._check)
 
     def start(self) -> None:
-        self._thread.start()
+        self._checks.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
+        self._checks.stop()
 
-    def _main(self) -> None:
-        while not self._stop.wait(self.period):
-            ran = threading.Event()
-            started = time.monotonic()
-            try:
-                self.pool.submit(ran.set)
-            except RuntimeError:  # the pool is shutting down with the server
-                return
-            # Waits past `limit` too, so that recovery is seen as soon as the no-op runs.
-            while not ran.wait(min(self.period, self.limit)) and not self._stop.is_set():
-                if self.healthy and time.monotonic() - started >= self.limit:
-                    self._set(False)
-            if ran.is_set() and not self.healthy:
-                self._set(True)
+    def _check(self) -> None:
+        ran = threading.Event()
+        started = time.monotonic()
+        try:
+            self.pool.submit(ran.set)
+        except RuntimeError:  # the pool is shutting down with the server: no more checks
+            self._checks.stop()
+            return
+        # Waits past `limit` too, so that recovery is seen as soon as the no-op runs.
+        while not ran.wait(min(self.period, self.limit)) and not self._checks.stopping:
+            if self.healthy and time.monotonic() - started >= self.limit:
+                self._set(False)
+        if ran.is_set() and not self.healthy:
+            self._set(True)
 
     def _set(self, healthy: bool) -> None:
         self.healthy = healthy

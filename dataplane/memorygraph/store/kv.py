@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Protocol
 
-__all__ = ["KeyValueStore", "Op"]
+__all__ = ["Closable", "KeyValueStore", "Op"]
 
 Op = tuple[str, bytes, bytes | None]
 """(column family, key, value); a None value deletes the key."""
@@ -62,3 +62,19 @@ class KeyValueStore(Protocol):
     def close(self) -> None:
         """Flush and release the store; further calls fail."""
         ...
+
+
+class Closable:
+    """What both engines do about `close`: once closed, every call fails with one plain error.
+
+    Without it a closed engine fails in its own way (RocksDB with KeyError('nodes') or
+    DbClosedError), which reads like a missing column family or an engine fault rather than a
+    use after close."""
+
+    def __init__(self) -> None:
+        # An attribute of the instance, not a class default: it is read on every call.
+        self._closed = False
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("store is closed")

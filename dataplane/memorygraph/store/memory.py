@@ -12,21 +12,17 @@ import threading
 from collections.abc import Iterator, Sequence
 
 from memorygraph.store.keys import COLUMN_FAMILIES
-from memorygraph.store.kv import Op
+from memorygraph.store.kv import Closable, Op
 
 __all__ = ["MemoryStore"]
 
 
-class MemoryStore:
+class MemoryStore(Closable):
     def __init__(self) -> None:
+        super().__init__()
         self._data: dict[str, dict[bytes, bytes]] = {cf: {} for cf in COLUMN_FAMILIES}
         self._keys: dict[str, list[bytes]] = {cf: [] for cf in COLUMN_FAMILIES}
         self._lock = threading.Lock()
-        self._closed = False
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise RuntimeError("store is closed")
 
     def get(self, cf: str, key: bytes) -> bytes | None:
         self._check_open()

@@ -15,7 +15,7 @@ from typing import Any
 from rocksdict import DBCompressionType, Options, Rdict, ReadOptions, WriteBatch, WriteOptions
 
 from memorygraph.store.keys import COLUMN_FAMILIES
-from memorygraph.store.kv import Op
+from memorygraph.store.kv import Closable, Op
 
 __all__ = ["RocksStore"]
 
@@ -32,8 +32,9 @@ def _options() -> Options:
     return opts
 
 
-class RocksStore:
+class RocksStore(Closable):
     def __init__(self, path: str | Path) -> None:
+        super().__init__()
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         self._db = Rdict(
@@ -46,13 +47,6 @@ class RocksStore:
         self._sync = WriteOptions()
         self._sync.sync = True
         self._nosync = WriteOptions()
-        self._closed = False
-
-    def _check_open(self) -> None:
-        # Without this a closed store fails with KeyError('nodes') or DbClosedError, which
-        # read like a missing column family or a rocksdict fault rather than a use after close.
-        if self._closed:
-            raise RuntimeError("store is closed")
 
     def get(self, cf: str, key: bytes) -> bytes | None:
         self._check_open()
