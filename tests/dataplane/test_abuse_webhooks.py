@@ -18,7 +18,15 @@ from memorygraph.v1 import graph_pb2 as pb
 from memorygraph.v1.graph_pb2_grpc import MemoryGraphServiceStub
 
 from .conftest import ServerProcess
-from .plugin_support import LOOPBACK, RawWebhook, Respond, dripping, flooding, write_plugins
+from .plugin_support import (
+    LOOPBACK,
+    RawWebhook,
+    Respond,
+    dripping,
+    flooding,
+    webhook_plugin,
+    write_plugins,
+)
 
 CALLERS = 16
 CALLS_EACH = 4
@@ -95,17 +103,14 @@ def test_abusive_webhooks_cost_bounded_time_and_memory_and_health_keeps_answerin
     tmp_path: Path, respond: Respond
 ) -> None:
     service = RawWebhook(respond)
-    plugins = write_plugins(
-        tmp_path / "plugins.yaml",
-        {
-            "name": "abusive",
-            "type": "webhook",
-            "hooks": ["before_create_node"],
-            "timeout_seconds": TIMEOUT,
-            "failure_policy": "Fail",
-            "config": {"url": service.url},
-        },
+    plugin = webhook_plugin(
+        "abusive",
+        service.url,
+        ["before_create_node"],
+        timeout_seconds=TIMEOUT,
+        failure_policy="Fail",
     )
+    plugins = write_plugins(tmp_path / "plugins.yaml", plugin)
     config = tmp_path / "memorygraph.yaml"
     config.write_text(yaml.safe_dump({"plugins_file": str(plugins), **LOOPBACK}))
     server = ServerProcess(tmp_path / "data", "--config", str(config)).start()
