@@ -17,6 +17,7 @@ from memorygraph.v1 import graph_pb2 as pb
 from memorygraph.v1.graph_pb2_grpc import MemoryGraphServiceStub
 
 from .conftest import REPO, ServerProcess
+from .rpc_support import add_prompts
 
 pytestmark = pytest.mark.slow
 
@@ -107,17 +108,7 @@ def test_sigterm_lets_in_flight_streams_finish(tmp_path: Path) -> None:
     server = ServerProcess(tmp_path / "data").start()
     channel, stub = stub_for(server)
     session = stub.CreateSession(pb.CreateSessionRequest())
-    for chunk in range(5):
-        stub.BatchCreateNodes(
-            pb.BatchCreateNodesRequest(
-                requests=[
-                    pb.CreateNodeRequest(
-                        kind=pb.NODE_KIND_PROMPT, session_id=session.id, content=f"n{chunk}-{i}"
-                    )
-                    for i in range(1000)
-                ]
-            )
-        )
+    add_prompts(stub, session.id, 5000, batch=1000)
     stream = stub.StreamQuery(
         pb.StreamQueryRequest(filter=pb.QueryFilter(session_id=session.id), batch_size=100)
     )
