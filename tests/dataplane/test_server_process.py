@@ -6,7 +6,6 @@ import ctypes
 import os
 import signal
 import subprocess
-import sys
 import threading
 import urllib.request
 from pathlib import Path
@@ -16,7 +15,7 @@ import pytest
 from memorygraph.v1 import graph_pb2 as pb
 from memorygraph.v1.graph_pb2_grpc import MemoryGraphServiceStub
 
-from .conftest import REPO, ServerProcess
+from .conftest import REPO, ServerProcess, serve_command
 from .rpc_support import add_prompts
 
 pytestmark = pytest.mark.slow
@@ -153,20 +152,7 @@ def test_sigterm_taken_by_another_thread_still_stops_the_server(tmp_path: Path) 
 def test_second_server_on_the_same_data_dir_is_refused(server_process: ServerProcess) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO / "dataplane")}
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "memorygraph",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--data-dir",
-            str(server_process.data_dir),
-            "--port",
-            "0",
-            "--metrics-port",
-            "0",
-        ],
+        serve_command(server_process.data_dir, 0, 0),
         capture_output=True,
         text=True,
         env=env,
