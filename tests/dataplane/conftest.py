@@ -118,6 +118,19 @@ class ServerProcess:
     def kill(self) -> None:
         self.stop(signal.SIGKILL)
 
+    def kill_while_writing(
+        self, write: Callable[[], None], writers: int, enough: threading.Event, join: float
+    ) -> None:
+        """kill -9 the server amid writes: `write` runs on `writers` threads until it fails;
+        the kill comes once `enough` is set (within 60 s), then each writer gets `join` s to end."""
+        threads = [threading.Thread(target=write) for _ in range(writers)]
+        for thread in threads:
+            thread.start()
+        assert enough.wait(60)
+        self.kill()
+        for thread in threads:
+            thread.join(join)
+
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 

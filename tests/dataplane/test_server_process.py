@@ -75,13 +75,7 @@ def test_every_acknowledged_write_survives_kill_9(tmp_path: Path, durability: st
             if len(acknowledged) >= 200:
                 enough.set()
 
-    writers = [threading.Thread(target=write) for _ in range(4)]
-    for writer in writers:
-        writer.start()
-    assert enough.wait(60)
-    server.kill()
-    for writer in writers:
-        writer.join(10)
+    server.kill_while_writing(write, writers=4, enough=enough, join=10)
     channel.close()
 
     server.start()
