@@ -102,6 +102,11 @@ class Cluster:
         text = obj if isinstance(obj, str) else yaml.safe_dump(obj)
         return self.kubectl("apply", *extra, "-f", "-", input=text)
 
+    def create_secret(self, namespace: str, name: str, data: dict[str, str]) -> str:
+        """``kubectl create secret generic`` with ``data`` as its literal keys and values."""
+        literals = (f"--from-literal={key}={value}" for key, value in data.items())
+        return self.kubectl("create", "secret", "generic", name, "-n", namespace, *literals)
+
     def get(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
         """One object as a dict, or None when it does not exist."""
         ns = ["-n", namespace] if namespace else []

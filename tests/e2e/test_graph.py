@@ -91,9 +91,7 @@ def test_minimal_graph_gets_its_children_and_becomes_ready(
 def test_optional_children_follow_the_spec(
     operator: OperatorProcess, cluster: Cluster, namespace: str
 ) -> None:
-    cluster.kubectl(
-        "create", "secret", "generic", "vault", "-n", namespace, "--from-literal", "token=t"
-    )
+    cluster.create_secret(namespace, "vault", {"token": "t"})
     cluster.apply(
         _graph(
             namespace,

@@ -45,9 +45,7 @@ def test_a_webhook_plugin_served_by_a_pod_refuses_a_write_and_tags_the_rest(
     ns = pods_namespace
     image = cluster_operator.images["memorygraph"]
     url = _deploy_policy_service(cluster, ns, image)
-    cluster.kubectl(
-        "create", "secret", "generic", "policy-token", "-n", ns, f"--from-literal=token={TOKEN}"
-    )
+    cluster.create_secret(ns, "policy-token", {"token": TOKEN})
     cluster.apply(
         {
             "apiVersion": "memorygraph.io/v1alpha1",
