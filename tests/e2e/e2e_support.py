@@ -139,6 +139,27 @@ class Cluster:
 
         return eventually(probe, f"{namespace}/{name} Ready={ready}", timeout)
 
+    def wait_condition(
+        self,
+        namespace: str,
+        name: str,
+        type_: str,
+        *,
+        status: str | None = None,
+        reason: str | None = None,
+        timeout: float = 90.0,
+    ) -> dict[str, Any]:
+        """Wait until the graph's condition ``type_`` has the ``status`` and the ``reason`` given
+        (either or both); the graph then."""
+        wanted = {k: v for k, v in {"status": status, "reason": reason}.items() if v is not None}
+
+        def probe() -> dict[str, Any] | None:
+            obj = self.graph(namespace, name)
+            found = condition(obj, type_)
+            return obj if all(found.get(k) == v for k, v in wanted.items()) else None
+
+        return eventually(probe, f"{namespace}/{name} {type_} {wanted}", timeout)
+
     def pods(self, namespace: str, graph: str) -> list[dict[str, Any]]:
         return self.objects("pods", namespace, f"{GRAPH_LABEL}={graph}")
 

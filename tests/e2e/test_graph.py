@@ -310,14 +310,7 @@ def test_deleted_children_come_back_unless_paused(
     cluster.wait_graph(namespace, "heal")
 
     cluster.kubectl("annotate", "mg/heal", "-n", namespace, "memorygraph.io/paused=true")
-    paused = eventually(
-        lambda: (
-            (g := cluster.graph(namespace, "heal"))
-            and condition(g, "Paused").get("status") == "True"
-            and g
-        ),
-        "Paused=True",
-    )
+    paused = cluster.wait_condition(namespace, "heal", "Paused", status="True")
     assert condition(paused, "Paused")["reason"] == "PauseAnnotation"
     paused_total = "memorygraph_operator_reconcile_total"
     before = operator.metric(paused_total, kind="MemoryGraph", result="paused")
