@@ -10,6 +10,8 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from memorygraph.v1 import graph_pb2 as pb
+from memorygraph.v1.graph_pb2_grpc import MemoryGraphServiceStub
 
 MiB = 1 << 20
 
@@ -54,30 +56,49 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
 
 
 class Prober:
-    """Health checks every 0.1 s on a channel of their own while the block runs, and any
-    `sample()` the test wants taken meanwhile."""
+    """Health checks every `every` seconds on a channel of their own while the block runs, and
+    any `sample()` the test wants taken meanwhile. With `rpc`, each check calls the data plane's
+    own Health RPC first, and its time counts in the check's."""
 
-    def __init__(self, address: str, sample: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self,
+        address: str,
+        sample: Callable[[], None] = lambda: None,
+        *,
+        every: float = 0.1,
+        timeout: float = 5,
+        rpc: bool = False,
+    ) -> None:
         self.address = address
         self.sample = sample
+        self.every = every
+        self.timeout = timeout
+        self.rpc = rpc
         self.answers: list[float] = []  # seconds each check took
         self.failures: list[str] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run)
 
+    @property
+    def slowest(self) -> float:
+        return max(self.answers, default=0.0)
+
     def _run(self) -> None:
         with grpc.insecure_channel(self.address) as channel:
             health = health_pb2_grpc.HealthStub(channel)
-            while not self._stop.wait(0.1):
+            graph = MemoryGraphServiceStub(channel)
+            while not self._stop.wait(self.every):
                 self.sample()
                 started = time.monotonic()
                 try:
-                    reply = health.Check(health_pb2.HealthCheckRequest(), timeout=5)
+                    if self.rpc:
+                        graph.Health(pb.HealthRequest(), timeout=self.timeout)
+                    reply = health.Check(health_pb2.HealthCheckRequest(), timeout=self.timeout)
                 except grpc.RpcError as exc:
-                    self.failures.append(str(exc.code()))
+                    self.failures.append(f"{exc.code()}: {exc.details()}")
                     continue
                 if reply.status != health_pb2.HealthCheckResponse.SERVING:
-                    self.failures.append(str(reply.status))
+                    self.failures.append(f"health check says {reply.status}")
                 self.answers.append(time.monotonic() - started)
 
     def __enter__(self) -> Prober:

@@ -61,6 +61,25 @@ def wait_serving(
     raise TimeoutError(f"server at {address} did not become ready in {timeout}s")
 
 
+def serve_command(data_dir: Path, port: int, metrics_port: int, *extra: str) -> list[str]:
+    """`python -m memorygraph serve` on 127.0.0.1 with its data dir and ports (0: any free one)."""
+    return [
+        sys.executable,
+        "-m",
+        "memorygraph",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--data-dir",
+        str(data_dir),
+        "--port",
+        str(port),
+        "--metrics-port",
+        str(metrics_port),
+        *extra,
+    ]
+
+
 class ServerProcess:
     """`python -m memorygraph serve` as a child process on a fixed data dir and ports."""
 
@@ -80,21 +99,7 @@ class ServerProcess:
         env = {**os.environ, "PYTHONPATH": str(REPO / "dataplane")}
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "memorygraph",
-                    "serve",
-                    "--host",
-                    "127.0.0.1",
-                    "--data-dir",
-                    str(self.data_dir),
-                    "--port",
-                    str(self.port),
-                    "--metrics-port",
-                    str(self.metrics_port),
-                    *self.extra,
-                ],
+                serve_command(self.data_dir, self.port, self.metrics_port, *self.extra),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,
@@ -112,6 +117,19 @@ class ServerProcess:
 
     def kill(self) -> None:
         self.stop(signal.SIGKILL)
+
+    def kill_while_writing(
+        self, write: Callable[[], None], writers: int, enough: threading.Event, join: float
+    ) -> None:
+        """kill -9 the server amid writes: `write` runs on `writers` threads until it fails;
+        the kill comes once `enough` is set (within 60 s), then each writer gets `join` s to end."""
+        threads = [threading.Thread(target=write) for _ in range(writers)]
+        for thread in threads:
+            thread.start()
+        assert enough.wait(60)
+        self.kill()
+        for thread in threads:
+            thread.join(join)
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")

@@ -1,5 +1,6 @@
 """Helpers of the plugin tests: a webhook service's state, raw services that answer badly,
-plugins.yaml files, tokens in a plugin's own secrets directory, a connected stub."""
+plugins.yaml files and servers started with them, tokens in a plugin's own secrets directory,
+a connected stub."""
 
 from __future__ import annotations
 
@@ -45,6 +46,22 @@ class Webhook:
 def write_plugins(path: Path, *plugins: dict[str, Any]) -> Path:
     path.write_text(yaml.safe_dump({"version": 1, "plugins": list(plugins)}))
     return path
+
+
+def webhook_plugin(
+    name: str, url: str, hooks: list[str], token_file: str | None = None, **fields: Any
+) -> dict[str, Any]:
+    """A webhook's entry of plugins.yaml: `fields` (order, timeout_seconds, failure_policy)
+    beside its name and hooks, and `token_file`, when given, in its config with the URL."""
+    config = {"url": url} if token_file is None else {"url": url, "token_file": token_file}
+    return {"name": name, "type": "webhook", "hooks": hooks, **fields, "config": config}
+
+
+def serve_plugins(
+    start: Start, tmp_path: Path, *plugins: dict[str, Any], **settings: Any
+) -> RunningServer:
+    """A server started with `settings` and `plugins`, written to `<tmp_path>/plugins.yaml`."""
+    return start(plugins_file=write_plugins(tmp_path / "plugins.yaml", *plugins), **settings)
 
 
 def connect(server: RunningServer) -> MemoryGraphServiceStub:

@@ -1,4 +1,5 @@
-"""Helpers of the RPC tests: the stub type, a refused call's status, one LLM turn, edge tuples."""
+"""Helpers of the RPC tests: the stub type, a refused call's status, one LLM turn, many prompts,
+edge tuples."""
 
 from __future__ import annotations
 
@@ -42,6 +43,23 @@ def turn(stub: Stub) -> tuple[pb.Session, pb.Node, pb.Node, pb.Node]:
         )
     )
     return session, prompt, response, tool
+
+
+def add_prompts(stub: Stub, session_id: str, count: int, batch: int | None = None) -> None:
+    """`count` prompts `p0`, `p1`, ... in the session by BatchCreateNodes: `batch` a call, or
+    all of them in one."""
+    size = batch or max(count, 1)
+    for start in range(0, count, size):
+        stub.BatchCreateNodes(
+            pb.BatchCreateNodesRequest(
+                requests=[
+                    pb.CreateNodeRequest(
+                        kind=pb.NODE_KIND_PROMPT, session_id=session_id, content=f"p{i}"
+                    )
+                    for i in range(start, min(start + size, count))
+                ]
+            )
+        )
 
 
 def edge_set(edges: Any) -> set[tuple[str, int, str]]:

@@ -17,7 +17,7 @@ from prometheus_client import REGISTRY
 
 from .abuse_support import MiB
 from .conftest import ServerProcess
-from .plugin_support import LOOPBACK, Start, Webhook, connect, write_plugins
+from .plugin_support import LOOPBACK, Start, Webhook, connect, webhook_plugin, write_plugins
 
 
 def _dropped(plugin: str) -> float:
@@ -27,14 +27,7 @@ def _dropped(plugin: str) -> float:
 
 def _audit(path: Path, url: str) -> Path:
     return write_plugins(
-        path,
-        {
-            "name": "audit",
-            "type": "webhook",
-            "hooks": ["after_create_node"],
-            "timeout_seconds": 20,
-            "config": {"url": url},
-        },
+        path, webhook_plugin("audit", url, ["after_create_node"], timeout_seconds=20)
     )
 
 

@@ -15,7 +15,7 @@ from memorygraph.plugins.calls import HookCall, PluginRejected
 from memorygraph.plugins.schema import Hook, RedactorConfig, ValidatorConfig
 from memorygraph.v1 import graph_pb2 as pb
 
-from .plugin_support import LOOPBACK, Start, Webhook, connect, write_plugins
+from .plugin_support import LOOPBACK, Start, Webhook, connect, serve_plugins, webhook_plugin
 
 EMAIL = "ada@example.com"
 CARD = "4111 1111 1111 1111"
@@ -30,8 +30,7 @@ def _no_pii(*texts: str) -> None:
 def test_the_default_redactor_covers_every_text_of_sessions_and_nodes(
     start_inprocess: Start, tmp_path: Path
 ) -> None:
-    plugins = write_plugins(tmp_path / "plugins.yaml", {"name": "pii", "type": "redactor"})
-    server = start_inprocess(plugins_file=plugins)
+    server = serve_plugins(start_inprocess, tmp_path, {"name": "pii", "type": "redactor"})
     stub = connect(server)
     session = stub.CreateSession(
         pb.CreateSessionRequest(
@@ -90,8 +89,9 @@ def test_the_default_redactor_covers_every_text_of_sessions_and_nodes(
 def test_the_validator_refuses_a_denied_pattern_in_any_text(
     start_inprocess: Start, tmp_path: Path
 ) -> None:
-    plugins = write_plugins(
-        tmp_path / "plugins.yaml",
+    server = serve_plugins(
+        start_inprocess,
+        tmp_path,
         {
             "name": "no-secrets",
             "type": "validator",
@@ -99,7 +99,6 @@ def test_the_validator_refuses_a_denied_pattern_in_any_text(
             "config": {"deny_patterns": ["(?i)password"]},
         },
     )
-    server = start_inprocess(plugins_file=plugins)
     stub = connect(server)
     session = stub.CreateSession(pb.CreateSessionRequest())
     prompt = stub.AddPrompt(pb.AddPromptRequest(session_id=session.id, content="q"))
@@ -137,18 +136,9 @@ def test_a_webhook_sees_the_texts_as_earlier_plugins_left_them_and_may_patch_the
     start_inprocess: Start, webhook: Webhook, tmp_path: Path
 ) -> None:
     webhook.answer = lambda body: (200, {"allow": True, "patch": {"texts": {"role": "user"}}})
-    plugins = write_plugins(
-        tmp_path / "plugins.yaml",
-        {"name": "pii", "type": "redactor", "order": 1},
-        {
-            "name": "policy",
-            "type": "webhook",
-            "order": 2,
-            "hooks": ["before_create_node"],
-            "config": {"url": webhook.url},
-        },
-    )
-    stub = connect(start_inprocess(plugins_file=plugins, **LOOPBACK))
+    redactor = {"name": "pii", "type": "redactor", "order": 1}
+    policy = webhook_plugin("policy", webhook.url, ["before_create_node"], order=2)
+    stub = connect(serve_plugins(start_inprocess, tmp_path, redactor, policy, **LOOPBACK))
     session = stub.CreateSession(pb.CreateSessionRequest())
     prompt = stub.AddPrompt(
         pb.AddPromptRequest(session_id=session.id, content="q", role=EMAIL, model="m1")
@@ -164,16 +154,8 @@ def test_a_webhook_patch_of_a_text_the_call_has_not_is_a_plugin_failure(
     start_inprocess: Start, webhook: Webhook, tmp_path: Path
 ) -> None:
     webhook.answer = lambda body: (200, {"allow": True, "patch": {"texts": {"secret": "x"}}})
-    plugins = write_plugins(
-        tmp_path / "plugins.yaml",
-        {
-            "name": "policy",
-            "type": "webhook",
-            "hooks": ["before_create_session"],
-            "config": {"url": webhook.url},
-        },
-    )
-    server = start_inprocess(plugins_file=plugins, **LOOPBACK)
+    plugin = webhook_plugin("policy", webhook.url, ["before_create_session"])
+    server = serve_plugins(start_inprocess, tmp_path, plugin, **LOOPBACK)
     stub = connect(server)
     with pytest.raises(grpc.RpcError) as info:
         stub.CreateSession(pb.CreateSessionRequest(user_id="u"))
@@ -184,11 +166,8 @@ def test_a_webhook_patch_of_a_text_the_call_has_not_is_a_plugin_failure(
 def test_what_a_plugin_leaves_must_still_fit_the_limits(
     start_inprocess: Start, tmp_path: Path
 ) -> None:
-    plugins = write_plugins(
-        tmp_path / "plugins.yaml",
-        {"name": "pii", "type": "redactor", "config": {"mode": "hash"}},
-    )
-    server = start_inprocess(plugins_file=plugins, max_name_bytes=20)
+    redactor = {"name": "pii", "type": "redactor", "config": {"mode": "hash"}}
+    server = serve_plugins(start_inprocess, tmp_path, redactor, max_name_bytes=20)
     stub = connect(server)
     with pytest.raises(grpc.RpcError) as info:
         stub.CreateSession(pb.CreateSessionRequest(user_id="a@b.co x"))  # 8 bytes, hashed 22

@@ -5,7 +5,6 @@ memory (VmHWM) is its own."""
 
 from __future__ import annotations
 
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -13,12 +12,20 @@ from pathlib import Path
 import grpc
 import pytest
 import yaml
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from memorygraph.v1 import graph_pb2 as pb
 from memorygraph.v1.graph_pb2_grpc import MemoryGraphServiceStub
 
+from .abuse_support import Prober, memory
 from .conftest import ServerProcess
-from .plugin_support import LOOPBACK, RawWebhook, Respond, dripping, flooding, write_plugins
+from .plugin_support import (
+    LOOPBACK,
+    RawWebhook,
+    Respond,
+    dripping,
+    flooding,
+    webhook_plugin,
+    write_plugins,
+)
 
 CALLERS = 16
 CALLS_EACH = 4
@@ -26,47 +33,6 @@ TIMEOUT = 1.0
 # What the server may hold at its peak: its own footprint (about 80 MiB here) and, at most,
 # CALLERS answers of plugins_max_answer_bytes (2 MiB) in flight.
 PEAK_BOUND_BYTES = 200 << 20
-
-
-def _peak_resident_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError("no VmHWM in /proc")
-
-
-class Prober:
-    """Health RPCs and gRPC health checks every 50 ms; the slowest answer is kept."""
-
-    def __init__(self, address: str) -> None:
-        self.channel = grpc.insecure_channel(address)
-        self.slowest = 0.0
-        self.failures: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        stub = MemoryGraphServiceStub(self.channel)
-        health = health_pb2_grpc.HealthStub(self.channel)
-        while not self._stop.wait(0.05):
-            started = time.monotonic()
-            try:
-                stub.Health(pb.HealthRequest(), timeout=2)
-                status = health.Check(health_pb2.HealthCheckRequest(), timeout=2).status
-                if status != health_pb2.HealthCheckResponse.SERVING:
-                    self.failures.append(f"health check says {status}")
-            except grpc.RpcError as exc:
-                self.failures.append(f"{exc.code()}: {exc.details()}")
-            self.slowest = max(self.slowest, time.monotonic() - started)
-
-    def __enter__(self) -> Prober:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.channel.close()
 
 
 def _write(address: str, session_id: str) -> list[tuple[grpc.StatusCode, float]]:
@@ -95,28 +61,26 @@ def test_abusive_webhooks_cost_bounded_time_and_memory_and_health_keeps_answerin
     tmp_path: Path, respond: Respond
 ) -> None:
     service = RawWebhook(respond)
-    plugins = write_plugins(
-        tmp_path / "plugins.yaml",
-        {
-            "name": "abusive",
-            "type": "webhook",
-            "hooks": ["before_create_node"],
-            "timeout_seconds": TIMEOUT,
-            "failure_policy": "Fail",
-            "config": {"url": service.url},
-        },
+    plugin = webhook_plugin(
+        "abusive",
+        service.url,
+        ["before_create_node"],
+        timeout_seconds=TIMEOUT,
+        failure_policy="Fail",
     )
+    plugins = write_plugins(tmp_path / "plugins.yaml", plugin)
     config = tmp_path / "memorygraph.yaml"
     config.write_text(yaml.safe_dump({"plugins_file": str(plugins), **LOOPBACK}))
     server = ServerProcess(tmp_path / "data", "--config", str(config)).start()
     try:
         with grpc.insecure_channel(server.address) as channel:
             session = MemoryGraphServiceStub(channel).CreateSession(pb.CreateSessionRequest())
-        with Prober(server.address) as prober, ThreadPoolExecutor(CALLERS) as callers:
+        probing = Prober(server.address, every=0.05, timeout=2, rpc=True)
+        with probing as prober, ThreadPoolExecutor(CALLERS) as callers:
             writes = callers.map(lambda _: _write(server.address, session.id), range(CALLERS))
             outcomes = [outcome for each in writes for outcome in each]
         assert server.proc is not None
-        peak = _peak_resident_bytes(server.proc.pid)
+        peak = memory(server.proc.pid)["VmHWM"]
     finally:
         service.stop()
         server.stop()

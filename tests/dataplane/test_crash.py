@@ -3,6 +3,7 @@ no acknowledged write is lost and no batch is ever half there."""
 
 from __future__ import annotations
 
+import functools
 import threading
 import uuid
 from pathlib import Path
@@ -81,16 +82,8 @@ def test_kill_9_loses_no_acknowledged_batch_and_leaves_no_partial_one(tmp_path: 
         enough = threading.Event()
         lock = threading.Lock()
 
-        writers = [
-            threading.Thread(target=load, args=(stub, sent, acknowledged, lock, enough))
-            for _ in range(3)
-        ]
-        for writer in writers:
-            writer.start()
-        assert enough.wait(60)
-        server.kill()
-        for writer in writers:
-            writer.join(15)
+        write = functools.partial(load, stub, sent, acknowledged, lock, enough)
+        server.kill_while_writing(write, writers=3, enough=enough, join=15)
         channel.close()
 
     server.start()

@@ -16,6 +16,8 @@ from memorygraph.server import RunningServer
 from memorygraph.v1 import graph_pb2 as pb
 from memorygraph.v1.graph_pb2_grpc import MemoryGraphServiceStub
 
+from .rpc_support import add_prompts
+
 Start = Callable[..., RunningServer]
 
 
@@ -122,16 +124,7 @@ def test_open_streams_are_capped(start_inprocess: Start) -> None:
 
 def _session_with_prompts(stub: MemoryGraphServiceStub, count: int) -> str:
     session = stub.CreateSession(pb.CreateSessionRequest())
-    stub.BatchCreateNodes(
-        pb.BatchCreateNodesRequest(
-            requests=[
-                pb.CreateNodeRequest(
-                    kind=pb.NODE_KIND_PROMPT, session_id=session.id, content=f"p{i}"
-                )
-                for i in range(count)
-            ]
-        )
-    )
+    add_prompts(stub, session.id, count)
     return session.id
 
 

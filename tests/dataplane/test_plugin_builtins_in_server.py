@@ -11,21 +11,21 @@ import grpc
 import pytest
 from memorygraph.v1 import graph_pb2 as pb
 
-from .plugin_support import Start, connect, write_plugins
+from .plugin_support import Start, connect, serve_plugins, write_plugins
 
 
 def test_rejection_names_the_plugin_and_leaves_no_trace(
     start_inprocess: Start, tmp_path: Path
 ) -> None:
-    plugins = write_plugins(
-        tmp_path / "plugins.yaml",
+    server = serve_plugins(
+        start_inprocess,
+        tmp_path,
         {
             "name": "no-secrets",
             "type": "validator",
             "config": {"deny_patterns": ["(?i)password"], "max_content_length": 50},
         },
     )
-    server = start_inprocess(plugins_file=plugins)
     stub = connect(server)
     session = stub.CreateSession(pb.CreateSessionRequest())
     counters, sequence = server.store.counts(), server.store.events.last_sequence
@@ -43,12 +43,12 @@ def test_rejection_names_the_plugin_and_leaves_no_trace(
 def test_transformation_is_what_gets_stored_and_streamed(
     start_inprocess: Start, tmp_path: Path
 ) -> None:
-    plugins = write_plugins(
-        tmp_path / "plugins.yaml",
+    server = serve_plugins(
+        start_inprocess,
+        tmp_path,
         {"name": "pii", "type": "redactor", "order": 1},
         {"name": "facts", "type": "enricher", "order": 2},
     )
-    server = start_inprocess(plugins_file=plugins)
     stub = connect(server)
     session = stub.CreateSession(pb.CreateSessionRequest())
     stream = stub.StreamEvents(pb.StreamEventsRequest(session_id=session.id, from_sequence=1))
@@ -70,15 +70,8 @@ def test_transformation_is_what_gets_stored_and_streamed(
 
 
 def test_quota_limits_nodes_per_session(start_inprocess: Start, tmp_path: Path) -> None:
-    plugins = write_plugins(
-        tmp_path / "plugins.yaml",
-        {
-            "name": "quota",
-            "type": "quota",
-            "config": {"max_nodes_per_session": 3},
-        },
-    )
-    stub = connect(start_inprocess(plugins_file=plugins))
+    quota = {"name": "quota", "type": "quota", "config": {"max_nodes_per_session": 3}}
+    stub = connect(serve_plugins(start_inprocess, tmp_path, quota))
     session = stub.CreateSession(pb.CreateSessionRequest())
     other = stub.CreateSession(pb.CreateSessionRequest())
     for i in range(3):

@@ -12,7 +12,7 @@ import pytest
 from memorygraph.plugins.schema import Hook
 from memorygraph.v1 import graph_pb2 as pb
 
-from .plugin_support import LOOPBACK, Start, Webhook, connect, write_plugins
+from .plugin_support import LOOPBACK, Start, Webhook, connect, serve_plugins, webhook_plugin
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 10) -> None:
@@ -25,16 +25,8 @@ def wait_for(condition: Callable[[], bool], timeout: float = 10) -> None:
 def test_every_hook_point_is_dispatched(
     start_inprocess: Start, webhook: Webhook, tmp_path: Path
 ) -> None:
-    plugins = write_plugins(
-        tmp_path / "plugins.yaml",
-        {
-            "name": "recorder",
-            "type": "webhook",
-            "hooks": [h.value for h in Hook],
-            "config": {"url": webhook.url},
-        },
-    )
-    server = start_inprocess(plugins_file=plugins, **LOOPBACK)
+    plugin = webhook_plugin("recorder", webhook.url, [h.value for h in Hook])
+    server = serve_plugins(start_inprocess, tmp_path, plugin, **LOOPBACK)
     stub = connect(server)
     session = stub.CreateSession(pb.CreateSessionRequest(title="t"))
     prompt = stub.AddPrompt(pb.AddPromptRequest(session_id=session.id, content="q"))
@@ -109,16 +101,8 @@ def test_a_read_hook_that_refuses_everything_refuses_every_read(
         return 200, {"allow": True}
 
     webhook.answer = answer
-    plugins = write_plugins(
-        tmp_path / "plugins.yaml",
-        {
-            "name": "gate",
-            "type": "webhook",
-            "hooks": ["before_query"],
-            "config": {"url": webhook.url},
-        },
-    )
-    server = start_inprocess(plugins_file=plugins, **LOOPBACK)
+    plugin = webhook_plugin("gate", webhook.url, ["before_query"])
+    server = serve_plugins(start_inprocess, tmp_path, plugin, **LOOPBACK)
     stub = connect(server)
     session = stub.CreateSession(pb.CreateSessionRequest(title="t"))
     prompt = stub.AddPrompt(pb.AddPromptRequest(session_id=session.id, content="secret"))
@@ -184,16 +168,8 @@ def test_a_read_hook_sees_every_session_a_read_returns_data_of(
         return 200, {"allow": True}
 
     webhook.answer = answer
-    plugins = write_plugins(
-        tmp_path / "plugins.yaml",
-        {
-            "name": "acl",
-            "type": "webhook",
-            "hooks": ["before_query"],
-            "config": {"url": webhook.url},
-        },
-    )
-    stub = connect(start_inprocess(plugins_file=plugins, **LOOPBACK))
+    plugin = webhook_plugin("acl", webhook.url, ["before_query"])
+    stub = connect(serve_plugins(start_inprocess, tmp_path, plugin, **LOOPBACK))
     secret = stub.CreateSession(pb.CreateSessionRequest(title="secret"))
     public = stub.CreateSession(pb.CreateSessionRequest(title="public"))
     hidden = stub.AddPrompt(pb.AddPromptRequest(session_id=secret.id, content="the secret"))

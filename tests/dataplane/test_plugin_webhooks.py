@@ -25,7 +25,8 @@ from .plugin_support import (
     connect,
     dripping,
     flooding,
-    write_plugins,
+    serve_plugins,
+    webhook_plugin,
     write_token,
 )
 
@@ -48,16 +49,11 @@ def test_webhook_allow_deny_patch_and_bearer_token(
         return 200, {"allow": True}
 
     webhook.answer = answer
-    plugins = write_plugins(
-        tmp_path / "plugins.yaml",
-        {
-            "name": "policy",
-            "type": "webhook",
-            "hooks": ["before_create_node"],
-            "config": {"url": webhook.url, "token_file": str(token)},
-        },
+    plugin = webhook_plugin("policy", webhook.url, ["before_create_node"], token_file=str(token))
+    server = serve_plugins(
+        start_inprocess, tmp_path, plugin, plugin_secrets_dir=secrets, **LOOPBACK
     )
-    stub = connect(start_inprocess(plugins_file=plugins, plugin_secrets_dir=secrets, **LOOPBACK))
+    stub = connect(server)
     session = stub.CreateSession(pb.CreateSessionRequest())
     ok = stub.AddPrompt(pb.AddPromptRequest(session_id=session.id, content="hello"))
     assert ok.content == "hello"
@@ -77,18 +73,10 @@ def test_hanging_webhook_is_cut_off_and_the_server_stays_responsive(
     start_inprocess: Start, webhook: Webhook, tmp_path: Path, policy: str
 ) -> None:
     webhook.delay = 5
-    plugins = write_plugins(
-        tmp_path / "plugins.yaml",
-        {
-            "name": "slow",
-            "type": "webhook",
-            "hooks": ["before_create_node"],
-            "timeout_seconds": 0.3,
-            "failure_policy": policy,
-            "config": {"url": webhook.url},
-        },
+    plugin = webhook_plugin(
+        "slow", webhook.url, ["before_create_node"], timeout_seconds=0.3, failure_policy=policy
     )
-    stub = connect(start_inprocess(plugins_file=plugins, **LOOPBACK))
+    stub = connect(serve_plugins(start_inprocess, tmp_path, plugin, **LOOPBACK))
     session = stub.CreateSession(pb.CreateSessionRequest())
     healthy: list[float] = []
 
@@ -120,24 +108,11 @@ def test_crashing_or_malformed_webhook_follows_the_failure_policy(
     start_inprocess: Start, webhook: Webhook, tmp_path: Path, answer: tuple[int, Any]
 ) -> None:
     webhook.answer = lambda body: answer
-    plugins = write_plugins(
-        tmp_path / "plugins.yaml",
-        {
-            "name": "strict",
-            "type": "webhook",
-            "hooks": ["before_create_session"],
-            "failure_policy": "Fail",
-            "config": {"url": webhook.url},
-        },
-        {
-            "name": "lenient",
-            "type": "webhook",
-            "hooks": ["before_create_node"],
-            "failure_policy": "Ignore",
-            "config": {"url": webhook.url},
-        },
+    strict = webhook_plugin("strict", webhook.url, ["before_create_session"], failure_policy="Fail")
+    lenient = webhook_plugin(
+        "lenient", webhook.url, ["before_create_node"], failure_policy="Ignore"
     )
-    server = start_inprocess(plugins_file=plugins, **LOOPBACK)
+    server = serve_plugins(start_inprocess, tmp_path, strict, lenient, **LOOPBACK)
     stub = connect(server)
     with pytest.raises(grpc.RpcError) as info:
         stub.CreateSession(pb.CreateSessionRequest())
@@ -149,17 +124,10 @@ def test_crashing_or_malformed_webhook_follows_the_failure_policy(
 def test_unreachable_webhook_with_ignore_lets_writes_through(
     start_inprocess: Start, tmp_path: Path
 ) -> None:
-    plugins = write_plugins(
-        tmp_path / "plugins.yaml",
-        {
-            "name": "gone",
-            "type": "webhook",
-            "hooks": ["before_create_session"],
-            "failure_policy": "Ignore",
-            "config": {"url": "http://127.0.0.1:9/hook"},
-        },
+    plugin = webhook_plugin(
+        "gone", "http://127.0.0.1:9/hook", ["before_create_session"], failure_policy="Ignore"
     )
-    stub = connect(start_inprocess(plugins_file=plugins, **LOOPBACK))
+    stub = connect(serve_plugins(start_inprocess, tmp_path, plugin, **LOOPBACK))
     assert stub.CreateSession(pb.CreateSessionRequest(title="kept")).title == "kept"
 
 
@@ -190,18 +158,12 @@ def test_the_documented_example_webhook_service(start_inprocess: Start, tmp_path
         assert service.stdout is not None and "listening" in service.stdout.readline()
         secrets = tmp_path / "plugin-secrets"
         token = write_token(secrets, "policy", "s3cret")
-        plugins = write_plugins(
-            tmp_path / "plugins.yaml",
-            {
-                "name": "policy",
-                "type": "webhook",
-                "hooks": ["before_create_node"],
-                "config": {"url": f"http://127.0.0.1:{port}/hook", "token_file": str(token)},
-            },
+        url = f"http://127.0.0.1:{port}/hook"
+        plugin = webhook_plugin("policy", url, ["before_create_node"], token_file=str(token))
+        server = serve_plugins(
+            start_inprocess, tmp_path, plugin, plugin_secrets_dir=secrets, **LOOPBACK
         )
-        stub = connect(
-            start_inprocess(plugins_file=plugins, plugin_secrets_dir=secrets, **LOOPBACK)
-        )
+        stub = connect(server)
         session = stub.CreateSession(pb.CreateSessionRequest())
         tagged = stub.AddPrompt(pb.AddPromptRequest(session_id=session.id, content="hello"))
         assert tagged.metadata["policy"] == "checked"
@@ -218,17 +180,8 @@ def test_the_timeout_bounds_the_whole_exchange_of_a_webhook_that_drips_its_answe
     start_inprocess: Start, tmp_path: Path, where: str
 ) -> None:
     service = RawWebhook(dripping(where))
-    plugins = write_plugins(
-        tmp_path / "plugins.yaml",
-        {
-            "name": "drip",
-            "type": "webhook",
-            "hooks": ["before_create_node"],
-            "timeout_seconds": 1,
-            "config": {"url": service.url},
-        },
-    )
-    stub = connect(start_inprocess(plugins_file=plugins, **LOOPBACK))
+    plugin = webhook_plugin("drip", service.url, ["before_create_node"], timeout_seconds=1)
+    stub = connect(serve_plugins(start_inprocess, tmp_path, plugin, **LOOPBACK))
     session = stub.CreateSession(pb.CreateSessionRequest())
     started = time.monotonic()
     with pytest.raises(grpc.RpcError) as info:
@@ -247,16 +200,10 @@ def test_a_webhook_answer_over_its_bound_is_refused_unread(
     start_inprocess: Start, tmp_path: Path, caplog: pytest.LogCaptureFixture, declare: bool
 ) -> None:
     service = RawWebhook(flooding(declare))
-    plugins = write_plugins(
-        tmp_path / "plugins.yaml",
-        {
-            "name": "flood",
-            "type": "webhook",
-            "hooks": ["before_create_node"],
-            "config": {"url": service.url},
-        },
+    plugin = webhook_plugin("flood", service.url, ["before_create_node"])
+    server = serve_plugins(
+        start_inprocess, tmp_path, plugin, plugins_max_answer_bytes=64 << 10, **LOOPBACK
     )
-    server = start_inprocess(plugins_file=plugins, plugins_max_answer_bytes=64 << 10, **LOOPBACK)
     stub = connect(server)
     session = stub.CreateSession(pb.CreateSessionRequest())
     with pytest.raises(grpc.RpcError) as info:
@@ -280,16 +227,8 @@ def test_a_compressed_webhook_answer_is_refused(
         connection.sendall(head % len(body) + body)
 
     service = RawWebhook(respond)
-    plugins = write_plugins(
-        tmp_path / "plugins.yaml",
-        {
-            "name": "zipped",
-            "type": "webhook",
-            "hooks": ["before_create_session"],
-            "config": {"url": service.url},
-        },
-    )
-    stub = connect(start_inprocess(plugins_file=plugins, **LOOPBACK))
+    plugin = webhook_plugin("zipped", service.url, ["before_create_session"])
+    stub = connect(serve_plugins(start_inprocess, tmp_path, plugin, **LOOPBACK))
     with pytest.raises(grpc.RpcError) as info:
         stub.CreateSession(pb.CreateSessionRequest())
     service.stop()
@@ -302,16 +241,8 @@ def test_a_refusal_reason_is_one_bounded_line_in_the_status_and_the_log(
 ) -> None:
     forged = "spam\n2030-01-01 00:00:00 INFO memorygraph.server [-] all is well\x1b[2J\u202e"
     webhook.answer = lambda body: (200, {"allow": False, "reason": forged + "x" * 10_000})
-    plugins = write_plugins(
-        tmp_path / "plugins.yaml",
-        {
-            "name": "policy",
-            "type": "webhook",
-            "hooks": ["before_create_session"],
-            "config": {"url": webhook.url},
-        },
-    )
-    stub = connect(start_inprocess(plugins_file=plugins, **LOOPBACK))
+    plugin = webhook_plugin("policy", webhook.url, ["before_create_session"])
+    stub = connect(serve_plugins(start_inprocess, tmp_path, plugin, **LOOPBACK))
     caplog.set_level(logging.DEBUG, logger="memorygraph")
     with pytest.raises(grpc.RpcError) as info:
         stub.CreateSession(pb.CreateSessionRequest())

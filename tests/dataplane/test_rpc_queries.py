@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from memorygraph.v1 import graph_pb2 as pb
 
-from .rpc_support import Stub
+from .rpc_support import Stub, add_prompts
 
 
 def test_query_filters_paging_and_stream(stub: Stub) -> None:
@@ -59,16 +59,7 @@ def test_query_filters_paging_and_stream(stub: Stub) -> None:
 
 def test_query_page_size_is_capped(stub: Stub) -> None:
     session = stub.CreateSession(pb.CreateSessionRequest())
-    stub.BatchCreateNodes(
-        pb.BatchCreateNodesRequest(
-            requests=[
-                pb.CreateNodeRequest(
-                    kind=pb.NODE_KIND_PROMPT, session_id=session.id, content=f"p{i}"
-                )
-                for i in range(1005)
-            ]
-        )
-    )
+    add_prompts(stub, session.id, 1005)
     page = stub.Query(pb.QueryRequest(filter=pb.QueryFilter(session_id=session.id), limit=5000))
     assert len(page.nodes) == 1000 and page.next_page_token
     rest = stub.Query(

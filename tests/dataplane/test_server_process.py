@@ -6,7 +6,6 @@ import ctypes
 import os
 import signal
 import subprocess
-import sys
 import threading
 import urllib.request
 from pathlib import Path
@@ -16,7 +15,8 @@ import pytest
 from memorygraph.v1 import graph_pb2 as pb
 from memorygraph.v1.graph_pb2_grpc import MemoryGraphServiceStub
 
-from .conftest import REPO, ServerProcess
+from .conftest import REPO, ServerProcess, serve_command
+from .rpc_support import add_prompts
 
 pytestmark = pytest.mark.slow
 
@@ -75,13 +75,7 @@ def test_every_acknowledged_write_survives_kill_9(tmp_path: Path, durability: st
             if len(acknowledged) >= 200:
                 enough.set()
 
-    writers = [threading.Thread(target=write) for _ in range(4)]
-    for writer in writers:
-        writer.start()
-    assert enough.wait(60)
-    server.kill()
-    for writer in writers:
-        writer.join(10)
+    server.kill_while_writing(write, writers=4, enough=enough, join=10)
     channel.close()
 
     server.start()
@@ -107,17 +101,7 @@ def test_sigterm_lets_in_flight_streams_finish(tmp_path: Path) -> None:
     server = ServerProcess(tmp_path / "data").start()
     channel, stub = stub_for(server)
     session = stub.CreateSession(pb.CreateSessionRequest())
-    for chunk in range(5):
-        stub.BatchCreateNodes(
-            pb.BatchCreateNodesRequest(
-                requests=[
-                    pb.CreateNodeRequest(
-                        kind=pb.NODE_KIND_PROMPT, session_id=session.id, content=f"n{chunk}-{i}"
-                    )
-                    for i in range(1000)
-                ]
-            )
-        )
+    add_prompts(stub, session.id, 5000, batch=1000)
     stream = stub.StreamQuery(
         pb.StreamQueryRequest(filter=pb.QueryFilter(session_id=session.id), batch_size=100)
     )
@@ -162,20 +146,7 @@ def test_sigterm_taken_by_another_thread_still_stops_the_server(tmp_path: Path) 
 def test_second_server_on_the_same_data_dir_is_refused(server_process: ServerProcess) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO / "dataplane")}
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "memorygraph",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--data-dir",
-            str(server_process.data_dir),
-            "--port",
-            "0",
-            "--metrics-port",
-            "0",
-        ],
+        serve_command(server_process.data_dir, 0, 0),
         capture_output=True,
         text=True,
         env=env,

@@ -30,6 +30,7 @@ from memorygraph.v1 import graph_pb2 as pb
 from memorygraph.v1.graph_pb2_grpc import MemoryGraphServiceStub
 
 from .conftest import ServerProcess
+from .rpc_support import add_prompts
 from .store_support import _raw
 
 
@@ -199,17 +200,7 @@ def test_a_server_killed_during_a_deletion_shows_the_session_whole_or_not_at_all
         with grpc.insecure_channel(server.address) as channel:
             stub = MemoryGraphServiceStub(channel)
             session = stub.CreateSession(pb.CreateSessionRequest())
-            for _ in range(6):
-                stub.BatchCreateNodes(
-                    pb.BatchCreateNodesRequest(
-                        requests=[
-                            pb.CreateNodeRequest(
-                                kind=pb.NODE_KIND_PROMPT, session_id=session.id, content="q"
-                            )
-                            for _ in range(500)
-                        ]
-                    )
-                )
+            add_prompts(stub, session.id, 3000, batch=500)
             members = [
                 node.id
                 for batch in stub.StreamQuery(

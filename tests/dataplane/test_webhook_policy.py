@@ -19,7 +19,16 @@ from memorygraph.plugins.outbound import AddressPolicy
 from memorygraph.v1 import graph_pb2 as pb
 
 from .conftest import REPO
-from .plugin_support import LOOPBACK, Start, Webhook, connect, write_plugins, write_token
+from .plugin_support import (
+    LOOPBACK,
+    Start,
+    Webhook,
+    connect,
+    serve_plugins,
+    webhook_plugin,
+    write_plugins,
+    write_token,
+)
 
 
 def check(plugins: Path, *options: str) -> subprocess.CompletedProcess[str]:
@@ -33,13 +42,8 @@ def check(plugins: Path, *options: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _webhook(url: str, **config: Any) -> dict[str, Any]:
-    return {
-        "name": "policy",
-        "type": "webhook",
-        "hooks": ["before_create_session"],
-        "config": {"url": url, **config},
-    }
+def _webhook(url: str, **fields: Any) -> dict[str, Any]:
+    return webhook_plugin("policy", url, ["before_create_session"], **fields)
 
 
 # --- tokens ---------------------------------------------------------------------------------
@@ -149,8 +153,7 @@ def test_a_token_link_turned_outward_after_loading_sends_nothing(
     other = write_token(secrets, "other", "other-plugin-token")
     own = write_token(secrets, "policy", "mine")
     plugins = write_plugins(
-        tmp_path / "plugins.yaml",
-        {**_webhook(webhook.url, token_file=str(own)), "failure_policy": "Fail"},
+        tmp_path / "plugins.yaml", _webhook(webhook.url, token_file=str(own), failure_policy="Fail")
     )
     stub = connect(start_inprocess(plugins_file=plugins, plugin_secrets_dir=secrets, **LOOPBACK))
     stub.CreateSession(pb.CreateSessionRequest())
@@ -196,9 +199,8 @@ def test_webhook_urls_to_refused_addresses_are_refused_by_default(
 def test_a_webhook_url_that_is_no_url_refuses_the_file_naming_the_plugin(
     start_inprocess: Start, tmp_path: Path, url: str
 ) -> None:
-    plugins = write_plugins(tmp_path / "plugins.yaml", _webhook(url))
     with pytest.raises(ConfigError, match="plugin 'policy': '"):
-        start_inprocess(plugins_file=plugins)
+        serve_plugins(start_inprocess, tmp_path, _webhook(url))
 
 
 def test_the_default_policy_refuses_the_loopback_service_the_other_tests_allow(
@@ -255,11 +257,8 @@ def test_a_name_that_turns_to_loopback_after_loading_is_refused_when_connecting(
     """DNS rebinding: the name was fine when the file was loaded, and points at the server's
     own loopback when the webhook is called."""
     port = webhook.url.split(":")[2].split("/")[0]
-    plugins = write_plugins(
-        tmp_path / "plugins.yaml",
-        {**_webhook(f"http://rebind.test:{port}/hook"), "failure_policy": "Fail"},
-    )
-    server = start_inprocess(plugins_file=plugins)
+    plugin = _webhook(f"http://rebind.test:{port}/hook", failure_policy="Fail")
+    server = serve_plugins(start_inprocess, tmp_path, plugin)
     dns.answer = "127.0.0.1"
     with pytest.raises(grpc.RpcError) as info:
         connect(server).CreateSession(pb.CreateSessionRequest(), timeout=10)
@@ -272,8 +271,8 @@ def test_a_webhook_named_by_host_name_reaches_the_address_it_resolves_to(
 ) -> None:
     dns.answer = "127.0.0.1"
     port = webhook.url.split(":")[2].split("/")[0]
-    plugins = write_plugins(tmp_path / "plugins.yaml", _webhook(f"http://rebind.test:{port}/h"))
-    stub = connect(start_inprocess(plugins_file=plugins, **LOOPBACK))
+    plugin = _webhook(f"http://rebind.test:{port}/h")
+    stub = connect(serve_plugins(start_inprocess, tmp_path, plugin, **LOOPBACK))
     stub.CreateSession(pb.CreateSessionRequest())
     assert webhook.headers[0]["Host"] == f"rebind.test:{port}"
 
@@ -286,11 +285,8 @@ def test_a_connection_refused_under_ignore_is_logged_with_the_address(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     port = webhook.url.split(":")[2].split("/")[0]
-    plugins = write_plugins(
-        tmp_path / "plugins.yaml",
-        {**_webhook(f"http://rebind.test:{port}/hook"), "failure_policy": "Ignore"},
-    )
-    stub = connect(start_inprocess(plugins_file=plugins))
+    plugin = _webhook(f"http://rebind.test:{port}/hook", failure_policy="Ignore")
+    stub = connect(serve_plugins(start_inprocess, tmp_path, plugin))
     dns.answer = "127.0.0.1"
     assert stub.CreateSession(pb.CreateSessionRequest(title="kept")).title == "kept"
     expected = "refused to connect: rebind.test resolves to 127.0.0.1, a loopback address"

@@ -102,6 +102,11 @@ class Cluster:
         text = obj if isinstance(obj, str) else yaml.safe_dump(obj)
         return self.kubectl("apply", *extra, "-f", "-", input=text)
 
+    def create_secret(self, namespace: str, name: str, data: dict[str, str]) -> str:
+        """``kubectl create secret generic`` with ``data`` as its literal keys and values."""
+        literals = (f"--from-literal={key}={value}" for key, value in data.items())
+        return self.kubectl("create", "secret", "generic", name, "-n", namespace, *literals)
+
     def get(self, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
         """One object as a dict, or None when it does not exist."""
         ns = ["-n", namespace] if namespace else []
@@ -133,6 +138,27 @@ class Cluster:
             return obj if condition(obj, "Ready").get("status") == ready else None
 
         return eventually(probe, f"{namespace}/{name} Ready={ready}", timeout)
+
+    def wait_condition(
+        self,
+        namespace: str,
+        name: str,
+        type_: str,
+        *,
+        status: str | None = None,
+        reason: str | None = None,
+        timeout: float = 90.0,
+    ) -> dict[str, Any]:
+        """Wait until the graph's condition ``type_`` has the ``status`` and the ``reason`` given
+        (either or both); the graph then."""
+        wanted = {k: v for k, v in {"status": status, "reason": reason}.items() if v is not None}
+
+        def probe() -> dict[str, Any] | None:
+            obj = self.graph(namespace, name)
+            found = condition(obj, type_)
+            return obj if all(found.get(k) == v for k, v in wanted.items()) else None
+
+        return eventually(probe, f"{namespace}/{name} {type_} {wanted}", timeout)
 
     def pods(self, namespace: str, graph: str) -> list[dict[str, Any]]:
         return self.objects("pods", namespace, f"{GRAPH_LABEL}={graph}")

@@ -204,9 +204,35 @@ class ClientPod:
         return self.run("memorygraph", "--server", server, *args)
 
 
+def deploy(cluster: Cluster, namespace: str, name: str, pod: dict[str, Any], port: int) -> str:
+    """A Deployment of ``pod`` (labelled ``app: <name>``) and a Service of its ``port``, both
+    called ``name``, once the rollout is done; the Service's ``host:port`` inside the cluster."""
+    labels = {"app": name}
+    cluster.apply(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {
+                "selector": {"matchLabels": labels},
+                "template": {"metadata": {"labels": labels}, "spec": pod},
+            },
+        }
+    )
+    cluster.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"selector": labels, "ports": [{"port": port, "targetPort": port}]},
+        }
+    )
+    cluster.kubectl("rollout", "status", f"deployment/{name}", "-n", namespace, "--timeout=120s")
+    return f"{name}.{namespace}.svc:{port}"
+
+
 def deploy_minio(cluster: Cluster, namespace: str, image: str, user: str, password: str) -> str:
     """MinIO (built from its Go module) on the real node; its S3 endpoint inside the cluster."""
-    labels = {"app": "minio"}
     pod = on_real_node(
         {
             "containers": [
@@ -233,27 +259,7 @@ def deploy_minio(cluster: Cluster, namespace: str, image: str, user: str, passwo
             "volumes": [{"name": "data", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}],
         }
     )
-    cluster.apply(
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": "minio", "namespace": namespace},
-            "spec": {
-                "selector": {"matchLabels": labels},
-                "template": {"metadata": {"labels": labels}, "spec": pod},
-            },
-        }
-    )
-    cluster.apply(
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": "minio", "namespace": namespace},
-            "spec": {"selector": labels, "ports": [{"port": 9000, "targetPort": 9000}]},
-        }
-    )
-    cluster.kubectl("rollout", "status", "deployment/minio", "-n", namespace, "--timeout=120s")
-    return f"http://minio.{namespace}.svc:9000"
+    return f"http://{deploy(cluster, namespace, 'minio', pod, 9000)}"
 
 
 def probe_results(cluster: Cluster, node: str, namespace: str, pod: str) -> dict[str, float]:

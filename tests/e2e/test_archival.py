@@ -8,18 +8,7 @@ from e2e_support import Cluster, OperatorProcess, condition, eventually
 def test_a_job_from_the_archival_cronjob_completes_and_is_recorded(
     operator: OperatorProcess, cluster: Cluster, namespace: str
 ) -> None:
-    cluster.kubectl(
-        "create",
-        "secret",
-        "generic",
-        "s3",
-        "-n",
-        namespace,
-        "--from-literal",
-        "AWS_ACCESS_KEY_ID=a",
-        "--from-literal",
-        "AWS_SECRET_ACCESS_KEY=b",
-    )
+    cluster.create_secret(namespace, "s3", {"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b"})
     cluster.apply(
         {
             "apiVersion": "memorygraph.io/v1alpha1",

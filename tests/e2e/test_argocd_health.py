@@ -94,10 +94,7 @@ def test_health_follows_the_graph_through_its_stages(
     _health_becomes(cluster, namespace, "argo", "Healthy")
 
     cluster.kubectl("annotate", "mg/argo", "-n", namespace, "memorygraph.io/paused=true")
-    eventually(
-        lambda: condition(cluster.graph(namespace, "argo"), "Paused").get("status") == "True",
-        "Paused=True",
-    )
+    cluster.wait_condition(namespace, "argo", "Paused", status="True")
     assert health(cluster.graph(namespace, "argo"))[0] == "Suspended"
     cluster.kubectl("annotate", "mg/argo", "-n", namespace, "memorygraph.io/paused-")
     _health_becomes(cluster, namespace, "argo", "Healthy")

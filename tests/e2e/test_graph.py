@@ -91,9 +91,7 @@ def test_minimal_graph_gets_its_children_and_becomes_ready(
 def test_optional_children_follow_the_spec(
     operator: OperatorProcess, cluster: Cluster, namespace: str
 ) -> None:
-    cluster.kubectl(
-        "create", "secret", "generic", "vault", "-n", namespace, "--from-literal", "token=t"
-    )
+    cluster.create_secret(namespace, "vault", {"token": "t"})
     cluster.apply(
         _graph(
             namespace,
@@ -312,14 +310,7 @@ def test_deleted_children_come_back_unless_paused(
     cluster.wait_graph(namespace, "heal")
 
     cluster.kubectl("annotate", "mg/heal", "-n", namespace, "memorygraph.io/paused=true")
-    paused = eventually(
-        lambda: (
-            (g := cluster.graph(namespace, "heal"))
-            and condition(g, "Paused").get("status") == "True"
-            and g
-        ),
-        "Paused=True",
-    )
+    paused = cluster.wait_condition(namespace, "heal", "Paused", status="True")
     assert condition(paused, "Paused")["reason"] == "PauseAnnotation"
     paused_total = "memorygraph_operator_reconcile_total"
     before = operator.metric(paused_total, kind="MemoryGraph", result="paused")

@@ -111,14 +111,7 @@ def test_selected_plugins_reach_the_config_and_report_their_graphs(
 
     # Deleting it: the graph that named it is Degraded (MissingPlugins).
     cluster.kubectl("delete", "plugin", "pii-redactor", "-n", namespace)
-    degraded = eventually(
-        lambda: (
-            (g := cluster.graph(namespace, "by-name"))
-            and condition(g, "Degraded").get("reason") == "MissingPlugins"
-            and g
-        ),
-        "by-name Degraded with MissingPlugins",
-    )
+    degraded = cluster.wait_condition(namespace, "by-name", "Degraded", reason="MissingPlugins")
     assert condition(degraded, "Ready")["status"] == "False"
     assert _plugins_yaml(cluster, namespace, "by-name") == []
     events = cluster.kubectl("get", "events", "-n", namespace, "-o", "json")

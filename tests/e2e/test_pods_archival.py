@@ -30,15 +30,7 @@ def test_the_archival_job_ships_a_session_to_minio_and_a_restore_brings_it_back(
         "AWS_REGION": "us-east-1",
         "MEMORYGRAPH_S3_ENDPOINT": endpoint,
     }
-    cluster.kubectl(
-        "create",
-        "secret",
-        "generic",
-        "s3",
-        "-n",
-        ns,
-        *(f"--from-literal={k}={v}" for k, v in s3.items()),
-    )
+    cluster.create_secret(ns, "s3", s3)
     cluster.apply(
         graph_manifest(
             ns,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from e2e_support import EXAMPLES, Cluster, eventually
-from real_pods import ClientPod, RealNode, api_key_args, graph_manifest, on_real_node
+from real_pods import ClientPod, RealNode, api_key_args, deploy, graph_manifest, on_real_node
 
 TOKEN = "policy-token-value"
 
@@ -19,7 +19,6 @@ def _deploy_policy_service(cluster: Cluster, namespace: str, image: str) -> str:
             "data": {"webhook_plugin.py": script},
         }
     )
-    labels = {"app": "policy"}
     command = ["python", "/srv/webhook_plugin.py", "--host", "0.0.0.0", "--port", "8089"]
     command += ["--token", TOKEN, "--block", "forbidden"]
     pod = on_real_node(
@@ -37,27 +36,7 @@ def _deploy_policy_service(cluster: Cluster, namespace: str, image: str) -> str:
             "volumes": [{"name": "script", "configMap": {"name": "policy"}}],
         }
     )
-    cluster.apply(
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": "policy", "namespace": namespace},
-            "spec": {
-                "selector": {"matchLabels": labels},
-                "template": {"metadata": {"labels": labels}, "spec": pod},
-            },
-        }
-    )
-    cluster.apply(
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": "policy", "namespace": namespace},
-            "spec": {"selector": labels, "ports": [{"port": 8089, "targetPort": 8089}]},
-        }
-    )
-    cluster.kubectl("rollout", "status", "deployment/policy", "-n", namespace, "--timeout=120s")
-    return f"http://policy.{namespace}.svc:8089/hook"
+    return f"http://{deploy(cluster, namespace, 'policy', pod, 8089)}/hook"
 
 
 def test_a_webhook_plugin_served_by_a_pod_refuses_a_write_and_tags_the_rest(
@@ -66,9 +45,7 @@ def test_a_webhook_plugin_served_by_a_pod_refuses_a_write_and_tags_the_rest(
     ns = pods_namespace
     image = cluster_operator.images["memorygraph"]
     url = _deploy_policy_service(cluster, ns, image)
-    cluster.kubectl(
-        "create", "secret", "generic", "policy-token", "-n", ns, f"--from-literal=token={TOKEN}"
-    )
+    cluster.create_secret(ns, "policy-token", {"token": TOKEN})
     cluster.apply(
         {
             "apiVersion": "memorygraph.io/v1alpha1",
