@@ -11,7 +11,16 @@ from google.protobuf.message import Message
 
 from memorygraph.codec import requests as rq
 from memorygraph.errors import InvalidArgument
-from memorygraph.model import IngestItem, NewNode, NewSession, format_id, new_id
+from memorygraph.model import (
+    IngestItem,
+    NewNode,
+    NewSession,
+    ResponseDetails,
+    ToolInvocationDetails,
+    format_id,
+    id_tag,
+    new_id,
+)
 from memorygraph.v1 import graph_pb2 as pb
 
 __all__ = ["MAX_BATCH_ITEMS", "ingest_items"]
@@ -61,6 +70,18 @@ def _resolve(message: Message, ids: list[str], index: int) -> None:
             _resolve(getattr(message, name), ids, index)
 
 
+def _tag(node: NewNode) -> int | None:
+    """The shard tag of a node made ahead of its creation: its session's, as far as the item
+    tells it (the session it names, or the parent it answers, whose id carries the tag)."""
+    parent: bytes | None = None
+    if isinstance(node.details, ResponseDetails):
+        parent = node.details.prompt_id
+    elif isinstance(node.details, ToolInvocationDetails):
+        parent = node.details.response_id
+    anchor = node.session_id or parent
+    return id_tag(anchor) if anchor is not None else None
+
+
 def ingest_items(batch: pb.IngestBatch) -> tuple[list[IngestItem], list[str]]:
     """The batch's items as domain objects, and the id each one creates ("" for edges)."""
     if len(batch.items) > MAX_BATCH_ITEMS:
@@ -83,7 +104,7 @@ def ingest_items(batch: pb.IngestBatch) -> tuple[list[IngestItem], list[str]]:
             else:
                 node = _NODE_ITEMS[which](request)
                 if node.node_id is None:
-                    node.node_id, node.fresh_id = new_id(), True
+                    node.node_id, node.fresh_id = new_id(_tag(node)), True
                 item = node
         except InvalidArgument as exc:
             raise InvalidArgument(f"items[{index}]: {exc}") from None

@@ -29,6 +29,7 @@ from memorygraph.model import (
     SessionDetails,
     ToolInvocationDetails,
     format_id,
+    id_tag,
     new_id,
 )
 from memorygraph.model.details import DETAILS_TYPES, KINDS_OF_DETAILS
@@ -79,18 +80,18 @@ class Creator:
     def node(self, tx: Transaction, spec: NewNode) -> Node:
         """The node `spec` asks for, with its automatic edges, created in `tx`."""
         details = self._checked_details(spec)
-        # A new UUIDv7 (62 random bits, past every id this process made): no node has it,
-        # so no lookup to prove it. Only a caller's own id is checked.
         node_id = spec.node_id
-        if node_id is None:
-            node_id = new_id()
-        elif not spec.fresh_id and tx.id_taken(node_id):
+        if node_id is not None and not spec.fresh_id and tx.id_taken(node_id):
             raise AlreadyExists(f"a node with id {format_id(node_id)} already exists")
         session_id, edges = self._parents(tx, spec, details)
         if not spec.kind.is_global:
             if session_id is None:
                 raise InvalidArgument(f"session_id is required for a {spec.kind}")
             details = self._join_session(tx, writable_session(tx, session_id), details, edges)
+        if node_id is None:
+            # A new id (past every id this process made, 46 random bits): no node has it, so
+            # no lookup proves it. It carries its session's shard tag; a global node's is its own.
+            node_id = new_id(id_tag(session_id) if session_id is not None else None)
         node = self.stamped(tx, node_id, session_id, spec.content, spec.metadata, details)
         for edge_kind, target in edges:
             tx.create_edge(Edge(node_id, target, edge_kind, {}, node.create_time))

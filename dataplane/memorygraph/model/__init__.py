@@ -8,7 +8,7 @@ of protobuf, gRPC or storage.
     details.py   per-kind node details, token usage, template variables
     entities.py  Node, Edge, Event
     specs.py     NewSession, NewNode, NewEdge
-    ids.py       time-ordered ids (UUIDv7)
+    ids.py       time-ordered ids carrying a shard tag (UUIDv8)
 """
 
 from memorygraph.model.details import (
@@ -28,7 +28,7 @@ from memorygraph.model.details import (
     with_texts,
 )
 from memorygraph.model.entities import Edge, EdgeKey, Event, Node
-from memorygraph.model.ids import format_id, new_id, parse_id
+from memorygraph.model.ids import format_id, id_tag, new_id, parse_id
 from memorygraph.model.kinds import (
     Direction,
     EdgeKind,
@@ -72,6 +72,7 @@ __all__ = [
     "details_from_fields",
     "details_texts",
     "format_id",
+    "id_tag",
     "new_id",
     "parse_id",
     "with_texts",

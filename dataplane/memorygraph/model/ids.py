@@ -1,13 +1,23 @@
-"""Time-ordered ids (UUIDv7) and their parsing.
+"""Time-ordered ids that carry a shard tag, and their parsing.
 
-A UUIDv7 starts with a 48-bit Unix millisecond timestamp, so ids sort by creation time both as
-text and as the 16 raw bytes used in storage keys. Within one millisecond this generator
-increments a 12-bit counter (RFC 9562, method 1) so ids made by one process are strictly
-increasing.
+Ids the server makes are UUIDv8 (RFC 9562's layout for ids of one's own design), big-endian:
+
+    bits 127-80  Unix time in milliseconds (48 bits)
+    bits  79-76  version, 8
+    bits  75-64  a counter within the millisecond (12 bits, RFC 9562 method 1)
+    bits  63-62  variant, 0b10
+    bits  61-48  random (14 bits)
+    bits  47-32  the shard tag (16 bits: bytes 10 and 11)
+    bits  31-0   random (32 bits)
+
+So ids sort by creation time both as text and as the 16 raw bytes used in storage keys, and ids
+made by one process are strictly increasing. The shard tag says which part of a graph an id's
+data belongs to (`memorygraph.model.shards`): the nodes of a session carry the session's tag.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import threading
@@ -16,7 +26,11 @@ import uuid
 
 from memorygraph.errors import InvalidArgument
 
-__all__ = ["format_id", "new_id", "parse_id"]
+__all__ = ["TAG_BITS", "format_id", "id_tag", "new_id", "parse_id"]
+
+TAG_BITS = 16
+_TAG_SHIFT = 32
+_TAG_MASK = ((1 << TAG_BITS) - 1) << _TAG_SHIFT
 
 _lock = threading.Lock()
 _last_ms = 0
@@ -35,8 +49,9 @@ def _forget_random() -> None:
 os.register_at_fork(after_in_child=_forget_random)  # a child must not reuse the parent's bits
 
 
-def new_id() -> bytes:
-    """A new UUIDv7 as 16 bytes, greater than every id this process made before."""
+def new_id(tag: int | None = None) -> bytes:
+    """A new id as 16 bytes, greater than every id this process made before, carrying shard
+    tag `tag` (random when None: the id starts a tag of its own)."""
     global _last_ms, _counter, _random, _random_at
     with _lock:
         if _random_at + 10 > len(_random):
@@ -54,8 +69,19 @@ def new_id() -> bytes:
             ms = _last_ms
         counter = _counter
     rand = (bits >> 16) & ((1 << 62) - 1)
-    value = (ms << 80) | (0x7 << 76) | (counter << 64) | (0b10 << 62) | rand
+    value = (ms << 80) | (0x8 << 76) | (counter << 64) | (0b10 << 62) | rand
+    if tag is not None:
+        value = (value & ~_TAG_MASK) | (tag << _TAG_SHIFT)
     return value.to_bytes(16)
+
+
+def id_tag(raw: bytes) -> int:
+    """The shard tag of an id: the one it carries when it is a UUIDv8 of the layout above;
+    otherwise (an id a caller chose, or one made before ids carried tags) the first two bytes,
+    big-endian, of the SHA-256 digest of its 16 bytes."""
+    if raw[6] >> 4 == 0x8 and raw[8] >> 6 == 0b10:
+        return (raw[10] << 8) | raw[11]
+    return int.from_bytes(hashlib.sha256(raw).digest()[:2])
 
 
 def format_id(raw: bytes) -> str:

@@ -16,7 +16,7 @@ __all__ = ["IngestItem", "NewEdge", "NewNode", "NewSession"]
 
 @dataclass(slots=True)
 class NewSession:
-    """A session to create; `session_id` None lets the server assign a UUIDv7."""
+    """A session to create; `session_id` None lets the server assign an id (UUIDv8)."""
 
     session_id: bytes | None = None
     title: str = ""
@@ -36,7 +36,7 @@ class NewEdge:
 
 @dataclass(slots=True)
 class NewNode:
-    """A node to create; `node_id` None lets the server assign a UUIDv7.
+    """A node to create; `node_id` None lets the server assign an id (UUIDv8).
 
     `details` are those of `kind` (None: none given). `fresh_id` says `node_id` was made by
     `new_id()` ahead of time (Ingest names its nodes before creating them): no node can have

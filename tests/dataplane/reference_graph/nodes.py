@@ -111,7 +111,7 @@ class NodeOperations(GraphState):
                     raise Refused(InvalidArgument, "negative tokens")
                 total = usage.total_tokens or usage.prompt_tokens + usage.completion_tokens
                 details = replace(details, token_usage=replace(usage, total_tokens=total))
-        node_id = self.new_id(spec.node_id, got.id if got else None)
+        node_id = self.new_id(spec.node_id, got.id if got else None, session_id)
         at = self.stamp(got.create_time if got else None)
         node = Node(
             node_id, kind, session_id, spec.content, dict(spec.metadata), at, at, details=details

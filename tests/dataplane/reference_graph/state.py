@@ -16,6 +16,7 @@ from memorygraph.model import (
     SessionState,
     TemplateVariable,
     TokenUsage,
+    id_tag,
 )
 
 Segment = tuple[str, str, str]
@@ -74,14 +75,20 @@ class GraphState:
         self.last_time = observed
         return observed
 
-    def new_id(self, explicit: bytes | None, observed: bytes | None) -> bytes:
+    def new_id(
+        self, explicit: bytes | None, observed: bytes | None, session: bytes | None = None
+    ) -> bytes:
+        """The id of a new node: the caller's, or the one the service made (a fresh UUIDv8
+        carrying the shard tag of `session`, the node's session)."""
         if explicit is not None:
             return explicit
         if observed is None:
             self._provisional += 1
             return uuid.UUID(int=self._provisional).bytes
         assert observed not in self.nodes, "the service reused an id"
-        assert uuid.UUID(bytes=observed).version == 7, "generated ids are UUIDv7"
+        assert uuid.UUID(bytes=observed).version == 8, "generated ids are UUIDv8"
+        if session is not None:
+            assert id_tag(observed) == id_tag(session), "a node carries its session's tag"
         return observed
 
     @staticmethod
