@@ -44,9 +44,17 @@ def test_ids_made_without_a_tag_spread_over_every_tag() -> None:
 
 @given(raw=st.uuids().map(lambda u: u.bytes))
 def test_the_tag_of_any_other_id_is_the_start_of_its_sha256(raw: bytes) -> None:
-    if uuid.UUID(bytes=raw).version == 8:
-        return  # a UUIDv8 carries its tag
+    parsed = uuid.UUID(bytes=raw)
+    if parsed.version == 8 and parsed.variant == uuid.RFC_4122:
+        assert id_tag(raw) == int.from_bytes(raw[10:12])  # whoever made it
+    else:
+        assert id_tag(raw) == int.from_bytes(hashlib.sha256(raw).digest()[:2])
+
+
+def test_a_uuidv8_of_another_variant_is_hashed() -> None:
+    raw = uuid.UUID("01234567-89ab-8def-c123-456789abcdef").bytes  # variant 110: Microsoft's
     assert id_tag(raw) == int.from_bytes(hashlib.sha256(raw).digest()[:2])
+    assert id_tag(uuid.UUID("01234567-89ab-8def-8123-456789abcdef").bytes) == 0x4567
 
 
 def test_the_documented_tag_of_a_uuidv7() -> None:

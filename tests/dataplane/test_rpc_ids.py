@@ -66,3 +66,42 @@ def test_sessions_and_global_nodes_get_tags_of_their_own(stub: MemoryGraphServic
     # 64 random 16-bit tags: a repeat has odds of about 3%; more than two, far less.
     assert len({_tag(i) for i in sessions}) >= 62
     assert len({_tag(i) for i in agents}) >= 62
+
+
+def test_ingest_under_a_parent_of_the_callers_id_gives_the_sessions_tag(
+    stub: MemoryGraphServiceStub,
+) -> None:
+    session = stub.CreateSession(pb.CreateSessionRequest(title="t")).id
+    own = str(uuid.uuid4())  # a prompt id of the caller's choosing (as any id made before tags)
+    stub.CreateNode(
+        pb.CreateNodeRequest(node_id=own, session_id=session, kind=pb.NODE_KIND_PROMPT, content="q")
+    )
+    direct = stub.AddResponse(pb.AddResponseRequest(prompt_id=own, content="a")).id
+    items = [
+        pb.IngestItem(response=pb.AddResponseRequest(prompt_id=own, content="late")),
+        pb.IngestItem(tool_invocation=pb.AddToolInvocationRequest(response_id="$0", tool_name="t")),
+        pb.IngestItem(
+            node=pb.CreateNodeRequest(
+                node_id=str(uuid.uuid4()),
+                session_id=session,
+                kind=pb.NODE_KIND_PROMPT,
+                content="mine",
+            )
+        ),
+    ]
+    items.append(
+        pb.IngestItem(response=pb.AddResponseRequest(prompt_id="$2", content="under mine"))
+    )
+    (ack,) = stub.Ingest(iter([pb.IngestBatch(batch_id="x", items=items)]))
+    made = [direct, ack.ids[0], ack.ids[1], ack.ids[3]]
+    assert {_tag(i) for i in made} == {_tag(session)}
+    assert ack.ids[2] == items[2].node.node_id  # the caller's own id is kept as given
+
+
+def test_a_template_instantiated_in_a_session_makes_a_prompt_with_its_tag(
+    stub: MemoryGraphServiceStub,
+) -> None:
+    session = stub.CreateSession(pb.CreateSessionRequest(title="t")).id
+    stub.CreateTemplate(pb.CreateTemplateRequest(name="greet", content="hi"))
+    made = stub.InstantiateTemplate(pb.InstantiateTemplateRequest(name="greet", session_id=session))
+    assert _tag(made.prompt.id) == _tag(session)

@@ -70,24 +70,37 @@ def _resolve(message: Message, ids: list[str], index: int) -> None:
             _resolve(getattr(message, name), ids, index)
 
 
-def _tag(node: NewNode) -> int | None:
-    """The shard tag of a node made ahead of its creation: its session's, as far as the item
-    tells it (the session it names, or the parent it answers, whose id carries the tag)."""
+def _session(
+    node: NewNode, made: dict[bytes, bytes | None], session_of: Callable[[bytes], bytes | None]
+) -> bytes | None:
+    """The session a node made ahead of its creation lands in, as far as can be known before
+    the batch is applied: the one it names, or else that of the parent it answers (made
+    earlier in the batch, or stored). None for a global node, or when the parent is unknown
+    (its creation fails then)."""
+    if node.session_id is not None:
+        return node.session_id
     parent: bytes | None = None
     if isinstance(node.details, ResponseDetails):
         parent = node.details.prompt_id
     elif isinstance(node.details, ToolInvocationDetails):
         parent = node.details.response_id
-    anchor = node.session_id or parent
-    return id_tag(anchor) if anchor is not None else None
+    if parent is None:
+        return None
+    return made[parent] if parent in made else session_of(parent)
 
 
-def ingest_items(batch: pb.IngestBatch) -> tuple[list[IngestItem], list[str]]:
-    """The batch's items as domain objects, and the id each one creates ("" for edges)."""
+def ingest_items(
+    batch: pb.IngestBatch, session_of: Callable[[bytes], bytes | None]
+) -> tuple[list[IngestItem], list[str]]:
+    """The batch's items as domain objects, and the id each one creates ("" for edges).
+
+    A node the batch names gets an id now, carrying its session's shard tag: `session_of`
+    gives the session of a stored node (None when there is none)."""
     if len(batch.items) > MAX_BATCH_ITEMS:
         raise InvalidArgument(f"at most {MAX_BATCH_ITEMS} items per batch")
     items: list[IngestItem] = []
     ids: list[str] = []
+    made: dict[bytes, bytes | None] = {}  # node id -> its session, for what the batch makes
     for index, original in enumerate(batch.items):
         which = original.WhichOneof("item")
         if which is None:
@@ -99,12 +112,16 @@ def ingest_items(batch: pb.IngestBatch) -> tuple[list[IngestItem], list[str]]:
             if which == "session":
                 request.session_id = request.session_id or format_id(new_id())
                 item = rq.new_session(request)
+                made[item.session_id or b""] = item.session_id
             elif which == "edge":
                 item = rq.new_edge(request)
             else:
                 node = _NODE_ITEMS[which](request)
+                session_id = _session(node, made, session_of)
                 if node.node_id is None:
-                    node.node_id, node.fresh_id = new_id(_tag(node)), True
+                    tag = id_tag(session_id) if session_id is not None else None
+                    node.node_id, node.fresh_id = new_id(tag), True
+                made[node.node_id] = session_id
                 item = node
         except InvalidArgument as exc:
             raise InvalidArgument(f"items[{index}]: {exc}") from None

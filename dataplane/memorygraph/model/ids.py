@@ -11,8 +11,8 @@ Ids the server makes are UUIDv8 (RFC 9562's layout for ids of one's own design),
     bits  31-0   random (32 bits)
 
 So ids sort by creation time both as text and as the 16 raw bytes used in storage keys, and ids
-made by one process are strictly increasing. The shard tag says which part of a graph an id's
-data belongs to (`memorygraph.model.shards`): the nodes of a session carry the session's tag.
+made by one process are strictly increasing. The shard tag groups a session with everything in
+it: the nodes of a session carry the session's tag.
 """
 
 from __future__ import annotations
@@ -76,9 +76,9 @@ def new_id(tag: int | None = None) -> bytes:
 
 
 def id_tag(raw: bytes) -> int:
-    """The shard tag of an id: the one it carries when it is a UUIDv8 of the layout above;
-    otherwise (an id a caller chose, or one made before ids carried tags) the first two bytes,
-    big-endian, of the SHA-256 digest of its 16 bytes."""
+    """The shard tag of an id: the one it carries when it is a UUIDv8 with the RFC variant
+    (whoever made it); otherwise (an id a caller chose, or one made before ids carried tags)
+    the first two bytes, big-endian, of the SHA-256 digest of its 16 bytes."""
     if raw[6] >> 4 == 0x8 and raw[8] >> 6 == 0b10:
         return (raw[10] << 8) | raw[11]
     return int.from_bytes(hashlib.sha256(raw).digest()[:2])

@@ -298,7 +298,7 @@ class MemoryGraphServicer(pb_grpc.MemoryGraphServiceServicer):
     ) -> Iterator[pb.IngestAck]:
         for number, batch in enumerate(request_iterator):
             try:
-                items, ids = ingest_items(batch)
+                items, ids = ingest_items(batch, self.service.session_of)
             except InvalidArgument as exc:
                 raise InvalidArgument(f"batch {number} ({batch.batch_id!r}): {exc}") from None
             try:
