@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 
-from memorygraph.model import id_tag, parse_id
+from memorygraph.model import id_tag, name_tag, parse_id
 from memorygraph.v1 import graph_pb2 as pb
 from memorygraph.v1.graph_pb2_grpc import MemoryGraphServiceStub
 
@@ -105,3 +105,12 @@ def test_a_template_instantiated_in_a_session_makes_a_prompt_with_its_tag(
     stub.CreateTemplate(pb.CreateTemplateRequest(name="greet", content="hi"))
     made = stub.InstantiateTemplate(pb.InstantiateTemplateRequest(name="greet", session_id=session))
     assert _tag(made.prompt.id) == _tag(session)
+
+
+def test_a_template_carries_the_tag_of_its_name(stub: MemoryGraphServiceStub) -> None:
+    made = stub.CreateTemplate(pb.CreateTemplateRequest(name="greeting", content="hi")).id
+    assert _tag(made) == name_tag("greeting") == 0x18F6  # the docs' example
+    assert uuid.UUID(made).version == 8
+    own = str(uuid.uuid4())
+    stub.CreateTemplate(pb.CreateTemplateRequest(template_id=own, name="other", content="x"))
+    assert stub.GetNode(pb.GetNodeRequest(node_id=own)).id == own  # a chosen id is kept

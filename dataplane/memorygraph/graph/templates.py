@@ -29,6 +29,7 @@ from memorygraph.model import (
     TemplateDetails,
     TemplateVariable,
     format_id,
+    name_tag,
     new_id,
 )
 from memorygraph.store import GraphStore
@@ -156,7 +157,7 @@ class Templates:
         self.limits.details(details)
         validate_template(name, content, variables)
         with self.writer.transaction() as tx:
-            node_id = template_id or new_id()
+            node_id = template_id or new_id(name_tag(name))
             if tx.id_taken(node_id):
                 raise AlreadyExists(f"a node with id {format_id(node_id)} already exists")
             if self.store.template_id(name) is not None:

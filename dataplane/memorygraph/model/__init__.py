@@ -28,7 +28,7 @@ from memorygraph.model.details import (
     with_texts,
 )
 from memorygraph.model.entities import Edge, EdgeKey, Event, Node
-from memorygraph.model.ids import format_id, id_tag, new_id, parse_id
+from memorygraph.model.ids import format_id, id_tag, name_tag, new_id, parse_id
 from memorygraph.model.kinds import (
     Direction,
     EdgeKind,
@@ -73,6 +73,7 @@ __all__ = [
     "details_texts",
     "format_id",
     "id_tag",
+    "name_tag",
     "new_id",
     "parse_id",
     "with_texts",

@@ -26,7 +26,7 @@ import uuid
 
 from memorygraph.errors import InvalidArgument
 
-__all__ = ["TAG_BITS", "format_id", "id_tag", "new_id", "parse_id"]
+__all__ = ["TAG_BITS", "format_id", "id_tag", "name_tag", "new_id", "parse_id"]
 
 TAG_BITS = 16
 _TAG_SHIFT = 32
@@ -82,6 +82,13 @@ def id_tag(raw: bytes) -> int:
     if raw[6] >> 4 == 0x8 and raw[8] >> 6 == 0b10:
         return (raw[10] << 8) | raw[11]
     return int.from_bytes(hashlib.sha256(raw).digest()[:2])
+
+
+def name_tag(name: str) -> int:
+    """The shard tag of the template named `name`: the first two bytes, big-endian, of the
+    SHA-256 digest of the name in UTF-8. A template found by its name and one found by its id
+    are then found in the same place."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:2])
 
 
 def format_id(raw: bytes) -> str:
