@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from memorygraph.codec import enums
-from memorygraph.codec.framing import QUERY_BATCH_NODES, frame, frame_nodes, unframe
+from memorygraph.codec.framing import QUERY_BATCH_NODES, frame, unframe
 from memorygraph.codec.nodes import decode_node, encode_node, node_message, record_metadata
 from memorygraph.errors import InvalidArgument
 from memorygraph.model import (
@@ -58,7 +58,8 @@ def test_framed_records_joined_are_the_query_batch_protobuf_would_build(
     nodes = [_prompt(text, metadata) for text in texts]
     records = [encode_node(node) for node in nodes]
     expected = pb.QueryBatch(nodes=[node_message(node) for node in nodes])
-    assert pb.QueryBatch.FromString(frame_nodes(records)) == expected
+    joined = b"".join(frame(QUERY_BATCH_NODES, record) for record in records)
+    assert pb.QueryBatch.FromString(joined) == expected
     for node, record in zip(nodes, records, strict=True):
         framed = frame(QUERY_BATCH_NODES, record)
         assert unframe(framed) == record
@@ -71,7 +72,8 @@ def test_a_query_response_takes_the_same_framing_as_a_batch() -> None:
     assert pb.QueryResponse.DESCRIPTOR.fields_by_name["nodes"].number == QUERY_BATCH_NODES
     node = _prompt("hello", {})
     token = pb.QueryResponse(next_page_token="t").SerializeToString()
-    response = pb.QueryResponse.FromString(frame_nodes([encode_node(node)]) + token)
+    entry = frame(QUERY_BATCH_NODES, encode_node(node))
+    response = pb.QueryResponse.FromString(entry + token)
     assert list(response.nodes) == [node_message(node)] and response.next_page_token == "t"
 
 

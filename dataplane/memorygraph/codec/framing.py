@@ -7,11 +7,9 @@ of a repeated message field and joined together are that field: joined `nodes` e
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from memorygraph.v1 import graph_pb2 as pb
 
-__all__ = ["QUERY_BATCH_NODES", "frame", "frame_nodes", "unframe"]
+__all__ = ["QUERY_BATCH_NODES", "frame", "unframe"]
 
 # The `nodes` field of QueryBatch and QueryResponse.
 QUERY_BATCH_NODES = pb.QueryBatch.DESCRIPTOR.fields_by_name["nodes"].number
@@ -39,8 +37,3 @@ def unframe(entry: bytes) -> bytes:
             position += 1
         position += 1
     return entry[position:]
-
-
-def frame_nodes(records: Iterable[bytes]) -> bytes:
-    """Node records as the `nodes` field of a QueryBatch or QueryResponse."""
-    return b"".join(frame(QUERY_BATCH_NODES, record) for record in records)

@@ -1,8 +1,9 @@
 """Queries over the time-ordered indexes: filters, pages and streams.
 
-Queries return node records (serialized `v1.Node`, as stored), not domain nodes: a session's
-index entries carry them, so a session query reads one index range and nothing else, and the
-servicer sends the bytes as they are. Only a metadata filter looks inside a record.
+Queries return node records (serialized `v1.Node`, as stored), not domain nodes, each framed as
+an entry of a QueryBatch's `nodes` (`codec.framing`): a session's index entries hold them framed
+so, so a session query reads one index range and nothing else, and the servicer joins the bytes
+into its response without touching them. Only a metadata filter looks inside a record.
 
 A page token is opaque to clients: base64url of a version byte, a fingerprint of the filter it
 belongs to, and the (create time, node id) position after which the next page starts. Metadata
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 from memorygraph import deadline
+from memorygraph.codec.framing import QUERY_BATCH_NODES, frame, unframe
 from memorygraph.codec.nodes import decode_node, record_metadata
 from memorygraph.errors import InvalidArgument
 from memorygraph.graph.limits import FRAMING
@@ -96,9 +98,9 @@ class Page:
 
 @dataclass(slots=True)
 class RecordPage:
-    """A page of query results: node records, ready to send."""
+    """A page of query results: node records framed as QueryBatch entries, ready to join."""
 
-    records: list[bytes] = field(default_factory=list)
+    entries: list[bytes] = field(default_factory=list)
     next_page_token: str = ""
 
 
@@ -190,8 +192,8 @@ def _scan(
     budget: int,
     max_bytes: int,
 ) -> tuple[list[bytes], Position | None, bool]:
-    """Up to `want` matching node records taking at most `max_bytes` (framed; at least one
-    record); (records, last position passed, index exhausted). At most `budget` index
+    """Up to `want` matching node records, framed, taking at most `max_bytes` (at least one
+    record); (entries, last position passed, index exhausted). At most `budget` index
     entries are looked at."""
     if query.session_id is not None:
         return _scan_session(store, query, after, want, budget, max_bytes)
@@ -209,10 +211,11 @@ def _scan(
         records = store.get_node_records([nid for _, nid in chunk])
         for position, record in zip(chunk, records, strict=True):
             if record is not None and query.matches(record):
-                size += len(record) + FRAMING
+                entry = frame(QUERY_BATCH_NODES, record)
+                size += len(entry)
                 if found and size > max_bytes:
                     return found, last, False  # the next page starts with this record
-                found.append(record)
+                found.append(entry)
             last = position
             if len(found) == want:
                 break
@@ -227,10 +230,10 @@ def _scan_session(
     budget: int,
     max_bytes: int,
 ) -> tuple[list[bytes], Position | None, bool]:
-    """`_scan` of one session: its index entries hold the records, so a chunk of entries
-    becomes a list of records in one pass."""
+    """`_scan` of one session: its index entries hold the framed records, so a chunk of
+    entries becomes a list of them in one pass."""
     assert query.session_id is not None
-    chunks = store.scan_session_records(
+    chunks = store.scan_session_entries(
         query.session_id,
         query.start_time,
         query.end_time,
@@ -254,13 +257,10 @@ def _scan_session(
         if not chunk:
             return found, last, True
         scanned += len(chunk)
-        if codes:
-            matched = [e for e in chunk if e[0][-1] in codes and query.matches(e[1])]
-        elif query.metadata:
-            matched = [e for e in chunk if query.matches(e[1])]
-        else:
-            matched = chunk
-        added = sum(len(value) for _, value in matched) + FRAMING * len(matched)
+        matched = [e for e in chunk if e[0][-1] in codes] if codes else chunk
+        if query.metadata:
+            matched = [e for e in matched if query.matches(unframe(e[1]))]
+        added = sum(len(value) for _, value in matched)
         if size + added > max_bytes:  # this chunk ends the page: take what fits
             return _fill(found, size, matched, max_bytes, last)
         size += added
@@ -284,7 +284,7 @@ def _fill(
     """`found` with the `matched` session entries that fit in `max_bytes` (at least one
     record in all), and the position of the last one taken: the next page starts after it."""
     for key, value in matched:
-        size += len(value) + FRAMING
+        size += len(value)
         if found and size > max_bytes:
             break
         found.append(value)
@@ -313,8 +313,8 @@ def run_query(
 def stream_query(
     store: GraphStore, query: QueryFilter, *, batch_size: int, limit: int, max_bytes: int
 ) -> Iterator[list[bytes]]:
-    """Every matching record, in batches of `batch_size` records taking at most `max_bytes`
-    each, stopping after `limit` (0 = all)."""
+    """Every matching record, framed, in batches of `batch_size` records taking at most
+    `max_bytes` each, stopping after `limit` (0 = all)."""
     size = page_size(batch_size, default=DEFAULT_BATCH_SIZE, field="batch_size")
     if limit < 0:
         raise InvalidArgument(f"limit must not be negative (got {limit})")

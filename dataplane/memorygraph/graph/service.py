@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from typing import TypeVar
 
+from memorygraph.codec.framing import unframe
 from memorygraph.codec.nodes import decode_node, record_session_id
 from memorygraph.errors import (
     AlreadyExists,
@@ -396,12 +397,12 @@ class GraphService:
     # -- queries -----------------------------------------------------------------------------
 
     def query(self, query: QueryFilter, *, limit: int, page_token: str) -> RecordPage:
-        """A page of matching node records (see `graph.query`)."""
+        """A page of matching node records, framed (see `graph.query`)."""
         page = run_query(
             self.store, query, limit=limit, page_token=page_token, max_bytes=self._page_bytes
         )
         if self.hooks.watches_reads:
-            sessions = _sessions(record_session_id(r) for r in page.records)
+            sessions = _sessions(record_session_id(unframe(e)) for e in page.entries)
             read = Read(
                 "query",
                 query.session_id,
@@ -409,13 +410,13 @@ class GraphService:
                 options={"limit": limit},
                 session_ids=sessions,
             )
-            self._answered(read, len(page.records))
+            self._answered(read, len(page.entries))
         return page
 
     def stream_query(
         self, query: QueryFilter, *, batch_size: int, limit: int
     ) -> Iterator[list[bytes]]:
-        """Every matching node record, in batches (see `graph.query`)."""
+        """Every matching node record, framed, in batches (see `graph.query`)."""
         read = Read(
             "stream_query", query.session_id, query=query, options={"limit": limit, "stream": True}
         )

@@ -17,7 +17,6 @@ from google.protobuf.message_factory import GetMessageClass
 from memorygraph import __version__
 from memorygraph.codec import enums
 from memorygraph.codec import requests as rq
-from memorygraph.codec.framing import frame_nodes
 from memorygraph.codec.ingest import ingest_items
 from memorygraph.codec.messages import edge_message, event_message
 from memorygraph.codec.nodes import node_bytes, node_message, session_message, template_message
@@ -221,7 +220,7 @@ class MemoryGraphServicer(pb_grpc.MemoryGraphServiceServicer):
             _query_filter(request.filter), limit=request.limit, page_token=request.page_token
         )
         token = pb.QueryResponse(next_page_token=page.next_page_token).SerializeToString()
-        return frame_nodes(page.records) + token
+        return b"".join(page.entries) + token
 
     def StreamQuery(self, request: pb.StreamQueryRequest, context: Context) -> Iterator[bytes]:
         batches = self.service.stream_query(
@@ -230,7 +229,7 @@ class MemoryGraphServicer(pb_grpc.MemoryGraphServiceServicer):
         for batch in batches:
             if not context.is_active():
                 return
-            yield frame_nodes(batch)
+            yield b"".join(batch)
 
     def Traverse(self, request: pb.TraverseRequest, context: Context) -> pb.TraverseResponse:
         result = self.service.traverse(

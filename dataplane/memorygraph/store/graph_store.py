@@ -12,7 +12,6 @@ import itertools
 import logging
 from collections.abc import Callable, Iterable, Iterator
 
-from memorygraph.codec.framing import unframe
 from memorygraph.errors import MemoryGraphError
 from memorygraph.model import MAX_TIME, Direction, Edge, EdgeKey, EdgeKind, Node, NodeKind
 from memorygraph.store import keys
@@ -135,7 +134,7 @@ class GraphStore:
             create_time, node_id, code = keys.session_index_entry(key)
             yield create_time, node_id, keys.NODE_KINDS_BY_CODE[code]
 
-    def scan_session_records(
+    def scan_session_entries(
         self,
         session_id: bytes,
         start: int = 0,
@@ -146,9 +145,10 @@ class GraphStore:
         first: int = 8,
     ) -> Iterator[list[tuple[bytes, bytes]]]:
         """A session's index entries in lists (`first` entries, then more): (key, the node's
-        record), create times in [start, end), past the (create time, node id) `after` in scan
-        order. `keys.session_index_entry` reads a key. The entries carry the records, so a
-        session query reads this one range and looks nothing else up."""
+        record framed as a QueryBatch `nodes` entry), create times in [start, end), past the
+        (create time, node id) `after` in scan order. `keys.session_index_entry` reads a key.
+        The entries carry the records, so a session query reads this one range and looks
+        nothing else up."""
         if session_id in self._hidden:
             return
         lower, upper = keys.session_index_range(session_id, start, end)
@@ -158,10 +158,9 @@ class GraphStore:
                 upper = min(upper, position)
             else:
                 lower = max(lower, position + b"\xff")  # past every kind byte after that id
-        for chunk in self.kv.scan_chunks(
+        yield from self.kv.scan_chunks(
             keys.CF_BY_SESSION, lower, upper, reverse=reverse, first=first
-        ):
-            yield [(key, unframe(value)) for key, value in chunk]
+        )
 
     def scan_kind(
         self, kind: NodeKind, start: int = 0, end: int = MAX_TIME, *, reverse: bool = False

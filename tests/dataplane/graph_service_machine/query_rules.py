@@ -14,9 +14,10 @@ from .machine import MachineBase
 from .strategies import mostly
 
 
-def _nodes(records: list[bytes]) -> list[Node]:
-    """Domain nodes from query results (node records)."""
-    return [node_from_message(pb.Node.FromString(record)) for record in records]
+def _nodes(entries: list[bytes]) -> list[Node]:
+    """Domain nodes from query results (node records framed as QueryBatch entries, which
+    joined must be a QueryBatch)."""
+    return [node_from_message(m) for m in pb.QueryBatch.FromString(b"".join(entries)).nodes]
 
 
 class QueryRules(MachineBase):
@@ -54,7 +55,7 @@ class QueryRules(MachineBase):
         token = ""
         while True:
             page = self.service.query(query, limit=limit, page_token=token)
-            nodes = _nodes(page.records)
+            nodes = _nodes(page.entries)
             pages.append(nodes)
             assert len(nodes) <= want
             if not page.next_page_token:
