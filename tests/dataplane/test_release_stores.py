@@ -1,0 +1,79 @@
+"""Data directories written by earlier releases open, read and take writes.
+
+`release_stores/schema4.jsonl` is a directory made by the release before ids carried shard tags
+(`make_store.py` run with that release's code; never regenerated): UUIDv7 ids, an open and a
+closed session, an archived one, a deleted one, a template with an instantiated prompt, an agent,
+a cross-node edge and a registry cursor."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from memorygraph.graph.query import QueryFilter
+from memorygraph.graph.service import GraphService
+from memorygraph.model import (
+    NewNode,
+    NodeKind,
+    PromptDetails,
+    SessionDetails,
+    SessionState,
+    id_tag,
+)
+from memorygraph.store import GraphStore, KeyValueStore
+from memorygraph.store.keys import SCHEMA_VERSION
+from memorygraph.v1 import graph_pb2 as pb
+
+RELEASES = Path(__file__).parent / "release_stores"
+
+
+def _load(kv: KeyValueStore, name: str) -> None:
+    rows = [json.loads(line) for line in (RELEASES / name).read_text().splitlines()]
+    ops = [(r["cf"], bytes.fromhex(r["key"]), bytes.fromhex(r["value"])) for r in rows]
+    kv.write(ops, sync=True)
+
+
+def _session_nodes(service: GraphService, session_id: bytes) -> list[pb.Node]:
+    batches = service.stream_query(QueryFilter(session_id=session_id), batch_size=100, limit=0)
+    return list(pb.QueryBatch.FromString(b"".join(e for b in batches for e in b)).nodes)
+
+
+def test_a_schema_4_directory_opens_with_everything_in_it(kv: KeyValueStore) -> None:
+    _load(kv, "schema4.jsonl")
+    service = GraphService(GraphStore(kv))
+    assert service.schema_version == SCHEMA_VERSION
+    page = service.list_sessions(limit=10, page_token="", state=None, user_id="")
+    sessions = {node.content: node for node in page.nodes}
+    assert sorted(sessions) == ["closed", "open"]  # archived and deleted are gone
+    closed = sessions["closed"].details_as(SessionDetails)
+    assert closed.state is SessionState.CLOSED
+    opened = sessions["open"]
+    assert opened.details_as(SessionDetails).token_usage.total_tokens == 30 + 31 + 32
+    nodes = _session_nodes(service, opened.id)
+    assert nodes[-1].content == "Hello Ada"
+    assert len(nodes) == 3 * 3 + 1
+    counts = service.counts()
+    assert counts.nodes[NodeKind.SESSION] == 2
+    assert counts.nodes[NodeKind.PROMPT] == 3 + 1 + 2
+    assert counts.active_sessions == 1
+    assert service.store.cursor("registry") == 5
+    assert service.store.events.last_sequence > 0
+
+
+def test_a_schema_4_directory_takes_new_writes_with_tagged_ids(kv: KeyValueStore) -> None:
+    _load(kv, "schema4.jsonl")
+    service = GraphService(GraphStore(kv))
+    page = service.list_sessions(limit=10, page_token="", state=SessionState.ACTIVE, user_id="")
+    (opened,) = page.nodes
+    prompt = service.create_node(NewNode(NodeKind.PROMPT, opened.id, "one more"))
+    assert id_tag(prompt.id) == id_tag(opened.id)  # an old session's id is hashed
+    text, made = service.templates.instantiate(
+        template_id=None,
+        name="greeting",
+        values={"name": "Grace"},
+        session_id=opened.id,
+        prompt=PromptDetails(),
+        metadata={},
+    )
+    assert text == "Hello Grace" and made is not None
+    assert len(_session_nodes(service, opened.id)) == 3 * 3 + 3
