@@ -287,9 +287,8 @@ def secret_value(cluster: Cluster, namespace: str, name: str, key: str) -> str:
     return base64.b64decode(secret["data"][key]).decode()
 
 
-def api_key_args(cluster: Cluster, namespace: str, graph: str) -> tuple[str, str]:
-    """`--api-key <key>` with the first key of the Secret the operator generated for `graph`."""
-    return (
-        "--api-key",
-        secret_value(cluster, namespace, f"{graph}-api-keys", "api-keys").split()[0],
-    )
+def api_key_args(cluster: Cluster, namespace: str, graph: str) -> tuple[str]:
+    """`--api-key=<key>` with the first key of the Secret the operator generated for `graph`
+    (one argument: a key may begin with "-")."""
+    key = secret_value(cluster, namespace, f"{graph}-api-keys", "api-keys").split()[0]
+    return (f"--api-key={key}",)

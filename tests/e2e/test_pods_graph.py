@@ -22,7 +22,7 @@ def _container(pod: dict[str, Any]) -> dict[str, Any]:
     return dict(status)
 
 
-def _write_a_turn(client: ClientPod, server: str, key: tuple[str, str]) -> str:
+def _write_a_turn(client: ClientPod, server: str, key: tuple[str]) -> str:
     """A session with a prompt and its response, written through the graph's Service."""
     mg = key
     session = client.memorygraph(
@@ -48,7 +48,7 @@ def _write_a_turn(client: ClientPod, server: str, key: tuple[str, str]) -> str:
     return session_id
 
 
-def _dump(client: ClientPod, server: str, key: tuple[str, str], session_id: str) -> dict[str, Any]:
+def _dump(client: ClientPod, server: str, key: tuple[str], session_id: str) -> dict[str, Any]:
     return dict(client.memorygraph(server, *key, "dump", session_id).json())
 
 

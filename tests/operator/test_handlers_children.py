@@ -9,6 +9,7 @@ import pytest
 from apiserver import ApiServer
 from handler_support import NS, STS, _conditions, _events, _graph, _reconcile, log
 from memorygraph_operator.handlers import on_child, resync_all
+from memorygraph_operator.reconcile.memorygraph import new_api_key
 from operator_support import GRAPHS
 
 pytestmark = pytest.mark.asyncio
@@ -45,6 +46,8 @@ async def test_generated_api_keys_are_created_once_and_kept(
     await _reconcile(memo)
     secret = api.read("v1/secrets", NS, "chat-memory-api-keys")
     assert secret is not None
+    keys = secret["stringData"]["api-keys"].split()
+    assert len(keys) == 2 and all(key.startswith("mgk_") for key in keys)
     await _reconcile(memo)
     assert api.read("v1/secrets", NS, "chat-memory-api-keys") == secret
     # Switched off and on again, the same keys come back: the operator never deletes Secrets
@@ -167,3 +170,12 @@ async def test_initial_listing_of_children_does_not_trigger_reconciles(
         type=None, body=api.read(STS, NS, "chat-memory"), namespace=NS, memo=memo, logger=log
     )
     assert api.writes == []
+
+
+def test_a_generated_key_never_reads_as_a_command_line_option() -> None:
+    # `memorygraph --api-key KEY` takes a KEY beginning with "-" for an option; a random
+    # base64url key begins with one once in 64.
+    keys = {new_api_key() for _ in range(2000)}
+    assert len(keys) == 2000
+    assert not [key for key in keys if key.startswith("-")]
+    assert all(len(key) == len("mgk_") + 43 for key in keys)

@@ -47,6 +47,7 @@ __all__ = [
     "Outcome",
     "controlled_by",
     "needs_replicas_handover",
+    "new_api_key",
     "reconcile_graph",
     "record_invalid_spec",
 ]
@@ -204,6 +205,13 @@ class _Run:
             self.deleted.append(f"{child.kind}/{child.name}")
 
 
+def new_api_key() -> str:
+    """A new random API key (256 bits). It starts with `mgk_`: secret scanners can tell it, and
+    it never begins with `-`, which a command line (`memorygraph --api-key KEY`) would take for
+    an option."""
+    return "mgk_" + secrets.token_urlsafe(32)
+
+
 async def _ensure_auth_secret(run: _Run, g: GraphInputs) -> None:
     """Create the generated API-key Secret once; never update nor delete it.
 
@@ -216,7 +224,7 @@ async def _ensure_auth_secret(run: _Run, g: GraphInputs) -> None:
     name = Names(g.name).auth_secret
     existing = await run.kube.get(SECRET, g.namespace, name)
     if existing is None:
-        body = render_auth_secret(g, secrets.token_urlsafe(32), secrets.token_urlsafe(32))
+        body = render_auth_secret(g, new_api_key(), new_api_key())
         assert body is not None
         # Created concurrently: keep whichever keys won.
         with contextlib.suppress(Conflict):
