@@ -12,6 +12,7 @@ from memorygraph.errors import ConfigError
 from memorygraph.plugins.config import check_webhooks, parse_plugins
 from memorygraph.plugins.outbound import WebhookPolicy
 from memorygraph.plugins.pipeline import PluginPipeline
+from memorygraph_operator.reconcile.memorygraph import new_api_key
 from memorygraph_operator.render import (
     render_archival_cronjob,
     render_configmap,
@@ -132,3 +133,13 @@ def test_pods_get_no_service_link_variables_the_data_plane_would_read_as_setting
         cron["spec"]["jobTemplate"]["spec"]["template"]["spec"],
     ):
         assert pod["enableServiceLinks"] is False
+
+
+def test_the_cli_takes_every_generated_key_after_api_key() -> None:
+    # `memorygraph --api-key KEY` takes a KEY beginning with "-" for an option, and a random
+    # base64url key begins with one once in 64.
+    keys = {new_api_key() for _ in range(2000)}
+    assert len(keys) == 2000
+    parser = build_parser()
+    for key in keys:
+        assert parser.parse_args(["--api-key", key, "health"]).api_key == key

@@ -9,7 +9,6 @@ import pytest
 from apiserver import ApiServer
 from handler_support import NS, STS, _conditions, _events, _graph, _reconcile, log
 from memorygraph_operator.handlers import on_child, resync_all
-from memorygraph_operator.reconcile.memorygraph import new_api_key
 from operator_support import GRAPHS
 
 pytestmark = pytest.mark.asyncio
@@ -170,12 +169,3 @@ async def test_initial_listing_of_children_does_not_trigger_reconciles(
         type=None, body=api.read(STS, NS, "chat-memory"), namespace=NS, memo=memo, logger=log
     )
     assert api.writes == []
-
-
-def test_a_generated_key_never_reads_as_a_command_line_option() -> None:
-    # `memorygraph --api-key KEY` takes a KEY beginning with "-" for an option; a random
-    # base64url key begins with one once in 64.
-    keys = {new_api_key() for _ in range(2000)}
-    assert len(keys) == 2000
-    assert not [key for key in keys if key.startswith("-")]
-    assert all(len(key) == len("mgk_") + 43 for key in keys)
