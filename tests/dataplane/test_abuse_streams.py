@@ -1,6 +1,7 @@
-"""Event subscribers that never read: what each buffers is bounded in bytes, and once a send to
-one has waited for the write timeout the stream is ended, freeing its slot, its thread and its
-buffer. Health keeps answering, and the server's memory stays under a stated bound."""
+"""Streams whose client never reads: what an event subscriber buffers is bounded in bytes, and
+once a send to any stream (events, queries, exports) has waited for the write timeout the stream
+is ended, freeing its slot, its thread and its buffer. Health keeps answering, and the server's
+memory stays under a stated bound."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from memorygraph.server import RunningServer
 from memorygraph.sizes import held_bytes
 from memorygraph.v1 import graph_pb2 as pb
 from memorygraph.v1.graph_pb2_grpc import MemoryGraphServiceStub
+from prometheus_client import REGISTRY
 
 from .abuse_support import MiB, Prober, peak_growth, wait_for
 from .conftest import ServerProcess
@@ -105,6 +107,50 @@ def test_subscribers_that_never_read_are_ended_and_free_their_slots(
     # A buffer holds at most its bytes and one event more, whatever the client does.
     assert buffered and max(buffered) <= 2 * MiB + (600 << 10)
     assert prober.answers and not prober.failures
+
+
+def _stalled() -> float:
+    """Streams ended for not reading, of this process's servers, StreamQuery and ExportSession."""
+    return sum(
+        REGISTRY.get_sample_value("memorygraph_streams_stalled_total", {"method": m}) or 0.0
+        for m in ("StreamQuery", "ExportSession")
+    )
+
+
+def test_query_and_export_streams_that_are_never_read_are_ended(start_inprocess: Start) -> None:
+    """The server's default deadline is checked between pieces of work, not during a send that
+    flow control holds up: without the write timeout these calls kept their worker threads for
+    as long as their client stayed connected."""
+    server = start_inprocess(stream_write_timeout_seconds=1.0)
+    address = f"127.0.0.1:{server.port}"
+    large = [("grpc.max_receive_message_length", 64 * MiB)]  # a batch may take the most it can
+    with (
+        grpc.insecure_channel(address, options=large) as silent,
+        grpc.insecure_channel(address, options=large) as user,
+    ):
+        stub = MemoryGraphServiceStub(user)
+        session = stub.CreateSession(pb.CreateSessionRequest(), timeout=5)
+        # 24 MiB of prompts: far more than the flow-control windows take.
+        _write(stub, session.id, 48, 512 << 10)
+        quiet = MemoryGraphServiceStub(silent)
+        query = pb.StreamQueryRequest(filter=pb.QueryFilter(session_id=session.id))
+        before = _stalled()
+        stuck = [
+            quiet.StreamQuery(query),
+            quiet.StreamQuery(query),
+            quiet.ExportSession(pb.ExportSessionRequest(session_id=session.id)),
+        ]
+        wait_for(lambda: _stalled() == before + 3, 15, "the unread streams stayed")
+        for call, hint in zip(stuck, ["query again", "query again", "export again"], strict=True):
+            with pytest.raises(grpc.RpcError) as ended:
+                for _ in call:  # what reached the client before the end, then the status
+                    pass
+            assert ended.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "took no message for 1s" in ended.value.details()
+            assert hint in ended.value.details()
+        # A client that reads gets the whole session.
+        read = sum(len(b.nodes) for b in stub.StreamQuery(query, timeout=30))
+        assert read == 48
 
 
 def test_a_subscriber_that_reads_slowly_but_steadily_is_not_ended(start_inprocess: Start) -> None:

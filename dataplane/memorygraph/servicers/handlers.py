@@ -6,8 +6,8 @@ before), in one place:
    fewer GetNode calls per second under load);
 2. requests that do not parse as the method's message: INVALID_ARGUMENT, logged at most once a
    minute (gRPC itself would answer INTERNAL and log a traceback for each);
-3. the cap on concurrent long-lived streams (excess → RESOURCE_EXHAUSTED at once), and their
-   write timeout: one whose client takes no message for that long is ended
+3. the cap on concurrent long-lived streams (excess → RESOURCE_EXHAUSTED at once), and the
+   write timeout of every stream: one whose client takes no message for that long is ended
    (`servicers.stalls`);
 4. the deadline: the caller's, or the server default for calls without one (long-lived
    streams excepted), checked by long-running work through `memorygraph.deadline`;
@@ -50,11 +50,13 @@ REQUEST_ID_KEY = "x-request-id"
 LONG_LIVED = frozenset(
     {"StreamEvents", "SubscribeToSession", "Ingest", "Watch", "ServerReflectionInfo"}
 )
-# What the client of a long-lived stream ended for not reading can do about it.
+# What the client of a stream ended for not reading can do about it.
 STALLED_HINTS = {
     "StreamEvents": "resume with from_sequence one past the last event received",
     "SubscribeToSession": "resume with from_sequence one past the last event received",
     "Ingest": "the batches acknowledged are committed",
+    "StreamQuery": "query again and read the batches as they come",
+    "ExportSession": "export again and read the pieces as they come",
 }
 # The one translation of the domain's error codes into gRPC statuses (same names).
 STATUS_CODES: dict[Code, grpc.StatusCode] = {code: grpc.StatusCode[code.name] for code in Code}
@@ -363,7 +365,7 @@ class HandlerWrapper:
             code = grpc.StatusCode.OK
             try:
                 responses = behaviour(request, context)
-                if long_lived and self.stalls is not None:
+                if self.stalls is not None:  # every stream: a send blocks its thread
                     hint = STALLED_HINTS.get(method, "")
                     responses = self.stalls.watched(method, context, responses, hint)
                 yield from responses

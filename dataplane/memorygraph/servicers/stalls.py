@@ -1,4 +1,4 @@
-"""Ending long-lived streams whose client stopped reading.
+"""Ending streams whose client stopped reading.
 
 gRPC's threaded server sends a stream's messages from the thread that runs the call, and a send
 blocks while the client takes nothing (HTTP/2 flow control): a subscriber that never reads
