@@ -81,14 +81,19 @@ def id_tag(raw: bytes) -> int:
     the first two bytes, big-endian, of the SHA-256 digest of its 16 bytes."""
     if raw[6] >> 4 == 0x8 and raw[8] >> 6 == 0b10:
         return (raw[10] << 8) | raw[11]
-    return int.from_bytes(hashlib.sha256(raw).digest()[:2])
+    return _hashed_tag(raw)
 
 
 def name_tag(name: str) -> int:
     """The shard tag of the template named `name`: the first two bytes, big-endian, of the
     SHA-256 digest of the name in UTF-8. A template found by its name and one found by its id
     are then found in the same place."""
-    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:2])
+    return _hashed_tag(name.encode())
+
+
+def _hashed_tag(data: bytes) -> int:
+    """The tag of anything that does not carry one: the start of its SHA-256 digest."""
+    return int.from_bytes(hashlib.sha256(data).digest()[: TAG_BITS // 8])
 
 
 def format_id(raw: bytes) -> str:
