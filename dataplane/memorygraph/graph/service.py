@@ -139,8 +139,8 @@ class GraphService:
     def session_of(self, node_id: bytes) -> bytes | None:
         """The session `node_id` belongs to; None for a global node or none at all (no read
         hooks: it gives new nodes their ids, and returns nothing to a caller)."""
-        node = self.store.get_node(node_id)
-        return node.session_id if node is not None else None
+        record = self.store.get_node_record(node_id)
+        return record_session_id(record) if record is not None else None
 
     def require_session(self, session_id: bytes) -> None:
         """NotFound unless `session_id` is a session (no read hooks: nothing is returned)."""

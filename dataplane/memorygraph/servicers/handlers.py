@@ -74,7 +74,7 @@ class HandlerSettings:
     # their own, so that they can take neither the keyed callers' streams nor many workers.
     max_open_streams: int = 4
     exempt: Callable[[str], bool] = _never
-    # Long-lived streams whose client takes no message for this long are ended (None: never).
+    # Streams whose client takes no message for this long are ended (None: never).
     write_timeout_seconds: float | None = 30.0
 
 
