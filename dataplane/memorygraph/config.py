@@ -19,10 +19,12 @@ from pydantic import (
     Field,
     IPvAnyNetwork,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
 from memorygraph.errors import ConfigError
+from memorygraph.store.shards import MAX_SHARDS
 
 __all__ = ["Durability", "ServerConfig", "describe_problems", "load_config"]
 
@@ -75,6 +77,9 @@ class ServerConfig(BaseModel):
     port: int = Field(default=50051, ge=0, le=65535)
     metrics_port: int = Field(default=9090, ge=0, le=65535)
     durability: Durability = Durability.DURABLE
+    # How many shards the data is split into: fixed when the data directory is made (None:
+    # the directory's own number, DEFAULT_SHARDS for a new one); another number is refused.
+    shards: int | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"
     # Seconds in-flight RPCs get to finish on SIGTERM / Ctrl-C before they are cancelled.
@@ -130,6 +135,13 @@ class ServerConfig(BaseModel):
     # Largest webhook answer read; room for a patch of a full-size content.
     plugins_max_answer_bytes: int = Field(default=2 << 20, ge=1024)
 
+    @field_validator("shards")
+    @classmethod
+    def _shards_power_of_two(cls, value: int | None) -> int | None:
+        if value is not None and (not 1 <= value <= MAX_SHARDS or value & (value - 1)):
+            raise ValueError(f"must be a power of two from 1 to {MAX_SHARDS}")
+        return value
+
     @model_validator(mode="after")
     def _streams_leave_workers_free(self) -> ServerConfig:
         if self.max_streams + self.max_open_streams >= self.max_workers:
@@ -148,6 +160,7 @@ ENV_KEYS = (
     "port",
     "metrics_port",
     "durability",
+    "shards",
     "log_level",
     "shutdown_grace_seconds",
     "max_workers",

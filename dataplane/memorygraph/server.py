@@ -39,6 +39,7 @@ from memorygraph.servicers.memorygraph import MemoryGraphServicer, add_to_server
 from memorygraph.servicers.restores import RestoreLimits
 from memorygraph.servicers.watchdog import PoolWatchdog
 from memorygraph.store import GraphStore, open_rocks_store
+from memorygraph.store.graph_store import ShardCountMismatch
 from memorygraph.tls import server_credentials
 from memorygraph.v1 import graph_pb2
 
@@ -115,7 +116,10 @@ def _open_store(config: ServerConfig) -> GraphStore:
             open_rocks_store(str(data_dir)),
             group_commit=config.durability is Durability.DURABLE,
             on_group=metrics.observe_group_commit,
+            shards=config.shards,
         )
+    except ShardCountMismatch as exc:
+        raise ConfigError(f"data directory {data_dir}: {exc}") from None
     except OSError as exc:
         raise ConfigError(f"cannot use data directory {data_dir}: {exc.strerror}") from exc
     except Exception as exc:  # rocksdict raises plain exceptions carrying RocksDB's status text

@@ -17,9 +17,11 @@ from memorygraph.model import (
     TokenUsage,
     ToolInvocationDetails,
 )
-from memorygraph.store import GraphStore, KeyValueStore
+from memorygraph.model.ids import id_tag, name_tag
+from memorygraph.store import GraphStore, KeyValueStore, keys
 from memorygraph.store.counters import GraphCounts
 from memorygraph.store.keys import EDGE_KIND_CODES, NODE_KIND_CODES
+from memorygraph.store.records import decode_node
 
 EVERYTHING = (b"", b"\xff" * 64)  # [start, end) covering every key the tests write
 
@@ -39,7 +41,54 @@ def _all(kv: KeyValueStore, cf: str, *, reverse: bool = False) -> list[tuple[byt
 
 
 def _raw(kv: KeyValueStore, cf: str) -> dict[bytes, bytes]:
-    return dict(kv.scan(cf, *EVERYTHING))
+    """The entries of `cf`. The keys of a sharded column family are given without their
+    shard's number, once it is checked to be the one each entry belongs on: a session's
+    shard for everything of a session, a global node's own, a name's for a template name, the
+    shard a node's id routes to for its route."""
+    entries = dict(kv.scan(cf, *EVERYTHING))
+    count = kv.get(keys.CF_META, keys.SHARDS_KEY)
+    if cf not in keys.SHARDED_FAMILIES or count is None:
+        return entries
+    shards = int(count)
+    homes = {
+        key[2:]: key[:2] for key in kv.scan_keys(keys.CF_NODES, *EVERYTHING)
+    }  # where each node is: checked below for the nodes themselves
+
+    def shard_of(raw: bytes) -> bytes:
+        return (id_tag(raw) % shards).to_bytes(2)
+
+    def expected(key: bytes, value: bytes) -> bytes:
+        rest = key[2:]
+        if cf == keys.CF_NODES:
+            node = decode_node(rest, value)
+            return shard_of(node.session_id or node.id)
+        if cf == keys.CF_NAMES:
+            return (name_tag(rest[len(b"template/") :].decode()) % shards).to_bytes(2)
+        if cf == keys.CF_BY_KIND:
+            return shard_of(value or rest[-16:])
+        if cf in (keys.CF_EDGES_OUT, keys.CF_EDGES_IN):
+            return homes.get(rest[:16], shard_of(rest[:16]))
+        if cf == keys.CF_ROUTES:
+            assert homes[rest] == value and value != shard_of(rest), "a needless route"
+        return shard_of(rest[:16])  # by_session, session_events, routes: by the key's id
+
+    for key, value in entries.items():
+        assert key[:2] == expected(key, value), f"{cf} entry {key.hex()} on the wrong shard"
+    return {key[2:]: value for key, value in entries.items()}
+
+
+def _unshard(kv: KeyValueStore) -> None:
+    """Rewrite a store of today into the layout before shards (schema 4): no shard numbers in
+    front of the keys, no routes, no shard count."""
+    ops: list[tuple[str, bytes, bytes | None]] = []
+    for cf in keys.SHARDED_FAMILIES:
+        for key, value in kv.scan(cf, *EVERYTHING):
+            ops.append((cf, key, None))
+            if cf != keys.CF_ROUTES:
+                ops.append((cf, key[2:], value))
+    ops.append((keys.CF_META, keys.SHARDS_KEY, None))
+    ops.append((keys.CF_META, keys.SCHEMA_VERSION_KEY, b"4"))
+    kv.write(ops, sync=True)
 
 
 def _kind(kind: NodeKind) -> bytes:

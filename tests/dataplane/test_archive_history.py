@@ -12,6 +12,7 @@ from memorygraph.model import EdgeKind, NewEdge, NewNode, NewSession, NodeKind
 from memorygraph.store import GraphStore, MemoryStore, keys
 
 from .archive_support import _service
+from .store_support import _unshard
 
 
 def test_schema_1_store_gets_its_session_event_index_on_open() -> None:
@@ -20,10 +21,13 @@ def test_schema_1_store_gets_its_session_event_index_on_open() -> None:
     session = service.create_session(NewSession(title="old"))
     service.create_node(NewNode(NodeKind.PROMPT, session_id=session.id, content="q"))
     before = service.store.events.session_sequences(session.id)
-    # What a schema-1 directory looks like: no session-event index, version 1.
+    # What a schema-1 directory looks like: no shards, no session-event index, version 1.
+    _unshard(kv)
     kv.delete_range(keys.CF_SESSION_EVENTS, b"", b"\xff" * 17)
     kv.write([(keys.CF_META, keys.SCHEMA_VERSION_KEY, b"1")], sync=True)
-    assert kv.get(keys.CF_SESSION_EVENTS, keys.session_event_key(session.id, before[0])) is None
+    assert (
+        kv.get(keys.CF_SESSION_EVENTS, keys.session_event_key(b"", session.id, before[0])) is None
+    )
     reopened = GraphStore(kv)
     assert reopened.schema_version == keys.SCHEMA_VERSION
     assert kv.get(keys.CF_META, keys.SCHEMA_VERSION_KEY) == str(keys.SCHEMA_VERSION).encode()
@@ -37,6 +41,7 @@ def test_a_trimmed_schema_1_log_keeps_its_retention_floor_after_the_upgrade() ->
     for i in range(4):
         service.create_node(NewNode(NodeKind.PROMPT, session_id=session.id, content=f"q{i}"))
     # Schema 1 trimmed the log without recording a floor.
+    _unshard(kv)
     kv.delete_range(keys.CF_EVENTS, keys.event_key(0), keys.event_key(3))
     kv.delete_range(keys.CF_SESSION_EVENTS, b"", b"\xff" * 17)
     kv.write([(keys.CF_META, keys.SCHEMA_VERSION_KEY, b"1")], sync=True)

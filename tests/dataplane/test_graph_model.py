@@ -19,7 +19,6 @@ from memorygraph.codec.nodes import node_message
 from memorygraph.errors import NotFound
 from memorygraph.graph.service import GraphService
 from memorygraph.model import NodeKind, TemplateDetails
-from memorygraph.store import KeyValueStore
 from memorygraph.store.counters import Counters
 from memorygraph.store.keys import EDGE_KIND_CODES, NODE_KIND_CODES
 from memorygraph.v1 import graph_pb2 as pb
@@ -29,12 +28,7 @@ from .graph_service_machine.node_rules import NodeRules
 from .graph_service_machine.query_rules import QueryRules
 from .graph_service_machine.template_rules import TemplateRules
 from .reference_graph import ReferenceGraph
-
-EVERYTHING = (b"", b"\xff" * 64)
-
-
-def _raw(kv: KeyValueStore, cf: str) -> dict[bytes, bytes]:
-    return dict(kv.scan(cf, *EVERYTHING))
+from .store_support import _raw
 
 
 def _expected_layout(model: ReferenceGraph) -> dict[str, dict[bytes, bytes]]:
@@ -81,7 +75,7 @@ class GraphServiceMachine(NodeRules, EdgeRules, TemplateRules, QueryRules):
             if node_id not in model.nodes:
                 with pytest.raises(NotFound):
                     self.service.get_node(node_id)
-        assert list(_raw(kv, "nodes")) == sorted(model.nodes)
+        assert sorted(_raw(kv, "nodes")) == sorted(model.nodes)
         layout = _expected_layout(model)
         for cf, entries in layout.items():
             assert _raw(kv, cf) == entries, f"column family {cf} disagrees with the model"

@@ -21,7 +21,9 @@ def test_a_session_stream_is_the_index_values_joined(monkeypatch: pytest.MonkeyP
     made = service.create_nodes(
         [NewNode(NodeKind.PROMPT, session.id, f"q{i}", {"i": str(i)}) for i in range(50)]
     )
-    stored = [value for _, value in kv.scan(CF_BY_SESSION, session.id, session.id + b"\xff")]
+    shards = service.store.shards
+    start = shards.prefix(shards.of_id(session.id)) + session.id
+    stored = [value for _, value in kv.scan(CF_BY_SESSION, start, start + b"\xff")]
     calls: list[str] = []
     for name in ("frame", "unframe"):
         real = getattr(framing, name)

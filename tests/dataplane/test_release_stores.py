@@ -13,6 +13,7 @@ from pathlib import Path
 from memorygraph.graph.query import QueryFilter
 from memorygraph.graph.service import GraphService
 from memorygraph.model import (
+    Direction,
     NewNode,
     NodeKind,
     PromptDetails,
@@ -21,8 +22,18 @@ from memorygraph.model import (
     id_tag,
 )
 from memorygraph.store import GraphStore, KeyValueStore
-from memorygraph.store.keys import SCHEMA_VERSION
+from memorygraph.store.keys import (
+    CF_EDGES_OUT,
+    CF_META,
+    CF_NODES,
+    CF_ROUTES,
+    SCHEMA_VERSION,
+    SHARDED_FAMILIES,
+    SHARDS_KEY,
+)
 from memorygraph.v1 import graph_pb2 as pb
+
+from .store_support import _raw
 
 RELEASES = Path(__file__).parent / "release_stores"
 
@@ -58,6 +69,30 @@ def test_a_schema_4_directory_opens_with_everything_in_it(kv: KeyValueStore) -> 
     assert counts.active_sessions == 1
     assert service.store.cursor("registry") == 5
     assert service.store.events.last_sequence > 0
+
+
+def test_a_schema_4_directory_is_split_into_shards_with_every_node_found_by_its_id(
+    kv: KeyValueStore,
+) -> None:
+    """Ids made before ids carried tags route nowhere in particular: each node of a session
+    on another shard than its id's gets a route, and every node and edge is found."""
+    _load(kv, "schema4.jsonl")
+    before = {key: value for key, value in kv.scan(CF_NODES, b"", b"\xff" * 17)}
+    edges = {key for key in kv.scan_keys(CF_EDGES_OUT, b"", b"\xff" * 64)}
+    service = GraphService(GraphStore(kv, shards=16))
+    assert kv.get(CF_META, SHARDS_KEY) == b"16"
+    stored = {cf: _raw(kv, cf) for cf in SHARDED_FAMILIES}  # each entry on its shard
+    assert stored[CF_NODES] == before
+    assert set(stored[CF_EDGES_OUT]) == edges
+    assert len(stored[CF_ROUTES]) > 3
+    for node_id in before:
+        node = service.store.get_node(node_id)
+        assert node is not None and node.id == node_id
+    for key in edges:
+        source, target = key[:16], key[17:]
+        assert [e.target_id for e in service.store.edges(source)].count(target) == 1
+        incoming = service.store.edges(target, Direction.INCOMING)
+        assert source in [e.source_id for e in incoming]
 
 
 def test_a_schema_4_directory_takes_new_writes_with_tagged_ids(kv: KeyValueStore) -> None:

@@ -12,7 +12,7 @@ from memorygraph.store.keys import COLUMN_FAMILIES, SCHEMA_VERSION
 from memorygraph.store.kv import Op
 from memorygraph.store.records import decode_event, decode_legacy_node, decode_node, encode_node
 
-from .store_support import _all, _kind, _populated, _raw
+from .store_support import _all, _kind, _populated, _raw, _unshard
 
 
 def test_schema_version_is_written_when_a_store_is_first_opened(kv: KeyValueStore) -> None:
@@ -40,8 +40,9 @@ def _legacy_record(node: Node) -> bytes:
 
 
 def _downgrade_to_schema_2(kv: KeyValueStore) -> None:
-    """Rewrite a schema-3 store the way schema 2 laid it out: JSON node records (in events
-    too) and session index entries keyed without the kind, holding only the kind."""
+    """Rewrite a store of today the way schema 2 laid it out: no shards, JSON node records
+    (in events too) and session index entries keyed without the kind, holding only the kind."""
+    _unshard(kv)
     ops: list[Op] = []
     for node_id, record in _all(kv, "nodes"):
         node = decode_node(node_id, record)
@@ -69,13 +70,13 @@ def test_a_schema_2_store_is_upgraded_to_wire_format_records_on_open(kv: KeyValu
     assert _raw(kv, "nodes") != layout["nodes"]
 
     upgraded = GraphStore(kv)
-    assert upgraded.schema_version == SCHEMA_VERSION == 4
-    assert kv.get("meta", b"schema_version") == b"4"
+    assert upgraded.schema_version == SCHEMA_VERSION == 5
+    assert kv.get("meta", b"schema_version") == b"5"
     # Byte for byte what the current schema writes itself, events included.
     assert {cf: _raw(kv, cf) for cf in COLUMN_FAMILIES if cf != "meta"} == layout
     assert upgraded.events.read(1, upgraded.events.last_sequence, 1000) == events
     # Opening again changes nothing.
-    assert GraphStore(kv).schema_version == 4
+    assert GraphStore(kv).schema_version == 5
     assert {cf: _raw(kv, cf) for cf in COLUMN_FAMILIES if cf != "meta"} == layout
 
 
@@ -89,16 +90,17 @@ def test_an_upgrade_interrupted_midway_finishes_on_the_next_open(kv: KeyValueSto
     for node_id, record in _all(kv, "nodes")[::2]:
         node = decode_legacy_node(node_id, record)
         kv.write([("nodes", node_id, encode_node(node))], sync=True)
-    assert GraphStore(kv).schema_version == 4
+    assert GraphStore(kv).schema_version == 5
     assert {cf: _raw(kv, cf) for cf in COLUMN_FAMILIES if cf != "meta"} == layout
 
 
 def test_a_schema_3_store_is_opened_and_marked_as_the_current_schema(kv: KeyValueStore) -> None:
     """Schema 4 only adds what a deletion in steps writes; a schema-3 store converts by
-    recording the new version, after which an older server refuses it."""
+    recording the new version (and then splits into shards)."""
     _populated(kv)
     layout = {cf: _raw(kv, cf) for cf in COLUMN_FAMILIES if cf != "meta"}
+    _unshard(kv)
     kv.write([("meta", b"schema_version", b"3")], sync=True)
-    assert GraphStore(kv).schema_version == 4
-    assert kv.get("meta", b"schema_version") == b"4"
+    assert GraphStore(kv).schema_version == 5
+    assert kv.get("meta", b"schema_version") == b"5"
     assert {cf: _raw(kv, cf) for cf in COLUMN_FAMILIES if cf != "meta"} == layout

@@ -21,6 +21,7 @@ def cmd_serve(args: argparse.Namespace, _: Client | None) -> int:
         "port": args.port,
         "metrics_port": args.metrics_port,
         "durability": args.durability,
+        "shards": args.shards,
         "log_format": args.log_format,
     }
     run_server(load_config(args.config, overrides))
@@ -45,6 +46,12 @@ def add_commands(commands: Commands) -> None:
         "--durability",
         choices=["durable", "fast"],
         help="durable: acknowledged once fsynced (default); fast: no fsync",
+    )
+    serve.add_argument(
+        "--shards",
+        type=int,
+        help="shards the data is split into, a power of two up to 4096, fixed when the data "
+        "directory is made (default: the directory's own; 64 for a new one)",
     )
     serve.add_argument("--log-format", choices=["text", "json"], help="default text")
     serve.set_defaults(func=cmd_serve, remote=False)

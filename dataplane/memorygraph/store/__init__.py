@@ -4,6 +4,7 @@ layout built on top of it.
     kv.py           the key-value protocol (ordered scans, atomic batches)
     rocks.py        RocksDB engine (the only module importing rocksdict)
     memory.py       in-memory engine (tests, tools)
+    shards.py       which shard holds a session, a node, a template name; pure
     keys.py         the byte layout of every key, pure
     records.py      value encoding of nodes, edges and events
     layout.py       the records and index entries a change implies

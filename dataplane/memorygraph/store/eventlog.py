@@ -29,6 +29,7 @@ from memorygraph.store.changes import StoreChanges
 from memorygraph.store.kv import KeyValueStore, Op
 from memorygraph.store.layout import indexed_session, session_event_op
 from memorygraph.store.records import decode_event, encode_event
+from memorygraph.store.shards import Shards
 
 __all__ = ["EventLog", "LogAppend", "derive_events"]
 
@@ -100,8 +101,9 @@ class EventLog:
     """The event log of one store: numbered events, the session-event index, the floor below
     which retention has trimmed, and the count of holes archival left above it."""
 
-    def __init__(self, kv: KeyValueStore) -> None:
+    def __init__(self, kv: KeyValueStore, shards: Shards) -> None:
         self.kv = kv
+        self._shards = shards
         last = kv.get(keys.CF_META, keys.LAST_EVENT_KEY)
         self.last_sequence = int.from_bytes(last) if last else 0
         raw_id = kv.get(keys.CF_META, keys.LOG_ID_KEY)
@@ -156,11 +158,11 @@ class EventLog:
             elif (session := indexed_session(event)) is not None and not (
                 session in gone or session in unindexed
             ):
-                ops.append(session_event_op(session, sequence))
+                ops.append(self._index_op(session, sequence))
         for event in restoring:
             ops.append((keys.CF_EVENTS, keys.event_key(event.sequence), encode_event(event)))
             if (session := indexed_session(event)) is not None:
-                ops.append(session_event_op(session, event.sequence))
+                ops.append(self._index_op(session, event.sequence))
         if sequence != self.last_sequence:
             ops.append((keys.CF_META, keys.LAST_EVENT_KEY, sequence.to_bytes(8)))
         if holes:
@@ -189,7 +191,7 @@ class EventLog:
             raise ValueError("the history of a session being deleted cannot be erased")
         for session_id in gone:
             for seq in () if session_id in unindexed else self.session_sequences(session_id):
-                ops.append(session_event_op(session_id, seq, present=False))
+                ops.append(self._index_op(session_id, seq, present=False))
                 if changes.erase_history:
                     ops.append((keys.CF_EVENTS, keys.event_key(seq), None))
                     holes += seq >= floor  # below the floor: trimmed already
@@ -290,21 +292,31 @@ class EventLog:
         raw = self.kv.get(keys.CF_META, keys.restored_key(session_id))
         return int.from_bytes(raw) if raw else 0
 
+    def _index_start(self, session_id: bytes) -> bytes:
+        """Where a session's entries in the session-event index start (on its shard)."""
+        return self._shards.prefix(self._shards.of_id(session_id)) + session_id
+
+    def _index_op(self, session_id: bytes, sequence: int, *, present: bool = True) -> Op:
+        shard = self._shards.prefix(self._shards.of_id(session_id))
+        return session_event_op(shard, session_id, sequence, present=present)
+
     def session_sequences(self, session_id: bytes) -> list[int]:
         """Sequences the session index lists for a session (trimmed ones included)."""
-        end = keys.prefix_end(session_id)
+        start = self._index_start(session_id)
         return [
-            int.from_bytes(key[keys.ID_LEN :])
-            for key, _ in self.kv.scan(keys.CF_SESSION_EVENTS, session_id, end)
+            keys.session_event_sequence(key)
+            for key in self.kv.scan_keys(keys.CF_SESSION_EVENTS, start, keys.prefix_end(start))
         ]
 
     def last_session_event_time(self, session_id: bytes) -> int:
         """Time of the session's newest event (0: none retained). Retention trims from the
         oldest end, so when the newest indexed event is gone, every older one is too."""
-        end = keys.prefix_end(session_id)
-        for key, _ in self.kv.scan(keys.CF_SESSION_EVENTS, session_id, end, reverse=True):
-            raw = self.kv.get(keys.CF_EVENTS, key[keys.ID_LEN :])
-            return decode_event(int.from_bytes(key[keys.ID_LEN :]), raw).time if raw else 0
+        start = self._index_start(session_id)
+        end = keys.prefix_end(start)
+        for key in self.kv.scan_keys(keys.CF_SESSION_EVENTS, start, end, reverse=True):
+            sequence = keys.session_event_sequence(key)
+            raw = self.kv.get(keys.CF_EVENTS, keys.event_key(sequence))
+            return decode_event(sequence, raw).time if raw else 0
         return 0
 
     def session_events(self, session_id: bytes) -> list[Event]:

@@ -8,6 +8,7 @@ that and hands over the complete change.
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import logging
 from collections.abc import Callable, Iterable, Iterator
@@ -22,9 +23,17 @@ from memorygraph.store.eventlog import EventLog
 from memorygraph.store.kv import KeyValueStore
 from memorygraph.store.layout import graph_ops
 from memorygraph.store.records import decode_edge, decode_node
+from memorygraph.store.shards import DEFAULT_SHARDS, Shards
 from memorygraph.store.upgrade import upgrade
 
-__all__ = ["GraphCounts", "GraphStore", "IncompatibleSchema", "StoreChanges", "UnwritableChange"]
+__all__ = [
+    "GraphCounts",
+    "GraphStore",
+    "IncompatibleSchema",
+    "ShardCountMismatch",
+    "StoreChanges",
+    "UnwritableChange",
+]
 
 log = logging.getLogger("memorygraph.store")
 
@@ -33,11 +42,19 @@ class IncompatibleSchema(MemoryGraphError):
     """The data directory was written by a newer, incompatible version."""
 
 
+class ShardCountMismatch(MemoryGraphError):
+    """The data directory has another number of shards than the one asked for."""
+
+
 class GraphStore:
     """Typed reads and atomic change sets over a key-value engine.
 
     With `group_commit` (the `durable` mode), `stage` appends a change set without syncing and
     `wait_durable` blocks until a shared sync covers it; see `commit.GroupCommitter`.
+
+    The data lives in `shards` shards (see `shards`), a number fixed when the data directory
+    is made: None takes the directory's own, or the default for a new one; another number than
+    the directory's is refused (`ShardCountMismatch`).
     """
 
     def __init__(
@@ -46,6 +63,7 @@ class GraphStore:
         *,
         group_commit: bool = False,
         on_group: Callable[[int, float], None] | None = None,
+        shards: int | None = None,
     ) -> None:
         self.kv = kv
         self._committer = (
@@ -55,6 +73,7 @@ class GraphStore:
         )
         # Called with the newest sequence number readers may see (durable in group-commit mode).
         self._listeners: list[Callable[[int], None]] = []
+        self.shards = Shards(_shard_count(kv, shards))
         raw = kv.get(keys.CF_META, keys.SCHEMA_VERSION_KEY)
         if raw is None:
             kv.write(
@@ -70,8 +89,10 @@ class GraphStore:
                     f"version of MemoryGraph reads up to {keys.SCHEMA_VERSION}"
                 )
             if self.schema_version < keys.SCHEMA_VERSION:
-                self.schema_version = upgrade(kv, self.schema_version)
-        self.events = EventLog(kv)
+                self.schema_version = upgrade(kv, self.schema_version, self.shards)
+        # Whether any node lives off the shard its id routes to (see `_locate`).
+        self._routed = any(True for _ in kv.scan_keys(keys.CF_ROUTES, b"", b"\xff" * 3))
+        self.events = EventLog(kv, self.shards)
         self._counters = Counters(kv)
         # Sessions being deleted in steps (DeleteSession): they and every node of theirs are
         # gone from every read from the commit that hides them on.
@@ -86,28 +107,48 @@ class GraphStore:
         self._hide(left)
         self._drop_history_index(left)
 
+    # -- where things are ------------------------------------------------------------------------
+
+    def _locate(self, node_id: bytes) -> bytes:
+        """The key prefix of the shard `node_id` lives on: the one its id routes to, unless a
+        route says otherwise (a node whose id a caller chose, or one made before ids carried
+        shard tags, in a session on another shard)."""
+        shards = self.shards
+        own = shards.prefix(shards.of_id(node_id))
+        if self._routed and (routed := self.kv.get(keys.CF_ROUTES, own + node_id)) is not None:
+            return routed
+        return own
+
+    def _session_shard(self, session_id: bytes) -> bytes:
+        """The key prefix of a session's shard (a session is always where its id routes)."""
+        return self.shards.prefix(self.shards.of_id(session_id))
+
+    def _node_key(self, node_id: bytes) -> bytes:
+        return self._locate(node_id) + node_id
+
     # -- reads -------------------------------------------------------------------------------
 
     def get_node(self, node_id: bytes) -> Node | None:
         if node_id in self._hidden:
             return None
-        raw = self.kv.get(keys.CF_NODES, node_id)
+        raw = self.kv.get(keys.CF_NODES, self._node_key(node_id))
         return decode_node(node_id, raw) if raw is not None else None
 
     def get_node_record(self, node_id: bytes) -> bytes | None:
         """The node as stored: a serialized `v1.Node`, ready to send."""
         if node_id in self._hidden:
             return None
-        return self.kv.get(keys.CF_NODES, node_id)
+        return self.kv.get(keys.CF_NODES, self._node_key(node_id))
 
     def get_node_records(self, node_ids: list[bytes]) -> list[bytes | None]:
         hidden = self._hidden
+        node_keys = [self._node_key(n) for n in node_ids]
         if not hidden:
-            return self.kv.multi_get(keys.CF_NODES, node_ids)
+            return self.kv.multi_get(keys.CF_NODES, node_keys)
         # Which are hidden is settled before reading: a node a deletion step removes (from the
         # store, then from `hidden`) must not be read before and found unhidden after.
         shown = [n not in hidden for n in node_ids]
-        raws = self.kv.multi_get(keys.CF_NODES, node_ids)
+        raws = self.kv.multi_get(keys.CF_NODES, node_keys)
         return [r if keep else None for keep, r in zip(shown, raws, strict=True)]
 
     def get_nodes(self, node_ids: list[bytes]) -> list[Node | None]:
@@ -118,10 +159,11 @@ class GraphStore:
 
     def node_stored(self, node_id: bytes) -> bool:
         """Whether a record with this id is stored, readable or not (hidden ones included)."""
-        return self.kv.get(keys.CF_NODES, node_id) is not None
+        return self.kv.get(keys.CF_NODES, self._node_key(node_id)) is not None
 
     def nodes_stored(self, node_ids: list[bytes]) -> list[bool]:
-        return [raw is not None for raw in self.kv.multi_get(keys.CF_NODES, node_ids)]
+        node_keys = [self._node_key(n) for n in node_ids]
+        return [raw is not None for raw in self.kv.multi_get(keys.CF_NODES, node_keys)]
 
     def scan_session(
         self, session_id: bytes, start: int = 0, end: int = MAX_TIME, *, reverse: bool = False
@@ -129,7 +171,8 @@ class GraphStore:
         """(create time, node id, kind) of a session's nodes with start <= create time < end."""
         if session_id in self._hidden:
             return
-        lower, upper = keys.session_index_range(session_id, start, end)
+        shard = self._session_shard(session_id)
+        lower, upper = keys.session_index_range(shard, session_id, start, end)
         for key in self.kv.scan_keys(keys.CF_BY_SESSION, lower, upper, reverse=reverse):
             create_time, node_id, code = keys.session_index_entry(key)
             yield create_time, node_id, keys.NODE_KINDS_BY_CODE[code]
@@ -151,9 +194,10 @@ class GraphStore:
         nothing else up."""
         if session_id in self._hidden:
             return
-        lower, upper = keys.session_index_range(session_id, start, end)
+        shard = self._session_shard(session_id)
+        lower, upper = keys.session_index_range(shard, session_id, start, end)
         if after is not None:
-            position = keys.session_index_prefix(session_id, *after)
+            position = keys.session_index_prefix(shard, session_id, *after)
             if reverse:
                 upper = min(upper, position)
             else:
@@ -165,13 +209,23 @@ class GraphStore:
     def scan_kind(
         self, kind: NodeKind, start: int = 0, end: int = MAX_TIME, *, reverse: bool = False
     ) -> Iterator[tuple[int, bytes, bytes | None]]:
-        """(create time, node id, session id or None) of a kind's nodes by create time."""
-        lower, upper = keys.kind_index_range(kind, start, end)
+        """(create time, node id, session id or None) of a kind's nodes by create time, over
+        every shard (each shard's index is in that order: they are merged)."""
+        scans = [
+            self._scan_kind(shard, kind, start, end, reverse) for shard in self.shards.prefixes()
+        ]
         hidden = self._hidden
+        for entry in scans[0] if len(scans) == 1 else heapq.merge(*scans, reverse=reverse):
+            if entry[1] not in hidden:
+                yield entry
+
+    def _scan_kind(
+        self, shard: bytes, kind: NodeKind, start: int, end: int, reverse: bool
+    ) -> Iterator[tuple[int, bytes, bytes | None]]:
+        lower, upper = keys.kind_index_range(shard, kind, start, end)
         for key, value in self.kv.scan(keys.CF_BY_KIND, lower, upper, reverse=reverse):
             create_time, node_id = keys.index_position(key)
-            if node_id not in hidden:
-                yield create_time, node_id, value or None
+            yield create_time, node_id, value or None
 
     def edges(
         self,
@@ -196,19 +250,21 @@ class GraphStore:
         self, node_id: bytes, direction: Direction, kinds: Iterable[EdgeKind] = ()
     ) -> Iterator[Edge]:
         wanted = frozenset(kinds)
-        end = keys.prefix_end(node_id)
+        start = self._locate(node_id) + node_id
+        end = keys.prefix_end(start)
         if direction in (Direction.OUTGOING, Direction.BOTH):
-            for key, value in self.kv.scan(keys.CF_EDGES_OUT, node_id, end):
+            for key, value in self.kv.scan(keys.CF_EDGES_OUT, start, end):
                 source, kind, target = keys.split_edge_key(key)
                 if not wanted or kind in wanted:
                     yield decode_edge(source, kind, target, value)
         if direction in (Direction.INCOMING, Direction.BOTH):
             incoming = [
-                keys.split_edge_key(key) for key, _ in self.kv.scan(keys.CF_EDGES_IN, node_id, end)
+                keys.split_edge_key(key) for key in self.kv.scan_keys(keys.CF_EDGES_IN, start, end)
             ]
             incoming = [(t, k, s) for t, k, s in incoming if not wanted or k in wanted]
             raws = self.kv.multi_get(
-                keys.CF_EDGES_OUT, [keys.edge_out_key(s, k, t) for t, k, s in incoming]
+                keys.CF_EDGES_OUT,
+                [keys.edge_out_key(self._locate(s), s, k, t) for t, k, s in incoming],
             )
             for (target, kind, source), raw in zip(incoming, raws, strict=True):
                 if raw is not None:
@@ -218,11 +274,13 @@ class GraphStore:
         source, kind, target = key
         if source in self._hidden or target in self._hidden:
             return None
-        raw = self.kv.get(keys.CF_EDGES_OUT, keys.edge_out_key(source, kind, target))
+        edge_key = keys.edge_out_key(self._locate(source), source, kind, target)
+        raw = self.kv.get(keys.CF_EDGES_OUT, edge_key)
         return decode_edge(source, kind, target, raw) if raw is not None else None
 
     def template_id(self, name: str) -> bytes | None:
-        return self.kv.get(keys.CF_NAMES, keys.template_name_key(name))
+        shard = self.shards.prefix(self.shards.of_name(name))
+        return self.kv.get(keys.CF_NAMES, keys.template_name_key(shard, name))
 
     def cursor(self, name: str) -> int:
         """The event sequence a reader of the log named `name` has passed (0: none yet)."""
@@ -242,7 +300,8 @@ class GraphStore:
         hidden = set(self._hidden)
         for session_id in sessions:
             hidden.add(session_id)
-            lower, upper = keys.session_index_range(session_id, 0, MAX_TIME)
+            shard = self._session_shard(session_id)
+            lower, upper = keys.session_index_range(shard, session_id, 0, MAX_TIME)
             hidden.update(
                 keys.session_index_entry(key)[1]
                 for key in self.kv.scan_keys(keys.CF_BY_SESSION, lower, upper)
@@ -255,7 +314,8 @@ class GraphStore:
         index any more: dropped at once (one range deletion each; again after a crash, which
         is harmless), and the events of the steps to come are not indexed."""
         for session_id in sessions:
-            self.kv.delete_range(keys.CF_SESSION_EVENTS, session_id, keys.prefix_end(session_id))
+            start = self._session_shard(session_id) + session_id
+            self.kv.delete_range(keys.CF_SESSION_EVENTS, start, keys.prefix_end(start))
 
     def sessions_being_deleted(self) -> list[bytes]:
         return sorted(self._hiding)
@@ -268,14 +328,15 @@ class GraphStore:
         ended: scanning from the start would step over every entry deleted so far), with
         every edge still touching them, and the key to go on from; once none is left, the
         session's own node and its edges. Nothing when the session is gone."""
-        lower, upper = keys.session_index_range(session_id, 0, MAX_TIME)
+        shard = self._session_shard(session_id)
+        lower, upper = keys.session_index_range(shard, session_id, 0, MAX_TIME)
         entries = list(
             itertools.islice(
                 self.kv.scan_keys(keys.CF_BY_SESSION, max(lower, after + b"\x00"), upper), limit
             )
         )
         ids = [keys.session_index_entry(key)[1] for key in entries] or [session_id]
-        raws = self.kv.multi_get(keys.CF_NODES, ids)
+        raws = self.kv.multi_get(keys.CF_NODES, [shard + i for i in ids])
         nodes = [decode_node(i, r) for i, r in zip(ids, raws, strict=True) if r is not None]
         edges: dict[EdgeKey, Edge] = {}
         for node in nodes:
@@ -332,7 +393,7 @@ class GraphStore:
         """One batch: the records and indexes of the change, the counts it moves and its
         events."""
         try:
-            ops, edge_records = graph_ops(changes)
+            ops, edge_records = graph_ops(changes, self.shards, self._locate)
             deltas = Counters.deltas(changes)
             ops += self._counters.ops(deltas)
             log = self.events.append(changes, edge_records, self._session_of, self._hiding)
@@ -342,6 +403,8 @@ class GraphStore:
         ops += [(keys.CF_META, keys.deleting_key(s), b"") for s in changes.hide_sessions]
         done = [n.id for n in changes.deleted if n.id in self._hiding]
         ops += [(keys.CF_META, keys.deleting_key(s), None) for s in done]
+        if not self._routed:
+            self._routed = any(op[0] == keys.CF_ROUTES for op in ops)
         if changes.hide_sessions:
             # Hidden before the write: no reader sees the session go while its nodes stay.
             shown, shown_sessions = self._hidden, set(self._hiding)
@@ -361,7 +424,7 @@ class GraphStore:
             self._hiding.difference_update(done)
 
     def _session_of(self, node_id: bytes) -> bytes | None:
-        raw = self.kv.get(keys.CF_NODES, node_id)  # hidden ones too: their edges' events
+        raw = self.kv.get(keys.CF_NODES, self._node_key(node_id))  # hidden ones too
         return decode_node(node_id, raw).session_id if raw is not None else None
 
     # -- visibility ------------------------------------------------------------------------------
@@ -378,3 +441,21 @@ class GraphStore:
         if self._committer is not None:
             self._committer.close()
         self.kv.close()
+
+
+def _shard_count(kv: KeyValueStore, asked: int | None) -> int:
+    """The data directory's number of shards: the one it records (a directory from before
+    shards records none and takes the one asked for), refused when another is asked for."""
+    raw = kv.get(keys.CF_META, keys.SHARDS_KEY)
+    if raw is None:
+        count = Shards(asked if asked is not None else DEFAULT_SHARDS).count
+        kv.write([(keys.CF_META, keys.SHARDS_KEY, str(count).encode())], sync=True)
+        return count
+    count = int(raw)
+    if asked is not None and asked != count:
+        raise ShardCountMismatch(
+            f"the data directory has {count} shards and cannot be opened with {asked}: the "
+            f"number of shards is fixed when a data directory is made (start with --shards "
+            f"{count}, or leave the option out)"
+        )
+    return count

@@ -1,21 +1,27 @@
 """Pure key encoding: the byte layout of every column family. No I/O here.
 
 Column families and their keys (ids are 16 raw UUID bytes, times 8-byte big-endian
-microseconds, kinds one byte):
+microseconds, kinds one byte, `shard` the two-byte number of the shard the entry belongs to,
+see `shards`):
 
-    nodes       id                                  -> encoded node
-    by_session  session id | create time | node id  -> kind code      (sessions themselves excluded)
-    by_kind     kind | create time | node id        -> session id or b""
-    edges_out   source | edge kind | target         -> encoded edge
-    edges_in    target | edge kind | source         -> b""
-    names       b"template/" | name                 -> template id
-    meta        b"schema_version", b"count/...", b"events/last", b"events/floor",
+    nodes       shard | id                                 -> the node's record
+    by_session  shard | session | create time | id | kind  -> the node's record, framed
+                                                              (sessions themselves excluded)
+    by_kind     shard | kind | create time | id            -> session id or b""
+    edges_out   shard | source | edge kind | target        -> encoded edge   (source's shard)
+    edges_in    shard | target | edge kind | source        -> b""            (target's shard)
+    names       shard | b"template/" | name                -> template id    (name's shard)
+    session_events  shard | session | sequence             -> b""   (a session's events)
+    routes      shard | id                                 -> the shard the node lives on
+                (only for nodes not on the shard their id routes to: ids a caller chose, and
+                ids made before ids carried shard tags; keyed by the id's own shard)
+    meta        b"schema_version", b"shards", b"count/...", b"events/last", b"events/floor",
                 b"registry/cursor", b"deleting/" | id, ... -> small values
-    events      sequence (8 bytes)                  -> encoded event
-    session_events  session id | sequence           -> b""   (a session's events; schema 2)
+    events      sequence (8 bytes)                         -> encoded event
 
 Big-endian fixed-width fields make byte order equal time order, so "a session by time" and
-"a kind by time" are range scans.
+"a kind by time on one shard" are range scans; every shard is one key range of each column
+family but `meta` and `events`.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ CF_NAMES = "names"
 CF_META = "meta"
 CF_EVENTS = "events"
 CF_SESSION_EVENTS = "session_events"
+CF_ROUTES = "routes"
 COLUMN_FAMILIES = (
     CF_NODES,
     CF_BY_SESSION,
@@ -41,6 +48,18 @@ COLUMN_FAMILIES = (
     CF_META,
     CF_EVENTS,
     CF_SESSION_EVENTS,
+    CF_ROUTES,
+)
+# The column families whose keys start with their shard's number.
+SHARDED_FAMILIES = (
+    CF_NODES,
+    CF_BY_SESSION,
+    CF_BY_KIND,
+    CF_EDGES_OUT,
+    CF_EDGES_IN,
+    CF_NAMES,
+    CF_SESSION_EVENTS,
+    CF_ROUTES,
 )
 LAST_EVENT_KEY = b"events/last"
 # A random id of this event log, made with the store: events restored from an archive go back
@@ -57,9 +76,14 @@ EVENT_HOLES_KEY = b"events/holes"
 # the node's record, framed as a QueryBatch entry, as the value (rewritten on upgrade).
 # 4: a session being deleted is hidden by a `deleting/` marker and has no session-event index
 # (an older server would show it half deleted, so it must refuse the directory).
-SCHEMA_VERSION = 4
+# 5: shards: keys of every column family but meta and events start with their shard's number;
+# nodes not on the shard their id routes to have a route (written on upgrade).
+SCHEMA_VERSION = 5
 SCHEMA_VERSION_KEY = b"schema_version"
+# How many shards the data directory has (decimal text), fixed when it is created.
+SHARDS_KEY = b"shards"
 
+SHARD_LEN = 2
 ID_LEN = 16
 TIME_LEN = 8
 
@@ -86,38 +110,48 @@ def time_bytes(micros: int) -> bytes:
     return max(0, min(micros, MAX_TIME)).to_bytes(TIME_LEN)
 
 
-def session_index_key(session_id: bytes, create_time: int, node_id: bytes, kind: NodeKind) -> bytes:
-    """session | create time | node id | kind: the kind sits in the key so that a scan can
-    filter by it without touching the value (the node's record)."""
-    return session_id + time_bytes(create_time) + node_id + bytes([NODE_KIND_CODES[kind]])
+def session_index_key(
+    shard: bytes, session_id: bytes, create_time: int, node_id: bytes, kind: NodeKind
+) -> bytes:
+    """shard | session | create time | node id | kind: the kind sits in the key so that a scan
+    can filter by it without touching the value (the node's record)."""
+    kind_code = bytes([NODE_KIND_CODES[kind]])
+    return shard + session_id + time_bytes(create_time) + node_id + kind_code
 
 
-def session_index_prefix(session_id: bytes, create_time: int, node_id: bytes) -> bytes:
-    """A node's session index key without its kind: where its entry sorts (and the whole key
-    in schema 2 and older, which kept the kind in the value)."""
-    return session_id + time_bytes(create_time) + node_id
+def session_index_prefix(
+    shard: bytes, session_id: bytes, create_time: int, node_id: bytes
+) -> bytes:
+    """A node's session index key without its kind: where its entry sorts."""
+    return shard + session_id + time_bytes(create_time) + node_id
+
+
+_SESSION_TIME = SHARD_LEN + ID_LEN
 
 
 def session_index_entry(key: bytes) -> tuple[int, bytes, int]:
     """(create time, node id, kind code) from a session index key."""
     return (
-        int.from_bytes(key[ID_LEN : ID_LEN + TIME_LEN]),
-        key[ID_LEN + TIME_LEN : -1],
+        int.from_bytes(key[_SESSION_TIME : _SESSION_TIME + TIME_LEN]),
+        key[_SESSION_TIME + TIME_LEN : -1],
         key[-1],
     )
 
 
-def session_index_range(session_id: bytes, start: int, end: int) -> tuple[bytes, bytes]:
+def session_index_range(
+    shard: bytes, session_id: bytes, start: int, end: int
+) -> tuple[bytes, bytes]:
     """[lower, upper) of the session index for create times in [start, end)."""
-    return session_id + time_bytes(start), session_id + time_bytes(end)
+    lower = shard + session_id
+    return lower + time_bytes(start), lower + time_bytes(end)
 
 
-def kind_index_key(kind: NodeKind, create_time: int, node_id: bytes) -> bytes:
-    return bytes([NODE_KIND_CODES[kind]]) + time_bytes(create_time) + node_id
+def kind_index_key(shard: bytes, kind: NodeKind, create_time: int, node_id: bytes) -> bytes:
+    return shard + bytes([NODE_KIND_CODES[kind]]) + time_bytes(create_time) + node_id
 
 
-def kind_index_range(kind: NodeKind, start: int, end: int) -> tuple[bytes, bytes]:
-    prefix = bytes([NODE_KIND_CODES[kind]])
+def kind_index_range(shard: bytes, kind: NodeKind, start: int, end: int) -> tuple[bytes, bytes]:
+    prefix = shard + bytes([NODE_KIND_CODES[kind]])
     return prefix + time_bytes(start), prefix + time_bytes(end)
 
 
@@ -127,17 +161,22 @@ def index_position(key: bytes) -> tuple[int, bytes]:
     return int.from_bytes(tail[:TIME_LEN]), tail[TIME_LEN:]
 
 
-def edge_out_key(source: bytes, kind: EdgeKind, target: bytes) -> bytes:
-    return source + bytes([EDGE_KIND_CODES[kind]]) + target
+def edge_out_key(shard: bytes, source: bytes, kind: EdgeKind, target: bytes) -> bytes:
+    """An edge's record, on its source's shard."""
+    return shard + source + bytes([EDGE_KIND_CODES[kind]]) + target
 
 
-def edge_in_key(target: bytes, kind: EdgeKind, source: bytes) -> bytes:
-    return target + bytes([EDGE_KIND_CODES[kind]]) + source
+def edge_in_key(shard: bytes, target: bytes, kind: EdgeKind, source: bytes) -> bytes:
+    """An edge's pointer from its target, on the target's shard."""
+    return shard + target + bytes([EDGE_KIND_CODES[kind]]) + source
+
+
+_EDGE_KIND = SHARD_LEN + ID_LEN
 
 
 def split_edge_key(key: bytes) -> tuple[bytes, EdgeKind, bytes]:
     """(this node, kind, other node) from an edges_out or edges_in key."""
-    return key[:ID_LEN], EDGE_KINDS_BY_CODE[key[ID_LEN]], key[ID_LEN + 1 :]
+    return key[SHARD_LEN:_EDGE_KIND], EDGE_KINDS_BY_CODE[key[_EDGE_KIND]], key[_EDGE_KIND + 1 :]
 
 
 def prefix_end(prefix: bytes) -> bytes:
@@ -152,8 +191,13 @@ def event_key(sequence: int) -> bytes:
     return sequence.to_bytes(8)
 
 
-def session_event_key(session_id: bytes, sequence: int) -> bytes:
-    return session_id + sequence.to_bytes(8)
+def session_event_key(shard: bytes, session_id: bytes, sequence: int) -> bytes:
+    return shard + session_id + sequence.to_bytes(8)
+
+
+def session_event_sequence(key: bytes) -> int:
+    """The sequence of a session_events key."""
+    return int.from_bytes(key[SHARD_LEN + ID_LEN :])
 
 
 DELETING_PREFIX = b"deleting/"
@@ -169,8 +213,8 @@ def restored_key(session_id: bytes) -> bytes:
     return b"restored/" + session_id
 
 
-def template_name_key(name: str) -> bytes:
-    return b"template/" + name.encode()
+def template_name_key(shard: bytes, name: str) -> bytes:
+    return shard + b"template/" + name.encode()
 
 
 def counter_key(name: str) -> bytes:
