@@ -119,7 +119,8 @@ def _open_store(config: ServerConfig) -> GraphStore:
             shards=config.shards,
         )
     except ShardCountMismatch as exc:
-        raise ConfigError(f"data directory {data_dir}: {exc}") from None
+        where = f"data directory {data_dir}"
+        raise ConfigError(str(ShardCountMismatch(exc.count, exc.asked, where))) from None
     except OSError as exc:
         raise ConfigError(f"cannot use data directory {data_dir}: {exc.strerror}") from exc
     except Exception as exc:  # rocksdict raises plain exceptions carrying RocksDB's status text

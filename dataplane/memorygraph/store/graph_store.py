@@ -45,6 +45,14 @@ class IncompatibleSchema(MemoryGraphError):
 class ShardCountMismatch(MemoryGraphError):
     """The data directory has another number of shards than the one asked for."""
 
+    def __init__(self, count: int, asked: int, where: str = "the data directory") -> None:
+        super().__init__(
+            f"{where} has {count} shards and cannot be opened with {asked}: the "
+            f"number of shards is fixed when a data directory is made (start with --shards "
+            f"{count}, or leave the option out)"
+        )
+        self.count, self.asked = count, asked
+
 
 class GraphStore:
     """Typed reads and atomic change sets over a key-value engine.
@@ -453,9 +461,5 @@ def _shard_count(kv: KeyValueStore, asked: int | None) -> int:
         return count
     count = int(raw)
     if asked is not None and asked != count:
-        raise ShardCountMismatch(
-            f"the data directory has {count} shards and cannot be opened with {asked}: the "
-            f"number of shards is fixed when a data directory is made (start with --shards "
-            f"{count}, or leave the option out)"
-        )
+        raise ShardCountMismatch(count, asked)
     return count
