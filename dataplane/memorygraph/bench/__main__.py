@@ -30,6 +30,7 @@ from memorygraph.bench.workloads import (
     measure_add_prompt,
     measure_get_node,
     measure_ingest,
+    measure_list_sessions,
     measure_postgres,
     measure_single_turn,
     measure_stream_query,
@@ -71,6 +72,13 @@ def one_run(scratch: Path, args: argparse.Namespace, pg_dsn: str | None) -> dict
             for us in WORK_REFERENCES_US
         }
         synced = servers.enter_context(server("echo", scratch, "--sync-dir", str(scratch)))
+        # ListSessions over the default 64 shards and over one (sessions filled fast).
+        listed = {
+            shards: servers.enter_context(
+                server("memorygraph", scratch, "--durability", "fast", "--shards", str(shards))
+            )
+            for shards in (1, 64)
+        }
         for us, worker in working.items():  # just before echo, which the mg runs follow
             run(f"echo_work{us}.add_prompt.32", partial(measure_add_prompt, worker, 32, d, w))
         run("echo.add_prompt.32", lambda: measure_add_prompt(echo, 32, d, w))
@@ -85,6 +93,8 @@ def one_run(scratch: Path, args: argparse.Namespace, pg_dsn: str | None) -> dict
         run("echo.stream_query", lambda: measure_stream_query(echo, d, w))
         run("mg.stream_query", lambda: measure_stream_query(mg, d, w))
         run("mg.ingest", lambda: measure_ingest(mg, args.writers, d, w))
+        for shards, listing in listed.items():
+            run(f"mg_shards{shards}.list_sessions", partial(measure_list_sessions, listing, d, w))
         if pg_dsn is not None:
 
             async def pg(batch: bool, concurrency: int) -> Result:

@@ -131,7 +131,11 @@ def run_echo(
 
 
 def run_memorygraph(
-    port: int, data_dir: Path, durability: str, plugins_file: Path | None = None
+    port: int,
+    data_dir: Path,
+    durability: str,
+    plugins_file: Path | None = None,
+    shards: int | None = None,
 ) -> None:
     config = load_config(
         None,
@@ -142,6 +146,7 @@ def run_memorygraph(
             "metrics_port": 0,
             "durability": durability,
             "plugins_file": plugins_file,
+            "shards": shards,
         },
         environ={k: v for k, v in os.environ.items() if k.startswith("MEMORYGRAPH_")},
     )
@@ -162,6 +167,7 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, help="memorygraph: the store's directory")
     parser.add_argument("--durability", default="durable")
     parser.add_argument("--plugins-file", type=Path)
+    parser.add_argument("--shards", type=int, help="memorygraph: shards of a new data directory")
     parser.add_argument("--stream-batches", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument(
@@ -185,7 +191,7 @@ def main() -> None:
             args.sync_dir,
         )
     else:
-        run_memorygraph(args.port, args.data_dir, args.durability, args.plugins_file)
+        run_memorygraph(args.port, args.data_dir, args.durability, args.plugins_file, args.shards)
 
 
 if __name__ == "__main__":

@@ -119,6 +119,14 @@ def checks(runs: Runs) -> list[Check]:
             True,
             f"{tput('mg.add_prompt.32'):.0f}/s vs {tput('mg_fast.add_prompt.32'):.0f}/s",
         ),
+        Check(
+            "ListSessions first page of 10k sessions, 64 shards vs 1: p50",
+            ratio("mg_shards64.list_sessions", "mg_shards1.list_sessions", _p50),
+            3.0,
+            False,
+            f"{p50('mg_shards64.list_sessions') * 1e3:.2f} ms vs "
+            f"{p50('mg_shards1.list_sessions') * 1e3:.2f} ms",
+        ),
     ]
     if all("pg.ingest" in run for run in runs):
         found += [

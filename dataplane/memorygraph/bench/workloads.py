@@ -30,12 +30,14 @@ __all__ = [
     "measure_add_prompt",
     "measure_get_node",
     "measure_ingest",
+    "measure_list_sessions",
     "measure_postgres",
     "measure_single_turn",
     "measure_stream_query",
 ]
 
 STREAM_NODES = 10_000
+LISTED_SESSIONS = 10_000
 STREAM_BATCH = 1000
 TURNS_PER_BATCH = 50
 CONTENT = "Summarise the conversation so far in three bullet points, please."
@@ -175,6 +177,28 @@ async def measure_ingest(
         for stream in streams:
             await stream.done_writing()
         return result
+
+
+async def measure_list_sessions(target: Target, duration: float, warmup: float) -> Result:
+    """The first page (the default 100) of ListSessions over LISTED_SESSIONS sessions, one
+    call at a time: with many shards, every shard's part of the session index is read and
+    merged."""
+    async with grpc.aio.insecure_channel(target.address) as channel:
+        stub = MemoryGraphServiceStub(channel)
+        stream = stub.Ingest()
+        for _ in range(LISTED_SESSIONS // 1000):
+            items = [pb.IngestItem(session=pb.CreateSessionRequest(title="s"))] * 1000
+            await stream.write(pb.IngestBatch(items=items))
+            await stream.read()
+        await stream.done_writing()
+        request = pb.ListSessionsRequest()
+
+        async def call(i: int) -> object:
+            page = await stub.ListSessions(request)
+            assert len(page.sessions) == 100, len(page.sessions)
+            return page
+
+        return await drive(call, concurrency=1, duration=duration, warmup=warmup)
 
 
 async def measure_single_turn(target: Target, duration: float, warmup: float) -> Result:
