@@ -16,6 +16,7 @@ def test_health_reflection_and_ops_rpcs(stub: Stub, inprocess_server: RunningSer
     health = stub.Health(pb.HealthRequest())
     assert health.status == pb.HealthResponse.STATUS_SERVING
     assert health.schema_version == SCHEMA_VERSION and health.durability == "durable"
+    assert health.shards == 64
     with grpc.insecure_channel(f"127.0.0.1:{inprocess_server.port}") as channel:
         standard = health_pb2_grpc.HealthStub(channel).Check(
             health_pb2.HealthCheckRequest(service="memorygraph.v1.MemoryGraphService")

@@ -438,6 +438,7 @@ class MemoryGraphServicer(pb_grpc.MemoryGraphServiceServicer):
             uptime_seconds=int(time.monotonic() - self.started),
             schema_version=self.service.schema_version,
             durability=self.durability,
+            shards=self.service.store.shards.count,
         )
 
     def GetMetrics(self, request: pb.GetMetricsRequest, context: Context) -> pb.GetMetricsResponse:

@@ -741,7 +741,7 @@ class HealthRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class HealthResponse(_message.Message):
-    __slots__ = ("status", "version", "uptime_seconds", "schema_version", "durability")
+    __slots__ = ("status", "version", "uptime_seconds", "schema_version", "durability", "shards")
     class Status(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         STATUS_UNSPECIFIED: _ClassVar[HealthResponse.Status]
@@ -755,12 +755,14 @@ class HealthResponse(_message.Message):
     UPTIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
     SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
     DURABILITY_FIELD_NUMBER: _ClassVar[int]
+    SHARDS_FIELD_NUMBER: _ClassVar[int]
     status: HealthResponse.Status
     version: str
     uptime_seconds: int
     schema_version: int
     durability: str
-    def __init__(self, status: _Optional[_Union[HealthResponse.Status, str]] = ..., version: _Optional[str] = ..., uptime_seconds: _Optional[int] = ..., schema_version: _Optional[int] = ..., durability: _Optional[str] = ...) -> None: ...
+    shards: int
+    def __init__(self, status: _Optional[_Union[HealthResponse.Status, str]] = ..., version: _Optional[str] = ..., uptime_seconds: _Optional[int] = ..., schema_version: _Optional[int] = ..., durability: _Optional[str] = ..., shards: _Optional[int] = ...) -> None: ...
 
 class GetMetricsRequest(_message.Message):
     __slots__ = ()
