@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from memorygraph.errors import InvalidArgument
+from memorygraph.graph.export import decode_export
 from memorygraph.graph.service import GraphService
 from memorygraph.model import (
     Direction,
@@ -32,7 +33,7 @@ from memorygraph.store import (
     open_rocks_store,
     upgrade,
 )
-from memorygraph.store.graph_store import ShardCountMismatch
+from memorygraph.store.graph_store import IncompatibleSchema, ShardCountMismatch
 from memorygraph.store.kv import Op
 from memorygraph.store.shards import DEFAULT_SHARDS, Shards
 
@@ -53,6 +54,10 @@ def test_the_shard_of_an_id_and_of_a_name_is_their_tag_mod_the_count() -> None:
     tagged = new_id(0xABCD)
     assert Shards(16).of_id(tagged) == 0xABCD % 16
     assert Shards(64).prefix(7) == b"\x00\x07"
+    for count in (1, 64, 4096):
+        shards = Shards(count)
+        for raw in [legacy, tagged, *(uuid.uuid4().bytes for _ in range(50)), new_id()]:
+            assert shards.prefix_of(raw) == shards.prefix(shards.of_id(raw))
 
 
 @pytest.mark.parametrize("count", [0, 3, 48, 8192, -2])
@@ -245,3 +250,46 @@ def test_serve_refuses_another_shard_count_than_its_data_directory_has(tmp_path:
     assert bad.returncode == 2, bad.stderr
     assert "shards" in bad.stderr and "power of two" in bad.stderr
     assert not (tmp_path / "other").exists()
+
+
+@pytest.mark.parametrize("outgoing", [True, False])
+def test_archiving_a_session_linked_to_one_being_deleted_leaves_no_edge_behind(
+    kv: KeyValueStore, outgoing: bool
+) -> None:
+    """An edge between a node of its own id (routed) and a session being deleted goes with the
+    archived node: no edge may outlive a node it touches, and once the node and its route are
+    gone nothing could find that edge again."""
+    service = GraphService(GraphStore(kv, shards=64))
+    shards = service.store.shards
+    archived = service.create_session(NewSession(title="archived"))
+    doomed = service.create_session(NewSession(title="doomed"))
+    own = next(
+        i
+        for i in (uuid.uuid4().bytes for _ in range(1000))
+        if shards.of_id(i) != shards.of_id(archived.id)
+    )
+    mine = service.create_node(NewNode(NodeKind.PROMPT, archived.id, "a", node_id=own))
+    theirs = service.create_node(NewNode(NodeKind.PROMPT, doomed.id, "b"))
+    source, target = (mine, theirs) if outgoing else (theirs, mine)
+    service.create_edge(NewEdge(source.id, target.id, EdgeKind.REFERENCES))
+    with service._writer.transaction() as tx:  # DeleteSession's first commit: hidden
+        tx.hide_sessions.append(doomed.id)
+    export = service.archive.export_for_archive(archived.id)
+    data = export.encode()
+    service.archive.archive_session(archived.id, content_sha256=export.sha256())
+    service.deletion.finish(doomed.id)
+    for cf in LAYOUT:
+        _raw(kv, cf)  # every entry on its shard
+    assert _raw(kv, keys.CF_EDGES_OUT) == {} and _raw(kv, keys.CF_EDGES_IN) == {}
+    assert service.counts().edges == 0
+    service.archive.restore_session(decode_export(data))
+    kinds = [e.kind for e in service.get_edges(own, Direction.BOTH, [])]
+    assert kinds == [EdgeKind.BELONGS_TO]
+    assert service.counts().edges == 1
+
+
+def test_a_directory_of_a_newer_schema_is_refused_without_a_write(kv: KeyValueStore) -> None:
+    kv.write([(keys.CF_META, keys.SCHEMA_VERSION_KEY, b"99")], sync=True)
+    with pytest.raises(IncompatibleSchema, match="schema version 99"):
+        GraphStore(kv, shards=8)
+    assert kv.get(keys.CF_META, keys.SHARDS_KEY) is None

@@ -124,7 +124,7 @@ class SessionArchive:
                 export = self._archivable(session_id, content_sha256, undelivered_from)
             for node in [*export.nodes, export.session]:
                 tx.delete(node)
-            for edge in export.edges:
+            for edge in self._edges_leaving(export):
                 tx.delete_edge(edge)
             # The archive holds the session now: erase its history (trimmed entries included)
             # and keep a content-free marker so subscribers and the registry learn of it.
@@ -139,6 +139,17 @@ class SessionArchive:
             events=len(export.events),
         )
         return export
+
+    def _edges_leaving(self, export: SessionExport) -> list[Edge]:
+        """Every edge touching the session's nodes: those of its export, and while another
+        session is being deleted, those to it too (hidden from the export, but no edge may
+        outlive a node it touches)."""
+        if not self.store.sessions_being_deleted():
+            return export.edges
+        edges = {edge.key: edge for edge in export.edges}
+        for node in [*export.nodes, export.session]:
+            edges.update((edge.key, edge) for edge in self.store.all_edges(node.id))
+        return list(edges.values())
 
     def _archivable(
         self, session_id: bytes, content_sha256: str, undelivered_from: int | None

@@ -81,25 +81,41 @@ class GraphStore:
         )
         # Called with the newest sequence number readers may see (durable in group-commit mode).
         self._listeners: list[Callable[[int], None]] = []
-        self.shards = Shards(_shard_count(kv, shards))
         raw = kv.get(keys.CF_META, keys.SCHEMA_VERSION_KEY)
-        if raw is None:
+        found = int(raw) if raw is not None else None
+        if found is not None and found > keys.SCHEMA_VERSION:
+            raise IncompatibleSchema(
+                f"the data directory has schema version {found}; this version of MemoryGraph "
+                f"reads up to {keys.SCHEMA_VERSION}"
+            )
+        # Refused (another count) before anything is written; recorded for a new directory.
+        self.shards = Shards(_shard_count(kv, shards))
+        if found is None:
             kv.write(
                 [(keys.CF_META, keys.SCHEMA_VERSION_KEY, str(keys.SCHEMA_VERSION).encode())],
                 sync=True,
             )
             self.schema_version = keys.SCHEMA_VERSION
+        elif found < keys.SCHEMA_VERSION:
+            self.schema_version = upgrade(kv, found, self.shards)
         else:
-            self.schema_version = int(raw)
-            if self.schema_version > keys.SCHEMA_VERSION:
-                raise IncompatibleSchema(
-                    f"the data directory has schema version {self.schema_version}; this "
-                    f"version of MemoryGraph reads up to {keys.SCHEMA_VERSION}"
-                )
-            if self.schema_version < keys.SCHEMA_VERSION:
-                self.schema_version = upgrade(kv, self.schema_version, self.shards)
+            self.schema_version = found
         # Whether any node lives off the shard its id routes to (see `_locate`).
         self._routed = any(True for _ in kv.scan_keys(keys.CF_ROUTES, b"", b"\xff" * 3))
+        # (shard, kind) pairs that may hold nodes: kind scans skip the others (an index seek
+        # per shard and kind is most of what a scan over many shards costs). Added to by
+        # every write that creates a node, never taken from: one emptied is merely scanned.
+        self._filled = {
+            (shard, kind)
+            for shard in self.shards.prefixes()
+            for kind in NodeKind
+            if any(
+                True
+                for _ in kv.scan_keys(
+                    keys.CF_BY_KIND, *keys.kind_index_range(shard, kind, 0, MAX_TIME)
+                )
+            )
+        }
         self.events = EventLog(kv, self.shards)
         self._counters = Counters(kv)
         # Sessions being deleted in steps (DeleteSession): they and every node of theirs are
@@ -121,15 +137,14 @@ class GraphStore:
         """The key prefix of the shard `node_id` lives on: the one its id routes to, unless a
         route says otherwise (a node whose id a caller chose, or one made before ids carried
         shard tags, in a session on another shard)."""
-        shards = self.shards
-        own = shards.prefix(shards.of_id(node_id))
+        own = self.shards.prefix_of(node_id)
         if self._routed and (routed := self.kv.get(keys.CF_ROUTES, own + node_id)) is not None:
             return routed
         return own
 
     def _session_shard(self, session_id: bytes) -> bytes:
         """The key prefix of a session's shard (a session is always where its id routes)."""
-        return self.shards.prefix(self.shards.of_id(session_id))
+        return self.shards.prefix_of(session_id)
 
     def _node_key(self, node_id: bytes) -> bytes:
         return self._locate(node_id) + node_id
@@ -219,9 +234,14 @@ class GraphStore:
     ) -> Iterator[tuple[int, bytes, bytes | None]]:
         """(create time, node id, session id or None) of a kind's nodes by create time, over
         every shard (each shard's index is in that order: they are merged)."""
+        filled = self._filled
         scans = [
-            self._scan_kind(shard, kind, start, end, reverse) for shard in self.shards.prefixes()
+            self._scan_kind(shard, kind, start, end, reverse)
+            for shard in self.shards.prefixes()
+            if (shard, kind) in filled
         ]
+        if not scans:
+            return
         hidden = self._hidden
         for entry in scans[0] if len(scans) == 1 else heapq.merge(*scans, reverse=reverse):
             if entry[1] not in hidden:
@@ -401,18 +421,21 @@ class GraphStore:
         """One batch: the records and indexes of the change, the counts it moves and its
         events."""
         try:
-            ops, edge_records = graph_ops(changes, self.shards, self._locate)
+            written = graph_ops(changes, self.shards, self._locate)
+            ops = written.ops
             deltas = Counters.deltas(changes)
             ops += self._counters.ops(deltas)
-            log = self.events.append(changes, edge_records, self._session_of, self._hiding)
+            log = self.events.append(changes, written.edge_records, self._session_of, self._hiding)
         except Exception as exc:  # before the write: nothing of the change is stored
             raise UnwritableChange(f"the change cannot be written: {exc}") from exc
         ops += log.ops
+        # Reads follow routes and scan shards of a kind from before the write on.
+        if written.routed:
+            self._routed = True
+        self._filled |= written.filled
         ops += [(keys.CF_META, keys.deleting_key(s), b"") for s in changes.hide_sessions]
         done = [n.id for n in changes.deleted if n.id in self._hiding]
         ops += [(keys.CF_META, keys.deleting_key(s), None) for s in done]
-        if not self._routed:
-            self._routed = any(op[0] == keys.CF_ROUTES for op in ops)
         if changes.hide_sessions:
             # Hidden before the write: no reader sees the session go while its nodes stay.
             shown, shown_sessions = self._hidden, set(self._hiding)

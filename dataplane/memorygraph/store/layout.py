@@ -4,6 +4,7 @@ upgrades of older data directories, so both produce the same layout."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from memorygraph.codec.framing import QUERY_BATCH_NODES, frame
 from memorygraph.model import Edge, Event, Node, NodeKind, TemplateDetails
@@ -14,6 +15,7 @@ from memorygraph.store.records import encode_edge, encode_node
 from memorygraph.store.shards import Shards
 
 __all__ = [
+    "GraphWrite",
     "graph_ops",
     "indexed_session",
     "name_op",
@@ -83,22 +85,28 @@ class _Places:
     """Where the nodes of one change set live: those the change holds are placed by their
     session, others looked up with `locate` (a stored node may be routed)."""
 
-    __slots__ = ("_known", "_locate", "shards")
+    __slots__ = ("_known", "_locate", "filled", "routed", "shards")
 
     def __init__(self, shards: Shards, locate: Callable[[bytes], bytes]) -> None:
         self.shards = shards
         self._locate = locate
         self._known: dict[bytes, bytes] = {}
+        self.routed = False  # whether a route is written
+        self.filled: set[tuple[bytes, NodeKind]] = set()  # (shard, kind) of nodes written
 
     def node(self, node: Node) -> bytes:
-        self._known[node.id] = shard = self.shards.prefix(self.shards.of_node(node))
+        home = node.session_id if node.session_id is not None else node.id
+        self._known[node.id] = shard = self.shards.prefix_of(home)
         return shard
 
     def route_op(self, node: Node, shard: bytes, present: bool) -> Op | None:
         """The route of a node not on the shard its id routes to (or its deletion)."""
-        own = self.shards.prefix(self.shards.of_id(node.id))
+        if node.session_id is None or node.session_id == node.id:
+            return None  # a global node or a session: on its own id's shard
+        own = self.shards.prefix_of(node.id)
         if own == shard:
             return None
+        self.routed |= present
         return (keys.CF_ROUTES, own + node.id, shard if present else None)
 
     def locate(self, node_id: bytes) -> bytes:
@@ -111,6 +119,8 @@ def _node_ops(places: _Places, node: Node, record: bytes | None, *, created: boo
     shard = places.node(node)
     ops: list[Op] = [(keys.CF_NODES, shard + node.id, record)]
     present = record is not None
+    if created:
+        places.filled.add((shard, node.kind))
     if created or not present:
         ops += node_index_ops(shard, node, record)
         if isinstance(node.details, TemplateDetails):
@@ -124,13 +134,23 @@ def _node_ops(places: _Places, node: Node, record: bytes | None, *, created: boo
     return ops
 
 
+@dataclass(slots=True)
+class GraphWrite:
+    """What a change set writes of the graph."""
+
+    ops: list[Op]
+    edge_records: dict[int, bytes]  # the records of new edges, by the edge objects' id()
+    routed: bool  # whether a route is written
+    filled: set[tuple[bytes, NodeKind]]  # (shard prefix, kind) of every node created
+
+
 def graph_ops(
     changes: StoreChanges, shards: Shards, locate: Callable[[bytes], bytes]
-) -> tuple[list[Op], dict[int, bytes]]:
+) -> GraphWrite:
     """The record and index writes of the nodes and edges `changes` creates, updates and
-    deletes; and the records written for new edges, by the edge objects' id(), which their
-    events reuse. Each node written gets its record (`Node.record`). `locate(node_id)` gives
-    the shard prefix of a stored node the change set does not hold."""
+    deletes, with the records of new edges (which their events reuse). Each node written gets
+    its record (`Node.record`). `locate(node_id)` gives the shard prefix of a stored node the
+    change set does not hold."""
     ops: list[Op] = []
     edge_records: dict[int, bytes] = {}
     places = _Places(shards, locate)
@@ -151,4 +171,4 @@ def graph_ops(
         ops += _edge_ops(edge, None, places.locate)
     for node in changes.deleted:
         ops += _node_ops(places, node, None, created=False)
-    return ops, edge_records
+    return GraphWrite(ops, edge_records, places.routed, places.filled)
