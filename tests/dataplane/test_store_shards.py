@@ -225,28 +225,26 @@ def test_a_split_into_shards_cut_short_at_any_write_finishes_on_the_next_open(
     kv.close()
 
 
-def test_serve_refuses_another_shard_count_than_its_data_directory_has(tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(REPO / "dataplane")}
-    store = GraphStore(open_rocks_store(str(tmp_path / "data")), shards=16)
-    store.close()
-    result = subprocess.run(
-        serve_command(tmp_path / "data", 0, 0, "--shards", "32"),
+def _serve(data_dir: Path, shards: int) -> subprocess.CompletedProcess[str]:
+    """`memorygraph serve --shards` that is expected to refuse to start."""
+    return subprocess.run(
+        serve_command(data_dir, 0, 0, "--shards", str(shards)),
         capture_output=True,
         text=True,
-        env=env,
+        env={**os.environ, "PYTHONPATH": str(REPO / "dataplane")},
         timeout=60,
     )
+
+
+def test_serve_refuses_another_shard_count_than_its_data_directory_has(tmp_path: Path) -> None:
+    store = GraphStore(open_rocks_store(str(tmp_path / "data")), shards=16)
+    store.close()
+    result = _serve(tmp_path / "data", 32)
     assert result.returncode == 2, result.stderr
     assert "has 16 shards and cannot be opened with 32" in result.stderr
     assert "--shards 16" in result.stderr
     assert "Traceback" not in result.stderr
-    bad = subprocess.run(
-        serve_command(tmp_path / "other", 0, 0, "--shards", "48"),
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
+    bad = _serve(tmp_path / "other", 48)
     assert bad.returncode == 2, bad.stderr
     assert "shards" in bad.stderr and "power of two" in bad.stderr
     assert not (tmp_path / "other").exists()

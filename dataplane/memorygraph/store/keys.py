@@ -38,18 +38,6 @@ CF_META = "meta"
 CF_EVENTS = "events"
 CF_SESSION_EVENTS = "session_events"
 CF_ROUTES = "routes"
-COLUMN_FAMILIES = (
-    CF_NODES,
-    CF_BY_SESSION,
-    CF_BY_KIND,
-    CF_EDGES_OUT,
-    CF_EDGES_IN,
-    CF_NAMES,
-    CF_META,
-    CF_EVENTS,
-    CF_SESSION_EVENTS,
-    CF_ROUTES,
-)
 # The column families whose keys start with their shard's number.
 SHARDED_FAMILIES = (
     CF_NODES,
@@ -61,6 +49,7 @@ SHARDED_FAMILIES = (
     CF_SESSION_EVENTS,
     CF_ROUTES,
 )
+COLUMN_FAMILIES = (*SHARDED_FAMILIES, CF_META, CF_EVENTS)
 LAST_EVENT_KEY = b"events/last"
 # A random id of this event log, made with the store: events restored from an archive go back
 # only into the log they came from (their sequence numbers mean nothing in another).
