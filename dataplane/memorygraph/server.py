@@ -38,7 +38,7 @@ from memorygraph.servicers.handlers import HandlerSettings, HandlerWrapper
 from memorygraph.servicers.memorygraph import MemoryGraphServicer, add_to_server
 from memorygraph.servicers.restores import RestoreLimits
 from memorygraph.servicers.watchdog import PoolWatchdog
-from memorygraph.store import GraphStore, open_rocks_store
+from memorygraph.store import GraphStore, KeyValueStore, open_rocks_store
 from memorygraph.store.graph_store import ShardCountMismatch
 from memorygraph.tls import server_credentials
 from memorygraph.v1 import graph_pb2
@@ -112,12 +112,7 @@ class RunningServer:
 def _open_store(config: ServerConfig) -> GraphStore:
     data_dir = config.data_dir
     try:
-        return GraphStore(
-            open_rocks_store(str(data_dir)),
-            group_commit=config.durability is Durability.DURABLE,
-            on_group=metrics.observe_group_commit,
-            shards=config.shards,
-        )
+        return _graph_store(open_rocks_store(str(data_dir)), config)
     except ShardCountMismatch as exc:
         where = f"data directory {data_dir}"
         raise ConfigError(str(ShardCountMismatch(exc.count, exc.asked, where))) from None
@@ -130,6 +125,21 @@ def _open_store(config: ServerConfig) -> GraphStore:
                 f"data directory {data_dir} is in use by another MemoryGraph process"
             ) from exc
         raise ConfigError(f"cannot open the store in {data_dir}: {text}") from exc
+
+
+def _graph_store(kv: KeyValueStore, config: ServerConfig) -> GraphStore:
+    """The graph store over `kv`; `kv` closed when the directory is refused (a later open in
+    this process would otherwise find it locked)."""
+    try:
+        return GraphStore(
+            kv,
+            group_commit=config.durability is Durability.DURABLE,
+            on_group=metrics.observe_group_commit,
+            shards=config.shards,
+        )
+    except BaseException:
+        kv.close()
+        raise
 
 
 def _count(store: GraphStore, session_id: str, limit: int) -> int:

@@ -11,7 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from memorygraph.errors import InvalidArgument
+from memorygraph.config import load_config
+from memorygraph.errors import ConfigError, InvalidArgument
 from memorygraph.graph.export import decode_export
 from memorygraph.graph.service import GraphService
 from memorygraph.model import (
@@ -25,6 +26,7 @@ from memorygraph.model import (
     new_id,
     parse_id,
 )
+from memorygraph.server import start_server
 from memorygraph.store import (
     GraphStore,
     KeyValueStore,
@@ -291,3 +293,17 @@ def test_a_directory_of_a_newer_schema_is_refused_without_a_write(kv: KeyValueSt
     with pytest.raises(IncompatibleSchema, match="schema version 99"):
         GraphStore(kv, shards=8)
     assert kv.get(keys.CF_META, keys.SHARDS_KEY) is None
+
+
+def test_a_start_refused_for_its_shard_count_leaves_the_directory_free(tmp_path: Path) -> None:
+    GraphStore(open_rocks_store(str(tmp_path / "data")), shards=8).close()
+    settings = {"data_dir": tmp_path / "data", "host": "127.0.0.1", "port": 0, "metrics_port": 0}
+    with pytest.raises(ConfigError, match="has 8 shards and cannot be opened with 16") as refused:
+        start_server(load_config(None, {**settings, "shards": 16}, environ={}))
+    # The refusal is still at hand (its traceback holds every frame): the store is closed all
+    # the same, and the directory can be opened again, not "in use by another process".
+    running = start_server(load_config(None, settings, environ={}))
+    try:
+        assert running.store.shards.count == 8 and refused.value is not None
+    finally:
+        running.stop(grace=0)

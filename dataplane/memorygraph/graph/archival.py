@@ -141,14 +141,17 @@ class SessionArchive:
         return export
 
     def _edges_leaving(self, export: SessionExport) -> list[Edge]:
-        """Every edge touching the session's nodes: those of its export, and while another
-        session is being deleted, those to it too (hidden from the export, but no edge may
-        outlive a node it touches)."""
+        """The edges that go with the session's nodes: those of its export, and while another
+        session is being deleted, those between it and the session's routed nodes (hidden
+        from the export). The deletion's steps remove the edges to every other node
+        themselves, but once a routed node and its route are gone, nothing finds the edges
+        that touched it."""
         if not self.store.sessions_being_deleted():
             return export.edges
         edges = {edge.key: edge for edge in export.edges}
-        for node in [*export.nodes, export.session]:
-            edges.update((edge.key, edge) for edge in self.store.all_edges(node.id))
+        for node in export.nodes:
+            if self.store.routed(node):
+                edges.update((edge.key, edge) for edge in self.store.all_edges(node.id))
         return list(edges.values())
 
     def _archivable(

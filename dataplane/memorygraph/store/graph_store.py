@@ -142,6 +142,11 @@ class GraphStore:
             return routed
         return own
 
+    def routed(self, node: Node) -> bool:
+        """Whether `node` lives off the shard its id routes to (found through a route)."""
+        home = node.session_id if node.session_id is not None else node.id
+        return self.shards.prefix_of(node.id) != self.shards.prefix_of(home)
+
     def _session_shard(self, session_id: bytes) -> bytes:
         """The key prefix of a session's shard (a session is always where its id routes)."""
         return self.shards.prefix_of(session_id)
