@@ -23,8 +23,8 @@ from pydantic import (
     model_validator,
 )
 
-from memorygraph.errors import ConfigError
-from memorygraph.store.shards import MAX_SHARDS
+from memorygraph.errors import ConfigError, InvalidArgument
+from memorygraph.store.shards import check_shard_count
 
 __all__ = ["Durability", "ServerConfig", "describe_problems", "load_config"]
 
@@ -138,9 +138,12 @@ class ServerConfig(BaseModel):
     @field_validator("shards")
     @classmethod
     def _shards_power_of_two(cls, value: int | None) -> int | None:
-        if value is not None and (not 1 <= value <= MAX_SHARDS or value & (value - 1)):
-            raise ValueError(f"must be a power of two from 1 to {MAX_SHARDS}")
-        return value
+        if value is None:
+            return None
+        try:
+            return check_shard_count(value)
+        except InvalidArgument as exc:
+            raise ValueError(str(exc)) from None
 
     @model_validator(mode="after")
     def _streams_leave_workers_free(self) -> ServerConfig:

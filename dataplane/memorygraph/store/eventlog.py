@@ -104,7 +104,6 @@ class EventLog:
     def __init__(self, kv: KeyValueStore, shards: Shards) -> None:
         self.kv = kv
         self._shards = shards
-        self._last_shard = (b"", b"")
         last = kv.get(keys.CF_META, keys.LAST_EVENT_KEY)
         self.last_sequence = int.from_bytes(last) if last else 0
         raw_id = kv.get(keys.CF_META, keys.LOG_ID_KEY)
@@ -293,21 +292,13 @@ class EventLog:
         raw = self.kv.get(keys.CF_META, keys.restored_key(session_id))
         return int.from_bytes(raw) if raw else 0
 
-    def _shard_of(self, session_id: bytes) -> bytes:
-        """The key prefix of a session's shard; the last one asked is kept (a commit's events
-        are mostly one session's). One tuple, swapped whole: safe for concurrent readers."""
-        last, prefix = self._last_shard
-        if last != session_id:
-            prefix = self._shards.prefix_of(session_id)
-            self._last_shard = (session_id, prefix)
-        return prefix
-
     def _index_start(self, session_id: bytes) -> bytes:
         """Where a session's entries in the session-event index start (on its shard)."""
-        return self._shard_of(session_id) + session_id
+        return self._shards.prefix_of(session_id) + session_id
 
     def _index_op(self, session_id: bytes, sequence: int, *, present: bool = True) -> Op:
-        return session_event_op(self._shard_of(session_id), session_id, sequence, present=present)
+        shard = self._shards.prefix_of(session_id)
+        return session_event_op(shard, session_id, sequence, present=present)
 
     def session_sequences(self, session_id: bytes) -> list[int]:
         """Sequences the session index lists for a session (trimmed ones included)."""

@@ -144,8 +144,7 @@ class GraphStore:
 
     def routed(self, node: Node) -> bool:
         """Whether `node` lives off the shard its id routes to (found through a route)."""
-        home = node.session_id if node.session_id is not None else node.id
-        return self.shards.prefix_of(node.id) != self.shards.prefix_of(home)
+        return self.shards.route_of(node) is not None
 
     def _session_shard(self, session_id: bytes) -> bytes:
         """The key prefix of a session's shard (a session is always where its id routes)."""

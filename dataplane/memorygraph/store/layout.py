@@ -95,16 +95,13 @@ class _Places:
         self.filled: set[tuple[bytes, NodeKind]] = set()  # (shard, kind) of nodes written
 
     def node(self, node: Node) -> bytes:
-        home = node.session_id if node.session_id is not None else node.id
-        self._known[node.id] = shard = self.shards.prefix_of(home)
+        self._known[node.id] = shard = self.shards.node_prefix(node)
         return shard
 
     def route_op(self, node: Node, shard: bytes, present: bool) -> Op | None:
         """The route of a node not on the shard its id routes to (or its deletion)."""
-        if node.session_id is None or node.session_id == node.id:
-            return None  # a global node or a session: on its own id's shard
-        own = self.shards.prefix_of(node.id)
-        if own == shard:
+        own = self.shards.route_of(node)
+        if own is None:
             return None
         self.routed |= present
         return (keys.CF_ROUTES, own + node.id, shard if present else None)

@@ -17,14 +17,14 @@ from __future__ import annotations
 from memorygraph.errors import InvalidArgument
 from memorygraph.model import Node, id_tag, name_tag
 from memorygraph.model.ids import TAG_BITS
+from memorygraph.store.keys import SHARD_LEN
 
-__all__ = ["DEFAULT_SHARDS", "MAX_SHARDS", "SHARD_LEN", "Shards", "check_shard_count"]
+__all__ = ["DEFAULT_SHARDS", "MAX_SHARDS", "Shards", "check_shard_count"]
 
 DEFAULT_SHARDS = 64
 # Keys start with the shard's number: below 4096 its first byte is under 0x10, which no key of
 # the layouts before shards starts with in the names column family (b"template/...").
 MAX_SHARDS = 4096
-SHARD_LEN = 2
 
 
 def check_shard_count(count: int) -> int:
@@ -56,16 +56,23 @@ class Shards:
         """The shard of a template's name."""
         return name_tag(name) & self._mask
 
-    def of_node(self, node: Node) -> int:
-        """The shard a node lives on: its session's, or its own id's for a global node."""
-        return self.of_id(node.session_id if node.session_id is not None else node.id)
-
     def prefix_of(self, raw: bytes) -> bytes:
-        """The key prefix of the shard an id routes to by itself (`prefix(of_id(raw))`, in
-        one step: it is on every write's path)."""
-        if raw[6] >> 4 == 0x8 and raw[8] >> 6 == 0b10:  # a UUIDv8 carries its tag
-            return self._prefixes[((raw[10] << 8) | raw[11]) & self._mask]
+        """The key prefix of the shard an id routes to by itself: `prefix(of_id(raw))`."""
         return self._prefixes[id_tag(raw) & self._mask]
+
+    def node_prefix(self, node: Node) -> bytes:
+        """The key prefix of the shard a node lives on: its session's, or its own id's for a
+        global node."""
+        return self.prefix_of(node.session_id if node.session_id is not None else node.id)
+
+    def route_of(self, node: Node) -> bytes | None:
+        """Where a node's route goes: the key prefix of the shard its id routes to, when the
+        node lives on another (a node of a session, with an id of its own or one from before
+        ids carried tags); None when its id routes to it."""
+        if node.session_id is None or node.session_id == node.id:
+            return None  # a global node or a session: on its own id's shard
+        own = self.prefix_of(node.id)
+        return own if own != self.prefix_of(node.session_id) else None
 
     def prefix(self, shard: int) -> bytes:
         """The first bytes of every key of `shard`."""

@@ -171,8 +171,7 @@ def _to_5(kv: KeyValueStore, shards: Shards) -> None:
             kv.write(ops, sync=False)
             ops = []
 
-    def prefix_of(raw: bytes) -> bytes:
-        return shards.prefix(shards.of_id(raw))
+    prefix_of = shards.prefix_of
 
     def locate(node_id: bytes) -> bytes:
         own = prefix_of(node_id)
@@ -189,9 +188,9 @@ def _to_5(kv: KeyValueStore, shards: Shards) -> None:
     ]
     for node_id, raw in _old_keys(kv, keys.CF_NODES):
         node = decode_node(node_id, raw)
-        shard = shards.prefix(shards.of_node(node))
+        shard = shards.node_prefix(node)
         ops += [(keys.CF_NODES, node_id, None), (keys.CF_NODES, shard + node_id, raw)]
-        if shard != (own := prefix_of(node_id)):
+        if (own := shards.route_of(node)) is not None:
             ops.append((keys.CF_ROUTES, own + node_id, shard))
         converted += 1
         flush()
