@@ -40,13 +40,16 @@ def test_a_trimmed_schema_1_log_keeps_its_retention_floor_after_the_upgrade() ->
     session = service.create_session(NewSession(title="old"))
     for i in range(4):
         service.create_node(NewNode(NodeKind.PROMPT, session_id=session.id, content=f"q{i}"))
+    total = service.store.events.retained()
+    third = service.store.events.read(0, 2**63, 3)[-1].sequence
     # Schema 1 trimmed the log without recording a floor.
     _unshard(kv)
-    kv.delete_range(keys.CF_EVENTS, keys.event_key(0), keys.event_key(3))
+    kv.delete_range(keys.CF_EVENTS, keys.event_key(0), keys.event_key(third))
     kv.delete_range(keys.CF_SESSION_EVENTS, b"", b"\xff" * 17)
     kv.write([(keys.CF_META, keys.SCHEMA_VERSION_KEY, b"1")], sync=True)
     reopened = GraphStore(kv)
-    assert reopened.events.floor() == 3
+    assert reopened.events.floor() == third
+    assert reopened.events.retained() == total - 2
 
 
 def test_restoring_twice_is_idempotent_when_history_could_not_come_back() -> None:
@@ -87,34 +90,45 @@ def test_the_retained_event_count_leaves_out_what_archival_erased_and_trimming_r
             service.create_node(NewNode(NodeKind.PROMPT, session_id=session.id, content=f"q{i}"))
         sessions.append(session.id)
     store = service.store
-    assert store.events.retained() == _events_in_log(store) == store.events.last_sequence
+    total = _events_in_log(store)
+    assert store.events.retained() == total == len(store.events.read(0, 2**63, 1000))
 
     def archive(session_id: bytes) -> None:
         export = service.archive.export_session(session_id)
         service.archive.archive_session(session_id, content_sha256=export.sha256())
 
     exports = [service.archive.export_session(sessions[0])]
-    archive(sessions[0])  # its events leave holes in the sequence numbers
-    assert store.events.retained() == _events_in_log(store) < store.events.last_sequence
+    archive(sessions[0])  # its events leave the log; one SESSION_ARCHIVED comes in
+    erased = len(exports[0].events)
+    assert store.events.retained() == _events_in_log(store) == total - erased + 1
     service.archive.restore_session(exports[0])  # the events go back into their holes
     assert store.events.retained() == _events_in_log(store)
     archive(sessions[0])
     archive(sessions[1])
     first, second = store.events.session_sequences(sessions[2])[:2]
-    store.events.trim(second)  # the holes below the new floor stop counting
+    store.events.trim(second)  # what was below the new floor stops counting
     assert store.events.retained() == _events_in_log(store)
     store.events.trim(first)  # never moves the floor down
     assert store.events.floor() == second
-    archive(sessions[2])  # its first event was trimmed already: not a hole
+    archive(sessions[2])  # its first event was trimmed already: not counted twice
     assert store.events.retained() == _events_in_log(store)
     session = service.create_session(NewSession(title="d"))
     service.create_node(NewNode(NodeKind.PROMPT, session_id=session.id, content="late"))
     expected = _events_in_log(store)
     assert store.events.retained() == expected > 0
     assert GraphStore(kv).events.retained() == expected
-    # A store from before the count was kept counts its log once, when opened.
-    kv.write([(keys.CF_META, keys.EVENT_HOLES_KEY, None)], sync=True)
+    # A store from before the count was kept (schema 5) counts its log once, when opened.
+    kv.write(
+        [
+            (keys.CF_META, keys.EVENT_COUNT_KEY, None),
+            (keys.CF_META, keys.EVENT_TRIMMED_KEY, None),
+            (keys.CF_META, keys.EVENT_HOLES_KEY, b"\x00" * 8),
+            (keys.CF_META, keys.SCHEMA_VERSION_KEY, b"5"),
+        ],
+        sync=True,
+    )
     assert GraphStore(kv).events.retained() == expected
+    assert kv.get(keys.CF_META, keys.EVENT_HOLES_KEY) is None
     store.events.trim(store.events.last_sequence + 1)
     assert store.events.retained() == 0
 
@@ -145,7 +159,8 @@ def test_a_trim_while_a_restore_is_under_way_keeps_the_count_exact(
 
 def test_history_from_another_servers_log_is_not_written_into_this_one() -> None:
     """Sequence numbers belong to one log: restored elsewhere, a session comes back without its
-    events, even where this log has holes at those very numbers."""
+    events, even where this log has holes at those very numbers (the export from elsewhere is
+    given the numbers archival erased here)."""
     here, there = _service(), _service()
     for service in (here, there):
         session = service.create_session(NewSession(title="same shape"))
@@ -158,7 +173,9 @@ def test_history_from_another_servers_log_is_not_written_into_this_one() -> None
     source = there.list_sessions(limit=1, page_token="", state=None, user_id="").nodes[0]
     export = there.archive.export_session(source.id)
     assert here.store.events.log_id != there.store.events.log_id
-    assert {e.sequence for e in export.events} == {e.sequence for e in export_here.events}
+    assert len(export.events) == len(export_here.events)
+    for event, erased in zip(export.events, export_here.events, strict=True):
+        event.sequence = erased.sequence
     result = here.archive.restore_session(decode_export(export.encode()))
     assert (result.nodes, result.events, result.skipped_events) == (2, 0, len(export.events))
     assert here.store.events.session_events(source.id) == []

@@ -1,9 +1,10 @@
 """Data directories written by earlier releases open, read and take writes.
 
-`release_stores/schema4.jsonl` is a directory made by the release before ids carried shard tags
-(`make_store.py` run with that release's code; never regenerated): UUIDv7 ids, an open and a
-closed session, an archived one, a deleted one, a template with an instantiated prompt, an agent,
-a cross-node edge and a registry cursor."""
+`release_stores/schema4.jsonl` is a directory made by the release before ids carried shard tags,
+`schema5.jsonl` one made by the release before event sequences carried ticks (`make_store.py`
+run with that release's code; never regenerated). Each holds an open and a closed session, an
+archived one, a deleted one, a template with an instantiated prompt, an agent, a cross-node edge
+and a registry cursor; schema 4 has UUIDv7 ids."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from memorygraph.model import (
     SessionState,
     id_tag,
 )
-from memorygraph.store import GraphStore, KeyValueStore
+from memorygraph.store import GraphStore, KeyValueStore, keys
 from memorygraph.store.keys import (
     CF_EDGES_OUT,
     CF_META,
@@ -112,3 +113,32 @@ def test_a_schema_4_directory_takes_new_writes_with_tagged_ids(kv: KeyValueStore
     )
     assert text == "Hello Grace" and made is not None
     assert len(_session_nodes(service, opened.id)) == 3 * 3 + 3
+
+
+def test_a_schema_5_directory_keeps_its_event_numbers_and_numbers_new_ones_above(
+    kv: KeyValueStore,
+) -> None:
+    """Events numbered before sequences carried ticks keep their numbers (resume positions,
+    the registry's cursor and archives stay valid); the log counts them once; new events are
+    numbered above every old one, with their shard."""
+    _load(kv, "schema5.jsonl")
+    old = [key for key in kv.scan_keys(keys.CF_EVENTS, b"", b"\xff" * 9)]
+    assert kv.get(CF_META, keys.EVENT_HOLES_KEY) is not None
+    service = GraphService(GraphStore(kv))
+    assert service.schema_version == SCHEMA_VERSION == 6
+    assert kv.get(CF_META, keys.EVENT_HOLES_KEY) is None
+    log = service.store.events
+    assert [keys.event_key(e.sequence) for e in log.read(0, 2**63, 1000)] == old
+    assert log.retained() == len(old) == 65
+    last = log.last_sequence
+    assert last == 81 and service.store.cursor("registry") == 5
+    page = service.list_sessions(limit=10, page_token="", state=SessionState.ACTIVE, user_id="")
+    (opened,) = page.nodes
+    assert log.session_events(opened.id)[0].sequence < last
+    prompt = service.create_node(NewNode(NodeKind.PROMPT, opened.id, "one more"))
+    new = log.read(last + 1, 2**63, 100)
+    assert new and all(e.sequence > last for e in new)
+    assert {keys.sequence_shard(e.sequence) for e in new} == {service.store.shards.of_id(opened.id)}
+    assert new[0].node is not None and new[0].node.id == prompt.id
+    assert log.retained() == 65 + len(new)
+    assert GraphStore(kv).events.retained() == 65 + len(new)

@@ -70,13 +70,13 @@ def test_a_schema_2_store_is_upgraded_to_wire_format_records_on_open(kv: KeyValu
     assert _raw(kv, "nodes") != layout["nodes"]
 
     upgraded = GraphStore(kv)
-    assert upgraded.schema_version == SCHEMA_VERSION == 5
-    assert kv.get("meta", b"schema_version") == b"5"
+    assert upgraded.schema_version == SCHEMA_VERSION == 6
+    assert kv.get("meta", b"schema_version") == b"6"
     # Byte for byte what the current schema writes itself, events included.
     assert {cf: _raw(kv, cf) for cf in COLUMN_FAMILIES if cf != "meta"} == layout
     assert upgraded.events.read(1, upgraded.events.last_sequence, 1000) == events
     # Opening again changes nothing.
-    assert GraphStore(kv).schema_version == 5
+    assert GraphStore(kv).schema_version == 6
     assert {cf: _raw(kv, cf) for cf in COLUMN_FAMILIES if cf != "meta"} == layout
 
 
@@ -90,7 +90,7 @@ def test_an_upgrade_interrupted_midway_finishes_on_the_next_open(kv: KeyValueSto
     for node_id, record in _all(kv, "nodes")[::2]:
         node = decode_legacy_node(node_id, record)
         kv.write([("nodes", node_id, encode_node(node))], sync=True)
-    assert GraphStore(kv).schema_version == 5
+    assert GraphStore(kv).schema_version == 6
     assert {cf: _raw(kv, cf) for cf in COLUMN_FAMILIES if cf != "meta"} == layout
 
 
@@ -101,6 +101,6 @@ def test_a_schema_3_store_is_opened_and_marked_as_the_current_schema(kv: KeyValu
     layout = {cf: _raw(kv, cf) for cf in COLUMN_FAMILIES if cf != "meta"}
     _unshard(kv)
     kv.write([("meta", b"schema_version", b"3")], sync=True)
-    assert GraphStore(kv).schema_version == 5
-    assert kv.get("meta", b"schema_version") == b"5"
+    assert GraphStore(kv).schema_version == 6
+    assert kv.get("meta", b"schema_version") == b"6"
     assert {cf: _raw(kv, cf) for cf in COLUMN_FAMILIES if cf != "meta"} == layout

@@ -16,13 +16,15 @@ log = logging.getLogger("memorygraph.events")
 
 def retention_cutoff(store: GraphStore, *, now: int, max_age: int, max_events: int) -> int:
     """The first sequence to keep: younger than `max_age` µs and among the newest `max_events`."""
-    oldest, last = store.events.oldest_sequence(), store.events.last_sequence
-    cutoff = max(oldest, last - max_events + 1)
-    # Event times follow sequence order: binary-search the first one inside the window.
+    events = store.events
+    oldest, last = events.oldest_sequence(), events.last_sequence
+    cutoff = max(oldest, events.sequence_after(events.retained() - max_events))
+    # Event times follow sequence order: binary-search the first one inside the window (over
+    # sequence numbers, which are not consecutive: `time_at` finds the next event).
     lo, hi = cutoff, last + 1
     while lo < hi:
         mid = (lo + hi) // 2
-        stamp = store.events.time_at(mid)
+        stamp = events.time_at(mid)
         if stamp is not None and stamp >= now - max_age:
             hi = mid
         else:

@@ -180,13 +180,15 @@ class SessionArchive:
         deriving events from their changes. Many events count as a change without reading
         them: the export under the lock costs less than reading them all."""
         last = self.store.events.last_sequence
-        if last - sequence > ARCHIVE_RECHECK_EVENTS:
-            return True
         members = {node.id for node in export.nodes}
         members.add(export.session.id)
-        first = sequence + 1
+        first, looked = sequence + 1, 0
         while first <= last:
+            if looked >= ARCHIVE_RECHECK_EVENTS:
+                return True
             events = self.store.events.read(first, last, 1000)
+            if not events:
+                return False
             for event in events:
                 if (
                     event.type.is_lifecycle
@@ -198,8 +200,7 @@ class SessionArchive:
                     )
                 ):
                     return True
-            if not events:
-                return False
+            looked += len(events)
             first = events[-1].sequence + 1
         return False
 

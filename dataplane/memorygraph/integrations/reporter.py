@@ -42,8 +42,11 @@ __all__ = ["CircuitBreaker", "RegistryReporter", "report_for"]
 log = logging.getLogger("memorygraph.registry")
 
 CURSOR = "registry"
+# The outbox depth is counted by reading the log's keys: past this many it reads no further.
+DEPTH_CAP = 10_000
 OUTBOX_DEPTH = Gauge(
-    "memorygraph_registry_outbox_depth", "Committed events the registry reporter has not passed"
+    "memorygraph_registry_outbox_depth",
+    f"Committed events the registry reporter has not passed (counted up to {DEPTH_CAP})",
 )
 DELIVERIES = Counter(
     "memorygraph_registry_deliveries", "Reports the registry accepted, by kind", ["kind"]
@@ -245,7 +248,7 @@ class RegistryReporter:
         try:
             while not self._stop.is_set():
                 await self.run_once(client)
-                OUTBOX_DEPTH.set(self.visible - self.cursor)
+                OUTBOX_DEPTH.set(self.depth())
                 BREAKER_STATE.set({"closed": 0, "open": 1, "half-open": 2}[self.breaker.state])
                 await asyncio.to_thread(self._wake.wait, self.poll)
                 self._wake.clear()
@@ -266,7 +269,8 @@ class RegistryReporter:
         self._wake.set()
 
     def depth(self) -> int:
-        return self.visible - self.cursor
+        """How many events the reporter has still to look at, counted up to DEPTH_CAP."""
+        return self.store.events.count_between(self.cursor + 1, self.visible, DEPTH_CAP)
 
     def floor(self) -> int:
         """The oldest event sequence still needed (retention keeps it)."""

@@ -9,7 +9,7 @@ layout built on top of it.
     records.py      value encoding of nodes, edges and events
     layout.py       the records and index entries a change implies
     counters.py     counts of what the graph holds
-    eventlog.py     the event log: events of each change, reads, retention, holes
+    eventlog.py     the event log: events of each change, reads, retention, counts
     changes.py      StoreChanges: what one commit writes
     commit.py       group commit (many writes, one sync)
     graph_store.py  GraphStore: typed reads and atomic commits over an engine

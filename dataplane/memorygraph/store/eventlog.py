@@ -4,7 +4,12 @@ Events are derived from the change set itself (`derive_events`), inside the same
 write path can forget to record one and none can be recorded for a change that did not happen.
 `EventLog` numbers them, writes them with the session-event index, and serves the log's reads:
 ranges for subscribers and the registry, a session's history for exports, the retention floor
-and trimming, and the bookkeeping of holes that archival erases and restores fill.
+and trimming, and the count of retained events (archival erases some, restores put them back).
+
+An event's sequence is `keys.event_sequence(tick, shard)`: the tick follows the change's time
+and always moves forward, the shard is the one the event belongs to (its session's, or the
+node's or the edge source's for a global node). So sequences increase in commit order, are not
+consecutive, and two processes serving different shards never number two events alike.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import threading
 import uuid
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
+from itertools import islice
 
 from memorygraph.model import (
     Edge,
@@ -36,8 +42,17 @@ __all__ = ["EventLog", "LogAppend", "derive_events"]
 log = logging.getLogger("memorygraph.store")
 
 
+# Events a trimming step removes at most (see `EventLog.trim`).
+TRIM_STEP = 10_000
+
+
 def _int8(value: int) -> bytes:
     return value.to_bytes(8, signed=True)
+
+
+def _read_int8(kv: KeyValueStore, key: bytes) -> int:
+    raw = kv.get(keys.CF_META, key)
+    return int.from_bytes(raw, signed=True) if raw else 0
 
 
 def _node_event(kind: EventType, node: Node, time: int) -> Event:
@@ -94,12 +109,12 @@ class LogAppend:
 
     ops: list[Op]
     last_sequence: int
-    holes: int  # change in the number of holes (erasure makes them, restores fill them)
+    count: int  # the log's count of events once written (see `EventLog.retained`)
 
 
 class EventLog:
     """The event log of one store: numbered events, the session-event index, the floor below
-    which retention has trimmed, and the count of holes archival left above it."""
+    which retention has trimmed, and the count of events it holds."""
 
     def __init__(self, kv: KeyValueStore, shards: Shards) -> None:
         self.kv = kv
@@ -112,19 +127,12 @@ class EventLog:
             kv.write([(keys.CF_META, keys.LOG_ID_KEY, raw_id)], sync=True)
         # Events restored from an archive go back only into the log they came from.
         self.log_id = str(uuid.UUID(bytes=raw_id))
-        # Archival erasure, restores and trimming change the holes count; they take this lock
-        # (writes that do none of these never do), a commit around `append` and `applied`.
-        self.holes_lock = threading.Lock()
-        raw = kv.get(keys.CF_META, keys.EVENT_HOLES_KEY)
-        if raw is None:  # a store from before the count was kept: count once
-            if self.last_sequence:
-                log.info("counting the event log's retained events (once, for this store)")
-            self._holes = self._count_holes()
-            kv.write([(keys.CF_META, keys.EVENT_HOLES_KEY, _int8(self._holes))], sync=True)
-            if self.last_sequence:
-                log.info("event log: %d events retained", self.retained())
-        else:
-            self._holes = int.from_bytes(raw, signed=True)
+        # Archival erasure and restores (commits that put events at or remove them from
+        # sequences a trim may be passing) take this lock around `append` and `applied`, and
+        # trimming takes it for each step; commits that only add new events never do.
+        self.count_lock = threading.Lock()
+        self._count = _read_int8(kv, keys.EVENT_COUNT_KEY)
+        self._trimmed = _read_int8(kv, keys.EVENT_TRIMMED_KEY)
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -134,6 +142,7 @@ class EventLog:
         edge_records: dict[int, bytes],
         session_of: Callable[[bytes], bytes | None],
         unindexed: Collection[bytes] = (),
+        locate: Callable[[bytes], bytes] = lambda node_id: b"",
     ) -> LogAppend:
         """The writes that record `changes` in the log (its events numbered from the newest
         on), to go in the commit's batch; `applied` once the batch is written.
@@ -141,15 +150,18 @@ class EventLog:
         `edge_records` maps edge objects (by id()) to the records the commit writes for them,
         which their events reuse; `session_of(node_id)` names a node's session for the events
         of edges whose source the change set does not hold. Sessions in `unindexed` (being
-        deleted) have no session-event index any more: their events go in the log only."""
-        ops, gone, holes, restoring = self._leaving(changes, unindexed)
+        deleted) have no session-event index any more: their events go in the log only.
+        `locate(node_id)` is the key prefix of the shard a node lives on (see `_shard_of`)."""
+        ops, gone, count, restoring = self._leaving(changes, unindexed)
         sequence = self.last_sequence
+        tick, start = keys.sequence_tick(sequence), changes.time - keys.SEQUENCE_EPOCH
         events = (
             changes.events if changes.events is not None else derive_events(changes, session_of)
         )
         for event in events:
-            sequence += 1
-            event.sequence = sequence
+            tick = max(start, tick + 1)
+            sequence = event.sequence = keys.event_sequence(tick, self._shard_of(event, locate))
+            count += 1
             known = edge_records.get(id(event.edge)) if event.edge is not None else None
             ops.append((keys.CF_EVENTS, keys.event_key(sequence), encode_event(event, known)))
             if event.type is EventType.SESSION_RESTORED and event.session_id is not None:
@@ -165,16 +177,27 @@ class EventLog:
                 ops.append(self._index_op(session, event.sequence))
         if sequence != self.last_sequence:
             ops.append((keys.CF_META, keys.LAST_EVENT_KEY, sequence.to_bytes(8)))
-        if holes:
-            ops.append((keys.CF_META, keys.EVENT_HOLES_KEY, _int8(self._holes + holes)))
-        return LogAppend(ops, sequence, holes)
+        if count:
+            ops.append((keys.CF_META, keys.EVENT_COUNT_KEY, _int8(self._count + count)))
+        return LogAppend(ops, sequence, self._count + count)
+
+    def _shard_of(self, event: Event, locate: Callable[[bytes], bytes]) -> int:
+        """The shard an event belongs to: its session's; for a global node's event, the
+        node's; for an edge between global nodes, its source's."""
+        if event.session_id is not None:
+            return self._shards.of_id(event.session_id)
+        if event.node is not None:
+            return self._shards.of_node(event.node)
+        if event.edge is not None:
+            return int.from_bytes(locate(event.edge.source_id))
+        return 0
 
     def _leaving(
         self, changes: StoreChanges, unindexed: Collection[bytes]
     ) -> tuple[list[Op], set[bytes], int, list[Event]]:
         """What deleted sessions take with them (their session-event index and restore time;
-        with `erase_history`, their events too), the change in holes, and the restored events
-        that still fit above the floor."""
+        with `erase_history`, their events too), the change in the count of events, and the
+        restored events that still fit above the floor."""
         ops: list[Op] = []
         # A deleted session takes its session-event index and restore time with it; its events
         # stay in the log unless the change erases its history (archival).
@@ -183,9 +206,9 @@ class EventLog:
         if changes.erase_history or restoring:
             floor = self.floor()
             # Retention may have moved the floor since the restore chose its events: those now
-            # below it stay out (trimmed for good, and their holes no longer counted).
+            # below it stay out (trimmed for good).
             restoring = [e for e in restoring if e.sequence >= floor]
-        holes = -len(restoring)  # restores fill holes; erasure makes them
+        count = len(restoring)  # restores put events back; erasure takes them out
         if changes.erase_history and not gone.isdisjoint(unindexed):
             # A session being deleted has no index of its history left to erase it by.
             raise ValueError("the history of a session being deleted cannot be erased")
@@ -194,15 +217,15 @@ class EventLog:
                 ops.append(self._index_op(session_id, seq, present=False))
                 if changes.erase_history:
                     ops.append((keys.CF_EVENTS, keys.event_key(seq), None))
-                    holes += seq >= floor  # below the floor: trimmed already
+                    count -= seq >= floor  # below the floor: trimmed already
             ops.append((keys.CF_META, keys.restored_key(session_id), None))
-        return ops, gone, holes, restoring
+        return ops, gone, count, restoring
 
     def applied(self, append: LogAppend) -> None:
-        """Take in an `append` whose writes are in the store (under `holes_lock` when it
-        changes the holes count)."""
+        """Take in an `append` whose writes are in the store (under `count_lock` when it
+        erases or restores events)."""
         self.last_sequence = append.last_sequence
-        self._holes += append.holes
+        self._count = append.count
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -221,20 +244,25 @@ class EventLog:
         return found
 
     def retained(self) -> int:
-        """How many events the log holds: from the floor to the newest, less the holes."""
-        return max(0, self.last_sequence - self.floor() + 1 - self._holes)
+        """How many events the log holds."""
+        return max(0, self._count - self._trimmed)
 
-    def _count_holes(self, end: int | None = None) -> int:
-        """Sequences from the floor up to `end` (exclusive; default: past the newest) that hold
-        no event, counted in the log."""
-        first = self.floor()
-        end = self.last_sequence + 1 if end is None else end
-        if end <= first:
-            return 0
-        present = sum(
-            1 for _ in self.kv.scan_keys(keys.CF_EVENTS, keys.event_key(first), keys.event_key(end))
-        )
-        return end - first - present
+    def sequence_after(self, skipped: int) -> int:
+        """The sequence of the retained event with `skipped` retained events before it
+        (last_sequence + 1 when there are not that many): where a log that keeps only its
+        newest events starts. Reads `skipped` keys."""
+        if skipped <= 0:
+            return self.oldest_sequence()
+        start, end = keys.event_key(self.floor()), keys.event_key(self.last_sequence + 1)
+        for key in islice(self.kv.scan_keys(keys.CF_EVENTS, start, end), skipped, None):
+            return int.from_bytes(key)
+        return self.last_sequence + 1
+
+    def count_between(self, first: int, last: int, cap: int) -> int:
+        """How many retained events have first <= sequence <= last, counted up to `cap`
+        (sequences are not consecutive: the log is read, `cap` keys at most)."""
+        start, end = keys.event_key(first), keys.event_key(last + 1)
+        return sum(1 for _ in islice(self.kv.scan_keys(keys.CF_EVENTS, start, end), cap))
 
     def oldest_sequence(self) -> int:
         """Sequence of the oldest retained event (last_sequence + 1 when none is retained)."""
@@ -248,8 +276,8 @@ class EventLog:
         return int.from_bytes(raw) if raw else 1
 
     def time_at(self, sequence: int) -> int | None:
-        """Time of the first retained event at or after `sequence` (the log has holes where
-        archival erased a session's history), or None when there is none."""
+        """Time of the first retained event at or after `sequence` (sequences are not
+        consecutive), or None when there is none."""
         for key, raw in self.kv.scan(
             keys.CF_EVENTS, keys.event_key(sequence), keys.event_key(self.last_sequence + 1)
         ):
@@ -257,24 +285,31 @@ class EventLog:
         return None
 
     def trim(self, before: int) -> None:
-        """Forget events with sequence < `before`.
+        """Forget events with sequence < `before`, in steps of at most TRIM_STEP events (each
+        step holds `count_lock`, which erasures and restores wait for, only that long).
 
         The session index keeps entries for trimmed events; readers skip them and archival
         erases them with the session. The floor never moves down."""
-        with self.holes_lock:
-            if before > self.floor():
-                # Holes below the new floor stop counting; past the newest event there are none.
-                holes = self._holes - self._count_holes(min(before, self.last_sequence + 1))
+        while True:
+            with self.count_lock:
+                floor = self.floor()
+                if before <= floor:
+                    break
+                start, stop = keys.event_key(floor), keys.event_key(before)
+                step = list(islice(self.kv.scan_keys(keys.CF_EVENTS, start, stop), TRIM_STEP))
+                end = before if len(step) < TRIM_STEP else int.from_bytes(step[-1]) + 1
+                trimmed = self._trimmed + len(step)
                 self.kv.write(
                     [
-                        (keys.CF_META, keys.EVENT_FLOOR_KEY, before.to_bytes(8)),
-                        (keys.CF_META, keys.EVENT_HOLES_KEY, _int8(holes)),
+                        (keys.CF_META, keys.EVENT_FLOOR_KEY, end.to_bytes(8)),
+                        (keys.CF_META, keys.EVENT_TRIMMED_KEY, _int8(trimmed)),
                     ],
                     sync=False,
                 )
-                self._holes = holes
-            # Also what a crash between the floor's write and this left below the floor.
-            self.kv.delete_range(keys.CF_EVENTS, keys.event_key(0), keys.event_key(before))
+                self._trimmed = trimmed
+            self.kv.delete_range(keys.CF_EVENTS, keys.event_key(0), keys.event_key(end))
+        # Also what a crash between a step's write and its deletion left below the floor.
+        self.kv.delete_range(keys.CF_EVENTS, keys.event_key(0), keys.event_key(before))
 
     def restorable(self, events: list[Event], log_id: str) -> list[Event]:
         """Those of `events` (from the log `log_id`) that can go back at their own sequence

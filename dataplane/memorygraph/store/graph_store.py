@@ -415,8 +415,8 @@ class GraphStore:
     def _write(self, changes: StoreChanges, *, sync: bool) -> None:
         changes.drop_repeated_edges()
         if changes.erase_history or changes.restored_events:
-            # These change the count of holes in the log, which a trim may be setting too.
-            with self.events.holes_lock:
+            # These put events at or take them from sequences a trim may be passing.
+            with self.events.count_lock:
                 self._write_batch(changes, sync=sync)
         else:
             self._write_batch(changes, sync=sync)
@@ -429,7 +429,9 @@ class GraphStore:
             ops = written.ops
             deltas = Counters.deltas(changes)
             ops += self._counters.ops(deltas)
-            log = self.events.append(changes, written.edge_records, self._session_of, self._hiding)
+            log = self.events.append(
+                changes, written.edge_records, self._session_of, self._hiding, self._locate
+            )
         except Exception as exc:  # before the write: nothing of the change is stored
             raise UnwritableChange(f"the change cannot be written: {exc}") from exc
         ops += log.ops

@@ -18,6 +18,8 @@ see `shards`):
     meta        b"schema_version", b"shards", b"count/...", b"events/last", b"events/floor",
                 b"registry/cursor", b"deleting/" | id, ... -> small values
     events      sequence (8 bytes)                         -> encoded event
+                (a sequence is tick << 12 | shard, see `event_sequence`; the directory's
+                log, its events of every shard in sequence order)
 
 Big-endian fixed-width fields make byte order equal time order, so "a session by time" and
 "a kind by time on one shard" are range scans; every shard is one key range of each column
@@ -56,8 +58,12 @@ LAST_EVENT_KEY = b"events/last"
 LOG_ID_KEY = b"events/log_id"
 # The first sequence retention keeps: events below it are gone for good (restores skip them).
 EVENT_FLOOR_KEY = b"events/floor"
-# How many sequences from the floor to the newest event hold no event (archival erased them):
-# with the floor and the newest sequence, the number of events retained.
+# How many events were ever written to the log, less those archival erased, and how many of
+# them retention trimmed (two numbers: commits move the first, trimming the second, so neither
+# waits for the other); retained = count - trimmed.
+EVENT_COUNT_KEY = b"events/count"
+EVENT_TRIMMED_KEY = b"events/trimmed"
+# Before schema 6: how many sequences from the floor to the newest held no event.
 EVENT_HOLES_KEY = b"events/holes"
 
 # 1: the first layout. 2: adds the session_events index (built from the log on upgrade).
@@ -67,7 +73,9 @@ EVENT_HOLES_KEY = b"events/holes"
 # (an older server would show it half deleted, so it must refuse the directory).
 # 5: shards: keys of every column family but meta and events start with their shard's number;
 # nodes not on the shard their id routes to have a route (written on upgrade).
-SCHEMA_VERSION = 5
+# 6: event sequences carry a tick and the event's shard (`event_sequence`), so they increase
+# but are not consecutive; the log keeps a count of its events instead of one of its holes.
+SCHEMA_VERSION = 6
 SCHEMA_VERSION_KEY = b"schema_version"
 # How many shards the data directory has (decimal text), fixed when it is created.
 SHARDS_KEY = b"shards"
@@ -174,6 +182,27 @@ def prefix_end(prefix: bytes) -> bytes:
     if not stripped:
         return b"\xff" * (len(prefix) + 1)
     return stripped[:-1] + bytes([stripped[-1] + 1])
+
+
+# An event's sequence: a tick (microseconds since 2025-01-01T00:00:00Z, or one past the
+# previous event's tick when that is later) shifted left by SHARD_BITS, or'ed with the number of
+# the shard the event belongs to. Sequences of one log increase in commit order; those of
+# events on different shards never collide, whichever process numbered them.
+SHARD_BITS = 12
+SEQUENCE_EPOCH = 1_735_689_600_000_000
+
+
+def event_sequence(tick: int, shard: int) -> int:
+    return (tick << SHARD_BITS) | shard
+
+
+def sequence_tick(sequence: int) -> int:
+    return sequence >> SHARD_BITS
+
+
+def sequence_shard(sequence: int) -> int:
+    """The shard of an event numbered since schema 6 (older numbers are plain counts)."""
+    return sequence & ((1 << SHARD_BITS) - 1)
 
 
 def event_key(sequence: int) -> bytes:

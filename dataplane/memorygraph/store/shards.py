@@ -17,7 +17,7 @@ from __future__ import annotations
 from memorygraph.errors import InvalidArgument
 from memorygraph.model import Node, id_tag, name_tag
 from memorygraph.model.ids import TAG_BITS
-from memorygraph.store.keys import SHARD_LEN
+from memorygraph.store.keys import SHARD_BITS, SHARD_LEN
 
 __all__ = ["DEFAULT_SHARDS", "MAX_SHARDS", "Shards", "check_shard_count"]
 
@@ -25,6 +25,7 @@ DEFAULT_SHARDS = 64
 # Keys start with the shard's number: below 4096 its first byte is under 0x10, which no key of
 # the layouts before shards starts with in the names column family (b"template/...").
 MAX_SHARDS = 4096
+assert MAX_SHARDS <= 1 << SHARD_BITS  # an event's sequence has room for its shard's number
 
 
 def check_shard_count(count: int) -> int:
@@ -59,6 +60,10 @@ class Shards:
     def prefix_of(self, raw: bytes) -> bytes:
         """The key prefix of the shard an id routes to by itself: `prefix(of_id(raw))`."""
         return self._prefixes[id_tag(raw) & self._mask]
+
+    def of_node(self, node: Node) -> int:
+        """The shard a node lives on: its session's, or its own id's for a global node."""
+        return self.of_id(node.session_id if node.session_id is not None else node.id)
 
     def node_prefix(self, node: Node) -> bytes:
         """The key prefix of the shard a node lives on: its session's, or its own id's for a

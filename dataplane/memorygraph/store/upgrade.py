@@ -51,6 +51,9 @@ def upgrade(kv: KeyValueStore, version: int, shards: Shards) -> int:
     if version == 4:
         _to_5(kv, shards)
         version = 5
+    if version == 5:
+        _to_6(kv)
+        version = 6
     return version
 
 
@@ -210,3 +213,24 @@ def _old_keys(kv: KeyValueStore, cf: str) -> Iterator[tuple[bytes, bytes]]:
     for key, value in kv.scan(cf, b"", b"\xff" * 64):
         if _unsharded(cf, key):
             yield key, value
+
+
+def _to_6(kv: KeyValueStore) -> None:
+    """Schema 5 -> 6: the log counts its events (instead of the sequences without one).
+
+    Events numbered so far keep their numbers, which are below every sequence numbered from
+    now on (see `keys.event_sequence`): resume positions, cursors and archives stay valid. One
+    batch: counting is read-only, and a crash before it leaves schema 5 to count again."""
+    raw = kv.get(keys.CF_META, keys.EVENT_FLOOR_KEY)
+    floor = int.from_bytes(raw) if raw else 1
+    count = sum(1 for _ in kv.scan_keys(keys.CF_EVENTS, keys.event_key(floor), b"\xff" * 9))
+    kv.write(
+        [
+            (keys.CF_META, keys.EVENT_COUNT_KEY, count.to_bytes(8, signed=True)),
+            (keys.CF_META, keys.EVENT_TRIMMED_KEY, (0).to_bytes(8, signed=True)),
+            (keys.CF_META, keys.EVENT_HOLES_KEY, None),
+            (keys.CF_META, keys.SCHEMA_VERSION_KEY, b"6"),
+        ],
+        sync=True,
+    )
+    log.info("schema version 6: the event log holds %d events", count)

@@ -364,8 +364,8 @@ class MemoryGraphServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def StreamEvents(self, request, context):
-        """Events: every change, in commit order, with a global sequence number. Streams first replay
-        retained events from `from_sequence`, then follow new ones until the client cancels.
+        """Events: every change, in commit order, with an increasing sequence number. Streams first
+        replay retained events from `from_sequence`, then follow new ones until the client cancels.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
