@@ -81,7 +81,7 @@ def test_the_default_redactor_covers_every_text_of_sessions_and_nodes(
     assert list(stored_agent.capabilities) == ["search", "[redacted]"]
     # The events hold what was stored, too.
     events = stub.StreamEvents(pb.StreamEventsRequest(from_sequence=1))
-    seen = [next(events) for _ in range(server.store.events.last_sequence)]
+    seen = [next(events) for _ in range(server.store.events.retained())]
     events.cancel()
     _no_pii(*(str(e) for e in seen))
 

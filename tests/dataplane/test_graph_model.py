@@ -20,7 +20,7 @@ from memorygraph.errors import NotFound
 from memorygraph.graph.service import GraphService
 from memorygraph.model import NodeKind, TemplateDetails
 from memorygraph.store.counters import Counters
-from memorygraph.store.keys import EDGE_KIND_CODES, NODE_KIND_CODES
+from memorygraph.store.keys import EDGE_KIND_CODES, NODE_KIND_CODES, SHARDED_FAMILIES
 from memorygraph.v1 import graph_pb2 as pb
 
 from .graph_service_machine.edge_rules import EdgeRules
@@ -28,6 +28,7 @@ from .graph_service_machine.node_rules import NodeRules
 from .graph_service_machine.query_rules import QueryRules
 from .graph_service_machine.template_rules import TemplateRules
 from .reference_graph import ReferenceGraph
+from .split_support import SplitGraph, SplitService, UnionView
 from .store_support import _raw
 
 
@@ -103,3 +104,44 @@ def test_graph_service_agrees_with_the_reference_model(engine: str, tmp_path: Pa
     run_state_machine_as_test(
         lambda: GraphServiceMachine(engine, tmp_path), settings=ENGINE_SETTINGS
     )
+
+
+class SplitGraphMachine(GraphServiceMachine):
+    """The same rules on a graph split over two workers (8 shards, shard s on worker s mod 2):
+    each request goes to the next worker in turn, whichever shards it touches, and listings
+    are each worker's pages merged. After every step the graph must be what the model says,
+    every key on the worker that owns its shard, and nothing left undelivered."""
+
+    def __init__(self, workdir: Path) -> None:
+        super().__init__("memory", workdir)
+        self.graph = SplitGraph(count=2, shards=8, clock=self.clock)
+        self.service = SplitService(self.graph)  # type: ignore[assignment]
+
+    @invariant()
+    def store_matches_model(self) -> None:
+        model, view = self.model, UnionView(self.graph.engines)
+        for node_id, node in model.nodes.items():
+            assert self.service.get_node(node_id) == node
+        for node_id in self.gone:
+            if node_id not in model.nodes:
+                with pytest.raises(NotFound):
+                    self.service.get_node(node_id)
+        assert sorted(_raw(view, "nodes")) == sorted(model.nodes)  # type: ignore[arg-type]
+        for cf, entries in _expected_layout(model).items():
+            assert _raw(view, cf) == entries, f"column family {cf} disagrees with the model"  # type: ignore[arg-type]
+        out = _raw(view, "edges_out")  # type: ignore[arg-type]
+        assert sorted(out) == sorted(s + bytes([EDGE_KIND_CODES[k]]) + t for s, k, t in model.edges)
+        for index, engine in enumerate(self.graph.engines):
+            for cf in SHARDED_FAMILIES:
+                for key in engine.scan_keys(cf, b"", b"\xff" * 64):
+                    assert int.from_bytes(key[:2]) % 2 == index, f"{cf} key on the wrong worker"
+        for service in self.graph.services:
+            assert service.store.deliver_outbox()
+            for edge in model.edges.values():
+                assert service.store.get_edge(edge.key) == edge
+        assert self.service.counts() == model.counts()  # type: ignore[attr-defined]
+
+
+@pytest.mark.slow
+def test_a_graph_split_over_workers_agrees_with_the_reference_model(tmp_path: Path) -> None:
+    run_state_machine_as_test(lambda: SplitGraphMachine(tmp_path), settings=ENGINE_SETTINGS)

@@ -9,6 +9,8 @@
     hooks.py      GraphHooks: the points where plugins see, change or refuse calls and reads
     templates.py  template rules, rendering, and the template operations
     query.py      queries, pages and streams over the time-ordered indexes
+    scatter.py    merging workers' pages of a listing over every shard
+    peering.py    what other workers of a split graph do to this worker's store
     traverse.py   bounded breadth-first traversal
     export.py     the session export format
     archival.py   archive and restore sessions

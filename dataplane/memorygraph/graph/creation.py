@@ -47,7 +47,7 @@ class Creator:
 
     def session(self, tx: Transaction, spec: NewSession) -> Node:
         self.limits.session(spec)
-        node_id = spec.session_id or new_id()
+        node_id = spec.session_id or new_id(tx.store.new_tag())
         if tx.id_taken(node_id):
             raise AlreadyExists(f"a node with id {format_id(node_id)} already exists")
         details = SessionDetails(user_id=spec.user_id, agent_id=spec.agent_id, model=spec.model)
@@ -90,8 +90,10 @@ class Creator:
             details = self._join_session(tx, writable_session(tx, session_id), details, edges)
         if node_id is None:
             # A new id (past every id this process made, 46 random bits): no node has it, so
-            # no lookup proves it. It carries its session's shard tag; a global node's is its own.
-            node_id = new_id(id_tag(session_id) if session_id is not None else None)
+            # no lookup proves it. It carries its session's shard tag; a global node's is its own
+            # (on a shard of this worker's, when the store is one worker's).
+            tag = id_tag(session_id) if session_id is not None else tx.store.new_tag()
+            node_id = new_id(tag)
         node = self.stamped(tx, node_id, session_id, spec.content, spec.metadata, details)
         for edge_kind, target in edges:
             tx.create_edge(Edge(node_id, target, edge_kind, {}, node.create_time))

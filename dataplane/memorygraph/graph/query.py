@@ -38,9 +38,13 @@ __all__ = [
     "Page",
     "QueryFilter",
     "RecordPage",
+    "decode_token",
+    "encode_token",
     "get_nodes",
     "list_sessions",
+    "page_size",
     "run_query",
+    "sessions_fingerprint",
     "stream_query",
 ]
 
@@ -332,6 +336,11 @@ def stream_query(
         after = last
 
 
+def sessions_fingerprint(state: SessionState | None, user_id: str) -> bytes:
+    """What a ListSessions page token is bound to: its filters."""
+    return hashlib.blake2b(repr(("sessions", state, user_id)).encode(), digest_size=8).digest()
+
+
 def list_sessions(
     store: GraphStore,
     *,
@@ -343,9 +352,7 @@ def list_sessions(
 ) -> Page:
     """Sessions newest first, optionally only one state or one user's."""
     want = page_size(limit)
-    fingerprint = hashlib.blake2b(
-        repr(("sessions", state, user_id)).encode(), digest_size=8
-    ).digest()
+    fingerprint = sessions_fingerprint(state, user_id)
     after = decode_token(page_token, fingerprint)
     end = MAX_TIME if after is None else after[0] + 1
     positions = (

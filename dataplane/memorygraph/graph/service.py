@@ -29,6 +29,7 @@ from memorygraph.graph.checks import Limits, require, require_kind, writable_ses
 from memorygraph.graph.creation import Creator
 from memorygraph.graph.deletion import SessionDeletion
 from memorygraph.graph.hooks import GraphHooks, Read
+from memorygraph.graph.peering import WorkerEndpoint
 from memorygraph.graph.query import (
     Page,
     QueryFilter,
@@ -108,6 +109,7 @@ class GraphService:
         self.archive = SessionArchive(store, self._writer, self.hooks, limits)
         self.deletion = SessionDeletion(store, self._writer)
         self.templates = Templates(store, self._writer, self._create, self.hooks, limits)
+        self.endpoint = WorkerEndpoint(store, self._writer)
 
     # -- what the server reports about the graph -----------------------------------------------
 

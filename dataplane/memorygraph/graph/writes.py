@@ -44,7 +44,7 @@ class Writer:
     def transaction(self) -> Iterator[Transaction]:
         """A transaction of its own, committed (and durable) when the block ends without an
         error; an error leaves nothing written."""
-        with self._lock:
+        with self._lock, self.store.writing():
             deadline.check()  # the wait for the lock may have used up the caller's time
             tx = Transaction(self.store, self.clock())
             yield tx
@@ -52,6 +52,23 @@ class Writer:
             tx.sequence = self.store.events.last_sequence
         # Outside the lock, so that other writers join the same group commit.
         self.store.wait_durable(ticket)
+
+    def join(self, timeout: float) -> bool:
+        """Take the writers' lock for another worker's write (see `store.split`): no write of
+        this worker's runs until `leave`. False when not granted within `timeout` seconds."""
+        return self._lock.acquire(timeout=timeout)
+
+    def leave(self) -> None:
+        self._lock.release()
+
+    def apply_part(self, origin: int, sequence: int, part: bytes, *, locked: bool) -> None:
+        """Apply another worker's outbox entry (under the lock its write holds here when
+        `locked`, else under the writers' lock)."""
+        if locked:
+            self.store.apply_part(origin, sequence, part)
+            return
+        with self._lock:
+            self.store.apply_part(origin, sequence, part)
 
     def batched(self, work: Callable[[Transaction], T]) -> T:
         """`work(tx)` applied with other requests' work in one shared batch, kept only if it
@@ -66,7 +83,7 @@ class Writer:
         Should the shared change be one the store cannot write (the work checks what it
         writes, so it should not be), each request that succeeded is applied again on its
         own: whatever one of them holds fails that request alone, never its batch."""
-        with self._lock:
+        with self._lock, self.store.writing():
             tx = Transaction(self.store, self.clock())
             for request in requests:
                 nested = tx.nested()

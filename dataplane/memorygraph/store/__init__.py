@@ -13,6 +13,8 @@ layout built on top of it.
     changes.py      StoreChanges: what one commit writes
     commit.py       group commit (many writes, one sync)
     graph_store.py  GraphStore: typed reads and atomic commits over an engine
+    split.py        a worker's view when the shards are spread over workers: its engine for
+                    its shards, its peers for the others, the outbox of writes reaching them
     upgrade.py      converting data directories written by older versions
 """
 

@@ -110,15 +110,22 @@ class LogAppend:
     ops: list[Op]
     last_sequence: int
     count: int  # the log's count of events once written (see `EventLog.retained`)
+    # Events of shards another worker owns (with their shard): that worker's log takes them.
+    remote: list[tuple[int, Event]]
 
 
 class EventLog:
     """The event log of one store: numbered events, the session-event index, the floor below
     which retention has trimmed, and the count of events it holds."""
 
-    def __init__(self, kv: KeyValueStore, shards: Shards) -> None:
+    def __init__(
+        self, kv: KeyValueStore, shards: Shards, owns: Callable[[int], bool] | None = None
+    ) -> None:
+        """`owns(shard)`, when given, says which shards' events this log takes (the others go
+        to the workers that own them); every shard's otherwise."""
         self.kv = kv
         self._shards = shards
+        self._owns = owns
         last = kv.get(keys.CF_META, keys.LAST_EVENT_KEY)
         self.last_sequence = int.from_bytes(last) if last else 0
         raw_id = kv.get(keys.CF_META, keys.LOG_ID_KEY)
@@ -158,9 +165,14 @@ class EventLog:
         events = (
             changes.events if changes.events is not None else derive_events(changes, session_of)
         )
+        remote: list[tuple[int, Event]] = []
         for event in events:
+            shard = self._shard_of(event, locate)
+            if self._owns is not None and not self._owns(shard):
+                remote.append((shard, event))
+                continue
             tick = max(start, tick + 1)
-            sequence = event.sequence = keys.event_sequence(tick, self._shard_of(event, locate))
+            sequence = event.sequence = keys.event_sequence(tick, shard)
             count += 1
             known = edge_records.get(id(event.edge)) if event.edge is not None else None
             ops.append((keys.CF_EVENTS, keys.event_key(sequence), encode_event(event, known)))
@@ -179,7 +191,7 @@ class EventLog:
             ops.append((keys.CF_META, keys.LAST_EVENT_KEY, sequence.to_bytes(8)))
         if count:
             ops.append((keys.CF_META, keys.EVENT_COUNT_KEY, _int8(self._count + count)))
-        return LogAppend(ops, sequence, self._count + count)
+        return LogAppend(ops, sequence, self._count + count, remote)
 
     def _shard_of(self, event: Event, locate: Callable[[bytes], bytes]) -> int:
         """The shard an event belongs to: its session's; for a global node's event, the

@@ -8,22 +8,25 @@ that and hands over the complete change.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import logging
+import random
 from collections.abc import Callable, Iterable, Iterator
 
 from memorygraph.errors import MemoryGraphError
-from memorygraph.model import MAX_TIME, Direction, Edge, EdgeKey, EdgeKind, Node, NodeKind
+from memorygraph.model import MAX_TIME, Direction, Edge, EdgeKey, EdgeKind, Event, Node, NodeKind
 from memorygraph.store import keys
 from memorygraph.store.changes import StoreChanges, UnwritableChange
 from memorygraph.store.commit import CommitFailed, GroupCommitter
 from memorygraph.store.counters import Counters, GraphCounts
 from memorygraph.store.eventlog import EventLog
-from memorygraph.store.kv import KeyValueStore
+from memorygraph.store.kv import KeyValueStore, Op
 from memorygraph.store.layout import graph_ops
 from memorygraph.store.records import decode_edge, decode_node
 from memorygraph.store.shards import DEFAULT_SHARDS, Shards
+from memorygraph.store.split import Outbox, SplitKV, applied_key, decode_part, encode_part
 from memorygraph.store.upgrade import upgrade
 
 __all__ = [
@@ -63,6 +66,9 @@ class GraphStore:
     The data lives in `shards` shards (see `shards`), a number fixed when the data directory
     is made: None takes the directory's own, or the default for a new one; another number than
     the directory's is refused (`ShardCountMismatch`).
+
+    Over a `SplitKV` the store is one worker's: it serves the shards that worker owns and
+    reaches the others through its peers (see `split`); scans over every shard cover its own.
     """
 
     def __init__(
@@ -74,6 +80,8 @@ class GraphStore:
         shards: int | None = None,
     ) -> None:
         self.kv = kv
+        self._split = kv if isinstance(kv, SplitKV) else None
+        own: KeyValueStore = kv.local if isinstance(kv, SplitKV) else kv
         self._committer = (
             GroupCommitter(kv.sync_wal, on_group=on_group, on_durable=self._publish)
             if group_commit
@@ -81,7 +89,7 @@ class GraphStore:
         )
         # Called with the newest sequence number readers may see (durable in group-commit mode).
         self._listeners: list[Callable[[int], None]] = []
-        raw = kv.get(keys.CF_META, keys.SCHEMA_VERSION_KEY)
+        raw = own.get(keys.CF_META, keys.SCHEMA_VERSION_KEY)
         found = int(raw) if raw is not None else None
         if found is not None and found > keys.SCHEMA_VERSION:
             raise IncompatibleSchema(
@@ -89,25 +97,34 @@ class GraphStore:
                 f"reads up to {keys.SCHEMA_VERSION}"
             )
         # Refused (another count) before anything is written; recorded for a new directory.
-        self.shards = Shards(_shard_count(kv, shards))
+        self.shards = Shards(_shard_count(own, shards))
         if found is None:
-            kv.write(
+            own.write(
                 [(keys.CF_META, keys.SCHEMA_VERSION_KEY, str(keys.SCHEMA_VERSION).encode())],
                 sync=True,
             )
             self.schema_version = keys.SCHEMA_VERSION
         elif found < keys.SCHEMA_VERSION:
-            self.schema_version = upgrade(kv, found, self.shards)
+            self.schema_version = upgrade(own, found, self.shards)
         else:
             self.schema_version = found
-        # Whether any node lives off the shard its id routes to (see `_locate`).
-        self._routed = any(True for _ in kv.scan_keys(keys.CF_ROUTES, b"", b"\xff" * 3))
+        # The shards this store serves: all of them, or its worker's.
+        self._owned = (
+            self.shards.prefixes()
+            if self._split is None
+            else [self.shards.prefix(s) for s in self._split.workers.owned()]
+        )
+        # Whether any node lives off the shard its id routes to (see `_locate`); a worker
+        # cannot know what other workers route, so it always looks.
+        self._routed = self._split is not None or any(
+            True for _ in kv.scan_keys(keys.CF_ROUTES, b"", b"\xff" * 3)
+        )
         # (shard, kind) pairs that may hold nodes: kind scans skip the others (an index seek
         # per shard and kind is most of what a scan over many shards costs). Added to by
         # every write that creates a node, never taken from: one emptied is merely scanned.
         self._filled = {
             (shard, kind)
-            for shard in self.shards.prefixes()
+            for shard in self._owned
             for kind in NodeKind
             if any(
                 True
@@ -116,7 +133,9 @@ class GraphStore:
                 )
             )
         }
-        self.events = EventLog(kv, self.shards)
+        owns = None if self._split is None else self._split.workers.owns_shard
+        self.events = EventLog(kv, self.shards, owns)
+        self._outbox = Outbox(self._split) if self._split is not None else None
         self._counters = Counters(kv)
         # Sessions being deleted in steps (DeleteSession): they and every node of theirs are
         # gone from every read from the commit that hides them on.
@@ -241,7 +260,7 @@ class GraphStore:
         filled = self._filled
         scans = [
             self._scan_kind(shard, kind, start, end, reverse)
-            for shard in self.shards.prefixes()
+            for shard in self._owned
             if (shard, kind) in filled
         ]
         if not scans:
@@ -447,18 +466,83 @@ class GraphStore:
             shown, shown_sessions = self._hidden, set(self._hiding)
             self._hide(changes.hide_sessions)
             try:
-                self.kv.write(ops, sync=sync)
+                self._put(ops, log.remote, changes.time, sync=sync)
             except BaseException:
                 self._hidden, self._hiding = shown, shown_sessions
                 raise
             self._drop_history_index(changes.hide_sessions)
         else:
-            self.kv.write(ops, sync=sync)
+            self._put(ops, log.remote, changes.time, sync=sync)
         self.events.applied(log)
         self._counters.apply(deltas)
         if self._hidden:  # once deleted they are gone anyway: removed in place
             self._hidden.difference_update(n.id for n in changes.deleted)
             self._hiding.difference_update(done)
+
+    def _put(
+        self, ops: list[Op], remote_events: list[tuple[int, Event]], time: int, *, sync: bool
+    ) -> None:
+        """Write `ops`; a worker's write that reaches other workers' shards puts their parts
+        in its outbox, syncs, and delivers them (see `split`)."""
+        if self._split is None or self._outbox is None:
+            self.kv.write(ops, sync=sync)
+            return
+        local, remote = self._split.partition(ops)
+        events: dict[int, list[Event]] = {}
+        for shard, event in remote_events:
+            events.setdefault(self._split.workers.owner(shard), []).append(event)
+        if not remote and not events:
+            self._split.local.write(local, sync=sync)
+            return
+        for owner in sorted(remote.keys() | events.keys()):
+            self._split.join(owner)  # its lock, if the write did not read there
+        parts = {
+            owner: encode_part(time, remote.get(owner, []), events.get(owner, []))
+            for owner in remote.keys() | events.keys()
+        }
+        self._split.local.write(local + self._outbox.add(parts), sync=True)
+        self._outbox.deliver(only=parts.keys())  # the workers this write holds
+
+    def deliver_outbox(self) -> bool:
+        """Deliver what other workers have still to apply; True when nothing is left."""
+        return self._outbox.deliver() if self._outbox is not None else True
+
+    def apply_part(self, origin: int, sequence: int, part: bytes) -> None:
+        """Apply outbox entry `sequence` of worker `origin` (its write's part for this worker:
+        keys of this worker's shards and their events) unless it was applied before. Called
+        under this worker's writers' lock."""
+        if self._split is None or self._outbox is None:
+            raise RuntimeError("only a worker's store takes parts of other workers' writes")
+        if sequence <= self._outbox.applied(origin):
+            return
+        time, ops, events = decode_part(part)
+        log = self.events.append(
+            StoreChanges(time=time, events=events), {}, self._session_of, (), self._locate
+        )
+        if log.remote:
+            raise RuntimeError("a part of another worker's write holds events of other shards")
+        done = (keys.CF_META, applied_key(origin), sequence.to_bytes(8))
+        self._split.local.write([*ops, *log.ops, done], sync=True)
+        self._filled |= {
+            (key[: keys.SHARD_LEN], keys.NODE_KINDS_BY_CODE[key[keys.SHARD_LEN]])
+            for cf, key, value in ops
+            if cf == keys.CF_BY_KIND and value is not None
+        }
+        self.events.applied(log)
+        self._publish(self.events.last_sequence)
+
+    def writing(self) -> contextlib.AbstractContextManager[None]:
+        """The scope of one write (a worker's: the other workers it reaches stay locked until
+        it is delivered)."""
+        return self._split.writing() if self._split is not None else contextlib.nullcontext()
+
+    def new_tag(self) -> int | None:
+        """A shard tag for an id this store makes that starts a tag of its own (a session, a
+        global node): random, on one of this worker's shards (None: any shard will do)."""
+        if self._split is None:
+            return None
+        shard = random.choice(self._split.workers.owned())
+        return random.randrange(0, 1 << 16, self.shards.count) + shard
 
     def _session_of(self, node_id: bytes) -> bytes | None:
         raw = self.kv.get(keys.CF_NODES, self._node_key(node_id))  # hidden ones too

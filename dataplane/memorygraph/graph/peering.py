@@ -1,0 +1,69 @@
+"""What the other workers of a graph do to this worker's store (see `store.split`): read keys of
+its shards, hold its writers' lock while a write of theirs reaches here, and apply the parts of
+their writes that fall on its shards."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from memorygraph.graph.writes import Writer
+from memorygraph.store import GraphStore, KeyValueStore
+from memorygraph.store.split import Busy, SplitKV
+
+__all__ = ["LOCK_TIMEOUT", "WorkerEndpoint"]
+
+# How long a write waits for another worker's writers' lock before it fails (Busy): long enough
+# for that worker's own writes, short enough that two writes waiting for each other's lock soon
+# give up.
+LOCK_TIMEOUT = 2.0
+
+
+class WorkerEndpoint:
+    """This worker, as another worker's `Peer` reaches it (in the process, or through the
+    internal RPCs)."""
+
+    def __init__(self, store: GraphStore, writer: Writer, lock_timeout: float = LOCK_TIMEOUT):
+        self._store = store
+        self._writer = writer
+        self.lock_timeout = lock_timeout
+
+    @property
+    def _engine(self) -> KeyValueStore:
+        """This worker's own engine: another worker asks only for keys of its shards."""
+        kv = self._store.kv
+        return kv.local if isinstance(kv, SplitKV) else kv
+
+    def get(self, cf: str, key: bytes) -> bytes | None:
+        return self._engine.get(cf, key)
+
+    def multi_get(self, cf: str, keys: Sequence[bytes]) -> list[bytes | None]:
+        return self._engine.multi_get(cf, keys)
+
+    def scan_chunk(
+        self, cf: str, start: bytes, end: bytes, reverse: bool, limit: int, values: bool
+    ) -> list[tuple[bytes, bytes]]:
+        chunk: list[tuple[bytes, bytes]] = []
+        if values:
+            for pairs in self._engine.scan_chunks(cf, start, end, reverse=reverse, first=limit):
+                chunk += pairs[: limit - len(chunk)]
+                if len(chunk) >= limit:
+                    break
+            return chunk
+        for key in self._engine.scan_keys(cf, start, end, reverse=reverse):
+            chunk.append((key, b""))
+            if len(chunk) >= limit:
+                break
+        return chunk
+
+    def lock(self) -> None:
+        if not self._writer.join(self.lock_timeout):
+            raise Busy(
+                "another worker's write could not join this worker's writes in time; nothing "
+                "was written, try again"
+            )
+
+    def unlock(self) -> None:
+        self._writer.leave()
+
+    def apply(self, origin: int, sequence: int, part: bytes, *, locked: bool) -> None:
+        self._writer.apply_part(origin, sequence, part, locked=locked)

@@ -1,0 +1,393 @@
+"""One graph over several workers: each worker owns some of the shards, in an engine of its own.
+
+A worker's `GraphStore` runs over a `SplitKV`: keys of its own shards (and its log, counters and
+markers, which are its own) are in its engine; a key of a shard another worker owns is read from
+that worker (`Peer`). A write whose keys fall on other workers' shards is split: the part of each
+other worker goes into this worker's batch as an outbox entry, the batch is synced, and then
+each part is delivered to its worker, which applies it in one batch of its own (with the events
+of its shards, numbered in its log) and records the highest entry of this worker it applied.
+Entries go to each worker in order and are delivered again until they are applied: a crash of
+either side between the two batches ends, on the next delivery, with the part applied once.
+
+While a write is being made (`writing`), the first key it touches on another worker takes that
+worker's writers' lock, held until the write is delivered: what the write read there cannot
+change before it lands. A lock not granted in time fails the write (`Busy`); two writes each
+holding their own worker's lock and waiting for the other's end that way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import struct
+import threading
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from typing import Protocol
+
+from memorygraph.errors import Unavailable
+from memorygraph.model import Event
+from memorygraph.store import keys
+from memorygraph.store.kv import KeyValueStore, Op
+from memorygraph.store.records import decode_event, encode_event
+
+__all__ = ["Busy", "Outbox", "Peer", "SplitKV", "WorkerMap", "decode_part", "encode_part"]
+
+log = logging.getLogger("memorygraph.store")
+
+OUTBOX_PREFIX = b"outbox/"
+OUTBOX_NEXT_KEY = b"outbox-next"
+APPLIED_PREFIX = b"applied/"
+_SCAN_CHUNK = 512  # pairs a remote scan fetches at a time
+
+
+class Busy(Unavailable):
+    """Another worker's writers could not be joined in time; nothing was written (the caller
+    may try again)."""
+
+
+class WorkerMap:
+    """Which worker owns each shard, as seen by worker `me`."""
+
+    __slots__ = ("_local", "me", "owners")
+
+    def __init__(self, owners: Sequence[int], me: int) -> None:
+        self.owners = list(owners)
+        self.me = me
+        self._local = {shard.to_bytes(keys.SHARD_LEN) for s, shard in self._pairs() if s == me}
+
+    def _pairs(self) -> Iterator[tuple[int, int]]:
+        return ((owner, shard) for shard, owner in enumerate(self.owners))
+
+    @classmethod
+    def even(cls, shards: int, workers: int, me: int) -> WorkerMap:
+        """Shard s on worker s mod `workers`."""
+        return cls([shard % workers for shard in range(shards)], me)
+
+    def owner(self, shard: int) -> int:
+        return self.owners[shard]
+
+    def owns(self, prefix: bytes) -> bool:
+        """Whether the shard of key prefix `prefix` is this worker's."""
+        return prefix in self._local
+
+    def owns_shard(self, shard: int) -> bool:
+        return self.owners[shard] == self.me
+
+    def owned(self) -> list[int]:
+        return [shard for shard, owner in enumerate(self.owners) if owner == self.me]
+
+
+class Peer(Protocol):
+    """Another worker, as this worker's store reaches it."""
+
+    def get(self, cf: str, key: bytes) -> bytes | None: ...
+
+    def multi_get(self, cf: str, keys: Sequence[bytes]) -> list[bytes | None]: ...
+
+    def scan_chunk(
+        self, cf: str, start: bytes, end: bytes, reverse: bool, limit: int, values: bool
+    ) -> list[tuple[bytes, bytes]]:
+        """Up to `limit` pairs of `scan(cf, start, end, reverse)` (values b"" unless
+        `values`)."""
+        ...
+
+    def lock(self) -> None:
+        """Take its writers' lock for a write of this worker's (Busy if not granted soon)."""
+        ...
+
+    def unlock(self) -> None: ...
+
+    def apply(self, origin: int, sequence: int, part: bytes, *, locked: bool) -> None:
+        """Apply outbox entry `sequence` of worker `origin` unless it applied it before; with
+        `locked`, under the writers' lock this worker holds there."""
+        ...
+
+
+class SplitKV:
+    """A worker's view of the graph's key space: its own engine for its shards and its
+    unsharded column families, its peers for the other shards. Writes go to the engine only
+    (`GraphStore` splits them first, see `partition`)."""
+
+    def __init__(self, local: KeyValueStore, workers: WorkerMap, peers: Mapping[int, Peer]):
+        self.local = local
+        self.workers = workers
+        self.peers = dict(peers)
+        self._held = threading.local()  # the peers whose lock this thread's write holds
+
+    # -- where a key is ------------------------------------------------------------------------
+
+    def _peer(self, cf: str, key: bytes) -> Peer | None:
+        """None when `key` is this worker's, else the worker that has it."""
+        if cf not in keys.SHARDED_FAMILIES or self.workers.owns(key[: keys.SHARD_LEN]):
+            return None
+        owner = self.workers.owner(int.from_bytes(key[: keys.SHARD_LEN]))
+        peer = self.peers[owner]
+        self._join(owner, peer)
+        return peer
+
+    def _join(self, owner: int, peer: Peer) -> None:
+        held: set[int] | None = getattr(self._held, "peers", None)
+        if held is not None and owner not in held:
+            peer.lock()
+            held.add(owner)
+
+    def join(self, owner: int) -> None:
+        """Take worker `owner`'s writers' lock for the write under way (if not held yet)."""
+        self._join(owner, self.peers[owner])
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """The scope of one write: peers it touches are locked until it ends."""
+        if getattr(self._held, "peers", None) is not None:
+            yield  # nested: the outer scope holds and releases
+            return
+        held: set[int] = set()
+        self._held.peers = held
+        try:
+            yield
+        finally:
+            self._held.peers = None
+            for owner in held:
+                try:
+                    self.peers[owner].unlock()
+                except Exception:  # its lease runs out on its own
+                    log.warning("releasing worker %d's writers' lock failed", owner, exc_info=True)
+
+    def in_write(self, owner: int) -> bool:
+        """Whether the write under way holds worker `owner`'s lock."""
+        held: set[int] | None = getattr(self._held, "peers", None)
+        return held is not None and owner in held
+
+    def partition(self, ops: Sequence[Op]) -> tuple[list[Op], dict[int, list[Op]]]:
+        """The ops of this worker's engine, and those of each other worker."""
+        local: list[Op] = []
+        remote: dict[int, list[Op]] = {}
+        owns, owner = self.workers.owns, self.workers.owner
+        for op in ops:
+            cf, key, _ = op
+            if cf not in keys.SHARDED_FAMILIES or owns(key[: keys.SHARD_LEN]):
+                local.append(op)
+            else:
+                remote.setdefault(owner(int.from_bytes(key[: keys.SHARD_LEN])), []).append(op)
+        return local, remote
+
+    # -- reads -----------------------------------------------------------------------------------
+
+    def get(self, cf: str, key: bytes) -> bytes | None:
+        peer = self._peer(cf, key)
+        return self.local.get(cf, key) if peer is None else peer.get(cf, key)
+
+    def multi_get(self, cf: str, keys_: Sequence[bytes]) -> list[bytes | None]:
+        groups: dict[int, list[int]] = {}
+        for i, key in enumerate(keys_):
+            groups.setdefault(self._owner_of(cf, key), []).append(i)
+        if len(groups) <= 1 and self.workers.me in groups:
+            return self.local.multi_get(cf, keys_)
+        found: list[bytes | None] = [None] * len(keys_)
+        for owner, positions in groups.items():
+            wanted = [keys_[i] for i in positions]
+            if owner == self.workers.me:
+                values = self.local.multi_get(cf, wanted)
+            else:
+                peer = self.peers[owner]
+                self._join(owner, peer)
+                values = peer.multi_get(cf, wanted)
+            for i, value in zip(positions, values, strict=True):
+                found[i] = value
+        return found
+
+    def _owner_of(self, cf: str, key: bytes) -> int:
+        if cf not in keys.SHARDED_FAMILIES:
+            return self.workers.me
+        return self.workers.owner(int.from_bytes(key[: keys.SHARD_LEN]))
+
+    def _ranges(
+        self, cf: str, start: bytes, end: bytes, reverse: bool
+    ) -> list[tuple[Peer | None, bytes, bytes]]:
+        """[start, end) cut at shard boundaries, each piece with the worker that has it."""
+        if cf not in keys.SHARDED_FAMILIES:
+            return [(None, start, end)]
+        first = int.from_bytes(start[: keys.SHARD_LEN].ljust(keys.SHARD_LEN, b"\x00"))
+        last = min(
+            int.from_bytes(end[: keys.SHARD_LEN].ljust(keys.SHARD_LEN, b"\x00")),
+            len(self.workers.owners) - 1,
+        )
+        pieces = []
+        for shard in range(first, last + 1):
+            prefix = shard.to_bytes(keys.SHARD_LEN)
+            lower = max(start, prefix)
+            upper = min(end, keys.prefix_end(prefix))
+            if lower < upper:
+                pieces.append((self._peer(cf, prefix), lower, upper))
+        return pieces[::-1] if reverse else pieces
+
+    def scan(
+        self, cf: str, start: bytes, end: bytes, *, reverse: bool = False
+    ) -> Iterator[tuple[bytes, bytes]]:
+        for chunk in self.scan_chunks(cf, start, end, reverse=reverse):
+            yield from chunk
+
+    def scan_chunks(
+        self, cf: str, start: bytes, end: bytes, *, reverse: bool = False, first: int = 8
+    ) -> Iterator[list[tuple[bytes, bytes]]]:
+        for peer, lower, upper in self._ranges(cf, start, end, reverse):
+            if peer is None:
+                yield from self.local.scan_chunks(cf, lower, upper, reverse=reverse, first=first)
+            else:
+                yield from _remote_chunks(peer, cf, lower, upper, reverse, values=True)
+
+    def scan_keys(
+        self, cf: str, start: bytes, end: bytes, *, reverse: bool = False
+    ) -> Iterator[bytes]:
+        for peer, lower, upper in self._ranges(cf, start, end, reverse):
+            if peer is None:
+                yield from self.local.scan_keys(cf, lower, upper, reverse=reverse)
+            else:
+                for chunk in _remote_chunks(peer, cf, lower, upper, reverse, values=False):
+                    yield from (key for key, _ in chunk)
+
+    # -- the engine's own ------------------------------------------------------------------------
+
+    def write(self, ops: Sequence[Op], *, sync: bool) -> None:
+        self.local.write(ops, sync=sync)
+
+    def delete_range(self, cf: str, start: bytes, end: bytes) -> None:
+        self.local.delete_range(cf, start, end)
+
+    def sync_wal(self) -> None:
+        self.local.sync_wal()
+
+    def size_bytes(self) -> int:
+        return self.local.size_bytes()
+
+    def close(self) -> None:
+        self.local.close()
+
+
+def _remote_chunks(
+    peer: Peer, cf: str, start: bytes, end: bytes, reverse: bool, *, values: bool
+) -> Iterator[list[tuple[bytes, bytes]]]:
+    while start < end:
+        chunk = peer.scan_chunk(cf, start, end, reverse, _SCAN_CHUNK, values)
+        if chunk:
+            yield chunk
+        if len(chunk) < _SCAN_CHUNK:
+            return
+        if reverse:
+            end = chunk[-1][0]
+        else:
+            start = chunk[-1][0] + b"\x00"
+
+
+# -- outbox entries --------------------------------------------------------------------------------
+
+
+def encode_part(time: int, ops: Sequence[Op], events: Sequence[Event]) -> bytes:
+    """A write's part for one other worker: its ops and the events of that worker's shards."""
+    out = [struct.pack(">QII", time, len(ops), len(events))]
+    for cf, key, value in ops:
+        out.append(struct.pack(">BI", keys.COLUMN_FAMILIES.index(cf), len(key)))
+        out.append(key)
+        out.append(struct.pack(">i", -1 if value is None else len(value)))
+        if value is not None:
+            out.append(value)
+    for event in events:
+        record = encode_event(event)
+        out.append(struct.pack(">I", len(record)))
+        out.append(record)
+    return b"".join(out)
+
+
+def decode_part(raw: bytes) -> tuple[int, list[Op], list[Event]]:
+    time, n_ops, n_events = struct.unpack_from(">QII", raw)
+    at = struct.calcsize(">QII")
+    ops: list[Op] = []
+    for _ in range(n_ops):
+        cf_index, key_len = struct.unpack_from(">BI", raw, at)
+        at += 5
+        key = raw[at : at + key_len]
+        at += key_len
+        (value_len,) = struct.unpack_from(">i", raw, at)
+        at += 4
+        value = None if value_len < 0 else raw[at : at + value_len]
+        at += max(value_len, 0)
+        ops.append((keys.COLUMN_FAMILIES[cf_index], key, value))
+    events = []
+    for _ in range(n_events):
+        (length,) = struct.unpack_from(">I", raw, at)
+        at += 4
+        events.append(decode_event(0, raw[at : at + length]))
+        at += length
+    return time, ops, events
+
+
+def outbox_key(owner: int, sequence: int) -> bytes:
+    return OUTBOX_PREFIX + owner.to_bytes(2) + sequence.to_bytes(8)
+
+
+def applied_key(origin: int) -> bytes:
+    return APPLIED_PREFIX + origin.to_bytes(2)
+
+
+class Outbox:
+    """The parts of this worker's writes still to be applied by other workers (meta
+    `outbox/<worker><sequence>`), delivered in order to each."""
+
+    def __init__(self, kv: SplitKV) -> None:
+        self.kv = kv
+        raw = kv.local.get(keys.CF_META, OUTBOX_NEXT_KEY)
+        self._next = int.from_bytes(raw) if raw else 1
+        self._pending: dict[int, list[tuple[int, bytes]]] = {}
+        end = keys.prefix_end(OUTBOX_PREFIX)
+        for key, part in kv.local.scan(keys.CF_META, OUTBOX_PREFIX, end):
+            owner = int.from_bytes(key[len(OUTBOX_PREFIX) : len(OUTBOX_PREFIX) + 2])
+            sequence = int.from_bytes(key[len(OUTBOX_PREFIX) + 2 :])
+            self._pending.setdefault(owner, []).append((sequence, part))
+        self._sending = {owner: threading.Lock() for owner in kv.peers}
+
+    def add(self, parts: Mapping[int, bytes]) -> list[Op]:
+        """The ops that put `parts` (by worker) in the outbox, to go in the write's batch;
+        called by one writer at a time."""
+        ops: list[Op] = []
+        for owner, part in sorted(parts.items()):
+            sequence, self._next = self._next, self._next + 1
+            ops.append((keys.CF_META, outbox_key(owner, sequence), part))
+            self._pending.setdefault(owner, []).append((sequence, part))
+        ops.append((keys.CF_META, OUTBOX_NEXT_KEY, self._next.to_bytes(8)))
+        return ops
+
+    def pending(self) -> int:
+        return sum(len(entries) for entries in self._pending.values())
+
+    def deliver(self, only: Collection[int] | None = None) -> bool:
+        """Send every pending entry (of the workers in `only`, when given) to its worker, in
+        order; True when none is left. A worker that fails keeps its entries (and those after)
+        for the next delivery."""
+        done = True
+        for owner in sorted(self._pending if only is None else only):
+            with self._sending[owner]:
+                entries = self._pending.get(owner, [])
+                peer = self.kv.peers[owner]
+                locked = self.kv.in_write(owner)
+                while entries:
+                    sequence, part = entries[0]
+                    try:
+                        peer.apply(self.kv.workers.me, sequence, part, locked=locked)
+                    except Exception:
+                        log.warning(
+                            "worker %d did not take outbox entry %d; delivering it later",
+                            owner,
+                            sequence,
+                            exc_info=True,
+                        )
+                        done = False
+                        break
+                    entries.pop(0)
+                    key = outbox_key(owner, sequence)
+                    self.kv.local.write([(keys.CF_META, key, None)], sync=False)
+        return done
+
+    def applied(self, origin: int) -> int:
+        """The highest outbox entry of worker `origin` applied here."""
+        raw = self.kv.local.get(keys.CF_META, applied_key(origin))
+        return int.from_bytes(raw) if raw else 0

@@ -1,0 +1,232 @@
+"""A graph split over workers inside one process: each worker a `GraphService` over a `SplitKV`
+of its own engine, its peers the other workers' endpoints called directly."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from memorygraph.codec.framing import unframe
+from memorygraph.codec.nodes import decode_node
+from memorygraph.graph.query import (
+    Page,
+    QueryFilter,
+    RecordPage,
+    decode_token,
+    encode_token,
+    page_size,
+    sessions_fingerprint,
+)
+from memorygraph.graph.scatter import Part, merge_pages
+from memorygraph.graph.service import GraphService
+from memorygraph.model import NodeKind, SessionState
+from memorygraph.store import GraphStore, KeyValueStore, MemoryStore
+from memorygraph.store.counters import GraphCounts
+from memorygraph.store.split import SplitKV, WorkerMap
+
+
+class DirectPeer:
+    """Worker `index` of `workers`, called in the process; `failing` makes `apply` fail, as
+    a worker that is down would."""
+
+    def __init__(self, workers: SplitGraph, index: int) -> None:
+        self.workers, self.index = workers, index
+        self.failing = False
+
+    def _endpoint(self):  # type: ignore[no-untyped-def]
+        return self.workers.services[self.index].endpoint
+
+    def get(self, cf: str, key: bytes) -> bytes | None:
+        return self._endpoint().get(cf, key)
+
+    def multi_get(self, cf: str, keys: Sequence[bytes]) -> list[bytes | None]:
+        return self._endpoint().multi_get(cf, keys)
+
+    def scan_chunk(
+        self, cf: str, start: bytes, end: bytes, reverse: bool, limit: int, values: bool
+    ) -> list[tuple[bytes, bytes]]:
+        return self._endpoint().scan_chunk(cf, start, end, reverse, limit, values)
+
+    def lock(self) -> None:
+        self._endpoint().lock()
+
+    def unlock(self) -> None:
+        self._endpoint().unlock()
+
+    def apply(self, origin: int, sequence: int, part: bytes, *, locked: bool) -> None:
+        if self.failing:
+            raise ConnectionError(f"worker {self.index} is down")
+        self._endpoint().apply(origin, sequence, part, locked=locked)
+
+
+@dataclass
+class SplitGraph:
+    """`count` workers over `shards` shards (shard s on worker s mod count)."""
+
+    count: int = 2
+    shards: int = 8
+    clock: Callable[[], int] | None = None
+    engines: list[KeyValueStore] = field(default_factory=list)
+    services: list[GraphService] = field(default_factory=list)
+    peers: list[dict[int, DirectPeer]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.engines:
+            self.engines = [MemoryStore() for _ in range(self.count)]
+        for index in range(self.count):
+            self.services.append(self.open(index))
+
+    def open(self, index: int) -> GraphService:
+        """Worker `index` over its engine (again, after a restart)."""
+        peers = {other: DirectPeer(self, other) for other in range(self.count) if other != index}
+        if index < len(self.peers):
+            self.peers[index] = peers
+        else:
+            self.peers.append(peers)
+        split = SplitKV(self.engines[index], WorkerMap.even(self.shards, self.count, index), peers)
+        store = GraphStore(split, shards=self.shards)
+        return GraphService(store) if self.clock is None else GraphService(store, clock=self.clock)
+
+    def restart(self, index: int) -> GraphService:
+        self.services[index] = self.open(index)
+        return self.services[index]
+
+    def owner(self, node_id: bytes) -> GraphService:
+        """The worker that owns the shard `node_id` routes to."""
+        store = self.services[0].store
+        return self.services[store.shards.of_id(node_id) % self.count]
+
+    def index_of(self, node_id: bytes) -> int:
+        return self.services[0].store.shards.of_id(node_id) % self.count
+
+
+class UnionView:
+    """Every worker's engine read as one (for checks over the whole graph's keys)."""
+
+    def __init__(self, engines: Sequence[KeyValueStore]) -> None:
+        self.engines = list(engines)
+
+    def get(self, cf: str, key: bytes) -> bytes | None:
+        for engine in self.engines:
+            if (value := engine.get(cf, key)) is not None:
+                return value
+        return None
+
+    def multi_get(self, cf: str, keys: Sequence[bytes]) -> list[bytes | None]:
+        return [self.get(cf, key) for key in keys]
+
+    def scan(
+        self, cf: str, start: bytes, end: bytes, *, reverse: bool = False
+    ) -> Iterator[tuple[bytes, bytes]]:
+        pairs = [pair for e in self.engines for pair in e.scan(cf, start, end, reverse=reverse)]
+        return iter(sorted(pairs, reverse=reverse))
+
+    def scan_keys(
+        self, cf: str, start: bytes, end: bytes, *, reverse: bool = False
+    ) -> Iterator[bytes]:
+        return (key for key, _ in self.scan(cf, start, end, reverse=reverse))
+
+
+def _position(record: bytes) -> tuple[int, bytes]:
+    node = decode_node(None, record)
+    return node.create_time, node.id
+
+
+class SplitService:
+    """What a client of the graph sees, answered by the workers of a `SplitGraph`: each write
+    and point read goes to the next worker in turn (whatever shards it touches: the workers
+    reach each other's shards), and a listing over every shard is each worker's page of its
+    own, merged (`graph.scatter`)."""
+
+    def __init__(self, graph: SplitGraph) -> None:
+        self.graph = graph
+        self._turn = 0
+        self.templates = _SplitTemplates(self)
+
+    def next(self) -> GraphService:
+        self._turn += 1
+        return self.graph.services[self._turn % self.graph.count]
+
+    def __getattr__(self, name: str) -> Any:
+        if name in _ANY_WORKER:
+            return getattr(self.next(), name)
+        raise AttributeError(name)
+
+    def counts(self) -> GraphCounts:
+        total = GraphCounts()
+        for service in self.graph.services:
+            counts = service.counts()
+            total = GraphCounts(
+                {k: total.nodes[k] + counts.nodes[k] for k in NodeKind},
+                total.edges + counts.edges,
+                total.active_sessions + counts.active_sessions,
+                total.tokens + counts.tokens,
+            )
+        return total
+
+    def list_sessions(
+        self, *, limit: int, page_token: str, state: SessionState | None, user_id: str
+    ) -> Page:
+        fingerprint = sessions_fingerprint(state, user_id)
+        parts = []
+        for service in self.graph.services:
+            page = service.list_sessions(
+                limit=limit, page_token=page_token, state=state, user_id=user_id
+            )
+            stop = decode_token(page.next_page_token, fingerprint)
+            parts.append(Part([((n.create_time, n.id), n) for n in page.nodes], stop))
+        nodes, last = merge_pages(parts, page_size(limit), descending=True)
+        return Page(nodes, encode_token(fingerprint, last) if last is not None else "")
+
+    def query(self, query: QueryFilter, *, limit: int, page_token: str) -> RecordPage:
+        if query.session_id is not None:
+            return self.next().query(query, limit=limit, page_token=page_token)
+        fingerprint = query.fingerprint()
+        parts = []
+        for service in self.graph.services:
+            page = service.query(query, limit=limit, page_token=page_token)
+            stop = decode_token(page.next_page_token, fingerprint)
+            parts.append(Part([(_position(unframe(e)), e) for e in page.entries], stop))
+        entries, last = merge_pages(parts, page_size(limit), descending=query.descending)
+        return RecordPage(entries, encode_token(fingerprint, last) if last is not None else "")
+
+    def stream_query(
+        self, query: QueryFilter, *, batch_size: int, limit: int
+    ) -> Iterator[list[bytes]]:
+        if query.session_id is not None:
+            return self.next().stream_query(query, batch_size=batch_size, limit=limit)
+        every = [
+            (_position(unframe(entry)), entry)
+            for service in self.graph.services
+            for batch in service.stream_query(query, batch_size=batch_size, limit=limit)
+            for entry in batch
+        ]
+        every.sort(key=lambda pair: pair[0], reverse=query.descending)
+        entries = [entry for _, entry in every][: limit or None]
+        return iter([entries[i : i + batch_size] for i in range(0, len(entries), batch_size)])
+
+
+_ANY_WORKER = {
+    "create_session",
+    "close_session",
+    "delete_session",
+    "create_node",
+    "create_nodes",
+    "update_node",
+    "delete_node",
+    "get_node",
+    "get_nodes",
+    "create_edge",
+    "delete_edge",
+    "get_edges",
+    "traverse",
+}
+
+
+class _SplitTemplates:
+    def __init__(self, service: SplitService) -> None:
+        self._service = service
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._service.next().templates, name)

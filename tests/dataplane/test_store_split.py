@@ -1,0 +1,249 @@
+"""A graph split over workers, each with an engine of its own (`store.split`): every key on the
+worker that owns its shard, writes that reach another worker delivered there exactly once (also
+after a failure or a restart between the two sides), events in the log of the worker whose
+shard they belong to, and another worker's writers held off while a write reaches it."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from memorygraph.model import (
+    AgentDetails,
+    Direction,
+    EdgeKind,
+    EventType,
+    NewEdge,
+    NewNode,
+    NewSession,
+    NodeKind,
+    PromptDetails,
+    TemplateDetails,
+    TemplateVariable,
+)
+from memorygraph.store import keys
+from memorygraph.store.split import Busy, SplitKV, decode_part, encode_part
+
+from .split_support import SplitGraph
+
+
+def _on_worker(graph: SplitGraph, index: int, title: str = "s") -> bytes:
+    """A session made by worker `index` (so on one of its shards)."""
+    session = graph.services[index].create_session(NewSession(title=title))
+    assert graph.index_of(session.id) == index
+    return session.id
+
+
+def _keys_everywhere_on_their_owner(graph: SplitGraph) -> None:
+    for index, engine in enumerate(graph.engines):
+        for cf in keys.SHARDED_FAMILIES:
+            for key in engine.scan_keys(cf, b"", b"\xff" * 64):
+                shard = int.from_bytes(key[: keys.SHARD_LEN])
+                assert shard % graph.count == index, (cf, key.hex())
+
+
+def _log(graph: SplitGraph, index: int) -> list:  # type: ignore[type-arg]
+    return graph.services[index].store.events.read(0, 2**63, 10_000)
+
+
+def test_ids_a_worker_makes_are_on_its_own_shards() -> None:
+    graph = SplitGraph(count=2, shards=8)
+    for index in (0, 1):
+        for _ in range(10):
+            session = _on_worker(graph, index)
+            prompt = graph.services[index].create_node(NewNode(NodeKind.PROMPT, session, "q"))
+            assert graph.index_of(prompt.id) == index
+        agent = graph.services[index].create_node(
+            NewNode(NodeKind.AGENT, details=AgentDetails(name=f"a{index}"))
+        )
+        assert graph.index_of(agent.id) == index
+    _keys_everywhere_on_their_owner(graph)
+    # Each worker lists the sessions of its own shards.
+    for index in (0, 1):
+        page = graph.services[index].list_sessions(limit=100, page_token="", state=None, user_id="")
+        assert len(page.nodes) == 10
+        assert {graph.index_of(n.id) for n in page.nodes} == {index}
+
+
+def test_an_edge_between_workers_is_found_from_both_ends_and_deleted_from_either() -> None:
+    graph = SplitGraph(count=2, shards=8)
+    here, there = graph.services
+    a, b = _on_worker(graph, 0, "a"), _on_worker(graph, 1, "b")
+    source = here.create_node(NewNode(NodeKind.PROMPT, a, "from here"))
+    target = there.create_node(NewNode(NodeKind.PROMPT, b, "to there"))
+    edge = here.create_edge(NewEdge(source.id, target.id, EdgeKind.REFERENCES))
+    # Read at once on the other worker: the part was delivered before the call returned.
+    incoming = there.get_edges(target.id, Direction.INCOMING, [EdgeKind.REFERENCES])
+    assert [e.key for e in incoming] == [edge.key]
+    assert [e.key for e in here.get_edges(source.id, Direction.OUTGOING, [])][-1] == edge.key
+    _keys_everywhere_on_their_owner(graph)
+    # The edge's event is in the log of the worker of its source's session.
+    assert [e.type for e in _log(graph, 0)].count(EventType.EDGE_CREATED) == 2  # + belongs_to
+    # Deleting the target on its worker deletes the edge's record on the other one, and the
+    # edge's deletion event goes to the log of the source session's worker.
+    assert there.delete_node(target.id) == 2  # its belongs_to edge and the reference
+    assert here.get_edges(source.id, Direction.OUTGOING, [EdgeKind.REFERENCES]) == []
+    deleted = [e for e in _log(graph, 0) if e.type is EventType.EDGE_DELETED]
+    assert [e.edge.key for e in deleted if e.edge is not None] == [edge.key]
+    assert all(keys.sequence_shard(e.sequence) % 2 == 0 for e in _log(graph, 0))
+    assert all(keys.sequence_shard(e.sequence) % 2 == 1 for e in _log(graph, 1))
+    _keys_everywhere_on_their_owner(graph)
+    # Counts are each worker's: their sum is the graph's.
+    total = sum(s.counts().edges for s in graph.services)
+    assert total == 1  # source's belongs_to edge
+
+
+def test_an_agent_and_a_template_on_another_worker_are_linked_and_instantiated() -> None:
+    graph = SplitGraph(count=2, shards=8)
+    here, there = graph.services
+    session = _on_worker(graph, 0)
+    agent = there.create_node(NewNode(NodeKind.AGENT, details=AgentDetails(name="planner")))
+    here.create_edge(NewEdge(session, agent.id, EdgeKind.HANDLED_BY))
+    handled = there.get_edges(agent.id, Direction.INCOMING, [EdgeKind.HANDLED_BY])
+    assert [e.source_id for e in handled] == [session]
+    name = next(f"t{i}" for i in range(100) if graph.services[0].store.shards.of_name(f"t{i}") % 2)
+    template = there.templates.create(
+        name=name,
+        content="Hello {{who}}",
+        variables=[TemplateVariable(name="who")],
+        metadata={},
+    )
+    text, prompt = here.templates.instantiate(
+        template_id=None,
+        name=name,
+        values={"who": "Ada"},
+        session_id=session,
+        prompt=PromptDetails(),
+        metadata={},
+    )
+    assert text == "Hello Ada" and prompt is not None
+    counted = there.templates.get(template_id=template.id)
+    assert counted.details_as(TemplateDetails).usage_count == 1
+    assert here.templates.get(name=name).id == template.id
+    _keys_everywhere_on_their_owner(graph)
+
+
+def test_a_part_not_delivered_is_delivered_later_exactly_once() -> None:
+    graph = SplitGraph(count=2, shards=8)
+    here, there = graph.services
+    a, b = _on_worker(graph, 0, "a"), _on_worker(graph, 1, "b")
+    source = here.create_node(NewNode(NodeKind.PROMPT, a, "q"))
+    target = there.create_node(NewNode(NodeKind.PROMPT, b, "r"))
+    graph.peers[0][1].failing = True
+    edge = here.create_edge(NewEdge(source.id, target.id, EdgeKind.REFERENCES))  # kept here
+    assert there.get_edges(target.id, Direction.INCOMING, [EdgeKind.REFERENCES]) == []
+    assert here.store.deliver_outbox() is False
+    graph.peers[0][1].failing = False
+    # A restart of the writing worker finds its outbox and delivers it.
+    here = graph.restart(0)
+    assert here.store.deliver_outbox() is True
+    incoming = there.get_edges(target.id, Direction.INCOMING, [EdgeKind.REFERENCES])
+    assert [e.key for e in incoming] == [edge.key]
+    # Delivered again (as after a crash before the entry was removed): applied once.
+    sequences = [e.sequence for e in _log(graph, 1)]
+    there.store.apply_part(0, 1, encode_part(0, [], []))
+    assert [e.sequence for e in _log(graph, 1)] == sequences
+
+
+def test_a_part_applied_twice_changes_nothing_the_second_time() -> None:
+    graph = SplitGraph(count=2, shards=8)
+    here, there = graph.services
+    a, b = _on_worker(graph, 0, "a"), _on_worker(graph, 1, "b")
+    source = here.create_node(NewNode(NodeKind.PROMPT, a, "q"))
+    target = there.create_node(NewNode(NodeKind.PROMPT, b, "r"))
+    seen: list[tuple[int, int, bytes]] = []
+    apply = graph.peers[0][1].apply
+
+    def recording(origin: int, sequence: int, part: bytes, *, locked: bool) -> None:
+        seen.append((origin, sequence, part))
+        apply(origin, sequence, part, locked=locked)
+
+    graph.peers[0][1].apply = recording  # type: ignore[method-assign]
+    here.create_edge(NewEdge(source.id, target.id, EdgeKind.REFERENCES))
+    here.delete_node(source.id)  # its edge's pointer goes, in a later entry
+    (first, _), (second, _) = [(s, p) for _, s, p in seen]
+    assert first < second
+    before = {cf: list(graph.engines[1].scan(cf, b"", b"\xff" * 64)) for cf in keys.COLUMN_FAMILIES}
+    there.store.apply_part(0, first, seen[0][2])  # an old entry again: its put stays undone
+    after = {cf: list(graph.engines[1].scan(cf, b"", b"\xff" * 64)) for cf in keys.COLUMN_FAMILIES}
+    assert after == before
+    assert there.get_edges(target.id, Direction.INCOMING, []) == [
+        e for e in there.get_edges(target.id, Direction.INCOMING, []) if e.source_id != source.id
+    ]
+
+
+def test_a_write_reaching_a_busy_worker_fails_with_nothing_written() -> None:
+    graph = SplitGraph(count=2, shards=8)
+    here, there = graph.services
+    a, b = _on_worker(graph, 0, "a"), _on_worker(graph, 1, "b")
+    source = here.create_node(NewNode(NodeKind.PROMPT, a, "q"))
+    target = there.create_node(NewNode(NodeKind.PROMPT, b, "r"))
+    there.endpoint.lock_timeout = 0.2
+    there.endpoint.lock()  # another write holds worker 1's writers
+    before = list(graph.engines[0].scan(keys.CF_EDGES_OUT, b"", b"\xff" * 64))
+    try:
+        with pytest.raises(Busy, match="try again"):
+            here.create_edge(NewEdge(source.id, target.id, EdgeKind.REFERENCES))
+    finally:
+        there.endpoint.unlock()
+    assert list(graph.engines[0].scan(keys.CF_EDGES_OUT, b"", b"\xff" * 64)) == before
+    # Worker 0's own writes were not held up by the failed one.
+    here.create_node(NewNode(NodeKind.PROMPT, a, "still writing"))
+    here.create_edge(NewEdge(source.id, target.id, EdgeKind.REFERENCES))
+
+
+def test_a_write_holds_off_the_other_workers_writes_until_it_is_delivered() -> None:
+    """Worker 0 instantiating worker 1's template holds worker 1's writers from its first read
+    there until its part is applied: a concurrent instantiation cannot lose the count."""
+    graph = SplitGraph(count=2, shards=8)
+    there = graph.services[1]
+    session = _on_worker(graph, 0)
+    name = next(f"t{i}" for i in range(100) if graph.services[0].store.shards.of_name(f"t{i}") % 2)
+    template = there.templates.create(name=name, content="x", variables=[], metadata={})
+    other = _on_worker(graph, 1)
+    errors: list[BaseException] = []
+
+    def instantiate(service_index: int, session_id: bytes) -> None:
+        try:
+            for _ in range(20):
+                graph.services[service_index].templates.instantiate(
+                    template_id=template.id,
+                    name="",
+                    values={},
+                    session_id=session_id,
+                    prompt=PromptDetails(),
+                    metadata={},
+                )
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=instantiate, args=(0, session)),
+        threading.Thread(target=instantiate, args=(1, other)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    counted = there.templates.get(template_id=template.id)
+    assert counted.details_as(TemplateDetails).usage_count == 40
+
+
+def test_parts_round_trip() -> None:
+    ops = [("nodes", b"\x00\x01abc", b"value"), ("edges_in", b"\x00\x03k", None)]
+    time, got, events = decode_part(encode_part(123, ops, []))
+    assert (time, got, events) == (123, ops, [])
+
+
+def test_a_worker_scans_its_shards_and_reads_others_through_its_peers() -> None:
+    graph = SplitGraph(count=2, shards=8)
+    for index in (0, 1):
+        for i in range(3):
+            _on_worker(graph, index, f"w{index}-{i}")
+    kv = graph.services[0].store.kv
+    assert isinstance(kv, SplitKV)
+    everything = list(kv.scan(keys.CF_NODES, b"", b"\xff" * 64))
+    assert len(everything) == 6
+    assert list(kv.scan(keys.CF_NODES, b"", b"\xff" * 64, reverse=True)) == everything[::-1]
+    assert [k for k, _ in everything] == list(kv.scan_keys(keys.CF_NODES, b"", b"\xff" * 64))
