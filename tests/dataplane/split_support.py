@@ -4,9 +4,11 @@ of its own engine, its peers the other workers' endpoints called directly."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import grpc
 from memorygraph.codec.framing import unframe
 from memorygraph.codec.nodes import decode_node
 from memorygraph.graph.query import (
@@ -21,9 +23,11 @@ from memorygraph.graph.query import (
 from memorygraph.graph.scatter import Part, merge_pages
 from memorygraph.graph.service import GraphService
 from memorygraph.model import NodeKind, SessionState
+from memorygraph.servicers.peers import GrpcPeer, PeerServicer
 from memorygraph.store import GraphStore, KeyValueStore, MemoryStore
 from memorygraph.store.counters import GraphCounts
 from memorygraph.store.split import SplitKV, WorkerMap
+from memorygraph.v1 import workers_pb2_grpc as wgrpc
 
 
 class DirectPeer:
@@ -60,26 +64,63 @@ class DirectPeer:
         self._endpoint().apply(origin, sequence, part, locked=locked)
 
 
+class FailingPeer:
+    """A `GrpcPeer` whose `apply` fails while `failing` is set, as a worker that is down."""
+
+    def __init__(self, peer: GrpcPeer, index: int) -> None:
+        self.peer, self.index = peer, index
+        self.failing = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.peer, name)
+
+    def apply(self, origin: int, sequence: int, part: bytes, *, locked: bool) -> None:
+        if self.failing:
+            raise ConnectionError(f"worker {self.index} is down")
+        self.peer.apply(origin, sequence, part, locked=locked)
+
+
 @dataclass
 class SplitGraph:
-    """`count` workers over `shards` shards (shard s on worker s mod count)."""
+    """`count` workers over `shards` shards (shard s on worker s mod count), reaching each
+    other directly or (`transport="grpc"`) through `WorkerPeer` servers on 127.0.0.1."""
 
     count: int = 2
     shards: int = 8
     clock: Callable[[], int] | None = None
+    transport: str = "direct"
     engines: list[KeyValueStore] = field(default_factory=list)
     services: list[GraphService] = field(default_factory=list)
-    peers: list[dict[int, DirectPeer]] = field(default_factory=list)
+    peers: list[dict[int, Any]] = field(default_factory=list)
+    _servers: list[grpc.Server] = field(default_factory=list)
+    _servicers: list[PeerServicer] = field(default_factory=list)
+    _ports: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.engines:
             self.engines = [MemoryStore() for _ in range(self.count)]
+        if self.transport == "grpc":
+            for _ in range(self.count):
+                server = grpc.server(ThreadPoolExecutor(max_workers=8))
+                self._ports.append(server.add_insecure_port("127.0.0.1:0"))
+                self._servers.append(server)
         for index in range(self.count):
             self.services.append(self.open(index))
+        for server, service in zip(self._servers, self.services, strict=False):
+            servicer = PeerServicer(service.endpoint)
+            wgrpc.add_WorkerPeerServicer_to_server(servicer, server)
+            self._servicers.append(servicer)
+            server.start()
+
+    def _peer(self, index: int, other: int) -> Any:
+        if self.transport == "direct":
+            return DirectPeer(self, other)
+        channel = grpc.insecure_channel(f"127.0.0.1:{self._ports[other]}")
+        return FailingPeer(GrpcPeer(channel, index, other), other)
 
     def open(self, index: int) -> GraphService:
         """Worker `index` over its engine (again, after a restart)."""
-        peers = {other: DirectPeer(self, other) for other in range(self.count) if other != index}
+        peers = {other: self._peer(index, other) for other in range(self.count) if other != index}
         if index < len(self.peers):
             self.peers[index] = peers
         else:
@@ -90,7 +131,13 @@ class SplitGraph:
 
     def restart(self, index: int) -> GraphService:
         self.services[index] = self.open(index)
+        if self._servicers:
+            self._servicers[index].endpoint = self.services[index].endpoint
         return self.services[index]
+
+    def close(self) -> None:
+        for server in self._servers:
+            server.stop(None)
 
     def owner(self, node_id: bytes) -> GraphService:
         """The worker that owns the shard `node_id` routes to."""

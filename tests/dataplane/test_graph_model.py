@@ -112,10 +112,16 @@ class SplitGraphMachine(GraphServiceMachine):
     are each worker's pages merged. After every step the graph must be what the model says,
     every key on the worker that owns its shard, and nothing left undelivered."""
 
+    transport = "direct"
+
     def __init__(self, workdir: Path) -> None:
         super().__init__("memory", workdir)
-        self.graph = SplitGraph(count=2, shards=8, clock=self.clock)
+        self.graph = SplitGraph(count=2, shards=8, clock=self.clock, transport=self.transport)
         self.service = SplitService(self.graph)  # type: ignore[assignment]
+
+    def teardown(self) -> None:
+        self.graph.close()
+        super().teardown()
 
     @invariant()
     def store_matches_model(self) -> None:
@@ -142,6 +148,19 @@ class SplitGraphMachine(GraphServiceMachine):
         assert self.service.counts() == model.counts()  # type: ignore[attr-defined]
 
 
+class SplitOverGrpcMachine(SplitGraphMachine):
+    """The workers reaching each other through their `WorkerPeer` servers."""
+
+    transport = "grpc"
+
+
 @pytest.mark.slow
 def test_a_graph_split_over_workers_agrees_with_the_reference_model(tmp_path: Path) -> None:
     run_state_machine_as_test(lambda: SplitGraphMachine(tmp_path), settings=ENGINE_SETTINGS)
+
+
+@pytest.mark.slow
+def test_workers_over_grpc_agree_with_the_reference_model(tmp_path: Path) -> None:
+    run_state_machine_as_test(
+        lambda: SplitOverGrpcMachine(tmp_path), settings=settings(ENGINE_SETTINGS, max_examples=25)
+    )

@@ -6,6 +6,7 @@ shard they belong to, and another worker's writers held off while a write reache
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterator
 
 import pytest
 from memorygraph.model import (
@@ -27,6 +28,20 @@ from memorygraph.store.split import Busy, SplitKV, decode_part, encode_part
 from .split_support import SplitGraph
 
 
+@pytest.fixture(params=["direct", "grpc"])
+def make_graph(request: pytest.FixtureRequest) -> Iterator[Callable[[], SplitGraph]]:
+    """Two workers over 8 shards, reaching each other in the process or over gRPC."""
+    made: list[SplitGraph] = []
+
+    def make() -> SplitGraph:
+        made.append(SplitGraph(count=2, shards=8, transport=request.param))
+        return made[-1]
+
+    yield make
+    for graph in made:
+        graph.close()
+
+
 def _on_worker(graph: SplitGraph, index: int, title: str = "s") -> bytes:
     """A session made by worker `index` (so on one of its shards)."""
     session = graph.services[index].create_session(NewSession(title=title))
@@ -46,8 +61,8 @@ def _log(graph: SplitGraph, index: int) -> list:  # type: ignore[type-arg]
     return graph.services[index].store.events.read(0, 2**63, 10_000)
 
 
-def test_ids_a_worker_makes_are_on_its_own_shards() -> None:
-    graph = SplitGraph(count=2, shards=8)
+def test_ids_a_worker_makes_are_on_its_own_shards(make_graph: Callable[[], SplitGraph]) -> None:
+    graph = make_graph()
     for index in (0, 1):
         for _ in range(10):
             session = _on_worker(graph, index)
@@ -65,8 +80,10 @@ def test_ids_a_worker_makes_are_on_its_own_shards() -> None:
         assert {graph.index_of(n.id) for n in page.nodes} == {index}
 
 
-def test_an_edge_between_workers_is_found_from_both_ends_and_deleted_from_either() -> None:
-    graph = SplitGraph(count=2, shards=8)
+def test_an_edge_between_workers_is_found_from_both_ends_and_deleted_from_either(
+    make_graph: Callable[[], SplitGraph],
+) -> None:
+    graph = make_graph()
     here, there = graph.services
     a, b = _on_worker(graph, 0, "a"), _on_worker(graph, 1, "b")
     source = here.create_node(NewNode(NodeKind.PROMPT, a, "from here"))
@@ -93,8 +110,10 @@ def test_an_edge_between_workers_is_found_from_both_ends_and_deleted_from_either
     assert total == 1  # source's belongs_to edge
 
 
-def test_an_agent_and_a_template_on_another_worker_are_linked_and_instantiated() -> None:
-    graph = SplitGraph(count=2, shards=8)
+def test_an_agent_and_a_template_on_another_worker_are_linked_and_instantiated(
+    make_graph: Callable[[], SplitGraph],
+) -> None:
+    graph = make_graph()
     here, there = graph.services
     session = _on_worker(graph, 0)
     agent = there.create_node(NewNode(NodeKind.AGENT, details=AgentDetails(name="planner")))
@@ -123,8 +142,10 @@ def test_an_agent_and_a_template_on_another_worker_are_linked_and_instantiated()
     _keys_everywhere_on_their_owner(graph)
 
 
-def test_a_part_not_delivered_is_delivered_later_exactly_once() -> None:
-    graph = SplitGraph(count=2, shards=8)
+def test_a_part_not_delivered_is_delivered_later_exactly_once(
+    make_graph: Callable[[], SplitGraph],
+) -> None:
+    graph = make_graph()
     here, there = graph.services
     a, b = _on_worker(graph, 0, "a"), _on_worker(graph, 1, "b")
     source = here.create_node(NewNode(NodeKind.PROMPT, a, "q"))
@@ -145,8 +166,10 @@ def test_a_part_not_delivered_is_delivered_later_exactly_once() -> None:
     assert [e.sequence for e in _log(graph, 1)] == sequences
 
 
-def test_a_part_applied_twice_changes_nothing_the_second_time() -> None:
-    graph = SplitGraph(count=2, shards=8)
+def test_a_part_applied_twice_changes_nothing_the_second_time(
+    make_graph: Callable[[], SplitGraph],
+) -> None:
+    graph = make_graph()
     here, there = graph.services
     a, b = _on_worker(graph, 0, "a"), _on_worker(graph, 1, "b")
     source = here.create_node(NewNode(NodeKind.PROMPT, a, "q"))
@@ -172,8 +195,10 @@ def test_a_part_applied_twice_changes_nothing_the_second_time() -> None:
     ]
 
 
-def test_a_write_reaching_a_busy_worker_fails_with_nothing_written() -> None:
-    graph = SplitGraph(count=2, shards=8)
+def test_a_write_reaching_a_busy_worker_fails_with_nothing_written(
+    make_graph: Callable[[], SplitGraph],
+) -> None:
+    graph = make_graph()
     here, there = graph.services
     a, b = _on_worker(graph, 0, "a"), _on_worker(graph, 1, "b")
     source = here.create_node(NewNode(NodeKind.PROMPT, a, "q"))
@@ -192,10 +217,12 @@ def test_a_write_reaching_a_busy_worker_fails_with_nothing_written() -> None:
     here.create_edge(NewEdge(source.id, target.id, EdgeKind.REFERENCES))
 
 
-def test_a_write_holds_off_the_other_workers_writes_until_it_is_delivered() -> None:
+def test_a_write_holds_off_the_other_workers_writes_until_it_is_delivered(
+    make_graph: Callable[[], SplitGraph],
+) -> None:
     """Worker 0 instantiating worker 1's template holds worker 1's writers from its first read
     there until its part is applied: a concurrent instantiation cannot lose the count."""
-    graph = SplitGraph(count=2, shards=8)
+    graph = make_graph()
     there = graph.services[1]
     session = _on_worker(graph, 0)
     name = next(f"t{i}" for i in range(100) if graph.services[0].store.shards.of_name(f"t{i}") % 2)
@@ -236,8 +263,10 @@ def test_parts_round_trip() -> None:
     assert (time, got, events) == (123, ops, [])
 
 
-def test_a_worker_scans_its_shards_and_reads_others_through_its_peers() -> None:
-    graph = SplitGraph(count=2, shards=8)
+def test_a_worker_scans_its_shards_and_reads_others_through_its_peers(
+    make_graph: Callable[[], SplitGraph],
+) -> None:
+    graph = make_graph()
     for index in (0, 1):
         for i in range(3):
             _on_worker(graph, index, f"w{index}-{i}")

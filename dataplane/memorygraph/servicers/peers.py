@@ -1,0 +1,202 @@
+"""The workers of a split graph reaching each other over gRPC (`v1.WorkerPeer`): the servicer a
+worker runs for the others, and `GrpcPeer`, the `store.split.Peer` that calls it.
+
+A lock is held under a lease: granted by `Lock`, ended by `Unlock` or, should the caller die
+first, by the lease running out (the writes it was protecting are then delivered again from the
+caller's outbox once it is back, under the lock like any delivery).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+from collections.abc import Sequence
+
+import grpc
+
+from memorygraph.errors import Unavailable
+from memorygraph.graph.peering import WorkerEndpoint
+from memorygraph.store.split import Busy
+from memorygraph.v1 import workers_pb2 as wpb
+from memorygraph.v1 import workers_pb2_grpc as wgrpc
+
+__all__ = ["LEASE_SECONDS", "GrpcPeer", "PeerServicer"]
+
+log = logging.getLogger("memorygraph.server")
+
+# How long another worker may hold this one's writers' lock without releasing it.
+LEASE_SECONDS = 10.0
+# How long a call to another worker may take (the lock's own wait is added to a Lock).
+CALL_SECONDS = 10.0
+_MAX_SCAN = 4096  # pairs one range read returns at most
+
+
+class PeerServicer(wgrpc.WorkerPeerServicer):
+    """This worker, served to the others."""
+
+    def __init__(self, endpoint: WorkerEndpoint) -> None:
+        self.endpoint = endpoint
+        self._mutex = threading.Lock()
+        self._lease = ""  # the lease of the lock a peer holds now ("" when none)
+        self._expiry: threading.Timer | None = None
+
+    def Read(
+        self, request: wpb.PeerReadRequest, context: grpc.ServicerContext
+    ) -> wpb.PeerReadResponse:
+        if request.scan:
+            limit = min(request.limit or _MAX_SCAN, _MAX_SCAN)
+            pairs = self.endpoint.scan_chunk(
+                request.family, request.start, request.end, request.reverse, limit, request.values
+            )
+            return wpb.PeerReadResponse(
+                keys=[k for k, _ in pairs], values=[v for _, v in pairs] if request.values else []
+            )
+        values = self.endpoint.multi_get(request.family, list(request.keys))
+        return wpb.PeerReadResponse(
+            values=[v if v is not None else b"" for v in values],
+            found=[v is not None for v in values],
+        )
+
+    def Lock(
+        self, request: wpb.PeerLockRequest, context: grpc.ServicerContext
+    ) -> wpb.PeerLockResponse:
+        try:
+            self.endpoint.lock()
+        except Busy as busy:
+            context.abort(grpc.StatusCode.UNAVAILABLE, str(busy))
+        lease = secrets.token_hex(8)
+        expiry = threading.Timer(request.lease_seconds or LEASE_SECONDS, self._expire, [lease])
+        expiry.daemon = True
+        with self._mutex:
+            self._lease, self._expiry = lease, expiry
+        expiry.start()
+        return wpb.PeerLockResponse(lease=lease)
+
+    def _release(self, lease: str) -> bool:
+        with self._mutex:
+            if not lease or lease != self._lease:
+                return False
+            if self._expiry is not None:
+                self._expiry.cancel()
+            self._lease, self._expiry = "", None
+            self.endpoint.unlock()
+            return True
+
+    def _expire(self, lease: str) -> None:
+        if self._release(lease):
+            log.warning("a worker held this worker's writers' lock past its lease; released")
+
+    def Unlock(
+        self, request: wpb.PeerUnlockRequest, context: grpc.ServicerContext
+    ) -> wpb.PeerUnlockResponse:
+        self._release(request.lease)
+        return wpb.PeerUnlockResponse()
+
+    def Apply(
+        self, request: wpb.PeerApplyRequest, context: grpc.ServicerContext
+    ) -> wpb.PeerApplyResponse:
+        with self._mutex:
+            locked = bool(request.lease) and request.lease == self._lease
+        # A lease that ran out: the write is applied under the lock, like a late delivery.
+        self.endpoint.apply(request.origin, request.sequence, request.part, locked=locked)
+        return wpb.PeerApplyResponse()
+
+
+class GrpcPeer:
+    """Another worker over gRPC (`store.split.Peer`)."""
+
+    def __init__(
+        self,
+        channel: grpc.Channel,
+        me: int,
+        worker: int,
+        *,
+        metadata: Sequence[tuple[str, str]] = (),
+        lock_seconds: float = 2.0,
+    ) -> None:
+        self._stub = wgrpc.WorkerPeerStub(channel)
+        self._me, self._worker = me, worker
+        self._metadata = tuple(metadata)
+        self._lock_seconds = lock_seconds
+        self._held = threading.local()  # the lease this thread's write holds
+
+    def _unreachable(self, error: grpc.RpcError) -> Unavailable:
+        code = error.code() if isinstance(error, grpc.Call) else None
+        if code is grpc.StatusCode.UNAVAILABLE and isinstance(error, grpc.Call):
+            details = error.details() or ""
+            if "try again" in details:
+                return Busy(details)
+        return Unavailable(
+            f"worker {self._worker}, which serves part of this request's shards, did not answer "
+            f"({code.name if code else 'no status'}); try again"
+        )
+
+    def _read(self, request: wpb.PeerReadRequest) -> wpb.PeerReadResponse:
+        try:
+            response: wpb.PeerReadResponse = self._stub.Read(
+                request, timeout=CALL_SECONDS, metadata=self._metadata
+            )
+        except grpc.RpcError as error:
+            raise self._unreachable(error) from None
+        return response
+
+    def get(self, cf: str, key: bytes) -> bytes | None:
+        return self.multi_get(cf, [key])[0]
+
+    def multi_get(self, cf: str, keys: Sequence[bytes]) -> list[bytes | None]:
+        response = self._read(wpb.PeerReadRequest(family=cf, keys=list(keys)))
+        return [v if f else None for v, f in zip(response.values, response.found, strict=True)]
+
+    def scan_chunk(
+        self, cf: str, start: bytes, end: bytes, reverse: bool, limit: int, values: bool
+    ) -> list[tuple[bytes, bytes]]:
+        response = self._read(
+            wpb.PeerReadRequest(
+                family=cf,
+                scan=True,
+                start=start,
+                end=end,
+                reverse=reverse,
+                limit=limit,
+                values=values,
+            )
+        )
+        if values:
+            return list(zip(response.keys, response.values, strict=True))
+        return [(key, b"") for key in response.keys]
+
+    def lock(self) -> None:
+        try:
+            response = self._stub.Lock(
+                wpb.PeerLockRequest(origin=self._me, lease_seconds=LEASE_SECONDS),
+                timeout=self._lock_seconds + CALL_SECONDS,
+                metadata=self._metadata,
+            )
+        except grpc.RpcError as error:
+            raise self._unreachable(error) from None
+        self._held.lease = response.lease
+
+    def unlock(self) -> None:
+        lease = getattr(self._held, "lease", "")
+        self._held.lease = ""
+        if lease:
+            try:
+                self._stub.Unlock(
+                    wpb.PeerUnlockRequest(lease=lease),
+                    timeout=CALL_SECONDS,
+                    metadata=self._metadata,
+                )
+            except grpc.RpcError as error:  # the lease runs out there on its own
+                raise self._unreachable(error) from None
+
+    def apply(self, origin: int, sequence: int, part: bytes, *, locked: bool) -> None:
+        lease = getattr(self._held, "lease", "") if locked else ""
+        try:
+            self._stub.Apply(
+                wpb.PeerApplyRequest(origin=origin, sequence=sequence, part=part, lease=lease),
+                timeout=CALL_SECONDS,
+                metadata=self._metadata,
+            )
+        except grpc.RpcError as error:
+            raise self._unreachable(error) from None

@@ -1,0 +1,77 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable
+from typing import ClassVar as _ClassVar, Optional as _Optional
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class PeerReadRequest(_message.Message):
+    __slots__ = ("family", "keys", "scan", "start", "end", "reverse", "limit", "values")
+    FAMILY_FIELD_NUMBER: _ClassVar[int]
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    SCAN_FIELD_NUMBER: _ClassVar[int]
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    REVERSE_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    family: str
+    keys: _containers.RepeatedScalarFieldContainer[bytes]
+    scan: bool
+    start: bytes
+    end: bytes
+    reverse: bool
+    limit: int
+    values: bool
+    def __init__(self, family: _Optional[str] = ..., keys: _Optional[_Iterable[bytes]] = ..., scan: _Optional[bool] = ..., start: _Optional[bytes] = ..., end: _Optional[bytes] = ..., reverse: _Optional[bool] = ..., limit: _Optional[int] = ..., values: _Optional[bool] = ...) -> None: ...
+
+class PeerReadResponse(_message.Message):
+    __slots__ = ("keys", "values", "found")
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    FOUND_FIELD_NUMBER: _ClassVar[int]
+    keys: _containers.RepeatedScalarFieldContainer[bytes]
+    values: _containers.RepeatedScalarFieldContainer[bytes]
+    found: _containers.RepeatedScalarFieldContainer[bool]
+    def __init__(self, keys: _Optional[_Iterable[bytes]] = ..., values: _Optional[_Iterable[bytes]] = ..., found: _Optional[_Iterable[bool]] = ...) -> None: ...
+
+class PeerLockRequest(_message.Message):
+    __slots__ = ("origin", "lease_seconds")
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    LEASE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    origin: int
+    lease_seconds: float
+    def __init__(self, origin: _Optional[int] = ..., lease_seconds: _Optional[float] = ...) -> None: ...
+
+class PeerLockResponse(_message.Message):
+    __slots__ = ("lease",)
+    LEASE_FIELD_NUMBER: _ClassVar[int]
+    lease: str
+    def __init__(self, lease: _Optional[str] = ...) -> None: ...
+
+class PeerUnlockRequest(_message.Message):
+    __slots__ = ("lease",)
+    LEASE_FIELD_NUMBER: _ClassVar[int]
+    lease: str
+    def __init__(self, lease: _Optional[str] = ...) -> None: ...
+
+class PeerUnlockResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class PeerApplyRequest(_message.Message):
+    __slots__ = ("origin", "sequence", "part", "lease")
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    PART_FIELD_NUMBER: _ClassVar[int]
+    LEASE_FIELD_NUMBER: _ClassVar[int]
+    origin: int
+    sequence: int
+    part: bytes
+    lease: str
+    def __init__(self, origin: _Optional[int] = ..., sequence: _Optional[int] = ..., part: _Optional[bytes] = ..., lease: _Optional[str] = ...) -> None: ...
+
+class PeerApplyResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
