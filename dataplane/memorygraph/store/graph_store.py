@@ -501,11 +501,11 @@ class GraphStore:
             for owner in remote.keys() | events.keys()
         }
         self._split.local.write(local + self._outbox.add(parts), sync=True)
-        self._outbox.deliver(only=parts.keys())  # the workers this write holds
+        self._outbox.deliver(parts.keys())  # the workers this write holds
 
     def deliver_outbox(self) -> bool:
         """Deliver what other workers have still to apply; True when nothing is left."""
-        return self._outbox.deliver() if self._outbox is not None else True
+        return self._outbox.retry() if self._outbox is not None else True
 
     def apply_part(self, origin: int, sequence: int, part: bytes) -> None:
         """Apply outbox entry `sequence` of worker `origin` (its write's part for this worker:

@@ -153,11 +153,6 @@ class SplitKV:
                 except Exception:  # its lease runs out on its own
                     log.warning("releasing worker %d's writers' lock failed", owner, exc_info=True)
 
-    def in_write(self, owner: int) -> bool:
-        """Whether the write under way holds worker `owner`'s lock."""
-        held: set[int] | None = getattr(self._held, "peers", None)
-        return held is not None and owner in held
-
     def partition(self, ops: Sequence[Op]) -> tuple[list[Op], dict[int, list[Op]]]:
         """The ops of this worker's engine, and those of each other worker."""
         local: list[Op] = []
@@ -359,33 +354,60 @@ class Outbox:
     def pending(self) -> int:
         return sum(len(entries) for entries in self._pending.values())
 
-    def deliver(self, only: Collection[int] | None = None) -> bool:
-        """Send every pending entry (of the workers in `only`, when given) to its worker, in
-        order; True when none is left. A worker that fails keeps its entries (and those after)
-        for the next delivery."""
+    def deliver(self, owners: Collection[int]) -> bool:
+        """Send the pending entries of `owners`, whose writers' locks the write under way
+        holds, in order; True when none of theirs is left."""
         done = True
-        for owner in sorted(self._pending if only is None else only):
+        for owner in sorted(owners):
             with self._sending[owner]:
-                entries = self._pending.get(owner, [])
-                peer = self.kv.peers[owner]
-                locked = self.kv.in_write(owner)
-                while entries:
-                    sequence, part = entries[0]
-                    try:
-                        peer.apply(self.kv.workers.me, sequence, part, locked=locked)
-                    except Exception:
-                        log.warning(
-                            "worker %d did not take outbox entry %d; delivering it later",
-                            owner,
-                            sequence,
-                            exc_info=True,
-                        )
-                        done = False
-                        break
-                    entries.pop(0)
-                    key = outbox_key(owner, sequence)
-                    self.kv.local.write([(keys.CF_META, key, None)], sync=False)
+                done &= self._send(owner, locked=True)
         return done
+
+    def retry(self) -> bool:
+        """Send what earlier deliveries left (after a failure, or a restart), each worker's
+        entries in order under its writers' lock; True when nothing is left. A worker busy
+        with a delivery, or whose lock is not granted soon, is tried again next time."""
+        done = True
+        for owner in sorted(o for o, entries in self._pending.items() if entries):
+            sending = self._sending[owner]
+            if not sending.acquire(blocking=False):
+                done = False
+                continue
+            try:
+                peer = self.kv.peers[owner]
+                try:
+                    peer.lock()
+                except Exception:
+                    log.warning("worker %d is busy or down; delivering later", owner)
+                    done = False
+                    continue
+                try:
+                    done &= self._send(owner, locked=True)
+                finally:
+                    with contextlib.suppress(Exception):  # its lease runs out on its own
+                        peer.unlock()
+            finally:
+                sending.release()
+        return done
+
+    def _send(self, owner: int, *, locked: bool) -> bool:
+        entries = self._pending.get(owner, [])
+        peer = self.kv.peers[owner]
+        while entries:
+            sequence, part = entries[0]
+            try:
+                peer.apply(self.kv.workers.me, sequence, part, locked=locked)
+            except Exception:
+                log.warning(
+                    "worker %d did not take outbox entry %d; delivering it later",
+                    owner,
+                    sequence,
+                    exc_info=True,
+                )
+                return False
+            entries.pop(0)
+            self.kv.local.write([(keys.CF_META, outbox_key(owner, sequence), None)], sync=False)
+        return True
 
     def applied(self, origin: int) -> int:
         """The highest outbox entry of worker `origin` applied here."""
