@@ -94,7 +94,7 @@ def test_trimming_in_steps_keeps_the_count_exact(monkeypatch: pytest.MonkeyPatch
     log = service.store.events
     sequences = _sequences(service)
     log.trim(sequences[11])
-    assert log.floor() == sequences[11]
+    assert log.floor() == sequences[10] + 1  # one past the newest event trimmed
     assert log.retained() == len(sequences) - 11 == len(_sequences(service))
     assert GraphStore(service.store.kv).events.retained() == len(sequences) - 11
 

@@ -206,7 +206,8 @@ def test_sequence_older_than_retention_is_out_of_range(start_inprocess: Start) -
     stub = connect(server)
     record_turn(stub)
     record_turn(stub)
-    newest = [e.sequence for e in server.store.events.read(0, 2**63, 1000)][-5:]
+    everything = [e.sequence for e in server.store.events.read(0, 2**63, 1000)]
+    newest, trimmed = everything[-5:], everything[-6]
     assert server.retention.trim_once() == newest[0]
     with pytest.raises(grpc.RpcError) as info:
         next(stub.StreamEvents(pb.StreamEventsRequest(from_sequence=1)))
@@ -215,6 +216,14 @@ def test_sequence_older_than_retention_is_out_of_range(start_inprocess: Start) -
     kept = stub.StreamEvents(pb.StreamEventsRequest(from_sequence=newest[0]))
     assert [e.sequence for e in take(kept, 5)] == newest
     kept.cancel()
+    # A reader that saw the newest event trimmed resumes one past it: nothing is missing
+    # there, though sequences are not consecutive.
+    resumed = stub.StreamEvents(pb.StreamEventsRequest(from_sequence=trimmed + 1))
+    assert [e.sequence for e in take(resumed, 5)] == newest
+    resumed.cancel()
+    with pytest.raises(grpc.RpcError) as info:
+        next(stub.StreamEvents(pb.StreamEventsRequest(from_sequence=trimmed)))
+    assert info.value.code() == grpc.StatusCode.OUT_OF_RANGE
 
 
 def test_sequence_numbers_continue_after_restart(start_inprocess: Start) -> None:

@@ -276,3 +276,52 @@ def test_a_worker_scans_its_shards_and_reads_others_through_its_peers(
     assert len(everything) == 6
     assert list(kv.scan(keys.CF_NODES, b"", b"\xff" * 64, reverse=True)) == everything[::-1]
     assert [k for k, _ in everything] == list(kv.scan_keys(keys.CF_NODES, b"", b"\xff" * 64))
+
+
+def test_a_busy_worker_met_while_committing_fails_the_write_as_unavailable(
+    make_graph: Callable[[], SplitGraph],
+) -> None:
+    """The first key a write touches on another worker may be one its commit writes (an
+    edge's pointer on the target's worker): Busy there too, never an internal error."""
+    graph = make_graph()
+    here, there = graph.services
+    a, b = _on_worker(graph, 0, "a"), _on_worker(graph, 1, "b")
+    source = here.create_node(NewNode(NodeKind.PROMPT, a, "q"))
+    target = there.create_node(NewNode(NodeKind.PROMPT, b, "r"))
+    here.create_edge(NewEdge(source.id, target.id, EdgeKind.REFERENCES))
+    there.endpoint.lock_timeout = 0.2
+    there.endpoint.lock()
+    try:
+        with pytest.raises(Busy, match="try again"):
+            here.delete_edge(source.id, target.id, EdgeKind.REFERENCES)
+    finally:
+        there.endpoint.unlock()
+    assert here.get_edges(source.id, Direction.OUTGOING, [EdgeKind.REFERENCES])
+    here.delete_edge(source.id, target.id, EdgeKind.REFERENCES)
+    assert there.get_edges(target.id, Direction.INCOMING, [EdgeKind.REFERENCES]) == []
+
+
+def test_a_write_that_fails_on_its_own_worker_is_never_delivered(
+    make_graph: Callable[[], SplitGraph], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    graph = make_graph()
+    here, there = graph.services
+    a, b = _on_worker(graph, 0, "a"), _on_worker(graph, 1, "b")
+    source = here.create_node(NewNode(NodeKind.PROMPT, a, "q"))
+    target = there.create_node(NewNode(NodeKind.PROMPT, b, "r"))
+    engine = graph.engines[0]
+    write = engine.write
+
+    def full_disk(ops: list, *, sync: bool) -> None:  # type: ignore[type-arg]
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(engine, "write", full_disk)
+    with pytest.raises(OSError):
+        here.create_edge(NewEdge(source.id, target.id, EdgeKind.REFERENCES))
+    monkeypatch.setattr(engine, "write", write)
+    assert here.store.deliver_outbox()
+    pointers = list(graph.engines[1].scan_keys(keys.CF_EDGES_IN, b"", b"\xff" * 64))
+    assert not [key for key in pointers if source.id in key]
+    assert not [
+        e for e in _log(graph, 1) if e.edge is not None and e.edge.kind is EdgeKind.REFERENCES
+    ]

@@ -96,10 +96,12 @@ class PeerServicer(wgrpc.WorkerPeerServicer):
     def Apply(
         self, request: wpb.PeerApplyRequest, context: grpc.ServicerContext
     ) -> wpb.PeerApplyResponse:
-        with self._mutex:
-            locked = bool(request.lease) and request.lease == self._lease
-        # A lease that ran out: the write is applied under the lock, like a late delivery.
-        self.endpoint.apply(request.origin, request.sequence, request.part, locked=locked)
+        with self._mutex:  # held while applying: the lease cannot run out meanwhile
+            if request.lease and request.lease == self._lease:
+                self.endpoint.apply(request.origin, request.sequence, request.part, locked=True)
+                return wpb.PeerApplyResponse()
+        # No lease, or one that ran out: applied under the lock, like a late delivery.
+        self.endpoint.apply(request.origin, request.sequence, request.part, locked=False)
         return wpb.PeerApplyResponse()
 
 

@@ -300,16 +300,18 @@ class EventLog:
         """Forget events with sequence < `before`, in steps of at most TRIM_STEP events (each
         step holds `count_lock`, which erasures and restores wait for, only that long).
 
-        The session index keeps entries for trimmed events; readers skip them and archival
-        erases them with the session. The floor never moves down."""
+        The floor becomes one past the newest event trimmed: sequences are not consecutive,
+        and a reader that saw that event resumes from there with nothing missing. The session
+        index keeps entries for trimmed events; readers skip them and archival erases them
+        with the session. The floor never moves down."""
         while True:
             with self.count_lock:
                 floor = self.floor()
-                if before <= floor:
-                    break
-                start, stop = keys.event_key(floor), keys.event_key(before)
+                start, stop = keys.event_key(floor), keys.event_key(max(before, floor))
                 step = list(islice(self.kv.scan_keys(keys.CF_EVENTS, start, stop), TRIM_STEP))
-                end = before if len(step) < TRIM_STEP else int.from_bytes(step[-1]) + 1
+                if not step:
+                    break
+                end = int.from_bytes(step[-1]) + 1
                 trimmed = self._trimmed + len(step)
                 self.kv.write(
                     [
@@ -319,9 +321,10 @@ class EventLog:
                     sync=False,
                 )
                 self._trimmed = trimmed
+            # Also what a crash between an earlier step's write and its deletion left.
             self.kv.delete_range(keys.CF_EVENTS, keys.event_key(0), keys.event_key(end))
-        # Also what a crash between a step's write and its deletion left below the floor.
-        self.kv.delete_range(keys.CF_EVENTS, keys.event_key(0), keys.event_key(before))
+            if len(step) < TRIM_STEP:
+                break
 
     def restorable(self, events: list[Event], log_id: str) -> list[Event]:
         """Those of `events` (from the log `log_id`) that can go back at their own sequence

@@ -15,7 +15,7 @@ import logging
 import random
 from collections.abc import Callable, Iterable, Iterator
 
-from memorygraph.errors import MemoryGraphError
+from memorygraph.errors import MemoryGraphError, Unavailable
 from memorygraph.model import MAX_TIME, Direction, Edge, EdgeKey, EdgeKind, Event, Node, NodeKind
 from memorygraph.store import keys
 from memorygraph.store.changes import StoreChanges, UnwritableChange
@@ -451,6 +451,8 @@ class GraphStore:
             log = self.events.append(
                 changes, written.edge_records, self._session_of, self._hiding, self._locate
             )
+        except Unavailable:  # another worker's shards could not be reached (see `split`)
+            raise
         except Exception as exc:  # before the write: nothing of the change is stored
             raise UnwritableChange(f"the change cannot be written: {exc}") from exc
         ops += log.ops
@@ -500,7 +502,9 @@ class GraphStore:
             owner: encode_part(time, remote.get(owner, []), events.get(owner, []))
             for owner in remote.keys() | events.keys()
         }
-        self._split.local.write(local + self._outbox.add(parts), sync=True)
+        outbox_ops, entries = self._outbox.add(parts)
+        self._split.local.write(local + outbox_ops, sync=True)
+        self._outbox.written(entries)  # never delivered unless written
         self._outbox.deliver(parts.keys())  # the workers this write holds
 
     def deliver_outbox(self) -> bool:

@@ -340,16 +340,23 @@ class Outbox:
             self._pending.setdefault(owner, []).append((sequence, part))
         self._sending = {owner: threading.Lock() for owner in kv.peers}
 
-    def add(self, parts: Mapping[int, bytes]) -> list[Op]:
-        """The ops that put `parts` (by worker) in the outbox, to go in the write's batch;
-        called by one writer at a time."""
+    def add(self, parts: Mapping[int, bytes]) -> tuple[list[Op], list[tuple[int, int, bytes]]]:
+        """The ops that put `parts` (by worker) in the outbox, to go in the write's batch, and
+        the entries they make, to hand to `written` once the batch is; called by one writer
+        at a time."""
         ops: list[Op] = []
+        entries = []
         for owner, part in sorted(parts.items()):
             sequence, self._next = self._next, self._next + 1
             ops.append((keys.CF_META, outbox_key(owner, sequence), part))
-            self._pending.setdefault(owner, []).append((sequence, part))
+            entries.append((owner, sequence, part))
         ops.append((keys.CF_META, OUTBOX_NEXT_KEY, self._next.to_bytes(8)))
-        return ops
+        return ops, entries
+
+    def written(self, entries: list[tuple[int, int, bytes]]) -> None:
+        """Entries of `add` whose batch is written: from now on they are delivered."""
+        for owner, sequence, part in entries:
+            self._pending.setdefault(owner, []).append((sequence, part))
 
     def pending(self) -> int:
         return sum(len(entries) for entries in self._pending.values())
