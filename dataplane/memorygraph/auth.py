@@ -45,6 +45,39 @@ def _parse(text: str) -> list[str]:
     ]
 
 
+class OwnKey:
+    """The key this server's own processes present to each other: the environment's first,
+    else the keys file's first, read again whenever the file changes (keys rotate)."""
+
+    def __init__(self, keys_file: Path | None) -> None:
+        self.keys_file = keys_file
+        self._lock = threading.Lock()
+        self._stamp: tuple[int, int] | None = None
+        self._key: str | None = None
+
+    def current(self) -> str | None:
+        env = [k.strip() for k in os.environ.get(ENV_KEYS, "").split(",") if k.strip()]
+        if env:
+            return env[0]
+        if self.keys_file is None:
+            return None
+        with self._lock:
+            try:
+                stat = self.keys_file.stat()
+                stamp = (stat.st_mtime_ns, stat.st_size)
+                if stamp != self._stamp:
+                    keys = _parse(self.keys_file.read_text())
+                    self._stamp, self._key = stamp, (keys[0] if keys else None)
+            except (OSError, ValueError):
+                return self._key
+            return self._key
+
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        """Call metadata presenting the key (none when there is none)."""
+        key = self.current()
+        return (("authorization", f"Bearer {key}"),) if key else ()
+
+
 class KeyRing:
     def __init__(self, keys_file: Path | None, env_keys: str | None = None) -> None:
         self.keys_file = keys_file

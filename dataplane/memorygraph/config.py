@@ -80,6 +80,10 @@ class ServerConfig(BaseModel):
     # How many shards the data is split into: fixed when the data directory is made (None:
     # the directory's own number, DEFAULT_SHARDS for a new one); another number is refused.
     shards: int | None = None
+    # Worker processes serving the data directory, each owning a share of the shards with a
+    # store of its own (1: this process serves every shard). Fixed when the directory is made.
+    # Worker i also listens on port + 1 + i, and serves metrics on metrics_port + 1 + i.
+    workers: int = Field(default=1, ge=1, le=64)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"
     # Seconds in-flight RPCs get to finish on SIGTERM / Ctrl-C before they are cancelled.
@@ -146,6 +150,15 @@ class ServerConfig(BaseModel):
             raise ValueError(str(exc)) from None
 
     @model_validator(mode="after")
+    def _workers_have_addresses(self) -> ServerConfig:
+        if self.workers > 1 and (self.port == 0 or self.port + self.workers > 65535):
+            raise ValueError(
+                f"with {self.workers} workers, port must be a fixed port below "
+                f"{65536 - self.workers} (worker i also listens on port + 1 + i)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _streams_leave_workers_free(self) -> ServerConfig:
         if self.max_streams + self.max_open_streams >= self.max_workers:
             raise ValueError(
@@ -164,6 +177,7 @@ ENV_KEYS = (
     "metrics_port",
     "durability",
     "shards",
+    "workers",
     "log_level",
     "shutdown_grace_seconds",
     "max_workers",

@@ -15,7 +15,7 @@ from typing import Protocol
 
 from memorygraph.errors import Cancelled, DeadlineExceeded
 
-__all__ = ["Call", "Token", "check", "reset", "start"]
+__all__ = ["Call", "Token", "check", "remaining", "reset", "start"]
 
 # gRPC reports "no deadline" as one in the distant future; anything beyond this is none.
 NO_DEADLINE = 10**8  # seconds
@@ -60,3 +60,16 @@ def check() -> None:
         raise DeadlineExceeded("the deadline passed before the work finished; nothing was kept")
     if not call.is_active():
         raise Cancelled("the call was cancelled")
+
+
+def remaining() -> float | None:
+    """Seconds the current RPC has left (its client's deadline, else the server's default;
+    None: no limit), for the calls it makes to others."""
+    current = _current.get()
+    if current is None:
+        return None
+    call, default_until = current
+    left = call.time_remaining()
+    if left is not None and left < NO_DEADLINE:
+        return max(left, 0.0)
+    return None if default_until is None else max(default_until - time.perf_counter(), 0.0)

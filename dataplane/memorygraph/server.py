@@ -4,25 +4,29 @@ health service and reflection), metrics endpoint, and graceful shutdown on SIGTE
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import itertools
 import logging
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass
 from types import FrameType
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from memorygraph.auth import KeyRing
+from memorygraph.auth import KeyRing, OwnKey
 from memorygraph.config import Durability, ServerConfig
 from memorygraph.errors import ConfigError
 from memorygraph.events.hub import EventHub
 from memorygraph.events.retention import EventRetention
+from memorygraph.graph.query import page_bytes
 from memorygraph.graph.service import GraphService, Limits
 from memorygraph.integrations.registry import RegistryClient
 from memorygraph.integrations.reporter import CircuitBreaker, RegistryReporter
@@ -30,18 +34,23 @@ from memorygraph.logs import setup_logging
 from memorygraph.metrics import definitions as metrics
 from memorygraph.metrics.endpoint import MetricsServer
 from memorygraph.model import parse_id
+from memorygraph.periodic import Periodic
 from memorygraph.plugins.graph_hooks import PluginHooks
 from memorygraph.plugins.outbound import WebhookPolicy
 from memorygraph.plugins.reload import PluginManager
+from memorygraph.servicers.front import Front, FrontServicer
 from memorygraph.servicers.gate import CallGate, ServingStatus
 from memorygraph.servicers.handlers import HandlerSettings, HandlerWrapper
-from memorygraph.servicers.memorygraph import MemoryGraphServicer, add_to_server
+from memorygraph.servicers.memorygraph import MemoryGraphServicer, add_to_server, query_filter
+from memorygraph.servicers.peers import GrpcPeer, PeerServicer
 from memorygraph.servicers.restores import RestoreLimits
 from memorygraph.servicers.watchdog import PoolWatchdog
 from memorygraph.store import GraphStore, KeyValueStore, open_rocks_store
 from memorygraph.store.graph_store import ShardCountMismatch
+from memorygraph.store.placement import load_placement
+from memorygraph.store.split import SplitKV, WorkerMap
 from memorygraph.tls import server_credentials
-from memorygraph.v1 import graph_pb2
+from memorygraph.v1 import graph_pb2, workers_pb2_grpc
 
 __all__ = ["RunningServer", "run_server", "start_server", "wait_for_stop_signal"]
 
@@ -49,6 +58,8 @@ log = logging.getLogger("memorygraph.server")
 
 # How long a signal delivered to another thread may wait before the main thread acts on it.
 STOP_SIGNAL_POLL_SECONDS = 0.2
+# How often a worker delivers again what its writes could not deliver to other workers.
+OUTBOX_RETRY_SECONDS = 1.0
 # The least time queued after-hook deliveries get on shutdown.
 AFTER_HOOK_DRAIN_MIN_SECONDS = 1.0
 
@@ -74,6 +85,10 @@ class RunningServer:
     metrics_server: MetricsServer
     port: int
     config: ServerConfig
+    # A worker's: delivers what its writes left for other workers (see `store.split`), and
+    # serves them on its internal address.
+    outbox: Periodic | None = None
+    internal: grpc.Server | None = None
     stopped: bool = False
 
     def stop(self, grace: float | None = None) -> None:
@@ -88,15 +103,21 @@ class RunningServer:
         self.metrics_server.ready.clear()
         # In-flight RPCs get `grace` seconds to finish; new ones are refused meanwhile.
         stopped = self.grpc_server.stop(grace)
+        if self.internal is not None:
+            stopped_inside = self.internal.stop(grace)
         # Live event streams never finish on their own: end them so the grace period is not
         # spent waiting for them.
         self.hub.close()
         stopped.wait()
+        if self.internal is not None:
+            stopped_inside.wait()
         # Deletions still under way stop between two steps; they finish at the next start.
         self.service.deletion.stop()
         self.resumer.join()
         self.health_pool.shutdown(wait=False)
         self.retention.stop()
+        if self.outbox is not None:
+            self.outbox.stop()
         if self.reporter is not None:
             self.reporter.stop()
         if self.plugins is not None:
@@ -109,9 +130,14 @@ class RunningServer:
         log.info("stopped; store closed cleanly")
 
 
-def _open_store(config: ServerConfig) -> GraphStore:
+def _open_store(config: ServerConfig, worker: int | None = None) -> GraphStore:
     data_dir = config.data_dir
+    if worker is not None:
+        placement = load_placement(data_dir, shards=config.shards, workers=config.workers)
+        data_dir = placement.engine_dir(config.data_dir, worker)
     try:
+        if worker is not None:
+            return _graph_store(_split_kv(open_rocks_store(str(data_dir)), config, worker), config)
         return _graph_store(open_rocks_store(str(data_dir)), config)
     except ShardCountMismatch as exc:
         where = f"data directory {data_dir}"
@@ -125,6 +151,118 @@ def _open_store(config: ServerConfig) -> GraphStore:
                 f"data directory {data_dir} is in use by another MemoryGraph process"
             ) from exc
         raise ConfigError(f"cannot open the store in {data_dir}: {text}") from exc
+
+
+def worker_address(config: ServerConfig, worker: int) -> str:
+    """Where worker `worker` of this data directory listens on its own, for clients."""
+    host = config.host
+    if host in ("0.0.0.0", "::", ""):
+        host = socket.gethostbyname(socket.gethostname())
+    return f"{host}:{config.port + 1 + worker}"
+
+
+def internal_address(config: ServerConfig, worker: int) -> str:
+    """Where the other workers reach worker `worker`: an abstract Unix socket named after the
+    data directory (the workers of one directory run on one machine), without TLS."""
+    name = hashlib.blake2b(str(config.data_dir.resolve()).encode(), digest_size=8).hexdigest()
+    return f"unix-abstract:memorygraph-{name}-{worker}"
+
+
+def _internal_options(config: ServerConfig) -> list[tuple[str, int]]:
+    """Channels between workers: any message size the server takes, and a worker that was
+    down is reached again within a second of its return (gRPC's default waits up to two
+    minutes between attempts)."""
+    return [
+        ("grpc.max_receive_message_length", config.max_message_bytes),
+        ("grpc.max_send_message_length", config.max_message_bytes),
+        ("grpc.initial_reconnect_backoff_ms", 100),
+        ("grpc.min_reconnect_backoff_ms", 100),
+        ("grpc.max_reconnect_backoff_ms", 1000),
+    ]
+
+
+def _split_kv(engine: KeyValueStore, config: ServerConfig, worker: int) -> SplitKV:
+    """Worker `worker`'s view of the graph: its engine, and the other workers over gRPC."""
+    placement = load_placement(config.data_dir, shards=config.shards, workers=config.workers)
+    own_key = OwnKey(config.auth.api_keys_file if config.auth.enabled else None)
+    metadata = own_key.metadata if config.auth.enabled else tuple
+    options = _internal_options(config)
+    peers = {
+        other: GrpcPeer(
+            grpc.insecure_channel(internal_address(config, other), options=options),
+            worker,
+            other,
+            metadata=metadata,
+        )
+        for other in range(placement.workers)
+        if other != worker
+    }
+    return SplitKV(engine, WorkerMap(placement.owners, worker), peers)
+
+
+def _front(config: ServerConfig, worker: int) -> Front:
+    """How worker `worker` routes calls over the workers (see `servicers.front`)."""
+    placement = load_placement(config.data_dir, shards=config.shards, workers=config.workers)
+    options = _internal_options(config)
+    addresses = {w: worker_address(config, w) for w in range(placement.workers)}
+    channels = {
+        w: grpc.insecure_channel(internal_address(config, w), options=options)
+        for w in range(placement.workers)
+    }
+    return Front(
+        worker,
+        list(placement.owners),
+        placement.epoch,
+        channels,
+        addresses,
+        page_bytes(config.max_message_bytes),
+    )
+
+
+def _bind(server: grpc.Server, config: ServerConfig, worker: int | None) -> int:
+    """Listen on the configured port (shared by every worker), a worker also on its own
+    (both with TLS when configured) and on its internal address; returns the port."""
+    addresses = [f"{config.host}:{config.port}"]
+    if worker is not None:
+        addresses.append(f"{config.host}:{config.port + 1 + worker}")
+    bound = []
+    for address in addresses:
+        credentials = server_credentials(config.tls)  # reloadable: one port each
+        try:
+            if credentials is None:
+                bound.append(server.add_insecure_port(address))
+            else:
+                bound.append(server.add_secure_port(address, credentials))
+        except RuntimeError as exc:
+            raise ConfigError(f"cannot listen on {address}: the port is in use or invalid") from exc
+    return bound[0]
+
+
+def _internal_server(
+    config: ServerConfig,
+    keyring: KeyRing | None,
+    servicer: MemoryGraphServicer,
+    front: Front,
+    service: GraphService,
+) -> grpc.Server:
+    """What the other workers call (forwarded calls, their parts of listings and event
+    streams, and `WorkerPeer`), on this worker's internal address only: none of it is
+    reachable on the client ports, and only here is a call taken as coming from a worker."""
+    pool = futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="peer")
+    health_pool = futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="peer-health")
+    status = ServingStatus()
+    status.set(True)
+    server, _ = _grpc_server(config, keyring, pool, health_pool, status)
+    add_to_server(FrontServicer(servicer, front, query_filter, trusted=True), server)
+    workers_pb2_grpc.add_WorkerPeerServicer_to_server(PeerServicer(service.endpoint), server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    address = internal_address(config, front.me)
+    try:
+        server.add_insecure_port(address)
+    except RuntimeError as exc:
+        raise ConfigError(f"worker {front.me} is running already ({address} is taken)") from exc
+    return server
 
 
 def _graph_store(kv: KeyValueStore, config: ServerConfig) -> GraphStore:
@@ -223,18 +361,34 @@ def _on_workers(
         metrics_server.alive.clear()
 
 
-def start_server(config: ServerConfig) -> RunningServer:
+def start_server(config: ServerConfig, worker: int | None = None) -> RunningServer:
     """Open the store and start serving; returns once the gRPC port is bound. If any step
-    fails, what was started is stopped again, in reverse order."""
+    fails, what was started is stopped again, in reverse order.
+
+    With `worker`, this process is that worker of a data directory served by several (see
+    `store.split`): it serves its shards from its own store, reaches the others' through them,
+    and listens on its own address as well as on the shared port."""
     # Settings problems surface before anything is opened or bound.
     keyring = KeyRing.from_environment(config.auth.api_keys_file) if config.auth.enabled else None
     credentials = server_credentials(config.tls)
     with contextlib.ExitStack() as undo:
-        metrics_server = MetricsServer(config.host, config.metrics_port)
+        metrics_port = config.metrics_port
+        if worker is not None and metrics_port:
+            metrics_port += 1 + worker
+        metrics_server = MetricsServer(config.host, metrics_port)
         metrics_server.start()
         undo.callback(metrics_server.stop)
-        store = _open_store(config)
+        store = _open_store(config, worker)
         undo.callback(store.close)
+        outbox: Periodic | None = None
+        if worker is not None:
+            outbox = Periodic(
+                "outbox",
+                OUTBOX_RETRY_SECONDS,
+                store.deliver_outbox,
+                log=log,
+                failure="delivering writes to other workers failed; will retry",
+            )
         limits = Limits(
             max_content_bytes=config.max_content_bytes,
             max_metadata_bytes=config.max_metadata_bytes,
@@ -290,39 +444,40 @@ def start_server(config: ServerConfig) -> RunningServer:
         undo.callback(health_pool.shutdown, wait=False)
         status = ServingStatus()
         server, wrapper = _grpc_server(config, keyring, pool, health_pool, status)
-        add_to_server(
-            MemoryGraphServicer(
-                service,
-                hub,
-                durability=config.durability.value,
-                request_counts=wrapper.request_counts,
-                undelivered_from=reporter.floor if reporter is not None else lambda: None,
-                restores=RestoreLimits(
-                    max_restores=config.max_restores, budget_bytes=config.restore_budget_bytes
-                ),
+        servicer: Any = MemoryGraphServicer(
+            service,
+            hub,
+            durability=config.durability.value,
+            request_counts=wrapper.request_counts,
+            undelivered_from=reporter.floor if reporter is not None else lambda: None,
+            restores=RestoreLimits(
+                max_restores=config.max_restores, budget_bytes=config.restore_budget_bytes
             ),
-            server,
         )
+        internal: grpc.Server | None = None
+        if worker is not None:
+            front = _front(config, worker)
+            internal = _internal_server(config, keyring, servicer, front, service)
+            undo.callback(internal.stop, None)
+            servicer = FrontServicer(servicer, front, query_filter, trusted=False)
+        add_to_server(servicer, server)
         health_servicer = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         reflection.enable_server_reflection(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
         )
-        address = f"{config.host}:{config.port}"
-        try:
-            if credentials is None:
-                port = server.add_insecure_port(address)
-            else:
-                port = server.add_secure_port(address, credentials)
-        except RuntimeError as exc:
-            raise ConfigError(f"cannot listen on {address}: the port is in use or invalid") from exc
+        port = _bind(server, config, worker)
         server.start()
+        if internal is not None:
+            internal.start()
         undo.pop_all()  # from here on, RunningServer.stop() owns the shutdown
     _set_serving(health_servicer, status, True)
     watchdog = PoolWatchdog(
         pool, lambda healthy: _on_workers(healthy, health_servicer, status, metrics_server)
     )
     watchdog.start()
+    if outbox is not None:
+        outbox.start()
     # Deletions a crash interrupted finish in the background (their sessions stay hidden).
     resumer = threading.Thread(target=service.deletion.resume, name="deletion-resume", daemon=True)
     resumer.start()
@@ -353,6 +508,8 @@ def start_server(config: ServerConfig) -> RunningServer:
         metrics_server,
         port,
         config,
+        outbox,
+        internal,
     )
 
 
@@ -376,10 +533,10 @@ def wait_for_stop_signal(on_ready: Callable[[], None] | None = None) -> signal.S
     return received[0]
 
 
-def run_server(config: ServerConfig) -> None:
+def run_server(config: ServerConfig, worker: int | None = None) -> None:
     """Serve until SIGTERM or SIGINT, then shut down gracefully."""
     setup_logging(config.log_level, config.log_format)
-    running = start_server(config)
+    running = start_server(config, worker)
     received = wait_for_stop_signal()
     log.info("received %s, shutting down", received.name)
     running.stop()

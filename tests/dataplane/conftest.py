@@ -4,6 +4,7 @@ storage engines the store contract runs on, and the services the data plane talk
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -23,6 +24,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from memorygraph.config import load_config
 from memorygraph.server import RunningServer, start_server
 from memorygraph.store import KeyValueStore, MemoryStore
+from memorygraph.store.placement import load_placement
 from memorygraph.store.rocks import RocksStore
 from memorygraph.v1 import graph_pb2_grpc
 
@@ -150,12 +152,27 @@ def server_address(server_process: ServerProcess) -> str:
     return server_process.address
 
 
-@pytest.fixture
-def start_inprocess(tmp_path: Path) -> Iterator[Callable[..., RunningServer]]:
-    """Start an in-process server with config overrides; every one started is stopped."""
+@pytest.fixture(params=[1, 2], ids=["1-worker", "2-workers"])
+def start_inprocess(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[Callable[..., RunningServer]]:
+    """Start an in-process server with config overrides; every one started is stopped.
+
+    Every test runs twice: with one process serving every shard, and with two workers each
+    serving half of them (both in this process, each with its own store, as they would be in
+    their own processes); the server handed back is then worker 0, called on the shared port.
+    Tests that read a server's internals (its store, its retention, its reporter) are marked
+    `one_process` and run with one only."""
+    marker = request.node.get_closest_marker("one_process")
+    if request.param == 2 and marker is not None:
+        pytest.skip(marker.args[0] if marker.args else "reads the internals of one process")
     started: list[RunningServer] = []
 
     def start(**overrides: Any) -> RunningServer:
+        if request.param == 2:
+            servers = start_workers(tmp_path / "data", 2, **overrides)
+            started.extend(servers)
+            return WorkerGroup(servers)  # type: ignore[return-value]
         settings = {
             "data_dir": tmp_path / "data",
             "host": "127.0.0.1",
@@ -175,6 +192,55 @@ def start_inprocess(tmp_path: Path) -> Iterator[Callable[..., RunningServer]]:
 @pytest.fixture
 def inprocess_server(start_inprocess: Callable[..., RunningServer]) -> RunningServer:
     return start_inprocess()
+
+
+def free_port_run(count: int) -> int:
+    """A port P with P .. P + count - 1 all free on 127.0.0.1 (a data plane of several workers
+    listens on its port and on port + 1 + i for worker i)."""
+    for _ in range(100):
+        base = free_port()
+        if base + count >= 65536:
+            continue
+        try:
+            with contextlib.ExitStack() as held:
+                for port in range(base, base + count):
+                    sock = held.enter_context(socket.socket())
+                    sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError("no run of free ports found")
+
+
+class WorkerGroup:
+    """The workers of one data plane, as a test that starts and stops "the server" sees
+    them: worker 0's address and attributes, and `stop` stopping every worker."""
+
+    def __init__(self, servers: list[RunningServer]) -> None:
+        self.servers = servers
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.servers[0], name)
+
+    def stop(self, grace: float | None = None) -> None:
+        for server in self.servers:
+            server.stop(grace)
+
+
+def start_workers(data_dir: Path, workers: int, **overrides: Any) -> list[RunningServer]:
+    """A data plane of `workers` workers, all in this process (each with its own store, as
+    in their own processes), on 127.0.0.1."""
+    settings = {
+        "data_dir": data_dir,
+        "host": "127.0.0.1",
+        "metrics_port": 0,
+        "workers": workers,
+        **overrides,
+        "port": free_port_run(workers + 1),
+    }
+    config = load_config(None, settings, environ={})
+    load_placement(config.data_dir, shards=config.shards, workers=workers)
+    return [start_server(config, worker) for worker in range(workers)]
 
 
 @pytest.fixture

@@ -52,8 +52,8 @@ class DirectPeer:
     ) -> list[tuple[bytes, bytes]]:
         return self._endpoint().scan_chunk(cf, start, end, reverse, limit, values)
 
-    def lock(self) -> None:
-        self._endpoint().lock()
+    def lock(self, origin: int) -> None:
+        self._endpoint().lock(origin)
 
     def unlock(self) -> None:
         self._endpoint().unlock()

@@ -96,6 +96,7 @@ def test_calls_without_credentials_that_never_send_a_request_hold_no_worker(
             stalls.end()
 
 
+@pytest.mark.one_process
 def test_a_wedged_server_keeps_answering_health_checks_and_reports_itself_unhealthy(
     start_inprocess: Start, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -149,6 +150,7 @@ def test_the_metrics_port_holds_a_bounded_number_of_idle_connections_and_drops_t
         endpoint.stop()
 
 
+@pytest.mark.one_process("the once-a-minute log is shared by the servers of one process")
 def test_request_bytes_that_are_no_message_are_invalid_argument_and_logged_sparingly(
     start_inprocess: Start, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -31,6 +31,7 @@ def _audit(path: Path, url: str) -> Path:
     )
 
 
+@pytest.mark.one_process
 def test_after_hooks_waiting_for_a_slow_service_are_bounded_in_bytes(
     start_inprocess: Start, webhook: Webhook, tmp_path: Path
 ) -> None:

@@ -30,6 +30,7 @@ def big(start_inprocess: Start) -> Iterator[tuple[Client, str, list[str]]]:
         yield mg, session.id, ids
 
 
+@pytest.mark.one_process
 def test_a_batch_whose_response_would_not_fit_is_refused_and_nothing_is_stored(
     start_inprocess: Start,
 ) -> None:

@@ -51,6 +51,7 @@ def _write(stub: MemoryGraphServiceStub, session_id: str, count: int, size: int)
         stub.AddPrompt(pb.AddPromptRequest(session_id=session_id, content=content), timeout=10)
 
 
+@pytest.mark.one_process
 @pytest.mark.parametrize("method", ["StreamEvents", "SubscribeToSession"])
 def test_subscribers_that_never_read_are_ended_and_free_their_slots(
     start_inprocess: Start, method: str

@@ -201,6 +201,7 @@ def test_slow_subscriber_is_ended_and_resumes_without_gap(start_inprocess: Start
     assert sequences == sorted(sequences)
 
 
+@pytest.mark.one_process
 def test_sequence_older_than_retention_is_out_of_range(start_inprocess: Start) -> None:
     server = start_inprocess(event_retention_max_events=5)
     stub = connect(server)
@@ -226,6 +227,7 @@ def test_sequence_older_than_retention_is_out_of_range(start_inprocess: Start) -
     assert info.value.code() == grpc.StatusCode.OUT_OF_RANGE
 
 
+@pytest.mark.one_process
 def test_sequence_numbers_continue_after_restart(start_inprocess: Start) -> None:
     server = start_inprocess()
     record_turn(connect(server))

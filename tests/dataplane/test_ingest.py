@@ -34,6 +34,7 @@ def turn_batch(batch_id: str, turns: int) -> pb.IngestBatch:
     return pb.IngestBatch(batch_id=batch_id, items=items)
 
 
+@pytest.mark.one_process("an ack names the newest event of the worker that took the batch")
 def test_batches_are_acknowledged_with_created_ids(stub: MemoryGraphServiceStub) -> None:
     acks = list(stub.Ingest(iter([turn_batch("b1", 3), turn_batch("b2", 2)])))
     assert [a.batch_id for a in acks] == ["b1", "b2"]

@@ -128,6 +128,7 @@ def _session_with_prompts(stub: MemoryGraphServiceStub, count: int) -> str:
     return session.id
 
 
+@pytest.mark.one_process
 def test_server_default_deadline_stops_long_work(
     start_inprocess: Start, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -147,6 +148,7 @@ def test_server_default_deadline_stops_long_work(
     channel.close()
 
 
+@pytest.mark.one_process
 def test_client_deadline_cancels_server_work(
     start_inprocess: Start, monkeypatch: pytest.MonkeyPatch
 ) -> None:

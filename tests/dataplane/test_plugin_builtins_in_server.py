@@ -83,6 +83,7 @@ def test_quota_limits_nodes_per_session(start_inprocess: Start, tmp_path: Path) 
     stub.AddPrompt(pb.AddPromptRequest(session_id=other.id, content="elsewhere is fine"))
 
 
+@pytest.mark.one_process
 def test_reload_under_load_loses_no_request_and_bad_files_keep_the_last_good(
     start_inprocess: Start, tmp_path: Path
 ) -> None:

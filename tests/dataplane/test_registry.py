@@ -147,6 +147,7 @@ def wait_for(condition: Callable[[], bool], timeout: float = 20) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.one_process
 def test_an_outage_loses_no_report_and_each_counts_once(
     start_inprocess: Start, registry: Registry, tmp_path: Path
 ) -> None:
@@ -175,6 +176,7 @@ def test_an_outage_loses_no_report_and_each_counts_once(
     assert f"/api/v1/sessions/{session_id}/status" in registry.paths
 
 
+@pytest.mark.one_process
 def test_redelivery_after_a_restart_is_deduplicated(
     start_inprocess: Start, registry: Registry, tmp_path: Path
 ) -> None:
@@ -224,6 +226,7 @@ def test_circuit_breaker_opens_cools_down_and_closes() -> None:
     assert breaker.state == "closed"
 
 
+@pytest.mark.one_process
 def test_archival_waits_for_undelivered_reports_and_is_reported(
     start_inprocess: Start, registry: Registry, tmp_path: Path
 ) -> None:

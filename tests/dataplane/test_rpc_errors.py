@@ -171,6 +171,7 @@ def test_every_bad_input_class_returns_its_status_and_changes_nothing(stub: Stub
     assert stub.Query(pb.QueryRequest(filter=pb.QueryFilter(session_id=session.id))) == snapshot
 
 
+@pytest.mark.one_process
 def test_unexpected_errors_become_internal_with_request_id(
     stub: Stub, inprocess_server: RunningServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

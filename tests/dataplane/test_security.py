@@ -13,7 +13,6 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from memorygraph.cli import main as cli_main
 from memorygraph.errors import ConfigError
-from memorygraph.model import NodeKind
 from memorygraph.server import RunningServer
 from memorygraph.v1 import graph_pb2 as pb
 from memorygraph.v1 import graph_pb2_grpc
@@ -71,7 +70,8 @@ def test_every_rpc_without_a_valid_key_is_unauthenticated(
         # Probes stay open so kubelets need no key.
         health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
         assert health.status == health_pb2.HealthCheckResponse.SERVING
-    assert server.store.counts().nodes[NodeKind.SESSION] == 1
+        metrics = stub.GetMetrics(pb.GetMetricsRequest(), metadata=(("x-api-key", "key-alpha"),))
+        assert metrics.sessions == 1  # none of the refused calls wrote anything
 
 
 def test_health_can_require_a_key_too(start_inprocess: Start, keys_file: Path) -> None:
@@ -120,6 +120,7 @@ def _secure_stub(
     return channel, graph_pb2_grpc.MemoryGraphServiceStub(channel)
 
 
+@pytest.mark.one_process("two servers in one process cannot share a TLS port")
 def test_tls_serves_trusted_clients_and_refuses_a_wrong_ca(
     start_inprocess: Start, tmp_path: Path
 ) -> None:
@@ -140,6 +141,7 @@ def test_tls_serves_trusted_clients_and_refuses_a_wrong_ca(
         MemoryGraphServiceStub(plain).Health(pb.HealthRequest(), timeout=5)
 
 
+@pytest.mark.one_process("two servers in one process cannot share a TLS port")
 def test_mutual_tls_requires_a_client_certificate_from_the_ca(
     start_inprocess: Start, tmp_path: Path
 ) -> None:
@@ -160,6 +162,7 @@ def test_mutual_tls_requires_a_client_certificate_from_the_ca(
         assert info.value.code() == grpc.StatusCode.UNAVAILABLE
 
 
+@pytest.mark.one_process("two servers in one process cannot share a TLS port")
 def test_renewed_certificate_files_are_served_without_restart(
     start_inprocess: Start, tmp_path: Path
 ) -> None:
@@ -183,6 +186,7 @@ def test_renewed_certificate_files_are_served_without_restart(
         stub.Health(pb.HealthRequest(), timeout=5)
 
 
+@pytest.mark.one_process("two servers in one process cannot share a TLS port")
 def test_command_line_speaks_mutual_tls(start_inprocess: Start, tmp_path: Path) -> None:
     """Global options before the command, or (as the archival CronJob passes them) after
     `archive run`; a certificate without its key is a usage error."""

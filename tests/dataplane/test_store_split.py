@@ -6,6 +6,7 @@ shard they belong to, and another worker's writers held off while a write reache
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -204,7 +205,7 @@ def test_a_write_reaching_a_busy_worker_fails_with_nothing_written(
     source = here.create_node(NewNode(NodeKind.PROMPT, a, "q"))
     target = there.create_node(NewNode(NodeKind.PROMPT, b, "r"))
     there.endpoint.lock_timeout = 0.2
-    there.endpoint.lock()  # another write holds worker 1's writers
+    there.endpoint.lock(0)  # another write holds worker 1's writers
     before = list(graph.engines[0].scan(keys.CF_EDGES_OUT, b"", b"\xff" * 64))
     try:
         with pytest.raises(Busy, match="try again"):
@@ -290,7 +291,7 @@ def test_a_busy_worker_met_while_committing_fails_the_write_as_unavailable(
     target = there.create_node(NewNode(NodeKind.PROMPT, b, "r"))
     here.create_edge(NewEdge(source.id, target.id, EdgeKind.REFERENCES))
     there.endpoint.lock_timeout = 0.2
-    there.endpoint.lock()
+    there.endpoint.lock(0)
     try:
         with pytest.raises(Busy, match="try again"):
             here.delete_edge(source.id, target.id, EdgeKind.REFERENCES)
@@ -325,3 +326,44 @@ def test_a_write_that_fails_on_its_own_worker_is_never_delivered(
     assert not [
         e for e in _log(graph, 1) if e.edge is not None and e.edge.kind is EdgeKind.REFERENCES
     ]
+
+
+def test_two_workers_writing_towards_each_other_never_wait_out_the_lock_timeout(
+    make_graph: Callable[[], SplitGraph],
+) -> None:
+    """Edges made at the same time from worker 0 to worker 1 and from worker 1 to worker 0:
+    when each write holds its own worker's lock and asks for the other's, the worker with the
+    higher number gives up at once (Busy, retried here) rather than both waiting 2 s."""
+    graph = make_graph()
+    a, b = _on_worker(graph, 0, "a"), _on_worker(graph, 1, "b")
+    mine = [graph.services[0].create_node(NewNode(NodeKind.PROMPT, a, f"a{i}")) for i in range(5)]
+    theirs = [graph.services[1].create_node(NewNode(NodeKind.PROMPT, b, f"b{i}")) for i in range(5)]
+    slow: list[float] = []
+    made = [0, 0]
+
+    def link(worker: int, sources: list, targets: list) -> None:  # type: ignore[type-arg]
+        service = graph.services[worker]
+        for source in sources:
+            for target in targets:
+                while True:
+                    began = time.monotonic()
+                    try:
+                        service.create_edge(NewEdge(source.id, target.id, EdgeKind.REFERENCES))
+                    except Busy:
+                        if time.monotonic() - began > 1.0:
+                            slow.append(time.monotonic() - began)
+                        continue
+                    made[worker] += 1
+                    break
+
+    threads = [
+        threading.Thread(target=link, args=(0, mine, theirs)),
+        threading.Thread(target=link, args=(1, theirs, mine)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert made == [25, 25]
+    assert slow == []
+    _keys_everywhere_on_their_owner(graph)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from pathlib import Path
 
 from memorygraph.cli.options import Commands
@@ -14,6 +16,7 @@ __all__ = ["add_commands", "cmd_serve"]
 
 def cmd_serve(args: argparse.Namespace, _: Client | None) -> int:
     from memorygraph.server import run_server
+    from memorygraph.supervisor import WORKER_ENV, run_supervisor
 
     overrides = {
         "data_dir": args.data_dir,
@@ -22,9 +25,17 @@ def cmd_serve(args: argparse.Namespace, _: Client | None) -> int:
         "metrics_port": args.metrics_port,
         "durability": args.durability,
         "shards": args.shards,
+        "workers": args.workers,
         "log_format": args.log_format,
     }
-    run_server(load_config(args.config, overrides))
+    config = load_config(args.config, overrides)
+    worker = os.environ.get(WORKER_ENV)
+    if worker is not None:  # started by the supervisor: one of its workers
+        run_server(config, worker=int(worker))
+    elif config.workers > 1:
+        return run_supervisor(config, sys.argv[1:])
+    else:
+        run_server(config)
     return 0
 
 
@@ -52,6 +63,13 @@ def add_commands(commands: Commands) -> None:
         type=int,
         help="shards the data is split into, a power of two up to 4096, fixed when the data "
         "directory is made (default: the directory's own; 64 for a new one)",
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        help="worker processes, each serving a share of the shards from a store of its own; "
+        "worker i also listens on --port + 1 + i (default 1; fixed when the data directory "
+        "is made)",
     )
     serve.add_argument("--log-format", choices=["text", "json"], help="default text")
     serve.set_defaults(func=cmd_serve, remote=False)

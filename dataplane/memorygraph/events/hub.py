@@ -31,6 +31,15 @@ log = logging.getLogger("memorygraph.events")
 READ_CHUNK = 512
 READ_CHUNK_BYTES = 4 << 20
 POLL_SECONDS = 0.25
+# How often a subscriber that asked for watermarks gets one while it has no event to take.
+WATERMARK_SECONDS = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class Watermark:
+    """No event at or below `sequence` is still to come (see `EventHub.subscribe`)."""
+
+    sequence: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +162,20 @@ class EventHub:
     ) -> Iterator[Event]:
         """Retained events from `from_sequence` (0: from now on), then live ones, until
         `is_active()` turns false or the hub closes."""
+        for event in self.subscribe_marked(event_filter, from_sequence, is_active, None):
+            assert isinstance(event, Event)
+            yield event
+
+    def subscribe_marked(
+        self,
+        event_filter: EventFilter,
+        from_sequence: int,
+        is_active: Callable[[], bool],
+        idle: Callable[[], int | None] | None,
+    ) -> Iterator[Event | Watermark]:
+        """`subscribe`, and with `idle`, a live subscriber that has nothing to take is also
+        handed, every WATERMARK_SECONDS, a `Watermark`: a sequence no event still to come
+        will be at or below (see `watermark`). `idle()` is the writers' part of it."""
         subscriber = _Subscriber(event_filter, self.buffer_size, self.buffer_bytes)
         with self._cond:
             self._subscribers.add(subscriber)
@@ -165,7 +188,7 @@ class EventHub:
                     event_filter, next_sequence, live_from, is_active
                 )
             if next_sequence is not None:
-                yield from self._live(subscriber, next_sequence, is_active)
+                yield from self._live(subscriber, next_sequence, is_active, idle)
         finally:
             with self._cond:
                 self._subscribers.discard(subscriber)
@@ -207,9 +230,14 @@ class EventHub:
         return next_sequence
 
     def _live(
-        self, subscriber: _Subscriber, next_sequence: int, is_active: Callable[[], bool]
-    ) -> Iterator[Event]:
+        self,
+        subscriber: _Subscriber,
+        next_sequence: int,
+        is_active: Callable[[], bool],
+        idle: Callable[[], int | None] | None,
+    ) -> Iterator[Event | Watermark]:
         """Events as the fan-out hands them to `subscriber`, from `next_sequence` on."""
+        poll = POLL_SECONDS if idle is None else WATERMARK_SECONDS
         while True:
             with subscriber.cond:
                 if not subscriber.buffer:
@@ -219,16 +247,35 @@ class EventHub:
                             f"{self.buffer_bytes} bytes) filled up; resume with "
                             f"from_sequence={next_sequence}"
                         )
-                    subscriber.cond.wait(POLL_SECONDS)
+                    subscriber.cond.wait(poll)
                 waiting = subscriber.take()
             if waiting is None:
                 if self._closing or not is_active():
                     return
+                if idle is not None and (mark := self.watermark(idle)) is not None:
+                    with subscriber.cond:
+                        empty = not subscriber.buffer
+                    if empty:  # an event published meanwhile goes first
+                        yield Watermark(mark)
                 continue
             if waiting.sequence < next_sequence:
                 continue
             next_sequence = waiting.sequence + 1
             yield waiting
+
+    def watermark(self, idle: Callable[[], int | None]) -> int | None:
+        """A sequence no event still to be published will be at or below, or None while a
+        write is under way or published events are not handed out yet. `idle()` gives, while
+        no write is under way, the highest sequence below every one a write starting later
+        can make (from the writers' clock)."""
+        bound = idle()  # first: a write after it numbers its events above it
+        if bound is None:
+            return None
+        with self._cond:
+            published = self._published
+        if published != self.store.events.last_sequence:
+            return None
+        return max(published, bound)
 
     def close(self) -> None:
         with self._cond:

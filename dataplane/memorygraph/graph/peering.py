@@ -4,6 +4,7 @@ their writes that fall on its shards."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 from memorygraph.graph.writes import Writer
@@ -16,6 +17,7 @@ __all__ = ["LOCK_TIMEOUT", "WorkerEndpoint"]
 # for that worker's own writes, short enough that two writes waiting for each other's lock soon
 # give up.
 LOCK_TIMEOUT = 2.0
+_RECHECK_SECONDS = 0.01  # how often a wait for the lock looks for a cycle of waits
 
 
 class WorkerEndpoint:
@@ -55,12 +57,30 @@ class WorkerEndpoint:
                 break
         return chunk
 
-    def lock(self) -> None:
-        if not self._writer.join(self.lock_timeout):
-            raise Busy(
-                "another worker's write could not join this worker's writes in time; nothing "
-                "was written, try again"
-            )
+    def lock(self, origin: int) -> None:
+        """Take the writers' lock for worker `origin`'s write, within `lock_timeout`; Busy at
+        once (checked while waiting too) when this worker's own write is waiting for
+        `origin`'s lock and `origin` has the higher number: one of two writes waiting for each
+        other gives up, the other goes on."""
+        deadline = time.monotonic() + self.lock_timeout
+        while True:
+            if self._waits_for(origin):
+                raise Busy(
+                    "another worker's write and this worker's were waiting for each other; "
+                    "nothing was written, try again"
+                )
+            left = deadline - time.monotonic()
+            if self._writer.join(max(0.0, min(left, _RECHECK_SECONDS))):
+                return
+            if left <= _RECHECK_SECONDS:
+                raise Busy(
+                    "another worker's write could not join this worker's writes in time; "
+                    "nothing was written, try again"
+                )
+
+    def _waits_for(self, origin: int) -> bool:
+        kv = self._store.kv
+        return isinstance(kv, SplitKV) and origin > kv.workers.me and origin in kv.waiting
 
     def unlock(self) -> None:
         self._writer.leave()

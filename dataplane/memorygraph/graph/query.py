@@ -38,6 +38,7 @@ __all__ = [
     "Page",
     "QueryFilter",
     "RecordPage",
+    "archive_fingerprint",
     "decode_token",
     "encode_token",
     "get_nodes",
@@ -336,6 +337,11 @@ def stream_query(
         after = last
 
 
+def archive_fingerprint(older_than: int) -> bytes:
+    """What a ListArchiveCandidates page token is bound to: its cutoff."""
+    return hashlib.blake2b(repr(("archive", older_than)).encode(), digest_size=8).digest()
+
+
 def sessions_fingerprint(state: SessionState | None, user_id: str) -> bytes:
     """What a ListSessions page token is bound to: its filters."""
     return hashlib.blake2b(repr(("sessions", state, user_id)).encode(), digest_size=8).digest()
@@ -438,7 +444,7 @@ def archive_candidates(
 ) -> tuple[list[Candidate], str]:
     """Sessions idle (or closed) since before `older_than` µs, oldest first, paged."""
     want = page_size(limit)
-    fingerprint = hashlib.blake2b(repr(("archive", older_than)).encode(), digest_size=8).digest()
+    fingerprint = archive_fingerprint(older_than)
     after = decode_token(page_token, fingerprint)
     start = 0 if after is None else after[0]
     # A session created after the cutoff has been active since: it is never a candidate.

@@ -113,6 +113,10 @@ class GraphService:
 
     # -- what the server reports about the graph -----------------------------------------------
 
+    def idle_bound(self) -> int | None:
+        """See `Writer.idle_bound` (for event watermarks)."""
+        return self._writer.idle_bound()
+
     @property
     def schema_version(self) -> int:
         return self.store.schema_version

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from memorygraph import deadline
 from memorygraph.graph.batch import Batcher, Request
 from memorygraph.graph.tx import Transaction
-from memorygraph.store import GraphStore
+from memorygraph.store import GraphStore, keys
 from memorygraph.store.changes import UnwritableChange
 
 __all__ = ["Writer"]
@@ -63,12 +63,22 @@ class Writer:
 
     def apply_part(self, origin: int, sequence: int, part: bytes, *, locked: bool) -> None:
         """Apply another worker's outbox entry (under the lock its write holds here when
-        `locked`, else under the writers' lock)."""
+        `locked`, else under the writers' lock). Its events are numbered by this worker's
+        clock, as its own writes' are (see `idle_bound`)."""
         if locked:
-            self.store.apply_part(origin, sequence, part)
+            self.store.apply_part(origin, sequence, part, now=self.clock())
             return
         with self._lock:
-            self.store.apply_part(origin, sequence, part)
+            self.store.apply_part(origin, sequence, part, now=self.clock())
+
+    def idle_bound(self) -> int | None:
+        """While no write is under way, the highest event sequence below every one a write
+        starting from now on can make (its events' ticks follow a clock read after this one,
+        under the writers' lock); None while one is under way."""
+        now = self.clock()
+        if self._lock.locked():
+            return None
+        return ((now - keys.SEQUENCE_EPOCH) << keys.SHARD_BITS) - 1
 
     def batched(self, work: Callable[[Transaction], T]) -> T:
         """`work(tx)` applied with other requests' work in one shared batch, kept only if it

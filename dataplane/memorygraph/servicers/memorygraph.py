@@ -22,7 +22,7 @@ from memorygraph.codec.messages import edge_message, event_message
 from memorygraph.codec.nodes import node_bytes, node_message, session_message, template_message
 from memorygraph.codec.times import request_micros, timestamp
 from memorygraph.errors import InvalidArgument, RequestError
-from memorygraph.events.hub import EventFilter, EventHub
+from memorygraph.events.hub import EventFilter, EventHub, Watermark
 from memorygraph.graph.export import EXPORT_VERSION
 from memorygraph.graph.hooks import Read
 from memorygraph.graph.query import QueryFilter
@@ -33,7 +33,7 @@ from memorygraph.servicers.restores import RestoreLimits
 from memorygraph.v1 import graph_pb2 as pb
 from memorygraph.v1 import graph_pb2_grpc as pb_grpc
 
-__all__ = ["MemoryGraphServicer", "add_to_server"]
+__all__ = ["MemoryGraphServicer", "add_to_server", "query_filter"]
 
 log = logging.getLogger("memorygraph.archive")
 
@@ -53,8 +53,9 @@ def _serialize(message: Message | bytes) -> bytes:
     return message if isinstance(message, bytes) else message.SerializeToString()
 
 
-def add_to_server(servicer: MemoryGraphServicer, server: grpc.Server) -> None:
-    """Register `servicer` as the generated `add_MemoryGraphServiceServicer_to_server` does,
+def add_to_server(servicer: object, server: grpc.Server) -> None:
+    """Register `servicer` (a `MemoryGraphServicer`, or a worker's front to one) as the
+    generated `add_MemoryGraphServiceServicer_to_server` does,
     except that a method may also answer with a message already serialized: stored records
     go out without being parsed and serialized again."""
     service = pb.DESCRIPTOR.services_by_name["MemoryGraphService"]
@@ -72,7 +73,7 @@ def add_to_server(servicer: MemoryGraphServicer, server: grpc.Server) -> None:
     server.add_registered_method_handlers(service.full_name, handlers)
 
 
-def _query_filter(message: pb.QueryFilter) -> QueryFilter:
+def query_filter(message: pb.QueryFilter) -> QueryFilter:
     start = request_micros(message.start_time, 0)
     end = request_micros(message.end_time, MAX_TIME)
     if end <= start:
@@ -217,14 +218,14 @@ class MemoryGraphServicer(pb_grpc.MemoryGraphServiceServicer):
 
     def Query(self, request: pb.QueryRequest, context: Context) -> bytes:
         page = self.service.query(
-            _query_filter(request.filter), limit=request.limit, page_token=request.page_token
+            query_filter(request.filter), limit=request.limit, page_token=request.page_token
         )
         token = pb.QueryResponse(next_page_token=page.next_page_token).SerializeToString()
         return b"".join(page.entries) + token
 
     def StreamQuery(self, request: pb.StreamQueryRequest, context: Context) -> Iterator[bytes]:
         batches = self.service.stream_query(
-            _query_filter(request.filter), batch_size=request.batch_size, limit=request.limit
+            query_filter(request.filter), batch_size=request.batch_size, limit=request.limit
         )
         for batch in batches:
             if not context.is_active():
@@ -314,6 +315,26 @@ class MemoryGraphServicer(pb_grpc.MemoryGraphServiceServicer):
         self.service.before_read(Read("stream_events", event_filter.session_id))
         for event in self.hub.subscribe(event_filter, request.from_sequence, context.is_active):
             yield event_message(event)
+
+    def stream_events_marked(
+        self, request: pb.StreamEventsRequest, context: Context
+    ) -> Iterator[pb.Event]:
+        """StreamEvents of this worker's log, with watermarks while it has nothing to send:
+        events of type UNSPECIFIED whose sequence no event still to come is at or below
+        (what the worker merging every worker's stream waits on). The read hooks are the
+        merging worker's to run, once."""
+        event_filter = EventFilter(
+            session_id=rq.optional_id(request.session_id, "session_id"),
+            types=enums.event_types(request.types),
+        )
+        events = self.hub.subscribe_marked(
+            event_filter, request.from_sequence, context.is_active, self.service.idle_bound
+        )
+        for event in events:
+            if isinstance(event, Watermark):
+                yield pb.Event(sequence=event.sequence)
+            else:
+                yield event_message(event)
 
     def SubscribeToSession(
         self, request: pb.SubscribeToSessionRequest, context: Context
@@ -440,6 +461,11 @@ class MemoryGraphServicer(pb_grpc.MemoryGraphServiceServicer):
             durability=self.durability,
             shards=self.service.store.shards.count,
         )
+
+    def GetShardMap(self, request: pb.GetShardMapRequest, context: Context) -> pb.ShardMap:
+        """One process: one worker, owning every shard, at the address called."""
+        shards = self.service.store.shards.count
+        return pb.ShardMap(epoch=1, shards=shards, workers=[""], owners=[0] * shards)
 
     def GetMetrics(self, request: pb.GetMetricsRequest, context: Context) -> pb.GetMetricsResponse:
         counts = self.service.counts()

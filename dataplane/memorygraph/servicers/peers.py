@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import grpc
 
@@ -30,6 +30,7 @@ LEASE_SECONDS = 10.0
 # How long a call to another worker may take (the lock's own wait is added to a Lock).
 CALL_SECONDS = 10.0
 _MAX_SCAN = 4096  # pairs one range read returns at most
+_READ_BYTES = 4 << 20  # values one read returns at most (one at least, whatever its size)
 
 
 class PeerServicer(wgrpc.WorkerPeerServicer):
@@ -53,20 +54,30 @@ class PeerServicer(wgrpc.WorkerPeerServicer):
                 keys=[k for k, _ in pairs], values=[v for _, v in pairs] if request.values else []
             )
         values = self.endpoint.multi_get(request.family, list(request.keys))
+        answered: list[bytes | None] = []
+        size = 0
+        for value in values:  # the first ones, within the budget (one at least)
+            size += len(value or b"")
+            if answered and size > _READ_BYTES:
+                break
+            answered.append(value)
         return wpb.PeerReadResponse(
-            values=[v if v is not None else b"" for v in values],
-            found=[v is not None for v in values],
+            values=[v if v is not None else b"" for v in answered],
+            found=[v is not None for v in answered],
         )
 
     def Lock(
         self, request: wpb.PeerLockRequest, context: grpc.ServicerContext
     ) -> wpb.PeerLockResponse:
         try:
-            self.endpoint.lock()
-        except Busy as busy:
-            context.abort(grpc.StatusCode.UNAVAILABLE, str(busy))
+            self.endpoint.lock(request.origin)
+        except Busy as busy:  # an answer, not an error of this server's
+            context.set_code(grpc.StatusCode.UNAVAILABLE)
+            context.set_details(str(busy))
+            return wpb.PeerLockResponse()
         lease = secrets.token_hex(8)
-        expiry = threading.Timer(request.lease_seconds or LEASE_SECONDS, self._expire, [lease])
+        seconds = min(request.lease_seconds or LEASE_SECONDS, LEASE_SECONDS)
+        expiry = threading.Timer(seconds, self._expire, [lease])
         expiry.daemon = True
         with self._mutex:
             self._lease, self._expiry = lease, expiry
@@ -114,12 +125,13 @@ class GrpcPeer:
         me: int,
         worker: int,
         *,
-        metadata: Sequence[tuple[str, str]] = (),
+        metadata: Callable[[], Sequence[tuple[str, str]]] = tuple,
         lock_seconds: float = 2.0,
     ) -> None:
+        """`metadata()`: what each call presents (the server's own key, when auth is on)."""
         self._stub = wgrpc.WorkerPeerStub(channel)
         self._me, self._worker = me, worker
-        self._metadata = tuple(metadata)
+        self._metadata = metadata
         self._lock_seconds = lock_seconds
         self._held = threading.local()  # the lease this thread's write holds
 
@@ -137,7 +149,7 @@ class GrpcPeer:
     def _read(self, request: wpb.PeerReadRequest) -> wpb.PeerReadResponse:
         try:
             response: wpb.PeerReadResponse = self._stub.Read(
-                request, timeout=CALL_SECONDS, metadata=self._metadata
+                request, timeout=CALL_SECONDS, metadata=self._metadata()
             )
         except grpc.RpcError as error:
             raise self._unreachable(error) from None
@@ -147,8 +159,14 @@ class GrpcPeer:
         return self.multi_get(cf, [key])[0]
 
     def multi_get(self, cf: str, keys: Sequence[bytes]) -> list[bytes | None]:
-        response = self._read(wpb.PeerReadRequest(family=cf, keys=list(keys)))
-        return [v if f else None for v, f in zip(response.values, response.found, strict=True)]
+        """Values of `keys`: asked again for those a response had no room for."""
+        found: list[bytes | None] = []
+        while len(found) < len(keys):
+            response = self._read(wpb.PeerReadRequest(family=cf, keys=list(keys[len(found) :])))
+            found += [
+                v if f else None for v, f in zip(response.values, response.found, strict=True)
+            ]
+        return found
 
     def scan_chunk(
         self, cf: str, start: bytes, end: bytes, reverse: bool, limit: int, values: bool
@@ -168,12 +186,12 @@ class GrpcPeer:
             return list(zip(response.keys, response.values, strict=True))
         return [(key, b"") for key in response.keys]
 
-    def lock(self) -> None:
+    def lock(self, origin: int) -> None:
         try:
             response = self._stub.Lock(
                 wpb.PeerLockRequest(origin=self._me, lease_seconds=LEASE_SECONDS),
                 timeout=self._lock_seconds + CALL_SECONDS,
-                metadata=self._metadata,
+                metadata=self._metadata(),
             )
         except grpc.RpcError as error:
             raise self._unreachable(error) from None
@@ -187,7 +205,7 @@ class GrpcPeer:
                 self._stub.Unlock(
                     wpb.PeerUnlockRequest(lease=lease),
                     timeout=CALL_SECONDS,
-                    metadata=self._metadata,
+                    metadata=self._metadata(),
                 )
             except grpc.RpcError as error:  # the lease runs out there on its own
                 raise self._unreachable(error) from None
@@ -198,7 +216,7 @@ class GrpcPeer:
             self._stub.Apply(
                 wpb.PeerApplyRequest(origin=origin, sequence=sequence, part=part, lease=lease),
                 timeout=CALL_SECONDS,
-                metadata=self._metadata,
+                metadata=self._metadata(),
             )
         except grpc.RpcError as error:
             raise self._unreachable(error) from None

@@ -511,17 +511,18 @@ class GraphStore:
         """Deliver what other workers have still to apply; True when nothing is left."""
         return self._outbox.retry() if self._outbox is not None else True
 
-    def apply_part(self, origin: int, sequence: int, part: bytes) -> None:
+    def apply_part(self, origin: int, sequence: int, part: bytes, *, now: int = 0) -> None:
         """Apply outbox entry `sequence` of worker `origin` (its write's part for this worker:
         keys of this worker's shards and their events) unless it was applied before. Called
-        under this worker's writers' lock."""
+        under this worker's writers' lock; `now` is this worker's clock (its events are
+        numbered from it, and from the write's time when that is later)."""
         if self._split is None or self._outbox is None:
             raise RuntimeError("only a worker's store takes parts of other workers' writes")
         if sequence <= self._outbox.applied(origin):
             return
         time, ops, events = decode_part(part)
         log = self.events.append(
-            StoreChanges(time=time, events=events), {}, self._session_of, (), self._locate
+            StoreChanges(time=max(time, now), events=events), {}, self._session_of, (), self._locate
         )
         if log.remote:
             raise RuntimeError("a part of another worker's write holds events of other shards")

@@ -91,8 +91,9 @@ class Peer(Protocol):
         `values`)."""
         ...
 
-    def lock(self) -> None:
-        """Take its writers' lock for a write of this worker's (Busy if not granted soon)."""
+    def lock(self, origin: int) -> None:
+        """Take its writers' lock for a write of worker `origin` (this one); Busy if not
+        granted soon, or at once when that would close a cycle of waits (see `SplitKV`)."""
         ...
 
     def unlock(self) -> None: ...
@@ -113,6 +114,10 @@ class SplitKV:
         self.workers = workers
         self.peers = dict(peers)
         self._held = threading.local()  # the peers whose lock this thread's write holds
+        # The workers whose lock a write of this one is waiting for: a request for this
+        # worker's lock from one of them would close a cycle, and the worker with the higher
+        # number gives up at once (it gets Busy) while the other waits.
+        self.waiting: set[int] = set()
 
     # -- where a key is ------------------------------------------------------------------------
 
@@ -128,7 +133,11 @@ class SplitKV:
     def _join(self, owner: int, peer: Peer) -> None:
         held: set[int] | None = getattr(self._held, "peers", None)
         if held is not None and owner not in held:
-            peer.lock()
+            self.waiting.add(owner)
+            try:
+                peer.lock(self.workers.me)
+            finally:
+                self.waiting.discard(owner)
             held.add(owner)
 
     def join(self, owner: int) -> None:
@@ -383,7 +392,7 @@ class Outbox:
             try:
                 peer = self.kv.peers[owner]
                 try:
-                    peer.lock()
+                    peer.lock(self.kv.workers.me)
                 except Exception:
                     log.warning("worker %d is busy or down; delivering later", owner)
                     done = False

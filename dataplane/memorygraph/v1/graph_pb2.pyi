@@ -768,6 +768,22 @@ class GetMetricsRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class GetShardMapRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ShardMap(_message.Message):
+    __slots__ = ("epoch", "shards", "workers", "owners")
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    SHARDS_FIELD_NUMBER: _ClassVar[int]
+    WORKERS_FIELD_NUMBER: _ClassVar[int]
+    OWNERS_FIELD_NUMBER: _ClassVar[int]
+    epoch: int
+    shards: int
+    workers: _containers.RepeatedScalarFieldContainer[str]
+    owners: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, epoch: _Optional[int] = ..., shards: _Optional[int] = ..., workers: _Optional[_Iterable[str]] = ..., owners: _Optional[_Iterable[int]] = ...) -> None: ...
+
 class GetMetricsResponse(_message.Message):
     __slots__ = ("sessions", "active_sessions", "nodes_by_kind", "edges", "token_usage", "requests_by_method", "store_size_bytes")
     class NodesByKindEntry(_message.Message):

@@ -196,6 +196,11 @@ class MemoryGraphServiceStub:
                 request_serializer=memorygraph_dot_v1_dot_graph__pb2.GetMetricsRequest.SerializeToString,
                 response_deserializer=memorygraph_dot_v1_dot_graph__pb2.GetMetricsResponse.FromString,
                 _registered_method=True)
+        self.GetShardMap = channel.unary_unary(
+                '/memorygraph.v1.MemoryGraphService/GetShardMap',
+                request_serializer=memorygraph_dot_v1_dot_graph__pb2.GetShardMapRequest.SerializeToString,
+                response_deserializer=memorygraph_dot_v1_dot_graph__pb2.ShardMap.FromString,
+                _registered_method=True)
 
 
 class MemoryGraphServiceServicer:
@@ -425,6 +430,16 @@ class MemoryGraphServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetShardMap(self, request, context):
+        """Which worker owns which shard, and at which epoch. A data plane of one process is one
+        worker owning every shard. Any address answers every call (a call about one session, node
+        or template goes on to its shard's worker); a client may also send such calls straight to
+        the owner's own address.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MemoryGraphServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -587,6 +602,11 @@ def add_MemoryGraphServiceServicer_to_server(servicer, server):
                     servicer.GetMetrics,
                     request_deserializer=memorygraph_dot_v1_dot_graph__pb2.GetMetricsRequest.FromString,
                     response_serializer=memorygraph_dot_v1_dot_graph__pb2.GetMetricsResponse.SerializeToString,
+            ),
+            'GetShardMap': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetShardMap,
+                    request_deserializer=memorygraph_dot_v1_dot_graph__pb2.GetShardMapRequest.FromString,
+                    response_serializer=memorygraph_dot_v1_dot_graph__pb2.ShardMap.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1455,6 +1475,33 @@ class MemoryGraphService:
             '/memorygraph.v1.MemoryGraphService/GetMetrics',
             memorygraph_dot_v1_dot_graph__pb2.GetMetricsRequest.SerializeToString,
             memorygraph_dot_v1_dot_graph__pb2.GetMetricsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetShardMap(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/memorygraph.v1.MemoryGraphService/GetShardMap',
+            memorygraph_dot_v1_dot_graph__pb2.GetShardMapRequest.SerializeToString,
+            memorygraph_dot_v1_dot_graph__pb2.ShardMap.FromString,
             options,
             channel_credentials,
             insecure,

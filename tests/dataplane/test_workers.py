@@ -1,0 +1,341 @@
+"""`memorygraph serve --workers 2` for real: a supervisor and two worker processes on one data
+directory, one shared port, each worker on its own port too; a worker killed with -9 is started
+again and loses no acknowledged write; a directory refuses another number of workers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import grpc
+import pytest
+from memorygraph.client import Client
+from memorygraph.model import parse_id
+from memorygraph.store import keys
+from memorygraph.store.shards import Shards
+from memorygraph.v1 import graph_pb2 as pb
+from memorygraph.v1 import workers_pb2 as wpb
+from memorygraph.v1.graph_pb2_grpc import MemoryGraphServiceStub
+from memorygraph.v1.workers_pb2_grpc import WorkerPeerStub
+
+from .certs import Authority
+from .conftest import REPO, ServerProcess, free_port_run, serve_command, start_workers
+
+pytestmark = pytest.mark.slow
+
+
+class Workers(ServerProcess):
+    """`serve --workers 2` on a port whose next two are free (the workers' own)."""
+
+    def __init__(self, data_dir: Path, *extra: str) -> None:
+        super().__init__(data_dir, "--workers", "2", *extra)
+        self.port = free_port_run(3)
+
+    def start(self) -> Workers:
+        super().start()
+        for worker in (0, 1):
+            _wait_answering(self.own(worker))
+        return self
+
+    def worker_pids(self) -> list[int]:
+        assert self.proc is not None
+        found = subprocess.run(
+            ["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True, check=False
+        )
+        return sorted(int(pid) for pid in found.stdout.split())
+
+    def own(self, worker: int) -> str:
+        return f"127.0.0.1:{self.port + 1 + worker}"
+
+
+def _stub(address: str) -> MemoryGraphServiceStub:
+    return MemoryGraphServiceStub(grpc.insecure_channel(address))
+
+
+def test_two_workers_serve_one_graph_on_one_port_and_each_on_its_own(tmp_path: Path) -> None:
+    server = Workers(tmp_path / "data").start()
+    try:
+        stub = _stub(server.address)
+        shard_map = stub.GetShardMap(pb.GetShardMapRequest())
+        assert (shard_map.shards, list(shard_map.workers)) == (64, [server.own(0), server.own(1)])
+        assert list(shard_map.owners) == [s % 2 for s in range(64)]
+        sessions = [stub.CreateSession(pb.CreateSessionRequest(title=f"s{i}")) for i in range(20)]
+        prompts = [
+            stub.AddPrompt(pb.AddPromptRequest(session_id=s.id, content="q")) for s in sessions
+        ]
+        stub.CreateEdge(
+            pb.CreateEdgeRequest(
+                source_id=prompts[0].id, target_id=prompts[1].id, kind=pb.EDGE_KIND_REFERENCES
+            )
+        )
+        # Both workers hold sessions, and each answers for all of them.
+        owners = {shard_map.owners[_shard(s.id)] for s in sessions}
+        assert owners == {0, 1}
+        for worker in (0, 1):
+            own = _stub(server.own(worker))
+            for prompt in prompts:
+                assert own.GetNode(pb.GetNodeRequest(node_id=prompt.id)).content == "q"
+            page = own.ListSessions(pb.ListSessionsRequest(limit=100))
+            assert [s.id for s in page.sessions] == [s.id for s in sessions[::-1]]
+        metrics = stub.GetMetrics(pb.GetMetricsRequest())
+        assert (metrics.sessions, metrics.nodes_by_kind["prompt"]) == (20, 20)
+        assert len(server.worker_pids()) == 2
+    finally:
+        server.stop()
+    assert "stopped 2 workers" in server.output()
+
+
+def _shard(text: str) -> int:
+    return Shards(64).of_id(parse_id(text, "id"))
+
+
+def _kill_a_worker_amid_writes(
+    server: Workers, sessions: list[str], acknowledged: list[str]
+) -> None:
+    """kill -9 worker 1 while every session takes prompts through the shared port; every
+    prompt acknowledged goes in `acknowledged`. Returns once the worker runs again."""
+    stop = threading.Event()
+    lock = threading.Lock()
+
+    def write(session_id: str) -> None:
+        own = _stub(server.address)
+        while not stop.is_set():
+            try:
+                node = own.AddPrompt(
+                    pb.AddPromptRequest(session_id=session_id, content="x"), timeout=5
+                )
+            except grpc.RpcError:
+                time.sleep(0.05)
+                continue
+            with lock:
+                acknowledged.append(node.id)
+
+    threads = [threading.Thread(target=write, args=(s,)) for s in sessions]
+    for thread in threads:
+        thread.start()
+    time.sleep(1.0)
+    before = server.worker_pids()
+    subprocess.run(["kill", "-9", str(before[1])], check=True)
+    time.sleep(1.0)
+    stop.set()
+    for thread in threads:
+        thread.join(10)
+    deadline = time.monotonic() + 30
+    while (after := server.worker_pids()) == [] or len(after) < 2 or before[1] in after:
+        assert time.monotonic() < deadline, "the worker was not restarted"
+        time.sleep(0.1)
+
+
+def _wait_answering(address: str) -> None:
+    stub = _stub(address)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            stub.Health(pb.HealthRequest(), timeout=1)
+            return
+        except grpc.RpcError:
+            assert time.monotonic() < deadline, f"{address} does not answer"
+            time.sleep(0.1)
+
+
+def test_a_worker_killed_amid_writes_is_restarted_and_loses_no_acknowledged_write(
+    tmp_path: Path,
+) -> None:
+    server = Workers(tmp_path / "data").start()
+    try:
+        stub = _stub(server.address)
+        sessions = [stub.CreateSession(pb.CreateSessionRequest()).id for _ in range(8)]
+        acknowledged: list[str] = []
+        for _ in range(3):  # rounds
+            _kill_a_worker_amid_writes(server, sessions, acknowledged)
+        for worker in (0, 1):
+            _wait_answering(server.own(worker))
+        assert len(acknowledged) > 50
+        missing = []
+        for node_id in acknowledged:
+            try:
+                stub.GetNode(pb.GetNodeRequest(node_id=node_id), timeout=5)
+            except grpc.RpcError as error:
+                missing.append((node_id, error.code()))
+        assert missing == []
+        assert server.output().count("starting it again") == 3
+    finally:
+        server.stop()
+
+
+def test_a_directory_refuses_another_number_of_workers(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    Workers(data).start().stop()
+    refused = subprocess.run(
+        serve_command(data, free_port_run(4), 0, "--workers", "3"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 2
+    assert "is served by 2 workers and cannot be started with 3" in refused.stderr
+    single = tmp_path / "single"
+    ServerProcess(single).start().stop()
+    refused = subprocess.run(
+        serve_command(single, free_port_run(3), 0, "--workers", "2"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 2
+    assert "holds the store of a single process" in refused.stderr
+
+
+def test_two_workers_serve_tls_on_every_port(tmp_path: Path) -> None:
+    ca = Authority(tmp_path, "ca")
+    issued = ca.issue("server", server=True)
+    server = Workers(
+        tmp_path / "data", "--config", str(_tls_config(tmp_path, issued.cert, issued.key))
+    )
+    start_ready(server)
+    try:
+        credentials = grpc.ssl_channel_credentials(ca.files.cert.read_bytes())
+        for address in (server.address, server.own(0), server.own(1)):
+            stub = MemoryGraphServiceStub(grpc.secure_channel(address, credentials))
+            session = stub.CreateSession(pb.CreateSessionRequest())
+            prompt = stub.AddPrompt(pb.AddPromptRequest(session_id=session.id, content="q"))
+            assert stub.GetNode(pb.GetNodeRequest(node_id=prompt.id)).id == prompt.id
+        plain = _stub(server.address)
+        with pytest.raises(grpc.RpcError):
+            plain.Health(pb.HealthRequest(), timeout=2)
+    finally:
+        server.stop()
+
+
+def _tls_config(tmp_path: Path, cert: Path, key: Path) -> Path:
+    config = tmp_path / "tls.yaml"
+    config.write_text(f"tls:\n  cert_file: {cert}\n  key_file: {key}\n")
+    return config
+
+
+def start_ready(server: Workers) -> None:
+    """Start `server` and wait until its supervisor reports every worker ready (its health
+    check needs TLS here, so the supervisor's readiness probe is asked instead)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO / "dataplane")}
+    with server.log.open("ab") as log:
+        server.proc = subprocess.Popen(
+            serve_command(server.data_dir, server.port, server.metrics_port, *server.extra),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert server.proc.poll() is None, server.output()
+        try:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{server.metrics_port}/readyz", timeout=1
+            ) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError("the workers did not become ready")
+
+
+def test_events_over_every_worker_resume_with_no_duplicate_and_no_gap(tmp_path: Path) -> None:
+    """Writers on sessions of both workers all along; a reader of every event stops three
+    times and resumes from one past the last sequence it got. It gets each worker's log
+    exactly, merged in sequence order."""
+    servers = start_workers(tmp_path / "data", 2)
+    try:
+        stub = _stub(f"127.0.0.1:{servers[0].port}")
+        sessions = [stub.CreateSession(pb.CreateSessionRequest()).id for _ in range(6)]
+        stop = threading.Event()
+
+        def write(session_id: str) -> None:
+            writer = _stub(f"127.0.0.1:{servers[1].port}")
+            while not stop.is_set():
+                writer.AddPrompt(pb.AddPromptRequest(session_id=session_id, content="x"))
+
+        threads = [threading.Thread(target=write, args=(s,)) for s in sessions]
+        for thread in threads:
+            thread.start()
+        received: list[int] = []
+        try:
+            for _ in range(4):
+                start = received[-1] + 1 if received else 1
+                stream = stub.StreamEvents(pb.StreamEventsRequest(from_sequence=start))
+                for event in stream:
+                    received.append(event.sequence)
+                    if len(received) % 150 == 0:
+                        break
+                stream.cancel()
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(10)
+        assert received == sorted(set(received))
+        logged = sorted(e.sequence for s in servers for e in s.store.events.read(0, 2**63, 100_000))
+        assert received == logged[: len(received)]
+        owners = {keys.sequence_shard(seq) % 2 for seq in received}
+        assert owners == {0, 1}  # both workers' events, interleaved in one order
+    finally:
+        for server in servers:
+            server.stop(grace=1)
+
+
+def test_a_restore_through_the_other_worker_brings_the_history_back_to_the_owner(
+    tmp_path: Path,
+) -> None:
+    """The session's history goes back into the log it came from, its worker's, whichever
+    address the export is sent to."""
+    servers = start_workers(tmp_path / "data", 2)
+    try:
+        with Client(f"127.0.0.1:{servers[0].port}") as mg:
+            session = mg.create_session(title="kept")
+            for i in range(3):
+                mg.add_prompt(session.id, f"q{i}")
+            mg.close_session(session.id)
+            data, summary = mg.export_session(session.id)
+            mg.archive_session(session.id, summary.content_sha256)
+        shard_map = _stub(f"127.0.0.1:{servers[0].port}").GetShardMap(pb.GetShardMapRequest())
+        owner = shard_map.owners[_shard(session.id)]
+        other = servers[0].port + 1 + (1 - owner)
+        with Client(f"127.0.0.1:{other}") as elsewhere:
+            restored = elsewhere.restore_session(data)
+            assert (restored.nodes, restored.events) == (summary.nodes + 1, summary.events)
+            assert summary.events > 0
+            assert elsewhere.export_session(session.id)[0] == data
+    finally:
+        for server in servers:
+            server.stop(grace=1)
+
+
+def test_what_workers_ask_each_other_is_not_served_to_clients(tmp_path: Path) -> None:
+    """The workers' own service answers only on their internal addresses, and a client that
+    marks its calls as coming from a worker is answered like any client."""
+    servers = start_workers(tmp_path / "data", 2)
+    try:
+        for port in (servers[0].port, servers[0].port + 1, servers[0].port + 2):
+            channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+            with pytest.raises(grpc.RpcError) as info:
+                WorkerPeerStub(channel).Read(
+                    wpb.PeerReadRequest(family="meta", keys=[b"count/edges"]), timeout=5
+                )
+            assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
+            with pytest.raises(grpc.RpcError) as info:
+                WorkerPeerStub(channel).Lock(wpb.PeerLockRequest(origin=0), timeout=5)
+            assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        stub = _stub(f"127.0.0.1:{servers[0].port}")
+        made = {stub.CreateSession(pb.CreateSessionRequest()).id for _ in range(12)}
+        forged = (("x-memorygraph-worker", "1"),)
+        listed = stub.ListSessions(pb.ListSessionsRequest(limit=100), metadata=forged)
+        assert {s.id for s in listed.sessions} == made
+        events = stub.StreamEvents(pb.StreamEventsRequest(from_sequence=1), metadata=forged)
+        first = [next(events) for _ in range(12)]
+        events.cancel()
+        assert all(e.type == pb.EVENT_TYPE_SESSION_CREATED for e in first)  # no watermarks
+    finally:
+        for server in servers:
+            server.stop(grace=1)
