@@ -28,6 +28,7 @@ from memorygraph.bench.verdicts import WORK_REFERENCES_US, Runs, checks, referen
 from memorygraph.bench.workloads import (
     Measurement,
     measure_add_prompt,
+    measure_add_prompt_routed,
     measure_get_node,
     measure_ingest,
     measure_list_sessions,
@@ -73,6 +74,9 @@ def one_run(scratch: Path, args: argparse.Namespace, pg_dsn: str | None) -> dict
         }
         synced = servers.enter_context(server("echo", scratch, "--sync-dir", str(scratch)))
         # ListSessions over the default 64 shards and over one (sessions filled fast).
+        workers = servers.enter_context(
+            server("memorygraph", scratch, "--durability", "durable", workers=2)
+        )
         listed = {
             shards: servers.enter_context(
                 server("memorygraph", scratch, "--durability", "fast", "--shards", str(shards))
@@ -95,6 +99,13 @@ def one_run(scratch: Path, args: argparse.Namespace, pg_dsn: str | None) -> dict
         run("mg.ingest", lambda: measure_ingest(mg, args.writers, d, w))
         for shards, listing in listed.items():
             run(f"mg_shards{shards}.list_sessions", partial(measure_list_sessions, listing, d, w))
+        # One worker against two, each call sent to its session's worker, back to back.
+        run("mg.add_prompt_routed.64", partial(measure_add_prompt_routed, mg, 64, d, w))
+        run(
+            "mg_workers2.add_prompt_routed.64",
+            partial(measure_add_prompt_routed, workers, 64, d, w),
+        )
+        run("mg_workers2.add_prompt.64", partial(measure_add_prompt, workers, 64, d, w))
         if pg_dsn is not None:
 
             async def pg(batch: bool, concurrency: int) -> Result:
@@ -108,6 +119,19 @@ def one_run(scratch: Path, args: argparse.Namespace, pg_dsn: str | None) -> dict
                 )
 
             run("pg.ingest", lambda: pg(True, args.writers))
+
+            async def pg_prompts() -> Result:
+                return await asyncio.to_thread(
+                    measure_postgres,
+                    pg_dsn,
+                    batch=False,
+                    concurrency=64,
+                    duration=d,
+                    warmup=w,
+                    prompts=True,
+                )
+
+            run("pg.add_prompt.64", pg_prompts)
         run("mg.single_turn", lambda: measure_single_turn(mg, d, w))
         if pg_dsn is not None:
             run("pg.single_turn", lambda: pg(False, 1))

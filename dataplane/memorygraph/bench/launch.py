@@ -7,6 +7,7 @@ answers; what runs inside the child process lives in `targets`, not here.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -29,9 +30,23 @@ def free_port() -> int:
         return port
 
 
+def free_port_run(count: int) -> int:
+    """A free port whose next `count - 1` are free too (the workers' own ports)."""
+    for _ in range(100):
+        base = free_port()
+        try:
+            with contextlib.ExitStack() as held:
+                for port in range(base, base + count):
+                    held.enter_context(socket.socket()).bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError("no run of free ports")
+
+
 @contextmanager
-def server(kind: str, scratch: Path, *extra: str) -> Iterator[Target]:
-    port = free_port()
+def server(kind: str, scratch: Path, *extra: str, workers: int = 1) -> Iterator[Target]:
+    port = free_port() if workers == 1 else free_port_run(workers + 1)
     args = [
         sys.executable,
         "-m",
@@ -45,6 +60,8 @@ def server(kind: str, scratch: Path, *extra: str) -> Iterator[Target]:
         str(STREAM_BATCH),
         *extra,
     ]
+    if workers > 1:
+        args += ["--workers", str(workers)]
     if kind == "memorygraph":
         args += ["--data-dir", str(scratch / f"data-{port}")]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}

@@ -201,5 +201,20 @@ class TurnRecorder:
                 (session,),
             )
 
+    def record_prompt(self, session: uuid.UUID) -> None:
+        """What AddPrompt commits: the prompt and its edges (to its session, and to the
+        session's previous prompt), in one transaction."""
+        nodes, edges = self._turn_rows(session, 0)
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            cur.execute(
+                "INSERT INTO nodes (id, kind, session_id, content, metadata, attrs, create_time)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                nodes[0],
+            )
+            cur.executemany(
+                "INSERT INTO edges (source, kind, target, create_time) VALUES (%s, %s, %s, %s)",
+                [e for e in edges if e[0] == nodes[0][0]],
+            )
+
     def close(self) -> None:
         self.conn.close()

@@ -23,6 +23,7 @@ import grpc
 from memorygraph.config import load_config
 from memorygraph.model import format_id, new_id
 from memorygraph.server import start_server, wait_for_stop_signal
+from memorygraph.supervisor import Supervisor
 from memorygraph.v1 import graph_pb2 as pb
 from memorygraph.v1 import graph_pb2_grpc as pb_grpc
 
@@ -155,6 +156,43 @@ def run_memorygraph(
     running.stop(grace=1)
 
 
+def run_workers(port: int, data_dir: Path, durability: str, workers: int) -> None:
+    """`memorygraph serve --workers` as it runs: a supervisor and its worker processes."""
+    argv = [
+        "serve",
+        "--data-dir",
+        str(data_dir),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--metrics-port",
+        "0",
+        "--durability",
+        durability,
+        "--workers",
+        str(workers),
+    ]
+    config = load_config(
+        None,
+        {
+            "data_dir": data_dir,
+            "host": "127.0.0.1",
+            "port": port,
+            "metrics_port": 0,
+            "durability": durability,
+            "workers": workers,
+        },
+        environ={},
+    )
+    supervisor = Supervisor(config, argv)
+    supervisor.start()
+    while not supervisor.serving():
+        time.sleep(0.1)
+    _wait_for_signal()
+    supervisor.stop()
+
+
 def _wait_for_signal() -> None:
     """Tell the benchmark (reading stdout) that the server is up, then serve until stopped."""
     wait_for_stop_signal(on_ready=lambda: print("ready", flush=True))
@@ -168,6 +206,7 @@ def main() -> None:
     parser.add_argument("--durability", default="durable")
     parser.add_argument("--plugins-file", type=Path)
     parser.add_argument("--shards", type=int, help="memorygraph: shards of a new data directory")
+    parser.add_argument("--workers", type=int, default=1, help="memorygraph: worker processes")
     parser.add_argument("--stream-batches", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument(
@@ -190,6 +229,8 @@ def main() -> None:
             args.work_us / 1e6,
             args.sync_dir,
         )
+    elif args.workers > 1:
+        run_workers(args.port, args.data_dir, args.durability, args.workers)
     else:
         run_memorygraph(args.port, args.data_dir, args.durability, args.plugins_file, args.shards)
 

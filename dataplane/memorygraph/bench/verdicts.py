@@ -128,6 +128,27 @@ def checks(runs: Runs) -> list[Check]:
             f"{p50('mg_shards1.list_sessions') * 1e3:.2f} ms",
         ),
     ]
+    found += [
+        Check(
+            "2 workers vs 1, AddPrompt 64 in flight sent to each session's worker",
+            ratio("mg_workers2.add_prompt_routed.64", "mg.add_prompt_routed.64", _throughput),
+            1.3,
+            True,
+            f"{tput('mg_workers2.add_prompt_routed.64'):.0f}/s vs "
+            f"{tput('mg.add_prompt_routed.64'):.0f}/s",
+        ),
+    ]
+    if all("pg.add_prompt.64" in run for run in runs):
+        found.append(
+            Check(
+                "2 workers vs PostgreSQL (the node and its two edges, 64 connections)",
+                ratio("mg_workers2.add_prompt_routed.64", "pg.add_prompt.64", _throughput),
+                1.0,
+                True,
+                f"{tput('mg_workers2.add_prompt_routed.64'):.0f}/s vs "
+                f"{tput('pg.add_prompt.64'):.0f}/s",
+            )
+        )
     if all("pg.ingest" in run for run in runs):
         found += [
             Check(

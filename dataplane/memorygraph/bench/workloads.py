@@ -7,6 +7,7 @@ started, in what order the workloads run and what their results mean do not.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 import time
@@ -17,6 +18,8 @@ from typing import Any
 import grpc
 
 from memorygraph.bench.load import Result, drive
+from memorygraph.model import parse_id
+from memorygraph.store.shards import Shards
 from memorygraph.v1 import graph_pb2 as pb
 from memorygraph.v1.graph_pb2_grpc import MemoryGraphServiceStub
 
@@ -28,6 +31,7 @@ __all__ = [
     "Measurement",
     "Target",
     "measure_add_prompt",
+    "measure_add_prompt_routed",
     "measure_get_node",
     "measure_ingest",
     "measure_list_sessions",
@@ -73,6 +77,38 @@ async def measure_add_prompt(
             )
 
         return await drive(call, concurrency=concurrency, duration=duration, warmup=warmup)
+
+
+async def measure_add_prompt_routed(
+    target: Target, concurrency: int, duration: float, warmup: float
+) -> Result:
+    """AddPrompt sent straight to each session's worker, found with GetShardMap (a client
+    that routes; one process is one worker at the address called)."""
+    async with grpc.aio.insecure_channel(target.address) as channel:
+        stub = MemoryGraphServiceStub(channel)
+        shard_map = await stub.GetShardMap(pb.GetShardMapRequest())
+        sessions = await _sessions(stub, concurrency)
+        shards = Shards(shard_map.shards)
+        async with contextlib.AsyncExitStack() as channels:
+            stubs = [stub]
+            if shard_map.workers[0]:
+                stubs = [
+                    MemoryGraphServiceStub(
+                        await channels.enter_async_context(grpc.aio.insecure_channel(address))
+                    )
+                    for address in shard_map.workers
+                ]
+            owners = [
+                stubs[shard_map.owners[shards.of_id(parse_id(s, "id"))] if len(stubs) > 1 else 0]
+                for s in sessions
+            ]
+
+            async def call(i: int) -> object:
+                return await owners[i].AddPrompt(
+                    pb.AddPromptRequest(session_id=sessions[i], content=CONTENT, model="bench")
+                )
+
+            return await drive(call, concurrency=concurrency, duration=duration, warmup=warmup)
 
 
 async def measure_get_node(
@@ -223,9 +259,16 @@ async def measure_single_turn(target: Target, duration: float, warmup: float) ->
 
 
 def measure_postgres(
-    dsn: str, *, batch: bool, concurrency: int, duration: float, warmup: float
+    dsn: str,
+    *,
+    batch: bool,
+    concurrency: int,
+    duration: float,
+    warmup: float,
+    prompts: bool = False,
 ) -> Result:
-    """PostgreSQL doing the same turns, one connection per concurrent writer (threads)."""
+    """PostgreSQL doing the same turns, one connection per concurrent writer (threads); with
+    `prompts`, what AddPrompt writes instead (the node and its two edges, one commit each)."""
     from memorygraph.bench.postgres import TurnRecorder
 
     start = time.perf_counter()
@@ -238,7 +281,9 @@ def measure_postgres(
         recorder = TurnRecorder(dsn)
         session = recorder.new_session()
         while (began := time.perf_counter()) < stop_at:
-            if batch:
+            if prompts:
+                recorder.record_prompt(session)
+            elif batch:
                 recorder.record_batch(session, TURNS_PER_BATCH)
             else:
                 recorder.record_turn_row_by_row(session)
