@@ -18,6 +18,7 @@ from memorygraph.model import (
     NewEdge,
     NewNode,
     NewSession,
+    Node,
     NodeKind,
     PromptDetails,
     TemplateDetails,
@@ -48,6 +49,15 @@ def _on_worker(graph: SplitGraph, index: int, title: str = "s") -> bytes:
     session = graph.services[index].create_session(NewSession(title=title))
     assert graph.index_of(session.id) == index
     return session.id
+
+
+def _prompts_on_both(graph: SplitGraph) -> tuple[Node, Node]:
+    """A prompt in a session of worker 0 and one in a session of worker 1."""
+    a, b = _on_worker(graph, 0, "a"), _on_worker(graph, 1, "b")
+    return (
+        graph.services[0].create_node(NewNode(NodeKind.PROMPT, a, "q")),
+        graph.services[1].create_node(NewNode(NodeKind.PROMPT, b, "r")),
+    )
 
 
 def _keys_everywhere_on_their_owner(graph: SplitGraph) -> None:
@@ -148,9 +158,7 @@ def test_a_part_not_delivered_is_delivered_later_exactly_once(
 ) -> None:
     graph = make_graph()
     here, there = graph.services
-    a, b = _on_worker(graph, 0, "a"), _on_worker(graph, 1, "b")
-    source = here.create_node(NewNode(NodeKind.PROMPT, a, "q"))
-    target = there.create_node(NewNode(NodeKind.PROMPT, b, "r"))
+    source, target = _prompts_on_both(graph)
     graph.peers[0][1].failing = True
     edge = here.create_edge(NewEdge(source.id, target.id, EdgeKind.REFERENCES))  # kept here
     assert there.get_edges(target.id, Direction.INCOMING, [EdgeKind.REFERENCES]) == []
@@ -172,9 +180,7 @@ def test_a_part_applied_twice_changes_nothing_the_second_time(
 ) -> None:
     graph = make_graph()
     here, there = graph.services
-    a, b = _on_worker(graph, 0, "a"), _on_worker(graph, 1, "b")
-    source = here.create_node(NewNode(NodeKind.PROMPT, a, "q"))
-    target = there.create_node(NewNode(NodeKind.PROMPT, b, "r"))
+    source, target = _prompts_on_both(graph)
     seen: list[tuple[int, int, bytes]] = []
     apply = graph.peers[0][1].apply
 
@@ -201,9 +207,7 @@ def test_a_write_reaching_a_busy_worker_fails_with_nothing_written(
 ) -> None:
     graph = make_graph()
     here, there = graph.services
-    a, b = _on_worker(graph, 0, "a"), _on_worker(graph, 1, "b")
-    source = here.create_node(NewNode(NodeKind.PROMPT, a, "q"))
-    target = there.create_node(NewNode(NodeKind.PROMPT, b, "r"))
+    source, target = _prompts_on_both(graph)
     there.endpoint.lock_timeout = 0.2
     there.endpoint.lock(0)  # another write holds worker 1's writers
     before = list(graph.engines[0].scan(keys.CF_EDGES_OUT, b"", b"\xff" * 64))
@@ -214,7 +218,8 @@ def test_a_write_reaching_a_busy_worker_fails_with_nothing_written(
         there.endpoint.unlock()
     assert list(graph.engines[0].scan(keys.CF_EDGES_OUT, b"", b"\xff" * 64)) == before
     # Worker 0's own writes were not held up by the failed one.
-    here.create_node(NewNode(NodeKind.PROMPT, a, "still writing"))
+    assert source.session_id is not None
+    here.create_node(NewNode(NodeKind.PROMPT, source.session_id, "still writing"))
     here.create_edge(NewEdge(source.id, target.id, EdgeKind.REFERENCES))
 
 
@@ -286,9 +291,7 @@ def test_a_busy_worker_met_while_committing_fails_the_write_as_unavailable(
     edge's pointer on the target's worker): Busy there too, never an internal error."""
     graph = make_graph()
     here, there = graph.services
-    a, b = _on_worker(graph, 0, "a"), _on_worker(graph, 1, "b")
-    source = here.create_node(NewNode(NodeKind.PROMPT, a, "q"))
-    target = there.create_node(NewNode(NodeKind.PROMPT, b, "r"))
+    source, target = _prompts_on_both(graph)
     here.create_edge(NewEdge(source.id, target.id, EdgeKind.REFERENCES))
     there.endpoint.lock_timeout = 0.2
     there.endpoint.lock(0)
@@ -306,10 +309,8 @@ def test_a_write_that_fails_on_its_own_worker_is_never_delivered(
     make_graph: Callable[[], SplitGraph], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     graph = make_graph()
-    here, there = graph.services
-    a, b = _on_worker(graph, 0, "a"), _on_worker(graph, 1, "b")
-    source = here.create_node(NewNode(NodeKind.PROMPT, a, "q"))
-    target = there.create_node(NewNode(NodeKind.PROMPT, b, "r"))
+    here = graph.services[0]
+    source, target = _prompts_on_both(graph)
     engine = graph.engines[0]
     write = engine.write
 

@@ -171,10 +171,9 @@ class TurnRecorder:
         with self.conn.transaction(), self.conn.cursor() as cur:
             self._write(cur, session, nodes, edges, turns)
 
-    def record_turn_row_by_row(self, session: uuid.UUID) -> None:
-        """A prompt, then its response, each committed on its own (AddPrompt, AddResponse)."""
-        nodes, edges = self._turn_rows(session, 0)
-        prompt_edges = [e for e in edges if e[0] == nodes[0][0]]
+    def _commit_prompt(self, nodes: list[Any], edges: list[Any]) -> None:
+        """The prompt of a turn's rows and its edges, in one transaction (what AddPrompt
+        commits: the prompt, its edge to its session and the one to the previous prompt)."""
         with self.conn.transaction(), self.conn.cursor() as cur:
             cur.execute(
                 "INSERT INTO nodes (id, kind, session_id, content, metadata, attrs, create_time)"
@@ -183,8 +182,13 @@ class TurnRecorder:
             )
             cur.executemany(
                 "INSERT INTO edges (source, kind, target, create_time) VALUES (%s, %s, %s, %s)",
-                prompt_edges,
+                [e for e in edges if e[0] == nodes[0][0]],
             )
+
+    def record_turn_row_by_row(self, session: uuid.UUID) -> None:
+        """A prompt, then its response, each committed on its own (AddPrompt, AddResponse)."""
+        nodes, edges = self._turn_rows(session, 0)
+        self._commit_prompt(nodes, edges)
         with self.conn.transaction(), self.conn.cursor() as cur:
             cur.execute(
                 "INSERT INTO nodes (id, kind, session_id, content, metadata, attrs, create_time)"
@@ -202,19 +206,8 @@ class TurnRecorder:
             )
 
     def record_prompt(self, session: uuid.UUID) -> None:
-        """What AddPrompt commits: the prompt and its edges (to its session, and to the
-        session's previous prompt), in one transaction."""
-        nodes, edges = self._turn_rows(session, 0)
-        with self.conn.transaction(), self.conn.cursor() as cur:
-            cur.execute(
-                "INSERT INTO nodes (id, kind, session_id, content, metadata, attrs, create_time)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                nodes[0],
-            )
-            cur.executemany(
-                "INSERT INTO edges (source, kind, target, create_time) VALUES (%s, %s, %s, %s)",
-                [e for e in edges if e[0] == nodes[0][0]],
-            )
+        """What AddPrompt commits, alone (the response and tool rows are not written)."""
+        self._commit_prompt(*self._turn_rows(session, 0))
 
     def close(self) -> None:
         self.conn.close()
