@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -117,6 +118,9 @@ def _archive_command(env: dict[str, str], *args: str) -> subprocess.CompletedPro
 
 
 def _bucket(minio: MinIO, name: str, *, lock: bool) -> str:
+    """A new bucket named after `name` (every test runs twice, with one process and with two
+    workers, against one MinIO)."""
+    name = f"{name}-{secrets.token_hex(4)}"
     s3 = minio.client()
     s3.create_bucket(Bucket=name, ObjectLockEnabledForBucket=lock)
     return name
@@ -213,7 +217,7 @@ def test_command_line_against_a_plain_bucket(
     deleted = archive("delete", archive_id, *where)
     assert deleted.returncode == 0, deleted.stderr
     missing = archive("restore", "--server", server, archive_id, *where)
-    assert missing.returncode == 1 and "is not in s3://plain/mg/" in missing.stderr
+    assert missing.returncode == 1 and f"is not in s3://{bucket}/mg/" in missing.stderr
     wrong = subprocess.run(
         [sys.executable, "-m", "memorygraph", "archive", "list", *where],
         capture_output=True,
