@@ -69,6 +69,7 @@ class HeldRestore:
         return result
 
 
+@pytest.mark.one_process("each worker admits restores up to its own cap")
 def test_restores_beyond_their_cap_are_refused_at_once(start_inprocess: Start) -> None:
     server = start_inprocess(max_restores=1)
     address = f"127.0.0.1:{server.port}"
@@ -89,6 +90,7 @@ def test_restores_beyond_their_cap_are_refused_at_once(start_inprocess: Start) -
     assert _held() == 0
 
 
+@pytest.mark.one_process("each worker has its own restore byte budget")
 def test_restores_in_flight_are_refused_past_their_byte_budget(start_inprocess: Start) -> None:
     server = start_inprocess(restore_budget_bytes=4 * MiB)
     address = f"127.0.0.1:{server.port}"

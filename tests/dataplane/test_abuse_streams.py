@@ -141,7 +141,8 @@ def test_query_and_export_streams_that_are_never_read_are_ended(start_inprocess:
             quiet.StreamQuery(query),
             quiet.ExportSession(pb.ExportSessionRequest(session_id=session.id)),
         ]
-        wait_for(lambda: _stalled() == before + 3, 15, "the unread streams stayed")
+        # (>=: with workers, the worker a forwarded stream reads from may end its side too)
+        wait_for(lambda: _stalled() >= before + 3, 15, "the unread streams stayed")
         for call, hint in zip(stuck, ["query again", "query again", "export again"], strict=True):
             with pytest.raises(grpc.RpcError) as ended:
                 for _ in call:  # what reached the client before the end, then the status
