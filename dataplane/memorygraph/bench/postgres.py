@@ -85,7 +85,7 @@ def postgres_server(scratch: Path, port: int) -> Iterator[str]:
         "synchronous_commit": "on",
         "full_page_writes": "on",
         "shared_buffers": "256MB",
-        "max_connections": "50",
+        "max_connections": "100",  # AddPrompt's comparison holds 64 at once
     }
     with (data / "postgresql.conf").open("a") as conf:
         conf.writelines(f"{k} = {v}\n" for k, v in settings.items())

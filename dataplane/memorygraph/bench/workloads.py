@@ -275,9 +275,16 @@ def measure_postgres(
     measure_from, stop_at = start + warmup, start + warmup + duration
     latencies: list[float] = []
     counted = [0]
+    failures: list[BaseException] = []
     lock = threading.Lock()
 
     def writer() -> None:
+        try:
+            write()
+        except BaseException as exc:  # a writer short would flatter MemoryGraph: no result
+            failures.append(exc)
+
+    def write() -> None:
         recorder = TurnRecorder(dsn)
         session = recorder.new_session()
         while (began := time.perf_counter()) < stop_at:
@@ -299,4 +306,6 @@ def measure_postgres(
         thread.start()
     for thread in threads:
         thread.join()
+    if failures:
+        raise RuntimeError(f"{len(failures)} PostgreSQL writers failed: {failures[0]}")
     return Result(counted[0], duration, latencies)
