@@ -17,10 +17,11 @@ import time
 from collections.abc import Iterator
 from concurrent import futures
 from pathlib import Path
+from typing import Any
 
 import grpc
 
-from memorygraph.config import load_config
+from memorygraph.config import ServerConfig, load_config
 from memorygraph.model import format_id, new_id
 from memorygraph.server import start_server, wait_for_stop_signal
 from memorygraph.supervisor import Supervisor
@@ -131,6 +132,22 @@ def run_echo(
         log.close()
 
 
+def _config(port: int, data_dir: Path, durability: str, **settings: Any) -> ServerConfig:
+    """The settings of a data plane under test: on 127.0.0.1, no metrics port to collide."""
+    return load_config(
+        None,
+        {
+            "data_dir": data_dir,
+            "host": "127.0.0.1",
+            "port": port,
+            "metrics_port": 0,
+            "durability": durability,
+            **settings,
+        },
+        environ={k: v for k, v in os.environ.items() if k.startswith("MEMORYGRAPH_")},
+    )
+
+
 def run_memorygraph(
     port: int,
     data_dir: Path,
@@ -138,53 +155,18 @@ def run_memorygraph(
     plugins_file: Path | None = None,
     shards: int | None = None,
 ) -> None:
-    config = load_config(
-        None,
-        {
-            "data_dir": data_dir,
-            "host": "127.0.0.1",
-            "port": port,
-            "metrics_port": 0,
-            "durability": durability,
-            "plugins_file": plugins_file,
-            "shards": shards,
-        },
-        environ={k: v for k, v in os.environ.items() if k.startswith("MEMORYGRAPH_")},
-    )
+    config = _config(port, data_dir, durability, plugins_file=plugins_file, shards=shards)
     running = start_server(config)
     _wait_for_signal()
     running.stop(grace=1)
 
 
 def run_workers(port: int, data_dir: Path, durability: str, workers: int) -> None:
-    """`memorygraph serve --workers` as it runs: a supervisor and its worker processes."""
-    argv = [
-        "serve",
-        "--data-dir",
-        str(data_dir),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--metrics-port",
-        "0",
-        "--durability",
-        durability,
-        "--workers",
-        str(workers),
-    ]
-    config = load_config(
-        None,
-        {
-            "data_dir": data_dir,
-            "host": "127.0.0.1",
-            "port": port,
-            "metrics_port": 0,
-            "durability": durability,
-            "workers": workers,
-        },
-        environ={},
-    )
+    """`memorygraph serve --workers` as it runs: a supervisor and its worker processes (each
+    started with the same settings, as command-line flags)."""
+    config = _config(port, data_dir, durability, workers=workers)
+    argv = ["serve", "--data-dir", str(data_dir), "--host", "127.0.0.1", "--port", str(port)]
+    argv += ["--metrics-port", "0", "--durability", durability, "--workers", str(workers)]
     supervisor = Supervisor(config, argv)
     supervisor.start()
     while not supervisor.serving():
