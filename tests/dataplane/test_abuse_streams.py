@@ -118,6 +118,9 @@ def _stalled() -> float:
     )
 
 
+@pytest.mark.one_process(
+    "a forwarded stream is buffered at two hops: what 24 MiB fills on one may pass through two"
+)
 def test_query_and_export_streams_that_are_never_read_are_ended(start_inprocess: Start) -> None:
     """The server's default deadline is checked between pieces of work, not during a send that
     flow control holds up: without the write timeout these calls kept their worker threads for
