@@ -166,6 +166,7 @@ class Front:
         self.channels = channels
         self.addresses = addresses
         self.pool = futures.ThreadPoolExecutor(_SCATTER_THREADS, thread_name_prefix="scatter")
+        self._callables: dict[tuple[int, str], Any] = {}
 
     def owner(self, key: Key) -> int | None:
         """The worker of `key`'s shard (None: not a valid key, left to the local answer)."""
@@ -185,6 +186,20 @@ class Front:
         passed = tuple((k, v) for k, v in context.invocation_metadata() or () if k in _PASSED_ON)
         return (*passed, (FROM_WORKER, str(self.me)))
 
+    def _callable(self, worker: int, method: str, kind: str) -> Any:
+        """`method` of `worker`, passing the request and the answer on as bytes (made once
+        per worker and method: a forward runs on every call that goes elsewhere)."""
+        key = (worker, method)
+        found = self._callables.get(key)
+        if found is None:
+            found = getattr(self.channels[worker], kind)(
+                f"/{SERVICE}/{method}",
+                request_serializer=_serialize,
+                response_deserializer=_as_is,
+            )
+            self._callables[key] = found
+        return found
+
     def call(
         self,
         worker: int,
@@ -195,11 +210,7 @@ class Front:
     ) -> bytes:
         """`method` answered by `worker` (its answer as it was sent) within `timeout` seconds
         (default: what the current call has left)."""
-        callable_: Any = self.channels[worker].unary_unary(
-            f"/{SERVICE}/{method}",
-            request_serializer=lambda m: m.SerializeToString(),
-            response_deserializer=lambda b: b,
-        )
+        callable_ = self._callable(worker, method, "unary_unary")
         try:
             answer: bytes = callable_(
                 request,
@@ -214,12 +225,7 @@ class Front:
     def stream(
         self, worker: int, method: str, request: Message, context: grpc.ServicerContext
     ) -> Iterator[bytes]:
-        callable_: Any = self.channels[worker].unary_stream(
-            f"/{SERVICE}/{method}",
-            request_serializer=lambda m: m.SerializeToString(),
-            response_deserializer=lambda b: b,
-        )
-        call = callable_(
+        call = self._callable(worker, method, "unary_stream")(
             request,
             timeout=deadline.remaining(),
             metadata=self.metadata(context),
@@ -642,6 +648,14 @@ def _export_owner(front: Any, start: bytes) -> int | None:
         return None
     owner: int | None = front.owner(("id", session_id))
     return owner
+
+
+def _serialize(message: Message) -> bytes:
+    return message.SerializeToString()
+
+
+def _as_is(raw: bytes) -> bytes:
+    return raw
 
 
 class _Untrusting:
