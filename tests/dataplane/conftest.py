@@ -227,6 +227,11 @@ class WorkerGroup:
             server.stop(grace)
 
 
+def every_store(server: Any) -> list[Any]:
+    """The stores of every worker of a server started by `start_inprocess`."""
+    return [each.store for each in getattr(server, "servers", [server])]
+
+
 def start_workers(data_dir: Path, workers: int, **overrides: Any) -> list[RunningServer]:
     """A data plane of `workers` workers, all in this process (each with its own store, as
     in their own processes), on 127.0.0.1."""

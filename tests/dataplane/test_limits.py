@@ -16,6 +16,7 @@ from memorygraph.server import RunningServer
 from memorygraph.v1 import graph_pb2 as pb
 from memorygraph.v1.graph_pb2_grpc import MemoryGraphServiceStub
 
+from .conftest import every_store
 from .rpc_support import add_prompts
 
 Start = Callable[..., RunningServer]
@@ -46,8 +47,8 @@ def test_five_times_the_concurrency_cap_is_refused_fast_and_the_rest_served(
     server = start_inprocess(max_concurrent_rpcs=4, max_workers=8, max_streams=2)
     channel, stub = connect(server)
     session = stub.CreateSession(pb.CreateSessionRequest())
-    servicer_service = server.store  # the slow part: reading a node
-    slow_down(monkeypatch, servicer_service, "get_node", 0.5)
+    for store in every_store(server):  # the slow part: reading a node, on whichever worker
+        slow_down(monkeypatch, store, "get_node", 0.5)
     outcomes: list[tuple[grpc.StatusCode, float]] = []
 
     def call() -> None:
