@@ -7,6 +7,7 @@
         ├── NotFound           NOT_FOUND
         ├── AlreadyExists      ALREADY_EXISTS
         ├── FailedPrecondition FAILED_PRECONDITION
+        │   └── WrongOwner     a call routed with a stale shard map (says the owner)
         ├── ResourceExhausted  RESOURCE_EXHAUSTED
         ├── OutOfRange         OUT_OF_RANGE (an event sequence no longer retained)
         ├── Unauthenticated    UNAUTHENTICATED
@@ -40,6 +41,7 @@ __all__ = [
     "ResourceExhausted",
     "Unauthenticated",
     "Unavailable",
+    "WrongOwner",
 ]
 
 
@@ -77,6 +79,10 @@ class RequestError(MemoryGraphError):
 
     code: Code = Code.UNKNOWN
 
+    def trailers(self) -> tuple[tuple[str, str], ...]:
+        """What the error says beyond its code and message, as gRPC trailing metadata."""
+        return ()
+
 
 class InvalidArgument(RequestError):
     code = Code.INVALID_ARGUMENT
@@ -92,6 +98,42 @@ class AlreadyExists(RequestError):
 
 class FailedPrecondition(RequestError):
     code = Code.FAILED_PRECONDITION
+
+
+class WrongOwner(FailedPrecondition):
+    """A call sent to a worker by a client that routes with the shard map (it named the map's
+    epoch) reached a worker that does not own the call's shard. Nothing was done; send the call
+    to `owner` (a worker's address), which owns `shard` in the map at `epoch`."""
+
+    OWNER_KEY = "x-memorygraph-owner"
+    EPOCH_KEY = "x-memorygraph-epoch"
+    SHARD_KEY = "x-memorygraph-shard"
+
+    def __init__(self, message: str, *, shard: int, owner: str, epoch: int) -> None:
+        super().__init__(message)
+        self.shard = shard
+        self.owner = owner
+        self.epoch = epoch
+
+    def trailers(self) -> tuple[tuple[str, str], ...]:
+        return (
+            (self.OWNER_KEY, self.owner),
+            (self.EPOCH_KEY, str(self.epoch)),
+            (self.SHARD_KEY, str(self.shard)),
+        )
+
+    @classmethod
+    def from_trailers(cls, message: str, trailers: dict[str, str]) -> WrongOwner | None:
+        """The redirect these trailers describe (None: they are not one)."""
+        try:
+            return cls(
+                message,
+                shard=int(trailers[cls.SHARD_KEY]),
+                owner=trailers[cls.OWNER_KEY],
+                epoch=int(trailers[cls.EPOCH_KEY]),
+            )
+        except (KeyError, ValueError):
+            return None
 
 
 class ResourceExhausted(RequestError):

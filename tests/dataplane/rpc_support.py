@@ -1,13 +1,15 @@
 """Helpers of the RPC tests: the stub type, a refused call's status, one LLM turn, many prompts,
-edge tuples."""
+edge tuples, a routing client connected to every worker."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
 import grpc
 import pytest
+from memorygraph.client import Client
 from memorygraph.v1 import graph_pb2 as pb
 from memorygraph.v1.graph_pb2_grpc import MemoryGraphServiceStub
 
@@ -64,3 +66,15 @@ def add_prompts(stub: Stub, session_id: str, count: int, batch: int | None = Non
 
 def edge_set(edges: Any) -> set[tuple[str, int, str]]:
     return {(e.source_id, e.kind, e.target_id) for e in edges}
+
+
+def connect_routes(client: Client, workers: int = 2) -> None:
+    """Wait until `client` routes calls straight to each of `workers` workers: it has the map
+    and its channel to every worker is connected (until then calls go to the graph)."""
+    deadline = time.monotonic() + 10
+    while len(client._workers) < workers or any(
+        worker.stub_if_ready() is None for worker in client._workers.values()
+    ):
+        assert time.monotonic() < deadline, "the client never connected to every worker"
+        client.get_session(client.create_session().id)
+        time.sleep(0.01)

@@ -24,6 +24,7 @@ from memorygraph.v1.workers_pb2_grpc import WorkerPeerStub
 
 from .certs import Authority
 from .conftest import REPO, ServerProcess, free_port_run, serve_command, start_workers
+from .rpc_support import connect_routes
 
 pytestmark = pytest.mark.slow
 
@@ -207,8 +208,30 @@ def test_two_workers_serve_tls_on_every_port(tmp_path: Path) -> None:
         plain = _stub(server.address)
         with pytest.raises(grpc.RpcError):
             plain.Health(pb.HealthRequest(), timeout=2)
+        # A client that routes reaches each worker's own port over TLS too: no call forwarded.
+        with Client(server.address, root_certificates=ca.files.cert) as mg:
+            connect_routes(mg)
+            forwarded = _forwarded(server, "AddPrompt")
+            for _ in range(10):
+                session = mg.create_session()
+                prompt = mg.add_prompt(session.id, "q")
+                assert mg.get_node(prompt.id).session_id == session.id
+            assert _forwarded(server, "AddPrompt") == forwarded
     finally:
         server.stop()
+
+
+def _forwarded(server: Workers, method: str) -> float:
+    """Calls of `method` the workers passed on to another, from their metrics endpoints."""
+    total = 0.0
+    for worker in (0, 1):
+        url = f"http://127.0.0.1:{server.metrics_port + 1 + worker}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            text = answer.read().decode()
+        for line in text.splitlines():
+            if line.startswith(f'memorygraph_forwarded_calls_total{{method="{method}"}}'):
+                total += float(line.split()[-1])
+    return total
 
 
 def _tls_config(tmp_path: Path, cert: Path, key: Path) -> Path:

@@ -24,6 +24,8 @@ import grpc
 from memorygraph.client._base import BaseClient
 from memorygraph.client._connection import open_aio_channel
 from memorygraph.client._errors import translate
+from memorygraph.client._routing import ATTEMPTS
+from memorygraph.errors import WrongOwner
 from memorygraph.v1 import graph_pb2 as pb
 
 __all__ = ["AsyncClient"]
@@ -44,19 +46,72 @@ class AsyncClient(BaseClient):
 
     async def close(self) -> None:
         await self.channel.close()
+        workers, self._workers = self._workers, {}
+        for channel, _ in workers.values():
+            await channel.close()
 
-    async def _call(self, method: Any, request: Any, *, carrying: int = 0) -> Any:
-        try:
-            return await method(request, timeout=self._timeout(carrying), metadata=self.metadata)
-        except grpc.RpcError as exc:
-            raise translate(exc) from None
+    async def _call(self, method: str, request: Any, *, carrying: int = 0) -> Any:
+        """`method` sent where it belongs (`client._routing`), again after a redirect."""
+        for attempt in range(ATTEMPTS):
+            stub, metadata = await self._route(method, request, last=attempt + 1 == ATTEMPTS)
+            try:
+                return await getattr(stub, method)(
+                    request, timeout=self._timeout(carrying), metadata=metadata
+                )
+            except grpc.RpcError as exc:
+                error = translate(exc)
+                if not isinstance(error, WrongOwner) or attempt + 1 == ATTEMPTS:
+                    raise error from None
+                self.routes.forget(error)
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
-    async def _stream(self, method: Any, request: Any) -> AsyncIterator[Any]:
+    async def _stream(self, method: str, request: Any) -> AsyncIterator[Any]:
+        """The items of the stream `method`, sent where it belongs; a redirect before the
+        first item sends it again."""
+        for attempt in range(ATTEMPTS):
+            stub, metadata = await self._route(method, request, last=attempt + 1 == ATTEMPTS)
+            received = False
+            try:
+                async for item in getattr(stub, method)(request, metadata=metadata):
+                    received = True
+                    yield item
+                return
+            except grpc.RpcError as exc:
+                error = translate(exc)
+                if received or not isinstance(error, WrongOwner) or attempt + 1 == ATTEMPTS:
+                    raise error from None
+                self.routes.forget(error)
+
+    async def _route(self, method: str, request: Any, *, last: bool) -> tuple[Any, Any]:
+        """The stub to send `method` with and the metadata to send: the owner's (with the
+        map's epoch) when the map names one whose channel is connected, else the graph's."""
+        if last:
+            return self.stub, self.metadata
+        if self.routes.wants_map(method):
+            await self._fetch_map()
+        address, extra = self.routes.destination(method, request)
+        stub = self._worker_stub(address) if address else None
+        return (self.stub, self.metadata) if stub is None else (stub, self.metadata + extra)
+
+    async def _fetch_map(self) -> None:
         try:
-            async for item in method(request, metadata=self.metadata):
-                yield item
+            shard_map = await self.stub.GetShardMap(
+                pb.GetShardMapRequest(), timeout=self._map_timeout(), metadata=self.metadata
+            )
         except grpc.RpcError as exc:
-            raise translate(exc) from None
+            self.routes.unknown(forever=exc.code() is grpc.StatusCode.UNIMPLEMENTED)
+            return
+        self.routes.learn(shard_map)
+
+    def _worker_stub(self, address: str) -> Any:
+        """The stub of the worker at `address` once its channel is connected (None before:
+        the call goes to the graph's address meanwhile; asking starts the connection)."""
+        worker = self._workers.get(address)
+        if worker is None:
+            worker = self._workers[address] = self._open_worker(address)
+        channel, stub = worker
+        ready = channel.get_state(try_to_connect=True) is grpc.ChannelConnectivity.READY
+        return stub if ready else None
 
     @staticmethod
     async def _paged(page: Callable[[str], Awaitable[Any]], field: str) -> AsyncIterator[Any]:
@@ -73,19 +128,19 @@ class AsyncClient(BaseClient):
     # sessions
     async def create_session(self, **fields: Any) -> pb.Session:
         """Fields: title, user_id, agent_id, model, metadata, session_id."""
-        return await self._call(self.stub.CreateSession, self._create_session_request(**fields))
+        return await self._call("CreateSession", self._create_session_request(**fields))
 
     async def get_session(self, session_id: str) -> pb.Session:
         request = pb.GetSessionRequest(session_id=session_id)
-        return await self._call(self.stub.GetSession, request)
+        return await self._call("GetSession", request)
 
     async def close_session(self, session_id: str) -> pb.Session:
         request = pb.CloseSessionRequest(session_id=session_id)
-        return await self._call(self.stub.CloseSession, request)
+        return await self._call("CloseSession", request)
 
     async def delete_session(self, session_id: str) -> pb.DeleteSessionResponse:
         request = pb.DeleteSessionRequest(session_id=session_id)
-        return await self._call(self.stub.DeleteSession, request)
+        return await self._call("DeleteSession", request)
 
     async def list_sessions(
         self,
@@ -96,7 +151,7 @@ class AsyncClient(BaseClient):
         user_id: str = "",
     ) -> pb.ListSessionsResponse:
         request = self._list_sessions_request(limit, page_token, state, user_id)
-        return await self._call(self.stub.ListSessions, request)
+        return await self._call("ListSessions", request)
 
     async def iter_sessions(self, **filters: Any) -> AsyncIterator[pb.Session]:
         """Every session (newest first), following pages."""
@@ -118,10 +173,10 @@ class AsyncClient(BaseClient):
         details: Any = None,
     ) -> pb.Node:
         request = self._create_node_request(kind, session_id, content, metadata, node_id, details)
-        return await self._call(self.stub.CreateNode, request)
+        return await self._call("CreateNode", request)
 
     async def get_node(self, node_id: str) -> pb.Node:
-        return await self._call(self.stub.GetNode, pb.GetNodeRequest(node_id=node_id))
+        return await self._call("GetNode", pb.GetNodeRequest(node_id=node_id))
 
     async def update_node(
         self,
@@ -131,21 +186,21 @@ class AsyncClient(BaseClient):
         metadata: Mapping[str, str] | None = None,
     ) -> pb.Node:
         request = self._update_node_request(node_id, content, metadata)
-        return await self._call(self.stub.UpdateNode, request)
+        return await self._call("UpdateNode", request)
 
     async def delete_node(self, node_id: str) -> pb.DeleteNodeResponse:
         request = pb.DeleteNodeRequest(node_id=node_id)
-        return await self._call(self.stub.DeleteNode, request)
+        return await self._call("DeleteNode", request)
 
     async def batch_create_nodes(
         self, requests: Iterable[pb.CreateNodeRequest]
     ) -> pb.BatchCreateNodesResponse:
         request = pb.BatchCreateNodesRequest(requests=list(requests))
-        return await self._call(self.stub.BatchCreateNodes, request)
+        return await self._call("BatchCreateNodes", request)
 
     async def batch_get_nodes(self, node_ids: Iterable[str]) -> pb.BatchGetNodesResponse:
         request = pb.BatchGetNodesRequest(node_ids=list(node_ids))
-        return await self._call(self.stub.BatchGetNodes, request)
+        return await self._call("BatchGetNodes", request)
 
     # edges
     async def create_edge(
@@ -157,17 +212,17 @@ class AsyncClient(BaseClient):
         metadata: Mapping[str, str] | None = None,
     ) -> pb.Edge:
         request = self._create_edge_request(source_id, target_id, kind, metadata)
-        return await self._call(self.stub.CreateEdge, request)
+        return await self._call("CreateEdge", request)
 
     async def get_edges(
         self, node_id: str, *, direction: str | int = "outgoing", kinds: Sequence[str | int] = ()
     ) -> list[pb.Edge]:
         request = self._get_edges_request(node_id, direction, kinds)
-        return list((await self._call(self.stub.GetEdges, request)).edges)
+        return list((await self._call("GetEdges", request)).edges)
 
     async def delete_edge(self, source_id: str, target_id: str, kind: str | int) -> None:
         request = self._delete_edge_request(source_id, target_id, kind)
-        await self._call(self.stub.DeleteEdge, request)
+        await self._call("DeleteEdge", request)
 
     # queries
     async def query(
@@ -175,7 +230,7 @@ class AsyncClient(BaseClient):
     ) -> pb.QueryResponse:
         """Filters: session_id, kinds, start_time, end_time, metadata, descending."""
         request = self._query_request(limit, page_token, **filters)
-        return await self._call(self.stub.Query, request)
+        return await self._call("Query", request)
 
     async def iter_query(self, **filters: Any) -> AsyncIterator[pb.Node]:
         """Every matching node, following pages."""
@@ -188,7 +243,7 @@ class AsyncClient(BaseClient):
     ) -> AsyncIterator[pb.Node]:
         """Every matching node over one server stream."""
         request = self._stream_query_request(batch_size, limit, **filters)
-        async for batch in self._stream(self.stub.StreamQuery, request):
+        async for batch in self._stream("StreamQuery", request):
             for node in batch.nodes:
                 yield node
 
@@ -202,13 +257,13 @@ class AsyncClient(BaseClient):
         max_nodes: int = 0,
     ) -> pb.TraverseResponse:
         request = self._traverse_request(start_node_id, edge_kinds, direction, max_depth, max_nodes)
-        return await self._call(self.stub.Traverse, request)
+        return await self._call("Traverse", request)
 
     # LLM turns
     async def add_prompt(self, session_id: str, content: str, **fields: Any) -> pb.Node:
         """Fields: model, role, metadata."""
         request = self._add_prompt_request(session_id, content, **fields)
-        return await self._call(self.stub.AddPrompt, request)
+        return await self._call("AddPrompt", request)
 
     async def add_response(
         self,
@@ -221,14 +276,14 @@ class AsyncClient(BaseClient):
         """`token_usage` as (prompt_tokens, completion_tokens). Fields: model, finish_reason,
         latency_ms, metadata."""
         request = self._add_response_request(prompt_id, content, token_usage, **fields)
-        return await self._call(self.stub.AddResponse, request)
+        return await self._call("AddResponse", request)
 
     async def add_tool_invocation(
         self, response_id: str, tool_name: str, *, status: str | int | None = None, **fields: Any
     ) -> pb.Node:
         """`status`: "succeeded" or "failed". Fields: arguments, result, duration_ms, metadata."""
         request = self._add_tool_invocation_request(response_id, tool_name, status, **fields)
-        return await self._call(self.stub.AddToolInvocation, request)
+        return await self._call("AddToolInvocation", request)
 
     # templates
     async def create_template(
@@ -241,11 +296,11 @@ class AsyncClient(BaseClient):
         template_id: str = "",
     ) -> pb.Template:
         request = self._create_template_request(name, content, variables, metadata, template_id)
-        return await self._call(self.stub.CreateTemplate, request)
+        return await self._call("CreateTemplate", request)
 
     async def get_template(self, *, template_id: str = "", name: str = "") -> pb.Template:
         request = self._get_template_request(template_id, name)
-        return await self._call(self.stub.GetTemplate, request)
+        return await self._call("GetTemplate", request)
 
     async def instantiate_template(
         self,
@@ -257,7 +312,7 @@ class AsyncClient(BaseClient):
     ) -> pb.InstantiateTemplateResponse:
         """Fields: session_id (records the text as a prompt there), model, role, metadata."""
         request = self._instantiate_template_request(template_id, name, variables, **fields)
-        return await self._call(self.stub.InstantiateTemplate, request)
+        return await self._call("InstantiateTemplate", request)
 
     # bulk loading and events
     async def ingest(
@@ -266,7 +321,7 @@ class AsyncClient(BaseClient):
         """Send batches (from an iterable or an async iterable) over one stream; yields each
         batch's acknowledgement."""
         requests = batches if isinstance(batches, AsyncIterable) else iter(batches)
-        async for ack in self._stream(self.stub.Ingest, requests):
+        async for ack in self._stream("Ingest", requests):
             yield ack
 
     async def stream_events(
@@ -278,7 +333,7 @@ class AsyncClient(BaseClient):
     ) -> AsyncIterator[pb.Event]:
         """Retained events from `from_sequence` (0: only new ones), then live ones."""
         request = self._stream_events_request(from_sequence, session_id, types)
-        async for event in self._stream(self.stub.StreamEvents, request):
+        async for event in self._stream("StreamEvents", request):
             yield event
 
     async def subscribe_to_session(
@@ -287,7 +342,7 @@ class AsyncClient(BaseClient):
         """The session's events from `from_sequence` (0: only new ones), until it is deleted
         or archived."""
         request = pb.SubscribeToSessionRequest(session_id=session_id, from_sequence=from_sequence)
-        async for event in self._stream(self.stub.SubscribeToSession, request):
+        async for event in self._stream("SubscribeToSession", request):
             yield event
 
     # archival
@@ -298,7 +353,7 @@ class AsyncClient(BaseClient):
 
         async def page(token: str) -> pb.ListArchiveCandidatesResponse:
             request = self._archive_candidates_request(idle_before, page_size, token)
-            return await self._call(self.stub.ListArchiveCandidates, request)
+            return await self._call("ListArchiveCandidates", request)
 
         async for candidate in self._paged(page, "candidates"):
             yield candidate
@@ -308,7 +363,7 @@ class AsyncClient(BaseClient):
     ) -> tuple[bytes, pb.ExportSummary]:
         """The session's canonical export and its summary (counts, SHA-256)."""
         request = pb.ExportSessionRequest(session_id=session_id, for_archive=for_archive)
-        chunks = [c async for c in self._stream(self.stub.ExportSession, request)]
+        chunks = [c async for c in self._stream("ExportSession", request)]
         return self._export_result(chunks)
 
     async def archive_session(
@@ -318,16 +373,20 @@ class AsyncClient(BaseClient):
         request = pb.ArchiveSessionRequest(
             session_id=session_id, content_sha256=content_sha256, archive_id=archive_id
         )
-        return await self._call(self.stub.ArchiveSession, request)
+        return await self._call("ArchiveSession", request)
 
     async def restore_session(self, export: bytes) -> pb.RestoreSessionResponse:
         """Write an exported session back (idempotent)."""
         chunks = iter(self._restore_chunks(export))
-        return await self._call(self.stub.RestoreSession, chunks, carrying=len(export))
+        return await self._call("RestoreSession", chunks, carrying=len(export))
 
     # operations
     async def health(self) -> pb.HealthResponse:
-        return await self._call(self.stub.Health, pb.HealthRequest())
+        return await self._call("Health", pb.HealthRequest())
 
     async def get_metrics(self) -> pb.GetMetricsResponse:
-        return await self._call(self.stub.GetMetrics, pb.GetMetricsRequest())
+        return await self._call("GetMetrics", pb.GetMetricsRequest())
+
+    async def get_shard_map(self) -> pb.ShardMap:
+        """Which worker (address) owns which shard, and the map's epoch."""
+        return await self._call("GetShardMap", pb.GetShardMapRequest())

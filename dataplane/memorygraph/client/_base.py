@@ -8,6 +8,7 @@ a client is set up, is made here, for both. Building requests does no I/O.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -21,7 +22,9 @@ from memorygraph.client._connection import (
     Pem,
     auth_metadata,
     credentials,
+    tls_name,
 )
+from memorygraph.client._routing import Routes
 from memorygraph.errors import InvalidArgument, RequestError
 from memorygraph.v1 import graph_pb2 as pb
 from memorygraph.v1.graph_pb2_grpc import MemoryGraphServiceStub
@@ -30,6 +33,8 @@ __all__ = ["BaseClient"]
 
 # Exports travel in pieces of this size.
 _CHUNK = 1 << 20
+# The longest a fetch of the shard map may take.
+_MAP_SECONDS = 5.0
 
 # The node kinds whose details `create_node` accepts, by their message type.
 _DETAILS_FIELD = {
@@ -43,8 +48,9 @@ _DETAILS_FIELD = {
 class BaseClient:
     """Settings and request building for `Client` and `AsyncClient`."""
 
-    # Each twin opens its kind of channel (blocking or asyncio) from a target and credentials.
-    _open_channel: Callable[[str, grpc.ChannelCredentials | None, int], Any]
+    # Each twin opens its kind of channel (blocking or asyncio) from a target, credentials,
+    # the largest response taken and the name a TLS server's certificate is checked against.
+    _open_channel: Callable[[str, grpc.ChannelCredentials | None, int, str | None], Any]
     channel: Any
 
     def __init__(
@@ -57,19 +63,40 @@ class BaseClient:
         client_cert: Pem | None = None,
         client_key: Pem | None = None,
         max_receive_bytes: int = DEFAULT_MAX_RECEIVE_BYTES,
+        route: bool = True,
     ) -> None:
         """`api_key` (default: MEMORYGRAPH_API_KEY) is sent as a bearer token; `timeout` is in
         seconds per call (streams run without one). `root_certificates`: the CA to verify a TLS
         server with (system roots when only a client certificate is given); `client_cert` and
         `client_key` for mutual TLS. Certificates and keys are PEM bytes or text, or the path of
         a file holding them. `max_receive_bytes` is the largest response taken: at least the
-        server's `max_message_bytes`, which bounds every page it sends."""
+        server's `max_message_bytes`, which bounds every page it sends.
+
+        With `route` (the default), calls about one session, node or template go straight to
+        the worker that owns its shard, as the graph's shard map says; the others, and every
+        call to a server of one process, go to `target` (see `client._routing`). Over TLS,
+        each worker's certificate is checked against `target`'s host name."""
         self.metadata = auth_metadata(api_key)
         self.timeout = timeout
-        self.channel = self._open_channel(
-            target, credentials(root_certificates, client_cert, client_key), max_receive_bytes
-        )
+        self._credentials = credentials(root_certificates, client_cert, client_key)
+        self._max_receive_bytes = max_receive_bytes
+        self._tls_name = tls_name(target) if self._credentials is not None else None
+        self.channel = self._open_channel(target, self._credentials, max_receive_bytes, None)
         self.stub = MemoryGraphServiceStub(self.channel)
+        self.routes = Routes(enabled=route)
+        self._workers: dict[str, Any] = {}  # a worker's address -> its channel and stub
+        self._workers_lock = threading.Lock()
+
+    def _open_worker(self, address: str) -> tuple[Any, MemoryGraphServiceStub]:
+        """A channel to a worker's own address, and its stub."""
+        channel = self._open_channel(
+            address, self._credentials, self._max_receive_bytes, self._tls_name
+        )
+        return channel, MemoryGraphServiceStub(channel)
+
+    def _map_timeout(self) -> float:
+        """How long a fetch of the shard map may take before calls go on without it."""
+        return min(self.timeout or _MAP_SECONDS, _MAP_SECONDS)
 
     def _timeout(self, carrying: int = 0) -> float | None:
         """The per-call timeout, plus a second per MiB for calls that carry a whole export."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import grpc
 import grpc.aio
@@ -21,6 +22,7 @@ __all__ = [
     "credentials",
     "open_aio_channel",
     "open_channel",
+    "tls_name",
 ]
 
 DEFAULT_TARGET = "127.0.0.1:50051"
@@ -64,23 +66,44 @@ def auth_metadata(api_key: str | None) -> Metadata:
     return (("authorization", f"Bearer {key}"),) if key else ()
 
 
-def _options(max_receive_bytes: int) -> list[tuple[str, int]]:
-    return [("grpc.max_receive_message_length", max_receive_bytes)]
+def tls_name(target: str) -> str | None:
+    """The host name in `target` ("host:port", "[v6]:port", "dns:///host:port"), which a
+    TLS server's certificate must name; None for a target without one (a Unix socket)."""
+    if target.startswith("unix"):
+        return None
+    address = target.rsplit("/", 1)[-1]
+    host = address.rsplit(":", 1)[0] if address.count(":") == 1 or "]" in address else address
+    return host.strip("[]") or None
+
+
+def _options(max_receive_bytes: int, name: str | None) -> list[tuple[str, Any]]:
+    options: list[tuple[str, Any]] = [("grpc.max_receive_message_length", max_receive_bytes)]
+    if name is not None:
+        options.append(("grpc.ssl_target_name_override", name))
+    return options
 
 
 def open_channel(
-    target: str, creds: grpc.ChannelCredentials | None, max_receive_bytes: int
+    target: str,
+    creds: grpc.ChannelCredentials | None,
+    max_receive_bytes: int,
+    name: str | None = None,
 ) -> grpc.Channel:
-    """A blocking channel: TLS with `creds`, plaintext without."""
+    """A blocking channel: TLS with `creds` (the server's certificate checked against `name`
+    when given, else `target`'s host), plaintext without."""
     if creds is None:
-        return grpc.insecure_channel(target, _options(max_receive_bytes))
-    return grpc.secure_channel(target, creds, _options(max_receive_bytes))
+        return grpc.insecure_channel(target, _options(max_receive_bytes, None))
+    return grpc.secure_channel(target, creds, _options(max_receive_bytes, name))
 
 
 def open_aio_channel(
-    target: str, creds: grpc.ChannelCredentials | None, max_receive_bytes: int
+    target: str,
+    creds: grpc.ChannelCredentials | None,
+    max_receive_bytes: int,
+    name: str | None = None,
 ) -> grpc.aio.Channel:
-    """An asyncio channel: TLS with `creds`, plaintext without."""
+    """An asyncio channel: TLS with `creds` (the server's certificate checked against `name`
+    when given, else `target`'s host), plaintext without."""
     if creds is None:
-        return grpc.aio.insecure_channel(target, _options(max_receive_bytes))
-    return grpc.aio.secure_channel(target, creds, _options(max_receive_bytes))
+        return grpc.aio.insecure_channel(target, _options(max_receive_bytes, None))
+    return grpc.aio.secure_channel(target, creds, _options(max_receive_bytes, name))

@@ -15,9 +15,34 @@ import grpc
 from memorygraph.client._base import BaseClient
 from memorygraph.client._connection import open_channel
 from memorygraph.client._errors import translate
+from memorygraph.client._routing import ATTEMPTS
+from memorygraph.errors import WrongOwner
 from memorygraph.v1 import graph_pb2 as pb
 
 __all__ = ["Client"]
+
+
+class _Worker:
+    """A channel to one worker's own address, watched: used once it has connected, and while
+    it is connected or idle (a call on an idle channel connects it again)."""
+
+    def __init__(self, channel: grpc.Channel, stub: Any) -> None:
+        self.channel, self.stub = channel, stub
+        self.state: grpc.ChannelConnectivity | None = None
+        self.connected_once = False
+        channel.subscribe(self._watch, try_to_connect=True)
+
+    def _watch(self, state: grpc.ChannelConnectivity) -> None:
+        self.state = state
+        self.connected_once |= state is grpc.ChannelConnectivity.READY
+
+    def stub_if_ready(self) -> Any:
+        state = self.state
+        if state is grpc.ChannelConnectivity.READY or (
+            state is grpc.ChannelConnectivity.IDLE and self.connected_once
+        ):
+            return self.stub
+        return None
 
 
 class Client(BaseClient):
@@ -34,18 +59,72 @@ class Client(BaseClient):
 
     def close(self) -> None:
         self.channel.close()
+        with self._workers_lock:
+            for worker in self._workers.values():
+                worker.channel.close()
+            self._workers.clear()
 
-    def _call(self, method: Any, request: Any, *, carrying: int = 0) -> Any:
-        try:
-            return method(request, timeout=self._timeout(carrying), metadata=self.metadata)
-        except grpc.RpcError as exc:
-            raise translate(exc) from None
+    def _call(self, method: str, request: Any, *, carrying: int = 0) -> Any:
+        """`method` sent where it belongs (`client._routing`), again after a redirect."""
+        for attempt in range(ATTEMPTS):
+            stub, metadata = self._route(method, request, last=attempt + 1 == ATTEMPTS)
+            try:
+                return getattr(stub, method)(
+                    request, timeout=self._timeout(carrying), metadata=metadata
+                )
+            except grpc.RpcError as exc:
+                error = translate(exc)
+                if not isinstance(error, WrongOwner) or attempt + 1 == ATTEMPTS:
+                    raise error from None
+                self.routes.forget(error)
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
-    def _stream(self, method: Any, request: Any) -> Iterator[Any]:
+    def _stream(self, method: str, request: Any) -> Iterator[Any]:
+        """The items of the stream `method`, sent where it belongs; a redirect before the
+        first item sends it again."""
+        for attempt in range(ATTEMPTS):
+            stub, metadata = self._route(method, request, last=attempt + 1 == ATTEMPTS)
+            received = False
+            try:
+                for item in getattr(stub, method)(request, metadata=metadata):
+                    received = True
+                    yield item
+                return
+            except grpc.RpcError as exc:
+                error = translate(exc)
+                if received or not isinstance(error, WrongOwner) or attempt + 1 == ATTEMPTS:
+                    raise error from None
+                self.routes.forget(error)
+
+    def _route(self, method: str, request: Any, *, last: bool) -> tuple[Any, Any]:
+        """The stub to send `method` with and the metadata to send: the owner's (with the
+        map's epoch) when the map names one whose channel is connected, else the graph's."""
+        if last:
+            return self.stub, self.metadata
+        if self.routes.wants_map(method):
+            self._fetch_map()
+        address, extra = self.routes.destination(method, request)
+        stub = self._worker_stub(address) if address else None
+        return (self.stub, self.metadata) if stub is None else (stub, self.metadata + extra)
+
+    def _fetch_map(self) -> None:
         try:
-            yield from method(request, metadata=self.metadata)
+            shard_map = self.stub.GetShardMap(
+                pb.GetShardMapRequest(), timeout=self._map_timeout(), metadata=self.metadata
+            )
         except grpc.RpcError as exc:
-            raise translate(exc) from None
+            self.routes.unknown(forever=exc.code() is grpc.StatusCode.UNIMPLEMENTED)
+            return
+        self.routes.learn(shard_map)
+
+    def _worker_stub(self, address: str) -> Any:
+        """The stub of the worker at `address` once its channel is connected (None before:
+        the call goes to the graph's address meanwhile)."""
+        with self._workers_lock:
+            worker = self._workers.get(address)
+            if worker is None:
+                worker = self._workers[address] = _Worker(*self._open_worker(address))
+        return worker.stub_if_ready()
 
     @staticmethod
     def _paged(page: Callable[[str], Any], field: str) -> Iterator[Any]:
@@ -61,17 +140,17 @@ class Client(BaseClient):
     # sessions
     def create_session(self, **fields: Any) -> pb.Session:
         """Fields: title, user_id, agent_id, model, metadata, session_id."""
-        return self._call(self.stub.CreateSession, self._create_session_request(**fields))
+        return self._call("CreateSession", self._create_session_request(**fields))
 
     def get_session(self, session_id: str) -> pb.Session:
-        return self._call(self.stub.GetSession, pb.GetSessionRequest(session_id=session_id))
+        return self._call("GetSession", pb.GetSessionRequest(session_id=session_id))
 
     def close_session(self, session_id: str) -> pb.Session:
-        return self._call(self.stub.CloseSession, pb.CloseSessionRequest(session_id=session_id))
+        return self._call("CloseSession", pb.CloseSessionRequest(session_id=session_id))
 
     def delete_session(self, session_id: str) -> pb.DeleteSessionResponse:
         request = pb.DeleteSessionRequest(session_id=session_id)
-        return self._call(self.stub.DeleteSession, request)
+        return self._call("DeleteSession", request)
 
     def list_sessions(
         self,
@@ -82,7 +161,7 @@ class Client(BaseClient):
         user_id: str = "",
     ) -> pb.ListSessionsResponse:
         request = self._list_sessions_request(limit, page_token, state, user_id)
-        return self._call(self.stub.ListSessions, request)
+        return self._call("ListSessions", request)
 
     def iter_sessions(self, **filters: Any) -> Iterator[pb.Session]:
         """Every session (newest first), following pages."""
@@ -102,10 +181,10 @@ class Client(BaseClient):
         details: Any = None,
     ) -> pb.Node:
         request = self._create_node_request(kind, session_id, content, metadata, node_id, details)
-        return self._call(self.stub.CreateNode, request)
+        return self._call("CreateNode", request)
 
     def get_node(self, node_id: str) -> pb.Node:
-        return self._call(self.stub.GetNode, pb.GetNodeRequest(node_id=node_id))
+        return self._call("GetNode", pb.GetNodeRequest(node_id=node_id))
 
     def update_node(
         self,
@@ -115,20 +194,20 @@ class Client(BaseClient):
         metadata: Mapping[str, str] | None = None,
     ) -> pb.Node:
         request = self._update_node_request(node_id, content, metadata)
-        return self._call(self.stub.UpdateNode, request)
+        return self._call("UpdateNode", request)
 
     def delete_node(self, node_id: str) -> pb.DeleteNodeResponse:
-        return self._call(self.stub.DeleteNode, pb.DeleteNodeRequest(node_id=node_id))
+        return self._call("DeleteNode", pb.DeleteNodeRequest(node_id=node_id))
 
     def batch_create_nodes(
         self, requests: Iterable[pb.CreateNodeRequest]
     ) -> pb.BatchCreateNodesResponse:
         request = pb.BatchCreateNodesRequest(requests=list(requests))
-        return self._call(self.stub.BatchCreateNodes, request)
+        return self._call("BatchCreateNodes", request)
 
     def batch_get_nodes(self, node_ids: Iterable[str]) -> pb.BatchGetNodesResponse:
         request = pb.BatchGetNodesRequest(node_ids=list(node_ids))
-        return self._call(self.stub.BatchGetNodes, request)
+        return self._call("BatchGetNodes", request)
 
     # edges
     def create_edge(
@@ -140,23 +219,23 @@ class Client(BaseClient):
         metadata: Mapping[str, str] | None = None,
     ) -> pb.Edge:
         request = self._create_edge_request(source_id, target_id, kind, metadata)
-        return self._call(self.stub.CreateEdge, request)
+        return self._call("CreateEdge", request)
 
     def get_edges(
         self, node_id: str, *, direction: str | int = "outgoing", kinds: Sequence[str | int] = ()
     ) -> list[pb.Edge]:
         request = self._get_edges_request(node_id, direction, kinds)
-        return list(self._call(self.stub.GetEdges, request).edges)
+        return list(self._call("GetEdges", request).edges)
 
     def delete_edge(self, source_id: str, target_id: str, kind: str | int) -> None:
         request = self._delete_edge_request(source_id, target_id, kind)
-        self._call(self.stub.DeleteEdge, request)
+        self._call("DeleteEdge", request)
 
     # queries
     def query(self, *, limit: int = 0, page_token: str = "", **filters: Any) -> pb.QueryResponse:
         """Filters: session_id, kinds, start_time, end_time, metadata, descending."""
         request = self._query_request(limit, page_token, **filters)
-        return self._call(self.stub.Query, request)
+        return self._call("Query", request)
 
     def iter_query(self, **filters: Any) -> Iterator[pb.Node]:
         """Every matching node, following pages."""
@@ -167,7 +246,7 @@ class Client(BaseClient):
     ) -> Iterator[pb.Node]:
         """Every matching node over one server stream."""
         request = self._stream_query_request(batch_size, limit, **filters)
-        for batch in self._stream(self.stub.StreamQuery, request):
+        for batch in self._stream("StreamQuery", request):
             yield from batch.nodes
 
     def traverse(
@@ -180,13 +259,13 @@ class Client(BaseClient):
         max_nodes: int = 0,
     ) -> pb.TraverseResponse:
         request = self._traverse_request(start_node_id, edge_kinds, direction, max_depth, max_nodes)
-        return self._call(self.stub.Traverse, request)
+        return self._call("Traverse", request)
 
     # LLM turns
     def add_prompt(self, session_id: str, content: str, **fields: Any) -> pb.Node:
         """Fields: model, role, metadata."""
         request = self._add_prompt_request(session_id, content, **fields)
-        return self._call(self.stub.AddPrompt, request)
+        return self._call("AddPrompt", request)
 
     def add_response(
         self,
@@ -199,14 +278,14 @@ class Client(BaseClient):
         """`token_usage` as (prompt_tokens, completion_tokens). Fields: model, finish_reason,
         latency_ms, metadata."""
         request = self._add_response_request(prompt_id, content, token_usage, **fields)
-        return self._call(self.stub.AddResponse, request)
+        return self._call("AddResponse", request)
 
     def add_tool_invocation(
         self, response_id: str, tool_name: str, *, status: str | int | None = None, **fields: Any
     ) -> pb.Node:
         """`status`: "succeeded" or "failed". Fields: arguments, result, duration_ms, metadata."""
         request = self._add_tool_invocation_request(response_id, tool_name, status, **fields)
-        return self._call(self.stub.AddToolInvocation, request)
+        return self._call("AddToolInvocation", request)
 
     # templates
     def create_template(
@@ -219,11 +298,11 @@ class Client(BaseClient):
         template_id: str = "",
     ) -> pb.Template:
         request = self._create_template_request(name, content, variables, metadata, template_id)
-        return self._call(self.stub.CreateTemplate, request)
+        return self._call("CreateTemplate", request)
 
     def get_template(self, *, template_id: str = "", name: str = "") -> pb.Template:
         request = self._get_template_request(template_id, name)
-        return self._call(self.stub.GetTemplate, request)
+        return self._call("GetTemplate", request)
 
     def instantiate_template(
         self,
@@ -235,12 +314,12 @@ class Client(BaseClient):
     ) -> pb.InstantiateTemplateResponse:
         """Fields: session_id (records the text as a prompt there), model, role, metadata."""
         request = self._instantiate_template_request(template_id, name, variables, **fields)
-        return self._call(self.stub.InstantiateTemplate, request)
+        return self._call("InstantiateTemplate", request)
 
     # bulk loading and events
     def ingest(self, batches: Iterable[pb.IngestBatch]) -> Iterator[pb.IngestAck]:
         """Send batches over one stream; yields each batch's acknowledgement."""
-        yield from self._stream(self.stub.Ingest, iter(batches))
+        yield from self._stream("Ingest", iter(batches))
 
     def stream_events(
         self,
@@ -251,7 +330,7 @@ class Client(BaseClient):
     ) -> Iterator[pb.Event]:
         """Retained events from `from_sequence` (0: only new ones), then live ones."""
         request = self._stream_events_request(from_sequence, session_id, types)
-        return self._stream(self.stub.StreamEvents, request)
+        return self._stream("StreamEvents", request)
 
     def subscribe_to_session(
         self, session_id: str, *, from_sequence: int = 0
@@ -259,7 +338,7 @@ class Client(BaseClient):
         """The session's events from `from_sequence` (0: only new ones), until it is deleted
         or archived."""
         request = pb.SubscribeToSessionRequest(session_id=session_id, from_sequence=from_sequence)
-        return self._stream(self.stub.SubscribeToSession, request)
+        return self._stream("SubscribeToSession", request)
 
     # archival
     def iter_archive_candidates(
@@ -269,7 +348,7 @@ class Client(BaseClient):
 
         def page(token: str) -> pb.ListArchiveCandidatesResponse:
             request = self._archive_candidates_request(idle_before, page_size, token)
-            return self._call(self.stub.ListArchiveCandidates, request)
+            return self._call("ListArchiveCandidates", request)
 
         yield from self._paged(page, "candidates")
 
@@ -278,7 +357,7 @@ class Client(BaseClient):
     ) -> tuple[bytes, pb.ExportSummary]:
         """The session's canonical export and its summary (counts, SHA-256)."""
         request = pb.ExportSessionRequest(session_id=session_id, for_archive=for_archive)
-        return self._export_result(list(self._stream(self.stub.ExportSession, request)))
+        return self._export_result(list(self._stream("ExportSession", request)))
 
     def archive_session(
         self, session_id: str, content_sha256: str, *, archive_id: str = ""
@@ -287,16 +366,20 @@ class Client(BaseClient):
         request = pb.ArchiveSessionRequest(
             session_id=session_id, content_sha256=content_sha256, archive_id=archive_id
         )
-        return self._call(self.stub.ArchiveSession, request)
+        return self._call("ArchiveSession", request)
 
     def restore_session(self, export: bytes) -> pb.RestoreSessionResponse:
         """Write an exported session back (idempotent)."""
         chunks = iter(self._restore_chunks(export))
-        return self._call(self.stub.RestoreSession, chunks, carrying=len(export))
+        return self._call("RestoreSession", chunks, carrying=len(export))
 
     # operations
     def health(self) -> pb.HealthResponse:
-        return self._call(self.stub.Health, pb.HealthRequest())
+        return self._call("Health", pb.HealthRequest())
 
     def get_metrics(self) -> pb.GetMetricsResponse:
-        return self._call(self.stub.GetMetrics, pb.GetMetricsRequest())
+        return self._call("GetMetrics", pb.GetMetricsRequest())
+
+    def get_shard_map(self) -> pb.ShardMap:
+        """Which worker (address) owns which shard, and the map's epoch."""
+        return self._call("GetShardMap", pb.GetShardMapRequest())

@@ -69,6 +69,17 @@ RPC_REJECTED = Counter(
     "RPCs refused before any work (authentication, stream cap), by method and code",
     ["method", "code"],
 )
+FORWARDED_CALLS = Counter(
+    "memorygraph_forwarded_calls",
+    "Calls about one shard that reached a worker not owning it and were passed on to the "
+    "owner, by method",
+    ["method"],
+)
+REDIRECTED_CALLS = Counter(
+    "memorygraph_redirected_calls",
+    "Calls routed with a stale shard map, answered with a redirect to the owner, by method",
+    ["method"],
+)
 EVENT_LOG_EVENTS = Gauge("memorygraph_event_log_events", "Events retained in the event log")
 EVENT_LAST_SEQUENCE = Gauge("memorygraph_event_last_sequence", "Newest event sequence number")
 EVENT_SUBSCRIBERS = Gauge("memorygraph_event_subscribers", "Event stream subscribers")

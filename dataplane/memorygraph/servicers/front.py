@@ -23,7 +23,6 @@ import itertools
 import json
 import logging
 import queue
-import random
 import threading
 from collections.abc import Callable, Iterator
 from concurrent import futures
@@ -34,8 +33,16 @@ from google.protobuf.message import Message
 
 from memorygraph import deadline
 from memorygraph.codec import enums
+from memorygraph.codec.routes import ROUTES, Key, place_new, shard_of
 from memorygraph.codec.times import request_micros
-from memorygraph.errors import Code, DeadlineExceeded, InvalidArgument, RequestError, Unavailable
+from memorygraph.errors import (
+    Code,
+    DeadlineExceeded,
+    InvalidArgument,
+    RequestError,
+    Unavailable,
+    WrongOwner,
+)
 from memorygraph.errors import ResourceExhausted as ResourceExhaustedError
 from memorygraph.graph.hooks import Read
 from memorygraph.graph.limits import FRAMING
@@ -48,9 +55,9 @@ from memorygraph.graph.query import (
     sessions_fingerprint,
 )
 from memorygraph.graph.scatter import Part, merge_pages
-from memorygraph.model import format_id, new_id, parse_id
+from memorygraph.metrics import definitions as metrics
+from memorygraph.model import parse_id
 from memorygraph.servicers.handlers import REQUEST_ID_KEY
-from memorygraph.store.shards import Shards
 from memorygraph.v1 import graph_pb2 as pb
 
 __all__ = ["FROM_WORKER", "Front", "FrontServicer"]
@@ -65,65 +72,6 @@ _MERGE_BUFFER = 1024  # events of every worker waiting to be merged
 _HEALTH_SECONDS = 1.0
 _HEADER_BYTES = 1 << 20  # an export's header line is read to route a restore, this much at most
 _STREAMING = frozenset({"SubscribeToSession", "ExportSession", "StreamQuery", "StreamEvents"})
-
-Key = tuple[str, str]  # ("id", text) or ("name", text)
-
-
-def _template_key(request: Any) -> Key:
-    if request.WhichOneof("key") == "template_id":
-        return ("id", request.template_id)
-    return ("name", request.name)
-
-
-def _node_request_key(request: pb.CreateNodeRequest) -> Key | None:
-    if request.session_id:
-        return ("id", request.session_id)
-    return ("id", request.node_id) if request.node_id else None
-
-
-def _placed(method: str, request: Any) -> None:
-    """A new session (or agent) asked for without an id gets one here, on a shard drawn at
-    random, so that new sessions spread over every worker whichever one a client reaches."""
-    if method == "CreateSession" and not request.session_id:
-        request.session_id = format_id(new_id(random.getrandbits(16)))
-    elif (
-        method == "CreateNode"
-        and not request.session_id
-        and not request.node_id
-        and request.kind == pb.NODE_KIND_AGENT
-    ):
-        request.node_id = format_id(new_id(random.getrandbits(16)))
-
-
-# The shard key of each call that is about one session, node or template name (None: none, it
-# runs where it arrives).
-ROUTES: dict[str, Callable[[Any], Key | None]] = {
-    "CreateSession": lambda r: ("id", r.session_id),  # given one here when it has none
-    "GetSession": lambda r: ("id", r.session_id),
-    "CloseSession": lambda r: ("id", r.session_id),
-    "DeleteSession": lambda r: ("id", r.session_id),
-    "CreateNode": _node_request_key,
-    "GetNode": lambda r: ("id", r.node_id),
-    "UpdateNode": lambda r: ("id", r.node_id),
-    "DeleteNode": lambda r: ("id", r.node_id),
-    "BatchCreateNodes": lambda r: _node_request_key(r.requests[0]) if r.requests else None,
-    "CreateEdge": lambda r: ("id", r.source_id),
-    "GetEdges": lambda r: ("id", r.node_id),
-    "DeleteEdge": lambda r: ("id", r.source_id),
-    "Traverse": lambda r: ("id", r.start_node_id),
-    "AddPrompt": lambda r: ("id", r.session_id),
-    "AddResponse": lambda r: ("id", r.prompt_id),
-    "AddToolInvocation": lambda r: ("id", r.response_id),
-    "CreateTemplate": lambda r: ("name", r.name),
-    "GetTemplate": _template_key,
-    "InstantiateTemplate": lambda r: ("id", r.session_id) if r.session_id else _template_key(r),
-    "SubscribeToSession": lambda r: ("id", r.session_id),
-    "ExportSession": lambda r: ("id", r.session_id),
-    "ArchiveSession": lambda r: ("id", r.session_id),
-    "Query": lambda r: ("id", r.filter.session_id) if r.filter.session_id else None,
-    "StreamQuery": lambda r: ("id", r.filter.session_id) if r.filter.session_id else None,
-    "StreamEvents": lambda r: ("id", r.session_id) if r.session_id else None,
-}
 
 
 def _passed_on(error: grpc.RpcError) -> RequestError:
@@ -162,7 +110,6 @@ class Front:
         self.max_bytes = max_bytes
         self.owners = owners
         self.epoch = epoch
-        self.shards = Shards(len(owners))
         self.channels = channels
         self.addresses = addresses
         self.pool = futures.ThreadPoolExecutor(_SCATTER_THREADS, thread_name_prefix="scatter")
@@ -170,17 +117,33 @@ class Front:
 
     def owner(self, key: Key) -> int | None:
         """The worker of `key`'s shard (None: not a valid key, left to the local answer)."""
-        kind, text = key
-        if kind == "name":
-            return self.owners[self.shards.of_name(text)] if text else None
-        try:
-            return self.owners[self.shards.of_id(parse_id(text, "id"))]
-        except InvalidArgument:
-            return None
+        shard = shard_of(key, len(self.owners))
+        return None if shard is None else self.owners[shard]
 
     @staticmethod
     def forwarded(context: grpc.ServicerContext) -> bool:
         return any(key == FROM_WORKER for key, _ in context.invocation_metadata() or ())
+
+    def destination(self, method: str, key: Key, context: grpc.ServicerContext) -> int | None:
+        """The worker a call about `key` goes on to (None: it runs here). A call whose client
+        routed it with the shard map (it names the map's epoch) is not passed on: it gets a
+        redirect to the owner (`WrongOwner`), and the client sends it there itself."""
+        owner = self.owner(key)
+        if owner is None or owner == self.me:
+            return None
+        if any(k == WrongOwner.EPOCH_KEY for k, _ in context.invocation_metadata() or ()):
+            metrics.REDIRECTED_CALLS.labels(method).inc()
+            shard = shard_of(key, len(self.owners))
+            assert shard is not None
+            raise WrongOwner(
+                f"shard {shard} is on worker {owner} at {self.addresses[owner]} (shard map "
+                f"epoch {self.epoch}): send the call there, or to the graph's address",
+                shard=shard,
+                owner=self.addresses[owner],
+                epoch=self.epoch,
+            )
+        metrics.FORWARDED_CALLS.labels(method).inc()
+        return owner
 
     def metadata(self, context: grpc.ServicerContext) -> tuple[tuple[str, str | bytes], ...]:
         passed = tuple((k, v) for k, v in context.invocation_metadata() or () if k in _PASSED_ON)
@@ -275,12 +238,12 @@ class FrontServicer:
             """The worker to run on: None here, -1 every worker (a listing)."""
             if front.forwarded(context):
                 return None
-            _placed(method, request)
+            place_new(method, request)
             key = route(request)
             if key is None:
                 return -1 if scatter is not None else None
-            owner = front.owner(key)
-            return None if owner is None or owner == front.me else owner
+            owner: int | None = front.destination(method, key, context)
+            return owner
 
         if method in _STREAMING:
 
@@ -446,6 +409,7 @@ class FrontServicer:
         owner = None if front.forwarded(context) else _export_owner(front, seen)
         if owner is None or owner == front.me:
             return self._inner.RestoreSession(chunks, context)
+        metrics.FORWARDED_CALLS.labels("RestoreSession").inc()
         callable_: Any = front.channels[owner].stream_unary(
             f"/{SERVICE}/RestoreSession",
             request_serializer=lambda m: m.SerializeToString(),
@@ -469,8 +433,12 @@ class FrontServicer:
     ) -> Iterator[Any]:
         front = self._front
         if request.session_id:
-            owner = None if front.forwarded(context) else front.owner(("id", request.session_id))
-            if owner is None or owner == front.me:
+            owner = (
+                None
+                if front.forwarded(context)
+                else front.destination("StreamEvents", ("id", request.session_id), context)
+            )
+            if owner is None:
                 events: Iterator[Any] = self._inner.StreamEvents(request, context)
                 return events
             forwarded: Iterator[Any] = front.stream(owner, "StreamEvents", request, context)

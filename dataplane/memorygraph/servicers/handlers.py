@@ -189,9 +189,13 @@ def _status(
     return grpc.StatusCode.INTERNAL, f"internal error (request id {request_id_var.get()})"
 
 
-def _fail(context: grpc.ServicerContext, code: grpc.StatusCode, message: str) -> NoReturn:
-    """End the call with `code`, naming its request id in the trailing metadata."""
-    context.set_trailing_metadata(((REQUEST_ID_KEY, request_id_var.get()),))
+def _fail(
+    context: grpc.ServicerContext, code: grpc.StatusCode, message: str, exc: Exception
+) -> NoReturn:
+    """End the call with `code`, naming its request id in the trailing metadata (and what
+    else the error says there: a redirect's owner)."""
+    extra = exc.trailers() if isinstance(exc, RequestError) else ()
+    context.set_trailing_metadata(((REQUEST_ID_KEY, request_id_var.get()), *extra))
     context.abort(code, message)
 
 
@@ -334,7 +338,7 @@ class HandlerWrapper:
                 return behaviour(request, context)
             except Exception as exc:
                 code, message = _status(method, exc, context)
-                _fail(context, code, message)
+                _fail(context, code, message, exc)
             finally:
                 metrics.RPC.end(method, code.name, time.perf_counter() - started)
                 deadline.reset(token)
@@ -371,7 +375,7 @@ class HandlerWrapper:
                 yield from responses
             except Exception as exc:
                 code, message = _status(method, exc, context)
-                _fail(context, code, message)
+                _fail(context, code, message, exc)
             finally:
                 if cap is not None:
                     metrics.OPEN_STREAMS.dec()

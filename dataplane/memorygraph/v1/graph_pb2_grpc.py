@@ -434,7 +434,10 @@ class MemoryGraphServiceServicer:
         """Which worker owns which shard, and at which epoch. A data plane of one process is one
         worker owning every shard. Any address answers every call (a call about one session, node
         or template goes on to its shard's worker); a client may also send such calls straight to
-        the owner's own address.
+        the owner's own address, naming the map's epoch in `x-memorygraph-epoch` metadata. A worker
+        that does not own the call's shard then answers FAILED_PRECONDITION, having done nothing,
+        with the owner's address in the `x-memorygraph-owner` trailer (and `x-memorygraph-shard`,
+        `x-memorygraph-epoch`).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
