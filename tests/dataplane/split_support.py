@@ -26,6 +26,8 @@ from memorygraph.model import NodeKind, SessionState
 from memorygraph.servicers.peers import GrpcPeer, PeerServicer
 from memorygraph.store import GraphStore, KeyValueStore, MemoryStore
 from memorygraph.store.counters import GraphCounts
+from memorygraph.store.moves import sync_shard
+from memorygraph.store.shards import Shards
 from memorygraph.store.split import SplitKV, WorkerMap
 from memorygraph.v1 import workers_pb2_grpc as wgrpc
 
@@ -95,8 +97,14 @@ class SplitGraph:
     _servers: list[grpc.Server] = field(default_factory=list)
     _servicers: list[PeerServicer] = field(default_factory=list)
     _ports: list[int] = field(default_factory=list)
+    # Which worker owns each shard (the data directory's map): shard s on worker s mod count
+    # until `move` changes it; the epoch counts the changes.
+    owners: list[int] = field(default_factory=list)
+    epoch: int = 1
 
     def __post_init__(self) -> None:
+        if not self.owners:
+            self.owners = [shard % self.count for shard in range(self.shards)]
         if not self.engines:
             self.engines = [MemoryStore() for _ in range(self.count)]
         if self.transport == "grpc":
@@ -125,9 +133,52 @@ class SplitGraph:
             self.peers[index] = peers
         else:
             self.peers.append(peers)
-        split = SplitKV(self.engines[index], WorkerMap.even(self.shards, self.count, index), peers)
+        split = SplitKV(self.engines[index], WorkerMap(self.owners, index), peers)
         store = GraphStore(split, shards=self.shards)
         return GraphService(store) if self.clock is None else GraphService(store, clock=self.clock)
+
+    def move(self, shard: int, to: int, *, crash_after: str | None = None) -> None:
+        """Move `shard` to worker `to` in the steps a worker takes (`store.moves`): copy,
+        deliver every outbox, copy again (nothing writes meanwhile here: as fenced), count it
+        in there, hand it over at the next epoch, count it out and drop it at the source.
+        `crash_after` names a step after which every worker restarts and the move is run
+        again from its start (every step must then finish the work once)."""
+        source, epoch = self.owners[shard], self.epoch + 1
+        shards = self._shards()
+
+        def copy() -> None:
+            if self.owners[shard] == source:  # not once handed over
+                sync_shard(self.engines[source], self.engines[to], shard, shards)
+
+        def fence() -> None:
+            for service in self.services:
+                assert service.store.deliver_outbox()
+            copy()
+
+        def hand_over() -> None:
+            if self.owners[shard] == source:
+                self.owners[shard], self.epoch = to, epoch
+                for service in self.services:
+                    service.store.reassign(self.owners)
+
+        steps: list[tuple[str, Callable[[], Any]]] = [
+            ("copied", copy),
+            ("fenced", fence),
+            ("adopted", lambda: self.services[to].store.adopt_shard(shard, epoch)),
+            ("handed over", hand_over),
+            ("released", lambda: self.services[source].store.release_shard(shard, epoch)),
+        ]
+        for name, step in steps:
+            step()
+            if name == crash_after:
+                for index in range(self.count):
+                    self.restart(index)
+                for _, again in steps:
+                    again()
+                return
+
+    def _shards(self) -> Shards:
+        return self.services[0].store.shards
 
     def restart(self, index: int) -> GraphService:
         self.services[index] = self.open(index)
@@ -141,11 +192,10 @@ class SplitGraph:
 
     def owner(self, node_id: bytes) -> GraphService:
         """The worker that owns the shard `node_id` routes to."""
-        store = self.services[0].store
-        return self.services[store.shards.of_id(node_id) % self.count]
+        return self.services[self.index_of(node_id)]
 
     def index_of(self, node_id: bytes) -> int:
-        return self.services[0].store.shards.of_id(node_id) % self.count
+        return self.owners[self.services[0].store.shards.of_id(node_id)]
 
 
 class UnionView:

@@ -86,6 +86,11 @@ class Counters:
         return deltas
 
     @staticmethod
+    def edge_deltas(edges: int) -> dict[str, int]:
+        """How much `edges` more edges move the counts."""
+        return {_EDGES: edges} if edges else {}
+
+    @staticmethod
     def _count(deltas: dict[str, int], node: Node, sign: int) -> None:
         """Add what `node` counts for (sign +1) or no longer counts for (-1) to `deltas`."""
         name = _NODES[node.kind]

@@ -141,6 +141,14 @@ class EventLog:
         self._count = _read_int8(kv, keys.EVENT_COUNT_KEY)
         self._trimmed = _read_int8(kv, keys.EVENT_TRIMMED_KEY)
 
+    def reload(self) -> None:
+        """Read the log's state again (a shard's events were moved in or out)."""
+        with self.count_lock:
+            last = self.kv.get(keys.CF_META, keys.LAST_EVENT_KEY)
+            self.last_sequence = int.from_bytes(last) if last else 0
+            self._count = _read_int8(self.kv, keys.EVENT_COUNT_KEY)
+            self._trimmed = _read_int8(self.kv, keys.EVENT_TRIMMED_KEY)
+
     # -- writing -----------------------------------------------------------------------------
 
     def append(

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 from memorygraph.errors import MemoryGraphError, Unavailable
 from memorygraph.model import MAX_TIME, Direction, Edge, EdgeKey, EdgeKind, Event, Node, NodeKind
-from memorygraph.store import keys
+from memorygraph.store import keys, moves
 from memorygraph.store.changes import StoreChanges, UnwritableChange
 from memorygraph.store.commit import CommitFailed, GroupCommitter
 from memorygraph.store.counters import Counters, GraphCounts
@@ -108,7 +108,20 @@ class GraphStore:
             self.schema_version = upgrade(own, found, self.shards)
         else:
             self.schema_version = found
-        # The shards this store serves: all of them, or its worker's.
+        self._load_owned()
+        owns = None if self._split is None else self._split.workers.owns_shard
+        self.events = EventLog(kv, self.shards, owns)
+        self._outbox = Outbox(self._split) if self._split is not None else None
+        self._counters = Counters(kv)
+        # Sessions being deleted in steps (DeleteSession): they and every node of theirs are
+        # gone from every read from the commit that hides them on.
+        self._hiding: set[bytes] = set()
+        self._hidden: set[bytes] = set()
+        self._load_hidden()
+
+    def _load_owned(self) -> None:
+        """What follows from the shards this store serves (all of them, or its worker's)."""
+        kv = self.kv
         self._owned = (
             self.shards.prefixes()
             if self._split is None
@@ -133,22 +146,52 @@ class GraphStore:
                 )
             )
         }
-        owns = None if self._split is None else self._split.workers.owns_shard
-        self.events = EventLog(kv, self.shards, owns)
-        self._outbox = Outbox(self._split) if self._split is not None else None
-        self._counters = Counters(kv)
-        # Sessions being deleted in steps (DeleteSession): they and every node of theirs are
-        # gone from every read from the commit that hides them on.
-        self._hiding: set[bytes] = set()
-        self._hidden: set[bytes] = set()
+
+    def _load_hidden(self) -> None:
         left = [
             key[len(keys.DELETING_PREFIX) :]
-            for key in kv.scan_keys(
+            for key in self.kv.scan_keys(
                 keys.CF_META, keys.DELETING_PREFIX, keys.prefix_end(keys.DELETING_PREFIX)
             )
         ]
+        self._hiding, self._hidden = set(), set()
         self._hide(left)
         self._drop_history_index(left)
+
+    # -- moving shards between workers (see `moves`; the caller holds the writers' lock) -------
+
+    def adopt_shard(self, shard: int, epoch: int) -> bool:
+        """Count this worker's copy of `shard` in, once per `epoch` (before it owns it)."""
+        split = self._require_split()
+        done = moves.adopt_shard(split.local, shard, self.shards, epoch)
+        self._reload()
+        return done
+
+    def release_shard(self, shard: int, epoch: int) -> None:
+        """Count `shard` out and delete this worker's copy (once another owns it)."""
+        split = self._require_split()
+        if split.workers.owns_shard(shard):
+            raise ValueError(f"shard {shard} is still this worker's")
+        moves.release_shard(split.local, shard, self.shards, epoch)
+        self._reload()
+
+    def reassign(self, owners: list[int]) -> None:
+        """Serve the shards `owners` gives this worker from now on."""
+        split = self._require_split()
+        split.workers.reassign(owners)
+        self._reload()
+
+    def _require_split(self) -> SplitKV:
+        if self._split is None:
+            raise RuntimeError("only a worker's store moves shards")
+        return self._split
+
+    def _reload(self) -> None:
+        """Read again what this store keeps in memory of its engine's contents."""
+        self._load_owned()
+        self._counters = Counters(self.kv)
+        self.events.reload()
+        self._load_hidden()
 
     # -- where things are ------------------------------------------------------------------------
 

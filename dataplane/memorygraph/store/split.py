@@ -51,12 +51,19 @@ class WorkerMap:
     __slots__ = ("_local", "me", "owners")
 
     def __init__(self, owners: Sequence[int], me: int) -> None:
-        self.owners = list(owners)
         self.me = me
-        self._local = {shard.to_bytes(keys.SHARD_LEN) for s, shard in self._pairs() if s == me}
+        self.owners = list(owners)
+        self._local = self._prefixes_of(me)
 
-    def _pairs(self) -> Iterator[tuple[int, int]]:
-        return ((owner, shard) for shard, owner in enumerate(self.owners))
+    def _prefixes_of(self, worker: int) -> set[bytes]:
+        return {s.to_bytes(keys.SHARD_LEN) for s, o in enumerate(self.owners) if o == worker}
+
+    def reassign(self, owners: Sequence[int]) -> None:
+        """Take `owners` as the map from now on (the same number of shards)."""
+        if len(owners) != len(self.owners):
+            raise ValueError("a map of another number of shards")
+        self.owners = list(owners)
+        self._local = self._prefixes_of(self.me)
 
     @classmethod
     def even(cls, shards: int, workers: int, me: int) -> WorkerMap:
