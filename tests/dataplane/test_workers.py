@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -23,7 +24,14 @@ from memorygraph.v1.graph_pb2_grpc import MemoryGraphServiceStub
 from memorygraph.v1.workers_pb2_grpc import WorkerPeerStub
 
 from .certs import Authority
-from .conftest import REPO, ServerProcess, free_port_run, serve_command, start_workers
+from .conftest import (
+    REPO,
+    ServerProcess,
+    free_port,
+    free_port_run,
+    serve_command,
+    start_workers,
+)
 from .rpc_support import connect_routes
 
 pytestmark = pytest.mark.slow
@@ -362,3 +370,101 @@ def test_what_workers_ask_each_other_is_not_served_to_clients(tmp_path: Path) ->
     finally:
         for server in servers:
             server.stop(grace=1)
+
+
+_KILLED_MOVE = """
+import os, signal, sys
+from pathlib import Path
+from memorygraph.cli.shards import _open_engine
+from memorygraph.store.placement import move_offline
+
+data, shard, to, kill_at = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+said = []
+
+def say(line):
+    said.append(line)
+    if len(said) > kill_at:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+move_offline(data, shard, to, _open_engine, say=say)
+"""
+
+
+def _shards_move(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO / "dataplane")}
+    command = [sys.executable, "-m", "memorygraph", "shards", "move", *args]
+    return subprocess.run(
+        [*command, "--data-dir", str(data_dir)], capture_output=True, text=True, env=env
+    )
+
+
+def test_shards_moved_with_the_data_plane_stopped_and_killed_at_every_step_move_once(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    server = Workers(data).start()
+    try:
+        stub = _stub(server.address)
+        prompts: dict[str, str] = {}  # prompt id -> session id
+        while len({_shard(s) for s in prompts.values() if _shard(s) % 2}) < 5:
+            session = stub.CreateSession(pb.CreateSessionRequest()).id
+            for _ in range(2):
+                prompt = stub.AddPrompt(pb.AddPromptRequest(session_id=session, content="q"))
+                prompts[prompt.id] = session
+        before = stub.GetMetrics(pb.GetMetricsRequest())
+    finally:
+        server.stop()
+    moved = sorted({_shard(s) for s in prompts.values() if _shard(s) % 2})[:5]
+    env = {**os.environ, "PYTHONPATH": str(REPO / "dataplane")}
+    for kill_at, shard in enumerate(moved):  # kill -9 after step 1, 2, ... 5 of a move (of 5)
+        killed = subprocess.run(
+            [sys.executable, "-c", _KILLED_MOVE, str(data), str(shard), "0", str(kill_at)],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert killed.returncode == -9, killed.stderr
+        if kill_at == 0:
+            refused = subprocess.run(
+                serve_command(data, free_port(), free_port(), "--workers", "2"),
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert refused.returncode == 2
+            assert f"the move of shard {shard} to worker 0" in refused.stderr
+            wrong = _shards_move(data, str(moved[-1]), "--to", "0")
+            assert wrong.returncode == 2 and "was cut short" in wrong.stderr
+        again = _shards_move(data, str(shard), "--to", "0")
+        assert again.returncode == 0, again.stderr
+        done = "is on worker 0 already" if kill_at == 4 else "moved shard"  # 4: killed once done
+        assert done in again.stdout
+    assert _shards_move(data, "99", "--to", "0").returncode == 2
+    server = Workers(data).start()
+    try:
+        stub = _stub(server.address)
+        shard_map = stub.GetShardMap(pb.GetShardMapRequest())
+        assert shard_map.epoch == 1 + len(moved)
+        assert [shard_map.owners[s] for s in moved] == [0] * len(moved)
+        after = stub.GetMetrics(pb.GetMetricsRequest())
+        assert (after.sessions, after.nodes_by_kind["prompt"], after.edges) == (
+            before.sessions,
+            before.nodes_by_kind["prompt"],
+            before.edges,
+        )
+        for prompt_id, session in prompts.items():
+            node = stub.GetNode(pb.GetNodeRequest(node_id=prompt_id), timeout=5)
+            assert node.session_id == session
+        listed = [s.id for s in stub.ListSessions(pb.ListSessionsRequest(limit=1000)).sessions]
+        assert sorted(listed) == sorted(set(prompts.values()))
+        session = next(s for s in prompts.values() if _shard(s) == moved[0])
+        stub.AddPrompt(pb.AddPromptRequest(session_id=session, content="after the move"))
+        events = stub.SubscribeToSession(
+            pb.SubscribeToSessionRequest(session_id=session, from_sequence=1)
+        )
+        sequences = [next(events).sequence for _ in range(7)]  # created, 2 turns, the new one
+        events.cancel()
+        assert sequences == sorted(set(sequences))
+    finally:
+        server.stop()

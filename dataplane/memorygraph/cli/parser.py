@@ -21,6 +21,7 @@ from memorygraph.cli import (
     queries,
     serve,
     sessions,
+    shards,
     turns,
 )
 
@@ -77,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout", type=float, default=30.0, help="seconds per call (default %(default)s)"
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (serve, plugin_check, sessions, turns, queries, exports, event_stream):
+    for group in (serve, plugin_check, sessions, turns, queries, exports, event_stream, shards):
         group.add_commands(commands)
     add_archive_commands(commands, _connection_options_again)
     health.add_commands(commands)

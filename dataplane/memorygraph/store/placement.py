@@ -4,21 +4,34 @@ Such a directory holds the placement (`workers.json`: the number of shards, of w
 epoch and each shard's owner) and one engine per worker (`worker-<i>/`). The placement is made
 when the directory is: shards spread evenly (shard s on worker s mod W), epoch 1. A directory
 made for one worker is an engine itself and has no placement.
+
+`move_offline` moves a shard to another worker while the data plane is stopped: it records the
+move (`move.json`), copies the shard and counts it in at the target (`moves`), writes the
+placement with the new owner at the next epoch (the move's point of no return), counts the
+shard out of the source and drops it there, and removes the record. Killed at any point and run
+again, it finishes the move it recorded.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from memorygraph.errors import ConfigError
+from memorygraph.store import keys
+from memorygraph.store.kv import KeyValueStore
+from memorygraph.store.moves import adopt_shard, release_shard, sync_shard
 from memorygraph.store.shards import DEFAULT_SHARDS, Shards
+from memorygraph.store.split import OUTBOX_PREFIX
 
-__all__ = ["PLACEMENT_FILE", "Placement", "load_placement"]
+__all__ = ["PLACEMENT_FILE", "Placement", "load_placement", "move_offline"]
 
 PLACEMENT_FILE = "workers.json"
+MOVE_FILE = "move.json"
 MAX_WORKERS = 64
 
 
@@ -69,6 +82,12 @@ def load_placement(data_dir: Path, *, shards: int | None, workers: int) -> Place
     (moving shards between workers is not done by starting with another number)."""
     path = data_dir / PLACEMENT_FILE
     if path.exists():
+        if (move := _read_move(data_dir / MOVE_FILE)) is not None:
+            raise ConfigError(
+                f"the move of shard {move.shard} to worker {move.target} in {data_dir} was cut "
+                f"short: finish it first (memorygraph shards move {move.shard} --to "
+                f"{move.target} --data-dir {data_dir})"
+            )
         placement = _read(path)
         if placement.workers != workers:
             raise ConfigError(
@@ -89,15 +108,125 @@ def load_placement(data_dir: Path, *, shards: int | None, workers: int) -> Place
         )
     placement = Placement.even(Shards(shards or DEFAULT_SHARDS).count, workers)
     data_dir.mkdir(parents=True, exist_ok=True)
+    _write_file(path, placement.to_json())
+    return placement
+
+
+def _write_file(path: Path, text: str) -> None:
+    """`path` holds `text` on stable storage, replaced at once (never half written)."""
     temporary = path.with_suffix(".tmp")
     with open(temporary, "w") as file:
-        file.write(placement.to_json())
+        file.write(text)
         file.flush()
         os.fsync(file.fileno())
     os.replace(temporary, path)
-    directory = os.open(data_dir, os.O_RDONLY)
+    _sync_dir(path.parent)
+
+
+def _sync_dir(directory: Path) -> None:
+    descriptor = os.open(directory, os.O_RDONLY)
     try:
-        os.fsync(directory)
+        os.fsync(descriptor)
     finally:
-        os.close(directory)
+        os.close(descriptor)
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    """A move recorded in `move.json` until it is done."""
+
+    shard: int
+    source: int
+    target: int
+    epoch: int  # the placement's epoch once the target owns the shard
+
+
+def _read_move(path: Path) -> Move | None:
+    if not path.exists():
+        return None
+    try:
+        raw = json.loads(path.read_text())
+        return Move(int(raw["shard"]), int(raw["source"]), int(raw["target"]), int(raw["epoch"]))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"cannot read the move recorded in {path}: {exc}") from None
+
+
+def move_offline(
+    data_dir: Path,
+    shard: int,
+    target: int,
+    open_engine: Callable[[Path], KeyValueStore],
+    say: Callable[[str], None] = lambda line: None,
+) -> Placement:
+    """Move `shard` to worker `target` in the stopped data plane of `data_dir` (each worker's
+    engine opened with `open_engine`, which fails while the data plane runs); `say` is told
+    each step. Returns the placement after the move."""
+    path = data_dir / PLACEMENT_FILE
+    if not path.exists():
+        raise ConfigError(f"{data_dir} is not the data directory of several workers")
+    placement = _read(path)
+    if not 0 <= shard < placement.shards:
+        raise ConfigError(f"there is no shard {shard}: the directory has {placement.shards}")
+    if not 0 <= target < placement.workers:
+        raise ConfigError(f"there is no worker {target}: the directory has {placement.workers}")
+    journal = data_dir / MOVE_FILE
+    move = _read_move(journal)
+    if move is not None and (move.shard, move.target) != (shard, target):
+        raise ConfigError(
+            f"the move of shard {move.shard} to worker {move.target} was cut short: run it "
+            "again before another"
+        )
+    if move is None:
+        if placement.owners[shard] == target:
+            say(f"shard {shard} is on worker {target} already")
+            return placement
+        move = Move(shard, placement.owners[shard], target, placement.epoch + 1)
+        _write_file(journal, json.dumps(asdict(move)))
+    shards = Shards(placement.shards)
+    with _engines(placement, data_dir, open_engine) as engines:
+        pending = [
+            worker
+            for worker, engine in enumerate(engines)
+            if any(
+                True
+                for _ in engine.scan_keys(
+                    keys.CF_META, OUTBOX_PREFIX, keys.prefix_end(OUTBOX_PREFIX)
+                )
+            )
+        ]
+        if pending and placement.owners[shard] == move.source:
+            raise ConfigError(
+                f"worker {pending[0]} has parts of writes still to deliver to other workers: "
+                "start the data plane until it has delivered them, stop it, and move again"
+            )
+        source, destination = engines[move.source], engines[move.target]
+        if placement.owners[shard] == move.source:
+            say(f"copying shard {shard} from worker {move.source} to worker {move.target}")
+            copied = sync_shard(source, destination, shard, shards)
+            say(f"copied {copied} keys; counting them in at worker {move.target}")
+            adopt_shard(destination, shard, shards, move.epoch)
+            owners = list(placement.owners)
+            owners[shard] = move.target
+            placement = replace(placement, owners=tuple(owners), epoch=move.epoch)
+            _write_file(path, placement.to_json())
+            say(f"shard {shard} is on worker {move.target} at epoch {move.epoch}")
+        say(f"dropping shard {shard} from worker {move.source}")
+        release_shard(source, shard, shards, move.epoch)
+    journal.unlink()
+    _sync_dir(data_dir)
+    say(f"moved shard {shard} to worker {move.target}")
     return placement
+
+
+@contextlib.contextmanager
+def _engines(
+    placement: Placement, data_dir: Path, open_engine: Callable[[Path], KeyValueStore]
+) -> Iterator[list[KeyValueStore]]:
+    opened: list[KeyValueStore] = []
+    try:
+        for worker in range(placement.workers):
+            opened.append(open_engine(placement.engine_dir(data_dir, worker)))
+        yield opened
+    finally:
+        for engine in opened:
+            engine.close()
