@@ -164,7 +164,7 @@ class SplitGraph:
         steps: list[tuple[str, Callable[[], Any]]] = [
             ("copied", copy),
             ("fenced", fence),
-            ("adopted", lambda: self.services[to].store.adopt_shard(shard, epoch)),
+            ("adopted", lambda: self.owners[shard] == source and self._adopt(to, shard, epoch)),
             ("handed over", hand_over),
             ("released", lambda: self.services[source].store.release_shard(shard, epoch)),
         ]
@@ -176,6 +176,9 @@ class SplitGraph:
                 for _, again in steps:
                     again()
                 return
+
+    def _adopt(self, to: int, shard: int, epoch: int) -> bool:
+        return self.services[to].store.adopt_shard(shard, epoch)
 
     def _shards(self) -> Shards:
         return self.services[0].store.shards

@@ -12,6 +12,7 @@ from pathlib import Path
 import grpc
 import pytest
 from memorygraph.client import AsyncClient, Client
+from memorygraph.client._connection import tls_name
 from memorygraph.errors import WrongOwner
 from memorygraph.model import parse_id
 from memorygraph.server import RunningServer
@@ -162,3 +163,23 @@ def test_the_async_client_routes_and_follows_redirects(workers: list[RunningServ
             await events.aclose()
 
     asyncio.run(run())
+
+
+@pytest.mark.parametrize(
+    ("target", "name"),
+    [
+        ("127.0.0.1:50051", "127.0.0.1"),
+        ("localhost:50051", "localhost"),
+        ("[::1]:50051", "::1"),
+        ("dns:///graph.example:443", "graph.example"),
+        ("dns:graph.example:443", "graph.example"),
+        ("ipv4:10.0.0.1:50051,10.0.0.2:50051", "10.0.0.1"),
+        ("ipv6:[fd00::1]:50051", "fd00::1"),
+        ("unixbox.example.com:50051", "unixbox.example.com"),
+        ("unix:/run/memorygraph.sock", None),
+    ],
+)
+def test_workers_certificates_are_checked_against_the_host_the_client_was_given(
+    target: str, name: str | None
+) -> None:
+    assert tls_name(target) == name

@@ -19,7 +19,7 @@ from memorygraph.model import (
     TokenUsage,
 )
 from memorygraph.store import keys
-from memorygraph.store.moves import adopt_shard, shard_state, sync_shard
+from memorygraph.store.moves import adopt_shard, shard_state, sync_shard, unreported
 
 from .split_support import SplitGraph, SplitService
 
@@ -130,3 +130,20 @@ def test_counting_in_again_after_a_new_copy_counts_only_the_difference(graph: Sp
 def test_a_worker_refuses_to_drop_a_shard_it_still_owns(graph: SplitGraph) -> None:
     with pytest.raises(ValueError, match="still this worker's"):
         graph.services[1].store.release_shard(3, 2)
+
+
+def test_a_worker_refuses_to_count_in_a_shard_it_owns_already(graph: SplitGraph) -> None:
+    with pytest.raises(ValueError, match="this worker's already"):
+        graph.services[1].store.adopt_shard(3, 2)
+
+
+def test_a_shard_with_usage_not_yet_reported_is_not_moved(graph: SplitGraph) -> None:
+    shard = 3
+    _session_on(graph, shard)
+    engine = graph.engines[1]
+    assert not unreported(engine, shard)  # no reporter ever ran
+    store = graph.services[1].store
+    store.save_cursor("registry", 0)
+    assert unreported(engine, shard)
+    store.save_cursor("registry", store.events.last_sequence)
+    assert not unreported(engine, shard)

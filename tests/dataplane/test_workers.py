@@ -15,6 +15,7 @@ from pathlib import Path
 import grpc
 import pytest
 from memorygraph.client import Client
+from memorygraph.errors import RequestError
 from memorygraph.model import parse_id
 from memorygraph.store import keys
 from memorygraph.store.shards import Shards
@@ -123,7 +124,22 @@ def _kill_a_worker_amid_writes(
             with lock:
                 acknowledged.append(node.id)
 
-    threads = [threading.Thread(target=write, args=(s,)) for s in sessions]
+    def write_routed(session_id: str) -> None:
+        """The same through a client that sends each call straight to its worker."""
+        with Client(server.address, timeout=5) as mg:
+            while not stop.is_set():
+                try:
+                    node = mg.add_prompt(session_id, "x")
+                except RequestError:
+                    time.sleep(0.05)
+                    continue
+                with lock:
+                    acknowledged.append(node.id)
+
+    threads = [
+        threading.Thread(target=write_routed if i % 2 else write, args=(s,))
+        for i, s in enumerate(sessions)
+    ]
     for thread in threads:
         thread.start()
     time.sleep(1.0)

@@ -67,13 +67,23 @@ def auth_metadata(api_key: str | None) -> Metadata:
 
 
 def tls_name(target: str) -> str | None:
-    """The host name in `target` ("host:port", "[v6]:port", "dns:///host:port"), which a
-    TLS server's certificate must name; None for a target without one (a Unix socket)."""
-    if target.startswith("unix"):
+    """The host name in `target` that a TLS server's certificate must name: "host:port",
+    "[v6]:port", "dns:///host:port", "dns:host:port", "ipv4:addr:port", "ipv6:[addr]:port" (the
+    first address of a list); None for a target without one (a Unix socket)."""
+    scheme, colon, rest = target.partition(":")
+    if colon and scheme in ("unix", "unix-abstract", "vsock"):
         return None
-    address = target.rsplit("/", 1)[-1]
-    host = address.rsplit(":", 1)[0] if address.count(":") == 1 or "]" in address else address
-    return host.strip("[]") or None
+    if colon and scheme in ("dns", "ipv4", "ipv6"):
+        address = rest.rsplit("/", 1)[-1].split(",", 1)[0]
+    else:
+        address = target
+    if address.startswith("["):
+        host = address[1 : address.find("]")] if "]" in address else address[1:]
+    elif address.count(":") == 1:
+        host = address.split(":", 1)[0]
+    else:  # a bare IPv6 address, or a host without a port
+        host = address
+    return host or None
 
 
 def _options(max_receive_bytes: int, name: str | None) -> list[tuple[str, Any]]:

@@ -7,6 +7,7 @@ twin with the same methods and parameters (a test holds them in step).
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -23,25 +24,28 @@ __all__ = ["Client"]
 
 
 class _Worker:
-    """A channel to one worker's own address, watched: used once it has connected, and while
-    it is connected or idle (a call on an idle channel connects it again)."""
+    """A channel to one worker's own address, watched: used only while connected. A channel
+    that is not (idle after a while unused, or after its worker went away) is asked to
+    connect again, with a health call at most once a second, and calls go to the graph's
+    address meanwhile."""
 
-    def __init__(self, channel: grpc.Channel, stub: Any) -> None:
-        self.channel, self.stub = channel, stub
+    def __init__(self, channel: grpc.Channel, stub: Any, metadata: Any) -> None:
+        self.channel, self.stub, self.metadata = channel, stub, metadata
         self.state: grpc.ChannelConnectivity | None = None
-        self.connected_once = False
+        self._asked = 0.0
         channel.subscribe(self._watch, try_to_connect=True)
 
     def _watch(self, state: grpc.ChannelConnectivity) -> None:
         self.state = state
-        self.connected_once |= state is grpc.ChannelConnectivity.READY
 
     def stub_if_ready(self) -> Any:
         state = self.state
-        if state is grpc.ChannelConnectivity.READY or (
-            state is grpc.ChannelConnectivity.IDLE and self.connected_once
-        ):
+        if state is grpc.ChannelConnectivity.READY:
             return self.stub
+        now = time.monotonic()
+        if state is grpc.ChannelConnectivity.IDLE and now - self._asked >= 1.0:
+            self._asked = now  # a call is what makes an idle channel connect
+            self.stub.Health.future(pb.HealthRequest(), timeout=2, metadata=self.metadata)
         return None
 
 
@@ -123,7 +127,8 @@ class Client(BaseClient):
         with self._workers_lock:
             worker = self._workers.get(address)
             if worker is None:
-                worker = self._workers[address] = _Worker(*self._open_worker(address))
+                worker = _Worker(*self._open_worker(address), self.metadata)
+                self._workers[address] = worker
         return worker.stub_if_ready()
 
     @staticmethod

@@ -154,15 +154,18 @@ class GraphStore:
                 keys.CF_META, keys.DELETING_PREFIX, keys.prefix_end(keys.DELETING_PREFIX)
             )
         ]
-        self._hiding, self._hidden = set(), set()
-        self._hide(left)
+        # Made aside and published at once: a reload never shows a hidden session meanwhile.
+        self._hidden, self._hiding = self._hidden_with(set(), left), set(left)
         self._drop_history_index(left)
 
     # -- moving shards between workers (see `moves`; the caller holds the writers' lock) -------
 
     def adopt_shard(self, shard: int, epoch: int) -> bool:
-        """Count this worker's copy of `shard` in, once per `epoch` (before it owns it)."""
+        """Count this worker's copy of `shard` in, once per `epoch`, before it owns it (once it
+        does, its own writes count what they change)."""
         split = self._require_split()
+        if split.workers.owns_shard(shard):
+            raise ValueError(f"shard {shard} is this worker's already")
         done = moves.adopt_shard(split.local, shard, self.shards, epoch)
         self._reload()
         return done
@@ -391,7 +394,12 @@ class GraphStore:
     def _hide(self, sessions: list[bytes]) -> None:
         """Take `sessions` and all their nodes out of every read, all at once: the new set is
         made aside and published in one assignment."""
-        hidden = set(self._hidden)
+        self._hidden = self._hidden_with(self._hidden, sessions)
+        self._hiding.update(sessions)
+
+    def _hidden_with(self, hidden: set[bytes], sessions: list[bytes]) -> set[bytes]:
+        """`hidden` and `sessions` with all their nodes, as a new set."""
+        hidden = set(hidden)
         for session_id in sessions:
             hidden.add(session_id)
             shard = self._session_shard(session_id)
@@ -400,8 +408,7 @@ class GraphStore:
                 keys.session_index_entry(key)[1]
                 for key in self.kv.scan_keys(keys.CF_BY_SESSION, lower, upper)
             )
-        self._hidden = hidden
-        self._hiding.update(sessions)
+        return hidden
 
     def _drop_history_index(self, sessions: list[bytes]) -> None:
         """A hidden session's history stays in the log, but no read needs its session-event

@@ -17,7 +17,9 @@ The steps, each one idempotent (run again after a crash at any point, it finishe
    since on the next (a catch-up); run once more while the shard takes no writes (fenced), it
    leaves an exact copy.
 2. `adopt_shard(target, shard, epoch)` counts the copy into the target's counts and log,
-   once per epoch (a marker in meta records that it did, in the same batch).
+   once per epoch (a marker in meta records what it counted, in the same batch). Run again
+   after a new copy, before the hand-over, it counts in only the difference; after the
+   hand-over it must not run (the new owner's writes count themselves).
 3. The caller hands the shard over (the map changes owners at `epoch`).
 4. `release_shard(source, shard, epoch)` counts the shard out of the source (once per epoch,
    with its marker), then deletes its copy.
@@ -39,7 +41,7 @@ from memorygraph.store.kv import KeyValueStore, Op
 from memorygraph.store.records import decode_node
 from memorygraph.store.shards import Shards
 
-__all__ = ["adopt_shard", "release_shard", "shard_state", "sync_shard"]
+__all__ = ["adopt_shard", "release_shard", "shard_state", "sync_shard", "unreported"]
 
 _BATCH = 1000  # ops written at a time
 _MOVE_PREFIX = b"moved/"  # meta: moved/<shard> -> b"in:<epoch> " or b"out:<epoch> " + counts
@@ -164,12 +166,9 @@ def _floor(kv: KeyValueStore) -> int:
     return int.from_bytes(raw) if raw else 0
 
 
-def _counted(
-    kv: KeyValueStore, shard: int, shards: Shards
-) -> tuple[dict[str, int], list[int], list[int]]:
-    """What `shard` adds to a worker's counts (count deltas), and the sequences of its events
-    in the log: those at or above the log's floor, and those below it (retention has passed
-    them there: they are not the log's)."""
+def _counted(kv: KeyValueStore, shard: int, shards: Shards) -> tuple[dict[str, int], int, int]:
+    """What `shard` adds to a worker's counts (count deltas), how many of its events the log
+    holds at or above its floor, and the newest one's sequence (0: none). Reads as it goes."""
     prefix = shards.prefix(shard)
     deltas: dict[str, int] = {}
     records = kv.scan(keys.CF_NODES, prefix, keys.prefix_end(prefix))
@@ -180,14 +179,40 @@ def _counted(
     edges = sum(1 for _ in kv.scan_keys(keys.CF_EDGES_OUT, prefix, keys.prefix_end(prefix)))
     for name, delta in Counters.edge_deltas(edges).items():
         deltas[name] = deltas.get(name, 0) + delta
-    floor = _floor(kv)
-    kept: list[int] = []
-    below: list[int] = []
-    for key in kv.scan_keys(keys.CF_EVENTS, *_ALL_EVENTS):
+    kept = newest = 0
+    for sequence in _event_sequences(kv, shard, keys.event_key(_floor(kv)), _ALL_EVENTS[1]):
+        kept, newest = kept + 1, sequence
+    return deltas, kept, newest
+
+
+def _event_sequences(kv: KeyValueStore, shard: int, start: bytes, end: bytes) -> Iterator[int]:
+    for key in kv.scan_keys(keys.CF_EVENTS, start, end):
         sequence = int.from_bytes(key)
         if keys.sequence_shard(sequence) == shard:
-            (kept if sequence >= floor else below).append(sequence)
-    return deltas, kept, below
+            yield sequence
+
+
+def unreported(kv: KeyValueStore, shard: int, reader: str = "registry") -> bool:
+    """Whether `kv`'s log holds events of `shard` that its reader `reader` (the registry
+    reporter) has not read yet: they would not be read at a new owner, whose reader is past
+    their sequences. A log whose reader never ran has none."""
+    raw = kv.get(keys.CF_META, keys.cursor_key(reader))
+    if raw is None:
+        return False
+    cursor = keys.event_key(int.from_bytes(raw) + 1)
+    return any(True for _ in _event_sequences(kv, shard, cursor, _ALL_EVENTS[1]))
+
+
+def _drop_below_floor(kv: KeyValueStore, shard: int) -> None:
+    """Delete the events of `shard` below the log's floor: retention has passed them here."""
+    floor = keys.event_key(_floor(kv))
+    ops: list[Op] = []
+    for sequence in _event_sequences(kv, shard, _ALL_EVENTS[0], floor):
+        ops.append((keys.CF_EVENTS, keys.event_key(sequence), None))
+        if len(ops) >= _BATCH:
+            kv.write(ops, sync=False)
+            ops = []
+    kv.write(ops, sync=False)
 
 
 def _mark(kv: KeyValueStore, shard: int) -> tuple[bytes, dict[str, int]]:
@@ -214,16 +239,15 @@ def adopt_shard(kv: KeyValueStore, shard: int, shards: Shards, epoch: int) -> bo
     found, before = _mark(kv, shard)
     if found != step:
         before = {}
-    deltas, kept, below = _counted(kv, shard, shards)
-    counted = {**deltas, _EVENTS: len(kept)}
+    _drop_below_floor(kv, shard)  # gone here, as retention took this log's own
+    deltas, kept, newest = _counted(kv, shard, shards)
+    counted = {**deltas, _EVENTS: kept}
     change = {n: counted.get(n, 0) - before.get(n, 0) for n in counted.keys() | before.keys()}
     events = change.pop(_EVENTS, 0)
     ops = _count_ops(kv, {n: d for n, d in change.items() if d}, events, +1)
-    # Events older than this log's floor are gone here, as retention took this log's own.
-    ops += [(keys.CF_EVENTS, keys.event_key(sequence), None) for sequence in below]
     last = kv.get(keys.CF_META, keys.LAST_EVENT_KEY)
-    if kept and kept[-1] > (int.from_bytes(last) if last else 0):
-        ops.append((keys.CF_META, keys.LAST_EVENT_KEY, kept[-1].to_bytes(8)))
+    if newest > (int.from_bytes(last) if last else 0):
+        ops.append((keys.CF_META, keys.LAST_EVENT_KEY, newest.to_bytes(8)))
     if found == step and not ops:
         return False
     ops.append(_marker_op(shard, step, counted))
@@ -236,8 +260,8 @@ def release_shard(kv: KeyValueStore, shard: int, shards: Shards, epoch: int) -> 
     step = b"out:%d" % epoch
     if _mark(kv, shard)[0] != step:
         deltas, kept, _ = _counted(kv, shard, shards)
-        ops = _count_ops(kv, deltas, len(kept), -1)
-        ops.append(_marker_op(shard, step, {**deltas, _EVENTS: len(kept)}))
+        ops = _count_ops(kv, deltas, kept, -1)
+        ops.append(_marker_op(shard, step, {**deltas, _EVENTS: kept}))
         kv.write(ops, sync=True)
     for cf, start, end in _ranges(shards, shard):
         kv.delete_range(cf, start, end)

@@ -24,7 +24,7 @@ from pathlib import Path
 from memorygraph.errors import ConfigError
 from memorygraph.store import keys
 from memorygraph.store.kv import KeyValueStore
-from memorygraph.store.moves import adopt_shard, release_shard, sync_shard
+from memorygraph.store.moves import adopt_shard, release_shard, sync_shard, unreported
 from memorygraph.store.shards import DEFAULT_SHARDS, Shards
 from memorygraph.store.split import OUTBOX_PREFIX
 
@@ -200,6 +200,12 @@ def move_offline(
                 "start the data plane until it has delivered them, stop it, and move again"
             )
         source, destination = engines[move.source], engines[move.target]
+        if placement.owners[shard] == move.source and unreported(source, shard):
+            raise ConfigError(
+                f"worker {move.source} has not reported all of shard {shard}'s token usage to "
+                "the LLM-Registry yet: start the data plane until it has (the registry outbox "
+                "depth is 0), stop it, and move again"
+            )
         if placement.owners[shard] == move.source:
             say(f"copying shard {shard} from worker {move.source} to worker {move.target}")
             copied = sync_shard(source, destination, shard, shards)
