@@ -42,6 +42,7 @@ from memorygraph.servicers.front import Front, FrontServicer
 from memorygraph.servicers.gate import CallGate, ServingStatus
 from memorygraph.servicers.handlers import HandlerSettings, HandlerWrapper
 from memorygraph.servicers.memorygraph import MemoryGraphServicer, add_to_server, query_filter
+from memorygraph.servicers.moving import MapKeeper, ShardMover, finish_own_part
 from memorygraph.servicers.peers import GrpcPeer, PeerServicer
 from memorygraph.servicers.restores import RestoreLimits
 from memorygraph.servicers.watchdog import PoolWatchdog
@@ -244,6 +245,7 @@ def _internal_server(
     servicer: MemoryGraphServicer,
     front: Front,
     service: GraphService,
+    moves: tuple[ShardMover, MapKeeper],
 ) -> grpc.Server:
     """What the other workers call (forwarded calls, their parts of listings and event
     streams, and `WorkerPeer`), on this worker's internal address only: none of it is
@@ -253,8 +255,10 @@ def _internal_server(
     status = ServingStatus()
     status.set(True)
     server, _ = _grpc_server(config, keyring, pool, health_pool, status)
-    add_to_server(FrontServicer(servicer, front, query_filter, trusted=True), server)
-    workers_pb2_grpc.add_WorkerPeerServicer_to_server(PeerServicer(service.endpoint), server)
+    mover, keeper = moves
+    add_to_server(FrontServicer(servicer, front, query_filter, trusted=True, mover=mover), server)
+    peer = PeerServicer(service.endpoint, on_map=keeper.reload)
+    workers_pb2_grpc.add_WorkerPeerServicer_to_server(peer, server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     address = internal_address(config, front.me)
@@ -263,6 +267,21 @@ def _internal_server(
     except RuntimeError as exc:
         raise ConfigError(f"worker {front.me} is running already ({address} is taken)") from exc
     return server
+
+
+def _movers(
+    config: ServerConfig, worker: int, service: GraphService, hub: EventHub, front: Front
+) -> tuple[ShardMover, MapKeeper]:
+    """How worker `worker` takes shards from the others, and keeps to the data directory's
+    shard map; its part of a move cut short by a restart is finished first."""
+    store = service.store
+    split = store.kv
+    assert isinstance(split, SplitKV)
+    finish_own_part(config.data_dir, worker, store, log.info)
+    hub.skip_to(store.events.last_sequence)  # a shard counted in: its events were handed out
+    keeper = MapKeeper(config.data_dir, store, front.reassign, front.epoch)
+    mover = ShardMover(worker, config.data_dir, store, service.endpoint, hub, split.peers, keeper)
+    return mover, keeper
 
 
 def _graph_store(kv: KeyValueStore, config: ServerConfig) -> GraphStore:
@@ -457,9 +476,10 @@ def start_server(config: ServerConfig, worker: int | None = None) -> RunningServ
         internal: grpc.Server | None = None
         if worker is not None:
             front = _front(config, worker)
-            internal = _internal_server(config, keyring, servicer, front, service)
+            moves = _movers(config, worker, service, hub, front)
+            internal = _internal_server(config, keyring, servicer, front, service, moves)
             undo.callback(internal.stop, None)
-            servicer = FrontServicer(servicer, front, query_filter, trusted=False)
+            servicer = FrontServicer(servicer, front, query_filter, trusted=False, mover=moves[0])
         add_to_server(servicer, server)
         health_servicer = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

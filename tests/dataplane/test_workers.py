@@ -4,12 +4,14 @@ again and loses no acknowledged write; a directory refuses another number of wor
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
@@ -108,6 +110,22 @@ def _kill_a_worker_amid_writes(
 ) -> None:
     """kill -9 worker 1 while every session takes prompts through the shared port; every
     prompt acknowledged goes in `acknowledged`. Returns once the worker runs again."""
+
+    def kill() -> int:
+        pid = server.worker_pids()[1]
+        subprocess.run(["kill", "-9", str(pid)], check=True)
+        time.sleep(1.0)
+        return pid
+
+    _amid_writes(server, sessions, acknowledged, kill)
+
+
+def _amid_writes(
+    server: Workers, sessions: list[str], acknowledged: list[str], act: Callable[[], int]
+) -> None:
+    """`act()`, which kills a worker and returns its pid, while every session takes prompts,
+    half through plain stubs on the shared port and half through clients that route; every
+    prompt acknowledged goes in `acknowledged`. Returns once the worker runs again."""
     stop = threading.Event()
     lock = threading.Lock()
 
@@ -143,14 +161,12 @@ def _kill_a_worker_amid_writes(
     for thread in threads:
         thread.start()
     time.sleep(1.0)
-    before = server.worker_pids()
-    subprocess.run(["kill", "-9", str(before[1])], check=True)
-    time.sleep(1.0)
+    killed = act()
     stop.set()
     for thread in threads:
         thread.join(10)
     deadline = time.monotonic() + 30
-    while (after := server.worker_pids()) == [] or len(after) < 2 or before[1] in after:
+    while len(after := server.worker_pids()) < 2 or killed in after:
         assert time.monotonic() < deadline, "the worker was not restarted"
         time.sleep(0.1)
 
@@ -482,5 +498,78 @@ def test_shards_moved_with_the_data_plane_stopped_and_killed_at_every_step_move_
         sequences = [next(events).sequence for _ in range(7)]  # created, 2 turns, the new one
         events.cancel()
         assert sequences == sorted(set(sequences))
+    finally:
+        server.stop()
+
+
+def _move_until_done(stub: MemoryGraphServiceStub, shard: int, to: int) -> pb.MoveShardResponse:
+    """MoveShard, again while it fails (a worker starting again, or the move's own retry)."""
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            return stub.MoveShard(pb.MoveShardRequest(shard=shard, worker=to), timeout=30)
+        except grpc.RpcError as error:
+            assert time.monotonic() < deadline, f"the move never finished: {error.details()}"
+            time.sleep(0.5)
+
+
+def test_a_move_whose_workers_are_killed_midway_finishes_and_loses_nothing(
+    tmp_path: Path,
+) -> None:
+    server = Workers(tmp_path / "data").start()
+    try:
+        stub = _stub(server.address)
+        sessions = [stub.CreateSession(pb.CreateSessionRequest()).id for _ in range(8)]
+        acknowledged: list[str] = []
+        shards = sorted({_shard(s) for s in sessions})
+        rounds = [("target", 0.05), ("source", 0.15), ("target", 0.4), ("source", 0.02)]
+        for (killed, delay), shard in zip(rounds, shards, strict=False):
+            owner = stub.GetShardMap(pb.GetShardMapRequest()).owners[shard]
+            to = 1 - owner
+            victim = to if killed == "target" else owner
+
+            def move(shard: int = shard, to: int = to) -> None:
+                with contextlib.suppress(grpc.RpcError):  # cut short by the kill: finished below
+                    stub.MoveShard(pb.MoveShardRequest(shard=shard, worker=to), timeout=30)
+
+            def kill(victim: int = victim, delay: float = delay) -> int:
+                mover = threading.Thread(target=move)
+                mover.start()
+                time.sleep(delay)
+                pid = server.worker_pids()[victim]
+                subprocess.run(["kill", "-9", str(pid)], check=True)
+                mover.join(60)
+                return pid
+
+            _amid_writes(server, sessions, acknowledged, kill)
+            for worker in (0, 1):
+                _wait_answering(server.own(worker))
+            done = _move_until_done(stub, shard, to)
+            assert stub.GetShardMap(pb.GetShardMapRequest()).owners[shard] == to
+            assert done.epoch == stub.GetShardMap(pb.GetShardMapRequest()).epoch
+        assert len(acknowledged) > 50
+        missing = []
+        for node_id in acknowledged:
+            try:
+                stub.GetNode(pb.GetNodeRequest(node_id=node_id), timeout=5)
+            except grpc.RpcError as error:
+                missing.append((node_id, error.code()))
+        assert missing == []
+        # Counted once each: the prompts stored (acknowledged ones, and those a kill cut off
+        # before their answer) are what the counts say.
+        stored = [
+            node.id
+            for session in sessions
+            for batch in stub.StreamQuery(
+                pb.StreamQueryRequest(
+                    filter=pb.QueryFilter(session_id=session, kinds=[pb.NODE_KIND_PROMPT])
+                )
+            )
+            for node in batch.nodes
+        ]
+        assert len(stored) == len(set(stored)) and set(acknowledged) <= set(stored)
+        metrics = stub.GetMetrics(pb.GetMetricsRequest())
+        assert metrics.nodes_by_kind["prompt"] == len(stored)
+        assert metrics.sessions == len(sessions)
     finally:
         server.stop()

@@ -390,3 +390,7 @@ class AsyncClient(BaseClient):
     async def get_shard_map(self) -> pb.ShardMap:
         """Which worker (address) owns which shard, and the map's epoch."""
         return await self._call("GetShardMap", pb.GetShardMapRequest())
+
+    async def move_shard(self, shard: int, worker: int) -> pb.MoveShardResponse:
+        """Move `shard` to `worker` while the graph serves (see the MoveShard RPC)."""
+        return await self._call("MoveShard", pb.MoveShardRequest(shard=shard, worker=worker))

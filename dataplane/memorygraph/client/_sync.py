@@ -388,3 +388,7 @@ class Client(BaseClient):
     def get_shard_map(self) -> pb.ShardMap:
         """Which worker (address) owns which shard, and the map's epoch."""
         return self._call("GetShardMap", pb.GetShardMapRequest())
+
+    def move_shard(self, shard: int, worker: int) -> pb.MoveShardResponse:
+        """Move `shard` to `worker` while the graph serves (see the MoveShard RPC)."""
+        return self._call("MoveShard", pb.MoveShardRequest(shard=shard, worker=worker))

@@ -132,6 +132,17 @@ class EventHub:
                 self._visible = sequence
                 self._cond.notify_all()
 
+    def skip_to(self, sequence: int) -> None:
+        """Take the log as handed out up to `sequence` without handing out what it holds up
+        to there that came from elsewhere (a shard's events moved here, which subscribers had
+        live from the shard's old owner); what this worker's own writes made visible before is
+        handed out first."""
+        with self._cond:
+            while self._published < self._visible and not self._closing:
+                self._cond.wait(0.05)
+            if sequence > self._published:
+                self._visible = self._published = sequence
+
     def _run(self) -> None:
         while True:
             with self._cond:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
+from memorygraph.errors import FailedPrecondition
 from memorygraph.graph.writes import Writer
 from memorygraph.store import GraphStore, KeyValueStore
 from memorygraph.store.split import Busy, SplitKV
@@ -85,5 +86,19 @@ class WorkerEndpoint:
     def unlock(self) -> None:
         self._writer.leave()
 
+    def hold(self, timeout: float) -> bool:
+        """Take this worker's writers' lock for a move made here (released by `unlock`);
+        False when not granted within `timeout` seconds."""
+        return self._writer.join(timeout)
+
     def apply(self, origin: int, sequence: int, part: bytes, *, locked: bool) -> None:
         self._writer.apply_part(origin, sequence, part, locked=locked)
+
+    def drop(self, shard: int) -> None:
+        """Delete this worker's copy of `shard`, which another worker owns now."""
+        kv = self._store.kv
+        if not isinstance(kv, SplitKV) or kv.workers.owns_shard(shard):
+            raise FailedPrecondition(
+                f"shard {shard} is this worker's in the map it has: it is not dropped"
+            )
+        self._store.drop_shard(shard)

@@ -207,6 +207,10 @@ class Front:
     def others(self) -> list[int]:
         return [worker for worker in self.channels if worker != self.me]
 
+    def reassign(self, owners: list[int], epoch: int) -> None:
+        """Route by this map from now on (a shard moved)."""
+        self.owners, self.epoch = list(owners), epoch
+
 
 class FrontServicer:
     """`inner` (this worker's servicer) with calls routed over the workers (see the module)."""
@@ -218,6 +222,7 @@ class FrontServicer:
         query_filter: Callable[[Any], Any],
         *,
         trusted: bool,
+        mover: Any = None,
     ) -> None:
         """`query_filter(message)`: the graph's query filter of a request's QueryFilter.
         `trusted`: served on the internal address, where a call marked as coming from a
@@ -225,6 +230,7 @@ class FrontServicer:
         self._inner = inner
         self._front: Any = front if trusted else _Untrusting(front)
         self._query_filter = query_filter
+        self._mover = mover  # `servicers.moving.ShardMover`: moves shards onto this worker
 
     def __getattr__(self, method: str) -> Any:
         behaviour = getattr(self._inner, method)
@@ -450,6 +456,22 @@ class FrontServicer:
         return merged_events(front, request, context, self._inner.stream_events_marked)
 
     # -- the whole graph -------------------------------------------------------------------------
+
+    def MoveShard(self, request: pb.MoveShardRequest, context: grpc.ServicerContext) -> Any:
+        """Run by the worker the shard goes to (see `servicers.moving`)."""
+        front = self._front
+        if not 0 <= request.worker < len(front.addresses):
+            raise InvalidArgument(
+                f"there is no worker {request.worker}: the graph has {len(front.addresses)}"
+            )
+        if request.worker != front.me and not front.forwarded(context):
+            return front.call(request.worker, "MoveShard", request, context)
+        result = self._mover.move(request.shard)
+        return pb.MoveShardResponse(
+            epoch=result.epoch,
+            copied_keys=result.copied_keys,
+            fenced_seconds=result.fenced_seconds,
+        )
 
     def GetShardMap(self, request: pb.GetShardMapRequest, context: grpc.ServicerContext) -> Any:
         front = self._front

@@ -21,7 +21,7 @@ from memorygraph.codec.ingest import ingest_items
 from memorygraph.codec.messages import edge_message, event_message
 from memorygraph.codec.nodes import node_bytes, node_message, session_message, template_message
 from memorygraph.codec.times import request_micros, timestamp
-from memorygraph.errors import InvalidArgument, RequestError
+from memorygraph.errors import FailedPrecondition, InvalidArgument, RequestError
 from memorygraph.events.hub import EventFilter, EventHub, Watermark
 from memorygraph.graph.export import EXPORT_VERSION
 from memorygraph.graph.hooks import Read
@@ -460,6 +460,12 @@ class MemoryGraphServicer(pb_grpc.MemoryGraphServiceServicer):
             schema_version=self.service.schema_version,
             durability=self.durability,
             shards=self.service.store.shards.count,
+        )
+
+    def MoveShard(self, request: pb.MoveShardRequest, context: Context) -> pb.MoveShardResponse:
+        raise FailedPrecondition(
+            "this data plane is one process serving every shard: shards move between the "
+            "workers of serve --workers"
         )
 
     def GetShardMap(self, request: pb.GetShardMapRequest, context: Context) -> pb.ShardMap:

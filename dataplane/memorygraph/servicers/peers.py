@@ -36,8 +36,13 @@ _READ_BYTES = 4 << 20  # values one read returns at most (one at least, whatever
 class PeerServicer(wgrpc.WorkerPeerServicer):
     """This worker, served to the others."""
 
-    def __init__(self, endpoint: WorkerEndpoint) -> None:
+    def __init__(
+        self, endpoint: WorkerEndpoint, on_map: Callable[[], object] | None = None
+    ) -> None:
+        """`on_map()` takes the shard map again from the data directory (Reassign, and when a
+        lease runs out: its holder may have changed the map meanwhile)."""
         self.endpoint = endpoint
+        self.on_map = on_map
         self._mutex = threading.Lock()
         self._lease = ""  # the lease of the lock a peer holds now ("" when none)
         self._expiry: threading.Timer | None = None
@@ -95,8 +100,31 @@ class PeerServicer(wgrpc.WorkerPeerServicer):
             return True
 
     def _expire(self, lease: str) -> None:
-        if self._release(lease):
-            log.warning("a worker held this worker's writers' lock past its lease; released")
+        if not self._release(lease):
+            return
+        log.warning("a worker held this worker's writers' lock past its lease; released")
+        if self.on_map is not None:
+            try:
+                self.on_map()  # a move's holder may have handed a shard over, then died
+            except Exception:
+                log.exception("the shard map could not be read again")
+
+    def Reassign(
+        self, request: wpb.PeerReassignRequest, context: grpc.ServicerContext
+    ) -> wpb.PeerReassignResponse:
+        with self._mutex:  # the lease cannot run out meanwhile
+            if not request.lease or request.lease != self._lease or self.on_map is None:
+                context.set_code(grpc.StatusCode.FAILED_PRECONDITION)
+                context.set_details("the caller does not hold this worker's writers' lock")
+                return wpb.PeerReassignResponse()
+            self.on_map()
+        return wpb.PeerReassignResponse()
+
+    def Drop(
+        self, request: wpb.PeerDropRequest, context: grpc.ServicerContext
+    ) -> wpb.PeerDropResponse:
+        self.endpoint.drop(request.shard)
+        return wpb.PeerDropResponse()
 
     def Unlock(
         self, request: wpb.PeerUnlockRequest, context: grpc.ServicerContext
@@ -209,6 +237,25 @@ class GrpcPeer:
                 )
             except grpc.RpcError as error:  # the lease runs out there on its own
                 raise self._unreachable(error) from None
+
+    def reassign(self) -> None:
+        """Have the worker take the shard map again, under the lock this thread holds there."""
+        try:
+            self._stub.Reassign(
+                wpb.PeerReassignRequest(lease=getattr(self._held, "lease", "")),
+                timeout=CALL_SECONDS,
+                metadata=self._metadata(),
+            )
+        except grpc.RpcError as error:
+            raise self._unreachable(error) from None
+
+    def drop(self, shard: int) -> None:
+        try:
+            self._stub.Drop(
+                wpb.PeerDropRequest(shard=shard), timeout=CALL_SECONDS, metadata=self._metadata()
+            )
+        except grpc.RpcError as error:
+            raise self._unreachable(error) from None
 
     def apply(self, origin: int, sequence: int, part: bytes, *, locked: bool) -> None:
         lease = getattr(self._held, "lease", "") if locked else ""

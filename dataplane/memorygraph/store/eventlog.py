@@ -254,10 +254,14 @@ class EventLog:
         `max_bytes`, no more once their records reach that many bytes (one at least)."""
         found = []
         size = 0
+        owns = self._owns
         for key, raw in self.kv.scan(
             keys.CF_EVENTS, keys.event_key(first), keys.event_key(last + 1)
         ):
-            found.append(decode_event(int.from_bytes(key), raw))
+            sequence = int.from_bytes(key)
+            if owns is not None and not owns(keys.sequence_shard(sequence)):
+                continue  # a shard being moved here, or moved away and not dropped yet
+            found.append(decode_event(sequence, raw))
             size += len(raw)
             if len(found) >= limit or (max_bytes is not None and size >= max_bytes):
                 break
@@ -320,7 +324,15 @@ class EventLog:
                 if not step:
                     break
                 end = int.from_bytes(step[-1]) + 1
-                trimmed = self._trimmed + len(step)
+                # Only this log's own events were counted in (not a copy of a shard on its
+                # way here): only they are counted out.
+                owns = self._owns
+                counted = (
+                    len(step)
+                    if owns is None
+                    else sum(1 for k in step if owns(keys.sequence_shard(int.from_bytes(k))))
+                )
+                trimmed = self._trimmed + counted
                 self.kv.write(
                     [
                         (keys.CF_META, keys.EVENT_FLOOR_KEY, end.to_bytes(8)),

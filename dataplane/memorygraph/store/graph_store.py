@@ -160,23 +160,43 @@ class GraphStore:
 
     # -- moving shards between workers (see `moves`; the caller holds the writers' lock) -------
 
-    def adopt_shard(self, shard: int, epoch: int) -> bool:
-        """Count this worker's copy of `shard` in, once per `epoch`, before it owns it (once it
-        does, its own writes count what they change)."""
+    def adopt_shard(self, shard: int, epoch: int, *, handed_over: bool = False) -> bool:
+        """Count this worker's copy of `shard` in for `epoch`: before it owns the shard (again
+        after a new copy: the difference), or (`handed_over`) once it does and before any
+        write of it, once (its own writes count what they change from then on)."""
         split = self._require_split()
-        if split.workers.owns_shard(shard):
-            raise ValueError(f"shard {shard} is this worker's already")
-        done = moves.adopt_shard(split.local, shard, self.shards, epoch)
+        if split.workers.owns_shard(shard) != handed_over:
+            state = "is this worker's already" if not handed_over else "is not this worker's"
+            raise ValueError(f"shard {shard} {state}")
+        done = moves.adopt_shard(split.local, shard, self.shards, epoch, recount=not handed_over)
         self._reload()
         return done
 
     def release_shard(self, shard: int, epoch: int) -> None:
         """Count `shard` out and delete this worker's copy (once another owns it)."""
+        self.count_out_shard(shard, epoch)
+        self.drop_shard(shard)
+
+    def count_out_shard(self, shard: int, epoch: int) -> bool:
+        """Take `shard` out of this worker's counts, once per `epoch` (once another owns it)."""
+        split = self._not_owning(shard)
+        done = moves.count_out(split.local, shard, self.shards, epoch)
+        self._reload()
+        return done
+
+    def drop_shard(self, shard: int) -> None:
+        """Delete this worker's copy of `shard` (counted out, or never counted in)."""
+        moves.drop_shard(self._not_owning(shard).local, shard, self.shards)
+
+    def holds_shard(self, shard: int) -> bool:
+        """Whether this worker's engine holds nodes of `shard`."""
+        return moves.holds(self._require_split().local, shard, self.shards)
+
+    def _not_owning(self, shard: int) -> SplitKV:
         split = self._require_split()
         if split.workers.owns_shard(shard):
             raise ValueError(f"shard {shard} is still this worker's")
-        moves.release_shard(split.local, shard, self.shards, epoch)
-        self._reload()
+        return split
 
     def reassign(self, owners: list[int]) -> None:
         """Serve the shards `owners` gives this worker from now on."""

@@ -41,7 +41,16 @@ from memorygraph.store.kv import KeyValueStore, Op
 from memorygraph.store.records import decode_node
 from memorygraph.store.shards import Shards
 
-__all__ = ["adopt_shard", "release_shard", "shard_state", "sync_shard", "unreported"]
+__all__ = [
+    "adopt_shard",
+    "count_out",
+    "drop_shard",
+    "holds",
+    "release_shard",
+    "shard_state",
+    "sync_shard",
+    "unreported",
+]
 
 _BATCH = 1000  # ops written at a time
 _MOVE_PREFIX = b"moved/"  # meta: moved/<shard> -> b"in:<epoch> " or b"out:<epoch> " + counts
@@ -229,14 +238,20 @@ def _marker_op(shard: int, step: bytes, counted: dict[str, int]) -> Op:
     return (keys.CF_META, _move_key(shard), step + b" " + json.dumps(counted).encode())
 
 
-def adopt_shard(kv: KeyValueStore, shard: int, shards: Shards, epoch: int) -> bool:
+def adopt_shard(
+    kv: KeyValueStore, shard: int, shards: Shards, epoch: int, *, recount: bool = True
+) -> bool:
     """Count the copy of `shard` in `kv` into its counts and its log's (the newest sequence
     included, so that the log numbers its next events above the shard's). Run again for the
     same `epoch` (after a crash, and a copy made again since), it counts in only what changed
-    since it last did: the marker it writes in the same batch holds what it counted. Returns
-    whether the counts moved. The store over `kv` reads its counts again afterwards."""
+    since it last did: the marker it writes in the same batch holds what it counted; without
+    `recount` (the worker owns the shard already, and its writes count themselves) it does
+    nothing then. Returns whether the counts moved. The store over `kv` reads its counts again
+    afterwards."""
     step = b"in:%d" % epoch
     found, before = _mark(kv, shard)
+    if found == step and not recount:
+        return False  # counted in once, and the shard's own writes count since
     if found != step:
         before = {}
     _drop_below_floor(kv, shard)  # gone here, as retention took this log's own
@@ -257,15 +272,28 @@ def adopt_shard(kv: KeyValueStore, shard: int, shards: Shards, epoch: int) -> bo
 
 def release_shard(kv: KeyValueStore, shard: int, shards: Shards, epoch: int) -> None:
     """Count `shard` out of `kv` (once per `epoch`), then delete everything `kv` holds of it."""
+    count_out(kv, shard, shards, epoch)
+    drop_shard(kv, shard, shards)
+
+
+def count_out(kv: KeyValueStore, shard: int, shards: Shards, epoch: int) -> bool:
+    """Take `shard` out of `kv`'s counts and its log's, once per `epoch` (a marker of it goes
+    in the same batch); returns whether it did now."""
     step = b"out:%d" % epoch
-    if _mark(kv, shard)[0] != step:
-        deltas, kept, _ = _counted(kv, shard, shards)
-        ops = _count_ops(kv, deltas, kept, -1)
-        ops.append(_marker_op(shard, step, {**deltas, _EVENTS: kept}))
-        kv.write(ops, sync=True)
+    if _mark(kv, shard)[0] == step:
+        return False
+    deltas, kept, _ = _counted(kv, shard, shards)
+    ops = _count_ops(kv, deltas, kept, -1)
+    ops.append(_marker_op(shard, step, {**deltas, _EVENTS: kept}))
+    kv.write(ops, sync=True)
+    return True
+
+
+def drop_shard(kv: KeyValueStore, shard: int, shards: Shards) -> None:
+    """Delete everything `kv` holds of `shard` (counted out, or never counted in)."""
     for cf, start, end in _ranges(shards, shard):
         kv.delete_range(cf, start, end)
-    ops = []
+    ops: list[Op] = []
     for cf, start, end, keep in _pieces(shards, shard)[len(keys.SHARDED_FAMILIES) :]:
         for key, _ in _pairs(kv, cf, start, end, keep):
             ops.append((cf, key, None))
@@ -273,6 +301,12 @@ def release_shard(kv: KeyValueStore, shard: int, shards: Shards, epoch: int) -> 
                 kv.write(ops, sync=False)
                 ops = []
     kv.write(ops, sync=True)
+
+
+def holds(kv: KeyValueStore, shard: int, shards: Shards) -> bool:
+    """Whether `kv` holds any node of `shard` (a copy, or what a move left behind)."""
+    prefix = shards.prefix(shard)
+    return any(True for _ in kv.scan_keys(keys.CF_NODES, prefix, keys.prefix_end(prefix)))
 
 
 def _count_ops(kv: KeyValueStore, deltas: dict[str, int], events: int, sign: int) -> list[Op]:

@@ -28,10 +28,22 @@ from memorygraph.store.moves import adopt_shard, release_shard, sync_shard, unre
 from memorygraph.store.shards import DEFAULT_SHARDS, Shards
 from memorygraph.store.split import OUTBOX_PREFIX
 
-__all__ = ["PLACEMENT_FILE", "Placement", "load_placement", "move_offline"]
+__all__ = [
+    "PLACEMENT_FILE",
+    "Move",
+    "Placement",
+    "load_placement",
+    "move_offline",
+    "read_move",
+    "read_placement",
+    "remove_move",
+    "write_move",
+    "write_placement",
+]
 
 PLACEMENT_FILE = "workers.json"
-MOVE_FILE = "move.json"
+MOVE_FILE = "move.json"  # a move made with the data plane stopped (it refuses to start)
+ONLINE_MOVE_FILE = "moving.json"  # a move made while it serves (its workers finish it)
 MAX_WORKERS = 64
 
 
@@ -151,6 +163,29 @@ def _read_move(path: Path) -> Move | None:
         raise ConfigError(f"cannot read the move recorded in {path}: {exc}") from None
 
 
+def read_placement(data_dir: Path) -> Placement:
+    """The placement of a data directory of workers."""
+    return _read(data_dir / PLACEMENT_FILE)
+
+
+def write_placement(data_dir: Path, placement: Placement) -> None:
+    _write_file(data_dir / PLACEMENT_FILE, placement.to_json())
+
+
+def read_move(data_dir: Path) -> Move | None:
+    """The move made while the data plane serves that is under way or was cut short."""
+    return _read_move(data_dir / ONLINE_MOVE_FILE)
+
+
+def write_move(data_dir: Path, move: Move) -> None:
+    _write_file(data_dir / ONLINE_MOVE_FILE, json.dumps(asdict(move)))
+
+
+def remove_move(data_dir: Path) -> None:
+    (data_dir / ONLINE_MOVE_FILE).unlink(missing_ok=True)
+    _sync_dir(data_dir)
+
+
 def move_offline(
     data_dir: Path,
     shard: int,
@@ -169,6 +204,11 @@ def move_offline(
         raise ConfigError(f"there is no shard {shard}: the directory has {placement.shards}")
     if not 0 <= target < placement.workers:
         raise ConfigError(f"there is no worker {target}: the directory has {placement.workers}")
+    if (online := read_move(data_dir)) is not None:
+        raise ConfigError(
+            f"the move of shard {online.shard} to worker {online.target} made while the data "
+            "plane served is unfinished: start the data plane and move that shard again"
+        )
     journal = data_dir / MOVE_FILE
     move = _read_move(journal)
     if move is not None and (move.shard, move.target) != (shard, target):

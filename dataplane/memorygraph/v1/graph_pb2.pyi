@@ -772,6 +772,24 @@ class GetShardMapRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class MoveShardRequest(_message.Message):
+    __slots__ = ("shard", "worker")
+    SHARD_FIELD_NUMBER: _ClassVar[int]
+    WORKER_FIELD_NUMBER: _ClassVar[int]
+    shard: int
+    worker: int
+    def __init__(self, shard: _Optional[int] = ..., worker: _Optional[int] = ...) -> None: ...
+
+class MoveShardResponse(_message.Message):
+    __slots__ = ("epoch", "copied_keys", "fenced_seconds")
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    COPIED_KEYS_FIELD_NUMBER: _ClassVar[int]
+    FENCED_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    epoch: int
+    copied_keys: int
+    fenced_seconds: float
+    def __init__(self, epoch: _Optional[int] = ..., copied_keys: _Optional[int] = ..., fenced_seconds: _Optional[float] = ...) -> None: ...
+
 class ShardMap(_message.Message):
     __slots__ = ("epoch", "shards", "workers", "owners")
     EPOCH_FIELD_NUMBER: _ClassVar[int]

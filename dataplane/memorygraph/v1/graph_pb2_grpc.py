@@ -201,6 +201,11 @@ class MemoryGraphServiceStub:
                 request_serializer=memorygraph_dot_v1_dot_graph__pb2.GetShardMapRequest.SerializeToString,
                 response_deserializer=memorygraph_dot_v1_dot_graph__pb2.ShardMap.FromString,
                 _registered_method=True)
+        self.MoveShard = channel.unary_unary(
+                '/memorygraph.v1.MemoryGraphService/MoveShard',
+                request_serializer=memorygraph_dot_v1_dot_graph__pb2.MoveShardRequest.SerializeToString,
+                response_deserializer=memorygraph_dot_v1_dot_graph__pb2.MoveShardResponse.FromString,
+                _registered_method=True)
 
 
 class MemoryGraphServiceServicer:
@@ -443,6 +448,19 @@ class MemoryGraphServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def MoveShard(self, request, context):
+        """Move a shard to another worker of this data plane while it serves: the worker copies the
+        shard and catches up with its changes, then pauses every write of the graph briefly
+        (fenced) to copy the last changes, hand the shard over at the next epoch of the map and
+        count it in; the old owner drops its copy afterwards. Called again after a failure, it
+        finishes the move it started. FAILED_PRECONDITION on a data plane of one process, or
+        while another move is unfinished; UNAVAILABLE when the writes could not be paused (try
+        again).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MemoryGraphServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -610,6 +628,11 @@ def add_MemoryGraphServiceServicer_to_server(servicer, server):
                     servicer.GetShardMap,
                     request_deserializer=memorygraph_dot_v1_dot_graph__pb2.GetShardMapRequest.FromString,
                     response_serializer=memorygraph_dot_v1_dot_graph__pb2.ShardMap.SerializeToString,
+            ),
+            'MoveShard': grpc.unary_unary_rpc_method_handler(
+                    servicer.MoveShard,
+                    request_deserializer=memorygraph_dot_v1_dot_graph__pb2.MoveShardRequest.FromString,
+                    response_serializer=memorygraph_dot_v1_dot_graph__pb2.MoveShardResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1505,6 +1528,33 @@ class MemoryGraphService:
             '/memorygraph.v1.MemoryGraphService/GetShardMap',
             memorygraph_dot_v1_dot_graph__pb2.GetShardMapRequest.SerializeToString,
             memorygraph_dot_v1_dot_graph__pb2.ShardMap.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MoveShard(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/memorygraph.v1.MemoryGraphService/MoveShard',
+            memorygraph_dot_v1_dot_graph__pb2.MoveShardRequest.SerializeToString,
+            memorygraph_dot_v1_dot_graph__pb2.MoveShardResponse.FromString,
             options,
             channel_credentials,
             insecure,

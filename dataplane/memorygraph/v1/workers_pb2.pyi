@@ -6,6 +6,26 @@ from typing import ClassVar as _ClassVar, Optional as _Optional
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class PeerReassignRequest(_message.Message):
+    __slots__ = ("lease",)
+    LEASE_FIELD_NUMBER: _ClassVar[int]
+    lease: str
+    def __init__(self, lease: _Optional[str] = ...) -> None: ...
+
+class PeerReassignResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class PeerDropRequest(_message.Message):
+    __slots__ = ("shard",)
+    SHARD_FIELD_NUMBER: _ClassVar[int]
+    shard: int
+    def __init__(self, shard: _Optional[int] = ...) -> None: ...
+
+class PeerDropResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
 class PeerReadRequest(_message.Message):
     __slots__ = ("family", "keys", "scan", "start", "end", "reverse", "limit", "values")
     FAMILY_FIELD_NUMBER: _ClassVar[int]

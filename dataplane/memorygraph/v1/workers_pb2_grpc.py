@@ -56,6 +56,16 @@ class WorkerPeerStub:
                 request_serializer=memorygraph_dot_v1_dot_workers__pb2.PeerApplyRequest.SerializeToString,
                 response_deserializer=memorygraph_dot_v1_dot_workers__pb2.PeerApplyResponse.FromString,
                 _registered_method=True)
+        self.Reassign = channel.unary_unary(
+                '/memorygraph.v1.WorkerPeer/Reassign',
+                request_serializer=memorygraph_dot_v1_dot_workers__pb2.PeerReassignRequest.SerializeToString,
+                response_deserializer=memorygraph_dot_v1_dot_workers__pb2.PeerReassignResponse.FromString,
+                _registered_method=True)
+        self.Drop = channel.unary_unary(
+                '/memorygraph.v1.WorkerPeer/Drop',
+                request_serializer=memorygraph_dot_v1_dot_workers__pb2.PeerDropRequest.SerializeToString,
+                response_deserializer=memorygraph_dot_v1_dot_workers__pb2.PeerDropResponse.FromString,
+                _registered_method=True)
 
 
 class WorkerPeerServicer:
@@ -92,6 +102,22 @@ class WorkerPeerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Reassign(self, request, context):
+        """Take the shard map again from the data directory, under the lock the caller holds here
+        (`lease`): a shard this worker no longer owns is counted out of its counts.
+        FAILED_PRECONDITION when the caller does not hold the lock.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Drop(self, request, context):
+        """Delete this worker's copy of a shard it no longer owns.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_WorkerPeerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -114,6 +140,16 @@ def add_WorkerPeerServicer_to_server(servicer, server):
                     servicer.Apply,
                     request_deserializer=memorygraph_dot_v1_dot_workers__pb2.PeerApplyRequest.FromString,
                     response_serializer=memorygraph_dot_v1_dot_workers__pb2.PeerApplyResponse.SerializeToString,
+            ),
+            'Reassign': grpc.unary_unary_rpc_method_handler(
+                    servicer.Reassign,
+                    request_deserializer=memorygraph_dot_v1_dot_workers__pb2.PeerReassignRequest.FromString,
+                    response_serializer=memorygraph_dot_v1_dot_workers__pb2.PeerReassignResponse.SerializeToString,
+            ),
+            'Drop': grpc.unary_unary_rpc_method_handler(
+                    servicer.Drop,
+                    request_deserializer=memorygraph_dot_v1_dot_workers__pb2.PeerDropRequest.FromString,
+                    response_serializer=memorygraph_dot_v1_dot_workers__pb2.PeerDropResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -226,6 +262,60 @@ class WorkerPeer:
             '/memorygraph.v1.WorkerPeer/Apply',
             memorygraph_dot_v1_dot_workers__pb2.PeerApplyRequest.SerializeToString,
             memorygraph_dot_v1_dot_workers__pb2.PeerApplyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Reassign(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/memorygraph.v1.WorkerPeer/Reassign',
+            memorygraph_dot_v1_dot_workers__pb2.PeerReassignRequest.SerializeToString,
+            memorygraph_dot_v1_dot_workers__pb2.PeerReassignResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Drop(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/memorygraph.v1.WorkerPeer/Drop',
+            memorygraph_dot_v1_dot_workers__pb2.PeerDropRequest.SerializeToString,
+            memorygraph_dot_v1_dot_workers__pb2.PeerDropResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,301 @@
+"""Moving a shard to this worker while the graph serves (`MoveShard`), and keeping each worker's
+view of the shard map in step with the data directory's.
+
+The worker taking the shard (the target) runs the move; the shard's owner (the source) and
+the other workers answer through `v1.WorkerPeer`:
+
+1. it records the move in `moving.json` (one move at a time; a move cut short is finished by
+   asking for it again);
+2. it copies the shard from the source by difference (`store.moves.sync_shard`) while writes
+   go on, then catches up a few times, each copy taking only what changed since the last;
+3. it pauses every write of the graph: it takes the writers' lock of every worker, its own
+   included, in worker order (a fence: reads go on). While fenced it checks that no worker
+   still has parts of writes to deliver to the source (they could hold keys of the shard),
+   copies the last changes, writes the map with itself as the owner at the next epoch (the
+   move's point of no return), has every other worker take the map again (the source counts
+   the shard out), takes it itself, counts the shard in, and lifts the fence;
+4. it has the source drop its copy and removes `moving.json`.
+
+A lock's lease runs out on its own if the target dies while fenced; a worker whose lease ran
+out takes the map again, so that none serves a shard after its hand-over with the map from
+before. A worker that starts with a move under way finishes its own part: the target counts in
+a shard it was handed over, the source counts out and drops a shard it handed over.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+from memorygraph.errors import FailedPrecondition, InvalidArgument, Unavailable
+from memorygraph.events.hub import EventHub
+from memorygraph.graph.peering import WorkerEndpoint
+from memorygraph.store import GraphStore, keys
+from memorygraph.store.moves import sync_shard
+from memorygraph.store.placement import (
+    Move,
+    read_move,
+    read_placement,
+    remove_move,
+    write_move,
+    write_placement,
+)
+from memorygraph.store.split import OUTBOX_PREFIX, SplitKV
+
+__all__ = ["MapKeeper", "MoveResult", "ShardMover", "finish_own_part"]
+
+log = logging.getLogger("memorygraph.server")
+
+CATCH_UPS = 3  # copies after the first before fencing, fewer once one copies little
+_SMALL_COPY = 100  # keys: a catch-up this small is the last before the fence
+_FENCE_ATTEMPTS = 3
+_LOCK_SECONDS = 2.0  # how long the fence waits for one worker's writers' lock
+_SCAN_CHUNK = 256  # pairs a copy reads from the source at a time
+
+
+class MovePeer(Protocol):
+    """Another worker as a move reaches it (`servicers.peers.GrpcPeer`)."""
+
+    def scan_chunk(
+        self, cf: str, start: bytes, end: bytes, reverse: bool, limit: int, values: bool
+    ) -> list[tuple[bytes, bytes]]: ...
+
+    def lock(self, origin: int) -> None: ...
+
+    def unlock(self) -> None: ...
+
+    def reassign(self) -> None: ...
+
+    def drop(self, shard: int) -> None: ...
+
+
+class MapKeeper:
+    """This worker's view of the data directory's shard map: its store's and its front's."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        store: GraphStore,
+        on_owners: Callable[[list[int], int], None],
+        epoch: int,
+    ) -> None:
+        """`on_owners(owners, epoch)` tells the rest of the worker (its front)."""
+        self.data_dir = data_dir
+        self.store = store
+        self.on_owners = on_owners
+        self.epoch = epoch
+        self._lock = threading.Lock()
+
+    def reload(self) -> bool:
+        """Take the map again if it changed; a shard this worker lost is counted out (its
+        copy is dropped later). Returns whether it changed."""
+        with self._lock:
+            placement = read_placement(self.data_dir)
+            if placement.epoch <= self.epoch:
+                return False
+            split = self.store.kv
+            assert isinstance(split, SplitKV)
+            me = split.workers.me
+            lost = [s for s in split.workers.owned() if placement.owners[s] != me]
+            self.store.reassign(list(placement.owners))
+            for shard in lost:
+                self.store.count_out_shard(shard, placement.epoch)
+            self.epoch = placement.epoch
+            self.on_owners(list(placement.owners), placement.epoch)
+            log.info("took the shard map of epoch %d", placement.epoch)
+            return True
+
+
+class _RemoteEngine:
+    """The source's engine, read through its peer (what `sync_shard` reads a copy from)."""
+
+    def __init__(self, peer: MovePeer) -> None:
+        self.peer = peer
+
+    def scan(self, cf: str, start: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]:
+        while True:
+            chunk = self.peer.scan_chunk(cf, start, end, False, _SCAN_CHUNK, True)
+            yield from chunk
+            if len(chunk) < _SCAN_CHUNK:
+                return
+            start = chunk[-1][0] + b"\x00"
+
+
+@dataclass(frozen=True, slots=True)
+class MoveResult:
+    epoch: int
+    copied_keys: int
+    fenced_seconds: float
+
+
+class ShardMover:
+    """Moves shards onto worker `me` (see the module)."""
+
+    def __init__(
+        self,
+        me: int,
+        data_dir: Path,
+        store: GraphStore,
+        endpoint: WorkerEndpoint,
+        hub: EventHub,
+        peers: Mapping[int, Any],
+        keeper: MapKeeper,
+    ) -> None:
+        self.me = me
+        self.data_dir = data_dir
+        self.store = store
+        self.endpoint = endpoint
+        self.hub = hub
+        self.peers: Mapping[int, MovePeer] = peers
+        self.keeper = keeper
+        self._one = threading.Lock()  # one move at a time here
+
+    def move(self, shard: int) -> MoveResult:
+        if not self._one.acquire(blocking=False):
+            raise FailedPrecondition("a move to this worker is under way; try again once it ends")
+        try:
+            return self._move(shard)
+        finally:
+            self._one.release()
+
+    def _move(self, shard: int) -> MoveResult:
+        placement = read_placement(self.data_dir)
+        if not 0 <= shard < placement.shards:
+            raise InvalidArgument(f"there is no shard {shard}: the graph has {placement.shards}")
+        move = read_move(self.data_dir)
+        if move is not None and (move.shard, move.target) != (shard, self.me):
+            raise FailedPrecondition(
+                f"the move of shard {move.shard} to worker {move.target} is unfinished: move "
+                "that shard to that worker again to finish it first"
+            )
+        if move is None:
+            if placement.owners[shard] == self.me:
+                return MoveResult(placement.epoch, 0, 0.0)
+            move = Move(shard, placement.owners[shard], self.me, placement.epoch + 1)
+            write_move(self.data_dir, move)
+        copied, fenced = 0, 0.0
+        if placement.owners[shard] == move.source:
+            source = _RemoteEngine(self.peers[move.source])
+            local = self._local()
+            copied = sync_shard(source, local, shard, self.store.shards)  # type: ignore[arg-type]
+            for _ in range(CATCH_UPS):
+                caught_up = sync_shard(source, local, shard, self.store.shards)  # type: ignore[arg-type]
+                copied += caught_up
+                if caught_up <= _SMALL_COPY:
+                    break
+            started = time.monotonic()
+            copied += self._fenced_hand_over(move, source)
+            fenced = time.monotonic() - started
+        elif placement.owners[shard] != self.me:
+            raise FailedPrecondition(
+                f"shard {shard} is on worker {placement.owners[shard]}, not on the worker the "
+                f"unfinished move took it from ({move.source})"
+            )
+        self.peers[move.source].drop(shard)
+        remove_move(self.data_dir)
+        log.info("moved shard %d from worker %d here at epoch %d", shard, move.source, move.epoch)
+        return MoveResult(move.epoch, copied, fenced)
+
+    def _local(self) -> Any:
+        kv = self.store.kv
+        assert isinstance(kv, SplitKV)
+        return kv.local
+
+    def _fenced_hand_over(self, move: Move, source: _RemoteEngine) -> int:
+        for attempt in range(_FENCE_ATTEMPTS):
+            with self._fence() as held:
+                if not held:
+                    continue
+                if self._undelivered_to(move.source):
+                    continue  # retried by their outboxes within a second: fence again after
+                copied = sync_shard(source, self._local(), move.shard, self.store.shards)  # type: ignore[arg-type]
+                placement = read_placement(self.data_dir)
+                owners = list(placement.owners)
+                owners[move.shard] = self.me
+                write_placement(
+                    self.data_dir, replace(placement, owners=tuple(owners), epoch=move.epoch)
+                )
+                self._after_commit(move)  # the point of no return is past
+                return copied
+            time.sleep(1.0 + attempt)
+        raise Unavailable(
+            "the graph's writes could not be paused for the hand-over (a worker was busy, or "
+            "had writes still to deliver); nothing was handed over, try again"
+        )
+
+    def _after_commit(self, move: Move) -> None:
+        """Every worker takes the new map while fenced (the source counts the shard out), then
+        this one counts it in: each step is tried whatever the others did (a worker that does
+        not answer takes the map when its lease runs out, or when it starts)."""
+        for worker, peer in sorted(self.peers.items()):
+            try:
+                peer.reassign()
+            except Exception:  # whatever it was, the others go on
+                log.warning("worker %d did not take the new shard map yet", worker)
+        self.keeper.reload()
+        self.store.adopt_shard(move.shard, move.epoch, handed_over=True)
+        self.hub.skip_to(self.store.events.last_sequence)
+
+    @contextmanager
+    def _fence(self) -> Iterator[bool]:
+        """Every worker's writers' lock, in worker order (this one's too); yields whether
+        they were all taken (those taken are released on leaving)."""
+        taken: list[int] = []
+        try:
+            for worker in sorted([self.me, *self.peers]):
+                if worker == self.me:
+                    if not self.endpoint.hold(_LOCK_SECONDS):
+                        yield False
+                        return
+                else:
+                    try:
+                        self.peers[worker].lock(self.me)
+                    except Unavailable:
+                        yield False
+                        return
+                taken.append(worker)
+            yield True
+        finally:
+            for worker in reversed(taken):
+                if worker == self.me:
+                    self.endpoint.unlock()
+                else:
+                    try:
+                        self.peers[worker].unlock()
+                    except Unavailable:
+                        log.warning("worker %d's lock is released when its lease runs out", worker)
+
+    def _undelivered_to(self, worker: int) -> bool:
+        """Whether any worker holds parts of writes not yet delivered to `worker`."""
+        start = OUTBOX_PREFIX + worker.to_bytes(2)
+        end = keys.prefix_end(start)
+        if any(True for _ in self._local().scan_keys(keys.CF_META, start, end)):
+            return True
+        return any(
+            peer.scan_chunk(keys.CF_META, start, end, False, 1, False)
+            for peer in self.peers.values()
+        )
+
+
+def finish_own_part(
+    data_dir: Path, me: int, store: GraphStore, on_done: Callable[[str], None]
+) -> None:
+    """At a worker's start: its part of a move made while serving that was cut short after
+    the hand-over (the target counts the shard in, the source counts it out and drops it)."""
+    move = read_move(data_dir)
+    if move is None:
+        return
+    owner = read_placement(data_dir).owners[move.shard]
+    if move.target == me and owner == me:
+        if store.adopt_shard(move.shard, move.epoch, handed_over=True):
+            on_done(f"counted in shard {move.shard}, handed over before a restart")
+    elif move.source == me and owner != me:
+        store.count_out_shard(move.shard, move.epoch)
+        store.drop_shard(move.shard)
+        on_done(f"dropped shard {move.shard}, handed over before a restart")

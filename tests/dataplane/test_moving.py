@@ -1,0 +1,221 @@
+"""MoveShard: a shard moved to another worker while clients write through the graph's address
+and straight to the workers: every acknowledged write is there once, counts and the event log
+stay exact, the map's epoch moves on, and the old owner keeps nothing of the shard."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from memorygraph.client import Client
+from memorygraph.config import load_config
+from memorygraph.errors import RequestError
+from memorygraph.model import parse_id
+from memorygraph.server import RunningServer, start_server
+from memorygraph.servicers.moving import ShardMover
+from memorygraph.store.shards import Shards
+from memorygraph.v1 import graph_pb2 as pb
+from memorygraph.v1.graph_pb2_grpc import MemoryGraphServiceStub
+
+from .conftest import REPO, start_workers
+
+
+@pytest.fixture
+def workers(tmp_path: Path) -> Iterator[list[RunningServer]]:
+    servers = start_workers(tmp_path / "data", 2)
+    yield servers
+    for server in servers:
+        server.stop(grace=1)
+
+
+def _shard(text: str) -> int:
+    return Shards(64).of_id(parse_id(text, "id"))
+
+
+def _stub(servers: list[RunningServer]) -> MemoryGraphServiceStub:
+    return MemoryGraphServiceStub(grpc.insecure_channel(f"127.0.0.1:{servers[0].port}"))
+
+
+def _writers(
+    workers: list[RunningServer],
+    sessions: list[str],
+    acknowledged: list[tuple[str, str]],
+    stop: threading.Event,
+) -> list[threading.Thread]:
+    """A writer per session until `stop`, half through clients that route; each prompt
+    acknowledged goes in `acknowledged` with its session."""
+    lock = threading.Lock()
+
+    def write(session_id: str, routed: bool) -> None:
+        with Client(f"127.0.0.1:{workers[0].port}", timeout=10, route=routed) as mg:
+            while not stop.is_set():
+                try:
+                    node = mg.add_prompt(session_id, "x")
+                except RequestError:  # a fence longer than a lock wait: try again
+                    time.sleep(0.01)
+                    continue
+                with lock:
+                    acknowledged.append((node.id, session_id))
+
+    threads = [threading.Thread(target=write, args=(s, i % 2 == 0)) for i, s in enumerate(sessions)]
+    for thread in threads:
+        thread.start()
+    return threads
+
+
+def test_shards_moved_while_clients_write_keep_every_acknowledged_write_once(
+    workers: list[RunningServer],
+) -> None:
+    stub = _stub(workers)
+    sessions = [stub.CreateSession(pb.CreateSessionRequest()).id for _ in range(16)]
+    moved = sorted({_shard(s) for s in sessions})[:3]
+    acknowledged: list[tuple[str, str]] = []  # (prompt id, session id)
+    stop = threading.Event()
+    threads = _writers(workers, sessions, acknowledged, stop)
+    results = []
+    try:
+        time.sleep(0.3)
+        for round_ in range(2):  # each shard to the other worker, and back
+            for shard in moved:
+                owner = stub.GetShardMap(pb.GetShardMapRequest()).owners[shard]
+                to = 1 - owner if round_ == 0 else owner ^ 1
+                results.append(
+                    stub.MoveShard(pb.MoveShardRequest(shard=shard, worker=to), timeout=60)
+                )
+                time.sleep(0.1)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(30)
+    shard_map = stub.GetShardMap(pb.GetShardMapRequest())
+    assert shard_map.epoch == 1 + 2 * len(moved)
+    assert [r.epoch for r in results] == list(range(2, 2 + 2 * len(moved)))
+    assert all(r.fenced_seconds < 5 for r in results)
+    assert len(acknowledged) > 100
+    for prompt_id, session_id in acknowledged:
+        assert stub.GetNode(pb.GetNodeRequest(node_id=prompt_id)).session_id == session_id
+    metrics = stub.GetMetrics(pb.GetMetricsRequest())
+    assert metrics.nodes_by_kind["prompt"] == len(acknowledged)
+    assert metrics.sessions == len(sessions)
+    for server in workers:  # the old owners dropped their copies
+        owned = [s for s in range(64) if shard_map.owners[s] == workers.index(server)]
+        for shard in moved:
+            assert server.store.holds_shard(shard) == (shard in owned)
+    # The whole log, merged over the workers: every prompt's event once, in sequence order.
+    events = stub.StreamEvents(pb.StreamEventsRequest(from_sequence=1))
+    seen: list[int] = []
+    created: set[str] = set()
+    expected = {p for p, _ in acknowledged}
+    deadline = time.monotonic() + 30
+    for event in events:
+        seen.append(event.sequence)
+        if event.type == pb.EVENT_TYPE_NODE_CREATED and event.node.kind == pb.NODE_KIND_PROMPT:
+            assert event.node.id not in created
+            created.add(event.node.id)
+        if created >= expected or time.monotonic() > deadline:
+            break
+    events.cancel()
+    assert created == expected
+    assert seen == sorted(set(seen))
+
+
+def test_moving_a_shard_is_refused_clearly(workers: list[RunningServer]) -> None:
+    stub = _stub(workers)
+    with pytest.raises(grpc.RpcError) as info:
+        stub.MoveShard(pb.MoveShardRequest(shard=0, worker=5))
+    assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert "there is no worker 5" in info.value.details()
+    with pytest.raises(grpc.RpcError) as info:
+        stub.MoveShard(pb.MoveShardRequest(shard=64, worker=1))
+    assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert "there is no shard 64" in info.value.details()
+    # A shard on its worker already: nothing to do, the map stays.
+    answer = stub.MoveShard(pb.MoveShardRequest(shard=1, worker=1))
+    assert (answer.epoch, answer.copied_keys) == (1, 0)
+
+
+def test_workers_stopped_right_after_a_hand_over_finish_the_move_when_they_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The map names the new owner, but no worker took it (the moving worker stopped at
+    once): started again, the new owner counts the shard in, the old one counts it out and
+    drops it, and moving the shard again finishes the move."""
+    servers = start_workers(tmp_path / "data", 2)
+    stub = _stub(servers)
+    sessions = [stub.CreateSession(pb.CreateSessionRequest()).id for _ in range(8)]
+    prompts = [stub.AddPrompt(pb.AddPromptRequest(session_id=s, content="q")).id for s in sessions]
+    shard = _shard(sessions[0])
+    owner = stub.GetShardMap(pb.GetShardMapRequest()).owners[shard]
+    before = stub.GetMetrics(pb.GetMetricsRequest())
+
+    def stopped(self: ShardMover, move: object) -> None:
+        raise RuntimeError("the moving worker stopped here")
+
+    monkeypatch.setattr(ShardMover, "_after_commit", stopped)
+    with pytest.raises(grpc.RpcError):
+        stub.MoveShard(pb.MoveShardRequest(shard=shard, worker=1 - owner), timeout=30)
+    monkeypatch.undo()
+    for server in servers:
+        server.stop(grace=1)
+    servers = start_workers(tmp_path / "data", 2)
+    try:
+        stub = _stub(servers)
+        assert stub.GetShardMap(pb.GetShardMapRequest()).owners[shard] == 1 - owner
+        assert not servers[owner].store.holds_shard(shard)
+        after = stub.GetMetrics(pb.GetMetricsRequest())
+        assert (after.sessions, after.nodes_by_kind["prompt"], after.edges) == (
+            before.sessions,
+            before.nodes_by_kind["prompt"],
+            before.edges,
+        )
+        for prompt in prompts:
+            assert stub.GetNode(pb.GetNodeRequest(node_id=prompt)).id == prompt
+        done = stub.MoveShard(pb.MoveShardRequest(shard=shard, worker=1 - owner), timeout=30)
+        assert done.epoch == 2
+        assert not (tmp_path / "data" / "moving.json").exists()
+        stub.AddPrompt(pb.AddPromptRequest(session_id=sessions[0], content="after"))
+        assert stub.GetMetrics(pb.GetMetricsRequest()).nodes_by_kind["prompt"] == len(prompts) + 1
+    finally:
+        for server in servers:
+            server.stop(grace=1)
+
+
+def test_the_cli_moves_a_shard_of_a_serving_graph(workers: list[RunningServer]) -> None:
+    stub = _stub(workers)
+    session = stub.CreateSession(pb.CreateSessionRequest()).id
+    shard = _shard(session)
+    to = 1 - stub.GetShardMap(pb.GetShardMapRequest()).owners[shard]
+    env = {**os.environ, "PYTHONPATH": str(REPO / "dataplane")}
+    server = f"127.0.0.1:{workers[0].port}"
+    command = [sys.executable, "-m", "memorygraph", "--server", server, "shards", "move"]
+    done = subprocess.run(
+        [*command, str(shard), "--to", str(to)], capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["epoch"] == "2"
+    assert stub.GetShardMap(pb.GetShardMapRequest()).owners[shard] == to
+    refused = subprocess.run(
+        [*command, "99", "--to", str(to)], capture_output=True, text=True, env=env
+    )
+    assert refused.returncode == 1 and "there is no shard 99" in refused.stderr
+
+
+def test_one_process_has_no_shards_to_move(tmp_path: Path) -> None:
+    settings = {"data_dir": tmp_path / "one", "host": "127.0.0.1", "port": 0, "metrics_port": 0}
+    server = start_server(load_config(None, settings, environ={}))
+    try:
+        stub = MemoryGraphServiceStub(grpc.insecure_channel(f"127.0.0.1:{server.port}"))
+        with pytest.raises(grpc.RpcError) as info:
+            stub.MoveShard(pb.MoveShardRequest(shard=0, worker=0))
+        assert info.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+        assert "one process serving every shard" in info.value.details()
+    finally:
+        server.stop(grace=1)
