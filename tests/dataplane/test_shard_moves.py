@@ -147,3 +147,27 @@ def test_a_shard_with_usage_not_yet_reported_is_not_moved(graph: SplitGraph) -> 
     assert unreported(engine, shard)
     store.save_cursor("registry", store.events.last_sequence)
     assert not unreported(engine, shard)
+
+
+def test_a_session_being_deleted_when_its_shard_moves_is_deleted_for_good(
+    graph: SplitGraph,
+) -> None:
+    """Hidden before the move, its deletion finished by the old owner after it: the new
+    owner's copy of the deletion marker goes with the session's last step."""
+    shard = 3
+    session = _session_on(graph, shard)
+    old = graph.services[1]
+    with old._writer.transaction() as tx:  # hidden; the steps come later
+        tx.hide_sessions.append(session)
+    graph.move(shard, 0)
+    new = graph.services[0]
+    assert new.store.sessions_being_deleted() == [session]
+    old.deletion.finish(session)
+    for store in (new.store, old.store):
+        assert store.sessions_being_deleted() == []
+        assert store.get_node(session) is None
+    graph.restart(0)
+    assert graph.services[0].store.sessions_being_deleted() == []
+    again = graph.services[0].create_session(NewSession(session_id=session, title="again"))
+    assert graph.services[1].get_session(again.id).content == "again"
+    assert SplitService(graph).counts().nodes[NodeKind.PROMPT] == 0

@@ -11,9 +11,11 @@ the other workers answer through `v1.WorkerPeer`:
 3. it pauses every write of the graph: it takes the writers' lock of every worker, its own
    included, in worker order (a fence: reads go on). While fenced it checks that no worker
    still has parts of writes to deliver to the source (they could hold keys of the shard),
-   copies the last changes, writes the map with itself as the owner at the next epoch (the
-   move's point of no return), has every other worker take the map again (the source counts
-   the shard out), takes it itself, counts the shard in, and lifts the fence;
+   and that the source's registry reporter has no event of the shard still to report (the new
+   owner's would not), copies the last changes, writes the map with itself as the owner at
+   the next epoch (the move's point of no return), has every other worker take the map again
+   (the source counts the shard out), takes it itself, counts the shard in, and lifts the
+   fence;
 4. it has the source drop its copy and removes `moving.json`.
 
 A lock's lease runs out on its own if the target dies while fenced; a worker whose lease ran
@@ -37,7 +39,7 @@ from memorygraph.errors import FailedPrecondition, InvalidArgument, Unavailable
 from memorygraph.events.hub import EventHub
 from memorygraph.graph.peering import WorkerEndpoint
 from memorygraph.store import GraphStore, keys
-from memorygraph.store.moves import sync_shard
+from memorygraph.store.moves import sync_shard, unreported
 from memorygraph.store.placement import (
     Move,
     read_move,
@@ -61,6 +63,8 @@ _SCAN_CHUNK = 256  # pairs a copy reads from the source at a time
 
 class MovePeer(Protocol):
     """Another worker as a move reaches it (`servicers.peers.GrpcPeer`)."""
+
+    def get(self, cf: str, key: bytes) -> bytes | None: ...
 
     def scan_chunk(
         self, cf: str, start: bytes, end: bytes, reverse: bool, limit: int, values: bool
@@ -118,9 +122,20 @@ class _RemoteEngine:
     def __init__(self, peer: MovePeer) -> None:
         self.peer = peer
 
+    def get(self, cf: str, key: bytes) -> bytes | None:
+        return self.peer.get(cf, key)
+
     def scan(self, cf: str, start: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]:
+        return self._scan(cf, start, end, values=True)
+
+    def scan_keys(self, cf: str, start: bytes, end: bytes) -> Iterator[bytes]:
+        return (key for key, _ in self._scan(cf, start, end, values=False))
+
+    def _scan(
+        self, cf: str, start: bytes, end: bytes, *, values: bool
+    ) -> Iterator[tuple[bytes, bytes]]:
         while True:
-            chunk = self.peer.scan_chunk(cf, start, end, False, _SCAN_CHUNK, True)
+            chunk = self.peer.scan_chunk(cf, start, end, False, _SCAN_CHUNK, values)
             yield from chunk
             if len(chunk) < _SCAN_CHUNK:
                 return
@@ -214,6 +229,8 @@ class ShardMover:
                     continue
                 if self._undelivered_to(move.source):
                     continue  # retried by their outboxes within a second: fence again after
+                if unreported(source, move.shard):  # type: ignore[arg-type]
+                    continue  # the owner's registry reporter goes on meanwhile
                 copied = sync_shard(source, self._local(), move.shard, self.store.shards)  # type: ignore[arg-type]
                 placement = read_placement(self.data_dir)
                 owners = list(placement.owners)
@@ -225,8 +242,9 @@ class ShardMover:
                 return copied
             time.sleep(1.0 + attempt)
         raise Unavailable(
-            "the graph's writes could not be paused for the hand-over (a worker was busy, or "
-            "had writes still to deliver); nothing was handed over, try again"
+            "the graph's writes could not be paused for the hand-over (a worker was busy, a "
+            "worker had writes still to deliver, or the shard's owner had token usage of it not "
+            "yet reported to the LLM-Registry); nothing was handed over, try again"
         )
 
     def _after_commit(self, move: Move) -> None:

@@ -597,7 +597,18 @@ class GraphStore:
         if log.remote:
             raise RuntimeError("a part of another worker's write holds events of other shards")
         done = (keys.CF_META, applied_key(origin), sequence.to_bytes(8))
-        self._split.local.write([*ops, *log.ops, done], sync=True)
+        # A hidden session's last step deleted on another worker (its deletion began there,
+        # before its shard moved here): its marker here goes with it.
+        finished = [
+            key[keys.SHARD_LEN :]
+            for cf, key, value in ops
+            if cf == keys.CF_NODES and value is None and key[keys.SHARD_LEN :] in self._hiding
+        ]
+        markers = [(keys.CF_META, keys.deleting_key(s), None) for s in finished]
+        self._split.local.write([*ops, *log.ops, *markers, done], sync=True)
+        if finished:
+            self._hiding.difference_update(finished)
+            self._hidden = self._hidden - set(finished)
         self._filled |= {
             (key[: keys.SHARD_LEN], keys.NODE_KINDS_BY_CODE[key[keys.SHARD_LEN]])
             for cf, key, value in ops
