@@ -219,3 +219,64 @@ def test_one_process_has_no_shards_to_move(tmp_path: Path) -> None:
         assert "one process serving every shard" in info.value.details()
     finally:
         server.stop(grace=1)
+
+
+def _read_until_ended(stream: object, into: list[pb.Event], ended: list[str]) -> None:
+    try:
+        for event in stream:  # type: ignore[attr-defined]
+            into.append(event)
+    except grpc.RpcError as error:
+        ended.append(f"{error.code().name}: {error.details()}")
+
+
+def test_event_streams_open_across_a_move_end_and_resume_with_no_gap_and_no_duplicate(
+    workers: list[RunningServer],
+) -> None:
+    stub = _stub(workers)
+    session = stub.CreateSession(pb.CreateSessionRequest()).id
+    shard = _shard(session)
+    to = 1 - stub.GetShardMap(pb.GetShardMapRequest()).owners[shard]
+    streams = {
+        "all": stub.StreamEvents(pb.StreamEventsRequest(from_sequence=1)),
+        "session": stub.SubscribeToSession(
+            pb.SubscribeToSessionRequest(session_id=session, from_sequence=1)
+        ),
+    }
+    got: dict[str, list[pb.Event]] = {name: [] for name in streams}
+    ended: dict[str, list[str]] = {name: [] for name in streams}
+    readers = [
+        threading.Thread(target=_read_until_ended, args=(streams[n], got[n], ended[n]))
+        for n in streams
+    ]
+    for reader in readers:
+        reader.start()
+    prompts = [stub.AddPrompt(pb.AddPromptRequest(session_id=session, content="q")).id]
+    time.sleep(0.3)
+    stub.MoveShard(pb.MoveShardRequest(shard=shard, worker=to), timeout=30)
+    prompts += [
+        stub.AddPrompt(pb.AddPromptRequest(session_id=session, content="r")).id for _ in range(3)
+    ]
+    for reader in readers:
+        reader.join(10)
+    for name in streams:
+        assert len(ended[name]) == 1 and ended[name][0].startswith("UNAVAILABLE"), ended[name]
+        resume = int(ended[name][0].rsplit("from_sequence=", 1)[1])
+        if name == "all":
+            again = stub.StreamEvents(pb.StreamEventsRequest(from_sequence=resume))
+        else:
+            again = stub.SubscribeToSession(
+                pb.SubscribeToSessionRequest(session_id=session, from_sequence=resume)
+            )
+        events = got[name]
+        deadline = time.monotonic() + 20
+        while not set(prompts) <= _created(events):
+            assert time.monotonic() < deadline, f"{name}: prompts missing after the resume"
+            events.append(next(again))
+        again.cancel()
+        sequences = [e.sequence for e in events]
+        assert sequences == sorted(set(sequences)), f"{name}: a duplicate or out of order"
+        assert [e.node.id for e in events if e.node.id in prompts] == prompts
+
+
+def _created(events: list[pb.Event]) -> set[str]:
+    return {e.node.id for e in events if e.type == pb.EVENT_TYPE_NODE_CREATED}

@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 
-from memorygraph.errors import OutOfRange, ResourceExhausted
+from memorygraph.errors import OutOfRange, ResourceExhausted, Unavailable
 from memorygraph.model import Event, EventType
 from memorygraph.sizes import held_bytes
 from memorygraph.store import GraphStore
@@ -61,6 +61,7 @@ class _Subscriber:
         self.buffer: deque[tuple[Event, int]] = deque()  # events with their sizes
         self.bytes = 0
         self.overflowed = False
+        self.ended: str | None = None  # why the hub ends it (see `EventHub.end_all`)
         self.cond = threading.Condition()
 
     def offer(self, event: Event, size: int) -> bool:
@@ -85,6 +86,11 @@ class _Subscriber:
         event, size = self.buffer.popleft()
         self.bytes -= size
         return event
+
+
+def _check_ended(subscriber: _Subscriber, next_sequence: int) -> None:
+    if subscriber.ended is not None:
+        raise Unavailable(f"{subscriber.ended}; resume with from_sequence={next_sequence}")
 
 
 class EventHub:
@@ -131,6 +137,16 @@ class EventHub:
             else:
                 self._visible = sequence
                 self._cond.notify_all()
+
+    def end_all(self, reason: str) -> None:
+        """End every open subscription once it has delivered what it holds, with UNAVAILABLE
+        naming `reason` and the sequence to resume from (the shards this worker owns changed:
+        a resumed stream reads the log as it is now, with no gap and no duplicate)."""
+        with self._cond:
+            for subscriber in list(self._open):
+                with subscriber.cond:
+                    subscriber.ended = reason
+                    subscriber.cond.notify_all()
 
     def skip_to(self, sequence: int) -> None:
         """Take the log as handed out up to `sequence` without handing out what it holds up
@@ -196,7 +212,7 @@ class EventHub:
             next_sequence: int | None = from_sequence or live_from
             if next_sequence is not None and next_sequence < live_from:
                 next_sequence = yield from self._replay(
-                    event_filter, next_sequence, live_from, is_active
+                    event_filter, next_sequence, live_from, is_active, subscriber
                 )
             if next_sequence is not None:
                 yield from self._live(subscriber, next_sequence, is_active, idle)
@@ -211,6 +227,7 @@ class EventHub:
         next_sequence: int,
         live_from: int,
         is_active: Callable[[], bool],
+        subscriber: _Subscriber,
     ) -> Generator[Event, None, int | None]:
         """Retained events from `next_sequence` up to where live delivery starts; returns the
         sequence to go on from, None when the caller went away."""
@@ -223,7 +240,9 @@ class EventHub:
                 f"retained event is {log.oldest_sequence()}"
             )
         while next_sequence < live_from:
+            _check_ended(subscriber, next_sequence)
             events = log.read(next_sequence, live_from - 1, READ_CHUNK, READ_CHUNK_BYTES)
+            _check_ended(subscriber, next_sequence)  # a chunk read across the change is dropped
             starts_here = bool(events) and events[0].sequence == next_sequence
             if not starts_here and next_sequence < log.floor():
                 raise OutOfRange(
@@ -252,6 +271,7 @@ class EventHub:
         while True:
             with subscriber.cond:
                 if not subscriber.buffer:
+                    _check_ended(subscriber, next_sequence)
                     if subscriber.overflowed:
                         raise ResourceExhausted(
                             f"subscriber fell behind: its buffer ({self.buffer_size} events, "

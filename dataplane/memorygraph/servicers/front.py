@@ -611,6 +611,11 @@ def merged_events(
             if isinstance(item, _End):
                 if item.error is None:
                     return  # a worker stopping: the caller resumes after `last`
+                if item.error.code is Code.UNAVAILABLE and "resume with" in str(item.error):
+                    raise Unavailable(
+                        "the shards of a worker changed (a shard moved); resume with "
+                        f"from_sequence={last + 1}"
+                    )
                 if item.error.code is Code.RESOURCE_EXHAUSTED and "fell behind" in str(item.error):
                     raise ResourceExhaustedError(
                         "subscriber fell behind: a worker's buffer for it filled up; resume "

@@ -88,12 +88,14 @@ class MapKeeper:
         store: GraphStore,
         on_owners: Callable[[list[int], int], None],
         epoch: int,
+        hub: EventHub,
     ) -> None:
         """`on_owners(owners, epoch)` tells the rest of the worker (its front)."""
         self.data_dir = data_dir
         self.store = store
         self.on_owners = on_owners
         self.epoch = epoch
+        self.hub = hub
         self._lock = threading.Lock()
 
     def reload(self) -> bool:
@@ -107,7 +109,15 @@ class MapKeeper:
             assert isinstance(split, SplitKV)
             me = split.workers.me
             lost = [s for s in split.workers.owned() if placement.owners[s] != me]
+            changed = [s for s, o in enumerate(placement.owners) if o == me] != split.workers.owned()
+            # Event streams read this worker's log as its shards are: each ends (to be resumed
+            # without gap or duplicate) before and after they change.
+            reason = "the shards this worker serves changed (a shard moved)"
+            if changed:
+                self.hub.end_all(reason)
             self.store.reassign(list(placement.owners))
+            if changed:
+                self.hub.end_all(reason)
             for shard in lost:
                 self.store.count_out_shard(shard, placement.epoch)
             self.epoch = placement.epoch
