@@ -20,6 +20,7 @@ from memorygraph.config import load_config
 from memorygraph.errors import RequestError
 from memorygraph.model import parse_id
 from memorygraph.server import RunningServer, start_server
+from memorygraph.servicers import peers
 from memorygraph.servicers.moving import ShardMover
 from memorygraph.store.shards import Shards
 from memorygraph.v1 import graph_pb2 as pb
@@ -280,3 +281,45 @@ def test_event_streams_open_across_a_move_end_and_resume_with_no_gap_and_no_dupl
 
 def _created(events: list[pb.Event]) -> set[str]:
     return {e.node.id for e in events if e.type == pb.EVENT_TYPE_NODE_CREATED}
+
+
+def test_a_hand_over_whose_mover_dies_while_fenced_is_taken_when_the_leases_run_out(
+    workers: list[RunningServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The moving worker wrote the new map and died holding every lock: the others take the
+    map when their leases run out, the moving worker finishes its part when it starts again,
+    and asking for the move again drops the old copy."""
+    monkeypatch.setattr(peers, "LEASE_SECONDS", 1.0)
+    stub = _stub(workers)
+    sessions = [stub.CreateSession(pb.CreateSessionRequest()).id for _ in range(6)]
+    for session in sessions:
+        stub.AddPrompt(pb.AddPromptRequest(session_id=session, content="q"))
+    shard = _shard(sessions[0])
+    source = stub.GetShardMap(pb.GetShardMapRequest()).owners[shard]
+    target = 1 - source
+    before = stub.GetMetrics(pb.GetMetricsRequest())
+
+    def died(self: ShardMover, move: object) -> None:
+        raise RuntimeError("the moving worker died here")
+
+    monkeypatch.setattr(ShardMover, "_after_commit", died)
+    monkeypatch.setattr(peers.GrpcPeer, "unlock", lambda self: None)  # dead: never unlocks
+    with pytest.raises(grpc.RpcError):
+        stub.MoveShard(pb.MoveShardRequest(shard=shard, worker=target), timeout=30)
+    workers[target].stop(grace=1)
+    time.sleep(1.5)  # the source's lease runs out: it takes the new map
+    assert not workers[source].store.kv.workers.owns_shard(shard)
+    monkeypatch.undo()
+    workers[target] = start_server(workers[source].config, target)  # started again
+    stub = _stub(workers)
+    assert workers[target].store.kv.workers.owns_shard(shard)
+    after = stub.GetMetrics(pb.GetMetricsRequest())
+    assert (after.sessions, after.nodes_by_kind["prompt"]) == (
+        before.sessions,
+        before.nodes_by_kind["prompt"],
+    )
+    stub.AddPrompt(pb.AddPromptRequest(session_id=sessions[0], content="after"))
+    done = stub.MoveShard(pb.MoveShardRequest(shard=shard, worker=target), timeout=30)
+    assert done.epoch == 2
+    assert not workers[source].store.holds_shard(shard)
+    assert stub.GetMetrics(pb.GetMetricsRequest()).nodes_by_kind["prompt"] == len(sessions) + 1
