@@ -109,7 +109,8 @@ class MapKeeper:
             assert isinstance(split, SplitKV)
             me = split.workers.me
             lost = [s for s in split.workers.owned() if placement.owners[s] != me]
-            changed = [s for s, o in enumerate(placement.owners) if o == me] != split.workers.owned()
+            owned = [s for s, owner in enumerate(placement.owners) if owner == me]
+            changed = owned != split.workers.owned()
             # Event streams read this worker's log as its shards are: each ends (to be resumed
             # without gap or duplicate) before and after they change.
             reason = "the shards this worker serves changed (a shard moved)"
