@@ -6,11 +6,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import grpc
 from memorygraph.codec.framing import unframe
 from memorygraph.codec.nodes import decode_node
+from memorygraph.events.hub import EventHub
 from memorygraph.graph.query import (
     Page,
     QueryFilter,
@@ -23,10 +25,12 @@ from memorygraph.graph.query import (
 from memorygraph.graph.scatter import Part, merge_pages
 from memorygraph.graph.service import GraphService
 from memorygraph.model import NodeKind, SessionState
+from memorygraph.servicers.moving import MapKeeper, ShardMover
 from memorygraph.servicers.peers import GrpcPeer, PeerServicer
 from memorygraph.store import GraphStore, KeyValueStore, MemoryStore
 from memorygraph.store.counters import GraphCounts
 from memorygraph.store.moves import sync_shard
+from memorygraph.store.placement import Placement, read_placement, write_placement
 from memorygraph.store.shards import Shards
 from memorygraph.store.split import SplitKV, WorkerMap
 from memorygraph.v1 import workers_pb2_grpc as wgrpc
@@ -65,6 +69,12 @@ class DirectPeer:
             raise ConnectionError(f"worker {self.index} is down")
         self._endpoint().apply(origin, sequence, part, locked=locked)
 
+    def reassign(self) -> None:
+        self.workers.keeper(self.index).reload()
+
+    def drop(self, shard: int) -> None:
+        self._endpoint().drop(shard)
+
 
 class FailingPeer:
     """A `GrpcPeer` whose `apply` fails while `failing` is set, as a worker that is down."""
@@ -101,6 +111,8 @@ class SplitGraph:
     # until `move` changes it; the epoch counts the changes.
     owners: list[int] = field(default_factory=list)
     epoch: int = 1
+    _hubs: dict[int, EventHub] = field(default_factory=dict)
+    _data_dir: Path = Path()
 
     def __post_init__(self) -> None:
         if not self.owners:
@@ -177,6 +189,43 @@ class SplitGraph:
                     again()
                 return
 
+    def move_online(self, shard: int, to: int, data_dir: Path) -> None:
+        """Move `shard` to worker `to` the way a serving worker does (`servicers.moving`),
+        the map in `data_dir`: copies, a fence over every worker, the hand-over, the drop."""
+        # The map as the other kind of move (`move`) left it.
+        write_placement(
+            data_dir, Placement(self.shards, self.count, self.epoch, tuple(self.owners))
+        )
+        self._data_dir = data_dir
+        worker = self.services[to]
+        mover = ShardMover(
+            to,
+            data_dir,
+            worker.store,
+            worker.endpoint,
+            self._hub(to),
+            self.peers[to],
+            self.keeper(to),
+        )
+        mover.move(shard)
+        placement = read_placement(data_dir)
+        self.owners, self.epoch = list(placement.owners), placement.epoch
+
+    def keeper(self, index: int) -> MapKeeper:
+        """Worker `index`'s view of the map in the data directory of `move_online`."""
+        store = self.services[index].store
+        return MapKeeper(
+            self._data_dir, store, lambda owners, epoch: None, self.epoch, self._hub(index)
+        )
+
+    def _hub(self, index: int) -> EventHub:
+        hub = self._hubs.get(index)
+        if hub is None or hub.store is not self.services[index].store:
+            if hub is not None:
+                hub.close()
+            hub = self._hubs[index] = EventHub(self.services[index].store)
+        return hub
+
     def _adopt(self, to: int, shard: int, epoch: int) -> bool:
         return self.services[to].store.adopt_shard(shard, epoch)
 
@@ -192,6 +241,8 @@ class SplitGraph:
     def close(self) -> None:
         for server in self._servers:
             server.stop(None)
+        for hub in self._hubs.values():
+            hub.close()
 
     def owner(self, node_id: bytes) -> GraphService:
         """The worker that owns the shard `node_id` routes to."""

@@ -164,6 +164,10 @@ class MovingSplitGraphMachine(SplitGraphMachine):
     def move_a_shard(self, shard: int, crash: str | None) -> None:
         self.graph.move(shard, 1 - self.graph.owners[shard], crash_after=crash)
 
+    @rule(shard=st.integers(0, 7))
+    def move_a_shard_as_a_serving_worker_does(self, shard: int) -> None:
+        self.graph.move_online(shard, 1 - self.graph.owners[shard], self.dir)
+
 
 class SplitOverGrpcMachine(SplitGraphMachine):
     """The workers reaching each other through their `WorkerPeer` servers."""

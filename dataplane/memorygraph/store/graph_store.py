@@ -624,10 +624,14 @@ class GraphStore:
 
     def new_tag(self) -> int | None:
         """A shard tag for an id this store makes that starts a tag of its own (a session, a
-        global node): random, on one of this worker's shards (None: any shard will do)."""
+        global node): random, on one of this worker's shards (None: any shard will do; so
+        for a worker whose shards all moved away)."""
         if self._split is None:
             return None
-        shard = random.choice(self._split.workers.owned())
+        owned = self._split.workers.owned()
+        if not owned:
+            return None
+        shard = random.choice(owned)
         return random.randrange(0, 1 << 16, self.shards.count) + shard
 
     def _session_of(self, node_id: bytes) -> bytes | None:
