@@ -17,10 +17,10 @@ import grpc
 import pytest
 from memorygraph.client import Client
 from memorygraph.config import load_config
-from memorygraph.errors import RequestError
+from memorygraph.errors import RequestError, Unavailable
 from memorygraph.model import parse_id
 from memorygraph.server import RunningServer, start_server
-from memorygraph.servicers import peers
+from memorygraph.servicers import moving, peers
 from memorygraph.servicers.moving import ShardMover
 from memorygraph.store.shards import Shards
 from memorygraph.v1 import graph_pb2 as pb
@@ -323,3 +323,99 @@ def test_a_hand_over_whose_mover_dies_while_fenced_is_taken_when_the_leases_run_
     assert done.epoch == 2
     assert not workers[source].store.holds_shard(shard)
     assert stub.GetMetrics(pb.GetMetricsRequest()).nodes_by_kind["prompt"] == len(sessions) + 1
+
+
+def test_a_shard_of_large_nodes_moves_in_reads_within_the_message_limit(
+    workers: list[RunningServer],
+) -> None:
+    stub = _stub(workers)
+    session = stub.CreateSession(pb.CreateSessionRequest()).id
+    for _ in range(10):  # 10 MB in all, over the 8 MiB a message may hold
+        stub.AddPrompt(pb.AddPromptRequest(session_id=session, content="x" * 1_000_000))
+    shard = _shard(session)
+    to = 1 - stub.GetShardMap(pb.GetShardMapRequest()).owners[shard]
+    done = stub.MoveShard(pb.MoveShardRequest(shard=shard, worker=to), timeout=60)
+    assert done.copied_keys > 10
+    query = pb.QueryRequest(filter=pb.QueryFilter(session_id=session), limit=1)
+    assert len(stub.Query(query).nodes) == 1
+    assert stub.GetMetrics(pb.GetMetricsRequest()).nodes_by_kind["prompt"] == 10
+
+
+def test_two_moves_asked_at_once_run_one_after_the_other(workers: list[RunningServer]) -> None:
+    stub = _stub(workers)
+    sessions = [stub.CreateSession(pb.CreateSessionRequest()).id for _ in range(8)]
+    owners = stub.GetShardMap(pb.GetShardMapRequest()).owners
+    first = next(s for s in sessions if owners[_shard(s)] == 0)
+    second = next(s for s in sessions if owners[_shard(s)] == 1)
+    answers: list[object] = []
+
+    def move(session: str, to: int) -> None:
+        try:
+            answers.append(
+                stub.MoveShard(pb.MoveShardRequest(shard=_shard(session), worker=to), timeout=60)
+            )
+        except grpc.RpcError as error:
+            answers.append(error.code())
+
+    threads = [
+        threading.Thread(target=move, args=(first, 1)),
+        threading.Thread(target=move, args=(second, 0)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    done = [a for a in answers if isinstance(a, pb.MoveShardResponse)]
+    assert done and all(a is grpc.StatusCode.FAILED_PRECONDITION for a in answers if a not in done)
+    for session, to in ((first, 1), (second, 0)):  # the refused one, again: it runs now
+        stub.MoveShard(pb.MoveShardRequest(shard=_shard(session), worker=to), timeout=60)
+    shard_map = stub.GetShardMap(pb.GetShardMapRequest())
+    assert (shard_map.owners[_shard(first)], shard_map.owners[_shard(second)]) == (1, 0)
+    assert shard_map.epoch == 3
+    assert stub.GetMetrics(pb.GetMetricsRequest()).sessions == len(sessions)
+
+
+def test_a_fence_that_lasts_too_long_hands_nothing_over(
+    workers: list[RunningServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stub = _stub(workers)
+    session = stub.CreateSession(pb.CreateSessionRequest()).id
+    stub.AddPrompt(pb.AddPromptRequest(session_id=session, content="q"))
+    shard = _shard(session)
+    owner = stub.GetShardMap(pb.GetShardMapRequest()).owners[shard]
+    monkeypatch.setattr(moving, "FENCE_SECONDS", 0.0)
+    with pytest.raises(grpc.RpcError) as info:
+        stub.MoveShard(pb.MoveShardRequest(shard=shard, worker=1 - owner), timeout=60)
+    assert info.value.code() is grpc.StatusCode.UNAVAILABLE
+    assert "nothing was handed over" in info.value.details()
+    shard_map = stub.GetShardMap(pb.GetShardMapRequest())
+    assert (shard_map.epoch, shard_map.owners[shard]) == (1, owner)
+    stub.AddPrompt(pb.AddPromptRequest(session_id=session, content="still served"))
+    monkeypatch.undo()
+    done = stub.MoveShard(pb.MoveShardRequest(shard=shard, worker=1 - owner), timeout=60)
+    assert done.epoch == 2
+    assert stub.GetMetrics(pb.GetMetricsRequest()).nodes_by_kind["prompt"] == 2
+
+
+def test_a_worker_that_did_not_take_the_new_map_takes_it_when_its_lease_runs_out(
+    workers: list[RunningServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(peers, "LEASE_SECONDS", 1.0)
+    stub = _stub(workers)
+    session = stub.CreateSession(pb.CreateSessionRequest()).id
+    stub.AddPrompt(pb.AddPromptRequest(session_id=session, content="q"))
+    shard = _shard(session)
+    source = stub.GetShardMap(pb.GetShardMapRequest()).owners[shard]
+    real = peers.GrpcPeer.reassign
+
+    def lost(self: peers.GrpcPeer) -> None:
+        raise Unavailable("the answer was lost")
+
+    monkeypatch.setattr(peers.GrpcPeer, "reassign", lost)
+    done = stub.MoveShard(pb.MoveShardRequest(shard=shard, worker=1 - source), timeout=60)
+    monkeypatch.setattr(peers.GrpcPeer, "reassign", real)
+    assert done.epoch == 2
+    assert not workers[source].store.kv.workers.owns_shard(shard)  # took it at the lease's end
+    assert not workers[source].store.holds_shard(shard)
+    stub.AddPrompt(pb.AddPromptRequest(session_id=session, content="after"))
+    assert stub.GetMetrics(pb.GetMetricsRequest()).nodes_by_kind["prompt"] == 2

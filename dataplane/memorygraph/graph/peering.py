@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from memorygraph.errors import FailedPrecondition
 from memorygraph.graph.writes import Writer
 from memorygraph.store import GraphStore, KeyValueStore
-from memorygraph.store.split import Busy, SplitKV
+from memorygraph.store.split import SCAN_BYTES, Busy, SplitKV
 
 __all__ = ["LOCK_TIMEOUT", "WorkerEndpoint"]
 
@@ -45,16 +45,22 @@ class WorkerEndpoint:
     def scan_chunk(
         self, cf: str, start: bytes, end: bytes, reverse: bool, limit: int, values: bool
     ) -> list[tuple[bytes, bytes]]:
+        """Up to `limit` pairs of the range, no more once they reach `SCAN_BYTES` (one at
+        least)."""
         chunk: list[tuple[bytes, bytes]] = []
+        size = 0
         if values:
             for pairs in self._engine.scan_chunks(cf, start, end, reverse=reverse, first=limit):
-                chunk += pairs[: limit - len(chunk)]
-                if len(chunk) >= limit:
-                    break
+                for key, value in pairs:
+                    chunk.append((key, value))
+                    size += len(key) + len(value)
+                    if len(chunk) >= limit or size >= SCAN_BYTES:
+                        return chunk
             return chunk
         for key in self._engine.scan_keys(cf, start, end, reverse=reverse):
             chunk.append((key, b""))
-            if len(chunk) >= limit:
+            size += len(key)
+            if len(chunk) >= limit or size >= SCAN_BYTES:
                 break
         return chunk
 

@@ -38,17 +38,18 @@ from typing import Any, Protocol
 from memorygraph.errors import FailedPrecondition, InvalidArgument, Unavailable
 from memorygraph.events.hub import EventHub
 from memorygraph.graph.peering import WorkerEndpoint
+from memorygraph.servicers import peers
 from memorygraph.store import GraphStore, keys
 from memorygraph.store.moves import sync_shard, unreported
 from memorygraph.store.placement import (
     Move,
+    create_move,
     read_move,
     read_placement,
     remove_move,
-    write_move,
     write_placement,
 )
-from memorygraph.store.split import OUTBOX_PREFIX, SplitKV
+from memorygraph.store.split import OUTBOX_PREFIX, SplitKV, scan_ended
 
 __all__ = ["MapKeeper", "MoveResult", "ShardMover", "finish_own_part"]
 
@@ -59,6 +60,9 @@ _SMALL_COPY = 100  # keys: a catch-up this small is the last before the fence
 _FENCE_ATTEMPTS = 3
 _LOCK_SECONDS = 2.0  # how long the fence waits for one worker's writers' lock
 _SCAN_CHUNK = 256  # pairs a copy reads from the source at a time
+# The longest the fence may last before the hand-over: well within the locks' leases
+# (`servicers.peers.LEASE_SECONDS`), so that every worker takes the new map under its lock.
+FENCE_SECONDS = 4.0
 
 
 class MovePeer(Protocol):
@@ -148,7 +152,7 @@ class _RemoteEngine:
         while True:
             chunk = self.peer.scan_chunk(cf, start, end, False, _SCAN_CHUNK, values)
             yield from chunk
-            if len(chunk) < _SCAN_CHUNK:
+            if not chunk or scan_ended(chunk, _SCAN_CHUNK):
                 return
             start = chunk[-1][0] + b"\x00"
 
@@ -181,6 +185,8 @@ class ShardMover:
         self.peers: Mapping[int, MovePeer] = peers
         self.keeper = keeper
         self._one = threading.Lock()  # one move at a time here
+        self._fenced_at = 0.0
+        self._leave_locked: set[int] = set()  # workers that did not take the new map
 
     def move(self, shard: int) -> MoveResult:
         if not self._one.acquire(blocking=False):
@@ -204,7 +210,8 @@ class ShardMover:
             if placement.owners[shard] == self.me:
                 return MoveResult(placement.epoch, 0, 0.0)
             move = Move(shard, placement.owners[shard], self.me, placement.epoch + 1)
-            write_move(self.data_dir, move)
+            if not create_move(self.data_dir, move):
+                raise FailedPrecondition("another move is under way; try again once it ends")
         copied, fenced = 0, 0.0
         if placement.owners[shard] == move.source:
             source = _RemoteEngine(self.peers[move.source])
@@ -223,10 +230,26 @@ class ShardMover:
                 f"shard {shard} is on worker {placement.owners[shard]}, not on the worker the "
                 f"unfinished move took it from ({move.source})"
             )
-        self.peers[move.source].drop(shard)
+        self._drop_at(move.source, shard)
         remove_move(self.data_dir)
         log.info("moved shard %d from worker %d here at epoch %d", shard, move.source, move.epoch)
         return MoveResult(move.epoch, copied, fenced)
+
+    def _drop_at(self, source: int, shard: int) -> None:
+        """The old owner drops its copy: once it has the new map (a worker that did not take
+        it from the move takes it when its lease runs out)."""
+        deadline = time.monotonic() + peers.LEASE_SECONDS + 2
+        while True:
+            try:
+                self.peers[source].drop(shard)
+                return
+            except FailedPrecondition:
+                if time.monotonic() > deadline:
+                    raise Unavailable(
+                        f"shard {shard} is handed over, but worker {source} has not taken the "
+                        "new map yet: its old copy is dropped when the move is asked for again"
+                    ) from None
+                time.sleep(0.5)
 
     def _local(self) -> Any:
         kv = self.store.kv
@@ -243,6 +266,13 @@ class ShardMover:
                 if unreported(source, move.shard):  # type: ignore[arg-type]
                     continue  # the owner's registry reporter goes on meanwhile
                 copied = sync_shard(source, self._local(), move.shard, self.store.shards)  # type: ignore[arg-type]
+                if time.monotonic() - self._fenced_at > FENCE_SECONDS:
+                    # The locks' leases may run out before every worker takes the new map.
+                    raise Unavailable(
+                        f"copying shard {move.shard}'s last changes took over {FENCE_SECONDS:.0f} "
+                        "s while the graph's writes were paused; nothing was handed over, try "
+                        "again when the graph takes fewer writes"
+                    )
                 placement = read_placement(self.data_dir)
                 owners = list(placement.owners)
                 owners[move.shard] = self.me
@@ -266,7 +296,9 @@ class ShardMover:
             try:
                 peer.reassign()
             except Exception:  # whatever it was, the others go on
-                log.warning("worker %d did not take the new shard map yet", worker)
+                # Its lock is left to its lease: when the lease runs out it takes the map.
+                self._leave_locked.add(worker)
+                log.warning("worker %d takes the new shard map when its lease runs out", worker)
         self.keeper.reload()
         self.store.adopt_shard(move.shard, move.epoch, handed_over=True)
         self.hub.skip_to(self.store.events.last_sequence)
@@ -276,6 +308,8 @@ class ShardMover:
         """Every worker's writers' lock, in worker order (this one's too); yields whether
         they were all taken (those taken are released on leaving)."""
         taken: list[int] = []
+        self._fenced_at = time.monotonic()
+        self._leave_locked = set()
         try:
             for worker in sorted([self.me, *self.peers]):
                 if worker == self.me:
@@ -294,6 +328,8 @@ class ShardMover:
             for worker in reversed(taken):
                 if worker == self.me:
                     self.endpoint.unlock()
+                elif worker in self._leave_locked:
+                    continue
                 else:
                     try:
                         self.peers[worker].unlock()

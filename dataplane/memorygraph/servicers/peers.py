@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 import grpc
 
-from memorygraph.errors import Unavailable
+from memorygraph.errors import FailedPrecondition, RequestError, Unavailable
 from memorygraph.graph.peering import WorkerEndpoint
 from memorygraph.store.split import Busy
 from memorygraph.v1 import workers_pb2 as wpb
@@ -113,11 +113,12 @@ class PeerServicer(wgrpc.WorkerPeerServicer):
         self, request: wpb.PeerReassignRequest, context: grpc.ServicerContext
     ) -> wpb.PeerReassignResponse:
         with self._mutex:  # the lease cannot run out meanwhile
-            if not request.lease or request.lease != self._lease or self.on_map is None:
+            held = bool(request.lease) and request.lease == self._lease
+            if self.on_map is not None:
+                self.on_map()  # a newer map is taken in any case
+            if not held:
                 context.set_code(grpc.StatusCode.FAILED_PRECONDITION)
                 context.set_details("the caller does not hold this worker's writers' lock")
-                return wpb.PeerReassignResponse()
-            self.on_map()
         return wpb.PeerReassignResponse()
 
     def Drop(
@@ -247,7 +248,7 @@ class GrpcPeer:
                 metadata=self._metadata(),
             )
         except grpc.RpcError as error:
-            raise self._unreachable(error) from None
+            raise self._refused(error) from None
 
     def drop(self, shard: int) -> None:
         try:
@@ -255,7 +256,14 @@ class GrpcPeer:
                 wpb.PeerDropRequest(shard=shard), timeout=CALL_SECONDS, metadata=self._metadata()
             )
         except grpc.RpcError as error:
-            raise self._unreachable(error) from None
+            raise self._refused(error) from None
+
+    def _refused(self, error: grpc.RpcError) -> RequestError:
+        """A move's call the worker refused (FAILED_PRECONDITION: its answer, with its
+        reason), or one that did not reach it."""
+        if isinstance(error, grpc.Call) and error.code() is grpc.StatusCode.FAILED_PRECONDITION:
+            return FailedPrecondition(f"worker {self._worker}: {error.details()}")
+        return self._unreachable(error)
 
     def apply(self, origin: int, sequence: int, part: bytes, *, locked: bool) -> None:
         lease = getattr(self._held, "lease", "") if locked else ""

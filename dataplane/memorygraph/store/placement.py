@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -32,12 +33,12 @@ __all__ = [
     "PLACEMENT_FILE",
     "Move",
     "Placement",
+    "create_move",
     "load_placement",
     "move_offline",
     "read_move",
     "read_placement",
     "remove_move",
-    "write_move",
     "write_placement",
 ]
 
@@ -177,8 +178,23 @@ def read_move(data_dir: Path) -> Move | None:
     return _read_move(data_dir / ONLINE_MOVE_FILE)
 
 
-def write_move(data_dir: Path, move: Move) -> None:
-    _write_file(data_dir / ONLINE_MOVE_FILE, json.dumps(asdict(move)))
+def create_move(data_dir: Path, move: Move) -> bool:
+    """Record `move` unless a move is recorded already (False then): one at a time, however
+    many workers ask at once."""
+    path = data_dir / ONLINE_MOVE_FILE
+    temporary = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+    with open(temporary, "w") as file:
+        file.write(json.dumps(asdict(move)))
+        file.flush()
+        os.fsync(file.fileno())
+    try:
+        os.link(temporary, path)  # fails when the file exists: an atomic "create if absent"
+    except FileExistsError:
+        return False
+    finally:
+        temporary.unlink()
+    _sync_dir(data_dir)
+    return True
 
 
 def remove_move(data_dir: Path) -> None:

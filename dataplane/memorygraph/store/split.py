@@ -30,7 +30,17 @@ from memorygraph.store import keys
 from memorygraph.store.kv import KeyValueStore, Op
 from memorygraph.store.records import decode_event, encode_event
 
-__all__ = ["Busy", "Outbox", "Peer", "SplitKV", "WorkerMap", "decode_part", "encode_part"]
+__all__ = [
+    "SCAN_BYTES",
+    "Busy",
+    "Outbox",
+    "Peer",
+    "SplitKV",
+    "WorkerMap",
+    "decode_part",
+    "encode_part",
+    "scan_ended",
+]
 
 log = logging.getLogger("memorygraph.store")
 
@@ -38,6 +48,15 @@ OUTBOX_PREFIX = b"outbox/"
 OUTBOX_NEXT_KEY = b"outbox-next"
 APPLIED_PREFIX = b"applied/"
 _SCAN_CHUNK = 512  # pairs a remote scan fetches at a time
+# What one remote range read returns at most: its pairs stop once they reach this many bytes
+# (one pair at least). A chunk shorter than asked and below this is the end of the range.
+SCAN_BYTES = 4 << 20
+
+
+def scan_ended(chunk: Sequence[tuple[bytes, bytes]], limit: int) -> bool:
+    """Whether a remote range read that returned `chunk` (asked for `limit`) reached the end
+    of its range, rather than its count or byte budget."""
+    return len(chunk) < limit and sum(len(k) + len(v) for k, v in chunk) < SCAN_BYTES
 
 
 class Busy(Unavailable):
@@ -282,7 +301,7 @@ def _remote_chunks(
         chunk = peer.scan_chunk(cf, start, end, reverse, _SCAN_CHUNK, values)
         if chunk:
             yield chunk
-        if len(chunk) < _SCAN_CHUNK:
+        if not chunk or scan_ended(chunk, _SCAN_CHUNK):
             return
         if reverse:
             end = chunk[-1][0]
