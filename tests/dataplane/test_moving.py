@@ -18,7 +18,7 @@ import pytest
 from memorygraph.client import Client
 from memorygraph.config import load_config
 from memorygraph.errors import RequestError, Unavailable
-from memorygraph.model import parse_id
+from memorygraph.model import EventType, parse_id
 from memorygraph.server import RunningServer, start_server
 from memorygraph.servicers import moving, peers
 from memorygraph.servicers.moving import ShardMover
@@ -111,7 +111,7 @@ def test_shards_moved_while_clients_write_keep_every_acknowledged_write_once(
         for shard in moved:
             assert server.store.holds_shard(shard) == (shard in owned)
     # The whole log, merged over the workers: every prompt's event once, in sequence order.
-    events = stub.StreamEvents(pb.StreamEventsRequest(from_sequence=1))
+    events = stub.StreamEvents(pb.StreamEventsRequest(from_sequence=1), timeout=60)
     seen: list[int] = []
     created: set[str] = set()
     expected = {p for p, _ in acknowledged}
@@ -419,3 +419,37 @@ def test_a_worker_that_did_not_take_the_new_map_takes_it_when_its_lease_runs_out
     assert not workers[source].store.holds_shard(shard)
     stub.AddPrompt(pb.AddPromptRequest(session_id=session, content="after"))
     assert stub.GetMetrics(pb.GetMetricsRequest()).nodes_by_kind["prompt"] == 2
+
+
+def test_a_session_archived_just_before_the_fence_leaves_no_history_on_the_new_owner(
+    workers: list[RunningServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Archival erases a session's events; done between the last catch-up and the fence, the
+    fenced copy (which otherwise compares only the newest events) notices and compares all."""
+    stub = _stub(workers)
+    archived = stub.CreateSession(pb.CreateSessionRequest()).id
+    shard = _shard(archived)
+    kept = next(
+        s
+        for s in iter(lambda: stub.CreateSession(pb.CreateSessionRequest()).id, None)
+        if _shard(s) == shard
+    )
+    for session in (archived, kept):
+        stub.AddPrompt(pb.AddPromptRequest(session_id=session, content="q"))
+    stub.CloseSession(pb.CloseSessionRequest(session_id=archived))
+    source = stub.GetShardMap(pb.GetShardMapRequest()).owners[shard]
+    real = ShardMover._fenced_hand_over
+
+    def archive_first(self: ShardMover, move: object, source_engine: object, since: int) -> int:
+        chunks = list(stub.ExportSession(pb.ExportSessionRequest(session_id=archived)))
+        digest = next(c.summary.content_sha256 for c in chunks if c.HasField("summary"))
+        stub.ArchiveSession(pb.ArchiveSessionRequest(session_id=archived, content_sha256=digest))
+        return real(self, move, source_engine, since)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ShardMover, "_fenced_hand_over", archive_first)
+    stub.MoveShard(pb.MoveShardRequest(shard=shard, worker=1 - source), timeout=60)
+    new_owner = workers[1 - source].store
+    history = new_owner.events.read(0, 2**63, 100_000)
+    left = {e.session_id for e in history if e.type is not EventType.SESSION_ARCHIVED}
+    assert parse_id(archived, "id") not in left  # only the archive's own event is left
+    assert parse_id(kept, "id") in {e.session_id for e in history}

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from memorygraph.errors import FailedPrecondition
 from memorygraph.graph.writes import Writer
-from memorygraph.store import GraphStore, KeyValueStore
+from memorygraph.store import GraphStore, KeyValueStore, keys
 from memorygraph.store.split import SCAN_BYTES, Busy, SplitKV
 
 __all__ = ["LOCK_TIMEOUT", "WorkerEndpoint"]
@@ -19,6 +19,7 @@ __all__ = ["LOCK_TIMEOUT", "WorkerEndpoint"]
 # give up.
 LOCK_TIMEOUT = 2.0
 _RECHECK_SECONDS = 0.01  # how often a wait for the lock looks for a cycle of waits
+_EVENT_KEYS = 200_000  # log keys one read of a shard's events looks at, at most
 
 
 class WorkerEndpoint:
@@ -63,6 +64,24 @@ class WorkerEndpoint:
             if len(chunk) >= limit or size >= SCAN_BYTES:
                 break
         return chunk
+
+    def shard_events(
+        self, shard: int, start: bytes, end: bytes, limit: int
+    ) -> tuple[list[tuple[bytes, bytes]], bytes]:
+        """Up to `limit` events of `shard` with start <= key < end (within `SCAN_BYTES`),
+        reading at most `_EVENT_KEYS` keys of the log; and the key to go on from (b"" once
+        the range is done)."""
+        found: list[tuple[bytes, bytes]] = []
+        size = 0
+        for read, key in enumerate(self._engine.scan_keys(keys.CF_EVENTS, start, end), 1):
+            if keys.sequence_shard(int.from_bytes(key)) == shard:
+                value = self._engine.get(keys.CF_EVENTS, key)
+                if value is not None:
+                    found.append((key, value))
+                    size += len(key) + len(value)
+            if len(found) >= limit or size >= SCAN_BYTES or read >= _EVENT_KEYS:
+                return found, key + b"\x00"
+        return found, b""
 
     def lock(self, origin: int) -> None:
         """Take the writers' lock for worker `origin`'s write, within `lock_timeout`; Busy at

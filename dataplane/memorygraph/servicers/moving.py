@@ -40,7 +40,7 @@ from memorygraph.events.hub import EventHub
 from memorygraph.graph.peering import WorkerEndpoint
 from memorygraph.servicers import peers
 from memorygraph.store import GraphStore, keys
-from memorygraph.store.moves import sync_shard, unreported
+from memorygraph.store.moves import last_sequence, sync_shard, tail_is_new, unreported
 from memorygraph.store.placement import (
     Move,
     create_move,
@@ -69,6 +69,10 @@ class MovePeer(Protocol):
     """Another worker as a move reaches it (`servicers.peers.GrpcPeer`)."""
 
     def get(self, cf: str, key: bytes) -> bytes | None: ...
+
+    def shard_events(
+        self, shard: int, start: bytes, end: bytes, limit: int
+    ) -> tuple[list[tuple[bytes, bytes]], bytes]: ...
 
     def scan_chunk(
         self, cf: str, start: bytes, end: bytes, reverse: bool, limit: int, values: bool
@@ -139,6 +143,14 @@ class _RemoteEngine:
 
     def get(self, cf: str, key: bytes) -> bytes | None:
         return self.peer.get(cf, key)
+
+    def shard_events(self, shard: int, start: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """The source's events of `shard`, filtered where they are (only they travel)."""
+        while True:
+            events, start = self.peer.shard_events(shard, start, end, _SCAN_CHUNK)
+            yield from events
+            if not start:  # the range is done
+                return
 
     def scan(self, cf: str, start: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]:
         return self._scan(cf, start, end, values=True)
@@ -218,12 +230,15 @@ class ShardMover:
             local = self._local()
             copied = sync_shard(source, local, shard, self.store.shards)  # type: ignore[arg-type]
             for _ in range(CATCH_UPS):
+                # Events below the owner's newest now are copied by this catch-up: the fenced
+                # copy compares only the events after them.
+                since = last_sequence(source) + 1  # type: ignore[arg-type]
                 caught_up = sync_shard(source, local, shard, self.store.shards)  # type: ignore[arg-type]
                 copied += caught_up
                 if caught_up <= _SMALL_COPY:
                     break
             started = time.monotonic()
-            copied += self._fenced_hand_over(move, source)
+            copied += self._fenced_hand_over(move, source, since)
             fenced = time.monotonic() - started
         elif placement.owners[shard] != self.me:
             raise FailedPrecondition(
@@ -256,7 +271,7 @@ class ShardMover:
         assert isinstance(kv, SplitKV)
         return kv.local
 
-    def _fenced_hand_over(self, move: Move, source: _RemoteEngine) -> int:
+    def _fenced_hand_over(self, move: Move, source: _RemoteEngine, since: int) -> int:
         for attempt in range(_FENCE_ATTEMPTS):
             with self._fence() as held:
                 if not held:
@@ -265,7 +280,16 @@ class ShardMover:
                     continue  # retried by their outboxes within a second: fence again after
                 if unreported(source, move.shard):  # type: ignore[arg-type]
                     continue  # the owner's registry reporter goes on meanwhile
-                copied = sync_shard(source, self._local(), move.shard, self.store.shards)  # type: ignore[arg-type]
+                # Only the events numbered since the last catch-up began, unless one of them
+                # archived or restored a session (which changes older events: all then).
+                tail = since if tail_is_new(source, move.shard, since) else 0  # type: ignore[arg-type]
+                copied = sync_shard(
+                    source,  # type: ignore[arg-type]
+                    self._local(),
+                    move.shard,
+                    self.store.shards,
+                    events_since=tail,
+                )
                 if time.monotonic() - self._fenced_at > FENCE_SECONDS:
                     # The locks' leases may run out before every worker takes the new map.
                     raise Unavailable(

@@ -50,6 +50,14 @@ class PeerServicer(wgrpc.WorkerPeerServicer):
     def Read(
         self, request: wpb.PeerReadRequest, context: grpc.ServicerContext
     ) -> wpb.PeerReadResponse:
+        if request.scan and request.event_shard:
+            limit = min(request.limit or _MAX_SCAN, _MAX_SCAN)
+            events, resume = self.endpoint.shard_events(
+                request.event_shard - 1, request.start, request.end, limit
+            )
+            return wpb.PeerReadResponse(
+                keys=[k for k, _ in events], values=[v for _, v in events], resume=resume
+            )
         if request.scan:
             limit = min(request.limit or _MAX_SCAN, _MAX_SCAN)
             pairs = self.endpoint.scan_chunk(
@@ -214,6 +222,24 @@ class GrpcPeer:
         if values:
             return list(zip(response.keys, response.values, strict=True))
         return [(key, b"") for key in response.keys]
+
+    def shard_events(
+        self, shard: int, start: bytes, end: bytes, limit: int
+    ) -> tuple[list[tuple[bytes, bytes]], bytes]:
+        """The worker's events of `shard` in a key range, a read at a time (see
+        `WorkerEndpoint.shard_events`)."""
+        response = self._read(
+            wpb.PeerReadRequest(
+                family="events",
+                scan=True,
+                start=start,
+                end=end,
+                limit=limit,
+                values=True,
+                event_shard=shard + 1,
+            )
+        )
+        return list(zip(response.keys, response.values, strict=True)), response.resume
 
     def lock(self, origin: int) -> None:
         try:

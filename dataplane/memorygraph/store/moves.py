@@ -38,7 +38,7 @@ from memorygraph.store import keys
 from memorygraph.store.changes import StoreChanges
 from memorygraph.store.counters import Counters
 from memorygraph.store.kv import KeyValueStore, Op
-from memorygraph.store.records import decode_node
+from memorygraph.store.records import decode_event, decode_node
 from memorygraph.store.shards import Shards
 
 __all__ = [
@@ -46,9 +46,11 @@ __all__ = [
     "count_out",
     "drop_shard",
     "holds",
+    "last_sequence",
     "release_shard",
     "shard_state",
     "sync_shard",
+    "tail_is_new",
     "unreported",
 ]
 
@@ -82,13 +84,7 @@ def _pieces(
     pieces: list[tuple[str, bytes, bytes, Callable[[bytes], bool] | None]] = [
         (cf, start, end, None) for cf, start, end in _ranges(shards, shard)
     ]
-    pieces.append(
-        (
-            keys.CF_EVENTS,
-            *_ALL_EVENTS,
-            lambda key: keys.sequence_shard(int.from_bytes(key)) == shard,
-        )
-    )
+    pieces.append((keys.CF_EVENTS, *_ALL_EVENTS, _ShardEvents(shard)))
     for prefix in _MARKER_PREFIXES:
         pieces.append(
             (keys.CF_META, prefix, keys.prefix_end(prefix), _session_marker(prefix, shards, shard))
@@ -109,7 +105,23 @@ def _session_marker(prefix: bytes, shards: Shards, shard: int) -> Callable[[byte
 def _pairs(
     kv: KeyValueStore, cf: str, start: bytes, end: bytes, keep: Callable[[bytes], bool] | None
 ) -> Iterator[tuple[bytes, bytes]]:
-    return kv.scan(cf, start, end) if keep is None else _filtered(kv, cf, start, end, keep)
+    if keep is None:
+        return kv.scan(cf, start, end)
+    if isinstance(keep, _ShardEvents) and hasattr(kv, "shard_events"):
+        # Another worker's log, filtered where it is: only the shard's events travel.
+        events: Iterator[tuple[bytes, bytes]] = kv.shard_events(keep.shard, start, end)
+        return events
+    return _filtered(kv, cf, start, end, keep)
+
+
+class _ShardEvents:
+    """Whether an events key is of `shard` (its sequence names the shard)."""
+
+    def __init__(self, shard: int) -> None:
+        self.shard = shard
+
+    def __call__(self, key: bytes) -> bool:
+        return keys.sequence_shard(int.from_bytes(key)) == self.shard
 
 
 def sync_shard(
@@ -118,12 +130,20 @@ def sync_shard(
     shard: int,
     shards: Shards,
     progress: Callable[[int], None] | None = None,
+    *,
+    events_since: int = 0,
 ) -> int:
     """Make `target`'s copy of `shard` what `source` holds; returns how many keys it wrote or
-    deleted. `progress(n)` is told the running count after every batch."""
+    deleted. `progress(n)` is told the running count after every batch.
+
+    With `events_since`, only the events from that sequence on are compared: those before it
+    were copied, and no event below it was added or removed since (`tail_is_new` says
+    whether that holds)."""
     changed = 0
     ops: list[Op] = []
     for cf, start, end, keep in _pieces(shards, shard):
+        if cf == keys.CF_EVENTS and events_since:
+            start = max(start, keys.event_key(events_since))
         theirs = _pairs(source, cf, start, end, keep)
         mine = _pairs(target, cf, start, end, keep)
         for op in _differences(cf, theirs, mine):
@@ -139,6 +159,24 @@ def sync_shard(
         changed += len(ops)
     target.sync_wal()
     return changed
+
+
+def tail_is_new(source: KeyValueStore, shard: int, since: int) -> bool:
+    """Whether `shard`'s events from sequence `since` on only add to what came before: none
+    of them archived or restored a session (archival erases a session's older events,
+    a restore puts events back at their old sequences)."""
+    for key, raw in _pairs(
+        source, keys.CF_EVENTS, keys.event_key(since), _ALL_EVENTS[1], _ShardEvents(shard)
+    ):
+        if decode_event(int.from_bytes(key), raw).type.is_lifecycle:
+            return False
+    return True
+
+
+def last_sequence(kv: KeyValueStore) -> int:
+    """The newest sequence `kv`'s log has numbered."""
+    raw = kv.get(keys.CF_META, keys.LAST_EVENT_KEY)
+    return int.from_bytes(raw) if raw else 0
 
 
 def _differences(

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cmemorygraph/v1/workers.proto\x12\x0ememorygraph.v1\"$\n\x13PeerReassignRequest\x12\r\n\x05lease\x18\x01 \x01(\t\"\x16\n\x14PeerReassignResponse\" \n\x0fPeerDropRequest\x12\r\n\x05shard\x18\x01 \x01(\r\"\x12\n\x10PeerDropResponse\"\x89\x01\n\x0fPeerReadRequest\x12\x0e\n\x06\x66\x61mily\x18\x01 \x01(\t\x12\x0c\n\x04keys\x18\x02 \x03(\x0c\x12\x0c\n\x04scan\x18\x03 \x01(\x08\x12\r\n\x05start\x18\x04 \x01(\x0c\x12\x0b\n\x03\x65nd\x18\x05 \x01(\x0c\x12\x0f\n\x07reverse\x18\x06 \x01(\x08\x12\r\n\x05limit\x18\x07 \x01(\r\x12\x0e\n\x06values\x18\x08 \x01(\x08\"?\n\x10PeerReadResponse\x12\x0c\n\x04keys\x18\x01 \x03(\x0c\x12\x0e\n\x06values\x18\x02 \x03(\x0c\x12\r\n\x05\x66ound\x18\x03 \x03(\x08\"8\n\x0fPeerLockRequest\x12\x0e\n\x06origin\x18\x01 \x01(\r\x12\x15\n\rlease_seconds\x18\x02 \x01(\x01\"!\n\x10PeerLockResponse\x12\r\n\x05lease\x18\x01 \x01(\t\"\"\n\x11PeerUnlockRequest\x12\r\n\x05lease\x18\x01 \x01(\t\"\x14\n\x12PeerUnlockResponse\"Q\n\x10PeerApplyRequest\x12\x0e\n\x06origin\x18\x01 \x01(\r\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12\x0c\n\x04part\x18\x03 \x01(\x0c\x12\r\n\x05lease\x18\x04 \x01(\t\"\x13\n\x11PeerApplyResponse2\xe3\x03\n\nWorkerPeer\x12I\n\x04Read\x12\x1f.memorygraph.v1.PeerReadRequest\x1a .memorygraph.v1.PeerReadResponse\x12I\n\x04Lock\x12\x1f.memorygraph.v1.PeerLockRequest\x1a .memorygraph.v1.PeerLockResponse\x12O\n\x06Unlock\x12!.memorygraph.v1.PeerUnlockRequest\x1a\".memorygraph.v1.PeerUnlockResponse\x12L\n\x05\x41pply\x12 .memorygraph.v1.PeerApplyRequest\x1a!.memorygraph.v1.PeerApplyResponse\x12U\n\x08Reassign\x12#.memorygraph.v1.PeerReassignRequest\x1a$.memorygraph.v1.PeerReassignResponse\x12I\n\x04\x44rop\x12\x1f.memorygraph.v1.PeerDropRequest\x1a .memorygraph.v1.PeerDropResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cmemorygraph/v1/workers.proto\x12\x0ememorygraph.v1\"$\n\x13PeerReassignRequest\x12\r\n\x05lease\x18\x01 \x01(\t\"\x16\n\x14PeerReassignResponse\" \n\x0fPeerDropRequest\x12\r\n\x05shard\x18\x01 \x01(\r\"\x12\n\x10PeerDropResponse\"\x9e\x01\n\x0fPeerReadRequest\x12\x0e\n\x06\x66\x61mily\x18\x01 \x01(\t\x12\x0c\n\x04keys\x18\x02 \x03(\x0c\x12\x0c\n\x04scan\x18\x03 \x01(\x08\x12\r\n\x05start\x18\x04 \x01(\x0c\x12\x0b\n\x03\x65nd\x18\x05 \x01(\x0c\x12\x0f\n\x07reverse\x18\x06 \x01(\x08\x12\r\n\x05limit\x18\x07 \x01(\r\x12\x0e\n\x06values\x18\x08 \x01(\x08\x12\x13\n\x0b\x65vent_shard\x18\t \x01(\r\"O\n\x10PeerReadResponse\x12\x0c\n\x04keys\x18\x01 \x03(\x0c\x12\x0e\n\x06values\x18\x02 \x03(\x0c\x12\r\n\x05\x66ound\x18\x03 \x03(\x08\x12\x0e\n\x06resume\x18\x04 \x01(\x0c\"8\n\x0fPeerLockRequest\x12\x0e\n\x06origin\x18\x01 \x01(\r\x12\x15\n\rlease_seconds\x18\x02 \x01(\x01\"!\n\x10PeerLockResponse\x12\r\n\x05lease\x18\x01 \x01(\t\"\"\n\x11PeerUnlockRequest\x12\r\n\x05lease\x18\x01 \x01(\t\"\x14\n\x12PeerUnlockResponse\"Q\n\x10PeerApplyRequest\x12\x0e\n\x06origin\x18\x01 \x01(\r\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12\x0c\n\x04part\x18\x03 \x01(\x0c\x12\r\n\x05lease\x18\x04 \x01(\t\"\x13\n\x11PeerApplyResponse2\xe3\x03\n\nWorkerPeer\x12I\n\x04Read\x12\x1f.memorygraph.v1.PeerReadRequest\x1a .memorygraph.v1.PeerReadResponse\x12I\n\x04Lock\x12\x1f.memorygraph.v1.PeerLockRequest\x1a .memorygraph.v1.PeerLockResponse\x12O\n\x06Unlock\x12!.memorygraph.v1.PeerUnlockRequest\x1a\".memorygraph.v1.PeerUnlockResponse\x12L\n\x05\x41pply\x12 .memorygraph.v1.PeerApplyRequest\x1a!.memorygraph.v1.PeerApplyResponse\x12U\n\x08Reassign\x12#.memorygraph.v1.PeerReassignRequest\x1a$.memorygraph.v1.PeerReassignResponse\x12I\n\x04\x44rop\x12\x1f.memorygraph.v1.PeerDropRequest\x1a .memorygraph.v1.PeerDropResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,21 +40,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PEERDROPRESPONSE']._serialized_start=144
   _globals['_PEERDROPRESPONSE']._serialized_end=162
   _globals['_PEERREADREQUEST']._serialized_start=165
-  _globals['_PEERREADREQUEST']._serialized_end=302
-  _globals['_PEERREADRESPONSE']._serialized_start=304
-  _globals['_PEERREADRESPONSE']._serialized_end=367
-  _globals['_PEERLOCKREQUEST']._serialized_start=369
-  _globals['_PEERLOCKREQUEST']._serialized_end=425
-  _globals['_PEERLOCKRESPONSE']._serialized_start=427
-  _globals['_PEERLOCKRESPONSE']._serialized_end=460
-  _globals['_PEERUNLOCKREQUEST']._serialized_start=462
-  _globals['_PEERUNLOCKREQUEST']._serialized_end=496
-  _globals['_PEERUNLOCKRESPONSE']._serialized_start=498
-  _globals['_PEERUNLOCKRESPONSE']._serialized_end=518
-  _globals['_PEERAPPLYREQUEST']._serialized_start=520
-  _globals['_PEERAPPLYREQUEST']._serialized_end=601
-  _globals['_PEERAPPLYRESPONSE']._serialized_start=603
-  _globals['_PEERAPPLYRESPONSE']._serialized_end=622
-  _globals['_WORKERPEER']._serialized_start=625
-  _globals['_WORKERPEER']._serialized_end=1108
+  _globals['_PEERREADREQUEST']._serialized_end=323
+  _globals['_PEERREADRESPONSE']._serialized_start=325
+  _globals['_PEERREADRESPONSE']._serialized_end=404
+  _globals['_PEERLOCKREQUEST']._serialized_start=406
+  _globals['_PEERLOCKREQUEST']._serialized_end=462
+  _globals['_PEERLOCKRESPONSE']._serialized_start=464
+  _globals['_PEERLOCKRESPONSE']._serialized_end=497
+  _globals['_PEERUNLOCKREQUEST']._serialized_start=499
+  _globals['_PEERUNLOCKREQUEST']._serialized_end=533
+  _globals['_PEERUNLOCKRESPONSE']._serialized_start=535
+  _globals['_PEERUNLOCKRESPONSE']._serialized_end=555
+  _globals['_PEERAPPLYREQUEST']._serialized_start=557
+  _globals['_PEERAPPLYREQUEST']._serialized_end=638
+  _globals['_PEERAPPLYRESPONSE']._serialized_start=640
+  _globals['_PEERAPPLYRESPONSE']._serialized_end=659
+  _globals['_WORKERPEER']._serialized_start=662
+  _globals['_WORKERPEER']._serialized_end=1145
 # @@protoc_insertion_point(module_scope)

@@ -27,7 +27,7 @@ class PeerDropResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class PeerReadRequest(_message.Message):
-    __slots__ = ("family", "keys", "scan", "start", "end", "reverse", "limit", "values")
+    __slots__ = ("family", "keys", "scan", "start", "end", "reverse", "limit", "values", "event_shard")
     FAMILY_FIELD_NUMBER: _ClassVar[int]
     KEYS_FIELD_NUMBER: _ClassVar[int]
     SCAN_FIELD_NUMBER: _ClassVar[int]
@@ -36,6 +36,7 @@ class PeerReadRequest(_message.Message):
     REVERSE_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     VALUES_FIELD_NUMBER: _ClassVar[int]
+    EVENT_SHARD_FIELD_NUMBER: _ClassVar[int]
     family: str
     keys: _containers.RepeatedScalarFieldContainer[bytes]
     scan: bool
@@ -44,17 +45,20 @@ class PeerReadRequest(_message.Message):
     reverse: bool
     limit: int
     values: bool
-    def __init__(self, family: _Optional[str] = ..., keys: _Optional[_Iterable[bytes]] = ..., scan: _Optional[bool] = ..., start: _Optional[bytes] = ..., end: _Optional[bytes] = ..., reverse: _Optional[bool] = ..., limit: _Optional[int] = ..., values: _Optional[bool] = ...) -> None: ...
+    event_shard: int
+    def __init__(self, family: _Optional[str] = ..., keys: _Optional[_Iterable[bytes]] = ..., scan: _Optional[bool] = ..., start: _Optional[bytes] = ..., end: _Optional[bytes] = ..., reverse: _Optional[bool] = ..., limit: _Optional[int] = ..., values: _Optional[bool] = ..., event_shard: _Optional[int] = ...) -> None: ...
 
 class PeerReadResponse(_message.Message):
-    __slots__ = ("keys", "values", "found")
+    __slots__ = ("keys", "values", "found", "resume")
     KEYS_FIELD_NUMBER: _ClassVar[int]
     VALUES_FIELD_NUMBER: _ClassVar[int]
     FOUND_FIELD_NUMBER: _ClassVar[int]
+    RESUME_FIELD_NUMBER: _ClassVar[int]
     keys: _containers.RepeatedScalarFieldContainer[bytes]
     values: _containers.RepeatedScalarFieldContainer[bytes]
     found: _containers.RepeatedScalarFieldContainer[bool]
-    def __init__(self, keys: _Optional[_Iterable[bytes]] = ..., values: _Optional[_Iterable[bytes]] = ..., found: _Optional[_Iterable[bool]] = ...) -> None: ...
+    resume: bytes
+    def __init__(self, keys: _Optional[_Iterable[bytes]] = ..., values: _Optional[_Iterable[bytes]] = ..., found: _Optional[_Iterable[bool]] = ..., resume: _Optional[bytes] = ...) -> None: ...
 
 class PeerLockRequest(_message.Message):
     __slots__ = ("origin", "lease_seconds")
