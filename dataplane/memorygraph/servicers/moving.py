@@ -14,8 +14,8 @@ the other workers answer through `v1.WorkerPeer`:
    and that the source's registry reporter has no event of the shard still to report (the new
    owner's would not), copies the last changes, writes the map with itself as the owner at
    the next epoch (the move's point of no return), has every other worker take the map again
-   (the source counts the shard out), takes it itself, counts the shard in, and lifts the
-   fence;
+   (the source counts the shard out), takes it itself, and lifts the fence (it counts the
+   shard in just before writing the map);
 4. it has the source drop its copy and removes `moving.json`.
 
 A lock's lease runs out on its own if the target dies while fenced; a worker whose lease ran
@@ -297,6 +297,9 @@ class ShardMover:
                         "s while the graph's writes were paused; nothing was handed over, try "
                         "again when the graph takes fewer writes"
                     )
+                # Counted in before the map names this worker: a failure here hands nothing
+                # over, and a worker that starts with it counted in but not named undoes it.
+                self.store.adopt_shard(move.shard, move.epoch)
                 placement = read_placement(self.data_dir)
                 owners = list(placement.owners)
                 owners[move.shard] = self.me
@@ -313,9 +316,9 @@ class ShardMover:
         )
 
     def _after_commit(self, move: Move) -> None:
-        """Every worker takes the new map while fenced (the source counts the shard out), then
-        this one counts it in: each step is tried whatever the others did (a worker that does
-        not answer takes the map when its lease runs out, or when it starts)."""
+        """Every worker takes the new map while fenced (the source counts the shard out), this
+        one too: each is tried whatever the others did (a worker that does not answer takes
+        the map when its lease runs out, or when it starts)."""
         for worker, peer in sorted(self.peers.items()):
             try:
                 peer.reassign()
@@ -324,7 +327,6 @@ class ShardMover:
                 self._leave_locked.add(worker)
                 log.warning("worker %d takes the new shard map when its lease runs out", worker)
         self.keeper.reload()
-        self.store.adopt_shard(move.shard, move.epoch, handed_over=True)
         self.hub.skip_to(self.store.events.last_sequence)
 
     @contextmanager
@@ -384,6 +386,9 @@ def finish_own_part(
     if move.target == me and owner == me:
         if store.adopt_shard(move.shard, move.epoch, handed_over=True):
             on_done(f"counted in shard {move.shard}, handed over before a restart")
+    elif move.target == me and store.counted_in(move.shard, move.epoch):
+        store.count_out_shard(move.shard, move.epoch)  # the map never named this worker
+        on_done(f"counted shard {move.shard} out again: the move stopped before its hand-over")
     elif move.source == me and owner != me:
         store.count_out_shard(move.shard, move.epoch)
         store.drop_shard(move.shard)

@@ -177,6 +177,10 @@ class GraphStore:
         self.count_out_shard(shard, epoch)
         self.drop_shard(shard)
 
+    def counted_in(self, shard: int, epoch: int) -> bool:
+        """Whether this worker counted `shard` in for `epoch` (and not out since)."""
+        return moves.counted_in(self._require_split().local, shard, epoch)
+
     def count_out_shard(self, shard: int, epoch: int) -> bool:
         """Take `shard` out of this worker's counts, once per `epoch` (once another owns it)."""
         split = self._not_owning(shard)

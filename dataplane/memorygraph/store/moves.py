@@ -44,6 +44,7 @@ from memorygraph.store.shards import Shards
 __all__ = [
     "adopt_shard",
     "count_out",
+    "counted_in",
     "drop_shard",
     "holds",
     "last_sequence",
@@ -270,6 +271,11 @@ def _mark(kv: KeyValueStore, shard: int) -> tuple[bytes, dict[str, int]]:
         return b"", {}
     step, _, counted = raw.partition(b" ")
     return step, json.loads(counted) if counted else {}
+
+
+def counted_in(kv: KeyValueStore, shard: int, epoch: int) -> bool:
+    """Whether `shard` was counted into `kv` for `epoch`, and not out since."""
+    return _mark(kv, shard)[0] == b"in:%d" % epoch
 
 
 def _marker_op(shard: int, step: bytes, counted: dict[str, int]) -> Op:
