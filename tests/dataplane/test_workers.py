@@ -196,13 +196,7 @@ def test_a_worker_killed_amid_writes_is_restarted_and_loses_no_acknowledged_writ
         for worker in (0, 1):
             _wait_answering(server.own(worker))
         assert len(acknowledged) > 50
-        missing = []
-        for node_id in acknowledged:
-            try:
-                stub.GetNode(pb.GetNodeRequest(node_id=node_id), timeout=5)
-            except grpc.RpcError as error:
-                missing.append((node_id, error.code()))
-        assert missing == []
+        assert _missing(stub, acknowledged) == []
         assert server.output().count("starting it again") == 3
     finally:
         server.stop()
@@ -502,6 +496,17 @@ def test_shards_moved_with_the_data_plane_stopped_and_killed_at_every_step_move_
         server.stop()
 
 
+def _missing(stub: MemoryGraphServiceStub, node_ids: list[str]) -> list[tuple[str, object]]:
+    """Those of `node_ids` the graph does not answer for, with the status it gave."""
+    missing = []
+    for node_id in node_ids:
+        try:
+            stub.GetNode(pb.GetNodeRequest(node_id=node_id), timeout=5)
+        except grpc.RpcError as error:
+            missing.append((node_id, error.code()))
+    return missing
+
+
 def _move_until_done(stub: MemoryGraphServiceStub, shard: int, to: int) -> pb.MoveShardResponse:
     """MoveShard, again while it fails (a worker starting again, or the move's own retry)."""
     deadline = time.monotonic() + 90
@@ -548,13 +553,7 @@ def test_a_move_whose_workers_are_killed_midway_finishes_and_loses_nothing(
             assert stub.GetShardMap(pb.GetShardMapRequest()).owners[shard] == to
             assert done.epoch == stub.GetShardMap(pb.GetShardMapRequest()).epoch
         assert len(acknowledged) > 50
-        missing = []
-        for node_id in acknowledged:
-            try:
-                stub.GetNode(pb.GetNodeRequest(node_id=node_id), timeout=5)
-            except grpc.RpcError as error:
-                missing.append((node_id, error.code()))
-        assert missing == []
+        assert _missing(stub, acknowledged) == []
         # Counted once each: the prompts stored (acknowledged ones, and those a kill cut off
         # before their answer) are what the counts say.
         stored = [
