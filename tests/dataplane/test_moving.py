@@ -22,6 +22,7 @@ from memorygraph.model import EventType, parse_id
 from memorygraph.server import RunningServer, start_server
 from memorygraph.servicers import moving, peers
 from memorygraph.servicers.moving import ShardMover
+from memorygraph.store import GraphStore
 from memorygraph.store.shards import Shards
 from memorygraph.v1 import graph_pb2 as pb
 from memorygraph.v1.graph_pb2_grpc import MemoryGraphServiceStub
@@ -488,3 +489,46 @@ def test_a_mover_stopped_after_counting_the_shard_in_but_before_the_map_undoes_i
     assert done.epoch == 2
     counts = stub.GetMetrics(pb.GetMetricsRequest())
     assert (counts.sessions, counts.nodes_by_kind["prompt"]) == (6, 6)
+
+
+def test_a_count_in_that_outlasts_the_fence_hands_nothing_over_and_loses_nothing(
+    workers: list[RunningServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The leases may run out while a large shard is counted in: the map is then not
+    written, and a write the old owner took meanwhile stays."""
+    monkeypatch.setattr(peers, "LEASE_SECONDS", 2.0)
+    monkeypatch.setattr(moving, "FENCE_SECONDS", 1.5)
+    stub = _stub(workers)
+    session = stub.CreateSession(pb.CreateSessionRequest()).id
+    stub.AddPrompt(pb.AddPromptRequest(session_id=session, content="q"))
+    shard = _shard(session)
+    source = stub.GetShardMap(pb.GetShardMapRequest()).owners[shard]
+    slow = GraphStore.adopt_shard
+
+    def slowly(self: GraphStore, *args: object, **kwargs: object) -> bool:
+        time.sleep(2.5)  # as long as counting a large shard in
+        return slow(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(GraphStore, "adopt_shard", slowly)
+    written: list[str] = []
+
+    def write_meanwhile() -> None:
+        time.sleep(2.3)  # the leases have run out: the old owner writes again
+        direct = MemoryGraphServiceStub(
+            grpc.insecure_channel(f"127.0.0.1:{workers[0].port + 1 + source}")
+        )
+        request = pb.AddPromptRequest(session_id=session, content="meanwhile")
+        written.append(direct.AddPrompt(request, timeout=10).id)
+
+    writer = threading.Thread(target=write_meanwhile)
+    writer.start()
+    with pytest.raises(grpc.RpcError) as info:
+        stub.MoveShard(pb.MoveShardRequest(shard=shard, worker=1 - source), timeout=30)
+    writer.join(20)
+    assert info.value.code() is grpc.StatusCode.UNAVAILABLE
+    assert stub.GetShardMap(pb.GetShardMapRequest()).owners[shard] == source
+    assert stub.GetNode(pb.GetNodeRequest(node_id=written[0])).content == "meanwhile"
+    monkeypatch.undo()
+    stub.MoveShard(pb.MoveShardRequest(shard=shard, worker=1 - source), timeout=30)
+    assert stub.GetNode(pb.GetNodeRequest(node_id=written[0])).content == "meanwhile"
+    assert stub.GetMetrics(pb.GetMetricsRequest()).nodes_by_kind["prompt"] == 2

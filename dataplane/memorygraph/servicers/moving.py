@@ -273,11 +273,11 @@ class ShardMover:
 
     def _fenced_hand_over(self, move: Move, source: _RemoteEngine, since: int) -> int:
         for attempt in range(_FENCE_ATTEMPTS):
+            if attempt:
+                time.sleep(attempt)  # outboxes deliver and reporters report meanwhile
             with self._fence() as held:
-                if not held:
-                    continue
-                if self._undelivered_to(move.source):
-                    continue  # retried by their outboxes within a second: fence again after
+                if not held or self._undelivered_to(move.source):
+                    continue  # parts still to deliver: their outboxes retry within a second
                 if unreported(source, move.shard):  # type: ignore[arg-type]
                     continue  # the owner's registry reporter goes on meanwhile
                 # Only the events numbered since the last catch-up began, unless one of them
@@ -290,16 +290,17 @@ class ShardMover:
                     self.store.shards,
                     events_since=tail,
                 )
-                if time.monotonic() - self._fenced_at > FENCE_SECONDS:
-                    # The locks' leases may run out before every worker takes the new map.
-                    raise Unavailable(
-                        f"copying shard {move.shard}'s last changes took over {FENCE_SECONDS:.0f} "
-                        "s while the graph's writes were paused; nothing was handed over, try "
-                        "again when the graph takes fewer writes"
-                    )
                 # Counted in before the map names this worker: a failure here hands nothing
                 # over, and a worker that starts with it counted in but not named undoes it.
                 self.store.adopt_shard(move.shard, move.epoch)
+                if time.monotonic() - self._fenced_at > FENCE_SECONDS:
+                    # The locks' leases may run out before every worker takes the new map.
+                    self.store.undo_adopt(move.shard, move.epoch)
+                    raise Unavailable(
+                        f"copying and counting shard {move.shard} took over {FENCE_SECONDS:.0f} "
+                        "s while the graph's writes were paused; nothing was handed over, try "
+                        "again when the graph takes fewer writes"
+                    )
                 placement = read_placement(self.data_dir)
                 owners = list(placement.owners)
                 owners[move.shard] = self.me
@@ -308,7 +309,6 @@ class ShardMover:
                 )
                 self._after_commit(move)  # the point of no return is past
                 return copied
-            time.sleep(1.0 + attempt)
         raise Unavailable(
             "the graph's writes could not be paused for the hand-over (a worker was busy, a "
             "worker had writes still to deliver, or the shard's owner had token usage of it not "
@@ -386,8 +386,7 @@ def finish_own_part(
     if move.target == me and owner == me:
         if store.adopt_shard(move.shard, move.epoch, handed_over=True):
             on_done(f"counted in shard {move.shard}, handed over before a restart")
-    elif move.target == me and store.counted_in(move.shard, move.epoch):
-        store.count_out_shard(move.shard, move.epoch)  # the map never named this worker
+    elif move.target == me and store.undo_adopt(move.shard, move.epoch):  # never named
         on_done(f"counted shard {move.shard} out again: the move stopped before its hand-over")
     elif move.source == me and owner != me:
         store.count_out_shard(move.shard, move.epoch)

@@ -177,9 +177,12 @@ class GraphStore:
         self.count_out_shard(shard, epoch)
         self.drop_shard(shard)
 
-    def counted_in(self, shard: int, epoch: int) -> bool:
-        """Whether this worker counted `shard` in for `epoch` (and not out since)."""
-        return moves.counted_in(self._require_split().local, shard, epoch)
+    def undo_adopt(self, shard: int, epoch: int) -> bool:
+        """Take back what `adopt_shard` counted in for `epoch`, before the map named this
+        worker the shard's owner (a move that stopped there)."""
+        done = moves.undo_count_in(self._not_owning(shard).local, shard, epoch)
+        self._reload()
+        return done
 
     def count_out_shard(self, shard: int, epoch: int) -> bool:
         """Take `shard` out of this worker's counts, once per `epoch` (once another owns it)."""

@@ -44,7 +44,6 @@ from memorygraph.store.shards import Shards
 __all__ = [
     "adopt_shard",
     "count_out",
-    "counted_in",
     "drop_shard",
     "holds",
     "last_sequence",
@@ -52,6 +51,7 @@ __all__ = [
     "shard_state",
     "sync_shard",
     "tail_is_new",
+    "undo_count_in",
     "unreported",
 ]
 
@@ -273,9 +273,18 @@ def _mark(kv: KeyValueStore, shard: int) -> tuple[bytes, dict[str, int]]:
     return step, json.loads(counted) if counted else {}
 
 
-def counted_in(kv: KeyValueStore, shard: int, epoch: int) -> bool:
-    """Whether `shard` was counted into `kv` for `epoch`, and not out since."""
-    return _mark(kv, shard)[0] == b"in:%d" % epoch
+def undo_count_in(kv: KeyValueStore, shard: int, epoch: int) -> bool:
+    """Take back what `adopt_shard` counted in for `epoch` (as its marker records it, whatever
+    the copy holds now); returns whether there was anything to take back."""
+    found, counted = _mark(kv, shard)
+    if found != b"in:%d" % epoch:
+        return False
+    counted = dict(counted)
+    events = counted.pop(_EVENTS, 0)
+    ops = _count_ops(kv, counted, events, -1)
+    ops.append(_marker_op(shard, b"out:%d" % epoch, {}))
+    kv.write(ops, sync=True)
+    return True
 
 
 def _marker_op(shard: int, step: bytes, counted: dict[str, int]) -> Op:
