@@ -72,6 +72,11 @@ class DirectPeer:
     def reassign(self) -> None:
         self.workers.keeper(self.index).reload()
 
+    def shard_events(
+        self, shard: int, start: bytes, end: bytes, limit: int
+    ) -> tuple[list[tuple[bytes, bytes]], bytes]:
+        return self._endpoint().shard_events(shard, start, end, limit)
+
     def drop(self, shard: int) -> None:
         self._endpoint().drop(shard)
 
