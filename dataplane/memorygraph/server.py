@@ -278,7 +278,6 @@ def _movers(
     split = store.kv
     assert isinstance(split, SplitKV)
     finish_own_part(config.data_dir, worker, store, log.info)
-    hub.skip_to(store.events.last_sequence)  # a shard counted in: its events were handed out
     keeper = MapKeeper(config.data_dir, store, front.reassign, front.epoch, hub)
     mover = ShardMover(worker, config.data_dir, store, service.endpoint, hub, split.peers, keeper)
     return mover, keeper

@@ -128,13 +128,12 @@ class Front:
         """The worker a call about `key` goes on to (None: it runs here). A call whose client
         routed it with the shard map (it names the map's epoch) is not passed on: it gets a
         redirect to the owner (`WrongOwner`), and the client sends it there itself."""
-        owner = self.owner(key)
-        if owner is None or owner == self.me:
+        shard = shard_of(key, len(self.owners))
+        if shard is None or self.owners[shard] == self.me:
             return None
+        owner = self.owners[shard]
         if any(k == WrongOwner.EPOCH_KEY for k, _ in context.invocation_metadata() or ()):
             metrics.REDIRECTED_CALLS.labels(method).inc()
-            shard = shard_of(key, len(self.owners))
-            assert shard is not None
             raise WrongOwner(
                 f"shard {shard} is on worker {owner} at {self.addresses[owner]} (shard map "
                 f"epoch {self.epoch}): send the call there, or to the graph's address",

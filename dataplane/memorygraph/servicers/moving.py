@@ -20,12 +20,14 @@ the other workers answer through `v1.WorkerPeer`:
 
 A lock's lease runs out on its own if the target dies while fenced; a worker whose lease ran
 out takes the map again, so that none serves a shard after its hand-over with the map from
-before. A worker that starts with a move under way finishes its own part: the target counts in
-a shard it was handed over, the source counts out and drops a shard it handed over.
+before. A worker that starts with a move under way finishes its own part: the target takes
+back a count-in the map never followed, the source counts out and drops a shard it handed
+over.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -49,7 +51,7 @@ from memorygraph.store.placement import (
     remove_move,
     write_placement,
 )
-from memorygraph.store.split import OUTBOX_PREFIX, SplitKV, scan_ended
+from memorygraph.store.split import OUTBOX_PREFIX, SplitKV, remote_chunks
 
 __all__ = ["MapKeeper", "MoveResult", "ShardMover", "finish_own_part"]
 
@@ -59,7 +61,7 @@ CATCH_UPS = 3  # copies after the first before fencing, fewer once one copies li
 _SMALL_COPY = 100  # keys: a catch-up this small is the last before the fence
 _FENCE_ATTEMPTS = 3
 _LOCK_SECONDS = 2.0  # how long the fence waits for one worker's writers' lock
-_SCAN_CHUNK = 256  # pairs a copy reads from the source at a time
+_SCAN_CHUNK = 256  # events a copy reads from the source's log at a time
 # The longest the fence may last before the hand-over: well within the locks' leases
 # (`servicers.peers.LEASE_SECONDS`), so that every worker takes the new map under its lock.
 FENCE_SECONDS = 4.0
@@ -153,20 +155,13 @@ class _RemoteEngine:
                 return
 
     def scan(self, cf: str, start: bytes, end: bytes) -> Iterator[tuple[bytes, bytes]]:
-        return self._scan(cf, start, end, values=True)
+        return itertools.chain.from_iterable(
+            remote_chunks(self.peer, cf, start, end, False, values=True)  # type: ignore[arg-type]
+        )
 
     def scan_keys(self, cf: str, start: bytes, end: bytes) -> Iterator[bytes]:
-        return (key for key, _ in self._scan(cf, start, end, values=False))
-
-    def _scan(
-        self, cf: str, start: bytes, end: bytes, *, values: bool
-    ) -> Iterator[tuple[bytes, bytes]]:
-        while True:
-            chunk = self.peer.scan_chunk(cf, start, end, False, _SCAN_CHUNK, values)
-            yield from chunk
-            if not chunk or scan_ended(chunk, _SCAN_CHUNK):
-                return
-            start = chunk[-1][0] + b"\x00"
+        chunks = remote_chunks(self.peer, cf, start, end, False, values=False)  # type: ignore[arg-type]
+        return (key for chunk in chunks for key, _ in chunk)
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,16 +372,14 @@ class ShardMover:
 def finish_own_part(
     data_dir: Path, me: int, store: GraphStore, on_done: Callable[[str], None]
 ) -> None:
-    """At a worker's start: its part of a move made while serving that was cut short after
-    the hand-over (the target counts the shard in, the source counts it out and drops it)."""
+    """At a worker's start: its part of a move made while serving that was cut short (the
+    target takes back a count-in the map never followed; the source, handed over, counts the
+    shard out and drops it)."""
     move = read_move(data_dir)
     if move is None:
         return
     owner = read_placement(data_dir).owners[move.shard]
-    if move.target == me and owner == me:
-        if store.adopt_shard(move.shard, move.epoch, handed_over=True):
-            on_done(f"counted in shard {move.shard}, handed over before a restart")
-    elif move.target == me and store.undo_adopt(move.shard, move.epoch):  # never named
+    if move.target == me and owner != me and store.undo_adopt(move.shard, move.epoch):
         on_done(f"counted shard {move.shard} out again: the move stopped before its hand-over")
     elif move.source == me and owner != me:
         store.count_out_shard(move.shard, move.epoch)

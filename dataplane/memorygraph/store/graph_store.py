@@ -160,15 +160,13 @@ class GraphStore:
 
     # -- moving shards between workers (see `moves`; the caller holds the writers' lock) -------
 
-    def adopt_shard(self, shard: int, epoch: int, *, handed_over: bool = False) -> bool:
-        """Count this worker's copy of `shard` in for `epoch`: before it owns the shard (again
-        after a new copy: the difference), or (`handed_over`) once it does and before any
-        write of it, once (its own writes count what they change from then on)."""
+    def adopt_shard(self, shard: int, epoch: int) -> bool:
+        """Count this worker's copy of `shard` in for `epoch`, before it owns the shard (again
+        after a new copy: the difference; once it owns it, its own writes count)."""
         split = self._require_split()
-        if split.workers.owns_shard(shard) != handed_over:
-            state = "is this worker's already" if not handed_over else "is not this worker's"
-            raise ValueError(f"shard {shard} {state}")
-        done = moves.adopt_shard(split.local, shard, self.shards, epoch, recount=not handed_over)
+        if split.workers.owns_shard(shard):
+            raise ValueError(f"shard {shard} is this worker's already")
+        done = moves.adopt_shard(split.local, shard, self.shards, epoch)
         self._reload()
         return done
 

@@ -17,9 +17,9 @@ The steps, each one idempotent (run again after a crash at any point, it finishe
    since on the next (a catch-up); run once more while the shard takes no writes (fenced), it
    leaves an exact copy.
 2. `adopt_shard(target, shard, epoch)` counts the copy into the target's counts and log,
-   once per epoch (a marker in meta records what it counted, in the same batch). Run again
-   after a new copy, before the hand-over, it counts in only the difference; after the
-   hand-over it must not run (the new owner's writes count themselves).
+   once per epoch (a marker in meta records what it counted, in the same batch), before the
+   hand-over. Run again after a new copy, it counts in only the difference; `undo_count_in`
+   takes it back when the hand-over does not follow.
 3. The caller hands the shard over (the map changes owners at `epoch`).
 4. `release_shard(source, shard, epoch)` counts the shard out of the source (once per epoch,
    with its marker), then deletes its copy.
@@ -130,12 +130,11 @@ def sync_shard(
     target: KeyValueStore,
     shard: int,
     shards: Shards,
-    progress: Callable[[int], None] | None = None,
     *,
     events_since: int = 0,
 ) -> int:
     """Make `target`'s copy of `shard` what `source` holds; returns how many keys it wrote or
-    deleted. `progress(n)` is told the running count after every batch.
+    deleted.
 
     With `events_since`, only the events from that sequence on are compared: those before it
     were copied, and no event below it was added or removed since (`tail_is_new` says
@@ -153,8 +152,6 @@ def sync_shard(
                 target.write(ops, sync=False)
                 changed += len(ops)
                 ops = []
-                if progress is not None:
-                    progress(changed)
     if ops:
         target.write(ops, sync=False)
         changed += len(ops)
@@ -291,20 +288,14 @@ def _marker_op(shard: int, step: bytes, counted: dict[str, int]) -> Op:
     return (keys.CF_META, _move_key(shard), step + b" " + json.dumps(counted).encode())
 
 
-def adopt_shard(
-    kv: KeyValueStore, shard: int, shards: Shards, epoch: int, *, recount: bool = True
-) -> bool:
+def adopt_shard(kv: KeyValueStore, shard: int, shards: Shards, epoch: int) -> bool:
     """Count the copy of `shard` in `kv` into its counts and its log's (the newest sequence
     included, so that the log numbers its next events above the shard's). Run again for the
     same `epoch` (after a crash, and a copy made again since), it counts in only what changed
-    since it last did: the marker it writes in the same batch holds what it counted; without
-    `recount` (the worker owns the shard already, and its writes count themselves) it does
-    nothing then. Returns whether the counts moved. The store over `kv` reads its counts again
-    afterwards."""
+    since it last did: the marker it writes in the same batch holds what it counted. Returns
+    whether the counts moved. The store over `kv` reads its counts again afterwards."""
     step = b"in:%d" % epoch
     found, before = _mark(kv, shard)
-    if found == step and not recount:
-        return False  # counted in once, and the shard's own writes count since
     if found != step:
         before = {}
     _drop_below_floor(kv, shard)  # gone here, as retention took this log's own

@@ -127,13 +127,18 @@ def load_placement(data_dir: Path, *, shards: int | None, workers: int) -> Place
 
 def _write_file(path: Path, text: str) -> None:
     """`path` holds `text` on stable storage, replaced at once (never half written)."""
-    temporary = path.with_suffix(".tmp")
-    with open(temporary, "w") as file:
+    temporary = _synced(path.with_suffix(".tmp"), text)
+    os.replace(temporary, path)
+    _sync_dir(path.parent)
+
+
+def _synced(path: Path, text: str) -> Path:
+    """`path`, written with `text` and synced."""
+    with open(path, "w") as file:
         file.write(text)
         file.flush()
         os.fsync(file.fileno())
-    os.replace(temporary, path)
-    _sync_dir(path.parent)
+    return path
 
 
 def _sync_dir(directory: Path) -> None:
@@ -182,11 +187,8 @@ def create_move(data_dir: Path, move: Move) -> bool:
     """Record `move` unless a move is recorded already (False then): one at a time, however
     many workers ask at once."""
     path = data_dir / ONLINE_MOVE_FILE
-    temporary = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-    with open(temporary, "w") as file:
-        file.write(json.dumps(asdict(move)))
-        file.flush()
-        os.fsync(file.fileno())
+    unique = f".{os.getpid()}.{threading.get_ident()}.tmp"
+    temporary = _synced(path.with_suffix(unique), json.dumps(asdict(move)))
     try:
         os.link(temporary, path)  # fails when the file exists: an atomic "create if absent"
     except FileExistsError:

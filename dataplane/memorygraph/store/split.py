@@ -39,7 +39,7 @@ __all__ = [
     "WorkerMap",
     "decode_part",
     "encode_part",
-    "scan_ended",
+    "remote_chunks",
 ]
 
 log = logging.getLogger("memorygraph.store")
@@ -53,7 +53,7 @@ _SCAN_CHUNK = 512  # pairs a remote scan fetches at a time
 SCAN_BYTES = 4 << 20
 
 
-def scan_ended(chunk: Sequence[tuple[bytes, bytes]], limit: int) -> bool:
+def _scan_ended(chunk: Sequence[tuple[bytes, bytes]], limit: int) -> bool:
     """Whether a remote range read that returned `chunk` (asked for `limit`) reached the end
     of its range, rather than its count or byte budget."""
     return len(chunk) < limit and sum(len(k) + len(v) for k, v in chunk) < SCAN_BYTES
@@ -264,7 +264,7 @@ class SplitKV:
             if peer is None:
                 yield from self.local.scan_chunks(cf, lower, upper, reverse=reverse, first=first)
             else:
-                yield from _remote_chunks(peer, cf, lower, upper, reverse, values=True)
+                yield from remote_chunks(peer, cf, lower, upper, reverse, values=True)
 
     def scan_keys(
         self, cf: str, start: bytes, end: bytes, *, reverse: bool = False
@@ -273,7 +273,7 @@ class SplitKV:
             if peer is None:
                 yield from self.local.scan_keys(cf, lower, upper, reverse=reverse)
             else:
-                for chunk in _remote_chunks(peer, cf, lower, upper, reverse, values=False):
+                for chunk in remote_chunks(peer, cf, lower, upper, reverse, values=False):
                     yield from (key for key, _ in chunk)
 
     # -- the engine's own ------------------------------------------------------------------------
@@ -294,14 +294,15 @@ class SplitKV:
         self.local.close()
 
 
-def _remote_chunks(
+def remote_chunks(
     peer: Peer, cf: str, start: bytes, end: bytes, reverse: bool, *, values: bool
 ) -> Iterator[list[tuple[bytes, bytes]]]:
+    """`scan(cf, start, end, reverse)` of another worker, a read at a time."""
     while start < end:
         chunk = peer.scan_chunk(cf, start, end, reverse, _SCAN_CHUNK, values)
         if chunk:
             yield chunk
-        if not chunk or scan_ended(chunk, _SCAN_CHUNK):
+        if not chunk or _scan_ended(chunk, _SCAN_CHUNK):
             return
         if reverse:
             end = chunk[-1][0]
