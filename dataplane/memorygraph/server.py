@@ -38,12 +38,19 @@ from memorygraph.periodic import Periodic
 from memorygraph.plugins.graph_hooks import PluginHooks
 from memorygraph.plugins.outbound import WebhookPolicy
 from memorygraph.plugins.reload import PluginManager
-from memorygraph.servicers.front import Front, FrontServicer
+from memorygraph.servicers.front import SCATTER_THREADS, Front, FrontServicer
 from memorygraph.servicers.gate import CallGate, ServingStatus
 from memorygraph.servicers.handlers import HandlerSettings, HandlerWrapper
-from memorygraph.servicers.memorygraph import MemoryGraphServicer, add_to_server, query_filter
+from memorygraph.servicers.memorygraph import (
+    MemoryGraphServicer,
+    add_handlers,
+    add_to_server,
+    query_filter,
+    service_handlers,
+)
 from memorygraph.servicers.moving import MapKeeper, ShardMover, finish_own_part
 from memorygraph.servicers.peers import GrpcPeer, PeerServicer
+from memorygraph.servicers.relay import RelayClient, RelayServer
 from memorygraph.servicers.restores import RestoreLimits
 from memorygraph.servicers.watchdog import PoolWatchdog
 from memorygraph.store import GraphStore, KeyValueStore, open_rocks_store
@@ -90,6 +97,7 @@ class RunningServer:
     # serves them on its internal address.
     outbox: Periodic | None = None
     internal: grpc.Server | None = None
+    relay: RelayServer | None = None
     stopped: bool = False
 
     def stop(self, grace: float | None = None) -> None:
@@ -106,6 +114,8 @@ class RunningServer:
         stopped = self.grpc_server.stop(grace)
         if self.internal is not None:
             stopped_inside = self.internal.stop(grace)
+        if self.relay is not None:
+            self.relay.stop()
         # Live event streams never finish on their own: end them so the grace period is not
         # spent waiting for them.
         self.hub.close()
@@ -162,11 +172,22 @@ def worker_address(config: ServerConfig, worker: int) -> str:
     return f"{host}:{config.port + 1 + worker}"
 
 
-def internal_address(config: ServerConfig, worker: int) -> str:
-    """Where the other workers reach worker `worker`: an abstract Unix socket named after the
-    data directory (the workers of one directory run on one machine), without TLS."""
+def _socket_name(config: ServerConfig) -> str:
+    """What the workers' sockets are named after: the data directory (the workers of one
+    directory run on one machine)."""
     name = hashlib.blake2b(str(config.data_dir.resolve()).encode(), digest_size=8).hexdigest()
-    return f"unix-abstract:memorygraph-{name}-{worker}"
+    return f"memorygraph-{name}"
+
+
+def internal_address(config: ServerConfig, worker: int) -> str:
+    """Where the other workers reach worker `worker` over gRPC: an abstract Unix socket,
+    without TLS."""
+    return f"unix-abstract:{_socket_name(config)}-{worker}"
+
+
+def relay_name(config: ServerConfig, worker: int) -> str:
+    """The abstract Unix socket of worker `worker`'s relay (`servicers.relay`)."""
+    return f"{_socket_name(config)}-relay-{worker}"
 
 
 def _internal_options(config: ServerConfig) -> list[tuple[str, int]]:
@@ -210,6 +231,11 @@ def _front(config: ServerConfig, worker: int) -> Front:
         w: grpc.insecure_channel(internal_address(config, w), options=options)
         for w in range(placement.workers)
     }
+    relays = {
+        w: RelayClient(relay_name(config, w), config.max_message_bytes)
+        for w in range(placement.workers)
+        if w != worker
+    }
     return Front(
         worker,
         list(placement.owners),
@@ -217,6 +243,7 @@ def _front(config: ServerConfig, worker: int) -> Front:
         channels,
         addresses,
         page_bytes(config.max_message_bytes),
+        relays,
     )
 
 
@@ -246,17 +273,21 @@ def _internal_server(
     front: Front,
     service: GraphService,
     moves: tuple[ShardMover, MapKeeper],
-) -> grpc.Server:
+) -> tuple[grpc.Server, RelayServer]:
     """What the other workers call (forwarded calls, their parts of listings and event
-    streams, and `WorkerPeer`), on this worker's internal address only: none of it is
-    reachable on the client ports, and only here is a call taken as coming from a worker."""
+    streams, and `WorkerPeer`), on this worker's internal address only, and its relay for
+    their unary calls: none of it is reachable on the client ports, and only there is a call
+    taken as coming from a worker."""
     pool = futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="peer")
     health_pool = futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="peer-health")
     status = ServingStatus()
     status.set(True)
-    server, _ = _grpc_server(config, keyring, pool, health_pool, status)
+    server, wrapper, gate = _grpc_server(config, keyring, pool, health_pool, status)
     mover, keeper = moves
-    add_to_server(FrontServicer(servicer, front, query_filter, trusted=True, mover=mover), server)
+    handlers = service_handlers(
+        FrontServicer(servicer, front, query_filter, trusted=True, mover=mover)
+    )
+    add_handlers(handlers, server)
     peer = PeerServicer(service.endpoint, on_map=keeper.reload)
     workers_pb2_grpc.add_WorkerPeerServicer_to_server(peer, server)
     health_servicer = health.HealthServicer()
@@ -266,7 +297,21 @@ def _internal_server(
         server.add_insecure_port(address)
     except RuntimeError as exc:
         raise ConfigError(f"worker {front.me} is running already ({address} is taken)") from exc
-    return server
+    unary = {
+        f"/{SERVICE_NAME}/{name}": wrapper.wrap(f"/{SERVICE_NAME}/{name}", handler)
+        for name, handler in handlers.items()
+        if handler.unary_unary is not None
+    }
+    # Each other worker calls from its RPC threads and its listings' threads.
+    callers = (len(front.channels) - 1) * (config.max_workers + SCATTER_THREADS)
+    relay = RelayServer(
+        relay_name(config, front.me),
+        unary,
+        gate.intercept_service,
+        max_connections=max(callers, 1),
+        max_bytes=config.max_message_bytes,
+    )
+    return server, relay
 
 
 def _movers(
@@ -324,7 +369,7 @@ def _grpc_server(
     pool: futures.ThreadPoolExecutor,
     health_pool: futures.ThreadPoolExecutor,
     status: ServingStatus,
-) -> tuple[grpc.Server, HandlerWrapper]:
+) -> tuple[grpc.Server, HandlerWrapper, CallGate]:
     """The gRPC server: calls admitted by the gate (authentication, before any worker is
     taken; health checks answered there with `status`, on `health_pool`, so they answer while
     every worker is busy), run on `pool` and wrapped by the handler wrapper."""
@@ -353,7 +398,7 @@ def _grpc_server(
             ("grpc.max_send_message_length", config.max_message_bytes),
         ],
     )
-    return wrapper.wrapping(server), wrapper
+    return wrapper.wrapping(server), wrapper, gate
 
 
 def _set_serving(
@@ -461,7 +506,7 @@ def start_server(config: ServerConfig, worker: int | None = None) -> RunningServ
         health_pool = futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="health")
         undo.callback(health_pool.shutdown, wait=False)
         status = ServingStatus()
-        server, wrapper = _grpc_server(config, keyring, pool, health_pool, status)
+        server, wrapper, _ = _grpc_server(config, keyring, pool, health_pool, status)
         servicer: Any = MemoryGraphServicer(
             service,
             hub,
@@ -473,10 +518,11 @@ def start_server(config: ServerConfig, worker: int | None = None) -> RunningServ
             ),
         )
         internal: grpc.Server | None = None
+        relay: RelayServer | None = None
         if worker is not None:
             front = _front(config, worker)
             moves = _movers(config, worker, service, hub, front)
-            internal = _internal_server(config, keyring, servicer, front, service, moves)
+            internal, relay = _internal_server(config, keyring, servicer, front, service, moves)
             undo.callback(internal.stop, None)
             servicer = FrontServicer(servicer, front, query_filter, trusted=False, mover=moves[0])
         add_to_server(servicer, server)
@@ -489,6 +535,12 @@ def start_server(config: ServerConfig, worker: int | None = None) -> RunningServ
         server.start()
         if internal is not None:
             internal.start()
+        if relay is not None:
+            try:
+                relay.start()
+            except OSError as exc:
+                raise ConfigError(f"worker {worker} is running already ({relay.name})") from exc
+            undo.callback(relay.stop)
         undo.pop_all()  # from here on, RunningServer.stop() owns the shutdown
     _set_serving(health_servicer, status, True)
     watchdog = PoolWatchdog(
@@ -529,6 +581,7 @@ def start_server(config: ServerConfig, worker: int | None = None) -> RunningServ
         config,
         outbox,
         internal,
+        relay,
     )
 
 

@@ -51,7 +51,7 @@ def test_bench_reports_every_ratio_and_the_reference_points(tmp_path: Path) -> N
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads(out.read_text())
     names = [check["name"] for check in report["checks"]]
-    assert len(names) == 8 and not any("PostgreSQL" in name for name in names)
+    assert len(names) == 9 and not any("PostgreSQL" in name for name in names)
     for entry in report["checks"] + report["references"]:
         assert math.isfinite(entry["ratio"]) and entry["ratio"] > 0, entry
     assert [r["name"] for r in report["references"]] == [
@@ -64,5 +64,7 @@ def test_bench_reports_every_ratio_and_the_reference_points(tmp_path: Path) -> N
     assert run["mg_shards64.list_sessions"]["throughput"] > 0
     assert run["mg_workers2.add_prompt_routed.64"]["throughput"] > 0
     assert run["mg_workers2.add_prompt.64"]["throughput"] > 0
+    assert run["mg_workers2.get_node_forwarded.1"]["throughput"] > 0
+    assert run["mg_workers2.get_node_direct.1"]["throughput"] > 0
     assert "reference points" in proc.stdout
     assert all(name in proc.stdout for name in names)

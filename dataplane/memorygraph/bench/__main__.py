@@ -30,6 +30,7 @@ from memorygraph.bench.workloads import (
     measure_add_prompt,
     measure_add_prompt_routed,
     measure_get_node,
+    measure_get_node_forwarded,
     measure_ingest,
     measure_list_sessions,
     measure_postgres,
@@ -106,6 +107,10 @@ def one_run(scratch: Path, args: argparse.Namespace, pg_dsn: str | None) -> dict
             partial(measure_add_prompt_routed, workers, 64, d, w),
         )
         run("mg_workers2.add_prompt.64", partial(measure_add_prompt, workers, 64, d, w))
+        # A call a worker answers itself against one it passes on to the owner, back to back.
+        for forwarded in (False, True):
+            name = f"mg_workers2.get_node_{'forwarded' if forwarded else 'direct'}.1"
+            run(name, partial(measure_get_node_forwarded, workers, forwarded, d, w))
         if pg_dsn is not None:
 
             async def pg(batch: bool, concurrency: int) -> Result:

@@ -137,6 +137,14 @@ def checks(runs: Runs) -> list[Check]:
             f"{tput('mg_workers2.add_prompt_routed.64'):.0f}/s vs "
             f"{tput('mg.add_prompt_routed.64'):.0f}/s",
         ),
+        Check(
+            "GetNode forwarded to the owning worker vs answered directly: p50",
+            ratio("mg_workers2.get_node_forwarded.1", "mg_workers2.get_node_direct.1", _p50),
+            1.5,
+            False,
+            f"{p50('mg_workers2.get_node_forwarded.1') * 1e3:.2f} ms vs "
+            f"{p50('mg_workers2.get_node_direct.1') * 1e3:.2f} ms",
+        ),
     ]
     if all("pg.add_prompt.64" in run for run in runs):
         found.append(

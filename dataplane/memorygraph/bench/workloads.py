@@ -33,6 +33,7 @@ __all__ = [
     "measure_add_prompt",
     "measure_add_prompt_routed",
     "measure_get_node",
+    "measure_get_node_forwarded",
     "measure_ingest",
     "measure_list_sessions",
     "measure_postgres",
@@ -126,6 +127,32 @@ async def measure_get_node(
             return await stub.GetNode(pb.GetNodeRequest(node_id=random.choice(ids)))
 
         return await drive(call, concurrency=concurrency, duration=duration, warmup=warmup)
+
+
+async def measure_get_node_forwarded(
+    target: Target, forwarded: bool, duration: float, warmup: float
+) -> Result:
+    """GetNode at 1 in flight sent to worker 0's own address, of nodes on worker 0 (direct) or
+    on another worker (`forwarded`: worker 0 passes each call on to the owner). `target` has
+    two workers or more."""
+    async with grpc.aio.insecure_channel(target.address) as channel:
+        stub = MemoryGraphServiceStub(channel)
+        shard_map = await stub.GetShardMap(pb.GetShardMapRequest())
+        shards = Shards(shard_map.shards)
+        ids: list[str] = []
+        while len(ids) < 50:
+            session = (await _sessions(stub, 1))[0]
+            if (shard_map.owners[shards.of_id(parse_id(session, "id"))] != 0) == forwarded:
+                for _ in range(4):
+                    request = pb.AddPromptRequest(session_id=session, content=CONTENT)
+                    ids.append((await stub.AddPrompt(request)).id)
+        async with grpc.aio.insecure_channel(shard_map.workers[0]) as first:
+            worker = MemoryGraphServiceStub(first)
+
+            async def call(i: int) -> object:
+                return await worker.GetNode(pb.GetNodeRequest(node_id=random.choice(ids)))
+
+            return await drive(call, concurrency=1, duration=duration, warmup=warmup)
 
 
 async def measure_stream_query(target: Target, duration: float, warmup: float) -> Result:

@@ -3,8 +3,9 @@
 Every worker answers every RPC on the shared port and on its own address:
 
 - a call about one session, node or template name goes to the worker that owns its shard
-  (forwarded in one hop, the request and the answer passed on as they are), so that it runs
-  where its data, its event log and its subscribers are; a call that arrives already forwarded,
+  (forwarded in one hop, the request and the answer passed on as they are: a unary call over
+  the owner's relay socket, `servicers.relay`, a stream over gRPC), so that it runs where its
+  data, its event log and its subscribers are; a call that arrives already forwarded,
   or names no shard (a new session, a new agent, Ingest, BatchGetNodes), runs here;
 - a listing over every shard (ListSessions, Query and StreamQuery without a session,
   ListArchiveCandidates) asks every worker for a page of its own shards and merges them
@@ -58,16 +59,17 @@ from memorygraph.graph.scatter import Part, merge_pages
 from memorygraph.metrics import definitions as metrics
 from memorygraph.model import parse_id
 from memorygraph.servicers.handlers import REQUEST_ID_KEY
+from memorygraph.servicers.relay import RelayClient, relayed_error
 from memorygraph.v1 import graph_pb2 as pb
 
-__all__ = ["FROM_WORKER", "Front", "FrontServicer"]
+__all__ = ["FROM_WORKER", "SCATTER_THREADS", "Front", "FrontServicer"]
 
 log = logging.getLogger("memorygraph.server")
 
 FROM_WORKER = "x-memorygraph-worker"
 SERVICE = "memorygraph.v1.MemoryGraphService"
 _PASSED_ON = ("authorization", "x-api-key", "x-request-id")
-_SCATTER_THREADS = 16
+SCATTER_THREADS = 16
 _MERGE_BUFFER = 1024  # events of every worker waiting to be merged
 _HEALTH_SECONDS = 1.0
 _HEADER_BYTES = 1 << 20  # an export's header line is read to route a restore, this much at most
@@ -104,15 +106,18 @@ class Front:
         channels: dict[int, grpc.Channel],
         addresses: dict[int, str],
         max_bytes: int,
+        relays: dict[int, RelayClient] | None = None,
     ) -> None:
-        """`max_bytes`: what the records of a merged page may take (see `graph.query`)."""
+        """`max_bytes`: what the records of a merged page may take (see `graph.query`).
+        `relays`: the other workers' relay sockets, for unary calls (else gRPC only)."""
         self.me = me
+        self.relays = relays or {}
         self.max_bytes = max_bytes
         self.owners = owners
         self.epoch = epoch
         self.channels = channels
         self.addresses = addresses
-        self.pool = futures.ThreadPoolExecutor(_SCATTER_THREADS, thread_name_prefix="scatter")
+        self.pool = futures.ThreadPoolExecutor(SCATTER_THREADS, thread_name_prefix="scatter")
         self._callables: dict[tuple[int, str], Any] = {}
 
     def owner(self, key: Key) -> int | None:
@@ -172,11 +177,24 @@ class Front:
     ) -> bytes:
         """`method` answered by `worker` (its answer as it was sent) within `timeout` seconds
         (default: what the current call has left)."""
+        timeout = deadline.remaining() if timeout is None else timeout
+        relay = self.relays.get(worker)
+        if relay is not None:
+            relayed = relay.call(
+                f"/{SERVICE}/{method}",
+                request.SerializeToString(),
+                self.metadata(context),
+                timeout,
+            )
+            if relayed is not None:
+                if relayed.code:
+                    raise relayed_error(relayed)
+                return relayed.response
         callable_ = self._callable(worker, method, "unary_unary")
         try:
             answer: bytes = callable_(
                 request,
-                timeout=deadline.remaining() if timeout is None else timeout,
+                timeout=timeout,
                 metadata=self.metadata(context),
                 wait_for_ready=True,  # a worker starting again is waited for, within the deadline
             )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import grpc
 from google.protobuf.message import Message
@@ -33,7 +34,13 @@ from memorygraph.servicers.restores import RestoreLimits
 from memorygraph.v1 import graph_pb2 as pb
 from memorygraph.v1 import graph_pb2_grpc as pb_grpc
 
-__all__ = ["MemoryGraphServicer", "add_to_server", "query_filter"]
+__all__ = [
+    "MemoryGraphServicer",
+    "add_handlers",
+    "add_to_server",
+    "query_filter",
+    "service_handlers",
+]
 
 log = logging.getLogger("memorygraph.archive")
 
@@ -49,28 +56,39 @@ _HANDLER_FACTORIES = {
 }
 
 
+SERVICE = pb.DESCRIPTOR.services_by_name["MemoryGraphService"]
+
+
 def _serialize(message: Message | bytes) -> bytes:
     return message if isinstance(message, bytes) else message.SerializeToString()
 
 
-def add_to_server(servicer: object, server: grpc.Server) -> None:
-    """Register `servicer` (a `MemoryGraphServicer`, or a worker's front to one) as the
-    generated `add_MemoryGraphServiceServicer_to_server` does,
+def service_handlers(servicer: object) -> dict[str, grpc.RpcMethodHandler[Any, Any]]:
+    """The handlers of `servicer` (a `MemoryGraphServicer`, or a worker's front to one) by
+    method name, as the generated `add_MemoryGraphServiceServicer_to_server` makes them,
     except that a method may also answer with a message already serialized: stored records
     go out without being parsed and serialized again."""
-    service = pb.DESCRIPTOR.services_by_name["MemoryGraphService"]
-    handlers = {
+    return {
         method.name: _HANDLER_FACTORIES[method.client_streaming, method.server_streaming](
             getattr(servicer, method.name),
             request_deserializer=GetMessageClass(method.input_type).FromString,
             response_serializer=_serialize,
         )
-        for method in service.methods
+        for method in SERVICE.methods
     }
+
+
+def add_to_server(servicer: object, server: grpc.Server) -> None:
+    """Register `servicer` with `server`."""
+    add_handlers(service_handlers(servicer), server)
+
+
+def add_handlers(handlers: dict[str, grpc.RpcMethodHandler[Any, Any]], server: grpc.Server) -> None:
+    """Register the service's `handlers` (made by `service_handlers`) with `server`."""
     server.add_generic_rpc_handlers(
-        (grpc.method_handlers_generic_handler(service.full_name, handlers),)
+        (grpc.method_handlers_generic_handler(SERVICE.full_name, handlers),)
     )
-    server.add_registered_method_handlers(service.full_name, handlers)
+    server.add_registered_method_handlers(SERVICE.full_name, handlers)
 
 
 def query_filter(message: pb.QueryFilter) -> QueryFilter:
