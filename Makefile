@@ -23,7 +23,7 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed ## create .venv and install the project with its dev tools
 
-serve: install ## run the data plane on the embedded default (./data, gRPC :50051, metrics :9090)
+serve: install ## run the data plane on the embedded default (./data, gRPC :50051, metrics :9090, a worker per CPU)
 	$(VENV)/bin/memorygraph serve
 
 tools: ## build the command-line tools the tests use (helm, minio) from Go modules into TOOLS_DIR

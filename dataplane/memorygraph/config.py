@@ -26,7 +26,26 @@ from pydantic import (
 from memorygraph.errors import ConfigError, InvalidArgument
 from memorygraph.store.shards import check_shard_count
 
-__all__ = ["Durability", "ServerConfig", "describe_problems", "load_config"]
+MAX_WORKERS = 64
+
+__all__ = ["Durability", "ServerConfig", "describe_problems", "load_config", "usable_cpus"]
+
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+
+
+def usable_cpus(cpu_max: Path = CGROUP_CPU_MAX) -> int:
+    """The CPUs this process may use: those it may run on, fewer when its cgroup's CPU quota
+    (a container's CPU limit, cgroup v2 `cpu.max`) allows less; at least 1, at most
+    MAX_WORKERS. (`os.cpu_count()` counts the machine's, whatever the container may use.)"""
+    count = len(os.sched_getaffinity(0))
+    try:
+        quota, period = cpu_max.read_text().split()[:2]
+        if quota != "max":
+            count = min(count, -(-int(quota) // int(period)))  # a part of a CPU counts as one
+    except (OSError, ValueError):
+        pass  # no cgroup v2 limit to read
+    return max(1, min(count, MAX_WORKERS))
+
 
 ENV_PREFIX = "MEMORYGRAPH_"
 
@@ -83,7 +102,9 @@ class ServerConfig(BaseModel):
     # Worker processes serving the data directory, each owning a share of the shards with a
     # store of its own (1: this process serves every shard). Fixed when the directory is made.
     # Worker i also listens on port + 1 + i, and serves metrics on metrics_port + 1 + i.
-    workers: int = Field(default=1, ge=1, le=64)
+    # None: the directory's own number, and for a new directory the CPUs this process may use
+    # (`usable_cpus`), worked out by `memorygraph serve` before it starts.
+    workers: int | None = Field(default=None, ge=1, le=MAX_WORKERS)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"
     # Seconds in-flight RPCs get to finish on SIGTERM / Ctrl-C before they are cancelled.
@@ -149,12 +170,18 @@ class ServerConfig(BaseModel):
         except InvalidArgument as exc:
             raise ValueError(str(exc)) from None
 
+    @property
+    def worker_count(self) -> int:
+        """`workers`, where a number is needed (None counts as one process)."""
+        return self.workers or 1
+
     @model_validator(mode="after")
     def _workers_have_addresses(self) -> ServerConfig:
-        if self.workers > 1 and (self.port == 0 or self.port + self.workers > 65535):
+        workers = self.worker_count
+        if workers > 1 and (self.port == 0 or self.port + workers > 65535):
             raise ValueError(
-                f"with {self.workers} workers, port must be a fixed port below "
-                f"{65536 - self.workers} (worker i also listens on port + 1 + i)"
+                f"with {workers} workers, port must be a fixed port below {65536 - workers} "
+                "(worker i also listens on port + 1 + i), or start with --workers 1"
             )
         return self
 

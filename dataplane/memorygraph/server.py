@@ -144,7 +144,7 @@ class RunningServer:
 def _open_store(config: ServerConfig, worker: int | None = None) -> GraphStore:
     data_dir = config.data_dir
     if worker is not None:
-        placement = load_placement(data_dir, shards=config.shards, workers=config.workers)
+        placement = load_placement(data_dir, shards=config.shards, workers=config.worker_count)
         data_dir = placement.engine_dir(config.data_dir, worker)
     try:
         if worker is not None:
@@ -205,7 +205,7 @@ def _internal_options(config: ServerConfig) -> list[tuple[str, int]]:
 
 def _split_kv(engine: KeyValueStore, config: ServerConfig, worker: int) -> SplitKV:
     """Worker `worker`'s view of the graph: its engine, and the other workers over gRPC."""
-    placement = load_placement(config.data_dir, shards=config.shards, workers=config.workers)
+    placement = load_placement(config.data_dir, shards=config.shards, workers=config.worker_count)
     own_key = OwnKey(config.auth.api_keys_file if config.auth.enabled else None)
     metadata = own_key.metadata if config.auth.enabled else tuple
     options = _internal_options(config)
@@ -224,7 +224,7 @@ def _split_kv(engine: KeyValueStore, config: ServerConfig, worker: int) -> Split
 
 def _front(config: ServerConfig, worker: int) -> Front:
     """How worker `worker` routes calls over the workers (see `servicers.front`)."""
-    placement = load_placement(config.data_dir, shards=config.shards, workers=config.workers)
+    placement = load_placement(config.data_dir, shards=config.shards, workers=config.worker_count)
     options = _internal_options(config)
     addresses = {w: worker_address(config, w) for w in range(placement.workers)}
     channels = {

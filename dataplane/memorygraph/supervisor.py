@@ -58,10 +58,10 @@ class Supervisor:
     def __init__(self, config: ServerConfig, argv: Sequence[str]) -> None:
         self.config = config
         self.argv = list(argv)
-        self.children: list[subprocess.Popen[bytes] | None] = [None] * config.workers
-        self.restarts = [0] * config.workers
-        self._pause = [_RESTART_PAUSE] * config.workers
-        self._started = [0.0] * config.workers
+        self.children: list[subprocess.Popen[bytes] | None] = [None] * config.worker_count
+        self.restarts = [0] * config.worker_count
+        self._pause = [_RESTART_PAUSE] * config.worker_count
+        self._started = [0.0] * config.worker_count
         self._stopping = threading.Event()
         self.failed = False  # a worker refused its settings: the supervisor exits 2
         self._watcher = threading.Thread(target=self._watch, name="supervisor", daemon=True)
@@ -79,11 +79,13 @@ class Supervisor:
         log.info("worker %d started (pid %d)", worker, self.children[worker].pid)  # type: ignore[union-attr]
 
     def start(self) -> None:
-        load_placement(self.config.data_dir, shards=self.config.shards, workers=self.config.workers)
+        load_placement(
+            self.config.data_dir, shards=self.config.shards, workers=self.config.worker_count
+        )
         _refuse_a_taken_port(self.config)
         self.metrics.start()
         self.metrics.alive.set()
-        for worker in range(self.config.workers):
+        for worker in range(self.config.worker_count):
             self._spawn(worker)
         self._watcher.start()
 
@@ -123,7 +125,7 @@ class Supervisor:
 
     def serving(self) -> bool:
         """Whether every worker answers its health check as serving."""
-        for worker in range(self.config.workers):
+        for worker in range(self.config.worker_count):
             address = internal_address(self.config, worker)
             try:
                 with grpc.insecure_channel(address) as channel:
@@ -156,14 +158,14 @@ class Supervisor:
         if self._watcher.is_alive():
             self._watcher.join()
         self.metrics.stop()
-        log.info("stopped %d workers", self.config.workers)
+        log.info("stopped %d workers", self.config.worker_count)
 
 
 def _refuse_a_taken_port(config: ServerConfig) -> None:
     """The workers share their port with each other (SO_REUSEPORT), and would share it as
     silently with any other server already on it: refused instead."""
     host = "127.0.0.1" if config.host in ("0.0.0.0", "::", "") else config.host
-    for port in range(config.port, config.port + 1 + config.workers):
+    for port in range(config.port, config.port + 1 + config.worker_count):
         with socket.socket() as probe:
             probe.settimeout(0.5)
             if probe.connect_ex((host, port)) == 0:
@@ -178,7 +180,7 @@ def run_supervisor(config: ServerConfig, argv: Sequence[str]) -> int:
     supervisor.start()
     log.info(
         "serving gRPC with %d workers on %s:%d (worker i also on port %d + i), data in %s",
-        config.workers,
+        config.worker_count,
         config.host,
         config.port,
         config.port + 1,

@@ -64,7 +64,9 @@ def wait_serving(
 
 
 def serve_command(data_dir: Path, port: int, metrics_port: int, *extra: str) -> list[str]:
-    """`python -m memorygraph serve` on 127.0.0.1 with its data dir and ports (0: any free one)."""
+    """`python -m memorygraph serve` on 127.0.0.1 with its data dir and ports (0: any free one),
+    as one process unless `extra` says how many workers (the default depends on the machine)."""
+    workers = () if any(arg.startswith("--workers") for arg in extra) else ("--workers", "1")
     return [
         sys.executable,
         "-m",
@@ -78,6 +80,7 @@ def serve_command(data_dir: Path, port: int, metrics_port: int, *extra: str) -> 
         str(port),
         "--metrics-port",
         str(metrics_port),
+        *workers,
         *extra,
     ]
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import grpc
 import pytest
 from memorygraph.client import Client
+from memorygraph.config import usable_cpus
 from memorygraph.errors import RequestError
 from memorygraph.model import parse_id
 from memorygraph.store import keys
@@ -34,6 +35,7 @@ from .conftest import (
     free_port_run,
     serve_command,
     start_workers,
+    wait_serving,
 )
 from .rpc_support import connect_routes
 
@@ -223,6 +225,65 @@ def test_a_directory_refuses_another_number_of_workers(tmp_path: Path) -> None:
     )
     assert refused.returncode == 2
     assert "holds the store of a single process" in refused.stderr
+
+
+def _serve_by_default(data: Path, cpus: set[int]) -> tuple[int, str]:
+    """`serve` on `data` without --workers, allowed to run on `cpus`: how many workers serve
+    it (GetShardMap), and what is left in the directory."""
+    port = free_port_run(len(os.sched_getaffinity(0)) + 1)
+    command = [sys.executable, "-m", "memorygraph", "serve", "--host", "127.0.0.1"]
+    command += ["--data-dir", str(data), "--port", str(port), "--metrics-port", "0"]
+    proc = subprocess.Popen(
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=lambda: os.sched_setaffinity(0, cpus),
+    )
+    try:
+        wait_serving(f"127.0.0.1:{port}", proc=proc)
+        workers = _stub(f"127.0.0.1:{port}").GetShardMap(pb.GetShardMapRequest()).workers
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=60) == 0
+    return max(len(workers), 1), ("workers.json" if (data / "workers.json").exists() else "")
+
+
+@pytest.mark.parametrize(
+    ("cpu_max", "expected"),
+    [
+        ("max 100000\n", 8),
+        ("200000 100000\n", 2),
+        ("150000 100000\n", 2),
+        ("5000 100000", 1),
+        (None, 8),
+        ("garbage", 8),
+    ],
+)
+def test_usable_cpus_follow_the_container_cpu_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cpu_max: str | None, expected: int
+) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
+    limit = tmp_path / "cpu.max"
+    if cpu_max is not None:
+        limit.write_text(cpu_max)
+    assert usable_cpus(limit) == expected
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(100)))
+    assert usable_cpus(tmp_path / "none") == 64  # the most workers a directory may have
+
+
+def test_serve_runs_a_worker_per_usable_cpu_for_a_new_directory_and_keeps_its_number(
+    tmp_path: Path,
+) -> None:
+    cpus = os.sched_getaffinity(0)
+    if len(cpus) < 2:
+        pytest.skip("needs two CPUs")
+    both = set(sorted(cpus)[:2])
+    one = {min(cpus)}
+    assert _serve_by_default(tmp_path / "two", both) == (2, "workers.json")
+    assert _serve_by_default(tmp_path / "one", one) == (1, "")
+    # A directory keeps the number it was made with, whatever the CPUs are now.
+    assert _serve_by_default(tmp_path / "two", one) == (2, "workers.json")
+    assert _serve_by_default(tmp_path / "one", both) == (1, "")
 
 
 def test_two_workers_serve_tls_on_every_port(tmp_path: Path) -> None:

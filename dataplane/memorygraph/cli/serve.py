@@ -9,7 +9,8 @@ from pathlib import Path
 
 from memorygraph.cli.options import Commands
 from memorygraph.client import Client
-from memorygraph.config import load_config
+from memorygraph.config import load_config, usable_cpus
+from memorygraph.store.placement import directory_workers
 
 __all__ = ["add_commands", "cmd_serve"]
 
@@ -29,10 +30,13 @@ def cmd_serve(args: argparse.Namespace, _: Client | None) -> int:
         "log_format": args.log_format,
     }
     config = load_config(args.config, overrides)
+    if config.workers is None:  # the directory's own number; the usable CPUs for a new one
+        overrides["workers"] = directory_workers(config.data_dir) or usable_cpus()
+        config = load_config(args.config, overrides)
     worker = os.environ.get(WORKER_ENV)
     if worker is not None:  # started by the supervisor: one of its workers
         run_server(config, worker=int(worker))
-    elif config.workers > 1:
+    elif config.worker_count > 1:
         return run_supervisor(config, sys.argv[1:])
     else:
         run_server(config)
@@ -68,8 +72,9 @@ def add_commands(commands: Commands) -> None:
         "--workers",
         type=int,
         help="worker processes, each serving a share of the shards from a store of its own; "
-        "worker i also listens on --port + 1 + i (default 1; fixed when the data directory "
-        "is made)",
+        "worker i also listens on --port + 1 + i and serves metrics on --metrics-port + 1 + i "
+        "(default: the directory's own; for a new one the CPUs this process may use, its "
+        "container's CPU limit included; fixed when the data directory is made)",
     )
     serve.add_argument("--log-format", choices=["text", "json"], help="default text")
     serve.set_defaults(func=cmd_serve, remote=False)

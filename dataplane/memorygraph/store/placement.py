@@ -89,6 +89,15 @@ def _read(path: Path) -> Placement:
     return placement
 
 
+def directory_workers(data_dir: Path) -> int | None:
+    """How many workers serve `data_dir`: its placement's number, 1 for the store of a single
+    process, None for a new directory."""
+    path = data_dir / PLACEMENT_FILE
+    if path.exists():
+        return _read(path).workers
+    return 1 if (data_dir / "CURRENT").exists() else None
+
+
 def load_placement(data_dir: Path, *, shards: int | None, workers: int) -> Placement:
     """The directory's placement, made for `workers` workers and `shards` shards (None: 64)
     when the directory is new; another number of workers or shards than it records is refused

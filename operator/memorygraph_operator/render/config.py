@@ -46,6 +46,9 @@ def render_server_yaml(g: GraphInputs) -> str:
         "port": GRPC_PORT,
         "metrics_port": METRICS_PORT,
         "durability": spec.durability.lower(),
+        # One process per pod: its probes, metrics port and Services expect one, and the shards
+        # of a graph of several pods are not yet placed by the operator.
+        "workers": 1,
         "log_level": spec.log_level.lower(),
         "auth": {"enabled": spec.auth_enabled},
         "plugins_file": f"{CONFIG_DIR}/plugins.yaml",
