@@ -115,13 +115,15 @@ class RunningServer:
         if self.internal is not None:
             stopped_inside = self.internal.stop(grace)
         if self.relay is not None:
-            self.relay.stop()
+            self.relay.stop()  # calls already written are answered, as gRPC's are
         # Live event streams never finish on their own: end them so the grace period is not
         # spent waiting for them.
         self.hub.close()
         stopped.wait()
         if self.internal is not None:
             stopped_inside.wait()
+        if self.relay is not None:
+            self.relay.wait(max(grace - (time.monotonic() - started), 0.0))
         # Deletions still under way stop between two steps; they finish at the next start.
         self.service.deletion.stop()
         self.resumer.join()
@@ -309,6 +311,7 @@ def _internal_server(
         unary,
         gate.intercept_service,
         max_connections=max(callers, 1),
+        max_calls=config.max_workers,
         max_bytes=config.max_message_bytes,
     )
     return server, relay
@@ -540,6 +543,7 @@ def start_server(config: ServerConfig, worker: int | None = None) -> RunningServ
                 relay.start()
             except OSError as exc:
                 raise ConfigError(f"worker {worker} is running already ({relay.name})") from exc
+            undo.callback(relay.wait, 0.0)
             undo.callback(relay.stop)
         undo.pop_all()  # from here on, RunningServer.stop() owns the shutdown
     _set_serving(health_servicer, status, True)

@@ -3,6 +3,7 @@ shard over a Unix socket, with gRPC as the fallback whenever a call could not be
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import struct
 import threading
@@ -20,6 +21,7 @@ from memorygraph.auth import KeyRing
 from memorygraph.client import Client
 from memorygraph.codec.routes import shard_of
 from memorygraph.errors import DeadlineExceeded, NotFound, Unavailable
+from memorygraph.servicers import relay as relay_module
 from memorygraph.servicers.gate import CallGate, ServingStatus
 from memorygraph.servicers.handlers import HandlerWrapper
 from memorygraph.servicers.relay import RelayClient, RelayServer, relayed_error
@@ -30,6 +32,8 @@ from .conftest import start_workers
 
 GET_NODE = "/memorygraph.v1.MemoryGraphService/GetNode"
 MAX_BYTES = 1 << 20
+GAVE_UP = threading.Event()
+RAN: list[str] = []
 
 
 def _get_node(request: pb.GetNodeRequest, context: grpc.ServicerContext) -> pb.Node:
@@ -37,11 +41,23 @@ def _get_node(request: pb.GetNodeRequest, context: grpc.ServicerContext) -> pb.N
         raise NotFound("node missing not found")
     if request.node_id == "remaining":  # what the call has left, as work it starts sees it
         return pb.Node(id="remaining", content=repr(deadline.remaining()))
+    if request.node_id.startswith("sleep"):
+        time.sleep(float(request.node_id[5:]))
+    if request.node_id == "watch":  # until the caller gives up
+        while context.is_active():
+            time.sleep(0.01)
+        GAVE_UP.set()
+    if request.node_id == "recorded":
+        RAN.append(request.node_id)
+    if request.node_id == "huge":
+        return pb.Node(id="huge", content="x" * MAX_BYTES)
     seen = dict(context.invocation_metadata())
     return pb.Node(id=request.node_id, content=seen.get("x-request-id", ""))
 
 
-def _relay(name: str, keys: str | None = None, max_connections: int = 8) -> RelayServer:
+def _relay(
+    name: str, keys: str | None = None, max_connections: int = 8, max_calls: int = 8
+) -> RelayServer:
     handler = grpc.unary_unary_rpc_method_handler(
         _get_node,
         request_deserializer=pb.GetNodeRequest.FromString,
@@ -57,6 +73,7 @@ def _relay(name: str, keys: str | None = None, max_connections: int = 8) -> Rela
         {GET_NODE: HandlerWrapper().wrap(GET_NODE, handler)},
         gate.intercept_service,
         max_connections=max_connections,
+        max_calls=max_calls,
         max_bytes=MAX_BYTES,
     )
 
@@ -72,6 +89,7 @@ def relay(name: str) -> Iterator[RelayServer]:
     server.start()
     yield server
     server.stop()
+    server.wait(5)
 
 
 def _get(client: RelayClient, node_id: str, timeout: float | None = 5.0, **metadata: str) -> Any:
@@ -114,6 +132,7 @@ def test_calls_need_a_key_when_the_graph_has_keys(name: str) -> None:
         assert _get(client, "n", authorization="Bearer secret").code == 0
     finally:
         server.stop()
+        server.wait(5)
 
 
 def test_no_relay_or_a_full_one_means_the_call_goes_over_grpc(name: str) -> None:
@@ -126,6 +145,7 @@ def test_no_relay_or_a_full_one_means_the_call_goes_over_grpc(name: str) -> None
         assert _get(second, "n") is None
     finally:
         server.stop()
+        server.wait(5)
 
 
 def test_a_relay_that_started_again_is_reached_on_a_new_connection(name: str) -> None:
@@ -137,6 +157,7 @@ def test_a_relay_that_started_again_is_reached_on_a_new_connection(name: str) ->
             assert _get(client, "n").code == 0
         finally:
             server.stop()
+            server.wait(5)
     assert _get(client, "n") is None  # stopped: nothing ran, the caller uses gRPC
 
 
@@ -204,10 +225,27 @@ def _connect(name: str) -> socket.socket:
     return sock
 
 
+def _call_bytes(request: bytes, **metadata: str) -> bytes:
+    call = wpb.RelayCall(method=GET_NODE)
+    for key, value in metadata.items():
+        call.metadata.add(key=key, value=value)
+    header = call.SerializeToString()
+    return struct.pack(">II", len(header), len(request)) + header + request
+
+
+def _answer(sock: socket.socket) -> wpb.RelayAnswer:
+    data = b""
+    while len(data) < 4 or len(data) < 4 + struct.unpack(">I", data[:4])[0]:
+        more = sock.recv(1 << 16)
+        assert more, "the relay closed the connection without an answer"
+        data += more
+    return wpb.RelayAnswer.FromString(data[4:])
+
+
 @pytest.mark.parametrize(
     "frame",
-    [struct.pack(">I", 1 << 31), struct.pack(">I", 5) + b"\xff\xff\xff\xff\xff"],
-    ids=["over-the-limit", "not-a-call"],
+    [struct.pack(">II", 1 << 31, 0), struct.pack(">II", 5, 0) + b"\xff\xff\xff\xff\xff"],
+    ids=["header-over-the-limit", "not-a-call"],
 )
 def test_what_is_not_a_call_ends_its_connection_only(relay: RelayServer, frame: bytes) -> None:
     bad = _connect(relay.name)
@@ -217,22 +255,148 @@ def test_what_is_not_a_call_ends_its_connection_only(relay: RelayServer, frame: 
     assert _get(RelayClient(relay.name, MAX_BYTES), "n").code == 0
 
 
-def test_a_frame_split_over_many_writes_is_read_whole(relay: RelayServer) -> None:
-    request = pb.GetNodeRequest(node_id="n" * 100_000).SerializeToString()
-    body = wpb.RelayCall(method=GET_NODE, request=request).SerializeToString()
+def test_a_call_split_over_many_writes_is_read_whole(relay: RelayServer) -> None:
+    frame = _call_bytes(pb.GetNodeRequest(node_id="n" * 100_000).SerializeToString())
     sock = _connect(relay.name)
-    frame = struct.pack(">I", len(body)) + body
     for start in range(0, len(frame), 7001):
         sock.sendall(frame[start : start + 7001])
-    header = b""
-    while len(header) < 4:
-        header += sock.recv(4 - len(header))
-    (size,) = struct.unpack(">I", header)
-    answer = b""
-    while len(answer) < size:
-        answer += sock.recv(size - len(answer))
+    answer = _answer(sock)
     sock.close()
-    assert pb.Node.FromString(wpb.RelayAnswer.FromString(answer).response).id == "n" * 100_000
+    assert pb.Node.FromString(answer.response).id == "n" * 100_000
+
+
+def test_a_caller_without_a_key_is_refused_before_its_request_is_read(name: str) -> None:
+    server = _relay(name, keys="secret")
+    server.start()
+    try:
+        sock = _connect(name)
+        header = wpb.RelayCall(method=GET_NODE).SerializeToString()
+        sock.sendall(struct.pack(">II", len(header), MAX_BYTES) + header)  # no request yet
+        assert _answer(sock).code == grpc.StatusCode.UNAUTHENTICATED.value[0]
+        assert sock.recv(1) == b""  # and the connection ends
+        keyed = _connect(name)
+        call = wpb.RelayCall(method=GET_NODE)
+        call.metadata.add(key="authorization", value="Bearer secret")
+        header = call.SerializeToString()
+        keyed.sendall(struct.pack(">II", len(header), MAX_BYTES + 1) + header)
+        assert _answer(keyed).code == grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
+    finally:
+        server.stop()
+        server.wait(5)
+
+
+def test_a_request_over_the_limit_is_refused_unread(relay: RelayServer) -> None:
+    sock = _connect(relay.name)
+    header = wpb.RelayCall(method=GET_NODE).SerializeToString()
+    sock.sendall(struct.pack(">II", len(header), MAX_BYTES + 1) + header)
+    answer = _answer(sock)
+    assert answer.code == grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
+    assert "over the limit" in answer.details
+
+
+def test_a_response_over_the_limit_is_refused(relay: RelayServer) -> None:
+    answer = _get(RelayClient(relay.name, MAX_BYTES), "huge")
+    assert answer.code == grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
+
+
+def test_a_call_whose_bytes_stop_coming_ends_its_connection(
+    relay: RelayServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(relay_module, "FRAME_SECONDS", 0.2)
+    sock = _connect(relay.name)
+    sock.sendall(_call_bytes(b"x" * 100)[:10])
+    started = time.monotonic()
+    assert sock.recv(1) == b""
+    assert time.monotonic() - started < 3
+
+
+def test_metadata_that_is_not_printable_is_dropped(relay: RelayServer) -> None:
+    client = RelayClient(relay.name, MAX_BYTES)
+    answer = _get(client, "n", **{"x-request-id": "a\nb"})
+    assert pb.Node.FromString(answer.response).content == ""
+
+
+def test_a_stopping_relay_answers_the_calls_under_way(relay: RelayServer) -> None:
+    client = RelayClient(relay.name, MAX_BYTES)
+    assert _get(client, "n").code == 0
+    idle = RelayClient(relay.name, MAX_BYTES)
+    assert _get(idle, "n").code == 0  # an idle connection, closed by the stop
+    with futures.ThreadPoolExecutor(1) as pool:
+        running = pool.submit(_get, client, "sleep0.5")
+        time.sleep(0.2)
+        relay.stop()
+        relay.wait(5)
+        assert running.result().code == 0
+    assert _get(idle, "n") is None  # not sent: the caller uses gRPC
+    assert _get(RelayClient(relay.name, MAX_BYTES), "n") is None
+
+
+def test_calls_beyond_the_cap_wait_within_their_deadline(name: str) -> None:
+    server = _relay(name, max_calls=1)
+    server.start()
+    try:
+        with futures.ThreadPoolExecutor(2) as pool:
+            slow = pool.submit(_get, RelayClient(name, MAX_BYTES), "sleep0.6")
+            time.sleep(0.2)
+            try:  # the caller's own deadline or the relay's answer, whichever comes first
+                queued = _get(RelayClient(name, MAX_BYTES), "recorded", timeout=0.2)
+                assert queued.code == grpc.StatusCode.DEADLINE_EXCEEDED.value[0]
+            except DeadlineExceeded:
+                pass
+            assert _get(RelayClient(name, MAX_BYTES), "n", timeout=5).code == 0  # waited
+            assert slow.result().code == 0
+        time.sleep(0.2)
+        assert RAN == []  # the call that timed out in the queue never ran
+    finally:
+        server.stop()
+        server.wait(5)
+
+
+def test_the_handler_sees_a_caller_that_gave_up(relay: RelayServer) -> None:
+    GAVE_UP.clear()
+    with pytest.raises(DeadlineExceeded):
+        _get(RelayClient(relay.name, MAX_BYTES), "watch", timeout=0.2)
+    assert GAVE_UP.wait(5)
+
+
+def test_connections_reuse_the_relays_threads(relay: RelayServer) -> None:
+    for _ in range(30):
+        client = RelayClient(relay.name, MAX_BYTES)
+        assert _get(client, "n").code == 0
+        client._drop()
+        time.sleep(0.01)
+    relay_threads = [t for t in threading.enumerate() if t.name.startswith("relay_")]
+    assert len(relay_threads) <= 3
+
+
+def test_sending_and_greeting_stay_within_the_deadline(name: str) -> None:
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind("\0" + name)
+    listener.listen(8)  # connections wait in the backlog: no greeting ever comes
+    try:
+        started = time.monotonic()
+        assert _get(RelayClient(name, MAX_BYTES), "n", timeout=0.2) is None
+        assert time.monotonic() - started < 1.0
+        accepted: list[socket.socket] = []
+
+        def greet_and_never_read() -> None:
+            while True:  # the first is the connection given up above
+                connection, _ = listener.accept()
+                accepted.append(connection)
+                with contextlib.suppress(OSError):
+                    connection.sendall(b"\x01")
+                    return
+
+        thread = threading.Thread(target=greet_and_never_read)
+        thread.start()
+        client = RelayClient(name, 8 << 20)
+        started = time.monotonic()
+        with pytest.raises(DeadlineExceeded):
+            client.call(GET_NODE, b"x" * (4 << 20), [], 0.5)
+        assert time.monotonic() - started < 2.0
+        thread.join()
+    finally:
+        listener.close()
 
 
 def _node_on(client: Client, worker: int) -> str:
@@ -268,6 +432,7 @@ def test_forwarded_calls_go_over_the_relay_and_over_grpc_without_it(
             assert relayed[-1] == GET_NODE
             assert servers[1].relay is not None
             servers[1].relay.stop()  # worker 1 is there, its relay is not: gRPC
+            servers[1].relay.wait(5)
             assert first.get_node(node).content == "hello"
             assert relayed[-1] == ""
     finally:

@@ -25,6 +25,7 @@ import json
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent import futures
 from typing import Any
@@ -180,6 +181,7 @@ class Front:
         timeout = deadline.remaining() if timeout is None else timeout
         relay = self.relays.get(worker)
         if relay is not None:
+            started = time.monotonic()
             relayed = relay.call(
                 f"/{SERVICE}/{method}",
                 request.SerializeToString(),
@@ -190,6 +192,8 @@ class Front:
                 if relayed.code:
                     raise relayed_error(relayed)
                 return relayed.response
+            if timeout is not None:  # what finding the relay took is not given again
+                timeout = max(timeout - (time.monotonic() - started), 0.0)
         callable_ = self._callable(worker, method, "unary_unary")
         try:
             answer: bytes = callable_(

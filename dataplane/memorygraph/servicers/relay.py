@@ -4,27 +4,35 @@ gRPC call between the two.
 A forwarded call through gRPC costs a second gRPC call: the worker's client stack, the owner's
 server stack and a hand-over between threads on each side, about as much again as the call
 itself. The relay is a Unix socket per worker (abstract, on the worker's machine, like its
-internal gRPC address) that takes one call at a time per connection: a 4-byte length and a
-`RelayCall`, answered by a length and a `RelayAnswer`. The calling thread writes the call and
-reads the answer on a connection of its own; on the owner, a thread per connection runs the
-call on the same handlers as its internal gRPC server (the gate's authentication first, then
-the handler wrapper's request id, deadline, metrics and errors).
+internal gRPC address) that takes one call at a time per connection. The calling thread writes
+the call on a connection of its own and reads the answer; on the owner, a thread per connection
+runs the call on the same handlers as its internal gRPC server.
+
+A call is two 4-byte big-endian lengths, a `RelayCall` (method, metadata, deadline) and the
+serialized request; the answer is a length and a `RelayAnswer`. The owner reads the request
+only once the gate has admitted the call (authentication), so a caller without a key holds no
+more than a call's header; a call whose bytes stop coming for `FRAME_SECONDS` ends its
+connection. Then the handler wrapper gives it what every RPC gets (request id, deadline,
+metrics, errors to statuses); no more calls run at once than the server has RPC threads.
 
 What could not be sent falls back to gRPC, which waits for a worker that is starting again:
 no connection (the owner is down, or every connection it allows is taken), or a connection the
-owner closed before the call was written. Once a call is written, a connection lost before
-its answer is UNAVAILABLE, as a gRPC call cut short is: the call may have run.
+owner closed before the call was written. Once a call is written, a connection lost before its
+answer is UNAVAILABLE, as a gRPC call cut short is: the call may have run. A worker that stops
+takes no new calls, answers those it has read, and waits for them like its gRPC server does.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import select
 import socket
 import struct
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent import futures
 from typing import Any, NamedTuple
 
 import grpc
@@ -33,44 +41,32 @@ from google.protobuf.message import DecodeError
 from memorygraph.errors import Code, DeadlineExceeded, RequestError, Unavailable
 from memorygraph.v1 import workers_pb2 as wpb
 
-__all__ = ["RelayClient", "RelayServer", "relayed_error"]
+__all__ = ["FRAME_SECONDS", "RelayClient", "RelayServer", "relayed_error"]
 
 log = logging.getLogger("memorygraph.server")
 
-_LENGTH = struct.Struct(">I")
+_CALL_LENGTHS = struct.Struct(">II")  # the RelayCall's length, the request's
+_ANSWER_LENGTH = struct.Struct(">I")
 _READY, _FULL = b"\x01", b"\x00"  # the first byte a connection gets: whether it is served
-_FIRST_READ = 1 << 16
+_HEADER_LIMIT = 1 << 16  # a RelayCall: method, metadata and deadline
+_ANSWER_SLACK = 1 << 10  # an answer's code and details, beyond its response message
 _GREETING_SECONDS = 2.0
-_FRAME_SLACK = 1 << 16  # a call's method, metadata and timeout, beyond its request message
+FRAME_SECONDS = 30.0  # the longest pause within a call's bytes before its connection ends
 _CODES = {status.value[0]: status for status in grpc.StatusCode}
+_HEADER_KEY = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_.")
 
 
-class _FrameTooLarge(Exception):
+class _BadFrame(Exception):
     pass
 
 
-def _read_frame(sock: socket.socket, limit: int) -> bytes:
-    """One length-prefixed frame (EOFError: the connection ended before it did). The other
-    side writes one frame and waits for the answer, so nothing beyond it is read."""
-    data = sock.recv(_FIRST_READ)
-    while len(data) < _LENGTH.size:
-        if not data:
-            raise EOFError
-        more = sock.recv(_FIRST_READ)
-        if not more:
-            raise EOFError
-        data += more
-    (size,) = _LENGTH.unpack_from(data)
-    if size > limit:
-        raise _FrameTooLarge(size)
-    have = len(data) - _LENGTH.size
-    if have == size:
-        return data[_LENGTH.size :]
-    if have > size:
-        raise _FrameTooLarge(have)
+def _read_exactly(sock: socket.socket, size: int, first: bytes = b"") -> bytes:
+    """`size` bytes, `first` among them (EOFError: the connection ended before)."""
+    if len(first) >= size:
+        return first
     buffer = bytearray(size)
-    buffer[:have] = data[_LENGTH.size :]
-    view = memoryview(buffer)
+    buffer[: len(first)] = first
+    view, have = memoryview(buffer), len(first)
     while have < size:
         got = sock.recv_into(view[have:])
         if not got:
@@ -79,9 +75,8 @@ def _read_frame(sock: socket.socket, limit: int) -> bytes:
     return bytes(buffer)
 
 
-def _frame(message: Any) -> bytes:
-    body: bytes = message.SerializeToString()
-    return _LENGTH.pack(len(body)) + body
+def _printable(text: str) -> bool:
+    return text.isascii() and text.isprintable()
 
 
 class _Aborted(Exception):
@@ -93,9 +88,17 @@ class _Context:
     handlers use. Trailing metadata stays here: the worker that forwarded the call answers
     its caller with its own."""
 
-    __slots__ = ("_metadata", "_until", "code", "details")
+    __slots__ = ("_connection", "_metadata", "_stopping", "_until", "code", "details")
 
-    def __init__(self, metadata: tuple[tuple[str, str], ...], timeout: float | None) -> None:
+    def __init__(
+        self,
+        connection: socket.socket,
+        metadata: tuple[tuple[str, str], ...],
+        timeout: float | None,
+        stopping: Callable[[], bool],
+    ) -> None:
+        self._connection = connection
+        self._stopping = stopping
         self._metadata = metadata
         self._until = None if timeout is None else time.monotonic() + timeout
         self.code = grpc.StatusCode.OK
@@ -108,7 +111,19 @@ class _Context:
         return None if self._until is None else max(self._until - time.monotonic(), 0.0)
 
     def is_active(self) -> bool:
-        return True  # the forwarding worker waits for the answer until the deadline
+        """Whether the forwarding worker still waits: it closes the connection when it gives
+        up (its deadline) or goes away. (While this worker stops, reading has ended on every
+        connection: calls under way are let finish.)"""
+        if self._stopping():
+            return True
+        poller = select.poll()
+        poller.register(self._connection, select.POLLIN)
+        if not poller.poll(0):
+            return True  # nothing to read: the connection is open
+        try:
+            return self._connection.recv(1, socket.MSG_PEEK) != b""
+        except OSError:
+            return False
 
     def set_trailing_metadata(self, metadata: Any) -> None:
         pass
@@ -137,6 +152,10 @@ class _Details(NamedTuple):
 Gate = Callable[[Callable[[Any], Any], Any], Any]  # CallGate.intercept_service
 
 
+def _status(code: grpc.StatusCode, details: str) -> wpb.RelayAnswer:
+    return wpb.RelayAnswer(code=code.value[0], details=details)
+
+
 class RelayServer:
     """A worker's relay socket: the unary `handlers` (by full method name, wrapped as its
     gRPC server wraps them) run for the other workers, each call admitted by `gate` first."""
@@ -148,18 +167,27 @@ class RelayServer:
         gate: Gate,
         *,
         max_connections: int,
+        max_calls: int,
         max_bytes: int,
     ) -> None:
-        """`name`: the abstract socket's name. `max_bytes`: the largest request message (a
-        larger frame ends its connection); callers beyond `max_connections` use gRPC."""
+        """`name`: the abstract socket's name. `max_bytes`: the largest request or response
+        message. Callers beyond `max_connections` use gRPC; calls beyond `max_calls` at once
+        wait for one to end (within their deadline)."""
         self.name = name
         self._handlers = handlers
         self._gate = gate
         self._max_connections = max_connections
-        self._limit = max_bytes + _FRAME_SLACK
+        self._calls = threading.BoundedSemaphore(max_calls)
+        self._max_bytes = max_bytes
+        # Threads are reused from connection to connection (the metrics keep a cell per thread).
+        self._threads = futures.ThreadPoolExecutor(max_connections, thread_name_prefix="relay")
         self._connections: set[socket.socket] = set()
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
+        self._stopping = False
         self._listener: socket.socket | None = None
+
+    def stopping(self) -> bool:
+        return self._stopping
 
     def start(self) -> None:
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -173,80 +201,162 @@ class RelayServer:
         threading.Thread(target=self._accept, name="relay-accept", daemon=True).start()
 
     def stop(self) -> None:
-        listener, self._listener = self._listener, None
+        """Take no new connection or call: calls already written are still answered (see
+        `wait`); a caller writing one now finds the connection closed and uses gRPC."""
+        with self._lock:
+            self._stopping = True
+            listener, self._listener = self._listener, None
+            connections = list(self._connections)
         if listener is not None:
             listener.shutdown(socket.SHUT_RDWR)
             listener.close()
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RD)  # what was written is still read
+
+    def wait(self, timeout: float | None) -> None:
+        """Until the calls under way are answered (at most `timeout` seconds), then end every
+        connection."""
         with self._lock:
+            self._lock.wait_for(lambda: not self._connections, timeout)
             connections = list(self._connections)
         for connection in connections:
             with contextlib.suppress(OSError):
                 connection.shutdown(socket.SHUT_RDWR)
+        self._threads.shutdown(wait=False)
 
     def _accept(self) -> None:
-        listener = self._listener
-        assert listener is not None
-        while True:
+        while (listener := self._listener) is not None:
             try:
                 connection, _ = listener.accept()
             except OSError:
                 return  # stopped
             with self._lock:
-                admitted = len(self._connections) < self._max_connections
+                admitted = not self._stopping and len(self._connections) < self._max_connections
                 if admitted:
                     self._connections.add(connection)
-            if not admitted:
-                try:
+            try:
+                if not admitted:
                     connection.sendall(_FULL)
-                finally:
                     connection.close()
-                continue
-            threading.Thread(
-                target=self._serve, args=(connection,), name="relay", daemon=True
-            ).start()
+                    continue
+                self._threads.submit(self._serve, connection)
+            except (OSError, RuntimeError):  # the caller went, or no thread could start
+                self._forget(connection)
+
+    def _forget(self, connection: socket.socket) -> None:
+        with self._lock:
+            self._connections.discard(connection)
+            self._lock.notify_all()
+        connection.close()
 
     def _serve(self, connection: socket.socket) -> None:
         try:
             connection.sendall(_READY)
-            while True:
-                call = wpb.RelayCall.FromString(_read_frame(connection, self._limit))
-                connection.sendall(_frame(self.answer(call)))
-        except _FrameTooLarge as exc:
-            log.warning("a relayed call of %s bytes is over the limit: connection closed", exc)
+            while self._serve_one(connection):
+                pass
+        except _BadFrame as exc:
+            log.warning("relay: %s; connection closed", exc)
         except (OSError, EOFError, DecodeError):
             pass  # the other worker went away, or sent what is not a call
+        except Exception:  # a bug of the relay: never a thread that dies silently
+            log.exception("relay: a connection failed")
         finally:
-            with self._lock:
-                self._connections.discard(connection)
-            connection.close()
+            self._forget(connection)
+
+    def _serve_one(self, connection: socket.socket) -> bool:
+        """Read, run and answer one call; False: the connection is to end."""
+        connection.settimeout(None)  # between calls a connection may stay idle
+        first = connection.recv(_HEADER_LIMIT + _CALL_LENGTHS.size)
+        if not first:
+            return False
+        connection.settimeout(FRAME_SECONDS)  # once a call starts, its bytes keep coming
+        head = _read_exactly(connection, _CALL_LENGTHS.size, first)
+        header_size, request_size = _CALL_LENGTHS.unpack_from(head)
+        if header_size > _HEADER_LIMIT:
+            raise _BadFrame(f"a call header of {header_size} bytes")
+        end = _CALL_LENGTHS.size + header_size
+        header = _read_exactly(connection, end, head)
+        call = wpb.RelayCall.FromString(header[_CALL_LENGTHS.size : end])
+        first = header[end:]
+        metadata = tuple(
+            (item.key, item.value)
+            for item in call.metadata
+            if _HEADER_KEY.issuperset(item.key) and _printable(item.value)
+        )
+        handler = self._gate(self._handler, _Details(call.method, metadata))
+        admitted = handler is not None and handler.unary_unary is not None
+        if not admitted or request_size > self._max_bytes:
+            # Nothing of the request is read: the answer goes back, the connection ends.
+            answer = self._refusal(handler, connection, metadata, request_size)
+            answer.closing = True
+            connection.sendall(_frame(answer))
+            return False
+        if len(first) > request_size:
+            raise _BadFrame("more bytes than the call said")
+        request = _read_exactly(connection, request_size, first)
+        answer = self._run(handler, call, metadata, request, connection)
+        answer.closing = self._stopping
+        connection.sendall(_frame(answer))
+        return not answer.closing
 
     def _handler(self, details: _Details) -> grpc.RpcMethodHandler[Any, Any] | None:
         return self._handlers.get(details.method)
 
-    def answer(self, call: wpb.RelayCall) -> wpb.RelayAnswer:
-        """Run `call` as this worker's internal gRPC server would."""
-        metadata = tuple((item.key, item.value) for item in call.metadata)
-        handler = self._gate(self._handler, _Details(call.method, metadata))
+    def _refusal(
+        self,
+        handler: Any,  # a grpc.RpcMethodHandler whose behaviours take a `_Context`, or None
+        connection: socket.socket,
+        metadata: tuple[tuple[str, str], ...],
+        request_size: int,
+    ) -> wpb.RelayAnswer:
         if handler is None:
-            return wpb.RelayAnswer(
-                code=grpc.StatusCode.UNIMPLEMENTED.value[0], details="method not relayed"
-            )
-        context = _Context(metadata, call.timeout_seconds or None)
+            return _status(grpc.StatusCode.UNIMPLEMENTED, "method not relayed")
+        if handler.unary_unary is None:  # the gate's refusal, shaped to take a stream
+            context = _Context(connection, metadata, None, self.stopping)
+            try:
+                handler.stream_unary(iter(()), context)
+            except _Aborted:
+                return _status(context.code, context.details)
+            return _status(grpc.StatusCode.INTERNAL, "internal error")
+        return _status(
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            f"request of {request_size} bytes is over the limit of {self._max_bytes}",
+        )
+
+    def _run(
+        self,
+        handler: Any,  # a grpc.RpcMethodHandler whose behaviours take a `_Context`
+        call: wpb.RelayCall,
+        metadata: tuple[tuple[str, str], ...],
+        request: bytes,
+        connection: socket.socket,
+    ) -> wpb.RelayAnswer:
+        """The answer of `handler` to `request`, once a call slot is free."""
+        timeout = call.timeout_seconds if call.timeout_seconds > 0 else None
+        context = _Context(connection, metadata, timeout, self.stopping)
+        if not self._calls.acquire(timeout=-1 if timeout is None else timeout):
+            return _status(grpc.StatusCode.DEADLINE_EXCEEDED, "the deadline passed in a queue")
         try:
-            if handler.unary_unary is not None:
-                request = handler.request_deserializer(call.request)
-                response = handler.unary_unary(request, context)
-            else:  # the gate's refusal: shaped to take a stream of requests, never read
-                response = handler.stream_unary(iter(()), context)
+            response = handler.unary_unary(handler.request_deserializer(request), context)
             body = handler.response_serializer(response)
         except _Aborted:
-            return wpb.RelayAnswer(code=context.code.value[0], details=context.details)
-        except Exception:  # the handler wrapper maps every error; this is a bug of the relay
-            log.exception("a relayed %s call failed", call.method)
-            return wpb.RelayAnswer(code=grpc.StatusCode.INTERNAL.value[0], details="internal error")
+            return _status(context.code, context.details)
+        finally:
+            self._calls.release()
         if context.code is not grpc.StatusCode.OK:
-            return wpb.RelayAnswer(code=context.code.value[0], details=context.details)
+            return _status(context.code, context.details)
+        if len(body) > self._max_bytes:
+            return _status(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"response of {len(body)} bytes is over the limit of {self._max_bytes}",
+            )
         return wpb.RelayAnswer(response=body)
+
+
+def _frame(answer: wpb.RelayAnswer) -> bytes:
+    body = answer.SerializeToString()
+    return _ANSWER_LENGTH.pack(len(body)) + body
 
 
 class RelayClient:
@@ -254,14 +364,15 @@ class RelayClient:
 
     def __init__(self, name: str, max_bytes: int) -> None:
         self.name = name
-        self._limit = max_bytes + _FRAME_SLACK
+        self._max_bytes = max_bytes
         self._local = threading.local()
 
-    def _connect(self) -> socket.socket | None:
+    def _connect(self, until: float | None) -> socket.socket | None:
         """A new connection, or None: the relay is not there, or takes no more connections."""
+        wait = _GREETING_SECONDS if until is None else min(_GREETING_SECONDS, until - _now())
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            sock.settimeout(_GREETING_SECONDS)
+            sock.settimeout(max(wait, 0.001))
             sock.connect("\0" + self.name)
             if sock.recv(1) != _READY:
                 sock.close()
@@ -278,23 +389,30 @@ class RelayClient:
         if sock is not None:
             sock.close()
 
-    def _send(self, frame: bytes) -> socket.socket | None:
+    def _write(self, sock: socket.socket, frame: bytes, until: float | None) -> None:
+        sock.settimeout(None if until is None else max(until - _now(), 0.001))
+        try:
+            sock.sendall(frame)
+        except TimeoutError:
+            # Not all written, so the owner cannot run it; and no time is left to send it again.
+            self._drop()
+            raise DeadlineExceeded("the deadline passed before another worker answered") from None
+
+    def _send(self, frame: bytes, until: float | None) -> socket.socket | None:
         """The connection `frame` was written on; None: it could not be written, so nothing
         ran. A connection the relay closed since its last call is replaced once."""
         sock: socket.socket | None = getattr(self._local, "sock", None)
         if sock is not None:
             try:
-                sock.settimeout(None)
-                sock.sendall(frame)
+                self._write(sock, frame, until)
                 return sock
             except OSError:
                 self._drop()
-        sock = self._connect()
+        sock = self._connect(until)
         if sock is None:
             return None
         try:
-            sock.settimeout(None)
-            sock.sendall(frame)
+            self._write(sock, frame, until)
         except OSError:
             self._drop()
             return None
@@ -308,27 +426,47 @@ class RelayClient:
         timeout: float | None,
     ) -> wpb.RelayAnswer | None:
         """The owner's answer to `method`; None when the call could not be sent (nothing ran:
-        send it over gRPC)."""
+        send it over gRPC, within what is left of `timeout`)."""
         if timeout is not None and timeout <= 0:
             raise DeadlineExceeded("the deadline passed before another worker answered")
-        if len(request) + _FRAME_SLACK > self._limit:
+        if len(request) > self._max_bytes:
             return None  # gRPC refuses it with the server's own message
-        call = wpb.RelayCall(method=method, timeout_seconds=timeout or 0.0, request=request)
+        until = None if timeout is None else _now() + timeout
+        call = wpb.RelayCall(method=method, timeout_seconds=timeout or 0.0)
         for key, value in metadata:
             if isinstance(value, str):
                 call.metadata.add(key=key, value=value)
-        sock = self._send(_frame(call))
+        header = call.SerializeToString()
+        sock = self._send(_CALL_LENGTHS.pack(len(header), len(request)) + header + request, until)
         if sock is None:
             return None
         try:
-            sock.settimeout(timeout)
-            return wpb.RelayAnswer.FromString(_read_frame(sock, self._limit))
+            sock.settimeout(None if until is None else max(until - _now(), 0.001))
+            answer = self._answer(sock)
         except TimeoutError:
             self._drop()  # its answer may still come: the connection is not used again
             raise DeadlineExceeded("the deadline passed before another worker answered") from None
-        except (OSError, EOFError, DecodeError, _FrameTooLarge):
+        except (OSError, EOFError, DecodeError, _BadFrame):
             self._drop()
             raise Unavailable("another worker of this graph did not answer; try again") from None
+        if answer.closing:
+            self._drop()
+        return answer
+
+    def _answer(self, sock: socket.socket) -> wpb.RelayAnswer:
+        first = sock.recv(1 << 16)
+        if not first:
+            raise EOFError
+        head = _read_exactly(sock, _ANSWER_LENGTH.size, first)
+        (size,) = _ANSWER_LENGTH.unpack_from(head)
+        if size > self._max_bytes + _ANSWER_SLACK:
+            raise _BadFrame(f"an answer of {size} bytes")
+        end = _ANSWER_LENGTH.size + size
+        return wpb.RelayAnswer.FromString(_read_exactly(sock, end, head)[_ANSWER_LENGTH.size : end])
+
+
+def _now() -> float:
+    return time.monotonic()
 
 
 def relayed_error(answer: wpb.RelayAnswer) -> RequestError:

@@ -101,16 +101,14 @@ class PeerApplyResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class RelayCall(_message.Message):
-    __slots__ = ("method", "metadata", "timeout_seconds", "request")
+    __slots__ = ("method", "metadata", "timeout_seconds")
     METHOD_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
-    REQUEST_FIELD_NUMBER: _ClassVar[int]
     method: str
     metadata: _containers.RepeatedCompositeFieldContainer[RelayMetadata]
     timeout_seconds: float
-    request: bytes
-    def __init__(self, method: _Optional[str] = ..., metadata: _Optional[_Iterable[_Union[RelayMetadata, _Mapping]]] = ..., timeout_seconds: _Optional[float] = ..., request: _Optional[bytes] = ...) -> None: ...
+    def __init__(self, method: _Optional[str] = ..., metadata: _Optional[_Iterable[_Union[RelayMetadata, _Mapping]]] = ..., timeout_seconds: _Optional[float] = ...) -> None: ...
 
 class RelayMetadata(_message.Message):
     __slots__ = ("key", "value")
@@ -121,11 +119,13 @@ class RelayMetadata(_message.Message):
     def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
 
 class RelayAnswer(_message.Message):
-    __slots__ = ("code", "details", "response")
+    __slots__ = ("code", "details", "response", "closing")
     CODE_FIELD_NUMBER: _ClassVar[int]
     DETAILS_FIELD_NUMBER: _ClassVar[int]
     RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    CLOSING_FIELD_NUMBER: _ClassVar[int]
     code: int
     details: str
     response: bytes
-    def __init__(self, code: _Optional[int] = ..., details: _Optional[str] = ..., response: _Optional[bytes] = ...) -> None: ...
+    closing: bool
+    def __init__(self, code: _Optional[int] = ..., details: _Optional[str] = ..., response: _Optional[bytes] = ..., closing: _Optional[bool] = ...) -> None: ...
