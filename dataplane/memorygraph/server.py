@@ -535,9 +535,6 @@ def start_server(config: ServerConfig, worker: int | None = None) -> RunningServ
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
         )
         port = _bind(server, config, worker)
-        server.start()
-        if internal is not None:
-            internal.start()
         if relay is not None:
             try:
                 relay.start()
@@ -545,6 +542,9 @@ def start_server(config: ServerConfig, worker: int | None = None) -> RunningServ
                 raise ConfigError(f"worker {worker} is running already ({relay.name})") from exc
             undo.callback(relay.wait, 0.0)
             undo.callback(relay.stop)
+        server.start()
+        if internal is not None:
+            internal.start()
         undo.pop_all()  # from here on, RunningServer.stop() owns the shutdown
     _set_serving(health_servicer, status, True)
     watchdog = PoolWatchdog(

@@ -265,13 +265,15 @@ def test_a_call_split_over_many_writes_is_read_whole(relay: RelayServer) -> None
     assert pb.Node.FromString(answer.response).id == "n" * 100_000
 
 
-def test_a_caller_without_a_key_is_refused_before_its_request_is_read(name: str) -> None:
+def test_a_caller_without_a_key_is_refused_and_its_request_not_kept(name: str) -> None:
     server = _relay(name, keys="secret")
     server.start()
     try:
         sock = _connect(name)
         header = wpb.RelayCall(method=GET_NODE).SerializeToString()
-        sock.sendall(struct.pack(">II", len(header), MAX_BYTES) + header)  # no request yet
+        sock.sendall(struct.pack(">II", len(header), MAX_BYTES) + header)
+        for _ in range(MAX_BYTES // 65536):  # read past in pieces, never held whole
+            sock.sendall(b"\0" * 65536)
         assert _answer(sock).code == grpc.StatusCode.UNAUTHENTICATED.value[0]
         assert sock.recv(1) == b""  # and the connection ends
         keyed = _connect(name)
@@ -329,6 +331,64 @@ def test_a_stopping_relay_answers_the_calls_under_way(relay: RelayServer) -> Non
         assert running.result().code == 0
     assert _get(idle, "n") is None  # not sent: the caller uses gRPC
     assert _get(RelayClient(relay.name, MAX_BYTES), "n") is None
+
+
+def test_after_the_grace_period_nothing_more_starts_and_running_calls_see_no_caller(
+    name: str,
+) -> None:
+    RAN.clear()
+    GAVE_UP.clear()
+    server = _relay(name, max_calls=2)
+    server.start()
+    with futures.ThreadPoolExecutor(3) as pool:
+        watching = pool.submit(_get, RelayClient(name, MAX_BYTES), "watch", 10.0)
+        running = pool.submit(_get, RelayClient(name, MAX_BYTES), "sleep1.0", 10.0)
+        time.sleep(0.2)
+        queued = pool.submit(_get, RelayClient(name, MAX_BYTES), "recorded", 10.0)
+        time.sleep(0.2)
+        server.stop()
+        server.wait(0.3)  # the grace period ends with three calls under way
+        assert GAVE_UP.wait(5)  # the handler's check of its caller ended it
+        with pytest.raises(Unavailable):
+            watching.result()
+        with pytest.raises(Unavailable):
+            running.result()
+        with pytest.raises(Unavailable):
+            queued.result()
+    time.sleep(1.2)
+    assert RAN == []  # the queued call never started
+
+
+def test_a_large_refused_request_gets_its_refusal(name: str) -> None:
+    server = _relay(name, keys="secret")
+    server.start()
+    try:
+        client = RelayClient(name, MAX_BYTES)
+        big = pb.GetNodeRequest(node_id="n" * (MAX_BYTES // 2)).SerializeToString()
+        for _ in range(2):
+            answer = client.call(GET_NODE, big, [], 5.0)
+            assert answer is not None and answer.code == grpc.StatusCode.UNAUTHENTICATED.value[0]
+    finally:
+        server.stop()
+        server.wait(5)
+
+
+def test_a_connection_must_send_its_call_in_time(
+    relay: RelayServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(relay_module, "FRAME_SECONDS", 0.3)
+    silent = _connect(relay.name)
+    started = time.monotonic()
+    assert silent.recv(1) == b""  # sent nothing: let go
+    trickling = _connect(relay.name)
+    frame = _call_bytes(b"x" * 100)
+    with contextlib.suppress(OSError):
+        for byte in frame:  # every byte well within the limit, the call as a whole not
+            trickling.sendall(bytes([byte]))
+            time.sleep(0.05)
+    assert trickling.recv(1) == b""
+    assert time.monotonic() - started < 5
+    assert _get(RelayClient(relay.name, MAX_BYTES), "n").code == 0
 
 
 def test_calls_beyond_the_cap_wait_within_their_deadline(name: str) -> None:

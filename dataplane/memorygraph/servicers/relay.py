@@ -60,19 +60,35 @@ class _BadFrame(Exception):
     pass
 
 
-def _read_exactly(sock: socket.socket, size: int, first: bytes = b"") -> bytes:
-    """`size` bytes, `first` among them (EOFError: the connection ended before)."""
+def _read_exactly(
+    sock: socket.socket, size: int, first: bytes = b"", until: float | None = None
+) -> bytes:
+    """`size` bytes, `first` among them (EOFError: the connection ended before; TimeoutError:
+    they had not all come by `until`, a time.monotonic value)."""
     if len(first) >= size:
         return first
     buffer = bytearray(size)
     buffer[: len(first)] = first
     view, have = memoryview(buffer), len(first)
     while have < size:
+        if until is not None:
+            sock.settimeout(max(until - time.monotonic(), 0.001))
         got = sock.recv_into(view[have:])
         if not got:
             raise EOFError
         have += got
     return bytes(buffer)
+
+
+def _skip(sock: socket.socket, size: int, until: float) -> None:
+    """Read past `size` bytes, keeping none of them."""
+    buffer = bytearray(min(max(size, 0), 1 << 16))
+    while size > 0:
+        sock.settimeout(max(until - time.monotonic(), 0.001))
+        got = sock.recv_into(buffer, min(size, len(buffer)))
+        if not got:
+            raise EOFError
+        size -= got
 
 
 def _printable(text: str) -> bool:
@@ -184,10 +200,13 @@ class RelayServer:
         self._connections: set[socket.socket] = set()
         self._lock = threading.Condition()
         self._stopping = False
+        self._closed = False  # the grace period is over: nothing more runs
         self._listener: socket.socket | None = None
 
     def stopping(self) -> bool:
-        return self._stopping
+        """Whether reading has ended on every connection while calls under way finish (the
+        grace period of a stop): a caller that gave up cannot be told from one still waiting."""
+        return self._stopping and not self._closed
 
     def start(self) -> None:
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -219,6 +238,7 @@ class RelayServer:
         connection."""
         with self._lock:
             self._lock.wait_for(lambda: not self._connections, timeout)
+            self._closed = True
             connections = list(self._connections)
         for connection in connections:
             with contextlib.suppress(OSError):
@@ -253,8 +273,10 @@ class RelayServer:
     def _serve(self, connection: socket.socket) -> None:
         try:
             connection.sendall(_READY)
+            # A worker connects to send a call: a connection that sends none is let go.
+            connection.settimeout(FRAME_SECONDS)
             while self._serve_one(connection):
-                pass
+                connection.settimeout(None)  # between calls an admitted caller's may idle
         except _BadFrame as exc:
             log.warning("relay: %s; connection closed", exc)
         except (OSError, EOFError, DecodeError):
@@ -266,17 +288,16 @@ class RelayServer:
 
     def _serve_one(self, connection: socket.socket) -> bool:
         """Read, run and answer one call; False: the connection is to end."""
-        connection.settimeout(None)  # between calls a connection may stay idle
         first = connection.recv(_HEADER_LIMIT + _CALL_LENGTHS.size)
         if not first:
             return False
-        connection.settimeout(FRAME_SECONDS)  # once a call starts, its bytes keep coming
-        head = _read_exactly(connection, _CALL_LENGTHS.size, first)
+        until = time.monotonic() + FRAME_SECONDS  # once a call starts, it arrives within this
+        head = _read_exactly(connection, _CALL_LENGTHS.size, first, until)
         header_size, request_size = _CALL_LENGTHS.unpack_from(head)
         if header_size > _HEADER_LIMIT:
             raise _BadFrame(f"a call header of {header_size} bytes")
         end = _CALL_LENGTHS.size + header_size
-        header = _read_exactly(connection, end, head)
+        header = _read_exactly(connection, end, head, until)
         call = wpb.RelayCall.FromString(header[_CALL_LENGTHS.size : end])
         first = header[end:]
         metadata = tuple(
@@ -287,16 +308,21 @@ class RelayServer:
         handler = self._gate(self._handler, _Details(call.method, metadata))
         admitted = handler is not None and handler.unary_unary is not None
         if not admitted or request_size > self._max_bytes:
-            # Nothing of the request is read: the answer goes back, the connection ends.
+            # The request is not kept: read past (when it is not over the limit, so that its
+            # caller finishes writing), the answer goes back, and the connection ends.
             answer = self._refusal(handler, connection, metadata, request_size)
             answer.closing = True
+            if request_size <= self._max_bytes:
+                _skip(connection, request_size - len(first), until)
+            connection.settimeout(FRAME_SECONDS)
             connection.sendall(_frame(answer))
             return False
         if len(first) > request_size:
             raise _BadFrame("more bytes than the call said")
-        request = _read_exactly(connection, request_size, first)
+        request = _read_exactly(connection, request_size, first, until)
         answer = self._run(handler, call, metadata, request, connection)
         answer.closing = self._stopping
+        connection.settimeout(FRAME_SECONDS)  # the caller is reading: it takes the answer
         connection.sendall(_frame(answer))
         return not answer.closing
 
@@ -338,10 +364,15 @@ class RelayServer:
         if not self._calls.acquire(timeout=-1 if timeout is None else timeout):
             return _status(grpc.StatusCode.DEADLINE_EXCEEDED, "the deadline passed in a queue")
         try:
+            if self._closed:  # stopped while it waited: it never starts
+                return _status(grpc.StatusCode.UNAVAILABLE, "this worker is stopping; try again")
             response = handler.unary_unary(handler.request_deserializer(request), context)
             body = handler.response_serializer(response)
         except _Aborted:
             return _status(context.code, context.details)
+        except Exception:  # the handler wrapper maps the handler's errors: this is past it
+            log.exception("relay: answering %s failed", call.method)
+            return _status(grpc.StatusCode.INTERNAL, "internal error")
         finally:
             self._calls.release()
         if context.code is not grpc.StatusCode.OK:
