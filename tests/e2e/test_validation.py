@@ -59,6 +59,18 @@ def test_storage_cannot_shrink_nor_change_class(installed: Cluster, namespace: s
     )
 
 
+def test_shards_are_a_power_of_two_fixed_when_the_graph_is_made(
+    installed: Cluster, namespace: str
+) -> None:
+    assert "spec.shards" in _rejected(installed, _graph(namespace, shards=48))
+    installed.kubectl("create", "-f", "-", input=json.dumps(_graph(namespace)))
+    made = json.loads(installed.kubectl("get", "mg", "checked", "-n", namespace, "-o", "json"))
+    assert made["spec"]["shards"] == 64  # the default, written down when the graph is made
+    assert "shards cannot change once the graph exists" in _patch_rejected(
+        installed, namespace, {"spec": {"shards": 128}}
+    )
+
+
 def test_archival_schedule_must_have_five_fields(installed: Cluster, namespace: str) -> None:
     destination = {"s3": {"bucket": "archive", "secretRef": {"name": "s3"}}}
     message = _rejected(

@@ -66,6 +66,8 @@ def _graph(**spec: Any) -> dict[str, Any]:
         ({"storage": {"size": "lots"}}, "storage.size"),
         ({"durability": "durable"}, "durability"),
         ({"replicaz": 1}, "replicaz"),
+        ({"shards": 48}, "shards"),
+        ({"shards": 8192}, "shards"),
         (
             {"service": {"type": "LoadBalancer"}, "auth": {"enabled": False}},
             "exposes the graph outside the cluster and needs auth.enabled: true",

@@ -42,6 +42,7 @@ def test_rendered_server_config_loads_with_the_data_planes_own_loader(
     # One process per pod, whatever the node's CPUs: the probes, the metrics port and the
     # Services are one process's.
     assert config.workers == 1
+    assert config.shards == g.spec.shards
     assert config.durability.value == g.spec.durability.lower()
     assert config.log_level == g.spec.log_level.lower()
     assert config.auth.enabled == g.spec.auth_enabled

@@ -293,6 +293,14 @@ class MemoryGraphSpec(KubeModel):
     }
 
     replicas: int = Field(default=1, ge=0, description="Number of data-plane pods.")
+    shards: Literal[1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096] = Field(
+        default=64,
+        description=(
+            "Logical shards the graph's data is split into (a session and everything of it "
+            "live on one): a power of two up to 4096, fixed when the graph is created."
+        ),
+        json_schema_extra=cel(("self == oldSelf", "shards cannot change once the graph exists")),
+    )
     image: str | None = Field(default=None, description="Image; the operator's default when unset.")
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] | None = None
     resources: ResourceRequirements | None = None

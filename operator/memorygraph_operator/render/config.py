@@ -49,6 +49,7 @@ def render_server_yaml(g: GraphInputs) -> str:
         # One process per pod: its probes, metrics port and Services expect one, and the shards
         # of a graph of several pods are not yet placed by the operator.
         "workers": 1,
+        "shards": spec.shards,
         "log_level": spec.log_level.lower(),
         "auth": {"enabled": spec.auth_enabled},
         "plugins_file": f"{CONFIG_DIR}/plugins.yaml",
