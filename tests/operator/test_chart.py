@@ -219,6 +219,15 @@ async def test_rbac_grants_exactly_the_verbs_the_operator_uses(
     full = load_example("memorygraph-full.yaml")
     api.store(GRAPHS, full)
     await reconcile_graph_by_name(memo, "apps", "agents-memory", log)
+    # An autoscaled StatefulSet as an earlier version's HPA left it: adopted into the graph.
+    api.edit(
+        "apps/v1/statefulsets",
+        "apps",
+        "agents-memory",
+        {"spec": {"replicas": 5}, "metadata": {"managedFields": []}},
+    )
+    await reconcile_graph_by_name(memo, "apps", "agents-memory", log)
+    assert api.read(GRAPHS, "apps", "agents-memory")["spec"]["replicas"] == 5  # type: ignore[index]
     api.store(
         "v1/persistentvolumeclaims",
         {"metadata": {"name": "data-agents-memory-0", "namespace": "apps"}},

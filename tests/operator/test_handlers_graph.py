@@ -183,7 +183,7 @@ async def test_invalid_spec_is_reported_once_without_retries(
     assert _events(api).count(("Warning", "InvalidSpec")) == 1
 
 
-async def test_autoscaling_hands_replicas_to_the_hpa_without_scaling_in(
+async def test_autoscaling_scales_the_graph_and_the_operator_applies_its_replicas(
     api: ApiServer, memo: kopf.Memo
 ) -> None:
     _graph(api, {"replicas": 2})
@@ -196,10 +196,54 @@ async def test_autoscaling_hands_replicas_to_the_hpa_without_scaling_in(
     )
     await _reconcile(memo)
 
-    sts = api.read(STS, NS, "chat-memory")
-    assert sts is not None and sts["spec"]["replicas"] == 2
     hpa = api.read("autoscaling/v2/horizontalpodautoscalers", NS, "chat-memory")
     assert hpa is not None and hpa["spec"]["maxReplicas"] == 5
-    api.edit(STS, NS, "chat-memory", {"spec": {"replicas": 4}})  # the HPA scales out
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "memorygraph.io/v1alpha1",
+        "kind": "MemoryGraph",
+        "name": "chat-memory",
+    }
+    assert api.read(STS, NS, "chat-memory")["spec"]["replicas"] == 2  # type: ignore[index]
+    api.edit(GRAPHS, NS, "chat-memory", {"spec": {"replicas": 4}})  # the HPA scales out
     await _reconcile(memo)
     assert api.read(STS, NS, "chat-memory")["spec"]["replicas"] == 4  # type: ignore[index]
+    api.edit(STS, NS, "chat-memory", {"spec": {"replicas": 1}})  # not the way to scale
+    await _reconcile(memo)
+    assert api.read(STS, NS, "chat-memory")["spec"]["replicas"] == 4  # type: ignore[index]
+
+
+async def test_a_statefulset_an_older_operators_hpa_scaled_keeps_its_pods(
+    api: ApiServer, memo: kopf.Memo
+) -> None:
+    autoscaling = {"enabled": True, "minReplicas": 2, "maxReplicas": 5}
+    _graph(api, {"replicas": 2, "autoscaling": autoscaling})
+    await _reconcile(memo)
+    # As an earlier version left it: the HPA scaled the StatefulSet to 4, and the operator's
+    # own apply did not hold `replicas` (a hand-over manager did).
+    api.edit(
+        STS,
+        NS,
+        "chat-memory",
+        {
+            "spec": {"replicas": 4},
+            "metadata": {
+                "managedFields": [
+                    {"manager": "memorygraph-operator", "operation": "Apply", "fieldsV1": {}},
+                    {
+                        "manager": "memorygraph-operator-handover",
+                        "operation": "Apply",
+                        "fieldsV1": {"f:spec": {"f:replicas": {}}},
+                    },
+                ]
+            },
+        },
+    )
+    await _reconcile(memo)
+
+    graph = api.read(GRAPHS, NS, "chat-memory")
+    assert graph is not None and graph["spec"]["replicas"] == 4
+    assert api.read(STS, NS, "chat-memory")["spec"]["replicas"] == 4  # type: ignore[index]
+    assert ("Normal", "ReplicasAdopted") in _events(api)
+    await _reconcile(memo)  # from now on the operator's, and nothing more to adopt
+    assert api.read(STS, NS, "chat-memory")["spec"]["replicas"] == 4  # type: ignore[index]
+    assert _events(api).count(("Normal", "ReplicasAdopted")) == 1

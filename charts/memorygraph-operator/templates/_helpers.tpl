@@ -45,6 +45,10 @@ client uses (tests/operator/test_chart.py replays a reconcile and compares).
 - apiGroups: ["memorygraph.io"]
   resources: ["memorygraphs/status", "plugins/status"]
   verbs: ["patch"]
+# Adopting the size an older operator's HPA gave a StatefulSet into the graph's spec.replicas.
+- apiGroups: ["memorygraph.io"]
+  resources: ["memorygraphs/scale"]
+  verbs: ["patch"]
 # Always rendered, so never pruned: garbage collection removes them with their graph.
 - apiGroups: [""]
   resources: ["configmaps", "services"]

@@ -64,6 +64,7 @@ class EventReason(StrEnum):
     STORAGE_EXPANDED = "StorageExpanded"
     PLUGIN_DELETED = "PluginDeleted"
     EXPOSED_WITHOUT_TLS = "ExposedWithoutTLS"
+    REPLICAS_ADOPTED = "ReplicasAdopted"
 
 
 ConditionStatus = Literal["True", "False", "Unknown"]

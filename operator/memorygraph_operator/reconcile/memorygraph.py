@@ -46,17 +46,15 @@ __all__ = [
     "PLUGIN",
     "Outcome",
     "controlled_by",
-    "needs_replicas_handover",
     "new_api_key",
     "reconcile_graph",
     "record_invalid_spec",
+    "replicas_set_elsewhere",
 ]
 
 GRAPH = resource_for(API_VERSION, "MemoryGraph")
 SECRET = resource_for("v1", "Secret")
 PVC = resource_for("v1", "PersistentVolumeClaim")
-# A second manager takes over `spec.replicas` before the HPA does (see needs_replicas_handover).
-HANDOVER_MANAGER = f"{FIELD_MANAGER}-handover"
 _DELETE_WAIT_STEPS = 60
 _DELETE_WAIT_SECONDS = 0.5
 
@@ -81,20 +79,20 @@ def controlled_by(obj: Mapping[str, Any], uid: str) -> bool:
     return any(r.get("uid") == uid and r.get("controller") for r in refs)
 
 
-def needs_replicas_handover(existing: Mapping[str, Any] | None) -> bool:
-    """Whether our field manager still owns ``spec.replicas`` of the StatefulSet.
+def replicas_set_elsewhere(existing: Mapping[str, Any] | None) -> bool:
+    """Whether the StatefulSet's ``spec.replicas`` is not the operator's to set.
 
-    When autoscaling is switched on, the operator stops applying ``replicas``. Server-side apply
-    would then *remove* the field (reset to 1 pod) because we were its only owner; handing it to
-    a second manager first keeps the current count until the HPA writes its own.
-    """
-    for entry in (existing or {}).get("metadata", {}).get("managedFields") or []:
+    Operators before this one let an HPA scale the StatefulSet itself (through a hand-over
+    manager); the HPA now scales the graph. A StatefulSet still scaled that way is adopted at
+    its current size (see ``_Run._adopt_replicas``) rather than reset to the graph's."""
+    if existing is None:
+        return False
+    for entry in existing.get("metadata", {}).get("managedFields") or []:
         if entry.get("manager") != FIELD_MANAGER or entry.get("operation") != "Apply":
             continue
-        spec = (entry.get("fieldsV1") or {}).get("f:spec") or {}
-        if "f:replicas" in spec:
-            return True
-    return False
+        if "f:replicas" in ((entry.get("fieldsV1") or {}).get("f:spec") or {}):
+            return False
+    return "replicas" in (existing.get("spec") or {})
 
 
 def _claim_size(sts: Mapping[str, Any] | None) -> tuple[str | None, str | None]:
@@ -148,23 +146,35 @@ class _Run:
         self.applied.append(f"{child.kind}/{child.name}")
         return applied
 
+    async def _adopt_replicas(
+        self, child: Child, g: GraphInputs, existing: Mapping[str, Any]
+    ) -> None:
+        """Keep the pods an HPA of an older operator scaled the StatefulSet to: the graph's
+        ``spec.replicas`` takes that count (within the autoscaling bounds), as the HPA, which
+        now scales the graph, would have written it."""
+        a = g.spec.autoscaling
+        assert a is not None and child.body is not None
+        current = int((existing.get("spec") or {}).get("replicas", g.spec.replicas))
+        current = min(max(current, a.min_replicas), a.max_replicas)
+        if current != g.spec.replicas:
+            await self.kube.merge_patch(
+                GRAPH, g.namespace, g.name, {"spec": {"replicas": current}}, subresource="scale"
+            )
+            await self.event(
+                "Normal",
+                EventReason.REPLICAS_ADOPTED,
+                f"spec.replicas set to the {current} pods the StatefulSet was scaled to",
+            )
+        child.body["spec"]["replicas"] = current
+
     async def _prepare_statefulset(
         self, child: Child, g: GraphInputs, existing: dict[str, Any] | None
     ) -> None:
         assert child.body is not None
         if existing is None:
             return
-        if g.spec.autoscaled and needs_replicas_handover(existing):
-            current = (existing.get("spec") or {}).get("replicas", g.spec.replicas)
-            await self.kube.apply(
-                {
-                    "apiVersion": "apps/v1",
-                    "kind": "StatefulSet",
-                    "metadata": {"name": child.name, "namespace": g.namespace},
-                    "spec": {"replicas": current},
-                },
-                field_manager=HANDOVER_MANAGER,
-            )
+        if g.spec.autoscaled and replicas_set_elsewhere(existing):
+            await self._adopt_replicas(child, g, existing)
         want_size, _ = _claim_size(child.body)
         have_size, _ = _claim_size(existing)
         # By value: the API server hands back `1Gi` for a spec saying `1024Mi`, and recreating

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from memorygraph_operator.api.base import GROUP, VERSION
 from memorygraph_operator.render.context import GraphInputs
 from memorygraph_operator.render.metadata import object_meta, selector_labels
 from memorygraph_operator.render.names import Names
@@ -12,7 +13,10 @@ __all__ = ["render_hpa", "render_pdb"]
 
 
 def render_hpa(g: GraphInputs) -> dict[str, Any] | None:
-    """An autoscaling/v2 HPA on the StatefulSet, or None when autoscaling is off."""
+    """An autoscaling/v2 HPA on the graph's scale subresource, or None when autoscaling is off.
+
+    The HPA sets the graph's ``spec.replicas``, never the StatefulSet's: every scale goes through
+    the operator, like a ``kubectl scale mg``."""
     a = g.spec.autoscaling
     if a is None or not a.enabled:
         return None
@@ -33,9 +37,9 @@ def render_hpa(g: GraphInputs) -> dict[str, Any] | None:
     metrics.extend(a.metrics or [])
     spec: dict[str, Any] = {
         "scaleTargetRef": {
-            "apiVersion": "apps/v1",
-            "kind": "StatefulSet",
-            "name": Names(g.name).statefulset,
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "MemoryGraph",
+            "name": g.name,
         },
         "minReplicas": a.min_replicas,
         "maxReplicas": a.max_replicas,

@@ -197,7 +197,7 @@ def _volume_claim(g: GraphInputs) -> dict[str, Any]:
 
 
 def render_statefulset(g: GraphInputs, env: RenderEnv) -> dict[str, Any]:
-    """The data plane's StatefulSet. ``replicas`` is left out when an HPA owns it."""
+    """The data plane's StatefulSet, with the graph's ``replicas`` (an HPA sets the graph's)."""
     tpl = g.spec.pod_template
     pod_annotations = dict(tpl.annotations or {}) if tpl else {}
     pod_annotations[ANNOTATION_CONFIG_HASH] = config_hash(g)
@@ -222,8 +222,7 @@ def render_statefulset(g: GraphInputs, env: RenderEnv) -> dict[str, Any]:
         },
         "volumeClaimTemplates": [_volume_claim(g)],
     }
-    if not g.spec.autoscaled:
-        spec = {"replicas": g.spec.replicas, **spec}
+    spec = {"replicas": g.spec.replicas, **spec}
     return {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
