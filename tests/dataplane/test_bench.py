@@ -67,4 +67,6 @@ def test_bench_reports_every_ratio_and_the_reference_points(tmp_path: Path) -> N
     assert run["mg_workers2.get_node_forwarded.1"]["throughput"] > 0
     assert run["mg_workers2.get_node_direct.1"]["throughput"] > 0
     assert "reference points" in proc.stdout
+    assert all(0 <= result["others"] < 64 for result in run.values())
+    assert "other processes used at most" in proc.stdout
     assert all(name in proc.stdout for name in names)

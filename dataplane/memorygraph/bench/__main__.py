@@ -21,7 +21,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from memorygraph.bench import report
+from memorygraph.bench import quiet, report
 from memorygraph.bench.launch import free_port, server
 from memorygraph.bench.load import Result
 from memorygraph.bench.verdicts import WORK_REFERENCES_US, Runs, checks, references
@@ -55,7 +55,9 @@ def one_run(scratch: Path, args: argparse.Namespace, pg_dsn: str | None) -> dict
     results: dict[str, Result] = {}
 
     def run(name: str, measurement: Measurement) -> None:
+        before = quiet.snapshot()
         results[name] = asyncio.run(measurement())
+        results[name].others = quiet.others(before, quiet.snapshot())
         report.print_result(name, results[name])
 
     plugins = scratch / "plugins.yaml"
@@ -188,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     report.print_checks(args.runs, args.duration, found)
     found_references = references(runs)
     report.print_references(found_references)
+    report.print_quiet(runs)
     if args.json:
         report.write_json(args.json, runs, found, found_references)
     return 0

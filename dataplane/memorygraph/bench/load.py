@@ -20,6 +20,8 @@ class Result:
     ops: int
     seconds: float
     latencies: list[float] = field(repr=False, default_factory=list)
+    # The cores other processes used meanwhile (`bench.quiet`): 0 on a quiet machine.
+    others: float = 0.0
 
     @property
     def throughput(self) -> float:

@@ -1,7 +1,8 @@
 """What the benchmark prints and writes: a line per measured scenario as it finishes, the
 checks and reference points at the end, and the same results as JSON.
 
-Both formats stay as they are: earlier measurements were recorded in them and tests read them.
+Both formats only grow (a column, a key): earlier measurements were recorded in them and
+tests read them.
 This module only formats; it neither measures nor decides what is met.
 """
 
@@ -11,17 +12,32 @@ import json
 from pathlib import Path
 
 from memorygraph.bench.load import Result
+from memorygraph.bench.quiet import NOISY_CORES
 from memorygraph.bench.verdicts import Check, Reference, Runs
 
-__all__ = ["print_checks", "print_references", "print_result", "write_json"]
+__all__ = ["print_checks", "print_quiet", "print_references", "print_result", "write_json"]
 
 
 def print_result(name: str, result: Result) -> None:
-    """One scenario's rate and median latency, as soon as it has been measured."""
+    """One scenario's rate and median latency, as soon as it has been measured, and the CPU
+    other processes used meanwhile (marked when the machine was not quiet)."""
+    noisy = "  NOISY" if result.others > NOISY_CORES else ""
     print(
-        f"  {name:<28} {result.throughput:>10.0f}/s   p50 {result.p50 * 1000:7.2f} ms",
+        f"  {name:<28} {result.throughput:>10.0f}/s   p50 {result.p50 * 1000:7.2f} ms"
+        f"   others {result.others:4.2f} cores{noisy}",
         flush=True,
     )
+
+
+def print_quiet(runs: Runs) -> None:
+    """How quiet the machine was: the most other processes used during any scenario, and
+    each scenario measured while they used more than NOISY_CORES (its pairs to be repeated)."""
+    most = max((r.others for run in runs for r in run.values()), default=0.0)
+    print(f"other processes used at most {most:.2f} cores during a scenario")
+    for number, run in enumerate(runs, 1):
+        for name, result in run.items():
+            if result.others > NOISY_CORES:
+                print(f"  NOISY run {number} {name}: {result.others:.2f} cores; repeat its pairs")
 
 
 def print_checks(runs: int, duration: float, checks: list[Check]) -> None:
@@ -50,7 +66,12 @@ def write_json(path: Path, runs: Runs, checks: list[Check], references: list[Ref
             {
                 "runs": [
                     {
-                        k: {"throughput": r.throughput, "p50": r.p50, "p99": r.percentile(0.99)}
+                        k: {
+                            "throughput": r.throughput,
+                            "p50": r.p50,
+                            "p99": r.percentile(0.99),
+                            "others": r.others,
+                        }
                         for k, r in run.items()
                     }
                     for run in runs

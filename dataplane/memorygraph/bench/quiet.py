@@ -1,0 +1,82 @@
+"""How quiet the machine was while a scenario ran: the CPU that processes other than the
+benchmark's own (this process, its servers and their children) used meanwhile.
+
+A ratio is only as good as the pair behind it: a compaction, a build or a test suite running
+beside one side of a pair skews it, and PostgreSQL suffers more from that than the data plane.
+Every scenario records what others used, in cores (1.0: one core busy throughout), from the
+kernel's counters: the machine's user and system time (`/proc/stat`) less that of the
+benchmark's process tree (`/proc/<pid>/stat`, reaped children included). Interrupt time is
+left out: the loopback traffic of the benchmark itself lands there.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["NOISY_CORES", "CpuSnapshot", "others", "snapshot"]
+
+# A scenario during which others used more than this is marked as measured on a busy machine.
+NOISY_CORES = 0.25
+
+_TICK = 1.0 / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class CpuSnapshot:
+    when: float  # time.monotonic()
+    busy: float  # CPU seconds the machine spent in user and system mode
+    own: float  # CPU seconds of the process tree measured
+
+
+def _machine_busy(proc: Path) -> float:
+    fields = (proc / "stat").read_text().split("\n", 1)[0].split()
+    user, nice, system = (int(value) for value in fields[1:4])
+    return (user + nice + system) * _TICK
+
+
+def _processes(proc: Path) -> dict[int, tuple[int, float]]:
+    """Each process's parent and CPU seconds (its own, and its reaped children's)."""
+    found: dict[int, tuple[int, float]] = {}
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            text = (entry / "stat").read_text()
+        except OSError:  # it ended meanwhile
+            continue
+        fields = text[text.rindex(")") + 2 :].split()  # after the command, which may hold spaces
+        parent = int(fields[1])
+        utime, stime, cutime, cstime = (int(value) for value in fields[11:15])
+        found[int(entry.name)] = (parent, (utime + stime + cutime + cstime) * _TICK)
+    return found
+
+
+def _tree_cpu(root: int, processes: dict[int, tuple[int, float]]) -> float:
+    children: dict[int, list[int]] = {}
+    for pid, (parent, _) in processes.items():
+        children.setdefault(parent, []).append(pid)
+    total, pending = 0.0, [root]
+    while pending:
+        pid = pending.pop()
+        if pid in processes:
+            total += processes[pid][1]
+        pending.extend(children.get(pid, ()))
+    return total
+
+
+def snapshot(root: int | None = None, proc: Path = Path("/proc")) -> CpuSnapshot:
+    """The machine's CPU time and that of `root`'s process tree (default: this process)."""
+    root = os.getpid() if root is None else root
+    return CpuSnapshot(time.monotonic(), _machine_busy(proc), _tree_cpu(root, _processes(proc)))
+
+
+def others(before: CpuSnapshot, after: CpuSnapshot) -> float:
+    """The cores other processes used on average between two snapshots."""
+    elapsed = after.when - before.when
+    if elapsed <= 0:
+        return 0.0
+    used = (after.busy - before.busy) - (after.own - before.own)
+    return max(used, 0.0) / elapsed

@@ -1,0 +1,62 @@
+"""`bench.quiet`: the CPU other processes use while a scenario runs, told apart from the
+benchmark's own process tree."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from memorygraph.bench.quiet import others, snapshot
+
+BUSY = "import time\nend = time.monotonic() + 30\nwhile time.monotonic() < end: pass\n"
+
+
+DETACH = (
+    "import subprocess, sys\n"
+    "quiet = {'stdout': subprocess.DEVNULL, 'stderr': subprocess.DEVNULL}\n"
+    "spin = [sys.executable, '-c', sys.argv[1]]\n"
+    "spinner = subprocess.Popen(spin, start_new_session=True, **quiet)\n"
+    "print(spinner.pid)\n"
+)
+
+
+def _busy_outside_the_tree() -> int:
+    """A process spinning on one core whose parent is not this one (its parent exits)."""
+    started = subprocess.run(
+        [sys.executable, "-c", DETACH, BUSY], capture_output=True, text=True, check=True, timeout=30
+    )
+    return int(started.stdout)
+
+
+def _measure(seconds: float) -> float:
+    before = snapshot()
+    time.sleep(seconds)
+    return others(before, snapshot())
+
+
+def test_a_process_outside_the_tree_counts_and_the_trees_own_do_not() -> None:
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs two CPUs")
+    quiet_before = _measure(1.0)
+    outsider = _busy_outside_the_tree()  # its parent exited: no longer in this tree
+    try:
+        busy = _measure(2.0)
+    finally:
+        os.kill(outsider, signal.SIGKILL)
+    assert busy > quiet_before + 0.6, (quiet_before, busy)  # about one core more
+    child = subprocess.Popen([sys.executable, "-c", BUSY])  # in the tree: the benchmark's own
+    try:
+        own = _measure(2.0)
+    finally:
+        child.kill()
+        child.wait()
+    assert own < busy - 0.5, (own, busy)
+
+
+def test_no_time_no_cores() -> None:
+    now = snapshot()
+    assert others(now, now) == 0.0
