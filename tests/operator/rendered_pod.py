@@ -185,6 +185,9 @@ class Pod:
         args = [str(self.local(a)) if a.startswith("/") else a for a in command[1:]]
         env = {k: v for k, v in os.environ.items() if not k.startswith("MEMORYGRAPH_")}
         for var in self.container.get("env") or []:
+            if "value" in var:
+                env[var["name"]] = var["value"]
+                continue
             assert "valueFrom" in var and "fieldRef" in var["valueFrom"], var
             env[var["name"]] = "pod-0"  # the only downward-API field used is the pod name
         with self.log.open("wb") as log:

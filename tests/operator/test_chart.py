@@ -224,7 +224,19 @@ async def test_rbac_grants_exactly_the_verbs_the_operator_uses(
         "apps/v1/statefulsets",
         "apps",
         "agents-memory",
-        {"spec": {"replicas": 5}, "metadata": {"managedFields": []}},
+        {
+            "spec": {"replicas": 5},
+            "metadata": {
+                "managedFields": [
+                    {
+                        "manager": "kube-controller-manager",
+                        "operation": "Update",
+                        "subresource": "scale",
+                        "fieldsV1": {"f:spec": {"f:replicas": {}}},
+                    }
+                ]
+            },
+        },
     )
     await reconcile_graph_by_name(memo, "apps", "agents-memory", log)
     assert api.read(GRAPHS, "apps", "agents-memory")["spec"]["replicas"] == 5  # type: ignore[index]

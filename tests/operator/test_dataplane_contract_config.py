@@ -22,11 +22,14 @@ from rendered_pod import _container, _container_port, _mounted_files, _rendered
 from test_render_golden import CASES, _graph
 
 
-def _server_config(cm: dict[str, Any], directory: Path) -> ServerConfig:
+def _server_config(
+    cm: dict[str, Any], directory: Path, container: dict[str, Any] | None = None
+) -> ServerConfig:
     path = directory / "memorygraph.yaml"
     path.write_text(cm["data"]["memorygraph.yaml"])
-    # No environment layer: what the pod gets is the file alone.
-    return load_config(path, environ={})
+    # What the pod gets: the file, and the container's literal environment variables.
+    environ = {v["name"]: v["value"] for v in (container or {}).get("env") or [] if "value" in v}
+    return load_config(path, environ=environ)
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -34,15 +37,16 @@ def test_rendered_server_config_loads_with_the_data_planes_own_loader(
     case: str, tmp_path: Path
 ) -> None:
     g, _, cm, sts = _rendered(case)
-    config = _server_config(cm, tmp_path)
     container = _container(sts)
+    config = _server_config(cm, tmp_path, container)
 
     assert config.port == _container_port(container, "grpc")
     assert config.metrics_port == _container_port(container, "metrics")
     # One process per pod, whatever the node's CPUs: the probes, the metrics port and the
     # Services are one process's.
     assert config.workers == 1
-    assert config.shards == g.spec.shards
+    # The default is left to the data plane, whose own is the same (64 for a new directory).
+    assert config.shards == (None if g.spec.shards == 64 else g.spec.shards)
     assert config.durability.value == g.spec.durability.lower()
     assert config.log_level == g.spec.log_level.lower()
     assert config.auth.enabled == g.spec.auth_enabled

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import kopf
 import pytest
@@ -183,6 +184,21 @@ async def test_invalid_spec_is_reported_once_without_retries(
     assert _events(api).count(("Warning", "InvalidSpec")) == 1
 
 
+def _replicas_set_by(manager: str, operation: str = "Update") -> dict[str, Any]:
+    """The StatefulSet's managed fields once `manager` set its replicas and the operator's
+    apply no longer holds them (as a real API server records it)."""
+    return {
+        "managedFields": [
+            {"manager": "memorygraph-operator", "operation": "Apply", "fieldsV1": {}},
+            {
+                "manager": manager,
+                "operation": operation,
+                "fieldsV1": {"f:spec": {"f:replicas": {}}},
+            },
+        ]
+    }
+
+
 async def test_autoscaling_scales_the_graph_and_the_operator_applies_its_replicas(
     api: ApiServer, memo: kopf.Memo
 ) -> None:
@@ -207,43 +223,47 @@ async def test_autoscaling_scales_the_graph_and_the_operator_applies_its_replica
     api.edit(GRAPHS, NS, "chat-memory", {"spec": {"replicas": 4}})  # the HPA scales out
     await _reconcile(memo)
     assert api.read(STS, NS, "chat-memory")["spec"]["replicas"] == 4  # type: ignore[index]
-    api.edit(STS, NS, "chat-memory", {"spec": {"replicas": 1}})  # not the way to scale
+    # `kubectl scale sts` within the bounds: not the way to scale a graph, set back.
+    api.edit(
+        STS, NS, "chat-memory", {"spec": {"replicas": 3}, "metadata": _replicas_set_by("kubectl")}
+    )
     await _reconcile(memo)
     assert api.read(STS, NS, "chat-memory")["spec"]["replicas"] == 4  # type: ignore[index]
+    assert api.read(GRAPHS, NS, "chat-memory")["spec"]["replicas"] == 4  # type: ignore[index]
+    assert ("Normal", "ReplicasAdopted") not in _events(api)
 
 
+@pytest.mark.parametrize(
+    ("manager", "operation"),
+    [("memorygraph-operator-handover", "Apply"), ("kube-controller-manager", "Update")],
+    ids=["hand-over", "hpa"],
+)
 async def test_a_statefulset_an_older_operators_hpa_scaled_keeps_its_pods(
-    api: ApiServer, memo: kopf.Memo
+    api: ApiServer, memo: kopf.Memo, manager: str, operation: str
 ) -> None:
     autoscaling = {"enabled": True, "minReplicas": 2, "maxReplicas": 5}
     _graph(api, {"replicas": 2, "autoscaling": autoscaling})
     await _reconcile(memo)
-    # As an earlier version left it: the HPA scaled the StatefulSet to 4, and the operator's
-    # own apply did not hold `replicas` (a hand-over manager did).
+    # As an earlier version left it: its autoscaling set the StatefulSet's replicas to 4.
     api.edit(
         STS,
         NS,
         "chat-memory",
-        {
-            "spec": {"replicas": 4},
-            "metadata": {
-                "managedFields": [
-                    {"manager": "memorygraph-operator", "operation": "Apply", "fieldsV1": {}},
-                    {
-                        "manager": "memorygraph-operator-handover",
-                        "operation": "Apply",
-                        "fieldsV1": {"f:spec": {"f:replicas": {}}},
-                    },
-                ]
-            },
-        },
+        {"spec": {"replicas": 4}, "metadata": _replicas_set_by(manager, operation)},
     )
     await _reconcile(memo)
 
     graph = api.read(GRAPHS, NS, "chat-memory")
     assert graph is not None and graph["spec"]["replicas"] == 4
     assert api.read(STS, NS, "chat-memory")["spec"]["replicas"] == 4  # type: ignore[index]
-    assert ("Normal", "ReplicasAdopted") in _events(api)
-    await _reconcile(memo)  # from now on the operator's, and nothing more to adopt
-    assert api.read(STS, NS, "chat-memory")["spec"]["replicas"] == 4  # type: ignore[index]
+    assert _events(api).count(("Normal", "ReplicasAdopted")) == 1
+    # The operator's apply holds replicas now (shared with the earlier manager, the value being
+    # the same): the HPA's next choice for the graph goes to the StatefulSet, adopted no more.
+    shared = _replicas_set_by(manager, operation)
+    shared["managedFields"][0]["fieldsV1"] = {"f:spec": {"f:replicas": {}}}
+    api.edit(STS, NS, "chat-memory", {"metadata": shared})
+    api.edit(GRAPHS, NS, "chat-memory", {"spec": {"replicas": 5}})
+    await _reconcile(memo)
+    assert api.read(STS, NS, "chat-memory")["spec"]["replicas"] == 5  # type: ignore[index]
+    assert api.read(GRAPHS, NS, "chat-memory")["spec"]["replicas"] == 5  # type: ignore[index]
     assert _events(api).count(("Normal", "ReplicasAdopted")) == 1

@@ -27,6 +27,7 @@ from memorygraph_operator.api.conditions import Condition
 
 __all__ = [
     "ARCHIVAL_WITHOUT_CLIENT_CERTIFICATE",
+    "DEFAULT_SHARDS",
     "EXPOSED_SERVICE_TYPES",
     "EXPOSED_WITHOUT_AUTH",
     "ArchivalStatus",
@@ -48,6 +49,9 @@ __all__ = [
     "StorageSpec",
     "TLSSpec",
 ]
+
+ShardCount = Literal[1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096]
+DEFAULT_SHARDS: ShardCount = 64  # the data plane's own default for a new data directory
 
 ARCHIVAL_WITHOUT_CLIENT_CERTIFICATE = (
     "with tls.requireClientCertificate, archival needs archival.clientCertificateSecretRef: "
@@ -293,8 +297,8 @@ class MemoryGraphSpec(KubeModel):
     }
 
     replicas: int = Field(default=1, ge=0, description="Number of data-plane pods.")
-    shards: Literal[1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096] = Field(
-        default=64,
+    shards: ShardCount = Field(
+        default=DEFAULT_SHARDS,
         description=(
             "Logical shards the graph's data is split into (a session and everything of it "
             "live on one): a power of two up to 4096, fixed when the graph is created."

@@ -49,7 +49,7 @@ __all__ = [
     "new_api_key",
     "reconcile_graph",
     "record_invalid_spec",
-    "replicas_set_elsewhere",
+    "scaled_by_an_earlier_autoscaler",
 ]
 
 GRAPH = resource_for(API_VERSION, "MemoryGraph")
@@ -79,20 +79,29 @@ def controlled_by(obj: Mapping[str, Any], uid: str) -> bool:
     return any(r.get("uid") == uid and r.get("controller") for r in refs)
 
 
-def replicas_set_elsewhere(existing: Mapping[str, Any] | None) -> bool:
-    """Whether the StatefulSet's ``spec.replicas`` is not the operator's to set.
+# Who set a StatefulSet's replicas when an HPA of an earlier version scaled it: that version's
+# hand-over manager (its apply, before the HPA's first change), then the HPA controller (an
+# update of the StatefulSet's scale subresource).
+EARLIER_SCALERS = frozenset({f"{FIELD_MANAGER}-handover", "kube-controller-manager"})
 
-    Operators before this one let an HPA scale the StatefulSet itself (through a hand-over
-    manager); the HPA now scales the graph. A StatefulSet still scaled that way is adopted at
-    its current size (see ``_Run._adopt_replicas``) rather than reset to the graph's."""
-    if existing is None:
-        return False
-    for entry in existing.get("metadata", {}).get("managedFields") or []:
-        if entry.get("manager") != FIELD_MANAGER or entry.get("operation") != "Apply":
-            continue
-        if "f:replicas" in ((entry.get("fieldsV1") or {}).get("f:spec") or {}):
-            return False
-    return "replicas" in (existing.get("spec") or {})
+
+def _owns_replicas(entry: Mapping[str, Any]) -> bool:
+    return "f:replicas" in ((entry.get("fieldsV1") or {}).get("f:spec") or {})
+
+
+def scaled_by_an_earlier_autoscaler(existing: Mapping[str, Any] | None) -> bool:
+    """Whether the StatefulSet's ``spec.replicas`` is still the choice of an earlier
+    operator's autoscaling, which let an HPA scale the StatefulSet itself (the HPA now scales
+    the graph): set by one of EARLIER_SCALERS, and not yet applied by this operator. Such a
+    StatefulSet is adopted at its size once (see ``_Run._adopt_replicas``); one scaled by
+    anyone else (``kubectl scale sts``) is set back to the graph's replicas."""
+    entries = (existing or {}).get("metadata", {}).get("managedFields") or []
+    earlier = any(e.get("manager") in EARLIER_SCALERS and _owns_replicas(e) for e in entries)
+    applied = any(
+        e.get("manager") == FIELD_MANAGER and e.get("operation") == "Apply" and _owns_replicas(e)
+        for e in entries
+    )
+    return earlier and not applied
 
 
 def _claim_size(sts: Mapping[str, Any] | None) -> tuple[str | None, str | None]:
@@ -173,7 +182,7 @@ class _Run:
         assert child.body is not None
         if existing is None:
             return
-        if g.spec.autoscaled and replicas_set_elsewhere(existing):
+        if g.spec.autoscaled and scaled_by_an_earlier_autoscaler(existing):
             await self._adopt_replicas(child, g, existing)
         want_size, _ = _claim_size(child.body)
         have_size, _ = _claim_size(existing)

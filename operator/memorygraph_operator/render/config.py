@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from memorygraph_operator.api.memorygraph import DEFAULT_SHARDS
 from memorygraph_operator.render.context import GraphInputs, NamedPlugin
 from memorygraph_operator.render.image import CONFIG_DIR, DATA_MOUNT, GRPC_PORT, METRICS_PORT
 from memorygraph_operator.render.metadata import object_meta
@@ -46,14 +47,15 @@ def render_server_yaml(g: GraphInputs) -> str:
         "port": GRPC_PORT,
         "metrics_port": METRICS_PORT,
         "durability": spec.durability.lower(),
-        # One process per pod: its probes, metrics port and Services expect one, and the shards
-        # of a graph of several pods are not yet placed by the operator.
-        "workers": 1,
-        "shards": spec.shards,
         "log_level": spec.log_level.lower(),
         "auth": {"enabled": spec.auth_enabled},
         "plugins_file": f"{CONFIG_DIR}/plugins.yaml",
     }
+    if spec.shards != DEFAULT_SHARDS:
+        # Left out at the default, which is also the data plane's for a new directory (and
+        # every directory made before the setting has it): the file, and so the pods, of
+        # such graphs stay as they were.
+        config["shards"] = spec.shards
     if spec.auth_enabled:
         config["auth"]["api_keys_file"] = f"{AUTH_DIR}/api-keys"
     if spec.tls is not None:

@@ -138,6 +138,11 @@ def _container(g: GraphInputs, env: RenderEnv) -> dict[str, Any]:
                 "name": "MEMORYGRAPH_POD_NAME",
                 "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}},
             },
+            # One process per pod, whatever the node's CPUs: the probes, the metrics port and
+            # the Services are one process's, and the operator does not place shards on the
+            # workers of a pod. An environment variable rather than a config key: data-plane
+            # images older than the setting ignore it (a graph may pin one with spec.image).
+            {"name": "MEMORYGRAPH_WORKERS", "value": "1"},
         ],
         **_probes(g),
         "securityContext": container_security_context(),
