@@ -161,6 +161,14 @@ def test_a_relay_that_started_again_is_reached_on_a_new_connection(name: str) ->
     assert _get(client, "n") is None  # stopped: nothing ran, the caller uses gRPC
 
 
+def test_a_stopped_relay_frees_its_name_at_once(name: str) -> None:
+    for _ in range(50):  # a worker's relay stopped and started again in one process
+        server = _relay(name)
+        server.start()
+        server.stop()
+        server.wait(5)
+
+
 def test_a_too_large_request_is_left_to_grpc(relay: RelayServer) -> None:
     client = RelayClient(relay.name, MAX_BYTES)
     assert client.call(GET_NODE, b"x" * (MAX_BYTES + 1), [], 5.0) is None

@@ -368,7 +368,11 @@ def test_events_over_every_worker_resume_with_no_duplicate_and_no_gap(tmp_path: 
     servers = start_workers(tmp_path / "data", 2)
     try:
         stub = _stub(f"127.0.0.1:{servers[0].port}")
-        sessions = [stub.CreateSession(pb.CreateSessionRequest()).id for _ in range(6)]
+        by_worker: dict[int, list[str]] = {0: [], 1: []}
+        while min(len(made) for made in by_worker.values()) < 3:  # new sessions' shards are random
+            session_id = stub.CreateSession(pb.CreateSessionRequest()).id
+            by_worker[_shard(session_id) % 2].append(session_id)
+        sessions = by_worker[0][:3] + by_worker[1][:3]
         stop = threading.Event()
 
         def write(session_id: str) -> None:

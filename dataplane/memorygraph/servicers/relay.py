@@ -202,6 +202,7 @@ class RelayServer:
         self._stopping = False
         self._closed = False  # the grace period is over: nothing more runs
         self._listener: socket.socket | None = None
+        self._acceptor: threading.Thread | None = None
 
     def stopping(self) -> bool:
         """Whether reading has ended on every connection while calls under way finish (the
@@ -217,7 +218,8 @@ class RelayServer:
             raise
         listener.listen(128)
         self._listener = listener
-        threading.Thread(target=self._accept, name="relay-accept", daemon=True).start()
+        self._acceptor = threading.Thread(target=self._accept, name="relay-accept", daemon=True)
+        self._acceptor.start()
 
     def stop(self) -> None:
         """Take no new connection or call: calls already written are still answered (see
@@ -229,6 +231,10 @@ class RelayServer:
         if listener is not None:
             listener.shutdown(socket.SHUT_RDWR)
             listener.close()
+        if self._acceptor is not None:
+            # Its accept call holds the socket until it returns: once it has, the socket's
+            # name is free for a relay started again in this process.
+            self._acceptor.join(5)
         for connection in connections:
             with contextlib.suppress(OSError):
                 connection.shutdown(socket.SHUT_RD)  # what was written is still read
