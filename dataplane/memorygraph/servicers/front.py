@@ -60,7 +60,7 @@ from memorygraph.graph.scatter import Part, merge_pages
 from memorygraph.metrics import definitions as metrics
 from memorygraph.model import parse_id
 from memorygraph.servicers.handlers import REQUEST_ID_KEY
-from memorygraph.servicers.relay import RelayClient, relayed_error
+from memorygraph.servicers.relay import RelayClient, answered_error, relayed_error
 from memorygraph.v1 import graph_pb2 as pb
 
 __all__ = ["FROM_WORKER", "SCATTER_THREADS", "Front", "FrontServicer"]
@@ -87,13 +87,9 @@ def _passed_on(error: grpc.RpcError) -> RequestError:
     answered = any(key == REQUEST_ID_KEY for key, _ in error.trailing_metadata() or ())
     if not answered and code is grpc.StatusCode.DEADLINE_EXCEEDED:
         return DeadlineExceeded("the deadline passed before another worker answered")
-    if code in (grpc.StatusCode.OK, grpc.StatusCode.UNKNOWN) or (
-        not answered and code is grpc.StatusCode.UNAVAILABLE
-    ):
+    if not answered and code is grpc.StatusCode.UNAVAILABLE:
         return Unavailable("another worker of this graph is not reachable; try again")
-    failure = RequestError(details or code.name)
-    failure.code = Code[code.name]
-    return failure
+    return answered_error(code, details)
 
 
 class Front:

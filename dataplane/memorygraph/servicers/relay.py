@@ -41,7 +41,7 @@ from google.protobuf.message import DecodeError
 from memorygraph.errors import Code, DeadlineExceeded, RequestError, Unavailable
 from memorygraph.v1 import workers_pb2 as wpb
 
-__all__ = ["FRAME_SECONDS", "RelayClient", "RelayServer", "relayed_error"]
+__all__ = ["FRAME_SECONDS", "RelayClient", "RelayServer", "answered_error", "relayed_error"]
 
 log = logging.getLogger("memorygraph.server")
 
@@ -406,7 +406,9 @@ class RelayClient:
 
     def _connect(self, until: float | None) -> socket.socket | None:
         """A new connection, or None: the relay is not there, or takes no more connections."""
-        wait = _GREETING_SECONDS if until is None else min(_GREETING_SECONDS, until - _now())
+        wait = (
+            _GREETING_SECONDS if until is None else min(_GREETING_SECONDS, until - time.monotonic())
+        )
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             sock.settimeout(max(wait, 0.001))
@@ -427,7 +429,7 @@ class RelayClient:
             sock.close()
 
     def _write(self, sock: socket.socket, frame: bytes, until: float | None) -> None:
-        sock.settimeout(None if until is None else max(until - _now(), 0.001))
+        sock.settimeout(None if until is None else max(until - time.monotonic(), 0.001))
         try:
             sock.sendall(frame)
         except TimeoutError:
@@ -468,7 +470,7 @@ class RelayClient:
             raise DeadlineExceeded("the deadline passed before another worker answered")
         if len(request) > self._max_bytes:
             return None  # gRPC refuses it with the server's own message
-        until = None if timeout is None else _now() + timeout
+        until = None if timeout is None else time.monotonic() + timeout
         call = wpb.RelayCall(method=method, timeout_seconds=timeout or 0.0)
         for key, value in metadata:
             if isinstance(value, str):
@@ -478,7 +480,7 @@ class RelayClient:
         if sock is None:
             return None
         try:
-            sock.settimeout(None if until is None else max(until - _now(), 0.001))
+            sock.settimeout(None if until is None else max(until - time.monotonic(), 0.001))
             answer = self._answer(sock)
         except TimeoutError:
             self._drop()  # its answer may still come: the connection is not used again
@@ -502,15 +504,17 @@ class RelayClient:
         return wpb.RelayAnswer.FromString(_read_exactly(sock, end, head)[_ANSWER_LENGTH.size : end])
 
 
-def _now() -> float:
-    return time.monotonic()
+def answered_error(status: grpc.StatusCode, details: str) -> RequestError:
+    """The error another worker answered a call with (over the relay or gRPC), to answer the
+    caller with: its code and message as they are, except that a status no handler answers
+    with (OK on a failure, UNKNOWN) means the worker could not be reached."""
+    if status in (grpc.StatusCode.OK, grpc.StatusCode.UNKNOWN):
+        return Unavailable("another worker of this graph is not reachable; try again")
+    failure = RequestError(details or status.name)
+    failure.code = Code[status.name]
+    return failure
 
 
 def relayed_error(answer: wpb.RelayAnswer) -> RequestError:
     """The error a relayed call was answered with, to answer the caller with."""
-    status = _CODES.get(answer.code, grpc.StatusCode.UNKNOWN)
-    if status in (grpc.StatusCode.OK, grpc.StatusCode.UNKNOWN):
-        return Unavailable("another worker of this graph is not reachable; try again")
-    failure = RequestError(answer.details or status.name)
-    failure.code = Code[status.name]
-    return failure
+    return answered_error(_CODES.get(answer.code, grpc.StatusCode.UNKNOWN), answer.details)

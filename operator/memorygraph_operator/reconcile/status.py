@@ -128,7 +128,7 @@ def graph_status(o: Observation, now: str) -> dict[str, Any]:
     sts = o.statefulset or {}
     st = sts.get("status") or {}
     want = o.desired_replicas
-    if want is None:  # autoscaled: the HPA's choice, as written on the StatefulSet
+    if want is None:  # autoscaled: the size applied (the graph's, or one adopted on upgrade)
         want = int((sts.get("spec") or {}).get("replicas", 1))
     ready = int(st.get("readyReplicas", 0))
     conds: list[ConditionSpec] = []
