@@ -20,7 +20,7 @@ import kopf
 from memorygraph_operator.api.base import GROUP, VERSION
 from memorygraph_operator.api.conditions import ConditionType, EventReason
 from memorygraph_operator.errors import Conflict, Invalid, InvalidSpec, KubeError, Unavailable
-from memorygraph_operator.kube import Kube
+from memorygraph_operator.kube import FIELD_MANAGER, Kube
 from memorygraph_operator.metrics import (
     RECONCILE_DURATION,
     RECONCILE_ERRORS,
@@ -28,29 +28,44 @@ from memorygraph_operator.metrics import (
     ReadinessTracker,
 )
 from memorygraph_operator.reconcile.memorygraph import GRAPH, reconcile_graph
+from memorygraph_operator.reconcile.observed import Observed, observe
 from memorygraph_operator.reconcile.plugins import reconcile_plugin
-from memorygraph_operator.reconcile.usage import PLUGIN, record_plugin_users
+from memorygraph_operator.reconcile.reads import ClusterReads
+from memorygraph_operator.reconcile.usage import record_plugin_users
 from memorygraph_operator.render.context import RenderEnv
 from memorygraph_operator.render.metadata import LABEL_MANAGED_BY, MANAGED_BY
 
 __all__ = ["OperatorMemo", "on_graph", "on_plugin", "reconcile_graph_by_name", "resync_all"]
 
+# Every kind of child, watched: a change reconciles its graph, and reconciles read children
+# from these watches (kopf indices) instead of the API.
 _CHILD_KINDS = (
-    ("apps", "v1", "statefulsets"),
-    ("", "v1", "services"),
-    ("", "v1", "configmaps"),
-    ("batch", "v1", "cronjobs"),
-    ("policy", "v1", "poddisruptionbudgets"),
-    ("autoscaling", "v2", "horizontalpodautoscalers"),
+    ("apps", "v1", "statefulsets", "StatefulSet"),
+    ("", "v1", "services", "Service"),
+    ("", "v1", "configmaps", "ConfigMap"),
+    ("batch", "v1", "cronjobs", "CronJob"),
+    ("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget"),
+    ("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler"),
+    ("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy"),
+    ("monitoring.coreos.com", "v1", "servicemonitors", "ServiceMonitor"),
 )
+# Children whose status the graph's status reports: a change of theirs always reconciles.
+_STATUS_KINDS = frozenset({"StatefulSet", "CronJob"})
+# How long an answer of API discovery (is the ServiceMonitor CRD served?) is kept.
+DISCOVERY_SECONDS = 60.0
 
 
 class OperatorMemo(kopf.Memo):
     """What every handler shares: the API client, render environment, locks and metrics."""
 
     kube: Kube
+    reads: ClusterReads
     env: RenderEnv
     locks: dict[tuple[str, str], asyncio.Lock]
+    # Graphs with a reconcile waiting to start, which a new trigger can join.
+    queued: dict[tuple[str, str], object]
+    # At most this many graphs reconcile at once; the others wait their turn, first come first.
+    slots: asyncio.Semaphore
     readiness: ReadinessTracker
     namespaces: tuple[str, ...]  # empty: the whole cluster
     resync_seconds: float
@@ -95,33 +110,58 @@ async def reconcile_graph_by_name(
     namespace: str,
     name: str,
     logger: logging.Logger | logging.LoggerAdapter[Any],
+    *,
+    join: bool = False,
 ) -> dict[str, Any] | None:
     """Reconcile one graph with the latest state read inside its lock; its status, or None.
 
     Reading the object again inside the lock means a reconcile queued behind another one
-    starts from the status the first one wrote, not from a stale event body.
+    starts from the status the first one wrote, not from a stale event body. With ``join``,
+    a reconcile of the graph that is waiting to start serves this call too (it reads the
+    state after whatever triggered this call): a burst of child events costs one reconcile.
     """
-    lock = memo.locks.setdefault((namespace, name), asyncio.Lock())
-    async with lock:
-        body = await memo.kube.get(GRAPH, namespace, name)
-        if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
-            memo.readiness.set("MemoryGraph", namespace, name, None)
+    key = (namespace, name)
+    token = object()
+    if join:
+        if key in memo.queued:
             return None
-        started = time.monotonic()
-        try:
-            outcome = await reconcile_graph(memo.kube, body, memo.env, _now())
-        except (InvalidSpec, KubeError) as exc:
-            if isinstance(exc, InvalidSpec):
-                memo.readiness.set("MemoryGraph", namespace, name, "False")
-            raise _translate("MemoryGraph", exc) from exc
-        finally:
-            RECONCILE_DURATION.labels(kind="MemoryGraph").observe(time.monotonic() - started)
-        result = "paused" if outcome.paused else "success"
-        RECONCILE_TOTAL.labels(kind="MemoryGraph", result=result).inc()
-        memo.readiness.set("MemoryGraph", namespace, name, _ready_of(outcome.status))
-        if outcome.applied or outcome.deleted:
-            logger.debug("applied %s, deleted %s", outcome.applied, outcome.deleted)
-        return outcome.status
+        memo.queued[key] = token
+    lock = memo.locks.setdefault(key, asyncio.Lock())
+    try:
+        async with lock, memo.slots:
+            if memo.queued.get(key) is token:
+                del memo.queued[key]
+            return await _reconcile_locked(memo, namespace, name, logger)
+    finally:
+        if memo.queued.get(key) is token:
+            del memo.queued[key]
+
+
+async def _reconcile_locked(
+    memo: OperatorMemo,
+    namespace: str,
+    name: str,
+    logger: logging.Logger | logging.LoggerAdapter[Any],
+) -> dict[str, Any] | None:
+    body = await memo.kube.get(GRAPH, namespace, name)
+    if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
+        memo.readiness.set("MemoryGraph", namespace, name, None)
+        return None
+    started = time.monotonic()
+    try:
+        outcome = await reconcile_graph(memo.reads, body, memo.env, _now())
+    except (InvalidSpec, KubeError) as exc:
+        if isinstance(exc, InvalidSpec):
+            memo.readiness.set("MemoryGraph", namespace, name, "False")
+        raise _translate("MemoryGraph", exc) from exc
+    finally:
+        RECONCILE_DURATION.labels(kind="MemoryGraph").observe(time.monotonic() - started)
+    result = "paused" if outcome.paused else "success"
+    RECONCILE_TOTAL.labels(kind="MemoryGraph", result=result).inc()
+    memo.readiness.set("MemoryGraph", namespace, name, _ready_of(outcome.status))
+    if outcome.applied or outcome.deleted:
+        logger.debug("applied %s, deleted %s", outcome.applied, outcome.deleted)
+    return outcome.status
 
 
 @kopf.on.cleanup()
@@ -152,7 +192,9 @@ async def resync_all(memo: OperatorMemo, logger: kopf.Logger) -> None:
         for graph in await memo.kube.list(GRAPH, scope):
             meta = graph["metadata"]
             try:
-                await reconcile_graph_by_name(memo, meta["namespace"], meta["name"], logger)
+                await reconcile_graph_by_name(
+                    memo, meta["namespace"], meta["name"], logger, join=True
+                )
             except (kopf.PermanentError, kopf.TemporaryError) as exc:
                 logger.warning("resync of %s/%s failed: %s", meta["namespace"], meta["name"], exc)
 
@@ -166,13 +208,44 @@ async def _resync_forever(memo: OperatorMemo, interval: float, logger: kopf.Logg
             logger.warning("periodic resync failed, retrying next period: %s", exc)
 
 
-@kopf.on.startup()
-async def on_startup(memo: OperatorMemo, logger: kopf.Logger, **_: Any) -> None:
-    """Start the periodic resync, which repairs drift in children no watch reports.
+def _index_id(kind: str) -> str:
+    return f"watched_{kind.lower()}s"
 
-    A plain background task rather than a kopf timer: timers make kopf put a finalizer on every
-    graph, and then deleting a graph would hang whenever the operator is not running.
+
+def _index_child(**kwargs: Any) -> dict[tuple[str, str], Observed]:
+    """A child as the watch reports it, trimmed (see :mod:`.reconcile.observed`)."""
+    body, name = kwargs["body"], kwargs["name"]
+    return {(_ns(kwargs["namespace"]), name): observe(body, FIELD_MANAGER)}
+
+
+for _group, _version, _plural, _kind in _CHILD_KINDS:
+    kopf.index(
+        _group, _version, _plural, id=_index_id(_kind), labels={LABEL_MANAGED_BY: MANAGED_BY}
+    )(_index_child)
+
+
+@kopf.index(GROUP, VERSION, "plugins", id="watched_plugins")
+def _index_plugin(body: kopf.Body, namespace: str | None, **_: Any) -> dict[str, dict[str, Any]]:
+    """A Plugin as the watch reports it, without its managed fields."""
+    plugin = dict(body)
+    plugin["metadata"] = {k: v for k, v in body["metadata"].items() if k != "managedFields"}
+    return {_ns(namespace): plugin}
+
+
+@kopf.on.startup()
+async def on_startup(memo: OperatorMemo, logger: kopf.Logger, **kwargs: Any) -> None:
+    """Read children and Plugins from the watches, and start the periodic resync, which
+    repairs drift in children no watch reports.
+
+    The resync is a plain background task rather than a kopf timer: timers make kopf put a
+    finalizer on every graph, and then deleting a graph would hang whenever the operator is
+    not running. kopf fills the indices before any resource handler runs.
     """
+    children = {
+        kind: kwargs[_index_id(kind)] for *_, kind in _CHILD_KINDS if _index_id(kind) in kwargs
+    }
+    if children and "watched_plugins" in kwargs:
+        memo.reads.use_watches(children, kwargs["watched_plugins"], DISCOVERY_SECONDS)
     memo.resync_task = asyncio.create_task(_resync_forever(memo, memo.resync_seconds, logger))
 
 
@@ -194,8 +267,9 @@ async def on_graph_event(
     ns = _ns(namespace)
     memo.readiness.set("MemoryGraph", ns, name, None)
     memo.locks.pop((ns, name), None)
+    memo.reads.forget(ns, name)
     try:
-        plugins = await memo.kube.list(PLUGIN, ns)
+        plugins = await memo.reads.plugins(ns)
         await record_plugin_users(memo.kube, ns, name, plugins, selected=set())
     except KubeError as exc:
         logger.warning("could not update the plugins graph %s used: %s", name, exc)
@@ -218,20 +292,27 @@ async def on_child(
 ) -> None:
     """A child changed (status, drift, deletion): reconcile its graph.
 
-    The initial listing (``type`` None) is skipped: every graph is reconciled on resume anyway,
-    and reacting to it would reconcile each graph once per child at every operator start.
+    Skipped: the initial listing (``type`` None; every graph is reconciled on resume anyway,
+    and reacting to it would reconcile each graph once per child at every operator start),
+    and the echo of the operator's own apply of a child whose status the graph does not
+    report. Events arriving while a reconcile of the graph waits to start join it.
     """
     graph = _owner_graph(body)
     if graph is None or type is None:
         return
+    ns = _ns(namespace)
+    kind = str(body.get("kind"))
+    echo = type != "DELETED" and kind not in _STATUS_KINDS
+    if echo and memo.reads.as_last_applied(ns, graph, kind, observe(body, FIELD_MANAGER)):
+        return
     try:
-        await reconcile_graph_by_name(memo, _ns(namespace), graph, logger)
+        await reconcile_graph_by_name(memo, ns, graph, logger, join=True)
     except (kopf.PermanentError, kopf.TemporaryError) as exc:
         # Event handlers are not retried; the graph's own handler and the resync are.
         logger.warning("reconcile of %s after a child change failed: %s", graph, exc)
 
 
-for _group, _version, _plural in _CHILD_KINDS:
+for _group, _version, _plural, _ in _CHILD_KINDS:
     kopf.on.event(_group, _version, _plural, labels={LABEL_MANAGED_BY: MANAGED_BY})(on_child)
 
 

@@ -26,6 +26,8 @@ class OperatorConfig:
     metrics_port: int = 8080
     health_port: int = 8081
     resync_seconds: float = 300.0
+    # Graphs reconciled at once; the others wait their turn, first come first served.
+    concurrent_reconciles: int = 8
     # All interfaces in a pod; a process run on a workstation can keep them on loopback.
     bind_address: str = "0.0.0.0"
     # Namespaces whose pods may scrape every graph's metrics port (the graphs' NetworkPolicy).
@@ -39,6 +41,9 @@ class OperatorConfig:
         def names(variable: str) -> tuple[str, ...]:
             return tuple(n.strip() for n in env.get(variable, "").split(",") if n.strip())
 
+        concurrent = int(env.get("MEMORYGRAPH_CONCURRENT_RECONCILES", "8"))
+        if concurrent < 1:
+            raise ValueError("MEMORYGRAPH_CONCURRENT_RECONCILES must be at least 1")
         return cls(
             default_image=env.get("MEMORYGRAPH_DEFAULT_IMAGE", DEFAULT_IMAGE),
             namespaces=names("WATCH_NAMESPACE"),
@@ -46,6 +51,7 @@ class OperatorConfig:
             metrics_port=int(env.get("MEMORYGRAPH_METRICS_PORT", "8080")),
             health_port=int(env.get("MEMORYGRAPH_HEALTH_PORT", "8081")),
             resync_seconds=float(env.get("MEMORYGRAPH_RESYNC_SECONDS", "300")),
+            concurrent_reconciles=concurrent,
             bind_address=env.get("MEMORYGRAPH_BIND_ADDRESS", "0.0.0.0"),
         )
 

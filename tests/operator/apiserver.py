@@ -55,6 +55,56 @@ def _prune(obj: Any, previous: Any, current: Any, others: Any) -> Any:
     return out
 
 
+_UNOWNED = (
+    ("metadata", "resourceVersion"),
+    ("metadata", "generation"),
+    ("metadata", "managedFields"),
+)
+_MISSING = object()
+
+
+def _leaf_paths(old: Any, new: Any, prefix: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
+    """Paths whose value differs between two objects (a whole subtree when one side is no
+    dict): what an update changes, added or removed."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: set[tuple[str, ...]] = set()
+        for key in set(old) | set(new):
+            if (*prefix, key) in _UNOWNED:
+                continue
+            out |= _leaf_paths(old.get(key, _MISSING), new.get(key, _MISSING), (*prefix, key))
+        return out
+    return set() if old == new else {prefix}
+
+
+def _drop(tree: dict[str, Any], path: tuple[str, ...]) -> None:
+    """Remove ``path`` from a manager's fields (a value tree): it owns it no more."""
+    node: Any = tree
+    for i, key in enumerate(path):
+        if not isinstance(node, dict) or key not in node:
+            return
+        if i == len(path) - 1 or not isinstance(node[key], dict):
+            del node[key]
+            return
+        node = node[key]
+
+
+def _set(tree: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    node = tree
+    for key in path[:-1]:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            return
+    node[path[-1]] = copy.deepcopy(value)
+
+
+def _get(obj: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        if not isinstance(obj, dict) or key not in obj:
+            return _MISSING
+        obj = obj[key]
+    return obj
+
+
 def _managed_fields(applied: dict[str, Any]) -> dict[str, Any]:
     def walk(node: Any) -> Any:
         if not isinstance(node, dict):
@@ -69,6 +119,10 @@ class ApiServer(KubernetesEmulator):
     """Stateful fake API server; ``applied[(plural, ns, name)][manager]`` is what each applied."""
 
     applied: dict[tuple[str, str | None, str], dict[str, dict[str, Any]]] = attrs.field(
+        factory=dict
+    )
+    # What managers that updated (not applied) an object own, as value trees, like ``applied``.
+    updated: dict[tuple[str, str | None, str], dict[str, dict[str, Any]]] = attrs.field(
         factory=dict
     )
     writes: list[tuple[str, str, str | None, str]] = attrs.field(factory=list)
@@ -168,6 +222,7 @@ class ApiServer(KubernetesEmulator):
             return _status(404, "NotFound", f"{res.plural} {name} not found")
         self.objects[(res, ns, name)].delete()
         self.applied.pop((res.plural, ns, name), None)
+        self.updated.pop((res.plural, ns, name), None)
         self._publish(res, "DELETED", old)
         self.writes.append(("delete", res.plural, ns, name))
         return aiohttp.web.json_response({"kind": "Status", "status": "Success"})
@@ -178,6 +233,12 @@ class ApiServer(KubernetesEmulator):
         old = self._current(res, ns, name)
         if old is None:
             return _status(404, "NotFound", f"{res.plural} {name} not found")
+        # A resourceVersion in a merge patch is a precondition, as on a real API server.
+        expected = (
+            (body.get("metadata") or {}).get("resourceVersion") if isinstance(body, dict) else None
+        )
+        if expected is not None and expected != old["metadata"].get("resourceVersion"):
+            return _status(409, "Conflict", f"{res.plural} {name} has changed since {expected}")
         # kopf sends JSON patches (lists of operations) for some changes, merge patches otherwise.
         try:
             new = jsonpatch.apply_patch(old, body) if isinstance(body, list) else _merge(old, body)
@@ -202,6 +263,13 @@ class ApiServer(KubernetesEmulator):
         managers = self.applied.setdefault(key, {})
         previous = managers.get(manager, {})
         managers[manager] = copy.deepcopy(body)
+        # Forced: the fields this apply sets leave whoever updated them.
+        updaters = self.updated.get(key, {})
+        for path in _leaf_paths({}, body):
+            for fields in updaters.values():
+                _drop(fields, path)
+        for updater in [u for u, fields in updaters.items() if not _leaf_paths({}, fields)]:
+            del updaters[updater]
         if old is None:
             # Creating through apply needs the create permission as well as patch.
             self.calls.append(("create", res.group or "", res.plural))
@@ -211,19 +279,27 @@ class ApiServer(KubernetesEmulator):
             for other, applied in managers.items():
                 if other != manager:
                     others = _merge(others, applied)
+            for fields in updaters.values():
+                others = _merge(others, fields)
             new = _merge(_prune(old, previous, body, others), body)
             for field in _META_KEEP:
                 if field in old["metadata"]:
                     new["metadata"][field] = old["metadata"][field]
-        new["metadata"]["managedFields"] = [
-            {"manager": m, "operation": "Apply", "fieldsV1": _managed_fields(a)}
-            for m, a in sorted(managers.items())
-        ]
+        new["metadata"]["managedFields"] = self._managed(key)
         if old is not None and new == old:
             return aiohttp.web.json_response(old)
         self._store(res, ns, name, new, old)
         self.writes.append(("apply", res.plural, ns, name))
         return aiohttp.web.json_response(new, status=201 if old is None else 200)
+
+    def _managed(self, key: tuple[str, str | None, str]) -> list[dict[str, Any]]:
+        return [
+            {"manager": m, "operation": "Apply", "fieldsV1": _managed_fields(a)}
+            for m, a in sorted(self.applied.get(key, {}).items())
+        ] + [
+            {"manager": m, "operation": "Update", "fieldsV1": _managed_fields(f)}
+            for m, f in sorted(self.updated.get(key, {}).items())
+        ]
 
     # Test conveniences ---------------------------------------------------------------------
 
@@ -238,12 +314,39 @@ class ApiServer(KubernetesEmulator):
         self._store(resource(plural_ref), meta.get("namespace"), meta["name"], new, None)
         return new
 
-    def edit(self, plural_ref: str, ns: str | None, name: str, patch: dict[str, Any]) -> None:
-        """Change an object behind the operator's back (a human with kubectl edit)."""
+    def edit(
+        self,
+        plural_ref: str,
+        ns: str | None,
+        name: str,
+        patch: dict[str, Any],
+        manager: str = "kubectl-edit",
+    ) -> None:
+        """Change an object behind the operator's back (a human with kubectl edit).
+
+        As an update by ``manager``: the fields it changes become its own and leave the
+        managers that applied them; the fields it removes leave every manager.
+        """
         res = resource(plural_ref)
         old = self._current(res, ns, name)
         assert old is not None
-        self._store(res, ns, name, _merge(old, patch), old)
+        new = _merge(old, patch)
+        if "managedFields" in (patch.get("metadata") or {}):
+            # The test says who manages what: store it as it is.
+            self._store(res, ns, name, new, old)
+            return
+        key = (res.plural, ns, name)
+        owned = self.updated.setdefault(key, {}).setdefault(manager, {})
+        for path in _leaf_paths(old, new):
+            for fields in [*self.applied.get(key, {}).values(), *self.updated[key].values()]:
+                _drop(fields, path)
+            value = _get(new, path)
+            if value is not _MISSING:
+                _set(owned, path, value)
+        if not _leaf_paths({}, owned):
+            del self.updated[key][manager]
+        new.setdefault("metadata", {})["managedFields"] = self._managed(key)
+        self._store(res, ns, name, new, old)
 
 
 def kmock_version(obj: dict[str, Any]) -> Any:

@@ -17,6 +17,7 @@ import yaml
 from apiserver import ApiServer
 from memorygraph_operator.handlers import on_plugin, reconcile_graph_by_name
 from memorygraph_operator.render.image import DEFAULT_IMAGE
+from memorygraph_operator.settings import OperatorConfig
 from operator_support import GRAPHS, PLUGINS, ROOT, load_example
 
 CHART = ROOT / "charts" / "memorygraph-operator"
@@ -118,6 +119,15 @@ def test_operator_deployment_is_single_recreate_restricted_and_uses_the_shared_i
     assert env["MEMORYGRAPH_DEFAULT_IMAGE"] == DEFAULT_IMAGE
     assert env["WATCH_NAMESPACE"] == ""
     assert env["MEMORYGRAPH_METRICS_NAMESPACES"] == ""
+
+
+def test_the_operators_environment_is_what_its_settings_read() -> None:
+    docs = _template("--set", "concurrentReconciles=32", "--set", "resyncSeconds=120")
+    (dep,) = _by_kind(docs, "Deployment")
+    env = {e["name"]: e["value"] for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
+    config = OperatorConfig.from_env(env)
+    assert config.concurrent_reconciles == 32
+    assert config.resync_seconds == 120
 
 
 def test_the_namespaces_that_scrape_graphs_reach_the_operator() -> None:

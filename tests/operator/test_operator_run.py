@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from pathlib import Path
 
 import kopf
@@ -16,6 +17,8 @@ import pytest
 import yaml
 from apiserver import ApiServer
 from kubernetes.config import kube_config
+from memorygraph_operator.api.base import GROUP
+from memorygraph_operator.handlers import resync_all
 from memorygraph_operator.settings import configure_kopf
 from operator_support import GRAPHS, load_example
 
@@ -27,6 +30,16 @@ async def _eventually(check: object, timeout: float = 15.0) -> None:
     while not callable(check) or not check():
         assert asyncio.get_running_loop().time() < deadline, "timed out"
         await asyncio.sleep(0.1)
+
+
+async def _settled(api: ApiServer, quiet: float = 1.0, timeout: float = 15.0) -> None:
+    """Wait until the operator has made no request for ``quiet`` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    seen = -1
+    while seen != len(api.calls):
+        assert asyncio.get_running_loop().time() < deadline, "the operator never settled"
+        seen = len(api.calls)
+        await asyncio.sleep(quiet)
 
 
 async def test_operator_reconciles_a_graph_created_while_it_runs(
@@ -83,6 +96,17 @@ async def test_operator_reconciles_a_graph_created_while_it_runs(
         # No finalizer: deleting a graph never waits for the operator to be running.
         graph = api.read(GRAPHS, "apps", "chat-memory")
         assert graph is not None and not graph["metadata"].get("finalizers")
+        # Children are read from the watches: once the graph settled, a resync of it reads
+        # the graph and nothing else.
+        assert memo.reads.watched
+        await _settled(api)
+        api.calls.clear()
+        await resync_all(memo, logging.getLogger("test"))
+        assert set(api.calls) <= {
+            ("list", GROUP, "memorygraphs"),
+            ("get", GROUP, "memorygraphs"),
+            ("get", "", "secrets"),
+        }, api.calls
     finally:
         stop.set()
         with contextlib.suppress(asyncio.CancelledError):

@@ -10,6 +10,7 @@ import pytest
 from apiserver import ApiServer
 from memorygraph_operator.__main__ import build_memo, load_config, main
 from memorygraph_operator.handlers import on_cleanup, on_startup, reconcile_graph_by_name
+from memorygraph_operator.metrics import ReadinessTracker
 from memorygraph_operator.render.image import DEFAULT_IMAGE
 from memorygraph_operator.settings import OperatorConfig, configure_kopf
 from operator_support import GRAPHS, load_example
@@ -101,3 +102,30 @@ async def test_reconciles_are_counted_and_graphs_tracked_by_readiness(
     assert after == before + 1
     assert _sample("memorygraph_operator_resources", kind="MemoryGraph", ready="False") >= 1
     assert _sample("memorygraph_operator_reconcile_duration_seconds_count", kind="MemoryGraph") >= 1
+
+
+def test_the_readiness_gauge_follows_every_change_of_every_resource() -> None:
+    tracker = ReadinessTracker()
+    for i in range(5):
+        tracker.set("Tracked", "ns", f"g{i}", "False")
+    tracker.set("Tracked", "ns", "g0", "True")
+    tracker.set("Tracked", "ns", "g1", "True")
+    tracker.set("Tracked", "ns", "g1", "True")  # unchanged
+    tracker.set("Tracked", "ns", "g2", None)  # gone
+    tracker.set("Tracked", "ns", "g9", None)  # never known
+    tracker.set("Tracked", "ns", "g3", "Unknown")
+    counts = {
+        s: _sample("memorygraph_operator_resources", kind="Tracked", ready=s)
+        for s in ("True", "False", "Unknown")
+    }
+    assert counts == {"True": 2, "False": 1, "Unknown": 1}
+
+
+def test_concurrent_reconciles_come_from_the_environment() -> None:
+    assert OperatorConfig.from_env({}).concurrent_reconciles == 8
+    assert (
+        OperatorConfig.from_env({"MEMORYGRAPH_CONCURRENT_RECONCILES": "32"}).concurrent_reconciles
+        == 32
+    )
+    with pytest.raises(ValueError, match="at least 1"):
+        OperatorConfig.from_env({"MEMORYGRAPH_CONCURRENT_RECONCILES": "0"})

@@ -21,6 +21,14 @@ from memorygraph_operator.api.conditions import EventReason, Reason
 from memorygraph_operator.errors import Conflict, Invalid, InvalidSpec
 from memorygraph_operator.kube import FIELD_MANAGER, Kube, ResourceType, resource_for
 from memorygraph_operator.reconcile.inputs import is_paused, parse_graph, select_plugins
+from memorygraph_operator.reconcile.observed import (
+    Observed,
+    applied_hash,
+    controlled_by,
+    observe,
+    with_applied_hash,
+)
+from memorygraph_operator.reconcile.reads import ClusterReads
 from memorygraph_operator.reconcile.status import (
     Observation,
     graph_status,
@@ -73,35 +81,22 @@ def _stamp(now: datetime.datetime) -> str:
     return now.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def controlled_by(obj: Mapping[str, Any], uid: str) -> bool:
-    """Whether ``obj`` carries a controller reference to the graph with ``uid``."""
-    refs = (obj.get("metadata") or {}).get("ownerReferences") or []
-    return any(r.get("uid") == uid and r.get("controller") for r in refs)
-
-
 # Who set a StatefulSet's replicas when an HPA of an earlier version scaled it: that version's
 # hand-over manager (its apply, before the HPA's first change), then the HPA controller (an
 # update of the StatefulSet's scale subresource).
 EARLIER_SCALERS = frozenset({f"{FIELD_MANAGER}-handover", "kube-controller-manager"})
 
 
-def _owns_replicas(entry: Mapping[str, Any]) -> bool:
-    return "f:replicas" in ((entry.get("fieldsV1") or {}).get("f:spec") or {})
-
-
-def scaled_by_an_earlier_autoscaler(existing: Mapping[str, Any] | None) -> bool:
+def scaled_by_an_earlier_autoscaler(existing: Observed | None) -> bool:
     """Whether the StatefulSet's ``spec.replicas`` is still the choice of an earlier
     operator's autoscaling, which let an HPA scale the StatefulSet itself (the HPA now scales
     the graph): set by one of EARLIER_SCALERS, and not yet applied by this operator. Such a
     StatefulSet is adopted at its size once (see ``_Run._adopt_replicas``); one scaled by
     anyone else (``kubectl scale sts``) is set back to the graph's replicas."""
-    entries = (existing or {}).get("metadata", {}).get("managedFields") or []
-    earlier = any(e.get("manager") in EARLIER_SCALERS and _owns_replicas(e) for e in entries)
-    applied = any(
-        e.get("manager") == FIELD_MANAGER and e.get("operation") == "Apply" and _owns_replicas(e)
-        for e in entries
-    )
-    return earlier and not applied
+    if existing is None:
+        return False
+    earlier = bool(existing.replicas_managers & EARLIER_SCALERS)
+    return earlier and not existing.replicas_applied
 
 
 def _claim_size(sts: Mapping[str, Any] | None) -> tuple[str | None, str | None]:
@@ -115,8 +110,11 @@ def _claim_size(sts: Mapping[str, Any] | None) -> tuple[str | None, str | None]:
 class _Run:
     """State of one reconcile (the graph, the client, and what happened)."""
 
-    def __init__(self, kube: Kube, body: Mapping[str, Any], now: datetime.datetime) -> None:
-        self.kube = kube
+    def __init__(
+        self, reads: ClusterReads, body: Mapping[str, Any], now: datetime.datetime
+    ) -> None:
+        self.reads = reads
+        self.kube = reads.kube
         self.body = body
         self.now = now
         self.problems: list[tuple[Reason, str]] = []
@@ -126,16 +124,22 @@ class _Run:
     async def event(self, type_: str, reason: str, message: str) -> None:
         await self.kube.post_event(self.body, type_, reason, message, self.now)
 
-    async def get(self, child: Child, g: GraphInputs) -> dict[str, Any] | None:
-        return await self.kube.get(
+    async def get(self, child: Child, g: GraphInputs) -> Observed | None:
+        return await self.reads.child(
             resource_for(child.api_version, child.kind), g.namespace, child.name
         )
 
+    def _unchanged(self, child: Child, g: GraphInputs, existing: Observed, digest: str) -> bool:
+        """Whether applying ``child`` would change nothing (see :mod:`.observed`)."""
+        assert child.body is not None
+        last = self.reads.last_applied(g.namespace, g.name, child.kind, child.name)
+        return existing.as_applied(child.body, digest, None if last is None else last[1])
+
     async def apply(
-        self, child: Child, g: GraphInputs, existing: dict[str, Any] | None
+        self, child: Child, g: GraphInputs, existing: Observed | None
     ) -> dict[str, Any] | None:
         assert child.body is not None
-        if existing is not None and not controlled_by(existing, g.uid):
+        if existing is not None and not existing.controlled_by(g.uid):
             self.problems.append(
                 (
                     Reason.CHILD_CONFLICT,
@@ -146,24 +150,26 @@ class _Run:
         try:
             if child.kind == "StatefulSet":
                 await self._prepare_statefulset(child, g, existing)
-            applied = await self.kube.apply(child.body)
+            digest = applied_hash(child.body)
+            if existing is not None and self._unchanged(child, g, existing, digest):
+                return existing.body
+            applied = observe_applied(await self.kube.apply(with_applied_hash(child.body, digest)))
         except Invalid as exc:
             # The API server refused this child (an admission policy, a quota, a field it
             # forbids changing): report it and still reconcile the others.
             self.problems.append((Reason.APPLY_FAILED, str(exc)))
-            return existing
+            return existing.body if existing is not None else None
+        self.reads.record_applied(g.namespace, g.name, child.kind, child.name, applied)
         self.applied.append(f"{child.kind}/{child.name}")
-        return applied
+        return applied.body
 
-    async def _adopt_replicas(
-        self, child: Child, g: GraphInputs, existing: Mapping[str, Any]
-    ) -> None:
+    async def _adopt_replicas(self, child: Child, g: GraphInputs, existing: Observed) -> None:
         """Keep the pods an HPA of an older operator scaled the StatefulSet to: the graph's
         ``spec.replicas`` takes that count (within the autoscaling bounds), as the HPA, which
         now scales the graph, would have written it."""
         a = g.spec.autoscaling
         assert a is not None and child.body is not None
-        current = int((existing.get("spec") or {}).get("replicas", g.spec.replicas))
+        current = int((existing.body.get("spec") or {}).get("replicas", g.spec.replicas))
         current = min(max(current, a.min_replicas), a.max_replicas)
         if current != g.spec.replicas:
             await self.kube.merge_patch(
@@ -177,7 +183,7 @@ class _Run:
         child.body["spec"]["replicas"] = current
 
     async def _prepare_statefulset(
-        self, child: Child, g: GraphInputs, existing: dict[str, Any] | None
+        self, child: Child, g: GraphInputs, existing: Observed | None
     ) -> None:
         assert child.body is not None
         if existing is None:
@@ -185,7 +191,7 @@ class _Run:
         if g.spec.autoscaled and scaled_by_an_earlier_autoscaler(existing):
             await self._adopt_replicas(child, g, existing)
         want_size, _ = _claim_size(child.body)
-        have_size, _ = _claim_size(existing)
+        have_size, _ = _claim_size(existing.body)
         # By value: the API server hands back `1Gi` for a spec saying `1024Mi`, and recreating
         # the StatefulSet over that would happen on every reconcile. A smaller size is left to
         # the apply, which the API server refuses (claim templates are immutable).
@@ -216,12 +222,17 @@ class _Run:
             "Normal", EventReason.STORAGE_EXPANDED, f"volumes of {g.name} grow to {size}"
         )
 
-    async def prune(self, child: Child, g: GraphInputs, existing: dict[str, Any] | None) -> None:
-        if existing is None or not controlled_by(existing, g.uid):
+    async def prune(self, child: Child, g: GraphInputs, existing: Observed | None) -> None:
+        if existing is None or not existing.controlled_by(g.uid):
             return
         rt: ResourceType = resource_for(child.api_version, child.kind)
         if await self.kube.delete(rt, g.namespace, child.name):
             self.deleted.append(f"{child.kind}/{child.name}")
+
+
+def observe_applied(body: Mapping[str, Any]) -> Observed:
+    """What the API server answered to an apply, trimmed like a watched child."""
+    return observe(body, FIELD_MANAGER)
 
 
 def new_api_key() -> str:
@@ -258,7 +269,7 @@ async def _ensure_auth_secret(run: _Run, g: GraphInputs) -> None:
 
 
 async def _warn_exposed_without_tls(
-    run: _Run, g: GraphInputs, child: Child, existing: dict[str, Any] | None
+    run: _Run, g: GraphInputs, child: Child, existing: Observed | None
 ) -> None:
     """A Warning Event when the client Service becomes reachable from outside in plaintext.
 
@@ -268,7 +279,7 @@ async def _warn_exposed_without_tls(
     if child.body is None or not g.spec.exposed or g.spec.tls is not None:
         return
     wanted = child.body["spec"]["type"]
-    if existing is not None and (existing.get("spec") or {}).get("type") == wanted:
+    if existing is not None and (existing.body.get("spec") or {}).get("type") == wanted:
         return
     await run.event(
         "Warning",
@@ -305,16 +316,23 @@ async def _patch_status(run: _Run, status: dict[str, Any]) -> None:
 
 
 async def reconcile_graph(
-    kube: Kube, body: Mapping[str, Any], base_env: RenderEnv, now: datetime.datetime
+    reads: ClusterReads | Kube,
+    body: Mapping[str, Any],
+    base_env: RenderEnv,
+    now: datetime.datetime,
 ) -> Outcome:
     """Bring the graph's children in line with its spec and report the result in its status.
 
+    ``reads`` is where the cluster is read (a bare API client reads everything from the API).
     Raises :class:`InvalidSpec` (after recording it) when the spec cannot be rendered, and the
     API errors of :mod:`memorygraph_operator.errors` when the API server fails; the caller
     decides about retries.
     """
+    if isinstance(reads, Kube):
+        reads = ClusterReads(reads)
+    kube = reads.kube
     meta = body.get("metadata") or {}
-    run = _Run(kube, body, now)
+    run = _Run(reads, body, now)
     if is_paused(meta):
         status = paused_status(body.get("status"), meta.get("generation"), _stamp(now))
         await _patch_status(run, status)
@@ -326,7 +344,7 @@ async def reconcile_graph(
     except InvalidSpec as exc:
         await record_invalid_spec(kube, body, str(exc), now)
         raise
-    plugins = await kube.list(PLUGIN, namespace)
+    plugins = await reads.plugins(namespace)
     selection = select_plugins(bare.spec, plugins)
     g = dataclasses.replace(bare, plugins=selection.selected)
     selected = {p.name for p in selection.selected} | set(selection.invalid)
@@ -340,7 +358,7 @@ async def reconcile_graph(
             (Reason.INVALID_PLUGINS, f"invalid plugins left out: {', '.join(selection.invalid)}")
         )
 
-    sm_available = await kube.resource_exists("monitoring.coreos.com/v1", "servicemonitors")
+    sm_available = await reads.served("monitoring.coreos.com/v1", "servicemonitors")
     env = dataclasses.replace(base_env, service_monitor_available=sm_available)
     wants_sm = g.spec.monitoring is not None and g.spec.monitoring.service_monitor.enabled
     if wants_sm and not sm_available:

@@ -26,12 +26,20 @@ async def record_plugin_users(
     plugins: Iterable[Mapping[str, Any]],
     selected: set[str],
 ) -> None:
-    """Add ``graph`` to the ``usedBy`` of the plugins in ``selected``, remove it elsewhere."""
+    """Add ``graph`` to the ``usedBy`` of the plugins in ``selected``, remove it elsewhere.
+
+    ``plugins`` may come from a watch and lag: each patch carries the resourceVersion it was
+    computed from, and the API server refuses it (:class:`Conflict`) if the plugin changed
+    since, rather than one graph's update undoing another's.
+    """
     for plugin in plugins:
-        name = plugin["metadata"]["name"]
+        meta = plugin["metadata"]
+        name = meta["name"]
         used = set((plugin.get("status") or {}).get("usedBy") or [])
         if (graph in used) == (name in selected):
             continue
         users = sorted(used | {graph}) if name in selected else sorted(used - {graph})
-        patch = {"status": PluginStatus(used_by=users).merge_patch()}
+        patch: dict[str, Any] = {"status": PluginStatus(used_by=users).merge_patch()}
+        if meta.get("resourceVersion"):
+            patch["metadata"] = {"resourceVersion": meta["resourceVersion"]}
         await kube.merge_patch(PLUGIN, namespace, name, patch, "status")

@@ -1,0 +1,128 @@
+"""Where a reconcile reads the cluster: the operator's watches when it runs them, else the API.
+
+A running operator watches every kind of child and the Plugins (kopf indices, fed by the watch
+streams it holds anyway) and hands them to :class:`ClusterReads`, so an unchanged graph costs
+no reads of its children. Without them (tests, a one-off reconcile) every read is a request.
+
+What the watches say may lag behind the API server by a moment. That is safe by construction:
+a child that looks missing or changed is applied (an idempotent server-side apply), a child is
+deleted only if it exists, and plugin status patches carry the resourceVersion they were
+computed from, so a stale one is refused and retried.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from memorygraph_operator.kube import FIELD_MANAGER, Kube, ResourceType
+from memorygraph_operator.reconcile.observed import Observed, observe
+from memorygraph_operator.reconcile.usage import PLUGIN
+
+__all__ = ["ChildIndex", "ClusterReads", "PluginIndex"]
+
+# A kind's children by (namespace, name), and the Plugins by namespace; kopf's indices have
+# this shape (a collection of values per key).
+ChildIndex = Mapping[tuple[str, str], Iterable[Observed]]
+PluginIndex = Mapping[str, Iterable[Mapping[str, Any]]]
+
+
+class ClusterReads:
+    """Children, Plugins and API discovery, from the watches when there are any.
+
+    ``children`` maps a kind (``StatefulSet``) to its index; a kind missing from it is read
+    from the API. Discovery answers are kept ``discovery_seconds``. It also remembers, per
+    graph, which fields the operator's last apply of each child owned (see
+    :meth:`Observed.as_applied`).
+    """
+
+    def __init__(
+        self,
+        kube: Kube,
+        children: Mapping[str, ChildIndex] | None = None,
+        plugins: PluginIndex | None = None,
+        discovery_seconds: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.kube = kube
+        self._children: dict[str, ChildIndex] = {}
+        self._plugins: PluginIndex | None = None
+        self._discovery_seconds = 0.0
+        self._clock = clock
+        self._served: dict[tuple[str, str], tuple[float, bool]] = {}
+        self._applied: dict[tuple[str, str], dict[tuple[str, str], tuple[str | None, str]]] = {}
+        self.use_watches(children or {}, plugins, discovery_seconds)
+
+    def use_watches(
+        self,
+        children: Mapping[str, ChildIndex],
+        plugins: PluginIndex | None,
+        discovery_seconds: float,
+    ) -> None:
+        """Read children and Plugins from these indices from now on, and keep discovery
+        answers ``discovery_seconds``."""
+        self._children = dict(children)
+        self._plugins = plugins
+        self._discovery_seconds = discovery_seconds
+
+    @property
+    def watched(self) -> bool:
+        """Whether children come from watches (so a reconcile reads none from the API)."""
+        return bool(self._children)
+
+    async def child(self, rt: ResourceType, namespace: str, name: str) -> Observed | None:
+        """The child as last seen, or None when it does not exist."""
+        index = self._children.get(rt.kind)
+        if index is None:
+            body = await self.kube.get(rt, namespace, name)
+            return None if body is None else observe(body, FIELD_MANAGER)
+        for observed in index.get((namespace, name), ()):
+            return observed
+        return None
+
+    async def plugins(self, namespace: str) -> list[dict[str, Any]]:
+        """The Plugins of a namespace."""
+        if self._plugins is None:
+            return await self.kube.list(PLUGIN, namespace)
+        return [dict(p) for p in self._plugins.get(namespace, ())]
+
+    async def served(self, api_version: str, plural: str) -> bool:
+        """Whether the API server serves a resource, asked at most every discovery period."""
+        key = (api_version, plural)
+        now = self._clock()
+        cached = self._served.get(key)
+        if cached is not None and now - cached[0] < self._discovery_seconds:
+            return cached[1]
+        answer = await self.kube.resource_exists(api_version, plural)
+        self._served[key] = (now, answer)
+        return answer
+
+    def last_applied(
+        self, namespace: str, graph: str, kind: str, name: str
+    ) -> tuple[str | None, str] | None:
+        """What this process's last apply of a child left: the child's hash annotation and the
+        digest of the fields the apply owned; None if this process never applied it."""
+        return self._applied.get((namespace, graph), {}).get((kind, name))
+
+    def record_applied(
+        self, namespace: str, graph: str, kind: str, name: str, applied: Observed
+    ) -> None:
+        """Remember what an apply of a child, answered with ``applied``, left."""
+        if applied.applied_fields is not None:
+            entry = (applied.annotation_hash, applied.applied_fields)
+            self._applied.setdefault((namespace, graph), {})[(kind, name)] = entry
+
+    def as_last_applied(self, namespace: str, graph: str, kind: str, observed: Observed) -> bool:
+        """Whether a watched child is exactly as this process's last apply left it (so its
+        change was that apply, or only its status moved)."""
+        last = self.last_applied(namespace, graph, kind, observed.name)
+        return (
+            last is not None
+            and not observed.foreign
+            and (observed.annotation_hash, observed.applied_fields) == last
+        )
+
+    def forget(self, namespace: str, graph: str) -> None:
+        """A graph is gone: drop what was remembered about its children."""
+        self._applied.pop((namespace, graph), None)

@@ -1,0 +1,268 @@
+"""Reconciles that read children and Plugins from the watches, as the running operator does.
+
+A graph whose children are as the operator applied them costs no request for them; drift is
+still repaired; the echo of the operator's own apply reconciles nothing; a burst of child
+events costs one reconcile; a stale Plugin never undoes another graph's update.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import kopf
+import pytest
+from apiserver import ApiServer
+from handler_support import NS, STS, _graph, _reconcile, log
+from memorygraph_operator.api.base import GROUP
+from memorygraph_operator.handlers import DISCOVERY_SECONDS, on_child, reconcile_graph_by_name
+from memorygraph_operator.kube import FIELD_MANAGER, resource_for
+from memorygraph_operator.reconcile.observed import Observed, observe
+from memorygraph_operator.reconcile.reads import ClusterReads
+from operator_support import GRAPHS, PLUGINS, load_example
+
+pytestmark = pytest.mark.asyncio
+
+CHILD_KINDS = (
+    "ConfigMap",
+    "Service",
+    "StatefulSet",
+    "HorizontalPodAutoscaler",
+    "PodDisruptionBudget",
+    "CronJob",
+    "NetworkPolicy",
+    "ServiceMonitor",
+)
+NETPOL = "networking.k8s.io/v1/networkpolicies"
+CONFIGMAP = "v1/configmaps"
+
+
+class LiveIndex(Mapping[tuple[str, str], list[Observed]]):
+    """A kind's children as a watch that is never behind would hold them."""
+
+    def __init__(self, api: ApiServer, kind: str) -> None:
+        self.api, self.kind = api, kind
+
+    def _objects(self) -> dict[tuple[str, str], list[Observed]]:
+        return {
+            (obj.raw["metadata"]["namespace"], obj.raw["metadata"]["name"]): [
+                observe(obj.raw, FIELD_MANAGER)
+            ]
+            for obj in self.api.objects.values()
+            if not obj.deleted and obj.raw.get("kind") == self.kind
+        }
+
+    def __getitem__(self, key: tuple[str, str]) -> list[Observed]:
+        return self._objects()[key]
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self._objects())
+
+    def __len__(self) -> int:
+        return len(self._objects())
+
+
+def _plugins_now(api: ApiServer) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for obj in api.objects.values():
+        if not obj.deleted and obj.raw.get("kind") == "Plugin":
+            out.setdefault(obj.raw["metadata"]["namespace"], []).append(dict(obj.raw))
+    return out
+
+
+def _watch(api: ApiServer, reads: ClusterReads, plugins: Any = None) -> ClusterReads:
+    children = {kind: LiveIndex(api, kind) for kind in CHILD_KINDS}
+    reads.use_watches(children, plugins if plugins is not None else _plugins_now(api), 60.0)
+    return reads
+
+
+@pytest.fixture
+def watched(api: ApiServer, memo: kopf.Memo) -> kopf.Memo:
+    """The memo, reading children from (never lagging) watches."""
+    _watch(api, memo.reads)
+    return memo
+
+
+def _writes(api: ApiServer) -> list[tuple[str, str, str | None, str]]:
+    return [w for w in api.writes if w[1] != "events"]
+
+
+async def test_an_unchanged_graph_reads_only_itself_and_applies_nothing(
+    api: ApiServer, watched: kopf.Memo
+) -> None:
+    _graph(api, {"replicas": 2})
+    await _reconcile(watched)
+    applied = {w[1] for w in _writes(api) if w[0] == "apply"}
+    assert {"statefulsets", "configmaps", "services", "networkpolicies"} <= applied
+    api.calls.clear()
+    api.writes.clear()
+
+    await _reconcile(watched)
+    await _reconcile(watched)
+
+    assert _writes(api) == []
+    assert set(api.calls) <= {("get", GROUP, "memorygraphs"), ("get", "", "secrets")}
+    assert DISCOVERY_SECONDS > 0
+
+
+async def test_an_operator_restarted_applies_nothing_to_children_as_it_left_them(
+    api: ApiServer, watched: kopf.Memo
+) -> None:
+    _graph(api)
+    await _reconcile(watched)
+    api.writes.clear()
+    # A new process: it remembers nothing of its own applies, the children say it all.
+    watched.reads = _watch(api, ClusterReads(watched.kube))
+    await _reconcile(watched)
+    assert _writes(api) == []
+
+
+async def test_a_changed_spec_applies_only_the_children_it_changes(
+    api: ApiServer, watched: kopf.Memo
+) -> None:
+    _graph(api, {"replicas": 2})
+    await _reconcile(watched)
+    api.writes.clear()
+    api.edit(GRAPHS, NS, "chat-memory", {"spec": {"replicas": 3}})
+    await _reconcile(watched)
+    assert ("apply", "statefulsets", NS, "chat-memory") in _writes(api)
+    assert ("apply", "configmaps", NS, "chat-memory-config") not in _writes(api)
+    sts = api.read(STS, NS, "chat-memory")
+    assert sts is not None and sts["spec"]["replicas"] == 3
+
+
+@pytest.mark.parametrize("restarted", [False, True], ids=["same-process", "restarted"])
+async def test_a_value_edited_by_hand_is_set_back(
+    api: ApiServer, watched: kopf.Memo, restarted: bool
+) -> None:
+    _graph(api)
+    await _reconcile(watched)
+    image = api.read(STS, NS, "chat-memory")["spec"]["template"]["spec"]["containers"][0]["image"]  # type: ignore[index]
+    api.edit(
+        STS,
+        NS,
+        "chat-memory",
+        {"spec": {"template": {"spec": {"containers": [{"name": "x", "image": "evil:1"}]}}}},
+    )
+    api.edit(CONFIGMAP, NS, "chat-memory-config", {"data": {"memorygraph.yaml": "port: 1\n"}})
+    api.edit(STS, NS, "chat-memory", {"spec": {"replicas": 5}}, manager="kubectl")
+    if restarted:
+        watched.reads = _watch(api, ClusterReads(watched.kube))
+    await _reconcile(watched)
+
+    sts = api.read(STS, NS, "chat-memory")
+    assert sts is not None
+    assert sts["spec"]["template"]["spec"]["containers"][0]["image"] == image
+    assert sts["spec"]["replicas"] == 1
+    config = api.read(CONFIGMAP, NS, "chat-memory-config")
+    assert config is not None and "durability: durable" in config["data"]["memorygraph.yaml"]
+
+
+async def test_a_field_removed_by_hand_is_put_back(api: ApiServer, watched: kopf.Memo) -> None:
+    _graph(api)
+    await _reconcile(watched)
+    api.edit(NETPOL, NS, "chat-memory", {"spec": {"ingress": None}})
+    await _reconcile(watched)
+    policy = api.read(NETPOL, NS, "chat-memory")
+    assert policy is not None and len(policy["spec"]["ingress"]) == 1
+
+
+async def test_a_child_deleted_by_hand_comes_back(api: ApiServer, watched: kopf.Memo) -> None:
+    _graph(api)
+    await _reconcile(watched)
+    await watched.kube.delete(resource_for("v1", "ConfigMap"), NS, "chat-memory-config")
+    await _reconcile(watched)
+    assert api.read(CONFIGMAP, NS, "chat-memory-config") is not None
+
+
+async def test_the_echo_of_the_operators_own_apply_reconciles_nothing(
+    api: ApiServer, watched: kopf.Memo
+) -> None:
+    _graph(api)
+    await _reconcile(watched)
+    api.calls.clear()
+    config = api.read(CONFIGMAP, NS, "chat-memory-config")
+    await on_child(type="MODIFIED", body=config, namespace=NS, memo=watched, logger=log)
+    assert api.calls == []
+
+    # The StatefulSet's status is the graph's: its events always reconcile.
+    await on_child(
+        type="MODIFIED",
+        body=api.read(STS, NS, "chat-memory"),
+        namespace=NS,
+        memo=watched,
+        logger=log,
+    )
+    assert ("get", GROUP, "memorygraphs") in api.calls
+
+    # A ConfigMap someone edited is not an echo.
+    api.edit(CONFIGMAP, NS, "chat-memory-config", {"data": {"memorygraph.yaml": "port: 1\n"}})
+    edited = api.read(CONFIGMAP, NS, "chat-memory-config")
+    await on_child(type="MODIFIED", body=edited, namespace=NS, memo=watched, logger=log)
+    config = api.read(CONFIGMAP, NS, "chat-memory-config")
+    assert config is not None and config["data"]["memorygraph.yaml"] != "port: 1\n"
+
+
+async def test_child_events_during_a_reconcile_join_one_waiting_reconcile(
+    api: ApiServer, watched: kopf.Memo
+) -> None:
+    _graph(api)
+    await _reconcile(watched)
+    sts = api.read(STS, NS, "chat-memory")
+    lock = watched.locks[(NS, "chat-memory")]
+    api.calls.clear()
+    async with lock:  # a reconcile is running
+        events = [
+            asyncio.create_task(
+                on_child(type="MODIFIED", body=sts, namespace=NS, memo=watched, logger=log)
+            )
+            for _ in range(5)
+        ]
+        await asyncio.sleep(0.05)
+        assert sum(1 for t in events if t.done()) == 4  # joined the one waiting
+    await asyncio.gather(*events)
+    assert api.calls.count(("get", GROUP, "memorygraphs")) == 1
+    # The next event, after that reconcile started, gets a reconcile of its own.
+    await on_child(type="MODIFIED", body=sts, namespace=NS, memo=watched, logger=log)
+    assert api.calls.count(("get", GROUP, "memorygraphs")) == 2
+    assert watched.queued == {}
+
+
+async def test_a_cancelled_waiting_reconcile_leaves_no_trace(
+    api: ApiServer, watched: kopf.Memo
+) -> None:
+    _graph(api)
+    await _reconcile(watched)
+    lock = watched.locks[(NS, "chat-memory")]
+    async with lock:
+        waiting = asyncio.create_task(
+            reconcile_graph_by_name(watched, NS, "chat-memory", log, join=True)
+        )
+        await asyncio.sleep(0.05)
+        assert (NS, "chat-memory") in watched.queued
+        waiting.cancel()
+        await asyncio.gather(waiting, return_exceptions=True)
+    assert watched.queued == {}
+
+
+async def test_a_plugin_seen_stale_is_never_overwritten(api: ApiServer, watched: kopf.Memo) -> None:
+    plugin = load_example("plugin-pii-redactor.yaml")
+    plugin["metadata"]["namespace"] = NS
+    api.store(PLUGINS, plugin)
+    name = plugin["metadata"]["name"]
+    stale = _plugins_now(api)  # what a lagging watch still shows
+    # Another graph joined the plugin meanwhile.
+    api.edit(PLUGINS, NS, name, {"status": {"usedBy": ["other-graph"]}})
+    _watch(api, watched.reads, plugins=stale)
+    _graph(api, {"plugins": {"names": [name]}})
+
+    with pytest.raises(kopf.TemporaryError):
+        await _reconcile(watched)
+    current = api.read(PLUGINS, NS, name)
+    assert current is not None and current["status"]["usedBy"] == ["other-graph"]
+
+    _watch(api, watched.reads)  # the watch caught up
+    await _reconcile(watched)
+    current = api.read(PLUGINS, NS, name)
+    assert current is not None and current["status"]["usedBy"] == ["chat-memory", "other-graph"]
