@@ -143,12 +143,12 @@ async def _reconcile_locked(
     name: str,
     logger: logging.Logger | logging.LoggerAdapter[Any],
 ) -> dict[str, Any] | None:
-    body = await memo.kube.get(GRAPH, namespace, name)
-    if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
-        memo.readiness.set("MemoryGraph", namespace, name, None)
-        return None
     started = time.monotonic()
     try:
+        body = await memo.kube.get(GRAPH, namespace, name)
+        if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
+            memo.readiness.set("MemoryGraph", namespace, name, None)
+            return None
         outcome = await reconcile_graph(memo.reads, body, memo.env, _now())
     except (InvalidSpec, KubeError) as exc:
         if isinstance(exc, InvalidSpec):

@@ -17,7 +17,7 @@ from apiserver import ApiServer
 from handler_support import NS, STS, _graph, _reconcile, log
 from memorygraph_operator.api.base import GROUP
 from memorygraph_operator.handlers import DISCOVERY_SECONDS, on_child, reconcile_graph_by_name
-from memorygraph_operator.kube import FIELD_MANAGER, resource_for
+from memorygraph_operator.kube import FIELD_MANAGER, Credentials, Kube, resource_for
 from memorygraph_operator.reconcile.observed import Observed, observe
 from memorygraph_operator.reconcile.reads import ClusterReads
 from operator_support import GRAPHS, PLUGINS, load_example
@@ -266,3 +266,16 @@ async def test_a_plugin_seen_stale_is_never_overwritten(api: ApiServer, watched:
     await _reconcile(watched)
     current = api.read(PLUGINS, NS, name)
     assert current is not None and current["status"]["usedBy"] == ["chat-memory", "other-graph"]
+
+
+async def test_an_api_server_out_of_reach_is_a_temporary_error_even_for_the_graphs_read(
+    api: ApiServer, memo: kopf.Memo
+) -> None:
+    # Port 9 (discard) on loopback: nothing listens, the connection is refused.
+    memo.kube = Kube(lambda: Credentials(server="http://127.0.0.1:9", headers={}), FIELD_MANAGER)
+    try:
+        with pytest.raises(kopf.TemporaryError) as caught:
+            await _reconcile(memo)
+    finally:
+        await memo.kube.close()
+    assert caught.value.delay == 10
