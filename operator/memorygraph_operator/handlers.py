@@ -20,7 +20,7 @@ import kopf
 from memorygraph_operator.api.base import GROUP, VERSION
 from memorygraph_operator.api.conditions import ConditionType, EventReason
 from memorygraph_operator.errors import Conflict, Invalid, InvalidSpec, KubeError, Unavailable
-from memorygraph_operator.kube import FIELD_MANAGER, Kube
+from memorygraph_operator.kube import FIELD_MANAGER, Kube, resource_for
 from memorygraph_operator.metrics import (
     RECONCILE_DURATION,
     RECONCILE_ERRORS,
@@ -185,8 +185,27 @@ async def on_graph(
     await reconcile_graph_by_name(memo, _ns(namespace), name, logger)
 
 
+async def _forget_missing_children(memo: OperatorMemo, logger: kopf.Logger) -> None:
+    """Check the watched children against a listing of their names (see
+    :meth:`ClusterReads.forget_missing`): one request per kind and namespace, metadata only."""
+    scopes: tuple[str | None, ...] = memo.namespaces or (None,)
+    selector = f"{LABEL_MANAGED_BY}={MANAGED_BY}"
+    watched = set(memo.reads.watched_kinds())
+    for group, version, _, kind in _CHILD_KINDS:
+        if kind not in watched:
+            continue
+        rt = resource_for(f"{group}/{version}" if group else version, kind)
+        listed: set[tuple[str, str, str]] = set()
+        for scope in scopes:
+            listed |= await memo.kube.list_names(rt, scope, selector)
+        missing = memo.reads.forget_missing(kind, listed)
+        if missing:
+            logger.info("%d %s objects the watch shows no longer exist", missing, kind)
+
+
 async def resync_all(memo: OperatorMemo, logger: kopf.Logger) -> None:
     """Reconcile every graph once: repairs drift in children no watch reports."""
+    await _forget_missing_children(memo, logger)
     scopes: tuple[str | None, ...] = memo.namespaces or (None,)
     for scope in scopes:
         for graph in await memo.kube.list(GRAPH, scope):

@@ -31,6 +31,8 @@ __all__ = [
 
 # The operator's field manager for server-side apply: the fields it owns in every child.
 FIELD_MANAGER = "memorygraph-operator"
+# Lists of metadata only (names and uids), not whole objects.
+_METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
 
 
 @dataclass(frozen=True)
@@ -146,11 +148,12 @@ class Kube:
         params: Mapping[str, str] | None = None,
         body: Any = None,
         content_type: str = "application/json",
+        accept: str = "application/json",
         what: str = "",
     ) -> Any:
         for attempt in (1, 2):
             creds = self._credentials
-            headers = {**creds.headers, "Accept": "application/json"}
+            headers = {**creds.headers, "Accept": accept}
             data = None
             if body is not None:
                 headers["Content-Type"] = content_type
@@ -198,6 +201,32 @@ class Kube:
         )
         return [dict(item) for item in result.get("items") or []]
 
+    async def list_names(
+        self, rt: ResourceType, namespace: str | None, label_selector: str, page: int = 500
+    ) -> set[tuple[str, str, str]]:
+        """(namespace, name, uid) of the objects of a kind a label selector matches: their
+        metadata only, a page at a time. Empty when the API server does not serve the kind."""
+        found: set[tuple[str, str, str]] = set()
+        params = {"labelSelector": label_selector, "limit": str(page)}
+        while True:
+            try:
+                result = await self._request(
+                    "GET",
+                    rt.path(namespace),
+                    params=params,
+                    accept=_METADATA_LIST,
+                    what=f"list {rt.plural}",
+                )
+            except NotFound:
+                return found
+            for item in result.get("items") or []:
+                meta = item.get("metadata") or {}
+                found.add((str(meta.get("namespace")), str(meta.get("name")), str(meta.get("uid"))))
+            more = (result.get("metadata") or {}).get("continue")
+            if not more:
+                return found
+            params = {**params, "continue": more}
+
     async def apply(
         self, obj: Mapping[str, Any], field_manager: str | None = None
     ) -> dict[str, Any]:
@@ -231,19 +260,25 @@ class Kube:
         return dict(result)
 
     async def delete(
-        self, rt: ResourceType, namespace: str, name: str, propagation: str = "Background"
+        self,
+        rt: ResourceType,
+        namespace: str,
+        name: str,
+        propagation: str = "Background",
+        uid: str | None = None,
     ) -> bool:
-        """Delete an object; False when it was already gone."""
+        """Delete an object; False when it was already gone. With ``uid``, only that object:
+        one of the same name made since is left alone (:class:`Conflict`)."""
+        options: dict[str, Any] = {
+            "kind": "DeleteOptions",
+            "apiVersion": "v1",
+            "propagationPolicy": propagation,
+        }
+        if uid is not None:
+            options["preconditions"] = {"uid": uid}
         try:
             await self._request(
-                "DELETE",
-                rt.path(namespace, name),
-                body={
-                    "kind": "DeleteOptions",
-                    "apiVersion": "v1",
-                    "propagationPolicy": propagation,
-                },
-                what=f"delete {rt.kind} {name}",
+                "DELETE", rt.path(namespace, name), body=options, what=f"delete {rt.kind} {name}"
             )
         except NotFound:
             return False

@@ -188,7 +188,7 @@ class ApiServer(KubernetesEmulator):
             if method == "POST":
                 return self._create(res, ns, body)
             if method == "DELETE":
-                return self._delete(res, ns, request.name)
+                return self._delete(res, ns, request.name, body)
             if request.subresource:
                 return self._patch(res, ns, request.name, body, subresource=True)
             if "apply-patch" in ctype:
@@ -216,10 +216,15 @@ class ApiServer(KubernetesEmulator):
         self.writes.append(("create", res.plural, ns, name))
         return aiohttp.web.json_response(new, status=201)
 
-    def _delete(self, res: Any, ns: str | None, name: str) -> aiohttp.web.StreamResponse:
+    def _delete(
+        self, res: Any, ns: str | None, name: str, options: dict[str, Any]
+    ) -> aiohttp.web.StreamResponse:
         old = self._current(res, ns, name)
         if old is None:
             return _status(404, "NotFound", f"{res.plural} {name} not found")
+        uid = (options.get("preconditions") or {}).get("uid")
+        if uid is not None and uid != old["metadata"].get("uid"):
+            return _status(409, "Conflict", f"{res.plural} {name}: precondition on uid failed")
         self.objects[(res, ns, name)].delete()
         self.applied.pop((res.plural, ns, name), None)
         self.updated.pop((res.plural, ns, name), None)

@@ -16,7 +16,12 @@ import pytest
 from apiserver import ApiServer
 from handler_support import NS, STS, _graph, _reconcile, log
 from memorygraph_operator.api.base import GROUP
-from memorygraph_operator.handlers import DISCOVERY_SECONDS, on_child, reconcile_graph_by_name
+from memorygraph_operator.handlers import (
+    on_child,
+    on_graph_event,
+    reconcile_graph_by_name,
+    resync_all,
+)
 from memorygraph_operator.kube import FIELD_MANAGER, Credentials, Kube, resource_for
 from memorygraph_operator.reconcile.observed import Observed, observe
 from memorygraph_operator.reconcile.reads import ClusterReads
@@ -103,19 +108,24 @@ async def test_an_unchanged_graph_reads_only_itself_and_applies_nothing(
 
     assert _writes(api) == []
     assert set(api.calls) <= {("get", GROUP, "memorygraphs"), ("get", "", "secrets")}
-    assert DISCOVERY_SECONDS > 0
 
 
-async def test_an_operator_restarted_applies_nothing_to_children_as_it_left_them(
+async def test_an_operator_restarted_applies_each_child_once_and_changes_nothing(
     api: ApiServer, watched: kopf.Memo
 ) -> None:
     _graph(api)
     await _reconcile(watched)
     api.writes.clear()
-    # A new process: it remembers nothing of its own applies, the children say it all.
+    # A new process: it has not seen which fields its applies own, so it applies each child
+    # once (to notice a field removed by hand); unchanged, they stay as they are.
     watched.reads = _watch(api, ClusterReads(watched.kube))
+    api.calls.clear()
     await _reconcile(watched)
+    assert ("patch", "apps", "statefulsets") in api.calls
     assert _writes(api) == []
+    api.calls.clear()
+    await _reconcile(watched)
+    assert not [c for c in api.calls if c[0] == "patch" and c[2] != "memorygraphs/status"]
 
 
 async def test_a_changed_spec_applies_only_the_children_it_changes(
@@ -159,9 +169,15 @@ async def test_a_value_edited_by_hand_is_set_back(
     assert config is not None and "durability: durable" in config["data"]["memorygraph.yaml"]
 
 
-async def test_a_field_removed_by_hand_is_put_back(api: ApiServer, watched: kopf.Memo) -> None:
+@pytest.mark.parametrize("restarted", [False, True], ids=["same-process", "restarted"])
+async def test_a_field_removed_by_hand_is_put_back(
+    api: ApiServer, watched: kopf.Memo, restarted: bool
+) -> None:
     _graph(api)
     await _reconcile(watched)
+    if restarted:
+        watched.reads = _watch(api, ClusterReads(watched.kube))
+        await _reconcile(watched)
     api.edit(NETPOL, NS, "chat-memory", {"spec": {"ingress": None}})
     await _reconcile(watched)
     policy = api.read(NETPOL, NS, "chat-memory")
@@ -257,15 +273,32 @@ async def test_a_plugin_seen_stale_is_never_overwritten(api: ApiServer, watched:
     _watch(api, watched.reads, plugins=stale)
     _graph(api, {"plugins": {"names": [name]}})
 
-    with pytest.raises(kopf.TemporaryError):
-        await _reconcile(watched)
-    current = api.read(PLUGINS, NS, name)
-    assert current is not None and current["status"]["usedBy"] == ["other-graph"]
-
-    _watch(api, watched.reads)  # the watch caught up
     await _reconcile(watched)
+
     current = api.read(PLUGINS, NS, name)
     assert current is not None and current["status"]["usedBy"] == ["chat-memory", "other-graph"]
+    assert ("list", GROUP, "plugins") in api.calls  # listed afresh after the refusal
+    config = api.read(CONFIGMAP, NS, "chat-memory-config")
+    assert config is not None and name in config["data"]["plugins.yaml"]
+
+
+async def test_graphs_deleted_together_all_leave_the_plugin(
+    api: ApiServer, watched: kopf.Memo
+) -> None:
+    plugin = load_example("plugin-pii-redactor.yaml")
+    plugin["metadata"]["namespace"] = NS
+    plugin["status"] = {"usedBy": ["g1", "g2", "g3"]}
+    api.store(PLUGINS, plugin)
+    stale = _plugins_now(api)
+    _watch(api, watched.reads, plugins=stale)  # every deletion sees the same version
+    await asyncio.gather(
+        *(
+            on_graph_event(type="DELETED", name=g, namespace=NS, memo=watched, logger=log)
+            for g in ("g1", "g2", "g3")
+        )
+    )
+    current = api.read(PLUGINS, NS, plugin["metadata"]["name"])
+    assert current is not None and not current["status"].get("usedBy")
 
 
 async def test_an_api_server_out_of_reach_is_a_temporary_error_even_for_the_graphs_read(
@@ -279,3 +312,85 @@ async def test_an_api_server_out_of_reach_is_a_temporary_error_even_for_the_grap
     finally:
         await memo.kube.close()
     assert caught.value.delay == 10
+
+
+def _snapshot(api: ApiServer) -> dict[str, dict[tuple[str, str], list[Observed]]]:
+    """What a watch that stopped following shows: the children as they are now, frozen."""
+    return {kind: {key: list(v) for key, v in LiveIndex(api, kind).items()} for kind in CHILD_KINDS}
+
+
+async def test_volumes_grow_once_even_when_the_watch_still_shows_the_old_statefulset(
+    api: ApiServer, watched: kopf.Memo
+) -> None:
+    _graph(api, {"storage": {"size": "10Gi"}})
+    await _reconcile(watched)
+    before = _snapshot(api)
+    api.edit(GRAPHS, NS, "chat-memory", {"spec": {"storage": {"size": "20Gi"}}})
+    await _reconcile(watched)
+    assert ("delete", "statefulsets", NS, "chat-memory") in api.writes
+    api.writes.clear()
+
+    # The watch has not caught up: it still shows the 10Gi StatefulSet that was recreated.
+    watched.reads.use_watches(before, _plugins_now(api), 60.0)
+    await _reconcile(watched)
+    assert ("delete", "statefulsets", NS, "chat-memory") not in api.writes
+    sts = api.read(STS, NS, "chat-memory")
+    claim = sts["spec"]["volumeClaimTemplates"][0]["spec"]  # type: ignore[index]
+    assert claim["resources"]["requests"]["storage"] == "20Gi"
+
+
+async def test_the_live_object_counts_when_a_name_holds_two(
+    api: ApiServer, memo: kopf.Memo
+) -> None:
+    old = observe(
+        {"metadata": {"name": "n", "uid": "1", "deletionTimestamp": "2026-01-01T00:00:00Z"}},
+        FIELD_MANAGER,
+    )
+    new = observe({"metadata": {"name": "n", "uid": "2"}}, FIELD_MANAGER)
+    rt = resource_for("v1", "ConfigMap")
+    for values in ([old, new], [new, old]):
+        memo.reads.use_watches({"ConfigMap": {(NS, "n"): values}}, {}, 60.0)
+        found = await memo.reads.child(rt, NS, "n")
+        assert found is not None and found.body["metadata"]["uid"] == "2"
+
+
+async def test_a_child_recreated_by_someone_else_is_not_pruned_on_the_watchs_word(
+    api: ApiServer, watched: kopf.Memo
+) -> None:
+    _graph(api, {"networkPolicy": {"enabled": True}})
+    await _reconcile(watched)
+    stale = _snapshot(api)
+    # Someone deletes the policy and makes their own of the same name; the watch missed both.
+    await watched.kube.delete(
+        resource_for("networking.k8s.io/v1", "NetworkPolicy"), NS, "chat-memory"
+    )
+    api.store(
+        NETPOL, {"metadata": {"name": "chat-memory", "namespace": NS}, "spec": {"podSelector": {}}}
+    )
+    api.edit(GRAPHS, NS, "chat-memory", {"spec": {"networkPolicy": {"enabled": False}}})
+    watched.reads.use_watches(stale, _plugins_now(api), 60.0)
+    await _reconcile(watched)
+    assert api.read(NETPOL, NS, "chat-memory") is not None
+
+
+async def test_a_child_deleted_while_the_watch_was_away_is_made_again_at_the_resync(
+    api: ApiServer, watched: kopf.Memo
+) -> None:
+    _graph(api)
+    await _reconcile(watched)
+    # The watch reconnected after a gap: it listed again, and the deletion in the gap never
+    # reached it, so it still shows the policy.
+    watched.reads.use_watches(_snapshot(api), _plugins_now(api), 60.0)
+    await watched.kube.delete(
+        resource_for("networking.k8s.io/v1", "NetworkPolicy"), NS, "chat-memory"
+    )
+    await _reconcile(watched)
+    assert api.read(NETPOL, NS, "chat-memory") is None  # the watch's word, for now
+
+    await resync_all(watched, log)
+    assert api.read(NETPOL, NS, "chat-memory") is not None
+    # The watch then sees the new policy (a new uid): it counts, and needs nothing.
+    _watch(api, watched.reads)
+    api.calls.clear()
+    await resync_all(watched, log)
+    assert not [c for c in api.calls if c[0] == "patch" and c[2] == "networkpolicies"]

@@ -69,18 +69,28 @@ def test_the_hash_ignores_its_own_annotation() -> None:
     assert with_applied_hash(DESIRED, digest)["metadata"]["annotations"] == {APPLIED_HASH: digest}
 
 
-def test_a_child_as_applied_needs_no_apply() -> None:
+def test_a_child_as_this_process_applied_it_needs_no_apply() -> None:
     observed = observe(_live(OURS, STATUS), FIELD_MANAGER)
-    assert observed.foreign == frozenset()  # the controller's status is not a foreign field
-    assert observed.as_applied(DESIRED, applied_hash(DESIRED), observed.applied_fields)
-    assert observed.as_applied(DESIRED, applied_hash(DESIRED), None)  # after a restart
+    fields = observed.applied_fields
+    assert fields is not None
+    assert observed.as_applied(applied_hash(DESIRED), fields)
+    # The controller writing the status takes nothing from the apply.
+    assert observe(_live(OURS), FIELD_MANAGER).applied_fields == fields
+    # A process that has not applied it yet cannot tell a removal: it applies once.
+    assert not observed.as_applied(applied_hash(DESIRED), None)
 
 
-def test_a_changed_spec_a_foreign_value_or_a_lost_field_needs_an_apply() -> None:
+def _without_replicas(entry: dict[str, Any]) -> dict[str, Any]:
+    fields = dict(entry["fieldsV1"])
+    fields["f:spec"] = {k: v for k, v in fields["f:spec"].items() if k != "f:replicas"}
+    return {**entry, "fieldsV1": fields}
+
+
+def test_a_changed_spec_a_value_taken_over_or_a_removed_field_needs_an_apply() -> None:
     digest = applied_hash(DESIRED)
-    observed = observe(_live(OURS), FIELD_MANAGER)
+    fields = observe(_live(OURS), FIELD_MANAGER).applied_fields
     changed = {**DESIRED, "spec": {**DESIRED["spec"], "replicas": 3}}
-    assert not observed.as_applied(changed, applied_hash(changed), None)
+    assert not observe(_live(OURS), FIELD_MANAGER).as_applied(applied_hash(changed), fields)
 
     # `kubectl scale sts`: the replicas moved to another manager.
     scaled = {
@@ -89,41 +99,15 @@ def test_a_changed_spec_a_foreign_value_or_a_lost_field_needs_an_apply() -> None
         "subresource": "scale",
         "fieldsV1": {"f:spec": {"f:replicas": {}}},
     }
-    ours_without = {
-        **OURS,
-        "fieldsV1": {
-            **OURS["fieldsV1"],
-            "f:spec": {"f:template": OURS["fieldsV1"]["f:spec"]["f:template"]},
-        },
-    }
-    moved = observe(_live(ours_without, scaled), FIELD_MANAGER)
-    assert moved.foreign == {("spec", "replicas")}
-    assert not moved.as_applied(DESIRED, digest, None)
+    moved = observe(_live(_without_replicas(OURS), scaled), FIELD_MANAGER)
+    assert not moved.as_applied(digest, fields)
     assert moved.replicas_managers == {"kubectl"} and not moved.replicas_applied
 
-    # An edited container image: the foreign path is the list as a whole.
-    edited = {
-        "manager": "kubectl-edit",
-        "operation": "Update",
-        "fieldsV1": {
-            "f:spec": {
-                "f:template": {"f:spec": {"f:containers": {'k:{"name":"mg"}': {"f:image": {}}}}}
-            }
-        },
-    }
-    assert not observe(_live(OURS, edited), FIELD_MANAGER).as_applied(DESIRED, digest, None)
+    # Someone set the same value with an apply of their own: shared, nothing to repair.
+    same = {**scaled, "manager": "gitops", "operation": "Apply", "subresource": None}
+    shared = observe(_live(OURS, same), FIELD_MANAGER)
+    assert shared.as_applied(digest, fields)
+    assert shared.replicas_managers == {FIELD_MANAGER, "gitops"} and shared.replicas_applied
 
-    # A label someone else added touches nothing the operator applies.
-    labelled = {
-        "manager": "kubectl-label",
-        "operation": "Update",
-        "fieldsV1": {"f:metadata": {"f:labels": {"f:team": {}}}},
-    }
-    assert observe(_live(OURS, labelled), FIELD_MANAGER).as_applied(DESIRED, digest, None)
-
-    # Fewer fields than this process's last apply left: someone removed one.
-    before = observe(_live(OURS), FIELD_MANAGER).applied_fields
-    assert not observe(_live(ours_without), FIELD_MANAGER).as_applied(DESIRED, digest, before)
-
-    # Never applied by the operator (no Apply entry): always applied.
-    assert not observe(_live(STATUS), FIELD_MANAGER).as_applied(DESIRED, digest, None)
+    # Never applied by the operator (no Apply entry of its own): always applied.
+    assert not observe(_live(STATUS), FIELD_MANAGER).as_applied(digest, fields)

@@ -99,6 +99,13 @@ def scaled_by_an_earlier_autoscaler(existing: Observed | None) -> bool:
     return earlier and not existing.replicas_applied
 
 
+def _grows(want: Mapping[str, Any], have: Mapping[str, Any]) -> bool:
+    """Whether the StatefulSet ``want`` asks for larger volumes than ``have`` has."""
+    want_size, _ = _claim_size(want)
+    have_size, _ = _claim_size(have)
+    return bool(want_size and have_size and quantity_value(want_size) > quantity_value(have_size))
+
+
 def _claim_size(sts: Mapping[str, Any] | None) -> tuple[str | None, str | None]:
     claims = ((sts or {}).get("spec") or {}).get("volumeClaimTemplates") or [{}]
     spec = claims[0].get("spec") or {}
@@ -133,7 +140,7 @@ class _Run:
         """Whether applying ``child`` would change nothing (see :mod:`.observed`)."""
         assert child.body is not None
         last = self.reads.last_applied(g.namespace, g.name, child.kind, child.name)
-        return existing.as_applied(child.body, digest, None if last is None else last[1])
+        return existing.as_applied(digest, None if last is None else last[1])
 
     async def apply(
         self, child: Child, g: GraphInputs, existing: Observed | None
@@ -190,15 +197,22 @@ class _Run:
             return
         if g.spec.autoscaled and scaled_by_an_earlier_autoscaler(existing):
             await self._adopt_replicas(child, g, existing)
-        want_size, _ = _claim_size(child.body)
-        have_size, _ = _claim_size(existing.body)
         # By value: the API server hands back `1Gi` for a spec saying `1024Mi`, and recreating
         # the StatefulSet over that would happen on every reconcile. A smaller size is left to
         # the apply, which the API server refuses (claim templates are immutable).
-        if want_size and have_size and quantity_value(want_size) > quantity_value(have_size):
-            await self._expand_storage(child, g, want_size)
+        if not _grows(child.body, existing.body):
+            return
+        # Recreating is drastic: confirm with the API server, not a watch that may lag behind
+        # a recreation that already happened.
+        sts = resource_for(child.api_version, child.kind)
+        current = await self.kube.get(sts, g.namespace, child.name)
+        if current is not None and _grows(child.body, current):
+            want_size, _ = _claim_size(child.body)
+            assert want_size is not None
+            uid = str(current["metadata"]["uid"])
+            await self._expand_storage(child, g, want_size, uid)
 
-    async def _expand_storage(self, child: Child, g: GraphInputs, size: str) -> None:
+    async def _expand_storage(self, child: Child, g: GraphInputs, size: str, uid: str) -> None:
         """Grow every volume, then recreate the StatefulSet around the running pods.
 
         Volume claim templates are immutable: the StatefulSet is deleted with orphaning
@@ -211,7 +225,7 @@ class _Run:
                 PVC, g.namespace, name, {"spec": {"resources": {"requests": {"storage": size}}}}
             )
         sts = resource_for("apps/v1", "StatefulSet")
-        await self.kube.delete(sts, g.namespace, child.name, propagation="Orphan")
+        await self.kube.delete(sts, g.namespace, child.name, propagation="Orphan", uid=uid)
         # Orphaning deletion finishes asynchronously (garbage collector): applying before the
         # old object is gone would patch the terminating one and be refused (immutable field).
         for _ in range(_DELETE_WAIT_STEPS):
@@ -226,7 +240,12 @@ class _Run:
         if existing is None or not existing.controlled_by(g.uid):
             return
         rt: ResourceType = resource_for(child.api_version, child.kind)
-        if await self.kube.delete(rt, g.namespace, child.name):
+        uid = existing.body["metadata"].get("uid")
+        try:
+            deleted = await self.kube.delete(rt, g.namespace, child.name, uid=uid)
+        except Conflict:
+            return  # not the object the watch showed: someone made another since
+        if deleted:
             self.deleted.append(f"{child.kind}/{child.name}")
 
 

@@ -5,10 +5,10 @@ requests per resync for a thousand. A child is now applied only when applying co
 
 - the body the operator would apply hashes differently from the one it applied last (the hash
   rides on the child as the :data:`APPLIED_HASH` annotation);
-- another field manager owns a field the operator applies (someone edited a value the
-  operator set: the field's ownership moves to them);
-- the set of fields the operator's apply owns differs from the one it had after the operator's
-  own last apply (someone removed a field, which drops it from every manager).
+- the fields the operator's apply owns differ from those it owned after this process's last
+  apply of the child: someone changed a value the operator set (server-side apply moves the
+  field to them) or removed one (which removes it from every manager). A process that has not
+  applied a child yet applies it once, to learn that set.
 
 :func:`observe` trims an object to what reconciles read (pod templates, config data and managed
 fields are large and never read back), so a thousand graphs' children fit in the operator's
@@ -75,38 +75,6 @@ def _leaves(fields: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> Iterator
             yield path
 
 
-def _object_path(leaf: tuple[str, ...]) -> tuple[str, ...]:
-    """A ``fieldsV1`` path as a path of map keys in the object, cut at the first list item
-    (``k:``, ``v:``, ``i:``): the list as a whole, as :func:`_body_leaves` sees it."""
-    out: list[str] = []
-    for key in leaf:
-        if not key.startswith("f:"):
-            break
-        out.append(key[2:])
-    return tuple(out)
-
-
-def _body_leaves(body: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
-    """The leaf paths of an object (a list is one leaf)."""
-    if isinstance(body, Mapping) and body:
-        for key, sub in body.items():
-            yield from _body_leaves(sub, (*prefix, str(key)))
-    else:
-        yield prefix
-
-
-def _overlap(paths: frozenset[tuple[str, ...]], body: Mapping[str, Any]) -> bool:
-    """Whether any of ``paths`` is, contains or lies within a leaf of ``body``."""
-    if not paths:
-        return False
-    for leaf in _body_leaves(body):
-        for i in range(1, len(leaf) + 1):
-            if leaf[:i] in paths:
-                return True
-    leaves = set(_body_leaves(body))
-    return any(p[:i] in leaves for p in paths for i in range(1, len(p)))
-
-
 def _is_operator_apply(entry: Mapping[str, Any], manager: str) -> bool:
     return (
         entry.get("manager") == manager
@@ -121,14 +89,12 @@ class Observed:
 
     ``body`` keeps metadata (without managed fields), the spec without pod templates, and the
     status. ``applied_fields`` digests the fields the operator's apply owns (None: it never
-    applied this object); ``foreign`` holds the paths other managers own outside the status
-    (cut at lists, see :func:`_object_path`); ``replicas_managers`` names the managers that own
-    ``spec.replicas``, and ``replicas_applied`` whether the operator's apply is one of them.
+    applied this object); ``replicas_managers`` names the managers that own ``spec.replicas``,
+    and ``replicas_applied`` whether the operator's apply is one of them.
     """
 
     body: dict[str, Any]
     applied_fields: str | None = None
-    foreign: frozenset[tuple[str, ...]] = frozenset()
     replicas_managers: frozenset[str] = frozenset()
     replicas_applied: bool = False
 
@@ -146,17 +112,16 @@ class Observed:
         """Whether the child carries a controller reference to the graph with ``uid``."""
         return controlled_by(self.body, uid)
 
-    def as_applied(self, desired: Mapping[str, Any], digest: str, fields: str | None) -> bool:
-        """Whether applying ``desired`` (hashing to ``digest``) would change nothing: the
-        child carries that hash, no other manager owns a field of it (someone changed a value
-        the operator set, which moves the field to them), and the operator's apply still owns
-        ``fields`` (someone removed a field; None when this process has not applied the
-        child, e.g. after a restart: then the other checks decide)."""
-        if self.annotation_hash != digest or self.applied_fields is None:
-            return False
-        if fields is not None and fields != self.applied_fields:
-            return False
-        return not _overlap(self.foreign, desired)
+    def as_applied(self, digest: str, fields: str | None) -> bool:
+        """Whether applying the body hashing to ``digest`` would change nothing: the child
+        carries that hash, and the operator's apply still owns ``fields``, what this process's
+        last apply of it owned. Someone who changes a value the operator set takes the field
+        over, and someone who removes one removes it from every manager: either way the
+        apply owns less. None: this process has not applied the child yet, so it cannot
+        tell, and applies it once."""
+        return (
+            fields is not None and self.annotation_hash == digest and fields == self.applied_fields
+        )
 
 
 def _trim(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -182,10 +147,9 @@ def _trim(body: Mapping[str, Any]) -> dict[str, Any]:
 
 def observe(body: Mapping[str, Any], manager: str) -> Observed:
     """Trim a child read from the API server, keeping what its managed fields say about the
-    apply of ``manager`` (the operator's field manager) and about everyone else's."""
+    apply of ``manager`` (the operator's field manager)."""
     entries = [e for e in (body.get("metadata") or {}).get("managedFields") or [] if e]
     ours: set[tuple[str, ...]] = set()
-    foreign: set[tuple[str, ...]] = set()
     replicas_managers: set[str] = set()
     replicas_applied = False
     for entry in entries:
@@ -196,8 +160,6 @@ def observe(body: Mapping[str, Any], manager: str) -> Observed:
         if _is_operator_apply(entry, manager):
             ours |= leaves
             replicas_applied = replicas_applied or owns_replicas
-        elif entry.get("subresource") != "status":
-            foreign |= {_object_path(leaf) for leaf in leaves}
     applied_fields = None
     if any(_is_operator_apply(e, manager) for e in entries):
         canonical = json.dumps(sorted(ours), separators=(",", ":"))
@@ -205,7 +167,6 @@ def observe(body: Mapping[str, Any], manager: str) -> Observed:
     return Observed(
         body=_trim(body),
         applied_fields=applied_fields,
-        foreign=frozenset(foreign),
         replicas_managers=frozenset(replicas_managers),
         replicas_applied=replicas_applied,
     )

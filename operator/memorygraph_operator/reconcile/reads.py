@@ -28,6 +28,17 @@ ChildIndex = Mapping[tuple[str, str], Iterable[Observed]]
 PluginIndex = Mapping[str, Iterable[Mapping[str, Any]]]
 
 
+def _key(kind: str, observed: Observed) -> tuple[str, str, str, str, str]:
+    meta = observed.body["metadata"]
+    return (
+        kind,
+        str(meta.get("namespace")),
+        observed.name,
+        str(meta.get("uid")),
+        str(meta.get("resourceVersion")),
+    )
+
+
 class ClusterReads:
     """Children, Plugins and API discovery, from the watches when there are any.
 
@@ -52,6 +63,9 @@ class ClusterReads:
         self._clock = clock
         self._served: dict[tuple[str, str], tuple[float, bool]] = {}
         self._applied: dict[tuple[str, str], dict[tuple[str, str], tuple[str | None, str]]] = {}
+        # Entries a watch still shows of objects a listing no longer has: (kind, namespace,
+        # name, uid, resourceVersion). See :meth:`forget_missing`.
+        self._gone: set[tuple[str, str, str, str, str]] = set()
         self.use_watches(children or {}, plugins, discovery_seconds)
 
     def use_watches(
@@ -77,9 +91,35 @@ class ClusterReads:
         if index is None:
             body = await self.kube.get(rt, namespace, name)
             return None if body is None else observe(body, FIELD_MANAGER)
-        for observed in index.get((namespace, name), ()):
-            return observed
-        return None
+        # A name can hold two objects for a moment (one being deleted, its successor just
+        # created): the live one is the one that counts.
+        found = [o for o in index.get((namespace, name), ()) if _key(rt.kind, o) not in self._gone]
+        live = [o for o in found if not o.body["metadata"].get("deletionTimestamp")]
+        chosen = live or found
+        return chosen[-1] if chosen else None
+
+    def watched_kinds(self) -> list[str]:
+        """The kinds of children read from watches."""
+        return list(self._children)
+
+    def forget_missing(self, kind: str, listed: set[tuple[str, str, str]]) -> int:
+        """Ignore the entries of ``kind`` that a listing just made does not have; how many.
+
+        A watch that reconnects after a long gap lists the kind again, and an object deleted
+        during the gap never gets its deletion event: its entry would stay, and a child
+        deleted then would never be made again. An entry that changes afterwards (a new
+        resourceVersion: the object exists) counts again.
+        """
+        index = self._children.get(kind)
+        if index is None:
+            return 0
+        self._gone = {g for g in self._gone if g[0] != kind}
+        for key in list(index):
+            for observed in index.get(key, ()):
+                meta = observed.body["metadata"]
+                if (str(meta.get("namespace")), observed.name, str(meta.get("uid"))) not in listed:
+                    self._gone.add(_key(kind, observed))
+        return sum(1 for g in self._gone if g[0] == kind)
 
     async def plugins(self, namespace: str) -> list[dict[str, Any]]:
         """The Plugins of a namespace."""
@@ -117,11 +157,7 @@ class ClusterReads:
         """Whether a watched child is exactly as this process's last apply left it (so its
         change was that apply, or only its status moved)."""
         last = self.last_applied(namespace, graph, kind, observed.name)
-        return (
-            last is not None
-            and not observed.foreign
-            and (observed.annotation_hash, observed.applied_fields) == last
-        )
+        return last is not None and (observed.annotation_hash, observed.applied_fields) == last
 
     def forget(self, namespace: str, graph: str) -> None:
         """A graph is gone: drop what was remembered about its children."""
