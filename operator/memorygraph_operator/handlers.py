@@ -195,10 +195,16 @@ async def _forget_missing_children(memo: OperatorMemo, logger: kopf.Logger) -> N
         if kind not in watched:
             continue
         rt = resource_for(f"{group}/{version}" if group else version, kind)
+        before = memo.reads.entries(kind)
         listed: set[tuple[str, str, str]] = set()
-        for scope in scopes:
-            listed |= await memo.kube.list_names(rt, scope, selector)
-        missing = memo.reads.forget_missing(kind, listed)
+        try:
+            for scope in scopes:
+                listed |= await memo.kube.list_names(rt, scope, selector)
+        except KubeError as exc:
+            # The graphs are reconciled all the same; this kind is checked next time.
+            logger.warning("could not list %s objects to check the watch: %s", kind, exc)
+            continue
+        missing = memo.reads.forget_missing(kind, before, listed)
         if missing:
             logger.info("%d %s objects the watch shows no longer exist", missing, kind)
 

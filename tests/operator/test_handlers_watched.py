@@ -16,6 +16,7 @@ import pytest
 from apiserver import ApiServer
 from handler_support import NS, STS, _graph, _reconcile, log
 from memorygraph_operator.api.base import GROUP
+from memorygraph_operator.errors import Unavailable
 from memorygraph_operator.handlers import (
     on_child,
     on_graph_event,
@@ -394,3 +395,38 @@ async def test_a_child_deleted_while_the_watch_was_away_is_made_again_at_the_res
     api.calls.clear()
     await resync_all(watched, log)
     assert not [c for c in api.calls if c[0] == "patch" and c[2] == "networkpolicies"]
+
+
+async def test_a_child_made_while_the_names_are_listed_is_not_taken_for_gone(
+    api: ApiServer, memo: kopf.Memo
+) -> None:
+    kept = observe({"metadata": {"name": "a", "namespace": NS, "uid": "1"}}, FIELD_MANAGER)
+    deleted = observe({"metadata": {"name": "b", "namespace": NS, "uid": "2"}}, FIELD_MANAGER)
+    index: dict[tuple[str, str], list[Observed]] = {(NS, "a"): [kept], (NS, "b"): [deleted]}
+    memo.reads.use_watches({"ConfigMap": index}, {}, 60.0)
+    before = memo.reads.entries("ConfigMap")
+    # While the listing runs, c is made and its event reaches the watch.
+    made = observe({"metadata": {"name": "c", "namespace": NS, "uid": "3"}}, FIELD_MANAGER)
+    index[(NS, "c")] = [made]
+    assert memo.reads.forget_missing("ConfigMap", before, {(NS, "a", "1")}) == 1
+
+    rt = resource_for("v1", "ConfigMap")
+    assert await memo.reads.child(rt, NS, "a") is not None
+    assert await memo.reads.child(rt, NS, "b") is None
+    assert await memo.reads.child(rt, NS, "c") is not None
+
+
+async def test_a_listing_that_fails_does_not_stop_the_resync(
+    api: ApiServer, watched: kopf.Memo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _graph(api)
+    await _reconcile(watched)
+    api.edit(NETPOL, NS, "chat-memory", {"spec": {"ingress": None}})
+
+    async def unavailable(*_: Any) -> set[tuple[str, str, str]]:
+        raise Unavailable("list: TimeoutError()")
+
+    monkeypatch.setattr(watched.kube, "list_names", unavailable)
+    await resync_all(watched, log)
+    policy = api.read(NETPOL, NS, "chat-memory")
+    assert policy is not None and len(policy["spec"]["ingress"]) == 1

@@ -102,24 +102,32 @@ class ClusterReads:
         """The kinds of children read from watches."""
         return list(self._children)
 
-    def forget_missing(self, kind: str, listed: set[tuple[str, str, str]]) -> int:
-        """Ignore the entries of ``kind`` that a listing just made does not have; how many.
+    def entries(self, kind: str) -> set[tuple[str, str, str, str, str]]:
+        """The entries the watch of ``kind`` holds now: (kind, namespace, name, uid,
+        resourceVersion)."""
+        index = self._children.get(kind)
+        if index is None:
+            return set()
+        return {_key(kind, o) for key in list(index) for o in index.get(key, ())}
+
+    def forget_missing(
+        self,
+        kind: str,
+        before: set[tuple[str, str, str, str, str]],
+        listed: set[tuple[str, str, str]],
+    ) -> int:
+        """Ignore the entries of ``kind`` that the watch held ``before`` a listing began and
+        the listing does not have; how many.
 
         A watch that reconnects after a long gap lists the kind again, and an object deleted
         during the gap never gets its deletion event: its entry would stay, and a child
-        deleted then would never be made again. An entry that changes afterwards (a new
-        resourceVersion: the object exists) counts again.
+        deleted then would never be made again. Only entries from before the listing are
+        judged (one made while it ran is not in it, yet exists), and an entry that changes
+        afterwards (a new resourceVersion: the object exists) counts again.
         """
-        index = self._children.get(kind)
-        if index is None:
-            return 0
-        self._gone = {g for g in self._gone if g[0] != kind}
-        for key in list(index):
-            for observed in index.get(key, ()):
-                meta = observed.body["metadata"]
-                if (str(meta.get("namespace")), observed.name, str(meta.get("uid"))) not in listed:
-                    self._gone.add(_key(kind, observed))
-        return sum(1 for g in self._gone if g[0] == kind)
+        gone = {e for e in before if (e[1], e[2], e[3]) not in listed}
+        self._gone = {g for g in self._gone if g[0] != kind} | gone
+        return len(gone)
 
     async def plugins(self, namespace: str) -> list[dict[str, Any]]:
         """The Plugins of a namespace."""
