@@ -138,7 +138,6 @@ class _Run:
 
     def _unchanged(self, child: Child, g: GraphInputs, existing: Observed, digest: str) -> bool:
         """Whether applying ``child`` would change nothing (see :mod:`.observed`)."""
-        assert child.body is not None
         last = self.reads.last_applied(g.namespace, g.name, child.kind, child.name)
         return existing.as_applied(digest, None if last is None else last[1])
 
@@ -160,7 +159,8 @@ class _Run:
             digest = applied_hash(child.body)
             if existing is not None and self._unchanged(child, g, existing, digest):
                 return existing.body
-            applied = observe_applied(await self.kube.apply(with_applied_hash(child.body, digest)))
+            answer = await self.kube.apply(with_applied_hash(child.body, digest))
+            applied = observe(answer, FIELD_MANAGER)
         except Invalid as exc:
             # The API server refused this child (an admission policy, a quota, a field it
             # forbids changing): report it and still reconcile the others.
@@ -247,11 +247,6 @@ class _Run:
             return  # not the object the watch showed: someone made another since
         if deleted:
             self.deleted.append(f"{child.kind}/{child.name}")
-
-
-def observe_applied(body: Mapping[str, Any]) -> Observed:
-    """What the API server answered to an apply, trimmed like a watched child."""
-    return observe(body, FIELD_MANAGER)
 
 
 def new_api_key() -> str:

@@ -13,7 +13,7 @@ computed from, so a stale one is refused and retried.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from memorygraph_operator.kube import FIELD_MANAGER, Kube, ResourceType
@@ -40,7 +40,8 @@ def _key(kind: str, observed: Observed) -> tuple[str, str, str, str, str]:
 
 
 class ClusterReads:
-    """Children, Plugins and API discovery, from the watches when there are any.
+    """Children, Plugins and API discovery, from the watches once :meth:`use_watches` has
+    handed them over; from the API until then.
 
     ``children`` maps a kind (``StatefulSet``) to its index; a kind missing from it is read
     from the API. Discovery answers are kept ``discovery_seconds``. It also remembers, per
@@ -48,25 +49,16 @@ class ClusterReads:
     :meth:`Observed.as_applied`).
     """
 
-    def __init__(
-        self,
-        kube: Kube,
-        children: Mapping[str, ChildIndex] | None = None,
-        plugins: PluginIndex | None = None,
-        discovery_seconds: float = 0.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
+    def __init__(self, kube: Kube) -> None:
         self.kube = kube
         self._children: dict[str, ChildIndex] = {}
         self._plugins: PluginIndex | None = None
         self._discovery_seconds = 0.0
-        self._clock = clock
         self._served: dict[tuple[str, str], tuple[float, bool]] = {}
         self._applied: dict[tuple[str, str], dict[tuple[str, str], tuple[str | None, str]]] = {}
         # Entries a watch still shows of objects a listing no longer has: (kind, namespace,
         # name, uid, resourceVersion). See :meth:`forget_missing`.
         self._gone: set[tuple[str, str, str, str, str]] = set()
-        self.use_watches(children or {}, plugins, discovery_seconds)
 
     def use_watches(
         self,
@@ -138,7 +130,7 @@ class ClusterReads:
     async def served(self, api_version: str, plural: str) -> bool:
         """Whether the API server serves a resource, asked at most every discovery period."""
         key = (api_version, plural)
-        now = self._clock()
+        now = time.monotonic()
         cached = self._served.get(key)
         if cached is not None and now - cached[0] < self._discovery_seconds:
             return cached[1]
