@@ -95,6 +95,57 @@ def test_the_tour(server_process: ServerProcess, tmp_path: Path) -> None:
     assert ok(address, "health")["status"] == "STATUS_SERVING"
 
 
+def test_a_whole_turn_in_one_command(server_process: ServerProcess) -> None:
+    address = server_process.address
+    session = ok(address, "session", "create", "--title", "turns")["id"]
+    turn = ok(
+        address,
+        "turn",
+        "add",
+        session,
+        "Where is my order?",
+        "It ships today.",
+        "--model",
+        "gpt-4o",
+        "--prompt-tokens",
+        "12",
+        "--completion-tokens",
+        "6",
+        "--tool",
+        '{"tool_name": "order_lookup", "arguments": "{}", "status": "succeeded"}',
+        "--tool",
+        '{"tool_name": "notify", "duration_ms": 40}',
+        "--meta",
+        "channel=web",
+    )
+    assert turn["prompt"]["metadata"] == {"channel": "web"}
+    assert turn["response"]["response"]["prompt_id"] == turn["prompt"]["id"]
+    assert [t["tool_invocation"]["tool_name"] for t in turn["tool_invocations"]] == [
+        "order_lookup",
+        "notify",
+    ]
+    assert ok(address, "session", "get", session)["token_usage"]["total_tokens"] == "18"
+    ids = run(
+        address, "turn", "add", session, "q", "a", "--tool", '{"tool_name": "t"}', "--id-only"
+    )
+    assert ids.returncode == 0 and len(ids.stdout.split()) == 3
+    assert len(ok(address, "query", "--session", session, "--all")["nodes"]) == 7
+    for tool, message in [
+        ("[1]", "expected a JSON object"),
+        ('{"name": "t"}', "unknown field 'name'"),
+        ('{"tool_name": "t", "status": "done"}', "status 'done'"),
+        ('{"tool_name": "t", "duration_ms": "soon"}', "duration_ms"),
+        ("{", "not JSON"),
+    ]:
+        refused = run(address, "turn", "add", session, "q", "a", "--tool", tool)
+        assert refused.returncode == 2 and message in refused.stderr, refused.stderr
+        assert "Traceback" not in refused.stderr
+    no_name = run(address, "turn", "add", session, "q", "a", "--tool", "{}")
+    assert no_name.returncode == 1
+    assert "INVALID_ARGUMENT: tool_invocations[0]: tool_name is required" in no_name.stderr
+    assert len(ok(address, "query", "--session", session, "--all")["nodes"]) == 7
+
+
 def test_export_writes_the_servers_export_and_dump_one_json_document(
     server_process: ServerProcess, tmp_path: Path
 ) -> None:

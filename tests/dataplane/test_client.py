@@ -114,6 +114,39 @@ def test_recording_and_reading_a_conversation(mg: Client) -> None:
     assert mg.list_sessions(state="active").sessions[0].id == session.id
 
 
+def test_a_turn_recorded_in_one_call(mg: Client) -> None:
+    session = mg.create_session(title="support")
+    turn = mg.record_turn(
+        session.id,
+        "Where is my order?",
+        "It ships today.",
+        model="gpt-4o",
+        token_usage=(12, 6),
+        tool_invocations=[
+            {"tool_name": "order_lookup", "arguments": '{"order": 1}', "status": "succeeded"},
+            pb.AddToolInvocationRequest(tool_name="notify", result="sent"),
+        ],
+        prompt_fields={"role": "user", "metadata": {"channel": "web"}},
+        response_fields={"finish_reason": "stop"},
+    )
+    assert turn.prompt.prompt.model == turn.response.response.model == "gpt-4o"
+    assert turn.prompt.prompt.role == "user" and turn.prompt.metadata == {"channel": "web"}
+    assert turn.response.response.finish_reason == "stop"
+    assert [t.tool_invocation.tool_name for t in turn.tool_invocations] == [
+        "order_lookup",
+        "notify",
+    ]
+    assert turn.tool_invocations[0].tool_invocation.status == pb.TOOL_STATUS_SUCCEEDED
+    assert mg.get_session(session.id).token_usage.total_tokens == 18
+    stored = [n.id for n in mg.iter_query(session_id=session.id)]
+    assert stored == [turn.prompt.id, turn.response.id, *(t.id for t in turn.tool_invocations)]
+    with pytest.raises(memorygraph.InvalidArgument, match="tool_invocations\\[0\\]: tool_name"):
+        mg.record_turn(session.id, "q", "a", tool_invocations=[{"result": "no name"}])
+    with pytest.raises(memorygraph.InvalidArgument, match="status"):
+        mg.record_turn(session.id, "q", "a", tool_invocations=[{"tool_name": "t", "status": "x"}])
+    assert len(list(mg.iter_query(session_id=session.id))) == 4
+
+
 def test_nodes_edges_templates_and_ops(mg: Client) -> None:
     session = mg.create_session()
     agent = mg.create_node("agent", content="router", details=pb.AgentDetails(name="router"))
@@ -177,12 +210,17 @@ def test_async_client(inprocess_server: RunningServer) -> None:
             session = await mg.create_session(title="async")
             prompt = await mg.add_prompt(session.id, "q")
             await mg.add_response(prompt.id, "a", token_usage=pb.TokenUsage(prompt_tokens=1))
+            turn = await mg.record_turn(
+                session.id, "q2", "a2", token_usage=(2, 3), tool_invocations=[{"tool_name": "t"}]
+            )
+            assert turn.tool_invocations[0].tool_invocation.response_id == turn.response.id
+            assert (await mg.get_session(session.id)).token_usage.total_tokens == 6
             with pytest.raises(NotFound):
                 await mg.get_node("0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b")
             assert (await mg.health()).status == pb.HealthResponse.STATUS_SERVING
             return [n.content async for n in mg.stream_query(session_id=session.id)]
 
-    assert asyncio.run(scenario()) == ["q", "a"]
+    assert asyncio.run(scenario()) == ["q", "a", "q2", "a2", ""]
 
 
 def test_api_key_is_sent_as_bearer_token(start_inprocess, tmp_path) -> None:  # type: ignore[no-untyped-def]

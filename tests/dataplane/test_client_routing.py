@@ -60,8 +60,13 @@ def _conversation(mg: Client, sessions: int) -> list[str]:
         prompt = mg.add_prompt(session.id, "where is my order?")
         response = mg.add_response(prompt.id, "it ships today", token_usage=(3, 4))
         mg.add_tool_invocation(response.id, "lookup", status="succeeded")
+        turn = mg.record_turn(
+            session.id, "and now?", "still today", tool_invocations=[{"tool_name": "t"}]
+        )
+        assert mg.get_node(turn.tool_invocations[0].id).session_id == session.id
         assert mg.get_node(prompt.id).content == "where is my order?"
-        assert [n.id for n in mg.iter_query(session_id=session.id, kinds=["prompt"])] == [prompt.id]
+        prompts = [n.id for n in mg.iter_query(session_id=session.id, kinds=["prompt"])]
+        assert prompts == [prompt.id, turn.prompt.id]
         made.append(session.id)
     return made
 
@@ -73,16 +78,17 @@ def test_a_routing_client_sends_every_call_about_a_shard_straight_to_its_owner(
         connect_routes(mg)
         shard_map = mg.get_shard_map()
         assert list(shard_map.workers) == [_own(workers, 0), _own(workers, 1)]
-        forwarded = {m: _counted("forwarded_calls", m) for m in ("AddPrompt", "GetNode")}
+        methods = ("AddPrompt", "GetNode", "RecordTurn")
+        forwarded = {m: _counted("forwarded_calls", m) for m in methods}
         sessions = _conversation(mg, 30)
         assert {shard_map.owners[_shard(s)] for s in sessions} == {0, 1}  # both used
         assert {m: _counted("forwarded_calls", m) for m in forwarded} == forwarded
-        assert mg.get_metrics().nodes_by_kind["prompt"] == 30
+        assert mg.get_metrics().nodes_by_kind["prompt"] == 60
     # The same calls from a client that does not route reach the owner through a forward.
     with Client(_shared(workers), route=False) as plain:
-        before = _counted("forwarded_calls", "AddPrompt")
+        before = {m: _counted("forwarded_calls", m) for m in ("AddPrompt", "RecordTurn")}
         _conversation(plain, 10)
-        assert _counted("forwarded_calls", "AddPrompt") > before
+        assert all(_counted("forwarded_calls", m) > before[m] for m in before)
 
 
 def test_a_stale_map_gets_a_redirect_the_client_follows_and_the_call_runs_once(

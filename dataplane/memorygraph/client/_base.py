@@ -235,6 +235,36 @@ class BaseClient:
             response_id=response_id, tool_name=tool_name, status=f.tool_status(status), **fields
         )
 
+    @classmethod
+    def _record_turn_request(
+        cls,
+        session_id: str,
+        prompt: str,
+        response: str,
+        *,
+        model: str,
+        token_usage: Any,
+        tool_invocations: Iterable[pb.AddToolInvocationRequest | Mapping[str, Any]],
+        prompt_fields: Mapping[str, Any] | None,
+        response_fields: Mapping[str, Any] | None,
+    ) -> pb.RecordTurnRequest:
+        tools = []
+        for tool in tool_invocations:
+            if not isinstance(tool, pb.AddToolInvocationRequest):
+                fields = dict(tool)
+                name, status = fields.pop("tool_name", ""), fields.pop("status", None)
+                tool = cls._add_tool_invocation_request("", name, status, **fields)
+            tools.append(tool)
+        return pb.RecordTurnRequest(
+            prompt=cls._add_prompt_request(
+                session_id, prompt, **{"model": model, **(prompt_fields or {})}
+            ),
+            response=cls._add_response_request(
+                "", response, token_usage, **{"model": model, **(response_fields or {})}
+            ),
+            tool_invocations=tools,
+        )
+
     # -- templates --------------------------------------------------------------------------
 
     @staticmethod

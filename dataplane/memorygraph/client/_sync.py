@@ -292,6 +292,37 @@ class Client(BaseClient):
         request = self._add_tool_invocation_request(response_id, tool_name, status, **fields)
         return self._call("AddToolInvocation", request)
 
+    def record_turn(
+        self,
+        session_id: str,
+        prompt: str,
+        response: str,
+        *,
+        model: str = "",
+        token_usage: pb.TokenUsage | tuple[int, int] | None = None,
+        tool_invocations: Iterable[pb.AddToolInvocationRequest | Mapping[str, Any]] = (),
+        prompt_fields: Mapping[str, Any] | None = None,
+        response_fields: Mapping[str, Any] | None = None,
+    ) -> pb.RecordTurnResponse:
+        """One whole turn in one call, written together or not at all: the prompt, the
+        response answering it (`token_usage` as (prompt_tokens, completion_tokens)) and the
+        tool invocations it made, each a mapping of AddToolInvocationRequest fields
+        (`tool_name`, `arguments`, `result`, `status`: "succeeded" or "failed", `duration_ms`,
+        `metadata`) or such a request. `model` goes on the prompt and the response; further
+        fields of each in `prompt_fields` (role, metadata) and `response_fields`
+        (finish_reason, latency_ms, metadata)."""
+        request = self._record_turn_request(
+            session_id,
+            prompt,
+            response,
+            model=model,
+            token_usage=token_usage,
+            tool_invocations=tool_invocations,
+            prompt_fields=prompt_fields,
+            response_fields=response_fields,
+        )
+        return self._call("RecordTurn", request)
+
     # templates
     def create_template(
         self,

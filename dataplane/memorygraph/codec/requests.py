@@ -27,6 +27,8 @@ from memorygraph.model import (
     ResponseDetails,
     TemplateVariable,
     ToolInvocationDetails,
+    id_tag,
+    new_id,
     parse_id,
 )
 from memorygraph.v1 import graph_pb2 as pb
@@ -41,7 +43,11 @@ __all__ = [
     "response_node",
     "template_variables",
     "tool_node",
+    "turn_nodes",
 ]
+
+# Tool invocations one RecordTurn may carry.
+MAX_TURN_TOOLS = 1000
 
 # Which details field of CreateNodeRequest each kind takes.
 _DETAILS_FIELD = {
@@ -131,13 +137,14 @@ def prompt_node(request: pb.AddPromptRequest) -> NewNode:
     )
 
 
-def response_node(request: pb.AddResponseRequest) -> NewNode:
+def response_node(request: pb.AddResponseRequest, prompt_id: bytes | None = None) -> NewNode:
+    """The response `request` asks for, answering `prompt_id` when given (else the request's)."""
     return NewNode(
         kind=NodeKind.RESPONSE,
         content=request.content,
         metadata=dict(request.metadata),
         details=ResponseDetails(
-            prompt_id=node_id(request.prompt_id, "prompt_id"),
+            prompt_id=prompt_id or node_id(request.prompt_id, "prompt_id"),
             model=request.model,
             token_usage=read_usage(request.token_usage),
             finish_reason=request.finish_reason,
@@ -146,12 +153,14 @@ def response_node(request: pb.AddResponseRequest) -> NewNode:
     )
 
 
-def tool_node(request: pb.AddToolInvocationRequest) -> NewNode:
+def tool_node(request: pb.AddToolInvocationRequest, response_id: bytes | None = None) -> NewNode:
+    """The tool invocation `request` asks for, made by `response_id` when given (else the
+    request's)."""
     return NewNode(
         kind=NodeKind.TOOL_INVOCATION,
         metadata=dict(request.metadata),
         details=ToolInvocationDetails(
-            response_id=node_id(request.response_id, "response_id"),
+            response_id=response_id or node_id(request.response_id, "response_id"),
             tool_name=request.tool_name,
             arguments=request.arguments,
             result=request.result,
@@ -159,3 +168,47 @@ def tool_node(request: pb.AddToolInvocationRequest) -> NewNode:
             duration_ms=request.duration_ms,
         ),
     )
+
+
+def turn_nodes(request: pb.RecordTurnRequest) -> tuple[list[NewNode], list[str]]:
+    """The nodes of a turn in the order they are created (the prompt, the response, the tool
+    invocations), and the name of each for errors. Their ids are made now, on the session's
+    shard, so that the response names the prompt and each invocation the response before any
+    of them exists."""
+    if not request.HasField("prompt"):
+        raise InvalidArgument("prompt is required")
+    if not request.HasField("response"):
+        raise InvalidArgument("response is required: record a prompt alone with AddPrompt")
+    if request.response.prompt_id:
+        raise InvalidArgument("response.prompt_id must be empty: it answers the turn's prompt")
+    tools = request.tool_invocations
+    if len(tools) > MAX_TURN_TOOLS:
+        raise InvalidArgument(f"at most {MAX_TURN_TOOLS} tool invocations per turn")
+    for i, tool in enumerate(tools):
+        if tool.response_id:
+            raise InvalidArgument(
+                f"tool_invocations[{i}].response_id must be empty: the turn's response made it"
+            )
+    try:
+        prompt = prompt_node(request.prompt)
+    except InvalidArgument as exc:
+        raise InvalidArgument(f"prompt: {exc}") from None
+    assert prompt.session_id is not None  # a prompt names its session
+    tag = id_tag(prompt.session_id)
+    prompt.node_id, prompt.fresh_id = new_id(tag), True
+    try:
+        response = response_node(request.response, prompt_id=prompt.node_id)
+    except InvalidArgument as exc:
+        raise InvalidArgument(f"response: {exc}") from None
+    response.node_id, response.fresh_id = new_id(tag), True
+    nodes, names = [prompt, response], ["prompt", "response"]
+    for i, tool in enumerate(tools):
+        name = f"tool_invocations[{i}]"
+        try:
+            node = tool_node(tool, response_id=response.node_id)
+        except InvalidArgument as exc:
+            raise InvalidArgument(f"{name}: {exc}") from None
+        node.node_id, node.fresh_id = new_id(tag), True
+        nodes.append(node)
+        names.append(name)
+    return nodes, names

@@ -56,6 +56,7 @@ ROUTES: dict[str, Callable[[Any], Key | None]] = {
     "AddPrompt": lambda r: ("id", r.session_id),
     "AddResponse": lambda r: ("id", r.prompt_id),
     "AddToolInvocation": lambda r: ("id", r.response_id),
+    "RecordTurn": lambda r: ("id", r.prompt.session_id),
     "CreateTemplate": lambda r: ("name", r.name),
     "GetTemplate": _template_key,
     "InstantiateTemplate": lambda r: ("id", r.session_id) if r.session_id else _template_key(r),

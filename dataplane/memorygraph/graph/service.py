@@ -249,25 +249,27 @@ class GraphService:
     def create_node(self, spec: NewNode) -> Node:
         return self.create_nodes([spec])[0]
 
-    def create_nodes(self, specs: list[NewNode]) -> list[Node]:
-        """Create every node (with its automatic edges) in one batch, or none."""
+    def create_nodes(self, specs: list[NewNode], names: list[str] | None = None) -> list[Node]:
+        """Create every node (with its automatic edges) in one batch, or none. A refusal names
+        the node it concerns: `names[i]` (default `requests[i]` when there are several)."""
         if not specs:
             raise InvalidArgument("at least one node is required")
+        if names is None:
+            names = [f"requests[{i}]" for i in range(len(specs))] if len(specs) > 1 else [""]
         hooks = self.hooks
         specs = [hooks.before_create_node(spec) for spec in specs]
-        nodes = self._writer.batched(lambda tx: self._created(tx, specs))
+        nodes = self._writer.batched(lambda tx: self._created(tx, specs, names))
         for node in nodes:
             hooks.after_create_node(node)
         return nodes
 
-    def _created(self, tx: Transaction, specs: list[NewNode]) -> list[Node]:
+    def _created(self, tx: Transaction, specs: list[NewNode], names: list[str]) -> list[Node]:
         """The nodes of `specs`, created in `tx` and encoded (their records are what the store
         writes and the response carries): refused before anything is written when the
         response could not carry them."""
-        many = len(specs) > 1
         nodes = [
-            _named(f"requests[{i}]" if many else "", self._create.node, tx, spec)
-            for i, spec in enumerate(specs)
+            _named(name, self._create.node, tx, spec)
+            for name, spec in zip(names, specs, strict=True)
         ]
         self.limits.response(nodes)
         return nodes

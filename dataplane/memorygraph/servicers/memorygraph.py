@@ -18,6 +18,7 @@ from google.protobuf.message_factory import GetMessageClass
 from memorygraph import __version__
 from memorygraph.codec import enums
 from memorygraph.codec import requests as rq
+from memorygraph.codec.framing import frame
 from memorygraph.codec.ingest import ingest_items
 from memorygraph.codec.messages import edge_message, event_message
 from memorygraph.codec.nodes import node_bytes, node_message, session_message, template_message
@@ -57,6 +58,10 @@ _HANDLER_FACTORIES = {
 
 
 SERVICE = pb.DESCRIPTOR.services_by_name["MemoryGraphService"]
+_TURN_FIELDS = pb.RecordTurnResponse.DESCRIPTOR.fields_by_name
+_TURN_PROMPT = _TURN_FIELDS["prompt"].number
+_TURN_RESPONSE = _TURN_FIELDS["response"].number
+_TURN_TOOLS = _TURN_FIELDS["tool_invocations"].number
 
 
 def _serialize(message: Message | bytes) -> bytes:
@@ -274,6 +279,17 @@ class MemoryGraphServicer(pb_grpc.MemoryGraphServiceServicer):
 
     def AddToolInvocation(self, request: pb.AddToolInvocationRequest, context: Context) -> bytes:
         return node_bytes(self.service.create_node(rq.tool_node(request)))
+
+    def RecordTurn(self, request: pb.RecordTurnRequest, context: Context) -> bytes:
+        prompt, response, *tools = self.service.create_nodes(*rq.turn_nodes(request))
+        # The stored records framed as the answer's fields, without parsing them again.
+        return b"".join(
+            [
+                frame(_TURN_PROMPT, node_bytes(prompt)),
+                frame(_TURN_RESPONSE, node_bytes(response)),
+                *(frame(_TURN_TOOLS, node_bytes(tool)) for tool in tools),
+            ]
+        )
 
     # -- templates ---------------------------------------------------------------------------
 

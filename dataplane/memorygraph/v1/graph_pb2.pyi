@@ -626,6 +626,26 @@ class AddToolInvocationRequest(_message.Message):
     metadata: _containers.ScalarMap[str, str]
     def __init__(self, response_id: _Optional[str] = ..., tool_name: _Optional[str] = ..., arguments: _Optional[str] = ..., result: _Optional[str] = ..., status: _Optional[_Union[ToolStatus, str]] = ..., duration_ms: _Optional[int] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
+class RecordTurnRequest(_message.Message):
+    __slots__ = ("prompt", "response", "tool_invocations")
+    PROMPT_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    TOOL_INVOCATIONS_FIELD_NUMBER: _ClassVar[int]
+    prompt: AddPromptRequest
+    response: AddResponseRequest
+    tool_invocations: _containers.RepeatedCompositeFieldContainer[AddToolInvocationRequest]
+    def __init__(self, prompt: _Optional[_Union[AddPromptRequest, _Mapping]] = ..., response: _Optional[_Union[AddResponseRequest, _Mapping]] = ..., tool_invocations: _Optional[_Iterable[_Union[AddToolInvocationRequest, _Mapping]]] = ...) -> None: ...
+
+class RecordTurnResponse(_message.Message):
+    __slots__ = ("prompt", "response", "tool_invocations")
+    PROMPT_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    TOOL_INVOCATIONS_FIELD_NUMBER: _ClassVar[int]
+    prompt: Node
+    response: Node
+    tool_invocations: _containers.RepeatedCompositeFieldContainer[Node]
+    def __init__(self, prompt: _Optional[_Union[Node, _Mapping]] = ..., response: _Optional[_Union[Node, _Mapping]] = ..., tool_invocations: _Optional[_Iterable[_Union[Node, _Mapping]]] = ...) -> None: ...
+
 class TemplateVariable(_message.Message):
     __slots__ = ("name", "description", "required", "default_value", "pattern")
     NAME_FIELD_NUMBER: _ClassVar[int]

@@ -136,6 +136,11 @@ class MemoryGraphServiceStub:
                 request_serializer=memorygraph_dot_v1_dot_graph__pb2.AddToolInvocationRequest.SerializeToString,
                 response_deserializer=memorygraph_dot_v1_dot_graph__pb2.Node.FromString,
                 _registered_method=True)
+        self.RecordTurn = channel.unary_unary(
+                '/memorygraph.v1.MemoryGraphService/RecordTurn',
+                request_serializer=memorygraph_dot_v1_dot_graph__pb2.RecordTurnRequest.SerializeToString,
+                response_deserializer=memorygraph_dot_v1_dot_graph__pb2.RecordTurnResponse.FromString,
+                _registered_method=True)
         self.CreateTemplate = channel.unary_unary(
                 '/memorygraph.v1.MemoryGraphService/CreateTemplate',
                 request_serializer=memorygraph_dot_v1_dot_graph__pb2.CreateTemplateRequest.SerializeToString,
@@ -342,6 +347,16 @@ class MemoryGraphServiceServicer:
 
     def AddToolInvocation(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordTurn(self, request, context):
+        """A whole turn in one call: the prompt, the response answering it and the tool invocations
+        the response made, with their automatic edges and the session's token totals, written
+        together or not at all (one write, one sync). Leave response.prompt_id and each tool
+        invocation's response_id empty: they are the turn's own prompt and response.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -563,6 +578,11 @@ def add_MemoryGraphServiceServicer_to_server(servicer, server):
                     servicer.AddToolInvocation,
                     request_deserializer=memorygraph_dot_v1_dot_graph__pb2.AddToolInvocationRequest.FromString,
                     response_serializer=memorygraph_dot_v1_dot_graph__pb2.Node.SerializeToString,
+            ),
+            'RecordTurn': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordTurn,
+                    request_deserializer=memorygraph_dot_v1_dot_graph__pb2.RecordTurnRequest.FromString,
+                    response_serializer=memorygraph_dot_v1_dot_graph__pb2.RecordTurnResponse.SerializeToString,
             ),
             'CreateTemplate': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateTemplate,
@@ -1177,6 +1197,33 @@ class MemoryGraphService:
             '/memorygraph.v1.MemoryGraphService/AddToolInvocation',
             memorygraph_dot_v1_dot_graph__pb2.AddToolInvocationRequest.SerializeToString,
             memorygraph_dot_v1_dot_graph__pb2.Node.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordTurn(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/memorygraph.v1.MemoryGraphService/RecordTurn',
+            memorygraph_dot_v1_dot_graph__pb2.RecordTurnRequest.SerializeToString,
+            memorygraph_dot_v1_dot_graph__pb2.RecordTurnResponse.FromString,
             options,
             channel_credentials,
             insecure,
