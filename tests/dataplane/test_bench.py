@@ -55,12 +55,14 @@ def test_bench_reports_every_ratio_and_the_reference_points(tmp_path: Path) -> N
     for entry in report["checks"] + report["references"]:
         assert math.isfinite(entry["ratio"]) and entry["ratio"] > 0, entry
     assert [r["name"] for r in report["references"]] == [
-        "echo + 60 us of Python CPU per AddPrompt, 32 in flight: throughput",
+        "echo + 100 us of Python CPU per AddPrompt, 32 in flight: throughput",
         "echo + 240 us of Python CPU per AddPrompt, 32 in flight: throughput",
         "echo + an fdatasync per AddPrompt, 1 in flight: p50 latency",
+        "one turn as AddPrompt + AddResponse vs RecordTurn: p50 latency",
     ]
     (run,) = report["runs"]
     assert run["mg.ingest"]["throughput"] > 0 and run["mg.stream_query"]["throughput"] > 0
+    assert run["mg.single_turn"]["throughput"] > 0 and run["mg.two_call_turn"]["throughput"] > 0
     assert run["mg_shards64.list_sessions"]["throughput"] > 0
     assert run["mg_workers2.add_prompt_routed.64"]["throughput"] > 0
     assert run["mg_workers2.add_prompt.64"]["throughput"] > 0

@@ -36,6 +36,7 @@ from memorygraph.bench.workloads import (
     measure_postgres,
     measure_single_turn,
     measure_stream_query,
+    measure_two_call_turn,
 )
 
 # The plugin scenario: the validator and the PII redactor on every new node.
@@ -50,14 +51,17 @@ plugins:
 """
 
 
-def one_run(scratch: Path, args: argparse.Namespace, pg_dsn: str | None) -> dict[str, Result]:
+def one_run(
+    scratch: Path, args: argparse.Namespace, pg_dsn: str | None, own: tuple[int, ...] = ()
+) -> dict[str, Result]:
+    """Every scenario once; `own` are the pids of servers outside this process's tree."""
     d, w = args.duration, args.warmup
     results: dict[str, Result] = {}
 
     def run(name: str, measurement: Measurement) -> None:
-        before = quiet.snapshot()
+        before = quiet.snapshot(also=own)
         results[name] = asyncio.run(measurement())
-        results[name].others = quiet.others(before, quiet.snapshot())
+        results[name].others = quiet.others(before, quiet.snapshot(also=own))
         report.print_result(name, results[name])
 
     plugins = scratch / "plugins.yaml"
@@ -139,9 +143,12 @@ def one_run(scratch: Path, args: argparse.Namespace, pg_dsn: str | None) -> dict
                 )
 
             run("pg.add_prompt.64", pg_prompts)
+        # One turn: RecordTurn (how the docs record one), PostgreSQL's two commits, then the
+        # same turn as two calls (AddPrompt, AddResponse), back to back.
         run("mg.single_turn", lambda: measure_single_turn(mg, d, w))
         if pg_dsn is not None:
             run("pg.single_turn", lambda: pg(False, 1))
+        run("mg.two_call_turn", lambda: measure_two_call_turn(mg, d, w))
     return results
 
 
@@ -169,11 +176,13 @@ def main(argv: list[str] | None = None) -> int:
         os.chmod(scratch, 0o755)
         pg_context: Any = None
         pg_dsn = None
+        own: tuple[int, ...] = ()
         if not args.no_postgres:
-            from memorygraph.bench.postgres import TurnRecorder, postgres_server
+            from memorygraph.bench.postgres import TurnRecorder, postgres_server, postmaster_pid
 
             pg_context = postgres_server(scratch / "pg", free_port())
             pg_dsn = pg_context.__enter__()
+            own = (postmaster_pid(scratch / "pg"),)
             schema = TurnRecorder(pg_dsn)
             schema.create_schema()
             schema.close()
@@ -181,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
             runs: Runs = []
             for number in range(1, args.runs + 1):
                 print(f"run {number}/{args.runs}", flush=True)
-                runs.append(one_run(scratch, args, pg_dsn))
+                runs.append(one_run(scratch, args, pg_dsn, own))
         finally:
             if pg_context is not None:
                 pg_context.__exit__(None, None, None)

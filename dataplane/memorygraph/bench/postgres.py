@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["PostgresUnavailable", "TurnRecorder", "postgres_server"]
+__all__ = ["PostgresUnavailable", "TurnRecorder", "postgres_server", "postmaster_pid"]
 
 SCHEMA = """
 CREATE TABLE nodes (
@@ -94,6 +94,12 @@ def postgres_server(scratch: Path, port: int) -> Iterator[str]:
         yield f"host=127.0.0.1 port={port} user=bench dbname=postgres"
     finally:
         run(str(bin_dir / "pg_ctl"), "-D", str(data), "-w", "-m", "fast", "stop")
+
+
+def postmaster_pid(scratch: Path) -> int:
+    """The pid of the server `postgres_server(scratch, ...)` runs (pg_ctl detaches it from the
+    benchmark's process tree: its CPU is told apart from other processes' by this pid)."""
+    return int((scratch / "pgdata" / "postmaster.pid").read_text().split("\n", 1)[0])
 
 
 class TurnRecorder:

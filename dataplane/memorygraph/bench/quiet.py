@@ -1,5 +1,6 @@
 """How quiet the machine was while a scenario ran: the CPU that processes other than the
-benchmark's own (this process, its servers and their children) used meanwhile.
+benchmark's own (this process, its servers and their children, and servers it started that
+left its tree, such as PostgreSQL's postmaster) used meanwhile.
 
 A ratio is only as good as the pair behind it: a compaction, a build or a test suite running
 beside one side of a pair skews it, and PostgreSQL suffers more from that than the data plane.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,10 +69,15 @@ def _tree_cpu(root: int, processes: dict[int, tuple[int, float]]) -> float:
     return total
 
 
-def snapshot(root: int | None = None, proc: Path = Path("/proc")) -> CpuSnapshot:
-    """The machine's CPU time and that of `root`'s process tree (default: this process)."""
+def snapshot(
+    root: int | None = None, proc: Path = Path("/proc"), *, also: Iterable[int] = ()
+) -> CpuSnapshot:
+    """The machine's CPU time and that of `root`'s process tree (default: this process) and of
+    the trees of `also` (processes of the benchmark's that left its tree)."""
     root = os.getpid() if root is None else root
-    return CpuSnapshot(time.monotonic(), _machine_busy(proc), _tree_cpu(root, _processes(proc)))
+    processes = _processes(proc)
+    own = sum(_tree_cpu(pid, processes) for pid in {root, *also})
+    return CpuSnapshot(time.monotonic(), _machine_busy(proc), own)
 
 
 def others(before: CpuSnapshot, after: CpuSnapshot) -> float:

@@ -39,6 +39,7 @@ __all__ = [
     "measure_postgres",
     "measure_single_turn",
     "measure_stream_query",
+    "measure_two_call_turn",
 ]
 
 STREAM_NODES = 10_000
@@ -265,6 +266,28 @@ async def measure_list_sessions(target: Target, duration: float, warmup: float) 
 
 
 async def measure_single_turn(target: Target, duration: float, warmup: float) -> Result:
+    """One turn at a time, as the docs tell an application to record one: RecordTurn with the
+    prompt and the response (with its token usage)."""
+    async with grpc.aio.insecure_channel(target.address) as channel:
+        stub = MemoryGraphServiceStub(channel)
+        session = (await _sessions(stub, 1))[0]
+        request = pb.RecordTurnRequest(
+            prompt=pb.AddPromptRequest(session_id=session, content=CONTENT, model="m"),
+            response=pb.AddResponseRequest(
+                content="response",
+                model="m",
+                token_usage=pb.TokenUsage(prompt_tokens=12, completion_tokens=30),
+            ),
+        )
+
+        async def call(i: int) -> object:
+            return await stub.RecordTurn(request)
+
+        return await drive(call, concurrency=1, duration=duration, warmup=warmup)
+
+
+async def measure_two_call_turn(target: Target, duration: float, warmup: float) -> Result:
+    """The same turn as two calls, AddPrompt then AddResponse (a reference point)."""
     async with grpc.aio.insecure_channel(target.address) as channel:
         stub = MemoryGraphServiceStub(channel)
         session = (await _sessions(stub, 1))[0]
