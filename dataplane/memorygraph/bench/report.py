@@ -31,13 +31,17 @@ def print_result(name: str, result: Result) -> None:
 
 def print_quiet(runs: Runs) -> None:
     """How quiet the machine was: the most other processes used during any scenario, and
-    each scenario measured while they used more than NOISY_CORES (its pairs to be repeated)."""
+    each scenario still measured while they used more than NOISY_CORES after its group was
+    measured again (its ratios are not to be trusted)."""
     most = max((r.others for run in runs for r in run.values()), default=0.0)
     print(f"other processes used at most {most:.2f} cores during a scenario")
     for number, run in enumerate(runs, 1):
         for name, result in run.items():
             if result.others > NOISY_CORES:
-                print(f"  NOISY run {number} {name}: {result.others:.2f} cores; repeat its pairs")
+                print(
+                    f"  NOISY run {number} {name}: {result.others:.2f} cores even at the "
+                    "quietest attempt; its ratios are not to be trusted"
+                )
 
 
 def print_checks(runs: int, duration: float, checks: list[Check]) -> None:
