@@ -35,6 +35,15 @@ def test_rejection_names_the_plugin_and_leaves_no_trace(
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "rejected by plugin 'no-secrets'" in info.value.details()
         assert reason in info.value.details()
+    # A turn whose response a plugin refuses is refused whole: not even its prompt is kept.
+    turn = pb.RecordTurnRequest(
+        prompt=pb.AddPromptRequest(session_id=session.id, content="fine"),
+        response=pb.AddResponseRequest(content="the password is hunter2"),
+    )
+    with pytest.raises(grpc.RpcError) as info:
+        stub.RecordTurn(turn)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "rejected by plugin 'no-secrets'" in info.value.details()
     assert server.store.counts() == counters
     assert server.store.events.last_sequence == sequence
     stub.AddPrompt(pb.AddPromptRequest(session_id=session.id, content="fine"))
@@ -67,6 +76,17 @@ def test_transformation_is_what_gets_stored_and_streamed(
     events = list(itertools.islice(stream, 2))
     stream.cancel()
     assert events[1].node.content == expected
+    turn = stub.RecordTurn(
+        pb.RecordTurnRequest(
+            prompt=pb.AddPromptRequest(session_id=session.id, content=text),
+            response=pb.AddResponseRequest(content=f"sent to {text}"),
+            tool_invocations=[pb.AddToolInvocationRequest(tool_name="mail", arguments=text)],
+        )
+    )
+    assert turn.prompt.content == expected and turn.response.content == f"sent to {expected}"
+    assert stub.GetNode(pb.GetNodeRequest(node_id=turn.response.id)) == turn.response
+    tool = turn.tool_invocations[0]
+    assert stub.GetNode(pb.GetNodeRequest(node_id=tool.id)) == tool
 
 
 def test_quota_limits_nodes_per_session(start_inprocess: Start, tmp_path: Path) -> None:

@@ -177,6 +177,29 @@ def test_an_outage_loses_no_report_and_each_counts_once(
 
 
 @pytest.mark.one_process
+def test_a_turn_recorded_in_one_call_reports_its_usage(
+    start_inprocess: Start, registry: Registry, tmp_path: Path
+) -> None:
+    registry.start()
+    server = start_reporting(start_inprocess, registry, tmp_path)
+    stub = MemoryGraphServiceStub(grpc.insecure_channel(f"127.0.0.1:{server.port}"))
+    session = stub.CreateSession(pb.CreateSessionRequest(model="m1"))
+    turn = stub.RecordTurn(
+        pb.RecordTurnRequest(
+            prompt=pb.AddPromptRequest(session_id=session.id, content="q"),
+            response=pb.AddResponseRequest(
+                content="a",
+                model="m1",
+                token_usage=pb.TokenUsage(prompt_tokens=5, completion_tokens=2),
+            ),
+        )
+    )
+    wait_for(lambda: f"{turn.response.id}:usage" in registry.accepted)
+    usage = registry.accepted[f"{turn.response.id}:usage"]
+    assert (usage["prompt_tokens"], usage["session_id"], usage["model"]) == (5, session.id, "m1")
+
+
+@pytest.mark.one_process
 def test_redelivery_after_a_restart_is_deduplicated(
     start_inprocess: Start, registry: Registry, tmp_path: Path
 ) -> None:
