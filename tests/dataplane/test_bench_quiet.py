@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from memorygraph.bench.load import Result
@@ -86,3 +87,16 @@ def test_a_busy_group_is_measured_again_and_the_quietest_attempt_counts() -> Non
     made, attempt = _attempts(0.9)
     assert quietest(attempt, 0)["mg"].others == 0.9  # type: ignore[arg-type]
     assert made == [0]
+
+
+def test_a_process_in_two_named_trees_counts_once(tmp_path: Path) -> None:
+    (tmp_path / "stat").write_text("cpu  100 0 100 0 0 0 0 0 0 0\n")
+    # pid 10 (the benchmark) is the parent of 11 (a server it also names), which uses 5 s.
+    for pid, parent, ticks in ((10, 1, 100), (11, 10, 500)):
+        (tmp_path / str(pid)).mkdir()
+        fields = ["S", str(parent)] + ["0"] * 9 + [str(ticks), "0", "0", "0"]
+        (tmp_path / str(pid) / "stat").write_text(f"{pid} (python) {' '.join(fields)}\n")
+    tick = 1.0 / os.sysconf("SC_CLK_TCK")
+    alone = snapshot(10, tmp_path).own
+    named = snapshot(10, tmp_path, also=(11,)).own
+    assert alone == named == pytest.approx(600 * tick)

@@ -114,7 +114,7 @@ def test_a_whole_turn_in_one_command(server_process: ServerProcess) -> None:
         "--tool",
         '{"tool_name": "order_lookup", "arguments": "{}", "status": "succeeded"}',
         "--tool",
-        '{"tool_name": "notify", "duration_ms": 40}',
+        '{"tool_name": "notify", "duration_ms": "40"}',
         "--meta",
         "channel=web",
     )
@@ -124,6 +124,7 @@ def test_a_whole_turn_in_one_command(server_process: ServerProcess) -> None:
         "order_lookup",
         "notify",
     ]
+    assert turn["tool_invocations"][1]["tool_invocation"]["duration_ms"] == "40"
     assert ok(address, "session", "get", session)["token_usage"]["total_tokens"] == "18"
     ids = run(
         address, "turn", "add", session, "q", "a", "--tool", '{"tool_name": "t"}', "--id-only"
@@ -135,6 +136,7 @@ def test_a_whole_turn_in_one_command(server_process: ServerProcess) -> None:
         ('{"name": "t"}', "unknown field 'name'"),
         ('{"tool_name": "t", "status": "done"}', "status 'done'"),
         ('{"tool_name": "t", "duration_ms": "soon"}', "duration_ms"),
+        ('{"tool_name": "t", "duration_ms": 2.5}', "duration_ms"),
         ("{", "not JSON"),
     ]:
         refused = run(address, "turn", "add", session, "q", "a", "--tool", tool)

@@ -142,6 +142,8 @@ def test_a_turn_recorded_in_one_call(mg: Client) -> None:
     assert stored == [turn.prompt.id, turn.response.id, *(t.id for t in turn.tool_invocations)]
     with pytest.raises(memorygraph.InvalidArgument, match="tool_invocations\\[0\\]: tool_name"):
         mg.record_turn(session.id, "q", "a", tool_invocations=[{"result": "no name"}])
+    with pytest.raises(TypeError, match="a list of tool invocations"):
+        mg.record_turn(session.id, "q", "a", tool_invocations={"tool_name": "t"})
     with pytest.raises(memorygraph.InvalidArgument, match="status"):
         mg.record_turn(session.id, "q", "a", tool_invocations=[{"tool_name": "t", "status": "x"}])
     assert len(list(mg.iter_query(session_id=session.id))) == 4

@@ -104,6 +104,22 @@ def test_quota_limits_nodes_per_session(start_inprocess: Start, tmp_path: Path) 
 
 
 @pytest.mark.one_process
+def test_quota_counts_every_node_of_a_turn(start_inprocess: Start, tmp_path: Path) -> None:
+    quota = {"name": "quota", "type": "quota", "config": {"max_nodes_per_session": 3}}
+    stub = connect(serve_plugins(start_inprocess, tmp_path, quota))
+    session = stub.CreateSession(pb.CreateSessionRequest())
+    big = pb.RecordTurnRequest(
+        prompt=pb.AddPromptRequest(session_id=session.id, content="q"),
+        response=pb.AddResponseRequest(content="a"),
+        tool_invocations=[pb.AddToolInvocationRequest(tool_name=f"t{i}") for i in range(5)],
+    )
+    with pytest.raises(grpc.RpcError) as info:
+        stub.RecordTurn(big)  # 7 nodes in a session that may hold 3
+    assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    query = pb.QueryRequest(filter=pb.QueryFilter(session_id=session.id))
+    assert list(stub.Query(query).nodes) == []
+
+
 def test_reload_under_load_loses_no_request_and_bad_files_keep_the_last_good(
     start_inprocess: Start, tmp_path: Path
 ) -> None:

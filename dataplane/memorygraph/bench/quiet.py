@@ -57,17 +57,21 @@ def _processes(proc: Path) -> dict[int, tuple[int, float]]:
     return found
 
 
-def _tree_cpu(root: int, processes: dict[int, tuple[int, float]]) -> float:
+def _trees_cpu(roots: Iterable[int], processes: dict[int, tuple[int, float]]) -> float:
+    """The CPU seconds of the processes in the trees of `roots`, each process counted once
+    (one tree may hold another's root)."""
     children: dict[int, list[int]] = {}
     for pid, (parent, _) in processes.items():
         children.setdefault(parent, []).append(pid)
-    total, pending = 0.0, [root]
+    seen: set[int] = set()
+    pending = list(roots)
     while pending:
         pid = pending.pop()
-        if pid in processes:
-            total += processes[pid][1]
+        if pid in seen:
+            continue
+        seen.add(pid)
         pending.extend(children.get(pid, ()))
-    return total
+    return sum(processes[pid][1] for pid in seen if pid in processes)
 
 
 def snapshot(
@@ -76,8 +80,7 @@ def snapshot(
     """The machine's CPU time and that of `root`'s process tree (default: this process) and of
     the trees of `also` (processes of the benchmark's that left its tree)."""
     root = os.getpid() if root is None else root
-    processes = _processes(proc)
-    own = sum(_tree_cpu(pid, processes) for pid in {root, *also})
+    own = _trees_cpu([root, *also], _processes(proc))
     return CpuSnapshot(time.monotonic(), _machine_busy(proc), own)
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
 
 from google.protobuf.json_format import ParseDict, ParseError
 
@@ -25,9 +24,10 @@ __all__ = ["add_commands", "cmd_prompt", "cmd_response", "cmd_tool", "cmd_turn"]
 
 # What a --tool object of `turn add` may hold: a tool invocation's fields but the response's id.
 TOOL_FIELDS = frozenset(pb.AddToolInvocationRequest.DESCRIPTOR.fields_by_name) - {"response_id"}
+TOOL_STATUSES = {"succeeded": pb.TOOL_STATUS_SUCCEEDED, "failed": pb.TOOL_STATUS_FAILED}
 
 
-def tool_object(text: str) -> dict[str, Any]:
+def tool_object(text: str) -> pb.AddToolInvocationRequest:
     """A --tool argument: a JSON object of tool invocation fields."""
     try:
         value = json.loads(text)
@@ -40,14 +40,16 @@ def tool_object(text: str) -> dict[str, Any]:
         raise argparse.ArgumentTypeError(
             f"unknown field {unknown[0]!r}; expected some of {', '.join(sorted(TOOL_FIELDS))}"
         )
-    status = value.get("status")
-    if status not in (None, "succeeded", "failed"):
+    status = value.pop("status", None)
+    if status is not None and status not in TOOL_STATUSES:
         raise argparse.ArgumentTypeError(f'status {status!r}: expected "succeeded" or "failed"')
-    try:  # every other field of the type the request gives it
-        ParseDict({k: v for k, v in value.items() if k != "status"}, pb.AddToolInvocationRequest())
+    try:  # each field of the type the request gives it
+        request = ParseDict(value, pb.AddToolInvocationRequest())
     except ParseError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-    return value
+    if status is not None:
+        request.status = TOOL_STATUSES[status]
+    return request
 
 
 def cmd_turn(args: argparse.Namespace, mg: Client) -> int:

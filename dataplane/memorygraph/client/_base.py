@@ -248,6 +248,8 @@ class BaseClient:
         prompt_fields: Mapping[str, Any] | None,
         response_fields: Mapping[str, Any] | None,
     ) -> pb.RecordTurnRequest:
+        if isinstance(tool_invocations, (Mapping, pb.AddToolInvocationRequest)):
+            raise TypeError("tool_invocations: a list of tool invocations, not a single one")
         tools = []
         for tool in tool_invocations:
             if not isinstance(tool, pb.AddToolInvocationRequest):

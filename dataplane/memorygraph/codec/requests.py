@@ -174,7 +174,7 @@ def turn_nodes(request: pb.RecordTurnRequest) -> tuple[list[NewNode], list[str]]
     """The nodes of a turn in the order they are created (the prompt, the response, the tool
     invocations), and the name of each for errors. Their ids are made now, on the session's
     shard, so that the response names the prompt and each invocation the response before any
-    of them exists."""
+    of them exists; each names the session too (plugins see it before the parents exist)."""
     if not request.HasField("prompt"):
         raise InvalidArgument("prompt is required")
     if not request.HasField("response"):
@@ -200,6 +200,7 @@ def turn_nodes(request: pb.RecordTurnRequest) -> tuple[list[NewNode], list[str]]
         response = response_node(request.response, prompt_id=prompt.node_id)
     except InvalidArgument as exc:
         raise InvalidArgument(f"response: {exc}") from None
+    response.session_id = prompt.session_id
     response.node_id, response.fresh_id = new_id(tag), True
     nodes, names = [prompt, response], ["prompt", "response"]
     for i, tool in enumerate(tools):
@@ -208,6 +209,7 @@ def turn_nodes(request: pb.RecordTurnRequest) -> tuple[list[NewNode], list[str]]
             node = tool_node(tool, response_id=response.node_id)
         except InvalidArgument as exc:
             raise InvalidArgument(f"{name}: {exc}") from None
+        node.session_id = prompt.session_id
         node.node_id, node.fresh_id = new_id(tag), True
         nodes.append(node)
         names.append(name)
