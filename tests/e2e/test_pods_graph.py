@@ -23,28 +23,30 @@ def _container(pod: dict[str, Any]) -> dict[str, Any]:
 
 
 def _write_a_turn(client: ClientPod, server: str, key: tuple[str]) -> str:
-    """A session with a prompt and its response, written through the graph's Service."""
+    """A session with a prompt and its response, written through the graph's Service in one
+    call, the way the docs record a turn."""
     mg = key
     session = client.memorygraph(
         server, *mg, "session", "create", "--title", "support", "--id-only"
     )
     assert session.code == 0, session.stderr
     session_id = session.stdout.strip()
-    prompt = client.memorygraph(server, *mg, "prompt", "add", session_id, "Where is my order?")
-    prompt_id = prompt.json()["id"]
-    response = client.memorygraph(
+    turn = client.memorygraph(
         server,
         *mg,
-        "response",
+        "turn",
         "add",
-        prompt_id,
+        session_id,
+        "Where is my order?",
         "It ships today.",
         "--prompt-tokens",
         "12",
         "--completion-tokens",
         "6",
+        "--id-only",
     )
-    assert response.code == 0, response.stderr
+    assert turn.code == 0, turn.stderr
+    assert len(turn.stdout.split()) == 2  # the prompt's id and the response's
     return session_id
 
 
