@@ -72,3 +72,35 @@ def test_bench_reports_every_ratio_and_the_reference_points(tmp_path: Path) -> N
     assert all(0 <= result["others"] < 64 for result in run.values())
     assert "other processes used at most" in proc.stdout
     assert all(name in proc.stdout for name in names)
+
+
+def test_bench_measures_only_the_groups_asked_for(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    args = ["--runs", "2", "--duration", "0.2", "--warmup", "0.1", "--no-postgres"]
+    args += ["--only", "add_prompt.1", "--json", str(out)]
+    proc = subprocess.run(
+        [sys.executable, "-m", "memorygraph.bench", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert [sorted(run) for run in report["runs"]] == [
+        ["echo.add_prompt.1", "echo_sync.add_prompt.1", "mg.add_prompt.1"]
+    ] * 2
+    assert [c["name"] for c in report["checks"]] == [
+        "AddPrompt, 1 in flight: p50 latency vs echo + fdatasync"
+    ]
+    assert [r["name"] for r in report["references"]] == [
+        "echo + an fdatasync per AddPrompt, 1 in flight: p50 latency"
+    ]
+    refused = subprocess.run(
+        [sys.executable, "-m", "memorygraph.bench", "--only", "everything"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 2 and "invalid choice" in refused.stderr

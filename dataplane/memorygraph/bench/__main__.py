@@ -54,6 +54,18 @@ plugins:
 # A group measured while other processes used more than NOISY_CORES is measured again, at most
 # this many times (`--repeats`); the quietest attempt counts.
 REPEATS = 2
+# The groups of scenarios compared with each other, in the order they run (`--only`).
+GROUPS = (
+    "add_prompt.32",
+    "add_prompt.1",
+    "get_node",
+    "stream_query",
+    "ingest",
+    "list_sessions",
+    "workers",
+    "forwarding",
+    "turn",
+)
 
 
 def one_run(
@@ -70,9 +82,11 @@ def one_run(
         report.print_result(name, result)
         return result
 
-    def group(*scenarios: tuple[str, Measurement]) -> None:
+    def group(name: str, *scenarios: tuple[str, Measurement]) -> None:
         """Scenarios compared with each other, measured back to back; again, as a whole, when
-        the machine was busy during any of them."""
+        the machine was busy during any of them. Skipped when `--only` names other groups."""
+        if args.only and name not in args.only:
+            return
 
         def attempt(number: int) -> dict[str, Result]:
             if number:
@@ -124,6 +138,7 @@ def one_run(
 
         with_pg = pg_dsn is not None
         group(
+            "add_prompt.32",
             *(
                 (f"echo_work{us}.add_prompt.32", partial(measure_add_prompt, worker, 32, d, w))
                 for us, worker in working.items()
@@ -134,31 +149,37 @@ def one_run(
             ("mg_plugins.add_prompt.32", partial(measure_add_prompt, hooked, 32, d, w)),
         )
         group(
+            "add_prompt.1",
             ("echo_sync.add_prompt.1", partial(measure_add_prompt, synced, 1, d, w)),
             ("echo.add_prompt.1", partial(measure_add_prompt, echo, 1, d, w)),
             ("mg.add_prompt.1", partial(measure_add_prompt, mg, 1, d, w)),
         )
         group(
+            "get_node",
             ("echo.get_node.32", partial(measure_get_node, echo, 32, d, w)),
             ("mg.get_node.32", partial(measure_get_node, mg, 32, d, w)),
         )
         group(
+            "stream_query",
             ("echo.stream_query", partial(measure_stream_query, echo, d, w)),
             ("mg.stream_query", partial(measure_stream_query, mg, d, w)),
         )
         group(
+            "ingest",
             ("mg.ingest", partial(measure_ingest, mg, args.writers, d, w)),
             *((("pg.ingest", pg(True, args.writers)),) if with_pg else ()),
         )
         group(
+            "list_sessions",
             *(
                 (f"mg_shards{shards}.list_sessions", partial(measure_list_sessions, listing, d, w))
                 for shards, listing in listed.items()
-            )
+            ),
         )
         # One worker against two, each call sent to its session's worker, and PostgreSQL
         # committing what AddPrompt writes, back to back.
         group(
+            "workers",
             ("mg.add_prompt_routed.64", partial(measure_add_prompt_routed, mg, 64, d, w)),
             (
                 "mg_workers2.add_prompt_routed.64",
@@ -169,17 +190,19 @@ def one_run(
         )
         # A call a worker answers itself against one it passes on to the owner.
         group(
+            "forwarding",
             *(
                 (
                     f"mg_workers2.get_node_{'forwarded' if forwarded else 'direct'}.1",
                     partial(measure_get_node_forwarded, workers, forwarded, d, w),
                 )
                 for forwarded in (False, True)
-            )
+            ),
         )
         # One turn: RecordTurn (how the docs record one), PostgreSQL's two commits, then the
         # same turn as two calls (AddPrompt, AddResponse).
         group(
+            "turn",
             ("mg.single_turn", partial(measure_single_turn, mg, d, w)),
             *((("pg.single_turn", pg(False, 1)),) if with_pg else ()),
             ("mg.two_call_turn", partial(measure_two_call_turn, mg, d, w)),
@@ -207,6 +230,13 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=REPEATS,
         help=f"times a group of scenarios measured on a busy machine is measured again ({REPEATS})",
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=GROUPS,
+        metavar="GROUP",
+        help=f"measure only this group (repeatable): {', '.join(GROUPS)}",
     )
     parser.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL baseline")
     parser.add_argument("--json", type=Path, help="also write the results here as JSON")

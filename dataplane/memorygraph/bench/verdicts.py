@@ -13,7 +13,16 @@ from dataclasses import dataclass
 
 from memorygraph.bench.load import Result
 
-__all__ = ["WORK_REFERENCES_US", "Check", "Reference", "Runs", "checks", "references"]
+__all__ = [
+    "REFERENCES",
+    "TARGETS",
+    "WORK_REFERENCES_US",
+    "Check",
+    "Reference",
+    "Runs",
+    "checks",
+    "references",
+]
 
 # Echo servers whose AddPrompt spends this many microseconds of Python CPU first, measured beside
 # echo at 32 in flight: what a handler's own work costs in this server flavour. The first is the
@@ -64,147 +73,148 @@ def _ratio(runs: Runs, subject: str, baseline: str, metric: Callable[[Result], f
     return statistics.median(metric(run[subject]) / metric(run[baseline]) for run in runs)
 
 
-def checks(runs: Runs) -> list[Check]:
-    """Each ratio is the median of the runs' own ratios (both sides of one ratio are measured
-    back to back in a run); the rates shown beside it are medians too."""
+@dataclass(frozen=True)
+class _Comparison:
+    """`subject` against `baseline` of the same runs, by p50 latency (lower is better) or by
+    throughput (higher is better)."""
 
-    def ratio(subject: str, baseline: str, metric: Callable[[Result], float]) -> float:
-        return _ratio(runs, subject, baseline, metric)
+    name: str
+    subject: str
+    baseline: str
+    latency: bool = False
+    target: float = 0.0  # none for a reference point
 
-    def tput(key: str) -> float:
-        return _median(runs, key, _throughput)
+    def measured_in(self, runs: Runs) -> bool:
+        return all(self.subject in run and self.baseline in run for run in runs)
 
-    def p50(key: str) -> float:
-        return _median(runs, key, _p50)
+    def ratio(self, runs: Runs) -> float:
+        return _ratio(runs, self.subject, self.baseline, _p50 if self.latency else _throughput)
 
-    found = [
-        Check(
-            "AddPrompt, 32 in flight: throughput vs echo + 100 us of Python",
-            ratio("mg.add_prompt.32", "echo_work100.add_prompt.32", _throughput),
-            1.0,
-            True,
-            f"{tput('mg.add_prompt.32'):.0f}/s vs {tput('echo_work100.add_prompt.32'):.0f}/s",
-        ),
-        Check(
-            "AddPrompt, 1 in flight: p50 latency vs echo + fdatasync",
-            ratio("mg.add_prompt.1", "echo_sync.add_prompt.1", _p50),
-            1.3,
-            False,
-            f"{p50('mg.add_prompt.1') * 1e3:.2f} ms vs "
-            f"{p50('echo_sync.add_prompt.1') * 1e3:.2f} ms",
-        ),
-        Check(
-            "GetNode, 32 in flight: throughput vs echo",
-            ratio("mg.get_node.32", "echo.get_node.32", _throughput),
-            0.90,
-            True,
-            f"{tput('mg.get_node.32'):.0f}/s vs {tput('echo.get_node.32'):.0f}/s",
-        ),
-        Check(
-            "StreamQuery 10k nodes, batched: nodes/s vs echo stream",
-            ratio("mg.stream_query", "echo.stream_query", _throughput),
-            0.80,
-            True,
-            f"{tput('mg.stream_query'):.0f}/s vs {tput('echo.stream_query'):.0f}/s",
-        ),
-        Check(
-            "validator + redactor vs no plugins, AddPrompt 32 in flight",
-            ratio("mg_plugins.add_prompt.32", "mg.add_prompt.32", _throughput),
-            0.85,
-            True,
-            f"{tput('mg_plugins.add_prompt.32'):.0f}/s vs {tput('mg.add_prompt.32'):.0f}/s",
-        ),
-        Check(
-            "durable vs fast, AddPrompt 32 in flight",
-            ratio("mg.add_prompt.32", "mg_fast.add_prompt.32", _throughput),
-            0.70,
-            True,
-            f"{tput('mg.add_prompt.32'):.0f}/s vs {tput('mg_fast.add_prompt.32'):.0f}/s",
-        ),
-        Check(
-            "ListSessions first page of 10k sessions, 64 shards vs 1: p50",
-            ratio("mg_shards64.list_sessions", "mg_shards1.list_sessions", _p50),
-            3.0,
-            False,
-            f"{p50('mg_shards64.list_sessions') * 1e3:.2f} ms vs "
-            f"{p50('mg_shards1.list_sessions') * 1e3:.2f} ms",
-        ),
-    ]
-    found += [
-        Check(
-            "2 workers vs 1, AddPrompt 64 in flight sent to each session's worker",
-            ratio("mg_workers2.add_prompt_routed.64", "mg.add_prompt_routed.64", _throughput),
-            1.3,
-            True,
-            f"{tput('mg_workers2.add_prompt_routed.64'):.0f}/s vs "
-            f"{tput('mg.add_prompt_routed.64'):.0f}/s",
-        ),
-        Check(
-            "GetNode forwarded to the owning worker vs answered directly: p50",
-            ratio("mg_workers2.get_node_forwarded.1", "mg_workers2.get_node_direct.1", _p50),
-            1.5,
-            False,
-            f"{p50('mg_workers2.get_node_forwarded.1') * 1e3:.2f} ms vs "
-            f"{p50('mg_workers2.get_node_direct.1') * 1e3:.2f} ms",
-        ),
-    ]
-    if all("pg.add_prompt.64" in run for run in runs):
-        found.append(
-            Check(
-                "2 workers vs PostgreSQL (the node and its two edges, 64 connections)",
-                ratio("mg_workers2.add_prompt_routed.64", "pg.add_prompt.64", _throughput),
-                1.0,
-                True,
-                f"{tput('mg_workers2.add_prompt_routed.64'):.0f}/s vs "
-                f"{tput('pg.add_prompt.64'):.0f}/s",
-            )
+    def detail(self, runs: Runs, *, baseline: bool = True) -> str:
+        """The medians behind the ratio: the subject's, and the baseline's."""
+        keys = [self.subject, self.baseline] if baseline else [self.subject]
+        if self.latency:
+            return " vs ".join(f"{_median(runs, k, _p50) * 1e3:.2f} ms" for k in keys)
+        return " vs ".join(f"{_median(runs, k, _throughput):.0f}/s" for k in keys)
+
+
+TARGETS = (
+    _Comparison(
+        "AddPrompt, 32 in flight: throughput vs echo + 100 us of Python",
+        "mg.add_prompt.32",
+        "echo_work100.add_prompt.32",
+        target=1.0,
+    ),
+    _Comparison(
+        "AddPrompt, 1 in flight: p50 latency vs echo + fdatasync",
+        "mg.add_prompt.1",
+        "echo_sync.add_prompt.1",
+        latency=True,
+        target=1.3,
+    ),
+    _Comparison(
+        "GetNode, 32 in flight: throughput vs echo",
+        "mg.get_node.32",
+        "echo.get_node.32",
+        target=0.90,
+    ),
+    _Comparison(
+        "StreamQuery 10k nodes, batched: nodes/s vs echo stream",
+        "mg.stream_query",
+        "echo.stream_query",
+        target=0.80,
+    ),
+    _Comparison(
+        "validator + redactor vs no plugins, AddPrompt 32 in flight",
+        "mg_plugins.add_prompt.32",
+        "mg.add_prompt.32",
+        target=0.85,
+    ),
+    _Comparison(
+        "durable vs fast, AddPrompt 32 in flight",
+        "mg.add_prompt.32",
+        "mg_fast.add_prompt.32",
+        target=0.70,
+    ),
+    _Comparison(
+        "ListSessions first page of 10k sessions, 64 shards vs 1: p50",
+        "mg_shards64.list_sessions",
+        "mg_shards1.list_sessions",
+        latency=True,
+        target=3.0,
+    ),
+    _Comparison(
+        "2 workers vs 1, AddPrompt 64 in flight sent to each session's worker",
+        "mg_workers2.add_prompt_routed.64",
+        "mg.add_prompt_routed.64",
+        target=1.3,
+    ),
+    _Comparison(
+        "GetNode forwarded to the owning worker vs answered directly: p50",
+        "mg_workers2.get_node_forwarded.1",
+        "mg_workers2.get_node_direct.1",
+        latency=True,
+        target=1.5,
+    ),
+    _Comparison(
+        "2 workers vs PostgreSQL (the node and its two edges, 64 connections)",
+        "mg_workers2.add_prompt_routed.64",
+        "pg.add_prompt.64",
+        target=1.0,
+    ),
+    _Comparison(
+        "Turns via Ingest vs PostgreSQL batches (turns/s)", "mg.ingest", "pg.ingest", target=1.5
+    ),
+    _Comparison(
+        "One turn (RecordTurn) p50 vs PostgreSQL's two commits",
+        "mg.single_turn",
+        "pg.single_turn",
+        latency=True,
+        target=1.5,
+    ),
+)
+
+REFERENCES = (
+    *(
+        _Comparison(
+            f"echo + {us} us of Python CPU per AddPrompt, 32 in flight: throughput",
+            f"echo_work{us}.add_prompt.32",
+            "echo.add_prompt.32",
         )
-    if all("pg.ingest" in run for run in runs):
-        found += [
-            Check(
-                "Turns via Ingest vs PostgreSQL batches (turns/s)",
-                ratio("mg.ingest", "pg.ingest", _throughput),
-                1.5,
-                True,
-                f"{tput('mg.ingest'):.0f}/s vs {tput('pg.ingest'):.0f}/s",
-            ),
-            Check(
-                "One turn (RecordTurn) p50 vs PostgreSQL's two commits",
-                ratio("mg.single_turn", "pg.single_turn", _p50),
-                1.5,
-                False,
-                f"{p50('mg.single_turn') * 1e3:.2f} ms vs {p50('pg.single_turn') * 1e3:.2f} ms",
-            ),
-        ]
-    return found
+        for us in WORK_REFERENCES_US
+    ),
+    _Comparison(
+        "echo + an fdatasync per AddPrompt, 1 in flight: p50 latency",
+        "echo_sync.add_prompt.1",
+        "echo.add_prompt.1",
+        latency=True,
+    ),
+    _Comparison(
+        "one turn as AddPrompt + AddResponse vs RecordTurn: p50 latency",
+        "mg.two_call_turn",
+        "mg.single_turn",
+        latency=True,
+    ),
+)
+
+
+def checks(runs: Runs) -> list[Check]:
+    """Each target measured in every run (a run without PostgreSQL, or of some groups only,
+    has fewer): the median of the runs' own ratios (both sides of one ratio are measured back
+    to back in a run), with the median rates beside it."""
+    return [
+        Check(t.name, t.ratio(runs), t.target, not t.latency, t.detail(runs))
+        for t in TARGETS
+        if t.measured_in(runs)
+    ]
 
 
 def references(runs: Runs) -> list[Reference]:
     """Echo with a handler's worth of CPU per call vs plain echo (AddPrompt throughput, 32 in
     flight), echo with a synced write per call vs plain echo (AddPrompt p50, 1 in flight), and
-    a turn recorded with two calls vs one."""
-    found = []
-    for us in WORK_REFERENCES_US:
-        key = f"echo_work{us}.add_prompt.32"
-        found.append(
-            Reference(
-                f"echo + {us} us of Python CPU per AddPrompt, 32 in flight: throughput",
-                _ratio(runs, key, "echo.add_prompt.32", _throughput),
-                f"{_median(runs, key, _throughput):.0f}/s",
-            )
-        )
-    found.append(
-        Reference(
-            "echo + an fdatasync per AddPrompt, 1 in flight: p50 latency",
-            _ratio(runs, "echo_sync.add_prompt.1", "echo.add_prompt.1", _p50),
-            f"{_median(runs, 'echo_sync.add_prompt.1', _p50) * 1e3:.2f} ms",
-        )
-    )
-    found.append(
-        Reference(
-            "one turn as AddPrompt + AddResponse vs RecordTurn: p50 latency",
-            _ratio(runs, "mg.two_call_turn", "mg.single_turn", _p50),
-            f"{_median(runs, 'mg.two_call_turn', _p50) * 1e3:.2f} ms",
-        )
-    )
-    return found
+    a turn recorded with two calls vs one: those measured in every run."""
+    return [
+        Reference(r.name, r.ratio(runs), r.detail(runs, baseline=False))
+        for r in REFERENCES
+        if r.measured_in(runs)
+    ]
