@@ -22,6 +22,7 @@ from memorygraph.errors import (
     InvalidArgument,
     NotFound,
     OutOfRange,
+    RequestError,
 )
 from memorygraph.graph import templates
 from memorygraph.graph.archival import SessionArchive
@@ -87,6 +88,19 @@ def _named(item: str, create: Callable[[Transaction, S], T], tx: Transaction, sp
         if not item:
             raise
         raise type(exc)(f"{item}: {exc}") from None
+
+
+def _hooked(item: str, hook: Callable[[S], S], spec: S) -> S:
+    """`hook(spec)`, a plugin's refusal naming the item of a batch it concerns (when `item`)."""
+    try:
+        return hook(spec)
+    except RequestError as exc:
+        if not item:
+            raise
+        # The same class and attributes (code, plugin), the item in front of the message.
+        named = type(exc).__new__(type(exc), f"{item}: {exc}")
+        named.__dict__.update(exc.__dict__)
+        raise named from None
 
 
 class GraphService:
@@ -257,7 +271,10 @@ class GraphService:
         if names is None:
             names = [f"requests[{i}]" for i in range(len(specs))] if len(specs) > 1 else [""]
         hooks = self.hooks
-        specs = [hooks.before_create_node(spec) for spec in specs]
+        specs = [
+            _hooked(name, hooks.before_create_node, spec)
+            for name, spec in zip(names, specs, strict=True)
+        ]
         nodes = self._writer.batched(lambda tx: self._created(tx, specs, names))
         for node in nodes:
             hooks.after_create_node(node)
