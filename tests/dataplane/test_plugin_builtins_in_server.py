@@ -44,6 +44,15 @@ def test_rejection_names_the_plugin_and_leaves_no_trace(
         stub.RecordTurn(turn)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert info.value.details().startswith("response: rejected by plugin 'no-secrets'")
+    batch = pb.BatchCreateNodesRequest(
+        requests=[
+            pb.CreateNodeRequest(kind=pb.NODE_KIND_PROMPT, session_id=session.id, content=text)
+            for text in ("fine", "password: x")
+        ]
+    )
+    with pytest.raises(grpc.RpcError) as info:
+        stub.BatchCreateNodes(batch)
+    assert info.value.details().startswith("requests[1]: rejected by plugin 'no-secrets'")
     assert server.store.counts() == counters
     assert server.store.events.last_sequence == sequence
     stub.AddPrompt(pb.AddPromptRequest(session_id=session.id, content="fine"))
