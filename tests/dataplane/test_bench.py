@@ -38,16 +38,21 @@ def test_synced_echo_keeps_every_request_it_answers(tmp_path: Path) -> None:
     assert written == b"".join(request.SerializeToString() for request in requests)
 
 
-def test_bench_reports_every_ratio_and_the_reference_points(tmp_path: Path) -> None:
-    out = tmp_path / "bench.json"
-    args = ["--runs", "1", "--duration", "0.3", "--warmup", "0.1", "--no-postgres"]
-    proc = subprocess.run(
-        [sys.executable, "-m", "memorygraph.bench", *args, "--json", str(out)],
+def bench(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """`python -m memorygraph.bench ARGS` from the repository."""
+    return subprocess.run(
+        [sys.executable, "-m", "memorygraph.bench", *args],
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
     )
+
+
+def test_bench_reports_every_ratio_and_the_reference_points(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    args = ["--runs", "1", "--duration", "0.3", "--warmup", "0.1", "--no-postgres"]
+    proc = bench(*args, "--json", str(out))
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads(out.read_text())
     names = [check["name"] for check in report["checks"]]
@@ -77,14 +82,7 @@ def test_bench_reports_every_ratio_and_the_reference_points(tmp_path: Path) -> N
 def test_bench_measures_only_the_groups_asked_for(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     args = ["--runs", "2", "--duration", "0.2", "--warmup", "0.1", "--no-postgres"]
-    args += ["--only", "add_prompt.1", "--json", str(out)]
-    proc = subprocess.run(
-        [sys.executable, "-m", "memorygraph.bench", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = bench(*args, "--only", "add_prompt.1", "--json", str(out))
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads(out.read_text())
     assert [sorted(run) for run in report["runs"]] == [
@@ -96,11 +94,5 @@ def test_bench_measures_only_the_groups_asked_for(tmp_path: Path) -> None:
     assert [r["name"] for r in report["references"]] == [
         "echo + an fdatasync per AddPrompt, 1 in flight: p50 latency"
     ]
-    refused = subprocess.run(
-        [sys.executable, "-m", "memorygraph.bench", "--only", "everything"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    refused = bench("--only", "everything", timeout=60)
     assert refused.returncode == 2 and "invalid choice" in refused.stderr

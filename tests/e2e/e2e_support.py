@@ -294,7 +294,12 @@ def watching(
         decoder = json.JSONDecoder()
         text = out.strip()
         while text:
-            event, end = decoder.raw_decode(text)
+            try:
+                event, end = decoder.raw_decode(text)
+            except json.JSONDecodeError:
+                if "\n" in text:  # not the last line: the output is not what kubectl writes
+                    raise
+                break  # the last event, cut short when kubectl was stopped while writing it
             seen.append(event["object"])
             text = text[end:].strip()
 
