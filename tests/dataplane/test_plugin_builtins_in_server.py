@@ -112,7 +112,6 @@ def test_quota_limits_nodes_per_session(start_inprocess: Start, tmp_path: Path) 
     stub.AddPrompt(pb.AddPromptRequest(session_id=other.id, content="elsewhere is fine"))
 
 
-@pytest.mark.one_process
 def test_quota_counts_every_node_of_a_turn(start_inprocess: Start, tmp_path: Path) -> None:
     quota = {"name": "quota", "type": "quota", "config": {"max_nodes_per_session": 3}}
     stub = connect(serve_plugins(start_inprocess, tmp_path, quota))
@@ -129,6 +128,7 @@ def test_quota_counts_every_node_of_a_turn(start_inprocess: Start, tmp_path: Pat
     assert list(stub.Query(query).nodes) == []
 
 
+@pytest.mark.one_process
 def test_reload_under_load_loses_no_request_and_bad_files_keep_the_last_good(
     start_inprocess: Start, tmp_path: Path
 ) -> None:

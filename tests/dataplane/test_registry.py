@@ -176,7 +176,6 @@ def test_an_outage_loses_no_report_and_each_counts_once(
     assert f"/api/v1/sessions/{session_id}/status" in registry.paths
 
 
-@pytest.mark.one_process
 def test_a_turn_recorded_in_one_call_reports_its_usage(
     start_inprocess: Start, registry: Registry, tmp_path: Path
 ) -> None:
