@@ -32,9 +32,11 @@ def content(text: str, file: Path | None) -> str:
     return sys.stdin.read() if text == "-" else text
 
 
-def meta_option(parser: argparse.ArgumentParser, what: str = "metadata") -> None:
+def meta_option(
+    parser: argparse.ArgumentParser, what: str = "metadata", flag: str = "--meta"
+) -> None:
     parser.add_argument(
-        "--meta",
+        flag,
         type=key_value,
         action="append",
         default=[],

@@ -9,13 +9,7 @@ from pathlib import Path
 
 from google.protobuf.json_format import ParseDict, ParseError
 
-from memorygraph.cli.options import (
-    Commands,
-    content,
-    id_only_option,
-    key_value,
-    meta_option,
-)
+from memorygraph.cli.options import Commands, content, id_only_option, meta_option
 from memorygraph.cli.output import emit, print_json
 from memorygraph.client import Client
 from memorygraph.v1 import graph_pb2 as pb
@@ -150,14 +144,7 @@ def add_commands(commands: Commands) -> None:
         "metadata); repeatable, in order",
     )
     meta_option(add, "the prompt's metadata")
-    add.add_argument(
-        "--response-meta",
-        type=key_value,
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="the response's metadata entry (repeatable)",
-    )
+    meta_option(add, "the response's metadata", flag="--response-meta")
     add.add_argument(
         "--id-only",
         action="store_true",
