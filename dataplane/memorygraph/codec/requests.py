@@ -6,7 +6,8 @@ only reads what the request says.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from functools import partial
 
 from memorygraph.codec.enums import edge_kind, node_kind, tool_status
 from memorygraph.codec.nodes import (
@@ -189,28 +190,30 @@ def turn_nodes(request: pb.RecordTurnRequest) -> tuple[list[NewNode], list[str]]
             raise InvalidArgument(
                 f"tool_invocations[{i}].response_id must be empty: the turn's response made it"
             )
-    try:
-        prompt = prompt_node(request.prompt)
-    except InvalidArgument as exc:
-        raise InvalidArgument(f"prompt: {exc}") from None
+    prompt = _turn_part("prompt", partial(prompt_node, request.prompt))
     assert prompt.session_id is not None  # a prompt names its session
-    tag = id_tag(prompt.session_id)
-    prompt.node_id, prompt.fresh_id = new_id(tag), True
-    try:
-        response = response_node(request.response, prompt_id=prompt.node_id)
-    except InvalidArgument as exc:
-        raise InvalidArgument(f"response: {exc}") from None
-    response.session_id = prompt.session_id
-    response.node_id, response.fresh_id = new_id(tag), True
-    nodes, names = [prompt, response], ["prompt", "response"]
-    for i, tool in enumerate(tools):
-        name = f"tool_invocations[{i}]"
-        try:
-            node = tool_node(tool, response_id=response.node_id)
-        except InvalidArgument as exc:
-            raise InvalidArgument(f"{name}: {exc}") from None
-        node.session_id = prompt.session_id
+    session_id, tag = prompt.session_id, id_tag(prompt.session_id)
+
+    def placed(node: NewNode) -> NewNode:
+        node.session_id = session_id
         node.node_id, node.fresh_id = new_id(tag), True
-        nodes.append(node)
-        names.append(name)
+        return node
+
+    placed(prompt)
+    response = placed(
+        _turn_part("response", partial(response_node, request.response, prompt.node_id))
+    )
+    names = ["prompt", "response", *(f"tool_invocations[{i}]" for i in range(len(tools)))]
+    nodes = [prompt, response] + [
+        placed(_turn_part(name, partial(tool_node, tool, response.node_id)))
+        for name, tool in zip(names[2:], tools, strict=True)
+    ]
     return nodes, names
+
+
+def _turn_part(name: str, make: Callable[[], NewNode]) -> NewNode:
+    """`make()`, a refusal naming the part of the turn it concerns."""
+    try:
+        return make()
+    except InvalidArgument as exc:
+        raise InvalidArgument(f"{name}: {exc}") from None
