@@ -87,7 +87,7 @@ def _named(item: str, create: Callable[[Transaction, S], T], tx: Transaction, sp
     except _ITEM_ERRORS as exc:
         if not item:
             raise
-        raise type(exc)(f"{item}: {exc}") from None
+        raise _prefixed(exc, item) from None
 
 
 def _hooked(item: str, hook: Callable[[S], S], spec: S) -> S:
@@ -97,10 +97,15 @@ def _hooked(item: str, hook: Callable[[S], S], spec: S) -> S:
     except RequestError as exc:
         if not item:
             raise
-        # The same class and attributes (code, plugin), the item in front of the message.
-        named = type(exc).__new__(type(exc), f"{item}: {exc}")
-        named.__dict__.update(exc.__dict__)
-        raise named from None
+        raise _prefixed(exc, item) from None
+
+
+def _prefixed(exc: RequestError, item: str) -> RequestError:
+    """`exc` with `item` in front of its message: the same class and attributes (code,
+    plugin), whatever arguments the class takes."""
+    named = type(exc).__new__(type(exc), f"{item}: {exc}")
+    named.__dict__.update(exc.__dict__)
+    return named
 
 
 class GraphService:
