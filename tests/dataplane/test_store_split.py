@@ -24,7 +24,7 @@ from memorygraph.model import (
     TemplateDetails,
     TemplateVariable,
 )
-from memorygraph.store import keys
+from memorygraph.store import MemoryStore, keys
 from memorygraph.store.split import Busy, SplitKV, decode_part, encode_part
 
 from .split_support import SplitGraph
@@ -173,6 +173,25 @@ def test_a_part_not_delivered_is_delivered_later_exactly_once(
     sequences = [e.sequence for e in _log(graph, 1)]
     there.store.apply_part(0, 1, encode_part(0, [], []))
     assert [e.sequence for e in _log(graph, 1)] == sequences
+
+
+def test_a_worker_whose_store_is_made_again_still_has_its_parts_applied(
+    make_graph: Callable[[], SplitGraph],
+) -> None:
+    """A member's lost volume replaced by an empty one numbers its outbox afresh: its parts
+    are not taken for ones the other workers applied before."""
+    graph = make_graph()
+    here, there = graph.services
+    for _ in range(3):
+        source, target = _prompts_on_both(graph)
+        here.create_edge(NewEdge(source.id, target.id, EdgeKind.REFERENCES))
+    graph.engines[0].close()
+    graph.engines[0] = MemoryStore()
+    here = graph.restart(0)
+    source = here.create_node(NewNode(NodeKind.PROMPT, _on_worker(graph, 0, "again"), "q"))
+    edge = here.create_edge(NewEdge(source.id, target.id, EdgeKind.REFERENCES))
+    incoming = there.get_edges(target.id, Direction.INCOMING, [EdgeKind.REFERENCES])
+    assert edge.key in [e.key for e in incoming]
 
 
 def test_a_part_applied_twice_changes_nothing_the_second_time(

@@ -21,6 +21,7 @@ import contextlib
 import logging
 import struct
 import threading
+import time
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Protocol
 
@@ -362,12 +363,17 @@ def applied_key(origin: int) -> bytes:
 
 class Outbox:
     """The parts of this worker's writes still to be applied by other workers (meta
-    `outbox/<worker><sequence>`), delivered in order to each."""
+    `outbox/<worker><sequence>`), delivered in order to each.
+
+    A new store numbers its entries from the current time in microseconds, not from 1: the
+    other workers skip entries numbered at or below the highest they applied from this one,
+    and a store made again (a pod's lost volume replaced by an empty one) must not have its
+    first entries taken for ones applied before."""
 
     def __init__(self, kv: SplitKV) -> None:
         self.kv = kv
         raw = kv.local.get(keys.CF_META, OUTBOX_NEXT_KEY)
-        self._next = int.from_bytes(raw) if raw else 1
+        self._next = int.from_bytes(raw) if raw else time.time_ns() // 1000
         self._pending: dict[int, list[tuple[int, bytes]]] = {}
         end = keys.prefix_end(OUTBOX_PREFIX)
         for key, part in kv.local.scan(keys.CF_META, OUTBOX_PREFIX, end):
