@@ -46,18 +46,20 @@ def _parse(text: str) -> list[str]:
 
 
 class OwnKey:
-    """The key this server's own processes present to each other: the environment's first,
-    else the keys file's first, read again whenever the file changes (keys rotate)."""
+    """The key this server's own processes present to each other: the environment's first
+    (unless `environment` is off), else the keys file's first, read again whenever the file
+    changes (keys rotate)."""
 
-    def __init__(self, keys_file: Path | None) -> None:
+    def __init__(self, keys_file: Path | None, *, environment: bool = True) -> None:
         self.keys_file = keys_file
+        self.environment = environment
         self._lock = threading.Lock()
         self._stamp: tuple[int, int] | None = None
         self._key: str | None = None
 
     def current(self) -> str | None:
         env = [k.strip() for k in os.environ.get(ENV_KEYS, "").split(",") if k.strip()]
-        if env:
+        if env and self.environment:
             return env[0]
         if self.keys_file is None:
             return None

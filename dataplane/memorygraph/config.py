@@ -7,6 +7,7 @@ The config file is YAML with snake_case keys (the operator renders it into a Con
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
@@ -28,7 +29,16 @@ from memorygraph.store.shards import check_shard_count
 
 MAX_WORKERS = 64
 
-__all__ = ["Durability", "ServerConfig", "describe_problems", "load_config", "usable_cpus"]
+__all__ = [
+    "ClusterConfig",
+    "Durability",
+    "PeerTLSConfig",
+    "ServerConfig",
+    "cluster_member",
+    "describe_problems",
+    "load_config",
+    "usable_cpus",
+]
 
 CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
 
@@ -72,6 +82,35 @@ class TLSConfig(BaseModel):
     cert_file: Path | None = None
     key_file: Path | None = None
     client_ca_file: Path | None = None
+
+
+class PeerTLSConfig(BaseModel):
+    """Mutual TLS between the members of a graph: each presents its certificate and takes only
+    peers whose certificate `ca_file` signed."""
+
+    model_config = ConfigDict(extra="forbid")
+    cert_file: Path
+    key_file: Path
+    ca_file: Path
+
+
+class ClusterConfig(BaseModel):
+    """This server as one member of a graph served by several pods (off without `map_file`):
+    it serves the shards the map gives it from its own volume, and reaches the other members
+    on their peer ports."""
+
+    model_config = ConfigDict(extra="forbid")
+    # The graph's shard map (`store.cluster`), written by the operator.
+    map_file: Path | None = None
+    # Which member this is; None: the ordinal of the pod's name (MEMORYGRAPH_POD_NAME, else the
+    # host name), as in mg-2.
+    member: int | None = Field(default=None, ge=0, lt=MAX_WORKERS)
+    # Where the other members call this one (forwarded calls, their parts of writes).
+    peer_port: int = Field(default=50052, ge=1, le=65535)
+    # The key members present to each other's peer ports (one per line, the first presented;
+    # every line taken, so that the key rotates).
+    peer_key_file: Path | None = None
+    peer_tls: PeerTLSConfig | None = None
 
 
 class RegistryConfig(BaseModel):
@@ -150,6 +189,7 @@ class ServerConfig(BaseModel):
     auth: AuthConfig = AuthConfig()
     tls: TLSConfig = TLSConfig()
     registry: RegistryConfig = RegistryConfig()
+    cluster: ClusterConfig = ClusterConfig()
     plugins_file: Path | None = None
     # A webhook plugin's token_file must lie in <plugin_secrets_dir>/<plugin name>/, where the
     # operator mounts the plugin's own Secret.
@@ -183,6 +223,24 @@ class ServerConfig(BaseModel):
                 f"with {workers} workers, port must be a fixed port below {65536 - workers} "
                 "(worker i also listens on port + 1 + i), or start with --workers 1"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _cluster_has_what_members_need(self) -> ServerConfig:
+        cluster = self.cluster
+        if cluster.map_file is None:
+            return self
+        if self.worker_count > 1:
+            raise ValueError(
+                "a member of a graph served by several pods runs one worker: start it with "
+                "--workers 1 (or leave cluster.map_file out)"
+            )
+        if cluster.peer_key_file is None:
+            raise ValueError(
+                "cluster.peer_key_file is required: the members' peer ports take only that key"
+            )
+        if cluster.peer_port in (self.port, self.metrics_port):
+            raise ValueError("cluster.peer_port must differ from port and metrics_port")
         return self
 
     @model_validator(mode="after")
@@ -263,6 +321,22 @@ def load_config(
         return ServerConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(f"invalid configuration: {describe_problems(exc)}") from exc
+
+
+def cluster_member(config: ServerConfig, environ: Mapping[str, str] | None = None) -> int:
+    """This server's member index in its graph: `cluster.member`, else the ordinal that ends
+    the pod's name (MEMORYGRAPH_POD_NAME, else the host name), as a StatefulSet names pods."""
+    if config.cluster.member is not None:
+        return config.cluster.member
+    environ = os.environ if environ is None else environ
+    name = environ.get(f"{ENV_PREFIX}POD_NAME") or socket.gethostname()
+    _, _, ordinal = name.rpartition("-")
+    if not ordinal.isdigit() or int(ordinal) >= MAX_WORKERS:
+        raise ConfigError(
+            f"cannot tell which member of the graph this is: pod name {name!r} does not end in "
+            "its ordinal (set cluster.member)"
+        )
+    return int(ordinal)
 
 
 def describe_problems(exc: ValidationError) -> str:

@@ -4,11 +4,9 @@ health service and reflection), metrics endpoint, and graceful shutdown on SIGTE
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import itertools
 import logging
 import signal
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -21,7 +19,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from memorygraph.auth import KeyRing, OwnKey
+from memorygraph.auth import KeyRing
 from memorygraph.config import Durability, ServerConfig
 from memorygraph.errors import ConfigError
 from memorygraph.events.hub import EventHub
@@ -50,14 +48,14 @@ from memorygraph.servicers.memorygraph import (
 )
 from memorygraph.servicers.moving import MapKeeper, ShardMover, finish_own_part
 from memorygraph.servicers.peers import GrpcPeer, PeerServicer
-from memorygraph.servicers.relay import RelayClient, RelayServer
+from memorygraph.servicers.relay import RelayServer
 from memorygraph.servicers.restores import RestoreLimits
 from memorygraph.servicers.watchdog import PoolWatchdog
 from memorygraph.store import GraphStore, KeyValueStore, open_rocks_store
 from memorygraph.store.graph_store import ShardCountMismatch
-from memorygraph.store.placement import load_placement
 from memorygraph.store.split import SplitKV, WorkerMap
 from memorygraph.tls import server_credentials
+from memorygraph.topology import Topology, topology_of
 from memorygraph.v1 import graph_pb2, workers_pb2_grpc
 
 __all__ = ["RunningServer", "run_server", "start_server", "wait_for_stop_signal"]
@@ -68,6 +66,8 @@ log = logging.getLogger("memorygraph.server")
 STOP_SIGNAL_POLL_SECONDS = 0.2
 # How often a worker delivers again what its writes could not deliver to other workers.
 OUTBOX_RETRY_SECONDS = 1.0
+# How often a pod member reads the operator's shard map again.
+MAP_POLL_SECONDS = 2.0
 # The least time queued after-hook deliveries get on shutdown.
 AFTER_HOOK_DRAIN_MIN_SECONDS = 1.0
 
@@ -98,6 +98,8 @@ class RunningServer:
     outbox: Periodic | None = None
     internal: grpc.Server | None = None
     relay: RelayServer | None = None
+    # A pod member's: takes the operator's shard map again when it changes.
+    map_poll: Periodic | None = None
     stopped: bool = False
 
     def stop(self, grace: float | None = None) -> None:
@@ -131,6 +133,8 @@ class RunningServer:
         self.retention.stop()
         if self.outbox is not None:
             self.outbox.stop()
+        if self.map_poll is not None:
+            self.map_poll.stop()
         if self.reporter is not None:
             self.reporter.stop()
         if self.plugins is not None:
@@ -143,18 +147,10 @@ class RunningServer:
         log.info("stopped; store closed cleanly")
 
 
-def _open_store(config: ServerConfig, worker: int | None = None) -> GraphStore:
-    data_dir = config.data_dir
-    if worker is not None:
-        placement = load_placement(data_dir, shards=config.shards, workers=config.worker_count)
-        data_dir = placement.engine_dir(config.data_dir, worker)
+def _open_store(config: ServerConfig, topology: Topology | None) -> GraphStore:
+    data_dir = config.data_dir if topology is None else topology.engine_dir()
     try:
-        if worker is not None:
-            return _graph_store(_split_kv(open_rocks_store(str(data_dir)), config, worker), config)
-        return _graph_store(open_rocks_store(str(data_dir)), config)
-    except ShardCountMismatch as exc:
-        where = f"data directory {data_dir}"
-        raise ConfigError(str(ShardCountMismatch(exc.count, exc.asked, where))) from None
+        engine = open_rocks_store(str(data_dir))
     except OSError as exc:
         raise ConfigError(f"cannot use data directory {data_dir}: {exc.strerror}") from exc
     except Exception as exc:  # rocksdict raises plain exceptions carrying RocksDB's status text
@@ -164,97 +160,55 @@ def _open_store(config: ServerConfig, worker: int | None = None) -> GraphStore:
                 f"data directory {data_dir} is in use by another MemoryGraph process"
             ) from exc
         raise ConfigError(f"cannot open the store in {data_dir}: {text}") from exc
+    kv: KeyValueStore = engine
+    if topology is not None:
+        try:
+            topology.opened(engine)
+            kv = _split_kv(engine, topology)
+        except BaseException:
+            engine.close()
+            raise
+    try:
+        return _graph_store(kv, config)  # closes `kv` when it refuses it
+    except ShardCountMismatch as exc:
+        where = f"data directory {data_dir}"
+        raise ConfigError(str(ShardCountMismatch(exc.count, exc.asked, where))) from None
 
 
-def worker_address(config: ServerConfig, worker: int) -> str:
-    """Where worker `worker` of this data directory listens on its own, for clients."""
-    host = config.host
-    if host in ("0.0.0.0", "::", ""):
-        host = socket.gethostbyname(socket.gethostname())
-    return f"{host}:{config.port + 1 + worker}"
-
-
-def _socket_name(config: ServerConfig) -> str:
-    """What the workers' sockets are named after: the data directory (the workers of one
-    directory run on one machine)."""
-    name = hashlib.blake2b(str(config.data_dir.resolve()).encode(), digest_size=8).hexdigest()
-    return f"memorygraph-{name}"
-
-
-def internal_address(config: ServerConfig, worker: int) -> str:
-    """Where the other workers reach worker `worker` over gRPC: an abstract Unix socket,
-    without TLS."""
-    return f"unix-abstract:{_socket_name(config)}-{worker}"
-
-
-def relay_name(config: ServerConfig, worker: int) -> str:
-    """The abstract Unix socket of worker `worker`'s relay (`servicers.relay`)."""
-    return f"{_socket_name(config)}-relay-{worker}"
-
-
-def _internal_options(config: ServerConfig) -> list[tuple[str, int]]:
-    """Channels between workers: any message size the server takes, and a worker that was
-    down is reached again within a second of its return (gRPC's default waits up to two
-    minutes between attempts)."""
-    return [
-        ("grpc.max_receive_message_length", config.max_message_bytes),
-        ("grpc.max_send_message_length", config.max_message_bytes),
-        ("grpc.initial_reconnect_backoff_ms", 100),
-        ("grpc.min_reconnect_backoff_ms", 100),
-        ("grpc.max_reconnect_backoff_ms", 1000),
-    ]
-
-
-def _split_kv(engine: KeyValueStore, config: ServerConfig, worker: int) -> SplitKV:
-    """Worker `worker`'s view of the graph: its engine, and the other workers over gRPC."""
-    placement = load_placement(config.data_dir, shards=config.shards, workers=config.worker_count)
-    own_key = OwnKey(config.auth.api_keys_file if config.auth.enabled else None)
-    metadata = own_key.metadata if config.auth.enabled else tuple
-    options = _internal_options(config)
+def _split_kv(engine: KeyValueStore, topology: Topology) -> SplitKV:
+    """This worker's view of the graph: its engine, and the other workers over gRPC."""
+    me = topology.me
     peers = {
-        other: GrpcPeer(
-            grpc.insecure_channel(internal_address(config, other), options=options),
-            worker,
-            other,
-            metadata=metadata,
-        )
-        for other in range(placement.workers)
-        if other != worker
+        other: GrpcPeer(topology.peer_channel(other), me, other, metadata=topology.peer_metadata)
+        for other in range(topology.placement.workers)
+        if other != me
     }
-    return SplitKV(engine, WorkerMap(placement.owners, worker), peers)
+    return SplitKV(engine, WorkerMap(topology.placement.owners, me), peers)
 
 
-def _front(config: ServerConfig, worker: int) -> Front:
-    """How worker `worker` routes calls over the workers (see `servicers.front`)."""
-    placement = load_placement(config.data_dir, shards=config.shards, workers=config.worker_count)
-    options = _internal_options(config)
-    addresses = {w: worker_address(config, w) for w in range(placement.workers)}
-    channels = {
-        w: grpc.insecure_channel(internal_address(config, w), options=options)
-        for w in range(placement.workers)
-    }
-    relays = {
-        w: RelayClient(relay_name(config, w), config.max_message_bytes)
-        for w in range(placement.workers)
-        if w != worker
-    }
+def _front(config: ServerConfig, topology: Topology) -> Front:
+    """How this worker routes calls over the workers (see `servicers.front`)."""
+    placement = topology.placement
     return Front(
-        worker,
+        topology.me,
         list(placement.owners),
         placement.epoch,
-        channels,
-        addresses,
+        {w: topology.peer_channel(w) for w in range(placement.workers)},
+        topology.client_addresses(),
         page_bytes(config.max_message_bytes),
-        relays,
+        topology.relays(),
+        credentials=topology.forward_credentials(),
+        wait_for_ready=topology.waits_for_restart,
     )
 
 
-def _bind(server: grpc.Server, config: ServerConfig, worker: int | None) -> int:
-    """Listen on the configured port (shared by every worker), a worker also on its own
-    (both with TLS when configured) and on its internal address; returns the port."""
+def _bind(server: grpc.Server, config: ServerConfig, topology: Topology | None) -> int:
+    """Listen on the configured port (shared by every worker), a local worker also on its own
+    (both with TLS when configured); returns the port."""
     addresses = [f"{config.host}:{config.port}"]
-    if worker is not None:
-        addresses.append(f"{config.host}:{config.port + 1 + worker}")
+    own = None if topology is None else topology.own_port()
+    if own is not None:
+        addresses.append(f"{config.host}:{own}")
     bound = []
     for address in addresses:
         credentials = server_credentials(config.tls)  # reloadable: one port each
@@ -274,17 +228,22 @@ def _internal_server(
     servicer: MemoryGraphServicer,
     front: Front,
     service: GraphService,
-    moves: tuple[ShardMover, MapKeeper],
-) -> tuple[grpc.Server, RelayServer]:
+    moves: tuple[ShardMover | None, MapKeeper],
+    topology: Topology,
+) -> tuple[grpc.Server, RelayServer | None]:
     """What the other workers call (forwarded calls, their parts of listings and event
-    streams, and `WorkerPeer`), on this worker's internal address only, and its relay for
-    their unary calls: none of it is reachable on the client ports, and only there is a call
-    taken as coming from a worker."""
+    streams, and `WorkerPeer`), on this worker's internal address only, and (local workers)
+    its relay for their unary calls: none of it is reachable on the client ports, and only
+    there is a call taken as coming from a worker."""
     pool = futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="peer")
     health_pool = futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="peer-health")
     status = ServingStatus()
     status.set(True)
-    server, wrapper, gate = _grpc_server(config, keyring, pool, health_pool, status)
+    peers_only = topology.peer_keyring(keyring)
+    opens = peers_only is keyring  # a peer port admits no one without its key
+    server, wrapper, gate = _grpc_server(
+        config, peers_only, pool, health_pool, status, open_health=opens
+    )
     mover, keeper = moves
     handlers = service_handlers(
         FrontServicer(servicer, front, query_filter, trusted=True, mover=mover)
@@ -294,20 +253,19 @@ def _internal_server(
     workers_pb2_grpc.add_WorkerPeerServicer_to_server(peer, server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    address = internal_address(config, front.me)
-    try:
-        server.add_insecure_port(address)
-    except RuntimeError as exc:
-        raise ConfigError(f"worker {front.me} is running already ({address} is taken)") from exc
+    topology.bind_internal(server)
+    name = topology.relay_name()
+    if name is None:
+        return server, None
     unary = {
-        f"/{SERVICE_NAME}/{name}": wrapper.wrap(f"/{SERVICE_NAME}/{name}", handler)
-        for name, handler in handlers.items()
+        f"/{SERVICE_NAME}/{method}": wrapper.wrap(f"/{SERVICE_NAME}/{method}", handler)
+        for method, handler in handlers.items()
         if handler.unary_unary is not None
     }
     # Each other worker calls from its RPC threads and its listings' threads.
     callers = (len(front.channels) - 1) * (config.max_workers + SCATTER_THREADS)
     relay = RelayServer(
-        relay_name(config, front.me),
+        name,
         unary,
         gate.intercept_service,
         max_connections=max(callers, 1),
@@ -318,17 +276,33 @@ def _internal_server(
 
 
 def _movers(
-    config: ServerConfig, worker: int, service: GraphService, hub: EventHub, front: Front
-) -> tuple[ShardMover, MapKeeper]:
-    """How worker `worker` takes shards from the others, and keeps to the data directory's
-    shard map; its part of a move cut short by a restart is finished first."""
+    config: ServerConfig, topology: Topology, service: GraphService, hub: EventHub, front: Front
+) -> tuple[ShardMover | None, MapKeeper]:
+    """How this worker keeps to the graph's shard map, and (local workers) takes shards from
+    the others; its part of a move cut short by a restart is finished first."""
     store = service.store
+    keeper = MapKeeper(topology.read_placement, store, front.reassign, front.epoch, hub)
+    if not topology.moves:
+        return None, keeper
     split = store.kv
     assert isinstance(split, SplitKV)
-    finish_own_part(config.data_dir, worker, store, log.info)
-    keeper = MapKeeper(config.data_dir, store, front.reassign, front.epoch, hub)
-    mover = ShardMover(worker, config.data_dir, store, service.endpoint, hub, split.peers, keeper)
+    finish_own_part(config.data_dir, topology.me, store, log.info)
+    mover = ShardMover(
+        topology.me, config.data_dir, store, service.endpoint, hub, split.peers, keeper
+    )
     return mover, keeper
+
+
+def _map_poll(keeper: MapKeeper) -> Periodic:
+    """Takes the shard map again every MAP_POLL_SECONDS (a map this member cannot confirm is
+    not taken, and said so)."""
+    return Periodic(
+        "shard-map",
+        MAP_POLL_SECONDS,
+        keeper.reload,
+        log=log,
+        failure="cannot take the operator's shard map; serving by the one taken before",
+    )
 
 
 def _graph_store(kv: KeyValueStore, config: ServerConfig) -> GraphStore:
@@ -372,16 +346,19 @@ def _grpc_server(
     pool: futures.ThreadPoolExecutor,
     health_pool: futures.ThreadPoolExecutor,
     status: ServingStatus,
+    *,
+    open_health: bool = True,
 ) -> tuple[grpc.Server, HandlerWrapper, CallGate]:
     """The gRPC server: calls admitted by the gate (authentication, before any worker is
     taken; health checks answered there with `status`, on `health_pool`, so they answer while
-    every worker is busy), run on `pool` and wrapped by the handler wrapper."""
+    every worker is busy), run on `pool` and wrapped by the handler wrapper. Without
+    `open_health`, health checks and reflection need a key too, whatever the settings say."""
     gate = CallGate(
         keyring,
         status=status,
         health_pool=health_pool,
-        open_health=config.auth.open_health,
-        open_reflection=config.auth.open_reflection,
+        open_health=config.auth.open_health and open_health,
+        open_reflection=config.auth.open_reflection and open_health,
     )
     wrapper = HandlerWrapper(
         HandlerSettings(
@@ -433,21 +410,22 @@ def start_server(config: ServerConfig, worker: int | None = None) -> RunningServ
 
     With `worker`, this process is that worker of a data directory served by several (see
     `store.split`): it serves its shards from its own store, reaches the others' through them,
-    and listens on its own address as well as on the shared port."""
+    and listens on its own address as well as on the shared port. With `cluster.map_file`, it
+    is one member of a graph served by several pods, each serving the shards the operator's
+    shard map gives it (see `topology`)."""
     # Settings problems surface before anything is opened or bound.
     keyring = KeyRing.from_environment(config.auth.api_keys_file) if config.auth.enabled else None
     credentials = server_credentials(config.tls)
+    topology = topology_of(config, worker)
     with contextlib.ExitStack() as undo:
-        metrics_port = config.metrics_port
-        if worker is not None and metrics_port:
-            metrics_port += 1 + worker
+        metrics_port = config.metrics_port if topology is None else topology.metrics_port()
         metrics_server = MetricsServer(config.host, metrics_port)
         metrics_server.start()
         undo.callback(metrics_server.stop)
-        store = _open_store(config, worker)
+        store = _open_store(config, topology)
         undo.callback(store.close)
         outbox: Periodic | None = None
-        if worker is not None:
+        if topology is not None:
             outbox = Periodic(
                 "outbox",
                 OUTBOX_RETRY_SECONDS,
@@ -522,19 +500,24 @@ def start_server(config: ServerConfig, worker: int | None = None) -> RunningServ
         )
         internal: grpc.Server | None = None
         relay: RelayServer | None = None
-        if worker is not None:
-            front = _front(config, worker)
-            moves = _movers(config, worker, service, hub, front)
-            internal, relay = _internal_server(config, keyring, servicer, front, service, moves)
+        map_poll: Periodic | None = None
+        if topology is not None:
+            front = _front(config, topology)
+            moves = _movers(config, topology, service, hub, front)
+            internal, relay = _internal_server(
+                config, keyring, servicer, front, service, moves, topology
+            )
             undo.callback(internal.stop, None)
             servicer = FrontServicer(servicer, front, query_filter, trusted=False, mover=moves[0])
+            if not topology.moves:  # the operator's map changes under a running member
+                map_poll = _map_poll(moves[1])
         add_to_server(servicer, server)
         health_servicer = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         reflection.enable_server_reflection(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
         )
-        port = _bind(server, config, worker)
+        port = _bind(server, config, topology)
         if relay is not None:
             try:
                 relay.start()
@@ -553,19 +536,22 @@ def start_server(config: ServerConfig, worker: int | None = None) -> RunningServ
     watchdog.start()
     if outbox is not None:
         outbox.start()
+    if map_poll is not None:
+        map_poll.start()
     # Deletions a crash interrupted finish in the background (their sessions stay hidden).
     resumer = threading.Thread(target=service.deletion.resume, name="deletion-resume", daemon=True)
     resumer.start()
     metrics_server.collect_hook = lambda: _publish_gauges(store, hub)
     metrics_server.ready.set()
     log.info(
-        "serving gRPC%s on %s:%d, metrics on :%d, data in %s (%s)",
+        "serving gRPC%s on %s:%d, metrics on :%d, data in %s (%s)%s",
         "" if credentials is None else " with TLS",
         config.host,
         port,
         metrics_server.port,
         config.data_dir,
         config.durability.value,
+        "" if topology is None else f" as {topology.describe()}",
     )
     return RunningServer(
         server,
@@ -586,6 +572,7 @@ def start_server(config: ServerConfig, worker: int | None = None) -> RunningServ
         outbox,
         internal,
         relay,
+        map_poll,
     )
 
 

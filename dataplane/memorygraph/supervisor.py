@@ -33,8 +33,9 @@ from memorygraph.config import ServerConfig
 from memorygraph.errors import ConfigError
 from memorygraph.logs import setup_logging
 from memorygraph.metrics.endpoint import MetricsServer
-from memorygraph.server import internal_address, wait_for_stop_signal
+from memorygraph.server import wait_for_stop_signal
 from memorygraph.store.placement import load_placement
+from memorygraph.topology import internal_address
 
 __all__ = ["WORKER_ENV", "Supervisor", "run_supervisor"]
 

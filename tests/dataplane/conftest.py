@@ -155,24 +155,32 @@ def server_address(server_process: ServerProcess) -> str:
     return server_process.address
 
 
-@pytest.fixture(params=[1, 2], ids=["1-worker", "2-workers"])
+@pytest.fixture(params=["one", "workers", "pods"], ids=["1-worker", "2-workers", "2-pods"])
 def start_inprocess(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> Iterator[Callable[..., RunningServer]]:
     """Start an in-process server with config overrides; every one started is stopped.
 
-    Every test runs twice: with one process serving every shard, and with two workers each
-    serving half of them (both in this process, each with its own store, as they would be in
-    their own processes); the server handed back is then worker 0, called on the shared port.
+    Every test runs three times: with one process serving every shard; with two workers of
+    one data directory each serving half of them; and with two pod members, each with a volume
+    of its own, serving the halves the shard map gives them (`pods_support`). The workers and
+    members run in this process, each with its own store, as they would in their own
+    processes; the server handed back is then worker (member) 0, called on its client port.
     Tests that read a server's internals (its store, its retention, its reporter) are marked
     `one_process` and run with one only."""
     marker = request.node.get_closest_marker("one_process")
-    if request.param == 2 and marker is not None:
+    if request.param != "one" and marker is not None:
         pytest.skip(marker.args[0] if marker.args else "reads the internals of one process")
     started: list[RunningServer] = []
 
     def start(**overrides: Any) -> RunningServer:
-        if request.param == 2:
+        if request.param == "pods":
+            from .pods_support import PodLayout, start_pods
+
+            servers = start_pods(PodLayout(tmp_path / "graph"), **overrides)
+            started.extend(servers)
+            return WorkerGroup(servers)  # type: ignore[return-value]
+        if request.param == "workers":
             servers = start_workers(tmp_path / "data", 2, **overrides)
             started.extend(servers)
             return WorkerGroup(servers)  # type: ignore[return-value]

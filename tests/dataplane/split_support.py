@@ -220,7 +220,11 @@ class SplitGraph:
         """Worker `index`'s view of the map in the data directory of `move_online`."""
         store = self.services[index].store
         return MapKeeper(
-            self._data_dir, store, lambda owners, epoch: None, self.epoch, self._hub(index)
+            lambda: read_placement(self._data_dir),
+            store,
+            lambda owners, epoch: None,
+            self.epoch,
+            self._hub(index),
         )
 
     def _hub(self, index: int) -> EventHub:

@@ -30,7 +30,8 @@ def cmd_serve(args: argparse.Namespace, _: Client | None) -> int:
         "log_format": args.log_format,
     }
     config = load_config(args.config, overrides)
-    if config.workers is None:  # the directory's own number; the usable CPUs for a new one
+    if config.workers is None and config.cluster.map_file is None:
+        # the directory's own number; the usable CPUs for a new one (a pod member runs one)
         overrides["workers"] = directory_workers(config.data_dir) or usable_cpus()
         config = load_config(args.config, overrides)
     worker = os.environ.get(WORKER_ENV)

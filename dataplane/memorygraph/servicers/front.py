@@ -26,7 +26,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent import futures
 from typing import Any
 
@@ -40,6 +40,7 @@ from memorygraph.codec.times import request_micros
 from memorygraph.errors import (
     Code,
     DeadlineExceeded,
+    FailedPrecondition,
     InvalidArgument,
     RequestError,
     Unavailable,
@@ -104,11 +105,21 @@ class Front:
         addresses: dict[int, str],
         max_bytes: int,
         relays: dict[int, RelayClient] | None = None,
+        *,
+        credentials: Callable[[], Sequence[tuple[str, str]]] | None = None,
+        wait_for_ready: bool = True,
     ) -> None:
         """`max_bytes`: what the records of a merged page may take (see `graph.query`).
-        `relays`: the other workers' relay sockets, for unary calls (else gRPC only)."""
+        `relays`: the other workers' relay sockets, for unary calls (else gRPC only).
+        `credentials()`: what a call passed on presents instead of its caller's credentials
+        (the peer key of pods; None: the caller's own, as the workers of one machine do).
+        `wait_for_ready`: a call to a worker that is down waits for it within its deadline
+        (workers of one machine are started again within a second), else it fails at once
+        with UNAVAILABLE (a pod may take minutes to come back)."""
         self.me = me
         self.relays = relays or {}
+        self.credentials = credentials
+        self.wait_for_ready = wait_for_ready
         self.max_bytes = max_bytes
         self.owners = owners
         self.epoch = epoch
@@ -147,8 +158,14 @@ class Front:
         return owner
 
     def metadata(self, context: grpc.ServicerContext) -> tuple[tuple[str, str | bytes], ...]:
-        passed = tuple((k, v) for k, v in context.invocation_metadata() or () if k in _PASSED_ON)
-        return (*passed, (FROM_WORKER, str(self.me)))
+        if self.credentials is None:
+            passed = tuple(
+                (k, v) for k, v in context.invocation_metadata() or () if k in _PASSED_ON
+            )
+            return (*passed, (FROM_WORKER, str(self.me)))
+        own = tuple(self.credentials())
+        ids = tuple((k, v) for k, v in context.invocation_metadata() or () if k == REQUEST_ID_KEY)
+        return (*own, *ids, (FROM_WORKER, str(self.me)))
 
     def _callable(self, worker: int, method: str, kind: str) -> Any:
         """`method` of `worker`, passing the request and the answer on as bytes (made once
@@ -196,7 +213,7 @@ class Front:
                 request,
                 timeout=timeout,
                 metadata=self.metadata(context),
-                wait_for_ready=True,  # a worker starting again is waited for, within the deadline
+                wait_for_ready=self.wait_for_ready,
             )
         except grpc.RpcError as error:
             raise _passed_on(error) from None
@@ -209,7 +226,7 @@ class Front:
             request,
             timeout=deadline.remaining(),
             metadata=self.metadata(context),
-            wait_for_ready=True,
+            wait_for_ready=self.wait_for_ready,
         )
 
         def cancel() -> None:
@@ -443,7 +460,7 @@ class FrontServicer:
                 chunks,
                 timeout=deadline.remaining(),
                 metadata=front.metadata(context),
-                wait_for_ready=True,
+                wait_for_ready=front.wait_for_ready,
             )
         except grpc.RpcError as error:
             raise _passed_on(error) from None
@@ -483,6 +500,11 @@ class FrontServicer:
             )
         if request.worker != front.me and not front.forwarded(context):
             return front.call(request.worker, "MoveShard", request, context)
+        if self._mover is None:
+            raise FailedPrecondition(
+                "shards of a graph served by several pods are placed by the operator; "
+                "MoveShard moves shards between the workers of one data directory"
+            )
         result = self._mover.move(request.shard)
         return pb.MoveShardResponse(
             epoch=result.epoch,

@@ -45,6 +45,7 @@ from memorygraph.store import GraphStore, keys
 from memorygraph.store.moves import last_sequence, sync_shard, tail_is_new, unreported
 from memorygraph.store.placement import (
     Move,
+    Placement,
     create_move,
     read_move,
     read_placement,
@@ -94,14 +95,15 @@ class MapKeeper:
 
     def __init__(
         self,
-        data_dir: Path,
+        read_map: Callable[[], Placement],
         store: GraphStore,
         on_owners: Callable[[list[int], int], None],
         epoch: int,
         hub: EventHub,
     ) -> None:
-        """`on_owners(owners, epoch)` tells the rest of the worker (its front)."""
-        self.data_dir = data_dir
+        """`read_map()` reads the graph's shard map as it is now; `on_owners(owners, epoch)`
+        tells the rest of the worker (its front)."""
+        self.read_map = read_map
         self.store = store
         self.on_owners = on_owners
         self.epoch = epoch
@@ -112,7 +114,7 @@ class MapKeeper:
         """Take the map again if it changed; a shard this worker lost is counted out (its
         copy is dropped later). Returns whether it changed."""
         with self._lock:
-            placement = read_placement(self.data_dir)
+            placement = self.read_map()
             if placement.epoch <= self.epoch:
                 return False
             split = self.store.kv

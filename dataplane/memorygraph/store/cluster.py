@@ -1,0 +1,151 @@
+"""The shard map of a graph served by several pods, each with a volume of its own.
+
+The operator writes the map (a JSON file mounted into every pod): the graph's UID, its number
+of shards, an epoch, each shard's owner and every member's addresses, member i being pod i of
+the graph's StatefulSet:
+
+    {"graph": "0b6e…", "shards": 64, "epoch": 1, "owners": [0, 1, 0, 1, …],
+     "members": [{"address": "mg-0.mg-headless.ns.svc:50051",
+                  "peer": "mg-0.mg-headless.ns.svc:50052"}, …]}
+
+`address` is where clients reach the member, `peer` where the other members do. A pod serves
+only what a map it can confirm gives it: the map must name its member index, and the store
+remembers the graph and member it serves and the highest epoch it was given (`claim`), so that
+a volume is never served as another graph's or another member's, and a map is never taken
+back to an earlier epoch.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from memorygraph.errors import ConfigError, InvalidArgument
+from memorygraph.store import keys
+from memorygraph.store.kv import KeyValueStore
+from memorygraph.store.placement import MAX_WORKERS, Placement
+from memorygraph.store.shards import check_shard_count
+
+__all__ = ["ClusterMap", "Member", "claim", "read_cluster_map"]
+
+GRAPH_KEY = b"cluster/graph"
+MEMBER_KEY = b"cluster/member"
+EPOCH_KEY = b"cluster/epoch"
+MAX_MAP_BYTES = 1 << 20  # 4,096 shards and 64 members take well under 100 KiB
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    address: str  # host:port of its client port
+    peer: str  # host:port of its peer port
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterMap:
+    graph: str
+    shards: int
+    epoch: int
+    owners: tuple[int, ...]
+    members: tuple[Member, ...]
+
+    @property
+    def placement(self) -> Placement:
+        """The map as a placement of shards over workers (a member is one worker)."""
+        return Placement(self.shards, len(self.members), self.epoch, self.owners)
+
+
+def _host_port(value: object, where: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{where} must be host:port")
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{where} must be host:port, not {value!r}")
+    return value
+
+
+def _member(raw: object, index: int) -> Member:
+    if not isinstance(raw, dict) or set(raw) != {"address", "peer"}:
+        raise ValueError(f"members[{index}] must have exactly address and peer")
+    return Member(
+        _host_port(raw["address"], f"members[{index}].address"),
+        _host_port(raw["peer"], f"members[{index}].peer"),
+    )
+
+
+def _parse(raw: object) -> ClusterMap:
+    if not isinstance(raw, dict):
+        raise ValueError("it must be a JSON object")
+    missing = {"graph", "shards", "epoch", "owners", "members"} - set(raw)
+    if missing:
+        raise ValueError(f"it has no {', '.join(sorted(missing))}")
+    graph, shards, epoch, owners, members = (
+        raw[k] for k in ("graph", "shards", "epoch", "owners", "members")
+    )
+    if not isinstance(graph, str) or not graph:
+        raise ValueError("graph must be the graph's UID")
+    if type(shards) is not int or type(epoch) is not int or epoch < 1:
+        raise ValueError("shards and epoch must be whole numbers, the epoch 1 or more")
+    try:
+        check_shard_count(shards)
+    except InvalidArgument as exc:
+        raise ValueError(str(exc)) from None
+    if not isinstance(members, list) or not 1 <= len(members) <= MAX_WORKERS:
+        raise ValueError(f"members must list 1 to {MAX_WORKERS} members")
+    parsed = tuple(_member(m, i) for i, m in enumerate(members))
+    if not isinstance(owners, list) or len(owners) != shards:
+        raise ValueError(f"owners must name the owner of each of the {shards} shards")
+    if not all(type(o) is int and 0 <= o < len(parsed) for o in owners):
+        raise ValueError(f"every owner must be a member index below {len(parsed)}")
+    return ClusterMap(graph, shards, epoch, tuple(owners), parsed)
+
+
+def read_cluster_map(path: Path) -> ClusterMap:
+    """The map in `path`; ConfigError saying what is wrong with it otherwise."""
+    try:
+        with path.open("rb") as file:
+            text = file.read(MAX_MAP_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read the shard map {path}: {exc.strerror}") from None
+    try:
+        if len(text) > MAX_MAP_BYTES:
+            raise ValueError(f"it is larger than {MAX_MAP_BYTES} bytes")
+        return _parse(json.loads(text))
+    except ValueError as exc:  # json's errors are ValueErrors too
+        raise ConfigError(f"the shard map {path} is not one: {exc}") from None
+
+
+def claim(kv: KeyValueStore, shard_map: ClusterMap, member: int) -> None:
+    """Serve `kv` as member `member` of `shard_map`'s graph at its epoch: recorded in a new
+    store; refused (ConfigError) for a store of another graph or member, or a map older than
+    one this store was given."""
+    if not 0 <= member < len(shard_map.members):
+        raise ConfigError(
+            f"the shard map names {len(shard_map.members)} members and not this one "
+            f"({member}); waiting for the operator to add it"
+        )
+    graph = kv.get(keys.CF_META, GRAPH_KEY)
+    if graph is not None and graph.decode() != shard_map.graph:
+        raise ConfigError(
+            f"this volume holds graph {graph.decode()}, not {shard_map.graph}: refusing to "
+            "serve it as another graph's"
+        )
+    mine = kv.get(keys.CF_META, MEMBER_KEY)
+    if mine is not None and int(mine) != member:
+        raise ConfigError(
+            f"this volume is member {int(mine)}'s of the graph, not member {member}'s"
+        )
+    seen = kv.get(keys.CF_META, EPOCH_KEY)
+    if seen is not None and int.from_bytes(seen) > shard_map.epoch:
+        raise ConfigError(
+            f"the shard map's epoch {shard_map.epoch} is older than epoch "
+            f"{int.from_bytes(seen)}, which this member served already; waiting for a newer map"
+        )
+    kv.write(
+        [
+            (keys.CF_META, GRAPH_KEY, shard_map.graph.encode()),
+            (keys.CF_META, MEMBER_KEY, str(member).encode()),
+            (keys.CF_META, EPOCH_KEY, shard_map.epoch.to_bytes(8)),
+        ],
+        sync=True,
+    )

@@ -1,0 +1,317 @@
+"""Where the workers of one graph are and how they reach each other.
+
+Two shapes, one interface for `server`:
+
+- `LocalWorkers`: the workers of one data directory on one machine (`memorygraph serve
+  --workers N`). The placement is the directory's `workers.json`, each worker's engine is in
+  `worker-<i>/`; workers call each other over abstract Unix sockets named after the directory
+  (trusted for arriving there, presenting the first client key when auth is on), unary calls
+  over a relay socket, and worker i also listens for clients on port + 1 + i.
+- `PodMembers`: the members of a graph served by several pods (`cluster:` settings). The
+  placement is the operator's shard map (`store.cluster`), the engine is the pod's data
+  directory, and members call each other on their peer ports over TCP, presenting the peer
+  key (and, with `cluster.peer_tls`, certificates both ways); the peer port takes no other
+  key. Shards move between pods only by the operator's map.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import socket
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import grpc
+
+from memorygraph.auth import KeyRing, OwnKey
+from memorygraph.config import ServerConfig, TLSConfig, cluster_member
+from memorygraph.errors import ConfigError
+from memorygraph.servicers.relay import RelayClient
+from memorygraph.store.cluster import ClusterMap, claim, read_cluster_map
+from memorygraph.store.kv import KeyValueStore
+from memorygraph.store.placement import Placement, load_placement
+from memorygraph.tls import server_credentials
+
+__all__ = [
+    "LocalWorkers",
+    "PodMembers",
+    "Topology",
+    "internal_address",
+    "topology_of",
+    "worker_address",
+]
+
+log = logging.getLogger("memorygraph.server")
+
+Metadata = Callable[[], Sequence[tuple[str, str]]]
+
+
+def worker_address(config: ServerConfig, worker: int) -> str:
+    """Where worker `worker` of this data directory listens on its own, for clients."""
+    host = config.host
+    if host in ("0.0.0.0", "::", ""):
+        host = socket.gethostbyname(socket.gethostname())
+    return f"{host}:{config.port + 1 + worker}"
+
+
+def _socket_name(config: ServerConfig) -> str:
+    """What the workers' sockets are named after: the data directory (the workers of one
+    directory run on one machine)."""
+    name = hashlib.blake2b(str(config.data_dir.resolve()).encode(), digest_size=8).hexdigest()
+    return f"memorygraph-{name}"
+
+
+def internal_address(config: ServerConfig, worker: int) -> str:
+    """Where the other workers reach worker `worker` over gRPC: an abstract Unix socket,
+    without TLS."""
+    return f"unix-abstract:{_socket_name(config)}-{worker}"
+
+
+def relay_name(config: ServerConfig, worker: int) -> str:
+    """The abstract Unix socket of worker `worker`'s relay (`servicers.relay`)."""
+    return f"{_socket_name(config)}-relay-{worker}"
+
+
+def _internal_options(config: ServerConfig) -> list[tuple[str, int]]:
+    """Channels between workers: any message size the server takes, and a worker that was
+    down is reached again within a second of its return (gRPC's default waits up to two
+    minutes between attempts)."""
+    return [
+        ("grpc.max_receive_message_length", config.max_message_bytes),
+        ("grpc.max_send_message_length", config.max_message_bytes),
+        ("grpc.initial_reconnect_backoff_ms", 100),
+        ("grpc.min_reconnect_backoff_ms", 100),
+        ("grpc.max_reconnect_backoff_ms", 1000),
+    ]
+
+
+class Topology(ABC):
+    """What `server` needs to know about the other workers of this one (`me`)."""
+
+    me: int
+    placement: Placement  # the placement this worker starts with
+    moves: bool  # whether MoveShard moves shards here (a shared data directory)
+    # Whether a call to a worker that is down waits for it (within its deadline): workers of
+    # one machine are started again within a second, a pod may take minutes.
+    waits_for_restart: bool
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+
+    @abstractmethod
+    def engine_dir(self) -> Path: ...
+
+    def opened(self, engine: KeyValueStore) -> None:
+        """This worker's engine is open, before anything is served from it (the workers of
+        one machine have nothing to check)."""
+        return None
+
+    @abstractmethod
+    def read_placement(self) -> Placement:
+        """The placement as it is now (taken again when another worker says it changed)."""
+
+    @abstractmethod
+    def peer_channel(self, worker: int) -> grpc.Channel: ...
+
+    @abstractmethod
+    def peer_metadata(self) -> Sequence[tuple[str, str]]:
+        """What this worker presents when it calls another."""
+
+    def forward_credentials(self) -> Metadata | None:
+        """What a forwarded call presents instead of its caller's credentials (None: the
+        caller's own)."""
+        return None
+
+    @abstractmethod
+    def client_addresses(self) -> dict[int, str]: ...
+
+    def relays(self) -> dict[int, RelayClient]:
+        return {}
+
+    def relay_name(self) -> str | None:
+        return None
+
+    def own_port(self) -> int | None:
+        """A client port of this worker's own besides the shared one (None: none)."""
+        return None
+
+    def metrics_port(self) -> int:
+        return self.config.metrics_port
+
+    def peer_keyring(self, keyring: KeyRing | None) -> KeyRing | None:
+        """The keys the internal address takes (`keyring`: the client port's)."""
+        return keyring
+
+    @abstractmethod
+    def bind_internal(self, server: grpc.Server) -> None: ...
+
+    @abstractmethod
+    def describe(self) -> str: ...
+
+
+class LocalWorkers(Topology):
+    """Worker `worker` of a data directory served by several workers on this machine."""
+
+    moves = True
+    waits_for_restart = True
+
+    def __init__(self, config: ServerConfig, worker: int) -> None:
+        super().__init__(config)
+        self.me = worker
+        self.placement = self.read_placement()
+        self._own_key = OwnKey(config.auth.api_keys_file if config.auth.enabled else None)
+
+    def engine_dir(self) -> Path:
+        return self.placement.engine_dir(self.config.data_dir, self.me)
+
+    def read_placement(self) -> Placement:
+        config = self.config
+        return load_placement(config.data_dir, shards=config.shards, workers=config.worker_count)
+
+    def peer_channel(self, worker: int) -> grpc.Channel:
+        options = _internal_options(self.config)
+        return grpc.insecure_channel(internal_address(self.config, worker), options=options)
+
+    def peer_metadata(self) -> Sequence[tuple[str, str]]:
+        return self._own_key.metadata() if self.config.auth.enabled else ()
+
+    def client_addresses(self) -> dict[int, str]:
+        return {w: worker_address(self.config, w) for w in range(self.placement.workers)}
+
+    def relays(self) -> dict[int, RelayClient]:
+        size = self.config.max_message_bytes
+        return {
+            w: RelayClient(relay_name(self.config, w), size)
+            for w in range(self.placement.workers)
+            if w != self.me
+        }
+
+    def relay_name(self) -> str | None:
+        return relay_name(self.config, self.me)
+
+    def own_port(self) -> int | None:
+        return self.config.port + 1 + self.me
+
+    def metrics_port(self) -> int:
+        port = self.config.metrics_port
+        return port + 1 + self.me if port else 0
+
+    def bind_internal(self, server: grpc.Server) -> None:
+        address = internal_address(self.config, self.me)
+        try:
+            server.add_insecure_port(address)
+        except RuntimeError as exc:
+            raise ConfigError(f"worker {self.me} is running already ({address} is taken)") from exc
+
+    def describe(self) -> str:
+        return f"worker {self.me} of {self.placement.workers}"
+
+
+class PodMembers(Topology):
+    """This pod as one member of a graph served by several pods (see the module)."""
+
+    moves = False
+    waits_for_restart = False
+
+    def __init__(self, config: ServerConfig) -> None:
+        super().__init__(config)
+        cluster = config.cluster
+        assert cluster.map_file is not None and cluster.peer_key_file is not None
+        self.map_file = cluster.map_file
+        self.shard_map = read_cluster_map(cluster.map_file)
+        self.me = cluster_member(config)
+        self.placement = self.shard_map.placement
+        self._key = OwnKey(cluster.peer_key_file, environment=False)
+        if self._key.current() is None:
+            raise ConfigError(f"the peer key file {cluster.peer_key_file} holds no key")
+        self._engine: KeyValueStore | None = None
+        self._channel_credentials: grpc.ChannelCredentials | None = None
+        if cluster.peer_tls is not None:
+            tls = cluster.peer_tls
+            try:
+                self._channel_credentials = grpc.ssl_channel_credentials(
+                    root_certificates=tls.ca_file.read_bytes(),
+                    private_key=tls.key_file.read_bytes(),
+                    certificate_chain=tls.cert_file.read_bytes(),
+                )
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot read peer TLS file {exc.filename}: {exc.strerror}"
+                ) from None
+
+    def engine_dir(self) -> Path:
+        return self.config.data_dir
+
+    def opened(self, engine: KeyValueStore) -> None:
+        claim(engine, self.shard_map, self.me)
+        self._engine = engine
+
+    def read_placement(self) -> Placement:
+        found = read_cluster_map(self.map_file)
+        self._check_same_graph(found)
+        if found.epoch > self.shard_map.epoch and self._engine is not None:
+            claim(self._engine, found, self.me)  # recorded before it is taken
+        self.shard_map = found
+        return found.placement
+
+    def _check_same_graph(self, found: ClusterMap) -> None:
+        if found.graph != self.shard_map.graph:
+            raise ConfigError(
+                f"the shard map now names graph {found.graph}, not {self.shard_map.graph}"
+            )
+        if found.members != self.shard_map.members:
+            raise ConfigError(
+                "the shard map names other members than this member started with; the "
+                "members are read when it starts"
+            )
+
+    def peer_channel(self, worker: int) -> grpc.Channel:
+        target = self.shard_map.members[worker].peer
+        options = _internal_options(self.config)
+        if self._channel_credentials is None:
+            return grpc.insecure_channel(target, options=options)
+        return grpc.secure_channel(target, self._channel_credentials, options=options)
+
+    def peer_metadata(self) -> Sequence[tuple[str, str]]:
+        return self._key.metadata()
+
+    def forward_credentials(self) -> Metadata | None:
+        return self._key.metadata
+
+    def client_addresses(self) -> dict[int, str]:
+        return {i: member.address for i, member in enumerate(self.shard_map.members)}
+
+    def peer_keyring(self, keyring: KeyRing | None) -> KeyRing | None:
+        return KeyRing(self.config.cluster.peer_key_file)
+
+    def bind_internal(self, server: grpc.Server) -> None:
+        config = self.config
+        address = f"{config.host}:{config.cluster.peer_port}"
+        tls = config.cluster.peer_tls
+        try:
+            if tls is None:
+                server.add_insecure_port(address)
+                return
+            credentials = server_credentials(
+                TLSConfig(
+                    cert_file=tls.cert_file, key_file=tls.key_file, client_ca_file=tls.ca_file
+                )
+            )
+            assert credentials is not None
+            server.add_secure_port(address, credentials)
+        except RuntimeError as exc:
+            raise ConfigError(f"cannot listen on {address}: the port is in use or invalid") from exc
+
+    def describe(self) -> str:
+        return f"member {self.me} of {len(self.shard_map.members)} of graph {self.shard_map.graph}"
+
+
+def topology_of(config: ServerConfig, worker: int | None) -> Topology | None:
+    """How this server's graph is spread (None: this one process serves all of it)."""
+    if config.cluster.map_file is not None:
+        return PodMembers(config)
+    if worker is not None:
+        return LocalWorkers(config, worker)
+    return None

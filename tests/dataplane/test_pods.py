@@ -1,0 +1,368 @@
+"""A graph served by several pods (`cluster:` settings): each member serves the shards of the
+operator's shard map from its own volume, any member answers for the whole graph, members
+reach each other only on their peer ports with the peer key (and certificates, with peer
+TLS), a volume is never served as another graph's or member's, and a member killed with -9
+makes only its own shards unavailable until it is back, losing nothing acknowledged."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from memorygraph.client import Client
+from memorygraph.config import cluster_member, load_config
+from memorygraph.errors import ConfigError
+from memorygraph.model import parse_id
+from memorygraph.server import RunningServer, start_server
+from memorygraph.store.shards import Shards
+from memorygraph.v1 import graph_pb2 as pb
+from memorygraph.v1 import workers_pb2 as wpb
+from memorygraph.v1.graph_pb2_grpc import MemoryGraphServiceStub
+from memorygraph.v1.workers_pb2_grpc import WorkerPeerStub
+
+from .certs import Authority
+from .pods_support import PodLayout, PodProcess, start_pods
+
+
+def _stub(address: str) -> MemoryGraphServiceStub:
+    return MemoryGraphServiceStub(grpc.insecure_channel(address))
+
+
+def _shard(text: str, shards: int = 64) -> int:
+    return Shards(shards).of_id(parse_id(text, "id"))
+
+
+@pytest.fixture
+def layout(tmp_path: Path) -> PodLayout:
+    return PodLayout(tmp_path / "graph")
+
+
+@pytest.fixture
+def pods(layout: PodLayout) -> Iterator[list[RunningServer]]:
+    started = start_pods(layout)
+    yield started
+    for running in started:
+        running.stop(grace=1)
+
+
+def test_two_pods_serve_one_graph_each_from_its_own_volume(
+    layout: PodLayout, pods: list[RunningServer]
+) -> None:
+    stub = _stub(layout.address(0))
+    shard_map = _stub(layout.address(1)).GetShardMap(pb.GetShardMapRequest())
+    assert list(shard_map.workers) == [layout.address(0), layout.address(1)]
+    assert (shard_map.epoch, list(shard_map.owners)) == (1, layout.owners)
+    sessions = [stub.CreateSession(pb.CreateSessionRequest(title=f"s{i}")) for i in range(20)]
+    prompts = [stub.AddPrompt(pb.AddPromptRequest(session_id=s.id, content="q")) for s in sessions]
+    # An edge between sessions of both members: a write with a part for the other one.
+    first = layout.owners[_shard(prompts[0].id)]
+    across = next(p for p in prompts if layout.owners[_shard(p.id)] != first)
+    stub.CreateEdge(
+        pb.CreateEdgeRequest(
+            source_id=prompts[0].id, target_id=across.id, kind=pb.EDGE_KIND_REFERENCES
+        )
+    )
+    assert {layout.owners[_shard(s.id)] for s in sessions} == {0, 1}
+    for member in (0, 1):
+        own = _stub(layout.address(member))
+        for prompt in prompts:
+            assert own.GetNode(pb.GetNodeRequest(node_id=prompt.id)).content == "q"
+        page = own.ListSessions(pb.ListSessionsRequest(limit=100))
+        assert [s.id for s in page.sessions] == [s.id for s in sessions[::-1]]
+        edges = own.GetEdges(pb.GetEdgesRequest(node_id=across.id, direction=pb.DIRECTION_INCOMING))
+        assert [e.source_id for e in edges.edges] == [prompts[0].id]
+    metrics = stub.GetMetrics(pb.GetMetricsRequest())
+    assert (metrics.sessions, metrics.nodes_by_kind["prompt"], metrics.edges) == (20, 20, 21)
+    # Each volume holds its own member's sessions only.
+    for member, running in enumerate(pods):
+        mine = [s for s in sessions if layout.owners[_shard(s.id)] == member]
+        assert running.store.counts().sessions == len(mine)
+
+
+def test_a_client_that_knows_the_map_goes_straight_to_each_member(
+    layout: PodLayout, pods: list[RunningServer]
+) -> None:
+    with Client(layout.address(1)) as mg:
+        sessions = [mg.create_session(title=f"s{i}").id for i in range(8)]
+        for session_id in sessions:
+            turn = mg.record_turn(session_id, "q", "a")
+            assert mg.get_node(turn.response.id).content == "a"
+    assert sum(running.store.counts().sessions for running in pods) == 8
+
+
+def test_the_peer_port_takes_only_the_peer_key(tmp_path: Path) -> None:
+    layout = PodLayout(tmp_path / "graph")
+    keys = tmp_path / "client.keys"
+    keys.write_text("client-key\n")
+    started = start_pods(layout, auth={"enabled": True, "api_keys_file": str(keys)})
+    try:
+        client = (("authorization", "Bearer client-key"),)
+        peer_key = layout.key_file.read_text().strip()
+        peer = (("authorization", f"Bearer {peer_key}"),)
+        peer_port = grpc.insecure_channel(layout.peer_address(0))
+        read = wpb.PeerReadRequest(family="meta", keys=[b"count/edges"])
+        for metadata in ((), client):
+            with pytest.raises(grpc.RpcError) as info:
+                WorkerPeerStub(peer_port).Read(read, metadata=metadata, timeout=5)
+            assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+            with pytest.raises(grpc.RpcError) as info:
+                MemoryGraphServiceStub(peer_port).ListSessions(
+                    pb.ListSessionsRequest(), metadata=metadata, timeout=5
+                )
+            assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+            with pytest.raises(grpc.RpcError) as info:  # no probing without the key either
+                health_pb2_grpc.HealthStub(peer_port).Check(
+                    health_pb2.HealthCheckRequest(), metadata=metadata, timeout=5
+                )
+            assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        assert WorkerPeerStub(peer_port).Read(read, metadata=peer, timeout=5) is not None
+        # The client port takes client keys only, and forwards with the peer key.
+        with pytest.raises(grpc.RpcError) as info:
+            _stub(layout.address(0)).ListSessions(pb.ListSessionsRequest(), metadata=peer)
+        assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        stub = _stub(layout.address(0))
+        made = [stub.CreateSession(pb.CreateSessionRequest(), metadata=client).id for _ in range(8)]
+        for session_id in made:
+            got = _stub(layout.address(1)).GetSession(
+                pb.GetSessionRequest(session_id=session_id), metadata=client
+            )
+            assert got.id == session_id
+    finally:
+        for running in started:
+            running.stop(grace=1)
+
+
+def test_peers_with_tls_take_only_certificates_of_the_graph_authority(tmp_path: Path) -> None:
+    layout = PodLayout(tmp_path / "graph")
+    authority = Authority(tmp_path, "graph-ca")
+    member = authority.issue("member", server=True, client_too=True)  # one for both ends
+    tls = {
+        "cert_file": str(member.cert),
+        "key_file": str(member.key),
+        "ca_file": str(authority.files.cert),
+    }
+    started = start_pods(layout, cluster={"peer_tls": tls})
+    try:
+        stub = _stub(layout.address(0))
+        made = [stub.CreateSession(pb.CreateSessionRequest()).id for _ in range(8)]
+        listed = _stub(layout.address(1)).ListSessions(pb.ListSessionsRequest(limit=100))
+        assert {s.id for s in listed.sessions} == set(made)
+        peer_key = layout.key_file.read_text().strip()
+        # A caller with the key but a certificate of another authority does not get through.
+        stranger = Authority(tmp_path, "stranger-ca").issue("stranger", server=False)
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=authority.files.cert.read_bytes(),
+            private_key=stranger.key.read_bytes(),
+            certificate_chain=stranger.cert.read_bytes(),
+        )
+        channel = grpc.secure_channel(layout.peer_address(0), credentials)
+        with pytest.raises(grpc.RpcError) as info:
+            WorkerPeerStub(channel).Read(
+                wpb.PeerReadRequest(family="meta", keys=[b"count/edges"]),
+                metadata=(("authorization", f"Bearer {peer_key}"),),
+                timeout=5,
+            )
+        assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+    finally:
+        for running in started:
+            running.stop(grace=1)
+
+
+def test_move_shard_between_pods_is_left_to_the_operator(
+    layout: PodLayout, pods: list[RunningServer]
+) -> None:
+    with pytest.raises(grpc.RpcError) as info:
+        _stub(layout.address(0)).MoveShard(pb.MoveShardRequest(shard=1, worker=0))
+    assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "placed by the operator" in (info.value.details() or "")
+
+
+def test_a_newer_map_is_taken_while_serving_and_never_an_older_one(layout: PodLayout) -> None:
+    started = start_pods(layout)
+    try:
+        layout.epoch = 2
+        layout.write_map()
+        deadline = time.monotonic() + 10
+        while _stub(layout.address(0)).GetShardMap(pb.GetShardMapRequest()).epoch != 2:
+            assert time.monotonic() < deadline, "the new map was not taken"
+            time.sleep(0.1)
+    finally:
+        for running in started:
+            running.stop(grace=1)
+    layout.epoch = 1
+    layout.write_map()
+    with pytest.raises(ConfigError, match="epoch 1 is older than epoch 2"):
+        start_server(layout.config(0))
+
+
+def test_a_volume_is_served_only_as_its_own_graph_and_member(layout: PodLayout) -> None:
+    start_server(layout.config(0)).stop(grace=0)
+    layout.graph = "another-graph"
+    layout.write_map()
+    with pytest.raises(ConfigError, match=r"holds graph .* not another-graph"):
+        start_server(layout.config(0))
+    layout.graph = PodLayout.graph
+    layout.write_map()
+    one = layout.config(1)
+    wrong = one.model_copy(update={"data_dir": layout.data_dir(0)})
+    with pytest.raises(ConfigError, match="member 0's of the graph, not member 1's"):
+        start_server(wrong)
+    started = start_server(layout.config(0))  # its own volume, as before
+    started.stop(grace=0)
+
+
+def test_a_member_the_map_does_not_name_waits_for_the_operator(layout: PodLayout) -> None:
+    settings = layout.settings(0)
+    settings["cluster"]["member"] = 2
+    with pytest.raises(ConfigError, match="names 2 members and not this one"):
+        start_server(load_config(None, settings, environ={}))
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("{", "is not one"),
+        ("[]", "must be a JSON object"),
+        ('{"graph": "g"}', "has no epoch, members, owners, shards"),
+        (
+            '{"graph": "g", "shards": 3, "epoch": 1, "owners": [0,0,0], '
+            '"members": [{"address": "a:1", "peer": "a:2"}]}',
+            "power of two",
+        ),
+        (
+            '{"graph": "g", "shards": 2, "epoch": 1, "owners": [0, 1], '
+            '"members": [{"address": "a:1", "peer": "a:2"}]}',
+            "member index below 1",
+        ),
+        (
+            '{"graph": "g", "shards": 2, "epoch": 1, "owners": [0, 0], '
+            '"members": [{"address": "a", "peer": "a:2"}]}',
+            r"members\[0\].address must be host:port",
+        ),
+    ],
+)
+def test_a_shard_map_that_is_not_one_is_refused_saying_why(
+    layout: PodLayout, text: str, problem: str
+) -> None:
+    layout.map_file.write_text(text)
+    with pytest.raises(ConfigError, match=problem):
+        start_server(layout.config(0))
+    assert not layout.data_dir(0).exists()  # nothing opened
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"cluster": {"peer_key_file": None}}, "cluster.peer_key_file is required"),
+        ({"workers": 2}, "runs one worker"),
+        ({"cluster": {"peer_port": 0}}, "peer_port"),
+    ],
+)
+def test_cluster_settings_a_member_cannot_run_with_are_refused(
+    layout: PodLayout, change: dict[str, object], problem: str
+) -> None:
+    settings = layout.settings(0, **change)
+    with pytest.raises(ConfigError, match=problem):
+        load_config(None, settings, environ={})
+
+
+@pytest.mark.parametrize(("pod", "member"), [("mg-0", 0), ("chat-memory-12", 12), ("graph-a-3", 3)])
+def test_the_member_is_the_pod_name_ordinal(pod: str, member: int, layout: PodLayout) -> None:
+    settings = layout.settings(0)
+    del settings["cluster"]["member"]
+    config = load_config(None, settings, environ={})
+    assert cluster_member(config, {"MEMORYGRAPH_POD_NAME": pod}) == member
+    with pytest.raises(ConfigError, match="does not end in its ordinal"):
+        cluster_member(config, {"MEMORYGRAPH_POD_NAME": "memorygraph"})
+
+
+def _session_nodes(stub: MemoryGraphServiceStub, session_id: str) -> set[str]:
+    found: set[str] = set()
+    token = ""
+    while True:
+        page = stub.Query(
+            pb.QueryRequest(
+                filter=pb.QueryFilter(session_id=session_id), limit=1000, page_token=token
+            )
+        )
+        found.update(n.id for n in page.nodes)
+        if not (token := page.next_page_token):
+            return found
+
+
+class _Writers:
+    """A thread per session adding prompts through member 0 until stopped: what was
+    acknowledged, and the status codes of the calls that failed while `down` was set."""
+
+    def __init__(self, address: str, sessions: list[str]) -> None:
+        self.address = address
+        self.acknowledged: dict[str, list[str]] = {s: [] for s in sessions}
+        self.failures: dict[str, set[grpc.StatusCode]] = {s: set() for s in sessions}
+        self.stopping = threading.Event()
+        self.down = threading.Event()
+        self.threads = [threading.Thread(target=self._write, args=(s,)) for s in sessions]
+        for thread in self.threads:
+            thread.start()
+
+    def _write(self, session_id: str) -> None:
+        front = _stub(self.address)
+        while not self.stopping.is_set():
+            request = pb.AddPromptRequest(session_id=session_id, content="x")
+            try:
+                node = front.AddPrompt(request, timeout=2)
+            except grpc.RpcError as error:
+                if self.down.is_set():
+                    self.failures[session_id].add(error.code())
+                time.sleep(0.05)
+                continue
+            self.acknowledged[session_id].append(node.id)
+
+    def counts(self) -> dict[str, int]:
+        return {s: len(ids) for s, ids in self.acknowledged.items()}
+
+    def stop(self) -> None:
+        self.stopping.set()
+        for thread in self.threads:
+            thread.join(10)
+
+
+@pytest.mark.slow
+def test_a_member_killed_amid_writes_pauses_only_its_shards_and_loses_nothing(
+    layout: PodLayout,
+) -> None:
+    members = [PodProcess(layout, m).start() for m in range(layout.count)]
+    try:
+        stub = _stub(layout.address(0))
+        sessions = [stub.CreateSession(pb.CreateSessionRequest()).id for _ in range(8)]
+        on_1 = {s for s in sessions if layout.owners[_shard(s)] == 1}
+        assert on_1 and len(on_1) < len(sessions)
+        writers = _Writers(layout.address(0), sessions)
+        time.sleep(1.0)
+        members[1].kill()
+        writers.down.set()
+        before = writers.counts()
+        time.sleep(2.0)
+        writers.down.clear()
+        after = writers.counts()
+        # Member 0's sessions kept taking writes; member 1's answered UNAVAILABLE meanwhile.
+        assert {s for s in sessions if after[s] > before[s]} == set(sessions) - on_1
+        pausing = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
+        assert all(writers.failures[s] and writers.failures[s] <= pausing for s in on_1)
+        members[1].start()
+        time.sleep(1.0)
+        writers.stop()
+        for member in (0, 1):
+            own = _stub(layout.address(member))
+            for session_id in sessions:
+                assert _session_nodes(own, session_id) >= set(writers.acknowledged[session_id])
+        assert min(writers.counts().values()) > 10
+    finally:
+        for member in members:
+            if member.proc is not None:
+                member.stop()
+    assert f"as member 1 of 2 of graph {layout.graph}" in members[1].output()
