@@ -503,6 +503,7 @@ def start_server(config: ServerConfig, worker: int | None = None) -> RunningServ
         map_poll: Periodic | None = None
         if topology is not None:
             front = _front(config, topology)
+            topology.attach(front, store)
             moves = _movers(config, topology, service, hub, front)
             internal, relay = _internal_server(
                 config, keyring, servicer, front, service, moves, topology

@@ -28,10 +28,14 @@ import grpc
 from memorygraph.auth import KeyRing, OwnKey
 from memorygraph.config import ServerConfig, TLSConfig, cluster_member
 from memorygraph.errors import ConfigError
+from memorygraph.servicers.front import Front
+from memorygraph.servicers.peers import GrpcPeer
 from memorygraph.servicers.relay import RelayClient
+from memorygraph.store import GraphStore
 from memorygraph.store.cluster import ClusterMap, claim, read_cluster_map
 from memorygraph.store.kv import KeyValueStore
 from memorygraph.store.placement import Placement, load_placement
+from memorygraph.store.split import SplitKV
 from memorygraph.tls import server_credentials
 
 __all__ = [
@@ -106,6 +110,11 @@ class Topology(ABC):
     def opened(self, engine: KeyValueStore) -> None:
         """This worker's engine is open, before anything is served from it (the workers of
         one machine have nothing to check)."""
+        return None
+
+    def attach(self, front: Front, store: GraphStore) -> None:
+        """This worker's routes and store, once made (workers of one machine never join or
+        leave a running graph: nothing to keep)."""
         return None
 
     @abstractmethod
@@ -227,6 +236,8 @@ class PodMembers(Topology):
         if self._key.current() is None:
             raise ConfigError(f"the peer key file {cluster.peer_key_file} holds no key")
         self._engine: KeyValueStore | None = None
+        self._front: Front | None = None
+        self._store: GraphStore | None = None
         self._channel_credentials: grpc.ChannelCredentials | None = None
         if cluster.peer_tls is not None:
             tls = cluster.peer_tls
@@ -248,27 +259,58 @@ class PodMembers(Topology):
         claim(engine, self.shard_map, self.me)
         self._engine = engine
 
-    def read_placement(self) -> Placement:
-        found = read_cluster_map(self.map_file)
-        self._check_same_graph(found)
-        if found.epoch > self.shard_map.epoch and self._engine is not None:
-            claim(self._engine, found, self.me)  # recorded before it is taken
-        self.shard_map = found
-        return found.placement
+    def attach(self, front: Front, store: GraphStore) -> None:
+        """Members that join or leave later are taken into `front` and `store`'s view."""
+        self._front, self._store = front, store
 
-    def _check_same_graph(self, found: ClusterMap) -> None:
+    def read_placement(self) -> Placement:
+        """The map's placement once it has a newer epoch (recorded in the volume first, and
+        its new members joined); the one taken before otherwise."""
+        found = read_cluster_map(self.map_file)
+        if found.epoch <= self.shard_map.epoch:
+            return self.shard_map.placement
         if found.graph != self.shard_map.graph:
             raise ConfigError(
                 f"the shard map now names graph {found.graph}, not {self.shard_map.graph}"
             )
-        if found.members != self.shard_map.members:
+        kept = min(len(found.members), len(self.shard_map.members))
+        if found.members[:kept] != self.shard_map.members[:kept]:
             raise ConfigError(
-                "the shard map names other members than this member started with; the "
-                "members are read when it starts"
+                "the shard map gives members this one knows other addresses; a member's "
+                "addresses are taken when it starts"
             )
+        if self._engine is not None:
+            claim(self._engine, found, self.me)  # recorded before it is taken
+        if found.members != self.shard_map.members:
+            self._take_members(found)
+        self.shard_map = found
+        return found.placement
+
+    def _take_members(self, found: ClusterMap) -> None:
+        """Reach the members `found` names from now on: channels and peers for those that
+        joined; those that left (they own no shard in `found`) are no longer asked, unless
+        parts of writes are still to be delivered to them."""
+        if self._front is None or self._store is None:
+            return
+        split = self._store.kv
+        assert isinstance(split, SplitKV)
+        count = len(found.members)
+        channels = {w: c for w, c in self._front.channels.items() if w < count}
+        peers = {w: p for w, p in split.peers.items() if w < count or self._store.undelivered(w)}
+        for worker in range(len(self.shard_map.members), count):
+            channels[worker] = self._channel(found.members[worker].peer)
+            if worker != self.me:
+                channel = self._channel(found.members[worker].peer)
+                peers[worker] = GrpcPeer(channel, self.me, worker, metadata=self.peer_metadata)
+        addresses = {i: member.address for i, member in enumerate(found.members)}
+        split.peers = peers
+        self._front.set_members(channels, addresses)
+        log.info("the graph has %d members now (it had %d)", count, len(self.shard_map.members))
 
     def peer_channel(self, worker: int) -> grpc.Channel:
-        target = self.shard_map.members[worker].peer
+        return self._channel(self.shard_map.members[worker].peer)
+
+    def _channel(self, target: str) -> grpc.Channel:
         options = _internal_options(self.config)
         if self._channel_credentials is None:
             return grpc.insecure_channel(target, options=options)

@@ -200,6 +200,48 @@ def test_a_newer_map_is_taken_while_serving_and_never_an_older_one(layout: PodLa
         start_server(layout.config(0))
 
 
+def _wait_for_members(address: str, count: int) -> pb.ShardMap:
+    deadline = time.monotonic() + 10
+    while len((shard_map := _stub(address).GetShardMap(pb.GetShardMapRequest())).workers) != count:
+        assert time.monotonic() < deadline, f"{address} did not take the map of {count} members"
+        time.sleep(0.1)
+    return shard_map
+
+
+def test_members_join_and_leave_a_running_graph_with_the_map(tmp_path: Path) -> None:
+    """A pod added to the map (owning nothing yet) is reached by the others without a
+    restart, answers for the whole graph, and is no longer asked once the map drops it."""
+    layout = PodLayout(tmp_path / "graph", count=3)
+    layout.count, layout.owners = 2, [s % 2 for s in range(layout.shards)]
+    layout.write_map()
+    started = [start_server(layout.config(m)) for m in (0, 1)]
+    try:
+        made = [
+            _stub(layout.address(0)).CreateSession(pb.CreateSessionRequest()).id for _ in range(8)
+        ]
+        layout.count, layout.epoch = 3, 2
+        layout.write_map()
+        started.append(start_server(layout.config(2)))
+        for member in (0, 1):
+            shard_map = _wait_for_members(layout.address(member), 3)
+            assert list(shard_map.workers) == [layout.address(m) for m in range(3)]
+        newcomer = _stub(layout.address(2))
+        listed = newcomer.ListSessions(pb.ListSessionsRequest(limit=100))
+        assert {s.id for s in listed.sessions} == set(made)
+        made.append(newcomer.CreateSession(pb.CreateSessionRequest()).id)
+        assert newcomer.GetMetrics(pb.GetMetricsRequest()).sessions == 9
+        # It leaves: the others stop asking it for their listings.
+        layout.count, layout.epoch = 2, 3
+        layout.write_map()
+        _wait_for_members(layout.address(0), 2)
+        started.pop().stop(grace=0)
+        listed = _stub(layout.address(0)).ListSessions(pb.ListSessionsRequest(limit=100))
+        assert {s.id for s in listed.sessions} == set(made)
+    finally:
+        for running in started:
+            running.stop(grace=1)
+
+
 def test_a_volume_is_served_only_as_its_own_graph_and_member(layout: PodLayout) -> None:
     start_server(layout.config(0)).stop(grace=0)
     layout.graph = "another-graph"

@@ -241,6 +241,12 @@ class Front:
     def others(self) -> list[int]:
         return [worker for worker in self.channels if worker != self.me]
 
+    def set_members(self, channels: dict[int, grpc.Channel], addresses: dict[int, str]) -> None:
+        """The graph's workers from now on (a pod joined or left): new dicts, so that calls
+        under way go on with the ones they started with."""
+        self._callables = {k: c for k, c in self._callables.items() if k[0] in channels}
+        self.channels, self.addresses = channels, addresses
+
     def reassign(self, owners: list[int], epoch: int) -> None:
         """Route by this map from now on (a shard moved)."""
         self.owners, self.epoch = list(owners), epoch

@@ -582,6 +582,10 @@ class GraphStore:
         self._outbox.written(entries)  # never delivered unless written
         self._outbox.deliver(parts.keys())  # the workers this write holds
 
+    def undelivered(self, worker: int) -> int:
+        """Parts of this worker's writes still to deliver to `worker`."""
+        return self._outbox.pending(worker) if self._outbox is not None else 0
+
     def deliver_outbox(self) -> bool:
         """Deliver what other workers have still to apply; True when nothing is left."""
         return self._outbox.retry() if self._outbox is not None else True

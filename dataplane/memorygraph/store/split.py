@@ -380,7 +380,7 @@ class Outbox:
             owner = int.from_bytes(key[len(OUTBOX_PREFIX) : len(OUTBOX_PREFIX) + 2])
             sequence = int.from_bytes(key[len(OUTBOX_PREFIX) + 2 :])
             self._pending.setdefault(owner, []).append((sequence, part))
-        self._sending = {owner: threading.Lock() for owner in kv.peers}
+        self._sending: dict[int, threading.Lock] = {}
 
     def add(self, parts: Mapping[int, bytes]) -> tuple[list[Op], list[tuple[int, int, bytes]]]:
         """The ops that put `parts` (by worker) in the outbox, to go in the write's batch, and
@@ -400,7 +400,14 @@ class Outbox:
         for owner, sequence, part in entries:
             self._pending.setdefault(owner, []).append((sequence, part))
 
-    def pending(self) -> int:
+    def _sender(self, owner: int) -> threading.Lock:
+        """The lock one delivery to `owner` holds (a worker may join the graph later)."""
+        return self._sending.setdefault(owner, threading.Lock())
+
+    def pending(self, owner: int | None = None) -> int:
+        """Entries still to deliver (to `owner`, or to any worker)."""
+        if owner is not None:
+            return len(self._pending.get(owner, ()))
         return sum(len(entries) for entries in self._pending.values())
 
     def deliver(self, owners: Collection[int]) -> bool:
@@ -408,7 +415,7 @@ class Outbox:
         holds, in order; True when none of theirs is left."""
         done = True
         for owner in sorted(owners):
-            with self._sending[owner]:
+            with self._sender(owner):
                 done &= self._send(owner, locked=True)
         return done
 
@@ -418,7 +425,7 @@ class Outbox:
         with a delivery, or whose lock is not granted soon, is tried again next time."""
         done = True
         for owner in sorted(o for o, entries in self._pending.items() if entries):
-            sending = self._sending[owner]
+            sending = self._sender(owner)
             if not sending.acquire(blocking=False):
                 done = False
                 continue
