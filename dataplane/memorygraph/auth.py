@@ -81,8 +81,12 @@ class OwnKey:
 
 
 class KeyRing:
-    def __init__(self, keys_file: Path | None, env_keys: str | None = None) -> None:
+    def __init__(
+        self, keys_file: Path | None, env_keys: str | None = None, *, what: str = "API keys"
+    ) -> None:
+        """`what` the keys are, in messages; only the API keys are counted in metrics."""
         self.keys_file = keys_file
+        self.what = what
         self._env = [k.strip() for k in (env_keys or "").split(",") if k.strip()]
         self._lock = threading.Lock()
         self._stamp: tuple[int, int] | None = None
@@ -107,11 +111,12 @@ class KeyRing:
                 reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
                 if initial:
                     raise ConfigError(
-                        f"cannot read API keys file {self.keys_file}: {reason}"
+                        f"cannot read {self.what} file {self.keys_file}: {reason}"
                     ) from exc
                 stamp, from_file, result = None, [], "unreadable"
                 log.error(
-                    "cannot read API keys file %s (%s): its keys are no longer accepted",
+                    "cannot read %s file %s (%s): its keys are no longer accepted",
+                    self.what,
                     self.keys_file,
                     reason,
                 )
@@ -119,23 +124,27 @@ class KeyRing:
                 if not from_file and not initial:
                     result = "empty"
                     log.error(
-                        "API keys file %s holds no keys: its keys are no longer accepted",
+                        "%s file %s holds no keys: its keys are no longer accepted",
+                        self.what,
                         self.keys_file,
                     )
             self._stamp = stamp
             keys += from_file
         if not keys and initial:
+            if self.what != "API keys":
+                raise ConfigError(f"the {self.what} file {self.keys_file} holds no key")
             raise ConfigError(
                 "authentication is enabled but no API keys are configured "
                 f"(auth.api_keys_file or {ENV_KEYS})"
             )
         with self._lock:
             self._digests = [_digest(k) for k in keys]
-        metrics.AUTH_KEYS.set(len(keys))
-        if not initial:
-            metrics.AUTH_KEY_RELOADS.labels(result).inc()
-            if result == "ok":
-                log.info("reloaded %d API keys", len(keys))
+        if self.what == "API keys":
+            metrics.AUTH_KEYS.set(len(keys))
+            if not initial:
+                metrics.AUTH_KEY_RELOADS.labels(result).inc()
+        if not initial and result == "ok":
+            log.info("reloaded %d %s", len(keys), self.what)
 
     def refresh(self) -> None:
         """Re-read the keys file if it changed."""

@@ -229,6 +229,11 @@ class ServerConfig(BaseModel):
     def _cluster_has_what_members_need(self) -> ServerConfig:
         cluster = self.cluster
         if cluster.map_file is None:
+            if cluster.peer_key_file is not None or cluster.peer_tls is not None:
+                raise ValueError(
+                    "cluster.peer_key_file and cluster.peer_tls need cluster.map_file (they are "
+                    "how the members of a graph served by several pods reach each other)"
+                )
             return self
         if self.worker_count > 1:
             raise ValueError(

@@ -47,11 +47,12 @@ from memorygraph.servicers.memorygraph import (
     service_handlers,
 )
 from memorygraph.servicers.moving import MapKeeper, ShardMover, finish_own_part
-from memorygraph.servicers.peers import GrpcPeer, PeerServicer
+from memorygraph.servicers.peers import PeerServicer
 from memorygraph.servicers.relay import RelayServer
 from memorygraph.servicers.restores import RestoreLimits
 from memorygraph.servicers.watchdog import PoolWatchdog
 from memorygraph.store import GraphStore, KeyValueStore, open_rocks_store
+from memorygraph.store.cluster import refuse_member_volume
 from memorygraph.store.graph_store import ShardCountMismatch
 from memorygraph.store.split import SplitKV, WorkerMap
 from memorygraph.tls import server_credentials
@@ -161,15 +162,18 @@ def _open_store(config: ServerConfig, topology: Topology | None) -> GraphStore:
             ) from exc
         raise ConfigError(f"cannot open the store in {data_dir}: {text}") from exc
     kv: KeyValueStore = engine
-    if topology is not None:
-        try:
+    try:
+        if topology is None:
+            refuse_member_volume(engine)
+        else:
             topology.opened(engine)
             kv = _split_kv(engine, topology)
-        except BaseException:
-            engine.close()
-            raise
+    except BaseException:
+        engine.close()
+        raise
+    shards = config.shards if topology is None else topology.placement.shards
     try:
-        return _graph_store(kv, config)  # closes `kv` when it refuses it
+        return _graph_store(kv, config, shards)  # closes `kv` when it refuses it
     except ShardCountMismatch as exc:
         where = f"data directory {data_dir}"
         raise ConfigError(str(ShardCountMismatch(exc.count, exc.asked, where))) from None
@@ -179,7 +183,7 @@ def _split_kv(engine: KeyValueStore, topology: Topology) -> SplitKV:
     """This worker's view of the graph: its engine, and the other workers over gRPC."""
     me = topology.me
     peers = {
-        other: GrpcPeer(topology.peer_channel(other), me, other, metadata=topology.peer_metadata)
+        other: topology.peer(topology.peer_channel(other), other)
         for other in range(topology.placement.workers)
         if other != me
     }
@@ -294,26 +298,39 @@ def _movers(
 
 
 def _map_poll(keeper: MapKeeper) -> Periodic:
-    """Takes the shard map again every MAP_POLL_SECONDS (a map this member cannot confirm is
-    not taken, and said so)."""
+    """Takes the shard map again every MAP_POLL_SECONDS; a map this member cannot take is
+    not taken, and said once (until another problem, or a map it takes)."""
+    said: list[str] = []
+
+    def take() -> None:
+        try:
+            keeper.reload()
+        except ConfigError as exc:
+            if said != [str(exc)]:
+                log.error("not taking the shard map (serving by the one taken before): %s", exc)
+                said[:] = [str(exc)]
+            return
+        said.clear()
+
     return Periodic(
         "shard-map",
         MAP_POLL_SECONDS,
-        keeper.reload,
+        take,
         log=log,
-        failure="cannot take the operator's shard map; serving by the one taken before",
+        failure="taking the operator's shard map failed; serving by the one taken before",
     )
 
 
-def _graph_store(kv: KeyValueStore, config: ServerConfig) -> GraphStore:
-    """The graph store over `kv`; `kv` closed when the directory is refused (a later open in
-    this process would otherwise find it locked)."""
+def _graph_store(kv: KeyValueStore, config: ServerConfig, shards: int | None) -> GraphStore:
+    """The graph store over `kv` with `shards` shards (None: the store's own); `kv` closed
+    when the directory is refused (a later open in this process would otherwise find it
+    locked)."""
     try:
         return GraphStore(
             kv,
             group_commit=config.durability is Durability.DURABLE,
             on_group=metrics.observe_group_commit,
-            shards=config.shards,
+            shards=shards,
         )
     except BaseException:
         kv.close()

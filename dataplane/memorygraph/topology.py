@@ -51,6 +51,11 @@ log = logging.getLogger("memorygraph.server")
 
 Metadata = Callable[[], Sequence[tuple[str, str]]]
 
+# How long a member's writers' lock lasts when the member holding it dies amid a write that
+# reached it (that member's writes wait so long): short, as nothing restarts a pod at once.
+# No move fences writes between pods, so nothing needs it longer.
+POD_LEASE_SECONDS = 3.0
+
 
 def worker_address(config: ServerConfig, worker: int) -> str:
     """Where worker `worker` of this data directory listens on its own, for clients."""
@@ -127,6 +132,10 @@ class Topology(ABC):
     @abstractmethod
     def peer_metadata(self) -> Sequence[tuple[str, str]]:
         """What this worker presents when it calls another."""
+
+    def peer(self, channel: grpc.Channel, worker: int) -> GrpcPeer:
+        """Worker `worker` as this one's store reaches it, over `channel`."""
+        return GrpcPeer(channel, self.me, worker, metadata=self.peer_metadata)
 
     def forward_credentials(self) -> Metadata | None:
         """What a forwarded call presents instead of its caller's credentials (None: the
@@ -232,6 +241,11 @@ class PodMembers(Topology):
         self.shard_map = read_cluster_map(cluster.map_file)
         self.me = cluster_member(config)
         self.placement = self.shard_map.placement
+        if config.shards is not None and config.shards != self.shard_map.shards:
+            raise ConfigError(
+                f"the shard map has {self.shard_map.shards} shards and the settings ask for "
+                f"{config.shards}: leave shards out of a member's settings"
+            )
         self._key = OwnKey(cluster.peer_key_file, environment=False)
         if self._key.current() is None:
             raise ConfigError(f"the peer key file {cluster.peer_key_file} holds no key")
@@ -269,22 +283,39 @@ class PodMembers(Topology):
         found = read_cluster_map(self.map_file)
         if found.epoch <= self.shard_map.epoch:
             return self.shard_map.placement
-        if found.graph != self.shard_map.graph:
-            raise ConfigError(
-                f"the shard map now names graph {found.graph}, not {self.shard_map.graph}"
-            )
-        kept = min(len(found.members), len(self.shard_map.members))
-        if found.members[:kept] != self.shard_map.members[:kept]:
-            raise ConfigError(
-                "the shard map gives members this one knows other addresses; a member's "
-                "addresses are taken when it starts"
-            )
+        self._check_successor(found)
         if self._engine is not None:
             claim(self._engine, found, self.me)  # recorded before it is taken
         if found.members != self.shard_map.members:
             self._take_members(found)
         self.shard_map = found
         return found.placement
+
+    def _check_successor(self, found: ClusterMap) -> None:
+        """Refuse (ConfigError) a newer map this member cannot take while it serves."""
+        current = self.shard_map
+        if found.graph != current.graph:
+            raise ConfigError(f"the shard map now names graph {found.graph}, not {current.graph}")
+        if found.shards != current.shards:
+            raise ConfigError(
+                f"the shard map now has {found.shards} shards, not {current.shards}: a graph's "
+                "number of shards never changes"
+            )
+        kept = min(len(found.members), len(current.members))
+        if found.members[:kept] != current.members[:kept]:
+            raise ConfigError(
+                "the shard map gives members this one knows other addresses; a member's "
+                "addresses are taken when it starts"
+            )
+        moved = [
+            s for s, (a, b) in enumerate(zip(current.owners, found.owners, strict=True)) if a != b
+        ]
+        if moved:
+            shard = moved[0]
+            raise ConfigError(
+                f"the shard map gives shard {shard} to member {found.owners[shard]}, but member "
+                f"{current.owners[shard]} holds it: a map alone does not move a shard's data"
+            )
 
     def _take_members(self, found: ClusterMap) -> None:
         """Reach the members `found` names from now on: channels and peers for those that
@@ -296,15 +327,18 @@ class PodMembers(Topology):
         assert isinstance(split, SplitKV)
         count = len(found.members)
         channels = {w: c for w, c in self._front.channels.items() if w < count}
+        gone = [c for w, c in self._front.channels.items() if w >= count]
         peers = {w: p for w, p in split.peers.items() if w < count or self._store.undelivered(w)}
         for worker in range(len(self.shard_map.members), count):
             channels[worker] = self._channel(found.members[worker].peer)
             if worker != self.me:
                 channel = self._channel(found.members[worker].peer)
-                peers[worker] = GrpcPeer(channel, self.me, worker, metadata=self.peer_metadata)
+                peers[worker] = self.peer(channel, worker)
         addresses = {i: member.address for i, member in enumerate(found.members)}
         split.peers = peers
         self._front.set_members(channels, addresses)
+        for channel in gone:  # calls under way on it end; none are routed to it any more
+            channel.close()
         log.info("the graph has %d members now (it had %d)", count, len(self.shard_map.members))
 
     def peer_channel(self, worker: int) -> grpc.Channel:
@@ -322,11 +356,20 @@ class PodMembers(Topology):
     def forward_credentials(self) -> Metadata | None:
         return self._key.metadata
 
+    def peer(self, channel: grpc.Channel, worker: int) -> GrpcPeer:
+        return GrpcPeer(
+            channel,
+            self.me,
+            worker,
+            metadata=self.peer_metadata,
+            lease_seconds=POD_LEASE_SECONDS,
+        )
+
     def client_addresses(self) -> dict[int, str]:
         return {i: member.address for i, member in enumerate(self.shard_map.members)}
 
     def peer_keyring(self, keyring: KeyRing | None) -> KeyRing | None:
-        return KeyRing(self.config.cluster.peer_key_file)
+        return KeyRing(self.config.cluster.peer_key_file, what="peer key")
 
     def bind_internal(self, server: grpc.Server) -> None:
         config = self.config

@@ -6,6 +6,7 @@ makes only its own shards unavailable until it is back, losing nothing acknowled
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from memorygraph.errors import ConfigError
 from memorygraph.model import parse_id
 from memorygraph.server import RunningServer, start_server
 from memorygraph.store.shards import Shards
+from memorygraph.topology import POD_LEASE_SECONDS
 from memorygraph.v1 import graph_pb2 as pb
 from memorygraph.v1 import workers_pb2 as wpb
 from memorygraph.v1.graph_pb2_grpc import MemoryGraphServiceStub
@@ -200,6 +202,96 @@ def test_a_newer_map_is_taken_while_serving_and_never_an_older_one(layout: PodLa
         start_server(layout.config(0))
 
 
+def test_a_map_that_moves_a_shard_or_changes_its_count_is_not_taken(
+    layout: PodLayout, pods: list[RunningServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Data moves between pods only with a shard move: a map that only says so is refused,
+    and the members keep serving by the one they took (said once, not every poll)."""
+    stub = _stub(layout.address(0))
+    made = [stub.CreateSession(pb.CreateSessionRequest()).id for _ in range(10)]
+    moved = _shard(made[0])
+    layout.owners[moved] = 1 - layout.owners[moved]
+    layout.epoch = 2
+    layout.write_map()
+    time.sleep(5)  # two polls and more
+    for member in (0, 1):
+        shard_map = _stub(layout.address(member)).GetShardMap(pb.GetShardMapRequest())
+        assert shard_map.epoch == 1
+        listed = _stub(layout.address(member)).ListSessions(pb.ListSessionsRequest(limit=100))
+        assert {s.id for s in listed.sessions} == set(made)
+    said = [r.getMessage() for r in caplog.records if "not taking the shard map" in r.getMessage()]
+    assert len(said) == 2 and f"gives shard {moved} to member" in said[0]  # once per member
+    layout.owners[moved] = 1 - layout.owners[moved]
+    layout.shards, layout.owners = 32, layout.owners[:32]
+    layout.write_map()
+    with pytest.raises(ConfigError, match="holds 64 shards and the shard map 32"):
+        for running in pods:
+            running.stop(grace=0)
+        start_server(layout.config(0))
+
+
+def test_a_graph_of_any_shard_count_is_served(tmp_path: Path) -> None:
+    layout = PodLayout(tmp_path / "graph", shards=32)
+    started = start_pods(layout)
+    try:
+        stub = _stub(layout.address(1))
+        made = [stub.CreateSession(pb.CreateSessionRequest()).id for _ in range(10)]
+        assert {layout.owners[_shard(s, 32)] for s in made} == {0, 1}
+        listed = _stub(layout.address(0)).ListSessions(pb.ListSessionsRequest(limit=100))
+        assert {s.id for s in listed.sessions} == set(made)
+    finally:
+        for running in started:
+            running.stop(grace=1)
+
+
+def test_a_volume_served_before_maps_goes_to_a_member_owning_every_shard(
+    layout: PodLayout,
+) -> None:
+    single = layout.settings(0)
+    del single["cluster"]
+    alone = start_server(load_config(None, single, environ={}))
+    made = _stub(layout.address(0)).CreateSession(pb.CreateSessionRequest()).id
+    alone.stop(grace=0)
+    with pytest.raises(ConfigError, match=r"the map gives shards to members \[1\]"):
+        start_server(layout.config(0))
+    layout.owners = [0] * layout.shards  # as the operator places an existing one-pod graph
+    layout.write_map()
+    started = start_pods(layout)
+    try:
+        got = _stub(layout.address(1)).GetSession(pb.GetSessionRequest(session_id=made))
+        assert got.id == made
+    finally:
+        for running in started:
+            running.stop(grace=1)
+    # From now on the volume is member 0's, and never served as a whole graph again.
+    with pytest.raises(ConfigError, match=r"member 0's of graph .* start it with the graph's"):
+        start_server(load_config(None, single, environ={}))
+
+
+def test_a_member_refused_by_another_tells_its_caller_to_try_again(tmp_path: Path) -> None:
+    """A peer key that differs between members (a rotation under way) is no client's fault."""
+    layout = PodLayout(tmp_path / "graph")
+    other_key = tmp_path / "other.key"
+    other_key.write_text("not-the-graph-key\n")
+    started = [
+        start_server(layout.config(0, cluster={"peer_key_file": str(other_key)})),
+        start_server(layout.config(1)),
+    ]
+    try:
+        stub = _stub(layout.address(0))
+        codes = set()
+        for _ in range(20):  # new sessions land on both members' shards
+            try:
+                stub.CreateSession(pb.CreateSessionRequest())
+            except grpc.RpcError as error:
+                codes.add(error.code())
+                assert "refused this one; try again" in (error.details() or "")
+        assert codes == {grpc.StatusCode.UNAVAILABLE}
+    finally:
+        for running in started:
+            running.stop(grace=1)
+
+
 def _wait_for_members(address: str, count: int) -> pb.ShardMap:
     deadline = time.monotonic() + 10
     while len((shard_map := _stub(address).GetShardMap(pb.GetShardMapRequest())).workers) != count:
@@ -221,10 +313,13 @@ def test_members_join_and_leave_a_running_graph_with_the_map(tmp_path: Path) -> 
         ]
         layout.count, layout.epoch = 3, 2
         layout.write_map()
-        started.append(start_server(layout.config(2)))
         for member in (0, 1):
             shard_map = _wait_for_members(layout.address(member), 3)
             assert list(shard_map.workers) == [layout.address(m) for m in range(3)]
+        # Named before its pod serves: it owns nothing, so listings do not wait for it.
+        listed = _stub(layout.address(0)).ListSessions(pb.ListSessionsRequest(limit=100))
+        assert {s.id for s in listed.sessions} == set(made)
+        started.append(start_server(layout.config(2)))
         newcomer = _stub(layout.address(2))
         listed = newcomer.ListSessions(pb.ListSessionsRequest(limit=100))
         assert {s.id for s in listed.sessions} == set(made)
@@ -408,3 +503,49 @@ def test_a_member_killed_amid_writes_pauses_only_its_shards_and_loses_nothing(
             if member.proc is not None:
                 member.stop()
     assert f"as member 1 of 2 of graph {layout.graph}" in members[1].output()
+
+
+@pytest.mark.slow
+def test_a_member_killed_amid_writes_reaching_another_holds_it_back_at_most_a_lease(
+    layout: PodLayout,
+) -> None:
+    """Writes of member 1 that reach member 0 (edges between their sessions) take member 0's
+    writers' lock; killed holding it, member 1 holds member 0's own writes back only until the
+    lock's lease runs out."""
+    members = [PodProcess(layout, m).start() for m in range(layout.count)]
+    try:
+        stub = _stub(layout.address(0))
+        made = [stub.CreateSession(pb.CreateSessionRequest()).id for _ in range(12)]
+        here = next(s for s in made if layout.owners[_shard(s)] == 0)
+        there = next(s for s in made if layout.owners[_shard(s)] == 1)
+        target = stub.AddPrompt(pb.AddPromptRequest(session_id=here, content="a")).id
+        source = stub.AddPrompt(pb.AddPromptRequest(session_id=there, content="b")).id
+        stopping = threading.Event()
+
+        def reach_member_0() -> None:
+            own = _stub(layout.address(1))
+            edge = pb.CreateEdgeRequest(
+                source_id=source, target_id=target, kind=pb.EDGE_KIND_REFERENCES
+            )
+            while not stopping.is_set():
+                with contextlib.suppress(grpc.RpcError):
+                    own.CreateEdge(edge, timeout=5)
+
+        threads = [threading.Thread(target=reach_member_0) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        time.sleep(1.5)
+        members[1].kill()
+        stopping.set()
+        for thread in threads:
+            thread.join(10)
+        slowest = 0.0
+        for _ in range(20):
+            started = time.monotonic()
+            stub.AddPrompt(pb.AddPromptRequest(session_id=here, content="x"), timeout=30)
+            slowest = max(slowest, time.monotonic() - started)
+        assert slowest < POD_LEASE_SECONDS + 1.0
+    finally:
+        for member in members:
+            if member.proc is not None:
+                member.stop()

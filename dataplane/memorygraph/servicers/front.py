@@ -90,6 +90,11 @@ def _passed_on(error: grpc.RpcError) -> RequestError:
         return DeadlineExceeded("the deadline passed before another worker answered")
     if not answered and code is grpc.StatusCode.UNAVAILABLE:
         return Unavailable("another worker of this graph is not reachable; try again")
+    if not answered and code is grpc.StatusCode.UNAUTHENTICATED:
+        # The caller's credentials were taken here: the other worker refused this one's (a
+        # peer key being rotated, or not the same on every pod).
+        log.error("another worker of this graph refused this worker's credentials: %s", details)
+        return Unavailable("another worker of this graph refused this one; try again")
     return answered_error(code, details)
 
 
@@ -239,7 +244,10 @@ class Front:
             raise _passed_on(error) from None
 
     def others(self) -> list[int]:
-        return [worker for worker in self.channels if worker != self.me]
+        """The other workers a call over every shard asks: those owning a shard (a worker
+        owning none, as a pod that just joined, has nothing to add, and may not be up yet)."""
+        owning = set(self.owners)
+        return [worker for worker in self.channels if worker != self.me and worker in owning]
 
     def set_members(self, channels: dict[int, grpc.Channel], addresses: dict[int, str]) -> None:
         """The graph's workers from now on (a pod joined or left): new dicts, so that calls
@@ -626,7 +634,7 @@ def merged_events(
 ) -> Iterator[pb.Event]:
     """Every worker's events in sequence order: an event goes out once every other worker
     has sent a later event or a watermark at or past it (so none can still come before it)."""
-    workers = sorted(front.channels)
+    workers = sorted([front.me, *front.others()])
     arrivals: queue.Queue[Any] = queue.Queue(maxsize=_MERGE_BUFFER)
     calls: list[Any] = []
     readers = [

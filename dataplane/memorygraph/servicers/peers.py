@@ -164,12 +164,16 @@ class GrpcPeer:
         *,
         metadata: Callable[[], Sequence[tuple[str, str]]] = tuple,
         lock_seconds: float = 2.0,
+        lease_seconds: float = LEASE_SECONDS,
     ) -> None:
-        """`metadata()`: what each call presents (the server's own key, when auth is on)."""
+        """`metadata()`: what each call presents (the server's own key, when auth is on).
+        `lease_seconds`: how long a writers' lock this worker takes there lasts should this
+        worker die holding it (the other worker's writes wait that long)."""
         self._stub = wgrpc.WorkerPeerStub(channel)
         self._me, self._worker = me, worker
         self._metadata = metadata
         self._lock_seconds = lock_seconds
+        self._lease_seconds = lease_seconds
         self._held = threading.local()  # the lease this thread's write holds
 
     def _unreachable(self, error: grpc.RpcError) -> Unavailable:
@@ -244,7 +248,7 @@ class GrpcPeer:
     def lock(self, origin: int) -> None:
         try:
             response = self._stub.Lock(
-                wpb.PeerLockRequest(origin=self._me, lease_seconds=LEASE_SECONDS),
+                wpb.PeerLockRequest(origin=self._me, lease_seconds=self._lease_seconds),
                 timeout=self._lock_seconds + CALL_SECONDS,
                 metadata=self._metadata(),
             )

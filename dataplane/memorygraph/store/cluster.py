@@ -27,7 +27,7 @@ from memorygraph.store.kv import KeyValueStore
 from memorygraph.store.placement import MAX_WORKERS, Placement
 from memorygraph.store.shards import check_shard_count
 
-__all__ = ["ClusterMap", "Member", "claim", "read_cluster_map"]
+__all__ = ["ClusterMap", "Member", "claim", "read_cluster_map", "refuse_member_volume"]
 
 GRAPH_KEY = b"cluster/graph"
 MEMBER_KEY = b"cluster/member"
@@ -117,8 +117,9 @@ def read_cluster_map(path: Path) -> ClusterMap:
 
 def claim(kv: KeyValueStore, shard_map: ClusterMap, member: int) -> None:
     """Serve `kv` as member `member` of `shard_map`'s graph at its epoch: recorded in a new
-    store; refused (ConfigError) for a store of another graph or member, or a map older than
-    one this store was given."""
+    store; refused (ConfigError) for a store of another graph or member, of another number of
+    shards, served before maps (so holding every shard) while the map gives shards to other
+    members, or given a newer map before."""
     if not 0 <= member < len(shard_map.members):
         raise ConfigError(
             f"the shard map names {len(shard_map.members)} members and not this one "
@@ -130,6 +131,18 @@ def claim(kv: KeyValueStore, shard_map: ClusterMap, member: int) -> None:
             f"this volume holds graph {graph.decode()}, not {shard_map.graph}: refusing to "
             "serve it as another graph's"
         )
+    recorded = kv.get(keys.CF_META, keys.SHARDS_KEY)
+    if recorded is not None and int(recorded) != shard_map.shards:
+        raise ConfigError(
+            f"this volume holds {int(recorded)} shards and the shard map {shard_map.shards}"
+        )
+    if graph is None and recorded is not None:  # served before maps: it holds every shard
+        others = sorted({owner for owner in shard_map.owners if owner != member})
+        if others:
+            raise ConfigError(
+                "this volume holds a graph served by one process before shard maps, every "
+                f"shard of it; the map gives shards to members {others}, where its data is not"
+            )
     mine = kv.get(keys.CF_META, MEMBER_KEY)
     if mine is not None and int(mine) != member:
         raise ConfigError(
@@ -149,3 +162,15 @@ def claim(kv: KeyValueStore, shard_map: ClusterMap, member: int) -> None:
         ],
         sync=True,
     )
+
+
+def refuse_member_volume(kv: KeyValueStore) -> None:
+    """Refuse (ConfigError) to serve a member's volume as a whole graph: it holds only the
+    shards its map gave it."""
+    graph = kv.get(keys.CF_META, GRAPH_KEY)
+    if graph is not None:
+        member = int(kv.get(keys.CF_META, MEMBER_KEY) or b"0")
+        raise ConfigError(
+            f"this volume is member {member}'s of graph {graph.decode()}, which holds only "
+            "its shards: start it with the graph's cluster settings"
+        )
