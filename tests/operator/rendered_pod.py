@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import socket
@@ -20,8 +21,11 @@ from memorygraph_operator.render import (
     GraphInputs,
     Names,
     RenderEnv,
+    ShardMap,
     render_auth_secret,
     render_configmap,
+    render_peer_secret,
+    render_shard_map,
     render_statefulset,
 )
 from memorygraph_operator.render.archival import ARCHIVAL_KEY
@@ -32,6 +36,7 @@ from tests.dataplane.certs import Authority
 CLIENT_KEY = "client-key-for-the-contract-test"
 ARCHIVAL_API_KEY = "archival-key-for-the-contract-test"
 VAULT_TOKEN = "vault-token-for-the-contract-test"
+PEER_KEY = "peer-key-for-the-contract-test"
 
 
 def _rendered(case: str) -> tuple[GraphInputs, RenderEnv, dict[str, Any], dict[str, Any]]:
@@ -113,9 +118,21 @@ class Pod:
         self.log = root / "pod.log"
         for path in self.mounts.values():
             path.mkdir(parents=True)
+        configmaps = {cm["metadata"]["name"]: cm["data"]}
+        if g.shard_map is not None:
+            # It runs alone here: every shard on it, as on the one pod of a graph made before
+            # maps (a graph's other pods are not started).
+            alone = ShardMap(1, (0,) * len(g.shard_map.owners), g.shard_map.members)
+            g = dataclasses.replace(g, shard_map=alone)
+        shard_map = render_shard_map(g, RenderEnv())
+        if shard_map is not None:
+            configmaps[shard_map["metadata"]["name"]] = shard_map["data"]
         for path, (source, key) in _mounted_files(cm, sts).items():
             kind, name = source.split("/", 1)
-            data = cm["data"][key].encode() if kind == "configMap" else self.secrets[name][key]
+            if kind == "configMap":
+                data = configmaps[name][key].encode()
+            else:
+                data = self.secrets[name][key]
             if key == "memorygraph.yaml":
                 data = self._localise_config(data.decode()).encode()
             target = self.local(path)
@@ -135,6 +152,11 @@ class Pod:
             secrets[g.spec.auth.secret_ref.name] = {
                 "api-keys": f"{CLIENT_KEY}\n{ARCHIVAL_API_KEY}\n".encode(),
                 ARCHIVAL_KEY: ARCHIVAL_API_KEY.encode(),
+            }
+        peer = render_peer_secret(g, PEER_KEY)
+        if peer is not None:
+            secrets[Names(g.name).peer_secret] = {
+                k: v.encode() for k, v in peer["stringData"].items()
             }
         if g.spec.tls is not None:
             pki = self.root / "pki"
@@ -176,6 +198,8 @@ class Pod:
         config = walk(yaml.safe_load(text))
         config["port"] = self.ports[config["port"]]
         config["metrics_port"] = self.ports[config["metrics_port"]]
+        if "cluster" in config:
+            config["cluster"]["peer_port"] = self.ports[config["cluster"]["peer_port"]]
         return yaml.safe_dump(config)
 
     def start(self) -> Pod:

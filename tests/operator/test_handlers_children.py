@@ -120,7 +120,7 @@ async def test_periodic_resync_repairs_children_nobody_watches(
     api.edit("networking.k8s.io/v1/networkpolicies", NS, "chat-memory", {"spec": {"ingress": None}})
     await resync_all(memo, log)
     policy = api.read("networking.k8s.io/v1/networkpolicies", NS, "chat-memory")
-    assert policy is not None and len(policy["spec"]["ingress"]) == 1
+    assert policy is not None and len(policy["spec"]["ingress"]) == 2  # gRPC and peers
 
 
 async def test_gitops_labels_and_annotations_never_reach_the_children(

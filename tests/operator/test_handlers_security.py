@@ -100,7 +100,12 @@ async def test_a_graph_without_settings_admits_its_namespace_and_nobody_to_its_m
     grpc = _rule(ingress, 50051)
     assert grpc is not None and {"podSelector": {}} in grpc["from"]
     assert all(set(peer) == {"podSelector"} for peer in grpc["from"])  # this namespace only
-    assert _rule(ingress, 9090) is None and len(ingress) == 1
+    assert _rule(ingress, 9090) is None and len(ingress) == 2
+    # The peer port: the graph's own pods, nobody else.
+    assert _rule(ingress, 50052) == {
+        "from": [{"podSelector": {"matchLabels": grpc["from"][0]["podSelector"]["matchLabels"]}}],
+        "ports": [{"port": 50052, "protocol": "TCP"}],
+    }
 
 
 async def test_the_metrics_port_admits_the_installations_namespaces_or_the_graphs_own_sources(

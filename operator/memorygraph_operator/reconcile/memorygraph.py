@@ -40,14 +40,20 @@ from memorygraph_operator.reconcile.usage import PLUGIN, record_plugin_users
 from memorygraph_operator.render import (
     Child,
     GraphInputs,
+    MapPlan,
     Names,
     RenderEnv,
     config_hash,
     needs_generated_auth_secret,
+    parse_shard_map,
+    plan_shard_map,
     render_auth_secret,
     render_children,
+    render_peer_secret,
 )
 from memorygraph_operator.render.metadata import selector_labels
+from memorygraph_operator.render.shardmap import SHARD_MAP_KEY
+from memorygraph_operator.render.statefulset import ANNOTATION_SHARD_MAP, statefulset_replicas
 
 __all__ = [
     "GRAPH",
@@ -62,6 +68,8 @@ __all__ = [
 
 GRAPH = resource_for(API_VERSION, "MemoryGraph")
 SECRET = resource_for("v1", "Secret")
+CONFIGMAP = resource_for("v1", "ConfigMap")
+STATEFULSET = resource_for("apps/v1", "StatefulSet")
 PVC = resource_for("v1", "PersistentVolumeClaim")
 _DELETE_WAIT_STEPS = 60
 _DELETE_WAIT_SECONDS = 0.5
@@ -282,6 +290,64 @@ async def _ensure_auth_secret(run: _Run, g: GraphInputs) -> None:
         )
 
 
+async def _plan_placement(run: _Run, g: GraphInputs) -> MapPlan:
+    """The graph's next shard map (see :mod:`memorygraph_operator.render.shardmap`), from the
+    one in the API server."""
+    names = Names(g.name)
+    body = await run.reads.with_data(CONFIGMAP, g.namespace, names.shard_map)
+    current = None
+    if body is not None and controlled_by(body, g.uid):
+        current = parse_shard_map((body.get("data") or {}).get(SHARD_MAP_KEY))
+    if current is not None:
+        return plan_shard_map(g, current, None)
+    sts = await run.get(Child("apps/v1", "StatefulSet", names.statefulset, None), g)
+    if sts is None:
+        return plan_shard_map(g, None, None)  # a new graph
+    annotations = (sts.body.get("metadata") or {}).get("annotations") or {}
+    if ANNOTATION_SHARD_MAP in annotations:
+        # Its pods serve a map that is gone: nothing may be rendered for them until it is back.
+        return MapPlan(None, f"the shard map ConfigMap {names.shard_map} is gone")
+    replicas = int((sts.body.get("spec") or {}).get("replicas") or 0)
+    selector = ",".join(f"{k}={v}" for k, v in selector_labels(g).items())
+    claims = await run.kube.list(PVC, g.namespace, selector)
+    return plan_shard_map(g, None, max(replicas, len(claims)))
+
+
+def new_peer_key() -> str:
+    """A new random key for a graph's pods to present to each other (256 bits)."""
+    return "mgp_" + secrets.token_urlsafe(32)
+
+
+async def _ensure_peer_secret(run: _Run, g: GraphInputs) -> None:
+    """Create the peer-key Secret once (as the API keys); never update nor delete it."""
+    if g.shard_map is None:
+        return
+    name = Names(g.name).peer_secret
+    existing = await run.kube.get(SECRET, g.namespace, name)
+    if existing is None:
+        body = render_peer_secret(g, new_peer_key())
+        assert body is not None
+        with contextlib.suppress(Conflict):  # created concurrently: whichever key won
+            await run.kube.create(body)
+        await run.event(
+            "Normal", EventReason.PEER_KEY_GENERATED, f"peer key generated in Secret {name}"
+        )
+    elif not controlled_by(existing, g.uid):
+        run.problems.append(
+            (Reason.CHILD_CONFLICT, f"Secret {name} exists and is not owned by this graph")
+        )
+
+
+def _placement_problem(plan: MapPlan) -> tuple[Reason, str] | None:
+    if plan.held is None:
+        return None
+    if plan.shard_map is not None:
+        return (Reason.SCALE_IN_HELD, plan.held)
+    if plan.held.startswith("the shard map ConfigMap"):
+        return (Reason.SHARD_MAP_MISSING, plan.held)
+    return (Reason.INDEPENDENT_STORES, plan.held)
+
+
 async def _warn_exposed_without_tls(
     run: _Run, g: GraphInputs, child: Child, existing: Observed | None
 ) -> None:
@@ -327,6 +393,38 @@ async def _patch_status(run: _Run, status: dict[str, Any]) -> None:
         )
     for type_, reason, msg in transition_events(previous.get("conditions"), status["conditions"]):
         await run.event(type_, reason, msg)
+
+
+async def _apply_children(
+    run: _Run, g: GraphInputs, env: RenderEnv, sm_available: bool, *, hold_pods: bool
+) -> dict[str, dict[str, Any] | None]:
+    """Apply or prune every child in order; the StatefulSet is left as it is while its pods'
+    shard map is not written (``hold_pods``, or its apply failed just now). Returns the
+    applied bodies by kind."""
+    observed: dict[str, dict[str, Any] | None] = {}
+    map_written = not hold_pods
+    names = Names(g.name)
+    for child in render_children(g, env):
+        if child.kind == "ServiceMonitor" and not sm_available:
+            continue  # neither applicable nor listable without the CRD
+        if child.kind == "StatefulSet" and not map_written:
+            continue  # its pods would read a map that is not there
+        existing = await run.get(child, g)
+        if child.kind == "Service" and child.name == names.service:
+            await _warn_exposed_without_tls(run, g, child, existing)
+        if child.body is not None:
+            observed[child.kind] = await run.apply(child, g, existing)
+            if child.name == names.shard_map:
+                applied = observed[child.kind]
+                map_written = applied is not None
+                if applied is not None:  # as applied: its data, at the version it got
+                    meta = {**child.body["metadata"], **applied["metadata"]}
+                    run.reads.remember_data(
+                        g.namespace, child.name, {**child.body, "metadata": meta}
+                    )
+        elif child.name != names.shard_map:  # a map is never taken back
+            await run.prune(child, g, existing)
+    return observed
 
 
 async def reconcile_graph(
@@ -383,19 +481,15 @@ async def reconcile_graph(
             )
         )
 
+    plan = await _plan_placement(run, g)
+    g = dataclasses.replace(g, shard_map=plan.shard_map)
+    if (problem := _placement_problem(plan)) is not None:
+        run.problems.append(problem)
     await _ensure_auth_secret(run, g)
+    await _ensure_peer_secret(run, g)
 
-    observed: dict[str, dict[str, Any] | None] = {}
-    for child in render_children(g, env):
-        if child.kind == "ServiceMonitor" and not sm_available:
-            continue  # neither applicable nor listable without the CRD
-        existing = await run.get(child, g)
-        if child.kind == "Service" and child.name == Names(g.name).service:
-            await _warn_exposed_without_tls(run, g, child, existing)
-        if child.body is not None:
-            observed[child.kind] = await run.apply(child, g, existing)
-        else:
-            await run.prune(child, g, existing)
+    hold_pods = problem is not None and problem[0] is Reason.SHARD_MAP_MISSING
+    observed = await _apply_children(run, g, env, sm_available, hold_pods=hold_pods)
 
     sts = observed.get("StatefulSet")
     obs = Observation(
@@ -403,7 +497,7 @@ async def reconcile_graph(
         namespace=namespace,
         generation=meta.get("generation"),
         statefulset=sts,
-        desired_replicas=None if g.spec.autoscaled else g.spec.replicas,
+        desired_replicas=None if g.spec.autoscaled else statefulset_replicas(g),
         autoscaled=g.spec.autoscaled,
         selector=",".join(f"{k}={v}" for k, v in selector_labels(g).items()),
         config_hash=config_hash(g),

@@ -59,6 +59,9 @@ class ClusterReads:
         # Entries a watch still shows of objects a listing no longer has: (kind, namespace,
         # name, uid, resourceVersion). See :meth:`forget_missing`.
         self._gone: set[tuple[str, str, str, str, str]] = set()
+        # The data of ConfigMaps read for it (the watches keep none), by the resourceVersion
+        # it was read at: (namespace, name) → (resourceVersion, body).
+        self._with_data: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
 
     def use_watches(
         self,
@@ -76,6 +79,31 @@ class ClusterReads:
     def watched(self) -> bool:
         """Whether children come from watches (so a reconcile reads none from the API)."""
         return bool(self._children)
+
+    async def with_data(self, rt: ResourceType, namespace: str, name: str) -> dict[str, Any] | None:
+        """The whole object, data included, read from the API only when the watch shows it
+        changed since it was last read (an unchanged one costs no request)."""
+        seen = await self.child(rt, namespace, name)
+        if seen is None:
+            self._with_data.pop((namespace, name), None)
+            return None
+        version = str(seen.body["metadata"].get("resourceVersion") or "")
+        kept = self._with_data.get((namespace, name))
+        if version and kept is not None and kept[0] == version:
+            return kept[1]
+        body = await self.kube.get(rt, namespace, name)
+        if body is None:
+            return None
+        read_at = str(body["metadata"].get("resourceVersion") or "")
+        self._with_data[(namespace, name)] = (read_at, body)
+        return body
+
+    def remember_data(self, namespace: str, name: str, body: Mapping[str, Any]) -> None:
+        """``body`` is the object as the API server holds it now (just applied): the next
+        :meth:`with_data` needs no request for it."""
+        version = str((body.get("metadata") or {}).get("resourceVersion") or "")
+        if version:
+            self._with_data[(namespace, name)] = (version, dict(body))
 
     async def child(self, rt: ResourceType, namespace: str, name: str) -> Observed | None:
         """The child as last seen, or None when it does not exist."""

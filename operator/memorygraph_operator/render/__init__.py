@@ -16,18 +16,33 @@ from memorygraph_operator.render.context import GraphInputs, NamedPlugin, Render
 from memorygraph_operator.render.monitoring import render_service_monitor
 from memorygraph_operator.render.names import Names
 from memorygraph_operator.render.networkpolicy import render_network_policy
-from memorygraph_operator.render.secrets import needs_generated_auth_secret, render_auth_secret
+from memorygraph_operator.render.secrets import (
+    needs_generated_auth_secret,
+    render_auth_secret,
+    render_peer_secret,
+)
 from memorygraph_operator.render.services import render_client_service, render_headless_service
+from memorygraph_operator.render.shardmap import (
+    MapPlan,
+    ShardMap,
+    parse_shard_map,
+    plan_shard_map,
+    render_shard_map,
+)
 from memorygraph_operator.render.statefulset import render_statefulset
 
 __all__ = [
     "Child",
     "GraphInputs",
+    "MapPlan",
     "NamedPlugin",
     "Names",
     "RenderEnv",
+    "ShardMap",
     "config_hash",
     "needs_generated_auth_secret",
+    "parse_shard_map",
+    "plan_shard_map",
     "render_archival_cronjob",
     "render_auth_secret",
     "render_children",
@@ -37,7 +52,9 @@ __all__ = [
     "render_hpa",
     "render_network_policy",
     "render_pdb",
+    "render_peer_secret",
     "render_service_monitor",
+    "render_shard_map",
     "render_statefulset",
 ]
 
@@ -55,11 +72,12 @@ class Child:
 def render_children(g: GraphInputs, env: RenderEnv) -> list[Child]:
     """Every child the operator applies, in apply order (config before the pods that read it).
 
-    The generated auth Secret is not here: it is created once, never re-applied (see
-    :func:`render_auth_secret`).
+    The generated auth and peer Secrets are not here: they are created once, never re-applied
+    (see :func:`render_auth_secret`).
     """
     n = Names(g.name)
     return [
+        Child("v1", "ConfigMap", n.shard_map, render_shard_map(g, env)),
         Child("v1", "ConfigMap", n.configmap, render_configmap(g)),
         Child("v1", "Service", n.headless_service, render_headless_service(g)),
         Child("v1", "Service", n.service, render_client_service(g)),

@@ -13,14 +13,22 @@ import yaml
 
 from memorygraph_operator.api.memorygraph import DEFAULT_SHARDS
 from memorygraph_operator.render.context import GraphInputs, NamedPlugin
-from memorygraph_operator.render.image import CONFIG_DIR, DATA_MOUNT, GRPC_PORT, METRICS_PORT
+from memorygraph_operator.render.image import (
+    CONFIG_DIR,
+    DATA_MOUNT,
+    GRPC_PORT,
+    METRICS_PORT,
+    PEER_PORT,
+)
 from memorygraph_operator.render.metadata import object_meta
 from memorygraph_operator.render.names import Names
 
 __all__ = [
     "AUTH_DIR",
+    "PEER_DIR",
     "PLUGIN_SECRETS_DIR",
     "REGISTRY_DIR",
+    "SHARD_MAP_DIR",
     "TLS_DIR",
     "config_hash",
     "plugin_entry",
@@ -33,6 +41,8 @@ AUTH_DIR = f"{CONFIG_DIR}/auth"
 TLS_DIR = f"{CONFIG_DIR}/tls"
 REGISTRY_DIR = f"{CONFIG_DIR}/registry"
 PLUGIN_SECRETS_DIR = f"{CONFIG_DIR}/plugin-secrets"
+SHARD_MAP_DIR = f"{CONFIG_DIR}/shards"
+PEER_DIR = f"{CONFIG_DIR}/peer"
 
 
 def _dump(data: dict[str, Any]) -> str:
@@ -65,6 +75,14 @@ def render_server_yaml(g: GraphInputs) -> str:
         }
         if spec.tls.require_client_certificate:
             config["tls"]["client_ca_file"] = f"{TLS_DIR}/ca.crt"
+    if g.shard_map is not None:
+        # Which shards this pod serves, and how it reaches the others (the map's epochs come
+        # and go in its own ConfigMap, without touching this file or rolling the pods).
+        config["cluster"] = {
+            "map_file": f"{SHARD_MAP_DIR}/map.json",
+            "peer_port": PEER_PORT,
+            "peer_key_file": f"{PEER_DIR}/key",
+        }
     if spec.registry is not None:
         config["registry"] = {"url": spec.registry.url}
         if spec.registry.secret_ref is not None:

@@ -12,7 +12,7 @@ from memorygraph_operator.api.memorygraph import MemoryGraphSpec
 from memorygraph_operator.api.plugin import PluginSpec
 from memorygraph_operator.render.image import DEFAULT_IMAGE
 
-__all__ = ["GraphInputs", "NamedPlugin", "RenderEnv"]
+__all__ = ["GraphInputs", "NamedPlugin", "RenderEnv", "ShardMap"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,20 @@ class NamedPlugin:
 
 
 @dataclass(frozen=True)
+class ShardMap:
+    """What the map says: its epoch, each shard's owner, and how many pods it names."""
+
+    epoch: int
+    owners: tuple[int, ...]
+    members: int
+
+    @property
+    def floor(self) -> int:
+        """The fewest pods the map can shrink to: up to the last one owning a shard."""
+        return max(self.owners, default=0) + 1
+
+
+@dataclass(frozen=True)
 class GraphInputs:
     """One MemoryGraph as the renderers see it."""
 
@@ -44,6 +58,9 @@ class GraphInputs:
     spec: MemoryGraphSpec
     plugins: tuple[NamedPlugin, ...] = ()
     restarted_at: str | None = None
+    # The shard map the operator writes for it (`render.shardmap`); None: its pods each serve
+    # a store of their own, as before maps.
+    shard_map: ShardMap | None = None
 
     def image_in(self, env: RenderEnv) -> str:
         """Image of the graph's pods in ``env``."""

@@ -17,6 +17,7 @@ __all__ = [
     "GRPC_PORT",
     "IMAGE_REPOSITORY",
     "METRICS_PORT",
+    "PEER_PORT",
     "RUN_AS",
     "container_security_context",
     "pod_security_context",
@@ -27,6 +28,7 @@ IMAGE_REPOSITORY = "ghcr.io/memorygraph/memorygraph"
 DEFAULT_IMAGE = f"{IMAGE_REPOSITORY}:{__version__}"
 GRPC_PORT = 50051
 METRICS_PORT = 9090
+PEER_PORT = 50052  # where a graph's pods call each other
 RUN_AS = 65532
 CONFIG_DIR = "/etc/memorygraph"
 DATA_MOUNT = "/var/lib/memorygraph"

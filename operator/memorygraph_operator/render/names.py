@@ -18,4 +18,6 @@ class Names:
         self.service_monitor = graph
         self.cronjob = f"{graph}-archival"
         self.auth_secret = f"{graph}-api-keys"
+        self.shard_map = f"{graph}-shards"
+        self.peer_secret = f"{graph}-peer"
         self.network_policy = graph

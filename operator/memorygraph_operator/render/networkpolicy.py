@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from memorygraph_operator.render.context import GraphInputs, RenderEnv
-from memorygraph_operator.render.image import GRPC_PORT, METRICS_PORT
+from memorygraph_operator.render.image import GRPC_PORT, METRICS_PORT, PEER_PORT
 from memorygraph_operator.render.metadata import LABEL_ARCHIVAL, object_meta, selector_labels
 from memorygraph_operator.render.names import Names
 
@@ -40,8 +40,9 @@ def _metrics_peers(g: GraphInputs, env: RenderEnv) -> list[dict[str, Any]]:
 
 
 def render_network_policy(g: GraphInputs, env: RenderEnv) -> dict[str, Any] | None:
-    """Ingress to the graph's pods: gRPC from its clients, own pods and archival Job; metrics
-    from the scraping sources. None when the policy is switched off.
+    """Ingress to the graph's pods: gRPC from its clients, own pods and archival Job; the peer
+    port from its own pods; metrics from the scraping sources. None when the policy is
+    switched off.
 
     Clients default to the graph's namespace, or to every source when a NodePort or
     LoadBalancer Service exposes the graph; the metrics port admits only the sources the graph
@@ -52,6 +53,13 @@ def render_network_policy(g: GraphInputs, env: RenderEnv) -> dict[str, Any] | No
     if np is not None and not np.enabled:
         return None
     ingress: list[dict[str, Any]] = [_grpc_rule(g)]
+    if g.shard_map is not None:  # the peer port: the graph's own pods only
+        ingress.append(
+            {
+                "from": [{"podSelector": {"matchLabels": selector_labels(g)}}],
+                "ports": [{"port": PEER_PORT, "protocol": "TCP"}],
+            }
+        )
     metrics = _metrics_peers(g, env)
     if metrics:
         ingress.append({"from": metrics, "ports": [{"port": METRICS_PORT, "protocol": "TCP"}]})

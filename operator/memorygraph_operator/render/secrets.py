@@ -12,9 +12,11 @@ __all__ = [
     "API_KEYS_KEY",
     "ARCHIVAL_KEY",
     "CLIENT_KEY",
+    "PEER_KEY",
     "auth_secret_name",
     "needs_generated_auth_secret",
     "render_auth_secret",
+    "render_peer_secret",
 ]
 
 # Keys of the auth Secret: every accepted key, one per line (what the server reads); the single
@@ -22,6 +24,8 @@ __all__ = [
 API_KEYS_KEY = "api-keys"
 ARCHIVAL_KEY = "archival-api-key"
 CLIENT_KEY = "api-key"
+# Key of the peer Secret: the key a graph's pods present to each other's peer ports.
+PEER_KEY = "key"
 
 
 def auth_secret_name(g: GraphInputs) -> str | None:
@@ -59,4 +63,19 @@ def render_auth_secret(g: GraphInputs, client_key: str, archival_key: str) -> di
             API_KEYS_KEY: f"{client_key}\n{archival_key}\n",
             ARCHIVAL_KEY: archival_key,
         },
+    }
+
+
+def render_peer_secret(g: GraphInputs, key: str) -> dict[str, Any] | None:
+    """The Secret with the key the graph's pods present to each other, or None when the graph
+    has no shard map (its pods do not call each other). Like the API keys, ``key`` is drawn by
+    the caller, which creates the Secret once."""
+    if g.shard_map is None:
+        return None
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": object_meta(g, Names(g.name).peer_secret, "peer"),
+        "type": "Opaque",
+        "stringData": {PEER_KEY: key},
     }

@@ -6,7 +6,7 @@ from typing import Any
 
 from memorygraph_operator.api.base import GROUP
 from memorygraph_operator.render.context import GraphInputs
-from memorygraph_operator.render.image import GRPC_PORT, METRICS_PORT
+from memorygraph_operator.render.image import GRPC_PORT, METRICS_PORT, PEER_PORT
 from memorygraph_operator.render.metadata import object_meta, selector_labels
 from memorygraph_operator.render.names import Names
 
@@ -41,9 +41,25 @@ def render_headless_service(g: GraphInputs) -> dict[str, Any]:
             # by name while it starts.
             "publishNotReadyAddresses": True,
             "selector": selector_labels(g),
-            "ports": [dict(p) for p in _PORTS],
+            "ports": [dict(p) for p in _PORTS] + _peer_ports(g),
         },
     }
+
+
+def _peer_ports(g: GraphInputs) -> list[dict[str, Any]]:
+    """The port a graph's pods call each other on, by their headless names (never on the
+    client Service)."""
+    if g.shard_map is None:
+        return []
+    return [
+        {
+            "name": "peer",
+            "port": PEER_PORT,
+            "targetPort": "peer",
+            "protocol": "TCP",
+            "appProtocol": "grpc",
+        }
+    ]
 
 
 def render_client_service(g: GraphInputs) -> dict[str, Any]:

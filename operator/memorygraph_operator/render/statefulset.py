@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from memorygraph_operator.api.base import GROUP
 from memorygraph_operator.render.config import (
     AUTH_DIR,
+    PEER_DIR,
     PLUGIN_SECRETS_DIR,
     REGISTRY_DIR,
+    SHARD_MAP_DIR,
     TLS_DIR,
     config_hash,
 )
@@ -22,6 +25,7 @@ from memorygraph_operator.render.image import (
     DATA_MOUNT,
     GRPC_PORT,
     METRICS_PORT,
+    PEER_PORT,
     container_security_context,
     pod_security_context,
 )
@@ -32,9 +36,19 @@ from memorygraph_operator.render.metadata import (
     selector_labels,
 )
 from memorygraph_operator.render.names import Names
-from memorygraph_operator.render.secrets import API_KEYS_KEY, auth_secret_name
+from memorygraph_operator.render.secrets import API_KEYS_KEY, PEER_KEY, auth_secret_name
+from memorygraph_operator.render.shardmap import SHARD_MAP_KEY
 
-__all__ = ["CONTAINER_NAME", "DATA_VOLUME", "render_statefulset"]
+__all__ = [
+    "ANNOTATION_SHARD_MAP",
+    "CONTAINER_NAME",
+    "DATA_VOLUME",
+    "render_statefulset",
+    "statefulset_replicas",
+]
+
+# On a StatefulSet whose pods serve the shards of a shard map: the map's ConfigMap.
+ANNOTATION_SHARD_MAP = f"{GROUP}/shard-map"
 
 CONTAINER_NAME = "memorygraph"
 DATA_VOLUME = "data"
@@ -61,6 +75,23 @@ def _projected_config(g: GraphInputs) -> dict[str, Any]:
                 "secret": {
                     "name": auth_secret,
                     "items": [{"key": API_KEYS_KEY, "path": _rel(AUTH_DIR, "api-keys")}],
+                }
+            }
+        )
+    if g.shard_map is not None:
+        sources.append(
+            {
+                "configMap": {
+                    "name": names.shard_map,
+                    "items": [{"key": SHARD_MAP_KEY, "path": _rel(SHARD_MAP_DIR, "map.json")}],
+                }
+            }
+        )
+        sources.append(
+            {
+                "secret": {
+                    "name": names.peer_secret,
+                    "items": [{"key": PEER_KEY, "path": _rel(PEER_DIR, "key")}],
                 }
             }
         )
@@ -132,6 +163,11 @@ def _container(g: GraphInputs, env: RenderEnv) -> dict[str, Any]:
         "ports": [
             {"name": "grpc", "containerPort": GRPC_PORT, "protocol": "TCP"},
             {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
+            *(
+                [{"name": "peer", "containerPort": PEER_PORT, "protocol": "TCP"}]
+                if g.shard_map is not None
+                else []
+            ),
         ],
         "env": [
             {
@@ -201,6 +237,14 @@ def _volume_claim(g: GraphInputs) -> dict[str, Any]:
     }
 
 
+def statefulset_replicas(g: GraphInputs) -> int:
+    """The graph's replicas, or, when its shard map holds it at more pods (a scale-in that
+    waits for shards to leave them), the map's pods."""
+    if g.shard_map is None or g.spec.replicas == 0:
+        return g.spec.replicas
+    return g.shard_map.members
+
+
 def render_statefulset(g: GraphInputs, env: RenderEnv) -> dict[str, Any]:
     """The data plane's StatefulSet, with the graph's ``replicas`` (an HPA sets the graph's)."""
     tpl = g.spec.pod_template
@@ -227,10 +271,11 @@ def render_statefulset(g: GraphInputs, env: RenderEnv) -> dict[str, Any]:
         },
         "volumeClaimTemplates": [_volume_claim(g)],
     }
-    spec = {"replicas": g.spec.replicas, **spec}
+    spec = {"replicas": statefulset_replicas(g), **spec}
+    marked = {ANNOTATION_SHARD_MAP: Names(g.name).shard_map} if g.shard_map is not None else None
     return {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
-        "metadata": object_meta(g, Names(g.name).statefulset, "data-plane"),
+        "metadata": object_meta(g, Names(g.name).statefulset, "data-plane", annotations=marked),
         "spec": spec,
     }

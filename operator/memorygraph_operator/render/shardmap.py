@@ -1,0 +1,120 @@
+"""The graph's shard map: which pod owns which shard, at which epoch.
+
+The operator is its only writer. It lives in the ConfigMap ``<graph>-shards`` (key
+``map.json``), which every pod mounts and reads again while it serves; its format is the data
+plane's (graph UID, shards, epoch, each shard's owner, each member's client and peer address).
+
+:func:`plan_shard_map` decides the next map from the one the API server holds:
+
+- a new graph spreads its shards over its pods (shard s on pod s mod replicas), epoch 1;
+- a graph made before the map, served by at most one pod, gets every shard on pod 0 (that pod's
+  volume holds them all); one served by several pods has independent stores that no map can
+  describe, and keeps running as it was (:data:`INDEPENDENT_STORES`);
+- scaling out adds pods at the end of the map, owning nothing yet, at the next epoch;
+- scaling in drops pods from the end only while they own no shard: shards do not move between
+  pods yet, so a scale-in below the last pod owning shards is held there (:attr:`held`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from memorygraph_operator.render.context import GraphInputs, RenderEnv, ShardMap
+from memorygraph_operator.render.image import GRPC_PORT, PEER_PORT
+from memorygraph_operator.render.metadata import object_meta
+from memorygraph_operator.render.names import Names
+
+__all__ = [
+    "INDEPENDENT_STORES",
+    "SHARD_MAP_KEY",
+    "MapPlan",
+    "ShardMap",
+    "parse_shard_map",
+    "plan_shard_map",
+    "render_shard_map",
+]
+
+SHARD_MAP_KEY = "map.json"
+INDEPENDENT_STORES = (
+    "the graph's pods were made before shards were placed on pods and each holds a store of "
+    "its own, which no shard map can place: they keep serving as before, each its own data, "
+    "until the sessions are exported and restored into a new graph"
+)
+
+
+@dataclass(frozen=True)
+class MapPlan:
+    """The map to write (None: the graph keeps running without one, see ``held``) and why the
+    graph cannot have the pods its spec asks for, if it cannot."""
+
+    shard_map: ShardMap | None
+    held: str | None = None
+
+
+def parse_shard_map(data: str | None) -> ShardMap | None:
+    """The map a ConfigMap holds (None when it holds none this operator wrote)."""
+    if not data:
+        return None
+    try:
+        raw = json.loads(data)
+        owners = tuple(int(o) for o in raw["owners"])
+        return ShardMap(int(raw["epoch"]), owners, len(raw["members"]))
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def plan_shard_map(g: GraphInputs, current: ShardMap | None, pods_before: int | None) -> MapPlan:
+    """The next map of ``g``: from ``current`` (the one written), or, without one, for a new
+    graph (``pods_before`` None) or one whose pods ran before maps (``pods_before`` of them,
+    counting their volumes)."""
+    shards = g.spec.shards
+    wanted = g.spec.replicas
+    if current is None:
+        if pods_before is None:
+            members = max(wanted, 1)
+            return MapPlan(ShardMap(1, tuple(s % members for s in range(shards)), members))
+        if pods_before > 1:
+            return MapPlan(None, INDEPENDENT_STORES)
+        return MapPlan(ShardMap(1, (0,) * shards, max(wanted, 1)))
+    if wanted == 0 or wanted == current.members:
+        return MapPlan(current)
+    members = max(wanted, current.floor)
+    held = None
+    if members != wanted:
+        held = (
+            f"scaling in to {wanted} pods waits: pods up to {current.floor - 1} own shards, and "
+            "shards do not move between pods yet"
+        )
+    if members == current.members:
+        return MapPlan(current, held)
+    return MapPlan(ShardMap(current.epoch + 1, current.owners, members), held)
+
+
+def _address(g: GraphInputs, env: RenderEnv, pod: int, port: int) -> str:
+    host = f"{g.name}-{pod}.{Names(g.name).headless_service}.{g.namespace}.svc"
+    return f"{host}.{env.cluster_domain}:{port}"
+
+
+def render_shard_map(g: GraphInputs, env: RenderEnv) -> dict[str, Any] | None:
+    """The ConfigMap holding ``g.shard_map`` (None: the graph has no map)."""
+    m = g.shard_map
+    if m is None:
+        return None
+    shard_map = {
+        "graph": g.uid,
+        "shards": len(m.owners),
+        "epoch": m.epoch,
+        "owners": list(m.owners),
+        "members": [
+            {"address": _address(g, env, i, GRPC_PORT), "peer": _address(g, env, i, PEER_PORT)}
+            for i in range(m.members)
+        ],
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": object_meta(g, Names(g.name).shard_map, "shard-map"),
+        "data": {SHARD_MAP_KEY: json.dumps(shard_map, separators=(",", ":"))},
+    }

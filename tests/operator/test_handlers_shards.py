@@ -1,0 +1,189 @@
+"""Where a graph's shards live: the shard map the operator writes, its peer key, scaling out
+and a scale-in held while the leaving pods own shards, and graphs made before maps."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import kopf
+import pytest
+from apiserver import ApiServer, resource
+from handler_support import NS, STS, _conditions, _events, _graph, _reconcile
+from memorygraph.store.cluster import read_cluster_map
+from memorygraph_operator.render import GraphInputs, ShardMap, plan_shard_map
+from operator_support import GRAPHS
+from test_render_golden import CASES
+from test_render_golden import _graph as _rendered_graph
+
+pytestmark = pytest.mark.asyncio
+
+CONFIGMAPS = "v1/configmaps"
+
+
+def _map(api: ApiServer) -> dict[str, Any]:
+    cm = api.read(CONFIGMAPS, NS, "chat-memory-shards")
+    assert cm is not None
+    return dict(json.loads(cm["data"]["map.json"]))
+
+
+def _replicas(api: ApiServer) -> int:
+    sts = api.read(STS, NS, "chat-memory")
+    assert sts is not None
+    return int(sts["spec"]["replicas"])
+
+
+async def test_a_new_graph_spreads_its_shards_and_scales_out_with_empty_pods(
+    api: ApiServer, memo: kopf.Memo, tmp_path: Any
+) -> None:
+    graph = _graph(api, {"replicas": 2})
+    await _reconcile(memo)
+    shard_map = _map(api)
+    assert (shard_map["epoch"], shard_map["shards"]) == (1, 64)
+    assert shard_map["owners"] == [s % 2 for s in range(64)]
+    assert shard_map["graph"] == graph["metadata"]["uid"]
+    assert shard_map["members"][1] == {
+        "address": "chat-memory-1.chat-memory-headless.apps.svc.cluster.local:50051",
+        "peer": "chat-memory-1.chat-memory-headless.apps.svc.cluster.local:50052",
+    }
+    # The data plane reads it as written.
+    path = tmp_path / "map.json"
+    path.write_text(json.dumps(shard_map))
+    assert read_cluster_map(path).placement.owners == tuple(shard_map["owners"])
+    peer = api.read("v1/secrets", NS, "chat-memory-peer")
+    assert peer is not None and peer["stringData"]["key"].startswith("mgp_")
+    assert ("Normal", "PeerKeyGenerated") in _events(api)
+
+    await _reconcile(memo)  # unchanged: the same map, the same key
+    assert _map(api) == shard_map
+    assert api.read("v1/secrets", NS, "chat-memory-peer") == peer
+
+    api.edit(GRAPHS, NS, "chat-memory", {"spec": {"replicas": 3}})
+    await _reconcile(memo)
+    grown = _map(api)
+    assert (grown["epoch"], len(grown["members"]), grown["owners"]) == (2, 3, shard_map["owners"])
+    assert _replicas(api) == 3
+
+
+async def test_a_scale_in_waits_while_the_leaving_pods_own_shards(
+    api: ApiServer, memo: kopf.Memo
+) -> None:
+    _graph(api, {"replicas": 2})
+    await _reconcile(memo)
+    api.edit(GRAPHS, NS, "chat-memory", {"spec": {"replicas": 4}})
+    await _reconcile(memo)
+    # Pods 2 and 3 own nothing: they may go; pod 1 owns shards: it stays.
+    api.edit(GRAPHS, NS, "chat-memory", {"spec": {"replicas": 1}})
+    await _reconcile(memo)
+    shard_map = _map(api)
+    assert (shard_map["epoch"], len(shard_map["members"])) == (3, 2)
+    assert _replicas(api) == 2
+    degraded = _conditions(api)["Degraded"]
+    assert (degraded["status"], degraded["reason"]) == ("True", "ScaleInHeld")
+    assert "pods up to 1 own shards" in degraded["message"]
+    api.edit(GRAPHS, NS, "chat-memory", {"spec": {"replicas": 2}})
+    await _reconcile(memo)
+    assert _conditions(api)["Degraded"]["status"] == "False"
+    assert _map(api)["epoch"] == 3  # nothing to change in the map
+
+
+def _pvc(index: int) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": f"data-chat-memory-{index}",
+            "namespace": NS,
+            "labels": {
+                "app.kubernetes.io/name": "memorygraph",
+                "memorygraph.io/graph": "chat-memory",
+            },
+        }
+    }
+
+
+async def test_a_graph_made_before_maps_gets_one_only_if_one_pod_held_its_data(
+    api: ApiServer, memo: kopf.Memo
+) -> None:
+    graph = _graph(api, {"replicas": 2})
+    uid = graph["metadata"]["uid"]
+    owner = {
+        "apiVersion": "memorygraph.io/v1alpha1",
+        "kind": "MemoryGraph",
+        "name": "chat-memory",
+        "uid": uid,
+        "controller": True,
+    }
+    api.store(
+        STS,
+        {
+            "metadata": {"name": "chat-memory", "namespace": NS, "ownerReferences": [owner]},
+            "spec": {"replicas": 2},
+        },
+    )
+    for index in (0, 1):
+        api.store("v1/persistentvolumeclaims", _pvc(index))
+    await _reconcile(memo)
+    # Two independent stores: no map, the pods left as they were, and said so.
+    assert api.read(CONFIGMAPS, NS, "chat-memory-shards") is None
+    config = api.read(CONFIGMAPS, NS, "chat-memory-config")
+    assert config is not None and "cluster" not in config["data"]["memorygraph.yaml"]
+    assert _conditions(api)["Degraded"]["reason"] == "IndependentStores"
+
+
+async def test_a_one_pod_graph_made_before_maps_keeps_every_shard_on_its_pod(
+    api: ApiServer, memo: kopf.Memo
+) -> None:
+    graph = _graph(api, {"replicas": 2})
+    uid = graph["metadata"]["uid"]
+    owner = {
+        "apiVersion": "memorygraph.io/v1alpha1",
+        "kind": "MemoryGraph",
+        "name": "chat-memory",
+        "uid": uid,
+        "controller": True,
+    }
+    api.store(
+        STS,
+        {
+            "metadata": {"name": "chat-memory", "namespace": NS, "ownerReferences": [owner]},
+            "spec": {"replicas": 1},
+        },
+    )
+    api.store("v1/persistentvolumeclaims", _pvc(0))
+    await _reconcile(memo)
+    shard_map = _map(api)
+    assert set(shard_map["owners"]) == {0} and len(shard_map["members"]) == 2
+    assert _replicas(api) == 2
+
+
+async def test_a_lost_map_holds_the_pods_as_they_are(api: ApiServer, memo: kopf.Memo) -> None:
+    _graph(api, {"replicas": 2})
+    await _reconcile(memo)
+    before = api.read(STS, NS, "chat-memory")
+    api._delete(resource(CONFIGMAPS), NS, "chat-memory-shards", {})  # by hand
+    api.edit(GRAPHS, NS, "chat-memory", {"spec": {"replicas": 3}})
+    await _reconcile(memo)
+    assert _replicas(api) == 2 and api.read(STS, NS, "chat-memory") == before
+    assert _conditions(api)["Degraded"]["reason"] == "ShardMapMissing"
+
+
+@pytest.mark.parametrize(
+    ("current", "replicas", "members", "held"),
+    [
+        (ShardMap(1, (0, 1, 0, 1), 2), 2, 2, False),
+        (ShardMap(1, (0, 1, 0, 1), 2), 5, 5, False),
+        (ShardMap(1, (0, 1, 0, 1), 5), 1, 2, True),
+        (ShardMap(1, (0, 0, 0, 0), 3), 1, 1, False),
+        (ShardMap(1, (0, 1, 0, 1), 2), 0, 2, False),  # all pods stopped: the map stays
+    ],
+)
+async def test_the_next_map_keeps_every_owner(
+    current: ShardMap, replicas: int, members: int, held: bool
+) -> None:
+    manifest, plugins, _ = CASES["minimal"]
+    g: GraphInputs = _rendered_graph(manifest, plugins)
+    spec = g.spec.model_copy(update={"replicas": replicas, "shards": 4})
+    plan = plan_shard_map(GraphInputs(g.name, g.namespace, g.uid, spec), current, None)
+    assert plan.shard_map is not None
+    assert plan.shard_map.owners == current.owners and plan.shard_map.members == members
+    assert (plan.held is not None) == held
+    assert plan.shard_map.epoch == current.epoch + (members != current.members)
