@@ -18,7 +18,7 @@ import yaml
 from memorygraph.config import ServerConfig, load_config
 from memorygraph.server import RunningServer, start_server
 
-from .conftest import REPO, free_port, wait_serving
+from .conftest import REPO, ServerProcess, free_port, wait_serving
 
 GRAPH_UID = "5f0c9a52-0d6e-4b7a-9d43-2f1f6c0de001"
 
@@ -111,8 +111,9 @@ def start_pods(layout: PodLayout, **overrides: Any) -> list[RunningServer]:
     return started
 
 
-class PodProcess:
-    """Member `member` of `layout` as a `memorygraph serve --config` subprocess."""
+class PodProcess(ServerProcess):
+    """Member `member` of `layout` as a `memorygraph serve --config` subprocess (stopped,
+    killed and read as a `ServerProcess`)."""
 
     def __init__(self, layout: PodLayout, member: int, **overrides: Any) -> None:
         self.layout, self.member = layout, member
@@ -135,17 +136,3 @@ class PodProcess:
         if wait:
             wait_serving(self.address, proc=self.proc)
         return self
-
-    def stop(self, sig: int = 15, timeout: float = 30) -> int:
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        code = self.proc.wait(timeout=timeout)
-        self.proc = None
-        return code
-
-    def kill(self) -> None:
-        self.stop(9)
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")

@@ -100,27 +100,32 @@ def _pvc(index: int) -> dict[str, Any]:
     }
 
 
-async def test_a_graph_made_before_maps_gets_one_only_if_one_pod_held_its_data(
-    api: ApiServer, memo: kopf.Memo
-) -> None:
+def _made_before_maps(api: ApiServer, pods: int) -> None:
+    """A graph asking for 2 pods whose StatefulSet and volumes (``pods`` of them) an operator
+    of before shard maps made."""
     graph = _graph(api, {"replicas": 2})
-    uid = graph["metadata"]["uid"]
     owner = {
         "apiVersion": "memorygraph.io/v1alpha1",
         "kind": "MemoryGraph",
         "name": "chat-memory",
-        "uid": uid,
+        "uid": graph["metadata"]["uid"],
         "controller": True,
     }
     api.store(
         STS,
         {
             "metadata": {"name": "chat-memory", "namespace": NS, "ownerReferences": [owner]},
-            "spec": {"replicas": 2},
+            "spec": {"replicas": pods},
         },
     )
-    for index in (0, 1):
+    for index in range(pods):
         api.store("v1/persistentvolumeclaims", _pvc(index))
+
+
+async def test_a_graph_made_before_maps_gets_one_only_if_one_pod_held_its_data(
+    api: ApiServer, memo: kopf.Memo
+) -> None:
+    _made_before_maps(api, pods=2)
     await _reconcile(memo)
     # Two independent stores: no map, the pods left as they were, and said so.
     assert api.read(CONFIGMAPS, NS, "chat-memory-shards") is None
@@ -132,23 +137,7 @@ async def test_a_graph_made_before_maps_gets_one_only_if_one_pod_held_its_data(
 async def test_a_one_pod_graph_made_before_maps_keeps_every_shard_on_its_pod(
     api: ApiServer, memo: kopf.Memo
 ) -> None:
-    graph = _graph(api, {"replicas": 2})
-    uid = graph["metadata"]["uid"]
-    owner = {
-        "apiVersion": "memorygraph.io/v1alpha1",
-        "kind": "MemoryGraph",
-        "name": "chat-memory",
-        "uid": uid,
-        "controller": True,
-    }
-    api.store(
-        STS,
-        {
-            "metadata": {"name": "chat-memory", "namespace": NS, "ownerReferences": [owner]},
-            "spec": {"replicas": 1},
-        },
-    )
-    api.store("v1/persistentvolumeclaims", _pvc(0))
+    _made_before_maps(api, pods=1)
     await _reconcile(memo)
     shard_map = _map(api)
     assert set(shard_map["owners"]) == {0} and len(shard_map["members"]) == 2

@@ -12,7 +12,7 @@ import contextlib
 import dataclasses
 import datetime
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -274,16 +274,32 @@ async def _ensure_auth_secret(run: _Run, g: GraphInputs) -> None:
     if not needs_generated_auth_secret(g):
         return
     name = Names(g.name).auth_secret
+    await _create_secret_once(
+        run,
+        g,
+        name,
+        lambda: render_auth_secret(g, new_api_key(), new_api_key()),
+        (EventReason.API_KEYS_GENERATED, f"API keys generated in Secret {name}"),
+    )
+
+
+async def _create_secret_once(
+    run: _Run,
+    g: GraphInputs,
+    name: str,
+    render: Callable[[], dict[str, Any] | None],
+    event: tuple[EventReason, str],
+) -> None:
+    """Create the Secret ``render()`` makes (its keys drawn at random) unless it exists; one
+    that exists and is not the graph's is a conflict."""
     existing = await run.kube.get(SECRET, g.namespace, name)
     if existing is None:
-        body = render_auth_secret(g, new_api_key(), new_api_key())
+        body = render()
         assert body is not None
         # Created concurrently: keep whichever keys won.
         with contextlib.suppress(Conflict):
             await run.kube.create(body)
-        await run.event(
-            "Normal", EventReason.API_KEYS_GENERATED, f"API keys generated in Secret {name}"
-        )
+        await run.event("Normal", *event)
     elif not controlled_by(existing, g.uid):
         run.problems.append(
             (Reason.CHILD_CONFLICT, f"Secret {name} exists and is not owned by this graph")
@@ -323,19 +339,13 @@ async def _ensure_peer_secret(run: _Run, g: GraphInputs) -> None:
     if g.shard_map is None:
         return
     name = Names(g.name).peer_secret
-    existing = await run.kube.get(SECRET, g.namespace, name)
-    if existing is None:
-        body = render_peer_secret(g, new_peer_key())
-        assert body is not None
-        with contextlib.suppress(Conflict):  # created concurrently: whichever key won
-            await run.kube.create(body)
-        await run.event(
-            "Normal", EventReason.PEER_KEY_GENERATED, f"peer key generated in Secret {name}"
-        )
-    elif not controlled_by(existing, g.uid):
-        run.problems.append(
-            (Reason.CHILD_CONFLICT, f"Secret {name} exists and is not owned by this graph")
-        )
+    await _create_secret_once(
+        run,
+        g,
+        name,
+        lambda: render_peer_secret(g, new_peer_key()),
+        (EventReason.PEER_KEY_GENERATED, f"peer key generated in Secret {name}"),
+    )
 
 
 def _placement_problem(plan: MapPlan) -> tuple[Reason, str] | None:

@@ -53,16 +53,21 @@ def render_auth_secret(g: GraphInputs, client_key: str, archival_key: str) -> di
     """
     if not needs_generated_auth_secret(g):
         return None
+    keys = {
+        CLIENT_KEY: client_key,
+        API_KEYS_KEY: f"{client_key}\n{archival_key}\n",
+        ARCHIVAL_KEY: archival_key,
+    }
+    return _secret(g, Names(g.name).auth_secret, "auth", keys)
+
+
+def _secret(g: GraphInputs, name: str, component: str, data: dict[str, str]) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": object_meta(g, Names(g.name).auth_secret, "auth"),
+        "metadata": object_meta(g, name, component),
         "type": "Opaque",
-        "stringData": {
-            CLIENT_KEY: client_key,
-            API_KEYS_KEY: f"{client_key}\n{archival_key}\n",
-            ARCHIVAL_KEY: archival_key,
-        },
+        "stringData": data,
     }
 
 
@@ -72,10 +77,4 @@ def render_peer_secret(g: GraphInputs, key: str) -> dict[str, Any] | None:
     the caller, which creates the Secret once."""
     if g.shard_map is None:
         return None
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": object_meta(g, Names(g.name).peer_secret, "peer"),
-        "type": "Opaque",
-        "stringData": {PEER_KEY: key},
-    }
+    return _secret(g, Names(g.name).peer_secret, "peer", {PEER_KEY: key})
