@@ -267,6 +267,7 @@ async def test_rbac_grants_exactly_the_verbs_the_operator_uses(
                 "autoscaling": None,
                 "auth": {"enabled": False},
                 "replicas": 1,
+                "podDisruptionBudget": {"enabled": False},
             }
         },
     )

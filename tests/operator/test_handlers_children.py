@@ -31,7 +31,12 @@ async def test_children_no_longer_wanted_are_pruned_but_foreign_objects_are_not(
     assert api.read("batch/v1/cronjobs", NS, "chat-memory-archival") is not None
     assert api.read("policy/v1/poddisruptionbudgets", NS, "chat-memory") is not None
 
-    api.edit(GRAPHS, NS, "chat-memory", {"spec": {"archival": None, "replicas": 1}})
+    api.edit(
+        GRAPHS,
+        NS,
+        "chat-memory",
+        {"spec": {"archival": None, "podDisruptionBudget": {"enabled": False}}},
+    )
     await _reconcile(memo)
     assert api.read("batch/v1/cronjobs", NS, "chat-memory-archival") is None
     assert api.read("policy/v1/poddisruptionbudgets", NS, "chat-memory") is None

@@ -9,10 +9,12 @@ from typing import Any
 import kopf
 import pytest
 from apiserver import ApiServer, resource
-from handler_support import NS, STS, _conditions, _events, _graph, _reconcile
+from handler_support import NS, STS, _conditions, _events, _graph, _pods_ready, _reconcile
 from memorygraph.store.cluster import read_cluster_map
+from memorygraph_operator.errors import Invalid
 from memorygraph_operator.render import GraphInputs, ShardMap, plan_shard_map
 from operator_support import GRAPHS
+from test_handlers_watched import CHILD_KINDS, LiveIndex, _plugins_now
 from test_render_golden import CASES
 from test_render_golden import _graph as _rendered_graph
 
@@ -144,17 +146,6 @@ async def test_a_one_pod_graph_made_before_maps_keeps_every_shard_on_its_pod(
     assert _replicas(api) == 2
 
 
-async def test_a_lost_map_holds_the_pods_as_they_are(api: ApiServer, memo: kopf.Memo) -> None:
-    _graph(api, {"replicas": 2})
-    await _reconcile(memo)
-    before = api.read(STS, NS, "chat-memory")
-    api._delete(resource(CONFIGMAPS), NS, "chat-memory-shards", {})  # by hand
-    api.edit(GRAPHS, NS, "chat-memory", {"spec": {"replicas": 3}})
-    await _reconcile(memo)
-    assert _replicas(api) == 2 and api.read(STS, NS, "chat-memory") == before
-    assert _conditions(api)["Degraded"]["reason"] == "ShardMapMissing"
-
-
 @pytest.mark.parametrize(
     ("current", "replicas", "members", "held"),
     [
@@ -176,3 +167,100 @@ async def test_the_next_map_keeps_every_owner(
     assert plan.shard_map.owners == current.owners and plan.shard_map.members == members
     assert (plan.held is not None) == held
     assert plan.shard_map.epoch == current.epoch + (members != current.members)
+
+
+class _Lagging(LiveIndex):
+    """A watch that has not delivered the objects named in ``hidden`` yet."""
+
+    hidden: frozenset[str] = frozenset()
+
+    def _objects(self):  # type: ignore[no-untyped-def]
+        return {k: v for k, v in super()._objects().items() if k[1] not in self.hidden}
+
+
+def _lagging_watches(api: ApiServer, memo: kopf.Memo) -> dict[str, _Lagging]:
+    children = {kind: _Lagging(api, kind) for kind in CHILD_KINDS}
+    memo.reads.use_watches(children, _plugins_now(api), 60.0)
+    return children
+
+
+async def test_watches_that_lag_behind_never_make_the_map_over(
+    api: ApiServer, memo: kopf.Memo
+) -> None:
+    """Scaled out before the watches show the map or the StatefulSet: the map grows; it is
+    never made again from scratch (other owners at the same epoch)."""
+    watches = _lagging_watches(api, memo)
+    _graph(api, {"replicas": 2})
+    await _reconcile(memo)
+    first = _map(api)
+    watches["ConfigMap"].hidden = frozenset({"chat-memory-shards"})
+    watches["StatefulSet"].hidden = frozenset({"chat-memory"})
+    api.edit(GRAPHS, NS, "chat-memory", {"spec": {"replicas": 3}})
+    await _reconcile(memo)
+    grown = _map(api)
+    assert grown["owners"] == first["owners"] and grown["epoch"] == 2
+    assert _conditions(api)["Degraded"]["status"] == "False"
+
+
+async def test_a_lost_map_changes_nothing_the_pods_use(api: ApiServer, memo: kopf.Memo) -> None:
+    _graph(api, {"replicas": 2})
+    await _reconcile(memo)
+    _pods_ready(api)
+    await _reconcile(memo)
+    before = {ref: api.read(ref, NS, name) for ref, name in _POD_INPUTS}
+    api._delete(resource(CONFIGMAPS), NS, "chat-memory-shards", {})  # by hand
+    api.edit(GRAPHS, NS, "chat-memory", {"spec": {"replicas": 3}})
+    await _reconcile(memo)
+    assert {ref: api.read(ref, NS, name) for ref, name in _POD_INPUTS} == before
+    assert _conditions(api)["Degraded"]["reason"] == "ShardMapMissing"
+    graph = api.read(GRAPHS, NS, "chat-memory")
+    assert graph is not None and graph["status"]["replicas"] == 2  # the pods still there
+
+
+_POD_INPUTS = (
+    (STS, "chat-memory"),
+    (CONFIGMAPS, "chat-memory-config"),
+    ("networking.k8s.io/v1/networkpolicies", "chat-memory"),
+    ("v1/services", "chat-memory-headless"),
+)
+
+
+async def test_a_map_the_api_server_refuses_holds_the_pods(api: ApiServer, memo: kopf.Memo) -> None:
+    _graph(api, {"replicas": 2})
+    await _reconcile(memo)
+    apply = memo.kube.apply
+
+    async def refusing(body: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        if body["metadata"]["name"] == "chat-memory-shards":
+            raise Invalid("admission webhook denied the request")
+        return await apply(body, *args, **kwargs)
+
+    memo.kube.apply = refusing
+    api.edit(GRAPHS, NS, "chat-memory", {"spec": {"replicas": 3}})
+    await _reconcile(memo)
+    assert _replicas(api) == 2 and len(_map(api)["members"]) == 2
+    assert _conditions(api)["Degraded"]["reason"] == "ApplyFailed"
+    memo.kube.apply = apply
+    await _reconcile(memo)  # the map the API server holds, not the one refused, is the base
+    assert _replicas(api) == 3 and (_map(api)["epoch"], len(_map(api)["members"])) == (2, 3)
+
+
+async def test_an_autoscaled_graph_scales_in_to_its_minimum_unheld(
+    api: ApiServer, memo: kopf.Memo
+) -> None:
+    spec = {"replicas": 3, "autoscaling": {"enabled": True, "minReplicas": 1, "maxReplicas": 4}}
+    _graph(api, spec)
+    await _reconcile(memo)
+    assert set(_map(api)["owners"]) == {0}  # spread over the pods it never goes below
+    api.edit(GRAPHS, NS, "chat-memory", {"spec": {"replicas": 1}})
+    await _reconcile(memo)
+    assert _replicas(api) == 1 and _conditions(api)["Degraded"]["status"] == "False"
+
+
+async def test_a_held_scale_in_keeps_the_disruption_budget(api: ApiServer, memo: kopf.Memo) -> None:
+    _graph(api, {"replicas": 3})
+    await _reconcile(memo)
+    api.edit(GRAPHS, NS, "chat-memory", {"spec": {"replicas": 1}})
+    await _reconcile(memo)
+    assert _replicas(api) == 3
+    assert api.read("policy/v1/poddisruptionbudgets", NS, "chat-memory") is not None

@@ -53,8 +53,9 @@ client uses (tests/operator/test_chart.py replays a reconcile and compares).
 - apiGroups: [""]
   resources: ["configmaps", "services"]
   verbs: ["get", "list", "watch", "create", "patch"]
-# Only the API-key Secret a graph's operator generates is ever created; it is never updated or
-# deleted (garbage collection removes it with its graph). Secrets are never listed or watched.
+# Only the API-key and peer-key Secrets the operator generates for a graph are ever created;
+# they are never updated or deleted (garbage collection removes them with their graph).
+# Secrets are never listed or watched.
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get", "create"]

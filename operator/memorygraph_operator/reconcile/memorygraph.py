@@ -316,14 +316,17 @@ async def _plan_placement(run: _Run, g: GraphInputs) -> MapPlan:
         current = parse_shard_map((body.get("data") or {}).get(SHARD_MAP_KEY))
     if current is not None:
         return plan_shard_map(g, current, None)
-    sts = await run.get(Child("apps/v1", "StatefulSet", names.statefulset, None), g)
+    if body is not None:  # there, but not a map this graph's operator wrote
+        return MapPlan(None, f"the shard map ConfigMap {names.shard_map} is not this graph's")
+    # What follows decides for good: asked of the API server, not of a watch that may lag.
+    sts = await run.kube.get(STATEFULSET, g.namespace, names.statefulset)
     if sts is None:
         return plan_shard_map(g, None, None)  # a new graph
-    annotations = (sts.body.get("metadata") or {}).get("annotations") or {}
+    annotations = (sts.get("metadata") or {}).get("annotations") or {}
     if ANNOTATION_SHARD_MAP in annotations:
         # Its pods serve a map that is gone: nothing may be rendered for them until it is back.
         return MapPlan(None, f"the shard map ConfigMap {names.shard_map} is gone")
-    replicas = int((sts.body.get("spec") or {}).get("replicas") or 0)
+    replicas = int((sts.get("spec") or {}).get("replicas") or 0)
     selector = ",".join(f"{k}={v}" for k, v in selector_labels(g).items())
     claims = await run.kube.list(PVC, g.namespace, selector)
     return plan_shard_map(g, None, max(replicas, len(claims)))
@@ -354,7 +357,7 @@ def _placement_problem(plan: MapPlan) -> tuple[Reason, str] | None:
     if plan.shard_map is not None:
         return (Reason.SCALE_IN_HELD, plan.held)
     if plan.held.startswith("the shard map ConfigMap"):
-        return (Reason.SHARD_MAP_MISSING, plan.held)
+        return (Reason.SHARD_MAP_MISSING, plan.held)  # gone, or not this graph's
     return (Reason.INDEPENDENT_STORES, plan.held)
 
 
@@ -408,26 +411,29 @@ async def _patch_status(run: _Run, status: dict[str, Any]) -> None:
 async def _apply_children(
     run: _Run, g: GraphInputs, env: RenderEnv, sm_available: bool, *, hold_pods: bool
 ) -> dict[str, dict[str, Any] | None]:
-    """Apply or prune every child in order; the StatefulSet is left as it is while its pods'
-    shard map is not written (``hold_pods``, or its apply failed just now). Returns the
-    applied bodies by kind."""
+    """Apply or prune every child in order. With ``hold_pods`` (the pods' shard map is gone)
+    nothing is changed; the StatefulSet is left as it is when the map's apply fails just now.
+    Returns the bodies by kind, as applied or as they are."""
     observed: dict[str, dict[str, Any] | None] = {}
-    map_written = not hold_pods
+    map_written = True
     names = Names(g.name)
     for child in render_children(g, env):
         if child.kind == "ServiceMonitor" and not sm_available:
             continue  # neither applicable nor listable without the CRD
-        if child.kind == "StatefulSet" and not map_written:
-            continue  # its pods would read a map that is not there
         existing = await run.get(child, g)
+        if hold_pods or (child.kind == "StatefulSet" and not map_written):
+            # Its pods would read a map that is not there: everything stays as it is.
+            observed[child.kind] = existing.body if existing is not None else None
+            continue
         if child.kind == "Service" and child.name == names.service:
             await _warn_exposed_without_tls(run, g, child, existing)
         if child.body is not None:
+            refused = len(run.problems)
             observed[child.kind] = await run.apply(child, g, existing)
             if child.name == names.shard_map:
                 applied = observed[child.kind]
-                map_written = applied is not None
-                if applied is not None:  # as applied: its data, at the version it got
+                map_written = applied is not None and len(run.problems) == refused
+                if map_written and applied is not None:  # as applied, at the version it got
                     meta = {**child.body["metadata"], **applied["metadata"]}
                     run.reads.remember_data(
                         g.namespace, child.name, {**child.body, "metadata": meta}

@@ -82,17 +82,17 @@ class ClusterReads:
 
     async def with_data(self, rt: ResourceType, namespace: str, name: str) -> dict[str, Any] | None:
         """The whole object, data included, read from the API only when the watch shows it
-        changed since it was last read (an unchanged one costs no request)."""
+        changed since it was last read (an unchanged one costs no request), or does not show
+        it (a watch may lag behind: only the API server says an object does not exist)."""
         seen = await self.child(rt, namespace, name)
-        if seen is None:
-            self._with_data.pop((namespace, name), None)
-            return None
-        version = str(seen.body["metadata"].get("resourceVersion") or "")
         kept = self._with_data.get((namespace, name))
-        if version and kept is not None and kept[0] == version:
-            return kept[1]
+        if seen is not None and kept is not None:
+            version = str(seen.body["metadata"].get("resourceVersion") or "")
+            if version and kept[0] == version:
+                return kept[1]
         body = await self.kube.get(rt, namespace, name)
         if body is None:
+            self._with_data.pop((namespace, name), None)
             return None
         read_at = str(body["metadata"].get("resourceVersion") or "")
         self._with_data[(namespace, name)] = (read_at, body)
@@ -190,3 +190,5 @@ class ClusterReads:
     def forget(self, namespace: str, graph: str) -> None:
         """A graph is gone: drop what was remembered about its children."""
         self._applied.pop((namespace, graph), None)
+        for key in [k for k in self._with_data if k[0] == namespace and k[1].startswith(graph)]:
+            self._with_data.pop(key)

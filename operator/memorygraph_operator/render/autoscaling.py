@@ -8,6 +8,7 @@ from memorygraph_operator.api.base import GROUP, VERSION
 from memorygraph_operator.render.context import GraphInputs
 from memorygraph_operator.render.metadata import object_meta, selector_labels
 from memorygraph_operator.render.names import Names
+from memorygraph_operator.render.statefulset import statefulset_replicas
 
 __all__ = ["render_hpa", "render_pdb"]
 
@@ -64,7 +65,11 @@ def render_pdb(g: GraphInputs) -> dict[str, Any] | None:
     pdb = spec.pod_disruption_budget
     if pdb is not None and not pdb.enabled:
         return None
-    floor = spec.autoscaling.min_replicas if spec.autoscaled and spec.autoscaling else spec.replicas
+    floor = (
+        spec.autoscaling.min_replicas
+        if spec.autoscaled and spec.autoscaling
+        else statefulset_replicas(g)  # with the pods a held scale-in keeps
+    )
     if floor <= 1:
         return None
     return {

@@ -6,7 +6,8 @@ plane's (graph UID, shards, epoch, each shard's owner, each member's client and 
 
 :func:`plan_shard_map` decides the next map from the one the API server holds:
 
-- a new graph spreads its shards over its pods (shard s on pod s mod replicas), epoch 1;
+- a new graph spreads its shards over its pods (shard s on pod s mod replicas; with autoscaling,
+  mod minReplicas, so that the autoscaler's scale-ins are never held), epoch 1;
 - a graph made before the map, served by at most one pod, gets every shard on pod 0 (that pod's
   volume holds them all); one served by several pods has independent stores that no map can
   describe, and keeps running as it was (:data:`INDEPENDENT_STORES`);
@@ -74,7 +75,11 @@ def plan_shard_map(g: GraphInputs, current: ShardMap | None, pods_before: int | 
     if current is None:
         if pods_before is None:
             members = max(wanted, 1)
-            return MapPlan(ShardMap(1, tuple(s % members for s in range(shards)), members))
+            # An autoscaled graph spreads its shards over the pods it never goes below, so
+            # that the autoscaler's scale-ins are never held.
+            a = g.spec.autoscaling
+            spread = min(a.min_replicas, members) if g.spec.autoscaled and a else members
+            return MapPlan(ShardMap(1, tuple(s % spread for s in range(shards)), members))
         if pods_before > 1:
             return MapPlan(None, INDEPENDENT_STORES)
         return MapPlan(ShardMap(1, (0,) * shards, max(wanted, 1)))
