@@ -86,13 +86,15 @@ def relay_name(config: ServerConfig, worker: int) -> str:
 def _internal_options(config: ServerConfig) -> list[tuple[str, int]]:
     """Channels between workers: any message size the server takes, and a worker that was
     down is reached again within a second of its return (gRPC's default waits up to two
-    minutes between attempts)."""
+    minutes between attempts), also at a new address: a pod back after a restart has a new IP
+    under its name, which gRPC would otherwise look up again only after 30 seconds."""
     return [
         ("grpc.max_receive_message_length", config.max_message_bytes),
         ("grpc.max_send_message_length", config.max_message_bytes),
         ("grpc.initial_reconnect_backoff_ms", 100),
         ("grpc.min_reconnect_backoff_ms", 100),
         ("grpc.max_reconnect_backoff_ms", 1000),
+        ("grpc.dns_min_time_between_resolutions_ms", 1000),
     ]
 
 

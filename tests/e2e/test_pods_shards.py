@@ -13,6 +13,12 @@ from memorygraph.store.shards import Shards
 from real_pods import ClientPod, RealNode, api_key_args, graph_manifest, running_pod
 
 
+def _listed(client: ClientPod, server: str, key: tuple[str]) -> set[str] | None:
+    """The sessions listed through ``server``, or None while it cannot list them all."""
+    listed = client.memorygraph(server, *key, "session", "list", "--limit", "100")
+    return {s["id"] for s in listed.json()["sessions"]} if listed.code == 0 else None
+
+
 def _session_ids(client: ClientPod, server: str, key: tuple[str]) -> set[str]:
     listed = client.memorygraph(server, *key, "session", "list", "--limit", "100")
     assert listed.code == 0, listed.stderr
@@ -72,5 +78,10 @@ def test_a_graph_of_two_pods_serves_every_session_from_either_pod(
         done.set()
         asking.join(60)
     assert answered and all(answered)
+    # The other pod finds wide-1 at its new address within seconds of its return.
     for address in [server, *own]:
-        assert _session_ids(client, address, key) == made
+        eventually(
+            lambda a=address: _listed(client, a, key) == made,
+            f"every session listed through {address}",
+            timeout=30,
+        )
