@@ -124,7 +124,7 @@ class Pod:
             # maps (a graph's other pods are not started).
             alone = ShardMap(1, (0,) * len(g.shard_map.owners), g.shard_map.members)
             g = dataclasses.replace(g, shard_map=alone)
-        shard_map = render_shard_map(g, RenderEnv())
+        shard_map = render_shard_map(g)
         if shard_map is not None:
             configmaps[shard_map["metadata"]["name"]] = shard_map["data"]
         for path, (source, key) in _mounted_files(cm, sts).items():

@@ -45,8 +45,8 @@ async def test_a_new_graph_spreads_its_shards_and_scales_out_with_empty_pods(
     assert shard_map["owners"] == [s % 2 for s in range(64)]
     assert shard_map["graph"] == graph["metadata"]["uid"]
     assert shard_map["members"][1] == {
-        "address": "chat-memory-1.chat-memory-headless.apps.svc.cluster.local:50051",
-        "peer": "chat-memory-1.chat-memory-headless.apps.svc.cluster.local:50052",
+        "address": "chat-memory-1.chat-memory-headless.apps.svc:50051",
+        "peer": "chat-memory-1.chat-memory-headless.apps.svc:50052",
     }
     # The data plane reads it as written.
     path = tmp_path / "map.json"

@@ -77,7 +77,7 @@ def render_children(g: GraphInputs, env: RenderEnv) -> list[Child]:
     """
     n = Names(g.name)
     return [
-        Child("v1", "ConfigMap", n.shard_map, render_shard_map(g, env)),
+        Child("v1", "ConfigMap", n.shard_map, render_shard_map(g)),
         Child("v1", "ConfigMap", n.configmap, render_configmap(g)),
         Child("v1", "Service", n.headless_service, render_headless_service(g)),
         Child("v1", "Service", n.service, render_client_service(g)),

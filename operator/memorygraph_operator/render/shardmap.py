@@ -22,7 +22,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from memorygraph_operator.render.context import GraphInputs, RenderEnv, ShardMap
+from memorygraph_operator.render.context import GraphInputs, ShardMap
 from memorygraph_operator.render.image import GRPC_PORT, PEER_PORT
 from memorygraph_operator.render.metadata import object_meta
 from memorygraph_operator.render.names import Names
@@ -97,12 +97,13 @@ def plan_shard_map(g: GraphInputs, current: ShardMap | None, pods_before: int | 
     return MapPlan(ShardMap(current.epoch + 1, current.owners, members), held)
 
 
-def _address(g: GraphInputs, env: RenderEnv, pod: int, port: int) -> str:
-    host = f"{g.name}-{pod}.{Names(g.name).headless_service}.{g.namespace}.svc"
-    return f"{host}.{env.cluster_domain}:{port}"
+def _address(g: GraphInputs, pod: int, port: int) -> str:
+    """A pod's address by its headless name, as ``status.endpoints`` names the Service: the
+    pods' resolver completes it with the cluster's domain, whichever that is."""
+    return f"{g.name}-{pod}.{Names(g.name).headless_service}.{g.namespace}.svc:{port}"
 
 
-def render_shard_map(g: GraphInputs, env: RenderEnv) -> dict[str, Any] | None:
+def render_shard_map(g: GraphInputs) -> dict[str, Any] | None:
     """The ConfigMap holding ``g.shard_map`` (None: the graph has no map)."""
     m = g.shard_map
     if m is None:
@@ -113,7 +114,7 @@ def render_shard_map(g: GraphInputs, env: RenderEnv) -> dict[str, Any] | None:
         "epoch": m.epoch,
         "owners": list(m.owners),
         "members": [
-            {"address": _address(g, env, i, GRPC_PORT), "peer": _address(g, env, i, PEER_PORT)}
+            {"address": _address(g, i, GRPC_PORT), "peer": _address(g, i, PEER_PORT)}
             for i in range(m.members)
         ],
     }
