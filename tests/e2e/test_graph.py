@@ -52,9 +52,9 @@ def test_minimal_graph_gets_its_children_and_becomes_ready(
 
     # Safe by default: generated API keys and a NetworkPolicy.
     assert cluster.children(namespace, "chat-memory") == {
-        "ConfigMap": ["chat-memory-config"],
+        "ConfigMap": ["chat-memory-config", "chat-memory-shards"],
         "NetworkPolicy": ["chat-memory"],
-        "Secret": ["chat-memory-api-keys"],
+        "Secret": ["chat-memory-api-keys", "chat-memory-peer"],
         "Service": ["chat-memory", "chat-memory-headless"],
         "StatefulSet": ["chat-memory"],
     }
@@ -113,11 +113,11 @@ def test_optional_children_follow_the_spec(
     )
     cluster.wait_graph(namespace, "full")
     assert cluster.children(namespace, "full") == {
-        "ConfigMap": ["full-config"],
+        "ConfigMap": ["full-config", "full-shards"],
         "CronJob": ["full-archival"],
         "NetworkPolicy": ["full"],
         "PodDisruptionBudget": ["full"],
-        "Secret": ["full-api-keys"],
+        "Secret": ["full-api-keys", "full-peer"],
         "Service": ["full", "full-headless"],
         "ServiceMonitor": ["full"],
         "StatefulSet": ["full"],
@@ -126,7 +126,7 @@ def test_optional_children_follow_the_spec(
     assert monitor is not None
     assert monitor["spec"]["selector"]["matchLabels"]["memorygraph.io/graph"] == "full"
 
-    # Back to one pod without extras: the optional children are pruned.
+    # Without extras (and without a disruption budget): the optional children are pruned.
     cluster.kubectl(
         "patch",
         "mg",
@@ -138,7 +138,7 @@ def test_optional_children_follow_the_spec(
         "-p",
         json.dumps(
             [
-                {"op": "replace", "path": "/spec/replicas", "value": 1},
+                {"op": "add", "path": "/spec/podDisruptionBudget", "value": {"enabled": False}},
                 {"op": "remove", "path": "/spec/monitoring"},
                 {"op": "remove", "path": "/spec/archival"},
             ]

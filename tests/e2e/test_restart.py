@@ -34,10 +34,10 @@ def test_killed_mid_reconcile_converges_without_duplicates_or_restarts(
 
     graph = cluster.wait_graph(namespace, "crash")
     assert cluster.children(namespace, "crash") == {
-        "ConfigMap": ["crash-config"],
+        "ConfigMap": ["crash-config", "crash-shards"],
         "NetworkPolicy": ["crash"],
         "PodDisruptionBudget": ["crash"],
-        "Secret": ["crash-api-keys"],
+        "Secret": ["crash-api-keys", "crash-peer"],
         "Service": ["crash", "crash-headless"],
         "StatefulSet": ["crash"],
     }
