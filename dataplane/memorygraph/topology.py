@@ -248,9 +248,10 @@ class PodMembers(Topology):
                 f"the shard map has {self.shard_map.shards} shards and the settings ask for "
                 f"{config.shards}: leave shards out of a member's settings"
             )
+        # What the peer port takes (an empty file refused before anything is opened), and
+        # what this member presents: the same file.
+        self._keyring = KeyRing(cluster.peer_key_file, what="peer key")
         self._key = OwnKey(cluster.peer_key_file, environment=False)
-        if self._key.current() is None:
-            raise ConfigError(f"the peer key file {cluster.peer_key_file} holds no key")
         self._engine: KeyValueStore | None = None
         self._front: Front | None = None
         self._store: GraphStore | None = None
@@ -288,9 +289,9 @@ class PodMembers(Topology):
         self._check_successor(found)
         if self._engine is not None:
             claim(self._engine, found, self.me)  # recorded before it is taken
-        if found.members != self.shard_map.members:
-            self._take_members(found)
-        self.shard_map = found
+        before, self.shard_map = self.shard_map, found
+        if found.members != before.members:
+            self._take_members(len(before.members))
         return found.placement
 
     def _check_successor(self, found: ClusterMap) -> None:
@@ -319,34 +320,30 @@ class PodMembers(Topology):
                 f"{current.owners[shard]} holds it: a map alone does not move a shard's data"
             )
 
-    def _take_members(self, found: ClusterMap) -> None:
-        """Reach the members `found` names from now on: channels and peers for those that
-        joined; those that left (they own no shard in `found`) are no longer asked, unless
-        parts of writes are still to be delivered to them."""
+    def _take_members(self, known: int) -> None:
+        """Reach the members the map names now, of which this one knew the first `known`:
+        channels and peers for those that joined; those that left (they own no shard) are no
+        longer asked, unless parts of writes are still to be delivered to them."""
         if self._front is None or self._store is None:
             return
         split = self._store.kv
         assert isinstance(split, SplitKV)
-        count = len(found.members)
+        count = len(self.shard_map.members)
         channels = {w: c for w, c in self._front.channels.items() if w < count}
         gone = [c for w, c in self._front.channels.items() if w >= count]
         peers = {w: p for w, p in split.peers.items() if w < count or self._store.undelivered(w)}
-        for worker in range(len(self.shard_map.members), count):
-            channels[worker] = self._channel(found.members[worker].peer)
+        for worker in range(known, count):
+            channels[worker] = self.peer_channel(worker)
             if worker != self.me:
-                channel = self._channel(found.members[worker].peer)
-                peers[worker] = self.peer(channel, worker)
-        addresses = {i: member.address for i, member in enumerate(found.members)}
+                peers[worker] = self.peer(self.peer_channel(worker), worker)
         split.peers = peers
-        self._front.set_members(channels, addresses)
+        self._front.set_members(channels, self.client_addresses())
         for channel in gone:  # calls under way on it end; none are routed to it any more
             channel.close()
-        log.info("the graph has %d members now (it had %d)", count, len(self.shard_map.members))
+        log.info("the graph has %d members now (it had %d)", count, known)
 
     def peer_channel(self, worker: int) -> grpc.Channel:
-        return self._channel(self.shard_map.members[worker].peer)
-
-    def _channel(self, target: str) -> grpc.Channel:
+        target = self.shard_map.members[worker].peer
         options = _internal_options(self.config)
         if self._channel_credentials is None:
             return grpc.insecure_channel(target, options=options)
@@ -371,7 +368,7 @@ class PodMembers(Topology):
         return {i: member.address for i, member in enumerate(self.shard_map.members)}
 
     def peer_keyring(self, keyring: KeyRing | None) -> KeyRing | None:
-        return KeyRing(self.config.cluster.peer_key_file, what="peer key")
+        return self._keyring
 
     def bind_internal(self, server: grpc.Server) -> None:
         config = self.config
