@@ -317,7 +317,8 @@ async def _plan_placement(run: _Run, g: GraphInputs) -> MapPlan:
     if current is not None:
         return plan_shard_map(g, current, None)
     if body is not None:  # there, but not a map this graph's operator wrote
-        return MapPlan(None, f"the shard map ConfigMap {names.shard_map} is not this graph's")
+        problem = f"the shard map ConfigMap {names.shard_map} is not this graph's"
+        return MapPlan(None, (Reason.SHARD_MAP_MISSING, problem))
     # What follows decides for good: asked of the API server, not of a watch that may lag.
     sts = await run.kube.get(STATEFULSET, g.namespace, names.statefulset)
     if sts is None:
@@ -325,7 +326,8 @@ async def _plan_placement(run: _Run, g: GraphInputs) -> MapPlan:
     annotations = (sts.get("metadata") or {}).get("annotations") or {}
     if ANNOTATION_SHARD_MAP in annotations:
         # Its pods serve a map that is gone: nothing may be rendered for them until it is back.
-        return MapPlan(None, f"the shard map ConfigMap {names.shard_map} is gone")
+        problem = f"the shard map ConfigMap {names.shard_map} is gone"
+        return MapPlan(None, (Reason.SHARD_MAP_MISSING, problem))
     replicas = int((sts.get("spec") or {}).get("replicas") or 0)
     selector = ",".join(f"{k}={v}" for k, v in selector_labels(g).items())
     claims = await run.kube.list(PVC, g.namespace, selector)
@@ -349,16 +351,6 @@ async def _ensure_peer_secret(run: _Run, g: GraphInputs) -> None:
         lambda: render_peer_secret(g, new_peer_key()),
         (EventReason.PEER_KEY_GENERATED, f"peer key generated in Secret {name}"),
     )
-
-
-def _placement_problem(plan: MapPlan) -> tuple[Reason, str] | None:
-    if plan.held is None:
-        return None
-    if plan.shard_map is not None:
-        return (Reason.SCALE_IN_HELD, plan.held)
-    if plan.held.startswith("the shard map ConfigMap"):
-        return (Reason.SHARD_MAP_MISSING, plan.held)  # gone, or not this graph's
-    return (Reason.INDEPENDENT_STORES, plan.held)
 
 
 async def _warn_exposed_without_tls(
@@ -499,12 +491,12 @@ async def reconcile_graph(
 
     plan = await _plan_placement(run, g)
     g = dataclasses.replace(g, shard_map=plan.shard_map)
-    if (problem := _placement_problem(plan)) is not None:
-        run.problems.append(problem)
+    if plan.held is not None:
+        run.problems.append(plan.held)
     await _ensure_auth_secret(run, g)
     await _ensure_peer_secret(run, g)
 
-    hold_pods = problem is not None and problem[0] is Reason.SHARD_MAP_MISSING
+    hold_pods = plan.held is not None and plan.held[0] is Reason.SHARD_MAP_MISSING
     observed = await _apply_children(run, g, env, sm_available, hold_pods=hold_pods)
 
     sts = observed.get("StatefulSet")

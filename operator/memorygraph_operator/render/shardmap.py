@@ -22,6 +22,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from memorygraph_operator.api.conditions import Reason
 from memorygraph_operator.render.context import GraphInputs, ShardMap
 from memorygraph_operator.render.image import GRPC_PORT, PEER_PORT
 from memorygraph_operator.render.metadata import object_meta
@@ -47,11 +48,11 @@ INDEPENDENT_STORES = (
 
 @dataclass(frozen=True)
 class MapPlan:
-    """The map to write (None: the graph keeps running without one, see ``held``) and why the
-    graph cannot have the pods its spec asks for, if it cannot."""
+    """The map to write (None: the graph keeps running without one, see ``held``) and, when
+    the graph cannot have the pods its spec asks for, the Degraded reason and message."""
 
     shard_map: ShardMap | None
-    held: str | None = None
+    held: tuple[Reason, str] | None = None
 
 
 def parse_shard_map(data: str | None) -> ShardMap | None:
@@ -81,7 +82,7 @@ def plan_shard_map(g: GraphInputs, current: ShardMap | None, pods_before: int | 
             spread = min(a.min_replicas, members) if g.spec.autoscaled and a else members
             return MapPlan(ShardMap(1, tuple(s % spread for s in range(shards)), members))
         if pods_before > 1:
-            return MapPlan(None, INDEPENDENT_STORES)
+            return MapPlan(None, (Reason.INDEPENDENT_STORES, INDEPENDENT_STORES))
         return MapPlan(ShardMap(1, (0,) * shards, max(wanted, 1)))
     if wanted == 0 or wanted == current.members:
         return MapPlan(current)
@@ -89,8 +90,9 @@ def plan_shard_map(g: GraphInputs, current: ShardMap | None, pods_before: int | 
     held = None
     if members != wanted:
         held = (
+            Reason.SCALE_IN_HELD,
             f"scaling in to {wanted} pods waits: pods up to {current.floor - 1} own shards, and "
-            "shards do not move between pods yet"
+            "shards do not move between pods yet",
         )
     if members == current.members:
         return MapPlan(current, held)
