@@ -48,6 +48,7 @@ from memorygraph.servicers.memorygraph import (
 )
 from memorygraph.servicers.moving import MapKeeper, ShardMover, finish_own_part
 from memorygraph.servicers.peers import PeerServicer
+from memorygraph.servicers.podmoves import PodMover
 from memorygraph.servicers.relay import RelayServer
 from memorygraph.servicers.restores import RestoreLimits
 from memorygraph.servicers.watchdog import PoolWatchdog
@@ -56,7 +57,7 @@ from memorygraph.store.cluster import refuse_member_volume
 from memorygraph.store.graph_store import ShardCountMismatch
 from memorygraph.store.split import SplitKV, WorkerMap
 from memorygraph.tls import server_credentials
-from memorygraph.topology import Topology, topology_of
+from memorygraph.topology import PodMembers, Topology, topology_of
 from memorygraph.v1 import graph_pb2, workers_pb2_grpc
 
 __all__ = ["RunningServer", "run_server", "start_server", "wait_for_stop_signal"]
@@ -99,6 +100,7 @@ class RunningServer:
     outbox: Periodic | None = None
     internal: grpc.Server | None = None
     relay: RelayServer | None = None
+    peer: PeerServicer | None = None
     # A pod member's: takes the operator's shard map again when it changes.
     map_poll: Periodic | None = None
     stopped: bool = False
@@ -125,6 +127,8 @@ class RunningServer:
         stopped.wait()
         if self.internal is not None:
             stopped_inside.wait()
+        if self.peer is not None:
+            self.peer.close()  # no lease runs out on a store about to close
         if self.relay is not None:
             self.relay.wait(max(grace - (time.monotonic() - started), 0.0))
         # Deletions still under way stop between two steps; they finish at the next start.
@@ -203,6 +207,7 @@ def _front(config: ServerConfig, topology: Topology) -> Front:
         topology.relays(),
         credentials=topology.forward_credentials(),
         wait_for_ready=topology.waits_for_restart,
+        strict=isinstance(topology, PodMembers),
     )
 
 
@@ -232,9 +237,9 @@ def _internal_server(
     servicer: MemoryGraphServicer,
     front: Front,
     service: GraphService,
-    moves: tuple[ShardMover | None, MapKeeper],
+    moves: _Moves,
     topology: Topology,
-) -> tuple[grpc.Server, RelayServer | None]:
+) -> tuple[grpc.Server, RelayServer | None, PeerServicer]:
     """What the other workers call (forwarded calls, their parts of listings and event
     streams, and `WorkerPeer`), on this worker's internal address only, and (local workers)
     its relay for their unary calls: none of it is reachable on the client ports, and only
@@ -248,19 +253,18 @@ def _internal_server(
     server, wrapper, gate = _grpc_server(
         config, peers_only, pool, health_pool, status, open_health=opens
     )
-    mover, keeper = moves
     handlers = service_handlers(
-        FrontServicer(servicer, front, query_filter, trusted=True, mover=mover)
+        FrontServicer(servicer, front, query_filter, trusted=True, mover=moves.mover)
     )
     add_handlers(handlers, server)
-    peer = PeerServicer(service.endpoint, on_map=keeper.reload)
+    peer = PeerServicer(service.endpoint, on_map=moves.on_map, members=moves.members)
     workers_pb2_grpc.add_WorkerPeerServicer_to_server(peer, server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     topology.bind_internal(server)
     name = topology.relay_name()
     if name is None:
-        return server, None
+        return server, None, peer
     unary = {
         f"/{SERVICE_NAME}/{method}": wrapper.wrap(f"/{SERVICE_NAME}/{method}", handler)
         for method, handler in handlers.items()
@@ -276,41 +280,65 @@ def _internal_server(
         max_calls=config.max_workers,
         max_bytes=config.max_message_bytes,
     )
-    return server, relay
+    return server, relay, peer
+
+
+@dataclass(frozen=True, slots=True)
+class _Moves:
+    """How a worker keeps to the graph's shard map and takes part in moves."""
+
+    keeper: MapKeeper
+    mover: ShardMover | None = None  # local workers: MoveShard moves shards here
+    members: PodMover | None = None  # pod members: TakeShard, and the others' hand-overs
+
+    def on_map(self) -> None:
+        """Take the map again; a pod member first asks the others what it missed."""
+        if self.members is not None:
+            self.members.refresh()
+        else:
+            self.keeper.reload()
 
 
 def _movers(
     config: ServerConfig, topology: Topology, service: GraphService, hub: EventHub, front: Front
-) -> tuple[ShardMover | None, MapKeeper]:
-    """How this worker keeps to the graph's shard map, and (local workers) takes shards from
-    the others; its part of a move cut short by a restart is finished first."""
+) -> _Moves:
+    """How this worker keeps to the graph's shard map, and takes shards from the others; its
+    part of a move cut short by a restart is finished first."""
     store = service.store
     keeper = MapKeeper(topology.read_placement, store, front.reassign, front.epoch, hub)
-    if not topology.moves:
-        return None, keeper
+    metrics.SHARDS_OWNED.set(front.owners.count(topology.me))
+    if isinstance(topology, PodMembers):
+        members = PodMover(topology, store, service.endpoint, hub, keeper)
+        members.finish_own_part()
+        # What the other members recorded while this one was down (without holding up its
+        # start: members that are down answer later, or never).
+        threading.Thread(
+            target=_refresh, args=(members,), name="shard-refresh", daemon=True
+        ).start()
+        return _Moves(keeper, members=members)
     split = store.kv
     assert isinstance(split, SplitKV)
     finish_own_part(config.data_dir, topology.me, store, log.info)
     mover = ShardMover(
         topology.me, config.data_dir, store, service.endpoint, hub, split.peers, keeper
     )
-    return mover, keeper
+    return _Moves(keeper, mover=mover)
 
 
-def _map_poll(keeper: MapKeeper) -> Periodic:
-    """Takes the shard map again every MAP_POLL_SECONDS; a map this member cannot take is
-    not taken, and said once (until another problem, or a map it takes)."""
-    said: list[str] = []
+def _refresh(members: PodMover) -> None:
+    try:
+        members.refresh()
+    except Exception:  # a thread of its own: said, not raised
+        log.exception("the hand-overs the other members recorded could not be taken")
+
+
+def _map_poll(members: PodMover) -> Periodic:
+    """Takes the shard map again every MAP_POLL_SECONDS (a map the member cannot take is
+    not taken: `topology.PodMembers.read_placement`), and a shard handed over to this member
+    while it did not hear back."""
 
     def take() -> None:
-        try:
-            keeper.reload()
-        except ConfigError as exc:
-            if said != [str(exc)]:
-                log.error("not taking the shard map (serving by the one taken before): %s", exc)
-                said[:] = [str(exc)]
-            return
-        said.clear()
+        members.poll()
 
     return Periodic(
         "shard-map",
@@ -517,18 +545,21 @@ def start_server(config: ServerConfig, worker: int | None = None) -> RunningServ
         )
         internal: grpc.Server | None = None
         relay: RelayServer | None = None
+        peer: PeerServicer | None = None
         map_poll: Periodic | None = None
         if topology is not None:
             front = _front(config, topology)
             topology.attach(front, store)
             moves = _movers(config, topology, service, hub, front)
-            internal, relay = _internal_server(
+            internal, relay, peer = _internal_server(
                 config, keyring, servicer, front, service, moves, topology
             )
             undo.callback(internal.stop, None)
-            servicer = FrontServicer(servicer, front, query_filter, trusted=False, mover=moves[0])
-            if not topology.moves:  # the operator's map changes under a running member
-                map_poll = _map_poll(moves[1])
+            servicer = FrontServicer(
+                servicer, front, query_filter, trusted=False, mover=moves.mover
+            )
+            if moves.members is not None:  # the operator's map changes under a running member
+                map_poll = _map_poll(moves.members)
         add_to_server(servicer, server)
         health_servicer = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -590,6 +621,7 @@ def start_server(config: ServerConfig, worker: int | None = None) -> RunningServ
         outbox,
         internal,
         relay,
+        peer,
         map_poll,
     )
 

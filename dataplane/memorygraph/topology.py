@@ -11,7 +11,8 @@ Two shapes, one interface for `server`:
   placement is the operator's shard map (`store.cluster`), the engine is the pod's data
   directory, and members call each other on their peer ports over TCP, presenting the peer
   key (and, with `cluster.peer_tls`, certificates both ways); the peer port takes no other
-  key. Shards move between pods only by the operator's map.
+  key. What a member serves is its view of the shards: the map, with the hand-overs of moves
+  between members recorded in its volume since (`store.cluster.ShardView`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import socket
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -32,9 +34,19 @@ from memorygraph.servicers.front import Front
 from memorygraph.servicers.peers import GrpcPeer
 from memorygraph.servicers.relay import RelayClient
 from memorygraph.store import GraphStore
-from memorygraph.store.cluster import ClusterMap, claim, read_cluster_map
+from memorygraph.store.cluster import (
+    ClusterMap,
+    ShardView,
+    claim,
+    read_cluster_map,
+    read_intent,
+    record_shard,
+    recorded_shards,
+)
 from memorygraph.store.kv import KeyValueStore
+from memorygraph.store.moves import holds
 from memorygraph.store.placement import Placement, load_placement
+from memorygraph.store.shards import Shards
 from memorygraph.store.split import SplitKV
 from memorygraph.tls import server_credentials
 
@@ -53,7 +65,7 @@ Metadata = Callable[[], Sequence[tuple[str, str]]]
 
 # How long a member's writers' lock lasts when the member holding it dies amid a write that
 # reached it (that member's writes wait so long): short, as nothing restarts a pod at once.
-# No move fences writes between pods, so nothing needs it longer.
+# A move's fence takes its locks under a lease of its own (`servicers.moving`).
 POD_LEASE_SECONDS = 3.0
 
 
@@ -242,7 +254,11 @@ class PodMembers(Topology):
         self.map_file = cluster.map_file
         self.shard_map = read_cluster_map(cluster.map_file)
         self.me = cluster_member(config)
-        self.placement = self.shard_map.placement
+        self.view = ShardView.of(self.shard_map, {})  # with the volume's records once open
+        self.placement = self._placement()
+        self._records = threading.Lock()  # the view changes under it
+        self._said: str | None = None  # why the map in the file was not taken, once said
+        self._probers: dict[int, GrpcPeer] = {}
         if config.shards is not None and config.shards != self.shard_map.shards:
             raise ConfigError(
                 f"the shard map has {self.shard_map.shards} shards and the settings ask for "
@@ -275,24 +291,99 @@ class PodMembers(Topology):
     def opened(self, engine: KeyValueStore) -> None:
         claim(engine, self.shard_map, self.me)
         self._engine = engine
+        recorded = recorded_shards(engine)
+        self.view = ShardView.of(self.shard_map, recorded)
+        self._refuse_taken_away(engine, recorded)
+        self.placement = self._placement()
+
+    def _refuse_taken_away(
+        self, engine: KeyValueStore, recorded: dict[int, tuple[int, int]]
+    ) -> None:
+        """Refuse (ConfigError) a map that gives another member a shard whose data this
+        volume holds without having handed it over (nor taking it in a move under way)."""
+        intent = read_intent(engine)
+        shards = Shards(self.shard_map.shards)
+        for shard, owner in enumerate(self.view.owners):
+            handed = shard in recorded and recorded[shard][0] != self.me
+            if owner == self.me or handed or (intent is not None and intent.shard == shard):
+                continue
+            if holds(engine, shard, shards):
+                raise ConfigError(
+                    f"the shard map gives shard {shard} to member {owner}, but this volume "
+                    "holds it and never handed it over: a map alone does not move a shard's "
+                    "data"
+                )
+
+    def _placement(self) -> Placement:
+        """The view as a placement of shards over workers (a member is one worker)."""
+        shard_map, view = self.shard_map, self.view
+        return Placement(
+            shard_map.shards,
+            len(shard_map.members),
+            view.version(shard_map.epoch),
+            view.owners,
+            view.epochs,
+        )
+
+    @property
+    def member_count(self) -> int:
+        return len(self.shard_map.members)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.config.data_dir
+
+    def record(self, shard: int, owner: int, epoch: int) -> bool:
+        """Record in the volume that `shard` is member `owner`'s from shard epoch `epoch` on,
+        and in the view (the routes follow with the next `read_placement`); False when the
+        view has that epoch or a later one already."""
+        assert self._engine is not None
+        with self._records:
+            view = self.view
+            if epoch <= view.epochs[shard]:
+                return False
+            record_shard(self._engine, shard, owner, epoch)
+            owners, epochs = list(view.owners), list(view.epochs)
+            owners[shard], epochs[shard] = owner, epoch
+            self.view = ShardView(tuple(owners), tuple(epochs))
+            return True
+
+    def prober(self, worker: int) -> GrpcPeer:
+        """Member `worker` over a channel of its own, for questions that may find it down
+        (a failed attempt there does not hold back the calls passed on to it)."""
+        if worker not in self._probers:
+            channel = self.peer_channel(worker, isolated=True)
+            self._probers[worker] = self.peer(channel, worker)
+        return self._probers[worker]
 
     def attach(self, front: Front, store: GraphStore) -> None:
         """Members that join or leave later are taken into `front` and `store`'s view."""
         self._front, self._store = front, store
 
     def read_placement(self) -> Placement:
-        """The map's placement once it has a newer epoch (recorded in the volume first, and
-        its new members joined); the one taken before otherwise."""
-        found = read_cluster_map(self.map_file)
-        if found.epoch <= self.shard_map.epoch:
-            return self.shard_map.placement
-        self._check_successor(found)
-        if self._engine is not None:
-            claim(self._engine, found, self.me)  # recorded before it is taken
-        before, self.shard_map = self.shard_map, found
-        if found.members != before.members:
-            self._take_members(len(before.members))
-        return found.placement
+        """The view as it is now: the map once it has a newer epoch (recorded in the volume
+        first, and its new members joined), with the hand-overs recorded since. A map this
+        member cannot take is not taken, and said once (until another problem, or a map it
+        takes): the hand-overs recorded are taken whatever the map."""
+        try:
+            found = read_cluster_map(self.map_file)
+            if found.epoch > self.shard_map.epoch:
+                self._check_successor(found)
+                if self._engine is not None:
+                    claim(self._engine, found, self.me)  # recorded before it is taken
+                before, self.shard_map = self.shard_map, found
+                if found.members != before.members:
+                    self._take_members(len(before.members))
+                self._said = None
+        except ConfigError as exc:
+            if self._said != str(exc):
+                log.error("not taking the shard map (serving by the one taken before): %s", exc)
+                self._said = str(exc)
+        with self._records:
+            if self._engine is not None:
+                self.view = ShardView.of(self.shard_map, recorded_shards(self._engine))
+            self.placement = self._placement()
+            return self.placement
 
     def _check_successor(self, found: ClusterMap) -> None:
         """Refuse (ConfigError) a newer map this member cannot take while it serves."""
@@ -310,15 +401,17 @@ class PodMembers(Topology):
                 "the shard map gives members this one knows other addresses; a member's "
                 "addresses are taken when it starts"
             )
-        moved = [
-            s for s, (a, b) in enumerate(zip(current.owners, found.owners, strict=True)) if a != b
-        ]
-        if moved:
-            shard = moved[0]
-            raise ConfigError(
-                f"the shard map gives shard {shard} to member {found.owners[shard]}, but member "
-                f"{current.owners[shard]} holds it: a map alone does not move a shard's data"
-            )
+        view = self.view
+        for shard, (owner, held_by) in enumerate(zip(found.owners, view.owners, strict=True)):
+            epoch, held_since = found.shard_epoch(shard), view.epochs[shard]
+            if owner == held_by or epoch < held_since:
+                continue  # the same owner, or a map that has not caught up with a move yet
+            if epoch == held_since or self.me in (owner, held_by):
+                raise ConfigError(
+                    f"the shard map gives shard {shard} to member {owner} at shard epoch "
+                    f"{epoch}, but member {held_by} holds it since epoch {held_since}: a map "
+                    "alone does not move a shard's data"
+                )
 
     def _take_members(self, known: int) -> None:
         """Reach the members the map names now, of which this one knew the first `known`:
@@ -342,9 +435,11 @@ class PodMembers(Topology):
             channel.close()
         log.info("the graph has %d members now (it had %d)", count, known)
 
-    def peer_channel(self, worker: int) -> grpc.Channel:
+    def peer_channel(self, worker: int, *, isolated: bool = False) -> grpc.Channel:
         target = self.shard_map.members[worker].peer
         options = _internal_options(self.config)
+        if isolated:  # connections of its own, not shared with the other channels
+            options.append(("grpc.use_local_subchannel_pool", 1))
         if self._channel_credentials is None:
             return grpc.insecure_channel(target, options=options)
         return grpc.secure_channel(target, self._channel_credentials, options=options)

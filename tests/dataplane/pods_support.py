@@ -10,13 +10,18 @@ import os
 import secrets
 import subprocess
 import sys
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import grpc
 import yaml
 from memorygraph.config import ServerConfig, load_config
 from memorygraph.server import RunningServer, start_server
+from memorygraph.v1 import graph_pb2 as pb
+from memorygraph.v1.graph_pb2_grpc import MemoryGraphServiceStub
 
 from .conftest import REPO, ServerProcess, free_port, wait_serving
 
@@ -33,6 +38,7 @@ class PodLayout:
     shards: int = 64
     owners: list[int] = field(default_factory=list)
     epoch: int = 1
+    shard_epochs: list[int] = field(default_factory=list)  # empty: left out of the map
     graph: str = GRAPH_UID
     ports: list[int] = field(default_factory=list)
     peer_ports: list[int] = field(default_factory=list)
@@ -70,9 +76,15 @@ class PodLayout:
                 for i in range(self.count)
             ],
         }
+        if self.shard_epochs:
+            shard_map["shard_epochs"] = self.shard_epochs
         temporary = self.map_file.with_suffix(".tmp")
         temporary.write_text(json.dumps(shard_map))
         os.replace(temporary, self.map_file)  # as the kubelet swaps a ConfigMap's files
+
+    def peer_metadata(self) -> tuple[tuple[str, str], ...]:
+        """What the operator presents on a member's peer port."""
+        return (("authorization", f"Bearer {self.key_file.read_text().strip()}"),)
 
     def data_dir(self, member: int) -> Path:
         return self.root / f"pod-{member}"
@@ -136,3 +148,54 @@ class PodProcess(ServerProcess):
         if wait:
             wait_serving(self.address, proc=self.proc)
         return self
+
+
+def session_nodes(stub: MemoryGraphServiceStub, session_id: str) -> set[str]:
+    """The ids of every node of a session, as a member lists them."""
+    found: set[str] = set()
+    token = ""
+    while True:
+        page = stub.Query(
+            pb.QueryRequest(
+                filter=pb.QueryFilter(session_id=session_id), limit=1000, page_token=token
+            )
+        )
+        found.update(n.id for n in page.nodes)
+        if not (token := page.next_page_token):
+            return found
+
+
+class Writers:
+    """A thread per session adding prompts through `address` until stopped: what was
+    acknowledged, and the status codes of the calls that failed while `down` was set."""
+
+    def __init__(self, address: str, sessions: list[str]) -> None:
+        self.address = address
+        self.acknowledged: dict[str, list[str]] = {s: [] for s in sessions}
+        self.failures: dict[str, set[grpc.StatusCode]] = {s: set() for s in sessions}
+        self.stopping = threading.Event()
+        self.down = threading.Event()
+        self.threads = [threading.Thread(target=self._write, args=(s,)) for s in sessions]
+        for thread in self.threads:
+            thread.start()
+
+    def _write(self, session_id: str) -> None:
+        front = MemoryGraphServiceStub(grpc.insecure_channel(self.address))
+        while not self.stopping.is_set():
+            request = pb.AddPromptRequest(session_id=session_id, content="x")
+            try:
+                node = front.AddPrompt(request, timeout=2)
+            except grpc.RpcError as error:
+                if self.down.is_set():
+                    self.failures[session_id].add(error.code())
+                time.sleep(0.05)
+                continue
+            self.acknowledged[session_id].append(node.id)
+
+    def counts(self) -> dict[str, int]:
+        return {s: len(ids) for s, ids in self.acknowledged.items()}
+
+    def stop(self) -> None:
+        self.stopping.set()
+        for thread in self.threads:
+            thread.join(10)

@@ -58,8 +58,8 @@ class DirectPeer:
     ) -> list[tuple[bytes, bytes]]:
         return self._endpoint().scan_chunk(cf, start, end, reverse, limit, values)
 
-    def lock(self, origin: int) -> None:
-        self._endpoint().lock(origin)
+    def lock(self, origin: int, lease_seconds: float | None = None) -> None:
+        self._endpoint().lock(origin)  # no lease: nothing here dies holding it
 
     def unlock(self) -> None:
         self._endpoint().unlock()

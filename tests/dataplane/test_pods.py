@@ -28,7 +28,7 @@ from memorygraph.v1.graph_pb2_grpc import MemoryGraphServiceStub
 from memorygraph.v1.workers_pb2_grpc import WorkerPeerStub
 
 from .certs import Authority
-from .pods_support import PodLayout, PodProcess, start_pods
+from .pods_support import PodLayout, PodProcess, Writers, session_nodes, start_pods
 
 
 def _stub(address: str) -> MemoryGraphServiceStub:
@@ -418,56 +418,6 @@ def test_the_member_is_the_pod_name_ordinal(pod: str, member: int, layout: PodLa
         cluster_member(config, {"MEMORYGRAPH_POD_NAME": "memorygraph"})
 
 
-def _session_nodes(stub: MemoryGraphServiceStub, session_id: str) -> set[str]:
-    found: set[str] = set()
-    token = ""
-    while True:
-        page = stub.Query(
-            pb.QueryRequest(
-                filter=pb.QueryFilter(session_id=session_id), limit=1000, page_token=token
-            )
-        )
-        found.update(n.id for n in page.nodes)
-        if not (token := page.next_page_token):
-            return found
-
-
-class _Writers:
-    """A thread per session adding prompts through member 0 until stopped: what was
-    acknowledged, and the status codes of the calls that failed while `down` was set."""
-
-    def __init__(self, address: str, sessions: list[str]) -> None:
-        self.address = address
-        self.acknowledged: dict[str, list[str]] = {s: [] for s in sessions}
-        self.failures: dict[str, set[grpc.StatusCode]] = {s: set() for s in sessions}
-        self.stopping = threading.Event()
-        self.down = threading.Event()
-        self.threads = [threading.Thread(target=self._write, args=(s,)) for s in sessions]
-        for thread in self.threads:
-            thread.start()
-
-    def _write(self, session_id: str) -> None:
-        front = _stub(self.address)
-        while not self.stopping.is_set():
-            request = pb.AddPromptRequest(session_id=session_id, content="x")
-            try:
-                node = front.AddPrompt(request, timeout=2)
-            except grpc.RpcError as error:
-                if self.down.is_set():
-                    self.failures[session_id].add(error.code())
-                time.sleep(0.05)
-                continue
-            self.acknowledged[session_id].append(node.id)
-
-    def counts(self) -> dict[str, int]:
-        return {s: len(ids) for s, ids in self.acknowledged.items()}
-
-    def stop(self) -> None:
-        self.stopping.set()
-        for thread in self.threads:
-            thread.join(10)
-
-
 @pytest.mark.slow
 def test_a_member_killed_amid_writes_pauses_only_its_shards_and_loses_nothing(
     layout: PodLayout,
@@ -478,7 +428,7 @@ def test_a_member_killed_amid_writes_pauses_only_its_shards_and_loses_nothing(
         sessions = [stub.CreateSession(pb.CreateSessionRequest()).id for _ in range(8)]
         on_1 = {s for s in sessions if layout.owners[_shard(s)] == 1}
         assert on_1 and len(on_1) < len(sessions)
-        writers = _Writers(layout.address(0), sessions)
+        writers = Writers(layout.address(0), sessions)
         time.sleep(1.0)
         members[1].kill()
         writers.down.set()
@@ -496,7 +446,7 @@ def test_a_member_killed_amid_writes_pauses_only_its_shards_and_loses_nothing(
         for member in (0, 1):
             own = _stub(layout.address(member))
             for session_id in sessions:
-                assert _session_nodes(own, session_id) >= set(writers.acknowledged[session_id])
+                assert session_nodes(own, session_id) >= set(writers.acknowledged[session_id])
         assert min(writers.counts().values()) > 10
     finally:
         for member in members:

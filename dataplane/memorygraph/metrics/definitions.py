@@ -33,6 +33,9 @@ __all__ = [
     "RESTORE_BYTES",
     "RPC",
     "RPC_REJECTED",
+    "SHARDS_OWNED",
+    "SHARD_MOVES",
+    "SHARD_MOVE_FENCE",
     "STALLED_STREAMS",
     "STORE_BYTES",
     "STORE_COUNTS",
@@ -79,6 +82,20 @@ REDIRECTED_CALLS = Counter(
     "memorygraph_redirected_calls",
     "Calls routed with a stale shard map, answered with a redirect to the owner, by method",
     ["method"],
+)
+SHARDS_OWNED = Gauge(
+    "memorygraph_shards_owned", "Shards this worker serves now (workers and pod members)"
+)
+SHARD_MOVES = Counter(
+    "memorygraph_shard_moves",
+    "Moves of a shard onto this worker, by outcome (done; failed: refused, or cut short and to "
+    "be asked again)",
+    ["outcome"],
+)
+SHARD_MOVE_FENCE = Histogram(
+    "memorygraph_shard_move_fence_seconds",
+    "How long a move onto this worker paused the graph's writes for its hand-over",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4),
 )
 EVENT_LOG_EVENTS = Gauge("memorygraph_event_log_events", "Events retained in the event log")
 EVENT_LAST_SEQUENCE = Gauge("memorygraph_event_last_sequence", "Newest event sequence number")

@@ -113,6 +113,7 @@ class Front:
         *,
         credentials: Callable[[], Sequence[tuple[str, str]]] | None = None,
         wait_for_ready: bool = True,
+        strict: bool = False,
     ) -> None:
         """`max_bytes`: what the records of a merged page may take (see `graph.query`).
         `relays`: the other workers' relay sockets, for unary calls (else gRPC only).
@@ -120,11 +121,15 @@ class Front:
         (the peer key of pods; None: the caller's own, as the workers of one machine do).
         `wait_for_ready`: a call to a worker that is down waits for it within its deadline
         (workers of one machine are started again within a second), else it fails at once
-        with UNAVAILABLE (a pod may take minutes to come back)."""
+        with UNAVAILABLE (a pod may take minutes to come back).
+        `strict`: a call passed on here about a shard this worker does not own answers
+        UNAVAILABLE instead of running here (pod members: the two ends of a hand-over that
+        one of them has not heard of yet pass the shard's calls to each other)."""
         self.me = me
         self.relays = relays or {}
         self.credentials = credentials
         self.wait_for_ready = wait_for_ready
+        self.strict = strict
         self.max_bytes = max_bytes
         self.owners = owners
         self.epoch = epoch
@@ -141,6 +146,13 @@ class Front:
     @staticmethod
     def forwarded(context: grpc.ServicerContext) -> bool:
         return any(key == FROM_WORKER for key, _ in context.invocation_metadata() or ())
+
+    def refuse_stray(self, key: Key | None) -> None:
+        """Unavailable for a call passed on here about a shard this worker does not own,
+        when `strict` (None: a call about no shard in particular)."""
+        shard = None if key is None or not self.strict else shard_of(key, len(self.owners))
+        if shard is not None and self.owners[shard] != self.me:
+            raise Unavailable(f"shard {shard} is being handed over between members; try again")
 
     def destination(self, method: str, key: Key, context: grpc.ServicerContext) -> int | None:
         """The worker a call about `key` goes on to (None: it runs here). A call whose client
@@ -291,6 +303,7 @@ class FrontServicer:
         def where(request: Any, context: grpc.ServicerContext) -> int | None:
             """The worker to run on: None here, -1 every worker (a listing)."""
             if front.forwarded(context):
+                front.refuse_stray(route(request))
                 return None
             place_new(method, request)
             key = route(request)

@@ -40,6 +40,7 @@ from typing import Any, Protocol
 from memorygraph.errors import FailedPrecondition, InvalidArgument, Unavailable
 from memorygraph.events.hub import EventHub
 from memorygraph.graph.peering import WorkerEndpoint
+from memorygraph.metrics import definitions as metrics
 from memorygraph.servicers import peers
 from memorygraph.store import GraphStore, keys
 from memorygraph.store.moves import last_sequence, sync_shard, tail_is_new, unreported
@@ -61,11 +62,12 @@ log = logging.getLogger("memorygraph.server")
 CATCH_UPS = 3  # copies after the first before fencing, fewer once one copies little
 _SMALL_COPY = 100  # keys: a catch-up this small is the last before the fence
 _FENCE_ATTEMPTS = 3
-_LOCK_SECONDS = 2.0  # how long the fence waits for one worker's writers' lock
+LOCK_SECONDS = 2.0  # how long the fence waits for one worker's writers' lock
 _SCAN_CHUNK = 256  # events a copy reads from the source's log at a time
 # The longest the fence may last before the hand-over: well within the locks' leases
 # (`servicers.peers.LEASE_SECONDS`), so that every worker takes the new map under its lock.
 FENCE_SECONDS = 4.0
+FENCE_LEASE_SECONDS = FENCE_SECONDS + 2  # the fence's locks, should the mover die holding them
 
 
 class MovePeer(Protocol):
@@ -81,7 +83,7 @@ class MovePeer(Protocol):
         self, cf: str, start: bytes, end: bytes, reverse: bool, limit: int, values: bool
     ) -> list[tuple[bytes, bytes]]: ...
 
-    def lock(self, origin: int) -> None: ...
+    def lock(self, origin: int, lease_seconds: float | None = None) -> None: ...
 
     def unlock(self) -> None: ...
 
@@ -132,9 +134,10 @@ class MapKeeper:
             if changed:
                 self.hub.end_all(reason)
             for shard in lost:
-                self.store.count_out_shard(shard, placement.epoch)
+                self.store.count_out_shard(shard, placement.shard_epoch(shard))
             self.epoch = placement.epoch
             self.on_owners(list(placement.owners), placement.epoch)
+            metrics.SHARDS_OWNED.set(len(owned))
             log.info("took the shard map of epoch %d", placement.epoch)
             return True
 
@@ -201,9 +204,17 @@ class ShardMover:
         if not self._one.acquire(blocking=False):
             raise FailedPrecondition("a move to this worker is under way; try again once it ends")
         try:
-            return self._move(shard)
+            result = self._move(shard)
+        except Exception:
+            metrics.SHARD_MOVES.labels("failed").inc()
+            raise
         finally:
             self._one.release()
+        if result.copied_keys or result.fenced_seconds:  # not a move done before
+            metrics.SHARD_MOVES.labels("done").inc()
+        if result.fenced_seconds:
+            metrics.SHARD_MOVE_FENCE.observe(result.fenced_seconds)
+        return result
 
     def _move(self, shard: int) -> MoveResult:
         placement = read_placement(self.data_dir)
@@ -223,20 +234,7 @@ class ShardMover:
                 raise FailedPrecondition("another move is under way; try again once it ends")
         copied, fenced = 0, 0.0
         if placement.owners[shard] == move.source:
-            source = _RemoteEngine(self.peers[move.source])
-            local = self._local()
-            copied = sync_shard(source, local, shard, self.store.shards)  # type: ignore[arg-type]
-            for _ in range(CATCH_UPS):
-                # Events below the owner's newest now are copied by this catch-up: the fenced
-                # copy compares only the events after them.
-                since = last_sequence(source) + 1  # type: ignore[arg-type]
-                caught_up = sync_shard(source, local, shard, self.store.shards)  # type: ignore[arg-type]
-                copied += caught_up
-                if caught_up <= _SMALL_COPY:
-                    break
-            started = time.monotonic()
-            copied += self._fenced_hand_over(move, source, since)
-            fenced = time.monotonic() - started
+            copied, fenced = self._copy_and_hand_over(move)
         elif placement.owners[shard] != self.me:
             raise FailedPrecondition(
                 f"shard {shard} is on worker {placement.owners[shard]}, not on the worker the "
@@ -246,6 +244,25 @@ class ShardMover:
         remove_move(self.data_dir)
         log.info("moved shard %d from worker %d here at epoch %d", shard, move.source, move.epoch)
         return MoveResult(move.epoch, copied, fenced)
+
+    def _copy_and_hand_over(self, move: Move) -> tuple[int, float]:
+        """Copy the shard while writes go on, then hand it over fenced: the keys copied, and
+        how long the fence lasted."""
+        shard = move.shard
+        source = _RemoteEngine(self.peers[move.source])
+        local = self._local()
+        copied = sync_shard(source, local, shard, self.store.shards)  # type: ignore[arg-type]
+        for _ in range(CATCH_UPS):
+            # Events below the owner's newest now are copied by this catch-up: the fenced
+            # copy compares only the events after them.
+            since = last_sequence(source) + 1  # type: ignore[arg-type]
+            caught_up = sync_shard(source, local, shard, self.store.shards)  # type: ignore[arg-type]
+            copied += caught_up
+            if caught_up <= _SMALL_COPY:
+                break
+        started = time.monotonic()
+        copied += self._fenced_hand_over(move, source, since)
+        return copied, time.monotonic() - started
 
     def _drop_at(self, source: int, shard: int) -> None:
         """The old owner drops its copy: once it has the new map (a worker that did not take
@@ -298,19 +315,23 @@ class ShardMover:
                         "s while the graph's writes were paused; nothing was handed over, try "
                         "again when the graph takes fewer writes"
                     )
-                placement = read_placement(self.data_dir)
-                owners = list(placement.owners)
-                owners[move.shard] = self.me
-                write_placement(
-                    self.data_dir, replace(placement, owners=tuple(owners), epoch=move.epoch)
-                )
-                self._after_commit(move)  # the point of no return is past
+                self._commit(move)
                 return copied
         raise Unavailable(
             "the graph's writes could not be paused for the hand-over (a worker was busy, a "
             "worker had writes still to deliver, or the shard's owner had token usage of it not "
             "yet reported to the LLM-Registry); nothing was handed over, try again"
         )
+
+    def _commit(self, move: Move) -> None:
+        """Hand the shard over, fenced and counted in here: the map with this worker as the
+        shard's owner at the move's epoch (the point of no return), then every worker takes
+        it."""
+        placement = read_placement(self.data_dir)
+        owners = list(placement.owners)
+        owners[move.shard] = self.me
+        write_placement(self.data_dir, replace(placement, owners=tuple(owners), epoch=move.epoch))
+        self._after_commit(move)
 
     def _after_commit(self, move: Move) -> None:
         """Every worker takes the new map while fenced (the source counts the shard out), this
@@ -336,12 +357,12 @@ class ShardMover:
         try:
             for worker in sorted([self.me, *self.peers]):
                 if worker == self.me:
-                    if not self.endpoint.hold(_LOCK_SECONDS):
+                    if not self.endpoint.hold(LOCK_SECONDS):
                         yield False
                         return
                 else:
                     try:
-                        self.peers[worker].lock(self.me)
+                        self.peers[worker].lock(self.me, FENCE_LEASE_SECONDS)
                     except Unavailable:
                         yield False
                         return

@@ -12,6 +12,7 @@ import logging
 import secrets
 import threading
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 import grpc
 
@@ -21,7 +22,7 @@ from memorygraph.store.split import Busy
 from memorygraph.v1 import workers_pb2 as wpb
 from memorygraph.v1 import workers_pb2_grpc as wgrpc
 
-__all__ = ["LEASE_SECONDS", "GrpcPeer", "PeerServicer"]
+__all__ = ["LEASE_SECONDS", "GrpcPeer", "MemberMoves", "PeerServicer"]
 
 log = logging.getLogger("memorygraph.server")
 
@@ -33,16 +34,37 @@ _MAX_SCAN = 4096  # pairs one range read returns at most
 _READ_BYTES = 4 << 20  # values one read returns at most (one at least, whatever its size)
 
 
+class MemberMoves(Protocol):
+    """A pod member's part in moves between members (`servicers.moving.PodMover`)."""
+
+    def hand_over(self, shard: int, owner: int, epoch: int, *, held: bool) -> None:
+        """Record that `shard` is member `owner`'s from shard epoch `epoch` on; `held`:
+        whether the caller holds this member's writers' lock (FailedPrecondition when the
+        shard is this member's and it is not)."""
+
+    def view(self) -> tuple[list[int], list[int]]:
+        """Each shard's owner and shard epoch, as this member serves them."""
+        ...
+
+    def take(self, shard: int) -> tuple[int, int, float]:
+        """Move `shard` here: its epoch, the keys copied, the seconds writes were paused."""
+        ...
+
+
 class PeerServicer(wgrpc.WorkerPeerServicer):
     """This worker, served to the others."""
 
     def __init__(
-        self, endpoint: WorkerEndpoint, on_map: Callable[[], object] | None = None
+        self,
+        endpoint: WorkerEndpoint,
+        on_map: Callable[[], object] | None = None,
+        members: MemberMoves | None = None,
     ) -> None:
-        """`on_map()` takes the shard map again from the data directory (Reassign, and when a
-        lease runs out: its holder may have changed the map meanwhile)."""
+        """`on_map()` takes the shard map again (Reassign, and when a lease runs out: its
+        holder may have changed the map meanwhile); `members`: a pod member's moves."""
         self.endpoint = endpoint
         self.on_map = on_map
+        self.members = members
         self._mutex = threading.Lock()
         self._lease = ""  # the lease of the lock a peer holds now ("" when none)
         self._expiry: threading.Timer | None = None
@@ -107,27 +129,71 @@ class PeerServicer(wgrpc.WorkerPeerServicer):
             self.endpoint.unlock()
             return True
 
+    def close(self) -> None:
+        """The server stops: a lock a peer still holds is released now, without taking the
+        map again (the store is about to close)."""
+        with self._mutex:
+            if self._expiry is not None:
+                self._expiry.cancel()
+            held, self._lease, self._expiry = bool(self._lease), "", None
+        if held:
+            self.endpoint.unlock()
+
     def _expire(self, lease: str) -> None:
-        if not self._release(lease):
-            return
+        with self._mutex:
+            if not lease or lease != self._lease:
+                return
+            self._lease, self._expiry = "", None
         log.warning("a worker held this worker's writers' lock past its lease; released")
-        if self.on_map is not None:
-            try:
-                self.on_map()  # a move's holder may have handed a shard over, then died
-            except Exception:
-                log.exception("the shard map could not be read again")
+        try:
+            if self.on_map is not None:
+                # A move's holder may have handed a shard over, then died: the map is taken
+                # again before this worker's writers go on.
+                self.on_map()
+        except Exception:
+            log.exception("the shard map could not be read again")
+        finally:
+            self.endpoint.unlock()
 
     def Reassign(
         self, request: wpb.PeerReassignRequest, context: grpc.ServicerContext
     ) -> wpb.PeerReassignResponse:
         with self._mutex:  # the lease cannot run out meanwhile
             held = bool(request.lease) and request.lease == self._lease
+            # A hand-over whose caller gave up waiting is not taken under its lock.
+            remaining = context.time_remaining()
+            held = held and (remaining is None or remaining > 0)
+            if request.handover:
+                self._hand_over(request, held)
+                return wpb.PeerReassignResponse()
             if self.on_map is not None:
                 self.on_map()  # a newer map is taken in any case
             if not held:
                 context.set_code(grpc.StatusCode.FAILED_PRECONDITION)
                 context.set_details("the caller does not hold this worker's writers' lock")
         return wpb.PeerReassignResponse()
+
+    def _pod_member(self) -> MemberMoves:
+        if self.members is None:
+            raise FailedPrecondition("this worker is not a pod member: shards move by MoveShard")
+        return self.members
+
+    def _hand_over(self, request: wpb.PeerReassignRequest, held: bool) -> None:
+        self._pod_member().hand_over(request.shard, request.owner, request.shard_epoch, held=held)
+
+    def Shards(
+        self, request: wpb.PeerShardsRequest, context: grpc.ServicerContext
+    ) -> wpb.PeerShardsResponse:
+        owners, epochs = self._pod_member().view()
+        return wpb.PeerShardsResponse(owners=owners, epochs=epochs)
+
+    def TakeShard(
+        self, request: wpb.PeerTakeShardRequest, context: grpc.ServicerContext
+    ) -> wpb.PeerTakeShardResponse:
+        epoch, copied, fenced = self._pod_member().take(request.shard)
+        return wpb.PeerTakeShardResponse(
+            shard_epoch=epoch, copied_keys=copied, fenced_seconds=fenced
+        )
 
     def Drop(
         self, request: wpb.PeerDropRequest, context: grpc.ServicerContext
@@ -245,10 +311,13 @@ class GrpcPeer:
         )
         return list(zip(response.keys, response.values, strict=True)), response.resume
 
-    def lock(self, origin: int) -> None:
+    def lock(self, origin: int, lease_seconds: float | None = None) -> None:
+        """Take the worker's writers' lock, under a lease of `lease_seconds` (default: this
+        peer's)."""
+        lease = lease_seconds or self._lease_seconds
         try:
             response = self._stub.Lock(
-                wpb.PeerLockRequest(origin=self._me, lease_seconds=self._lease_seconds),
+                wpb.PeerLockRequest(origin=self._me, lease_seconds=lease),
                 timeout=self._lock_seconds + CALL_SECONDS,
                 metadata=self._metadata(),
             )
@@ -279,6 +348,31 @@ class GrpcPeer:
             )
         except grpc.RpcError as error:
             raise self._refused(error) from None
+
+    def hand_over(self, shard: int, owner: int, epoch: int, timeout: float = CALL_SECONDS) -> None:
+        """Have the pod member record that `shard` is member `owner`'s from shard epoch
+        `epoch` on, under the lock this thread holds there (needed where the shard was)."""
+        request = wpb.PeerReassignRequest(
+            lease=getattr(self._held, "lease", ""),
+            handover=True,
+            shard=shard,
+            owner=owner,
+            shard_epoch=epoch,
+        )
+        try:
+            self._stub.Reassign(request, timeout=timeout, metadata=self._metadata())
+        except grpc.RpcError as error:
+            raise self._refused(error) from None
+
+    def shards(self, timeout: float = CALL_SECONDS) -> tuple[list[int], list[int]]:
+        """The pod member's view: each shard's owner and shard epoch."""
+        try:
+            response = self._stub.Shards(
+                wpb.PeerShardsRequest(), timeout=timeout, metadata=self._metadata()
+            )
+        except grpc.RpcError as error:
+            raise self._refused(error) from None
+        return list(response.owners), list(response.epochs)
 
     def drop(self, shard: int) -> None:
         try:

@@ -13,6 +13,15 @@ only what a map it can confirm gives it: the map must name its member index, and
 remembers the graph and member it serves and the highest epoch it was given (`claim`), so that
 a volume is never served as another graph's or another member's, and a map is never taken
 back to an earlier epoch.
+
+Shards move between members while they serve (`servicers.moving.PodMover`): the members hand a
+shard over among themselves, under the fence of every member's writers' lock, and each records
+the hand-over in its volume (`record_shard`): shard s is member m's from shard epoch k on (each
+shard counts its own moves). The map follows afterwards: the operator writes the new owner
+with the shard's epoch (`shard_epochs`, optional, 0 for a shard that never moved). What a
+member serves is its view (`ShardView`): for each shard, whichever of the map and its records
+has the higher epoch. A map never moves a shard by itself: a member refuses a map that gives
+one of its own shards away, or gives it one, at an epoch it did not record.
 """
 
 from __future__ import annotations
@@ -24,14 +33,28 @@ from pathlib import Path
 from memorygraph.errors import ConfigError, InvalidArgument
 from memorygraph.store import keys
 from memorygraph.store.kv import KeyValueStore
-from memorygraph.store.placement import MAX_WORKERS, Placement
+from memorygraph.store.placement import MAX_WORKERS
 from memorygraph.store.shards import check_shard_count
 
-__all__ = ["ClusterMap", "Member", "claim", "read_cluster_map", "refuse_member_volume"]
+__all__ = [
+    "ClusterMap",
+    "Intent",
+    "Member",
+    "ShardView",
+    "claim",
+    "read_cluster_map",
+    "read_intent",
+    "record_shard",
+    "recorded_shards",
+    "refuse_member_volume",
+    "write_intent",
+]
 
 GRAPH_KEY = b"cluster/graph"
 MEMBER_KEY = b"cluster/member"
 EPOCH_KEY = b"cluster/epoch"
+SHARD_PREFIX = b"cluster/shard/"  # + shard (2 bytes) -> owner (2 bytes) + shard epoch (8)
+INTENT_KEY = b"cluster/move"  # the move to this member under way: shard, source, shard epoch
 MAX_MAP_BYTES = 1 << 20  # 4,096 shards and 64 members take well under 100 KiB
 
 
@@ -48,11 +71,45 @@ class ClusterMap:
     epoch: int
     owners: tuple[int, ...]
     members: tuple[Member, ...]
+    shard_epochs: tuple[int, ...] = ()  # per shard, the epoch of its last move (() all 0)
 
-    @property
-    def placement(self) -> Placement:
-        """The map as a placement of shards over workers (a member is one worker)."""
-        return Placement(self.shards, len(self.members), self.epoch, self.owners)
+    def shard_epoch(self, shard: int) -> int:
+        return self.shard_epochs[shard] if self.shard_epochs else 0
+
+
+@dataclass(frozen=True, slots=True)
+class ShardView:
+    """Which member owns each shard, and since which shard epoch: a map's, with the hand-overs
+    a member recorded since (see the module)."""
+
+    owners: tuple[int, ...]
+    epochs: tuple[int, ...]
+
+    @classmethod
+    def of(cls, shard_map: ClusterMap, recorded: dict[int, tuple[int, int]]) -> ShardView:
+        """`shard_map`'s owners, where `recorded` (shard -> (owner, epoch)) has no newer one.
+        ConfigError when both name one epoch of a shard with different owners."""
+        owners, epochs = list(shard_map.owners), [0] * shard_map.shards
+        for shard in range(shard_map.shards):
+            epochs[shard] = shard_map.shard_epoch(shard)
+            owner, epoch = recorded.get(shard, (owners[shard], -1))
+            if epoch == epochs[shard] and owner != owners[shard]:
+                raise ConfigError(
+                    f"the shard map gives shard {shard} to member {owners[shard]} at its epoch "
+                    f"{epoch}, which this member recorded as member {owner}'s"
+                )
+            if epoch > epochs[shard]:
+                owners[shard], epochs[shard] = owner, epoch
+        return cls(tuple(owners), tuple(epochs))
+
+    def version(self, map_epoch: int) -> int:
+        """One number that grows with the map's epoch and with every hand-over (what the
+        routes and the clients compare)."""
+        return map_epoch + sum(self.epochs)
+
+    def changes(self, newer: ShardView) -> list[int]:
+        """The shards whose owner `newer` changes."""
+        return [s for s, (a, b) in enumerate(zip(self.owners, newer.owners, strict=True)) if a != b]
 
 
 def _host_port(value: object, where: str) -> str:
@@ -97,7 +154,12 @@ def _parse(raw: object) -> ClusterMap:
         raise ValueError(f"owners must name the owner of each of the {shards} shards")
     if not all(type(o) is int and 0 <= o < len(parsed) for o in owners):
         raise ValueError(f"every owner must be a member index below {len(parsed)}")
-    return ClusterMap(graph, shards, epoch, tuple(owners), parsed)
+    epochs = raw.get("shard_epochs", [])
+    if not isinstance(epochs, list) or len(epochs) not in (0, shards):
+        raise ValueError(f"shard_epochs must list the epoch of each of the {shards} shards")
+    if not all(type(e) is int and e >= 0 for e in epochs):
+        raise ValueError("every shard epoch must be a whole number, 0 or more")
+    return ClusterMap(graph, shards, epoch, tuple(owners), parsed, tuple(epochs))
 
 
 def read_cluster_map(path: Path) -> ClusterMap:
@@ -174,3 +236,50 @@ def refuse_member_volume(kv: KeyValueStore) -> None:
             f"this volume is member {member}'s of graph {graph.decode()}, which holds only "
             "its shards: start it with the graph's cluster settings"
         )
+
+
+def _shard_key(shard: int) -> bytes:
+    return SHARD_PREFIX + shard.to_bytes(2)
+
+
+def recorded_shards(kv: KeyValueStore) -> dict[int, tuple[int, int]]:
+    """The hand-overs this member's volume recorded: shard -> (owner, shard epoch)."""
+    found = {}
+    for key, value in kv.scan(keys.CF_META, SHARD_PREFIX, keys.prefix_end(SHARD_PREFIX)):
+        found[int.from_bytes(key[len(SHARD_PREFIX) :])] = (
+            int.from_bytes(value[:2]),
+            int.from_bytes(value[2:]),
+        )
+    return found
+
+
+def record_shard(kv: KeyValueStore, shard: int, owner: int, epoch: int) -> None:
+    """Record in the volume, synced, that `shard` is member `owner`'s from `epoch` on."""
+    kv.write([(keys.CF_META, _shard_key(shard), owner.to_bytes(2) + epoch.to_bytes(8))], sync=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    """A move to this member under way (recorded until it is done or given up)."""
+
+    shard: int
+    source: int
+    epoch: int  # the shard's epoch once this member owns it
+
+
+def read_intent(kv: KeyValueStore) -> Intent | None:
+    raw = kv.get(keys.CF_META, INTENT_KEY)
+    if raw is None:
+        return None
+    found = json.loads(raw)
+    return Intent(int(found["shard"]), int(found["source"]), int(found["epoch"]))
+
+
+def write_intent(kv: KeyValueStore, intent: Intent | None) -> None:
+    """Record `intent` (None: remove the one recorded), synced."""
+    value = None
+    if intent is not None:
+        value = json.dumps(
+            {"shard": intent.shard, "source": intent.source, "epoch": intent.epoch}
+        ).encode()
+    kv.write([(keys.CF_META, INTENT_KEY, value)], sync=True)

@@ -15,7 +15,7 @@ import logging
 import random
 from collections.abc import Callable, Iterable, Iterator
 
-from memorygraph.errors import MemoryGraphError, Unavailable
+from memorygraph.errors import FailedPrecondition, MemoryGraphError, Unavailable
 from memorygraph.model import MAX_TIME, Direction, Edge, EdgeKey, EdgeKind, Event, Node, NodeKind
 from memorygraph.store import keys, moves
 from memorygraph.store.changes import StoreChanges, UnwritableChange
@@ -600,6 +600,20 @@ class GraphStore:
         if sequence <= self._outbox.applied(origin):
             return
         time, ops, events = decode_part(part)
+        stray = next(
+            (
+                int.from_bytes(key[: keys.SHARD_LEN])
+                for cf, key, _ in ops
+                if cf in keys.SHARDED_FAMILIES
+                and not self._split.workers.owns(key[: keys.SHARD_LEN])
+            ),
+            None,
+        )
+        if stray is not None:  # its sender has not heard that the shard moved: not lost here
+            raise FailedPrecondition(
+                f"a part of worker {origin}'s write holds keys of shard {stray}, which this "
+                "worker no longer owns; it is delivered again once its sender takes the map"
+            )
         log = self.events.append(
             StoreChanges(time=max(time, now), events=events), {}, self._session_of, (), self._locate
         )

@@ -54,6 +54,12 @@ class Placement:
     workers: int
     epoch: int
     owners: tuple[int, ...]
+    # Pod members: each shard's own epoch (its moves); () where one epoch covers every shard.
+    shard_epochs: tuple[int, ...] = ()
+
+    def shard_epoch(self, shard: int) -> int:
+        """The epoch a hand-over of `shard` to its owner is counted under."""
+        return self.shard_epochs[shard] if self.shard_epochs else self.epoch
 
     @classmethod
     def even(cls, shards: int, workers: int) -> Placement:

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cmemorygraph/v1/workers.proto\x12\x0ememorygraph.v1\"$\n\x13PeerReassignRequest\x12\r\n\x05lease\x18\x01 \x01(\t\"\x16\n\x14PeerReassignResponse\" \n\x0fPeerDropRequest\x12\r\n\x05shard\x18\x01 \x01(\r\"\x12\n\x10PeerDropResponse\"\x9e\x01\n\x0fPeerReadRequest\x12\x0e\n\x06\x66\x61mily\x18\x01 \x01(\t\x12\x0c\n\x04keys\x18\x02 \x03(\x0c\x12\x0c\n\x04scan\x18\x03 \x01(\x08\x12\r\n\x05start\x18\x04 \x01(\x0c\x12\x0b\n\x03\x65nd\x18\x05 \x01(\x0c\x12\x0f\n\x07reverse\x18\x06 \x01(\x08\x12\r\n\x05limit\x18\x07 \x01(\r\x12\x0e\n\x06values\x18\x08 \x01(\x08\x12\x13\n\x0b\x65vent_shard\x18\t \x01(\r\"O\n\x10PeerReadResponse\x12\x0c\n\x04keys\x18\x01 \x03(\x0c\x12\x0e\n\x06values\x18\x02 \x03(\x0c\x12\r\n\x05\x66ound\x18\x03 \x03(\x08\x12\x0e\n\x06resume\x18\x04 \x01(\x0c\"8\n\x0fPeerLockRequest\x12\x0e\n\x06origin\x18\x01 \x01(\r\x12\x15\n\rlease_seconds\x18\x02 \x01(\x01\"!\n\x10PeerLockResponse\x12\r\n\x05lease\x18\x01 \x01(\t\"\"\n\x11PeerUnlockRequest\x12\r\n\x05lease\x18\x01 \x01(\t\"\x14\n\x12PeerUnlockResponse\"Q\n\x10PeerApplyRequest\x12\x0e\n\x06origin\x18\x01 \x01(\r\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12\x0c\n\x04part\x18\x03 \x01(\x0c\x12\r\n\x05lease\x18\x04 \x01(\t\"\x13\n\x11PeerApplyResponse\"e\n\tRelayCall\x12\x0e\n\x06method\x18\x01 \x01(\t\x12/\n\x08metadata\x18\x02 \x03(\x0b\x32\x1d.memorygraph.v1.RelayMetadata\x12\x17\n\x0ftimeout_seconds\x18\x03 \x01(\x01\"+\n\rRelayMetadata\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"O\n\x0bRelayAnswer\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07\x64\x65tails\x18\x02 \x01(\t\x12\x10\n\x08response\x18\x03 \x01(\x0c\x12\x0f\n\x07\x63losing\x18\x04 \x01(\x08\x32\xe3\x03\n\nWorkerPeer\x12I\n\x04Read\x12\x1f.memorygraph.v1.PeerReadRequest\x1a .memorygraph.v1.PeerReadResponse\x12I\n\x04Lock\x12\x1f.memorygraph.v1.PeerLockRequest\x1a .memorygraph.v1.PeerLockResponse\x12O\n\x06Unlock\x12!.memorygraph.v1.PeerUnlockRequest\x1a\".memorygraph.v1.PeerUnlockResponse\x12L\n\x05\x41pply\x12 .memorygraph.v1.PeerApplyRequest\x1a!.memorygraph.v1.PeerApplyResponse\x12U\n\x08Reassign\x12#.memorygraph.v1.PeerReassignRequest\x1a$.memorygraph.v1.PeerReassignResponse\x12I\n\x04\x44rop\x12\x1f.memorygraph.v1.PeerDropRequest\x1a .memorygraph.v1.PeerDropResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cmemorygraph/v1/workers.proto\x12\x0ememorygraph.v1\"i\n\x13PeerReassignRequest\x12\r\n\x05lease\x18\x01 \x01(\t\x12\x10\n\x08handover\x18\x02 \x01(\x08\x12\r\n\x05shard\x18\x03 \x01(\r\x12\r\n\x05owner\x18\x04 \x01(\r\x12\x13\n\x0bshard_epoch\x18\x05 \x01(\x04\"\x13\n\x11PeerShardsRequest\"4\n\x12PeerShardsResponse\x12\x0e\n\x06owners\x18\x01 \x03(\r\x12\x0e\n\x06\x65pochs\x18\x02 \x03(\x04\"%\n\x14PeerTakeShardRequest\x12\r\n\x05shard\x18\x01 \x01(\r\"Y\n\x15PeerTakeShardResponse\x12\x13\n\x0bshard_epoch\x18\x01 \x01(\x04\x12\x13\n\x0b\x63opied_keys\x18\x02 \x01(\x04\x12\x16\n\x0e\x66\x65nced_seconds\x18\x03 \x01(\x01\"\x16\n\x14PeerReassignResponse\" \n\x0fPeerDropRequest\x12\r\n\x05shard\x18\x01 \x01(\r\"\x12\n\x10PeerDropResponse\"\x9e\x01\n\x0fPeerReadRequest\x12\x0e\n\x06\x66\x61mily\x18\x01 \x01(\t\x12\x0c\n\x04keys\x18\x02 \x03(\x0c\x12\x0c\n\x04scan\x18\x03 \x01(\x08\x12\r\n\x05start\x18\x04 \x01(\x0c\x12\x0b\n\x03\x65nd\x18\x05 \x01(\x0c\x12\x0f\n\x07reverse\x18\x06 \x01(\x08\x12\r\n\x05limit\x18\x07 \x01(\r\x12\x0e\n\x06values\x18\x08 \x01(\x08\x12\x13\n\x0b\x65vent_shard\x18\t \x01(\r\"O\n\x10PeerReadResponse\x12\x0c\n\x04keys\x18\x01 \x03(\x0c\x12\x0e\n\x06values\x18\x02 \x03(\x0c\x12\r\n\x05\x66ound\x18\x03 \x03(\x08\x12\x0e\n\x06resume\x18\x04 \x01(\x0c\"8\n\x0fPeerLockRequest\x12\x0e\n\x06origin\x18\x01 \x01(\r\x12\x15\n\rlease_seconds\x18\x02 \x01(\x01\"!\n\x10PeerLockResponse\x12\r\n\x05lease\x18\x01 \x01(\t\"\"\n\x11PeerUnlockRequest\x12\r\n\x05lease\x18\x01 \x01(\t\"\x14\n\x12PeerUnlockResponse\"Q\n\x10PeerApplyRequest\x12\x0e\n\x06origin\x18\x01 \x01(\r\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12\x0c\n\x04part\x18\x03 \x01(\x0c\x12\r\n\x05lease\x18\x04 \x01(\t\"\x13\n\x11PeerApplyResponse\"e\n\tRelayCall\x12\x0e\n\x06method\x18\x01 \x01(\t\x12/\n\x08metadata\x18\x02 \x03(\x0b\x32\x1d.memorygraph.v1.RelayMetadata\x12\x17\n\x0ftimeout_seconds\x18\x03 \x01(\x01\"+\n\rRelayMetadata\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"O\n\x0bRelayAnswer\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07\x64\x65tails\x18\x02 \x01(\t\x12\x10\n\x08response\x18\x03 \x01(\x0c\x12\x0f\n\x07\x63losing\x18\x04 \x01(\x08\x32\x8e\x05\n\nWorkerPeer\x12I\n\x04Read\x12\x1f.memorygraph.v1.PeerReadRequest\x1a .memorygraph.v1.PeerReadResponse\x12I\n\x04Lock\x12\x1f.memorygraph.v1.PeerLockRequest\x1a .memorygraph.v1.PeerLockResponse\x12O\n\x06Unlock\x12!.memorygraph.v1.PeerUnlockRequest\x1a\".memorygraph.v1.PeerUnlockResponse\x12L\n\x05\x41pply\x12 .memorygraph.v1.PeerApplyRequest\x1a!.memorygraph.v1.PeerApplyResponse\x12U\n\x08Reassign\x12#.memorygraph.v1.PeerReassignRequest\x1a$.memorygraph.v1.PeerReassignResponse\x12I\n\x04\x44rop\x12\x1f.memorygraph.v1.PeerDropRequest\x1a .memorygraph.v1.PeerDropResponse\x12O\n\x06Shards\x12!.memorygraph.v1.PeerShardsRequest\x1a\".memorygraph.v1.PeerShardsResponse\x12X\n\tTakeShard\x12$.memorygraph.v1.PeerTakeShardRequest\x1a%.memorygraph.v1.PeerTakeShardResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,35 +32,43 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'memorygraph.v1.workers_pb2'
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_PEERREASSIGNREQUEST']._serialized_start=48
-  _globals['_PEERREASSIGNREQUEST']._serialized_end=84
-  _globals['_PEERREASSIGNRESPONSE']._serialized_start=86
-  _globals['_PEERREASSIGNRESPONSE']._serialized_end=108
-  _globals['_PEERDROPREQUEST']._serialized_start=110
-  _globals['_PEERDROPREQUEST']._serialized_end=142
-  _globals['_PEERDROPRESPONSE']._serialized_start=144
-  _globals['_PEERDROPRESPONSE']._serialized_end=162
-  _globals['_PEERREADREQUEST']._serialized_start=165
-  _globals['_PEERREADREQUEST']._serialized_end=323
-  _globals['_PEERREADRESPONSE']._serialized_start=325
-  _globals['_PEERREADRESPONSE']._serialized_end=404
-  _globals['_PEERLOCKREQUEST']._serialized_start=406
-  _globals['_PEERLOCKREQUEST']._serialized_end=462
-  _globals['_PEERLOCKRESPONSE']._serialized_start=464
-  _globals['_PEERLOCKRESPONSE']._serialized_end=497
-  _globals['_PEERUNLOCKREQUEST']._serialized_start=499
-  _globals['_PEERUNLOCKREQUEST']._serialized_end=533
-  _globals['_PEERUNLOCKRESPONSE']._serialized_start=535
-  _globals['_PEERUNLOCKRESPONSE']._serialized_end=555
-  _globals['_PEERAPPLYREQUEST']._serialized_start=557
-  _globals['_PEERAPPLYREQUEST']._serialized_end=638
-  _globals['_PEERAPPLYRESPONSE']._serialized_start=640
-  _globals['_PEERAPPLYRESPONSE']._serialized_end=659
-  _globals['_RELAYCALL']._serialized_start=661
-  _globals['_RELAYCALL']._serialized_end=762
-  _globals['_RELAYMETADATA']._serialized_start=764
-  _globals['_RELAYMETADATA']._serialized_end=807
-  _globals['_RELAYANSWER']._serialized_start=809
-  _globals['_RELAYANSWER']._serialized_end=888
-  _globals['_WORKERPEER']._serialized_start=891
-  _globals['_WORKERPEER']._serialized_end=1374
+  _globals['_PEERREASSIGNREQUEST']._serialized_end=153
+  _globals['_PEERSHARDSREQUEST']._serialized_start=155
+  _globals['_PEERSHARDSREQUEST']._serialized_end=174
+  _globals['_PEERSHARDSRESPONSE']._serialized_start=176
+  _globals['_PEERSHARDSRESPONSE']._serialized_end=228
+  _globals['_PEERTAKESHARDREQUEST']._serialized_start=230
+  _globals['_PEERTAKESHARDREQUEST']._serialized_end=267
+  _globals['_PEERTAKESHARDRESPONSE']._serialized_start=269
+  _globals['_PEERTAKESHARDRESPONSE']._serialized_end=358
+  _globals['_PEERREASSIGNRESPONSE']._serialized_start=360
+  _globals['_PEERREASSIGNRESPONSE']._serialized_end=382
+  _globals['_PEERDROPREQUEST']._serialized_start=384
+  _globals['_PEERDROPREQUEST']._serialized_end=416
+  _globals['_PEERDROPRESPONSE']._serialized_start=418
+  _globals['_PEERDROPRESPONSE']._serialized_end=436
+  _globals['_PEERREADREQUEST']._serialized_start=439
+  _globals['_PEERREADREQUEST']._serialized_end=597
+  _globals['_PEERREADRESPONSE']._serialized_start=599
+  _globals['_PEERREADRESPONSE']._serialized_end=678
+  _globals['_PEERLOCKREQUEST']._serialized_start=680
+  _globals['_PEERLOCKREQUEST']._serialized_end=736
+  _globals['_PEERLOCKRESPONSE']._serialized_start=738
+  _globals['_PEERLOCKRESPONSE']._serialized_end=771
+  _globals['_PEERUNLOCKREQUEST']._serialized_start=773
+  _globals['_PEERUNLOCKREQUEST']._serialized_end=807
+  _globals['_PEERUNLOCKRESPONSE']._serialized_start=809
+  _globals['_PEERUNLOCKRESPONSE']._serialized_end=829
+  _globals['_PEERAPPLYREQUEST']._serialized_start=831
+  _globals['_PEERAPPLYREQUEST']._serialized_end=912
+  _globals['_PEERAPPLYRESPONSE']._serialized_start=914
+  _globals['_PEERAPPLYRESPONSE']._serialized_end=933
+  _globals['_RELAYCALL']._serialized_start=935
+  _globals['_RELAYCALL']._serialized_end=1036
+  _globals['_RELAYMETADATA']._serialized_start=1038
+  _globals['_RELAYMETADATA']._serialized_end=1081
+  _globals['_RELAYANSWER']._serialized_start=1083
+  _globals['_RELAYANSWER']._serialized_end=1162
+  _globals['_WORKERPEER']._serialized_start=1165
+  _globals['_WORKERPEER']._serialized_end=1819
 # @@protoc_insertion_point(module_scope)

@@ -7,10 +7,46 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class PeerReassignRequest(_message.Message):
-    __slots__ = ("lease",)
+    __slots__ = ("lease", "handover", "shard", "owner", "shard_epoch")
     LEASE_FIELD_NUMBER: _ClassVar[int]
+    HANDOVER_FIELD_NUMBER: _ClassVar[int]
+    SHARD_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    SHARD_EPOCH_FIELD_NUMBER: _ClassVar[int]
     lease: str
-    def __init__(self, lease: _Optional[str] = ...) -> None: ...
+    handover: bool
+    shard: int
+    owner: int
+    shard_epoch: int
+    def __init__(self, lease: _Optional[str] = ..., handover: _Optional[bool] = ..., shard: _Optional[int] = ..., owner: _Optional[int] = ..., shard_epoch: _Optional[int] = ...) -> None: ...
+
+class PeerShardsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class PeerShardsResponse(_message.Message):
+    __slots__ = ("owners", "epochs")
+    OWNERS_FIELD_NUMBER: _ClassVar[int]
+    EPOCHS_FIELD_NUMBER: _ClassVar[int]
+    owners: _containers.RepeatedScalarFieldContainer[int]
+    epochs: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, owners: _Optional[_Iterable[int]] = ..., epochs: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class PeerTakeShardRequest(_message.Message):
+    __slots__ = ("shard",)
+    SHARD_FIELD_NUMBER: _ClassVar[int]
+    shard: int
+    def __init__(self, shard: _Optional[int] = ...) -> None: ...
+
+class PeerTakeShardResponse(_message.Message):
+    __slots__ = ("shard_epoch", "copied_keys", "fenced_seconds")
+    SHARD_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    COPIED_KEYS_FIELD_NUMBER: _ClassVar[int]
+    FENCED_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    shard_epoch: int
+    copied_keys: int
+    fenced_seconds: float
+    def __init__(self, shard_epoch: _Optional[int] = ..., copied_keys: _Optional[int] = ..., fenced_seconds: _Optional[float] = ...) -> None: ...
 
 class PeerReassignResponse(_message.Message):
     __slots__ = ()

@@ -66,6 +66,16 @@ class WorkerPeerStub:
                 request_serializer=memorygraph_dot_v1_dot_workers__pb2.PeerDropRequest.SerializeToString,
                 response_deserializer=memorygraph_dot_v1_dot_workers__pb2.PeerDropResponse.FromString,
                 _registered_method=True)
+        self.Shards = channel.unary_unary(
+                '/memorygraph.v1.WorkerPeer/Shards',
+                request_serializer=memorygraph_dot_v1_dot_workers__pb2.PeerShardsRequest.SerializeToString,
+                response_deserializer=memorygraph_dot_v1_dot_workers__pb2.PeerShardsResponse.FromString,
+                _registered_method=True)
+        self.TakeShard = channel.unary_unary(
+                '/memorygraph.v1.WorkerPeer/TakeShard',
+                request_serializer=memorygraph_dot_v1_dot_workers__pb2.PeerTakeShardRequest.SerializeToString,
+                response_deserializer=memorygraph_dot_v1_dot_workers__pb2.PeerTakeShardResponse.FromString,
+                _registered_method=True)
 
 
 class WorkerPeerServicer:
@@ -118,6 +128,21 @@ class WorkerPeerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Shards(self, request, context):
+        """A pod member's view of the shards: each shard's owner and the epoch of its last move.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TakeShard(self, request, context):
+        """Move a shard onto this pod member from its owner (the operator asks; asked again, a move
+        cut short finishes). FAILED_PRECONDITION for the workers of one machine (MoveShard).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_WorkerPeerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -150,6 +175,16 @@ def add_WorkerPeerServicer_to_server(servicer, server):
                     servicer.Drop,
                     request_deserializer=memorygraph_dot_v1_dot_workers__pb2.PeerDropRequest.FromString,
                     response_serializer=memorygraph_dot_v1_dot_workers__pb2.PeerDropResponse.SerializeToString,
+            ),
+            'Shards': grpc.unary_unary_rpc_method_handler(
+                    servicer.Shards,
+                    request_deserializer=memorygraph_dot_v1_dot_workers__pb2.PeerShardsRequest.FromString,
+                    response_serializer=memorygraph_dot_v1_dot_workers__pb2.PeerShardsResponse.SerializeToString,
+            ),
+            'TakeShard': grpc.unary_unary_rpc_method_handler(
+                    servicer.TakeShard,
+                    request_deserializer=memorygraph_dot_v1_dot_workers__pb2.PeerTakeShardRequest.FromString,
+                    response_serializer=memorygraph_dot_v1_dot_workers__pb2.PeerTakeShardResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -316,6 +351,60 @@ class WorkerPeer:
             '/memorygraph.v1.WorkerPeer/Drop',
             memorygraph_dot_v1_dot_workers__pb2.PeerDropRequest.SerializeToString,
             memorygraph_dot_v1_dot_workers__pb2.PeerDropResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Shards(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/memorygraph.v1.WorkerPeer/Shards',
+            memorygraph_dot_v1_dot_workers__pb2.PeerShardsRequest.SerializeToString,
+            memorygraph_dot_v1_dot_workers__pb2.PeerShardsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TakeShard(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/memorygraph.v1.WorkerPeer/TakeShard',
+            memorygraph_dot_v1_dot_workers__pb2.PeerTakeShardRequest.SerializeToString,
+            memorygraph_dot_v1_dot_workers__pb2.PeerTakeShardResponse.FromString,
             options,
             channel_credentials,
             insecure,
