@@ -51,7 +51,7 @@ async def test_a_new_graph_spreads_its_shards_and_scales_out_with_empty_pods(
     # The data plane reads it as written.
     path = tmp_path / "map.json"
     path.write_text(json.dumps(shard_map))
-    assert read_cluster_map(path).placement.owners == tuple(shard_map["owners"])
+    assert read_cluster_map(path).owners == tuple(shard_map["owners"])
     peer = api.read("v1/secrets", NS, "chat-memory-peer")
     assert peer is not None and peer["stringData"]["key"].startswith("mgp_")
     assert ("Normal", "PeerKeyGenerated") in _events(api)
