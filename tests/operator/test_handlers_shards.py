@@ -67,6 +67,25 @@ async def test_a_new_graph_spreads_its_shards_and_scales_out_with_empty_pods(
     assert _replicas(api) == 3
 
 
+async def test_the_epochs_of_shards_moved_between_pods_are_kept_in_every_later_map(
+    api: ApiServer, memo: kopf.Memo, tmp_path: Any
+) -> None:
+    _graph(api, {"replicas": 2})
+    await _reconcile(memo)
+    moved = _map(api)  # shard 0 moved from pod 0 to pod 1, as the map records a move
+    moved["owners"][0], moved["shard_epochs"] = 1, [1] + [0] * 63
+    moved["epoch"] = 2
+    api.edit(CONFIGMAPS, NS, "chat-memory-shards", {"data": {"map.json": json.dumps(moved)}})
+    api.edit(GRAPHS, NS, "chat-memory", {"spec": {"replicas": 3}})
+    await _reconcile(memo)
+    grown = _map(api)
+    assert (grown["epoch"], len(grown["members"])) == (3, 3)
+    assert (grown["owners"], grown["shard_epochs"]) == (moved["owners"], moved["shard_epochs"])
+    path = tmp_path / "map.json"  # and the data plane reads it so
+    path.write_text(json.dumps(grown))
+    assert read_cluster_map(path).shard_epochs == (1,) + (0,) * 63
+
+
 async def test_a_scale_in_waits_while_the_leaving_pods_own_shards(
     api: ApiServer, memo: kopf.Memo
 ) -> None:

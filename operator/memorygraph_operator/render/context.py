@@ -36,11 +36,13 @@ class NamedPlugin:
 
 @dataclass(frozen=True)
 class ShardMap:
-    """What the map says: its epoch, each shard's owner, and how many pods it names."""
+    """What the map says: its epoch, each shard's owner, how many pods it names, and each
+    shard's own epoch (raised by each move of it between pods; () when none moved)."""
 
     epoch: int
     owners: tuple[int, ...]
     members: int
+    shard_epochs: tuple[int, ...] = ()
 
     @property
     def floor(self) -> int:

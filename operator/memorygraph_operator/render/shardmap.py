@@ -2,7 +2,8 @@
 
 The operator is its only writer. It lives in the ConfigMap ``<graph>-shards`` (key
 ``map.json``), which every pod mounts and reads again while it serves; its format is the data
-plane's (graph UID, shards, epoch, each shard's owner, each member's client and peer address).
+plane's (graph UID, shards, epoch, each shard's owner, each member's client and peer address,
+and each shard's own epoch once a shard moved between pods, which every later map keeps).
 
 :func:`plan_shard_map` decides the next map from the one the API server holds:
 
@@ -19,7 +20,7 @@ plane's (graph UID, shards, epoch, each shard's owner, each member's client and 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from memorygraph_operator.api.conditions import Reason
@@ -62,8 +63,11 @@ def parse_shard_map(data: str | None) -> ShardMap | None:
     try:
         raw = json.loads(data)
         owners = tuple(int(o) for o in raw["owners"])
-        return ShardMap(int(raw["epoch"]), owners, len(raw["members"]))
-    except (ValueError, KeyError, TypeError):
+        epochs = tuple(int(e) for e in raw.get("shard_epochs", ()))
+        if len(epochs) not in (0, len(owners)):
+            return None
+        return ShardMap(int(raw["epoch"]), owners, len(raw["members"]), epochs)
+    except (ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
@@ -96,7 +100,7 @@ def plan_shard_map(g: GraphInputs, current: ShardMap | None, pods_before: int | 
         )
     if members == current.members:
         return MapPlan(current, held)
-    return MapPlan(ShardMap(current.epoch + 1, current.owners, members), held)
+    return MapPlan(replace(current, epoch=current.epoch + 1, members=members), held)
 
 
 def _address(g: GraphInputs, pod: int, port: int) -> str:
@@ -120,6 +124,8 @@ def render_shard_map(g: GraphInputs) -> dict[str, Any] | None:
             for i in range(m.members)
         ],
     }
+    if m.shard_epochs:
+        shard_map["shard_epochs"] = list(m.shard_epochs)
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
