@@ -76,10 +76,15 @@ def pods(layout: PodLayout) -> Iterator[list[RunningServer]]:
         running.stop(grace=1)
 
 
-def _fill(stub: MemoryGraphServiceStub, sessions: int = 24) -> dict[str, list[str]]:
-    """Sessions with two prompts each (an edge between them): session id -> prompt ids."""
-    made = {}
-    for i in range(sessions):
+def _fill(
+    stub: MemoryGraphServiceStub, layout: PodLayout, sessions: int = 24
+) -> dict[str, list[str]]:
+    """Sessions with two prompts each: session id -> prompt ids; `sessions` of them, and more
+    until member 0 owns one (the moves take one of its shards)."""
+    made: dict[str, list[str]] = {}
+    for i in itertools.count():
+        if len(made) >= sessions and any(layout.owners[_shard(s)] == 0 for s in made):
+            break
         session = stub.CreateSession(pb.CreateSessionRequest(title=f"s{i}")).id
         prompts = [
             stub.AddPrompt(pb.AddPromptRequest(session_id=session, content=f"q{i}.{j}")).id
@@ -103,7 +108,7 @@ def test_a_shard_moves_to_another_member_with_its_data_and_counts(
     layout: PodLayout, pods: list[RunningServer]
 ) -> None:
     stub = _stub(layout.address(2))
-    sessions = _fill(stub)
+    sessions = _fill(stub, layout)
     shard = _busiest_shard_of(layout, 0, sessions)
     moving = [s for s in sessions if _shard(s) == shard]
     totals = _totals(stub)
@@ -145,7 +150,7 @@ def test_a_shard_moves_to_another_member_with_its_data_and_counts(
 def test_the_map_records_a_move_afterwards_and_cannot_move_a_shard_by_itself(
     layout: PodLayout, pods: list[RunningServer]
 ) -> None:
-    sessions = _fill(_stub(layout.address(0)), sessions=8)
+    sessions = _fill(_stub(layout.address(0)), layout, sessions=8)
     shard = _busiest_shard_of(layout, 0, sessions)
     _take(layout, 1, shard)
     # The operator records the move: shard on member 1 since its epoch 1, map epoch 2.
@@ -187,7 +192,7 @@ def test_the_map_records_a_move_afterwards_and_cannot_move_a_shard_by_itself(
 def test_writes_go_on_while_a_shard_moves_and_none_is_lost(
     layout: PodLayout, pods: list[RunningServer]
 ) -> None:
-    sessions = _fill(_stub(layout.address(0)), sessions=16)
+    sessions = _fill(_stub(layout.address(0)), layout, sessions=16)
     shard = _busiest_shard_of(layout, 0, sessions)
     written: list[str] = []
     failed: list[str] = []
@@ -239,7 +244,7 @@ def test_a_move_whose_answer_was_lost_finishes_by_itself(
     then takes the shard by itself at its next map poll (it asks the source again); calls
     about the shard answer UNAVAILABLE meanwhile, never from a stale copy."""
     stub = _stub(layout.address(0))
-    sessions = _fill(stub, sessions=8)
+    sessions = _fill(stub, layout, sessions=8)
     shard = _busiest_shard_of(layout, 0, sessions)
     moving = next(s for s in sessions if _shard(s) == shard)
     totals = _totals(stub)
@@ -301,7 +306,7 @@ def test_a_source_that_restarts_after_the_hand_over_drops_what_it_handed_over(
     layout: PodLayout, pods: list[RunningServer]
 ) -> None:
     stub = _stub(layout.address(2))
-    sessions = _fill(stub, sessions=8)
+    sessions = _fill(stub, layout, sessions=8)
     shard = _busiest_shard_of(layout, 0, sessions)
     totals = _totals(stub)
     source = pods[1].store.kv.peers[0]
