@@ -147,10 +147,14 @@ class Front:
     def forwarded(context: grpc.ServicerContext) -> bool:
         return any(key == FROM_WORKER for key, _ in context.invocation_metadata() or ())
 
-    def refuse_stray(self, key: Key | None) -> None:
+    def refuse_stray(self, route: Callable[[Any], Key | None], request: Any) -> None:
         """Unavailable for a call passed on here about a shard this worker does not own,
-        when `strict` (None: a call about no shard in particular)."""
-        shard = None if key is None or not self.strict else shard_of(key, len(self.owners))
+        when `strict` (`route(request)`: the call's key, None for no shard in particular;
+        read only then)."""
+        if not self.strict:
+            return
+        key = route(request)
+        shard = None if key is None else shard_of(key, len(self.owners))
         if shard is not None and self.owners[shard] != self.me:
             raise Unavailable(f"shard {shard} is being handed over between members; try again")
 
@@ -303,7 +307,7 @@ class FrontServicer:
         def where(request: Any, context: grpc.ServicerContext) -> int | None:
             """The worker to run on: None here, -1 every worker (a listing)."""
             if front.forwarded(context):
-                front.refuse_stray(route(request))
+                front.refuse_stray(route, request)
                 return None
             place_new(method, request)
             key = route(request)
