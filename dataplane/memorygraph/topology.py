@@ -330,6 +330,10 @@ class PodMembers(Topology):
         return len(self.shard_map.members)
 
     @property
+    def map_epoch(self) -> int:
+        return self.shard_map.epoch
+
+    @property
     def data_dir(self) -> Path:
         return self.config.data_dir
 

@@ -19,6 +19,7 @@ from prometheus_client import start_http_server
 from memorygraph_operator.api.base import GROUP
 from memorygraph_operator.kube import FIELD_MANAGER, Credentials, Kube
 from memorygraph_operator.metrics import ReadinessTracker
+from memorygraph_operator.peers import GrpcPeers
 from memorygraph_operator.reconcile.reads import ClusterReads
 from memorygraph_operator.render.context import RenderEnv
 from memorygraph_operator.settings import OperatorConfig, configure_kopf
@@ -56,7 +57,9 @@ def build_memo(config: OperatorConfig, kube: Kube) -> kopf.Memo:
     memo = kopf.Memo()
     memo.kube = kube
     memo.env = RenderEnv(
-        default_image=config.default_image, metrics_namespaces=config.metrics_namespaces
+        default_image=config.default_image,
+        metrics_namespaces=config.metrics_namespaces,
+        operator_pods=config.operator_pods,
     )
     memo.reads = ClusterReads(kube)
     memo.locks = {}
@@ -65,6 +68,9 @@ def build_memo(config: OperatorConfig, kube: Kube) -> kopf.Memo:
     memo.readiness = ReadinessTracker()
     memo.namespaces = config.namespaces
     memo.resync_seconds = config.resync_seconds
+    memo.peers = GrpcPeers()
+    memo.again = {}
+    memo.stuck = set()
     return memo
 
 

@@ -22,12 +22,16 @@ from memorygraph_operator.api.conditions import ConditionType, EventReason
 from memorygraph_operator.errors import Conflict, Invalid, InvalidSpec, KubeError, Unavailable
 from memorygraph_operator.kube import FIELD_MANAGER, Kube, resource_for
 from memorygraph_operator.metrics import (
+    MOVE_FENCE,
+    MOVES_STUCK,
     RECONCILE_DURATION,
     RECONCILE_ERRORS,
     RECONCILE_TOTAL,
+    SHARD_MOVES,
     ReadinessTracker,
 )
-from memorygraph_operator.reconcile.memorygraph import GRAPH, reconcile_graph
+from memorygraph_operator.peers import Peers
+from memorygraph_operator.reconcile.memorygraph import GRAPH, Outcome, reconcile_graph
 from memorygraph_operator.reconcile.observed import Observed, observe
 from memorygraph_operator.reconcile.plugins import reconcile_plugin
 from memorygraph_operator.reconcile.reads import ClusterReads
@@ -70,6 +74,11 @@ class OperatorMemo(kopf.Memo):
     namespaces: tuple[str, ...]  # empty: the whole cluster
     resync_seconds: float
     resync_task: asyncio.Task[None]
+    # The graphs' pods on their peer port (None: shards are not moved between pods).
+    peers: Peers | None
+    # Reconciles asked for later (a rebalance going on): when, and the task waiting for it.
+    again: dict[tuple[str, str], tuple[float, asyncio.Task[None]]]
+    stuck: set[tuple[str, str]]  # graphs whose move under way is stuck
 
 
 def _ns(namespace: str | None) -> str:
@@ -149,7 +158,7 @@ async def _reconcile_locked(
         if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
             memo.readiness.set("MemoryGraph", namespace, name, None)
             return None
-        outcome = await reconcile_graph(memo.reads, body, memo.env, _now())
+        outcome = await reconcile_graph(memo.reads, body, memo.env, _now(), memo.peers)
     except (InvalidSpec, KubeError) as exc:
         if isinstance(exc, InvalidSpec):
             memo.readiness.set("MemoryGraph", namespace, name, "False")
@@ -159,19 +168,75 @@ async def _reconcile_locked(
     result = "paused" if outcome.paused else "success"
     RECONCILE_TOTAL.labels(kind="MemoryGraph", result=result).inc()
     memo.readiness.set("MemoryGraph", namespace, name, _ready_of(outcome.status))
+    _record_moves(memo, (namespace, name), outcome, logger)
     if outcome.applied or outcome.deleted:
         logger.debug("applied %s, deleted %s", outcome.applied, outcome.deleted)
     return outcome.status
 
 
+def _record_moves(
+    memo: OperatorMemo,
+    key: tuple[str, str],
+    outcome: Outcome,
+    logger: logging.Logger | logging.LoggerAdapter[Any],
+) -> None:
+    """Count the reconcile's shard moves, and ask for the next reconcile a rebalance needs."""
+    for taken in outcome.moved:
+        SHARD_MOVES.labels(result="done").inc()
+        MOVE_FENCE.observe(taken.fenced_seconds)
+    if outcome.move_failures:
+        SHARD_MOVES.labels(result="failed").inc(outcome.move_failures)
+    if outcome.move_stuck:
+        memo.stuck.add(key)
+    else:
+        memo.stuck.discard(key)
+    MOVES_STUCK.set(len(memo.stuck))
+    if outcome.again_in is not None:
+        _again(memo, key, outcome.again_in, logger)
+
+
+def _again(
+    memo: OperatorMemo,
+    key: tuple[str, str],
+    delay: float,
+    logger: logging.Logger | logging.LoggerAdapter[Any],
+) -> None:
+    """Reconcile the graph ``key`` again in ``delay`` seconds (one waiting reconcile per
+    graph: an earlier one asked for stays)."""
+    due = time.monotonic() + delay
+    waiting = memo.again.get(key)
+    if waiting is not None and not waiting[1].done():
+        if waiting[0] <= due:
+            return
+        waiting[1].cancel()
+
+    async def later() -> None:
+        await asyncio.sleep(delay)
+        if memo.again.get(key, (0.0, None))[1] is asyncio.current_task():
+            del memo.again[key]
+        try:
+            await reconcile_graph_by_name(memo, *key, logger, join=True)
+        except (kopf.PermanentError, kopf.TemporaryError) as exc:
+            logger.warning("reconcile of %s/%s during its rebalance failed: %s", *key, exc)
+
+    memo.again[key] = (due, asyncio.create_task(later()))
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 @kopf.on.cleanup()
 async def on_cleanup(memo: OperatorMemo, **_: Any) -> None:
-    """Stop the resync and close the API client's connections when the operator stops."""
+    """Stop the resync and the reconciles asked for later, and close the API client's
+    connections when the operator stops."""
     task = getattr(memo, "resync_task", None)
     if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await _cancel(task)
+    for later in [waiting for _, waiting in memo.again.values()]:
+        await _cancel(later)
     await memo.kube.close()
 
 
@@ -292,6 +357,11 @@ async def on_graph_event(
     ns = _ns(namespace)
     memo.readiness.set("MemoryGraph", ns, name, None)
     memo.locks.pop((ns, name), None)
+    memo.stuck.discard((ns, name))
+    MOVES_STUCK.set(len(memo.stuck))
+    waiting = memo.again.pop((ns, name), None)
+    if waiting is not None:
+        waiting[1].cancel()
     memo.reads.forget(ns, name)
     try:
         plugins = await memo.reads.plugins(ns)

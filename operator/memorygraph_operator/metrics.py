@@ -5,10 +5,13 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram
 
 __all__ = [
+    "MOVES_STUCK",
+    "MOVE_FENCE",
     "RECONCILE_DURATION",
     "RECONCILE_ERRORS",
     "RECONCILE_TOTAL",
     "RESOURCES",
+    "SHARD_MOVES",
     "ReadinessTracker",
 ]
 
@@ -32,6 +35,21 @@ RESOURCES = Gauge(
     "memorygraph_operator_resources",
     "Custom resources the operator manages, by kind and Ready condition status.",
     ["kind", "ready"],
+)
+
+SHARD_MOVES = Counter(
+    "memorygraph_operator_shard_moves_total",
+    "Moves of a shard between a graph's pods the operator asked for, by result (done, failed).",
+    ["result"],
+)
+MOVE_FENCE = Histogram(
+    "memorygraph_operator_shard_move_fence_seconds",
+    "How long a finished move paused the graph's writes, as its target pod reports it.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+MOVES_STUCK = Gauge(
+    "memorygraph_operator_shard_moves_stuck",
+    "Graphs whose move under way failed repeatedly (their Rebalancing reason is MoveStuck).",
 )
 
 

@@ -32,6 +32,9 @@ class OperatorConfig:
     bind_address: str = "0.0.0.0"
     # Namespaces whose pods may scrape every graph's metrics port (the graphs' NetworkPolicy).
     metrics_namespaces: tuple[str, ...] = ()
+    # The operator's own pods (namespace, labels), admitted to the graphs' peer port by their
+    # NetworkPolicy; None when not set (an operator run outside the cluster).
+    operator_pods: tuple[str, tuple[tuple[str, str], ...]] | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> OperatorConfig:
@@ -42,6 +45,14 @@ class OperatorConfig:
             return tuple(n.strip() for n in env.get(variable, "").split(",") if n.strip())
 
         concurrent = int(env.get("MEMORYGRAPH_CONCURRENT_RECONCILES", "8"))
+        operator_pods = None
+        own_namespace = env.get("MEMORYGRAPH_OPERATOR_NAMESPACE", "").strip()
+        labels = names("MEMORYGRAPH_OPERATOR_POD_LABELS")
+        if own_namespace and labels:
+            pairs = [label.partition("=") for label in labels]
+            if any(not k or not sep or not v for k, sep, v in pairs):
+                raise ValueError("MEMORYGRAPH_OPERATOR_POD_LABELS must be key=value,...")
+            operator_pods = (own_namespace, tuple((k, v) for k, _, v in pairs))
         if concurrent < 1:
             raise ValueError("MEMORYGRAPH_CONCURRENT_RECONCILES must be at least 1")
         return cls(
@@ -53,6 +64,7 @@ class OperatorConfig:
             resync_seconds=float(env.get("MEMORYGRAPH_RESYNC_SECONDS", "300")),
             concurrent_reconciles=concurrent,
             bind_address=env.get("MEMORYGRAPH_BIND_ADDRESS", "0.0.0.0"),
+            operator_pods=operator_pods,
         )
 
 

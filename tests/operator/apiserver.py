@@ -10,6 +10,7 @@ that leave the generation alone. Reads (get, list, watch, discovery) are kmock's
 from __future__ import annotations
 
 import asyncio
+import base64
 import copy
 import itertools
 import json
@@ -212,6 +213,13 @@ class ApiServer(KubernetesEmulator):
         if self._current(res, ns, name) is not None:
             return _status(409, "AlreadyExists", f"{res.plural} {name} already exists")
         new = self._stamp_new(body)
+        if res.plural == "secrets" and "stringData" in new:
+            # As a real API server stores it (which also drops `stringData`: kept here for the
+            # tests that read the keys drawn).
+            encoded = {
+                k: base64.b64encode(v.encode()).decode() for k, v in new["stringData"].items()
+            }
+            new["data"] = {**new.get("data", {}), **encoded}
         self._store(res, ns, name, new, None)
         self.writes.append(("create", res.plural, ns, name))
         return aiohttp.web.json_response(new, status=201)

@@ -13,6 +13,7 @@ from memorygraph_operator.__main__ import build_memo
 from memorygraph_operator.kube import FIELD_MANAGER, Credentials, Kube
 from memorygraph_operator.settings import OperatorConfig
 from operator_support import GOLDEN, GRAPHS, PLUGINS, Golden
+from pods_double import unreachable
 
 
 @pytest.fixture
@@ -57,5 +58,9 @@ def api(kmock: ApiServer) -> ApiServer:
 async def memo(api: ApiServer) -> AsyncIterator[kopf.Memo]:
     """The memo the handlers get, with an API client pointed at the fake API server."""
     kube = Kube(lambda: Credentials(server=str(api.url), headers={}), FIELD_MANAGER)
-    yield build_memo(OperatorConfig(), kube)
+    memo = build_memo(OperatorConfig(), kube)
+    memo.peers = unreachable()  # tests of moves give pods that answer
+    yield memo
+    for _, waiting in memo.again.values():
+        waiting.cancel()
     await kube.close()

@@ -102,8 +102,21 @@ def test_memorygraph_crd_has_scale_status_and_columns() -> None:
     }
     assert "status" in version["subresources"]
     columns = {c["name"]: c for c in version["additionalPrinterColumns"]}
-    assert list(columns) == ["Ready", "Replicas", "Image", "Storage", "Age", "Reason"]
-    assert columns["Reason"]["priority"] == 1
+    assert list(columns) == [
+        "Ready",
+        "Replicas",
+        "Image",
+        "Storage",
+        "Rebalancing",
+        "Age",
+        "Reason",
+        "Shards",
+    ]
+    assert columns["Reason"]["priority"] == columns["Shards"]["priority"] == 1
+    assert (
+        columns["Rebalancing"]["jsonPath"] == '.status.conditions[?(@.type=="Rebalancing")].status'
+    )
+    assert columns["Shards"]["jsonPath"] == ".status.shards.spread"
     assert crd["spec"]["names"]["shortNames"] == ["mg"]
     assert crd["spec"]["names"]["categories"] == ["memorygraph"]
 

@@ -76,6 +76,23 @@ def _graph(
             _graph(Ready=("True", "Ready"), annotations={"memorygraph.io/paused": "false"}),
             "Healthy",
         ),
+        (
+            _graph(
+                Ready=("True", "Ready"),
+                Progressing=("True", "Rebalancing"),
+                Rebalancing=("True", "MovingShards"),
+            ),
+            "Progressing",
+        ),
+        (
+            _graph(
+                Ready=("True", "Ready"),
+                Degraded=("False", "AsExpected"),
+                Rebalancing=("True", "MoveStuck"),
+            ),
+            "Progressing",
+        ),
+        (_graph(Ready=("True", "Ready"), Rebalancing=("False", "Balanced")), "Healthy"),
     ],
     ids=[
         "no-status",
@@ -88,6 +105,9 @@ def _graph(
         "paused-annotation",
         "paused-annotation-as-the-operator-reads-it",
         "not-paused",
+        "rebalancing",
+        "move-stuck-is-progressing-not-degraded",
+        "balanced",
     ],
 )
 def test_memorygraph_health(obj: dict[str, Any], expected: str) -> None:

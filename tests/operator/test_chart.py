@@ -115,25 +115,44 @@ def test_operator_deployment_is_single_recreate_restricted_and_uses_the_shared_i
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    env = {e["name"]: e["value"] for e in container["env"]}
+    env = _env(container)
     assert env["MEMORYGRAPH_DEFAULT_IMAGE"] == DEFAULT_IMAGE
     assert env["WATCH_NAMESPACE"] == ""
     assert env["MEMORYGRAPH_METRICS_NAMESPACES"] == ""
 
 
+def _env(container: dict[str, Any], namespace: str = "operators") -> dict[str, str]:
+    """The container's environment as its process sees it in ``namespace``."""
+    env = {}
+    for e in container["env"]:
+        if "value" in e:
+            env[e["name"]] = e["value"]
+        else:
+            assert e["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+            env[e["name"]] = namespace
+    return env
+
+
 def test_the_operators_environment_is_what_its_settings_read() -> None:
     docs = _template("--set", "concurrentReconciles=32", "--set", "resyncSeconds=120")
     (dep,) = _by_kind(docs, "Deployment")
-    env = {e["name"]: e["value"] for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
+    env = _env(dep["spec"]["template"]["spec"]["containers"][0])
     config = OperatorConfig.from_env(env)
     assert config.concurrent_reconciles == 32
     assert config.resync_seconds == 120
+    # The graphs' NetworkPolicies admit the operator's own pods to their peer port.
+    assert config.operator_pods is not None
+    namespace, labels = config.operator_pods
+    assert namespace == "operators"
+    pod_labels = dep["spec"]["template"]["metadata"]["labels"]
+    assert labels and all(pod_labels[k] == v for k, v in labels)
+    assert dict(labels) == dep["spec"]["selector"]["matchLabels"]
 
 
 def test_the_namespaces_that_scrape_graphs_reach_the_operator() -> None:
     docs = _template("--set", "dataPlaneMetricsNamespaces={monitoring,observability}")
     (dep,) = _by_kind(docs, "Deployment")
-    env = {e["name"]: e["value"] for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
+    env = _env(dep["spec"]["template"]["spec"]["containers"][0])
     assert env["MEMORYGRAPH_METRICS_NAMESPACES"] == "monitoring,observability"
 
 
@@ -158,7 +177,7 @@ def test_watch_namespaces_get_roles_and_no_cluster_wide_write_access() -> None:
         }
     ]
     (dep,) = _by_kind(docs, "Deployment")
-    env = {e["name"]: e["value"] for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
+    env = _env(dep["spec"]["template"]["spec"]["containers"][0])
     assert env["WATCH_NAMESPACE"] == "team-a,team-b"
 
 

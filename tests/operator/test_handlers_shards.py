@@ -1,5 +1,5 @@
 """Where a graph's shards live: the shard map the operator writes, its peer key, scaling out
-and a scale-in held while the leaving pods own shards, and graphs made before maps."""
+and a scale-in that waits while the leaving pods own shards, and graphs made before maps."""
 
 from __future__ import annotations
 
@@ -86,25 +86,35 @@ async def test_the_epochs_of_shards_moved_between_pods_are_kept_in_every_later_m
     assert read_cluster_map(path).shard_epochs == (1,) + (0,) * 63
 
 
-async def test_a_scale_in_waits_while_the_leaving_pods_own_shards(
+async def test_a_scale_in_waits_for_moves_while_the_pods_do_not_answer(
     api: ApiServer, memo: kopf.Memo
 ) -> None:
     _graph(api, {"replicas": 2})
     await _reconcile(memo)
     api.edit(GRAPHS, NS, "chat-memory", {"spec": {"replicas": 4}})
     await _reconcile(memo)
-    # Pods 2 and 3 own nothing: they may go; pod 1 owns shards: it stays.
+    # Pods 2 and 3 own nothing: they may go; pod 1 owns shards, which must move first, and the
+    # pods do not answer (here: never), so it stays and the graph says why.
     api.edit(GRAPHS, NS, "chat-memory", {"spec": {"replicas": 1}})
+    await _reconcile(memo)
+    _pods_ready(api)
     await _reconcile(memo)
     shard_map = _map(api)
     assert (shard_map["epoch"], len(shard_map["members"])) == (3, 2)
     assert _replicas(api) == 2
-    degraded = _conditions(api)["Degraded"]
-    assert (degraded["status"], degraded["reason"]) == ("True", "ScaleInHeld")
-    assert "pods up to 1 own shards" in degraded["message"]
+    conditions = _conditions(api)
+    assert conditions["Degraded"]["status"] == "False"
+    rebalancing = conditions["Rebalancing"]
+    assert (rebalancing["status"], rebalancing["reason"]) == ("True", "WaitingForPods")
+    assert "pod 0: failed to connect" in rebalancing["message"]
+    assert "shards per pod 32/32" in rebalancing["message"]
+    progressing = conditions["Progressing"]
+    assert (progressing["status"], progressing["reason"]) == ("True", "Rebalancing")
+    assert conditions["Ready"]["status"] == "True"  # every shard is served meanwhile
     api.edit(GRAPHS, NS, "chat-memory", {"spec": {"replicas": 2}})
     await _reconcile(memo)
-    assert _conditions(api)["Degraded"]["status"] == "False"
+    assert _conditions(api)["Rebalancing"]["reason"] == "Balanced"
+    assert _conditions(api)["Progressing"]["status"] == "False"
     assert _map(api)["epoch"] == 3  # nothing to change in the map
 
 
@@ -177,14 +187,15 @@ async def test_a_one_pod_graph_made_before_maps_keeps_every_shard_on_its_pod(
 )
 async def test_the_next_map_keeps_every_owner(
     current: ShardMap, replicas: int, members: int, held: bool
-) -> None:
+) -> None:  # `held`: pods kept until the moves have emptied them
     manifest, plugins, _ = CASES["minimal"]
     g: GraphInputs = _rendered_graph(manifest, plugins)
     spec = g.spec.model_copy(update={"replicas": replicas, "shards": 4})
     plan = plan_shard_map(GraphInputs(g.name, g.namespace, g.uid, spec), current, None)
     assert plan.shard_map is not None
     assert plan.shard_map.owners == current.owners and plan.shard_map.members == members
-    assert (plan.held is not None) == held
+    assert plan.held is None
+    assert (0 < replicas < members) == held
     assert plan.shard_map.epoch == current.epoch + (members != current.members)
 
 

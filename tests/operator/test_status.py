@@ -11,12 +11,14 @@ from memorygraph_operator.api.conditions import ConditionType, EventReason, Reas
 from memorygraph_operator.api.crdgen import KINDS, build_crd
 from memorygraph_operator.reconcile.plugins import plugin_status
 from memorygraph_operator.reconcile.status import (
+    ConditionSpec,
     Observation,
     graph_status,
     invalid_spec_status,
     paused_status,
     transition_events,
 )
+from memorygraph_operator.render.context import PendingMove, ShardMap
 from operator_support import ROOT
 
 T0 = "2026-01-01T00:00:00Z"
@@ -161,9 +163,58 @@ def _compare(value: Any, schema: dict[str, Any], path: str = "status") -> tuple[
 
 
 def _full_graph_status() -> dict[str, Any]:
-    """A graph with every status field known: rolled out, archiving, with plugins."""
+    """A graph with every status field known: rolled out, archiving, with plugins, moving a
+    shard between its pods."""
     cron = {"status": {"lastScheduleTime": T0, "lastSuccessfulTime": T0}}
-    return graph_status(_obs(_sts(ready=3), plugins=("pii",), cronjob=cron), T0)
+    shard_map = ShardMap(4, (0, 1, 2, 0), 3, (0, 1, 1, 0))
+    moving = ConditionSpec(ConditionType.REBALANCING, "True", Reason.MOVING_SHARDS, "moving")
+    obs = _obs(
+        _sts(ready=3),
+        plugins=("pii",),
+        cronjob=cron,
+        shard_map=shard_map,
+        move=PendingMove(0, 0, 2, 0),
+        rebalancing=moving,
+    )
+    return graph_status(obs, T0)
+
+
+def test_a_graph_moving_shards_is_ready_progressing_and_reports_its_spread() -> None:
+    status = _full_graph_status()
+    conditions = _conds(status)
+    assert conditions["Ready"]["status"] == "True"  # every shard is served meanwhile
+    assert (conditions["Progressing"]["status"], conditions["Progressing"]["reason"]) == (
+        "True",
+        "Rebalancing",
+    )
+    assert conditions["Rebalancing"]["reason"] == "MovingShards"
+    assert status["shards"] == {
+        "count": 4,
+        "epoch": 4,
+        "perPod": [2, 1, 1],
+        "spread": "2/1/1",
+        "moves": 2,
+        "moving": "shard 0 from pod 0 to pod 2",
+    }
+    # Once done, the move is removed from the status (a merge patch keeps what it leaves out).
+    balanced = ConditionSpec(ConditionType.REBALANCING, "False", Reason.BALANCED, "")
+    done = graph_status(
+        _obs(
+            _sts(ready=3),
+            shard_map=ShardMap(5, (2, 1, 2, 0), 3, (1, 1, 1, 0)),
+            rebalancing=balanced,
+            previous=status,
+        ),
+        T1,
+    )
+    assert done["shards"]["moving"] is None and done["shards"]["spread"] == "1/1/2"
+    events = transition_events(status["conditions"], done["conditions"])
+    assert ("Normal", "Balanced", "Balanced") in events
+    stuck = ConditionSpec(ConditionType.REBALANCING, "True", Reason.MOVE_STUCK, "failed 3 times")
+    again = graph_status(_obs(_sts(ready=3), rebalancing=stuck, previous=status), T1)
+    assert ("Warning", "MoveStuck", "failed 3 times") in transition_events(
+        status["conditions"], again["conditions"]
+    )
 
 
 def _plugin(status: dict[str, Any] | None = None) -> dict[str, Any]:

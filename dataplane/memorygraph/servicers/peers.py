@@ -46,6 +46,10 @@ class MemberMoves(Protocol):
         """Each shard's owner and shard epoch, as this member serves them."""
         ...
 
+    def map_state(self) -> tuple[int, int]:
+        """The epoch of the map this member serves by, and how many members it names."""
+        ...
+
     def take(self, shard: int) -> tuple[int, int, float]:
         """Move `shard` here: its epoch, the keys copied, the seconds writes were paused."""
         ...
@@ -184,8 +188,12 @@ class PeerServicer(wgrpc.WorkerPeerServicer):
     def Shards(
         self, request: wpb.PeerShardsRequest, context: grpc.ServicerContext
     ) -> wpb.PeerShardsResponse:
-        owners, epochs = self._pod_member().view()
-        return wpb.PeerShardsResponse(owners=owners, epochs=epochs)
+        member = self._pod_member()
+        owners, epochs = member.view()
+        map_epoch, members = member.map_state()
+        return wpb.PeerShardsResponse(
+            owners=owners, epochs=epochs, map_epoch=map_epoch, members=members
+        )
 
     def TakeShard(
         self, request: wpb.PeerTakeShardRequest, context: grpc.ServicerContext

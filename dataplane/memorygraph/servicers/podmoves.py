@@ -88,6 +88,9 @@ class Members(Protocol):
     def member_count(self) -> int: ...
 
     @property
+    def map_epoch(self) -> int: ...
+
+    @property
     def data_dir(self) -> Path: ...
 
     def record(self, shard: int, owner: int, epoch: int) -> bool: ...
@@ -148,6 +151,9 @@ class PodMover(ShardMover):
     def view(self) -> tuple[list[int], list[int]]:
         view = self.members.view
         return list(view.owners), list(view.epochs)
+
+    def map_state(self) -> tuple[int, int]:
+        return self.members.map_epoch, self.members.member_count
 
     def take(self, shard: int) -> tuple[int, int, float]:
         result = self.move(shard)

@@ -25,12 +25,16 @@ class PeerShardsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class PeerShardsResponse(_message.Message):
-    __slots__ = ("owners", "epochs")
+    __slots__ = ("owners", "epochs", "map_epoch", "members")
     OWNERS_FIELD_NUMBER: _ClassVar[int]
     EPOCHS_FIELD_NUMBER: _ClassVar[int]
+    MAP_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
     owners: _containers.RepeatedScalarFieldContainer[int]
     epochs: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, owners: _Optional[_Iterable[int]] = ..., epochs: _Optional[_Iterable[int]] = ...) -> None: ...
+    map_epoch: int
+    members: int
+    def __init__(self, owners: _Optional[_Iterable[int]] = ..., epochs: _Optional[_Iterable[int]] = ..., map_epoch: _Optional[int] = ..., members: _Optional[int] = ...) -> None: ...
 
 class PeerTakeShardRequest(_message.Message):
     __slots__ = ("shard",)

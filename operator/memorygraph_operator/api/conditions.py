@@ -19,13 +19,15 @@ __all__ = ["Condition", "ConditionStatus", "ConditionType", "EventReason", "Reas
 
 
 class ConditionType(StrEnum):
-    """The condition types: all five on a MemoryGraph, Ready alone on a Plugin."""
+    """The condition types: all six on a MemoryGraph (Rebalancing once it has a shard map),
+    Ready alone on a Plugin."""
 
     READY = "Ready"
     AVAILABLE = "Available"
     PROGRESSING = "Progressing"
     DEGRADED = "Degraded"
     PAUSED = "Paused"
+    REBALANCING = "Rebalancing"
 
 
 class Reason(StrEnum):
@@ -48,9 +50,14 @@ class Reason(StrEnum):
     CHILD_CONFLICT = "ChildConflict"
     APPLY_FAILED = "ApplyFailed"
     SERVICE_MONITOR_UNAVAILABLE = "ServiceMonitorUnavailable"
-    SCALE_IN_HELD = "ScaleInHeld"
     INDEPENDENT_STORES = "IndependentStores"
     SHARD_MAP_MISSING = "ShardMapMissing"
+    # Rebalancing (and Progressing while it is True)
+    BALANCED = "Balanced"
+    MOVING_SHARDS = "MovingShards"
+    WAITING_FOR_PODS = "WaitingForPods"
+    MOVE_STUCK = "MoveStuck"
+    REBALANCING = "Rebalancing"
     # Paused
     PAUSE_ANNOTATION = "PauseAnnotation"
     RECONCILING = "Reconciling"

@@ -387,6 +387,19 @@ class Endpoints(KubeModel):
     metrics: str = Field(description="URL of the Prometheus metrics.")
 
 
+class ShardsStatus(KubeModel):
+    """Where the graph's shards are: how many each pod owns and the moves between pods."""
+
+    count: int = Field(description="Shards of the graph.")
+    epoch: int = Field(description="Epoch of the shard map the operator wrote last.")
+    per_pod: list[int] = Field(description="Shards each pod owns, pod 0 first.")
+    spread: str = Field(description="The same, as one string (`22/21/21`).")
+    moves: int = Field(description="Moves of a shard between pods so far.")
+    moving: str | None = Field(
+        default=None, description="The move under way: the shard, its source and target pod."
+    )
+
+
 class MemoryGraphStatus(KubeModel):
     """Observed state of a MemoryGraph, written by the operator only."""
 
@@ -403,6 +416,7 @@ class MemoryGraphStatus(KubeModel):
     config_hash: str | None = Field(default=None, description="Hash of the rendered server config.")
     plugins: list[str] | None = Field(default=None, description="Plugins in the rendered config.")
     archival: ArchivalStatus | None = None
+    shards: ShardsStatus | None = None
 
 
 class MemoryGraph(KubeModel):

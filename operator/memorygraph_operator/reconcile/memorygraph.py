@@ -8,6 +8,8 @@ controls them, and the status patch carries the same values and transition times
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
 import dataclasses
 import datetime
@@ -17,10 +19,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from memorygraph_operator.api.base import API_VERSION, quantity_value
-from memorygraph_operator.api.conditions import EventReason, Reason
+from memorygraph_operator.api.conditions import ConditionType, EventReason, Reason
 from memorygraph_operator.errors import Conflict, Invalid, InvalidSpec
 from memorygraph_operator.kube import FIELD_MANAGER, Kube, ResourceType, resource_for
+from memorygraph_operator.peers import Peers, Taken
 from memorygraph_operator.reconcile.inputs import is_paused, parse_graph, select_plugins
+from memorygraph_operator.reconcile.moves import Rebalance, needs_pods, rebalance
 from memorygraph_operator.reconcile.observed import (
     Observed,
     applied_hash,
@@ -30,6 +34,7 @@ from memorygraph_operator.reconcile.observed import (
 )
 from memorygraph_operator.reconcile.reads import ClusterReads
 from memorygraph_operator.reconcile.status import (
+    ConditionSpec,
     Observation,
     graph_status,
     invalid_spec_status,
@@ -42,9 +47,11 @@ from memorygraph_operator.render import (
     GraphInputs,
     MapPlan,
     Names,
+    PendingMove,
     RenderEnv,
     config_hash,
     needs_generated_auth_secret,
+    parse_move,
     parse_shard_map,
     plan_shard_map,
     render_auth_secret,
@@ -52,7 +59,8 @@ from memorygraph_operator.render import (
     render_peer_secret,
 )
 from memorygraph_operator.render.metadata import selector_labels
-from memorygraph_operator.render.shardmap import SHARD_MAP_KEY
+from memorygraph_operator.render.secrets import PEER_KEY
+from memorygraph_operator.render.shardmap import MOVE_KEY, SHARD_MAP_KEY
 from memorygraph_operator.render.statefulset import ANNOTATION_SHARD_MAP, statefulset_replicas
 
 __all__ = [
@@ -83,6 +91,12 @@ class Outcome:
     applied: tuple[str, ...] = ()
     deleted: tuple[str, ...] = ()
     paused: bool = False
+    # Shard moves: those finished, attempts that failed, whether the move under way is stuck,
+    # and when to reconcile again to go on (None: no need).
+    moved: tuple[Taken, ...] = ()
+    move_failures: int = 0
+    move_stuck: bool = False
+    again_in: float | None = None
 
 
 def _stamp(now: datetime.datetime) -> str:
@@ -306,16 +320,24 @@ async def _create_secret_once(
         )
 
 
-async def _plan_placement(run: _Run, g: GraphInputs) -> MapPlan:
+async def _plan_placement(run: _Run, g: GraphInputs) -> tuple[MapPlan, PendingMove | None]:
     """The graph's next shard map (see :mod:`memorygraph_operator.render.shardmap`), from the
-    one in the API server."""
+    one in the API server, and the move under way it records."""
     names = Names(g.name)
     body = await run.reads.with_data(CONFIGMAP, g.namespace, names.shard_map)
-    current = None
+    current, move = None, None
     if body is not None and controlled_by(body, g.uid):
-        current = parse_shard_map((body.get("data") or {}).get(SHARD_MAP_KEY))
+        data = body.get("data") or {}
+        current = parse_shard_map(data.get(SHARD_MAP_KEY))
+        move = parse_move(data.get(MOVE_KEY), current)
     if current is not None:
-        return plan_shard_map(g, current, None)
+        return plan_shard_map(g, current, None, move), move
+    return await _first_map(run, g, body), None
+
+
+async def _first_map(run: _Run, g: GraphInputs, body: Mapping[str, Any] | None) -> MapPlan:
+    """The map of a graph without a map written (``body``: its ConfigMap, if any)."""
+    names = Names(g.name)
     if body is not None:  # there, but not a map this graph's operator wrote
         problem = f"the shard map ConfigMap {names.shard_map} is not this graph's"
         return MapPlan(None, (Reason.SHARD_MAP_MISSING, problem))
@@ -337,6 +359,31 @@ async def _plan_placement(run: _Run, g: GraphInputs) -> MapPlan:
 def new_peer_key() -> str:
     """A new random key for a graph's pods to present to each other (256 bits)."""
     return "mgp_" + secrets.token_urlsafe(32)
+
+
+async def _peer_key(run: _Run, g: GraphInputs) -> str | None:
+    """The key the graph's pods take on their peer port (None: its Secret is not there)."""
+    secret = await run.kube.get(SECRET, g.namespace, Names(g.name).peer_secret)
+    if secret is None or not controlled_by(secret, g.uid):
+        return None
+    try:
+        return base64.b64decode((secret.get("data") or {})[PEER_KEY]).decode().strip() or None
+    except (KeyError, ValueError, binascii.Error):
+        return None
+
+
+async def _rebalance(
+    run: _Run, g: GraphInputs, peers: Peers, plan: MapPlan, move: PendingMove | None
+) -> tuple[MapPlan, Rebalance | None]:
+    """The moves of this reconcile (see :mod:`.moves`), and the map after them."""
+    if plan.shard_map is None or plan.held is not None:
+        return plan, None
+    with_map = dataclasses.replace(g, shard_map=plan.shard_map, move=move)
+    key = None
+    if needs_pods(plan.shard_map, move, g.spec.replicas):
+        key = await _peer_key(run, with_map)
+    done = await rebalance(with_map, peers, key)
+    return plan_shard_map(g, done.shard_map, None, done.move), done
 
 
 async def _ensure_peer_secret(run: _Run, g: GraphInputs) -> None:
@@ -440,13 +487,16 @@ async def reconcile_graph(
     body: Mapping[str, Any],
     base_env: RenderEnv,
     now: datetime.datetime,
+    peers: Peers | None = None,
 ) -> Outcome:
     """Bring the graph's children in line with its spec and report the result in its status.
 
     ``reads`` is where the cluster is read (a bare API client reads everything from the API).
     Raises :class:`InvalidSpec` (after recording it) when the spec cannot be rendered, and the
     API errors of :mod:`memorygraph_operator.errors` when the API server fails; the caller
-    decides about retries.
+    decides about retries. With ``peers``, the graph's pods are asked which shards they serve
+    and shards are moved between them (:mod:`.moves`); without, the map only follows
+    ``replicas`` where no move is needed.
     """
     if isinstance(reads, Kube):
         reads = ClusterReads(reads)
@@ -489,8 +539,12 @@ async def reconcile_graph(
             )
         )
 
-    plan = await _plan_placement(run, g)
-    g = dataclasses.replace(g, shard_map=plan.shard_map)
+    plan, move = await _plan_placement(run, g)
+    moves = None
+    if peers is not None:
+        plan, moves = await _rebalance(run, g, peers, plan, move)
+        move = moves.move if moves is not None else move
+    g = dataclasses.replace(g, shard_map=plan.shard_map, move=move)
     if plan.held is not None:
         run.problems.append(plan.held)
     await _ensure_auth_secret(run, g)
@@ -513,7 +567,29 @@ async def reconcile_graph(
         cronjob=observed.get("CronJob"),
         problems=tuple(run.problems),
         previous=body.get("status"),
+        shard_map=g.shard_map,
+        move=g.move,
+        rebalancing=None if moves is None else _rebalancing(moves),
     )
     status = graph_status(obs, _stamp(now))
     await _patch_status(run, status)
-    return Outcome(status=status, applied=tuple(run.applied), deleted=tuple(run.deleted))
+    if moves is None:
+        return Outcome(status=status, applied=tuple(run.applied), deleted=tuple(run.deleted))
+    return Outcome(
+        status=status,
+        applied=tuple(run.applied),
+        deleted=tuple(run.deleted),
+        moved=moves.moved,
+        move_failures=moves.failed,
+        move_stuck=moves.stuck,
+        again_in=moves.again_in,
+    )
+
+
+def _rebalancing(moves: Rebalance) -> ConditionSpec:
+    return ConditionSpec(
+        ConditionType.REBALANCING,
+        "True" if moves.rebalancing else "False",
+        moves.reason,
+        moves.message,
+    )

@@ -23,7 +23,8 @@ from memorygraph_operator.api.conditions import (
     EventReason,
     Reason,
 )
-from memorygraph_operator.api.memorygraph import Endpoints, MemoryGraphStatus
+from memorygraph_operator.api.memorygraph import Endpoints, MemoryGraphStatus, ShardsStatus
+from memorygraph_operator.render.context import PendingMove, ShardMap
 from memorygraph_operator.render.image import GRPC_PORT, METRICS_PORT
 
 __all__ = [
@@ -103,6 +104,28 @@ class Observation:
     cronjob: Mapping[str, Any] | None = None
     problems: tuple[tuple[Reason, str], ...] = field(default=())  # (reason, message) → Degraded
     previous: Mapping[str, Any] | None = None
+    # The shard map written, the move under way, and the Rebalancing condition (None: the
+    # graph has no map, or its pods were not asked).
+    shard_map: ShardMap | None = None
+    move: PendingMove | None = None
+    rebalancing: ConditionSpec | None = None
+
+
+def _shards(m: ShardMap, move: PendingMove | None, before: Mapping[str, Any]) -> ShardsStatus:
+    spread = m.spread()
+    moving: dict[str, Any] = {}
+    if move is not None:
+        moving["moving"] = f"shard {move.shard} from pod {move.source} to pod {move.target}"
+    elif before.get("moving"):
+        moving["moving"] = None  # a merge patch keeps a field it leaves out: null removes it
+    return ShardsStatus(
+        count=len(m.owners),
+        epoch=m.epoch,
+        per_pod=list(spread),
+        spread="/".join(str(c) for c in spread),
+        moves=sum(m.shard_epochs),
+        **moving,
+    )
 
 
 def _rollout(sts: Mapping[str, Any], want: int) -> tuple[bool, str]:
@@ -144,14 +167,22 @@ def graph_status(o: Observation, now: str) -> dict[str, Any]:
             f"{ready} of {want} pods ready",
         )
     )
-    conds.append(
-        condition(
-            ConditionType.PROGRESSING,
-            not done,
-            Reason.ROLLOUT_IN_PROGRESS if not done else Reason.ROLLOUT_COMPLETE,
-            why,
+    rebalancing = o.rebalancing
+    if done and rebalancing is not None and rebalancing.status == "True":
+        conds.append(
+            condition(ConditionType.PROGRESSING, True, Reason.REBALANCING, rebalancing.message)
         )
-    )
+    else:
+        conds.append(
+            condition(
+                ConditionType.PROGRESSING,
+                not done,
+                Reason.ROLLOUT_IN_PROGRESS if not done else Reason.ROLLOUT_COMPLETE,
+                why,
+            )
+        )
+    if rebalancing is not None:
+        conds.append(rebalancing)
     if o.problems:
         reason = o.problems[0][0]
         message = "; ".join(m for _, m in o.problems)
@@ -175,6 +206,8 @@ def graph_status(o: Observation, now: str) -> dict[str, Any]:
     known: dict[str, Any] = {}
     if image:
         known["current_image"] = image
+    if o.shard_map is not None:
+        known["shards"] = _shards(o.shard_map, o.move, previous.get("shards") or {})
     if o.cronjob is not None:
         cron = o.cronjob.get("status") or {}
         times = ("lastScheduleTime", "lastSuccessfulTime")
@@ -236,6 +269,9 @@ _EVENTS = {
     (ConditionType.DEGRADED, "True"): "Warning",
     (ConditionType.PAUSED, "True"): "Normal",
     (ConditionType.PAUSED, "False"): "Normal",
+    # Moves starting, stuck (Warning) and done.
+    (ConditionType.REBALANCING, "True"): "Normal",
+    (ConditionType.REBALANCING, "False"): "Normal",
 }
 
 
@@ -265,5 +301,10 @@ def transition_events(
         if key[0] == ConditionType.PAUSED:
             paused = key[1] == "True"
             reason = EventReason.PAUSED.value if paused else EventReason.RESUMED.value
-        events.append((_EVENTS[key], reason, str(c.get("message") or reason)))
+        type_ = _EVENTS[key]
+        if key[0] == ConditionType.REBALANCING:
+            if key[1] == "False" and before is None:
+                continue  # balanced from the start: nothing happened worth a note
+            type_ = "Warning" if reason == Reason.MOVE_STUCK else "Normal"
+        events.append((type_, reason, str(c.get("message") or reason)))
     return events

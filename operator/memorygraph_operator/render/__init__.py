@@ -12,7 +12,7 @@ from typing import Any
 from memorygraph_operator.render.archival import render_archival_cronjob
 from memorygraph_operator.render.autoscaling import render_hpa, render_pdb
 from memorygraph_operator.render.config import config_hash, render_configmap
-from memorygraph_operator.render.context import GraphInputs, NamedPlugin, RenderEnv
+from memorygraph_operator.render.context import GraphInputs, NamedPlugin, PendingMove, RenderEnv
 from memorygraph_operator.render.monitoring import render_service_monitor
 from memorygraph_operator.render.names import Names
 from memorygraph_operator.render.networkpolicy import render_network_policy
@@ -25,6 +25,7 @@ from memorygraph_operator.render.services import render_client_service, render_h
 from memorygraph_operator.render.shardmap import (
     MapPlan,
     ShardMap,
+    parse_move,
     parse_shard_map,
     plan_shard_map,
     render_shard_map,
@@ -37,10 +38,12 @@ __all__ = [
     "MapPlan",
     "NamedPlugin",
     "Names",
+    "PendingMove",
     "RenderEnv",
     "ShardMap",
     "config_hash",
     "needs_generated_auth_secret",
+    "parse_move",
     "parse_shard_map",
     "plan_shard_map",
     "render_archival_cronjob",

@@ -12,7 +12,7 @@ from memorygraph_operator.api.memorygraph import MemoryGraphSpec
 from memorygraph_operator.api.plugin import PluginSpec
 from memorygraph_operator.render.image import DEFAULT_IMAGE
 
-__all__ = ["GraphInputs", "NamedPlugin", "RenderEnv", "ShardMap"]
+__all__ = ["GraphInputs", "MemberView", "NamedPlugin", "PendingMove", "RenderEnv", "ShardMap"]
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,9 @@ class RenderEnv:
     cluster_domain: str = "cluster.local"
     # Namespaces whose pods may scrape a graph's metrics when the graph names no sources.
     metrics_namespaces: tuple[str, ...] = ()
+    # The operator's own pods (namespace, labels), which ask the graphs' pods on their peer
+    # port which shards they serve and move shards between them; None: not known.
+    operator_pods: tuple[str, tuple[tuple[str, str], ...]] | None = None
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,43 @@ class ShardMap:
         """The fewest pods the map can shrink to: up to the last one owning a shard."""
         return max(self.owners, default=0) + 1
 
+    def shard_epoch(self, shard: int) -> int:
+        return self.shard_epochs[shard] if self.shard_epochs else 0
+
+    def spread(self) -> tuple[int, ...]:
+        """How many shards each pod owns."""
+        counts = [0] * self.members
+        for owner in self.owners:
+            if owner < self.members:
+                counts[owner] += 1
+        return tuple(counts)
+
+
+@dataclass(frozen=True)
+class MemberView:
+    """What one pod says on its peer port: each shard's owner and shard epoch as it serves
+    them, and the epoch and size of the map it serves by."""
+
+    owners: tuple[int, ...]
+    epochs: tuple[int, ...]
+    map_epoch: int
+    members: int
+
+
+@dataclass(frozen=True)
+class PendingMove:
+    """A move the operator asked for and has not seen finish: shard ``shard`` from pod
+    ``source`` (owning it at shard epoch ``epoch``) to pod ``target``; ``attempts`` asked so
+    far and the last ``error`` a pod answered (kept in the map's ConfigMap, so an operator
+    that restarts finishes it first)."""
+
+    shard: int
+    source: int
+    target: int
+    epoch: int
+    attempts: int = 0
+    error: str = ""
+
 
 @dataclass(frozen=True)
 class GraphInputs:
@@ -63,6 +103,8 @@ class GraphInputs:
     # The shard map the operator writes for it (`render.shardmap`); None: its pods each serve
     # a store of their own, as before maps.
     shard_map: ShardMap | None = None
+    # The move under way between its pods, if any (recorded with the map).
+    move: PendingMove | None = None
 
     def image_in(self, env: RenderEnv) -> str:
         """Image of the graph's pods in ``env``."""

@@ -41,7 +41,8 @@ def _metrics_peers(g: GraphInputs, env: RenderEnv) -> list[dict[str, Any]]:
 
 def render_network_policy(g: GraphInputs, env: RenderEnv) -> dict[str, Any] | None:
     """Ingress to the graph's pods: gRPC from its clients, own pods and archival Job; the peer
-    port from its own pods; metrics from the scraping sources. None when the policy is
+    port from its own pods and the operator's (which moves shards between them); metrics
+    from the scraping sources. None when the policy is
     switched off.
 
     Clients default to the graph's namespace, or to every source when a NodePort or
@@ -53,13 +54,17 @@ def render_network_policy(g: GraphInputs, env: RenderEnv) -> dict[str, Any] | No
     if np is not None and not np.enabled:
         return None
     ingress: list[dict[str, Any]] = [_grpc_rule(g)]
-    if g.shard_map is not None:  # the peer port: the graph's own pods only
-        ingress.append(
-            {
-                "from": [{"podSelector": {"matchLabels": selector_labels(g)}}],
-                "ports": [{"port": PEER_PORT, "protocol": "TCP"}],
-            }
-        )
+    if g.shard_map is not None:  # the peer port: the graph's own pods, and the operator's
+        sources: list[dict[str, Any]] = [{"podSelector": {"matchLabels": selector_labels(g)}}]
+        if env.operator_pods is not None:
+            namespace, labels = env.operator_pods
+            sources.append(
+                {
+                    "namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: namespace}},
+                    "podSelector": {"matchLabels": dict(labels)},
+                }
+            )
+        ingress.append({"from": sources, "ports": [{"port": PEER_PORT, "protocol": "TCP"}]})
     metrics = _metrics_peers(g, env)
     if metrics:
         ingress.append({"from": metrics, "ports": [{"port": METRICS_PORT, "protocol": "TCP"}]})

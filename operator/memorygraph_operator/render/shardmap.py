@@ -12,34 +12,41 @@ and each shard's own epoch once a shard moved between pods, which every later ma
 - a graph made before the map, served by at most one pod, gets every shard on pod 0 (that pod's
   volume holds them all); one served by several pods has independent stores that no map can
   describe, and keeps running as it was (:data:`INDEPENDENT_STORES`);
-- scaling out adds pods at the end of the map, owning nothing yet, at the next epoch;
-- scaling in drops pods from the end only while they own no shard: shards do not move between
-  pods yet, so a scale-in below the last pod owning shards is held there (:attr:`held`).
+- scaling out adds pods at the end of the map, owning nothing yet, at the next epoch (the
+  operator then moves shards onto them, see :mod:`.placement`);
+- scaling in drops pods from the end only once they own no shard and no move under way goes
+  to them: until the moves have emptied them, the map keeps them.
+
+The move under way, if any, is kept in the same ConfigMap (key ``move.json``), which the pods
+do not read: an operator that restarts finishes it before it plans another.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from memorygraph_operator.api.conditions import Reason
-from memorygraph_operator.render.context import GraphInputs, ShardMap
+from memorygraph_operator.render.context import GraphInputs, PendingMove, ShardMap
 from memorygraph_operator.render.image import GRPC_PORT, PEER_PORT
 from memorygraph_operator.render.metadata import object_meta
 from memorygraph_operator.render.names import Names
 
 __all__ = [
     "INDEPENDENT_STORES",
+    "MOVE_KEY",
     "SHARD_MAP_KEY",
     "MapPlan",
     "ShardMap",
+    "parse_move",
     "parse_shard_map",
     "plan_shard_map",
     "render_shard_map",
 ]
 
 SHARD_MAP_KEY = "map.json"
+MOVE_KEY = "move.json"
 INDEPENDENT_STORES = (
     "the graph's pods were made before shards were placed on pods and each holds a store of "
     "its own, which no shard map can place: they keep serving as before, each its own data, "
@@ -71,10 +78,35 @@ def parse_shard_map(data: str | None) -> ShardMap | None:
         return None
 
 
-def plan_shard_map(g: GraphInputs, current: ShardMap | None, pods_before: int | None) -> MapPlan:
-    """The next map of ``g``: from ``current`` (the one written), or, without one, for a new
-    graph (``pods_before`` None) or one whose pods ran before maps (``pods_before`` of them,
-    counting their volumes)."""
+def parse_move(data: str | None, m: ShardMap | None) -> PendingMove | None:
+    """The move a ConfigMap records (None: none, or one that does not fit map ``m``)."""
+    if not data or m is None:
+        return None
+    try:
+        raw = json.loads(data)
+        move = PendingMove(
+            int(raw["shard"]),
+            int(raw["source"]),
+            int(raw["target"]),
+            int(raw["epoch"]),
+            int(raw.get("attempts", 0)),
+            str(raw.get("error", "")),
+        )
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+    fits = 0 <= move.shard < len(m.owners) and max(move.source, move.target) < m.members
+    return move if fits and move.source != move.target >= 0 else None
+
+
+def plan_shard_map(
+    g: GraphInputs,
+    current: ShardMap | None,
+    pods_before: int | None,
+    move: PendingMove | None = None,
+) -> MapPlan:
+    """The next map of ``g``: from ``current`` (the one written, with ``move`` under way),
+    or, without one, for a new graph (``pods_before`` None) or one whose pods ran before maps
+    (``pods_before`` of them, counting their volumes)."""
     shards = g.spec.shards
     wanted = g.spec.replicas
     if current is None:
@@ -90,17 +122,12 @@ def plan_shard_map(g: GraphInputs, current: ShardMap | None, pods_before: int | 
         return MapPlan(ShardMap(1, (0,) * shards, max(wanted, 1)))
     if wanted == 0 or wanted == current.members:
         return MapPlan(current)
-    members = max(wanted, current.floor)
-    held = None
-    if members != wanted:
-        held = (
-            Reason.SCALE_IN_HELD,
-            f"scaling in to {wanted} pods waits: pods up to {current.floor - 1} own shards, and "
-            "shards do not move between pods yet",
-        )
+    # Pods owning shards, or about to, stay until the moves have emptied them.
+    floor = max(current.floor, move.target + 1 if move is not None else 0)
+    members = max(wanted, floor) if wanted < current.members else wanted
     if members == current.members:
-        return MapPlan(current, held)
-    return MapPlan(replace(current, epoch=current.epoch + 1, members=members), held)
+        return MapPlan(current)
+    return MapPlan(replace(current, epoch=current.epoch + 1, members=members))
 
 
 def _address(g: GraphInputs, pod: int, port: int) -> str:
@@ -126,9 +153,12 @@ def render_shard_map(g: GraphInputs) -> dict[str, Any] | None:
     }
     if m.shard_epochs:
         shard_map["shard_epochs"] = list(m.shard_epochs)
+    data = {SHARD_MAP_KEY: json.dumps(shard_map, separators=(",", ":"))}
+    if g.move is not None:
+        data[MOVE_KEY] = json.dumps(asdict(g.move), separators=(",", ":"))
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": object_meta(g, Names(g.name).shard_map, "shard-map"),
-        "data": {SHARD_MAP_KEY: json.dumps(shard_map, separators=(",", ":"))},
+        "data": data,
     }
