@@ -1,7 +1,7 @@
 -- Argo CD health of a memorygraph.io/v1alpha1 MemoryGraph.
 -- Healthy only when the operator has acted on the latest spec (observedGeneration) and
 -- reports Ready=True; Progressing while shards move between the pods (Rebalancing=True);
--- Suspended while paused; Degraded on Degraded=True or an invalid spec.
+-- Suspended while paused; Degraded on Degraded=True, a stuck move or an invalid spec.
 local hs = { status = "Progressing", message = "Waiting for the operator" }
 
 local function condition(kind)
@@ -49,8 +49,14 @@ if degraded ~= nil and degraded.status == "True" then
   hs.message = degraded.message or degraded.reason
   return hs
 end
--- Shards moving between the pods (or waiting to): serving, but not settled yet.
+-- Shards moving between the pods (or waiting to): serving, but not settled yet; a move that
+-- keeps failing needs a human.
 local rebalancing = condition("Rebalancing")
+if rebalancing ~= nil and rebalancing.status == "True" and rebalancing.reason == "MoveStuck" then
+  hs.status = "Degraded"
+  hs.message = rebalancing.message or rebalancing.reason
+  return hs
+end
 if ready ~= nil and ready.status == "True" and rebalancing ~= nil and rebalancing.status == "True" then
   hs.message = rebalancing.message or rebalancing.reason
   return hs

@@ -57,6 +57,8 @@ _CHILD_KINDS = (
 _STATUS_KINDS = frozenset({"StatefulSet", "CronJob"})
 # How long an answer of API discovery (is the ServiceMonitor CRD served?) is kept.
 DISCOVERY_SECONDS = 60.0
+# A reconcile asked for later (a rebalance going on) that failed is asked for again after this.
+RETRY_AFTER_FAILURE = 15.0
 
 
 class OperatorMemo(kopf.Memo):
@@ -216,8 +218,16 @@ def _again(
             del memo.again[key]
         try:
             await reconcile_graph_by_name(memo, *key, logger, join=True)
-        except (kopf.PermanentError, kopf.TemporaryError) as exc:
+        except kopf.PermanentError as exc:  # an invalid spec: its next change reconciles it
             logger.warning("reconcile of %s/%s during its rebalance failed: %s", *key, exc)
+        except Exception as exc:  # the rebalance goes on when this is retried
+            logger.warning(
+                "reconcile of %s/%s during its rebalance failed, again in %.0f s: %s",
+                *key,
+                RETRY_AFTER_FAILURE,
+                exc,
+            )
+            _again(memo, key, RETRY_AFTER_FAILURE, logger)
 
     memo.again[key] = (due, asyncio.create_task(later()))
 

@@ -74,7 +74,12 @@ class GrpcPeers:
                 )
             except grpc.RpcError as error:
                 raise _error(error) from None
-        return MemberView(tuple(got.owners), tuple(got.epochs), got.map_epoch, got.members)
+        unfinished = None
+        if got.HasField("unfinished_shard"):
+            unfinished = (got.unfinished_shard, got.unfinished_source)
+        return MemberView(
+            tuple(got.owners), tuple(got.epochs), got.map_epoch, got.members, unfinished
+        )
 
     async def take(self, address: str, key: str, shard: int) -> Taken:
         async with aio.insecure_channel(address) as channel:

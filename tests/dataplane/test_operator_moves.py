@@ -7,14 +7,17 @@ session stays readable through every pod, and the counts stay exact."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import pytest
+from memorygraph.errors import Unavailable
 from memorygraph.model import parse_id
 from memorygraph.server import RunningServer
+from memorygraph.servicers.podmoves import PodMover
 from memorygraph.store.shards import Shards
 from memorygraph.v1 import graph_pb2 as pb
 from memorygraph.v1.graph_pb2_grpc import MemoryGraphServiceStub
@@ -49,6 +52,17 @@ class LocalPeers(GrpcPeers):
 
     async def take(self, address: str, key: str, shard: int) -> Taken:
         return await super().take(self._local(address), key, shard)
+
+
+class Recorder:
+    """What the operator writes before each move: the map and the move asked for next."""
+
+    def __init__(self) -> None:
+        self.written: list[tuple[ShardMap, PendingMove]] = []
+
+    async def __call__(self, m: ShardMap, move: PendingMove) -> bool:
+        self.written.append((m, move))
+        return True
 
 
 def _stub(address: str) -> MemoryGraphServiceStub:
@@ -126,18 +140,23 @@ def test_the_operator_spreads_shards_onto_new_pods_and_empties_leaving_ones(
     peers, key = LocalPeers(layout), layout.key_file.read_text().strip()
     grown = ShardMap(2, (0,) * SHARDS, 3)
 
-    spread: Rebalance = asyncio.run(rebalance(_graph(3, grown), peers, key))
+    record = Recorder()
+    spread: Rebalance = asyncio.run(rebalance(_graph(3, grown), peers, key, record))
     assert (spread.rebalancing, spread.reason, spread.move) == (False, Reason.BALANCED, None)
     assert sorted(spread.shard_map.spread()) == [5, 5, 6]
     assert len(spread.moved) == 10  # the fewest moves to 6/5/5
     assert all(t.fenced_seconds < 1 for t in spread.moved)
     assert spread.shard_map.epoch == grown.epoch + 10
     assert sum(spread.shard_map.shard_epochs) == 10
+    # Each move was written with the map before it was asked for.
+    assert [move.shard for _, move in record.written] == [
+        s for s, e in enumerate(spread.shard_map.shard_epochs) if e
+    ][::-1]
     _write(layout, spread.shard_map)
     _took(layout, peers, key, spread.shard_map)
     _readable(layout, 3, made)
     # Spread evenly: nothing to do, and no pod is asked.
-    again = asyncio.run(rebalance(_graph(3, spread.shard_map), peers, key))
+    again = asyncio.run(rebalance(_graph(3, spread.shard_map), peers, key, record))
     assert (again.shard_map, again.moved, again.reason) == (spread.shard_map, (), Reason.BALANCED)
 
     # A move the operator did not record: made by hand, onto the pod about to leave.
@@ -147,7 +166,7 @@ def test_the_operator_spreads_shards_onto_new_pods_and_empties_leaving_ones(
     lost = owned_by_0[1]
     lost_taken = asyncio.run(peers.take("g-1.x", key, lost))
     under_way = PendingMove(lost, 0, 1, spread.shard_map.shard_epoch(lost))
-    shrunk = asyncio.run(rebalance(_graph(2, spread.shard_map, under_way), peers, key))
+    shrunk = asyncio.run(rebalance(_graph(2, spread.shard_map, under_way), peers, key, record))
     assert (shrunk.rebalancing, shrunk.move) == (False, None)
     assert shrunk.shard_map.spread() == (8, 8, 0)
     assert shrunk.shard_map.owners[lost] == 1
@@ -156,7 +175,10 @@ def test_the_operator_spreads_shards_onto_new_pods_and_empties_leaving_ones(
     # again.
     assert len(shrunk.moved) == 5 + 1
     assert by_hand.shard_epoch < shrunk.shard_map.shard_epoch(owned_by_0[0])
-    plan = plan_shard_map(_graph(2, shrunk.shard_map), shrunk.shard_map, None, shrunk.move)
+    assert shrunk.keep == 2  # every pod answered; the leaving one owns nothing
+    plan = plan_shard_map(
+        _graph(2, shrunk.shard_map), shrunk.shard_map, None, shrunk.move, shrunk.keep
+    )
     assert plan.shard_map is not None and plan.shard_map.members == 2
     # The pods of the smaller map take it; pod 2 goes.
     _write(layout, plan.shard_map)
@@ -171,7 +193,7 @@ def test_a_move_waits_for_pods_that_do_not_answer(
     peers, key = LocalPeers(layout), layout.key_file.read_text().strip()
     # The map grew to four pods; the pods still serve the map of three, and pod 3 is not up.
     four = ShardMap(3, (0,) * SHARDS, 4)
-    waiting = asyncio.run(rebalance(_graph(4, four), peers, key))
+    waiting = asyncio.run(rebalance(_graph(4, four), peers, key, Recorder()))
     assert (waiting.rebalancing, waiting.reason, waiting.moved) == (
         True,
         Reason.WAITING_FOR_PODS,
@@ -182,7 +204,45 @@ def test_a_move_waits_for_pods_that_do_not_answer(
     assert waiting.again_in is not None and waiting.again_in > 0
 
     # A wrong key is refused by every pod: nothing moves.
-    refused = asyncio.run(rebalance(_graph(3, ShardMap(2, (0,) * SHARDS, 3)), peers, "nope"))
+    grown = _graph(3, ShardMap(2, (0,) * SHARDS, 3))
+    refused = asyncio.run(rebalance(grown, peers, "nope", Recorder()))
     assert refused.reason == Reason.WAITING_FOR_PODS and refused.moved == ()
     assert all(f"pod {p}:" in refused.message for p in range(3))
     assert refused.shard_map == ShardMap(2, (0,) * SHARDS, 3)
+
+
+def test_a_move_whose_answer_was_lost_after_the_hand_over_is_finished_first(
+    layout: PodLayout, pods: list[RunningServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = _fill(_stub(layout.address(0)), sessions=12)
+    peers, key = LocalPeers(layout), layout.key_file.read_text().strip()
+    grown = ShardMap(2, (0,) * SHARDS, 3)
+    # The first move's hand-over happens, but dropping the source's copy fails once: the
+    # target answers UNAVAILABLE and keeps the move open until asked for that shard again.
+    drop = PodMover._drop_at
+    failed: list[int] = []
+
+    def drop_once(self: PodMover, source: int, shard: int) -> None:
+        if not failed:
+            failed.append(shard)
+            raise Unavailable("not now")
+        drop(self, source, shard)
+
+    monkeypatch.setattr(PodMover, "_drop_at", drop_once)
+    first = asyncio.run(rebalance(_graph(3, grown), peers, key, Recorder()))
+    assert first.failed == 1 and first.move is not None and first.move.shard == failed[0]
+    view = asyncio.run(peers.view(f"g-{first.move.target}.x", key))
+    assert view.unfinished == (failed[0], 0)
+    # Its retry time come (as if the pause were over), the next reconcile finishes it first.
+    ready = dataclasses.replace(first.move, retry_at=0.0)
+    record = Recorder()
+    second = asyncio.run(rebalance(_graph(3, first.shard_map, ready), peers, key, record))
+    assert record.written[0][1].shard == failed[0]
+    assert (second.rebalancing, second.failed) == (False, 0)
+    assert sorted(second.shard_map.spread()) == [5, 5, 6]
+    views = [asyncio.run(peers.view(f"g-{p}.x", key)) for p in range(3)]
+    assert all(v.unfinished is None for v in views)
+    assert not pods[0].store.holds_shard(failed[0])  # the source's copy went
+    _write(layout, second.shard_map)
+    _took(layout, peers, key, second.shard_map)
+    _readable(layout, 3, made)

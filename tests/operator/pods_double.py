@@ -23,6 +23,8 @@ class PodsDouble:
         self.map_epoch = 1
         self.key = key  # None: any key is taken
         self.refuse: str | None = None  # what TakeShard answers instead of moving
+        # Moves left unfinished on a pod (its answer lost): pod -> (shard, source).
+        self.unfinished: dict[int, tuple[int, int]] = {}
         self.asked: list[str] = []  # "view <pod>" and "take <shard> <pod>", in order
         self.addresses: set[str] = set()
 
@@ -49,13 +51,29 @@ class PodsDouble:
     async def view(self, address: str, key: str) -> MemberView:
         pod = self._answering(address, key)
         self.asked.append(f"view {pod}")
-        return MemberView(tuple(self.owners), tuple(self.epochs), self.map_epoch, self.members)
+        return MemberView(
+            tuple(self.owners),
+            tuple(self.epochs),
+            self.map_epoch,
+            self.members,
+            self.unfinished.get(pod),
+        )
 
     async def take(self, address: str, key: str, shard: int) -> Taken:
         pod = self._answering(address, key)
         self.asked.append(f"take {shard} {pod}")
         if self.refuse is not None:
             raise PeerError("FAILED_PRECONDITION", self.refuse)
+        left = self.unfinished.get(pod)
+        if left is not None and left[0] != shard:
+            raise PeerError(
+                "FAILED_PRECONDITION",
+                f"the move of shard {left[0]} to this member is unfinished: ask for that shard "
+                "again to finish it first",
+            )
+        self.unfinished.pop(pod, None)
+        if self.owners[shard] == pod:  # done before: only tidied up now
+            return Taken(self.epochs[shard], 0, 0.0)
         return Taken(self.move(shard, pod), 10, 0.04)
 
     def spread(self) -> list[int]:

@@ -90,7 +90,7 @@ def _graph(
                 Degraded=("False", "AsExpected"),
                 Rebalancing=("True", "MoveStuck"),
             ),
-            "Progressing",
+            "Degraded",
         ),
         (_graph(Ready=("True", "Ready"), Rebalancing=("False", "Balanced")), "Healthy"),
     ],
@@ -106,7 +106,7 @@ def _graph(
         "paused-annotation-as-the-operator-reads-it",
         "not-paused",
         "rebalancing",
-        "move-stuck-is-progressing-not-degraded",
+        "move-stuck",
         "balanced",
     ],
 )

@@ -14,7 +14,8 @@ from typing import Any
 import kopf
 import pytest
 from apiserver import ApiServer
-from handler_support import NS, _conditions, _events, _graph, _pods_ready, _reconcile
+from handler_support import NS, _conditions, _events, _graph, _pods_ready, _reconcile, log
+from memorygraph_operator import handlers
 from memorygraph_operator.reconcile import moves
 from operator_support import GRAPHS
 from pods_double import PodsDouble
@@ -133,6 +134,108 @@ async def test_a_move_made_behind_the_operators_back_is_recorded_and_not_lost_on
     assert _map(api)["owners"] == pods.owners and _replicas(api) == 2
 
 
+@pytest.mark.parametrize("answering", [True, False], ids=["answering", "silent"])
+async def test_a_pod_handed_a_shard_behind_the_maps_back_never_leaves_with_it(
+    api: ApiServer, memo: kopf.Memo, answering: bool
+) -> None:
+    _graph(api, {"replicas": 2})
+    await _reconcile(memo)
+    pods = PodsDouble([s % 2 for s in range(64)], 2, key=_peer_key(api))
+    memo.peers = pods
+    api.edit(GRAPHS, NS, "chat-memory", {"spec": {"replicas": 3}})
+    await _reconcile(memo)
+    pods.members = pods.running = 3
+    pods.refuse = "not now"  # the scale-out's moves do not happen
+    await _reconcile(memo)
+    pods.refuse = None
+    memo.again.clear()
+    api.edit(CONFIGMAPS, NS, "chat-memory-shards", {"data": {"move.json": None}})
+    pods.move(0, 2)  # by hand: the map still says pod 0, and records no move
+    pods.running = 3 if answering else 2
+    api.edit(GRAPHS, NS, "chat-memory", {"spec": {"replicas": 2}})
+    await _reconcile(memo)
+    if answering:  # seen, moved off, then the pod goes
+        assert pods.owners[0] != 2 and _replicas(api) == 2
+        assert 2 not in _map(api)["owners"] and len(_map(api)["members"]) == 2
+    else:  # it does not say what it owns: it stays
+        assert _replicas(api) == 3 and len(_map(api)["members"]) == 3
+        rebalancing = _conditions(api)["Rebalancing"]
+        assert rebalancing["status"] == "True" and "pod 2:" in rebalancing["message"]
+
+
+async def test_scaled_to_zero_the_volumes_stay_and_the_move_under_way_is_kept(
+    api: ApiServer, memo: kopf.Memo
+) -> None:
+    storage = {"size": "1Gi", "deletionPolicy": "Delete"}
+    _graph(api, {"replicas": 1, "storage": storage})
+    await _reconcile(memo)
+    pods = PodsDouble([0] * 64, 1, key=_peer_key(api))
+    memo.peers = pods
+    api.edit(GRAPHS, NS, "chat-memory", {"spec": {"replicas": 2}})
+    await _reconcile(memo)
+    pods.members = pods.running = 2
+    pods.refuse = "not now"
+    await _reconcile(memo)
+    assert "move.json" in _cm(api)
+    api.edit(GRAPHS, NS, "chat-memory", {"spec": {"replicas": 0}})
+    await _reconcile(memo)
+    sts = api.read("apps/v1/statefulsets", NS, "chat-memory")
+    assert sts is not None and sts["spec"]["replicas"] == 0
+    policy = sts["spec"]["persistentVolumeClaimRetentionPolicy"]
+    assert policy == {"whenDeleted": "Delete", "whenScaled": "Retain"}
+    assert "move.json" in _cm(api) and len(_map(api)["members"]) == 2
+    api.edit(GRAPHS, NS, "chat-memory", {"spec": {"replicas": 2}})
+    pods.refuse = None
+    over = {**json.loads(_cm(api)["move.json"]), "retry_at": 0}  # its pause is over
+    api.edit(CONFIGMAPS, NS, "chat-memory-shards", {"data": {"move.json": json.dumps(over)}})
+    await _reconcile(memo)
+    sts = api.read("apps/v1/statefulsets", NS, "chat-memory")
+    assert sts is not None
+    assert sts["spec"]["persistentVolumeClaimRetentionPolicy"]["whenScaled"] == "Delete"
+    assert pods.spread() == [32, 32]
+
+
+async def test_a_move_a_pod_left_unfinished_is_finished_before_any_other(
+    api: ApiServer, memo: kopf.Memo
+) -> None:
+    pods = await _one_pod_graph(api, memo)
+    api.edit(GRAPHS, NS, "chat-memory", {"spec": {"replicas": 2}})
+    await _reconcile(memo)
+    pods.members = pods.running = 2
+    # An earlier operator asked pod 1 for shard 5 and never heard back (nor recorded it); the
+    # pod took it, and keeps its record of the move until asked for that shard again.
+    pods.move(5, 1)
+    pods.unfinished[1] = (5, 0)
+    await _reconcile(memo)
+    takes = [a for a in pods.asked if a.startswith("take")]
+    assert takes[0] == "take 5 1"
+    assert pods.unfinished == {} and sorted(pods.spread()) == [32, 32]
+    assert _map(api)["owners"] == pods.owners
+
+
+async def test_a_requeued_reconcile_that_fails_is_asked_for_again(
+    api: ApiServer, memo: kopf.Memo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pods = await _one_pod_graph(api, memo, shards=8)
+    api.edit(GRAPHS, NS, "chat-memory", {"spec": {"replicas": 2}})
+    await _reconcile(memo)
+    pods.members = pods.running = 2
+    monkeypatch.setattr(moves, "BUDGET_SECONDS", 0.0)  # one move per reconcile
+    monkeypatch.setattr(handlers, "RETRY_AFTER_FAILURE", 0.05)
+    api.reject["configmaps"] = "the API server is having a bad day"
+    await _reconcile(memo)  # the move is not asked for: its record could not be written
+    assert pods.spread() == [8, 0]
+    assert "could not be written" in _conditions(api)["Rebalancing"]["message"]
+    del api.reject["configmaps"]
+    memo.again.pop((NS, "chat-memory"))[1].cancel()
+    handlers._again(memo, (NS, "chat-memory"), 0.0, log)
+    for _ in range(500):
+        if pods.spread() == [4, 4]:
+            break
+        await asyncio.sleep(0.02)
+    assert pods.spread() == [4, 4]
+
+
 async def test_a_failing_move_is_reported_retried_with_a_pause_and_finished_after_a_restart(
     api: ApiServer, memo: kopf.Memo
 ) -> None:
@@ -151,7 +254,16 @@ async def test_a_failing_move_is_reported_retried_with_a_pause_and_finished_afte
         due, _ = memo.again[(NS, "chat-memory")]
         pauses.append(due - asyncio.get_running_loop().time())
         memo.again.pop((NS, "chat-memory"))[1].cancel()
-    assert pauses[0] < pauses[1] < pauses[2]  # a growing pause between attempts
+        # Reconciled again before the pause is over (a pod's event, a resync): not asked.
+        takes = pods.asked.count("take 63 1")
+        await _reconcile(memo)
+        assert pods.asked.count("take 63 1") == takes
+        assert json.loads(_cm(api)["move.json"])["attempts"] == attempt
+        memo.again.pop((NS, "chat-memory"))[1].cancel()
+        # The pause over (as if the time had come):
+        over = {**json.loads(_cm(api)["move.json"]), "retry_at": 0}
+        api.edit(CONFIGMAPS, NS, "chat-memory-shards", {"data": {"move.json": json.dumps(over)}})
+    assert 4 < pauses[0] < pauses[1] < pauses[2]  # a growing pause between attempts
     rebalancing = _conditions(api)["Rebalancing"]
     assert (rebalancing["status"], rebalancing["reason"]) == ("True", "MoveStuck")
     assert "failed 3 times" in rebalancing["message"]

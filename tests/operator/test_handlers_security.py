@@ -108,6 +108,24 @@ async def test_a_graph_without_settings_admits_its_namespace_and_nobody_to_its_m
     }
 
 
+async def test_the_peer_port_admits_the_operators_own_pods_when_the_installation_names_them(
+    api: ApiServer, memo: kopf.Memo
+) -> None:
+    labels = (
+        ("app.kubernetes.io/name", "memorygraph-operator"),
+        ("app.kubernetes.io/instance", "mg"),
+    )
+    memo.env = dataclasses.replace(memo.env, operator_pods=("operators", labels))
+    _graph(api)
+    await _reconcile(memo)
+    peer = _rule(_ingress(api), 50052)
+    assert peer is not None and len(peer["from"]) == 2
+    assert peer["from"][1] == {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "operators"}},
+        "podSelector": {"matchLabels": dict(labels)},
+    }
+
+
 async def test_the_metrics_port_admits_the_installations_namespaces_or_the_graphs_own_sources(
     api: ApiServer, memo: kopf.Memo
 ) -> None:

@@ -14,6 +14,7 @@ from memorygraph.store.cluster import read_cluster_map
 from memorygraph_operator.errors import Invalid
 from memorygraph_operator.render import GraphInputs, ShardMap, plan_shard_map
 from operator_support import GRAPHS
+from pods_double import PodsDouble
 from test_handlers_watched import CHILD_KINDS, LiveIndex, _plugins_now
 from test_render_golden import CASES
 from test_render_golden import _graph as _rendered_graph
@@ -100,8 +101,10 @@ async def test_a_scale_in_waits_for_moves_while_the_pods_do_not_answer(
     _pods_ready(api)
     await _reconcile(memo)
     shard_map = _map(api)
-    assert (shard_map["epoch"], len(shard_map["members"])) == (3, 2)
-    assert _replicas(api) == 2
+    # Not even pods 2 and 3, which own nothing by the map, go: they may have been handed a
+    # shard behind its back, and do not say.
+    assert (shard_map["epoch"], len(shard_map["members"])) == (2, 4)
+    assert _replicas(api) == 4
     conditions = _conditions(api)
     assert conditions["Degraded"]["status"] == "False"
     rebalancing = conditions["Rebalancing"]
@@ -113,9 +116,15 @@ async def test_a_scale_in_waits_for_moves_while_the_pods_do_not_answer(
     assert conditions["Ready"]["status"] == "True"  # every shard is served meanwhile
     api.edit(GRAPHS, NS, "chat-memory", {"spec": {"replicas": 2}})
     await _reconcile(memo)
+    rebalancing = _conditions(api)["Rebalancing"]
+    assert rebalancing["reason"] == "WaitingForPods"
+    assert "scaling in to 2 pods waits for the pods leaving" in rebalancing["message"]
+    assert "pod 2:" in rebalancing["message"] and "pod 3:" in rebalancing["message"]
+    # Once they answer, owning nothing, they go.
+    memo.peers = PodsDouble([s % 2 for s in range(64)], 4)
+    await _reconcile(memo)
     assert _conditions(api)["Rebalancing"]["reason"] == "Balanced"
-    assert _conditions(api)["Progressing"]["status"] == "False"
-    assert _map(api)["epoch"] == 3  # nothing to change in the map
+    assert (_map(api)["epoch"], len(_map(api)["members"]), _replicas(api)) == (3, 2, 2)
 
 
 def _pvc(index: int) -> dict[str, Any]:
@@ -191,7 +200,9 @@ async def test_the_next_map_keeps_every_owner(
     manifest, plugins, _ = CASES["minimal"]
     g: GraphInputs = _rendered_graph(manifest, plugins)
     spec = g.spec.model_copy(update={"replicas": replicas, "shards": 4})
-    plan = plan_shard_map(GraphInputs(g.name, g.namespace, g.uid, spec), current, None)
+    # The pods answered: the map may shrink as far as the owners allow.
+    keep = max(replicas, 1)
+    plan = plan_shard_map(GraphInputs(g.name, g.namespace, g.uid, spec), current, None, None, keep)
     assert plan.shard_map is not None
     assert plan.shard_map.owners == current.owners and plan.shard_map.members == members
     assert plan.held is None
@@ -282,6 +293,7 @@ async def test_an_autoscaled_graph_scales_in_to_its_minimum_unheld(
     _graph(api, spec)
     await _reconcile(memo)
     assert set(_map(api)["owners"]) == {0}  # spread over the pods it never goes below
+    memo.peers = PodsDouble([0] * 64, 3)  # its pods answer
     api.edit(GRAPHS, NS, "chat-memory", {"spec": {"replicas": 1}})
     await _reconcile(memo)
     assert _replicas(api) == 1 and _conditions(api)["Degraded"]["status"] == "False"

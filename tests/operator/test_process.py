@@ -129,3 +129,18 @@ def test_concurrent_reconciles_come_from_the_environment() -> None:
     )
     with pytest.raises(ValueError, match="at least 1"):
         OperatorConfig.from_env({"MEMORYGRAPH_CONCURRENT_RECONCILES": "0"})
+
+
+def test_the_operators_own_pods_come_from_the_environment_and_bad_labels_are_refused() -> None:
+    assert OperatorConfig.from_env({}).operator_pods is None
+    config = OperatorConfig.from_env(
+        {
+            "MEMORYGRAPH_OPERATOR_NAMESPACE": "operators",
+            "MEMORYGRAPH_OPERATOR_POD_LABELS": "app=mgo, release=a",
+        }
+    )
+    assert config.operator_pods == ("operators", (("app", "mgo"), ("release", "a")))
+    with pytest.raises(ValueError, match="key=value"):
+        OperatorConfig.from_env(
+            {"MEMORYGRAPH_OPERATOR_NAMESPACE": "o", "MEMORYGRAPH_OPERATOR_POD_LABELS": "app"}
+        )

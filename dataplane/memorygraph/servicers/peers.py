@@ -50,6 +50,10 @@ class MemberMoves(Protocol):
         """The epoch of the map this member serves by, and how many members it names."""
         ...
 
+    def unfinished(self) -> tuple[int, int] | None:
+        """The shard and source of a move to this member left unfinished, if any."""
+        ...
+
     def take(self, shard: int) -> tuple[int, int, float]:
         """Move `shard` here: its epoch, the keys copied, the seconds writes were paused."""
         ...
@@ -191,9 +195,13 @@ class PeerServicer(wgrpc.WorkerPeerServicer):
         member = self._pod_member()
         owners, epochs = member.view()
         map_epoch, members = member.map_state()
-        return wpb.PeerShardsResponse(
+        response = wpb.PeerShardsResponse(
             owners=owners, epochs=epochs, map_epoch=map_epoch, members=members
         )
+        unfinished = member.unfinished()
+        if unfinished is not None:
+            response.unfinished_shard, response.unfinished_source = unfinished
+        return response
 
     def TakeShard(
         self, request: wpb.PeerTakeShardRequest, context: grpc.ServicerContext

@@ -155,6 +155,10 @@ class PodMover(ShardMover):
     def map_state(self) -> tuple[int, int]:
         return self.members.map_epoch, self.members.member_count
 
+    def unfinished(self) -> tuple[int, int] | None:
+        intent = read_intent(self._local())
+        return None if intent is None else (intent.shard, intent.source)
+
     def take(self, shard: int) -> tuple[int, int, float]:
         result = self.move(shard)
         return result.epoch, result.copied_keys, result.fenced_seconds

@@ -49,6 +49,7 @@ from memorygraph_operator.render import (
     Names,
     PendingMove,
     RenderEnv,
+    ShardMap,
     config_hash,
     needs_generated_auth_secret,
     parse_move,
@@ -57,6 +58,7 @@ from memorygraph_operator.render import (
     render_auth_secret,
     render_children,
     render_peer_secret,
+    render_shard_map,
 )
 from memorygraph_operator.render.metadata import selector_labels
 from memorygraph_operator.render.secrets import PEER_KEY
@@ -382,8 +384,32 @@ async def _rebalance(
     key = None
     if needs_pods(plan.shard_map, move, g.spec.replicas):
         key = await _peer_key(run, with_map)
-    done = await rebalance(with_map, peers, key)
-    return plan_shard_map(g, done.shard_map, None, done.move), done
+
+    async def record(m: ShardMap, move: PendingMove) -> bool:
+        return await _record_map(run, dataclasses.replace(g, shard_map=m, move=move))
+
+    done = await rebalance(with_map, peers, key, record)
+    return plan_shard_map(g, done.shard_map, None, done.move, done.keep), done
+
+
+async def _apply_map(
+    run: _Run, g: GraphInputs, child: Child, existing: Observed | None
+) -> tuple[dict[str, Any] | None, bool]:
+    """Apply the map's ConfigMap ``child``: the body as applied, and whether it was."""
+    assert child.body is not None
+    refused = len(run.problems)
+    applied = await run.apply(child, g, existing)
+    written = applied is not None and len(run.problems) == refused
+    if written and applied is not None:  # as applied, at the version it got
+        meta = {**child.body["metadata"], **applied["metadata"]}
+        run.reads.remember_data(g.namespace, child.name, {**child.body, "metadata": meta})
+    return applied, written
+
+
+async def _record_map(run: _Run, g: GraphInputs) -> bool:
+    """Write ``g``'s map with its move under way now (before the move is asked for)."""
+    child = Child("v1", "ConfigMap", Names(g.name).shard_map, render_shard_map(g))
+    return (await _apply_map(run, g, child, await run.get(child, g)))[1]
 
 
 async def _ensure_peer_secret(run: _Run, g: GraphInputs) -> None:
@@ -467,16 +493,10 @@ async def _apply_children(
         if child.kind == "Service" and child.name == names.service:
             await _warn_exposed_without_tls(run, g, child, existing)
         if child.body is not None:
-            refused = len(run.problems)
-            observed[child.kind] = await run.apply(child, g, existing)
             if child.name == names.shard_map:
-                applied = observed[child.kind]
-                map_written = applied is not None and len(run.problems) == refused
-                if map_written and applied is not None:  # as applied, at the version it got
-                    meta = {**child.body["metadata"], **applied["metadata"]}
-                    run.reads.remember_data(
-                        g.namespace, child.name, {**child.body, "metadata": meta}
-                    )
+                observed[child.kind], map_written = await _apply_map(run, g, child, existing)
+            else:
+                observed[child.kind] = await run.apply(child, g, existing)
         elif child.name != names.shard_map:  # a map is never taken back
             await run.prune(child, g, existing)
     return observed

@@ -3,26 +3,31 @@
 Each reconcile of a graph with a shard map that is not spread as its ``replicas`` ask (pods
 added, pods about to be dropped) or with a move under way:
 
-1. asks every pod which shards it serves, and takes into the map what the pods recorded and
-   the map lacks (a move whose answer was lost, or that finished while the operator was down);
-2. finishes the move under way, or starts the next one (:func:`.placement.balance`), by asking
-   the target pod to take the shard (``TakeShard``: copy, catch-up, a fenced hand-over of a few
-   tens of milliseconds); the pods make the move safe, the operator only chooses and records;
-3. records each finished move in the map (owner and shard epoch), and goes on with the next
-   until the spread is even or the reconcile's time is up (then it asks to be run again soon).
+1. asks every pod of the map (the pods about to leave included) which shards it serves, and
+   takes into the map what the pods recorded and the map lacks (a move whose answer was lost,
+   or that finished while the operator was down);
+2. finishes the move under way (the one recorded with the map, or one a pod says it left
+   unfinished), or starts the next one (:func:`.placement.next_move`), by asking the target
+   pod to take the shard (``TakeShard``: copy, catch-up, a fenced hand-over of a few tens of
+   milliseconds); the pods make the move safe, the operator only chooses and records;
+3. records the move with the map *before* asking for it, and each finished move in the map
+   (owner and shard epoch), and goes on with the next until the spread is even or the
+   reconcile's time is up (then it asks to be run again at once);
+4. says how few pods the map may shrink to: pods that leave go only once each answered and
+   owns nothing (:attr:`Rebalance.keep`).
 
-The move under way is recorded with the map before the target is asked, so an operator that
-restarts asks for that shard again (the target goes on where it stopped) before it plans
-another. A move refused or unanswered is asked again later, with a growing pause; from the
-:data:`STUCK_AFTER`-th failure on the graph reports it (the ``Rebalancing`` condition's reason
-``MoveStuck``, a Warning Event and the operator's metric) and keeps trying.
+An operator that restarts asks for the recorded move again (the target goes on where it
+stopped, or just tidies up) before it plans another. A move refused or unanswered is asked
+again no sooner than a growing pause later; from the :data:`STUCK_AFTER`-th failure on the
+graph reports it (the ``Rebalancing`` condition's reason ``MoveStuck``, a Warning Event and the
+operator's metric) and keeps trying.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
 from memorygraph_operator.api.conditions import Reason
@@ -34,7 +39,8 @@ from memorygraph_operator.render.placement import fold_views, move_outcome, next
 
 __all__ = ["STUCK_AFTER", "Rebalance", "needs_pods", "rebalance"]
 
-# Moves one reconcile makes at most for this long; then it asks to be run again at once.
+# No new move starts once one reconcile has moved shards for this long; the next reconcile
+# goes on at once.
 BUDGET_SECONDS = 20.0
 # Failed attempts after which a move is reported as stuck.
 STUCK_AFTER = 3
@@ -46,12 +52,16 @@ RETRY_MAX_SECONDS = 300.0
 # Characters of a pod's error kept with the move.
 _ERROR_CHARS = 300
 
+# Writes the map with the move under way; False when the API server refused it.
+Record = Callable[[ShardMap, PendingMove], Awaitable[bool]]
+
 
 @dataclass(frozen=True)
 class Rebalance:
     """What one reconcile's part in the moves found and did: the map and the move under way
     after it, the ``Rebalancing`` condition's status, reason and message, the moves finished
-    (their targets' reports), the failed attempts, and when to look again (None: no need)."""
+    (their targets' reports), the failed attempts, when to look again (None: no need), and
+    the fewest pods the map may shrink to (None: the pods were not asked, none may go)."""
 
     shard_map: ShardMap
     move: PendingMove | None
@@ -61,6 +71,7 @@ class Rebalance:
     moved: tuple[Taken, ...] = ()
     failed: int = 0
     again_in: float | None = None
+    keep: int | None = None
 
     @property
     def stuck(self) -> bool:
@@ -97,12 +108,18 @@ async def _views(
 def _moved(m: ShardMap, move: PendingMove, taken: Taken) -> ShardMap:
     owners = list(m.owners)
     epochs = [m.shard_epoch(s) for s in range(len(owners))]
+    if (owners[move.shard], epochs[move.shard]) == (move.target, taken.shard_epoch):
+        return m  # recorded already (a move only tidied up)
     owners[move.shard], epochs[move.shard] = move.target, taken.shard_epoch
     return ShardMap(m.epoch + 1, tuple(owners), m.members, tuple(epochs))
 
 
 def _spread(m: ShardMap) -> str:
     return "/".join(str(c) for c in m.spread())
+
+
+def _describe(move: PendingMove) -> str:
+    return f"the move of shard {move.shard} from pod {move.source} to pod {move.target}"
 
 
 def _waiting(m: ShardMap, move: PendingMove, pods: tuple[int, ...], silent: dict[int, str]) -> str:
@@ -113,25 +130,125 @@ def _waiting(m: ShardMap, move: PendingMove, pods: tuple[int, ...], silent: dict
         parts.append(f"pods not answering on their peer port ({said})")
     if unaware:
         listed = ", ".join(str(p) for p in unaware)
-        parts.append(f"pods {listed} do not know of every pod yet (the map reaches them)")
-    doing = f"the move of shard {move.shard} from pod {move.source} to pod {move.target}"
-    return f"{doing} waits: {'; '.join(parts)}; shards per pod {_spread(m)}"
+        parts.append(f"pods {listed} do not serve by a map naming every pod yet")
+    return f"{_describe(move)} waits: {'; '.join(parts)}; shards per pod {_spread(m)}"
+
+
+def _unfinished(m: ShardMap, views: dict[int, MemberView]) -> PendingMove | None:
+    """A move a pod says it left unfinished (it takes no other shard until it is asked for
+    that one again)."""
+    for pod, view in sorted(views.items()):
+        if view.unfinished is None:
+            continue
+        shard, source = view.unfinished
+        if 0 <= shard < len(m.owners) and 0 <= source < m.members and source != pod:
+            return PendingMove(shard, source, pod, m.shard_epoch(shard))
+    return None
+
+
+def _settled(m: ShardMap, move: PendingMove, views: dict[int, MemberView]) -> bool:
+    """Whether ``move`` needs nothing more: the map has it done or overtaken, and its target
+    does not say it left it unfinished."""
+    target = views.get(move.target)
+    open_there = target is not None and target.unfinished is not None
+    return move_outcome(m, move) is not None and not (
+        open_there and target is not None and target.unfinished == (move.shard, move.source)
+    )
+
+
+def _keep(m: ShardMap, wanted: int, views: dict[int, MemberView]) -> int:
+    """The fewest pods ``m`` may shrink to by the pods' answers: a pod that leaves must have
+    answered (a shard it was handed behind the map's back would go with it)."""
+    silent = [p for p in range(wanted, m.members) if p not in views]
+    return max(silent) + 1 if silent else wanted
+
+
+def _failed(move: PendingMove, error: PeerError, now: float) -> PendingMove:
+    pause = min(RETRY_SECONDS * 2**move.attempts, RETRY_MAX_SECONDS)
+    return replace(
+        move, attempts=move.attempts + 1, error=str(error)[:_ERROR_CHARS], retry_at=now + pause
+    )
+
+
+def _reason(move: PendingMove, otherwise: Reason) -> Reason:
+    return Reason.MOVE_STUCK if move.attempts >= STUCK_AFTER else otherwise
+
+
+def _choose(
+    m: ShardMap, move: PendingMove | None, views: dict[int, MemberView], wanted: int
+) -> tuple[PendingMove | None, bool]:
+    """The move to make now, and whether it was asked for before (recorded, or left
+    unfinished by a pod: to be recorded while it waits)."""
+    if move is not None and not _settled(m, move, views):
+        return move, True
+    unfinished = _unfinished(m, views)
+    if unfinished is not None:
+        return unfinished, True
+    return next_move(m, wanted), False
+
+
+@dataclass
+class _Moves:
+    """One reconcile's moves as they go: the map, the pods' views, the moves finished."""
+
+    m: ShardMap
+    views: dict[int, MemberView]
+    silent: dict[int, str]
+    wanted: int
+    moved: list[Taken]
+
+    def result(
+        self,
+        move: PendingMove | None,
+        reason: Reason,
+        message: str,
+        failed: int = 0,
+        again_in: float | None = None,
+    ) -> Rebalance:
+        rebalancing = reason is not Reason.BALANCED
+        keep = _keep(self.m, self.wanted, self.views)
+        return Rebalance(
+            self.m, move, rebalancing, reason, message, tuple(self.moved), failed, again_in, keep
+        )
+
+    def balanced(self) -> Rebalance:
+        """Spread as it should be; pods leaving that do not answer still hold a scale-in."""
+        spread = f"shards per pod {_spread(self.m)}"
+        silent = [p for p in range(self.wanted, self.m.members) if p not in self.views]
+        if not silent:
+            return self.result(None, Reason.BALANCED, spread)
+        said = "; ".join(f"pod {p}: {self.silent.get(p, 'no answer')}" for p in silent)
+        message = (
+            f"scaling in to {self.wanted} pods waits for the pods leaving to say they own no "
+            f"shard ({said}); {spread}"
+        )
+        return self.result(None, Reason.WAITING_FOR_PODS, message, 0, WAIT_SECONDS)
+
+    def did(self, move: PendingMove, taken: Taken) -> None:
+        self.m = _moved(self.m, move, taken)
+        self.moved.append(taken)
+        view = self.views.get(move.target)
+        if view is not None and view.unfinished == (move.shard, move.source):
+            self.views[move.target] = replace(view, unfinished=None)
 
 
 async def rebalance(
     g: GraphInputs,
     peers: Peers,
     key: str | None,
+    record: Record,
     *,
     clock: Callable[[], float] = time.monotonic,
+    wall: Callable[[], float] = time.time,
     budget: float | None = None,
 ) -> Rebalance:
     """One reconcile's moves for ``g`` (its map and move as read, see the module), asking its
-    pods with the peer ``key`` (None: its Secret is missing)."""
+    pods with the peer ``key`` (None: its Secret is missing) and writing the map with the move
+    under way through ``record`` before each move is asked for."""
     m, move, wanted = g.shard_map, g.move, g.spec.replicas
     assert m is not None
-    if not needs_pods(m, move, wanted):
-        return Rebalance(m, None, False, Reason.BALANCED, f"shards per pod {_spread(m)}")
+    if not needs_pods(m, move, wanted):  # balanced, or scaled to zero: the move waits
+        return Rebalance(m, move, False, Reason.BALANCED, f"shards per pod {_spread(m)}")
     if key is None:
         message = (
             f"moves wait for the peer key Secret {Names(g.name).peer_secret}; "
@@ -139,40 +256,40 @@ async def rebalance(
         )
         return Rebalance(m, move, True, Reason.WAITING_FOR_PODS, message, again_in=WAIT_SECONDS)
     views, silent = await _views(peers, g, key, m.members)
-    m = fold_views(m, views)
+    run = _Moves(fold_views(m, views), views, silent, wanted, [])
     budget = BUDGET_SECONDS if budget is None else budget
     started = clock()
-    moved: list[Taken] = []
     while True:
-        if move is not None and move_outcome(m, move) is not None:
-            move = None  # finished (its answer was lost), or overtaken by another
+        move, asked = _choose(run.m, move, views, wanted)
         if move is None:
-            move = next_move(m, wanted)
-            if move is None:
-                message = f"shards per pod {_spread(m)}"
-                return Rebalance(m, None, False, Reason.BALANCED, message, tuple(moved))
-        waiting = waiting_for(m, move, views)
+            return run.balanced()
+        spread = f"shards per pod {_spread(run.m)}"
+        reason_waiting = _reason(move, Reason.WAITING_FOR_PODS)
+        waiting = waiting_for(run.m, move, views)
         if waiting:
-            message = _waiting(m, move, waiting, silent)
-            # A move not asked for yet is not recorded: the plan may change meanwhile.
-            kept = move if move.attempts or move == g.move else None
-            return Rebalance(
-                m, kept, True, Reason.WAITING_FOR_PODS, message, tuple(moved), 0, WAIT_SECONDS
+            message = _waiting(run.m, move, waiting, silent)
+            return run.result(move if asked else None, reason_waiting, message, 0, WAIT_SECONDS)
+        if wall() < move.retry_at:
+            pause = move.retry_at - wall()
+            message = (
+                f"{_describe(move)} failed {move.attempts} times, last: {move.error}; asked "
+                f"again in {pause:.0f} s; {spread}"
             )
-        if moved and clock() - started >= budget:
-            message = f"moving shards, {len(moved)} moved just now; shards per pod {_spread(m)}"
-            return Rebalance(m, move, True, Reason.MOVING_SHARDS, message, tuple(moved), 0, 0.0)
+            return run.result(move, _reason(move, Reason.MOVING_SHARDS), message, 0, pause)
+        if run.moved and clock() - started >= budget:
+            message = f"moving shards, {len(run.moved)} moved just now; {spread}"
+            return run.result(move if asked else None, Reason.MOVING_SHARDS, message, 0, 0.0)
+        if not await record(run.m, move):
+            message = f"{_describe(move)} waits: the map could not be written; {spread}"
+            return run.result(move if asked else None, reason_waiting, message, 0, WAIT_SECONDS)
         try:
             taken = await peers.take(peer_address(g, move.target), key, move.shard)
         except PeerError as exc:
-            move = replace(move, attempts=move.attempts + 1, error=str(exc)[:_ERROR_CHARS])
+            move = _failed(move, exc, wall())
             message = (
-                f"the move of shard {move.shard} from pod {move.source} to pod {move.target} "
-                f"failed {move.attempts} times, last: {move.error}; shards per pod {_spread(m)}"
+                f"{_describe(move)} failed {move.attempts} times, last: {move.error}; {spread}"
             )
-            pause = min(RETRY_SECONDS * 2 ** (move.attempts - 1), RETRY_MAX_SECONDS)
-            reason = Reason.MOVE_STUCK if move.attempts >= STUCK_AFTER else Reason.MOVING_SHARDS
-            return Rebalance(m, move, True, reason, message, tuple(moved), 1, pause)
-        m = _moved(m, move, taken)
-        moved.append(taken)
+            pause = move.retry_at - wall()
+            return run.result(move, _reason(move, Reason.MOVING_SHARDS), message, 1, pause)
+        run.did(move, taken)
         move = None

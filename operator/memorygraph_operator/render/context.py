@@ -73,14 +73,18 @@ class MemberView:
     epochs: tuple[int, ...]
     map_epoch: int
     members: int
+    # A move to this pod left unfinished, (shard, source): it takes no other shard until
+    # asked for this one again.
+    unfinished: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
 class PendingMove:
     """A move the operator asked for and has not seen finish: shard ``shard`` from pod
-    ``source`` (owning it at shard epoch ``epoch``) to pod ``target``; ``attempts`` asked so
-    far and the last ``error`` a pod answered (kept in the map's ConfigMap, so an operator
-    that restarts finishes it first)."""
+    ``source`` (owning it at shard epoch ``epoch``) to pod ``target``; the failed
+    ``attempts`` so far, the last ``error`` a pod answered, and when to ask again at the
+    earliest (``retry_at``, seconds since the epoch). Kept in the map's ConfigMap, so an
+    operator that restarts finishes it first."""
 
     shard: int
     source: int
@@ -88,6 +92,7 @@ class PendingMove:
     epoch: int
     attempts: int = 0
     error: str = ""
+    retry_at: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -91,6 +91,7 @@ def parse_move(data: str | None, m: ShardMap | None) -> PendingMove | None:
             int(raw["epoch"]),
             int(raw.get("attempts", 0)),
             str(raw.get("error", "")),
+            float(raw.get("retry_at", 0.0)),
         )
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
@@ -103,17 +104,22 @@ def plan_shard_map(
     current: ShardMap | None,
     pods_before: int | None,
     move: PendingMove | None = None,
+    keep: int | None = None,
 ) -> MapPlan:
     """The next map of ``g``: from ``current`` (the one written, with ``move`` under way),
     or, without one, for a new graph (``pods_before`` None) or one whose pods ran before maps
-    (``pods_before`` of them, counting their volumes)."""
+    (``pods_before`` of them, counting their volumes).
+
+    ``current`` shrinks only when ``keep`` is given: the fewest pods the pods' own answers
+    allow (every pod from ``keep`` on answered, owning nothing); None: they were not asked,
+    and no pod goes."""
     shards = g.spec.shards
     wanted = g.spec.replicas
     if current is None:
         if pods_before is None:
             members = max(wanted, 1)
-            # An autoscaled graph spreads its shards over the pods it never goes below, so
-            # that the autoscaler's scale-ins are never held.
+            # An autoscaled graph starts with its shards on the pods it never goes below;
+            # the moves spread them as the autoscaler adds pods.
             a = g.spec.autoscaling
             spread = min(a.min_replicas, members) if g.spec.autoscaled and a else members
             return MapPlan(ShardMap(1, tuple(s % spread for s in range(shards)), members))
@@ -122,8 +128,10 @@ def plan_shard_map(
         return MapPlan(ShardMap(1, (0,) * shards, max(wanted, 1)))
     if wanted == 0 or wanted == current.members:
         return MapPlan(current)
-    # Pods owning shards, or about to, stay until the moves have emptied them.
+    # Pods owning shards, or about to, or not known to own none, stay until the moves have
+    # emptied them.
     floor = max(current.floor, move.target + 1 if move is not None else 0)
+    floor = max(floor, current.members if keep is None else keep)
     members = max(wanted, floor) if wanted < current.members else wanted
     if members == current.members:
         return MapPlan(current)

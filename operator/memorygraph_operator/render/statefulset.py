@@ -255,13 +255,16 @@ def render_statefulset(g: GraphInputs, env: RenderEnv) -> dict[str, Any]:
         pod_annotations[ANNOTATION_RESTARTED_AT] = g.restarted_at
     user_labels = dict(tpl.labels or {}) if tpl else {}
     policy = g.spec.storage.deletion_policy
+    # Scaled to zero, a graph with a map stops pods that own shards: their volumes stay,
+    # whatever the policy, and the shards come back with the pods.
+    when_scaled = "Retain" if g.shard_map is not None and g.spec.replicas == 0 else policy
     spec: dict[str, Any] = {
         "serviceName": Names(g.name).headless_service,
         "selector": {"matchLabels": selector_labels(g)},
         # Every pod holds an independent RocksDB: no reason to start them one by one.
         "podManagementPolicy": "Parallel",
         "updateStrategy": {"type": "RollingUpdate"},
-        "persistentVolumeClaimRetentionPolicy": {"whenDeleted": policy, "whenScaled": policy},
+        "persistentVolumeClaimRetentionPolicy": {"whenDeleted": policy, "whenScaled": when_scaled},
         "template": {
             "metadata": {
                 "labels": {**user_labels, **object_meta(g, "", "data-plane")["labels"]},
