@@ -78,7 +78,12 @@ class GrpcPeers:
         if got.HasField("unfinished_shard"):
             unfinished = (got.unfinished_shard, got.unfinished_source)
         return MemberView(
-            tuple(got.owners), tuple(got.epochs), got.map_epoch, got.members, unfinished
+            tuple(got.owners),
+            tuple(got.epochs),
+            got.map_epoch,
+            got.members,
+            unfinished,
+            got.undelivered,
         )
 
     async def take(self, address: str, key: str, shard: int) -> Taken:

@@ -60,3 +60,28 @@ def _pods_ready(api: ApiServer, name: str = "chat-memory") -> None:
             }
         },
     )
+
+
+def volumes_bound(api: ApiServer, pods: int, graph: str = "chat-memory") -> None:
+    """Play the StatefulSet controller and a provisioner: the claims of ``pods`` pods, bound
+    (the pods ran)."""
+    for index in range(pods):
+        claim = api.store(
+            "v1/persistentvolumeclaims",
+            {
+                "metadata": {
+                    "name": f"data-{graph}-{index}",
+                    "namespace": NS,
+                    "labels": {
+                        "app.kubernetes.io/name": "memorygraph",
+                        "memorygraph.io/graph": graph,
+                    },
+                }
+            },
+        )
+        api.edit(
+            "v1/persistentvolumeclaims",
+            NS,
+            claim["metadata"]["name"],
+            {"status": {"phase": "Bound"}},
+        )

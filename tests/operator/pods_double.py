@@ -25,6 +25,8 @@ class PodsDouble:
         self.refuse: str | None = None  # what TakeShard answers instead of moving
         # Moves left unfinished on a pod (its answer lost): pod -> (shard, source).
         self.unfinished: dict[int, tuple[int, int]] = {}
+        # Parts of writes a pod has still to deliver to others: pod -> count.
+        self.undelivered: dict[int, int] = {}
         self.asked: list[str] = []  # "view <pod>" and "take <shard> <pod>", in order
         self.addresses: set[str] = set()
 
@@ -57,6 +59,7 @@ class PodsDouble:
             self.map_epoch,
             self.members,
             self.unfinished.get(pod),
+            self.undelivered.get(pod, 0),
         )
 
     async def take(self, address: str, key: str, shard: int) -> Taken:

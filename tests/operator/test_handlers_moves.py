@@ -14,7 +14,16 @@ from typing import Any
 import kopf
 import pytest
 from apiserver import ApiServer
-from handler_support import NS, _conditions, _events, _graph, _pods_ready, _reconcile, log
+from handler_support import (
+    NS,
+    _conditions,
+    _events,
+    _graph,
+    _pods_ready,
+    _reconcile,
+    log,
+    volumes_bound,
+)
 from memorygraph_operator import handlers
 from memorygraph_operator.reconcile import moves
 from operator_support import GRAPHS
@@ -151,6 +160,7 @@ async def test_a_pod_handed_a_shard_behind_the_maps_back_never_leaves_with_it(
     memo.again.clear()
     api.edit(CONFIGMAPS, NS, "chat-memory-shards", {"data": {"move.json": None}})
     pods.move(0, 2)  # by hand: the map still says pod 0, and records no move
+    volumes_bound(api, 3)  # the pods ran
     pods.running = 3 if answering else 2
     api.edit(GRAPHS, NS, "chat-memory", {"spec": {"replicas": 2}})
     await _reconcile(memo)
@@ -161,6 +171,47 @@ async def test_a_pod_handed_a_shard_behind_the_maps_back_never_leaves_with_it(
         assert _replicas(api) == 3 and len(_map(api)["members"]) == 3
         rebalancing = _conditions(api)["Rebalancing"]
         assert rebalancing["status"] == "True" and "pod 2:" in rebalancing["message"]
+
+
+async def test_a_leaving_pod_stays_while_a_move_from_it_or_its_writes_are_unfinished(
+    api: ApiServer, memo: kopf.Memo
+) -> None:
+    _graph(api, {"replicas": 3})
+    await _reconcile(memo)
+    pods = PodsDouble([s % 3 for s in range(64)], 3, key=_peer_key(api))
+    memo.peers = pods
+    # Pod 2 leaves: every shard of it moved to pod 0 but the last, whose move to pod 1 was
+    # handed over and its answer lost (pod 1 has not dropped pod 2's copy yet).
+    for shard in range(2, 64, 3):
+        pods.move(shard, 0)
+    pods.move(5, 1)
+    pods.unfinished[1] = (5, 2)
+    pods.refuse = "not now"  # and pod 1 is not done yet
+    api.edit(GRAPHS, NS, "chat-memory", {"spec": {"replicas": 2}})
+    await _reconcile(memo)
+    assert pods.spread()[2] == 0  # pod 2 owns nothing, by every pod's account
+    assert (len(_map(api)["members"]), _replicas(api)) == (3, 3)
+    assert (
+        "pod 1 has not finished taking shard 5 from it"
+        in (_conditions(api)["Rebalancing"]["message"])
+        or json.loads(_cm(api)["move.json"])["source"] == 2
+    )
+    # Finished, it still has writes to deliver to the others: it stays.
+    pods.refuse = None
+    pods.undelivered[2] = 3
+    over = {**json.loads(_cm(api)["move.json"]), "retry_at": 0}
+    api.edit(CONFIGMAPS, NS, "chat-memory-shards", {"data": {"move.json": json.dumps(over)}})
+    await _reconcile(memo)
+    assert pods.unfinished == {}
+    assert (len(_map(api)["members"]), _replicas(api)) == (3, 3)
+    assert (
+        "pod 2 has 3 parts of writes still to deliver"
+        in (_conditions(api)["Rebalancing"]["message"])
+    )
+    pods.undelivered[2] = 0
+    await _reconcile(memo)
+    assert (len(_map(api)["members"]), _replicas(api)) == (2, 2)
+    assert _conditions(api)["Rebalancing"]["reason"] == "Balanced"
 
 
 async def test_scaled_to_zero_the_volumes_stay_and_the_move_under_way_is_kept(

@@ -9,7 +9,16 @@ from typing import Any
 import kopf
 import pytest
 from apiserver import ApiServer, resource
-from handler_support import NS, STS, _conditions, _events, _graph, _pods_ready, _reconcile
+from handler_support import (
+    NS,
+    STS,
+    _conditions,
+    _events,
+    _graph,
+    _pods_ready,
+    _reconcile,
+    volumes_bound,
+)
 from memorygraph.store.cluster import read_cluster_map
 from memorygraph_operator.errors import Invalid
 from memorygraph_operator.render import GraphInputs, ShardMap, plan_shard_map
@@ -94,6 +103,7 @@ async def test_a_scale_in_waits_for_moves_while_the_pods_do_not_answer(
     await _reconcile(memo)
     api.edit(GRAPHS, NS, "chat-memory", {"spec": {"replicas": 4}})
     await _reconcile(memo)
+    volumes_bound(api, 4)  # the four pods ran
     # Pods 2 and 3 own nothing: they may go; pod 1 owns shards, which must move first, and the
     # pods do not answer (here: never), so it stays and the graph says why.
     api.edit(GRAPHS, NS, "chat-memory", {"spec": {"replicas": 1}})
@@ -118,13 +128,24 @@ async def test_a_scale_in_waits_for_moves_while_the_pods_do_not_answer(
     await _reconcile(memo)
     rebalancing = _conditions(api)["Rebalancing"]
     assert rebalancing["reason"] == "WaitingForPods"
-    assert "scaling in to 2 pods waits for the pods leaving" in rebalancing["message"]
-    assert "pod 2:" in rebalancing["message"] and "pod 3:" in rebalancing["message"]
+    assert "scaling in to 2 pods waits: pod 2 does not answer" in rebalancing["message"]
+    assert "pod 3 does not answer" in rebalancing["message"]
     # Once they answer, owning nothing, they go.
     memo.peers = PodsDouble([s % 2 for s in range(64)], 4)
     await _reconcile(memo)
     assert _conditions(api)["Rebalancing"]["reason"] == "Balanced"
     assert (_map(api)["epoch"], len(_map(api)["members"]), _replicas(api)) == (3, 2, 2)
+
+
+async def test_pods_that_never_ran_leave_without_answering(api: ApiServer, memo: kopf.Memo) -> None:
+    _graph(api, {"replicas": 2})
+    await _reconcile(memo)
+    volumes_bound(api, 2)
+    api.edit(GRAPHS, NS, "chat-memory", {"spec": {"replicas": 4}})
+    await _reconcile(memo)  # pods 2 and 3 never start (unschedulable): no volume bound
+    api.edit(GRAPHS, NS, "chat-memory", {"spec": {"replicas": 2}})
+    await _reconcile(memo)
+    assert (len(_map(api)["members"]), _replicas(api)) == (2, 2)
 
 
 def _pvc(index: int) -> dict[str, Any]:

@@ -59,9 +59,10 @@ client uses (tests/operator/test_chart.py replays a reconcile and compares).
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get", "create"]
+# Listed and patched to grow volumes; read to tell whether a pod leaving the graph ever ran.
 - apiGroups: [""]
   resources: ["persistentvolumeclaims"]
-  verbs: ["list", "patch"]
+  verbs: ["get", "list", "patch"]
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]

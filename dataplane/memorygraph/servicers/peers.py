@@ -54,6 +54,10 @@ class MemberMoves(Protocol):
         """The shard and source of a move to this member left unfinished, if any."""
         ...
 
+    def undelivered(self) -> int:
+        """Parts of this member's writes still to deliver to other members."""
+        ...
+
     def take(self, shard: int) -> tuple[int, int, float]:
         """Move `shard` here: its epoch, the keys copied, the seconds writes were paused."""
         ...
@@ -198,6 +202,7 @@ class PeerServicer(wgrpc.WorkerPeerServicer):
         response = wpb.PeerShardsResponse(
             owners=owners, epochs=epochs, map_epoch=map_epoch, members=members
         )
+        response.undelivered = member.undelivered()
         unfinished = member.unfinished()
         if unfinished is not None:
             response.unfinished_shard, response.unfinished_source = unfinished

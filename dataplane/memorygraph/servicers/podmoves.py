@@ -155,6 +155,9 @@ class PodMover(ShardMover):
     def map_state(self) -> tuple[int, int]:
         return self.members.map_epoch, self.members.member_count
 
+    def undelivered(self) -> int:
+        return self.store.undelivered()
+
     def unfinished(self) -> tuple[int, int] | None:
         intent = read_intent(self._local())
         return None if intent is None else (intent.shard, intent.source)

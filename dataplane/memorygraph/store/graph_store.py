@@ -582,8 +582,8 @@ class GraphStore:
         self._outbox.written(entries)  # never delivered unless written
         self._outbox.deliver(parts.keys())  # the workers this write holds
 
-    def undelivered(self, worker: int) -> int:
-        """Parts of this worker's writes still to deliver to `worker`."""
+    def undelivered(self, worker: int | None = None) -> int:
+        """Parts of this worker's writes still to deliver to `worker` (None: to any)."""
         return self._outbox.pending(worker) if self._outbox is not None else 0
 
     def deliver_outbox(self) -> bool:

@@ -25,20 +25,22 @@ class PeerShardsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class PeerShardsResponse(_message.Message):
-    __slots__ = ("owners", "epochs", "map_epoch", "members", "unfinished_shard", "unfinished_source")
+    __slots__ = ("owners", "epochs", "map_epoch", "members", "unfinished_shard", "unfinished_source", "undelivered")
     OWNERS_FIELD_NUMBER: _ClassVar[int]
     EPOCHS_FIELD_NUMBER: _ClassVar[int]
     MAP_EPOCH_FIELD_NUMBER: _ClassVar[int]
     MEMBERS_FIELD_NUMBER: _ClassVar[int]
     UNFINISHED_SHARD_FIELD_NUMBER: _ClassVar[int]
     UNFINISHED_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    UNDELIVERED_FIELD_NUMBER: _ClassVar[int]
     owners: _containers.RepeatedScalarFieldContainer[int]
     epochs: _containers.RepeatedScalarFieldContainer[int]
     map_epoch: int
     members: int
     unfinished_shard: int
     unfinished_source: int
-    def __init__(self, owners: _Optional[_Iterable[int]] = ..., epochs: _Optional[_Iterable[int]] = ..., map_epoch: _Optional[int] = ..., members: _Optional[int] = ..., unfinished_shard: _Optional[int] = ..., unfinished_source: _Optional[int] = ...) -> None: ...
+    undelivered: int
+    def __init__(self, owners: _Optional[_Iterable[int]] = ..., epochs: _Optional[_Iterable[int]] = ..., map_epoch: _Optional[int] = ..., members: _Optional[int] = ..., unfinished_shard: _Optional[int] = ..., unfinished_source: _Optional[int] = ..., undelivered: _Optional[int] = ...) -> None: ...
 
 class PeerTakeShardRequest(_message.Message):
     __slots__ = ("shard",)

@@ -63,7 +63,11 @@ from memorygraph_operator.render import (
 from memorygraph_operator.render.metadata import selector_labels
 from memorygraph_operator.render.secrets import PEER_KEY
 from memorygraph_operator.render.shardmap import MOVE_KEY, SHARD_MAP_KEY
-from memorygraph_operator.render.statefulset import ANNOTATION_SHARD_MAP, statefulset_replicas
+from memorygraph_operator.render.statefulset import (
+    ANNOTATION_SHARD_MAP,
+    DATA_VOLUME,
+    statefulset_replicas,
+)
 
 __all__ = [
     "GRAPH",
@@ -388,7 +392,12 @@ async def _rebalance(
     async def record(m: ShardMap, move: PendingMove) -> bool:
         return await _record_map(run, dataclasses.replace(g, shard_map=m, move=move))
 
-    done = await rebalance(with_map, peers, key, record)
+    async def ran(pod: int) -> bool:
+        claim = f"{DATA_VOLUME}-{Names(g.name).statefulset}-{pod}"
+        found = await run.kube.get(PVC, g.namespace, claim)
+        return found is not None and (found.get("status") or {}).get("phase") == "Bound"
+
+    done = await rebalance(with_map, peers, key, record, ran)
     return plan_shard_map(g, done.shard_map, None, done.move, done.keep), done
 
 
@@ -407,9 +416,13 @@ async def _apply_map(
 
 
 async def _record_map(run: _Run, g: GraphInputs) -> bool:
-    """Write ``g``'s map with its move under way now (before the move is asked for)."""
+    """Write ``g``'s map with its move under way now (before the move is asked for). A
+    refusal is the move's to report (it waits), not the graph's: the final apply says."""
     child = Child("v1", "ConfigMap", Names(g.name).shard_map, render_shard_map(g))
-    return (await _apply_map(run, g, child, await run.get(child, g)))[1]
+    problems = list(run.problems)
+    written = (await _apply_map(run, g, child, await run.get(child, g)))[1]
+    run.problems[:] = problems
+    return written
 
 
 async def _ensure_peer_secret(run: _Run, g: GraphInputs) -> None:

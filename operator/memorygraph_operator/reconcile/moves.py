@@ -13,8 +13,10 @@ added, pods about to be dropped) or with a move under way:
 3. records the move with the map *before* asking for it, and each finished move in the map
    (owner and shard epoch), and goes on with the next until the spread is even or the
    reconcile's time is up (then it asks to be run again at once);
-4. says how few pods the map may shrink to: pods that leave go only once each answered and
-   owns nothing (:attr:`Rebalance.keep`).
+4. says how few pods the map may shrink to (:attr:`Rebalance.keep`): a pod that leaves goes
+   only once it answered owning nothing, with no write of its own left to deliver, and no
+   other pod still finishing a move from it; a pod whose volume was never bound (it never
+   ran: unschedulable, say) needs no answer.
 
 An operator that restarts asks for the recorded move again (the target goes on where it
 stopped, or just tidies up) before it plans another. A move refused or unanswered is asked
@@ -54,6 +56,8 @@ _ERROR_CHARS = 300
 
 # Writes the map with the move under way; False when the API server refused it.
 Record = Callable[[ShardMap, PendingMove], Awaitable[bool]]
+# Whether a pod of the graph ever ran (its volume was bound): one that never did holds nothing.
+Ran = Callable[[int], Awaitable[bool]]
 
 
 @dataclass(frozen=True)
@@ -156,11 +160,26 @@ def _settled(m: ShardMap, move: PendingMove, views: dict[int, MemberView]) -> bo
     )
 
 
-def _keep(m: ShardMap, wanted: int, views: dict[int, MemberView]) -> int:
-    """The fewest pods ``m`` may shrink to by the pods' answers: a pod that leaves must have
-    answered (a shard it was handed behind the map's back would go with it)."""
-    silent = [p for p in range(wanted, m.members) if p not in views]
-    return max(silent) + 1 if silent else wanted
+def _held(
+    m: ShardMap, wanted: int, views: dict[int, MemberView], never_ran: frozenset[int]
+) -> dict[int, str]:
+    """The pods from ``wanted`` on that may not leave yet, and why: one must have answered (a
+    shard it was handed behind the map's back would go with it), unless it never ran, hold
+    no write still to deliver, and not be the source of a move another pod has not finished
+    (that pod asks it again)."""
+    held = {}
+    for pod in range(wanted, m.members):
+        view = views.get(pod)
+        if view is None and pod not in never_ran:
+            held[pod] = "does not answer on its peer port"
+        elif view is not None and view.undelivered:
+            held[pod] = f"has {view.undelivered} parts of writes still to deliver"
+    for pod, view in sorted(views.items()):
+        if view.unfinished is not None and view.unfinished[1] >= wanted:
+            source = view.unfinished[1]
+            why = f"pod {pod} has not finished taking shard {view.unfinished[0]} from it"
+            held.setdefault(source, why)
+    return held
 
 
 def _failed(move: PendingMove, error: PeerError, now: float) -> PendingMove:
@@ -196,6 +215,7 @@ class _Moves:
     silent: dict[int, str]
     wanted: int
     moved: list[Taken]
+    never_ran: frozenset[int] = frozenset()
 
     def result(
         self,
@@ -206,7 +226,8 @@ class _Moves:
         again_in: float | None = None,
     ) -> Rebalance:
         rebalancing = reason is not Reason.BALANCED
-        keep = _keep(self.m, self.wanted, self.views)
+        held = _held(self.m, self.wanted, self.views, self.never_ran)
+        keep = max([self.wanted, *(pod + 1 for pod in held)])
         return Rebalance(
             self.m, move, rebalancing, reason, message, tuple(self.moved), failed, again_in, keep
         )
@@ -214,14 +235,14 @@ class _Moves:
     def balanced(self) -> Rebalance:
         """Spread as it should be; pods leaving that do not answer still hold a scale-in."""
         spread = f"shards per pod {_spread(self.m)}"
-        silent = [p for p in range(self.wanted, self.m.members) if p not in self.views]
-        if not silent:
+        held = _held(self.m, self.wanted, self.views, self.never_ran)
+        if not held:
             return self.result(None, Reason.BALANCED, spread)
-        said = "; ".join(f"pod {p}: {self.silent.get(p, 'no answer')}" for p in silent)
-        message = (
-            f"scaling in to {self.wanted} pods waits for the pods leaving to say they own no "
-            f"shard ({said}); {spread}"
+        said = "; ".join(
+            f"pod {p} {why}" + (f" ({self.silent[p]})" if p in self.silent else "")
+            for p, why in sorted(held.items())
         )
+        message = f"scaling in to {self.wanted} pods waits: {said}; {spread}"
         return self.result(None, Reason.WAITING_FOR_PODS, message, 0, WAIT_SECONDS)
 
     def did(self, move: PendingMove, taken: Taken) -> None:
@@ -237,6 +258,7 @@ async def rebalance(
     peers: Peers,
     key: str | None,
     record: Record,
+    ran: Ran | None = None,
     *,
     clock: Callable[[], float] = time.monotonic,
     wall: Callable[[], float] = time.time,
@@ -256,7 +278,10 @@ async def rebalance(
         )
         return Rebalance(m, move, True, Reason.WAITING_FOR_PODS, message, again_in=WAIT_SECONDS)
     views, silent = await _views(peers, g, key, m.members)
-    run = _Moves(fold_views(m, views), views, silent, wanted, [])
+    never_ran = frozenset(
+        [p for p in silent if p >= max(wanted, 1) and ran is not None and not await ran(p)]
+    )
+    run = _Moves(fold_views(m, views), views, silent, wanted, [], never_ran)
     budget = BUDGET_SECONDS if budget is None else budget
     started = clock()
     while True:
@@ -265,7 +290,7 @@ async def rebalance(
             return run.balanced()
         spread = f"shards per pod {_spread(run.m)}"
         reason_waiting = _reason(move, Reason.WAITING_FOR_PODS)
-        waiting = waiting_for(run.m, move, views)
+        waiting = tuple(p for p in waiting_for(run.m, move, views) if p not in never_ran)
         if waiting:
             message = _waiting(run.m, move, waiting, silent)
             return run.result(move if asked else None, reason_waiting, message, 0, WAIT_SECONDS)

@@ -76,6 +76,8 @@ class MemberView:
     # A move to this pod left unfinished, (shard, source): it takes no other shard until
     # asked for this one again.
     unfinished: tuple[int, int] | None = None
+    # Parts of its writes still to deliver to other pods (it may not leave before).
+    undelivered: int = 0
 
 
 @dataclass(frozen=True)

@@ -130,7 +130,7 @@ def plan_shard_map(
         return MapPlan(current)
     # Pods owning shards, or about to, or not known to own none, stay until the moves have
     # emptied them.
-    floor = max(current.floor, move.target + 1 if move is not None else 0)
+    floor = max(current.floor, max(move.source, move.target) + 1 if move is not None else 0)
     floor = max(floor, current.members if keep is None else keep)
     members = max(wanted, floor) if wanted < current.members else wanted
     if members == current.members:
