@@ -24,6 +24,7 @@ from memorygraph_operator.handlers import (
     resync_all,
 )
 from memorygraph_operator.kube import FIELD_MANAGER, Credentials, Kube, resource_for
+from memorygraph_operator.reconcile import reads
 from memorygraph_operator.reconcile.observed import Observed, observe
 from memorygraph_operator.reconcile.reads import ClusterReads
 from operator_support import GRAPHS, PLUGINS, load_example
@@ -108,7 +109,26 @@ async def test_an_unchanged_graph_reads_only_itself_and_applies_nothing(
     await _reconcile(watched)
 
     assert _writes(api) == []
+    # The graph, and its generated Secrets once each (then known to exist for a while).
     assert set(api.calls) <= {("get", GROUP, "memorygraphs"), ("get", "", "secrets")}
+    assert api.calls.count(("get", "", "secrets")) <= 2
+    api.calls.clear()
+    await _reconcile(watched)
+    assert api.calls == [("get", GROUP, "memorygraphs")]
+
+
+async def test_a_generated_secret_deleted_by_hand_is_made_again_once_rechecked(
+    api: ApiServer, watched: kopf.Memo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _graph(api, {"replicas": 2})
+    await _reconcile(watched)
+    await _reconcile(watched)  # both Secrets now known to exist
+    api.objects[("v1/secrets", NS, "chat-memory-peer")].delete()
+    await _reconcile(watched)
+    assert api.read("v1/secrets", NS, "chat-memory-peer") is None  # not read again yet
+    monkeypatch.setattr(reads, "SECRET_RECHECK_SECONDS", 0.0)
+    await _reconcile(watched)
+    assert api.read("v1/secrets", NS, "chat-memory-peer") is not None
 
 
 async def test_an_operator_restarted_applies_each_child_once_and_changes_nothing(

@@ -311,7 +311,9 @@ async def _create_secret_once(
     event: tuple[EventReason, str],
 ) -> None:
     """Create the Secret ``render()`` makes (its keys drawn at random) unless it exists; one
-    that exists and is not the graph's is a conflict."""
+    that exists and is not the graph's is a conflict. One seen lately is not read again."""
+    if run.reads.secret_known(g.namespace, name, g.uid):
+        return
     existing = await run.kube.get(SECRET, g.namespace, name)
     if existing is None:
         body = render()
@@ -320,7 +322,9 @@ async def _create_secret_once(
         with contextlib.suppress(Conflict):
             await run.kube.create(body)
         await run.event("Normal", *event)
-    elif not controlled_by(existing, g.uid):
+    elif controlled_by(existing, g.uid):
+        run.reads.secret_seen(g.namespace, name, g.uid)
+    else:
         run.problems.append(
             (Reason.CHILD_CONFLICT, f"Secret {name} exists and is not owned by this graph")
         )

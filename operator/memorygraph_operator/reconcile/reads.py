@@ -20,6 +20,9 @@ from memorygraph_operator.kube import FIELD_MANAGER, Kube, ResourceType
 from memorygraph_operator.reconcile.observed import Observed, observe
 from memorygraph_operator.reconcile.usage import PLUGIN
 
+# How long a generated Secret seen to exist is not read again (Secrets are not watched).
+SECRET_RECHECK_SECONDS = 600.0
+
 __all__ = ["ChildIndex", "ClusterReads", "PluginIndex"]
 
 # A kind's children by (namespace, name), and the Plugins by namespace; kopf's indices have
@@ -62,6 +65,9 @@ class ClusterReads:
         # The data of ConfigMaps read for it (the watches keep none), by the resourceVersion
         # it was read at: (namespace, name) → (resourceVersion, body).
         self._with_data: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
+        # Generated Secrets seen to exist (they are never watched): (namespace, name) -> (the
+        # graph's uid, when seen).
+        self._secrets: dict[tuple[str, str], tuple[str, float]] = {}
 
     def use_watches(
         self,
@@ -187,8 +193,23 @@ class ClusterReads:
         last = self.last_applied(namespace, graph, kind, observed.name)
         return last is not None and (observed.annotation_hash, observed.applied_fields) == last
 
+    def secret_known(self, namespace: str, name: str, uid: str) -> bool:
+        """Whether the graph ``uid``'s generated Secret ``name`` was seen to exist less than
+        :data:`SECRET_RECHECK_SECONDS` ago (one deleted by hand is made again within that)."""
+        seen = self._secrets.get((namespace, name))
+        return (
+            seen is not None
+            and seen[0] == uid
+            and time.monotonic() - seen[1] < (SECRET_RECHECK_SECONDS)
+        )
+
+    def secret_seen(self, namespace: str, name: str, uid: str) -> None:
+        self._secrets[(namespace, name)] = (uid, time.monotonic())
+
     def forget(self, namespace: str, graph: str) -> None:
         """A graph is gone: drop what was remembered about its children."""
         self._applied.pop((namespace, graph), None)
+        for key in [k for k in self._secrets if k[0] == namespace and k[1].startswith(graph)]:
+            self._secrets.pop(key)
         for key in [k for k in self._with_data if k[0] == namespace and k[1].startswith(graph)]:
             self._with_data.pop(key)
