@@ -5,6 +5,7 @@ gives them to a graph's pods. The members run in this process (`start_pods`) or 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -108,6 +110,17 @@ class PodLayout:
 
     def config(self, member: int, **overrides: Any) -> ServerConfig:
         return load_config(None, self.settings(member, **overrides), environ={})
+
+
+@contextlib.contextmanager
+def running_pods(layout: PodLayout, **overrides: Any) -> Iterator[list[RunningServer]]:
+    """Every member of `layout`, in this process, stopped afterwards."""
+    started = start_pods(layout, **overrides)
+    try:
+        yield started
+    finally:
+        for running in started:
+            running.stop(grace=1)
 
 
 def start_pods(layout: PodLayout, **overrides: Any) -> list[RunningServer]:

@@ -29,7 +29,7 @@ from memorygraph_operator.render.context import GraphInputs, MemberView, Pending
 from memorygraph_operator.render.shardmap import plan_shard_map
 
 from .conftest import free_port
-from .pods_support import GRAPH_UID, PodLayout, start_pods
+from .pods_support import GRAPH_UID, PodLayout, running_pods
 
 SHARDS = 16
 
@@ -127,10 +127,8 @@ def layout(tmp_path: Path) -> PodLayout:
 
 @pytest.fixture
 def pods(layout: PodLayout) -> Iterator[list[RunningServer]]:
-    started = start_pods(layout)
-    yield started
-    for running in started:
-        running.stop(grace=1)
+    with running_pods(layout) as started:
+        yield started
 
 
 def test_the_operator_spreads_shards_onto_new_pods_and_empties_leaving_ones(

@@ -25,7 +25,7 @@ from memorygraph.v1.graph_pb2_grpc import MemoryGraphServiceStub
 from memorygraph.v1.workers_pb2_grpc import WorkerPeerStub
 from prometheus_client import REGISTRY
 
-from .pods_support import PodLayout, PodProcess, Writers, session_nodes, start_pods
+from .pods_support import PodLayout, PodProcess, Writers, running_pods, session_nodes
 
 
 def _stub(address: str) -> MemoryGraphServiceStub:
@@ -70,10 +70,8 @@ def layout(tmp_path: Path) -> PodLayout:
 
 @pytest.fixture
 def pods(layout: PodLayout) -> Iterator[list[RunningServer]]:
-    started = start_pods(layout)
-    yield started
-    for running in started:
-        running.stop(grace=1)
+    with running_pods(layout) as started:
+        yield started
 
 
 def _fill(

@@ -28,7 +28,7 @@ from memorygraph.v1.graph_pb2_grpc import MemoryGraphServiceStub
 from memorygraph.v1.workers_pb2_grpc import WorkerPeerStub
 
 from .certs import Authority
-from .pods_support import PodLayout, PodProcess, Writers, session_nodes, start_pods
+from .pods_support import PodLayout, PodProcess, Writers, running_pods, session_nodes, start_pods
 
 
 def _stub(address: str) -> MemoryGraphServiceStub:
@@ -46,10 +46,8 @@ def layout(tmp_path: Path) -> PodLayout:
 
 @pytest.fixture
 def pods(layout: PodLayout) -> Iterator[list[RunningServer]]:
-    started = start_pods(layout)
-    yield started
-    for running in started:
-        running.stop(grace=1)
+    with running_pods(layout) as started:
+        yield started
 
 
 def test_two_pods_serve_one_graph_each_from_its_own_volume(

@@ -72,6 +72,15 @@ async def _one_pod_graph(api: ApiServer, memo: kopf.Memo, shards: int = 64) -> P
     return pods
 
 
+async def _scaled_out_to_two(api: ApiServer, memo: kopf.Memo, shards: int = 64) -> PodsDouble:
+    """A graph of one pod scaled out to two, both up and serving by the map of two."""
+    pods = await _one_pod_graph(api, memo, shards)
+    api.edit(GRAPHS, NS, "chat-memory", {"spec": {"replicas": 2}})
+    await _reconcile(memo)
+    pods.members = pods.running = 2
+    return pods
+
+
 async def test_a_scale_out_spreads_the_shards_once_every_pod_knows_the_map(
     api: ApiServer, memo: kopf.Memo
 ) -> None:
@@ -249,10 +258,7 @@ async def test_scaled_to_zero_the_volumes_stay_and_the_move_under_way_is_kept(
 async def test_a_move_a_pod_left_unfinished_is_finished_before_any_other(
     api: ApiServer, memo: kopf.Memo
 ) -> None:
-    pods = await _one_pod_graph(api, memo)
-    api.edit(GRAPHS, NS, "chat-memory", {"spec": {"replicas": 2}})
-    await _reconcile(memo)
-    pods.members = pods.running = 2
+    pods = await _scaled_out_to_two(api, memo)
     # An earlier operator asked pod 1 for shard 5 and never heard back (nor recorded it); the
     # pod took it, and keeps its record of the move until asked for that shard again.
     pods.move(5, 1)
@@ -267,10 +273,7 @@ async def test_a_move_a_pod_left_unfinished_is_finished_before_any_other(
 async def test_a_requeued_reconcile_that_fails_is_asked_for_again(
     api: ApiServer, memo: kopf.Memo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pods = await _one_pod_graph(api, memo, shards=8)
-    api.edit(GRAPHS, NS, "chat-memory", {"spec": {"replicas": 2}})
-    await _reconcile(memo)
-    pods.members = pods.running = 2
+    pods = await _scaled_out_to_two(api, memo, shards=8)
     monkeypatch.setattr(moves, "BUDGET_SECONDS", 0.0)  # one move per reconcile
     monkeypatch.setattr(handlers, "RETRY_AFTER_FAILURE", 0.05)
     api.reject["configmaps"] = "the API server is having a bad day"
@@ -290,10 +293,7 @@ async def test_a_requeued_reconcile_that_fails_is_asked_for_again(
 async def test_a_failing_move_is_reported_retried_with_a_pause_and_finished_after_a_restart(
     api: ApiServer, memo: kopf.Memo
 ) -> None:
-    pods = await _one_pod_graph(api, memo)
-    api.edit(GRAPHS, NS, "chat-memory", {"spec": {"replicas": 2}})
-    await _reconcile(memo)
-    pods.members = pods.running = 2
+    pods = await _scaled_out_to_two(api, memo)
     pods.refuse = "the move of shard 9 to this member is unfinished"
     stuck = REGISTRY.get_sample_value("memorygraph_operator_shard_moves_stuck") or 0.0
     pauses = []
@@ -340,10 +340,7 @@ async def test_a_failing_move_is_reported_retried_with_a_pause_and_finished_afte
 async def test_a_long_rebalance_goes_on_in_later_reconciles(
     api: ApiServer, memo: kopf.Memo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pods = await _one_pod_graph(api, memo, shards=8)
-    api.edit(GRAPHS, NS, "chat-memory", {"spec": {"replicas": 2}})
-    await _reconcile(memo)
-    pods.members = pods.running = 2
+    pods = await _scaled_out_to_two(api, memo, shards=8)
     monkeypatch.setattr(moves, "BUDGET_SECONDS", 0.0)  # one move per reconcile
     await _reconcile(memo)
     assert pods.spread() == [7, 1]
