@@ -72,6 +72,9 @@ OUTBOX_RETRY_SECONDS = 1.0
 MAP_POLL_SECONDS = 2.0
 # The least time queued after-hook deliveries get on shutdown.
 AFTER_HOOK_DRAIN_MIN_SECONDS = 1.0
+# At shutdown, parts of writes still to deliver to other workers get what is left of the
+# grace period, and at least this long.
+OUTBOX_LAST_DELIVERY_SECONDS = 1.0
 
 SERVICE_NAME = graph_pb2.DESCRIPTOR.services_by_name["MemoryGraphService"].full_name
 
@@ -104,6 +107,21 @@ class RunningServer:
     # A pod member's: takes the operator's shard map again when it changes.
     map_poll: Periodic | None = None
     stopped: bool = False
+
+    def _deliver_left(self, seconds: float) -> None:
+        """Deliver what the outbox holds for other workers before the store closes (a pod
+        leaving its graph takes no part of a write with it), for at most ``seconds`` (and a
+        moment); what is left is delivered when this worker starts again."""
+        deadline = time.monotonic() + max(seconds, OUTBOX_LAST_DELIVERY_SECONDS)
+        while not self.store.deliver_outbox():
+            if time.monotonic() > deadline:
+                log.warning(
+                    "%d parts of writes not delivered to other workers: delivered when this "
+                    "one starts again",
+                    self.store.undelivered(),
+                )
+                return
+            time.sleep(0.2)
 
     def stop(self, grace: float | None = None) -> None:
         if self.stopped:
@@ -138,6 +156,7 @@ class RunningServer:
         self.retention.stop()
         if self.outbox is not None:
             self.outbox.stop()
+            self._deliver_left(grace - (time.monotonic() - started))
         if self.map_poll is not None:
             self.map_poll.stop()
         if self.reporter is not None:

@@ -70,6 +70,7 @@ def build_memo(config: OperatorConfig, kube: Kube) -> kopf.Memo:
     memo.resync_seconds = config.resync_seconds
     memo.peers = GrpcPeers()
     memo.again = {}
+    memo.later = set()
     memo.stuck = set()
     return memo
 

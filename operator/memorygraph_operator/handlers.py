@@ -39,7 +39,14 @@ from memorygraph_operator.reconcile.usage import record_plugin_users
 from memorygraph_operator.render.context import RenderEnv
 from memorygraph_operator.render.metadata import LABEL_MANAGED_BY, MANAGED_BY
 
-__all__ = ["OperatorMemo", "on_graph", "on_plugin", "reconcile_graph_by_name", "resync_all"]
+__all__ = [
+    "OperatorMemo",
+    "on_graph",
+    "on_plugin",
+    "reconcile_graph_by_name",
+    "resync_all",
+    "stop_later",
+]
 
 # Every kind of child, watched: a change reconciles its graph, and reconciles read children
 # from these watches (kopf indices) instead of the API.
@@ -80,6 +87,7 @@ class OperatorMemo(kopf.Memo):
     peers: Peers | None
     # Reconciles asked for later (a rebalance going on): when, and the task waiting for it.
     again: dict[tuple[str, str], tuple[float, asyncio.Task[None]]]
+    later: set[asyncio.Task[None]]  # every such task, waiting or running
     stuck: set[tuple[str, str]]  # graphs whose move under way is stuck
 
 
@@ -229,7 +237,17 @@ def _again(
             )
             _again(memo, key, RETRY_AFTER_FAILURE, logger)
 
-    memo.again[key] = (due, asyncio.create_task(later()))
+    task = asyncio.create_task(later())
+    memo.again[key] = (due, task)
+    memo.later.add(task)
+    task.add_done_callback(memo.later.discard)
+
+
+async def stop_later(memo: OperatorMemo) -> None:
+    """Cancel every reconcile asked for later, waiting or running."""
+    for task in list(memo.later):
+        await _cancel(task)
+    memo.again.clear()
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:
@@ -245,8 +263,7 @@ async def on_cleanup(memo: OperatorMemo, **_: Any) -> None:
     task = getattr(memo, "resync_task", None)
     if task is not None:
         await _cancel(task)
-    for later in [waiting for _, waiting in memo.again.values()]:
-        await _cancel(later)
+    await stop_later(memo)
     await memo.kube.close()
 
 

@@ -173,9 +173,12 @@ def test_the_operator_spreads_shards_onto_new_pods_and_empties_leaving_ones(
     # again.
     assert len(shrunk.moved) == 5 + 1
     assert by_hand.shard_epoch < shrunk.shard_map.shard_epoch(owned_by_0[0])
-    assert shrunk.keep == 2  # every pod answered; the leaving one owns nothing
+    # Every pod answered, but before the moves: the leaving one goes after it is asked again.
+    assert (shrunk.keep, shrunk.again_in) == (3, 0.0)
+    asked = asyncio.run(rebalance(_graph(2, shrunk.shard_map), peers, key, record))
+    assert (asked.moved, asked.keep, asked.shard_map) == ((), 2, shrunk.shard_map)
     plan = plan_shard_map(
-        _graph(2, shrunk.shard_map), shrunk.shard_map, None, shrunk.move, shrunk.keep
+        _graph(2, shrunk.shard_map), shrunk.shard_map, None, asked.move, asked.keep
     )
     assert plan.shard_map is not None and plan.shard_map.members == 2
     # The pods of the smaller map take it; pod 2 goes.

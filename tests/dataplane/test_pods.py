@@ -497,3 +497,41 @@ def test_a_member_killed_amid_writes_reaching_another_holds_it_back_at_most_a_le
         for member in members:
             if member.proc is not None:
                 member.stop()
+
+
+def test_a_pod_stopping_delivers_the_parts_of_writes_it_still_holds(
+    layout: PodLayout, pods: list[RunningServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pod leaving its graph (a scale-in) takes no part of an acknowledged write with it:
+    what its outbox holds for the others is delivered while it stops."""
+    stub = _stub(layout.address(0))
+    prompts = []
+    for i in range(12):
+        session = stub.CreateSession(pb.CreateSessionRequest(title=f"s{i}")).id
+        prompts.append(stub.AddPrompt(pb.AddPromptRequest(session_id=session, content="q")))
+    source = next(p for p in prompts if layout.owners[_shard(p.id)] == 0)
+    target = next(p for p in prompts if layout.owners[_shard(p.id)] == 1)
+    # Pod 1 takes its lock, then fails to apply the part: the write is acknowledged, and its
+    # part for pod 1 stays in pod 0's outbox until pod 1 applies parts again.
+    refusing = threading.Event()
+    refusing.set()
+    endpoint = pods[1].peer.endpoint  # type: ignore[union-attr]
+    apply = endpoint.apply
+
+    def flaky(*args: object, **kwargs: object) -> object:
+        if refusing.is_set():
+            raise ConnectionError("not now")
+        return apply(*args, **kwargs)
+
+    monkeypatch.setattr(endpoint, "apply", flaky)
+    stub.CreateEdge(
+        pb.CreateEdgeRequest(source_id=source.id, target_id=target.id, kind=pb.EDGE_KIND_REFERENCES)
+    )
+    assert pods[0].store.undelivered() > 0
+    stopping = threading.Thread(target=pods[0].stop, kwargs={"grace": 5})
+    stopping.start()
+    time.sleep(0.5)  # pod 0 stops; its periodic deliveries are over
+    refusing.clear()
+    stopping.join(30)
+    assert not stopping.is_alive()
+    assert pods[0].store.undelivered() == 0  # delivered to pod 1 before the store closed

@@ -10,6 +10,7 @@ import pytest
 import pytest_asyncio
 from apiserver import ApiServer
 from memorygraph_operator.__main__ import build_memo
+from memorygraph_operator.handlers import stop_later
 from memorygraph_operator.kube import FIELD_MANAGER, Credentials, Kube
 from memorygraph_operator.settings import OperatorConfig
 from operator_support import GOLDEN, GRAPHS, PLUGINS, Golden
@@ -61,6 +62,5 @@ async def memo(api: ApiServer) -> AsyncIterator[kopf.Memo]:
     memo = build_memo(OperatorConfig(), kube)
     memo.peers = unreachable()  # tests of moves give pods that answer
     yield memo
-    for _, waiting in memo.again.values():
-        waiting.cancel()
+    await stop_later(memo)
     await kube.close()

@@ -14,9 +14,11 @@ added, pods about to be dropped) or with a move under way:
    (owner and shard epoch), and goes on with the next until the spread is even or the
    reconcile's time is up (then it asks to be run again at once);
 4. says how few pods the map may shrink to (:attr:`Rebalance.keep`): a pod that leaves goes
-   only once it answered owning nothing, with no write of its own left to deliver, and no
-   other pod still finishing a move from it; a pod whose volume was never bound (it never
-   ran: unschedulable, say) needs no answer.
+   only once it answered owning nothing, with no write of its own left to deliver, no move
+   to it unfinished, and no other pod still finishing a move from it, in a reconcile that
+   moved nothing (answers taken before moves are stale); a pod whose volume was never bound
+   (it never ran: unschedulable, say) needs no answer, but a move from or through it still
+   waits for it.
 
 An operator that restarts asks for the recorded move again (the target goes on where it
 stopped, or just tidies up) before it plans another. A move refused or unanswered is asked
@@ -174,8 +176,10 @@ def _held(
             held[pod] = "does not answer on its peer port"
         elif view is not None and view.undelivered:
             held[pod] = f"has {view.undelivered} parts of writes still to deliver"
+        elif view is not None and view.unfinished is not None:
+            held[pod] = f"has not finished taking shard {view.unfinished[0]}"
     for pod, view in sorted(views.items()):
-        if view.unfinished is not None and view.unfinished[1] >= wanted:
+        if view.unfinished is not None and wanted <= view.unfinished[1] < m.members:
             source = view.unfinished[1]
             why = f"pod {pod} has not finished taking shard {view.unfinished[0]} from it"
             held.setdefault(source, why)
@@ -228,6 +232,11 @@ class _Moves:
         rebalancing = reason is not Reason.BALANCED
         held = _held(self.m, self.wanted, self.views, self.never_ran)
         keep = max([self.wanted, *(pod + 1 for pod in held)])
+        if self.moved:
+            # The answers predate this reconcile's moves (a leaving pod may have taken writes
+            # since): the next reconcile, at once, asks again before any pod goes.
+            keep = self.m.members
+            again_in = 0.0 if again_in is None else min(again_in, 0.0)
         return Rebalance(
             self.m, move, rebalancing, reason, message, tuple(self.moved), failed, again_in, keep
         )
@@ -290,7 +299,7 @@ async def rebalance(
             return run.balanced()
         spread = f"shards per pod {_spread(run.m)}"
         reason_waiting = _reason(move, Reason.WAITING_FOR_PODS)
-        waiting = tuple(p for p in waiting_for(run.m, move, views) if p not in never_ran)
+        waiting = waiting_for(run.m, move, views)
         if waiting:
             message = _waiting(run.m, move, waiting, silent)
             return run.result(move if asked else None, reason_waiting, message, 0, WAIT_SECONDS)
