@@ -131,6 +131,20 @@ async def test_a_generated_secret_deleted_by_hand_is_made_again_once_rechecked(
     assert api.read("v1/secrets", NS, "chat-memory-peer") is not None
 
 
+async def test_a_generated_secret_no_longer_used_is_read_again_once_used(
+    api: ApiServer, watched: kopf.Memo
+) -> None:
+    _graph(api)
+    await _reconcile(watched)
+    await _reconcile(watched)  # the API-key Secret now known to exist
+    api.edit(GRAPHS, NS, "chat-memory", {"spec": {"auth": {"enabled": False}}})
+    await _reconcile(watched)
+    api.objects[("v1/secrets", NS, "chat-memory-api-keys")].delete()  # cleaned up by hand
+    api.edit(GRAPHS, NS, "chat-memory", {"spec": {"auth": {"enabled": True}}})
+    await _reconcile(watched)
+    assert api.read("v1/secrets", NS, "chat-memory-api-keys") is not None
+
+
 async def test_an_operator_restarted_applies_each_child_once_and_changes_nothing(
     api: ApiServer, watched: kopf.Memo
 ) -> None:

@@ -291,9 +291,11 @@ async def _ensure_auth_secret(run: _Run, g: GraphInputs) -> None:
     authentication off and on again brings the same keys back, and the operator needs no right
     to delete Secrets.
     """
-    if not needs_generated_auth_secret(g):
-        return
     name = Names(g.name).auth_secret
+    if not needs_generated_auth_secret(g):
+        # Not used now: read again once it is (it may be deleted meanwhile).
+        run.reads.secret_unused(g.namespace, name)
+        return
     await _create_secret_once(
         run,
         g,

@@ -206,10 +206,13 @@ class ClusterReads:
     def secret_seen(self, namespace: str, name: str, uid: str) -> None:
         self._secrets[(namespace, name)] = (uid, time.monotonic())
 
+    def secret_unused(self, namespace: str, name: str) -> None:
+        self._secrets.pop((namespace, name), None)
+
     def forget(self, namespace: str, graph: str) -> None:
         """A graph is gone: drop what was remembered about its children."""
         self._applied.pop((namespace, graph), None)
-        for key in [k for k in self._secrets if k[0] == namespace and k[1].startswith(graph)]:
+        for key in [k for k in self._secrets if k[0] == namespace and k[1].startswith(graph + "-")]:
             self._secrets.pop(key)
         for key in [k for k in self._with_data if k[0] == namespace and k[1].startswith(graph)]:
             self._with_data.pop(key)
