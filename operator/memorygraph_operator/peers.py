@@ -3,18 +3,16 @@
 
 The one module of the operator that speaks gRPC or loads the data plane's bindings; it presents
 the graph's peer key, as the pods do to each other. Errors come back as :class:`PeerError` with
-the gRPC status name and the pod's message, never as gRPC's own exceptions.
+the gRPC status name and the pod's message, never as gRPC's own exceptions. gRPC and the
+bindings load on the first call: an operator none of whose graphs has shards to move never
+loads them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
-
-import grpc
-from grpc import aio
-from memorygraph.v1 import workers_pb2 as wpb
-from memorygraph.v1 import workers_pb2_grpc as wgrpc
+from types import ModuleType
+from typing import Any, Protocol
 
 from memorygraph_operator.render.context import MemberView
 
@@ -66,13 +64,14 @@ class GrpcPeers:
         self.take_seconds = take_seconds
 
     async def view(self, address: str, key: str) -> MemberView:
+        aio, wpb, wgrpc = _grpc()
         async with aio.insecure_channel(address) as channel:
             stub = wgrpc.WorkerPeerStub(channel)
             try:
                 got = await stub.Shards(
                     wpb.PeerShardsRequest(), timeout=self.view_seconds, metadata=_auth(key)
                 )
-            except grpc.RpcError as error:
+            except aio.AioRpcError as error:
                 raise _error(error) from None
         unfinished = None
         if got.HasField("unfinished_shard"):
@@ -87,6 +86,7 @@ class GrpcPeers:
         )
 
     async def take(self, address: str, key: str, shard: int) -> Taken:
+        aio, wpb, wgrpc = _grpc()
         async with aio.insecure_channel(address) as channel:
             stub = wgrpc.WorkerPeerStub(channel)
             try:
@@ -95,7 +95,7 @@ class GrpcPeers:
                     timeout=self.take_seconds,
                     metadata=_auth(key),
                 )
-            except grpc.RpcError as error:
+            except aio.AioRpcError as error:
                 raise _error(error) from None
         return Taken(got.shard_epoch, got.copied_keys, got.fenced_seconds)
 
@@ -104,7 +104,14 @@ def _auth(key: str) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {key}"),)
 
 
-def _error(error: grpc.RpcError) -> PeerError:
-    if isinstance(error, aio.AioRpcError):
-        return PeerError(error.code().name, error.details() or "no answer")
-    return PeerError("UNKNOWN", "no answer")
+def _grpc() -> tuple[Any, ModuleType, ModuleType]:
+    """grpc.aio and the peer service's bindings, loaded on first use."""
+    from grpc import aio
+    from memorygraph.v1 import workers_pb2, workers_pb2_grpc
+
+    return aio, workers_pb2, workers_pb2_grpc
+
+
+def _error(error: Any) -> PeerError:
+    """The PeerError for grpc.aio's AioRpcError ``error``."""
+    return PeerError(error.code().name, error.details() or "no answer")

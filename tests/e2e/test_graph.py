@@ -82,12 +82,22 @@ def test_minimal_graph_gets_its_children_and_becomes_ready(
     assert status["endpoints"]["grpc"] == f"chat-memory.{namespace}.svc:50051"
 
     table = cluster.kubectl("get", "mg", "-n", namespace, "-o", "wide").splitlines()
-    assert table[0].split() == ["NAME", "READY", "REPLICAS", "IMAGE", "STORAGE", "AGE", "REASON"]
+    assert table[0].split() == [
+        "NAME",
+        "READY",
+        "REPLICAS",
+        "IMAGE",
+        "STORAGE",
+        "REBALANCING",
+        "AGE",
+        "REASON",
+        "SHARDS",
+    ]
     row = table[1].split()
     assert row[0] == "chat-memory"
     assert row[1:3] == ["True", "1"]
-    assert row[4] == "10Gi"
-    assert row[-1] == "Ready"
+    assert row[4:6] == ["10Gi", "False"]
+    assert row[-2:] == ["Ready", "64"]  # one pod owning the 64 shards
 
 
 def test_optional_children_follow_the_spec(
