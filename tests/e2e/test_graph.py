@@ -237,11 +237,11 @@ def test_kubectl_scale_and_the_autoscaler_scale_the_graph(
     # A scale-in removes pods only once they said they own no shard; kwok's pods never answer
     # (nor can shards move onto them), and the graph says so.
     cluster.kubectl("scale", "mg/scaled", "-n", namespace, "--replicas=2")
-    waiting = cluster.wait_condition(
-        namespace, "scaled", "Rebalancing", status="True", reason="WaitingForPods"
-    )
-    assert condition(waiting, "Ready")["status"] == "True"
-    assert sts_replicas() == 4
+    waiting = cluster.wait_graph(namespace, "scaled")  # every shard served: Ready
+    rebalancing = condition(waiting, "Rebalancing")
+    assert (rebalancing["status"], rebalancing["reason"]) == ("True", "WaitingForPods")
+    assert "pod 1:" in rebalancing["message"]  # a move to pod 1, and pods 2 and 3 leaving
+    assert waiting["spec"]["replicas"] == 2 and sts_replicas() == 4
 
 
 def test_image_change_rolls_out_and_label_change_restarts_nothing(
