@@ -612,12 +612,11 @@ async def reconcile_graph(
     )
     status = graph_status(obs, _stamp(now))
     await _patch_status(run, status)
+    outcome = Outcome(status=status, applied=tuple(run.applied), deleted=tuple(run.deleted))
     if moves is None:
-        return Outcome(status=status, applied=tuple(run.applied), deleted=tuple(run.deleted))
-    return Outcome(
-        status=status,
-        applied=tuple(run.applied),
-        deleted=tuple(run.deleted),
+        return outcome
+    return dataclasses.replace(
+        outcome,
         moved=moves.moved,
         move_failures=moves.failed,
         move_stuck=moves.stuck,

@@ -40,6 +40,7 @@ from memorygraph_operator.render.context import GraphInputs, MemberView, Pending
 from memorygraph_operator.render.image import PEER_PORT
 from memorygraph_operator.render.names import Names
 from memorygraph_operator.render.placement import fold_views, move_outcome, next_move, waiting_for
+from memorygraph_operator.render.shardmap import member_address
 
 __all__ = ["STUCK_AFTER", "Rebalance", "needs_pods", "rebalance"]
 
@@ -92,16 +93,12 @@ def needs_pods(m: ShardMap, move: PendingMove | None, wanted: int) -> bool:
     return move is not None or m.members > wanted or next_move(m, wanted) is not None
 
 
-def peer_address(g: GraphInputs, pod: int) -> str:
-    return f"{g.name}-{pod}.{Names(g.name).headless_service}.{g.namespace}.svc:{PEER_PORT}"
-
-
 async def _views(
     peers: Peers, g: GraphInputs, key: str, members: int
 ) -> tuple[dict[int, MemberView], dict[int, str]]:
     async def ask(pod: int) -> MemberView | str:
         try:
-            return await peers.view(peer_address(g, pod), key)
+            return await peers.view(member_address(g, pod, PEER_PORT), key)
         except PeerError as exc:
             return exc.message
 
@@ -112,16 +109,11 @@ async def _views(
 
 
 def _moved(m: ShardMap, move: PendingMove, taken: Taken) -> ShardMap:
-    owners = list(m.owners)
-    epochs = [m.shard_epoch(s) for s in range(len(owners))]
+    owners, epochs = list(m.owners), list(m.all_epochs())
     if (owners[move.shard], epochs[move.shard]) == (move.target, taken.shard_epoch):
         return m  # recorded already (a move only tidied up)
     owners[move.shard], epochs[move.shard] = move.target, taken.shard_epoch
     return ShardMap(m.epoch + 1, tuple(owners), m.members, tuple(epochs))
-
-
-def _spread(m: ShardMap) -> str:
-    return "/".join(str(c) for c in m.spread())
 
 
 def _describe(move: PendingMove) -> str:
@@ -137,7 +129,7 @@ def _waiting(m: ShardMap, move: PendingMove, pods: tuple[int, ...], silent: dict
     if unaware:
         listed = ", ".join(str(p) for p in unaware)
         parts.append(f"pods {listed} do not serve by a map naming every pod yet")
-    return f"{_describe(move)} waits: {'; '.join(parts)}; shards per pod {_spread(m)}"
+    return f"{_describe(move)} waits: {'; '.join(parts)}; shards per pod {m.spread_text()}"
 
 
 def _unfinished(m: ShardMap, views: dict[int, MemberView]) -> PendingMove | None:
@@ -156,10 +148,8 @@ def _settled(m: ShardMap, move: PendingMove, views: dict[int, MemberView]) -> bo
     """Whether ``move`` needs nothing more: the map has it done or overtaken, and its target
     does not say it left it unfinished."""
     target = views.get(move.target)
-    open_there = target is not None and target.unfinished is not None
-    return move_outcome(m, move) is not None and not (
-        open_there and target is not None and target.unfinished == (move.shard, move.source)
-    )
+    left_open = target is not None and target.unfinished == (move.shard, move.source)
+    return move_outcome(m, move) is not None and not left_open
 
 
 def _held(
@@ -243,7 +233,7 @@ class _Moves:
 
     def balanced(self) -> Rebalance:
         """Spread as it should be; pods leaving that do not answer still hold a scale-in."""
-        spread = f"shards per pod {_spread(self.m)}"
+        spread = f"shards per pod {self.m.spread_text()}"
         held = _held(self.m, self.wanted, self.views, self.never_ran)
         if not held:
             return self.result(None, Reason.BALANCED, spread)
@@ -268,10 +258,6 @@ async def rebalance(
     key: str | None,
     record: Record,
     ran: Ran | None = None,
-    *,
-    clock: Callable[[], float] = time.monotonic,
-    wall: Callable[[], float] = time.time,
-    budget: float | None = None,
 ) -> Rebalance:
     """One reconcile's moves for ``g`` (its map and move as read, see the module), asking its
     pods with the peer ``key`` (None: its Secret is missing) and writing the map with the move
@@ -279,11 +265,11 @@ async def rebalance(
     m, move, wanted = g.shard_map, g.move, g.spec.replicas
     assert m is not None
     if not needs_pods(m, move, wanted):  # balanced, or scaled to zero: the move waits
-        return Rebalance(m, move, False, Reason.BALANCED, f"shards per pod {_spread(m)}")
+        return Rebalance(m, move, False, Reason.BALANCED, f"shards per pod {m.spread_text()}")
     if key is None:
         message = (
             f"moves wait for the peer key Secret {Names(g.name).peer_secret}; "
-            f"shards per pod {_spread(m)}"
+            f"shards per pod {m.spread_text()}"
         )
         return Rebalance(m, move, True, Reason.WAITING_FOR_PODS, message, again_in=WAIT_SECONDS)
     views, silent = await _views(peers, g, key, m.members)
@@ -291,39 +277,38 @@ async def rebalance(
         [p for p in silent if p >= max(wanted, 1) and ran is not None and not await ran(p)]
     )
     run = _Moves(fold_views(m, views), views, silent, wanted, [], never_ran)
-    budget = BUDGET_SECONDS if budget is None else budget
-    started = clock()
+    started = time.monotonic()
     while True:
         move, asked = _choose(run.m, move, views, wanted)
         if move is None:
             return run.balanced()
-        spread = f"shards per pod {_spread(run.m)}"
+        spread = f"shards per pod {run.m.spread_text()}"
         reason_waiting = _reason(move, Reason.WAITING_FOR_PODS)
         waiting = waiting_for(run.m, move, views)
         if waiting:
             message = _waiting(run.m, move, waiting, silent)
             return run.result(move if asked else None, reason_waiting, message, 0, WAIT_SECONDS)
-        if wall() < move.retry_at:
-            pause = move.retry_at - wall()
+        if time.time() < move.retry_at:
+            pause = move.retry_at - time.time()
             message = (
                 f"{_describe(move)} failed {move.attempts} times, last: {move.error}; asked "
                 f"again in {pause:.0f} s; {spread}"
             )
             return run.result(move, _reason(move, Reason.MOVING_SHARDS), message, 0, pause)
-        if run.moved and clock() - started >= budget:
+        if run.moved and time.monotonic() - started >= BUDGET_SECONDS:
             message = f"moving shards, {len(run.moved)} moved just now; {spread}"
             return run.result(move if asked else None, Reason.MOVING_SHARDS, message, 0, 0.0)
         if not await record(run.m, move):
             message = f"{_describe(move)} waits: the map could not be written; {spread}"
             return run.result(move if asked else None, reason_waiting, message, 0, WAIT_SECONDS)
         try:
-            taken = await peers.take(peer_address(g, move.target), key, move.shard)
+            taken = await peers.take(member_address(g, move.target, PEER_PORT), key, move.shard)
         except PeerError as exc:
-            move = _failed(move, exc, wall())
+            move = _failed(move, exc, time.time())
             message = (
                 f"{_describe(move)} failed {move.attempts} times, last: {move.error}; {spread}"
             )
-            pause = move.retry_at - wall()
+            pause = move.retry_at - time.time()
             return run.result(move, _reason(move, Reason.MOVING_SHARDS), message, 1, pause)
         run.did(move, taken)
         move = None

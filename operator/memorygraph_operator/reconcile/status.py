@@ -112,7 +112,6 @@ class Observation:
 
 
 def _shards(m: ShardMap, move: PendingMove | None, before: Mapping[str, Any]) -> ShardsStatus:
-    spread = m.spread()
     moving: dict[str, Any] = {}
     if move is not None:
         moving["moving"] = f"shard {move.shard} from pod {move.source} to pod {move.target}"
@@ -121,8 +120,8 @@ def _shards(m: ShardMap, move: PendingMove | None, before: Mapping[str, Any]) ->
     return ShardsStatus(
         count=len(m.owners),
         epoch=m.epoch,
-        per_pod=list(spread),
-        spread="/".join(str(c) for c in spread),
+        per_pod=list(m.spread()),
+        spread=m.spread_text(),
         moves=sum(m.shard_epochs),
         **moving,
     )

@@ -55,6 +55,10 @@ class ShardMap:
     def shard_epoch(self, shard: int) -> int:
         return self.shard_epochs[shard] if self.shard_epochs else 0
 
+    def all_epochs(self) -> tuple[int, ...]:
+        """Every shard's epoch (``shard_epochs``, or zeros when none moved)."""
+        return self.shard_epochs or (0,) * len(self.owners)
+
     def spread(self) -> tuple[int, ...]:
         """How many shards each pod owns."""
         counts = [0] * self.members
@@ -62,6 +66,10 @@ class ShardMap:
             if owner < self.members:
                 counts[owner] += 1
         return tuple(counts)
+
+    def spread_text(self) -> str:
+        """The spread as one string: ``22/21/21``."""
+        return "/".join(str(c) for c in self.spread())
 
 
 @dataclass(frozen=True)

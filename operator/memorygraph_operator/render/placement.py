@@ -24,15 +24,14 @@ __all__ = ["fold_views", "move_outcome", "next_move", "waiting_for"]
 def fold_views(m: ShardMap, views: Mapping[int, MemberView]) -> ShardMap:
     """``m`` with the newer owners the pods' views name (the same map when none is newer);
     a view of another shard count, or naming a pod the map does not have, is ignored."""
-    owners = list(m.owners)
-    epochs = [m.shard_epoch(s) for s in range(len(owners))]
+    owners, epochs = list(m.owners), list(m.all_epochs())
     for view in views.values():
         if len(view.owners) != len(owners) or len(view.epochs) != len(owners):
             continue
         for shard, (owner, epoch) in enumerate(zip(view.owners, view.epochs, strict=True)):
             if epoch > epochs[shard] and 0 <= owner < m.members:
                 owners[shard], epochs[shard] = owner, epoch
-    if tuple(owners) == m.owners and tuple(epochs) == (m.shard_epochs or (0,) * len(owners)):
+    if tuple(owners) == m.owners and tuple(epochs) == m.all_epochs():
         return m
     return ShardMap(m.epoch + 1, tuple(owners), m.members, tuple(epochs))
 

@@ -39,6 +39,7 @@ __all__ = [
     "SHARD_MAP_KEY",
     "MapPlan",
     "ShardMap",
+    "member_address",
     "parse_move",
     "parse_shard_map",
     "plan_shard_map",
@@ -138,7 +139,7 @@ def plan_shard_map(
     return MapPlan(replace(current, epoch=current.epoch + 1, members=members))
 
 
-def _address(g: GraphInputs, pod: int, port: int) -> str:
+def member_address(g: GraphInputs, pod: int, port: int) -> str:
     """A pod's address by its headless name, as ``status.endpoints`` names the Service: the
     pods' resolver completes it with the cluster's domain, whichever that is."""
     return f"{g.name}-{pod}.{Names(g.name).headless_service}.{g.namespace}.svc:{port}"
@@ -155,7 +156,7 @@ def render_shard_map(g: GraphInputs) -> dict[str, Any] | None:
         "epoch": m.epoch,
         "owners": list(m.owners),
         "members": [
-            {"address": _address(g, i, GRPC_PORT), "peer": _address(g, i, PEER_PORT)}
+            {"address": member_address(g, i, GRPC_PORT), "peer": member_address(g, i, PEER_PORT)}
             for i in range(m.members)
         ],
     }
