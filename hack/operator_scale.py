@@ -14,6 +14,8 @@ steady rate or as a burst, and measures:
 * the reconciles it ran (its ``memorygraph_operator_reconcile_total`` metric), per graph;
 * the requests and reconciles of one periodic resync of the unchanged graphs, per graph;
 * the operator's RSS (VmRSS/VmHWM) and CPU time at start, after creation, after the resync;
+* the CPU time the operator, each control-plane process and the whole machine used from the
+  first create until every graph had a status, and until the operator went quiet;
 * the machine's load average at start and end.
 
 Before creating, the tool waits for the operator's first (empty) periodic resync, so that the
@@ -365,6 +367,34 @@ def proc_cpu_seconds(pid: int) -> float:
     """User plus system CPU time a process has used so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# The control plane's processes, by the name in /proc/<pid>/comm (cut to 15 characters).
+CONTROL_PLANE = ("kube-apiserver", "etcd", "kube-controller", "kube-scheduler", "kwok")
+
+
+def control_plane_cpu() -> dict[str, float]:
+    """CPU seconds used so far by each control-plane process on this machine (by name), and
+    by the whole machine (``machine_busy``, from /proc/stat: all but idle and iowait)."""
+    out: dict[str, float] = dict.fromkeys(CONTROL_PLANE, 0.0)
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            comm = (proc / "comm").read_text().strip()
+            name = next((n for n in CONTROL_PLANE if comm.startswith(n)), None)
+            if name is not None:
+                out[name] += proc_cpu_seconds(int(proc.name))
+        except (OSError, ValueError):  # the process ended while being read
+            continue
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    ticks = [int(f) for f in fields[:8]]
+    out["machine_busy"] = (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
+def cpu_used(before: Mapping[str, float], after: Mapping[str, float]) -> dict[str, float]:
+    return {name: round(after[name] - before.get(name, 0.0), 2) for name in after}
 
 
 def parse_env(pairs: Iterable[str]) -> dict[str, str]:
@@ -882,15 +912,21 @@ async def measure_creation(ctx: Context, watcher: StatusWatcher) -> float:
     log(f"creating {args.graphs} graphs at {mode}")
     progress = asyncio.create_task(report_progress(ctx.requests, creation, watcher, args.graphs))
     ctx.tasks.append(progress)
+    cpu_before = {**control_plane_cpu(), "operator": proc_cpu_seconds(operator.pid)}
     try:
         await create_graphs(api, target_names(ctx), manifest, args.rate, args.concurrency, creation)
         log(f"created {len(creation.returned)} in {creation.finished - creation.started:.1f}s")
         all_status = await wait_all_status(watcher, creation, args.status_timeout, operator)
         log("every graph has a status" if all_status else "timed out waiting for statuses")
+        cpu_status = {**control_plane_cpu(), "operator": proc_cpu_seconds(operator.pid)}
         ctx.result["creation"] = latency_summary(creation, watcher)
         settled_at, settled = await wait_quiet(ctx.requests, args.quiet, args.settle_timeout)
     finally:
         progress.cancel()
+    cpu_settled = {**control_plane_cpu(), "operator": proc_cpu_seconds(operator.pid)}
+    # Where the machine's CPU went: until every graph had a status, and until quiet.
+    ctx.result["creation"]["cpu_seconds_until_all_status"] = cpu_used(cpu_before, cpu_status)
+    ctx.result["creation"]["cpu_seconds_until_quiet"] = cpu_used(cpu_before, cpu_settled)
     window = ctx.requests.window(creation.started - 0.001, settled_at + 0.001)
     reconciles = counter_delta(reconciles_before, await operator.reconciles(api.session))
     ctx.result["creation"].update(

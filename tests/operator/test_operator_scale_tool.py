@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import time
 from types import ModuleType
 
 import pytest
@@ -79,3 +80,49 @@ def test_latency_percentiles_are_nearest_rank(tool: ModuleType) -> None:
         100.0,
     )
     assert tool.percentiles([]) == {"count": 0}
+
+
+@pytest.fixture(scope="module")
+def floor(tool: ModuleType) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "apiserver_floor", ROOT / "hack" / "apiserver_floor.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_floor_sends_every_golden_child_renamed_without_owners(floor: ModuleType) -> None:
+    """hack/apiserver_floor.py applies what the operator renders for a default graph: every
+    golden child, renamed into the run's namespace, and none still naming the golden graph."""
+    template = floor.children_template()
+    children = floor.children_of(template, "floor-ab12cd", "g00042")
+    kinds = sorted(child["kind"] for child in children)
+    assert kinds == [
+        "ConfigMap",
+        "ConfigMap",
+        "NetworkPolicy",
+        "Secret",
+        "Service",
+        "Service",
+        "StatefulSet",
+    ]
+    for child in children:
+        meta = child["metadata"]
+        assert meta["namespace"] == "floor-ab12cd"
+        assert meta["name"].startswith("g00042")
+        assert "ownerReferences" not in meta
+        text = str(child)
+        assert "chat-memory" not in text and ".apps.svc" not in text
+
+
+def test_control_plane_cpu_is_counted_by_process_name(tool: ModuleType) -> None:
+    before = tool.control_plane_cpu()
+    assert set(before) == {*tool.CONTROL_PLANE, "machine_busy"}
+    spent = time.process_time()
+    while time.process_time() - spent < 0.3:  # CPU of this process, which the machine counts
+        pass
+    used = tool.cpu_used(before, tool.control_plane_cpu())
+    assert used["machine_busy"] >= 0.2
+    assert all(v >= 0 for v in used.values())
