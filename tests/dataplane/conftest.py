@@ -4,9 +4,9 @@ storage engines the store contract runs on, and the services the data plane talk
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -36,11 +36,35 @@ from .vault_server import DataVault
 REPO = Path(__file__).resolve().parents[2]
 
 
-def free_port() -> int:
+# Ports handed out by this test run: never handed out twice.
+_HANDED_OUT: set[int] = set()
+
+
+def _safe_ports() -> range:
+    """Ports no outgoing connection of this machine is given: below the kernel's ephemeral
+    range (or above it, when little is below). A port the kernel picks from that range for a
+    test's server may be taken by some client's connection before the server binds it."""
+    try:
+        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    if low - 10000 >= 1024:
+        return range(low - 10000, low)
+    return range(high + 1, 65536)
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port() -> int:
+    """A port free on 127.0.0.1, outside the ephemeral range, not handed out before."""
+    return free_port_run(1)
 
 
 def wait_serving(
@@ -206,19 +230,15 @@ def inprocess_server(start_inprocess: Callable[..., RunningServer]) -> RunningSe
 
 
 def free_port_run(count: int) -> int:
-    """A port P with P .. P + count - 1 all free on 127.0.0.1 (a data plane of several workers
-    listens on its port and on port + 1 + i for worker i)."""
-    for _ in range(100):
-        base = free_port()
-        if base + count >= 65536:
+    """A port P with P .. P + count - 1 all free on 127.0.0.1 and never handed out before (a
+    data plane of several workers listens on its port and on port + 1 + i for worker i)."""
+    ports = _safe_ports()
+    for _ in range(200):
+        base = random.randrange(ports.start, ports.stop - count + 1)
+        run = range(base, base + count)
+        if any(port in _HANDED_OUT for port in run) or not all(map(_bindable, run)):
             continue
-        try:
-            with contextlib.ExitStack() as held:
-                for port in range(base, base + count):
-                    sock = held.enter_context(socket.socket())
-                    sock.bind(("127.0.0.1", port))
-        except OSError:
-            continue
+        _HANDED_OUT.update(run)
         return base
     raise RuntimeError("no run of free ports found")
 

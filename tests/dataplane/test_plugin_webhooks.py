@@ -132,15 +132,12 @@ def test_unreachable_webhook_with_ignore_lets_writes_through(
 
 
 def test_the_documented_example_webhook_service(start_inprocess: Start, tmp_path: Path) -> None:
-    import socket
     import subprocess
     import sys
 
-    from .conftest import REPO
+    from .conftest import REPO, free_port
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     service = subprocess.Popen(
         [
             sys.executable,

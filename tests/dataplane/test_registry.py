@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
 import threading
 import time
 from collections import Counter
@@ -25,6 +24,8 @@ from memorygraph.integrations.reporter import CircuitBreaker
 from memorygraph.server import RunningServer
 from memorygraph.v1 import graph_pb2 as pb
 from memorygraph.v1.graph_pb2_grpc import MemoryGraphServiceStub
+
+from .conftest import free_port
 
 Start = Callable[..., RunningServer]
 TOKEN = "registry-token"
@@ -98,10 +99,7 @@ class Registry:
 
 @pytest.fixture
 def registry() -> Iterator[Registry]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    state = Registry(port)
+    state = Registry(free_port())
     yield state
     state.stop()
 
