@@ -12,7 +12,9 @@ served; no other reconcile in the way). For each of N graphs, the tool
    server-side apply (the objects the operator renders for a default graph, taken from the
    reviewed golden files in tests/operator/golden/render/minimal, renamed; without owner
    references, since the graph's uid is not known when they are read), then patches the
-   graph's status — the writes of one first reconcile, and none of its reads;
+   graph's status, creates its peer-key Secret and posts two Events about it — the writes of
+   one first reconcile (the operator posts 2.4 Events a new graph, over all its reconciles),
+   and none of its reads;
 3. reports each graph's latency from its create call's answer to its status patch's answer
    (p50/p90/p99/max), the time until all N were done, and the CPU seconds each control-plane
    process and the whole machine used meanwhile.
@@ -24,7 +26,9 @@ installed (``E2E_REAL_NODE=0 E2E_NODES=4 hack/cluster.sh up``, ``kubectl apply -
     .venv/bin/python hack/apiserver_floor.py \\
         --kubeconfig ~/.cache/memorygraph/e2e/cluster/kubeconfig --graphs 1000 --out /tmp/f.json
 
-The run's namespace is deleted at the end. Progress goes to stderr; JSON to stdout or --out.
+The run's namespace is deleted at the end, and the tool waits (up to ``--cleanup-timeout``) until
+it is gone, so that the next run does not measure the deletion. Progress goes to stderr; JSON
+to stdout or --out.
 """
 
 from __future__ import annotations
@@ -32,8 +36,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime
 import json
 import os
+import secrets
 import sys
 import tempfile
 import time
@@ -47,6 +53,8 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from operator_scale import (
     DEFAULT_SPEC,
+    GROUP,
+    VERSION,
     Api,
     ApiError,
     control_plane_cpu,
@@ -63,6 +71,8 @@ ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "operator" / "golden" / "render" / "minimal"
 GOLDEN_NAME, GOLDEN_NAMESPACE = "chat-memory", "apps"
 FIELD_MANAGER = "memorygraph-floor"
+SECRETS = "/api/v1/namespaces/{ns}/secrets"
+EVENTS = "/api/v1/namespaces/{ns}/events"
 # Where each kind of child lives in the API.
 PATHS = {
     "ConfigMap": "/api/v1/namespaces/{ns}/configmaps/{name}",
@@ -88,6 +98,46 @@ def children_template() -> list[str]:
     return texts
 
 
+def peer_secret(namespace: str, name: str) -> dict[str, Any]:
+    """The peer-key Secret of a graph with a shard map, created once (as the operator does)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": f"{name}-peer",
+            "namespace": namespace,
+            "labels": {"memorygraph.io/graph": name, "app.kubernetes.io/component": "peer"},
+        },
+        "type": "Opaque",
+        "stringData": {"key": secrets.token_urlsafe(32)},
+    }
+
+
+def event(namespace: str, name: str, uid: str, reason: str) -> dict[str, Any]:
+    """A Normal Event about graph ``name``, shaped as the operator posts one."""
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"generateName": f"{name}.", "namespace": namespace},
+        "involvedObject": {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "MemoryGraph",
+            "name": name,
+            "namespace": namespace,
+            "uid": uid,
+        },
+        "type": "Normal",
+        "reason": reason,
+        "message": f"{reason} for {name}",
+        "source": {"component": FIELD_MANAGER},
+        "reportingComponent": FIELD_MANAGER,
+        "firstTimestamp": stamp,
+        "lastTimestamp": stamp,
+        "count": 1,
+    }
+
+
 def children_of(template: list[str], namespace: str, name: str) -> list[dict[str, Any]]:
     """The template's objects renamed for graph ``name`` in ``namespace``."""
     out = []
@@ -111,13 +161,14 @@ async def apply(api: Api, body: dict[str, Any]) -> None:
         url, data=json.dumps(body), headers=headers, timeout=timeout
     ) as resp:
         if resp.status >= 300:
-            raise ApiError(f"apply {body['kind']} {meta['name']}: {resp.status}")
+            text = (await resp.text())[:200]
+            raise ApiError(f"apply {body['kind']} {meta['name']}: {resp.status} {text}")
 
 
 async def patch_status(api: Api, namespace: str, name: str) -> None:
     """The first status of a graph, as a merge patch of its status subresource."""
     path = graphs_path(namespace) + f"/{name}/status"
-    status = {"status": {"observedGeneration": 1, "phase": "Pending"}}
+    status = {"status": {"observedGeneration": 1}}
     headers = {"Content-Type": "application/merge-patch+json"}
     timeout = aiohttp.ClientTimeout(total=60)
     async with api.session.patch(
@@ -125,6 +176,23 @@ async def patch_status(api: Api, namespace: str, name: str) -> None:
     ) as resp:
         if resp.status >= 300:
             raise ApiError(f"status of {name}: {resp.status} {(await resp.text())[:200]}")
+
+
+async def delete_namespace(api: Api, namespace: str, timeout: float) -> bool:
+    """Delete the run's namespace and wait until it is gone; False if it is still there."""
+    log(f"deleting namespace {namespace}")
+    deadline = time.monotonic() + timeout
+    with contextlib.suppress(ApiError, aiohttp.ClientError, TimeoutError):
+        await api.call("DELETE", f"/api/v1/namespaces/{namespace}", ok=(404,))
+    while time.monotonic() < deadline:
+        with contextlib.suppress(ApiError, aiohttp.ClientError, TimeoutError):
+            answer = await api.call("GET", f"/api/v1/namespaces/{namespace}", ok=(404,))
+            if answer.get("code") == 404:
+                log("namespace deleted")
+                return True
+        await asyncio.sleep(2)
+    log(f"namespace {namespace} still terminating after {timeout:.0f}s")
+    return False
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -142,7 +210,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "children_per_graph": len(template),
         "machine": {"cpus": os.cpu_count(), "loadavg_start": list(os.getloadavg())},
     }
-    queue: asyncio.Queue[tuple[str, float] | None] = asyncio.Queue()
+    queue: asyncio.Queue[tuple[str, str, float] | None] = asyncio.Queue()
     done: dict[str, float] = {}
     errors: list[str] = []
     try:
@@ -152,15 +220,26 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         async def create(name: str) -> None:
             async with limit:
                 body = graph_manifest(namespace, name, run_id, DEFAULT_SPEC)
-                await api.call("POST", graphs_path(namespace), body)
-            await queue.put((name, time.monotonic()))
+                try:
+                    created = await api.call("POST", graphs_path(namespace), body)
+                except (ApiError, aiohttp.ClientError, TimeoutError) as exc:
+                    errors.append(str(exc)[:300])
+                    return
+            await queue.put((name, created["metadata"]["uid"], time.monotonic()))
 
         async def worker() -> None:
             while (item := await queue.get()) is not None:
-                name, created = item
+                name, uid, created = item
                 try:
                     for body in children_of(template, namespace, name):
                         await apply(api, body)
+                    await api.call(
+                        "POST", SECRETS.format(ns=namespace), peer_secret(namespace, name)
+                    )
+                    for reason in ("PeerKeyGenerated", "Reconciled"):
+                        await api.call(
+                            "POST", EVENTS.format(ns=namespace), event(namespace, name, uid, reason)
+                        )
                     await patch_status(api, namespace, name)
                 except (ApiError, aiohttp.ClientError, TimeoutError) as exc:
                     errors.append(str(exc)[:300])
@@ -197,11 +276,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         log(f"{len(done)} graphs in {all_done:.1f}s; latency {result['latency_s']}")
     finally:
         result["machine"]["loadavg_end"] = list(os.getloadavg())
-        with contextlib.suppress(ApiError, aiohttp.ClientError, TimeoutError):
-            await api.call("DELETE", f"/api/v1/namespaces/{namespace}", ok=(404,))
+        result["namespace_left"] = not await delete_namespace(api, namespace, args.cleanup_timeout)
         await api.close()
         for secret in ("client.crt", "client.key"):
             (workdir / secret).unlink(missing_ok=True)
+        workdir.rmdir()
     result["finished"] = now_iso()
     return result
 
@@ -213,6 +292,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, default=8, help="create calls at once (default 8)")
     p.add_argument(
         "--workers", type=int, default=8, help="graphs whose writes go at once (default 8)"
+    )
+    p.add_argument(
+        "--cleanup-timeout", type=float, default=300, help="max wait for deletion (default 300)"
     )
     p.add_argument("--out", type=Path, help="write the JSON result here (default stdout)")
     return p

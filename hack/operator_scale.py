@@ -374,9 +374,10 @@ CONTROL_PLANE = ("kube-apiserver", "etcd", "kube-controller", "kube-scheduler", 
 
 
 def control_plane_cpu() -> dict[str, float]:
-    """CPU seconds used so far by each control-plane process on this machine (by name), and
-    by the whole machine (``machine_busy``, from /proc/stat: all but idle and iowait)."""
-    out: dict[str, float] = dict.fromkeys(CONTROL_PLANE, 0.0)
+    """CPU seconds used so far by each control-plane process on this machine, keyed
+    ``name:pid`` (every cluster on the machine counts), and by the whole machine
+    (``machine_busy``, from /proc/stat: all but idle and iowait)."""
+    out: dict[str, float] = {}
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
@@ -384,7 +385,7 @@ def control_plane_cpu() -> dict[str, float]:
             comm = (proc / "comm").read_text().strip()
             name = next((n for n in CONTROL_PLANE if comm.startswith(n)), None)
             if name is not None:
-                out[name] += proc_cpu_seconds(int(proc.name))
+                out[f"{name}:{proc.name}"] = proc_cpu_seconds(int(proc.name))
         except (OSError, ValueError):  # the process ended while being read
             continue
     fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
@@ -394,7 +395,15 @@ def control_plane_cpu() -> dict[str, float]:
 
 
 def cpu_used(before: Mapping[str, float], after: Mapping[str, float]) -> dict[str, float]:
-    return {name: round(after[name] - before.get(name, 0.0), 2) for name in after}
+    """CPU seconds used between two readings, summed by name (``name:pid`` → ``name``).
+
+    A process that started in between counts from zero; one that ended in between is not
+    counted (its CPU cannot be read any more), so no figure is ever negative."""
+    used: dict[str, float] = dict.fromkeys(CONTROL_PLANE, 0.0)
+    for key, seconds in after.items():
+        name = key.partition(":")[0]
+        used[name] = used.get(name, 0.0) + max(0.0, seconds - before.get(key, 0.0))
+    return {name: round(seconds, 2) for name, seconds in used.items()}
 
 
 def parse_env(pairs: Iterable[str]) -> dict[str, str]:

@@ -38,6 +38,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 # Ports handed out by this test run: never handed out twice.
 _HANDED_OUT: set[int] = set()
+_PICK = random.Random()  # not the global one, which hypothesis seeds inside its tests
 
 
 def _safe_ports() -> range:
@@ -48,9 +49,13 @@ def _safe_ports() -> range:
         low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
     except (OSError, ValueError):
         low, high = 32768, 60999
-    if low - 10000 >= 1024:
-        return range(low - 10000, low)
-    return range(high + 1, 65536)
+    below, above = range(max(1024, low - 10000), low), range(high + 1, 65536)
+    best = max(below, above, key=len)
+    if len(best) < 100:
+        raise RuntimeError(
+            f"the ephemeral port range {low}-{high} leaves too few ports for test servers"
+        )
+    return best
 
 
 def _bindable(port: int) -> bool:
@@ -234,7 +239,7 @@ def free_port_run(count: int) -> int:
     data plane of several workers listens on its port and on port + 1 + i for worker i)."""
     ports = _safe_ports()
     for _ in range(200):
-        base = random.randrange(ports.start, ports.stop - count + 1)
+        base = _PICK.randrange(ports.start, ports.stop - count + 1)
         run = range(base, base + count)
         if any(port in _HANDED_OUT for port in run) or not all(map(_bindable, run)):
             continue

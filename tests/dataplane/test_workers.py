@@ -48,6 +48,7 @@ class Workers(ServerProcess):
     def __init__(self, data_dir: Path, *extra: str) -> None:
         super().__init__(data_dir, "--workers", "2", *extra)
         self.port = free_port_run(3)
+        self.metrics_port = free_port_run(3)  # worker i serves metrics on the port + 1 + i
 
     def start(self) -> Workers:
         super().start()
