@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import datetime
 import json
 import os
@@ -59,6 +58,7 @@ from operator_scale import (
     ApiError,
     control_plane_cpu,
     cpu_used,
+    delete_and_wait,
     graph_manifest,
     graphs_path,
     load_admin_credentials,
@@ -154,45 +154,8 @@ async def apply(api: Api, body: dict[str, Any]) -> None:
     """One server-side apply, as the operator sends it (JSON body, forced)."""
     meta = body["metadata"]
     path = PATHS[body["kind"]].format(ns=meta["namespace"], name=meta["name"])
-    url = api.url(path) + f"?fieldManager={FIELD_MANAGER}&force=true"
-    headers = {"Content-Type": "application/apply-patch+yaml"}
-    timeout = aiohttp.ClientTimeout(total=60)
-    async with api.session.patch(
-        url, data=json.dumps(body), headers=headers, timeout=timeout
-    ) as resp:
-        if resp.status >= 300:
-            text = (await resp.text())[:200]
-            raise ApiError(f"apply {body['kind']} {meta['name']}: {resp.status} {text}")
-
-
-async def patch_status(api: Api, namespace: str, name: str) -> None:
-    """The first status of a graph, as a merge patch of its status subresource."""
-    path = graphs_path(namespace) + f"/{name}/status"
-    status = {"status": {"observedGeneration": 1}}
-    headers = {"Content-Type": "application/merge-patch+json"}
-    timeout = aiohttp.ClientTimeout(total=60)
-    async with api.session.patch(
-        api.url(path), data=json.dumps(status), headers=headers, timeout=timeout
-    ) as resp:
-        if resp.status >= 300:
-            raise ApiError(f"status of {name}: {resp.status} {(await resp.text())[:200]}")
-
-
-async def delete_namespace(api: Api, namespace: str, timeout: float) -> bool:
-    """Delete the run's namespace and wait until it is gone; False if it is still there."""
-    log(f"deleting namespace {namespace}")
-    deadline = time.monotonic() + timeout
-    with contextlib.suppress(ApiError, aiohttp.ClientError, TimeoutError):
-        await api.call("DELETE", f"/api/v1/namespaces/{namespace}", ok=(404,))
-    while time.monotonic() < deadline:
-        with contextlib.suppress(ApiError, aiohttp.ClientError, TimeoutError):
-            answer = await api.call("GET", f"/api/v1/namespaces/{namespace}", ok=(404,))
-            if answer.get("code") == 404:
-                log("namespace deleted")
-                return True
-        await asyncio.sleep(2)
-    log(f"namespace {namespace} still terminating after {timeout:.0f}s")
-    return False
+    query = f"?fieldManager={FIELD_MANAGER}&force=true"
+    await api.call("PATCH", path + query, body, content_type="application/apply-patch+yaml")
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -240,7 +203,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         await api.call(
                             "POST", EVENTS.format(ns=namespace), event(namespace, name, uid, reason)
                         )
-                    await patch_status(api, namespace, name)
+                    await api.call(  # the graph's first status
+                        "PATCH",
+                        graphs_path(namespace) + f"/{name}/status",
+                        {"status": {"observedGeneration": 1}},
+                        content_type="application/merge-patch+json",
+                    )
                 except (ApiError, aiohttp.ClientError, TimeoutError) as exc:
                     errors.append(str(exc)[:300])
                     continue
@@ -276,7 +244,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         log(f"{len(done)} graphs in {all_done:.1f}s; latency {result['latency_s']}")
     finally:
         result["machine"]["loadavg_end"] = list(os.getloadavg())
-        result["namespace_left"] = not await delete_namespace(api, namespace, args.cleanup_timeout)
+        result["namespace_left"] = bool(
+            await delete_and_wait(api, [namespace], args.cleanup_timeout)
+        )
         await api.close()
         for secret in ("client.crt", "client.key"):
             (workdir / secret).unlink(missing_ok=True)

@@ -568,10 +568,22 @@ class Api:
         """The full URL of an API path."""
         return self._credentials.server + path
 
-    async def call(self, method: str, path: str, body: Any = None, ok: Sequence[int] = ()) -> Any:
-        """One JSON request; statuses in ``ok`` besides 2xx are not errors."""
+    async def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        ok: Sequence[int] = (),
+        content_type: str = "application/json",
+    ) -> Any:
+        """One request with a JSON body (sent as ``content_type``: a patch or an apply says
+        which); statuses in ``ok`` besides 2xx are not errors."""
         timeout = aiohttp.ClientTimeout(total=60)
-        async with self.session.request(method, self.url(path), json=body, timeout=timeout) as resp:
+        data = None if body is None else json.dumps(body)
+        headers = {"Content-Type": content_type}
+        async with self.session.request(
+            method, self.url(path), data=data, headers=headers, timeout=timeout
+        ) as resp:
             text = await resp.text()
             if not 200 <= resp.status < 300 and resp.status not in ok:
                 raise ApiError(f"{method} {path}: {resp.status} {text[:200]}")
@@ -1007,27 +1019,33 @@ async def measure(ctx: Context) -> None:
     ctx.result["operator_log_measured"] = ctx.operator.log_summary()
 
 
-async def delete_namespaces(ctx: Context) -> None:
-    """Delete the run's namespaces and wait (bounded) until they are gone."""
-    if ctx.api is None or not ctx.namespaces:
-        return
-    log(f"deleting {len(ctx.namespaces)} namespace(s)")
-    for name in ctx.namespaces:
+async def delete_and_wait(api: Api, namespaces: Sequence[str], timeout: float) -> list[str]:
+    """Delete ``namespaces`` and wait (up to ``timeout`` s) until they are gone; those left."""
+    log(f"deleting {len(namespaces)} namespace(s)")
+    for name in namespaces:
         with contextlib.suppress(ApiError, aiohttp.ClientError, TimeoutError):
-            await ctx.api.call("DELETE", f"/api/v1/namespaces/{name}", ok=(404,))
-    deadline = time.monotonic() + ctx.args.cleanup_timeout
-    remaining = list(ctx.namespaces)
+            await api.call("DELETE", f"/api/v1/namespaces/{name}", ok=(404,))
+    deadline = time.monotonic() + timeout
+    remaining = list(namespaces)
     while remaining and time.monotonic() < deadline:
         await asyncio.sleep(2)
         gone = []
         for name in remaining:
             with contextlib.suppress(ApiError, aiohttp.ClientError, TimeoutError):
-                answer = await ctx.api.call("GET", f"/api/v1/namespaces/{name}", ok=(404,))
+                answer = await api.call("GET", f"/api/v1/namespaces/{name}", ok=(404,))
                 if answer.get("code") == 404:
                     gone.append(name)
         remaining = [n for n in remaining if n not in gone]
-    ctx.result["cleanup"] = {"namespaces_left": remaining}
     log("namespaces deleted" if not remaining else f"namespaces still terminating: {remaining}")
+    return remaining
+
+
+async def delete_namespaces(ctx: Context) -> None:
+    """Delete the run's namespaces and wait (bounded) until they are gone."""
+    if ctx.api is None or not ctx.namespaces:
+        return
+    remaining = await delete_and_wait(ctx.api, ctx.namespaces, ctx.args.cleanup_timeout)
+    ctx.result["cleanup"] = {"namespaces_left": remaining}
 
 
 async def cleanup(ctx: Context) -> None:
