@@ -7,8 +7,7 @@ one RocksDB WriteBatch, so a crash leaves all of it or none of it.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator, Sequence
-from operator import itemgetter
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,9 @@ from memorygraph.store.kv import Closable, Op
 __all__ = ["RocksStore"]
 
 FIRST_CHUNK = 8
+# A backward scan mostly wants the newest entry or two of a range (a session's last prompt, on
+# every AddPrompt): its first chunk is smaller.
+FIRST_CHUNK_BACKWARD = 2
 SCAN_CHUNK = 1024
 
 
@@ -81,7 +83,8 @@ class RocksStore(Closable):
         return found
 
     def _scan(self, cf: str, start: bytes, end: bytes, reverse: bool, *, values: bool) -> Any:
-        for chunk in self._chunks(cf, start, end, reverse, values=values, first=FIRST_CHUNK):
+        first = FIRST_CHUNK_BACKWARD if reverse else FIRST_CHUNK
+        for chunk in self._chunks(cf, start, end, reverse, values=values, first=first):
             yield from chunk
 
     def _chunks(
@@ -111,20 +114,35 @@ class RocksStore(Closable):
     def _read_chunk(
         table: Rdict, start: bytes, end: bytes, reverse: bool, size: int, values: bool
     ) -> list[Any]:
+        if reverse:
+            return RocksStore._read_chunk_backward(table, start, end, size, values)
         # The upper bound goes to RocksDB, so a forward entry costs one step of a native
-        # iterator. (rocksdict 0.3 iterators yield nothing once a lower bound is set: the start
-        # of a backward scan is checked here.)
+        # iterator. (rocksdict 0.3 iterators yield nothing once a lower bound is set.)
         bounds = ReadOptions()
         bounds.set_iterate_upper_bound(end)
         # raw_mode: keys and values are bytes.
         read = table.items if values else table.keys
-        entries: Iterator[Any] = iter(
-            read(backwards=reverse, from_key=end if reverse else start, read_opt=bounds)
-        )
-        if reverse:
-            key: Callable[[Any], bytes] = itemgetter(0) if values else lambda k: k
-            entries = itertools.takewhile(lambda entry: key(entry) >= start, entries)
-        return list(itertools.islice(entries, size))
+        return list(itertools.islice(read(from_key=start, read_opt=bounds), size))
+
+    @staticmethod
+    def _read_chunk_backward(
+        table: Rdict, start: bytes, end: bytes, size: int, values: bool
+    ) -> list[Any]:
+        # A raw iterator stepped from the last key before `end`, both bounds checked here: the
+        # newest entries of a range (a session's last prompt, on every AddPrompt) in a few
+        # native calls, without setting up bounded read options.
+        entries = table.iter()
+        entries.seek_for_prev(end)
+        if entries.valid() and entries.key() >= end:  # `end` itself is past the range
+            entries.prev()
+        chunk: list[Any] = []
+        while len(chunk) < size and entries.valid():
+            key = entries.key()
+            if key < start:
+                break
+            chunk.append((key, entries.value()) if values else key)
+            entries.prev()
+        return chunk
 
     def write(self, ops: Sequence[Op], *, sync: bool) -> None:
         self._check_open()
