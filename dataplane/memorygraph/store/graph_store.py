@@ -21,6 +21,7 @@ from memorygraph.store import keys, moves
 from memorygraph.store.changes import StoreChanges, UnwritableChange
 from memorygraph.store.commit import CommitFailed, GroupCommitter
 from memorygraph.store.counters import Counters, GraphCounts
+from memorygraph.store.decoded import DecodedSessions
 from memorygraph.store.eventlog import EventLog
 from memorygraph.store.kv import KeyValueStore, Op
 from memorygraph.store.layout import graph_ops
@@ -89,6 +90,7 @@ class GraphStore:
         )
         # Called with the newest sequence number readers may see (durable in group-commit mode).
         self._listeners: list[Callable[[int], None]] = []
+        self._sessions = DecodedSessions()
         raw = own.get(keys.CF_META, keys.SCHEMA_VERSION_KEY)
         found = int(raw) if raw is not None else None
         if found is not None and found > keys.SCHEMA_VERSION:
@@ -249,7 +251,7 @@ class GraphStore:
         if node_id in self._hidden:
             return None
         raw = self.kv.get(keys.CF_NODES, self._node_key(node_id))
-        return decode_node(node_id, raw) if raw is not None else None
+        return self._sessions.decode(node_id, raw) if raw is not None else None
 
     def get_node_record(self, node_id: bytes) -> bytes | None:
         """The node as stored: a serialized `v1.Node`, ready to send."""
@@ -552,6 +554,9 @@ class GraphStore:
             self._put(ops, log.remote, changes.time, sync=sync)
         self.events.applied(log)
         self._counters.apply(deltas)
+        for node in itertools.chain(changes.created, (after for _, after in changes.updated)):
+            if node.kind is NodeKind.SESSION and node.record is not None:
+                self._sessions.keep(node, node.record)
         if self._hidden:  # once deleted they are gone anyway: removed in place
             self._hidden.difference_update(n.id for n in changes.deleted)
             self._hiding.difference_update(done)
