@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from memorygraph.errors import InvalidArgument
 from memorygraph.graph.batch import Batcher, Request
-from memorygraph.graph.service import GraphService
+from memorygraph.graph.service import GraphService, Limits
 from memorygraph.model import EdgeKind, NewNode, NewSession, NodeKind
 from memorygraph.store import GraphStore, MemoryStore
 
@@ -110,3 +110,18 @@ def test_a_lone_request_fails_with_its_own_error() -> None:
     service = GraphService(GraphStore(MemoryStore()))
     with pytest.raises(InvalidArgument, match="session_id is required"):
         service.create_node(NewNode(NodeKind.PROMPT, None, "q"))
+
+
+def test_a_lone_request_refused_after_making_its_node_leaves_nothing() -> None:
+    # The response would not fit: the node is made in the transaction, then refused.
+    store = GraphStore(MemoryStore())
+    service = GraphService(store, limits=Limits(max_content_bytes=4096, max_message_bytes=2048))
+    session = service.create_session(NewSession())
+    first = service.create_node(NewNode(NodeKind.PROMPT, session.id, "short"))
+    before = store.counts()
+    with pytest.raises(InvalidArgument, match="the response would be"):
+        service.create_node(NewNode(NodeKind.PROMPT, session.id, "x" * 3000))
+    assert store.counts() == before
+    assert [n for _, n, _ in store.scan_session(session.id)] == [first.id]
+    after = service.create_node(NewNode(NodeKind.PROMPT, session.id, "next"))
+    assert store.get_edge((after.id, EdgeKind.FOLLOWS, first.id)) is not None

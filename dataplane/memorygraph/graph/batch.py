@@ -2,8 +2,8 @@
 
 Requests that would each take the writers' lock, write and wait for a sync in turn queue here
 instead. The first request to find no batch under way leads: it takes the requests waiting
-(itself first), has `apply` run each one's work in a nested transaction (a request that fails
-leaves nothing behind and fails alone) and write them as one batch, waits for the sync, answers
+(itself first), has `apply` run each one's work (a request that fails leaves nothing behind
+and fails alone) and write them as one batch, waits for the sync, answers
 every request of its batch and hands the lead to the next request waiting. A request that finds
 nothing else going on applies itself at once, in its own thread.
 
@@ -29,14 +29,15 @@ class Request:
 
     __slots__ = ("context", "done", "failure", "lead", "outcome", "wake", "work")
 
-    def __init__(self, work: Callable[[Any], Any], lock: threading.Lock) -> None:
+    def __init__(self, work: Callable[[Any], Any]) -> None:
         self.work = work
         self.context = contextvars.copy_context()  # the caller's deadline, request id, ...
         self.outcome: Any = None
         self.failure: BaseException | None = None
         self.done = False
         self.lead = False
-        self.wake = threading.Condition(lock)
+        # Made only for a request that has to wait (one that leads at once never does).
+        self.wake: threading.Condition | None = None
 
     def result(self) -> Any:
         if self.failure is not None:
@@ -65,12 +66,13 @@ class Batcher:
     def submit(self, work: Callable[[Any], Any]) -> Any:
         """Run `work(transaction)` in a batch with whatever else is waiting; its result once
         durable, or the exception it (or the batch's write or sync) raised."""
-        request = Request(work, self._lock)
+        request = Request(work)
         with self._lock:
             self._waiting.append(request)
             if self._leading:
+                wake = request.wake = threading.Condition(self._lock)
                 while not (request.done or request.lead):
-                    request.wake.wait()
+                    wake.wait()
                 if request.done:
                     return request.result()
             self._leading = True
@@ -88,10 +90,13 @@ class Batcher:
             with self._lock:
                 for each in batch:
                     each.done = True
-                    each.wake.notify()
+                    if each.wake is not None:
+                        each.wake.notify()
                 if self._waiting:
-                    self._waiting[0].lead = True
-                    self._waiting[0].wake.notify()
+                    following = self._waiting[0]
+                    following.lead = True
+                    if following.wake is not None:
+                        following.wake.notify()
                 else:
                     self._leading = False
         return request.result()

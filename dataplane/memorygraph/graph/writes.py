@@ -87,22 +87,26 @@ class Writer:
         return result
 
     def _apply_batch(self, requests: list[Request]) -> int:
-        """Each request's work in a nested transaction of one shared transaction, kept only
-        if it succeeds; then the whole batch staged as one write.
+        """Each request's work in a nested transaction of one shared transaction (a lone
+        request's in that transaction itself), kept only if it succeeds; then the whole batch
+        staged as one write.
 
         Should the shared change be one the store cannot write (the work checks what it
         writes, so it should not be), each request that succeeded is applied again on its
         own: whatever one of them holds fails that request alone, never its batch."""
         with self._lock, self.store.writing():
             tx = Transaction(self.store, self.clock())
+            # A lone request needs no nested transaction: if it fails, nothing is staged.
+            alone = len(requests) == 1
             for request in requests:
-                nested = tx.nested()
+                nested = tx if alone else tx.nested()
                 try:
                     request.outcome = request.context.run(_checked, request.work, nested)
                 except Exception as exc:
                     request.failure = exc
                 else:
-                    nested.merge()
+                    if not alone:
+                        nested.merge()
             applied = [request for request in requests if request.failure is None]
             if not applied:
                 return 0
