@@ -8,16 +8,47 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 
-__all__ = ["RateLimitedLog", "request_id_var", "setup_logging"]
+__all__ = [
+    "LazyRequestId",
+    "RateLimitedLog",
+    "RequestIdToken",
+    "current_request_id",
+    "request_id_var",
+    "setup_logging",
+]
 
-request_id_var: ContextVar[str] = ContextVar("memorygraph_request_id", default="-")
+
+class LazyRequestId:
+    """A call's request id, worked out by `find` the first time something asks for it (a log
+    line, a failed call's trailers): most calls never do, and reading the caller's metadata
+    for it on every call costs more than the rest of the bookkeeping of a call together."""
+
+    __slots__ = ("_find", "_value")
+
+    def __init__(self, find: Callable[[], str]) -> None:
+        self._find = find
+        self._value: str | None = None
+
+    def __str__(self) -> str:
+        if self._value is None:
+            self._value = self._find()
+        return self._value
+
+
+request_id_var: ContextVar[str | LazyRequestId] = ContextVar("memorygraph_request_id", default="-")
+RequestIdToken = Token[str | LazyRequestId]
+
+
+def current_request_id() -> str:
+    """The request id of the RPC being handled ("-" outside one)."""
+    return str(request_id_var.get())
 
 
 class _RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id_var.get()
+        record.request_id = current_request_id()
         return True
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -10,7 +11,9 @@ import grpc
 import pytest
 from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.timestamp_pb2 import Timestamp
+from memorygraph.logs import LazyRequestId, current_request_id, request_id_var
 from memorygraph.server import RunningServer
+from memorygraph.servicers.handlers import HandlerWrapper
 from memorygraph.v1 import graph_pb2 as pb
 
 from .rpc_support import Stub, status_of, turn
@@ -204,3 +207,89 @@ def test_failed_calls_name_their_request_id_in_trailing_metadata(stub: Stub) -> 
     with pytest.raises(grpc.RpcError) as info:
         list(stub.StreamQuery(pb.StreamQueryRequest(filter=pb.QueryFilter(session_id="bad"))))
     assert dict(info.value.trailing_metadata())["x-request-id"]
+
+
+@pytest.mark.one_process
+def test_log_lines_of_a_call_carry_its_request_id(
+    stub: Stub, inprocess_server: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session = stub.CreateSession(pb.CreateSessionRequest())
+    seen: list[tuple[str, str]] = []
+
+    class Recorder(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append((record.getMessage(), current_request_id()))
+
+    def explode(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(inprocess_server.store, "stage", explode)
+    recorder = Recorder()
+    logging.getLogger("memorygraph.rpc").addHandler(recorder)
+    try:
+        for metadata in ((("x-request-id", "turn-42"),), ()):
+            with pytest.raises(grpc.RpcError) as info:
+                stub.AddPrompt(
+                    pb.AddPromptRequest(session_id=session.id, content="x"), metadata=metadata
+                )
+            assert info.value.code() == grpc.StatusCode.INTERNAL
+    finally:
+        logging.getLogger("memorygraph.rpc").removeHandler(recorder)
+    given_id, made_id = [rid for message, rid in seen if "unexpected error" in message]
+    assert given_id == "turn-42"
+    assert len(made_id) == 16 and made_id != given_id
+    # The id in the log line is the one the caller got back.
+    assert made_id in info.value.details()
+    assert dict(info.value.trailing_metadata())["x-request-id"] == made_id
+
+
+def test_a_request_id_is_worked_out_once_and_only_when_asked_for() -> None:
+    asked: list[int] = []
+
+    def find() -> str:
+        asked.append(1)
+        return "abc"
+
+    lazy = LazyRequestId(find)
+    assert asked == []
+    token = request_id_var.set(lazy)
+    try:
+        assert current_request_id() == "abc" and current_request_id() == "abc"
+    finally:
+        request_id_var.reset(token)
+    assert asked == [1]
+    assert current_request_id() == "-"
+
+
+class _Context:
+    """What the handler wrapper reads of a unary call's context."""
+
+    def __init__(self, metadata: tuple[tuple[str, str], ...]) -> None:
+        self.metadata = metadata
+
+    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+        return self.metadata
+
+    def time_remaining(self) -> float | None:
+        return None
+
+    def is_active(self) -> bool:
+        return True
+
+
+def test_the_request_id_belongs_to_its_call_only() -> None:
+    seen: list[str] = []
+
+    def behaviour(request: Any, context: Any) -> bytes:
+        seen.append(current_request_id())
+        return b""
+
+    handler = grpc.unary_unary_rpc_method_handler(behaviour)
+    wrapped = HandlerWrapper().wrap("/memorygraph.v1.MemoryGraphService/GetNode", handler)
+    assert wrapped.unary_unary is not None
+    wrapped.unary_unary(b"", _Context((("x-request-id", "mine"),)))
+    assert current_request_id() == "-"  # not the call's any more, once it has ended
+    wrapped.unary_unary(b"", _Context(()))
+    wrapped.unary_unary(b"", _Context(()))
+    assert seen[0] == "mine" and current_request_id() == "-"
+    assert len({seen[1], seen[2]}) == 2 and all(len(made) == 16 for made in seen[1:])
