@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from memorygraph.bench.load import Result
 from memorygraph.bench.targets import EchoServicer, SyncedLog
 from memorygraph.v1 import graph_pb2 as pb
 
@@ -96,3 +97,27 @@ def test_bench_measures_only_the_groups_asked_for(tmp_path: Path) -> None:
     ]
     refused = bench("--only", "everything", timeout=60)
     assert refused.returncode == 2 and "invalid choice" in refused.stderr
+
+
+def test_a_sliced_run_takes_every_scenario_in_turns_and_pools_them(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    args = ["--runs", "1", "--duration", "0.6", "--warmup", "0.1", "--slices", "3"]
+    proc = bench(*args, "--no-postgres", "--only", "add_prompt.1", "--json", str(out))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "0.6s each in 3 slices taken in turn" in proc.stdout
+    (run,) = json.loads(out.read_text())["runs"]
+    assert sorted(run) == ["echo.add_prompt.1", "echo_sync.add_prompt.1", "mg.add_prompt.1"]
+    assert all(result["throughput"] > 0 for result in run.values())
+    # One line per scenario, for the pooled slices.
+    assert proc.stdout.count("mg.add_prompt.1 ") == 1
+    refused = bench("--slices", "0", timeout=60)
+    assert refused.returncode == 2 and "--slices must be at least 1" in refused.stderr
+
+
+def test_slices_pool_into_one_result() -> None:
+    quiet = Result(10, 1.0, [0.001] * 10, others=0.0)
+    busy = Result(30, 2.0, [0.003] * 30, others=0.4)
+    pooled = Result.pooled([quiet, busy])
+    assert (pooled.ops, pooled.seconds, pooled.throughput) == (40, 3.0, 40 / 3.0)
+    assert pooled.p50 == 0.003 and len(pooled.latencies) == 40
+    assert pooled.others == 0.4  # the busiest slice marks the whole

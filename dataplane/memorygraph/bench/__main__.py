@@ -26,7 +26,7 @@ from memorygraph.bench.launch import free_port, server
 from memorygraph.bench.load import Result
 from memorygraph.bench.verdicts import WORK_REFERENCES_US, Runs, checks, references
 from memorygraph.bench.workloads import (
-    Measurement,
+    Sliceable,
     measure_add_prompt,
     measure_add_prompt_routed,
     measure_get_node,
@@ -54,6 +54,9 @@ plugins:
 # A group measured while other processes used more than NOISY_CORES is measured again, at most
 # this many times (`--repeats`); the quietest attempt counts.
 REPEATS = 2
+# The warm-up of a scenario's later slices (`--slices`): its server is warm by then, but a slice
+# opens a channel of its own.
+SLICE_WARMUP = 0.2
 # The groups of scenarios compared with each other, in the order they run (`--only`).
 GROUPS = (
     "add_prompt.32",
@@ -72,26 +75,34 @@ def one_run(
     scratch: Path, args: argparse.Namespace, pg_dsn: str | None, own: tuple[int, ...] = ()
 ) -> dict[str, Result]:
     """Every scenario once; `own` are the pids of servers outside this process's tree."""
-    d, w = args.duration, args.warmup
+    d, w, slices = args.duration, args.warmup, args.slices
     results: dict[str, Result] = {}
 
-    def measure(name: str, measurement: Measurement) -> Result:
+    def measure(measurement: Sliceable, duration: float, warmup: float) -> Result:
         before = quiet.snapshot(also=own)
-        result = asyncio.run(measurement())
+        result = asyncio.run(measurement(duration, warmup))
         result.others = quiet.others(before, quiet.snapshot(also=own))
-        report.print_result(name, result)
         return result
 
-    def group(name: str, *scenarios: tuple[str, Measurement]) -> None:
-        """Scenarios compared with each other, measured back to back; again, as a whole, when
-        the machine was busy during any of them. Skipped when `--only` names other groups."""
+    def group(name: str, *scenarios: tuple[str, Sliceable]) -> None:
+        """Scenarios compared with each other, measured back to back (in `slices` turns, each
+        scenario a slice of its duration in each); again, as a whole, when the machine was
+        busy during any of them. Skipped when `--only` names other groups."""
         if args.only and name not in args.only:
             return
 
         def attempt(number: int) -> dict[str, Result]:
             if number:
                 print(f"  busy machine: measuring {scenarios[0][0]} and the rest again", flush=True)
-            return {name: measure(name, measurement) for name, measurement in scenarios}
+            parts: dict[str, list[Result]] = {name: [] for name, _ in scenarios}
+            for turn in range(slices):
+                warmup = w if turn == 0 else min(w, SLICE_WARMUP)
+                for name, measurement in scenarios:
+                    parts[name].append(measure(measurement, d / slices, warmup))
+            found = {name: Result.pooled(measured) for name, measured in parts.items()}
+            for name, result in found.items():
+                report.print_result(name, result)
+            return found
 
         results.update(quiet.quietest(attempt, args.repeats))
 
@@ -122,15 +133,15 @@ def one_run(
             for shards in (1, 64)
         }
 
-        def pg(batch: bool, concurrency: int, prompts: bool = False) -> Measurement:
-            async def measurement() -> Result:
+        def pg(batch: bool, concurrency: int, prompts: bool = False) -> Sliceable:
+            async def measurement(duration: float, warmup: float) -> Result:
                 return await asyncio.to_thread(
                     measure_postgres,
                     pg_dsn or "",
                     batch=batch,
                     concurrency=concurrency,
-                    duration=d,
-                    warmup=w,
+                    duration=duration,
+                    warmup=warmup,
                     prompts=prompts,
                 )
 
@@ -140,39 +151,39 @@ def one_run(
         group(
             "add_prompt.32",
             *(
-                (f"echo_work{us}.add_prompt.32", partial(measure_add_prompt, worker, 32, d, w))
+                (f"echo_work{us}.add_prompt.32", partial(measure_add_prompt, worker, 32))
                 for us, worker in working.items()
             ),
-            ("echo.add_prompt.32", partial(measure_add_prompt, echo, 32, d, w)),
-            ("mg.add_prompt.32", partial(measure_add_prompt, mg, 32, d, w)),
-            ("mg_fast.add_prompt.32", partial(measure_add_prompt, fast, 32, d, w)),
-            ("mg_plugins.add_prompt.32", partial(measure_add_prompt, hooked, 32, d, w)),
+            ("echo.add_prompt.32", partial(measure_add_prompt, echo, 32)),
+            ("mg.add_prompt.32", partial(measure_add_prompt, mg, 32)),
+            ("mg_fast.add_prompt.32", partial(measure_add_prompt, fast, 32)),
+            ("mg_plugins.add_prompt.32", partial(measure_add_prompt, hooked, 32)),
         )
         group(
             "add_prompt.1",
-            ("echo_sync.add_prompt.1", partial(measure_add_prompt, synced, 1, d, w)),
-            ("echo.add_prompt.1", partial(measure_add_prompt, echo, 1, d, w)),
-            ("mg.add_prompt.1", partial(measure_add_prompt, mg, 1, d, w)),
+            ("echo_sync.add_prompt.1", partial(measure_add_prompt, synced, 1)),
+            ("echo.add_prompt.1", partial(measure_add_prompt, echo, 1)),
+            ("mg.add_prompt.1", partial(measure_add_prompt, mg, 1)),
         )
         group(
             "get_node",
-            ("echo.get_node.32", partial(measure_get_node, echo, 32, d, w)),
-            ("mg.get_node.32", partial(measure_get_node, mg, 32, d, w)),
+            ("echo.get_node.32", partial(measure_get_node, echo, 32)),
+            ("mg.get_node.32", partial(measure_get_node, mg, 32)),
         )
         group(
             "stream_query",
-            ("echo.stream_query", partial(measure_stream_query, echo, d, w)),
-            ("mg.stream_query", partial(measure_stream_query, mg, d, w)),
+            ("echo.stream_query", partial(measure_stream_query, echo)),
+            ("mg.stream_query", partial(measure_stream_query, mg)),
         )
         group(
             "ingest",
-            ("mg.ingest", partial(measure_ingest, mg, args.writers, d, w)),
+            ("mg.ingest", partial(measure_ingest, mg, args.writers)),
             *((("pg.ingest", pg(True, args.writers)),) if with_pg else ()),
         )
         group(
             "list_sessions",
             *(
-                (f"mg_shards{shards}.list_sessions", partial(measure_list_sessions, listing, d, w))
+                (f"mg_shards{shards}.list_sessions", partial(measure_list_sessions, listing))
                 for shards, listing in listed.items()
             ),
         )
@@ -180,12 +191,12 @@ def one_run(
         # committing what AddPrompt writes, back to back.
         group(
             "workers",
-            ("mg.add_prompt_routed.64", partial(measure_add_prompt_routed, mg, 64, d, w)),
+            ("mg.add_prompt_routed.64", partial(measure_add_prompt_routed, mg, 64)),
             (
                 "mg_workers2.add_prompt_routed.64",
-                partial(measure_add_prompt_routed, workers, 64, d, w),
+                partial(measure_add_prompt_routed, workers, 64),
             ),
-            ("mg_workers2.add_prompt.64", partial(measure_add_prompt, workers, 64, d, w)),
+            ("mg_workers2.add_prompt.64", partial(measure_add_prompt, workers, 64)),
             *((("pg.add_prompt.64", pg(False, 64, prompts=True)),) if with_pg else ()),
         )
         # A call a worker answers itself against one it passes on to the owner.
@@ -194,7 +205,7 @@ def one_run(
             *(
                 (
                     f"mg_workers2.get_node_{'forwarded' if forwarded else 'direct'}.1",
-                    partial(measure_get_node_forwarded, workers, forwarded, d, w),
+                    partial(measure_get_node_forwarded, workers, forwarded),
                 )
                 for forwarded in (False, True)
             ),
@@ -203,9 +214,9 @@ def one_run(
         # same turn as two calls (AddPrompt, AddResponse).
         group(
             "turn",
-            ("mg.single_turn", partial(measure_single_turn, mg, d, w)),
+            ("mg.single_turn", partial(measure_single_turn, mg)),
             *((("pg.single_turn", pg(False, 1)),) if with_pg else ()),
-            ("mg.two_call_turn", partial(measure_two_call_turn, mg, d, w)),
+            ("mg.two_call_turn", partial(measure_two_call_turn, mg)),
         )
     return results
 
@@ -219,6 +230,13 @@ def main(argv: list[str] | None = None) -> int:
         "--duration", type=float, default=5.0, help="measured seconds per scenario (5)"
     )
     parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds first (1)")
+    parser.add_argument(
+        "--slices",
+        type=int,
+        default=1,
+        help="measure each group in this many turns, every scenario a slice of its duration in "
+        "each, and pool the slices: pairs measured closer in time (1)",
+    )
     parser.add_argument(
         "--writers",
         type=int,
@@ -241,8 +259,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL baseline")
     parser.add_argument("--json", type=Path, help="also write the results here as JSON")
     args = parser.parse_args(argv)
-    if args.repeats < 0 or args.runs < 1:
-        parser.error("--runs must be at least 1 and --repeats at least 0")
+    if args.repeats < 0 or args.runs < 1 or args.slices < 1:
+        parser.error("--runs and --slices must be at least 1, and --repeats at least 0")
 
     with tempfile.TemporaryDirectory(prefix="memorygraph-bench-") as tmp:
         scratch = Path(tmp)
@@ -269,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
                 pg_context.__exit__(None, None, None)
 
     found = checks(runs)
-    report.print_checks(args.runs, args.duration, found)
+    report.print_checks(args.runs, args.duration, found, args.slices)
     found_references = references(runs)
     report.print_references(found_references)
     report.print_quiet(runs)

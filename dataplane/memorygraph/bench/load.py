@@ -37,6 +37,18 @@ class Result:
     def p50(self) -> float:
         return statistics.median(self.latencies) if self.latencies else float("nan")
 
+    @classmethod
+    def pooled(cls, slices: list[Result]) -> Result:
+        """One result of a scenario measured in several slices: their calls, time and
+        latencies together, and the busiest slice's `others` (a slice measured on a busy
+        machine marks the whole)."""
+        return cls(
+            sum(part.ops for part in slices),
+            sum(part.seconds for part in slices),
+            [latency for part in slices for latency in part.latencies],
+            max((part.others for part in slices), default=0.0),
+        )
+
 
 async def drive(
     call: Callable[[int], Awaitable[object]],

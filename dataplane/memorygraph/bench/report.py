@@ -44,9 +44,10 @@ def print_quiet(runs: Runs) -> None:
                 )
 
 
-def print_checks(runs: int, duration: float, checks: list[Check]) -> None:
+def print_checks(runs: int, duration: float, checks: list[Check], slices: int = 1) -> None:
     """Every check with its ratio, its target and whether it was met."""
-    print(f"\nmedians of {runs} runs, {duration:g}s each:")
+    sliced = f" in {slices} slices taken in turn" if slices > 1 else ""
+    print(f"\nmedians of {runs} runs, {duration:g}s each{sliced}:")
     for check in checks:
         relation = ">=" if check.higher_is_better else "<="
         verdict = "met" if check.met else "MISSED"

@@ -29,6 +29,7 @@ __all__ = [
     "STREAM_NODES",
     "TURNS_PER_BATCH",
     "Measurement",
+    "Sliceable",
     "Target",
     "measure_add_prompt",
     "measure_add_prompt_routed",
@@ -58,6 +59,8 @@ class Target:
 
 
 Measurement = Callable[[], Coroutine[Any, Any, Result]]
+# A scenario's measurement for a given duration and warm-up (seconds).
+Sliceable = Callable[[float, float], Coroutine[Any, Any, Result]]
 
 
 async def _sessions(stub: MemoryGraphServiceStub, count: int) -> list[str]:
