@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import subprocess
@@ -10,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from memorygraph.bench.load import Result
+from memorygraph.bench.load import Result, drive
 from memorygraph.bench.targets import EchoServicer, SyncedLog
 from memorygraph.v1 import graph_pb2 as pb
 
@@ -105,11 +106,17 @@ def test_a_sliced_run_takes_every_scenario_in_turns_and_pools_them(tmp_path: Pat
     proc = bench(*args, "--no-postgres", "--only", "add_prompt.1", "--json", str(out))
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "0.6s each in 3 slices taken in turn" in proc.stdout
-    (run,) = json.loads(out.read_text())["runs"]
+    report = json.loads(out.read_text())
+    assert report["settings"] == {"runs": 1, "duration": 0.6, "warmup": 0.1, "slices": 3}
+    (run,) = report["runs"]
     assert sorted(run) == ["echo.add_prompt.1", "echo_sync.add_prompt.1", "mg.add_prompt.1"]
     assert all(result["throughput"] > 0 for result in run.values())
-    # One line per scenario, for the pooled slices.
-    assert proc.stdout.count("mg.add_prompt.1 ") == 1
+    # One line per scenario and attempt (a busy machine measures the group again), for the
+    # pooled slices.
+    attempts = 1 + proc.stdout.count("busy machine: measuring")
+    lines = proc.stdout.splitlines()
+    for name in run:
+        assert sum(line.startswith(f"  {name} ") for line in lines) == attempts
     refused = bench("--slices", "0", timeout=60)
     assert refused.returncode == 2 and "--slices must be at least 1" in refused.stderr
 
@@ -121,3 +128,17 @@ def test_slices_pool_into_one_result() -> None:
     assert (pooled.ops, pooled.seconds, pooled.throughput) == (40, 3.0, 40 / 3.0)
     assert pooled.p50 == 0.003 and len(pooled.latencies) == 40
     assert pooled.others == 0.4  # the busiest slice marks the whole
+
+
+def test_a_window_counts_every_call_that_ends_in_it() -> None:
+    # Calls of 0.3 s on a clock of the test's own: a 0.5 s warm-up, then a 1 s window.
+    now = [0.0]
+
+    async def call(i: int) -> None:
+        now[0] += 0.3
+
+    result = asyncio.run(drive(call, concurrency=1, duration=1.0, warmup=0.5, clock=lambda: now[0]))
+    # Ending at 0.6 (begun in the warm-up), 0.9, 1.2 and 1.5: none of the window's time is lost
+    # to a call that straddles its start.
+    assert (result.ops, result.seconds) == (4, 1.0)
+    assert result.latencies == pytest.approx([0.3] * 4)

@@ -292,7 +292,13 @@ def main(argv: list[str] | None = None) -> int:
     report.print_references(found_references)
     report.print_quiet(runs)
     if args.json:
-        report.write_json(args.json, runs, found, found_references)
+        settings = {
+            "runs": args.runs,
+            "duration": args.duration,
+            "warmup": args.warmup,
+            "slices": args.slices,
+        }
+        report.write_json(args.json, runs, found, found_references, settings)
     return 0
 
 

@@ -57,9 +57,12 @@ async def drive(
     duration: float,
     warmup: float,
     units_per_call: int = 1,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> Result:
-    """Keep `concurrency` calls in flight for warmup + duration seconds; count the last part."""
-    start = time.perf_counter()
+    """Keep `concurrency` calls in flight for warmup + duration seconds; count the calls that
+    end in the last `duration` seconds (those that straddle its start or end as well would
+    leave a call's worth of time uncounted per window, more in short slices)."""
+    start = clock()
     measure_from = start + warmup
     stop_at = measure_from + duration
     latencies: list[float] = []
@@ -68,12 +71,12 @@ async def drive(
     async def worker(index: int) -> None:
         nonlocal ops
         while True:
-            began = time.perf_counter()
+            began = clock()
             if began >= stop_at:
                 return
             await call(index)
-            ended = time.perf_counter()
-            if began >= measure_from and ended <= stop_at:
+            ended = clock()
+            if measure_from <= ended <= stop_at:
                 latencies.append(ended - began)
                 ops += units_per_call
 

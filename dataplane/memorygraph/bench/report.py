@@ -64,11 +64,19 @@ def print_references(references: list[Reference]) -> None:
         print(f"  {reference.name:<58} {reference.ratio:6.2f}   [{reference.detail}]")
 
 
-def write_json(path: Path, runs: Runs, checks: list[Check], references: list[Reference]) -> None:
-    """Each run's rates and latencies, the checks and the reference points."""
+def write_json(
+    path: Path,
+    runs: Runs,
+    checks: list[Check],
+    references: list[Reference],
+    settings: dict[str, float] | None = None,
+) -> None:
+    """The settings measured with, each run's rates and latencies, the checks and the
+    reference points."""
     path.write_text(
         json.dumps(
             {
+                "settings": settings or {},
                 "runs": [
                     {
                         k: {

@@ -62,6 +62,11 @@ Measurement = Callable[[], Coroutine[Any, Any, Result]]
 # A scenario's measurement for a given duration and warm-up (seconds).
 Sliceable = Callable[[float, float], Coroutine[Any, Any, Result]]
 
+# What a scenario stored on a server to measure against (its nodes' ids, its session), by
+# scenario and server address: measured again (another run, another slice), a scenario reuses
+# it rather than storing as much again, so every measurement meets the same amount of data.
+_PREPARED: dict[tuple[str, str], Any] = {}
+
 
 async def _sessions(stub: MemoryGraphServiceStub, count: int) -> list[str]:
     return [
@@ -121,11 +126,14 @@ async def measure_get_node(
 ) -> Result:
     async with grpc.aio.insecure_channel(target.address) as channel:
         stub = MemoryGraphServiceStub(channel)
-        session = (await _sessions(stub, 1))[0]
-        ids = [
-            (await stub.AddPrompt(pb.AddPromptRequest(session_id=session, content=CONTENT))).id
-            for _ in range(200)
-        ]
+        ids = _PREPARED.get(("get_node", target.address))
+        if ids is None:
+            session = (await _sessions(stub, 1))[0]
+            ids = [
+                (await stub.AddPrompt(pb.AddPromptRequest(session_id=session, content=CONTENT))).id
+                for _ in range(200)
+            ]
+            _PREPARED["get_node", target.address] = ids
 
         async def call(i: int) -> object:
             return await stub.GetNode(pb.GetNodeRequest(node_id=random.choice(ids)))
@@ -159,27 +167,36 @@ async def measure_get_node_forwarded(
             return await drive(call, concurrency=1, duration=duration, warmup=warmup)
 
 
+async def _stream_session(stub: MemoryGraphServiceStub, target: Target) -> str:
+    """A session of STREAM_NODES prompts (on an echo server, any session: it streams its own)."""
+    session = (await _sessions(stub, 1))[0]
+    if target.for_target == "memorygraph":
+        for _ in range(STREAM_NODES // 1000):
+            await stub.BatchCreateNodes(
+                pb.BatchCreateNodesRequest(
+                    requests=[
+                        pb.CreateNodeRequest(
+                            kind=pb.NODE_KIND_PROMPT,
+                            session_id=session,
+                            content=CONTENT,
+                            prompt=pb.PromptDetails(model="m"),
+                        )
+                        for _ in range(1000)
+                    ]
+                )
+            )
+    return session
+
+
 async def measure_stream_query(target: Target, duration: float, warmup: float) -> Result:
     async with grpc.aio.insecure_channel(
         target.address, options=[("grpc.max_receive_message_length", 64 << 20)]
     ) as channel:
         stub = MemoryGraphServiceStub(channel)
-        session = (await _sessions(stub, 1))[0]
-        if target.for_target == "memorygraph":
-            for _ in range(STREAM_NODES // 1000):
-                await stub.BatchCreateNodes(
-                    pb.BatchCreateNodesRequest(
-                        requests=[
-                            pb.CreateNodeRequest(
-                                kind=pb.NODE_KIND_PROMPT,
-                                session_id=session,
-                                content=CONTENT,
-                                prompt=pb.PromptDetails(model="m"),
-                            )
-                            for _ in range(1000)
-                        ]
-                    )
-                )
+        session = _PREPARED.get(("stream_query", target.address))
+        if session is None:
+            session = await _stream_session(stub, target)
+            _PREPARED["stream_query", target.address] = session
         request = pb.StreamQueryRequest(
             filter=pb.QueryFilter(session_id=session), batch_size=STREAM_BATCH
         )
@@ -252,12 +269,14 @@ async def measure_list_sessions(target: Target, duration: float, warmup: float) 
     merged."""
     async with grpc.aio.insecure_channel(target.address) as channel:
         stub = MemoryGraphServiceStub(channel)
-        stream = stub.Ingest()
-        for _ in range(LISTED_SESSIONS // 1000):
-            items = [pb.IngestItem(session=pb.CreateSessionRequest(title="s"))] * 1000
-            await stream.write(pb.IngestBatch(items=items))
-            await stream.read()
-        await stream.done_writing()
+        if ("list_sessions", target.address) not in _PREPARED:
+            stream = stub.Ingest()
+            for _ in range(LISTED_SESSIONS // 1000):
+                items = [pb.IngestItem(session=pb.CreateSessionRequest(title="s"))] * 1000
+                await stream.write(pb.IngestBatch(items=items))
+                await stream.read()
+            await stream.done_writing()
+            _PREPARED["list_sessions", target.address] = LISTED_SESSIONS
         request = pb.ListSessionsRequest()
 
         async def call(i: int) -> object:
