@@ -23,6 +23,7 @@ find or wrap the handler.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import secrets
@@ -189,8 +190,12 @@ def _end(scope: _Scope) -> None:
     """Undo what `_begin` set: nothing after the call (a log line of gRPC's, the thread's
     next idle moment) is taken for part of it, and its context is let go."""
     deadline_token, named = scope
-    deadline.reset(deadline_token)
-    request_id_var.reset(named)
+    # A token resets only in the context it was made in (gRPC runs a call, its stream's
+    # generator included, in one); nothing here may hide how the call itself ended.
+    with contextlib.suppress(ValueError, RuntimeError):
+        deadline.reset(deadline_token)
+    with contextlib.suppress(ValueError, RuntimeError):
+        request_id_var.reset(named)
 
 
 def _status(
