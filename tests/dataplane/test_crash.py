@@ -1,5 +1,6 @@
 """kill -9 in the middle of a stream of acknowledged writes, round after round (durable mode):
-no acknowledged write is lost and no batch is ever half there."""
+no acknowledged write is lost and no batch is ever half there, whether the write-ahead log file
+written last was a new one or one reused after the log rolled over."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from memorygraph.store.rocks import MAX_WAL_BYTES
 from memorygraph.v1 import graph_pb2 as pb
 from memorygraph.v1.graph_pb2_grpc import MemoryGraphServiceStub
 
@@ -19,6 +21,10 @@ pytestmark = pytest.mark.slow
 
 ROUNDS = 5
 TURNS = 10
+# Filler prompts: about twice their size in the log each; FILLERS of them hold as much as the
+# store's write-ahead log before it rolls over.
+FILLER_CHARS = 900_000
+FILLERS = MAX_WAL_BYTES // (2 * FILLER_CHARS) + 1
 
 
 def batch_with_known_ids() -> tuple[pb.IngestBatch, list[str]]:
@@ -71,14 +77,39 @@ def load(
         return  # the server died under us
 
 
-def test_kill_9_loses_no_acknowledged_batch_and_leaves_no_partial_one(tmp_path: Path) -> None:
+def reusing_a_log(data_dir: Path) -> bool:
+    """Whether RocksDB has, since the store was opened, started a log file by reusing one (its
+    info log names each reuse; every start begins a new info log)."""
+    return any("reusing log" in path.read_text() for path in data_dir.rglob("LOG"))
+
+
+def roll_wal_over(stub: MemoryGraphServiceStub, data_dir: Path) -> int:
+    """Write filler prompts until the write-ahead log has rolled over onto a reused file, so
+    that the writes after this go to one; returns how many."""
+    session = stub.CreateSession(pb.CreateSessionRequest(title="filler")).id
+    content = "f" * FILLER_CHARS
+    written = 0
+    while not reusing_a_log(data_dir):
+        assert written < 4 * FILLERS, "the write-ahead log was never written to a reused file"
+        stub.AddPrompt(pb.AddPromptRequest(session_id=session, content=content), timeout=30)
+        written += 1
+    return written
+
+
+@pytest.mark.parametrize("reused_log", [False, True], ids=["new-log", "reused-log"])
+def test_kill_9_loses_no_acknowledged_batch_and_leaves_no_partial_one(
+    tmp_path: Path, reused_log: bool
+) -> None:
     server = ServerProcess(tmp_path / "data", "--durability", "durable")
     sent: list[list[str]] = []  # every batch handed to the server, acknowledged or not
     acknowledged: list[list[str]] = []
+    fillers: list[int] = []  # filler prompts, a session of them each round (`reused_log`)
     for _ in range(ROUNDS):
         server.start()
         channel = grpc.insecure_channel(server.address)
         stub = MemoryGraphServiceStub(channel)
+        if reused_log:
+            fillers.append(roll_wal_over(stub, server.data_dir))
         enough = threading.Event()
         lock = threading.Lock()
 
@@ -104,7 +135,7 @@ def test_kill_9_loses_no_acknowledged_batch_and_leaves_no_partial_one(tmp_path: 
             if not stub.BatchGetNodes(pb.BatchGetNodesRequest(node_ids=ids[:1])).missing_ids
         )
         metrics = stub.GetMetrics(pb.GetMetricsRequest())
-        assert metrics.sessions == survived
-        assert metrics.nodes_by_kind["prompt"] == survived * TURNS
+        assert metrics.sessions == survived + len(fillers)
+        assert metrics.nodes_by_kind["prompt"] == survived * TURNS + sum(fillers)
     server.stop()
     assert len(acknowledged) >= ROUNDS * 40

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from memorygraph.store import KeyValueStore
 from memorygraph.store.keys import COLUMN_FAMILIES
-from memorygraph.store.rocks import RocksStore
+from memorygraph.store.rocks import (
+    MAX_WAL_BYTES,
+    MIN_BLOB_BYTES,
+    RECYCLED_WAL_FILES,
+    RocksStore,
+)
 
 from .store_support import EVERYTHING, Engine, _all
 
@@ -217,6 +223,49 @@ def test_rocks_store_keeps_synced_and_unsynced_writes_across_a_clean_reopen(
     try:
         assert _all(kv, CF) == [(b"synced", b"1"), (b"unsynced", b"2")]
         assert _all(kv, OTHER_CF) == [(b"m", b"3")]
+    finally:
+        kv.close()
+
+
+@pytest.mark.slow
+def test_rocks_store_write_ahead_log_stays_bounded_and_reuses_its_files(tmp_path: Path) -> None:
+    kv = RocksStore(tmp_path / "db")
+    value = b"v" * (1 << 20)
+    writes = 6 * MAX_WAL_BYTES // len(value)  # six logs' worth
+    try:
+        for i in range(writes):
+            # A family written a little at a time holds on to every log its writes are in
+            # until something makes it flush.
+            kv.write([(CF, b"%06d" % i, value), (OTHER_CF, b"%06d" % i, b"m")], sync=False)
+        kv.sync_wal()
+        logs = list((tmp_path / "db").glob("*.log"))
+        # The live log (a write past the limit starts the next one) and the files kept for
+        # reuse, each about the limit.
+        assert sum(log.stat().st_size for log in logs) <= (2 + RECYCLED_WAL_FILES) * (
+            MAX_WAL_BYTES + 2 * len(value)
+        )
+        assert "reusing log" in (tmp_path / "db" / "LOG").read_text()
+        last = b"%06d" % (writes - 1)
+        assert kv.get(CF, last) == value and kv.get(CF, b"000000") == value
+        assert len(_all(kv, OTHER_CF)) == writes
+    finally:
+        kv.close()
+
+
+def test_rocks_store_keeps_large_values_apart_and_counts_them_in_its_size(tmp_path: Path) -> None:
+    # Values of MIN_BLOB_BYTES and more go to blob files once flushed (here: by the reopen).
+    kv = RocksStore(tmp_path / "db")
+    large = {b"%03d" % i: os.urandom(MIN_BLOB_BYTES * 8) for i in range(64)}
+    small = {b"%03d" % i: b"s%d" % i for i in range(64, 128)}
+    kv.write([(CF, key, value) for key, value in (large | small).items()], sync=True)
+    kv.close()
+    kv = RocksStore(tmp_path / "db")
+    try:
+        assert dict(_all(kv, CF)) == large | small
+        assert [k for k, _ in kv.scan(CF, *EVERYTHING, reverse=True)][:2] == [b"127", b"126"]
+        assert list((tmp_path / "db").glob("*.blob"))
+        # Random bytes do not compress: the size counts every large value.
+        assert kv.size_bytes() >= sum(len(value) for value in large.values())
     finally:
         kv.close()
 
