@@ -40,6 +40,15 @@ def test_synced_echo_keeps_every_request_it_answers(tmp_path: Path) -> None:
     assert written == b"".join(request.SerializeToString() for request in requests)
 
 
+def test_synced_echo_reusing_its_file_writes_over_it_from_the_start(tmp_path: Path) -> None:
+    log = SyncedLog(tmp_path / "echo.log", reuse_bytes=10)
+    assert (tmp_path / "echo.log").read_bytes() == bytes(10)
+    for record in (b"abcd", b"efgh", b"ijkl"):  # the third does not fit after the second
+        log.append(record)
+    log.close()
+    assert (tmp_path / "echo.log").read_bytes() == b"ijklefgh" + bytes(2)
+
+
 def bench(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """`python -m memorygraph.bench ARGS` from the repository."""
     return subprocess.run(
@@ -65,6 +74,7 @@ def test_bench_reports_every_ratio_and_the_reference_points(tmp_path: Path) -> N
         "echo + 100 us of Python CPU per AddPrompt, 32 in flight: throughput",
         "echo + 240 us of Python CPU per AddPrompt, 32 in flight: throughput",
         "echo + an fdatasync per AddPrompt, 1 in flight: p50 latency",
+        "the same fdatasync into a reused file vs appended, 1 in flight: p50 latency",
         "one turn as AddPrompt + AddResponse vs RecordTurn: p50 latency",
     ]
     (run,) = report["runs"]
@@ -76,6 +86,9 @@ def test_bench_reports_every_ratio_and_the_reference_points(tmp_path: Path) -> N
     assert run["mg_workers2.get_node_forwarded.1"]["throughput"] > 0
     assert run["mg_workers2.get_node_direct.1"]["throughput"] > 0
     assert "reference points" in proc.stdout
+    # The stores whose writes are measured were brought to the state of stores in service.
+    for name in ("mg", "mg_fast", "mg_plugins", "mg_workers2"):
+        assert f"  {name}: write-ahead log rolled over onto a reused file" in proc.stdout
     assert all(0 <= result["others"] < 64 for result in run.values())
     assert "other processes used at most" in proc.stdout
     assert all(name in proc.stdout for name in names)
@@ -88,14 +101,23 @@ def test_bench_measures_only_the_groups_asked_for(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads(out.read_text())
     assert [sorted(run) for run in report["runs"]] == [
-        ["echo.add_prompt.1", "echo_sync.add_prompt.1", "mg.add_prompt.1"]
+        [
+            "echo.add_prompt.1",
+            "echo_sync.add_prompt.1",
+            "echo_sync_reused.add_prompt.1",
+            "mg.add_prompt.1",
+        ]
     ] * 2
     assert [c["name"] for c in report["checks"]] == [
         "AddPrompt, 1 in flight: p50 latency vs echo + fdatasync"
     ]
     assert [r["name"] for r in report["references"]] == [
-        "echo + an fdatasync per AddPrompt, 1 in flight: p50 latency"
+        "echo + an fdatasync per AddPrompt, 1 in flight: p50 latency",
+        "the same fdatasync into a reused file vs appended, 1 in flight: p50 latency",
     ]
+    # Only the server this group measures was filled, once per run.
+    assert proc.stdout.count("write-ahead log rolled over") == 2
+    assert proc.stdout.count("  mg: write-ahead log rolled over") == 2
     refused = bench("--only", "everything", timeout=60)
     assert refused.returncode == 2 and "invalid choice" in refused.stderr
 
@@ -103,13 +125,27 @@ def test_bench_measures_only_the_groups_asked_for(tmp_path: Path) -> None:
 def test_a_sliced_run_takes_every_scenario_in_turns_and_pools_them(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     args = ["--runs", "1", "--duration", "0.6", "--warmup", "0.1", "--slices", "3"]
-    proc = bench(*args, "--no-postgres", "--only", "add_prompt.1", "--json", str(out))
+    proc = bench(
+        *args, "--no-postgres", "--fresh-logs", "--only", "add_prompt.1", "--json", str(out)
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "0.6s each in 3 slices taken in turn" in proc.stdout
+    assert "rolled over" not in proc.stdout  # --fresh-logs: the stores as started
     report = json.loads(out.read_text())
-    assert report["settings"] == {"runs": 1, "duration": 0.6, "warmup": 0.1, "slices": 3}
+    assert report["settings"] == {
+        "runs": 1,
+        "duration": 0.6,
+        "warmup": 0.1,
+        "slices": 3,
+        "fresh_logs": True,
+    }
     (run,) = report["runs"]
-    assert sorted(run) == ["echo.add_prompt.1", "echo_sync.add_prompt.1", "mg.add_prompt.1"]
+    assert sorted(run) == [
+        "echo.add_prompt.1",
+        "echo_sync.add_prompt.1",
+        "echo_sync_reused.add_prompt.1",
+        "mg.add_prompt.1",
+    ]
     assert all(result["throughput"] > 0 for result in run.values())
     # One line per scenario and attempt (a busy machine measures the group again), for the
     # pooled slices.

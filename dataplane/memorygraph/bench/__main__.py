@@ -27,6 +27,7 @@ from memorygraph.bench.load import Result
 from memorygraph.bench.verdicts import WORK_REFERENCES_US, Runs, checks, references
 from memorygraph.bench.workloads import (
     Sliceable,
+    Target,
     measure_add_prompt,
     measure_add_prompt_routed,
     measure_get_node,
@@ -37,7 +38,9 @@ from memorygraph.bench.workloads import (
     measure_single_turn,
     measure_stream_query,
     measure_two_call_turn,
+    roll_wal_over,
 )
+from memorygraph.store.rocks import MAX_WAL_BYTES
 
 # The plugin scenario: the validator and the PII redactor on every new node.
 PLUGINS_YAML = """\
@@ -69,6 +72,26 @@ GROUPS = (
     "forwarding",
     "turn",
 )
+# The groups that measure the durable server `mg`. The servers whose writes are measured are
+# measured as stores in service are: their write-ahead log rolled over onto a reused file
+# first (`--fresh-logs`: as started), with at most this much filler.
+MG_GROUPS = frozenset(GROUPS) - {"list_sessions", "forwarding"}
+ROLL_OVER_LIMIT = 16 * MAX_WAL_BYTES
+
+
+def in_service(only: list[str] | None, *servers: tuple[str, Target, frozenset[str]]) -> None:
+    """Bring the store of each of the `servers` (name, target, the groups measuring it) that
+    a group asked for measures into the state of a store in service: filler prompts until its
+    write-ahead log is written to a reused file."""
+    for name, target, used_by in servers:
+        if only and used_by.isdisjoint(only):
+            continue
+        written = roll_wal_over(target, ROLL_OVER_LIMIT)
+        print(
+            f"  {name}: write-ahead log rolled over onto a reused file "
+            f"({written >> 20} MiB of filler prompts)",
+            flush=True,
+        )
 
 
 def one_run(
@@ -122,6 +145,9 @@ def one_run(
             for us in WORK_REFERENCES_US
         }
         synced = servers.enter_context(server("echo", scratch, "--sync-dir", str(scratch)))
+        synced_reused = servers.enter_context(
+            server("echo", scratch, "--sync-dir", str(scratch), "--sync-reuse-mb", "64")
+        )
         # ListSessions over the default 64 shards and over one (sessions filled fast).
         workers = servers.enter_context(
             server("memorygraph", scratch, "--durability", "durable", workers=2)
@@ -132,6 +158,15 @@ def one_run(
             )
             for shards in (1, 64)
         }
+
+        if not args.fresh_logs:
+            in_service(
+                args.only,
+                ("mg", mg, MG_GROUPS),
+                ("mg_fast", fast, frozenset({"add_prompt.32"})),
+                ("mg_plugins", hooked, frozenset({"add_prompt.32"})),
+                ("mg_workers2", workers, frozenset({"workers", "forwarding"})),
+            )
 
         def pg(batch: bool, concurrency: int, prompts: bool = False) -> Sliceable:
             async def measurement(duration: float, warmup: float) -> Result:
@@ -162,6 +197,7 @@ def one_run(
         group(
             "add_prompt.1",
             ("echo_sync.add_prompt.1", partial(measure_add_prompt, synced, 1)),
+            ("echo_sync_reused.add_prompt.1", partial(measure_add_prompt, synced_reused, 1)),
             ("echo.add_prompt.1", partial(measure_add_prompt, echo, 1)),
             ("mg.add_prompt.1", partial(measure_add_prompt, mg, 1)),
         )
@@ -257,6 +293,13 @@ def main(argv: list[str] | None = None) -> int:
         help=f"measure only this group (repeatable): {', '.join(GROUPS)}",
     )
     parser.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL baseline")
+    parser.add_argument(
+        "--fresh-logs",
+        action="store_true",
+        help="measure the stores written to as started, their write-ahead log in its first, new "
+        "file; by default filler prompts roll it over onto a reused file first, as in a store "
+        "in service",
+    )
     parser.add_argument("--json", type=Path, help="also write the results here as JSON")
     args = parser.parse_args(argv)
     if args.repeats < 0 or args.runs < 1 or args.slices < 1:
@@ -297,6 +340,7 @@ def main(argv: list[str] | None = None) -> int:
             "duration": args.duration,
             "warmup": args.warmup,
             "slices": args.slices,
+            "fresh_logs": args.fresh_logs,
         }
         report.write_json(args.json, runs, found, found_references, settings)
     return 0

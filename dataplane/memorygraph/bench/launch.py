@@ -62,8 +62,9 @@ def server(kind: str, scratch: Path, *extra: str, workers: int = 1) -> Iterator[
     ]
     if workers > 1:
         args += ["--workers", str(workers)]
-    if kind == "memorygraph":
-        args += ["--data-dir", str(scratch / f"data-{port}")]
+    data_dir = scratch / f"data-{port}" if kind == "memorygraph" else None
+    if data_dir is not None:
+        args += ["--data-dir", str(data_dir)]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
     try:
@@ -72,7 +73,7 @@ def server(kind: str, scratch: Path, *extra: str, workers: int = 1) -> Iterator[
             raise RuntimeError(f"{kind} server failed to start")
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             grpc.channel_ready_future(channel).result(timeout=30)
-        yield Target(kind, f"127.0.0.1:{port}")
+        yield Target(kind, f"127.0.0.1:{port}", data_dir)
     finally:
         proc.terminate()
         proc.wait(30)

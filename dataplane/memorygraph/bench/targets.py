@@ -6,13 +6,17 @@ real server returns, and doing nothing else. With `--work-us N` its AddPrompt fi
 microseconds of CPU in Python: a reference for what a handler's own work costs in this server
 flavour, apart from anything MemoryGraph does. With `--sync-dir DIR` its AddPrompt first appends
 the request to a log file in DIR and waits for `fdatasync`: the least any server that answers
-only once a write is on stable storage can add to a call on this machine's disk.
+only once a write is on stable storage can add to a call on this machine's disk, when each
+write makes the file longer. With `--sync-reuse-mb N` as well, it writes over a file of N MiB
+written out at start: what the sync costs when the file system has no new blocks or size to
+record, as in a write-ahead log file reused.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import threading
 import time
 from collections.abc import Iterator
 from concurrent import futures
@@ -54,14 +58,34 @@ def spend_cpu(seconds: float) -> None:
 
 
 class SyncedLog:
-    """An append-only file each record is synced to before `append` returns (the GIL is free
-    while the write and the sync run)."""
+    """A file each record is synced to before `append` returns (the GIL is free while the
+    write and the sync run): appended to, or with `reuse_bytes`, written over from the start
+    of a file of that size written out beforehand, again from the start once full (a log file
+    reused, as a store in service writes its write-ahead log)."""
 
-    def __init__(self, path: Path) -> None:
-        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    def __init__(self, path: Path, reuse_bytes: int = 0) -> None:
+        self.reuse_bytes = reuse_bytes
+        self.offset = 0
+        self._placing = threading.Lock()  # concurrent appends take distinct places
+        if not reuse_bytes:
+            self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            return
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        chunk = bytes(1 << 20)
+        for start in range(0, reuse_bytes, len(chunk)):
+            os.write(self.fd, chunk[: reuse_bytes - start])
+        os.fsync(self.fd)
 
     def append(self, record: bytes) -> None:
-        os.write(self.fd, record)
+        if not self.reuse_bytes:
+            os.write(self.fd, record)
+        else:
+            with self._placing:
+                if self.offset + len(record) > self.reuse_bytes:
+                    self.offset = 0
+                at = self.offset
+                self.offset += len(record)
+            os.pwrite(self.fd, record, at)
         os.fdatasync(self.fd)
 
     def close(self) -> None:
@@ -115,8 +139,11 @@ def run_echo(
     batch_size: int,
     work_seconds: float = 0.0,
     sync_dir: Path | None = None,
+    sync_reuse_bytes: int = 0,
 ) -> None:
-    log = SyncedLog(sync_dir / f"echo-{port}.log") if sync_dir is not None else None
+    log = None
+    if sync_dir is not None:
+        log = SyncedLog(sync_dir / f"echo-{port}.log", sync_reuse_bytes)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers),
         maximum_concurrent_rpcs=max_concurrent_rpcs,
@@ -199,6 +226,13 @@ def main() -> None:
         type=Path,
         help="echo: append each AddPrompt request to a log file here and fdatasync it first",
     )
+    parser.add_argument(
+        "--sync-reuse-mb",
+        type=int,
+        default=0,
+        help="echo with --sync-dir: write over a log file of this many MiB written out at "
+        "start, instead of appending",
+    )
     args = parser.parse_args()
     defaults = load_config(None, {}, environ={})
     if args.kind == "echo":
@@ -210,6 +244,7 @@ def main() -> None:
             args.batch_size,
             args.work_us / 1e6,
             args.sync_dir,
+            args.sync_reuse_mb << 20,
         )
     elif args.workers > 1:
         run_workers(args.port, args.data_dir, args.durability, args.workers)

@@ -190,6 +190,12 @@ REFERENCES = (
         latency=True,
     ),
     _Comparison(
+        "the same fdatasync into a reused file vs appended, 1 in flight: p50 latency",
+        "echo_sync_reused.add_prompt.1",
+        "echo_sync.add_prompt.1",
+        latency=True,
+    ),
+    _Comparison(
         "one turn as AddPrompt + AddResponse vs RecordTurn: p50 latency",
         "mg.two_call_turn",
         "mg.single_turn",

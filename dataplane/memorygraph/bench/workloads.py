@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -41,6 +42,7 @@ __all__ = [
     "measure_single_turn",
     "measure_stream_query",
     "measure_two_call_turn",
+    "roll_wal_over",
 ]
 
 STREAM_NODES = 10_000
@@ -52,10 +54,12 @@ CONTENT = "Summarise the conversation so far in three bullet points, please."
 
 @dataclass(frozen=True)
 class Target:
-    """A running server under test: what it is and where it listens."""
+    """A running server under test: what it is, where it listens and (MemoryGraph) where it
+    keeps its data."""
 
     for_target: str  # "memorygraph", "echo"
     address: str
+    data_dir: Path | None = None
 
 
 Measurement = Callable[[], Coroutine[Any, Any, Result]]
@@ -66,6 +70,48 @@ Sliceable = Callable[[float, float], Coroutine[Any, Any, Result]]
 # scenario and server address: measured again (another run, another slice), a scenario reuses
 # it rather than storing as much again, so every measurement meets the same amount of data.
 _PREPARED: dict[tuple[str, str], Any] = {}
+
+
+# Filler prompts that roll a store's write-ahead log over (`roll_wal_over`), sent in batches
+# of a session each: long prompts, each about twice its size in the log (the node and its
+# event), short enough for the plugin scenario's validator (at most 20,000 characters).
+FILLER_CHARS = 19_000
+FILLERS_PER_BATCH = 40
+# What RocksDB's info log (a LOG file in each store's directory, begun anew at every start)
+# says each time a new write-ahead log file reuses an old one.
+_REUSED_LOG = "reusing log"
+
+
+def _reusing_logs(data_dir: Path) -> bool:
+    """Whether every store under `data_dir` has written to a reused log file since it opened."""
+    logs = list(data_dir.rglob("LOG"))
+    return bool(logs) and all(_REUSED_LOG in log.read_text(errors="replace") for log in logs)
+
+
+def roll_wal_over(target: Target, limit_bytes: int) -> int:
+    """Write filler prompts into `target` until every store under its data directory writes
+    its write-ahead log into a reused file, as a store in service does (the first log file
+    after a start is a new one, whose syncs cost more); returns the bytes of content written.
+    RuntimeError if `limit_bytes` were written first."""
+    if target.data_dir is None:
+        raise ValueError(f"{target.for_target} at {target.address} has no data directory")
+    content = "f" * FILLER_CHARS
+    written = 0
+    with grpc.insecure_channel(target.address) as channel:
+        stub = MemoryGraphServiceStub(channel)
+        while not _reusing_logs(target.data_dir):
+            if written >= limit_bytes:
+                raise RuntimeError(
+                    f"{target.address}: no reused write-ahead log file after {written} bytes"
+                )
+            session = stub.CreateSession(pb.CreateSessionRequest(title="filler")).id
+            prompt = pb.CreateNodeRequest(
+                kind=pb.NODE_KIND_PROMPT, session_id=session, content=content
+            )
+            batch = pb.BatchCreateNodesRequest(requests=[prompt] * FILLERS_PER_BATCH)
+            stub.BatchCreateNodes(batch, timeout=60)
+            written += FILLERS_PER_BATCH * len(content)
+    return written
 
 
 async def _sessions(stub: MemoryGraphServiceStub, count: int) -> list[str]:
