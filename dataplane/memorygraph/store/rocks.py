@@ -32,7 +32,10 @@ MAX_WAL_BYTES = 64 << 20
 # overwrites blocks the file already has, so the file system has no new blocks or size to
 # record: on the benchmark machine's ext4 the sync of a 17-key write took about 90 µs in a
 # reused file against 150 µs appended to a new one. The first log file after a start is new;
-# the ones after it reuse these.
+# the ones after it reuse these. Recovery tells a reused file's old records from new ones by
+# their log number and relies on sequence numbers running on from one log file to the next:
+# nothing may write past the log (no disableWAL), ingest external table files or take
+# checkpoints while this is on. (RocksDB's own crash tests run with it off.)
 RECYCLED_WAL_FILES = 2
 # Values this large or larger (a long prompt's record, in the nodes, the session index and its
 # event) are kept in blob files beside the tables, which hold a reference in their place. The
