@@ -109,7 +109,7 @@ def test_bench_measures_only_the_groups_asked_for(tmp_path: Path) -> None:
         ]
     ] * 2
     assert [c["name"] for c in report["checks"]] == [
-        "AddPrompt, 1 in flight: p50 latency vs echo + fdatasync"
+        "AddPrompt, 1 in flight: p50 latency vs echo + fdatasync into a reused file"
     ]
     assert [r["name"] for r in report["references"]] == [
         "echo + an fdatasync per AddPrompt, 1 in flight: p50 latency",

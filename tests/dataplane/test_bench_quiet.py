@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from memorygraph.bench.load import Result
-from memorygraph.bench.quiet import others, quietest, snapshot
+from memorygraph.bench.quiet import CpuSnapshot, others, quietest, settle, snapshot
 
 BUSY = "import time\nend = time.monotonic() + 30\nwhile time.monotonic() < end: pass\n"
 
@@ -65,6 +65,28 @@ def test_a_process_outside_the_tree_counts_and_the_trees_own_do_not() -> None:
 def test_no_time_no_cores() -> None:
     now = snapshot()
     assert others(now, now) == 0.0
+
+
+def _own_cpu(*cores: float) -> object:
+    """Snapshots a window apart whose own CPU grows by `cores` per second, one after another."""
+    when, own = time.monotonic(), 0.0
+    rates = iter(cores)
+
+    def take() -> CpuSnapshot:
+        nonlocal when, own
+        rate = next(rates)
+        when, own = when + 0.01, own + rate * 0.01
+        return CpuSnapshot(when, 0.0, own)
+
+    return take
+
+
+def test_settling_waits_for_the_benchmarks_own_processes_to_go_idle() -> None:
+    # Busy (a server compacting), busy, then idle: settled at the third window.
+    waited = settle(window=0.01, take=_own_cpu(0.0, 0.9, 0.5, 0.01))  # type: ignore[arg-type]
+    assert waited is not None and waited >= 0.03
+    still_busy = _own_cpu(*([0.9] * 1000))
+    assert settle(window=0.01, timeout=0.05, take=still_busy) is None  # type: ignore[arg-type]
 
 
 def _attempts(*busy: float) -> tuple[list[int], object]:

@@ -72,9 +72,10 @@ GROUPS = (
     "forwarding",
     "turn",
 )
-# The groups that measure the durable server `mg`. The servers whose writes are measured are
-# measured as stores in service are: their write-ahead log rolled over onto a reused file
-# first (`--fresh-logs`: as started), with at most this much filler.
+# The groups that measure the durable server `mg`. Every MemoryGraph server but the two
+# ListSessions ones (filled by their scenario) is measured as a store in service is: its
+# write-ahead log rolled over onto a reused file first (`--fresh-logs`: as started), with at
+# most this much filler.
 MG_GROUPS = frozenset(GROUPS) - {"list_sessions", "forwarding"}
 ROLL_OVER_LIMIT = 16 * MAX_WAL_BYTES
 
@@ -83,15 +84,23 @@ def in_service(only: list[str] | None, *servers: tuple[str, Target, frozenset[st
     """Bring the store of each of the `servers` (name, target, the groups measuring it) that
     a group asked for measures into the state of a store in service: filler prompts until its
     write-ahead log is written to a reused file."""
+    filled = False
     for name, target, used_by in servers:
         if only and used_by.isdisjoint(only):
             continue
         written = roll_wal_over(target, ROLL_OVER_LIMIT)
+        filled = True
         print(
             f"  {name}: write-ahead log rolled over onto a reused file "
             f"({written >> 20} MiB of filler prompts)",
             flush=True,
         )
+    if filled:  # the flushes and compactions the filler set off end before any measurement
+        waited = quiet.settle()
+        if waited is None:
+            print("  the servers were still busy a minute after the filler", flush=True)
+        else:
+            print(f"  the servers were idle {waited:.1f}s after the filler", flush=True)
 
 
 def one_run(
@@ -296,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--fresh-logs",
         action="store_true",
-        help="measure the stores written to as started, their write-ahead log in its first, new "
+        help="measure the stores as started, their write-ahead log in its first, new "
         "file; by default filler prompts roll it over onto a reused file first, as in a store "
         "in service",
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -77,3 +78,5 @@ def server(kind: str, scratch: Path, *extra: str, workers: int = 1) -> Iterator[
     finally:
         proc.terminate()
         proc.wait(30)
+        if data_dir is not None:  # a run's stores take hundreds of MiB; the next run makes its own
+            shutil.rmtree(data_dir, ignore_errors=True)

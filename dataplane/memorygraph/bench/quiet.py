@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-__all__ = ["NOISY_CORES", "CpuSnapshot", "Others", "others", "quietest", "snapshot"]
+__all__ = ["NOISY_CORES", "CpuSnapshot", "Others", "others", "quietest", "settle", "snapshot"]
 
 # A scenario during which others used more than this is marked as measured on a busy machine.
 NOISY_CORES = 0.25
@@ -82,6 +82,27 @@ def snapshot(
     root = os.getpid() if root is None else root
     own = _trees_cpu([root, *also], _processes(proc))
     return CpuSnapshot(time.monotonic(), _machine_busy(proc), own)
+
+
+def settle(
+    idle_cores: float = 0.05,
+    window: float = 0.5,
+    timeout: float = 60.0,
+    take: Callable[[], CpuSnapshot] = snapshot,
+) -> float | None:
+    """Wait until the benchmark's own processes (its servers' flushes and compactions among
+    them, which `others` does not count) use less than `idle_cores` over `window` seconds;
+    the seconds waited, None if they were still busy after `timeout`."""
+    started = time.monotonic()
+    before = take()
+    while True:
+        time.sleep(window)
+        after = take()
+        if (after.own - before.own) / max(after.when - before.when, 1e-9) < idle_cores:
+            return time.monotonic() - started
+        if time.monotonic() - started > timeout:
+            return None
+        before = after
 
 
 def others(before: CpuSnapshot, after: CpuSnapshot) -> float:

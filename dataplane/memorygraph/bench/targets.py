@@ -64,6 +64,7 @@ class SyncedLog:
     reused, as a store in service writes its write-ahead log)."""
 
     def __init__(self, path: Path, reuse_bytes: int = 0) -> None:
+        self.path = path
         self.reuse_bytes = reuse_bytes
         self.offset = 0
         self._placing = threading.Lock()  # concurrent appends take distinct places
@@ -157,6 +158,7 @@ def run_echo(
     server.stop(1).wait()
     if log is not None:
         log.close()
+        log.path.unlink(missing_ok=True)
 
 
 def _config(port: int, data_dir: Path, durability: str, **settings: Any) -> ServerConfig:

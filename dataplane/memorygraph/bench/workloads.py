@@ -7,7 +7,9 @@ started, in what order the workloads run and what their results mean do not.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import os
 import random
 import threading
 import time
@@ -95,7 +97,6 @@ def roll_wal_over(target: Target, limit_bytes: int) -> int:
     RuntimeError if `limit_bytes` were written first."""
     if target.data_dir is None:
         raise ValueError(f"{target.for_target} at {target.address} has no data directory")
-    content = "f" * FILLER_CHARS
     written = 0
     with grpc.insecure_channel(target.address) as channel:
         stub = MemoryGraphServiceStub(channel)
@@ -105,6 +106,8 @@ def roll_wal_over(target: Target, limit_bytes: int) -> int:
                     f"{target.address}: no reused write-ahead log file after {written} bytes"
                 )
             session = stub.CreateSession(pb.CreateSessionRequest(title="filler")).id
+            # Random text compresses as little as a real prompt does, or less.
+            content = base64.b64encode(os.urandom(FILLER_CHARS * 3 // 4)).decode()
             prompt = pb.CreateNodeRequest(
                 kind=pb.NODE_KIND_PROMPT, session_id=session, content=content
             )
