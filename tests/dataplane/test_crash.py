@@ -11,7 +11,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from memorygraph.store.rocks import MAX_WAL_BYTES
+from memorygraph.store.rocks import MAX_WAL_BYTES, reused_a_log_file
 from memorygraph.v1 import graph_pb2 as pb
 from memorygraph.v1.graph_pb2_grpc import MemoryGraphServiceStub
 
@@ -77,19 +77,13 @@ def load(
         return  # the server died under us
 
 
-def reusing_a_log(data_dir: Path) -> bool:
-    """Whether RocksDB has, since the store was opened, started a log file by reusing one (its
-    info log names each reuse; every start begins a new info log)."""
-    return any("reusing log" in path.read_text() for path in data_dir.rglob("LOG"))
-
-
 def roll_wal_over(stub: MemoryGraphServiceStub, data_dir: Path) -> int:
     """Write filler prompts until the write-ahead log has rolled over onto a reused file, so
     that the writes after this go to one; returns how many."""
     session = stub.CreateSession(pb.CreateSessionRequest(title="filler")).id
     content = "f" * FILLER_CHARS
     written = 0
-    while not reusing_a_log(data_dir):
+    while not reused_a_log_file(data_dir):
         assert written < 4 * FILLERS, "the write-ahead log was never written to a reused file"
         stub.AddPrompt(pb.AddPromptRequest(session_id=session, content=content), timeout=30)
         written += 1

@@ -22,6 +22,7 @@ import grpc
 
 from memorygraph.bench.load import Result, drive
 from memorygraph.model import parse_id
+from memorygraph.store.rocks import reused_a_log_file
 from memorygraph.store.shards import Shards
 from memorygraph.v1 import graph_pb2 as pb
 from memorygraph.v1.graph_pb2_grpc import MemoryGraphServiceStub
@@ -79,15 +80,13 @@ _PREPARED: dict[tuple[str, str], Any] = {}
 # event), short enough for the plugin scenario's validator (at most 20,000 characters).
 FILLER_CHARS = 19_000
 FILLERS_PER_BATCH = 40
-# What RocksDB's info log (a LOG file in each store's directory, begun anew at every start)
-# says each time a new write-ahead log file reuses an old one.
-_REUSED_LOG = "reusing log"
 
 
 def _reusing_logs(data_dir: Path) -> bool:
-    """Whether every store under `data_dir` has written to a reused log file since it opened."""
-    logs = list(data_dir.rglob("LOG"))
-    return bool(logs) and all(_REUSED_LOG in log.read_text(errors="replace") for log in logs)
+    """Whether every store under `data_dir` (a worker's each in a directory of its own) has
+    written to a reused log file since it opened."""
+    stores = {log.parent for log in data_dir.rglob("LOG")}
+    return bool(stores) and all(reused_a_log_file(store) for store in stores)
 
 
 def roll_wal_over(target: Target, limit_bytes: int) -> int:

@@ -45,6 +45,16 @@ RECYCLED_WAL_FILES = 2
 # finding that session's last prompt read the large block next to it every time.) Blob
 # garbage (values deleted or overwritten) is collected as compactions rewrite older blob files.
 MIN_BLOB_BYTES = 4096
+# What RocksDB's info log (LOG in the store's directory, begun anew at every open) says each
+# time it starts a write-ahead log file by reusing an old one.
+_REUSED_LOG = "reusing log"
+
+
+def reused_a_log_file(path: Path) -> bool:
+    """Whether the store in `path` has, since it was opened, started a write-ahead log file by
+    reusing an old one (see RECYCLED_WAL_FILES)."""
+    log = Path(path) / "LOG"
+    return log.is_file() and _REUSED_LOG in log.read_text(errors="replace")
 
 
 def _options() -> Options:
