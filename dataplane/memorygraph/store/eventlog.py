@@ -45,6 +45,9 @@ log = logging.getLogger("memorygraph.store")
 # Events a trimming step removes at most (see `EventLog.trim`).
 TRIM_STEP = 10_000
 
+# `EventType.is_lifecycle`, as a set to look an event's type up in (every commit, per event).
+_LIFECYCLE = frozenset(t for t in EventType if t.is_lifecycle)
+
 
 def _int8(value: int) -> bytes:
     return value.to_bytes(8, signed=True)
@@ -174,8 +177,19 @@ class EventLog:
             changes.events if changes.events is not None else derive_events(changes, session_of)
         )
         remote: list[tuple[int, Event]] = []
+        # A commit's events mostly share a session (all of a turn's): its shard once, and
+        # whether its index takes them.
+        sessions: dict[bytes, tuple[int, bool]] = {}
         for event in events:
-            shard = self._shard_of(event, locate)
+            session = event.session_id
+            if session is None:
+                shard, indexed = self._shard_of(event, locate), False
+            elif (known_session := sessions.get(session)) is not None:
+                shard, indexed = known_session
+            else:
+                shard = self._shards.of_id(session)
+                indexed = session not in gone and session not in unindexed
+                sessions[session] = shard, indexed
             if self._owns is not None and not self._owns(shard):
                 remote.append((shard, event))
                 continue
@@ -184,13 +198,12 @@ class EventLog:
             count += 1
             known = edge_records.get(id(event.edge)) if event.edge is not None else None
             ops.append((keys.CF_EVENTS, keys.event_key(sequence), encode_event(event, known)))
-            if event.type is EventType.SESSION_RESTORED and event.session_id is not None:
-                restored = changes.time.to_bytes(8)
-                ops.append((keys.CF_META, keys.restored_key(event.session_id), restored))
-            elif (session := indexed_session(event)) is not None and not (
-                session in gone or session in unindexed
-            ):
-                ops.append(self._index_op(session, sequence))
+            if event.type in _LIFECYCLE:
+                if event.type is EventType.SESSION_RESTORED and session is not None:
+                    restored = changes.time.to_bytes(8)
+                    ops.append((keys.CF_META, keys.restored_key(session), restored))
+            elif indexed and session is not None:
+                ops.append(session_event_op(self._shards.prefix(shard), session, sequence))
         for event in restoring:
             ops.append((keys.CF_EVENTS, keys.event_key(event.sequence), encode_event(event)))
             if (session := indexed_session(event)) is not None:

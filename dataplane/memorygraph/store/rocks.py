@@ -190,12 +190,12 @@ class RocksStore(Closable):
     def write(self, ops: Sequence[Op], *, sync: bool) -> None:
         self._check_open()
         batch = WriteBatch(raw_mode=True)
-        handles = self._handles
+        handles, put, delete = self._handles, batch.put, batch.delete  # a commit has dozens
         for cf, key, value in ops:
             if value is None:
-                batch.delete(key, handles[cf])
+                delete(key, handles[cf])
             else:
-                batch.put(key, value, handles[cf])
+                put(key, value, handles[cf])
         self._db.write(batch, self._sync if sync else self._nosync)
 
     def delete_range(self, cf: str, start: bytes, end: bytes) -> None:
