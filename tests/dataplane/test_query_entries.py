@@ -3,14 +3,18 @@ again or copied on the way (what makes StreamQuery as fast as the wire allows)."
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from memorygraph.codec import framing
+from memorygraph.codec.nodes import decode_node
 from memorygraph.graph import query as query_module
 from memorygraph.graph.query import QueryFilter
 from memorygraph.graph.service import GraphService
 from memorygraph.model import NewNode, NewSession, NodeKind, format_id
 from memorygraph.store import GraphStore, MemoryStore
 from memorygraph.store.keys import CF_BY_SESSION
+from memorygraph.store.rocks import RocksStore
 from memorygraph.v1 import graph_pb2 as pb
 
 
@@ -44,3 +48,71 @@ def test_a_session_stream_is_the_index_values_joined(monkeypatch: pytest.MonkeyP
         )
     )
     assert [len(b) for b in picked] == [1] and calls.count("unframe") == 50
+
+
+def _pages(store: GraphStore, query: QueryFilter, max_bytes: int) -> list[str]:
+    """Every record `query` matches, page by page (each up to 1000 records and `max_bytes`)."""
+    ids: list[str] = []
+    token = ""
+    while True:
+        page = query_module.run_query(
+            store, query, limit=1000, page_token=token, max_bytes=max_bytes
+        )
+        ids += [pb.Node.FromString(framing.unframe(e)).id for e in page.entries]
+        if not page.next_page_token:
+            return ids
+        token = page.next_page_token
+
+
+def test_reading_a_session_without_its_keys_finds_what_reading_its_keys_does(
+    tmp_path: Path,
+) -> None:
+    # A whole session read in create-time order reads the index's values alone and works out
+    # where it stopped from the last record; a kind filter or a descending read reads the keys.
+    # Both agree, past RocksDB's read chunks, across page tokens and pages cut by size.
+    service = GraphService(GraphStore(RocksStore(tmp_path / "db")))
+    try:
+        session = service.create_session(NewSession(title="s"))
+        for start in range(0, 2600, 200):
+            service.create_nodes(
+                [
+                    NewNode(
+                        NodeKind.PROMPT,
+                        session.id,
+                        f"q{i} " + "x" * (i % 7 * 40),
+                        {"third": str(i % 3 == 0)},
+                    )
+                    for i in range(start, start + 200)
+                ]
+            )
+        store = service.store
+        every_kind = QueryFilter(session_id=session.id, kinds=frozenset(NodeKind))
+        by_keys = _pages(store, every_kind, max_bytes=1 << 30)
+        assert len(by_keys) == 2600
+        whole = QueryFilter(session_id=session.id)
+        assert _pages(store, whole, max_bytes=1 << 30) == by_keys
+        assert _pages(store, whole, max_bytes=20_000) == by_keys  # pages cut by size
+        # A sparse filter reads on past the first chunk, from where the last record says.
+        thirds = QueryFilter(session_id=session.id, metadata=(("third", "True"),))
+        assert _pages(store, thirds, max_bytes=1 << 30) == by_keys[::3]
+        newest_first = _pages(store, QueryFilter(session_id=session.id, descending=True), 1 << 30)
+        assert newest_first == by_keys[::-1]
+        streamed = service.stream_query(whole, batch_size=700, limit=0)
+        batches = [[pb.Node.FromString(framing.unframe(e)).id for e in b] for b in streamed]
+        assert [len(b) for b in batches] == [700, 700, 700, 500]
+        assert [i for b in batches for i in b] == by_keys
+        window = QueryFilter(
+            session_id=session.id,
+            start_time=decode_node(
+                None, framing.unframe(_record(store, session.id, 1000))
+            ).create_time,
+        )
+        assert _pages(store, window, max_bytes=1 << 30) == by_keys[1000:]
+    finally:
+        service.store.close()
+
+
+def _record(store: GraphStore, session_id: bytes, index: int) -> bytes:
+    """The session index value of the session's `index`-th node (in create-time order)."""
+    chunks = store.scan_session_entries(session_id, first=index + 1)
+    return next(chunks)[index][1]

@@ -77,6 +77,33 @@ def test_scan_chunks_lists_what_scan_lists_a_list_at_a_time(kv: KeyValueStore) -
     assert list(kv.scan_chunks(CF, b"\xff", b"\xff\xff")) == []
 
 
+def test_scan_value_chunks_lists_the_values_of_an_ascending_scan(kv: KeyValueStore) -> None:
+    # Each value starts with its key, so `resume` can say where the scan goes on; more entries
+    # than any internal read chunk.
+    kv.write([(CF, i.to_bytes(2), i.to_bytes(2) + b"v" * (i % 5)) for i in range(3000)], sync=False)
+
+    def resume(value: bytes) -> bytes:
+        return value[:2] + b"\x00"
+
+    for start, end in (EVERYTHING, (b"\x00\x05", b"\x0a\x00")):
+        chunks = list(kv.scan_value_chunks(CF, start, end, resume=resume, first=3))
+        assert len(chunks[0]) == 3 and all(chunks)
+        assert [v for chunk in chunks for v in chunk] == [v for _, v in kv.scan(CF, start, end)]
+    assert list(kv.scan_value_chunks(CF, b"\xff", b"\xff\xff", resume=resume)) == []
+
+
+def test_a_value_scan_that_would_not_move_on_fails_instead_of_repeating(tmp_path: Path) -> None:
+    store = RocksStore(tmp_path / "db")
+    try:
+        store.write([(CF, i.to_bytes(2), b"v") for i in range(100)], sync=False)
+        scan = store.scan_value_chunks(CF, *EVERYTHING, resume=lambda value: b"", first=3)
+        assert next(scan) == [b"v"] * 3
+        with pytest.raises(ValueError, match="cannot go on"):
+            next(scan)
+    finally:
+        store.close()
+
+
 def test_scan_includes_start_and_excludes_end(kv: KeyValueStore) -> None:
     kv.write([(CF, bytes([i]), b"v") for i in range(10)], sync=False)
     assert _keys(kv, CF, b"\x03", b"\x06") == [b"\x03", b"\x04", b"\x05"]

@@ -301,6 +301,11 @@ def test_a_worker_scans_its_shards_and_reads_others_through_its_peers(
     assert len(everything) == 6
     assert list(kv.scan(keys.CF_NODES, b"", b"\xff" * 64, reverse=True)) == everything[::-1]
     assert [k for k, _ in everything] == list(kv.scan_keys(keys.CF_NODES, b"", b"\xff" * 64))
+    key_of = {value: key for key, value in everything}
+    values = kv.scan_value_chunks(
+        keys.CF_NODES, b"", b"\xff" * 64, resume=lambda value: key_of[value] + b"\x00", first=1
+    )
+    assert [v for chunk in values for v in chunk] == [v for _, v in everything]
 
 
 def test_a_busy_worker_met_while_committing_fails_the_write_as_unavailable(

@@ -39,6 +39,7 @@ __all__ = [
     "prompt_details",
     "read_usage",
     "record_metadata",
+    "record_position",
     "record_session_id",
     "response_details",
     "session_message",
@@ -271,6 +272,12 @@ def decode_node(node_id: bytes | None, raw: bytes) -> Node:
 def record_session_id(record: bytes) -> bytes | None:
     """The session of the node a record holds (None for a global node)."""
     return _id_or_none(pb.Node.FromString(record).session_id, "session_id")
+
+
+def record_position(record: bytes) -> tuple[int, bytes]:
+    """(create time, id) of the node a record holds."""
+    message = pb.Node.FromString(record)
+    return micros(message.create_time), parse_id(message.id, "id")
 
 
 def record_metadata(record: bytes) -> Mapping[str, str]:

@@ -21,7 +21,7 @@ import heapq
 import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from memorygraph import deadline
 from memorygraph.codec.framing import QUERY_BATCH_NODES, frame, unframe
@@ -31,6 +31,7 @@ from memorygraph.graph.limits import FRAMING
 from memorygraph.model import MAX_TIME, Node, NodeKind, SessionDetails, SessionState
 from memorygraph.store import GraphStore
 from memorygraph.store.keys import NODE_KIND_CODES, session_index_entry
+from memorygraph.store.layout import session_entry_position
 
 __all__ = [
     "DEFAULT_PAGE_SIZE",
@@ -236,22 +237,16 @@ def _scan_session(
     max_bytes: int,
 ) -> tuple[list[bytes], Position | None, bool]:
     """`_scan` of one session: its index entries hold the framed records, so a chunk of
-    entries becomes a list of them in one pass."""
+    entries becomes a list of them in one pass. Without a kind filter (the kind is in the
+    key) an ascending scan reads the records alone, and where it stopped from the last."""
     assert query.session_id is not None
-    chunks = store.scan_session_entries(
-        query.session_id,
-        query.start_time,
-        query.end_time,
-        reverse=query.descending,
-        after=after,
-        first=min(want, budget),
-    )
     codes = {NODE_KIND_CODES[kind] for kind in query.kinds}
+    chunks, value, position = _session_chunks(store, query, after, min(want, budget))
     found: list[bytes] = []
     size = 0
     last: Position | None = None
     scanned = 0
-    pending: list[tuple[bytes, bytes]] = []
+    pending: list[Any] = []
     while len(found) < want and scanned < budget:
         deadline.check()
         # Each entry gives at most one record, so the chunk never overshoots `want`.
@@ -262,38 +257,72 @@ def _scan_session(
         if not chunk:
             return found, last, True
         scanned += len(chunk)
-        matched = [e for e in chunk if e[0][-1] in codes] if codes else chunk
+        matched: list[Any] = [e for e in chunk if e[0][-1] in codes] if codes else chunk
         if query.metadata:
-            matched = [e for e in matched if query.matches(unframe(e[1]))]
-        added = sum(len(value) for _, value in matched)
+            matched = [e for e in matched if query.matches(unframe(value(e)))]
+        records = matched if value is _itself else [value(e) for e in matched]
+        added = sum(map(len, records))
         if size + added > max_bytes:  # this chunk ends the page: take what fits
-            return _fill(found, size, matched, max_bytes, last)
+            return _fill(found, size, matched, max_bytes, last, value, position)
         size += added
-        found += [value for _, value in matched]
-        last = _session_position(chunk[-1][0])
+        found += records
+        last = position(chunk[-1])
     return found, last, False
 
 
-def _session_position(key: bytes) -> Position:
-    create_time, node_id, _ = session_index_entry(key)
+def _session_chunks(
+    store: GraphStore, query: QueryFilter, after: Position | None, first: int
+) -> tuple[Iterator[list[Any]], Callable[[Any], bytes], Callable[[Any], Position]]:
+    """The session's index entries in lists, what record an entry holds and where it sits:
+    (key, record) pairs when the scan filters by kind or descends, else the records alone."""
+    assert query.session_id is not None
+    if query.kinds or query.descending:
+        entries = store.scan_session_entries(
+            query.session_id,
+            query.start_time,
+            query.end_time,
+            reverse=query.descending,
+            after=after,
+            first=first,
+        )
+        return entries, _entry_record, _entry_position
+    records = store.scan_session_records(
+        query.session_id, query.start_time, query.end_time, after=after, first=first
+    )
+    return records, _itself, session_entry_position
+
+
+def _entry_record(entry: tuple[bytes, bytes]) -> bytes:
+    return entry[1]
+
+
+def _entry_position(entry: tuple[bytes, bytes]) -> Position:
+    create_time, node_id, _ = session_index_entry(entry[0])
     return create_time, node_id
+
+
+def _itself(record: bytes) -> bytes:
+    return record
 
 
 def _fill(
     found: list[bytes],
     size: int,
-    matched: list[tuple[bytes, bytes]],
+    matched: list[Any],
     max_bytes: int,
     last: Position | None,
+    value: Callable[[Any], bytes],
+    position: Callable[[Any], Position],
 ) -> tuple[list[bytes], Position | None, bool]:
     """`found` with the `matched` session entries that fit in `max_bytes` (at least one
     record in all), and the position of the last one taken: the next page starts after it."""
-    for key, value in matched:
-        size += len(value)
+    for entry in matched:
+        record = value(entry)
+        size += len(record)
         if found and size > max_bytes:
             break
-        found.append(value)
-        last = _session_position(key)
+        found.append(record)
+        last = position(entry)
     return found, last, False
 
 

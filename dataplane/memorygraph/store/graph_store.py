@@ -24,7 +24,7 @@ from memorygraph.store.counters import Counters, GraphCounts
 from memorygraph.store.decoded import DecodedSessions
 from memorygraph.store.eventlog import EventLog
 from memorygraph.store.kv import KeyValueStore, Op
-from memorygraph.store.layout import graph_ops
+from memorygraph.store.layout import graph_ops, session_entry_position
 from memorygraph.store.records import decode_edge, decode_node
 from memorygraph.store.shards import DEFAULT_SHARDS, Shards
 from memorygraph.store.split import Outbox, SplitKV, applied_key, decode_part, encode_part
@@ -313,6 +313,47 @@ class GraphStore:
         nothing else up."""
         if session_id in self._hidden:
             return
+        lower, upper = self._session_range(session_id, start, end, after, reverse=reverse)
+        yield from self.kv.scan_chunks(
+            keys.CF_BY_SESSION, lower, upper, reverse=reverse, first=first
+        )
+
+    def scan_session_records(
+        self,
+        session_id: bytes,
+        start: int = 0,
+        end: int = MAX_TIME,
+        *,
+        after: tuple[int, bytes] | None = None,
+        first: int = 8,
+    ) -> Iterator[list[bytes]]:
+        """`scan_session_entries` in create-time order without the keys: the framed records
+        alone, read at about half the cost per entry (what a query of a session without a
+        kind filter wants). `layout.session_entry_position` tells where one sits."""
+        if session_id in self._hidden:
+            return
+        lower, upper = self._session_range(session_id, start, end, after, reverse=False)
+        shard = self._session_shard(session_id)
+
+        def resume(entry: bytes) -> bytes:
+            position = session_entry_position(entry)
+            return keys.session_index_prefix(shard, session_id, *position) + b"\xff"
+
+        yield from self.kv.scan_value_chunks(
+            keys.CF_BY_SESSION, lower, upper, resume=resume, first=first
+        )
+
+    def _session_range(
+        self,
+        session_id: bytes,
+        start: int,
+        end: int,
+        after: tuple[int, bytes] | None,
+        *,
+        reverse: bool,
+    ) -> tuple[bytes, bytes]:
+        """[lower, upper) of a session's index entries with create times in [start, end),
+        past the (create time, node id) `after` in scan order."""
         shard = self._session_shard(session_id)
         lower, upper = keys.session_index_range(shard, session_id, start, end)
         if after is not None:
@@ -321,9 +362,7 @@ class GraphStore:
                 upper = min(upper, position)
             else:
                 lower = max(lower, position + b"\xff")  # past every kind byte after that id
-        yield from self.kv.scan_chunks(
-            keys.CF_BY_SESSION, lower, upper, reverse=reverse, first=first
-        )
+        return lower, upper
 
     def scan_kind(
         self, kind: NodeKind, start: int = 0, end: int = MAX_TIME, *, reverse: bool = False

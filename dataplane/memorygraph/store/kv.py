@@ -6,7 +6,7 @@ suite; everything above (the graph layout in `graph.py`) is engine-agnostic.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol
 
 __all__ = ["Closable", "KeyValueStore", "Op"]
@@ -35,6 +35,21 @@ class KeyValueStore(Protocol):
     ) -> Iterator[list[tuple[bytes, bytes]]]:
         """`scan` a list at a time (`first` pairs, then more): for callers that take many
         pairs at once and would spend more on one Python step per pair than on reading it."""
+        ...
+
+    def scan_value_chunks(
+        self,
+        cf: str,
+        start: bytes,
+        end: bytes,
+        *,
+        resume: Callable[[bytes], bytes],
+        first: int = 8,
+    ) -> Iterator[list[bytes]]:
+        """`scan_chunks` ascending, values only, for values that say where they are stored:
+        `resume(value)` is a key past the value's own and at or before the next one's (where
+        the scan goes on after a chunk). Not building the pairs makes a scan of many entries
+        cheaper per entry."""
         ...
 
     def scan_keys(

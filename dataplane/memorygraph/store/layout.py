@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from memorygraph.codec.framing import QUERY_BATCH_NODES, frame
+from memorygraph.codec.framing import QUERY_BATCH_NODES, frame, unframe
+from memorygraph.codec.nodes import record_position
 from memorygraph.model import Edge, Event, Node, NodeKind, TemplateDetails
 from memorygraph.store import keys
 from memorygraph.store.changes import StoreChanges
@@ -20,6 +21,7 @@ __all__ = [
     "indexed_session",
     "name_op",
     "node_index_ops",
+    "session_entry_position",
     "session_event_op",
     "session_index_op",
 ]
@@ -48,6 +50,12 @@ def session_index_op(shard: bytes, node: Node, record: bytes | None) -> Op | Non
     key = keys.session_index_key(shard, node.session_id, node.create_time, node.id, node.kind)
     value = frame(QUERY_BATCH_NODES, record) if record is not None else None
     return (keys.CF_BY_SESSION, key, value)
+
+
+def session_entry_position(entry: bytes) -> tuple[int, bytes]:
+    """(create time, node id) of the node whose session index entry (`session_index_op`'s
+    value) is `entry`: where the entry sits in its session's index."""
+    return record_position(unframe(entry))
 
 
 def node_index_ops(shard: bytes, node: Node, record: bytes | None) -> list[Op]:

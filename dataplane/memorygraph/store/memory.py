@@ -9,7 +9,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from memorygraph.store.keys import COLUMN_FAMILIES
 from memorygraph.store.kv import Closable, Op
@@ -56,6 +56,18 @@ class MemoryStore(Closable):
         while chunk := list(itertools.islice(entries, size)):
             yield chunk
             size = 1024
+
+    def scan_value_chunks(
+        self,
+        cf: str,
+        start: bytes,
+        end: bytes,
+        *,
+        resume: Callable[[bytes], bytes],
+        first: int = 8,
+    ) -> Iterator[list[bytes]]:
+        for chunk in self.scan_chunks(cf, start, end, first=first):
+            yield [value for _, value in chunk]
 
     def scan_keys(
         self, cf: str, start: bytes, end: bytes, *, reverse: bool = False

@@ -7,7 +7,7 @@ one RocksDB WriteBatch, so a crash leaves all of it or none of it.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -115,8 +115,20 @@ class RocksStore(Closable):
         self, cf: str, start: bytes, end: bytes, *, reverse: bool = False, first: int = FIRST_CHUNK
     ) -> Iterator[list[tuple[bytes, bytes]]]:
         chunks: Iterator[list[tuple[bytes, bytes]]] = self._chunks(
-            cf, start, end, reverse, values=True, first=first
+            cf, start, end, reverse, "items", first
         )
+        return chunks
+
+    def scan_value_chunks(
+        self,
+        cf: str,
+        start: bytes,
+        end: bytes,
+        *,
+        resume: Callable[[bytes], bytes],
+        first: int = FIRST_CHUNK,
+    ) -> Iterator[list[bytes]]:
+        chunks: Iterator[list[bytes]] = self._chunks(cf, start, end, False, "values", first, resume)
         return chunks
 
     def scan_keys(
@@ -127,12 +139,21 @@ class RocksStore(Closable):
 
     def _scan(self, cf: str, start: bytes, end: bytes, reverse: bool, *, values: bool) -> Any:
         first = FIRST_CHUNK_BACKWARD if reverse else FIRST_CHUNK
-        for chunk in self._chunks(cf, start, end, reverse, values=values, first=first):
+        for chunk in self._chunks(cf, start, end, reverse, "items" if values else "keys", first):
             yield from chunk
 
     def _chunks(
-        self, cf: str, start: bytes, end: bytes, reverse: bool, *, values: bool, first: int
+        self,
+        cf: str,
+        start: bytes,
+        end: bytes,
+        reverse: bool,
+        what: str,
+        first: int,
+        resume: Callable[[bytes], bytes] | None = None,
     ) -> Any:
+        """Lists of what rocksdict's iterator `what` ("items", "keys", "values") gives. A scan
+        of values goes on from `resume(value)` after each chunk (ascending only)."""
         # Read in chunks, each with its own short-lived RocksDB iterator: an iterator pins the
         # memtables and files it started on (and keeps the database from closing), so none may
         # outlive a chunk while a slow consumer holds the generator.
@@ -140,14 +161,20 @@ class RocksStore(Closable):
         table = self._cfs[cf]
         size = first  # many scans stop after a few entries: start small, then grow
         while True:
-            chunk = self._read_chunk(table, start, end, reverse, size, values)
+            chunk = self._read_chunk(table, start, end, reverse, size, what)
             if chunk:
                 yield chunk
             if len(chunk) < size:
                 return
             size = min(size * 4, SCAN_CHUNK)
             self._check_open()  # the consumer may have closed the store between chunks
-            last = chunk[-1][0] if values else chunk[-1]
+            if resume is not None:
+                after = resume(chunk[-1])
+                if after <= start:  # a scan that does not move on would never end
+                    raise ValueError(f"a scan of {cf} cannot go on from {after!r}")
+                start = after
+                continue
+            last = chunk[-1][0] if what == "items" else chunk[-1]
             if reverse:
                 end = last
             else:
@@ -155,16 +182,16 @@ class RocksStore(Closable):
 
     @staticmethod
     def _read_chunk(
-        table: Rdict, start: bytes, end: bytes, reverse: bool, size: int, values: bool
+        table: Rdict, start: bytes, end: bytes, reverse: bool, size: int, what: str
     ) -> list[Any]:
         if reverse:
-            return RocksStore._read_chunk_backward(table, start, end, size, values)
+            return RocksStore._read_chunk_backward(table, start, end, size, what == "items")
         # The upper bound goes to RocksDB, so a forward entry costs one step of a native
         # iterator. (rocksdict 0.3 iterators yield nothing once a lower bound is set.)
         bounds = ReadOptions()
         bounds.set_iterate_upper_bound(end)
         # raw_mode: keys and values are bytes.
-        read = table.items if values else table.keys
+        read = getattr(table, what)
         return list(itertools.islice(read(from_key=start, read_opt=bounds), size))
 
     @staticmethod

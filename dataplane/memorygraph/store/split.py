@@ -22,7 +22,7 @@ import logging
 import struct
 import threading
 import time
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Protocol
 
 from memorygraph.errors import Unavailable
@@ -266,6 +266,24 @@ class SplitKV:
                 yield from self.local.scan_chunks(cf, lower, upper, reverse=reverse, first=first)
             else:
                 yield from remote_chunks(peer, cf, lower, upper, reverse, values=True)
+
+    def scan_value_chunks(
+        self,
+        cf: str,
+        start: bytes,
+        end: bytes,
+        *,
+        resume: Callable[[bytes], bytes],
+        first: int = 8,
+    ) -> Iterator[list[bytes]]:
+        for peer, lower, upper in self._ranges(cf, start, end, False):
+            if peer is None:
+                yield from self.local.scan_value_chunks(
+                    cf, lower, upper, resume=resume, first=first
+                )
+            else:
+                for chunk in remote_chunks(peer, cf, lower, upper, False, values=True):
+                    yield [value for _, value in chunk]
 
     def scan_keys(
         self, cf: str, start: bytes, end: bytes, *, reverse: bool = False
