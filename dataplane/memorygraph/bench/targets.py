@@ -25,6 +25,7 @@ from typing import Any
 
 import grpc
 
+from memorygraph.bench.workloads import CONTENT, MODEL
 from memorygraph.config import ServerConfig, load_config
 from memorygraph.model import format_id, new_id
 from memorygraph.server import start_server, wait_for_stop_signal
@@ -35,14 +36,15 @@ from memorygraph.v1 import graph_pb2_grpc as pb_grpc
 __all__ = ["EchoServicer", "SyncedLog", "canned_node"]
 
 
-def canned_node(content: str = "What is the capital of France?") -> pb.Node:
-    """A prompt node as MemoryGraph returns it, for the echo server to answer with."""
+def canned_node(content: str = CONTENT) -> pb.Node:
+    """A prompt node as MemoryGraph returns it, for the echo server to answer with: by
+    default, one like those the scenarios write."""
     node = pb.Node(
         id=format_id(new_id()),
         kind=pb.NODE_KIND_PROMPT,
         session_id=format_id(new_id()),
         content=content,
-        prompt=pb.PromptDetails(model="bench-model"),
+        prompt=pb.PromptDetails(model=MODEL),
     )
     node.create_time.GetCurrentTime()
     node.update_time.CopyFrom(node.create_time)

@@ -29,6 +29,7 @@ from memorygraph.v1.graph_pb2_grpc import MemoryGraphServiceStub
 
 __all__ = [
     "CONTENT",
+    "MODEL",
     "STREAM_BATCH",
     "STREAM_NODES",
     "TURNS_PER_BATCH",
@@ -52,7 +53,10 @@ STREAM_NODES = 10_000
 LISTED_SESSIONS = 10_000
 STREAM_BATCH = 1000
 TURNS_PER_BATCH = 50
+# What the prompts the scenarios write say, and the model they name: the echo server answers
+# with nodes holding the same, so that both sides send messages of one size.
 CONTENT = "Summarise the conversation so far in three bullet points, please."
+MODEL = "bench-model"
 
 
 @dataclass(frozen=True)
@@ -131,7 +135,7 @@ async def measure_add_prompt(
 
         async def call(i: int) -> object:
             return await stub.AddPrompt(
-                pb.AddPromptRequest(session_id=sessions[i], content=CONTENT, model="bench-model")
+                pb.AddPromptRequest(session_id=sessions[i], content=CONTENT, model=MODEL)
             )
 
         return await drive(call, concurrency=concurrency, duration=duration, warmup=warmup)
@@ -178,7 +182,11 @@ async def measure_get_node(
         if ids is None:
             session = (await _sessions(stub, 1))[0]
             ids = [
-                (await stub.AddPrompt(pb.AddPromptRequest(session_id=session, content=CONTENT))).id
+                (
+                    await stub.AddPrompt(
+                        pb.AddPromptRequest(session_id=session, content=CONTENT, model=MODEL)
+                    )
+                ).id
                 for _ in range(200)
             ]
             _PREPARED["get_node", target.address] = ids
@@ -227,7 +235,7 @@ async def _stream_session(stub: MemoryGraphServiceStub, target: Target) -> str:
                             kind=pb.NODE_KIND_PROMPT,
                             session_id=session,
                             content=CONTENT,
-                            prompt=pb.PromptDetails(model="m"),
+                            prompt=pb.PromptDetails(model=MODEL),
                         )
                         for _ in range(1000)
                     ]
