@@ -1,5 +1,6 @@
-"""A session query sends the session index's values as they are: no record is decoded, framed
-again or copied on the way (what makes StreamQuery as fast as the wire allows)."""
+"""A session query sends the session index's values as they are: no record is framed again or
+copied on the way, and none is decoded but the last one read, to tell where the read stopped
+(what makes StreamQuery as fast as the wire allows)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from memorygraph.graph.query import QueryFilter
 from memorygraph.graph.service import GraphService
 from memorygraph.model import NewNode, NewSession, NodeKind, format_id
 from memorygraph.store import GraphStore, MemoryStore
-from memorygraph.store.keys import CF_BY_SESSION
+from memorygraph.store.keys import CF_BY_SESSION, session_index_entry
 from memorygraph.store.rocks import RocksStore
 from memorygraph.v1 import graph_pb2 as pb
 
@@ -108,6 +109,24 @@ def test_reading_a_session_without_its_keys_finds_what_reading_its_keys_does(
             ).create_time,
         )
         assert _pages(store, window, max_bytes=1 << 30) == by_keys[1000:]
+    finally:
+        service.store.close()
+
+
+def test_a_session_read_in_small_chunks_goes_on_from_each_last_record(tmp_path: Path) -> None:
+    # Every chunk after the first starts where the last record of the one before says.
+    service = GraphService(GraphStore(RocksStore(tmp_path / "db")))
+    try:
+        session = service.create_session(NewSession(title="s"))
+        service.create_nodes([NewNode(NodeKind.PROMPT, session.id, f"q{i}") for i in range(3000)])
+        store = service.store
+        pairs = [e for chunk in store.scan_session_entries(session.id, first=3000) for e in chunk]
+        chunks = list(store.scan_session_records(session.id, first=3))
+        assert [len(c) for c in chunks[:3]] == [3, 12, 48] and len(chunks) > 5
+        assert [r for chunk in chunks for r in chunk] == [record for _, record in pairs]
+        middle = session_index_entry(pairs[1500][0])[:2]
+        later = list(store.scan_session_records(session.id, after=middle, first=3))
+        assert [r for chunk in later for r in chunk] == [record for _, record in pairs[1501:]]
     finally:
         service.store.close()
 

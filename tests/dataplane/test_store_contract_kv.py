@@ -78,12 +78,14 @@ def test_scan_chunks_lists_what_scan_lists_a_list_at_a_time(kv: KeyValueStore) -
 
 
 def test_scan_value_chunks_lists_the_values_of_an_ascending_scan(kv: KeyValueStore) -> None:
-    # Each value starts with its key, so `resume` can say where the scan goes on; more entries
-    # than any internal read chunk.
-    kv.write([(CF, i.to_bytes(2), i.to_bytes(2) + b"v" * (i % 5)) for i in range(3000)], sync=False)
+    # More entries than any internal read chunk; each value names its key, as a record names
+    # the node it is stored under.
+    stored = {i.to_bytes(2): b"value of %d" % i for i in range(3000)}
+    kv.write([(CF, key, value) for key, value in stored.items()], sync=False)
+    key_of = {value: key for key, value in stored.items()}
 
     def resume(value: bytes) -> bytes:
-        return value[:2] + b"\x00"
+        return key_of[value] + b"\x00"
 
     for start, end in (EVERYTHING, (b"\x00\x05", b"\x0a\x00")):
         chunks = list(kv.scan_value_chunks(CF, start, end, resume=resume, first=3))

@@ -316,14 +316,16 @@ def _fill(
 ) -> tuple[list[bytes], Position | None, bool]:
     """`found` with the `matched` session entries that fit in `max_bytes` (at least one
     record in all), and the position of the last one taken: the next page starts after it."""
+    taken = None
     for entry in matched:
         record = value(entry)
         size += len(record)
         if found and size > max_bytes:
             break
         found.append(record)
-        last = position(entry)
-    return found, last, False
+        taken = entry
+    # Where the last one taken sits (a record alone has to be decoded to tell): once.
+    return found, position(taken) if taken is not None else last, False
 
 
 def run_query(
