@@ -238,7 +238,8 @@ def _scan_session(
 ) -> tuple[list[bytes], Position | None, bool]:
     """`_scan` of one session: its index entries hold the framed records, so a chunk of
     entries becomes a list of them in one pass. Without a kind filter (the kind is in the
-    key) an ascending scan reads the records alone, and where it stopped from the last."""
+    key) an ascending scan reads the records alone, and tells where it stopped from the last
+    record it read."""
     assert query.session_id is not None
     codes = {NODE_KIND_CODES[kind] for kind in query.kinds}
     chunks, value, position = _session_chunks(store, query, after, min(want, budget))
