@@ -150,6 +150,9 @@ class ServerConfig(BaseModel):
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
     # Threads handling RPCs; long-lived streams hold one each, so keep it above max_streams.
     max_workers: int = Field(default=64, ge=2)
+    # Threads taking unary reads as they come; more (up to max_workers) take a read only once
+    # it has waited 20 ms for these (see `servicers.pools`). At most max_workers.
+    core_workers: int = Field(default=4, ge=1)
     # Calls beyond this many at once are refused with RESOURCE_EXHAUSTED instead of queueing.
     max_concurrent_rpcs: int = Field(default=256, ge=1)
     # Open StreamEvents / SubscribeToSession / Ingest / health Watch streams at once.
@@ -249,6 +252,16 @@ class ServerConfig(BaseModel):
         return self
 
     @model_validator(mode="after")
+    def _core_within_workers(self) -> ServerConfig:
+        # The default gives way to a smaller max_workers; a number asked for does not.
+        if "core_workers" in self.model_fields_set and self.core_workers > self.max_workers:
+            raise ValueError(
+                f"core_workers ({self.core_workers}) must not be above max_workers "
+                f"({self.max_workers})"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _streams_leave_workers_free(self) -> ServerConfig:
         if self.max_streams + self.max_open_streams >= self.max_workers:
             raise ValueError(
@@ -271,6 +284,7 @@ ENV_KEYS = (
     "log_level",
     "shutdown_grace_seconds",
     "max_workers",
+    "core_workers",
     "max_concurrent_rpcs",
     "max_streams",
     "max_open_streams",

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any
+from typing import Any, cast
 
 import grpc
 from grpc_health.v1 import health, health_pb2_grpc
@@ -49,6 +49,7 @@ from memorygraph.servicers.memorygraph import (
 from memorygraph.servicers.moving import MapKeeper, ShardMover, finish_own_part
 from memorygraph.servicers.peers import PeerServicer
 from memorygraph.servicers.podmoves import PodMover
+from memorygraph.servicers.pools import ElasticPool
 from memorygraph.servicers.relay import RelayServer
 from memorygraph.servicers.restores import RestoreLimits
 from memorygraph.servicers.watchdog import PoolWatchdog
@@ -87,7 +88,7 @@ class RunningServer:
     health: health.HealthServicer
     serving: ServingStatus
     watchdog: PoolWatchdog
-    health_pool: futures.ThreadPoolExecutor
+    pools: tuple[futures.Executor, ...]  # the threads that run calls, shut down after them
     resumer: threading.Thread
     store: GraphStore
     service: GraphService
@@ -152,7 +153,8 @@ class RunningServer:
         # Deletions still under way stop between two steps; they finish at the next start.
         self.service.deletion.stop()
         self.resumer.join()
-        self.health_pool.shutdown(wait=False)
+        for pool in self.pools:
+            pool.shutdown(wait=False)
         self.retention.stop()
         if self.outbox is not None:
             self.outbox.stop()
@@ -407,16 +409,18 @@ def _publish_gauges(store: GraphStore, hub: EventHub) -> None:
 def _grpc_server(
     config: ServerConfig,
     keyring: KeyRing | None,
-    pool: futures.ThreadPoolExecutor,
+    pool: futures.Executor,
     health_pool: futures.ThreadPoolExecutor,
     status: ServingStatus,
     *,
     open_health: bool = True,
+    waiting_pool: futures.ThreadPoolExecutor | None = None,
 ) -> tuple[grpc.Server, HandlerWrapper, CallGate]:
     """The gRPC server: calls admitted by the gate (authentication, before any worker is
     taken; health checks answered there with `status`, on `health_pool`, so they answer while
-    every worker is busy), run on `pool` and wrapped by the handler wrapper. Without
-    `open_health`, health checks and reflection need a key too, whatever the settings say."""
+    every worker is busy), run on `pool` (all but unary reads on `waiting_pool` if given) and
+    wrapped by the handler wrapper. Without `open_health`, health checks and reflection need a
+    key too, whatever the settings say."""
     gate = CallGate(
         keyring,
         status=status,
@@ -431,10 +435,12 @@ def _grpc_server(
             default_deadline_seconds=config.default_deadline_seconds,
             exempt=gate.exempt,
             write_timeout_seconds=config.stream_write_timeout_seconds,
+            waiting_pool=waiting_pool,
         )
     )
     server = grpc.server(
-        pool,
+        # gRPC only submits to the pool; its stubs ask for a ThreadPoolExecutor all the same.
+        cast(futures.ThreadPoolExecutor, pool),
         interceptors=[gate],
         maximum_concurrent_rpcs=config.max_concurrent_rpcs,
         options=[
@@ -547,11 +553,20 @@ def start_server(config: ServerConfig, worker: int | None = None) -> RunningServ
         )
         retention.start()
         undo.callback(retention.stop)
-        pool = futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="rpc")
+        pool = ElasticPool(
+            min(config.core_workers, config.max_workers), config.max_workers, name="rpc-read"
+        )
+        undo.callback(pool.shutdown, wait=False)
+        waiting_pool = futures.ThreadPoolExecutor(
+            max_workers=config.max_workers, thread_name_prefix="rpc-waiting"
+        )
+        undo.callback(waiting_pool.shutdown, wait=False)
         health_pool = futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="health")
         undo.callback(health_pool.shutdown, wait=False)
         status = ServingStatus()
-        server, wrapper, _ = _grpc_server(config, keyring, pool, health_pool, status)
+        server, wrapper, _ = _grpc_server(
+            config, keyring, pool, health_pool, status, waiting_pool=waiting_pool
+        )
         servicer: Any = MemoryGraphServicer(
             service,
             hub,
@@ -599,7 +614,8 @@ def start_server(config: ServerConfig, worker: int | None = None) -> RunningServ
         undo.pop_all()  # from here on, RunningServer.stop() owns the shutdown
     _set_serving(health_servicer, status, True)
     watchdog = PoolWatchdog(
-        pool, lambda healthy: _on_workers(healthy, health_servicer, status, metrics_server)
+        (pool, waiting_pool),
+        lambda healthy: _on_workers(healthy, health_servicer, status, metrics_server),
     )
     watchdog.start()
     if outbox is not None:
@@ -626,7 +642,7 @@ def start_server(config: ServerConfig, worker: int | None = None) -> RunningServ
         health_servicer,
         status,
         watchdog,
-        health_pool,
+        (health_pool, pool, waiting_pool),
         resumer,
         store,
         service,

@@ -133,6 +133,29 @@ def test_a_wedged_server_keeps_answering_health_checks_and_reports_itself_unheal
         assert _http(port, "/healthz") == 200
 
 
+def test_reads_go_on_while_callers_hold_the_threads_that_take_them(
+    start_inprocess: Start,
+) -> None:
+    """Reads run on a few threads (`core_workers`): calls that never send their request hold
+    them, and a read that has waited behind those goes to a spare thread and is answered."""
+    server = start_inprocess(core_workers=1, max_workers=8, max_streams=2)
+    address = f"127.0.0.1:{server.port}"
+    with grpc.insecure_channel(address) as attacker, grpc.insecure_channel(address) as user:
+        stub = MemoryGraphServiceStub(user)
+        session = stub.CreateSession(pb.CreateSessionRequest(), timeout=5)
+        stalls = Stalls(attacker)
+        stalls.open(GET_NODE, 3)
+        try:
+            time.sleep(0.5)  # the stalled calls hold the core thread and two spares
+            for _ in range(5):
+                got = stub.GetNode(pb.GetNodeRequest(node_id=session.id), timeout=5)
+                assert got.id == session.id
+                stub.AddPrompt(pb.AddPromptRequest(session_id=session.id, content="x"), timeout=5)
+            assert not any(c.done() for c in stalls.calls)
+        finally:
+            stalls.end()
+
+
 def test_the_metrics_port_holds_a_bounded_number_of_idle_connections_and_drops_them() -> None:
     endpoint = MetricsServer("127.0.0.1", 0, max_connections=8, timeout=1.0)
     endpoint.start()

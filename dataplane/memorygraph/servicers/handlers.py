@@ -14,7 +14,9 @@ before), in one place:
    streams excepted), checked by long-running work through `memorygraph.deadline`;
 5. metrics: requests and latency by method and code, in-flight calls, open streams;
 6. errors → status codes: `RequestError` subclasses map to their code and message; anything
-   else becomes INTERNAL "internal error (request id …)" with the traceback only in the log.
+   else becomes INTERNAL "internal error (request id …)" with the traceback only in the log;
+7. the threads a call runs on: unary reads on the server's few (`servicers.pools`), every
+   other call on the waiting pool, when the server has one.
 
 Services register with `HandlerWrapper.wrapping(server)`, which wraps each method's
 handler once, at registration: unlike a grpc `ServerInterceptor`, nothing runs per call to
@@ -30,6 +32,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent import futures
 from dataclasses import dataclass
 from typing import Any, NoReturn, TypeVar
 
@@ -58,6 +61,24 @@ REQUEST_ID_KEY = "x-request-id"
 LONG_LIVED = frozenset(
     {"StreamEvents", "SubscribeToSession", "Ingest", "Watch", "ServerReflectionInfo"}
 )
+# Unary calls that only read: they compute and do not wait (unless forwarded to the worker
+# that owns their shard), so they run on a few threads (see `servicers.pools`).
+READS = frozenset(
+    {
+        "GetSession",
+        "ListSessions",
+        "GetNode",
+        "BatchGetNodes",
+        "GetEdges",
+        "Query",
+        "Traverse",
+        "GetTemplate",
+        "ListArchiveCandidates",
+        "Health",
+        "GetMetrics",
+        "GetShardMap",
+    }
+)
 # What the client of a stream ended for not reading can do about it.
 STALLED_HINTS = {
     "StreamEvents": "resume with from_sequence one past the last event received",
@@ -84,6 +105,8 @@ class HandlerSettings:
     exempt: Callable[[str], bool] = _never
     # Streams whose client takes no message for this long are ended (None: never).
     write_timeout_seconds: float | None = 30.0
+    # Where every call but a unary read runs (None: with the reads; see `servicers.pools`).
+    waiting_pool: futures.ThreadPoolExecutor | None = None
 
 
 class _StreamCap:
@@ -313,31 +336,48 @@ class HandlerWrapper:
         read = _tolerant(handler.request_deserializer)
         wrapped: grpc.RpcMethodHandler[Any, Any]
         if handler.unary_unary is not None:
+            behaviour = self._wrap_unary(method, handler.unary_unary, streaming=False)
             wrapped = grpc.unary_unary_rpc_method_handler(
-                self._wrap_unary(method, handler.unary_unary, streaming=False),
+                behaviour if method in READS else self._on_waiting_pool(behaviour),
                 request_deserializer=read,
                 response_serializer=handler.response_serializer,
             )
         elif handler.stream_unary is not None:
             wrapped = grpc.stream_unary_rpc_method_handler(
-                self._wrap_unary(method, handler.stream_unary, streaming=True),
+                self._on_waiting_pool(
+                    self._wrap_unary(method, handler.stream_unary, streaming=True)
+                ),
                 request_deserializer=read,
                 response_serializer=handler.response_serializer,
             )
         elif handler.unary_stream is not None:
             wrapped = grpc.unary_stream_rpc_method_handler(
-                self._wrap_stream(method, handler.unary_stream, cap, streaming=False),
+                self._on_waiting_pool(
+                    self._wrap_stream(method, handler.unary_stream, cap, streaming=False)
+                ),
                 request_deserializer=read,
                 response_serializer=handler.response_serializer,
             )
         else:
             assert handler.stream_stream is not None
             wrapped = grpc.stream_stream_rpc_method_handler(
-                self._wrap_stream(method, handler.stream_stream, cap, streaming=True),
+                self._on_waiting_pool(
+                    self._wrap_stream(method, handler.stream_stream, cap, streaming=True)
+                ),
                 request_deserializer=read,
                 response_serializer=handler.response_serializer,
             )
         return wrapped
+
+    def _on_waiting_pool(self, behaviour: Callable[..., Any]) -> Callable[..., Any]:
+        """`behaviour`, run on the waiting pool when there is one: a stream holds its thread as
+        long as its client keeps it open, a write waits for its sync with others to batch, and
+        the few threads that serve reads would be held up by either."""
+        pool = self.settings.waiting_pool
+        if pool is not None:
+            # gRPC runs a behaviour on the pool it names (an experimental hook of its server).
+            behaviour.experimental_thread_pool = pool  # type: ignore[attr-defined]
+        return behaviour
 
     def _begin(
         self, method: str, context: grpc.ServicerContext, *, long_lived: bool
