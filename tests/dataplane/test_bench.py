@@ -7,13 +7,17 @@ import json
 import math
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
+import grpc
 import pytest
+from memorygraph.bench.launch import free_port
 from memorygraph.bench.load import Result, drive
-from memorygraph.bench.targets import EchoServicer, SyncedLog
+from memorygraph.bench.targets import EchoServicer, SyncedLog, echo_server
 from memorygraph.v1 import graph_pb2 as pb
+from memorygraph.v1.graph_pb2_grpc import MemoryGraphServiceStub
 
 from .conftest import REPO
 
@@ -27,6 +31,34 @@ def test_echo_with_work_spends_that_cpu_and_answers_like_echo() -> None:
     answer = working.AddPrompt(request, None)  # type: ignore[arg-type]
     assert time.thread_time() - started >= 0.005
     assert answer is working.node and answer.kind == pb.NODE_KIND_PROMPT
+
+
+def test_echo_runs_reads_and_writes_on_the_threads_the_data_plane_runs_them_on() -> None:
+    """The baseline's reads go to a few threads with spares, its writes to a pool of their
+    own, as in `memorygraph serve`: a comparison with it measures the servicer, not the
+    threads."""
+    port = free_port()
+    server, pools = echo_server(
+        port, EchoServicer(1, 1), max_workers=8, core_workers=2, max_concurrent_rpcs=16
+    )
+    server.start()
+
+    def names(prefix: str) -> set[str]:
+        return {t.name for t in threading.enumerate() if t.name.startswith(prefix)}
+
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = MemoryGraphServiceStub(channel)
+            for _ in range(20):
+                stub.GetNode(pb.GetNodeRequest(node_id="n"), timeout=10)
+            assert names("echo-read-") and not names("echo-waiting")
+            stub.AddPrompt(pb.AddPromptRequest(session_id="s", content="q"), timeout=10)
+            assert names("echo-waiting")
+            assert len(names("echo-read-")) <= 2
+    finally:
+        server.stop(None).wait()
+        for pool in pools:
+            pool.shutdown(wait=False)
 
 
 def test_synced_echo_keeps_every_request_it_answers(tmp_path: Path) -> None:

@@ -1,27 +1,29 @@
 """Servers under test, each run in its own process: `python -m memorygraph.bench.targets KIND`.
 
-`echo` is the baseline: the same generated servicer, the same grpcio server flavour and
-settings as `memorygraph serve`, answering every call with a canned message of the shape the
-real server returns, and doing nothing else. With `--work-us N` its AddPrompt first spends N
-microseconds of CPU in Python: a reference for what a handler's own work costs in this server
-flavour, apart from anything MemoryGraph does. With `--sync-dir DIR` its AddPrompt first appends
-the request to a log file in DIR and waits for `fdatasync`: the least any server that answers
-only once a write is on stable storage can add to a call on this machine's disk, when each
-write makes the file longer. With `--sync-reuse-mb N` as well, it writes over a file of N MiB
-written out at start: what the sync costs when the file system has no new blocks or size to
+`echo` is the baseline: the same generated servicer, the same grpcio server flavour, threads
+and settings as `memorygraph serve` (unary reads on a few threads with spares, every other call
+on a pool of its own; see `servicers.pools`), answering every call with a canned message of the
+shape the real server returns, and doing nothing else. With `--work-us N` its AddPrompt first
+spends N microseconds of CPU in Python: a reference for what a handler's own work costs in this
+server flavour, apart from anything MemoryGraph does. With `--sync-dir DIR` its AddPrompt first
+appends the request to a log file in DIR and waits for `fdatasync`: the least any server that
+answers only once a write is on stable storage can add to a call on this machine's disk, when
+each write makes the file longer. With `--sync-reuse-mb N` as well, it writes over a file of N
+MiB written out at start: what the sync costs when the file system has no new blocks or size to
 record, as in a write-ahead log file reused.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent import futures
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import grpc
 
@@ -29,11 +31,13 @@ from memorygraph.bench.workloads import CONTENT, MODEL
 from memorygraph.config import ServerConfig, load_config
 from memorygraph.model import format_id, new_id
 from memorygraph.server import start_server, wait_for_stop_signal
+from memorygraph.servicers.handlers import READS
+from memorygraph.servicers.pools import ElasticPool
 from memorygraph.supervisor import Supervisor
 from memorygraph.v1 import graph_pb2 as pb
 from memorygraph.v1 import graph_pb2_grpc as pb_grpc
 
-__all__ = ["EchoServicer", "SyncedLog", "canned_node"]
+__all__ = ["EchoServicer", "SyncedLog", "canned_node", "echo_server"]
 
 
 def canned_node(content: str = CONTENT) -> pb.Node:
@@ -134,9 +138,45 @@ class EchoServicer(pb_grpc.MemoryGraphServiceServicer):
             yield self.batch
 
 
+def _run_on(
+    pool: futures.ThreadPoolExecutor, servicer: EchoServicer, chosen: Callable[[str], bool]
+) -> None:
+    """Have gRPC run the servicer's `chosen` methods on `pool` (its experimental per-method
+    pools), as `memorygraph serve` runs its writes and streams."""
+    for name in dir(pb_grpc.MemoryGraphServiceServicer):
+        if name.startswith("_") or not chosen(name):
+            continue
+        method = functools.partial(getattr(type(servicer), name), servicer)
+        method.experimental_thread_pool = pool  # type: ignore[attr-defined]
+        setattr(servicer, name, method)
+
+
+def echo_server(
+    port: int,
+    servicer: EchoServicer,
+    *,
+    max_workers: int,
+    core_workers: int,
+    max_concurrent_rpcs: int,
+) -> tuple[grpc.Server, tuple[futures.Executor, ...]]:
+    """The echo's gRPC server on 127.0.0.1:`port`, not started, and its thread pools (to shut
+    down after it): unary reads on `core_workers` threads with spares, every other call on a
+    pool of `max_workers`, as `memorygraph serve` runs them."""
+    reads = ElasticPool(min(core_workers, max_workers), max_workers, name="echo-read")
+    waiting = futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="echo-waiting")
+    server = grpc.server(
+        cast(futures.ThreadPoolExecutor, reads), maximum_concurrent_rpcs=max_concurrent_rpcs
+    )
+    _run_on(waiting, servicer, lambda name: name not in READS)
+    pb_grpc.add_MemoryGraphServiceServicer_to_server(servicer, server)
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    return server, (reads, waiting)
+
+
 def run_echo(
     port: int,
     max_workers: int,
+    core_workers: int,
     max_concurrent_rpcs: int,
     stream_batches: int,
     batch_size: int,
@@ -147,17 +187,18 @@ def run_echo(
     log = None
     if sync_dir is not None:
         log = SyncedLog(sync_dir / f"echo-{port}.log", sync_reuse_bytes)
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=max_workers),
-        maximum_concurrent_rpcs=max_concurrent_rpcs,
+    server, pools = echo_server(
+        port,
+        EchoServicer(stream_batches, batch_size, work_seconds, log),
+        max_workers=max_workers,
+        core_workers=core_workers,
+        max_concurrent_rpcs=max_concurrent_rpcs,
     )
-    pb_grpc.add_MemoryGraphServiceServicer_to_server(
-        EchoServicer(stream_batches, batch_size, work_seconds, log), server
-    )
-    server.add_insecure_port(f"127.0.0.1:{port}")
     server.start()
     _wait_for_signal()
     server.stop(1).wait()
+    for pool in pools:
+        pool.shutdown(wait=False)
     if log is not None:
         log.close()
         log.path.unlink(missing_ok=True)
@@ -243,6 +284,7 @@ def main() -> None:
         run_echo(
             args.port,
             defaults.max_workers,
+            defaults.core_workers,
             defaults.max_concurrent_rpcs,
             args.stream_batches,
             args.batch_size,
