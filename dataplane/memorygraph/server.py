@@ -406,6 +406,20 @@ def _publish_gauges(store: GraphStore, hub: EventHub) -> None:
     metrics.STORE_BYTES.set(store.size_bytes())
 
 
+def _read_pool_gauges(pool: ElasticPool) -> Callable[[], None]:
+    """What publishes the read pool's threads and the reads its spares took, when scraped."""
+    published = 0
+
+    def publish() -> None:
+        nonlocal published
+        metrics.READ_THREADS.set(pool.threads)
+        spared = pool.spared
+        metrics.READS_SPARED.inc(spared - published)
+        published = spared
+
+    return publish
+
+
 def _grpc_server(
     config: ServerConfig,
     keyring: KeyRing | None,
@@ -625,7 +639,13 @@ def start_server(config: ServerConfig, worker: int | None = None) -> RunningServ
     # Deletions a crash interrupted finish in the background (their sessions stay hidden).
     resumer = threading.Thread(target=service.deletion.resume, name="deletion-resume", daemon=True)
     resumer.start()
-    metrics_server.collect_hook = lambda: _publish_gauges(store, hub)
+    publish_reads = _read_pool_gauges(pool)
+
+    def collect() -> None:
+        _publish_gauges(store, hub)
+        publish_reads()
+
+    metrics_server.collect_hook = collect
     metrics_server.ready.set()
     log.info(
         "serving gRPC%s on %s:%d, metrics on :%d, data in %s (%s)%s",

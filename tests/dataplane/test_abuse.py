@@ -60,6 +60,15 @@ class Stalls:
             call.cancel()
 
 
+def _metric(port: int, name: str) -> float:
+    """The value of an unlabelled series on the metrics port."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+        for line in reply.read().decode().splitlines():
+            if line.startswith(f"{name} "):
+                return float(line.split()[1])
+    raise AssertionError(f"no {name} on /metrics")
+
+
 def _http(port: int, path: str) -> int:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as reply:
@@ -133,6 +142,7 @@ def test_a_wedged_server_keeps_answering_health_checks_and_reports_itself_unheal
         assert _http(port, "/healthz") == 200
 
 
+@pytest.mark.one_process  # the threads and the metrics of one process
 def test_reads_go_on_while_callers_hold_the_threads_that_take_them(
     start_inprocess: Start,
 ) -> None:
@@ -140,6 +150,8 @@ def test_reads_go_on_while_callers_hold_the_threads_that_take_them(
     them, and a read that has waited behind those goes to a spare thread and is answered."""
     server = start_inprocess(core_workers=1, max_workers=8, max_streams=2)
     address = f"127.0.0.1:{server.port}"
+    port = server.metrics_server.port
+    spared = _metric(port, "memorygraph_reads_spared_total")
     with grpc.insecure_channel(address) as attacker, grpc.insecure_channel(address) as user:
         stub = MemoryGraphServiceStub(user)
         session = stub.CreateSession(pb.CreateSessionRequest(), timeout=5)
@@ -152,6 +164,9 @@ def test_reads_go_on_while_callers_hold_the_threads_that_take_them(
                 assert got.id == session.id
                 stub.AddPrompt(pb.AddPromptRequest(session_id=session.id, content="x"), timeout=5)
             assert not any(c.done() for c in stalls.calls)
+            # The metrics say so: the threads reads run on, and the reads spares took.
+            assert _metric(port, "memorygraph_read_threads") >= 4
+            assert _metric(port, "memorygraph_reads_spared_total") - spared >= 5
         finally:
             stalls.end()
 

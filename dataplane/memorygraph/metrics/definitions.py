@@ -29,6 +29,8 @@ __all__ = [
     "EVENT_SUBSCRIBER_BUFFERED",
     "EVENT_SUBSCRIBER_BUFFERED_BYTES",
     "OPEN_STREAMS",
+    "READS_SPARED",
+    "READ_THREADS",
     "RESTORED_SESSIONS",
     "RESTORE_BYTES",
     "RPC",
@@ -55,6 +57,13 @@ COMMIT_SYNC_LATENCY = Histogram(
     buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),
 )
 OPEN_STREAMS = Gauge("memorygraph_open_streams", "Long-lived streams (events, ingest) open now")
+READ_THREADS = Gauge(
+    "memorygraph_read_threads", "Threads unary reads run on: the core_workers and spares started"
+)
+READS_SPARED = Counter(
+    "memorygraph_reads_spared",
+    "Unary reads run by a spare thread after waiting 20 ms for the core_workers threads",
+)
 STALLED_STREAMS = Counter(
     "memorygraph_streams_stalled",
     "Long-lived streams ended because their client took no message for the write timeout",

@@ -95,6 +95,7 @@ class ElasticPool(futures.Executor):
         self._idle_cores = 0
         self._idle_spares = 0
         self._sent = 0  # spares sent for a call that have not taken one yet
+        self._spared = 0  # calls spares have run
         self._watcher_parked = False
         self._shutdown = False
         self._watcher = self._thread("watcher", self._watch_queue)
@@ -105,6 +106,12 @@ class ElasticPool(futures.Executor):
         """Threads running calls, spares included."""
         with self._work:
             return self._cores + self._spares
+
+    @property
+    def spared(self) -> int:
+        """Calls spare threads have taken, having waited their patience."""
+        with self._work:
+            return self._spared
 
     def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> futures.Future[T]:
         future: futures.Future[T] = futures.Future()
@@ -202,6 +209,7 @@ class ElasticPool(futures.Executor):
                         return
                     continue
                 call = self._queue.popleft()
+                self._spared += 1
             call.run()
             del call
 
