@@ -1,15 +1,17 @@
-"""The unary calls' thread pool: a few threads take calls as they come; a call that has waited
-its patience goes to a spare thread, up to the pool's limit."""
+"""The unary reads' thread pool: a few threads take calls as they come; for each thread held on
+one call for the pool's patience, a spare takes queued calls, up to the pool's limit."""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent import futures
 
 import pytest
 from memorygraph.config import ConfigError, load_config
+from memorygraph.servicers.handlers import READS, HandlerSettings, HandlerWrapper
+from memorygraph.servicers.memorygraph import SERVICE, service_handlers
 from memorygraph.servicers.pools import ElasticPool
 
 WAIT = 10.0  # long enough for any machine; the tests finish long before on a working pool
@@ -38,16 +40,17 @@ def test_calls_that_keep_up_run_on_the_core_threads_alone() -> None:
         pool.shutdown()
 
 
-def test_a_call_queued_behind_waiting_core_threads_goes_to_a_spare(
+def test_a_call_queued_behind_held_core_threads_goes_to_a_spare(
     held: threading.Event,
 ) -> None:
     pool = ElasticPool(2, 8, patience=0.05)
     try:
+        began = time.monotonic()
         holding = [pool.submit(held.wait, WAIT) for _ in range(2)]
-        queued = time.monotonic()
         late = pool.submit(_thread_name)
         name = late.result(WAIT)
-        assert time.monotonic() - queued >= 0.05  # it waited its patience first
+        # Not before the core threads had been held for the patience.
+        assert time.monotonic() - began >= 0.05
         assert not any(f.done() for f in holding)  # the core threads are still held
         assert pool.threads == 3
         assert name.startswith("rpc-")
@@ -80,7 +83,11 @@ def test_no_more_threads_than_the_limit_and_queued_calls_run_once_one_is_free(
     try:
         holding = [pool.submit(held.wait, WAIT) for _ in range(2)]
         late = pool.submit(_thread_name)
-        time.sleep(0.2)
+        deadline = time.monotonic() + WAIT
+        while pool.busy < 2:  # the core thread and the one spare, both held
+            assert time.monotonic() < deadline, f"{pool.busy} threads on a call"
+            time.sleep(0.01)
+        time.sleep(0.1)
         assert not late.done()
         assert pool.threads == 2
         held.set()
@@ -91,15 +98,61 @@ def test_no_more_threads_than_the_limit_and_queued_calls_run_once_one_is_free(
         pool.shutdown()
 
 
-def test_a_spare_that_is_done_takes_the_next_call_that_has_waited(
+def test_while_a_thread_is_held_its_spare_takes_calls_as_they_come(
     held: threading.Event,
 ) -> None:
-    pool = ElasticPool(1, 2, patience=0.01)
+    pool = ElasticPool(1, 2, patience=0.2)
     try:
         pool.submit(held.wait, WAIT)
-        for _ in range(20):  # one spare serves them all, one after the other
+        assert pool.submit(_thread_name).result(WAIT).startswith("rpc-")  # waits for the spare
+        started = time.monotonic()
+        for _ in range(20):  # the spare serves them all, one after the other, without waiting
             assert pool.submit(_thread_name).result(WAIT).startswith("rpc-")
+        assert time.monotonic() - started < 10 * 0.2
         assert pool.threads == 2
+        assert pool.spared == 21
+    finally:
+        held.set()
+        pool.shutdown()
+
+
+def test_load_alone_starts_no_spare() -> None:
+    pool = ElasticPool(2, 16, patience=0.5)
+    try:
+        submitted: list[futures.Future[str]] = []
+
+        def submit_many() -> None:
+            submitted.extend(pool.submit(_thread_name) for _ in range(500))
+
+        submitters = [threading.Thread(target=submit_many) for _ in range(8)]
+        for thread in submitters:
+            thread.start()
+        for thread in submitters:
+            thread.join()
+        assert len({f.result(WAIT) for f in submitted}) <= 2  # the queue was long, not held
+        assert pool.threads == 2 and pool.spared == 0
+    finally:
+        pool.shutdown()
+
+
+def test_once_the_held_thread_is_free_spares_take_no_more_calls_and_end_when_idle(
+    held: threading.Event,
+) -> None:
+    pool = ElasticPool(1, 4, patience=0.02, spare_idle=0.3)
+    try:
+        holding = pool.submit(held.wait, WAIT)
+        assert pool.submit(_thread_name).result(WAIT).startswith("rpc-")
+        assert pool.threads == 2
+        held.set()
+        assert holding.result(WAIT) is True
+        spared = pool.spared
+        for _ in range(20):
+            pool.submit(_thread_name).result(WAIT)
+        assert pool.spared == spared
+        deadline = time.monotonic() + WAIT
+        while pool.threads > 1:
+            assert time.monotonic() < deadline, f"{pool.threads} threads"
+            time.sleep(0.05)
     finally:
         held.set()
         pool.shutdown()
@@ -225,9 +278,38 @@ def test_core_workers_in_the_settings() -> None:
     assert load_config(None, {}, environ={}).core_workers == 4
     # The default gives way to fewer workers in all; a number asked for does not.
     few = {"max_workers": 3, "max_streams": 1, "max_open_streams": 1}
-    assert load_config(None, few, environ={}).max_workers == 3
+    assert load_config(None, few, environ={}).core_workers == 3
     with pytest.raises(ConfigError, match=r"core_workers \(5\) must not be above max_workers"):
         load_config(None, {**few, "core_workers": 5}, environ={})
     with pytest.raises(ConfigError, match="core_workers"):
         load_config(None, {}, environ={"MEMORYGRAPH_CORE_WORKERS": "0"})
     assert load_config(None, {}, environ={"MEMORYGRAPH_CORE_WORKERS": "2"}).core_workers == 2
+
+
+class _AnyServicer:
+    def __getattr__(self, name: str) -> Callable[[object, object], None]:
+        return lambda request, context: None
+
+
+def test_reads_go_to_the_default_pool_and_every_other_call_to_the_waiting_pool() -> None:
+    """gRPC runs a behaviour on the pool its `experimental_thread_pool` names, else on the
+    server's own (the read pool)."""
+    waiting = futures.ThreadPoolExecutor(1)
+    wrapper = HandlerWrapper(HandlerSettings(waiting_pool=waiting))
+    methods = {m.name: m for m in SERVICE.methods}
+    assert set(methods) >= READS  # every read named is a method of the service
+    for name, handler in service_handlers(_AnyServicer()).items():
+        wrapped = wrapper.wrap(f"/{SERVICE.full_name}/{name}", handler)
+        behaviour = (
+            wrapped.unary_unary
+            or wrapped.unary_stream
+            or wrapped.stream_unary
+            or wrapped.stream_stream
+        )
+        pool = getattr(behaviour, "experimental_thread_pool", None)
+        streams = methods[name].client_streaming or methods[name].server_streaming
+        if name in READS:
+            assert pool is None and not streams, name
+        else:
+            assert pool is waiting, name
+    waiting.shutdown()

@@ -1,5 +1,5 @@
-"""The threads that run unary calls: a few take calls as they come; more take a call only once
-it has waited.
+"""The threads that run unary calls: a few take calls as they come; spares stand in for
+those of them that are held.
 
 One process runs one thread of Python at a time. A thread per call in flight (what a plain
 `ThreadPoolExecutor` of 64 becomes under 32 concurrent calls) starts every call with a thread
@@ -9,18 +9,19 @@ without sleeping: GetNode at 32 in flight answered 1.27 times as many calls a se
 threads as on 64.
 
 A call can also wait in its thread: for the worker that owns its shard, for a plugin's webhook,
-for a caller that never sends its request. Were the few threads all waiting, every call would
-queue behind them; so a call that has waited `patience` seconds goes to a spare thread, up to
-`limit` threads in all. A call that waits a long time (a stream) belongs on a pool of its own.
+for a caller that never sends its request. A thread that has been on one call for `patience`
+seconds counts as held, and for each held thread one spare may take queued calls, up to `limit`
+threads in all: the pool keeps `core` threads computing, however many are held. Load alone
+starts no spare (the calls are short; they only queue); a spare idle for `spare_idle` seconds
+ends. A call that waits a long time (a stream) belongs on a pool of its own.
 
-A watcher thread does the handing over: it sleeps while the core threads keep up, and wakes
-at most about once per `patience` while calls are queued. Threads start outside the pool's
-lock, so that starting many spares at once holds up no call.
+A watcher thread looks for held threads while calls are queued and every core thread is busy,
+at most about once per `patience`; it sleeps otherwise. Threads start outside the pool's lock,
+so that starting many spares at once holds up no call.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import threading
 import time
@@ -29,13 +30,15 @@ from collections.abc import Callable
 from concurrent import futures
 from typing import Any, ParamSpec, TypeVar
 
-__all__ = ["PATIENCE_SECONDS", "ElasticPool"]
+__all__ = ["PATIENCE_SECONDS", "SPARE_IDLE_SECONDS", "ElasticPool"]
 
 log = logging.getLogger("memorygraph.server")
 
-# How long a call waits for a core thread before a spare takes it: well above what the calls
-# queued at 256 in flight wait under load (a few milliseconds), well below a caller's patience.
+# How long a thread is on one call before it counts as held: a read computes for well under a
+# millisecond, so this much means it waits for something (or the process stalls).
 PATIENCE_SECONDS = 0.02
+# How long a spare thread stays without a call before it ends.
+SPARE_IDLE_SECONDS = 10.0
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -64,9 +67,20 @@ class _Call:
             self.future.set_result(result)
 
 
+class _Worker:
+    """A thread's place in the pool: when its call began (None between calls), and whether
+    the watcher has counted it as held."""
+
+    __slots__ = ("held", "started")
+
+    def __init__(self) -> None:
+        self.started: float | None = None
+        self.held = False
+
+
 class ElasticPool(futures.Executor):
-    """An executor with `core` threads taking work as it comes and up to `limit - core` spares,
-    each taking one piece of work that has waited `patience` seconds (see the module)."""
+    """An executor with `core` threads taking work as it comes and up to `limit - core`
+    spares, one for each thread held on a call for `patience` seconds (see the module)."""
 
     def __init__(
         self,
@@ -74,6 +88,7 @@ class ElasticPool(futures.Executor):
         limit: int,
         *,
         patience: float = PATIENCE_SECONDS,
+        spare_idle: float = SPARE_IDLE_SECONDS,
         name: str = "rpc",
     ) -> None:
         if not 1 <= core <= limit:
@@ -81,20 +96,23 @@ class ElasticPool(futures.Executor):
         self.core = core
         self.limit = limit
         self.patience = patience
+        self.spare_idle = spare_idle
         self.name = name
         lock = threading.Lock()
         self._work = threading.Condition(lock)  # core threads wait here for a call
-        self._spare = threading.Condition(lock)  # spares wait here to be sent one
+        self._spare = threading.Condition(lock)  # spares wait here for a held thread
         self._watch = threading.Condition(lock)  # the watcher waits here for calls to queue
         self._queue: deque[_Call] = deque()
-        self._threads: list[threading.Thread] = []
+        self._threads: set[threading.Thread] = set()
+        self._workers: list[_Worker] = []
         self._named = 0
         self._cores = 0  # core threads started or about to be
         self._spares = 0  # spare threads started or about to be
-        # Waiting threads no one has woken yet: one woken is no longer free for another call.
+        # Core threads waiting that no one has woken yet: one woken is no longer free.
         self._idle_cores = 0
         self._idle_spares = 0
-        self._sent = 0  # spares sent for a call that have not taken one yet
+        self._held = 0  # threads counted as held, each letting one spare run
+        self._running_spares = 0
         self._spared = 0  # calls spares have run
         self._watcher_parked = False
         self._shutdown = False
@@ -109,9 +127,15 @@ class ElasticPool(futures.Executor):
 
     @property
     def spared(self) -> int:
-        """Calls spare threads have taken, having waited their patience."""
+        """Calls spare threads have run."""
         with self._work:
             return self._spared
+
+    @property
+    def busy(self) -> int:
+        """Threads on a call now."""
+        with self._work:
+            return sum(1 for w in self._workers if w.started is not None)
 
     def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> futures.Future[T]:
         future: futures.Future[T] = futures.Future()
@@ -125,6 +149,8 @@ class ElasticPool(futures.Executor):
                 self._work.notify()
                 return future
             if self._cores >= self.core:
+                if self._running_spares < self._held and self._idle_spares:
+                    self._spare.notify()  # a held thread's stand-in is free
                 self._wake_watcher()
                 return future
             self._cores += 1
@@ -145,7 +171,7 @@ class ElasticPool(futures.Executor):
             if cancel_futures:
                 while self._queue:
                     self._queue.popleft().future.cancel()
-            self._idle_cores = self._idle_spares = 0
+            self._idle_cores = 0
             self._work.notify_all()
             self._spare.notify_all()
             self._watch.notify_all()
@@ -167,13 +193,15 @@ class ElasticPool(futures.Executor):
 
     def _begin(self, thread: threading.Thread) -> bool:
         """Start `thread` (outside the lock); False if the system would not."""
+        with self._work:
+            self._threads.add(thread)
         try:
             thread.start()
         except RuntimeError as exc:
             log.error("cannot start another thread for calls: %s", exc)
+            with self._work:
+                self._threads.discard(thread)
             return False
-        with self._work:
-            self._threads.append(thread)
         return True
 
     def _wake_watcher(self) -> None:
@@ -181,15 +209,28 @@ class ElasticPool(futures.Executor):
             self._watcher_parked = False
             self._watch.notify()
 
+    def _done(self, worker: _Worker) -> None:
+        """`worker`'s call is over (under the lock): a held thread lets a spare go."""
+        worker.started = None
+        if worker.held:
+            worker.held = False
+            self._held -= 1
+
     def _run_core(self) -> None:
+        worker = _Worker()
+        with self._work:
+            self._workers.append(worker)
         while True:
             with self._work:
+                self._done(worker)
                 while not self._queue and not self._shutdown:
                     self._idle_cores += 1
                     self._work.wait()  # whoever woke this thread took it off the idle count
                 if not self._queue:
+                    self._workers.remove(worker)
                     return
                 call = self._queue.popleft()
+                worker.started = time.monotonic()
                 if self._queue and not self._idle_cores:
                     # Calls are left waiting for this thread and its like: watch them.
                     self._wake_watcher()
@@ -197,29 +238,41 @@ class ElasticPool(futures.Executor):
             del call  # no reference to a finished call's result while waiting for the next
 
     def _run_spare(self) -> None:
+        worker = _Worker()
+        with self._work:
+            self._workers.append(worker)
         while True:
             with self._work:
-                while not self._sent and not self._shutdown and not self._aged():
-                    self._idle_spares += 1
-                    self._spare.wait()  # whoever woke this thread took it off the idle count
-                if self._sent:
-                    self._sent -= 1
-                if not self._queue:
-                    if self._shutdown:
-                        return
-                    continue
+                if worker.started is not None:
+                    self._done(worker)
+                    self._running_spares -= 1
+                if not self._take_as_spare():
+                    self._spares -= 1
+                    self._workers.remove(worker)
+                    self._threads.discard(threading.current_thread())
+                    return
+                self._running_spares += 1
                 call = self._queue.popleft()
+                worker.started = time.monotonic()
                 self._spared += 1
             call.run()
             del call
 
-    def _aged(self) -> bool:
-        """Whether a call not yet sent a spare has waited its patience (a spare that comes
-        free takes it without waiting to be sent)."""
-        queue = self._queue
-        return len(queue) > self._sent and time.monotonic() - queue[self._sent].queued >= (
-            self.patience
-        )
+    def _take_as_spare(self) -> bool:
+        """Wait (under the lock) until this spare may take a queued call: True, or False when
+        it should end (idle too long, or nothing left after shutdown)."""
+        idle_since = time.monotonic()
+        while not (self._queue and self._running_spares < self._held):
+            if self._shutdown and not self._queue:
+                return False
+            left = idle_since + self.spare_idle - time.monotonic()
+            if left <= 0:
+                return False
+            self._idle_spares += 1
+            # After shutdown, look again now and then: the queue may empty with no one to say.
+            self._spare.wait(min(left, self.patience) if self._shutdown else left)
+            self._idle_spares -= 1
+        return True
 
     def _watch_queue(self) -> None:
         lingered = False
@@ -227,11 +280,10 @@ class ElasticPool(futures.Executor):
             with self._work:
                 if self._shutdown and not self._queue:
                     return
-                if len(self._queue) <= self._sent or self._idle_cores:
-                    # Nothing waits that no thread is on its way to. Linger a while before
-                    # parking: a queue that fills and drains with every call would otherwise
-                    # wake this thread for each.
-                    if lingered:
+                if not self._queue or self._idle_cores:
+                    # Nothing waits for a thread. Linger a while before parking: a queue that
+                    # fills and drains with every call would otherwise wake this thread each time.
+                    if lingered and not self._shutdown:
                         self._watcher_parked = True
                         self._watch.wait()
                     else:
@@ -239,39 +291,39 @@ class ElasticPool(futures.Executor):
                     lingered = not lingered
                     continue
                 lingered = False
-                # The first call no spare is on its way to: has it waited its patience?
-                left = self._queue[self._sent].queued + self.patience - time.monotonic()
-                if left > 0:
-                    self._watch.wait(left)
-                    continue
-                starting = self._send_spares()
-                if starting is None:  # every thread there may be is busy: look again later
-                    self._watch.wait(self.patience)
+                wait, starting = self._count_held()
+                if not starting:
+                    self._watch.wait(wait)
                     continue
             for thread in starting:
                 if not self._begin(thread):
                     with self._work:
                         self._spares -= 1
-                        self._sent -= 1
                     time.sleep(self.patience)  # the system is short of threads: later
 
-    def _send_spares(self) -> list[threading.Thread] | None:
-        """Send a spare to each call that has waited its patience and none is on its way to;
-        the threads to start for that (None: no spare could be sent)."""
+    def _count_held(self) -> tuple[float, list[threading.Thread]]:
+        """Count the threads newly held on a call and let a spare go for each, waking idle ones
+        or making new ones (under the lock): how long until the next thread may be held, and
+        the new spares to start."""
         now = time.monotonic()
-        starting: list[threading.Thread] = []
-        sent = 0
-        for call in itertools.islice(self._queue, self._sent, None):
-            if now - call.queued < self.patience:
-                break
-            if self._idle_spares:
-                self._idle_spares -= 1
-                self._spare.notify()
-            elif self._cores + self._spares < self.limit:
-                self._spares += 1
-                starting.append(self._thread(None, self._run_spare))
+        wait = self.patience
+        for worker in self._workers:
+            if worker.started is None or worker.held:
+                continue
+            on_call = now - worker.started
+            if on_call >= self.patience:
+                worker.held = True
+                self._held += 1
             else:
-                break
-            self._sent += 1
-            sent += 1
-        return starting if sent else None
+                wait = min(wait, self.patience - on_call)
+        wanted = min(self._held - self._running_spares, len(self._queue))
+        starting: list[threading.Thread] = []
+        if wanted <= 0:
+            return wait, starting
+        self._spare.notify(wanted)
+        new = min(wanted - self._idle_spares, self.limit - self._cores - self._spares)
+        for _ in range(max(new, 0)):
+            self._spares += 1
+            starting.append(self._thread(None, self._run_spare))
+        # Held threads without a spare to stand in (the pool is at its limit): look again.
+        return (wait if not starting else 0.0), starting
