@@ -148,10 +148,12 @@ class ServerConfig(BaseModel):
     log_format: Literal["text", "json"] = "text"
     # Seconds in-flight RPCs get to finish on SIGTERM / Ctrl-C before they are cancelled.
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
-    # Threads handling RPCs; long-lived streams hold one each, so keep it above max_streams.
+    # Most threads running unary reads, and most running every other call (up to twice this
+    # in all); long-lived streams hold one each, so keep it above max_streams.
     max_workers: int = Field(default=64, ge=2)
-    # Threads taking unary reads as they come; more (up to max_workers) take a read only once
-    # it has waited 20 ms for these (see `servicers.pools`). At most max_workers.
+    # Threads taking unary reads as they come; a spare (up to max_workers threads) stands in
+    # for each held on one read for 20 ms (see `servicers.pools`). At most max_workers; the
+    # default gives way to a smaller max_workers.
     core_workers: int = Field(default=4, ge=1)
     # Calls beyond this many at once are refused with RESOURCE_EXHAUSTED instead of queueing.
     max_concurrent_rpcs: int = Field(default=256, ge=1)
@@ -253,12 +255,14 @@ class ServerConfig(BaseModel):
 
     @model_validator(mode="after")
     def _core_within_workers(self) -> ServerConfig:
-        # The default gives way to a smaller max_workers; a number asked for does not.
-        if "core_workers" in self.model_fields_set and self.core_workers > self.max_workers:
+        if self.core_workers <= self.max_workers:
+            return self
+        if "core_workers" in self.model_fields_set:  # a number asked for does not give way
             raise ValueError(
                 f"core_workers ({self.core_workers}) must not be above max_workers "
                 f"({self.max_workers})"
             )
+        self.core_workers = self.max_workers
         return self
 
     @model_validator(mode="after")

@@ -291,8 +291,9 @@ def _internal_server(
         for method, handler in handlers.items()
         if handler.unary_unary is not None
     }
-    # Each other worker calls from its RPC threads and its listings' threads.
-    callers = (len(front.channels) - 1) * (config.max_workers + SCATTER_THREADS)
+    # Each other worker calls from its RPC threads (its read pool's and its other calls', up
+    # to max_workers each) and its listings' threads.
+    callers = (len(front.channels) - 1) * (2 * config.max_workers + SCATTER_THREADS)
     relay = RelayServer(
         name,
         unary,
@@ -567,9 +568,7 @@ def start_server(config: ServerConfig, worker: int | None = None) -> RunningServ
         )
         retention.start()
         undo.callback(retention.stop)
-        pool = ElasticPool(
-            min(config.core_workers, config.max_workers), config.max_workers, name="rpc-read"
-        )
+        pool = ElasticPool(config.core_workers, config.max_workers, name="rpc-read")
         undo.callback(pool.shutdown, wait=False)
         waiting_pool = futures.ThreadPoolExecutor(
             max_workers=config.max_workers, thread_name_prefix="rpc-waiting"

@@ -19,6 +19,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from memorygraph.metrics.endpoint import MetricsServer
 from memorygraph.server import RunningServer
+from memorygraph.servicers.pools import ElasticPool
 from memorygraph.v1 import graph_pb2 as pb
 from memorygraph.v1.graph_pb2_grpc import MemoryGraphServiceStub
 from prometheus_client import REGISTRY
@@ -158,7 +159,12 @@ def test_reads_go_on_while_callers_hold_the_threads_that_take_them(
         stalls = Stalls(attacker)
         stalls.open(GET_NODE, 3)
         try:
-            time.sleep(0.5)  # the stalled calls hold the core thread and two spares
+            reads = server.pools[1]
+            assert isinstance(reads, ElasticPool)
+            deadline = time.monotonic() + 10
+            while reads.busy < 3:  # the stalled calls hold the core thread and two spares
+                assert time.monotonic() < deadline, f"{reads.busy} threads held"
+                time.sleep(0.05)
             for _ in range(5):
                 got = stub.GetNode(pb.GetNodeRequest(node_id=session.id), timeout=5)
                 assert got.id == session.id
@@ -167,6 +173,36 @@ def test_reads_go_on_while_callers_hold_the_threads_that_take_them(
             # The metrics say so: the threads reads run on, and the reads spares took.
             assert _metric(port, "memorygraph_read_threads") >= 4
             assert _metric(port, "memorygraph_reads_spared_total") - spared >= 5
+        finally:
+            stalls.end()
+
+
+@pytest.mark.one_process
+def test_writes_held_by_callers_that_never_send_make_the_server_report_itself_unhealthy(
+    start_inprocess: Start, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Writes run on a pool of their own: held whole, the server cannot write and says so,
+    while reads still answer."""
+    monkeypatch.setattr("memorygraph.servicers.watchdog.CHECK_SECONDS", 0.2)
+    monkeypatch.setattr("memorygraph.servicers.watchdog.WEDGED_AFTER_SECONDS", 1.0)
+    server = start_inprocess(max_workers=4, max_streams=1, max_open_streams=1)
+    address = f"127.0.0.1:{server.port}"
+    with grpc.insecure_channel(address) as attacker, grpc.insecure_channel(address) as user:
+        stub = MemoryGraphServiceStub(user)
+        session = stub.CreateSession(pb.CreateSessionRequest(), timeout=5)
+        health = health_pb2_grpc.HealthStub(user)
+        stalls = Stalls(attacker)
+        stalls.open("/memorygraph.v1.MemoryGraphService/AddPrompt", 8)
+        try:
+            deadline = time.monotonic() + 10
+            while (
+                health.Check(health_pb2.HealthCheckRequest(), timeout=3).status
+                == health_pb2.HealthCheckResponse.SERVING
+            ):
+                assert time.monotonic() < deadline, "a server that cannot write says SERVING"
+                time.sleep(0.1)
+            assert _http(server.metrics_server.port, "/healthz") == 503
+            assert stub.GetNode(pb.GetNodeRequest(node_id=session.id), timeout=5).id == session.id
         finally:
             stalls.end()
 

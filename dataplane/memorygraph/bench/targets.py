@@ -162,7 +162,7 @@ def echo_server(
     """The echo's gRPC server on 127.0.0.1:`port`, not started, and its thread pools (to shut
     down after it): unary reads on `core_workers` threads with spares, every other call on a
     pool of `max_workers`, as `memorygraph serve` runs them."""
-    reads = ElasticPool(min(core_workers, max_workers), max_workers, name="echo-read")
+    reads = ElasticPool(core_workers, max_workers, name="echo-read")
     waiting = futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="echo-waiting")
     server = grpc.server(
         cast(futures.ThreadPoolExecutor, reads), maximum_concurrent_rpcs=max_concurrent_rpcs
