@@ -116,6 +116,27 @@ def test_while_a_thread_is_held_its_spare_takes_calls_as_they_come(
         pool.shutdown()
 
 
+def test_a_spare_slow_to_start_is_not_started_again_and_again(
+    held: threading.Event, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_spare = ElasticPool._run_spare
+
+    def late(pool: ElasticPool) -> None:
+        time.sleep(0.05)  # a spare the system runs a little late
+        run_spare(pool)
+
+    monkeypatch.setattr(ElasticPool, "_run_spare", late)
+    pool = ElasticPool(1, 8, patience=0.01)
+    try:
+        pool.submit(held.wait, WAIT)
+        assert pool.submit(_thread_name).result(WAIT).startswith("rpc-")
+        time.sleep(0.1)
+        assert pool.threads == 2  # one held thread, one spare
+    finally:
+        held.set()
+        pool.shutdown()
+
+
 def test_load_alone_starts_no_spare() -> None:
     pool = ElasticPool(2, 16, patience=0.5)
     try:

@@ -45,7 +45,7 @@ T = TypeVar("T")
 
 
 class _Call:
-    __slots__ = ("args", "fn", "future", "kwargs", "queued")
+    __slots__ = ("args", "fn", "future", "kwargs")
 
     def __init__(
         self, future: futures.Future[Any], fn: Callable[..., Any], args: Any, kwargs: Any
@@ -54,7 +54,6 @@ class _Call:
         self.fn = fn
         self.args = args
         self.kwargs = kwargs
-        self.queued = time.monotonic()
 
     def run(self) -> None:
         if not self.future.set_running_or_notify_cancel():
@@ -110,7 +109,8 @@ class ElasticPool(futures.Executor):
         self._spares = 0  # spare threads started or about to be
         # Core threads waiting that no one has woken yet: one woken is no longer free.
         self._idle_cores = 0
-        self._idle_spares = 0
+        self._idle_spares = 0  # spares waiting (some perhaps woken already)
+        self._starting = 0  # spares started that have not yet looked for a call
         self._held = 0  # threads counted as held, each letting one spare run
         self._running_spares = 0
         self._spared = 0  # calls spares have run
@@ -162,6 +162,7 @@ class ElasticPool(futures.Executor):
                     # Nothing would ever run the call: say so to the caller.
                     self._queue.remove(call)
                     raise RuntimeError("cannot start a thread to run the call")
+                self._wake_watcher()  # the threads there are may all be held
         return future
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
@@ -177,12 +178,15 @@ class ElasticPool(futures.Executor):
             self._watch.notify_all()
         if not wait:
             return
-        self._watcher.join()  # it ends once nothing is queued: no thread starts after that
-        with self._work:
-            threads = list(self._threads)
+        self._watcher.join()  # it ends once nothing is queued: no spare starts after that
+        while True:
+            with self._work:
+                threads = [t for t in self._threads if t is not threading.current_thread()]
+            if all(t.ident is not None for t in threads):
+                break
+            time.sleep(0.001)  # a thread still starting (a core for a call submitted just before)
         for thread in threads:
-            if thread is not threading.current_thread():
-                thread.join()
+            thread.join()
 
     def _thread(self, role: str | None, target: Callable[[], None]) -> threading.Thread:
         if role is None:
@@ -228,6 +232,7 @@ class ElasticPool(futures.Executor):
                     self._work.wait()  # whoever woke this thread took it off the idle count
                 if not self._queue:
                     self._workers.remove(worker)
+                    self._cores -= 1
                     return
                 call = self._queue.popleft()
                 worker.started = time.monotonic()
@@ -241,6 +246,7 @@ class ElasticPool(futures.Executor):
         worker = _Worker()
         with self._work:
             self._workers.append(worker)
+            self._starting -= 1
         while True:
             with self._work:
                 if worker.started is not None:
@@ -255,6 +261,8 @@ class ElasticPool(futures.Executor):
                 call = self._queue.popleft()
                 worker.started = time.monotonic()
                 self._spared += 1
+                if self._queue and self._running_spares < self._held and self._idle_spares:
+                    self._spare.notify()  # more calls, and room for another spare
             call.run()
             del call
 
@@ -299,6 +307,7 @@ class ElasticPool(futures.Executor):
                 if not self._begin(thread):
                     with self._work:
                         self._spares -= 1
+                        self._starting -= 1
                     time.sleep(self.patience)  # the system is short of threads: later
 
     def _count_held(self) -> tuple[float, list[threading.Thread]]:
@@ -320,10 +329,13 @@ class ElasticPool(futures.Executor):
         starting: list[threading.Thread] = []
         if wanted <= 0:
             return wait, starting
-        self._spare.notify(wanted)
-        new = min(wanted - self._idle_spares, self.limit - self._cores - self._spares)
+        woken = min(wanted, self._idle_spares)
+        self._spare.notify(woken)
+        new = min(wanted - woken - self._starting, self.limit - self._cores - self._spares)
         for _ in range(max(new, 0)):
             self._spares += 1
+            self._starting += 1
             starting.append(self._thread(None, self._run_spare))
-        # Held threads without a spare to stand in (the pool is at its limit): look again.
-        return (wait if not starting else 0.0), starting
+        # Spares sent take a moment to take their calls: count again once they have (a spare
+        # woken twice finds nothing to take and waits again).
+        return (self.patience if woken or starting else wait), starting
