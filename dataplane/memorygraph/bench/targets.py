@@ -20,7 +20,7 @@ import functools
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent import futures
 from pathlib import Path
 from typing import Any, cast
@@ -138,13 +138,11 @@ class EchoServicer(pb_grpc.MemoryGraphServiceServicer):
             yield self.batch
 
 
-def _run_on(
-    pool: futures.ThreadPoolExecutor, servicer: EchoServicer, chosen: Callable[[str], bool]
-) -> None:
-    """Have gRPC run the servicer's `chosen` methods on `pool` (its experimental per-method
-    pools), as `memorygraph serve` runs its writes and streams."""
+def _all_but_reads_on(pool: futures.ThreadPoolExecutor, servicer: EchoServicer) -> None:
+    """Have gRPC run every method of the servicer but the unary reads on `pool` (its
+    experimental per-method pools), as `memorygraph serve` runs its writes and streams."""
     for name in dir(pb_grpc.MemoryGraphServiceServicer):
-        if name.startswith("_") or not chosen(name):
+        if name.startswith("_") or name in READS:
             continue
         method = functools.partial(getattr(type(servicer), name), servicer)
         method.experimental_thread_pool = pool  # type: ignore[attr-defined]
@@ -167,7 +165,7 @@ def echo_server(
     server = grpc.server(
         cast(futures.ThreadPoolExecutor, reads), maximum_concurrent_rpcs=max_concurrent_rpcs
     )
-    _run_on(waiting, servicer, lambda name: name not in READS)
+    _all_but_reads_on(waiting, servicer)
     pb_grpc.add_MemoryGraphServiceServicer_to_server(servicer, server)
     server.add_insecure_port(f"127.0.0.1:{port}")
     return server, (reads, waiting)
