@@ -336,6 +336,6 @@ class ElasticPool(futures.Executor):
             self._spares += 1
             self._starting += 1
             starting.append(self._thread(None, self._run_spare))
-        # Spares sent take a moment to take their calls: count again once they have (a spare
-        # woken twice finds nothing to take and waits again).
-        return (self.patience if woken or starting else wait), starting
+        # Spares woken take a moment to take their calls: count again once they have (a spare
+        # woken twice finds nothing to take and waits again). New ones count as `_starting`.
+        return (self.patience if woken else wait), starting
