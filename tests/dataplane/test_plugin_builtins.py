@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from memorygraph.errors import Code, ConfigError
+from memorygraph.plugins import builtin
 from memorygraph.plugins.builtin import Enricher, Quota, Redactor, Validator, luhn_valid
 from memorygraph.plugins.calls import HookCall, PluginRejected
 from memorygraph.plugins.config import parse_plugins
@@ -81,6 +82,34 @@ def test_validator_checks_each_rule_with_invalid_argument() -> None:
         with pytest.raises(PluginRejected) as info:
             validator.handle(bad)
         assert info.value.code == Code.INVALID_ARGUMENT and reason in str(info.value)
+
+
+@pytest.mark.parametrize("one_set", [True, False], ids=["one-set", "pattern-by-pattern"])
+def test_validator_names_the_first_denied_pattern_of_the_first_text_that_has_one(
+    one_set: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deny patterns are searched for in every text a user wrote, all at once in one RE2 set,
+    or one by one when RE2 cannot build the set: either way, the refusal names the first text
+    (content, texts, metadata) with a match, and the first pattern in order it matches."""
+    if not one_set:
+        monkeypatch.setattr(builtin, "re2_search_set", lambda patterns: None)
+    validator = Validator(
+        "v", ValidatorConfig(deny_patterns=["(?i)password\\s*[:=]", "^rm ", "token=\\w+"])
+    )
+    validator.handle(call("a password is not given", texts={"model": "farm rm x"}))
+    cases = [
+        (call("my Password: x token=abc"), "content matches the denied pattern '(?i)password"),
+        (
+            call("ok", texts={"model": "m", "role": "rm -rf /"}),
+            "role matches the denied pattern '^rm '",
+        ),
+        (call("rm x", metadata={"k": "token=1"}), "content matches the denied pattern '^rm '"),
+        (call("ok", metadata={"k": "token=1"}), "metadata['k'] matches the denied pattern 'token"),
+    ]
+    for bad, reason in cases:
+        with pytest.raises(PluginRejected) as info:
+            validator.handle(bad)
+        assert reason in str(info.value)
 
 
 def test_enricher_adds_content_facts() -> None:

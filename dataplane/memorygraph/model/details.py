@@ -180,6 +180,12 @@ _TEXT_LISTS: dict[type, tuple[str, ...]] = {
     cls: tuple(name for name, hint in hints.items() if hint == tuple[str, ...])
     for cls, hints in _HINTS.items()
 }
+# (name, default) of each kind's fields, in order: `dataclasses.fields` works them out anew
+# at every call, and plugins read the details of every node created.
+_FIELDS: dict[type, tuple[tuple[str, Any], ...]] = {
+    cls: tuple((f.name, f.default) for f in dataclasses.fields(cls))
+    for cls in DETAILS_TYPES.values()
+}
 
 
 def default_details(kind: NodeKind) -> NodeDetails:
@@ -237,15 +243,15 @@ def details_fields(details: NodeDetails, *, sparse: bool = False) -> dict[str, A
     (a request's details, before the server fills anything in)."""
     complete = details.COMPLETE
     fields: dict[str, Any] = {}
-    for field in dataclasses.fields(details):
-        value = getattr(details, field.name)
+    for name, default in _FIELDS[type(details)]:
+        value = getattr(details, name)
         if isinstance(value, TokenUsage):
-            for name in _USAGE_FIELDS:
-                count = getattr(value, name)
+            for usage in _USAGE_FIELDS:
+                count = getattr(value, usage)
                 if count or complete or not sparse:
-                    fields[name] = count
-        elif complete or value != field.default:
-            fields[field.name] = _plain(value)
+                    fields[usage] = count
+        elif complete or value != default:
+            fields[name] = _plain(value)
     return fields
 
 
