@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 from contextvars import ContextVar, Token
+from typing import Any
 
 __all__ = [
     "LazyRequestId",
@@ -25,15 +26,17 @@ class LazyRequestId:
     line, a failed call's trailers): most calls never do, and reading the caller's metadata
     for it on every call costs more than the rest of the bookkeeping of a call together."""
 
-    __slots__ = ("_find", "_value")
+    __slots__ = ("_args", "_find", "_value")
 
-    def __init__(self, find: Callable[[], str]) -> None:
+    def __init__(self, find: Callable[..., str], *args: Any) -> None:
+        """The id is `find(*args)` (no closure made per call)."""
         self._find = find
+        self._args = args
         self._value: str | None = None
 
     def __str__(self) -> str:
         if self._value is None:
-            self._value = self._find()
+            self._value = self._find(*self._args)
         return self._value
 
 

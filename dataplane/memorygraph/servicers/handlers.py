@@ -25,7 +25,6 @@ find or wrap the handler.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import logging
 import secrets
@@ -89,6 +88,7 @@ STALLED_HINTS = {
 }
 # The one translation of the domain's error codes into gRPC statuses (same names).
 STATUS_CODES: dict[Code, grpc.StatusCode] = {code: grpc.StatusCode[code.name] for code in Code}
+_OK = grpc.StatusCode.OK.name
 
 
 def _never(full_method: str) -> bool:
@@ -214,11 +214,16 @@ def _end(scope: _Scope) -> None:
     next idle moment) is taken for part of it, and its context is let go."""
     deadline_token, named = scope
     # A token resets only in the context it was made in (gRPC runs a call, its stream's
-    # generator included, in one); nothing here may hide how the call itself ended.
-    with contextlib.suppress(ValueError, RuntimeError):
+    # generator included, in one); nothing here may hide how the call itself ended. (try, not
+    # contextlib.suppress: this runs on every call, and a context manager costs more.)
+    try:  # noqa: SIM105
         deadline.reset(deadline_token)
-    with contextlib.suppress(ValueError, RuntimeError):
+    except (ValueError, RuntimeError):
+        pass
+    try:  # noqa: SIM105
         request_id_var.reset(named)
+    except (ValueError, RuntimeError):
+        pass
 
 
 def _status(
@@ -387,7 +392,7 @@ class HandlerWrapper:
         # Numbered now, looked for in the caller's metadata only when asked for: the same id
         # whoever asks, and in whichever thread.
         number = next(_id_counter)
-        named = request_id_var.set(LazyRequestId(lambda: _request_id(context, number)))
+        named = request_id_var.set(LazyRequestId(_request_id, context, number))
         self.calls.add(method)
         metrics.RPC.begin()
         default = None if long_lived else self.settings.default_deadline_seconds
@@ -402,14 +407,15 @@ class HandlerWrapper:
 
         def handle(request: Any, context: grpc.ServicerContext) -> Any:
             started, scope = self._begin(method, context, long_lived=long_lived)
-            code = grpc.StatusCode.OK
+            code = _OK  # its name: an enum member's name is looked up anew each time
             try:
                 return behaviour(request, context)
             except Exception as exc:
-                code, message = _status(method, exc, context)
-                _fail(context, code, message, exc)
+                status, message = _status(method, exc, context)
+                code = status.name
+                _fail(context, status, message, exc)
             finally:
-                metrics.RPC.end(method, code.name, time.perf_counter() - started)
+                metrics.RPC.end(method, code, time.perf_counter() - started)
                 _end(scope)
 
         return handle
