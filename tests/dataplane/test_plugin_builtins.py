@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from memorygraph.errors import Code, ConfigError
-from memorygraph.plugins import builtin
 from memorygraph.plugins.builtin import Enricher, Quota, Redactor, Validator, luhn_valid
 from memorygraph.plugins.calls import HookCall, PluginRejected
 from memorygraph.plugins.config import parse_plugins
@@ -84,15 +83,9 @@ def test_validator_checks_each_rule_with_invalid_argument() -> None:
         assert info.value.code == Code.INVALID_ARGUMENT and reason in str(info.value)
 
 
-@pytest.mark.parametrize("one_set", [True, False], ids=["one-set", "pattern-by-pattern"])
-def test_validator_names_the_first_denied_pattern_of_the_first_text_that_has_one(
-    one_set: bool, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Deny patterns are searched for in every text a user wrote, all at once in one RE2 set,
-    or one by one when RE2 cannot build the set: either way, the refusal names the first text
-    (content, texts, metadata) with a match, and the first pattern in order it matches."""
-    if not one_set:
-        monkeypatch.setattr(builtin, "re2_search_set", lambda patterns: None)
+def test_validator_names_the_first_denied_pattern_of_the_first_text_that_has_one() -> None:
+    """Deny patterns are searched for in every text a user wrote: the refusal names the first
+    text (content, texts, metadata) with a match, and the first pattern in order it matches."""
     validator = Validator(
         "v", ValidatorConfig(deny_patterns=["(?i)password\\s*[:=]", "^rm ", "token=\\w+"])
     )

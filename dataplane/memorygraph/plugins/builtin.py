@@ -23,7 +23,6 @@ from memorygraph.plugins.schema import (
     RedactorConfig,
     ValidatorConfig,
     compile_re2,
-    re2_search_set,
 )
 
 __all__ = ["Enricher", "Plugin", "Quota", "Redactor", "Validator", "luhn_valid"]
@@ -41,9 +40,6 @@ class Validator:
         self.config = config
         self._allow = [compile_re2(p) for p in config.allow_patterns]
         self._deny = [(p, compile_re2(p)) for p in config.deny_patterns]
-        # Every deny pattern in one pass over a text; the patterns one by one only to name the
-        # one a text matched (or when RE2 could not build the set).
-        self._deny_set = re2_search_set(config.deny_patterns) if self._deny else None
 
     def _reject(self, reason: str) -> None:
         raise PluginRejected(self.name, reason, Code.INVALID_ARGUMENT)
@@ -75,9 +71,8 @@ class Validator:
         texts = [("content", call.content or "")]
         texts += [(name, value) for name, value in call.texts.items()]
         texts += [(f"metadata[{key[:64]!r}]", value) for key, value in call.metadata.items()]
-        found = self._deny_set.Match if self._deny_set is not None else bool
         for name, text in texts:
-            if not text or not found(text):
+            if not text:
                 continue
             for pattern, regex in self._deny:
                 if regex.search(text):

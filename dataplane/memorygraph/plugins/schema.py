@@ -7,7 +7,6 @@ gRPC, no storage, no other part of `memorygraph`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
@@ -26,7 +25,6 @@ __all__ = [
     "ValidatorConfig",
     "WebhookConfig",
     "compile_re2",
-    "re2_search_set",
 ]
 
 
@@ -59,38 +57,16 @@ class Hook(StrEnum):
         return self.value.startswith("before_")
 
 
-def _re2_options() -> Any:
+def compile_re2(pattern: str) -> Any:
     import re2  # type: ignore[import-untyped]
 
     options = re2.Options()
     options.log_errors = False
-    return options
-
-
-def compile_re2(pattern: str) -> Any:
-    import re2
-
     try:
-        return re2.compile(pattern, _re2_options())
+        return re2.compile(pattern, options)
     except re2.error as exc:
         reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
         raise ValueError(f"{pattern!r} is not a valid RE2 pattern: {reason}") from None
-
-
-def re2_search_set(patterns: Sequence[str]) -> Any | None:
-    """One RE2 set that searches a text for all of `patterns` (each valid on its own) in one
-    pass: its `Match(text)` gives the indexes of those found, or None. None when RE2 cannot
-    build the set (it bounds the memory a set takes)."""
-    import re2
-
-    search = re2.Set.SearchSet(_re2_options())
-    try:
-        for pattern in patterns:
-            search.Add(pattern)
-        search.Compile()
-    except re2.error:
-        return None
-    return search
 
 
 class _Strict(BaseModel):
