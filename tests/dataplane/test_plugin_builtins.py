@@ -29,6 +29,9 @@ def call(content: str | None = "hello", **kwargs: object) -> HookCall:
         ("write to ada.lovelace+ml@example.co.uk today", "write to [redacted] today"),
         ("call +44 20 7946 0958 now", "call [redacted] now"),
         ("call (415) 555-0100 or 415.555.0100", "call [redacted] or [redacted]"),
+        # International numbers with as few as six digits, and two characters between some.
+        ("ring +49 (30) 123 456 today", "ring [redacted] today"),
+        ("ring +44 (20) 794 609 or +1-2-34-56", "ring [redacted] or [redacted]"),
         ("card 4111-1111-1111-1111 ok", "card [redacted] ok"),
         ("card 4111 1111 1111 1112 fails Luhn", "card 4111 1111 1111 1112 fails Luhn"),
         ("key sk-proj_abcdefghijklmnopqrstuv", "key [redacted]"),

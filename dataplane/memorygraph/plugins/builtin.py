@@ -118,10 +118,12 @@ def _key_prefix_in(text: str) -> bool:
     return False
 
 
-# Cheap necessary conditions for each kind of PII.
+# Cheap necessary conditions for each kind of PII. A phone number in international form starts
+# with "+" and may hold as few as six digits, with two characters between some of them; the
+# other forms hold seven digits with at most one character between each.
 _MAY_CONTAIN: dict[str, Callable[[str], bool]] = {
     "card": lambda text: _SEVEN_DIGITS.search(text) is not None,
-    "phone": lambda text: _SEVEN_DIGITS.search(text) is not None,
+    "phone": lambda text: "+" in text or _SEVEN_DIGITS.search(text) is not None,
     "email": lambda text: "@" in text,
     "api_key": _key_prefix_in,
 }
@@ -129,7 +131,9 @@ _MAY_CONTAIN: dict[str, Callable[[str], bool]] = {
 
 def _may_contain_any(text: str) -> bool:
     """The conditions of every kind at once, each test made once: most text holds no PII."""
-    return "@" in text or _key_prefix_in(text) or _SEVEN_DIGITS.search(text) is not None
+    return (
+        "@" in text or "+" in text or _key_prefix_in(text) or _SEVEN_DIGITS.search(text) is not None
+    )
 
 
 class Redactor:
