@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import pytest
+import re2  # type: ignore[import-untyped]
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from memorygraph.errors import Code, ConfigError
 from memorygraph.plugins.builtin import Enricher, Quota, Redactor, Validator, luhn_valid
 from memorygraph.plugins.calls import HookCall, PluginRejected
@@ -106,6 +109,61 @@ def test_validator_names_the_first_denied_pattern_of_the_first_text_that_has_one
         with pytest.raises(PluginRejected) as info:
             validator.handle(bad)
         assert reason in str(info.value)
+
+
+def _first_denied(patterns: list[str], texts: list[tuple[str, str]]) -> str | None:
+    """What the validator must refuse a call for: the first text, in order, that one of the
+    patterns is found in, and the first such pattern; None when none is."""
+    for name, text in texts:
+        for pattern in patterns:
+            if text and re2.search(pattern, text):
+                return f"{name} matches the denied pattern {pattern!r}"
+    return None
+
+
+# Patterns with and without assertions (which the validator cannot search for in texts joined
+# together), in one alternation with others or alone; texts that hold them, straddle two texts
+# or come close.
+_PATTERNS = st.lists(
+    st.sampled_from(
+        [
+            *("ab", "(?i)B+c", "a.c", "x*", "\\d{2}", "[^a]b", "(a|bc)+d", "(?s)a.b", "é"),
+            *("^b", "a$", "\\bab", "b\\B", "\\Aa", "\\Qa|b\\E", "c\\z"),
+        ]
+    ),
+    min_size=1,
+    max_size=3,
+)
+_TEXT = st.text(alphabet="abcdxé 1\n", max_size=8)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_PATTERNS, _TEXT, st.dictionaries(st.sampled_from(["model", "role"]), _TEXT), _TEXT)
+def test_validator_refuses_exactly_the_texts_a_deny_pattern_is_found_in(
+    patterns: list[str], content: str, texts: dict[str, str], value: str
+) -> None:
+    """A call is refused when, and only when, a deny pattern is found in one of its texts, and
+    the refusal names the first such text and pattern, whether the validator searched all
+    texts at once first (patterns without assertions) or each text by itself. A match that
+    straddles two texts refuses nothing."""
+    validator = Validator("v", ValidatorConfig(deny_patterns=patterns))
+    checked = call(content, texts=texts, metadata={"k": value})
+    expected = _first_denied(
+        patterns, [("content", content), *texts.items(), ("metadata['k']", value)]
+    )
+    if expected is None:
+        validator.handle(checked)
+    else:
+        with pytest.raises(PluginRejected) as info:
+            validator.handle(checked)
+        assert expected in str(info.value)
+
+
+def test_validator_passes_a_match_only_found_across_two_texts() -> None:
+    validator = Validator("v", ValidatorConfig(deny_patterns=["(?i)password\\s*[:=]", "b\\nc"]))
+    validator.handle(call("my password", texts={"model": ": x", "role": "b"}, metadata={"k": "c"}))
+    with pytest.raises(PluginRejected, match="model matches the denied pattern"):
+        validator.handle(call("ok", texts={"model": "a password = 1"}))
 
 
 def test_enricher_adds_content_facts() -> None:

@@ -40,6 +40,7 @@ class Validator:
         self.config = config
         self._allow = [compile_re2(p) for p in config.allow_patterns]
         self._deny = [(p, compile_re2(p)) for p in config.deny_patterns]
+        self._deny_any = _searching_all(config.deny_patterns)
 
     def _reject(self, reason: str) -> None:
         raise PluginRejected(self.name, reason, Code.INVALID_ARGUMENT)
@@ -71,12 +72,45 @@ class Validator:
         texts = [("content", call.content or "")]
         texts += [(name, value) for name, value in call.texts.items()]
         texts += [(f"metadata[{key[:64]!r}]", value) for key, value in call.metadata.items()]
+        if self._deny_any is not None:
+            # Most calls match nothing: one search of all texts at once tells. A match (maybe
+            # one spanning two texts) sends the call through the search of each text below.
+            joined = "\n".join([text for _, text in texts if text])
+            if not joined or self._deny_any.search(joined) is None:
+                return
         for name, text in texts:
             if not text:
                 continue
             for pattern, regex in self._deny:
                 if regex.search(text):
                     self._reject(f"{name} matches the denied pattern {pattern!r}")
+
+
+# RE2 syntax whose meaning depends on what lies around a match: the assertions (RE2 has no
+# others), and \Q, whose literal text runs to \E or to the end of the pattern and would take in
+# the ")" of a group around it.
+_CONTEXT_SYNTAX = ("^", "$", "\\A", "\\z", "\\b", "\\B", "\\Q")
+
+
+def _searching_all(patterns: list[str]) -> Any | None:
+    """One RE2 regex that, searched for in texts joined together, matches whenever one of
+    `patterns` matches one of the texts (and, rarely, across two); None when that cannot be
+    promised, and the texts are then searched one pattern at a time.
+
+    Each search is a call into RE2 that lets go of the interpreter lock, and a thread that
+    does so under load waits to take it back behind the others: with 32 threads writing, each
+    search cost about 20 to 25 µs of CPU more than the same search in Python's `re`, which keeps
+    the lock. A pattern without assertions matches a substring wherever it occurs, so whatever
+    it finds in a text it finds in the texts joined; the alternation of all patterns finds a
+    match where any of them does. (An RE2 set would tell the same in one call, but reports no
+    match when its automaton runs out of memory, where a single regex goes on with a slower
+    engine.)"""
+    if not patterns or any(syntax in p for p in patterns for syntax in _CONTEXT_SYNTAX):
+        return None
+    try:
+        return compile_re2("|".join(f"(?:{p})" for p in patterns))
+    except ValueError:  # together, too large for RE2's memory budget
+        return None
 
 
 def luhn_valid(digits: str) -> bool:
