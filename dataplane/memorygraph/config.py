@@ -144,6 +144,9 @@ class ServerConfig(BaseModel):
     # None: the directory's own number, and for a new directory the CPUs this process may use
     # (`usable_cpus`), worked out by `memorygraph serve` before it starts.
     workers: int | None = Field(default=None, ge=1, le=MAX_WORKERS)
+    # Keep each server process on one CPU of those it may run on, worker i on the i-th (see
+    # `affinity`): only where those CPUs are its own.
+    pin_cpus: bool = False
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"
     # Seconds in-flight RPCs get to finish on SIGTERM / Ctrl-C before they are cancelled.
@@ -285,6 +288,7 @@ ENV_KEYS = (
     "durability",
     "shards",
     "workers",
+    "pin_cpus",
     "log_level",
     "shutdown_grace_seconds",
     "max_workers",

@@ -19,6 +19,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from memorygraph.affinity import pin_to_one_cpu
 from memorygraph.auth import KeyRing
 from memorygraph.config import Durability, ServerConfig
 from memorygraph.errors import ConfigError
@@ -489,6 +490,11 @@ def _on_workers(
         metrics_server.alive.clear()
 
 
+def _pin_if_asked(config: ServerConfig, worker: int | None) -> None:
+    if config.pin_cpus:
+        log.info("keeping this process on CPU %d (pin_cpus)", pin_to_one_cpu(worker or 0))
+
+
 def start_server(config: ServerConfig, worker: int | None = None) -> RunningServer:
     """Open the store and start serving; returns once the gRPC port is bound. If any step
     fails, what was started is stopped again, in reverse order.
@@ -502,6 +508,7 @@ def start_server(config: ServerConfig, worker: int | None = None) -> RunningServ
     keyring = KeyRing.from_environment(config.auth.api_keys_file) if config.auth.enabled else None
     credentials = server_credentials(config.tls)
     topology = topology_of(config, worker)
+    _pin_if_asked(config, worker)  # before any thread starts: each takes its creator's CPUs
     with contextlib.ExitStack() as undo:
         metrics_port = config.metrics_port if topology is None else topology.metrics_port()
         metrics_server = MetricsServer(config.host, metrics_port)

@@ -27,6 +27,7 @@ def cmd_serve(args: argparse.Namespace, _: Client | None) -> int:
         "durability": args.durability,
         "shards": args.shards,
         "workers": args.workers,
+        "pin_cpus": args.pin_cpus,
         "log_format": args.log_format,
     }
     config = load_config(args.config, overrides)
@@ -76,6 +77,16 @@ def add_commands(commands: Commands) -> None:
         "worker i also listens on --port + 1 + i and serves metrics on --metrics-port + 1 + i "
         "(default: the directory's own; for a new one the CPUs this process may use, its "
         "container's CPU limit included; fixed when the data directory is made)",
+    )
+    serve.add_argument(
+        "--pin-cpus",
+        action="store_true",
+        default=None,
+        help="keep each server process on one CPU of those it may run on, worker i on the "
+        "i-th: its threads hand the interpreter's lock to each other many times a call, "
+        "cheaper on one CPU; only where those CPUs are its own (a machine of its own, a pod "
+        "with whole CPUs of its own), or processes that each pin themselves crowd onto the "
+        "same CPUs (env MEMORYGRAPH_PIN_CPUS)",
     )
     serve.add_argument("--log-format", choices=["text", "json"], help="default text")
     serve.set_defaults(func=cmd_serve, remote=False)
