@@ -158,7 +158,9 @@ def test_a_sliced_run_takes_every_scenario_in_turns_and_pools_them(tmp_path: Pat
     out = tmp_path / "bench.json"
     args = ["--runs", "1", "--duration", "0.6", "--warmup", "0.1", "--slices", "3"]
     proc = bench(
-        *args, "--no-postgres", "--fresh-logs", "--only", "add_prompt.1", "--json", str(out)
+        *args,
+        *("--no-postgres", "--fresh-logs", "--pin-cpus", "--only", "add_prompt.1"),
+        *("--json", str(out)),
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "0.6s each in 3 slices taken in turn" in proc.stdout
@@ -170,6 +172,7 @@ def test_a_sliced_run_takes_every_scenario_in_turns_and_pools_them(tmp_path: Pat
         "warmup": 0.1,
         "slices": 3,
         "fresh_logs": True,
+        "pin_cpus": True,
     }
     (run,) = report["runs"]
     assert sorted(run) == [

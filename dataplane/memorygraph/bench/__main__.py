@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from memorygraph.bench import quiet, report
-from memorygraph.bench.launch import free_port, server
+from memorygraph.bench.launch import free_port
+from memorygraph.bench.launch import server as launch_server
 from memorygraph.bench.load import Result
 from memorygraph.bench.verdicts import WORK_REFERENCES_US, Runs, checks, references
 from memorygraph.bench.workloads import (
@@ -140,6 +141,7 @@ def one_run(
 
     plugins = scratch / "plugins.yaml"
     plugins.write_text(PLUGINS_YAML)
+    server = partial(launch_server, pin_cpus=args.pin_cpus)
     # Every server is up for the whole run and each comparison is measured back to back, so
     # both sides of a ratio meet the same background load on a shared machine.
     with contextlib.ExitStack() as servers:
@@ -309,6 +311,12 @@ def main(argv: list[str] | None = None) -> int:
         "file; by default filler prompts roll it over onto a reused file first, as in a store "
         "in service",
     )
+    parser.add_argument(
+        "--pin-cpus",
+        action="store_true",
+        help="keep every data plane and echo server on one CPU (each worker on its own), as "
+        "`serve --pin-cpus` does; PostgreSQL runs as it is",
+    )
     parser.add_argument("--json", type=Path, help="also write the results here as JSON")
     args = parser.parse_args(argv)
     if args.repeats < 0 or args.runs < 1 or args.slices < 1:
@@ -350,6 +358,7 @@ def main(argv: list[str] | None = None) -> int:
             "warmup": args.warmup,
             "slices": args.slices,
             "fresh_logs": args.fresh_logs,
+            "pin_cpus": args.pin_cpus,
         }
         report.write_json(args.json, runs, found, found_references, settings)
     return 0

@@ -46,7 +46,11 @@ def free_port_run(count: int) -> int:
 
 
 @contextmanager
-def server(kind: str, scratch: Path, *extra: str, workers: int = 1) -> Iterator[Target]:
+def server(
+    kind: str, scratch: Path, *extra: str, workers: int = 1, pin_cpus: bool = False
+) -> Iterator[Target]:
+    """A server of `kind` (see `targets`) on a free port until the context ends; with
+    `pin_cpus`, kept on one CPU (each worker on its own) as `serve --pin-cpus` keeps them."""
     port = free_port() if workers == 1 else free_port_run(workers + 1)
     args = [
         sys.executable,
@@ -63,6 +67,8 @@ def server(kind: str, scratch: Path, *extra: str, workers: int = 1) -> Iterator[
     ]
     if workers > 1:
         args += ["--workers", str(workers)]
+    if pin_cpus:
+        args.append("--pin-cpus")
     data_dir = scratch / f"data-{port}" if kind == "memorygraph" else None
     if data_dir is not None:
         args += ["--data-dir", str(data_dir)]

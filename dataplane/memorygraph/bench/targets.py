@@ -27,6 +27,7 @@ from typing import Any, cast
 
 import grpc
 
+from memorygraph.affinity import pin_to_one_cpu
 from memorygraph.bench.workloads import CONTENT, MODEL
 from memorygraph.config import ServerConfig, load_config
 from memorygraph.model import format_id, new_id
@@ -224,19 +225,25 @@ def run_memorygraph(
     durability: str,
     plugins_file: Path | None = None,
     shards: int | None = None,
+    pin_cpus: bool = False,
 ) -> None:
-    config = _config(port, data_dir, durability, plugins_file=plugins_file, shards=shards)
+    config = _config(
+        port, data_dir, durability, plugins_file=plugins_file, shards=shards, pin_cpus=pin_cpus
+    )
     running = start_server(config)
     _wait_for_signal()
     running.stop(grace=1)
 
 
-def run_workers(port: int, data_dir: Path, durability: str, workers: int) -> None:
+def run_workers(
+    port: int, data_dir: Path, durability: str, workers: int, pin_cpus: bool = False
+) -> None:
     """`memorygraph serve --workers` as it runs: a supervisor and its worker processes (each
     started with the same settings, as command-line flags)."""
-    config = _config(port, data_dir, durability, workers=workers)
+    config = _config(port, data_dir, durability, workers=workers, pin_cpus=pin_cpus)
     argv = ["serve", "--data-dir", str(data_dir), "--host", "127.0.0.1", "--port", str(port)]
     argv += ["--metrics-port", "0", "--durability", durability, "--workers", str(workers)]
+    argv += ["--pin-cpus"] if pin_cpus else []
     supervisor = Supervisor(config, argv)
     supervisor.start()
     while not supervisor.serving():
@@ -259,6 +266,11 @@ def main() -> None:
     parser.add_argument("--plugins-file", type=Path)
     parser.add_argument("--shards", type=int, help="memorygraph: shards of a new data directory")
     parser.add_argument("--workers", type=int, default=1, help="memorygraph: worker processes")
+    parser.add_argument(
+        "--pin-cpus",
+        action="store_true",
+        help="keep the server on one CPU (each worker on its own), as `serve --pin-cpus`",
+    )
     parser.add_argument("--stream-batches", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument(
@@ -279,6 +291,8 @@ def main() -> None:
     args = parser.parse_args()
     defaults = load_config(None, {}, environ={})
     if args.kind == "echo":
+        if args.pin_cpus:
+            pin_to_one_cpu()
         run_echo(
             args.port,
             defaults.max_workers,
@@ -291,9 +305,16 @@ def main() -> None:
             args.sync_reuse_mb << 20,
         )
     elif args.workers > 1:
-        run_workers(args.port, args.data_dir, args.durability, args.workers)
+        run_workers(args.port, args.data_dir, args.durability, args.workers, args.pin_cpus)
     else:
-        run_memorygraph(args.port, args.data_dir, args.durability, args.plugins_file, args.shards)
+        run_memorygraph(
+            args.port,
+            args.data_dir,
+            args.durability,
+            args.plugins_file,
+            args.shards,
+            args.pin_cpus,
+        )
 
 
 if __name__ == "__main__":
