@@ -48,6 +48,7 @@ def test_rendered_server_config_loads_with_the_data_planes_own_loader(
     # The default is left to the data plane, whose own is the same (64 for a new directory).
     assert config.shards == (None if g.spec.shards == 64 else g.spec.shards)
     assert config.durability.value == g.spec.durability.lower()
+    assert config.pin_cpus == g.spec.pin_cpus
     assert config.log_level == g.spec.log_level.lower()
     assert config.auth.enabled == g.spec.auth_enabled
     assert (config.tls.cert_file is not None) == (g.spec.tls is not None)

@@ -43,6 +43,12 @@ def _fixed_replicas() -> dict[str, Any]:
     spec["replicas"] = 3
     spec["storage"] = {"size": "20Gi", "deletionPolicy": "Delete"}
     spec["durability"] = "Fast"
+    # Whole CPUs of its own (requests equal to limits) for a pod kept on one of them.
+    spec["resources"] = {
+        "requests": {"cpu": "2", "memory": "2Gi"},
+        "limits": {"cpu": "2", "memory": "2Gi"},
+    }
+    spec["pinCpus"] = True
     spec["logLevel"] = "Debug"
     spec["auth"] = {"enabled": True, "secretRef": {"name": "client-keys"}}
     spec["tls"] = {"secretRef": {"name": "tls"}, "requireClientCertificate": True}

@@ -320,6 +320,16 @@ class MemoryGraphSpec(KubeModel):
         default="Durable",
         description="Durable acknowledges writes once fsynced; Fast survives process crashes only.",
     )
+    pin_cpus: bool = Field(
+        default=False,
+        description=(
+            "Keep the data plane process on one CPU of those its container may use: its "
+            "threads hand the interpreter's lock to each other several times a call, cheaper "
+            "on one CPU. Only for pods given whole CPUs of their own (Guaranteed QoS, a whole "
+            "number of CPUs, the kubelet's static CPU manager policy): on shared CPUs, pods "
+            "that each pin themselves crowd onto the same ones."
+        ),
+    )
     log_level: Literal["Debug", "Info", "Warning", "Error"] = "Info"
     autoscaling: AutoscalingSpec | None = None
     plugins: PluginSelection | None = None

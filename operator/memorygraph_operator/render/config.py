@@ -66,6 +66,8 @@ def render_server_yaml(g: GraphInputs) -> str:
         # every directory made before the setting has it): the file, and so the pods, of
         # such graphs stay as they were.
         config["shards"] = spec.shards
+    if spec.pin_cpus:  # left out when off, so that the file of every other graph stays as it was
+        config["pin_cpus"] = True
     if spec.auth_enabled:
         config["auth"]["api_keys_file"] = f"{AUTH_DIR}/api-keys"
     if spec.tls is not None:
