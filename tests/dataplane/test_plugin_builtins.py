@@ -128,7 +128,7 @@ _PATTERNS = st.lists(
     st.sampled_from(
         [
             *("ab", "(?i)B+c", "a.c", "x*", "\\d{2}", "[^a]b", "(a|bc)+d", "(?s)a.b", "é"),
-            *("^b", "a$", "\\bab", "b\\B", "\\Aa", "\\Qa|b\\E", "c\\z"),
+            *("^b", "a$", "\\bab", "b\\B", "\\Aa", "\\Qa|b\\E", "\\Qb", "c\\z"),
         ]
     ),
     min_size=1,
@@ -157,6 +157,27 @@ def test_validator_refuses_exactly_the_texts_a_deny_pattern_is_found_in(
         with pytest.raises(PluginRejected) as info:
             validator.handle(checked)
         assert expected in str(info.value)
+
+
+def test_validator_with_patterns_too_large_to_search_for_together_searches_each() -> None:
+    """Each pattern compiles, their alternation is past RE2's memory budget: every text is
+    searched for each pattern, and a match is still refused."""
+    validator = Validator("v", ValidatorConfig(deny_patterns=["x\\pL{400}", "y\\pL{400}"]))
+    validator.handle(call("y" + "1" * 400, texts={"model": "x"}))
+    with pytest.raises(PluginRejected, match="model matches the denied pattern 'y"):
+        validator.handle(call("ok", texts={"model": "y" + "é" * 400}))
+
+
+def test_validator_refuses_what_an_unclosed_literal_pattern_matches() -> None:
+    """An unclosed \\Q takes everything after it as literal text: in one alternation with a
+    pattern that closes it, it would match something else. Such patterns are searched for one
+    at a time."""
+    validator = Validator("v", ValidatorConfig(deny_patterns=["\\Qb", "\\Qa|b\\E"]))
+    with pytest.raises(PluginRejected, match="content matches the denied pattern"):
+        validator.handle(call("b"))
+    with pytest.raises(PluginRejected, match="content matches the denied pattern"):
+        validator.handle(call("a|b"))
+    validator.handle(call("a"))
 
 
 def test_validator_passes_a_match_only_found_across_two_texts() -> None:

@@ -88,7 +88,8 @@ class Validator:
 
 # RE2 syntax whose meaning depends on what lies around a match: the assertions (RE2 has no
 # others), and \Q, whose literal text runs to \E or to the end of the pattern and would take in
-# the ")" of a group around it.
+# the ")" of a group around it. Looked for as text, so a negated class ([^a]) or an escaped \$
+# counts too: such patterns are searched for one at a time, slower and never wrong.
 _CONTEXT_SYNTAX = ("^", "$", "\\A", "\\z", "\\b", "\\B", "\\Q")
 
 
