@@ -19,7 +19,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from memorygraph.affinity import pin_to_one_cpu
+from memorygraph.affinity import ROCKSDB_THREADS, pin_to_one_cpu, unpin_threads
 from memorygraph.auth import KeyRing
 from memorygraph.config import Durability, ServerConfig
 from memorygraph.errors import ConfigError
@@ -490,9 +490,13 @@ def _on_workers(
         metrics_server.alive.clear()
 
 
-def _pin_if_asked(config: ServerConfig, worker: int | None) -> None:
-    if config.pin_cpus:
-        log.info("keeping this process on CPU %d (pin_cpus)", pin_to_one_cpu(worker or 0))
+def _pin_if_asked(config: ServerConfig, worker: int | None) -> frozenset[int] | None:
+    """With `pin_cpus`, this process on one CPU; returns the CPUs it could run on before."""
+    if not config.pin_cpus:
+        return None
+    cpu, allowed = pin_to_one_cpu(worker or 0)
+    log.info("keeping this process on CPU %d (pin_cpus)", cpu)
+    return allowed
 
 
 def start_server(config: ServerConfig, worker: int | None = None) -> RunningServer:
@@ -508,7 +512,8 @@ def start_server(config: ServerConfig, worker: int | None = None) -> RunningServ
     keyring = KeyRing.from_environment(config.auth.api_keys_file) if config.auth.enabled else None
     credentials = server_credentials(config.tls)
     topology = topology_of(config, worker)
-    _pin_if_asked(config, worker)  # before any thread starts: each takes its creator's CPUs
+    # Before any thread starts: a new thread runs where the thread that started it may.
+    allowed = _pin_if_asked(config, worker)
     with contextlib.ExitStack() as undo:
         metrics_port = config.metrics_port if topology is None else topology.metrics_port()
         metrics_server = MetricsServer(config.host, metrics_port)
@@ -516,6 +521,7 @@ def start_server(config: ServerConfig, worker: int | None = None) -> RunningServ
         undo.callback(metrics_server.stop)
         store = _open_store(config, topology)
         undo.callback(store.close)
+        unpin_threads(ROCKSDB_THREADS, allowed)  # flushes and compactions take no Python lock
         outbox: Periodic | None = None
         if topology is not None:
             outbox = Periodic(

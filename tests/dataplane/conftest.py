@@ -114,6 +114,20 @@ def serve_command(data_dir: Path, port: int, metrics_port: int, *extra: str) -> 
     ]
 
 
+def threads_cpus(pid: int) -> dict[str, set[frozenset[int]]]:
+    """The CPU sets the threads of process `pid` may run on: RocksDB's background threads
+    ("rocksdb"), and all others ("python": the interpreter's, gRPC's)."""
+    found: dict[str, set[frozenset[int]]] = {"rocksdb": set(), "python": set()}
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            name = Path(f"/proc/{pid}/task/{task}/comm").read_text().strip()
+            cpus = frozenset(os.sched_getaffinity(int(task)))
+        except OSError:
+            continue  # it ended meanwhile
+        found["rocksdb" if name.startswith("rocksdb:") else "python"].add(cpus)
+    return found
+
+
 class ServerProcess:
     """`python -m memorygraph serve` as a child process on a fixed data dir and ports."""
 

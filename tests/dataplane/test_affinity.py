@@ -6,8 +6,11 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+
+from .conftest import ServerProcess, threads_cpus
 
 _CHILD = """
 import json, os, sys, threading
@@ -21,7 +24,7 @@ started = threading.Event(); stop = threading.Event()
 def idle():
     started.set(); stop.wait()
 before = threading.Thread(target=idle); before.start(); started.wait()  # a thread already running
-cpu = pin_to_one_cpu(int(sys.argv[1]))
+cpu, _ = pin_to_one_cpu(int(sys.argv[1]))
 after_seen = []
 after = threading.Thread(target=lambda: after_seen.append(sorted(os.sched_getaffinity(0))))
 after.start(); after.join()
@@ -58,3 +61,26 @@ def test_pinning_asked_of_a_platform_that_cannot_is_a_configuration_error(
     monkeypatch.delattr(os, "sched_setaffinity")
     with pytest.raises(ConfigError, match="cannot keep a process on one CPU"):
         pin_to_one_cpu()
+
+
+def test_a_single_process_pinned_by_its_environment_and_unpinned_by_its_flag(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MEMORYGRAPH_PIN_CPUS=true keeps a single-process server's threads on the first CPU it
+    may use, RocksDB's background threads excepted; `--no-pin-cpus` overrides it."""
+    cpus = frozenset(os.sched_getaffinity(0))
+    monkeypatch.setenv("MEMORYGRAPH_PIN_CPUS", "true")
+    pinned = ServerProcess(tmp_path / "pinned").start()
+    try:
+        assert pinned.proc is not None
+        threads = threads_cpus(pinned.proc.pid)
+        assert threads == {"python": {frozenset({min(cpus)})}, "rocksdb": {cpus}}
+    finally:
+        pinned.stop()
+    free = ServerProcess(tmp_path / "free", "--no-pin-cpus").start()
+    try:
+        assert free.proc is not None
+        assert threads_cpus(free.proc.pid) == {"python": {cpus}, "rocksdb": {cpus}}
+        assert "keeping this process on CPU" not in free.output()
+    finally:
+        free.stop()

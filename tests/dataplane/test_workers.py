@@ -35,6 +35,7 @@ from .conftest import (
     free_port_run,
     serve_command,
     start_workers,
+    threads_cpus,
     wait_serving,
 )
 from .rpc_support import connect_routes
@@ -287,24 +288,25 @@ def test_serve_runs_a_worker_per_usable_cpu_for_a_new_directory_and_keeps_its_nu
     assert _serve_by_default(tmp_path / "one", both) == (1, "")
 
 
-def _cpus_of_threads(pid: int) -> set[frozenset[int]]:
-    """The CPU sets the threads of process `pid` may run on."""
-    return {frozenset(os.sched_getaffinity(int(task))) for task in os.listdir(f"/proc/{pid}/task")}
-
-
 def test_pinned_workers_each_keep_every_thread_on_a_cpu_of_their_own(tmp_path: Path) -> None:
-    """`--pin-cpus`: worker i and every thread it runs (gRPC's, the pools', the store's) stay
-    on the i-th CPU the data plane may use; the supervisor, which computes nothing, does not."""
-    cpus = os.sched_getaffinity(0)
+    """`--pin-cpus`: worker i and every thread it runs (gRPC's, the pools', the store's
+    requests) stay on the i-th CPU the data plane may use; RocksDB's flushes and compactions,
+    and the supervisor, which computes nothing, do not."""
+    cpus = frozenset(os.sched_getaffinity(0))
     if len(cpus) < 2:
         pytest.skip("needs two CPUs")
     server = Workers(tmp_path / "data", "--pin-cpus").start()
     try:
         assert server.proc is not None
         first, second = sorted(cpus)[:2]
-        workers = [_cpus_of_threads(pid) for pid in server.worker_pids()]
-        assert sorted(workers, key=min) == [{frozenset({first})}, {frozenset({second})}]
-        assert _cpus_of_threads(server.proc.pid) == {frozenset(cpus)}
+        workers = [threads_cpus(pid) for pid in server.worker_pids()]
+        # Each worker's threads all on one CPU, the two workers' CPUs the first two.
+        assert sorted(tuple(sorted(c)) for w in workers for c in w["python"]) == [
+            (first,),
+            (second,),
+        ]
+        assert all(w["rocksdb"] == {cpus} for w in workers)
+        assert threads_cpus(server.proc.pid)["python"] == {cpus}
         stub = _stub(server.address)  # and the graph is served as ever
         session = stub.CreateSession(pb.CreateSessionRequest(title="pinned"))
         assert stub.AddPrompt(pb.AddPromptRequest(session_id=session.id, content="q")).id

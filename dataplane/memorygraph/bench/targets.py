@@ -243,7 +243,8 @@ def run_workers(
     config = _config(port, data_dir, durability, workers=workers, pin_cpus=pin_cpus)
     argv = ["serve", "--data-dir", str(data_dir), "--host", "127.0.0.1", "--port", str(port)]
     argv += ["--metrics-port", "0", "--durability", durability, "--workers", str(workers)]
-    argv += ["--pin-cpus"] if pin_cpus else []
+    # Said either way: the workers read MEMORYGRAPH_* variables the benchmark may have.
+    argv.append("--pin-cpus" if pin_cpus else "--no-pin-cpus")
     supervisor = Supervisor(config, argv)
     supervisor.start()
     while not supervisor.serving():

@@ -80,13 +80,14 @@ def add_commands(commands: Commands) -> None:
     )
     serve.add_argument(
         "--pin-cpus",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
         default=None,
         help="keep each server process on one CPU of those it may run on, worker i on the "
-        "i-th: its threads hand the interpreter's lock to each other many times a call, "
-        "cheaper on one CPU; only where those CPUs are its own (a machine of its own, a pod "
-        "with whole CPUs of its own), or processes that each pin themselves crowd onto the "
-        "same CPUs (env MEMORYGRAPH_PIN_CPUS)",
+        "i-th (RocksDB's flushes and compactions excepted): its threads hand the "
+        "interpreter's lock to each other many times a call, cheaper on one CPU; only where "
+        "those CPUs are its own (a machine of its own, a pod with whole CPUs of its own), "
+        "or processes that each pin themselves crowd onto the same CPUs (default off; env "
+        "MEMORYGRAPH_PIN_CPUS)",
     )
     serve.add_argument("--log-format", choices=["text", "json"], help="default text")
     serve.set_defaults(func=cmd_serve, remote=False)
