@@ -43,10 +43,11 @@ def _fixed_replicas() -> dict[str, Any]:
     spec["replicas"] = 3
     spec["storage"] = {"size": "20Gi", "deletionPolicy": "Delete"}
     spec["durability"] = "Fast"
-    # Whole CPUs of its own (requests equal to limits) for a pod kept on one of them.
+    # A CPU of its own (requests equal to limits, one CPU for the pod's one process), to keep
+    # the process on.
     spec["resources"] = {
-        "requests": {"cpu": "2", "memory": "2Gi"},
-        "limits": {"cpu": "2", "memory": "2Gi"},
+        "requests": {"cpu": "1", "memory": "2Gi"},
+        "limits": {"cpu": "1", "memory": "2Gi"},
     }
     spec["pinCpus"] = True
     spec["logLevel"] = "Debug"

@@ -325,9 +325,9 @@ class MemoryGraphSpec(KubeModel):
         description=(
             "Keep the data plane process on one CPU of those its container may use: its "
             "threads hand the interpreter's lock to each other several times a call, cheaper "
-            "on one CPU. Only for pods given whole CPUs of their own (Guaranteed QoS, a whole "
-            "number of CPUs, the kubelet's static CPU manager policy): on shared CPUs, pods "
-            "that each pin themselves crowd onto the same ones."
+            "on one CPU. Only for pods given a CPU of their own (Guaranteed QoS with a CPU "
+            "request and limit of 1, the pod's one process; the kubelet's static CPU manager "
+            "policy): on shared CPUs, pods that each pin themselves crowd onto the same ones."
         ),
     )
     log_level: Literal["Debug", "Info", "Warning", "Error"] = "Info"
