@@ -69,15 +69,16 @@ class Validator:
 
     def _check_denied(self, call: HookCall) -> None:
         """No text of the call (content, texts, metadata values) matches a deny pattern."""
-        texts = [("content", call.content or "")]
-        texts += [(name, value) for name, value in call.texts.items()]
-        texts += [(f"metadata[{key[:64]!r}]", value) for key, value in call.metadata.items()]
         if self._deny_any is not None:
             # Most calls match nothing: one search of all texts at once tells. A match (maybe
             # one spanning two texts) sends the call through the search of each text below.
-            joined = "\n".join([text for _, text in texts if text])
+            every = (call.content, *call.texts.values(), *call.metadata.values())
+            joined = "\n".join([text for text in every if text])
             if not joined or self._deny_any.search(joined) is None:
                 return
+        texts = [("content", call.content or "")]
+        texts += [(name, value) for name, value in call.texts.items()]
+        texts += [(f"metadata[{key[:64]!r}]", value) for key, value in call.metadata.items()]
         for name, text in texts:
             if not text:
                 continue
