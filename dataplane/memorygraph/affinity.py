@@ -17,15 +17,14 @@ shared CPUs that each pinned themselves would crowd onto the same ones.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
 
 from memorygraph.errors import ConfigError
 
-__all__ = ["pin_to_one_cpu", "unpin_threads"]
+__all__ = ["pin_to_one_cpu", "unpin_rocksdb_threads"]
 
 _TASKS = "/proc/self/task"
-# The names RocksDB gives the threads of its background pools.
-ROCKSDB_THREADS = ("rocksdb:",)
+# How RocksDB's names for the threads of its background pools begin.
+_ROCKSDB_THREAD = "rocksdb:"
 
 
 def pin_to_one_cpu(index: int = 0) -> tuple[int, frozenset[int]]:
@@ -48,22 +47,19 @@ def pin_to_one_cpu(index: int = 0) -> tuple[int, frozenset[int]]:
     return cpu, allowed
 
 
-def unpin_threads(prefixes: Iterable[str], cpus: frozenset[int] | None) -> int:
-    """Let the threads whose names start with one of `prefixes` run on `cpus` again (None:
-    nothing was pinned, nothing to do); returns how many there were."""
+def unpin_rocksdb_threads(cpus: frozenset[int] | None) -> None:
+    """Let RocksDB's background threads (flushes and compactions, which take no interpreter
+    lock) run on `cpus` again; None: nothing was pinned."""
     if cpus is None:
-        return 0
-    freed = 0
+        return
     for thread in _threads():
         try:
             with open(f"{_TASKS}/{thread}/comm") as comm:
-                name = comm.read().strip()
+                name = comm.read()
         except OSError:
             continue  # it ended meanwhile
-        if name.startswith(tuple(prefixes)):
+        if name.startswith(_ROCKSDB_THREAD):
             _set(thread, cpus)
-            freed += 1
-    return freed
 
 
 def _threads() -> list[int]:

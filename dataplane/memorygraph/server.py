@@ -19,7 +19,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from memorygraph.affinity import ROCKSDB_THREADS, pin_to_one_cpu, unpin_threads
+from memorygraph.affinity import pin_to_one_cpu, unpin_rocksdb_threads
 from memorygraph.auth import KeyRing
 from memorygraph.config import Durability, ServerConfig
 from memorygraph.errors import ConfigError
@@ -521,7 +521,7 @@ def start_server(config: ServerConfig, worker: int | None = None) -> RunningServ
         undo.callback(metrics_server.stop)
         store = _open_store(config, topology)
         undo.callback(store.close)
-        unpin_threads(ROCKSDB_THREADS, allowed)  # flushes and compactions take no Python lock
+        unpin_rocksdb_threads(allowed)
         outbox: Periodic | None = None
         if topology is not None:
             outbox = Periodic(
